@@ -1,0 +1,38 @@
+// The cowmap command line: one file per command under bin/commands/, loaded
+// only when it runs, so that `cowmap diagram` does not pay for the harness.
+
+export interface Command {
+  summary: string;
+  run(argv: string[]): Promise<number>;
+}
+
+const commands: Record<string, { summary: string; load: () => Promise<Command> }> = {
+  init: { summary: 'create a volume: init DIR --regions N --region-size BYTES [--secondary DIR2]', load: () => import('./commands/init.ts').then((m) => m.command) },
+  write: { summary: 'write a region or a byte range: write DIR --region R --label TEXT | --offset O [--file F]', load: () => import('./commands/write.ts').then((m) => m.command) },
+  read: { summary: 'read a region or a byte range: read DIR --region R | --offset O --length L [--secondary]', load: () => import('./commands/read.ts').then((m) => m.command) },
+  cycle: { summary: 'run (or resume) one replication cycle: cycle DIR', load: () => import('./commands/cycle.ts').then((m) => m.command) },
+  status: { summary: 'show the phase, the maps and the counts: status DIR', load: () => import('./commands/status.ts').then((m) => m.command) },
+  replay: { summary: 'replay traces: replay [--model-only] FILE...', load: () => import('./commands/replay.ts').then((m) => m.command) },
+  explore: { summary: 'explore every model state: explore --regions N --values V [--crash] [--states-max M]', load: () => import('./commands/explore.ts').then((m) => m.command) },
+  diagram: { summary: 'print the statechart as Mermaid stateDiagram-v2', load: () => import('./commands/diagram.ts').then((m) => m.command) },
+};
+
+function usage(): string {
+  const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(8)} ${c.summary}`);
+  return ['usage: cowmap <command> [options]', '', 'commands:', ...lines].join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(usage() + '\n');
+    return name === undefined ? 2 : 0;
+  }
+  const entry = commands[name];
+  if (entry === undefined) {
+    process.stderr.write(`cowmap: unknown command '${name}'\n${usage()}\n`);
+    return 2;
+  }
+  const command = await entry.load();
+  return command.run(rest);
+}
