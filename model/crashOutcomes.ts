@@ -1,0 +1,162 @@
+// The crash outcomes of SPEC.md section 5 as a pure function: given the state
+// before an operation and the operation a crash interrupted, the recovered states
+// a correct implementation may show.
+//
+// A write is a sequence of durable steps in a documented order: the COW copy, the
+// next bit, then the data (SPEC.md section 5 and docs/protocol.md). So before the
+// data lands, the copy and the bit may or may not be there, in any combination;
+// once the data has landed (even torn), both are. A new P[r] with X[r] clear would
+// be lost by the next cycle; a new P[r] without its preserved copy would lose the
+// point in time. Those are not allowed, although each keeps every invariant at the
+// instant of recovery.
+//
+// In the torn model, a region write that was cut short may leave any sector-wise
+// mix of its old and new bytes. The model does not see bytes, so such an outcome
+// names the two contents and the harness checks the bytes (`isSectorMix`).
+
+import { checkState } from './invariants.ts';
+import * as rules from './rules.ts';
+import type { Content, ModelState, Op, Phase } from './types.ts';
+
+export interface CrashOptions {
+  /** The torn model: unsynced sector writes may be torn (SPEC.md section 5, rule 3). */
+  readonly torn: boolean;
+}
+
+export interface Mix {
+  readonly volume: 'primary' | 'secondary';
+  readonly region: number;
+  readonly old: Content;
+  readonly new: Content;
+}
+
+export interface CrashOutcome {
+  /** The recovered state (not crashed, nothing sent). */
+  readonly state: ModelState;
+  /** Torn model: `state[volume][region]` may also be any sector-wise mix of old and new. */
+  readonly mix: Mix | null;
+}
+
+/** The state an implementation reports (SPEC.md section 6), as the model sees it. */
+export interface ObservedState {
+  readonly phase: Phase;
+  readonly current: readonly boolean[];
+  readonly next: readonly boolean[];
+  readonly cow: readonly (Content | null)[];
+  readonly primary: readonly Content[];
+  readonly secondary: readonly Content[];
+}
+
+function recovered(state: ModelState): ModelState {
+  return rules.recover(rules.crash(state));
+}
+
+function keyOf(outcome: CrashOutcome): string {
+  const s = outcome.state;
+  return JSON.stringify([s.phase, s.primary, s.secondary, s.current, s.next, s.cow, outcome.mix]);
+}
+
+function writeOutcomes(before: ModelState, region: number, data: Content, options: CrashOptions): CrashOutcome[] {
+  const preserves = rules.firstWriteThisCycle(before, region);
+  const outcomes: CrashOutcome[] = [];
+  // The data has not landed: any prefix of {COW copy, next bit}.
+  for (const withCopy of preserves ? [false, true] : [false]) {
+    for (const withBit of [false, true]) {
+      let state = withCopy ? rules.preserveRegion(before, region) : before;
+      state = withBit ? rules.markNext(state, region) : state;
+      outcomes.push({ state, mix: null });
+    }
+  }
+  // The data has landed, whole or (torn) in part: the copy and the bit are durable.
+  const after = rules.write(before, region, data);
+  const old = before.primary[region]!;
+  const mix: Mix | null = options.torn && old !== data ? { volume: 'primary', region, old, new: data } : null;
+  outcomes.push({ state: after, mix });
+  return outcomes;
+}
+
+/**
+ * The recovered states allowed after a crash inside `op`, started in `before`.
+ * A crash between operations is `op = { type: 'crash' }`: exactly the state.
+ */
+export function crashOutcomes(before: ModelState, op: Op, options: CrashOptions): CrashOutcome[] {
+  let outcomes: CrashOutcome[];
+  const rejected = rules.judge(before, op) !== null;
+  if (before.crashed) {
+    // A crash inside recovery: recovery starts over from the same durable state.
+    outcomes = [{ state: before, mix: null }];
+  } else if (rejected) {
+    outcomes = [{ state: before, mix: null }];
+  } else {
+    switch (op.type) {
+      case 'write':
+        outcomes = writeOutcomes(before, op.region, op.data, options);
+        break;
+      case 'startCycle':
+        outcomes = [{ state: before, mix: null }, { state: rules.swapMaps(before), mix: null }];
+        break;
+      case 'completeCycle':
+        outcomes = [{ state: before, mix: null }, { state: rules.completeCycle(before), mix: null }];
+        break;
+      case 'transfer': {
+        const after = rules.sendRegion(before, op.region);
+        const old = before.secondary[op.region]!;
+        const sentContent = after.secondary[op.region]!;
+        const mix: Mix | null = options.torn && old !== sentContent ? { volume: 'secondary', region: op.region, old, new: sentContent } : null;
+        outcomes = [{ state: before, mix: null }, { state: after, mix }];
+        break;
+      }
+      case 'read':
+      case 'crash':
+      case 'recover':
+        outcomes = [{ state: before, mix: null }];
+        break;
+    }
+  }
+  const unique = new Map<string, CrashOutcome>();
+  for (const outcome of outcomes) {
+    const candidate = { state: recovered(outcome.state), mix: outcome.mix };
+    const violations = checkState(candidate.state);
+    if (violations.length > 0) {
+      throw new Error(`model: a crash outcome of ${op.type} breaks ${violations[0]!.invariant}: ${violations[0]!.message}`);
+    }
+    unique.set(keyOf(candidate), candidate);
+  }
+  return [...unique.values()];
+}
+
+function sameList<T>(a: readonly T[], b: readonly T[]): boolean {
+  return a.length === b.length && a.every((value, index) => value === b[index]);
+}
+
+/**
+ * The allowed outcome that an implementation's recovered state shows, as the model
+ * state to continue from, or null when the state is not allowed. `isSectorMix`
+ * tells whether `observed` content is a sector-wise mix of `old` and `new`.
+ */
+export function matchOutcome(
+  outcomes: readonly CrashOutcome[],
+  observed: ObservedState,
+  isSectorMix: (old: Content, next: Content, observed: Content) => boolean,
+): ModelState | null {
+  for (const { state, mix } of outcomes) {
+    if (state.phase !== observed.phase) continue;
+    if (!sameList(state.current, observed.current) || !sameList(state.next, observed.next) || !sameList(state.cow, observed.cow)) continue;
+    let primary = state.primary;
+    let secondary = state.secondary;
+    if (mix !== null) {
+      const seen = observed[mix.volume][mix.region]!;
+      if (seen !== mix.old && seen !== mix.new && isSectorMix(mix.old, mix.new, seen)) {
+        if (mix.volume === 'primary') primary = primary.map((content, region) => (region === mix.region ? seen : content));
+        else secondary = secondary.map((content, region) => (region === mix.region ? seen : content));
+      }
+    }
+    if (!sameList(primary, observed.primary) || !sameList(secondary, observed.secondary)) continue;
+    if (primary === state.primary && secondary === state.secondary) return state;
+    const continued: ModelState = { ...state, primary, secondary };
+    // A torn region continues as content of its own. It must still keep the invariants.
+    if (checkState(continued).length > 0) continue;
+    return continued;
+  }
+  return null;
+}

@@ -1,0 +1,124 @@
+// Stable transition ids, derived from the machine definition (no hand-kept list),
+// for the coverage report and the gate. An id reads
+//   <state path>:<event>[<guard>] <code>
+// e.g. `replicating:write[firstWriteThisCycle]`, `idle:transfer E_PHASE`,
+// `replicating.sending:always[everyCurrentRegionSent]`.
+
+import { getMicrosteps, transition } from 'xstate';
+import type { AnyStateNode, AnyTransitionDefinition, SnapshotFrom } from 'xstate';
+import { replicationMachine } from './machine.ts';
+import type { Op } from './types.ts';
+
+export type ModelSnapshot = SnapshotFrom<typeof replicationMachine>;
+
+interface ActionLike {
+  readonly type?: unknown;
+  readonly params?: { readonly code?: unknown };
+}
+
+function statePath(node: AnyStateNode): string {
+  return node.path.length === 0 ? node.machine.id : node.path.join('.');
+}
+
+function guardName(definition: AnyTransitionDefinition): string | null {
+  const guard: unknown = definition.guard;
+  if (guard === undefined) return null;
+  if (typeof guard === 'string') return guard;
+  if (typeof guard === 'object' && guard !== null && typeof (guard as { type?: unknown }).type === 'string') {
+    return (guard as { type: string }).type;
+  }
+  throw new Error(`model: transition ${statePath(definition.source)}:${definition.eventType} has an unnamed guard`);
+}
+
+function rejectCode(definition: AnyTransitionDefinition): string | null {
+  for (const action of definition.actions as readonly unknown[]) {
+    const like = action as ActionLike;
+    if (typeof action === 'object' && action !== null && like.type === 'reject' && typeof like.params?.code === 'string') {
+      return like.params.code;
+    }
+  }
+  return null;
+}
+
+export function transitionId(definition: AnyTransitionDefinition): string {
+  const event = definition.eventType === '' ? 'always' : definition.eventType;
+  const guard = guardName(definition);
+  const code = rejectCode(definition);
+  return `${statePath(definition.source)}:${event}${guard === null ? '' : `[${guard}]`}${code === null ? '' : ` ${code}`}`;
+}
+
+function allStateNodes(root: AnyStateNode): AnyStateNode[] {
+  const nodes: AnyStateNode[] = [];
+  const pending: AnyStateNode[] = [root];
+  const nodesMax = 1000;
+  while (pending.length > 0) {
+    if (nodes.length >= nodesMax) throw new Error('model: more state nodes than expected');
+    const node = pending.shift()!;
+    nodes.push(node);
+    pending.push(...Object.values(node.states));
+  }
+  return nodes;
+}
+
+export interface TransitionInfo {
+  readonly id: string;
+  readonly source: string;
+  readonly event: string;
+  readonly guard: string | null;
+  readonly rejects: string | null;
+  readonly targets: readonly string[];
+  readonly definition: AnyTransitionDefinition;
+}
+
+function describe(definition: AnyTransitionDefinition): TransitionInfo {
+  return {
+    id: transitionId(definition),
+    source: statePath(definition.source),
+    event: definition.eventType === '' ? 'always' : definition.eventType,
+    guard: guardName(definition),
+    rejects: rejectCode(definition),
+    targets: (definition.target ?? []).map((node: AnyStateNode) => statePath(node)),
+    definition,
+  };
+}
+
+let transitionsCached: readonly TransitionInfo[] | null = null;
+
+/** Every transition of the machine, in definition order, with its stable id. */
+export function allTransitions(): readonly TransitionInfo[] {
+  if (transitionsCached !== null) return transitionsCached;
+  const found: TransitionInfo[] = [];
+  for (const node of allStateNodes(replicationMachine.root)) {
+    for (const definitions of node.transitions.values()) {
+      for (const definition of definitions) found.push(describe(definition));
+    }
+    for (const definition of node.always ?? []) found.push(describe(definition));
+  }
+  const ids = new Set(found.map((info) => info.id));
+  if (ids.size !== found.length) throw new Error('model: two transitions derive the same id');
+  transitionsCached = found;
+  return found;
+}
+
+/**
+ * One step of the statechart with the ids of the transitions it took: the one the
+ * event selected, then any eventless ones that followed (a transfer that drains C
+ * takes `replicating.sending:always[everyCurrentRegionSent]`).
+ */
+export function stepMachine(snapshot: ModelSnapshot, event: Op): { snapshot: ModelSnapshot; taken: string[] } {
+  const selected = replicationMachine.getTransitionData(snapshot, event);
+  const taken = selected.map((definition) => transitionId(definition));
+  const microsteps = getMicrosteps(replicationMachine, snapshot, event);
+  const eventless = allTransitions().filter((info) => info.event === 'always');
+  for (let index = 1; index < microsteps.length; index++) {
+    const before = microsteps[index - 1]![0];
+    const after = microsteps[index]![0];
+    for (const info of eventless) {
+      const sourceActive = before._nodes.includes(info.definition.source);
+      const targetActive = (info.definition.target ?? []).every((node: AnyStateNode) => after._nodes.includes(node));
+      if (sourceActive && targetActive) taken.push(info.id);
+    }
+  }
+  const [next] = transition(replicationMachine, snapshot, event);
+  return { snapshot: next, taken };
+}
