@@ -34,5 +34,15 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const command = await entry.load();
-  return command.run(rest);
+  try {
+    return await command.run(rest);
+  } catch (error) {
+    // util.parseArgs throws for unknown or malformed options: bad usage, exit 2.
+    const code = (error as { code?: unknown }).code;
+    if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`E_BAD_REQUEST: cowmap ${name}: ${(error as Error).message}\n`);
+      return 2;
+    }
+    throw error;
+  }
 }

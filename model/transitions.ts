@@ -7,7 +7,8 @@
 import { getMicrosteps, transition } from 'xstate';
 import type { AnyStateNode, AnyTransitionDefinition, SnapshotFrom } from 'xstate';
 import { replicationMachine } from './machine.ts';
-import type { Op } from './types.ts';
+import { everyCurrentRegionSent } from './rules.ts';
+import type { ModelState, Op } from './types.ts';
 
 export type ModelSnapshot = SnapshotFrom<typeof replicationMachine>;
 
@@ -121,4 +122,20 @@ export function stepMachine(snapshot: ModelSnapshot, event: Op): { snapshot: Mod
   }
   const [next] = transition(replicationMachine, snapshot, event);
   return { snapshot: next, taken };
+}
+
+/** The statechart snapshot that holds a model state (for continuing from a crash outcome). */
+export function snapshotOf(state: ModelState): ModelSnapshot {
+  const value = state.crashed
+    ? { crashed: state.phase === 'idle' ? 'whileIdle' : 'whileReplicating' }
+    : state.phase === 'idle'
+      ? 'idle'
+      : { replicating: everyCurrentRegionSent(state) ? 'drained' : 'sending' };
+  return replicationMachine.resolveState({ value, context: { ...state, rejection: null } });
+}
+
+/** The model state a snapshot holds. */
+export function stateOf(snapshot: ModelSnapshot): ModelState {
+  const { rejection: _rejection, ...state } = snapshot.context;
+  return state;
 }

@@ -1,0 +1,71 @@
+// cowmap replay [--model-only] FILE...
+// Replays traces on the model (and, without --model-only, on the reference
+// implementation side by side). Exit status: 0 every trace passes, 1 a trace
+// fails (its file, line, step and both states are printed), 2 a trace is invalid.
+
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { formatFailure, replayTrace } from '../../harness/replay.ts';
+import type { SystemUnderTest } from '../../harness/sut.ts';
+import { readTrace } from '../../harness/trace/reader.ts';
+import { TraceError } from '../../harness/trace/traceError.ts';
+import type { Trace } from '../../harness/trace/trace.ts';
+import type { Command } from '../main.ts';
+import { usageError } from './options.ts';
+
+export type SutFactory = () => Promise<SystemUnderTest>;
+
+/** The implementation that `replay` runs beside the model; null: model only. */
+async function referenceSut(): Promise<SutFactory | null> {
+  const module = await import('../../harness/referenceSut.ts').catch(() => null);
+  return module === null ? null : () => Promise.resolve(module.createReferenceSut());
+}
+
+export const command: Command = {
+  summary: 'replay traces',
+  async run(argv) {
+    const { values, positionals } = parseArgs({
+      args: argv,
+      options: { 'model-only': { type: 'boolean', default: false } },
+      strict: true,
+      allowPositionals: true,
+    });
+    if (positionals.length === 0) return usageError('replay', 'replay needs at least one trace file');
+    const traces: Trace[] = [];
+    for (const file of positionals) {
+      try {
+        traces.push(readTrace(readFileSync(file, 'utf8'), file));
+      } catch (error) {
+        if (error instanceof TraceError) {
+          process.stderr.write(`${error.message}\n`);
+          return 2;
+        }
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+          process.stderr.write(`E_NOT_FOUND: replay: no trace file ${file}\n`);
+          return 2;
+        }
+        throw error;
+      }
+    }
+    const factory = values['model-only'] ? null : await referenceSut();
+    if (!values['model-only'] && factory === null) {
+      process.stderr.write('replay: the reference implementation is not available; use --model-only\n');
+      return 2;
+    }
+    let failed = 0;
+    for (const trace of traces) {
+      const sut = factory === null ? null : await factory();
+      const result = await replayTrace(trace, sut);
+      const side = sut === null ? 'model' : `model and ${sut.name}`;
+      if (result.failure === null) {
+        const branches = result.branches > 1 ? `, ${result.branches} crash branches` : '';
+        process.stdout.write(`ok   ${trace.file} on the ${side} (${result.stats.steps} steps, ${result.stats.invariantChecks} invariant checks${branches})\n`);
+      } else {
+        failed++;
+        process.stdout.write(`FAIL ${trace.file} on the ${side}\n${formatFailure(result.failure)}\n`);
+      }
+    }
+    if (traces.length > 1) process.stdout.write(`${traces.length - failed} passed, ${failed} failed\n`);
+    return failed > 0 ? 1 : 0;
+  },
+};

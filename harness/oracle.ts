@@ -1,0 +1,265 @@
+// The oracle loop. One step applies an operation to the model (the statechart's
+// pure `transition`) and to the implementation under test, compares the
+// implementation's whole observable state (SPEC.md section 6) with the model's,
+// and checks every invariant. After a crash inside an operation it accepts only
+// the recovered states the model's crash-outcome function allows, and continues
+// from the one the implementation shows.
+//
+// Without an implementation (model-only replay) the oracle follows the model
+// alone, and after a crash inside an operation it follows every allowed outcome
+// (a torn region is followed as its old and its new content).
+
+import { crashOutcomes, matchOutcome } from '../model/crashOutcomes.ts';
+import type { CrashOutcome, ObservedState } from '../model/crashOutcomes.ts';
+import { checkState, checkTransition } from '../model/invariants.ts';
+import type { Violation } from '../model/invariants.ts';
+import * as rules from '../model/rules.ts';
+import { snapshotOf, stateOf, stepMachine } from '../model/transitions.ts';
+import type { ModelSnapshot } from '../model/transitions.ts';
+import type { Geometry, ModelState, Op } from '../model/types.ts';
+import type { ContentBook } from './trace/content.ts';
+import type { CrashRequest, SutOp, SutReply, SutState, SystemUnderTest } from './sut.ts';
+
+export interface Difference {
+  readonly field: string;
+  readonly expected: string;
+  readonly observed: string;
+}
+
+export type FailureKind = 'expectError' | 'invariant' | 'divergence' | 'crash-outcome' | 'expect' | 'sut';
+
+/** A check that failed: what was expected, what was observed, side by side. */
+export class OracleFailure extends Error {
+  constructor(
+    readonly kind: FailureKind,
+    message: string,
+    readonly differences: readonly Difference[] = [],
+    readonly violations: readonly Violation[] = [],
+  ) {
+    super(message);
+    this.name = 'OracleFailure';
+  }
+}
+
+export type OracleOp = SutOp | { readonly type: 'crash' } | { readonly type: 'recover' };
+
+export interface OracleStats {
+  steps: number;
+  invariantChecks: number;
+  crashStates: number;
+}
+
+function bits(values: readonly boolean[]): string {
+  return values.map((bit) => (bit ? '1' : '0')).join('');
+}
+
+function parseBits(text: string): boolean[] {
+  return [...text].map((bit) => bit === '1');
+}
+
+export function observedOf(state: SutState): ObservedState {
+  return {
+    phase: state.phase,
+    current: parseBits(state.current),
+    next: parseBits(state.next),
+    cow: state.cowData.map((digest, region) => (state.cow[region] === '1' ? digest : null)),
+    primary: state.primary,
+    secondary: state.secondary,
+  };
+}
+
+export class Oracle {
+  private snapshot: ModelSnapshot;
+  /** The outcomes allowed after a crash inside an operation, judged at recovery. */
+  private pendingOutcomes: CrashOutcome[] | null = null;
+  readonly covered: Set<string>;
+  readonly stats: OracleStats;
+
+  constructor(
+    readonly geometry: Geometry,
+    readonly book: ContentBook,
+    readonly sut: SystemUnderTest | null,
+    from?: { state: ModelState; covered: Set<string>; stats: OracleStats },
+  ) {
+    this.snapshot = snapshotOf(from?.state ?? rules.initialState(geometry, book.zero));
+    this.covered = from?.covered ?? new Set<string>();
+    this.stats = from?.stats ?? { steps: 0, invariantChecks: 0, crashStates: 0 };
+  }
+
+  async start(): Promise<void> {
+    if (this.sut !== null) {
+      await this.sut.create(this.geometry);
+      await this.compare('create');
+    }
+  }
+
+  get state(): ModelState {
+    return stateOf(this.snapshot);
+  }
+
+  /** A model-only copy that continues from a crash outcome (crashed, awaiting recover). */
+  fork(outcome: CrashOutcome): Oracle {
+    if (this.sut !== null) throw new Error('oracle: only a model-only oracle forks');
+    const forked = new Oracle(this.geometry, this.book, null, { state: rules.crash(outcome.state), covered: this.covered, stats: this.stats });
+    forked.pendingOutcomes = [outcome];
+    return forked;
+  }
+
+  private modelOp(op: OracleOp): Op {
+    if (op.type === 'write') return { type: 'write', region: op.region, data: this.book.addBytes(op.data), size: op.data.length };
+    return op;
+  }
+
+  /** Steps the model; checks the invariants on the new state and on the transition. */
+  private stepModel(op: Op, label: string): { ok: true } | { ok: false; code: string; message: string } {
+    const before = this.state;
+    const { snapshot: after, taken } = stepMachine(this.snapshot, op);
+    for (const id of taken) this.covered.add(id);
+    const rejection = after.context.rejection;
+    const violations = [...checkState(stateOf(after))];
+    if (rejection === null) violations.push(...checkTransition(before, op, stateOf(after)));
+    this.stats.invariantChecks++;
+    this.stats.steps++;
+    if (violations.length > 0) {
+      throw new OracleFailure('invariant', `the model broke ${violations[0]!.invariant} at ${label}: ${violations[0]!.message}`, [], violations);
+    }
+    this.snapshot = after;
+    return rejection === null ? { ok: true } : { ok: false, code: rejection.code, message: rejection.message };
+  }
+
+  private checkVerdict(label: string, model: { ok: true } | { ok: false; code: string }, reply: SutReply | null, expectError: string | undefined): void {
+    const modelSays = model.ok ? 'ok' : model.code;
+    if (expectError !== undefined && modelSays !== expectError) {
+      throw new OracleFailure('expectError', `${label}: expected ${expectError}, the model says ${modelSays}`, [{ field: 'result', expected: expectError, observed: `${modelSays} (model)` }]);
+    }
+    if (expectError === undefined && !model.ok) {
+      throw new OracleFailure('expectError', `${label}: the model rejects it with ${modelSays}`, [{ field: 'result', expected: 'ok', observed: `${modelSays} (model)` }]);
+    }
+    if (reply !== null) {
+      const sutSays = reply.ok ? 'ok' : reply.code;
+      if (sutSays !== modelSays) {
+        const detail = reply.ok ? '' : `: ${reply.message}`;
+        throw new OracleFailure('divergence', `${label}: the model says ${modelSays}, the implementation ${sutSays}${detail}`, [{ field: 'result', expected: `${modelSays} (model)`, observed: `${sutSays} (implementation)` }]);
+      }
+    }
+  }
+
+  /**
+   * One operation on the model and the implementation. `expectError` is the code
+   * the caller expects (undefined: the operation must succeed on the model; null:
+   * whatever the model says). Returns the implementation's reply, or the model's
+   * verdict when model-only.
+   */
+  async step(op: OracleOp, label: string, expectError?: string | null): Promise<SutReply> {
+    const wasCrashed = this.state.crashed;
+    const verdict = this.stepModel(this.modelOp(op), label);
+    let reply: SutReply | null = null;
+    if (this.sut !== null) {
+      if (op.type === 'crash') {
+        if (!wasCrashed) await this.sut.crash();
+        reply = { ok: true };
+      } else if (op.type === 'recover') {
+        reply = verdict.ok ? await this.sut.recover() : verdict;
+      } else if (!wasCrashed) {
+        reply = await this.sut.apply(op);
+      }
+      // Between crash and recover the implementation is not running: the model alone decides.
+    }
+    this.checkVerdict(label, verdict, reply, expectError === null ? (verdict.ok ? undefined : verdict.code) : expectError);
+    if (op.type === 'read' && reply !== null && reply.ok && this.sut !== null) {
+      const model = this.state;
+      const expected = op.volume === 'primary' ? model.primary[op.region]! : model.secondary[op.region]!;
+      const observed = reply.data === undefined ? 'nothing' : this.book.addBytes(reply.data);
+      if (observed !== expected) {
+        throw new OracleFailure('divergence', `${label}: read returned other bytes than the model holds`, [{ field: `${op.volume}[${op.region}]`, expected: this.book.show(expected), observed: this.book.show(observed) }]);
+      }
+    }
+    if (op.type === 'recover' && verdict.ok && this.pendingOutcomes !== null) await this.judgeRecovery(label);
+    else if (!this.state.crashed) await this.compare(label);
+    return reply ?? verdict;
+  }
+
+  /**
+   * An operation with a crash after its k-th durable I/O call; the next step must
+   * be recover. Returns the outcomes the model allows; a model-only caller forks
+   * one oracle per outcome, an implementation picks one at recovery.
+   */
+  async stepCrashing(op: SutOp, crash: CrashRequest, label: string): Promise<CrashOutcome[]> {
+    const modelOp = this.modelOp(op);
+    const before = this.state;
+    if (before.crashed) throw new OracleFailure('expectError', `${label}: a crash inside an operation needs a running volume`);
+    let outcomes = crashOutcomes(before, modelOp, { torn: crash.torn });
+    if (this.sut !== null) {
+      const result = await this.sut.applyCrashing(op, crash);
+      if (!result.crashed) {
+        // The operation completed and answered before the crash: what it acknowledged must survive.
+        const verdict = this.stepModel(modelOp, label);
+        this.checkVerdict(label, verdict, result.reply, verdict.ok ? undefined : verdict.code);
+        await this.compare(label);
+        await this.sut.crash();
+        outcomes = [{ state: rules.recover(rules.crash(this.state)), mix: null }];
+      }
+    }
+    this.stats.steps++;
+    this.covered.add(`${before.phase}:crash`);
+    this.pendingOutcomes = outcomes;
+    this.snapshot = snapshotOf(rules.crash(outcomes[0]!.state));
+    return outcomes;
+  }
+
+  private async judgeRecovery(label: string): Promise<void> {
+    const outcomes = this.pendingOutcomes!;
+    this.pendingOutcomes = null;
+    this.stats.crashStates++;
+    if (this.sut === null) {
+      this.snapshot = snapshotOf(outcomes[0]!.state);
+      return;
+    }
+    const observed = await this.sut.state();
+    const continued = matchOutcome(outcomes, observedOf(observed), (old, next, seen) => this.book.isSectorMix(old, next, seen));
+    if (continued === null) {
+      const allowed = outcomes.map((outcome) => this.describeState(outcome.state)).join('\n    or       ');
+      throw new OracleFailure('crash-outcome', `${label}: the recovered state is not one the model allows after this crash\n    allowed: ${allowed}\n    observed: ${this.describeObserved(observed)}`, this.differences(outcomes[outcomes.length - 1]!.state, observed));
+    }
+    const violations = checkState(continued);
+    this.stats.invariantChecks++;
+    if (violations.length > 0) throw new OracleFailure('invariant', `${label}: the recovered state breaks ${violations[0]!.invariant}`, [], violations);
+    this.snapshot = snapshotOf(continued);
+  }
+
+  private show(list: readonly (string | null)[]): string {
+    return list.map((content) => this.book.show(content)).join(' ');
+  }
+
+  describeState(state: ModelState): string {
+    return `${state.phase} P=${this.show(state.primary)} S=${this.show(state.secondary)} C=${bits(state.current)} X=${bits(state.next)} W=${this.show(state.cow)}`;
+  }
+
+  describeObserved(state: SutState): string {
+    const observed = observedOf(state);
+    return `${state.phase} P=${this.show(observed.primary)} S=${this.show(observed.secondary)} C=${state.current} X=${state.next} W=${this.show(observed.cow)}`;
+  }
+
+  /** The fields where the implementation's state differs from the model's. */
+  differences(model: ModelState, state: SutState): Difference[] {
+    const observed = observedOf(state);
+    const rows: [string, string, string][] = [
+      ['phase', model.phase, observed.phase],
+      ['primary', this.show(model.primary), this.show(observed.primary)],
+      ['secondary', this.show(model.secondary), this.show(observed.secondary)],
+      ['current', bits(model.current), state.current],
+      ['next', bits(model.next), state.next],
+      ['cow', this.show(model.cow), this.show(observed.cow)],
+    ];
+    return rows.filter(([, expected, seen]) => expected !== seen).map(([field, expected, seen]) => ({ field, expected, observed: seen }));
+  }
+
+  /** Compares the implementation's whole observable state with the model's. */
+  async compare(label: string): Promise<void> {
+    if (this.sut === null) return;
+    const differences = this.differences(this.state, await this.sut.state());
+    if (differences.length > 0) {
+      throw new OracleFailure('divergence', `${label}: the implementation's state differs from the model's`, differences);
+    }
+  }
+}

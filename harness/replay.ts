@@ -1,0 +1,142 @@
+// Replays a trace (TRACES.md) on the model, or on the model and an implementation
+// side by side: every `expect` and `expectError`, every invariant after every step,
+// and the implementation's state against the model's after every step.
+//
+// Model-only, a step with crashAfterIo forks the replay: the rest of the trace runs
+// once for every recovered state the model allows, and each run must pass.
+
+import { Oracle, OracleFailure } from './oracle.ts';
+import type { Difference, OracleStats } from './oracle.ts';
+import type { SutOp, SystemUnderTest } from './sut.ts';
+import { ContentBook } from './trace/content.ts';
+import { checkExpectation, contentOf } from './trace/expectation.ts';
+import { describeStep } from './trace/trace.ts';
+import type { OpStep, Trace } from './trace/trace.ts';
+
+export interface ReplayFailure {
+  readonly file: string;
+  readonly line: number;
+  readonly step: string;
+  readonly message: string;
+  readonly differences: readonly Difference[];
+  readonly observedBy: 'model' | 'implementation';
+}
+
+export interface ReplayResult {
+  readonly file: string;
+  readonly failure: ReplayFailure | null;
+  readonly stats: OracleStats;
+  readonly covered: ReadonlySet<string>;
+  /** Runs of the trace: 1, plus one for every extra crash outcome a model-only replay followed. */
+  readonly branches: number;
+}
+
+export const branchesMax = 256;
+
+interface ReplayContext {
+  readonly trace: Trace;
+  readonly sut: SystemUnderTest | null;
+  branches: number;
+}
+
+function sutOp(step: OpStep, oracle: Oracle): SutOp {
+  switch (step.op) {
+    case 'write': {
+      const content = contentOf(step.data!, oracle.book);
+      return { type: 'write', region: step.region!, data: oracle.book.bytesOf(content)! };
+    }
+    case 'transfer':
+      return { type: 'transfer', region: step.region! };
+    case 'startCycle':
+    case 'completeCycle':
+      return { type: step.op };
+    default:
+      throw new Error(`replay: ${step.op} is not an implementation operation`);
+  }
+}
+
+async function runCycle(step: OpStep, oracle: Oracle, label: string): Promise<void> {
+  const started = await oracle.step({ type: 'startCycle' }, `${label}: startCycle`, step.expectError);
+  if (!started.ok) return;
+  const current = oracle.state.current;
+  for (let region = 0; region < current.length; region++) {
+    if (current[region]) await oracle.step({ type: 'transfer', region }, `${label}: transfer ${region}`);
+  }
+  await oracle.step({ type: 'completeCycle' }, `${label}: completeCycle`);
+}
+
+async function runFrom(context: ReplayContext, oracle: Oracle, fromIndex: number): Promise<ReplayFailure | null> {
+  const { trace } = context;
+  const names = trace.header.names;
+  let lastStep = 'the start';
+  for (let index = fromIndex; index < trace.steps.length; index++) {
+    const step = trace.steps[index]!;
+    const describe = step.kind === 'op' ? describeStep(step, names) : `expect${step.at === undefined ? '' : ` at ${step.at}`}`;
+    try {
+      if (step.kind === 'expect') {
+        const differences = checkExpectation(oracle.state, step.expect, oracle.book);
+        if (differences.length > 0) throw new OracleFailure('expect', `${describe} failed after ${lastStep}`, differences);
+        continue;
+      }
+      lastStep = `'${describe}' (line ${step.line})`;
+      const label = `line ${step.line} '${describe}'`;
+      if (step.crashAt !== undefined) {
+        const outcomes = await oracle.stepCrashing(sutOp(step, oracle), step.crashAt, label);
+        if (context.sut === null) {
+          for (const outcome of outcomes.slice(1)) {
+            context.branches++;
+            if (context.branches > branchesMax) throw new OracleFailure('sut', `more than ${branchesMax} crash branches`);
+            const failure = await runFrom(context, oracle.fork(outcome), index + 1);
+            if (failure !== null) return failure;
+          }
+        }
+      } else if (step.op === 'cycle') {
+        await runCycle(step, oracle, label);
+      } else if (step.op === 'crash' || step.op === 'recover') {
+        await oracle.step({ type: step.op }, label, step.expectError);
+      } else {
+        await oracle.step(sutOp(step, oracle), label, step.expectError);
+      }
+    } catch (error) {
+      if (!(error instanceof OracleFailure)) throw error;
+      return {
+        file: trace.file,
+        line: step.line,
+        step: describe,
+        message: error.message,
+        differences: error.differences,
+        observedBy: error.kind === 'divergence' || error.kind === 'crash-outcome' ? 'implementation' : 'model',
+      };
+    }
+  }
+  return null;
+}
+
+export async function replayTrace(trace: Trace, sut: SystemUnderTest | null): Promise<ReplayResult> {
+  const book = new ContentBook(trace.header.regionSize);
+  const oracle = new Oracle({ regions: trace.header.regions, regionSize: trace.header.regionSize }, book, sut);
+  const context: ReplayContext = { trace, sut, branches: 1 };
+  let failure: ReplayFailure | null;
+  try {
+    await oracle.start();
+    failure = await runFrom(context, oracle, 0);
+  } finally {
+    if (sut !== null) await sut.close();
+  }
+  return { file: trace.file, failure, stats: oracle.stats, covered: oracle.covered, branches: context.branches };
+}
+
+/** A failure as a reader wants it: the file and line, the step, then expected and observed side by side. */
+export function formatFailure(failure: ReplayFailure): string {
+  const lines = [`${failure.file}:${failure.line}: ${failure.step}`, `  ${failure.message}`];
+  if (failure.differences.length > 0) {
+    const fieldWidth = Math.max(5, ...failure.differences.map((d) => d.field.length));
+    const expectedWidth = Math.max(8, ...failure.differences.map((d) => d.expected.length));
+    const observedTitle = failure.observedBy === 'model' ? 'observed (model)' : 'observed (implementation)';
+    lines.push(`  ${'field'.padEnd(fieldWidth)}  ${'expected'.padEnd(expectedWidth)}  ${observedTitle}`);
+    for (const difference of failure.differences) {
+      lines.push(`  ${difference.field.padEnd(fieldWidth)}  ${difference.expected.padEnd(expectedWidth)}  ${difference.observed}`);
+    }
+  }
+  return lines.join('\n');
+}

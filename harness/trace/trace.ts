@@ -1,0 +1,80 @@
+// Trace format version 1 (TRACES.md), as the harness holds it once read.
+
+export const traceVersion = 1;
+
+export const errorCodes = [
+  'E_RANGE', 'E_SIZE', 'E_PHASE', 'E_NOT_CURRENT', 'E_NOT_DRAINED', 'E_CORRUPT',
+  'E_NOT_FOUND', 'E_EXISTS', 'E_LOCKED', 'E_BAD_REQUEST',
+] as const;
+export type ErrorCode = (typeof errorCodes)[number];
+
+export interface TraceHeader {
+  readonly trace: 'cowmap';
+  readonly version: number;
+  readonly regions: number;
+  readonly regionSize: number;
+  readonly names: readonly string[];
+  readonly title?: string;
+  readonly source?: string;
+  readonly seed?: string | number;
+}
+
+export type StepOp = 'write' | 'startCycle' | 'transfer' | 'completeCycle' | 'cycle' | 'crash' | 'recover';
+
+/** Region data: a label (UTF-8 then zeros) or raw bytes from base64. */
+export type TraceData = { readonly label: string } | { readonly base64: string };
+
+export interface CrashPoint {
+  readonly afterIo: number;
+  readonly mode: 'process' | 'power';
+  readonly seed: number;
+  /** Project extension: with mode power, unsynced sector writes may also be torn. */
+  readonly torn: boolean;
+}
+
+export interface OpStep {
+  readonly kind: 'op';
+  readonly line: number;
+  readonly op: StepOp;
+  /** The region index (names resolved); may be out of range, to test E_RANGE. */
+  readonly region?: number;
+  readonly data?: TraceData;
+  readonly expectError?: ErrorCode;
+  readonly crashAt?: CrashPoint;
+}
+
+/** One expected region content: a label, an encoded content, a list of allowed ones, or null (empty COW slot). */
+export type ExpectedContent = TraceData | null | readonly (TraceData | null)[];
+
+export interface Expectation {
+  readonly phase?: 'idle' | 'replicating';
+  readonly primary?: readonly ExpectedContent[];
+  readonly secondary?: readonly ExpectedContent[];
+  readonly cow?: readonly ExpectedContent[];
+  readonly current?: string;
+  readonly next?: string;
+}
+
+export interface ExpectStep {
+  readonly kind: 'expect';
+  readonly line: number;
+  readonly expect: Expectation;
+  readonly at?: string;
+}
+
+export type TraceStep = OpStep | ExpectStep;
+
+export interface Trace {
+  readonly file: string;
+  readonly header: TraceHeader;
+  readonly steps: readonly TraceStep[];
+}
+
+export function describeStep(step: OpStep, names: readonly string[]): string {
+  const parts: string[] = [step.op];
+  if (step.region !== undefined) parts.push(names[step.region] ?? String(step.region));
+  if (step.data !== undefined) parts.push('label' in step.data ? step.data.label : `base64:${step.data.base64.slice(0, 12)}`);
+  if (step.crashAt !== undefined) parts.push(`(crash after io ${step.crashAt.afterIo}, ${step.crashAt.mode}${step.crashAt.torn ? ', torn' : ''})`);
+  if (step.expectError !== undefined) parts.push(`expecting ${step.expectError}`);
+  return parts.join(' ');
+}
