@@ -1,0 +1,1096 @@
+// A crash-simulating Storage, in the manner of SQLite's test6.c crash VFS: it wraps
+// a real Storage (node:fs, or anything implementing impl/storage.ts), counts the
+// durable I/O calls the volume makes, crashes after the k-th one or injects
+// ENOSPC/EIO, and on a crash rewrites the real files to a state that the crash
+// model of SPEC.md section 5 allows. It never touches files itself: every read
+// (for before-images) and every rewrite goes through the wrapped Storage.
+//
+// THE CRASH MODEL, AS IMPLEMENTED
+//
+// Durable I/O calls (counted by `ioCount`, by failpoints and by faults; one each):
+//   create (open with create: true), write, sync, truncate, rename, unlink, mkdir,
+//   syncDir. A call is counted when it is made, whether or not the wrapped storage
+//   then fails it (EEXIST, ENOENT, ...): the system call was made. Not counted:
+//   open without create, read, size, close, exists, list, lock, lock release.
+//
+// When data is durable:
+//   - A write or truncate of a file is durable once a later `sync` of the same
+//     file (through any handle of it) has returned. Until then it is "unsynced".
+//   - A create, rename or unlink is durable once every directory it touched (the
+//     parent of the path; for rename the parents of both names) was synced by a
+//     later `syncDir`. In addition an operation is durable when a later durable
+//     operation depends on it (it names the same path, an ancestor or a
+//     descendant): a journal cannot make a rename of a/x -> b/y durable while
+//     losing the create of a/x. These dependencies are what keep every outcome a
+//     consistent namespace.
+//   - mkdir is always kept (treated as durable at once): the Storage interface
+//     has no rmdir, so a directory once made cannot be unmade through it.
+//
+// What a crash may keep, drop or tear:
+//   - process mode (kill): the operating system keeps everything that reached it.
+//     Nothing is undone; open handles are closed and locks released.
+//   - power mode: each unsynced write is kept whole or dropped whole (sectors are
+//     atomic in the default model, and SPEC.md section 5 asks that a region write
+//     leave the old or the new content); each unsynced truncate is kept or
+//     dropped; each non-durable create/rename/unlink is kept or dropped, after
+//     which every later non-durable namespace operation that depends on a dropped
+//     one is dropped too (so a dropped create drops the later rename of that file).
+//     A dropped create removes the file (even if its data was synced: the
+//     directory entry was not); a dropped unlink brings the file back; a dropped
+//     rename moves it back and brings back a file it had replaced (an empty
+//     directory it replaced is made again).
+//   - power mode with torn: each unsynced write is kept or dropped per sector of
+//     `sectorSize` bytes (default 512), sectors counted from file offset 0; a
+//     write covering part of a sector decides that part as one unit. So a write
+//     leaves any sector-wise mix of old and new bytes, never a mix inside a sector.
+//   - Synced writes and truncates are always kept, whatever the mode.
+//   - The file length follows the kept writes and truncates: a dropped write past
+//     the end does not extend the file; a kept write after a dropped one that had
+//     extended the file leaves zeros (a hole) where the dropped one was.
+//
+// How the files are rebuilt (power mode), with before-images: before every write
+// the layer reads, through the wrapped storage, the bytes the write will
+// overwrite and the file's length; before a shrinking truncate, the bytes it cuts
+// off; before an unlink or a rename over a file, that file's whole content. At a
+// crash it first undoes the dropped namespace operations, newest first, then for
+// each surviving file undoes all its unsynced writes and truncates, newest first
+// (restoring before-images and lengths), which gives its durable content, and
+// re-applies the kept ones (or their kept sectors), oldest first. The files on
+// disk are then the post-crash state before SimulatedCrash is thrown.
+//
+// How the seed picks outcomes: a Prng (harness/prng.ts) seeded with `seed`
+// (default 0) draws one fair coin per unsynced write in the order the writes were
+// made (torn: one per covered sector, first sector first), then one per unsynced
+// truncate in order, then one per non-durable namespace operation in order. The
+// explicit choices `keepWrite`, `keepSector`, `keepTruncate`, `keepNamespace`
+// replace the coins of their category (so a bounded exhaustive explorer can try
+// every subset: `unsyncedWriteCount()` and friends tell how many choices there
+// are). The same seed and the same sequence of calls give the same files.
+//
+// Failpoints: `armCrash({ afterIo: k })` crashes right after the k-th durable call
+// from now: the next call on the storage or a handle (of any kind) throws
+// SimulatedCrash without being performed. With k = 0 the crash is before the
+// first durable call: calls that are not durable I/O still pass until then. If a
+// request ends right after call k, the adapter calls `crashIfDue()` before
+// answering (with k = 0 nothing is due until a durable call is attempted).
+// After a crash every call on the storage, its handles and its locks throws
+// SimulatedCrash; the harness recovers on a fresh CrashStorage over a fresh
+// inner storage. `armFault({ afterIo: k, code })` makes the (k+1)-th durable
+// call from now throw an Error with that `code` (as node:fs would) without
+// performing it: a failed write writes nothing, a failed sync syncs nothing (its
+// file's writes stay unsynced), a failed create creates nothing. The failed call
+// is counted and logged with `error`. Once: the fault disarms itself.
+//
+// Limits: paths are compared after lexical normalization (".", "..", repeated
+// "/"), so the volume must name each file one way (not through symlinks, not
+// once relative and once absolute). Unsynced state is held in memory, bounded by
+// the options below; exceeding a bound throws an Error (a harness configuration
+// problem, not a crash). Namespace dependency checks are quadratic in the number
+// of non-durable namespace operations (bounded by namespaceRecordCountMax).
+// Only changes made through this layer are tracked: files changed behind its
+// back (the inner storage's own lock files, for one) are neither counted nor
+// undone. The layer's own reads and rewrites go straight to the inner storage
+// and are not counted. A write that the inner storage fails part-way (a real
+// ENOSPC) is not recorded, so a power crash does not undo its partial bytes.
+
+import type { FileHandle, Lock, Storage } from '../impl/storage.ts';
+import { Prng } from './prng.ts';
+
+export type CrashMode = 'process' | 'power';
+export type DurableIoKind = 'create' | 'write' | 'sync' | 'truncate' | 'rename' | 'unlink' | 'mkdir' | 'syncDir';
+export type FaultCode = 'ENOSPC' | 'EIO';
+
+export interface IoLogEntry {
+  /** 1-based number of the durable call since construction (the `ioCount` it made). */
+  seq: number;
+  kind: DurableIoKind;
+  /** The path as given (rename: the source). */
+  path: string;
+  /** rename: the destination. */
+  to?: string;
+  /** write: the file offset. */
+  position?: number;
+  /** write: bytes written; truncate: the new length. */
+  length?: number;
+  /** The error code when the call failed: an injected fault or the wrapped storage's error. */
+  error?: string;
+}
+
+/** How a power crash picks what survives. Explicit choices replace the seeded coins of their category. */
+export interface PowerChoices {
+  seed?: number;
+  torn?: boolean;
+  /** Whether unsynced write `index` (0 = oldest, see `unsyncedWrites()`) is kept. Torn: the default for its sectors. */
+  keepWrite?: (index: number) => boolean;
+  /** Torn only: whether sector `sectorIndex` (0 = the write's first covered sector) of write `writeIndex` is kept. */
+  keepSector?: (writeIndex: number, sectorIndex: number) => boolean;
+  /** Whether unsynced truncate `index` (0 = oldest) is kept. */
+  keepTruncate?: (index: number) => boolean;
+  /** Whether non-durable namespace operation `index` (0 = oldest) is kept (before dependency closure). */
+  keepNamespace?: (index: number) => boolean;
+}
+
+export interface ArmCrashOptions extends PowerChoices {
+  /** Crash right after the afterIo-th durable call from now; 0: before the first. */
+  afterIo: number;
+  mode: CrashMode;
+}
+
+export interface ArmFaultOptions {
+  /** The (afterIo + 1)-th durable call from now fails. */
+  afterIo: number;
+  code: FaultCode;
+}
+
+export interface UnsyncedWriteInfo {
+  index: number;
+  path: string;
+  position: number;
+  length: number;
+  /** How many sectors the write covers (its torn choice points). */
+  sectorCount: number;
+}
+
+export interface CrashReport {
+  mode: CrashMode;
+  torn: boolean;
+  seed: number;
+  /** ioCount when the crash happened. */
+  ioCount: number;
+  writes: Array<{ index: number; path: string; position: number; length: number; kept: boolean; sectorsKept?: boolean[] }>;
+  truncates: Array<{ index: number; path: string; length: number; kept: boolean }>;
+  namespace: Array<{ index: number; kind: 'create' | 'rename' | 'unlink'; path: string; to?: string; kept: boolean }>;
+}
+
+export interface CrashStorageOptions {
+  /** Entries kept in `log`; later ones are counted in `logDroppedCount`. */
+  ioLogMax?: number;
+  /** The atomic unit of the default model and the tearing unit of the torn model. */
+  sectorSize?: number;
+  /** Memory for unsynced data: copies of unsynced writes, before-images, captured contents. */
+  unsyncedBytesMax?: number;
+  /** Unsynced writes and truncates held at once, over all files. */
+  unsyncedRecordCountMax?: number;
+  /** Non-durable creates, renames and unlinks held at once. */
+  namespaceRecordCountMax?: number;
+  /** Files tracked at once (open, or with unsynced state). */
+  trackedFileCountMax?: number;
+}
+
+export class SimulatedCrash extends Error {
+  override readonly name = 'SimulatedCrash';
+  constructor(
+    message: string,
+    readonly mode: CrashMode,
+    readonly ioCount: number,
+    /** What the crash kept and dropped; set on the error thrown by the crash itself. */
+    readonly report: CrashReport | null,
+  ) {
+    super(message);
+  }
+}
+
+export function isSimulatedCrash(error: unknown): error is SimulatedCrash {
+  return error instanceof SimulatedCrash;
+}
+
+// ---------------------------------------------------------------------------
+// Paths
+
+/** Lexical normalization: drops "." and empty parts, resolves "..". */
+export function normalizePath(path: string): string {
+  if (path.length === 0) throw new Error('CrashStorage: empty path');
+  const absolute = path.startsWith('/');
+  const parts: string[] = [];
+  for (const part of path.split('/')) {
+    if (part === '' || part === '.') continue;
+    if (part === '..') {
+      if (parts.length > 0 && parts[parts.length - 1] !== '..') parts.pop();
+      else if (!absolute) parts.push('..');
+      continue;
+    }
+    parts.push(part);
+  }
+  const joined = parts.join('/');
+  if (absolute) return '/' + joined;
+  return joined === '' ? '.' : joined;
+}
+
+/** The directory holding a normalized path. */
+export function parentDir(path: string): string {
+  const slash = path.lastIndexOf('/');
+  if (slash < 0) return '.';
+  if (slash === 0) return '/';
+  return path.slice(0, slash);
+}
+
+/** Whether `ancestor` is `path` or one of its directories (both normalized). */
+function isSameOrAncestor(ancestor: string, path: string): boolean {
+  if (ancestor === path) return true;
+  if (ancestor === '.') return !path.startsWith('/') && !path.startsWith('..');
+  const prefix = ancestor.endsWith('/') ? ancestor : ancestor + '/';
+  return path.startsWith(prefix);
+}
+
+function pathsRelated(a: string, b: string): boolean {
+  return isSameOrAncestor(a, b) || isSameOrAncestor(b, a);
+}
+
+/** Where `path` is after `from` was renamed to `to` (a directory rename moves its descendants). */
+function movedPath(path: string, from: string, to: string): string {
+  if (path === from) return to;
+  if (isSameOrAncestor(from, path) && from !== '.') {
+    const prefix = from.endsWith('/') ? from : from + '/';
+    return (to.endsWith('/') ? to : to + '/') + path.slice(prefix.length);
+  }
+  return path;
+}
+
+function errorCode(error: unknown): string | undefined {
+  if (typeof error === 'object' && error !== null && 'code' in error) {
+    const code = (error as { code: unknown }).code;
+    return typeof code === 'string' ? code : undefined;
+  }
+  return undefined;
+}
+
+const faultErrno: Record<FaultCode, number> = { ENOSPC: -28, EIO: -5 };
+const faultText: Record<FaultCode, string> = { ENOSPC: 'no space left on device', EIO: 'i/o error' };
+
+function faultError(code: FaultCode, kind: DurableIoKind, path: string): Error {
+  return Object.assign(new Error(`${code}: ${faultText[code]} (injected), ${kind} '${path}'`), {
+    code,
+    errno: faultErrno[code],
+    syscall: kind,
+    path,
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Unsynced state
+
+interface WriteRecord {
+  kind: 'write';
+  seq: number;
+  path: string;
+  position: number;
+  data: Uint8Array;
+  /** The bytes of [position, min(position + length, lengthBefore)) before the write. */
+  before: Uint8Array;
+  lengthBefore: number;
+}
+
+interface TruncateRecord {
+  kind: 'truncate';
+  seq: number;
+  path: string;
+  length: number;
+  lengthBefore: number;
+  /** The bytes of [length, lengthBefore) that a shrinking truncate cut off. */
+  cut: Uint8Array;
+}
+
+type DataRecord = WriteRecord | TruncateRecord;
+
+/** A file's identity, followed across renames (like an inode). */
+class TrackedFile {
+  /** live: reachable at `path`; orphan: unlinked or replaced, restorable from `content`; dead: gone for good. */
+  state: 'live' | 'orphan' | 'dead' = 'live';
+  /** Normalized current path while live. */
+  path: string;
+  /** While orphan: the whole current content, kept up to date by writes through open handles. */
+  content: Uint8Array | null = null;
+  pending: DataRecord[] = [];
+  handleCount = 0;
+  constructor(path: string) {
+    this.path = path;
+  }
+}
+
+type ReplacedTarget = { kind: 'file'; file: TrackedFile } | { kind: 'directory' } | null;
+
+type NamespaceRecord =
+  | { kind: 'create'; seq: number; path: string; file: TrackedFile; unsyncedDirs: Set<string> }
+  | { kind: 'unlink'; seq: number; path: string; file: TrackedFile; unsyncedDirs: Set<string> }
+  | { kind: 'rename'; seq: number; from: string; to: string; replaced: ReplacedTarget; unsyncedDirs: Set<string> };
+
+function recordNames(record: NamespaceRecord): string[] {
+  return record.kind === 'rename' ? [record.from, record.to] : [record.path];
+}
+
+function recordsDepend(a: NamespaceRecord, b: NamespaceRecord): boolean {
+  for (const x of recordNames(a)) for (const y of recordNames(b)) if (pathsRelated(x, y)) return true;
+  return false;
+}
+
+function recordBytes(record: DataRecord): number {
+  return record.kind === 'write' ? record.data.length + record.before.length : record.cut.length;
+}
+
+function sectorCountOf(position: number, length: number, sectorSize: number): number {
+  if (length === 0) return 0;
+  return Math.floor((position + length - 1) / sectorSize) - Math.floor(position / sectorSize) + 1;
+}
+
+/** Writes `data` into `buffer` at `position`, growing it (with zeros) as needed. */
+function patched(buffer: Uint8Array, position: number, data: Uint8Array): Uint8Array {
+  const end = position + data.length;
+  let out = buffer;
+  if (end > buffer.length) {
+    out = new Uint8Array(end);
+    out.set(buffer);
+  }
+  out.set(data, position);
+  return out;
+}
+
+function resized(buffer: Uint8Array, length: number): Uint8Array {
+  if (length <= buffer.length) return buffer.slice(0, length);
+  const out = new Uint8Array(length);
+  out.set(buffer);
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+
+interface CrashArm extends ArmCrashOptions {
+  /** The crash happens once ioCount reaches this. */
+  atCount: number;
+}
+
+export class CrashStorage implements Storage {
+  readonly inner: Storage;
+  /** Durable calls, in order; at most ioLogMax entries (see logDroppedCount). */
+  readonly log: IoLogEntry[] = [];
+  /** Entries not stored in `log` because it was full. */
+  logDroppedCount = 0;
+  /** The report of this storage's crash, once it crashed. */
+  lastCrash: CrashReport | null = null;
+
+  private readonly ioLogMax: number;
+  private readonly sectorSize: number;
+  private readonly unsyncedBytesMax: number;
+  private readonly unsyncedRecordCountMax: number;
+  private readonly namespaceRecordCountMax: number;
+  private readonly trackedFileCountMax: number;
+
+  private ioCountTotal = 0;
+  private ioCountSinceTake = 0;
+  private crashed = false;
+  private crashArm: CrashArm | null = null;
+  private faultArm: { atCount: number; code: FaultCode } | null = null;
+
+  private readonly openHandles = new Set<CrashFileHandle>();
+  private readonly heldLocks = new Set<CrashLock>();
+  /** Live tracked files by normalized path. */
+  private readonly filesByPath = new Map<string, TrackedFile>();
+  /** Every tracked file: live ones and restorable orphans. */
+  private readonly trackedFiles = new Set<TrackedFile>();
+  private namespaceRecords: NamespaceRecord[] = [];
+  private unsyncedBytes = 0;
+  private unsyncedRecordCount = 0;
+
+  constructor(inner: Storage, options: CrashStorageOptions = {}) {
+    this.inner = inner;
+    this.ioLogMax = options.ioLogMax ?? 100_000;
+    this.sectorSize = options.sectorSize ?? 512;
+    this.unsyncedBytesMax = options.unsyncedBytesMax ?? 256 * 1024 * 1024;
+    this.unsyncedRecordCountMax = options.unsyncedRecordCountMax ?? 1_000_000;
+    this.namespaceRecordCountMax = options.namespaceRecordCountMax ?? 4096;
+    this.trackedFileCountMax = options.trackedFileCountMax ?? 100_000;
+    if (!Number.isInteger(this.sectorSize) || this.sectorSize < 1) {
+      throw new RangeError(`CrashStorage: sectorSize must be a positive integer, got ${this.sectorSize}`);
+    }
+  }
+
+  // ----- counters, log, state --------------------------------------------
+
+  /** Durable I/O calls since construction. */
+  get ioCount(): number {
+    return this.ioCountTotal;
+  }
+
+  /** Durable I/O calls since the last take (or construction); resets that counter. */
+  takeIoCount(): number {
+    const count = this.ioCountSinceTake;
+    this.ioCountSinceTake = 0;
+    return count;
+  }
+
+  /** Returns the log and empties it (and its dropped count). */
+  takeLog(): IoLogEntry[] {
+    const entries = this.log.splice(0, this.log.length);
+    this.logDroppedCount = 0;
+    return entries;
+  }
+
+  clearLog(): void {
+    this.takeLog();
+  }
+
+  get isCrashed(): boolean {
+    return this.crashed;
+  }
+
+  /** Whether an armed crash has reached its point and waits for the next call. */
+  get crashDue(): boolean {
+    const arm = this.crashArm;
+    return arm !== null && !this.crashed && this.ioCountTotal >= arm.atCount && arm.afterIo > 0;
+  }
+
+  /** How many unsynced writes a power crash now could keep or drop. */
+  unsyncedWriteCount(): number {
+    return this.collectPending('write').length;
+  }
+
+  /** How many unsynced truncates a power crash now could keep or drop. */
+  unsyncedTruncateCount(): number {
+    return this.collectPending('truncate').length;
+  }
+
+  /** How many non-durable creates, renames and unlinks a power crash now could undo. */
+  unsyncedNamespaceCount(): number {
+    return this.namespaceRecords.length;
+  }
+
+  /** The unsynced writes, indexed as `keepWrite` and `keepSector` see them. */
+  unsyncedWrites(): UnsyncedWriteInfo[] {
+    return this.collectPending('write').map((record, index) => ({
+      index,
+      path: record.path,
+      position: record.position,
+      length: record.data.length,
+      sectorCount: sectorCountOf(record.position, record.data.length, this.sectorSize),
+    }));
+  }
+
+  // ----- failpoints and faults -------------------------------------------
+
+  armCrash(options: ArmCrashOptions): void {
+    if (!Number.isInteger(options.afterIo) || options.afterIo < 0) {
+      throw new RangeError(`CrashStorage.armCrash: afterIo must be an integer >= 0, got ${options.afterIo}`);
+    }
+    this.crashArm = { ...options, atCount: this.ioCountTotal + options.afterIo };
+  }
+
+  armFault(options: ArmFaultOptions): void {
+    if (!Number.isInteger(options.afterIo) || options.afterIo < 0) {
+      throw new RangeError(`CrashStorage.armFault: afterIo must be an integer >= 0, got ${options.afterIo}`);
+    }
+    this.faultArm = { atCount: this.ioCountTotal + options.afterIo, code: options.code };
+  }
+
+  /** Disarms the crash and the fault. */
+  disarm(): void {
+    this.crashArm = null;
+    this.faultArm = null;
+  }
+
+  /** Crashes now if an armed crash is due (its k-th call was made); throws SimulatedCrash then. */
+  crashIfDue(): void {
+    if (this.crashed) throw this.deadError();
+    if (this.crashDue) this.crashFromArm();
+  }
+
+  /**
+   * A crash between operations: the files become the post-crash state, the storage
+   * is dead. Returns what was kept and dropped; does not throw (unless already crashed).
+   */
+  crashNow(mode: CrashMode, options: PowerChoices = {}): CrashReport {
+    if (this.crashed) throw this.deadError();
+    return this.materializeCrash(mode, options);
+  }
+
+  // ----- Storage ----------------------------------------------------------
+
+  open(path: string, options: { create: boolean }): FileHandle {
+    const key = normalizePath(path);
+    if (options.create) {
+      const entry = this.beginDurable('create', path, {});
+      const innerHandle = this.innerCall(entry, () => this.inner.open(path, { create: true }));
+      const file = this.adoptFile(key, true);
+      this.addNamespaceRecord({ kind: 'create', seq: entry.seq, path: key, file, unsyncedDirs: new Set([parentDir(key)]) });
+      return this.wrapHandle(path, innerHandle, file);
+    }
+    this.checkAlive();
+    const innerHandle = this.inner.open(path, { create: false });
+    return this.wrapHandle(path, innerHandle, this.adoptFile(key, false));
+  }
+
+  exists(path: string): boolean {
+    this.checkAlive();
+    return this.inner.exists(path);
+  }
+
+  mkdir(path: string): void {
+    const entry = this.beginDurable('mkdir', path, {});
+    this.innerCall(entry, () => this.inner.mkdir(path));
+  }
+
+  syncDir(path: string): void {
+    const entry = this.beginDurable('syncDir', path, {});
+    this.innerCall(entry, () => this.inner.syncDir(path));
+    const dir = normalizePath(path);
+    for (const record of this.namespaceRecords) record.unsyncedDirs.delete(dir);
+    this.pruneDurableNamespace();
+  }
+
+  rename(from: string, to: string): void {
+    const entry = this.beginDurable('rename', from, { to });
+    const fromKey = normalizePath(from);
+    const toKey = normalizePath(to);
+    if (fromKey === toKey) {
+      this.innerCall(entry, () => this.inner.rename(from, to));
+      return;
+    }
+    // The before-image: a file (or empty directory) the rename replaces.
+    const replacedContent = this.captureIfFile(to);
+    this.innerCall(entry, () => this.inner.rename(from, to));
+    let replaced: ReplacedTarget = null;
+    if (replacedContent === 'directory') {
+      replaced = { kind: 'directory' };
+    } else if (replacedContent !== null) {
+      const file = this.adoptFile(toKey, false);
+      this.orphan(file, replacedContent);
+      replaced = { kind: 'file', file };
+    }
+    this.moveTracked(fromKey, toKey);
+    this.addNamespaceRecord({
+      kind: 'rename',
+      seq: entry.seq,
+      from: fromKey,
+      to: toKey,
+      replaced,
+      unsyncedDirs: new Set([parentDir(fromKey), parentDir(toKey)]),
+    });
+  }
+
+  unlink(path: string): void {
+    const entry = this.beginDurable('unlink', path, {});
+    const key = normalizePath(path);
+    const content = this.captureIfFile(path);
+    this.innerCall(entry, () => this.inner.unlink(path));
+    if (content === null || content === 'directory') return;
+    const file = this.adoptFile(key, false);
+    this.orphan(file, content);
+    this.addNamespaceRecord({ kind: 'unlink', seq: entry.seq, path: key, file, unsyncedDirs: new Set([parentDir(key)]) });
+  }
+
+  list(path: string): string[] {
+    this.checkAlive();
+    return this.inner.list(path);
+  }
+
+  lock(dir: string): Lock | null {
+    this.checkAlive();
+    const innerLock = this.inner.lock(dir);
+    if (innerLock === null) return null;
+    const lock = new CrashLock(this, innerLock);
+    this.heldLocks.add(lock);
+    return lock;
+  }
+
+  // ----- used by handles and locks ---------------------------------------
+
+  /** @internal Throws SimulatedCrash if dead, or crashes if an armed crash is due. */
+  checkAlive(): void {
+    if (this.crashed) throw this.deadError();
+    if (this.crashDue) this.crashFromArm();
+  }
+
+  /** @internal Counts a durable call; crashes or fails it when armed to. */
+  beginDurable(kind: DurableIoKind, path: string, extra: { to?: string; position?: number; length?: number }): IoLogEntry {
+    if (this.crashed) throw this.deadError();
+    const arm = this.crashArm;
+    if (arm !== null && this.ioCountTotal >= arm.atCount) this.crashFromArm();
+    const fault = this.faultArm;
+    const faulted = fault !== null && this.ioCountTotal === fault.atCount;
+    this.ioCountTotal++;
+    this.ioCountSinceTake++;
+    const entry: IoLogEntry = { seq: this.ioCountTotal, kind, path, ...extra };
+    if (this.log.length < this.ioLogMax) this.log.push(entry);
+    else this.logDroppedCount++;
+    if (faulted) {
+      this.faultArm = null;
+      entry.error = fault.code;
+      throw faultError(fault.code, kind, path);
+    }
+    return entry;
+  }
+
+  /** @internal Runs the wrapped call, noting its error code in the log entry. */
+  innerCall<T>(entry: IoLogEntry, call: () => T): T {
+    try {
+      return call();
+    } catch (error) {
+      entry.error = errorCode(error) ?? 'ERROR';
+      throw error;
+    }
+  }
+
+  /** @internal */
+  recordWrite(file: TrackedFile, handle: FileHandle, entry: IoLogEntry, position: number, data: Uint8Array): void {
+    if (file.state === 'dead') {
+      this.innerCall(entry, () => handle.write(position, data));
+      return;
+    }
+    const lengthBefore = handle.size();
+    const beforeLength = Math.max(0, Math.min(position + data.length, lengthBefore) - position);
+    const before = beforeLength > 0 ? handle.read(position, beforeLength).slice() : new Uint8Array(0);
+    const record: WriteRecord = { kind: 'write', seq: entry.seq, path: handle.path, position, data: data.slice(), before, lengthBefore };
+    this.reserve(record);
+    try {
+      this.innerCall(entry, () => handle.write(position, data));
+    } catch (error) {
+      this.release(record);
+      throw error;
+    }
+    file.pending.push(record);
+    if (file.state === 'orphan' && file.content !== null) file.content = patched(file.content, position, data);
+  }
+
+  /** @internal */
+  recordTruncate(file: TrackedFile, handle: FileHandle, entry: IoLogEntry, length: number): void {
+    if (file.state === 'dead') {
+      this.innerCall(entry, () => handle.truncate(length));
+      return;
+    }
+    const lengthBefore = handle.size();
+    const cut = length < lengthBefore ? handle.read(length, lengthBefore - length).slice() : new Uint8Array(0);
+    const record: TruncateRecord = { kind: 'truncate', seq: entry.seq, path: handle.path, length, lengthBefore, cut };
+    this.reserve(record);
+    try {
+      this.innerCall(entry, () => handle.truncate(length));
+    } catch (error) {
+      this.release(record);
+      throw error;
+    }
+    file.pending.push(record);
+    if (file.state === 'orphan' && file.content !== null) file.content = resized(file.content, length);
+  }
+
+  /** @internal A sync returned: every earlier write and truncate of the file is durable. */
+  markSynced(file: TrackedFile): void {
+    for (const record of file.pending) this.release(record);
+    file.pending = [];
+  }
+
+  /** @internal */
+  handleClosed(handle: CrashFileHandle, file: TrackedFile): void {
+    if (this.openHandles.delete(handle)) file.handleCount--;
+  }
+
+  /** @internal */
+  lockReleased(lock: CrashLock): void {
+    this.heldLocks.delete(lock);
+  }
+
+  // ----- internals --------------------------------------------------------
+
+  private deadError(): SimulatedCrash {
+    const mode = this.lastCrash?.mode ?? 'process';
+    return new SimulatedCrash(`storage crashed (${mode}) at durable I/O call ${this.ioCountTotal}; it is dead`, mode, this.ioCountTotal, null);
+  }
+
+  private crashFromArm(): never {
+    const arm = this.crashArm;
+    if (arm === null) throw new Error('CrashStorage: no crash armed');
+    const report = this.materializeCrash(arm.mode, arm);
+    throw new SimulatedCrash(
+      `simulated ${arm.mode} crash after durable I/O call ${report.ioCount} (armed afterIo ${arm.afterIo})`,
+      arm.mode,
+      report.ioCount,
+      report,
+    );
+  }
+
+  private wrapHandle(path: string, innerHandle: FileHandle, file: TrackedFile): FileHandle {
+    const handle = new CrashFileHandle(this, path, innerHandle, file);
+    this.openHandles.add(handle);
+    file.handleCount++;
+    return handle;
+  }
+
+  /** The live tracked file at `key`, made if needed; `fresh` replaces any stale one (a create). */
+  private adoptFile(key: string, fresh: boolean): TrackedFile {
+    const existing = this.filesByPath.get(key);
+    if (existing !== undefined && !fresh) return existing;
+    // A create succeeded where we tracked a file: that one went away behind our back.
+    if (existing !== undefined) this.forget(existing);
+    this.ensureTrackingRoom();
+    const file = new TrackedFile(key);
+    this.filesByPath.set(key, file);
+    this.trackedFiles.add(file);
+    return file;
+  }
+
+  private orphan(file: TrackedFile, content: Uint8Array): void {
+    this.filesByPath.delete(file.path);
+    file.state = 'orphan';
+    file.content = content;
+    this.unsyncedBytes += content.length;
+    this.checkBudget();
+  }
+
+  private forget(file: TrackedFile): void {
+    for (const record of file.pending) this.release(record);
+    file.pending = [];
+    if (file.content !== null) this.unsyncedBytes -= file.content.length;
+    file.content = null;
+    if (file.state === 'live' && this.filesByPath.get(file.path) === file) this.filesByPath.delete(file.path);
+    file.state = 'dead';
+    this.trackedFiles.delete(file);
+  }
+
+  /** Keeps the tracked-file set within its bound by forgetting files nothing refers to. */
+  private ensureTrackingRoom(): void {
+    if (this.trackedFiles.size < this.trackedFileCountMax) return;
+    const referenced = new Set<TrackedFile>();
+    for (const record of this.namespaceRecords) {
+      if (record.kind !== 'rename') referenced.add(record.file);
+      else if (record.replaced?.kind === 'file') referenced.add(record.replaced.file);
+    }
+    for (const file of [...this.trackedFiles]) {
+      if (file.state === 'live' && file.pending.length === 0 && file.handleCount === 0 && !referenced.has(file)) this.forget(file);
+    }
+    if (this.trackedFiles.size >= this.trackedFileCountMax) {
+      throw new Error(`CrashStorage: more than trackedFileCountMax = ${this.trackedFileCountMax} files tracked at once`);
+    }
+  }
+
+  private moveTracked(fromKey: string, toKey: string): void {
+    const moved: TrackedFile[] = [];
+    for (const [path, file] of this.filesByPath) {
+      if (isSameOrAncestor(fromKey, path)) moved.push(file);
+    }
+    for (const file of moved) {
+      this.filesByPath.delete(file.path);
+      file.path = movedPath(file.path, fromKey, toKey);
+    }
+    for (const file of moved) this.filesByPath.set(file.path, file);
+  }
+
+  /** The whole content of `path` if it is a file, 'directory' if a directory, null if missing. */
+  private captureIfFile(path: string): Uint8Array | 'directory' | null {
+    if (!this.inner.exists(path)) return null;
+    let handle: FileHandle;
+    try {
+      handle = this.inner.open(path, { create: false });
+    } catch (error) {
+      const code = errorCode(error);
+      if (code === 'EISDIR') return 'directory';
+      if (code === 'ENOENT') return null;
+      throw error;
+    }
+    try {
+      const size = handle.size();
+      if (this.unsyncedBytes + size > this.unsyncedBytesMax) this.budgetError(size);
+      return size > 0 ? handle.read(0, size).slice() : new Uint8Array(0);
+    } finally {
+      handle.close();
+    }
+  }
+
+  private addNamespaceRecord(record: NamespaceRecord): void {
+    if (this.namespaceRecords.length >= this.namespaceRecordCountMax) {
+      throw new Error(
+        `CrashStorage: more than namespaceRecordCountMax = ${this.namespaceRecordCountMax} creates, renames and unlinks without a syncDir`,
+      );
+    }
+    this.namespaceRecords.push(record);
+  }
+
+  /** Drops the records that are now durable: dir-synced, or depended on by a durable later one. */
+  private pruneDurableNamespace(): void {
+    const records = this.namespaceRecords;
+    const durable = records.map((record) => record.unsyncedDirs.size === 0);
+    // Newest first, so that durability flows back along chains of dependencies.
+    for (let later = records.length - 1; later >= 0; later--) {
+      if (!durable[later]) continue;
+      for (let earlier = 0; earlier < later; earlier++) {
+        if (!durable[earlier] && recordsDepend(records[earlier]!, records[later]!)) durable[earlier] = true;
+      }
+    }
+    const kept: NamespaceRecord[] = [];
+    records.forEach((record, index) => {
+      if (!durable[index]) {
+        kept.push(record);
+        return;
+      }
+      // A durable unlink or replacing rename: the old file is gone for good.
+      if (record.kind === 'unlink') this.forget(record.file);
+      else if (record.kind === 'rename' && record.replaced?.kind === 'file') this.forget(record.replaced.file);
+    });
+    this.namespaceRecords = kept;
+  }
+
+  private reserve(record: DataRecord): void {
+    if (this.unsyncedRecordCount + 1 > this.unsyncedRecordCountMax) {
+      throw new Error(`CrashStorage: more than unsyncedRecordCountMax = ${this.unsyncedRecordCountMax} unsynced writes and truncates`);
+    }
+    const bytes = recordBytes(record);
+    if (this.unsyncedBytes + bytes > this.unsyncedBytesMax) this.budgetError(bytes);
+    this.unsyncedRecordCount++;
+    this.unsyncedBytes += bytes;
+  }
+
+  private release(record: DataRecord): void {
+    this.unsyncedRecordCount--;
+    this.unsyncedBytes -= recordBytes(record);
+  }
+
+  private checkBudget(): void {
+    if (this.unsyncedBytes > this.unsyncedBytesMax) this.budgetError(0);
+  }
+
+  private budgetError(moreBytes: number): never {
+    throw new Error(
+      `CrashStorage: unsynced data would exceed unsyncedBytesMax = ${this.unsyncedBytesMax} bytes (held ${this.unsyncedBytes}, adding ${moreBytes})`,
+    );
+  }
+
+  /** Unsynced records of one kind, over every restorable file, oldest first: the choice indexes. */
+  private collectPending(kind: 'write'): WriteRecord[];
+  private collectPending(kind: 'truncate'): TruncateRecord[];
+  private collectPending(kind: 'write' | 'truncate'): DataRecord[] {
+    const out: DataRecord[] = [];
+    for (const file of this.trackedFiles) {
+      if (file.state === 'dead') continue;
+      for (const record of file.pending) if (record.kind === kind) out.push(record);
+    }
+    return out.sort((a, b) => a.seq - b.seq);
+  }
+
+  /**
+   * The crash itself: the process is dead (handles closed, locks released) and the
+   * real files are rewritten to what the crash leaves. Called by a due failpoint
+   * and by crashNow.
+   */
+  private materializeCrash(mode: CrashMode, choices: PowerChoices): CrashReport {
+    this.crashed = true;
+    this.crashArm = null;
+    this.faultArm = null;
+    // Errors closing or releasing are ignored: the process these belonged to is gone.
+    for (const handle of this.openHandles) {
+      try {
+        handle.innerHandle.close();
+      } catch {
+        /* already closed */
+      }
+    }
+    this.openHandles.clear();
+    for (const lock of this.heldLocks) {
+      try {
+        lock.innerLock.release();
+      } catch {
+        /* already released */
+      }
+    }
+    this.heldLocks.clear();
+
+    const seed = choices.seed ?? 0;
+    const torn = mode === 'power' && choices.torn === true;
+    const report: CrashReport = { mode, torn, seed, ioCount: this.ioCountTotal, writes: [], truncates: [], namespace: [] };
+    this.lastCrash = report;
+    if (mode === 'process') return report;
+
+    const prng = new Prng(seed);
+    // 1. Choose. Writes and truncates are decided per record; namespace records
+    //    are decided, then closed under dependency.
+    const writes = this.collectPending('write');
+    const truncates = this.collectPending('truncate');
+    const writeKept = new Map<WriteRecord, boolean[] | boolean>();
+    writes.forEach((record, index) => {
+      const position = record.position;
+      const length = record.data.length;
+      if (torn) {
+        const sectorCount = sectorCountOf(position, length, this.sectorSize);
+        const sectorsKept: boolean[] = [];
+        for (let sector = 0; sector < sectorCount; sector++) {
+          sectorsKept.push(
+            choices.keepSector !== undefined
+              ? choices.keepSector(index, sector)
+              : choices.keepWrite !== undefined
+                ? choices.keepWrite(index)
+                : prng.nextBool(),
+          );
+        }
+        writeKept.set(record, sectorsKept);
+        report.writes.push({ index, path: record.path, position, length, kept: sectorsKept.every((kept) => kept), sectorsKept });
+      } else {
+        const kept = choices.keepWrite !== undefined ? choices.keepWrite(index) : prng.nextBool();
+        writeKept.set(record, kept);
+        report.writes.push({ index, path: record.path, position, length, kept });
+      }
+    });
+    const truncateKept = new Map<TruncateRecord, boolean>();
+    truncates.forEach((record, index) => {
+      const kept = choices.keepTruncate !== undefined ? choices.keepTruncate(index) : prng.nextBool();
+      truncateKept.set(record, kept);
+      report.truncates.push({ index, path: record.path, length: record.length, kept });
+    });
+    const records = this.namespaceRecords;
+    const namespaceKept = records.map((_, index) => (choices.keepNamespace !== undefined ? choices.keepNamespace(index) : prng.nextBool()));
+    for (let earlier = 0; earlier < records.length; earlier++) {
+      if (namespaceKept[earlier]) continue;
+      for (let later = earlier + 1; later < records.length; later++) {
+        if (namespaceKept[later] && recordsDepend(records[earlier]!, records[later]!)) namespaceKept[later] = false;
+      }
+    }
+    records.forEach((record, index) => {
+      const kept = namespaceKept[index]!;
+      if (record.kind === 'rename') report.namespace.push({ index, kind: 'rename', path: record.from, to: record.to, kept });
+      else report.namespace.push({ index, kind: record.kind, path: record.path, kept });
+    });
+
+    // 2. Undo the dropped namespace operations, newest first. Every later
+    //    operation on the same names was dropped too, so each undo finds its names
+    //    as the operation left them.
+    for (let index = records.length - 1; index >= 0; index--) {
+      if (!namespaceKept[index]) this.undoNamespace(records[index]!);
+    }
+
+    // 3. Rebuild each surviving file's data: undo every unsynced record, newest
+    //    first (back to the durable content), then redo the kept ones, oldest first.
+    for (const file of this.trackedFiles) {
+      if (file.state !== 'live' || file.pending.length === 0) continue;
+      const handle = this.inner.open(file.path, { create: false });
+      try {
+        for (let index = file.pending.length - 1; index >= 0; index--) undoData(handle, file.pending[index]!);
+        for (const record of file.pending) {
+          if (record.kind === 'truncate') {
+            if (truncateKept.get(record) === true) handle.truncate(record.length);
+            continue;
+          }
+          const kept = writeKept.get(record);
+          if (kept === true) handle.write(record.position, record.data);
+          else if (Array.isArray(kept)) this.redoSectors(handle, record, kept);
+        }
+      } finally {
+        handle.close();
+      }
+    }
+    return report;
+  }
+
+  private undoNamespace(record: NamespaceRecord): void {
+    switch (record.kind) {
+      case 'create': {
+        this.inner.unlink(record.path);
+        const file = this.filesByPath.get(record.path);
+        if (file !== undefined) {
+          this.filesByPath.delete(record.path);
+          file.state = 'dead';
+        }
+        record.file.state = 'dead';
+        return;
+      }
+      case 'unlink':
+        this.restoreOrphan(record.file, record.path);
+        return;
+      case 'rename': {
+        this.inner.rename(record.to, record.from);
+        this.moveTracked(record.to, record.from);
+        if (record.replaced?.kind === 'file') this.restoreOrphan(record.replaced.file, record.to);
+        else if (record.replaced?.kind === 'directory') this.inner.mkdir(record.to);
+        return;
+      }
+    }
+  }
+
+  private restoreOrphan(file: TrackedFile, path: string): void {
+    const content = file.content ?? new Uint8Array(0);
+    const handle = this.inner.open(path, { create: true });
+    try {
+      if (content.length > 0) handle.write(0, content);
+    } finally {
+      handle.close();
+    }
+    file.state = 'live';
+    file.path = path;
+    file.content = null;
+    this.filesByPath.set(path, file);
+  }
+
+  private redoSectors(handle: FileHandle, record: WriteRecord, sectorsKept: boolean[]): void {
+    const end = record.position + record.data.length;
+    const firstSector = Math.floor(record.position / this.sectorSize);
+    sectorsKept.forEach((kept, sector) => {
+      if (!kept) return;
+      const start = Math.max(record.position, (firstSector + sector) * this.sectorSize);
+      const stop = Math.min(end, (firstSector + sector + 1) * this.sectorSize);
+      handle.write(start, record.data.subarray(start - record.position, stop - record.position));
+    });
+  }
+}
+
+/** Puts a file back as it was before one unsynced record, given it is as the record left it. */
+function undoData(handle: FileHandle, record: DataRecord): void {
+  if (record.kind === 'write') {
+    if (record.before.length > 0) handle.write(record.position, record.before);
+    if (record.position + record.data.length > record.lengthBefore) handle.truncate(record.lengthBefore);
+    return;
+  }
+  handle.truncate(record.lengthBefore);
+  if (record.cut.length > 0) handle.write(record.length, record.cut);
+}
+
+class CrashFileHandle implements FileHandle {
+  private closed = false;
+  constructor(
+    private readonly storage: CrashStorage,
+    readonly path: string,
+    readonly innerHandle: FileHandle,
+    private readonly file: TrackedFile,
+  ) {}
+
+  read(position: number, length: number): Uint8Array {
+    this.storage.checkAlive();
+    return this.innerHandle.read(position, length);
+  }
+
+  write(position: number, data: Uint8Array): void {
+    const entry = this.storage.beginDurable('write', this.path, { position, length: data.length });
+    this.storage.recordWrite(this.file, this.innerHandle, entry, position, data);
+  }
+
+  sync(): void {
+    const entry = this.storage.beginDurable('sync', this.path, {});
+    this.storage.innerCall(entry, () => this.innerHandle.sync());
+    this.storage.markSynced(this.file);
+  }
+
+  truncate(length: number): void {
+    const entry = this.storage.beginDurable('truncate', this.path, { length });
+    this.storage.recordTruncate(this.file, this.innerHandle, entry, length);
+  }
+
+  size(): number {
+    this.storage.checkAlive();
+    return this.innerHandle.size();
+  }
+
+  close(): void {
+    this.storage.checkAlive();
+    if (this.closed) {
+      this.innerHandle.close(); // let the wrapped storage say what a double close does
+      return;
+    }
+    this.closed = true;
+    this.storage.handleClosed(this, this.file);
+    this.innerHandle.close();
+  }
+}
+
+class CrashLock implements Lock {
+  constructor(
+    private readonly storage: CrashStorage,
+    readonly innerLock: Lock,
+  ) {}
+
+  release(): void {
+    this.storage.checkAlive();
+    this.storage.lockReleased(this);
+    this.innerLock.release();
+  }
+}

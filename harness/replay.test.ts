@@ -1,0 +1,63 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import { formatFailure, replayTrace } from './replay.ts';
+import { readTrace } from './trace/reader.ts';
+
+const fig4 = readFileSync(new URL('../traces/fig4.jsonl', import.meta.url), 'utf8');
+const header = '{"trace": "cowmap", "version": 1, "regions": 2, "regionSize": 512}';
+
+describe('model-only replay', () => {
+  it('passes the FIG. 4 trace', async () => {
+    const result = await replayTrace(readTrace(fig4, 'fig4.jsonl'), null);
+    assert.equal(result.failure, null);
+    assert.ok(result.stats.steps >= 30);
+    assert.ok(result.covered.has('replicating:write[firstWriteThisCycle]'));
+  });
+
+  it('names the line, the step and both states when an expectation is changed', async () => {
+    const changed = fig4.replace('"secondary": ["A1", "B1", "C0", "D1"]}, "at": "T1"', '"secondary": ["A1", "B2", "C0", "D1"]}, "at": "T1"');
+    assert.notEqual(changed, fig4);
+    const result = await replayTrace(readTrace(changed, 'fig4.jsonl'), null);
+    assert.ok(result.failure !== null);
+    assert.equal(result.failure.line, 21);
+    assert.deepEqual(result.failure.differences, [{ field: 'secondary', expected: 'A1 B2 C0 D1', observed: 'A1 B1 C0 D1' }]);
+    const text = formatFailure(result.failure);
+    assert.match(text, /^fig4\.jsonl:21: expect at T1/);
+    assert.match(text, /secondary\s+A1 B2 C0 D1\s+A1 B1 C0 D1/);
+  });
+
+  it('fails an expectError the model does not give, and an op the model rejects', async () => {
+    const wrongCode = await replayTrace(readTrace(`${header}\n{"op": "transfer", "region": 0, "expectError": "E_NOT_CURRENT"}\n`, 't'), null);
+    assert.match(wrongCode.failure?.message ?? '', /expected E_NOT_CURRENT, the model says E_PHASE/);
+    const rejected = await replayTrace(readTrace(`${header}\n{"op": "completeCycle"}\n`, 't'), null);
+    assert.match(rejected.failure?.message ?? '', /rejects it with E_PHASE/);
+  });
+
+  it('follows every allowed outcome after a crash inside an operation', async () => {
+    const text = [
+      header,
+      '{"op": "write", "region": "A", "data": "A1"}',
+      '{"op": "startCycle"}',
+      '{"op": "write", "region": "A", "data": "A2", "crashAfterIo": 1}',
+      '{"op": "recover"}',
+      '{"expect": {"phase": "replicating", "primary": [["A1", "A2"], ""], "cow": [[null, "A1"], null]}}',
+      '{"op": "cycle", "expectError": "E_PHASE"}',
+      '{"op": "transfer", "region": "A"}',
+      '{"op": "completeCycle"}',
+      '{"expect": {"secondary": ["A1", ""]}}',
+    ].join('\n');
+    const result = await replayTrace(readTrace(text, 't'), null);
+    assert.equal(result.failure, null, result.failure === null ? '' : formatFailure(result.failure));
+    assert.equal(result.branches, 5, 'five outcomes of a first write in a cycle');
+    const tooStrict = text.replace('"primary": [["A1", "A2"], ""]', '"primary": ["A1", ""]');
+    const failed = await replayTrace(readTrace(tooStrict, 't'), null);
+    assert.match(failed.failure?.differences[0]?.observed ?? '', /^A2/);
+  });
+
+  it('checks that every op between crash and recover is rejected', async () => {
+    const text = `${header}\n{"op": "crash"}\n{"op": "write", "region": 0, "data": "x", "expectError": "E_PHASE"}\n{"op": "recover"}\n{"op": "recover", "expectError": "E_PHASE"}\n`;
+    const result = await replayTrace(readTrace(text, 't'), null);
+    assert.equal(result.failure, null);
+  });
+});
