@@ -1,0 +1,41 @@
+// cowmap status DIR: the phase, the maps and the counts. Opening the volume runs
+// recovery, as every open does, and takes its lock for the moment of the report.
+
+import { parseCommandLine, runCommand, volumeDirArgument, withVolume, writeStdout } from '../../impl/commandLine.ts';
+import type { Command } from '../main.ts';
+
+const usage = 'status DIR';
+/** Bits of a map shown in full; larger volumes show this many, then counts. */
+const bitsShownMax = 64;
+
+function bitString(regions: number, set: number[]): string {
+  const shown = Math.min(regions, bitsShownMax);
+  const bits = new Array<string>(shown).fill('0');
+  for (const region of set) if (region < shown) bits[region] = '1';
+  return bits.join('') + (regions > shown ? `... (first ${shown} of ${regions})` : '');
+}
+
+export const command: Command = {
+  summary: 'show the phase, the maps and the counts',
+  run: (argv) =>
+    runCommand(usage, async () => {
+      const { positionals } = parseCommandLine(argv, {});
+      const dir = volumeDirArgument(positionals);
+      return withVolume(dir, async (volume) => {
+        const current = volume.currentRegions();
+        const next = volume.nextRegions();
+        const preserved = volume.preservedRegions();
+        const lines = [
+          `volume     ${dir}`,
+          `geometry   ${volume.regions} regions x ${volume.regionSize} bytes (${volume.sizeBytes} bytes)`,
+          `phase      ${volume.phase}${volume.phase === 'replicating' ? ` (cycle ${volume.cycle}, resumed: every current region must be sent again)` : ''}`,
+          `cycles     ${volume.cycle} started`,
+          `current    ${bitString(volume.regions, current)}  ${current.length} dirty (C)`,
+          `next       ${bitString(volume.regions, next)}  ${next.length} dirty (X)`,
+          `cow        ${bitString(volume.regions, preserved)}  ${preserved.length} preserved (W)`,
+        ];
+        await writeStdout(lines.join('\n') + '\n');
+        return 0;
+      });
+    }),
+};

@@ -1,0 +1,380 @@
+// Crashes inside every operation, after each of its durable I/O calls, in the
+// three models of SPEC.md section 5: process (every write kept), power (each
+// unsynced write kept or dropped whole) and torn (each unsynced write kept or
+// dropped per 512-byte sector). After recovery the state must be one that section
+// 5 allows, and INV-COVER must hold. The crash layer here is a small one written
+// for this test (the conformance harness has its own): it models lost and torn
+// file writes only, so crashes are armed after create, when every namespace
+// operation is already durable.
+
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
+import { after, before, describe, test } from 'node:test';
+import { sectorSize } from './geometry.ts';
+import { makeTemporaryDir, NodeStorage, removeTree } from './nodeStorage.ts';
+import { ReplicatedVolume, type VolumeState } from './replicatedVolume.ts';
+import type { FileHandle, Lock, Storage } from './storage.ts';
+
+class Crash extends Error {
+  override readonly name = 'Crash';
+}
+
+interface UnsyncedWrite {
+  path: string;
+  position: number;
+  before: Uint8Array;
+  after: Uint8Array;
+}
+
+/** Crashes at the durable call after the k-th from arming; then loses unsynced writes as told. */
+class CrashingStorage implements Storage {
+  private ioCount = 0;
+  private crashAt: number | null = null;
+  private dead = false;
+  private readonly unsynced: UnsyncedWrite[] = [];
+  private readonly handles: FileHandle[] = [];
+  private readonly locks: Lock[] = [];
+
+  constructor(private readonly inner: Storage) {}
+
+  arm(afterIo: number): void {
+    assert.equal(this.unsynced.length, 0, 'armed with unsynced writes about');
+    this.crashAt = this.ioCount + afterIo;
+  }
+
+  private alive(): void {
+    if (this.dead) throw new Crash('the storage crashed earlier');
+  }
+
+  private durable(): void {
+    this.alive();
+    if (this.crashAt !== null && this.ioCount >= this.crashAt) {
+      this.dead = true;
+      throw new Crash(`crash after durable call ${this.ioCount}`);
+    }
+    this.ioCount++;
+  }
+
+  open(path: string, options: { create: boolean }): FileHandle {
+    this.alive();
+    if (options.create) this.durable();
+    const inner = this.inner.open(path, options);
+    this.handles.push(inner);
+    const storage = this;
+    return {
+      path,
+      read(position, length) {
+        storage.alive();
+        return inner.read(position, length);
+      },
+      write(position, data) {
+        storage.durable();
+        const before = inner.read(position, data.length);
+        inner.write(position, data);
+        storage.unsynced.push({ path, position, before, after: data.slice() });
+      },
+      sync() {
+        storage.durable();
+        inner.sync();
+        for (let i = storage.unsynced.length - 1; i >= 0; i--) if (storage.unsynced[i]!.path === path) storage.unsynced.splice(i, 1);
+      },
+      truncate(length) {
+        assert.equal(storage.crashAt, null, 'truncate while armed is not modelled');
+        storage.durable();
+        inner.truncate(length);
+        inner.sync();
+      },
+      size() {
+        storage.alive();
+        return inner.size();
+      },
+      close: () => inner.close(),
+    };
+  }
+  exists(path: string): boolean {
+    this.alive();
+    return this.inner.exists(path);
+  }
+  list(path: string): string[] {
+    this.alive();
+    return this.inner.list(path);
+  }
+  // Namespace operations happen only in create, before any crash is armed.
+  mkdir(path: string): void {
+    this.durable();
+    this.inner.mkdir(path);
+  }
+  syncDir(path: string): void {
+    this.durable();
+    this.inner.syncDir(path);
+  }
+  rename(from: string, to: string): void {
+    this.durable();
+    this.inner.rename(from, to);
+  }
+  unlink(path: string): void {
+    this.durable();
+    this.inner.unlink(path);
+  }
+  lock(dir: string): Lock | null {
+    this.alive();
+    const lock = this.inner.lock(dir);
+    if (lock !== null) this.locks.push(lock);
+    return lock;
+  }
+
+  /**
+   * The process is gone: handles closed, locks released. Then the unsynced writes
+   * are undone newest first and re-applied oldest first, sector by sector, where
+   * `keep(writeIndex, sectorIndex)` says so (sectors counted from file offset 0).
+   */
+  loseUnsynced(keep: (writeIndex: number, sectorIndex: number) => boolean): void {
+    this.dead = true;
+    for (const handle of this.handles) handle.close();
+    for (const lock of this.locks) lock.release();
+    const patch = (path: string, position: number, bytes: Uint8Array) => {
+      const file = this.inner.open(path, { create: false });
+      file.write(position, bytes);
+      file.sync();
+      file.close();
+    };
+    for (let i = this.unsynced.length - 1; i >= 0; i--) patch(this.unsynced[i]!.path, this.unsynced[i]!.position, this.unsynced[i]!.before);
+    this.unsynced.forEach((write, writeIndex) => {
+      const end = write.position + write.after.length;
+      let sectorIndex = 0;
+      for (let start = write.position; start < end; sectorIndex++) {
+        const stop = Math.min(end, (Math.floor(start / sectorSize) + 1) * sectorSize);
+        if (keep(writeIndex, sectorIndex)) patch(write.path, start, write.after.subarray(start - write.position, stop - write.position));
+        start = stop;
+      }
+    });
+  }
+}
+
+/** A small seeded generator (mulberry32) for the keep/drop coins. */
+function coins(seed: number): () => boolean {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) % 2 === 0;
+  };
+}
+
+interface Mode {
+  name: string;
+  torn: boolean;
+  keep: () => (writeIndex: number, sectorIndex: number) => boolean;
+}
+
+const modes: Mode[] = [
+  { name: 'process', torn: false, keep: () => () => true },
+  { name: 'power, all lost', torn: false, keep: () => () => false },
+  ...[1, 2, 3].map((seed): Mode => ({
+    name: `power, seed ${seed}`,
+    torn: false,
+    keep: () => {
+      const coin = coins(seed);
+      const decided = new Map<number, boolean>();
+      return (writeIndex) => {
+        if (!decided.has(writeIndex)) decided.set(writeIndex, coin());
+        return decided.get(writeIndex)!;
+      };
+    },
+  })),
+  ...[1, 2, 3, 4].map((seed): Mode => ({ name: `torn, seed ${seed}`, torn: true, keep: () => coins(seed * 7919) })),
+];
+
+const regions = 4;
+const regionSize = 2 * sectorSize;
+
+/** A region filled with its label, repeated, so that each sector tells old from new. */
+function content(text: string): Uint8Array {
+  const bytes = new Uint8Array(regionSize);
+  const encoded = new TextEncoder().encode(`${text}.`);
+  for (let i = 0; i < regionSize; i++) bytes[i] = encoded[i % encoded.length]!;
+  return bytes;
+}
+
+interface Scenario {
+  name: string;
+  setup: (volume: ReplicatedVolume) => void;
+  kind: 'write' | 'transfer' | 'startCycle' | 'completeCycle';
+  region: number;
+  data?: Uint8Array;
+}
+
+function cycle(volume: ReplicatedVolume): void {
+  volume.startCycle();
+  for (const region of volume.currentRegions()) volume.transfer(region);
+  volume.completeCycle();
+}
+
+const idle = (volume: ReplicatedVolume) => {
+  ['A0', 'B0', 'C0', 'D0'].forEach((text, region) => volume.writeRegion(region, content(text)));
+  cycle(volume);
+  volume.writeRegion(1, content('B1'));
+};
+const replicating = (volume: ReplicatedVolume) => {
+  idle(volume);
+  volume.startCycle();
+  volume.writeRegion(3, content('D1'));
+};
+
+const scenarios: Scenario[] = [
+  { name: 'write idle, next bit set', setup: idle, kind: 'write', region: 1, data: content('B2') },
+  { name: 'write idle, next bit clear', setup: idle, kind: 'write', region: 2, data: content('C1') },
+  { name: 'startCycle', setup: idle, kind: 'startCycle', region: 0 },
+  { name: 'write replicating, in C, first in cycle', setup: replicating, kind: 'write', region: 1, data: content('B2') },
+  { name: 'write replicating, outside C, first in cycle', setup: replicating, kind: 'write', region: 0, data: content('A1') },
+  { name: 'write replicating, already preserved', setup: replicating, kind: 'write', region: 3, data: content('D2') },
+  { name: 'transfer from P', setup: replicating, kind: 'transfer', region: 1 },
+  {
+    name: 'transfer from the COW copy',
+    setup: (volume) => {
+      replicating(volume);
+      volume.writeRegion(1, content('B2'));
+    },
+    kind: 'transfer',
+    region: 1,
+  },
+  {
+    name: 'completeCycle',
+    setup: (volume) => {
+      replicating(volume);
+      volume.writeRegion(1, content('B2'));
+      volume.transfer(1);
+    },
+    kind: 'completeCycle',
+    region: 0,
+  },
+];
+
+function run(volume: ReplicatedVolume, scenario: Scenario): void {
+  if (scenario.kind === 'write') volume.writeRegion(scenario.region, scenario.data!);
+  else if (scenario.kind === 'transfer') volume.transfer(scenario.region);
+  else if (scenario.kind === 'startCycle') volume.startCycle();
+  else volume.completeCycle();
+}
+
+/** Every sector of `bytes` is that sector of `a` or of `b`. */
+function isSectorMix(bytes: Uint8Array, a: Uint8Array, b: Uint8Array): boolean {
+  for (let start = 0; start < bytes.length; start += sectorSize) {
+    const sector = bytes.subarray(start, start + sectorSize);
+    if (!isDeepStrictEqual(sector, a.subarray(start, start + sectorSize)) && !isDeepStrictEqual(sector, b.subarray(start, start + sectorSize))) return false;
+  }
+  return true;
+}
+
+interface Observed {
+  state: VolumeState;
+  primary: Uint8Array;
+  secondary: Uint8Array;
+}
+
+function observe(volume: ReplicatedVolume, region: number): Observed {
+  return { state: volume.state(), primary: volume.readRegion(region), secondary: volume.readRegion(region, 'secondary') };
+}
+
+/** The state with region `region`'s entries blanked, to compare everything else. */
+function without(state: VolumeState, region: number, fields: Array<'primary' | 'secondary' | 'next' | 'cow'>) {
+  const blank = <T>(values: readonly T[], field: string) => values.map((value, r) => (r === region && fields.includes(field as never) ? '*' : value));
+  return {
+    phase: state.phase,
+    current: state.current,
+    next: blank([...state.next], 'next').join(''),
+    cow: blank([...state.cow], 'cow').join(''),
+    cowData: blank(state.cowData, 'cow'),
+    primary: blank(state.primary, 'primary'),
+    secondary: blank(state.secondary, 'secondary'),
+  };
+}
+
+function assertAllowed(scenario: Scenario, mode: Mode, was: Observed, will: Observed, got: Observed, context: string): void {
+  const r = scenario.region;
+  const [b, a, g] = [was.state, will.state, got.state];
+  if (scenario.kind === 'startCycle' || scenario.kind === 'completeCycle') {
+    assert.ok(isDeepStrictEqual(g, b) || isDeepStrictEqual(g, a), `${context}: neither the state before nor after`);
+    return;
+  }
+  if (scenario.kind === 'transfer') {
+    assert.deepEqual(without(g, r, ['secondary']), without(b, r, ['secondary']), `${context}: more than S[${r}] changed`);
+    const allowed = mode.torn ? isSectorMix(got.secondary, was.secondary, will.secondary) : g.secondary[r] === b.secondary[r] || g.secondary[r] === a.secondary[r];
+    assert.ok(allowed, `${context}: S[${r}] is not old, new${mode.torn ? ' or a sector mix' : ''}`);
+    return;
+  }
+  assert.deepEqual(without(g, r, ['primary', 'next', 'cow']), without(b, r, ['primary', 'next', 'cow']), `${context}: more than P, X, W of ${r} changed`);
+  const primaryOld = g.primary[r] === b.primary[r];
+  const primaryAllowed = mode.torn ? isSectorMix(got.primary, was.primary, will.primary) : primaryOld || g.primary[r] === a.primary[r];
+  assert.ok(primaryAllowed, `${context}: P[${r}] is not old, new${mode.torn ? ' or a sector mix' : ''}`);
+  assert.ok(g.next[r] === b.next[r] || g.next[r] === a.next[r], `${context}: X[${r}]`);
+  const cowBefore = g.cow[r] === b.cow[r] && g.cowData[r] === b.cowData[r];
+  const cowAfter = g.cow[r] === a.cow[r] && g.cowData[r] === a.cowData[r];
+  assert.ok(cowBefore || cowAfter, `${context}: W[${r}] is neither empty nor the preserved old P[${r}]`);
+  if (!primaryOld) assert.ok(g.next[r] === '1' && cowAfter, `${context}: P[${r}] changed before its next bit and COW copy were durable`);
+}
+
+function assertCovered(state: VolumeState, context: string): void {
+  for (let region = 0; region < regions; region++) {
+    if (state.primary[region] !== state.secondary[region]) {
+      assert.ok(state.current[region] === '1' || state.next[region] === '1', `${context}: INV-COVER fails for region ${region}`);
+    }
+  }
+}
+
+let root: string;
+let caseCount = 0;
+before(() => {
+  root = makeTemporaryDir('cowmap-crash-');
+});
+after(() => removeTree(root));
+
+describe('crash inside an operation (SPEC.md section 5)', () => {
+  for (const scenario of scenarios) {
+    test(scenario.name, () => {
+      const plain = new NodeStorage();
+      const reference = ReplicatedVolume.create(plain, join(root, `${caseCount++}`), { regions, regionSize });
+      scenario.setup(reference);
+      const was = observe(reference, scenario.region);
+      run(reference, scenario);
+      const will = observe(reference, scenario.region);
+      reference.close();
+
+      let crashes = 0;
+      for (const mode of modes) {
+        for (let k = 0; ; k++) {
+          assert.ok(k < 32, 'an operation of more than 32 durable calls');
+          const dir = join(root, `${caseCount++}`);
+          const storage = new CrashingStorage(plain);
+          const volume = ReplicatedVolume.create(storage, dir, { regions, regionSize });
+          scenario.setup(volume);
+          storage.arm(k);
+          let crashed = false;
+          try {
+            run(volume, scenario);
+          } catch (error) {
+            if (!(error instanceof Crash)) throw error;
+            crashed = true;
+          }
+          // Completed: the crash comes right after it, and must change nothing.
+          storage.loseUnsynced(mode.keep());
+          const recovered = ReplicatedVolume.open(plain, dir);
+          const got = observe(recovered, scenario.region);
+          const context = `${scenario.name}, ${mode.name}, crash after durable call ${k}${crashed ? '' : ' (completed)'}`;
+          if (crashed) assertAllowed(scenario, mode, was, will, got, context);
+          else assert.deepEqual(got.state, will.state, `${context}: not exactly the state after`);
+          assertCovered(got.state, context);
+          assert.deepEqual(recovered.unsentRegions(), recovered.currentRegions(), `${context}: something counts as sent after recovery`);
+          recovered.close();
+          removeTree(dir);
+          if (!crashed) break;
+          crashes++;
+        }
+      }
+      assert.ok(crashes >= modes.length, 'every operation has at least one durable call to crash after');
+    });
+  }
+});

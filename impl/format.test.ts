@@ -1,0 +1,328 @@
+// The on-disk format of docs/format.md: the files and their sizes, the metadata
+// slots (magic, version, checksum, sequence, the fallback from a torn newest slot),
+// the consistency checks of open (E_CORRUPT, never repaired), the COW index, the
+// secondary's place, and create over what a create cut short left behind.
+
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, test } from 'node:test';
+import { crc32 } from './checksum.ts';
+import { cowFileSize, entrySize } from './cowStore.ts';
+import { CowmapError, type ErrorCode } from './errors.ts';
+import { decodeSlot, encodeSlot, metadataFileSize, slotSize } from './metadata.ts';
+import { makeTemporaryDir, NodeStorage, removeTree } from './nodeStorage.ts';
+import { ReplicatedVolume } from './replicatedVolume.ts';
+
+const storage = new NodeStorage();
+const regions = 10;
+const regionSize = 1024;
+let root: string;
+let dir: string;
+
+beforeEach(() => {
+  root = makeTemporaryDir('cowmap-format-');
+  dir = join(root, 'vol');
+});
+
+afterEach(() => removeTree(root));
+
+function label(text: string): Uint8Array {
+  const bytes = new Uint8Array(regionSize);
+  bytes.set(new TextEncoder().encode(text));
+  return bytes;
+}
+
+function create(at = dir, options = {}): void {
+  ReplicatedVolume.create(storage, at, { regions, regionSize }, options).close();
+}
+
+/** Runs `body` on an open volume and closes it. */
+function using<T>(body: (volume: ReplicatedVolume) => T, at = dir): T {
+  const volume = ReplicatedVolume.open(storage, at);
+  try {
+    return body(volume);
+  } finally {
+    volume.close();
+  }
+}
+
+function readFile(path: string, position = 0, length?: number): Uint8Array {
+  const file = storage.open(path, { create: false });
+  try {
+    return file.read(position, length ?? file.size() - position);
+  } finally {
+    file.close();
+  }
+}
+
+function patchFile(path: string, position: number, bytes: Uint8Array): void {
+  const file = storage.open(path, { create: false });
+  try {
+    file.write(position, bytes);
+    file.sync();
+  } finally {
+    file.close();
+  }
+}
+
+function resizeFile(path: string, length: number): void {
+  const file = storage.open(path, { create: false });
+  try {
+    file.truncate(length);
+  } finally {
+    file.close();
+  }
+}
+
+function fileSize(path: string): number {
+  const file = storage.open(path, { create: false });
+  try {
+    return file.size();
+  } finally {
+    file.close();
+  }
+}
+
+function flipByte(path: string, position: number): void {
+  patchFile(path, position, Uint8Array.of(readFile(path, position, 1)[0]! ^ 0x40));
+}
+
+function expectOpenFails(code: ErrorCode, message?: RegExp): void {
+  assert.throws(
+    () => ReplicatedVolume.open(storage, dir).close(),
+    (error: unknown) => {
+      assert.ok(error instanceof CowmapError, String(error));
+      assert.equal(error.code, code, error.message);
+      if (message !== undefined) assert.match(error.message, message);
+      return true;
+    },
+  );
+}
+
+const meta = () => join(dir, 'meta');
+
+describe('files', () => {
+  test('create lays out every file at its full size', () => {
+    create();
+    assert.deepEqual(storage.list(dir), ['cow', 'map0', 'map1', 'meta', 'primary', 'secondary']);
+    assert.deepEqual(storage.list(join(dir, 'secondary')), ['image', 'replica']);
+    assert.equal(fileSize(meta()), metadataFileSize);
+    assert.equal(fileSize(join(dir, 'primary')), regions * regionSize);
+    assert.equal(fileSize(join(dir, 'map0')), 2);
+    assert.equal(fileSize(join(dir, 'map1')), 2);
+    assert.equal(fileSize(join(dir, 'cow')), cowFileSize(regions, regionSize));
+    assert.equal(cowFileSize(regions, regionSize), 1024 + regions * regionSize, 'index of 10 x 64 bytes rounded up to 1024');
+    assert.equal(fileSize(join(dir, 'secondary', 'image')), regions * regionSize);
+    assert.equal(fileSize(join(dir, 'secondary', 'replica')), 512);
+    // Sequence 1 is in slot 1; slot 0 is still zero.
+    const bytes = readFile(meta());
+    assert.equal(new TextDecoder().decode(bytes.subarray(slotSize, slotSize + 8)), 'cowmapMD');
+    assert.ok(bytes.subarray(0, slotSize).every((byte) => byte === 0));
+    const record = decodeSlot(bytes.subarray(slotSize), 1, 'meta');
+    assert.notEqual(record, 'absent');
+    assert.deepEqual(record === 'absent' ? null : [record.sequence, record.regions, record.regionSize, record.cycle, record.phase, record.currentMap], [1, regions, regionSize, 0, 'idle', 0]);
+  });
+
+  test('a slot is little-endian with a CRC-32 over its first 508 bytes', () => {
+    create();
+    const slot = readFile(meta(), slotSize, slotSize);
+    const view = new DataView(slot.buffer, slot.byteOffset, slot.byteLength);
+    assert.equal(view.getUint32(8, true), 1, 'format version');
+    assert.equal(view.getBigUint64(16, true), 1n, 'sequence');
+    assert.equal(view.getUint32(40, true), regions);
+    assert.equal(view.getUint32(44, true), regionSize);
+    assert.equal(view.getUint32(508, true), crc32(slot.subarray(0, 508)));
+  });
+});
+
+describe('metadata checks (E_CORRUPT, never repaired)', () => {
+  test('a flipped byte anywhere in the only valid slot: E_CORRUPT', () => {
+    create();
+    for (const position of [0, 12, 20, 41, 56, 300, 509]) {
+      flipByte(meta(), slotSize + position);
+      expectOpenFails('E_CORRUPT', /no valid metadata slot/);
+      flipByte(meta(), slotSize + position);
+      using((volume) => assert.equal(volume.phase, 'idle'));
+    }
+  });
+
+  test('a flipped byte in both slots: E_CORRUPT', () => {
+    create();
+    using((volume) => volume.startCycle());
+    flipByte(meta(), 100);
+    flipByte(meta(), slotSize + 100);
+    expectOpenFails('E_CORRUPT');
+  });
+
+  test('an unknown format version with a valid checksum: E_CORRUPT', () => {
+    create();
+    const slot = readFile(meta(), slotSize, slotSize).slice();
+    const view = new DataView(slot.buffer);
+    view.setUint32(8, 2, true);
+    view.setUint32(508, crc32(slot.subarray(0, 508)), true);
+    patchFile(meta(), slotSize, slot);
+    expectOpenFails('E_CORRUPT', /unknown format version 2/);
+  });
+
+  test('a torn newest slot falls back to the older valid slot, and the next update rewrites it', () => {
+    create();
+    using((volume) => volume.startCycle()); // sequence 2, slot 0: replicating
+    using((volume) => assert.equal(volume.phase, 'replicating'));
+    // Tear the newest slot: its second half never reached the disk.
+    patchFile(meta(), 256, new Uint8Array(256).fill(0xaa));
+    using((volume) => {
+      assert.equal(volume.phase, 'idle');
+      assert.equal(volume.cycle, 0);
+      volume.startCycle();
+    });
+    using((volume) => {
+      assert.equal(volume.phase, 'replicating');
+      assert.equal(volume.cycle, 1);
+    });
+  });
+
+  test('two valid slots that disagree: E_CORRUPT', () => {
+    create();
+    const bytes = readFile(meta(), slotSize, slotSize);
+    const record = decodeSlot(bytes, 1, 'meta');
+    assert.notEqual(record, 'absent');
+    if (record === 'absent') return;
+    patchFile(meta(), 0, encodeSlot({ ...record, sequence: 2, regions: regions + 1 }));
+    expectOpenFails('E_CORRUPT', /disagree/);
+  });
+
+  test('impossible fields under a valid checksum: E_CORRUPT', () => {
+    create();
+    const slot = readFile(meta(), slotSize, slotSize).slice();
+    const view = new DataView(slot.buffer);
+    view.setUint32(44, 1000, true); // regionSize not a multiple of 512
+    view.setUint32(508, crc32(slot.subarray(0, 508)), true);
+    patchFile(meta(), slotSize, slot);
+    expectOpenFails('E_CORRUPT', /regionSize/);
+  });
+
+  test('a metadata file of the wrong size: E_CORRUPT', () => {
+    create();
+    resizeFile(meta(), metadataFileSize - 1);
+    expectOpenFails('E_CORRUPT', /1023 bytes/);
+  });
+});
+
+describe('consistency of the other files', () => {
+  for (const [name, size] of [
+    ['primary', regions * regionSize - 512],
+    ['map1', 3],
+    ['cow', 100],
+    ['secondary/image', regions * regionSize + 512],
+  ] as const) {
+    test(`${name} of the wrong size: E_CORRUPT`, () => {
+      create();
+      resizeFile(join(dir, name), size);
+      expectOpenFails('E_CORRUPT');
+    });
+  }
+
+  test('a missing file: E_CORRUPT', () => {
+    create();
+    storage.unlink(join(dir, 'map0'));
+    expectOpenFails('E_CORRUPT', /map0 is missing/);
+  });
+
+  test('a missing or foreign secondary: E_CORRUPT', () => {
+    create();
+    create(join(root, 'other'));
+    storage.rename(join(root, 'other', 'secondary', 'replica'), join(dir, 'secondary', 'replica'));
+    expectOpenFails('E_CORRUPT', /another volume/);
+    storage.unlink(join(dir, 'secondary', 'replica'));
+    expectOpenFails('E_CORRUPT', /missing/);
+  });
+
+  test('bits set past the last region in a map: E_CORRUPT', () => {
+    create();
+    patchFile(join(dir, 'map1'), 1, Uint8Array.of(0x04)); // region 10 of 10
+    expectOpenFails('E_CORRUPT', /past region 9/);
+  });
+
+  test('a failed open releases the lock', () => {
+    create();
+    resizeFile(join(dir, 'primary'), 1);
+    expectOpenFails('E_CORRUPT');
+    resizeFile(join(dir, 'primary'), regions * regionSize);
+    using((volume) => assert.equal(volume.regions, regions));
+  });
+});
+
+describe('COW index', () => {
+  test('an entry counts only when the slot matches its digest', () => {
+    create();
+    using((volume) => {
+      volume.writeRegion(4, label('old'));
+      volume.writeRegion(6, label('old6'));
+      volume.startCycle();
+      volume.writeRegion(4, label('new'));
+      volume.writeRegion(6, label('new6'));
+      assert.equal(volume.state().cow, '0000101000');
+    });
+    // The data slot of region 6 lost its bytes (as after a crash before the COW sync).
+    const indexSize = 1024;
+    flipByte(join(dir, 'cow'), indexSize + 6 * regionSize + 1);
+    using((volume) => assert.equal(volume.state().cow, '0000100000'));
+    // A torn entry for region 4 (bad checksum) is not valid either.
+    flipByte(join(dir, 'cow'), 4 * entrySize + 20);
+    using((volume) => assert.equal(volume.state().cow, '0000000000'));
+  });
+
+  test('the swap empties W without touching the index: entries name their cycle', () => {
+    create();
+    using((volume) => {
+      volume.startCycle(); // an empty cycle
+      volume.writeRegion(2, label('x'));
+      assert.deepEqual(volume.preservedRegions(), [2]);
+      volume.completeCycle();
+      volume.startCycle();
+      assert.deepEqual(volume.preservedRegions(), []);
+    });
+    using((volume) => assert.deepEqual(volume.preservedRegions(), []));
+    const entry = readFile(join(dir, 'cow'), 2 * entrySize, entrySize);
+    assert.equal(new DataView(entry.buffer, entry.byteOffset).getBigUint64(0, true), 1n, 'the entry still names cycle 1');
+  });
+});
+
+describe('create and the secondary', () => {
+  test('a directory without metadata is no volume (E_NOT_FOUND), and create runs over the leftovers', () => {
+    create();
+    using((volume) => volume.writeRegion(1, label('data')));
+    storage.unlink(meta());
+    expectOpenFails('E_NOT_FOUND');
+    create();
+    using((volume) => {
+      assert.deepEqual(volume.readRegion(1), new Uint8Array(regionSize));
+      assert.equal(volume.state().next, '0000000000');
+    });
+  });
+
+  test('the secondary in another directory is recorded relative to the volume', () => {
+    const secondaryDir = join(root, 'elsewhere', 'sec');
+    create(dir, { secondaryDir });
+    assert.deepEqual(storage.list(secondaryDir), ['image', 'replica']);
+    assert.ok(!storage.exists(join(dir, 'secondary')));
+    using((volume) => {
+      volume.writeRegion(0, label('A1'));
+      volume.startCycle();
+      volume.transfer(0);
+      volume.completeCycle();
+    });
+    // Move the volume and its secondary together.
+    storage.mkdir(join(root, 'moved'));
+    storage.rename(dir, join(root, 'moved', 'vol'));
+    storage.rename(join(root, 'elsewhere'), join(root, 'moved', 'elsewhere'));
+    using((volume) => assert.deepEqual(volume.readRegion(0, 'secondary'), label('A1')), join(root, 'moved', 'vol'));
+  });
+
+  test('the secondary must not be the volume directory: E_BAD_REQUEST', () => {
+    assert.throws(
+      () => ReplicatedVolume.create(storage, dir, { regions, regionSize }, { secondaryDir: dir }),
+      (error: unknown) => error instanceof CowmapError && error.code === 'E_BAD_REQUEST',
+    );
+  });
+});

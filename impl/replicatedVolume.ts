@@ -1,0 +1,641 @@
+// The reference implementation of the protocol of SPEC.md: a primary volume, two
+// change maps, a COW snapshot and a secondary, kept in files through `Storage`.
+// The on-disk format and the durable order of every operation: docs/format.md.
+//
+// The API is synchronous: each call is a fixed sequence of storage calls, so the
+// k-th durable I/O call of an operation is the same call on every run.
+//
+// Each step of the protocol is a small protected method named after it, so that a
+// broken variant (a "mutant" of the conformance harness) is one override:
+//
+//   mutant                                        override
+//   no copy-on-write                              preserveRegion (do nothing)
+//   copy-on-write only for regions in C           needsPreserve
+//   a second write in a cycle re-preserves        needsPreserve
+//   the next bit not set during a cycle           markNext
+//   a swap that keeps the next map                swapMaps
+//   a transfer that sends P instead of the view   snapshotView
+//   completion before every region is sent        isDrained
+//   recovery that drops a running cycle           recover
+//   the next bit made durable after the data      applyWrite (step order)
+//   the COW copy written after the overwrite      applyWrite (step order)
+//   a swap done in two durable steps              swapMaps
+//   a write acknowledged before it is durable     writePrimary (no sync)
+//
+// Errors: a rejected call (SPEC.md section 2) throws a CowmapError before any I/O
+// and changes nothing. A storage failure (ENOSPC, EIO, ...) throws E_IO and
+// poisons the handle: every later call but close throws E_IO until the volume is
+// reopened, because after a failed fsync the kernel may have dropped the dirty
+// pages and a retry could report success over lost data ("fsyncgate"). Reopening
+// runs recovery from what is durable. Anything else thrown from below (a harness's
+// simulated crash, an assertion) also poisons the handle, and travels up untouched.
+
+import { randomBytes } from 'node:crypto';
+import { assert } from './assert.ts';
+import { Bitmap } from './bitmap.ts';
+import { sha256Hex } from './checksum.ts';
+import { CowStore, cowFileSize } from './cowStore.ts';
+import { CowmapError, isStorageError } from './errors.ts';
+import { checkGeometry, mapSize, volumeSize, type Geometry } from './geometry.ts';
+import { fileNames, parentDir, recordedSecondary, sameDir, secondaryPath, volumeFileNames, volumePath } from './layout.ts';
+import { MapFile } from './mapFile.ts';
+import { MetadataStore, secondaryBytesMax, volumeIdSize, type MetadataRecord, type Phase } from './metadata.ts';
+import { RegionFile } from './regionFile.ts';
+import { FileReplica, type Replica } from './replica.ts';
+import type { FileHandle, Lock, Storage } from './storage.ts';
+
+export type { Phase } from './metadata.ts';
+export type VolumeName = 'primary' | 'secondary';
+
+/** What `state()` reports (SPEC.md section 6, ADAPTER.md `state`). */
+export interface VolumeState {
+  phase: Phase;
+  /** Bit strings, region 0 first, e.g. "0100". */
+  current: string;
+  next: string;
+  cow: string;
+  /** Lower-case hex SHA-256 of each region's bytes. */
+  primary: string[];
+  secondary: string[];
+  cowData: (string | null)[];
+}
+
+export interface CreateOptions {
+  /** The secondary's directory; DIR/secondary when absent. Recorded in the metadata. */
+  secondaryDir?: string;
+}
+
+export interface OpenOptions {
+  /** Where the secondary is now, when it moved away from the recorded place. */
+  secondaryDir?: string;
+}
+
+/** The open files of a volume, as create and open hand them to the constructor. */
+export interface VolumeParts {
+  storage: Storage;
+  dir: string;
+  lock: Lock;
+  metadata: MetadataStore;
+  maps: [MapFile, MapFile];
+  primary: RegionFile;
+  cow: CowStore;
+  replica: Replica;
+}
+
+type VolumeClass<T> = new (parts: VolumeParts) => T;
+
+/** Regions named in one message at most. */
+const regionsListedMax = 8;
+
+export class ReplicatedVolume {
+  readonly dir: string;
+  readonly regions: number;
+  readonly regionSize: number;
+  protected readonly storage: Storage;
+  protected readonly metadata: MetadataStore;
+  protected readonly maps: [MapFile, MapFile];
+  protected readonly primary: RegionFile;
+  protected readonly cow: CowStore;
+  protected readonly replica: Replica;
+  /** Volatile: the regions of C sent since the swap or since the last open. */
+  protected readonly sent: Bitmap;
+  private readonly lock: Lock;
+  /** Why the handle is poisoned, or null while it is usable. */
+  private failure: string | null = null;
+  private closed = false;
+
+  /** Internal: use `create` or `open`, which also run recovery. */
+  constructor(parts: VolumeParts) {
+    const record = parts.metadata.record;
+    this.dir = parts.dir;
+    this.regions = record.regions;
+    this.regionSize = record.regionSize;
+    this.storage = parts.storage;
+    this.lock = parts.lock;
+    this.metadata = parts.metadata;
+    this.maps = parts.maps;
+    this.primary = parts.primary;
+    this.cow = parts.cow;
+    this.replica = parts.replica;
+    this.sent = new Bitmap(this.regions);
+    assert(this.replica.regions === this.regions && this.replica.regionSize === this.regionSize, 'replica geometry');
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  /**
+   * Creates an all-zero volume in `dir` (made if missing) and its secondary, and
+   * opens it. E_SIZE for bad geometry, E_EXISTS when a volume is there, E_LOCKED
+   * when another holder has the directory. The metadata is written last (see
+   * MetadataStore.create): until then there is no volume, and leftovers of a
+   * create cut short are removed by the next create.
+   */
+  static create<T extends ReplicatedVolume>(
+    this: VolumeClass<T>,
+    storage: Storage,
+    dir: string,
+    geometry: Geometry,
+    options: CreateOptions = {},
+  ): T {
+    // The arguments before the state, E_BAD_REQUEST before E_SIZE (SPEC.md section 2).
+    const recorded = recordedSecondary(dir, options.secondaryDir);
+    if (options.secondaryDir !== undefined && sameDir(dir, options.secondaryDir)) {
+      throw new CowmapError('E_BAD_REQUEST', `create: the secondary must not be the volume directory ${dir}`);
+    }
+    if (new TextEncoder().encode(recorded).length > secondaryBytesMax) {
+      throw new CowmapError('E_BAD_REQUEST', `create: the secondary path ${recorded} is longer than ${secondaryBytesMax} bytes`);
+    }
+    checkGeometry({ regions: geometry.regions, regionSize: geometry.regionSize });
+    const metadataPath = volumePath(dir, fileNames.metadata);
+    if (storage.exists(metadataPath)) throw new CowmapError('E_EXISTS', `create: a volume exists in ${dir}`);
+
+    const opened = new OpenedFiles();
+    let lock: Lock | null = null;
+    try {
+      if (!storage.exists(dir)) {
+        storage.mkdir(dir);
+        storage.syncDir(parentDir(dir));
+      }
+      lock = storage.lock(dir);
+      if (lock === null) throw new CowmapError('E_LOCKED', `create: ${dir} is locked by another holder`);
+      if (storage.exists(metadataPath)) throw new CowmapError('E_EXISTS', `create: a volume exists in ${dir}`);
+      for (const name of volumeFileNames) {
+        const path = volumePath(dir, name);
+        if (storage.exists(path)) storage.unlink(path);
+      }
+
+      const { regions, regionSize } = geometry;
+      // Each file is created at its full size (all zeros: P, S, both maps clear, no
+      // valid COW entry) and synced before the metadata that makes it part of a volume.
+      const createFile = (name: string, sizeBytes: number): FileHandle => {
+        const file = opened.add(storage.open(volumePath(dir, name), { create: true }));
+        file.truncate(sizeBytes);
+        file.sync();
+        return file;
+      };
+      const primaryFile = createFile(fileNames.primary, volumeSize(geometry));
+      const mapFiles = [createFile(fileNames.maps[0], mapSize(regions)), createFile(fileNames.maps[1], mapSize(regions))] as const;
+      const cowFile = createFile(fileNames.cow, cowFileSize(regions, regionSize));
+      const volumeId = new Uint8Array(randomBytes(volumeIdSize));
+      opened.replica = FileReplica.create(storage, secondaryPath(dir, recorded), { volumeId, regions, regionSize });
+      storage.syncDir(dir);
+
+      const record: MetadataRecord = { sequence: 1, volumeId, regions, regionSize, cycle: 0, phase: 'idle', currentMap: 0, secondary: recorded };
+      const metadata = MetadataStore.create(storage, dir, record);
+      opened.add(metadata.file);
+      const volume = new this({
+        storage,
+        dir,
+        lock,
+        metadata,
+        maps: [MapFile.load(mapFiles[0], regions), MapFile.load(mapFiles[1], regions)],
+        primary: new RegionFile(primaryFile, regions, regionSize),
+        cow: CowStore.load(cowFile, regions, regionSize),
+        replica: opened.replica,
+      });
+      volume.recover();
+      return volume;
+    } catch (error) {
+      opened.closeAll();
+      if (lock !== null) releaseLock(lock);
+      throw asVolumeError(error, `create(${dir})`, 'E_IO');
+    }
+  }
+
+  /**
+   * Opens the volume in `dir` and recovers it: a cycle that was running resumes,
+   * with nothing sent yet. E_NOT_FOUND, E_LOCKED, or E_CORRUPT for anything that is
+   * not a volume this build wrote (never repaired silently).
+   */
+  static open<T extends ReplicatedVolume>(this: VolumeClass<T>, storage: Storage, dir: string, options: OpenOptions = {}): T {
+    const metadataPath = volumePath(dir, fileNames.metadata);
+    if (!storage.exists(metadataPath)) throw new CowmapError('E_NOT_FOUND', `open: no volume in ${dir}`);
+    const lock = storage.lock(dir);
+    if (lock === null) throw new CowmapError('E_LOCKED', `open: ${dir} is locked by another holder`);
+
+    const opened = new OpenedFiles();
+    try {
+      const openFile = (name: string): FileHandle => {
+        const path = volumePath(dir, name);
+        if (!storage.exists(path)) throw new CowmapError('E_CORRUPT', `open: ${path} is missing`);
+        return opened.add(storage.open(path, { create: false }));
+      };
+      const metadata = MetadataStore.load(openFile(fileNames.metadata));
+      const { regions, regionSize, volumeId, secondary } = metadata.record;
+      const primaryFile = openFile(fileNames.primary);
+      const primarySize = primaryFile.size();
+      if (primarySize !== volumeSize(metadata.record)) {
+        throw new CowmapError('E_CORRUPT', `open: ${primaryFile.path} is ${primarySize} bytes, not ${volumeSize(metadata.record)}`);
+      }
+      const maps: [MapFile, MapFile] = [MapFile.load(openFile(fileNames.maps[0]), regions), MapFile.load(openFile(fileNames.maps[1]), regions)];
+      const cow = CowStore.load(openFile(fileNames.cow), regions, regionSize);
+      opened.replica = FileReplica.open(storage, options.secondaryDir ?? secondaryPath(dir, secondary), { volumeId, regions, regionSize });
+      const volume = new this({ storage, dir, lock, metadata, maps, primary: new RegionFile(primaryFile, regions, regionSize), cow, replica: opened.replica });
+      volume.recover();
+      return volume;
+    } catch (error) {
+      opened.closeAll();
+      releaseLock(lock);
+      // A file that the metadata needs and that is missing: the volume is inconsistent.
+      throw asVolumeError(error, `open(${dir})`, 'E_CORRUPT');
+    }
+  }
+
+  /** Closes the files and releases the lock. Allowed in any state, poisoned included; idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    const opened = new OpenedFiles();
+    for (const file of [this.metadata.file, this.maps[0].file, this.maps[1].file, this.primary.file, this.cow.file]) opened.add(file);
+    opened.replica = this.replica;
+    try {
+      opened.closeAll();
+    } finally {
+      releaseLock(this.lock);
+    }
+  }
+
+  // ------------------------------------------------------------------ queries
+
+  get phase(): Phase {
+    return this.metadata.record.phase;
+  }
+
+  /** The number of swaps so far (the running cycle's number while replicating). */
+  get cycle(): number {
+    return this.metadata.record.cycle;
+  }
+
+  /** C as a list: empty while idle. */
+  currentRegions(): number[] {
+    this.checkUsable(this.where('currentRegions'));
+    return this.currentMap.bits.regionsSet();
+  }
+
+  /** The regions of C not sent since the swap or since the last open. */
+  unsentRegions(): number[] {
+    this.checkUsable(this.where('unsentRegions'));
+    return this.currentMap.bits.regionsSet().filter((region) => !this.sent.has(region));
+  }
+
+  nextRegions(): number[] {
+    this.checkUsable(this.where('nextRegions'));
+    return this.nextMap.bits.regionsSet();
+  }
+
+  /** The regions whose COW slot holds a copy for the running cycle: empty while idle. */
+  preservedRegions(): number[] {
+    this.checkUsable(this.where('preservedRegions'));
+    return this.cow.preservedRegions();
+  }
+
+  /** Everything SPEC.md section 6 asks an implementation to report. Reads every region. */
+  state(): VolumeState {
+    const where = this.where('state');
+    this.checkUsable(where);
+    return this.perform(where, () => {
+      const primary: string[] = [];
+      const secondary: string[] = [];
+      const cowData: (string | null)[] = [];
+      for (let region = 0; region < this.regions; region++) {
+        primary.push(sha256Hex(this.primary.readRegion(region)));
+        secondary.push(sha256Hex(this.replica.readRegion(region)));
+        cowData.push(this.cow.holds(region) ? sha256Hex(this.cow.read(region)) : null);
+      }
+      const cow = new Bitmap(this.regions);
+      for (const region of this.cow.preservedRegions()) cow.set(region);
+      return {
+        phase: this.phase,
+        current: this.currentMap.bits.toBitString(),
+        next: this.nextMap.bits.toBitString(),
+        cow: cow.toBitString(),
+        primary,
+        secondary,
+        cowData,
+      };
+    });
+  }
+
+  // -------------------------------------------------------------- region API
+
+  /** P[region] := data (SPEC.md section 2, write). */
+  writeRegion(region: number, data: Uint8Array): void {
+    const where = this.where('write', `region ${region}`);
+    this.checkUsable(where);
+    this.checkRegion(where, region);
+    this.checkData(where, data);
+    this.perform(where, () => this.applyWrite(region, data));
+  }
+
+  /** P[region], or S[region] with `volume: 'secondary'`. */
+  readRegion(region: number, volume: VolumeName = 'primary'): Uint8Array {
+    const where = this.where('read', `region ${region}`);
+    this.checkUsable(where);
+    this.checkVolumeName(where, volume);
+    this.checkRegion(where, region);
+    return this.perform(where, () => (volume === 'primary' ? this.primary.readRegion(region) : this.replica.readRegion(region)));
+  }
+
+  /** The swap: C := X, X := clear, W := empty, phase replicating. */
+  startCycle(): void {
+    const where = this.where('startCycle');
+    this.checkUsable(where);
+    if (this.phase !== 'idle') throw new CowmapError('E_PHASE', `${where}: a cycle is running`);
+    this.perform(where, () => this.swapMaps());
+  }
+
+  /** S[region] := view(region); the region counts as sent. Sending again is allowed. */
+  transfer(region: number): void {
+    const where = this.where('transfer', `region ${region}`);
+    this.checkUsable(where);
+    this.checkRegion(where, region);
+    if (this.phase !== 'replicating') throw new CowmapError('E_PHASE', `${where}: no cycle is running`);
+    if (!this.currentMap.has(region)) throw new CowmapError('E_NOT_CURRENT', `${where}: region ${region} is not in the current map`);
+    this.perform(where, () => {
+      this.sendRegion(region);
+      // Volatile on purpose: after a crash every region of C is sent again.
+      this.sent.set(region);
+    });
+  }
+
+  /** C := clear, W := empty, phase idle; every region of C must have been sent. */
+  completeCycle(): void {
+    const where = this.where('completeCycle');
+    this.checkUsable(where);
+    if (this.phase !== 'replicating') throw new CowmapError('E_PHASE', `${where}: no cycle is running`);
+    if (!this.isDrained()) {
+      const unsent = this.unsentRegions();
+      const listed = unsent.slice(0, regionsListedMax).join(', ') + (unsent.length > regionsListedMax ? ', ...' : '');
+      throw new CowmapError('E_NOT_DRAINED', `${where}: ${unsent.length} region(s) of the current map not sent: ${listed}`);
+    }
+    this.perform(where, () => this.clearCurrent());
+  }
+
+  // ---------------------------------------------------------------- byte API
+
+  get sizeBytes(): number {
+    return this.regions * this.regionSize;
+  }
+
+  /**
+   * Writes `bytes` at `offset`, region by region in ascending order, each through
+   * the same steps as writeRegion; a region covered in part is read, merged and
+   * written whole (so its whole old content is preserved first). Each region is
+   * atomic as SPEC.md section 5 says; the call as a whole is not: a crash may leave
+   * a prefix of its regions written. A zero-length write does nothing.
+   */
+  write(offset: number, bytes: Uint8Array): void {
+    const where = this.where('write', `offset ${offset}, length ${bytes instanceof Uint8Array ? bytes.length : '?'}`);
+    this.checkUsable(where);
+    if (!(bytes instanceof Uint8Array)) throw new CowmapError('E_BAD_REQUEST', `${where}: data must be bytes`);
+    this.checkByteRange(where, offset, bytes.length);
+    if (bytes.length === 0) return;
+    this.perform(where, () => {
+      const first = Math.floor(offset / this.regionSize);
+      const last = Math.floor((offset + bytes.length - 1) / this.regionSize);
+      for (let region = first; region <= last; region++) {
+        const regionStart = region * this.regionSize;
+        const start = Math.max(offset, regionStart);
+        const end = Math.min(offset + bytes.length, regionStart + this.regionSize);
+        const part = bytes.subarray(start - offset, end - offset);
+        let data = part;
+        if (part.length < this.regionSize) {
+          data = this.primary.readRegion(region).slice();
+          data.set(part, start - regionStart);
+        }
+        this.applyWrite(region, data);
+      }
+    });
+  }
+
+  /** `length` bytes at `offset` of P, or of S with `volume: 'secondary'`. */
+  read(offset: number, length: number, volume: VolumeName = 'primary'): Uint8Array {
+    const where = this.where('read', `offset ${offset}, length ${length}`);
+    this.checkUsable(where);
+    this.checkVolumeName(where, volume);
+    this.checkByteRange(where, offset, length);
+    return this.perform(where, () => {
+      const result = new Uint8Array(length);
+      if (length === 0) return result;
+      const first = Math.floor(offset / this.regionSize);
+      const last = Math.floor((offset + length - 1) / this.regionSize);
+      for (let region = first; region <= last; region++) {
+        const content = volume === 'primary' ? this.primary.readRegion(region) : this.replica.readRegion(region);
+        const regionStart = region * this.regionSize;
+        const start = Math.max(offset, regionStart);
+        const end = Math.min(offset + length, regionStart + this.regionSize);
+        result.set(content.subarray(start - regionStart, end - regionStart), start - offset);
+      }
+      return result;
+    });
+  }
+
+  // ------------------------------------------------- the steps (overridable)
+
+  protected get currentMap(): MapFile {
+    return this.maps[this.metadata.record.currentMap];
+  }
+
+  protected get nextMap(): MapFile {
+    return this.maps[this.metadata.record.currentMap === 0 ? 1 : 0];
+  }
+
+  /** The durable order of a write (SPEC.md section 5; docs/format.md, "write"). */
+  protected applyWrite(region: number, data: Uint8Array): void {
+    // The COW copy is durable before the primary region is overwritten: a crash
+    // after the overwrite must still find P@swap[region] in W.
+    if (this.needsPreserve(region)) this.preserveRegion(region);
+    // The next bit is durable before the data write: new data in P with X clear
+    // would never reach S (INV-COVER).
+    this.markNext(region);
+    // Acknowledged only once durable: writePrimary syncs before returning.
+    this.writePrimary(region, data);
+  }
+
+  /** Copy-on-write for every region written while replicating, once per cycle (FIG. 4B T3). */
+  protected needsPreserve(region: number): boolean {
+    return this.phase === 'replicating' && !this.cow.holds(region);
+  }
+
+  /** W[region] := P[region], durable when this returns (data slot, index entry, one sync). */
+  protected preserveRegion(region: number): void {
+    this.cow.preserve(region, this.primary.readRegion(region), this.metadata.record.cycle);
+  }
+
+  /** X[region] := 1, durable when this returns; no I/O when the bit is already set. */
+  protected markNext(region: number): void {
+    this.nextMap.set(region);
+  }
+
+  /** P[region] := data: pwrite, then fdatasync before the write is acknowledged. */
+  protected writePrimary(region: number, data: Uint8Array): void {
+    this.primary.writeRegion(region, data);
+    this.primary.sync();
+  }
+
+  /**
+   * The swap as ONE durable step: one metadata update flips the roles of the two map
+   * files, bumps the cycle number (which empties W: every COW entry names an older
+   * cycle) and sets the phase. O(1) I/O: no map is copied or rewritten. The file
+   * that becomes X is the old C, all clear since completion or recovery.
+   */
+  protected swapMaps(): void {
+    const record = this.metadata.record;
+    assert(this.currentMap.isClear(), 'the map that becomes next at the swap is not clear');
+    this.metadata.update({ phase: 'replicating', cycle: record.cycle + 1, currentMap: record.currentMap === 0 ? 1 : 0 });
+    this.cow.forget();
+    this.sent.clearAll();
+  }
+
+  /** view(region) = W[region] if it holds a copy, else P[region]. */
+  protected snapshotView(region: number): Uint8Array {
+    return this.cow.holds(region) ? this.cow.read(region) : this.primary.readRegion(region);
+  }
+
+  /** S[region] := view(region); the replica makes it durable before returning. */
+  protected sendRegion(region: number): void {
+    this.replica.writeRegion(region, this.snapshotView(region));
+  }
+
+  /** Every region of C was sent since the swap or since the last open. */
+  protected isDrained(): boolean {
+    return this.currentMap.bits.regionsSet().every((region) => this.sent.has(region));
+  }
+
+  /**
+   * Completion. The durable step that completes the cycle is ONE metadata update
+   * (phase idle); from then on the current map file is ignored and W is empty.
+   * Only after it are C's bytes zeroed and synced, so that the map is clear before
+   * the next swap makes it X; a crash in between leaves them set, and recovery
+   * finishes the clearing.
+   */
+  protected clearCurrent(): void {
+    this.metadata.update({ phase: 'idle' });
+    this.cow.forget();
+    this.sent.clearAll();
+    this.currentMap.clearAll();
+  }
+
+  /**
+   * Recovery, run by open (and create) on what is durable. Idle: finish clearing a
+   * current map that a crash after completion left set (no I/O when clear).
+   * Replicating: the cycle resumes with C and X as they are, W as the index says,
+   * and nothing sent.
+   */
+  protected recover(): void {
+    this.sent.clearAll();
+    this.cow.forget();
+    if (this.phase === 'idle') {
+      this.currentMap.clearAll();
+    } else {
+      this.cow.loadCycle(this.metadata.record.cycle);
+    }
+  }
+
+  // ------------------------------------------------------------------ checks
+
+  /** How a message names the call: "transfer(region 2) while idle". */
+  protected where(operation: string, subject = ''): string {
+    return `${operation}(${subject}) while ${this.phase}`;
+  }
+
+  private checkUsable(where: string): void {
+    if (this.closed) throw new CowmapError('E_PHASE', `${where}: the volume is closed`);
+    if (this.failure !== null) {
+      throw new CowmapError('E_IO', `${where}: the handle failed earlier (${this.failure}); reopen the volume to recover`);
+    }
+  }
+
+  private checkRegion(where: string, region: number): void {
+    if (!Number.isInteger(region) || region < 0 || region >= this.regions) {
+      throw new CowmapError('E_RANGE', `${where}: region ${region} is outside 0..${this.regions - 1}`);
+    }
+  }
+
+  private checkData(where: string, data: Uint8Array): void {
+    if (!(data instanceof Uint8Array) || data.length !== this.regionSize) {
+      const got = data instanceof Uint8Array ? `${data.length} bytes` : 'no bytes';
+      throw new CowmapError('E_SIZE', `${where}: data must be exactly ${this.regionSize} bytes, got ${got}`);
+    }
+  }
+
+  private checkVolumeName(where: string, volume: VolumeName): void {
+    if (volume !== 'primary' && volume !== 'secondary') {
+      throw new CowmapError('E_BAD_REQUEST', `${where}: volume must be "primary" or "secondary", got ${String(volume)}`);
+    }
+  }
+
+  private checkByteRange(where: string, offset: number, length: number): void {
+    const sizeBytes = this.sizeBytes;
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > sizeBytes) {
+      throw new CowmapError('E_RANGE', `${where}: bytes ${offset}..${offset + length} are outside the volume of ${sizeBytes} bytes`);
+    }
+  }
+
+  /**
+   * Runs the I/O of an accepted call. Whatever it throws poisons the handle (its
+   * in-memory state may be ahead of or behind the disk); a storage error becomes
+   * E_IO, anything else travels up untouched.
+   */
+  private perform<T>(where: string, body: () => T): T {
+    try {
+      return body();
+    } catch (error) {
+      this.failure = isStorageError(error) ? `${error.code} in ${where}` : `${errorName(error)} in ${where}`;
+      throw asVolumeError(error, where, 'E_IO');
+    }
+  }
+}
+
+/** Releases a lock; a storage error doing so is ignored (the lock file is then stale, and taken over). */
+function releaseLock(lock: Lock): void {
+  try {
+    lock.release();
+  } catch (error) {
+    if (!isStorageError(error)) throw error;
+  }
+}
+
+function errorName(error: unknown): string {
+  return error instanceof Error ? error.name : typeof error;
+}
+
+/**
+ * A storage error as a CowmapError: `missingAs` for a missing file (ENOENT), E_IO
+ * for any other. CowmapErrors and everything else (simulated crashes, assertion
+ * failures) are returned as they are, to be rethrown untouched.
+ */
+function asVolumeError(error: unknown, where: string, missingAs: 'E_IO' | 'E_CORRUPT'): unknown {
+  if (!isStorageError(error)) return error;
+  const code = error.code === 'ENOENT' ? missingAs : 'E_IO';
+  return new CowmapError(code, `${where}: ${error.code}: ${error.message}`, { cause: error });
+}
+
+/** Files opened so far by create, open or close, closed together on the way out. */
+class OpenedFiles {
+  private readonly files: FileHandle[] = [];
+  replica: Replica | null = null;
+
+  add(file: FileHandle): FileHandle {
+    this.files.push(file);
+    return file;
+  }
+
+  /**
+   * Closes everything. A storage error from close is ignored: every write that
+   * matters was synced before, and the handle is going away either way. Anything
+   * else is rethrown once every file has been closed.
+   */
+  closeAll(): void {
+    let rethrow: { error: unknown } | null = null;
+    const closers = [...this.files.map((file) => () => file.close()), ...(this.replica === null ? [] : [() => this.replica!.close()])];
+    for (const close of closers) {
+      try {
+        close();
+      } catch (error) {
+        if (!isStorageError(error) && rethrow === null) rethrow = { error };
+      }
+    }
+    if (rethrow !== null) throw rethrow.error;
+  }
+}
