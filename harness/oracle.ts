@@ -11,7 +11,7 @@
 
 import { crashOutcomes, matchOutcome } from '../model/crashOutcomes.ts';
 import type { CrashOutcome, ObservedState } from '../model/crashOutcomes.ts';
-import { checkState, checkTransition } from '../model/invariants.ts';
+import { checkLiveness, checkState, checkTransition } from '../model/invariants.ts';
 import type { Violation } from '../model/invariants.ts';
 import * as rules from '../model/rules.ts';
 import { snapshotOf, stateOf, stepMachine } from '../model/transitions.ts';
@@ -116,7 +116,7 @@ export class Oracle {
     const { snapshot: after, taken } = stepMachine(this.snapshot, op);
     for (const id of taken) this.covered.add(id);
     const rejection = after.context.rejection;
-    const violations = [...checkState(stateOf(after))];
+    const violations = [...checkState(stateOf(after)), ...checkLiveness(stateOf(after))];
     if (rejection === null) violations.push(...checkTransition(before, op, stateOf(after)));
     this.stats.invariantChecks++;
     this.stats.steps++;
@@ -216,6 +216,7 @@ export class Oracle {
       return;
     }
     const observed = await this.sut.state();
+    await this.learnBytes(observed, outcomes);
     const continued = matchOutcome(outcomes, observedOf(observed), (old, next, seen) => this.book.isSectorMix(old, next, seen));
     if (continued === null) {
       const allowed = outcomes.map((outcome) => this.describeState(outcome.state)).join('\n    or       ');
@@ -225,6 +226,23 @@ export class Oracle {
     this.stats.invariantChecks++;
     if (violations.length > 0) throw new OracleFailure('invariant', `${label}: the recovered state breaks ${violations[0]!.invariant}`, [], violations);
     this.snapshot = snapshotOf(continued);
+  }
+
+  /**
+   * The torn model is judged on bytes: where a region that may be torn shows
+   * content the run has not seen, read its bytes from the implementation.
+   */
+  private async learnBytes(observed: SutState, outcomes: readonly CrashOutcome[]): Promise<void> {
+    for (const { mix } of outcomes) {
+      if (mix === null) continue;
+      const digest = observed[mix.volume][mix.region];
+      if (digest === undefined || this.book.bytesOf(digest) !== undefined) continue;
+      const reply = await this.sut!.apply({ type: 'read', region: mix.region, volume: mix.volume });
+      if (!reply.ok || reply.data === undefined) throw new OracleFailure('sut', `reading ${mix.volume}[${mix.region}] after recovery failed`);
+      if (this.book.addBytes(reply.data) !== digest) {
+        throw new OracleFailure('divergence', `${mix.volume}[${mix.region}] reads other bytes than its reported digest`);
+      }
+    }
   }
 
   private show(list: readonly (string | null)[]): string {

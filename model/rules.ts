@@ -184,6 +184,8 @@ export function judge(state: ModelState, op: Op): Rejection | null {
         return rejection(state, op, 'E_NOT_DRAINED', 'some regions of the current map were not sent since the swap or the last recovery');
       }
       return null;
+    default:
+      throw new Error(`model: unknown operation ${(op as { type: string }).type}`);
   }
 }
 

@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { formatFailure, replayTrace } from '../../harness/replay.ts';
+import { createReferenceSut } from '../../harness/referenceSut.ts';
 import type { SystemUnderTest } from '../../harness/sut.ts';
 import { readTrace } from '../../harness/trace/reader.ts';
 import { TraceError } from '../../harness/trace/traceError.ts';
@@ -13,13 +14,7 @@ import type { Trace } from '../../harness/trace/trace.ts';
 import type { Command } from '../main.ts';
 import { usageError } from './options.ts';
 
-export type SutFactory = () => Promise<SystemUnderTest>;
-
-/** The implementation that `replay` runs beside the model; null: model only. */
-async function referenceSut(): Promise<SutFactory | null> {
-  const module = await import('../../harness/referenceSut.ts').catch(() => null);
-  return module === null ? null : () => Promise.resolve(module.createReferenceSut());
-}
+export type SutFactory = () => SystemUnderTest;
 
 export const command: Command = {
   summary: 'replay traces',
@@ -47,14 +42,10 @@ export const command: Command = {
         throw error;
       }
     }
-    const factory = values['model-only'] ? null : await referenceSut();
-    if (!values['model-only'] && factory === null) {
-      process.stderr.write('replay: the reference implementation is not available; use --model-only\n');
-      return 2;
-    }
+    const factory: SutFactory | null = values['model-only'] ? null : () => createReferenceSut();
     let failed = 0;
     for (const trace of traces) {
-      const sut = factory === null ? null : await factory();
+      const sut = factory === null ? null : factory();
       const result = await replayTrace(trace, sut);
       const side = sut === null ? 'model' : `model and ${sut.name}`;
       if (result.failure === null) {

@@ -57,6 +57,7 @@ describe('the trace reader', () => {
     invalid(`${header}\n{"expect": {"primary": [null, "A", "B", "C"]}}`, 2, /null is allowed only in cow/);
     invalid(`${header}\n{"op": "crash"}\n{"op": "startCycle"}`, 3, /expectError.*E_PHASE/);
     invalid(`${header}\n{"op": "startCycle", "crashAfterIo": -1}`, 2, /non-negative/);
+    invalid(`${header}\n{"op": "crash"}\n{"op": "recover", "crashAfterIo": 1}`, 3, /cannot go with recover/);
     invalid(`${header}\n{"op": "startCycle", "crashAfterIo": 1, "mode": "process", "torn": true}`, 2, /torn needs mode/);
   });
 });
