@@ -22,6 +22,7 @@ typecheck: $(STAMP)
 
 test: $(STAMP) typecheck
 	$(NODE_TEST) $(TEST_FILES)
+	python3 -m unittest discover -s examples/python-adapter
 
 # The main job: every trace on the model and the exhaustive explorer with crashes.
 verify: test
