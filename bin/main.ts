@@ -12,8 +12,9 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
   read: { summary: 'read a region or a byte range: read DIR --region R | --offset O --length L [--secondary]', load: () => import('./commands/read.ts').then((m) => m.command) },
   cycle: { summary: 'run (or resume) one replication cycle: cycle DIR', load: () => import('./commands/cycle.ts').then((m) => m.command) },
   status: { summary: 'show the phase, the maps and the counts: status DIR', load: () => import('./commands/status.ts').then((m) => m.command) },
-  replay: { summary: 'replay traces: replay [--model-only] FILE...', load: () => import('./commands/replay.ts').then((m) => m.command) },
+  replay: { summary: 'replay traces: replay [--model-only | --mutant NAME] FILE...', load: () => import('./commands/replay.ts').then((m) => m.command) },
   explore: { summary: 'explore every model state: explore --regions N --values V [--crash] [--states-max M]', load: () => import('./commands/explore.ts').then((m) => m.command) },
+  fuzz: { summary: 'fast-check command sequences: fuzz [--seed N] [--path P] [--runs R] [--time-budget S] [--regions N] [--mutant NAME]', load: () => import('./commands/fuzz.ts').then((m) => m.command) },
   diagram: { summary: 'print the statechart as Mermaid stateDiagram-v2', load: () => import('./commands/diagram.ts').then((m) => m.command) },
 };
 

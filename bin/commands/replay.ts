@@ -1,4 +1,4 @@
-// cowmap replay [--model-only] FILE...
+// cowmap replay [--model-only | --mutant NAME] FILE...
 // Replays traces on the model (and, without --model-only, on the reference
 // implementation side by side). Exit status: 0 every trace passes, 1 a trace
 // fails (its file, line, step and both states are printed), 2 a trace is invalid.
@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { formatFailure, replayTrace } from '../../harness/replay.ts';
+import { mutants } from '../../harness/mutants.ts';
 import { createReferenceSut } from '../../harness/referenceSut.ts';
 import type { SystemUnderTest } from '../../harness/sut.ts';
 import { readTrace } from '../../harness/trace/reader.ts';
@@ -21,7 +22,7 @@ export const command: Command = {
   async run(argv) {
     const { values, positionals } = parseArgs({
       args: argv,
-      options: { 'model-only': { type: 'boolean', default: false } },
+      options: { 'model-only': { type: 'boolean', default: false }, mutant: { type: 'string' } },
       strict: true,
       allowPositionals: true,
     });
@@ -42,7 +43,13 @@ export const command: Command = {
         throw error;
       }
     }
-    const factory: SutFactory | null = values['model-only'] ? null : () => createReferenceSut();
+    if (values.mutant !== undefined && mutants[values.mutant] === undefined) {
+      return usageError('replay', `no mutant named '${values.mutant}' (known: ${Object.keys(mutants).join(', ')})`);
+    }
+    const mutant = values.mutant === undefined ? undefined : mutants[values.mutant];
+    const factory: SutFactory | null = values['model-only']
+      ? null
+      : () => (mutant === undefined ? createReferenceSut() : createReferenceSut({ volumeClass: mutant.volumeClass, name: `mutant ${values.mutant}` }));
     let failed = 0;
     for (const trace of traces) {
       const sut = factory === null ? null : factory();

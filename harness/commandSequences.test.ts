@@ -1,0 +1,157 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { fuzzMain } from '../bin/commands/fuzz.ts';
+import { ReplicatedVolume } from '../impl/replicatedVolume.ts';
+import { parseFuzzPath, runFuzz } from './commandSequences.ts';
+import type { FuzzOptions } from './commandSequences.ts';
+import { ReferenceSut } from './referenceSut.ts';
+import { replayTrace } from './replay.ts';
+import { readTrace } from './trace/reader.ts';
+
+const scratch = mkdtempSync(join(tmpdir(), 'cowmap-fuzz-test-'));
+after(() => rmSync(scratch, { recursive: true, force: true }));
+
+/** A planted bug: the next bit is not set by a write during a cycle (the write would never reach S). */
+class SkipsNextBitWhileReplicating extends ReplicatedVolume {
+  protected override markNext(region: number): void {
+    if (this.phase === 'replicating') return;
+    super.markNext(region);
+  }
+}
+
+/** A planted bug that only a power loss shows: a write acknowledged before its data is synced. */
+class AcknowledgesBeforeSync extends ReplicatedVolume {
+  protected override writePrimary(region: number, data: Uint8Array): void {
+    this.primary.writeRegion(region, data);
+  }
+}
+
+const base = { regions: 4, labels: 3, commandsMax: 50 } as const;
+
+function options(seed: number, makeSut: () => ReferenceSut, extra: Partial<FuzzOptions> = {}): FuzzOptions {
+  return { seed, numRuns: 30, ...base, makeSut, failuresDir: join(scratch, `failures-${seed}`), ...extra };
+}
+
+describe('fast-check command sequences', () => {
+  it('pass on the reference implementation (30 runs, fixed seed)', async (t) => {
+    const seed = 20240611;
+    t.diagnostic(`seed ${seed}`);
+    const result = await runFuzz(options(seed, () => new ReferenceSut()));
+    assert.equal(result.failure, null, result.failure?.message);
+    assert.equal(result.runs, 30);
+    assert.equal(result.shrinks, 0);
+    assert.ok(result.steps > 30 * 5, `${result.steps} steps`);
+    assert.ok(result.crashStates > 30, `${result.crashStates} crash states`);
+    assert.ok(result.transitions.covered >= result.transitions.total - 4, `covered ${result.transitions.covered} of ${result.transitions.total}: missing ${result.transitions.missing.join(', ')}`);
+    // Crashes in both phases, and the rejections the generator aims at, were generated.
+    for (const id of ['idle:crash', 'replicating:crash', 'replicating:transfer[notInCurrentMap] E_NOT_CURRENT', 'replicating.sending:completeCycle E_NOT_DRAINED', 'crashed:write E_PHASE']) {
+      assert.ok(result.covered.has(id), `not covered: ${id}`);
+    }
+    assert.ok(!existsSync(join(scratch, `failures-${seed}`)), 'nothing saved when nothing fails');
+  });
+
+  it('catch a planted bug, shrink it to a short trace that replays, and replay the counterexample from seed and path', async (t) => {
+    const seed = 7;
+    t.diagnostic(`seed ${seed}`);
+    const broken = () => new ReferenceSut({ volumeClass: SkipsNextBitWhileReplicating, name: 'planted: no next bit while replicating' });
+    const result = await runFuzz(options(seed, broken));
+    const failure = result.failure;
+    assert.ok(failure !== null, 'the planted bug was not caught');
+    assert.ok(failure.steps.length <= 4, `shrunk to ${failure.steps.length} steps`);
+    assert.match(failure.message, /differs from the model's|not one the model allows/);
+    assert.ok(failure.differences.some((d) => d.field === 'next'), JSON.stringify(failure.differences));
+    assert.ok(failure.reproduced);
+
+    assert.equal(failure.tracePath, join(scratch, `failures-${seed}`, `fuzz-${seed}.jsonl`));
+    const text = readFileSync(failure.tracePath, 'utf8');
+    assert.equal(text, failure.trace);
+    assert.match(text, new RegExp(`^# seed: ${seed}$`, 'm'));
+    assert.match(text, new RegExp(`^# path: ${failure.path.replace(/[+/]/g, '\\$&')}$`, 'm'));
+    assert.match(text, /^# {3}npx cowmap replay .*fuzz-7\.jsonl$/m);
+    assert.match(text, /^# {3}npx cowmap fuzz --seed 7 --path \S+ --regions 4 --labels 3 --commands-max 50/m);
+
+    const trace = readTrace(text, failure.tracePath);
+    const onBroken = await replayTrace(trace, broken());
+    assert.ok(onBroken.failure !== null, 'the trace passes on the broken implementation');
+    assert.equal(onBroken.failure.observedBy, 'implementation');
+    const onReference = await replayTrace(trace, new ReferenceSut());
+    assert.equal(onReference.failure, null, onReference.failure?.message);
+    const onModel = await replayTrace(trace, null);
+    assert.equal(onModel.failure, null);
+
+    // --seed N --path P: the same counterexample, the same trace.
+    const again = await runFuzz(options(seed, broken, { path: failure.path, failuresDir: join(scratch, 'again') }));
+    assert.ok(again.failure !== null);
+    assert.equal(again.runs, 1);
+    assert.deepEqual(readTrace(again.failure.trace, 'again').steps, trace.steps);
+    // ... and on the fixed implementation, that one sequence passes.
+    const fixed = await runFuzz(options(seed, () => new ReferenceSut(), { path: failure.path, failuresDir: join(scratch, 'fixed') }));
+    assert.equal(fixed.failure, null);
+    assert.equal(fixed.runs, 1);
+  });
+
+  it('catch a bug that only a power loss inside an operation shows', async (t) => {
+    const seed = 3;
+    t.diagnostic(`seed ${seed}`);
+    const broken = () => new ReferenceSut({ volumeClass: AcknowledgesBeforeSync, name: 'planted: write acknowledged before sync' });
+    const result = await runFuzz(options(seed, broken, { numRuns: 300 }));
+    assert.ok(result.failure !== null, 'the planted bug was not caught');
+    assert.ok(result.failure.steps.length <= 5, `shrunk to ${result.failure.steps.length} steps`);
+    assert.match(result.failure.message, /not one the model allows after this crash/);
+    assert.match(result.failure.trace, /"crashAfterIo":\d+,"mode":"power"/);
+    assert.ok(result.failure.reproduced);
+  });
+
+  it('stop at the time budget', async () => {
+    const result = await runFuzz({ seed: 1, timeBudgetMs: 300, ...base, makeSut: () => new ReferenceSut(), failuresDir: join(scratch, 'budget') });
+    assert.equal(result.failure, null);
+    assert.equal(result.interrupted, true);
+    assert.ok(result.runs >= 1);
+    assert.ok(result.seconds < 5, `${result.seconds} s`);
+  });
+
+  it('read the printed path, and refuse a shrunk path without its replay part', () => {
+    assert.deepEqual(parseFuzzPath('3:1:2@AB/+:C'), { path: '3:1:2', replayPath: 'AB/+:C' });
+    assert.deepEqual(parseFuzzPath('12'), { path: '12', replayPath: undefined });
+    assert.throws(() => parseFuzzPath('3:1:2'), /lacks its replay part/);
+    assert.throws(() => parseFuzzPath('x@y'), /not a path printed by cowmap fuzz/);
+  });
+});
+
+describe('cowmap fuzz', () => {
+  async function fuzz(args: string[]) {
+    let out = '';
+    let err = '';
+    const status = await fuzzMain(args, { out: (text) => (out += text), err: (text) => (err += text), progress: false });
+    return { status, out, err };
+  }
+
+  it('prints the seed first, then the counts, and exits 0 when nothing fails', async () => {
+    const run = await fuzz(['--seed', '11', '--runs', '5', '--out-dir', join(scratch, 'cli')]);
+    assert.equal(run.status, 0, run.out + run.err);
+    assert.match(run.out, /^seed: 11\n/);
+    for (const count of ['runs:', 'steps:', 'steps/s:', 'crash states:', 'transitions:']) assert.ok(run.out.includes(count), count);
+    const random = await fuzz(['--runs', '1', '--out-dir', join(scratch, 'cli')]);
+    assert.match(random.out, /^seed: \d+\n/);
+  });
+
+  it('exits 1 on a mutant, with the saved trace and the commands that replay it', async () => {
+    const dir = join(scratch, 'cli-mutant');
+    const run = await fuzz(['--seed', '5', '--runs', '100', '--mutant', 'no-cow', '--out-dir', dir]);
+    assert.equal(run.status, 1, run.out + run.err);
+    assert.match(run.out, /^seed: 5\n/);
+    assert.ok(existsSync(join(dir, 'fuzz-5.jsonl')));
+    assert.match(run.out, /^ {2}npx cowmap replay \S*fuzz-5\.jsonl$/m);
+    assert.match(run.out, /^ {2}npx cowmap fuzz --seed 5 --path \S+ .* --mutant no-cow$/m);
+  });
+
+  it('exits 2 on bad usage', async () => {
+    assert.equal((await fuzz(['--mutant', 'no-such-mutant'])).status, 2);
+    assert.equal((await fuzz(['--regions', '0'])).status, 2);
+    assert.equal((await fuzz(['--region-size', '1000'])).status, 2);
+    assert.equal((await fuzz(['--seed', '1', '--path', '1:2:3'])).status, 2);
+  });
+});
