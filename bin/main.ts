@@ -15,6 +15,7 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
   replay: { summary: 'replay traces: replay [--model-only | --mutant NAME] FILE...', load: () => import('./commands/replay.ts').then((m) => m.command) },
   explore: { summary: 'explore every model state: explore --regions N --values V [--crash] [--states-max M]', load: () => import('./commands/explore.ts').then((m) => m.command) },
   fuzz: { summary: 'fast-check command sequences: fuzz [--seed N] [--path P] [--runs R] [--time-budget S] [--regions N] [--mutant NAME]', load: () => import('./commands/fuzz.ts').then((m) => m.command) },
+  verify: { summary: 'the main job: verify [--time-budget S] [--seed N] [--mutant NAME] [--quick]', load: () => import('./commands/verify.ts').then((m) => m.command) },
   diagram: { summary: 'print the statechart as Mermaid stateDiagram-v2', load: () => import('./commands/diagram.ts').then((m) => m.command) },
 };
 

@@ -9,6 +9,7 @@
 import { readFileSync } from 'node:fs';
 import type { Op } from '../model/types.ts';
 import { replayTrace, formatFailure } from './replay.ts';
+import { runFuzz } from './commandSequences.ts';
 import { runPaths, shortestPaths, simplePathOptions, simplePaths } from './pathTests.ts';
 import type { PathOptions } from './pathTests.ts';
 import type { SystemUnderTest } from './sut.ts';
@@ -111,6 +112,38 @@ export function pathStage(options: PathOptions, simplePathsMax: number): Stage {
         }
       }
       return { stage: name, runs, steps, crashStates: 0, invariantChecks: steps, seconds: elapsed(started), hits, failure: null };
+    },
+  };
+}
+
+export function fuzzStage(options: { regions: number; labels: number; commandsMax: number; mutantArgs: readonly string[] }): Stage {
+  const name = `fast-check sequences (N=${options.regions})`;
+  return {
+    name,
+    async run(context) {
+      const result = await runFuzz({
+        seed: context.seed,
+        timeBudgetMs: context.budgetSeconds * 1000,
+        regions: options.regions,
+        labels: options.labels,
+        commandsMax: options.commandsMax,
+        makeSut: context.makeSut,
+        failuresDir: context.failuresDir,
+        replayArgs: options.mutantArgs,
+        onProgress: (progress) => context.onProgress?.(name, `${progress.runs} runs, ${progress.steps} steps`),
+      });
+      const failure = result.failure === null ? null : `${result.failure.message}\nseed ${result.seed}, path ${result.failure.path}; the shortest failing sequence is saved in ${result.failure.tracePath}\nreplay:\n${result.failure.replay.map((line) => `  ${line}`).join('\n')}`;
+      return {
+        stage: name,
+        runs: result.runs,
+        steps: result.steps,
+        crashStates: result.crashStates,
+        invariantChecks: result.invariantChecks,
+        seconds: result.seconds,
+        hits: result.hits,
+        failure,
+        note: `seed ${result.seed}, ${Math.round(result.steps / Math.max(result.seconds, 1e-3))} steps/s`,
+      };
     },
   };
 }
