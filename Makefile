@@ -2,11 +2,15 @@
 # Both install what they need first.
 
 SHELL := /bin/bash
-NODE_TEST := node --import tsx --test --test-reporter=spec
 TEST_FILES = $(shell find model impl harness bin traces -name '*.test.ts' | sort)
 STAMP := node_modules/.installed
+NODE_TEST := node --import tsx --test --test-reporter=spec
+# Code coverage of the model and the reference implementation, with the thresholds
+# that `make test` (and so CI) and `make coverage` enforce.
+C8 := npx c8 --include 'model/**' --include 'impl/**' --exclude '**/*.test.ts' \
+	--check-coverage --lines 95 --branches 90 --report-dir coverage
 
-.PHONY: all install typecheck test verify explore-smoke clean
+.PHONY: all install typecheck test verify mutants coverage clean
 
 all: test
 
@@ -20,15 +24,26 @@ install: $(STAMP)
 typecheck: $(STAMP)
 	npx tsc --noEmit
 
+# Every test under coverage, the Python example's self-test, then a small budget
+# of the main job and of the mutation self-check.
 test: $(STAMP) typecheck
-	$(NODE_TEST) $(TEST_FILES)
+	$(C8) --reporter text-summary $(NODE_TEST) $(TEST_FILES)
 	python3 -m unittest discover -s examples/python-adapter
+	node bin/cowmap.js verify --quick --seed 1 --reports coverage/transitions
+	node bin/cowmap.js mutants --quick --time-budget 5
 
-# The main job: every trace on the model and the exhaustive explorer with crashes.
-verify: test
-	node bin/cowmap.js replay --model-only traces/*.jsonl
+# The main job, within 5 minutes on 2 cores: every stage at full budget, the
+# mutation self-check, and the exhaustive explorer with crashes.
+verify: $(STAMP) typecheck
+	node bin/cowmap.js verify --time-budget 60
 	node bin/cowmap.js explore --regions 3 --values 2 --crash
 	node bin/cowmap.js explore --regions 4 --values 2 --crash
 
+mutants: $(STAMP)
+	node bin/cowmap.js mutants --time-budget 30
+
+coverage: $(STAMP)
+	$(C8) --reporter text --reporter html --reporter json-summary $(NODE_TEST) $(TEST_FILES)
+
 clean:
-	rm -rf coverage reports .tmp
+	rm -rf coverage reports .tmp traces/failures

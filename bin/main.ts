@@ -15,6 +15,8 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
   replay: { summary: 'replay traces: replay [--model-only | --mutant NAME] FILE...', load: () => import('./commands/replay.ts').then((m) => m.command) },
   explore: { summary: 'explore every model state: explore --regions N --values V [--crash] [--states-max M]', load: () => import('./commands/explore.ts').then((m) => m.command) },
   fuzz: { summary: 'fast-check command sequences: fuzz [--seed N] [--path P] [--runs R] [--time-budget S] [--regions N] [--mutant NAME]', load: () => import('./commands/fuzz.ts').then((m) => m.command) },
+  crashes: { summary: 'bounded exhaustive crash exploration: crashes [--length L] [--regions N] [--values V] [--modes process,power,torn] [--subset-bits B] [--samples S] [--mutant NAME]', load: () => import('./commands/crashes.ts').then((m) => m.command) },
+  mutants: { summary: 'the mutation self-check: mutants [--seed N] [--time-budget S] [--quick] [--only NAME,...]', load: () => import('./commands/mutants.ts').then((m) => m.command) },
   verify: { summary: 'the main job: verify [--time-budget S] [--seed N] [--mutant NAME] [--quick]', load: () => import('./commands/verify.ts').then((m) => m.command) },
   diagram: { summary: 'print the statechart as Mermaid stateDiagram-v2', load: () => import('./commands/diagram.ts').then((m) => m.command) },
 };

@@ -144,7 +144,7 @@ describe('cowmap fuzz', () => {
     assert.equal(run.status, 1, run.out + run.err);
     assert.match(run.out, /^seed: 5\n/);
     assert.ok(existsSync(join(dir, 'fuzz-5.jsonl')));
-    assert.match(run.out, /^ {2}npx cowmap replay \S*fuzz-5\.jsonl$/m);
+    assert.match(run.out, /^ {2}npx cowmap replay --mutant no-cow \S*fuzz-5\.jsonl$/m);
     assert.match(run.out, /^ {2}npx cowmap fuzz --seed 5 --path \S+ .* --mutant no-cow$/m);
   });
 

@@ -10,6 +10,8 @@ import { readFileSync } from 'node:fs';
 import type { Op } from '../model/types.ts';
 import { replayTrace, formatFailure } from './replay.ts';
 import { runFuzz } from './commandSequences.ts';
+import { exploreCrashes, formatFailureReport, statesPerSecond } from './crashExploration.ts';
+import type { VolumeClass } from './crashExploration.ts';
 import { runPaths, shortestPaths, simplePathOptions, simplePaths } from './pathTests.ts';
 import type { PathOptions } from './pathTests.ts';
 import type { SystemUnderTest } from './sut.ts';
@@ -143,6 +145,36 @@ export function fuzzStage(options: { regions: number; labels: number; commandsMa
         hits: result.hits,
         failure,
         note: `seed ${result.seed}, ${Math.round(result.steps / Math.max(result.seconds, 1e-3))} steps/s`,
+      };
+    },
+  };
+}
+
+export function crashStage(options: { length: number; regions: number; values: number; volumeClass: VolumeClass; volumeName: string }): Stage {
+  const name = `crash exploration (L=${options.length} N=${options.regions})`;
+  return {
+    name,
+    async run(context) {
+      const result = await exploreCrashes({
+        length: options.length,
+        regions: options.regions,
+        values: options.values,
+        volumeClass: options.volumeClass,
+        volumeName: options.volumeName,
+        failuresDir: context.failuresDir,
+        onProgress: (stats) => context.onProgress?.(name, `${stats.crashStates} crash states`),
+      });
+      const stats = result.stats;
+      return {
+        stage: name,
+        runs: stats.crashSites,
+        steps: stats.oracle.steps,
+        crashStates: stats.crashStates,
+        invariantChecks: stats.oracle.invariantChecks,
+        seconds: stats.seconds,
+        hits: new Map(),
+        failure: result.failure === null ? null : formatFailureReport(result.failure),
+        note: `${Math.round(statesPerSecond(stats))} crash states/s, ${stats.exhaustedPoints} points exhausted, ${stats.sampledPoints} sampled`,
       };
     },
   };

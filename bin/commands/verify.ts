@@ -39,7 +39,7 @@ export const command: Command = {
     const name = mutant === undefined ? 'the reference implementation' : `mutant ${values.mutant}`;
     process.stdout.write(`cowmap verify on ${name}: seed ${seed}, time budget ${budget} s per randomised stage${values.quick ? ' (quick)' : ''}\n`);
     const tty = process.stderr.isTTY === true;
-    const result = await verify(standardStages({ quick: values.quick, mutantName: values.mutant }), {
+    const result = await verify(standardStages({ quick: values.quick, mutantName: values.mutant, volumeClass: mutant?.volumeClass }), {
       makeSut: () => new ReferenceSut(mutant === undefined ? {} : { volumeClass: mutant.volumeClass, name }),
       seed,
       budgetSeconds: budget,

@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 
 export const zeroLabel = '';
+export const labelShownMax = 16;
 
 export function digestOf(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
@@ -62,7 +63,13 @@ export class ContentBook {
     if (digest === null) return '_';
     const label = this.labelByDigest.get(digest);
     if (label === zeroLabel) return '0';
-    return label ?? `#${digest.slice(0, 12)}`;
+    if (label === undefined) return `#${digest.slice(0, 12)}`;
+    if (label.length <= labelShownMax) return label;
+    // Labels made to fill every sector (the crash exploration's `A1....A1`) read as their name.
+    const dot = label.indexOf('.');
+    const head = dot > 0 ? label.slice(0, dot) : '';
+    if (head !== '' && head.length <= labelShownMax && label.split(/\.+/).every((part) => part === head || part === '')) return head;
+    return `${label.slice(0, labelShownMax)}…`;
   }
 
   /** Whether `observed` is, sector by sector, `old` or `next` (the torn model). */

@@ -1,0 +1,235 @@
+// The bounded crash exploration: it passes on the reference implementation with
+// every mode exhausted, it catches planted broken variants (in process, power and
+// torn mode, inside an operation and between operations), and the trace it saves
+// replays with the project's replayer, on real files, against the same variant.
+
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { crashesMain } from '../bin/commands/crashes.ts';
+import { ReplicatedVolume } from '../impl/replicatedVolume.ts';
+import { exploreCrashes, explorationLabel, MemoryStorage, seedFor, shortenLabels } from './crashExploration.ts';
+import type { ExplorationOptions, VolumeClass } from './crashExploration.ts';
+import { Prng } from './prng.ts';
+import { createReferenceSut } from './referenceSut.ts';
+import { replayTrace } from './replay.ts';
+import { readTrace } from './trace/reader.ts';
+
+const scratch = mkdtempSync(join(tmpdir(), 'cowmap-crash-exploration-'));
+after(() => rmSync(scratch, { recursive: true, force: true }));
+
+let folderCount = 0;
+function freshFolder(): string {
+  return join(scratch, `failures-${folderCount++}`);
+}
+
+// ----- planted broken variants ------------------------------------------------
+
+/** The next bit made durable after the data: a crash in between leaves new data that no cycle would send. */
+class NextBitAfterData extends ReplicatedVolume {
+  protected override applyWrite(region: number, data: Uint8Array): void {
+    if (this.needsPreserve(region)) this.preserveRegion(region);
+    this.writePrimary(region, data);
+    this.markNext(region);
+  }
+}
+
+/** The COW copy made after the overwrite: a crash in between loses the point in time. */
+class CopyAfterOverwrite extends ReplicatedVolume {
+  protected override applyWrite(region: number, data: Uint8Array): void {
+    const preserve = this.needsPreserve(region);
+    const old = this.primary.readRegion(region);
+    this.markNext(region);
+    this.writePrimary(region, data);
+    if (preserve) this.cow.preserve(region, old, this.metadata.record.cycle);
+  }
+}
+
+/** A write acknowledged before its data is synced: only a power loss after the answer shows it. */
+class AcknowledgedBeforeDurable extends ReplicatedVolume {
+  protected override writePrimary(region: number, data: Uint8Array): void {
+    this.primary.writeRegion(region, data);
+  }
+}
+
+/** Replays a saved trace with harness/replay.ts on real files (the reference SUT with `volumeClass`). */
+async function replaysFailing(file: string, volumeClass: VolumeClass): Promise<boolean> {
+  const trace = readTrace(readFileSync(file, 'utf8'), file);
+  const result = await replayTrace(trace, createReferenceSut({ volumeClass }));
+  return result.failure !== null;
+}
+
+async function caught(options: ExplorationOptions, volumeClass: VolumeClass) {
+  const failuresDir = freshFolder();
+  const result = await exploreCrashes({ ...options, volumeClass, volumeName: volumeClass.name, failuresDir });
+  assert.ok(result.failure !== null, `${volumeClass.name} was not caught`);
+  const failure = result.failure;
+  assert.ok(failure.file !== null);
+  assert.deepEqual(readdirSync(failuresDir), [failure.file.slice(failuresDir.length + 1)]);
+  assert.match(failure.file, /\/crash-[a-z0-9-]+\.jsonl$/);
+  assert.equal(readFileSync(failure.file, 'utf8'), failure.trace);
+  assert.ok(failure.reproduced, 'rerun from scratch, the failing case fails too');
+  // The saved trace fails on the broken variant and passes on the reference, on real files.
+  assert.ok(await replaysFailing(failure.file, volumeClass), 'the saved trace fails on the variant');
+  assert.ok(!(await replaysFailing(failure.file, ReplicatedVolume)), 'the saved trace passes on the reference');
+  return { result, failure, records: failure.trace.split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as Record<string, unknown>) };
+}
+
+// ----- tests ------------------------------------------------------------------------
+
+describe('crash exploration', () => {
+  it('passes on the reference implementation: L = 3, N = 2, V = 2, every mode exhausted', async () => {
+    const { stats, failure } = await exploreCrashes({ length: 3, regions: 2, values: 2, failuresDir: freshFolder() });
+    assert.equal(failure, null);
+    assert.equal(stats.sequences, 8 + 8 ** 2 + 8 ** 3);
+    assert.ok(stats.prefixes > 40, `prefixes ${stats.prefixes}`);
+    assert.ok(stats.crashPoints > 400, `crash points ${stats.crashPoints}`);
+    assert.ok(stats.crashStates > 400, `crash states ${stats.crashStates}`);
+    assert.equal(stats.sampledPoints, 0);
+    assert.equal(stats.exhaustedPoints, stats.crashPoints);
+    // Every mode judged states of its own: torn writes do mix sectors (labels differ in every sector).
+    for (const mode of ['process', 'power', 'torn'] as const) assert.ok(stats.byMode[mode].states > 0, `${mode} states`);
+    assert.ok(stats.choiceBitsMax.torn > stats.choiceBitsMax.power);
+    assert.equal(stats.runs, stats.crashStates + stats.duplicates);
+  });
+
+  it('samples seeded subsets beyond the subset bound, and says how many crash points it sampled', async () => {
+    const { stats, failure } = await exploreCrashes({ length: 2, regions: 2, values: 1, subsetBitsMax: 1, samplesMax: 4, failuresDir: freshFolder() });
+    assert.equal(failure, null);
+    assert.ok(stats.sampledPoints > 0);
+    assert.ok(stats.byMode.torn.sampledPoints > 0);
+    assert.equal(stats.byMode.process.sampledPoints, 0);
+    assert.equal(stats.exhaustedPoints + stats.sampledPoints, stats.crashPoints);
+  });
+
+  it('deduplicates prefixes without losing crash points of its own: fewer prefixes, the same verdict', async () => {
+    const merged = await exploreCrashes({ length: 2, regions: 2, values: 2, failuresDir: freshFolder() });
+    const apart = await exploreCrashes({ length: 2, regions: 2, values: 2, dedupePrefixes: false, failuresDir: freshFolder() });
+    assert.equal(merged.failure, null);
+    assert.equal(apart.failure, null);
+    assert.ok(merged.stats.prefixes < apart.stats.prefixes);
+    assert.equal(merged.stats.sequences, apart.stats.sequences);
+  });
+
+  it('catches the next bit made durable after the data (process crash inside the write), with a trace that replays', async () => {
+    const { failure, records } = await caught({ length: 2, regions: 2, values: 2 }, NextBitAfterData);
+    assert.match(failure.description, /^write A A1 crashed after io \d+ \(process\) after a fresh volume$/);
+    const crashed = records.find((record) => 'crashAfterIo' in record)!;
+    assert.equal(crashed.op, 'write');
+    assert.equal(crashed.mode, 'process');
+    assert.ok(failure.exact);
+  });
+
+  it('catches the COW copy made after the overwrite in torn mode alone, with a seed that draws the same sectors', async () => {
+    const { failure, records } = await caught({ length: 2, regions: 2, values: 2, modes: ['torn'] }, CopyAfterOverwrite);
+    assert.match(failure.description, /^write A A1 crashed after io \d+ \(torn\) after 'startCycle'$/);
+    const crashed = records.find((record) => 'crashAfterIo' in record)!;
+    assert.equal(crashed.mode, 'power');
+    assert.equal(crashed.torn, true);
+    assert.equal(typeof crashed.seed, 'number');
+    assert.ok(failure.exact);
+    assert.match(failure.trace, /# the torn power crash below keeps this subset .* sectors [K-]+; seed \d+ draws exactly this subset/);
+  });
+
+  it('catches a write acknowledged before it is durable (power crash between operations), written as crashAfterIo 0 of the next op', async () => {
+    const { failure, records } = await caught({ length: 2, regions: 2, values: 2, modes: ['power'] }, AcknowledgedBeforeDurable);
+    assert.match(failure.description, /^a power crash between operations after 'write A A1'$/);
+    const crashed = records.find((record) => 'crashAfterIo' in record)!;
+    assert.equal(crashed.crashAfterIo, 0);
+    assert.equal(crashed.mode, 'power');
+    assert.match(failure.trace, /# found as a power crash BETWEEN operations/);
+    // In process mode alone it is invisible: a kill loses nothing that reached the OS.
+    const processOnly = await exploreCrashes({ length: 2, regions: 2, values: 2, modes: ['process'], volumeClass: AcknowledgedBeforeDurable, failuresDir: freshFolder() });
+    assert.equal(processOnly.failure, null);
+  });
+
+  it('finds a seed whose coins draw a given subset, as the crash layer draws them', () => {
+    for (const bits of [[], [true], [false, true, true], [true, false, false, true, false, true]]) {
+      const seed = seedFor(bits, 1 << 16);
+      assert.ok(seed !== null);
+      const prng = new Prng(seed);
+      assert.deepEqual(bits.map(() => prng.nextBool()), bits);
+    }
+  });
+
+  it('labels differ in every sector and read back short', () => {
+    const label = explorationLabel('B', 2, 1536);
+    assert.equal(label.length, 1026);
+    for (const sector of [0, 512, 1024]) assert.equal(label.slice(sector, sector + 2), 'B2');
+    assert.equal(explorationLabel('A', 1, 512), 'A1');
+    assert.equal(shortenLabels(`P=${label} ${explorationLabel('A', 1, 1024)} 0`), 'P=B2 A1 0');
+  });
+
+  it('MemoryStorage behaves as node:fs does where the volume and the crash layer look', () => {
+    const storage = new MemoryStorage();
+    storage.mkdir('/v/s');
+    const file = storage.open('/v/a', { create: true });
+    assert.throws(() => storage.open('/v/a', { create: true }), { code: 'EEXIST' });
+    assert.throws(() => storage.open('/v/b', { create: false }), { code: 'ENOENT' });
+    assert.throws(() => storage.open('/nodir/b', { create: true }), { code: 'ENOENT' });
+    assert.throws(() => storage.open('/v/s', { create: false }), { code: 'EISDIR' });
+    file.write(4, new Uint8Array([1, 2]));
+    assert.equal(file.size(), 6);
+    assert.deepEqual([...file.read(3, 5)], [0, 1, 2, 0, 0]);
+    const copy = storage.clone();
+    storage.rename('/v/a', '/v/c');
+    file.write(0, new Uint8Array([9])); // the handle follows the file
+    assert.deepEqual(storage.list('/v'), ['c', 's']);
+    assert.deepEqual([...storage.open('/v/c', { create: false }).read(0, 1)], [9]);
+    assert.deepEqual(copy.list('/v'), ['a', 's']);
+    assert.deepEqual([...copy.open('/v/a', { create: false }).read(0, 6)], [0, 0, 0, 0, 1, 2]);
+    assert.notEqual(copy.digest(), storage.digest());
+    storage.unlink('/v/c');
+    assert.equal(storage.exists('/v/c'), false);
+    const lock = storage.lock('/v');
+    assert.ok(lock !== null);
+    assert.equal(storage.lock('/v'), null);
+    lock.release();
+    assert.ok(storage.lock('/v') !== null);
+  });
+});
+
+describe('cowmap crashes', () => {
+  function capture() {
+    const output = { out: '', err: '' };
+    return { output, streams: { out: (text: string) => void (output.out += text), err: (text: string) => void (output.err += text), progress: false } };
+  }
+
+  it('prints the summary table and exits 0 on the reference implementation', async () => {
+    const { output, streams } = capture();
+    const status = await crashesMain(['--length', '2', '--regions', '2', '--values', '1', '--out-dir', freshFolder()], streams);
+    assert.equal(status, 0, output.out + output.err);
+    for (const row of ['sequences covered', 'distinct prefixes', 'crash points', 'exhausted / sampled', 'crash states checked', 'seconds', 'crash states/s']) {
+      assert.match(output.out, new RegExp(row.replace('/', '\\/')));
+    }
+    assert.match(output.out, /every crash state recovered to a state the model allows/);
+  });
+
+  it('exits 1 on a mutant, saving and printing the trace', async () => {
+    const { output, streams } = capture();
+    const dir = freshFolder();
+    const status = await crashesMain(['--length', '2', '--values', '1', '--mutant', 'next-bit-after-data', '--out-dir', dir], streams);
+    assert.equal(status, 1, output.out + output.err);
+    assert.match(output.out, /^FAIL write A A1 crashed after io \d+ \(process\)/m);
+    assert.match(output.out, /trace saved to .*crash-mutant-next-bit-after-data-write-io\d+-process-[0-9a-f]{8}\.jsonl/);
+    assert.match(output.out, /\{"trace":"cowmap","version":1/);
+    assert.equal(readdirSync(dir).length, 1);
+    assert.match(output.out, /^replay it: cowmap replay --mutant next-bit-after-data .*\.jsonl$/m);
+  });
+
+  it('exits 2 on bad usage', async () => {
+    for (const args of [['--modes', 'process,flood'], ['--mutant', 'no-such-mutant'], ['--length', '99'], ['--region-size', '1000']]) {
+      const { output, streams } = capture();
+      const original = process.stderr.write;
+      process.stderr.write = ((text: string) => ((output.err += text), true)) as typeof process.stderr.write;
+      try {
+        assert.equal(await crashesMain(args, streams), 2, args.join(' '));
+      } finally {
+        process.stderr.write = original;
+      }
+      assert.match(output.err, /E_BAD_REQUEST/);
+    }
+  });
+});

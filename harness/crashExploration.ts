@@ -1,0 +1,1307 @@
+// Bounded exhaustive crash exploration (issue "bounded exhaustive crash
+// exploration"). Every sequence of up to `length` operations on `regions`
+// regions (writes of `values` labels to each region, startCycle, a transfer of
+// each region, completeCycle; rejected ones included) is run on the
+// implementation, and every accepted operation is crashed at every crash point
+// it has: after k of its durable I/O calls, for k = 0 .. io (k = io: after its
+// last call, before it answers). Each crash point is tried
+//
+//   - in process mode (everything that reached the OS survives);
+//   - in power mode with EVERY subset of the writes, truncates and namespace
+//     operations that are unsynced at that point (the crash layer's explicit
+//     keepWrite / keepTruncate / keepNamespace choices), up to 2^subsetBitsMax
+//     subsets; beyond that, `samplesMax` seeded subsets (seeds 0..samplesMax-1 of
+//     the crash layer's own coins), and the crash point is counted as sampled;
+//   - in torn mode the same way, with one choice per unsynced SECTOR.
+//
+// In addition, each distinct prefix state is crashed between operations (after
+// the last operation answered), in the three modes: there the recovered state must
+// be exactly the model state, so a write acknowledged before it is durable shows.
+//
+// Each crash state is recovered (the volume is reopened on the post-crash files)
+// and judged by the Oracle: the recovered state must be one that
+// model/crashOutcomes.ts allows (torn regions checked sector by sector on the
+// real bytes), every invariant must hold, and the volume must be usable: it
+// finishes a cycle (startCycle when idle, a transfer of every region of C,
+// completeCycle) with the model and the implementation compared after each step.
+//
+// HOW IT IS MADE FAST
+//
+// - The volume lives on an in-memory Storage (MemoryStorage below) under the
+//   real crash layer (CrashStorage): no file system, no fsync, and a volume's
+//   files are copied in microseconds.
+// - The prefix tree is enumerated breadth first, and prefixes are deduplicated:
+//   two prefixes whose model state (volatile sent set and ghost P@swap included)
+//   AND whose implementation state (the digest of every file, and the sent set
+//   the volume holds in memory) are equal are explored once. We do NOT dedupe by
+//   model state alone: the implementation's files are not a function of it
+//   (metadata sequence numbers, cycle numbers, stale COW entries differ). A
+//   prefix that leaves unsynced data behind (a broken implementation) is never
+//   merged with another.
+// - A prefix's state is restored, not replayed: its files are copied back, the
+//   volume is reopened on a fresh crash layer, and the sent set is put back into
+//   the volume (through a subclass of the volume class under test). This relies
+//   on reopening a volume whose files are all durable giving the same in-memory
+//   state as the run that wrote them (true of the reference: `create` ends with
+//   the same `recover` that `open` runs). A prefix whose files are not all durable
+//   is restored from its nearest all-durable ancestor and the operations since
+//   are replayed, so that the crash layer knows what is unsynced.
+// - One process-mode run per crash point learns what is unsynced there (the
+//   crash layer's unsyncedWrites() etc.), which sizes the power and torn subsets.
+// - Within one (prefix, operation) pair, a crash whose post-crash files equal
+//   those of one already judged (process at k is power at k+1 with the last write
+//   dropped, a torn choice keeping or dropping every sector of a write is a
+//   power choice, ...) is not judged again: the allowed outcomes are the same, and
+//   modes are tried process, power, torn so that the stricter non-torn outcome
+//   list judges first. Such runs are counted as duplicates, not as states.
+//
+// ON A FAILURE the exploration stops. The failing case is rerun from scratch,
+// without any restore (create, the prefix, the crashing operation, recovery, the
+// finishing steps), through harness/scenario.ts, which records it as a v1 trace.
+// A power or torn subset is not expressible in trace format v1, so the crash
+// layer's seeds 0..seedSearchMax are searched for one whose coins make the same
+// choices; the rerun uses that seed (not the explicit choices), so the saved
+// trace is checked to reproduce. When no seed matches, the subset goes into a `#`
+// comment and the trace says so. A power crash BETWEEN operations is not
+// expressible in v1 either (`{"op": "crash"}` is a process crash): the trace
+// writes it as the next operation (one the model accepts there) crashed before
+// its first durable I/O call, `"crashAfterIo": 0` with the same mode and seed,
+// which leaves the same unsynced data to the same coins; when no such rerun
+// fails, it falls back to `crash` with a comment. The report says whether the
+// rerun from scratch failed (`reproduced`) and whether the trace is exact.
+
+import { createHash } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join, posix } from 'node:path';
+import { isCowmapError } from '../impl/errors.ts';
+import { ReplicatedVolume } from '../impl/replicatedVolume.ts';
+import type { FileHandle, Lock, Storage } from '../impl/storage.ts';
+import { initialState, judge } from '../model/rules.ts';
+import type { Geometry, ModelState, Op } from '../model/types.ts';
+import { CrashStorage, isSimulatedCrash } from './crashStorage.ts';
+import type { PowerChoices, UnsyncedWriteInfo } from './crashStorage.ts';
+import { Oracle, OracleFailure } from './oracle.ts';
+import type { Difference, OracleStats } from './oracle.ts';
+import { Prng } from './prng.ts';
+import { runScenario, scenarioTrace } from './scenario.ts';
+import type { ScenarioStep } from './scenario.ts';
+import type { CrashingReply, CrashRequest, Feature, SutOp, SutReply, SutState, SystemUnderTest } from './sut.ts';
+import { ContentBook } from './trace/content.ts';
+import { defaultNames } from './trace/reader.ts';
+import type { TraceRecord } from './trace/writer.ts';
+
+// ---------------------------------------------------------------------------
+// An in-memory Storage: the device under the crash layer
+
+function storageError(code: string, syscall: string, path: string): Error {
+  return Object.assign(new Error(`${code}: ${syscall} '${path}'`), { code, syscall, path });
+}
+
+function normalized(path: string): string {
+  return posix.resolve('/', path);
+}
+
+class MemoryFile {
+  constructor(public data: Uint8Array) {}
+}
+
+class MemoryHandle implements FileHandle {
+  private closed = false;
+  constructor(
+    readonly path: string,
+    private readonly file: MemoryFile,
+  ) {}
+
+  private live(): MemoryFile {
+    if (this.closed) throw new Error(`MemoryStorage: ${this.path} used after close`);
+    return this.file;
+  }
+
+  read(position: number, length: number): Uint8Array {
+    const data = this.live().data;
+    const out = new Uint8Array(length);
+    if (position < data.length) out.set(data.subarray(position, Math.min(data.length, position + length)));
+    return out;
+  }
+
+  write(position: number, data: Uint8Array): void {
+    const file = this.live();
+    const end = position + data.length;
+    if (end > file.data.length) {
+      const grown = new Uint8Array(end);
+      grown.set(file.data);
+      file.data = grown;
+    }
+    file.data.set(data, position);
+  }
+
+  sync(): void {
+    this.live();
+  }
+
+  truncate(length: number): void {
+    const file = this.live();
+    if (length === file.data.length) return;
+    const resized = new Uint8Array(length);
+    resized.set(file.data.subarray(0, Math.min(length, file.data.length)));
+    file.data = resized;
+  }
+
+  size(): number {
+    return this.live().data.length;
+  }
+
+  close(): void {
+    this.closed = true;
+  }
+}
+
+/**
+ * Files and directories in memory, with the semantics of node:fs that the volume
+ * and the crash layer rely on (O_EXCL create, ENOENT, EEXIST, EISDIR, rename over
+ * a file, handles that follow the file across rename and unlink). Sync is a no-op:
+ * durability is the crash layer's business. Directory renames are not supported.
+ */
+export class MemoryStorage implements Storage {
+  private readonly files = new Map<string, MemoryFile>();
+  private readonly dirs = new Set<string>(['/']);
+  private readonly locks = new Set<string>();
+
+  open(path: string, options: { create: boolean }): FileHandle {
+    const key = normalized(path);
+    if (this.dirs.has(key)) throw storageError(options.create ? 'EEXIST' : 'EISDIR', 'open', path);
+    let file = this.files.get(key);
+    if (options.create) {
+      if (file !== undefined) throw storageError('EEXIST', 'open', path);
+      if (!this.dirs.has(posix.dirname(key))) throw storageError('ENOENT', 'open', path);
+      file = new MemoryFile(new Uint8Array(0));
+      this.files.set(key, file);
+    } else if (file === undefined) {
+      throw storageError('ENOENT', 'open', path);
+    }
+    return new MemoryHandle(path, file);
+  }
+
+  exists(path: string): boolean {
+    const key = normalized(path);
+    return this.files.has(key) || this.dirs.has(key);
+  }
+
+  mkdir(path: string): void {
+    const key = normalized(path);
+    if (this.files.has(key)) throw storageError('EEXIST', 'mkdir', path);
+    for (let dir = key; !this.dirs.has(dir); dir = posix.dirname(dir)) {
+      if (this.files.has(dir)) throw storageError('ENOTDIR', 'mkdir', path);
+      this.dirs.add(dir);
+    }
+  }
+
+  syncDir(path: string): void {
+    if (!this.dirs.has(normalized(path))) throw storageError('ENOENT', 'open', path);
+  }
+
+  rename(from: string, to: string): void {
+    const fromKey = normalized(from);
+    const toKey = normalized(to);
+    const file = this.files.get(fromKey);
+    if (file === undefined) {
+      if (this.dirs.has(fromKey)) throw new Error(`MemoryStorage: directory rename of ${from} is not supported`);
+      throw storageError('ENOENT', 'rename', from);
+    }
+    if (this.dirs.has(toKey)) throw storageError('EISDIR', 'rename', to);
+    if (!this.dirs.has(posix.dirname(toKey))) throw storageError('ENOENT', 'rename', to);
+    if (fromKey === toKey) return;
+    this.files.delete(fromKey);
+    this.files.set(toKey, file);
+  }
+
+  unlink(path: string): void {
+    const key = normalized(path);
+    if (this.dirs.has(key)) throw storageError('EISDIR', 'unlink', path);
+    if (!this.files.delete(key)) throw storageError('ENOENT', 'unlink', path);
+  }
+
+  list(path: string): string[] {
+    const key = normalized(path);
+    if (!this.dirs.has(key)) throw storageError('ENOENT', 'scandir', path);
+    const names: string[] = [];
+    for (const entry of [...this.files.keys(), ...this.dirs]) {
+      if (entry !== key && posix.dirname(entry) === key) names.push(posix.basename(entry));
+    }
+    return names.sort();
+  }
+
+  lock(dir: string): Lock | null {
+    const key = normalized(dir);
+    if (this.locks.has(key)) return null;
+    this.locks.add(key);
+    let released = false;
+    return {
+      release: () => {
+        if (released) return;
+        released = true;
+        this.locks.delete(key);
+      },
+    };
+  }
+
+  /** A copy of every file and directory (no locks, no open handles). */
+  clone(): MemoryStorage {
+    const copy = new MemoryStorage();
+    for (const dir of this.dirs) copy.dirs.add(dir);
+    for (const [path, file] of this.files) copy.files.set(path, new MemoryFile(file.data.slice()));
+    return copy;
+  }
+
+  /** SHA-256 over every path and file content, in path order. */
+  digest(): string {
+    const hash = createHash('sha256');
+    for (const dir of [...this.dirs].sort()) hash.update(`d${dir}\0`);
+    for (const path of [...this.files.keys()].sort()) {
+      const data = this.files.get(path)!.data;
+      hash.update(`f${path}\0${data.length}\0`);
+      hash.update(data);
+    }
+    return hash.digest('hex');
+  }
+}
+
+// ---------------------------------------------------------------------------
+// The implementation under test, restorable to a saved prefix state
+
+export type VolumeClass = typeof ReplicatedVolume;
+
+/** The volume class under test, with access to its volatile sent set (for save and restore). */
+function restorableClass(base: VolumeClass) {
+  return class RestorableVolume extends base {
+    sentRegions(): number[] {
+      return this.sent.regionsSet();
+    }
+    restoreSent(regions: readonly number[]): void {
+      for (const region of regions) this.sent.set(region);
+    }
+  };
+}
+
+type RestorableVolume = InstanceType<ReturnType<typeof restorableClass>>;
+
+/** What a power crash at a crash point can keep or drop. */
+export interface ChoiceShape {
+  readonly writes: readonly UnsyncedWriteInfo[];
+  readonly truncates: number;
+  readonly namespace: number;
+}
+
+/** A saved prefix state: the nearest all-durable files, the sent set there, and the operations since. */
+interface Restore {
+  readonly image: MemoryStorage;
+  readonly sent: readonly number[];
+  readonly replay: readonly SutOp[];
+}
+
+interface BetweenCrash {
+  readonly mode: 'process' | 'power';
+  readonly choices: PowerChoices;
+}
+
+const volumeDir = '/volume';
+
+/** The volume in memory as a SystemUnderTest, with explicit crash choices and save/restore. */
+class ExplorationSut implements SystemUnderTest {
+  readonly features: ReadonlySet<Feature> = new Set<Feature>(['failpoint', 'power-loss', 'torn']);
+  private readonly volumeClass: ReturnType<typeof restorableClass>;
+  private memory: MemoryStorage | null = null;
+  private storage: CrashStorage | null = null;
+  private volume: RestorableVolume | null = null;
+  /** Explicit choices for the next crash inside an operation (they replace the seeded coins). */
+  crashChoices: PowerChoices = {};
+  /** How the next crash between operations happens. */
+  betweenCrash: BetweenCrash = { mode: 'process', choices: {} };
+  /** What was unsynced at the last crash inside an operation. */
+  lastShape: ChoiceShape | null = null;
+  lastIoCount = 0;
+
+  /** `crashChoices` and `betweenCrash` start as these after create and restore (a rerun sets them). */
+  constructor(
+    readonly name: string,
+    volumeClass: VolumeClass,
+    private readonly initialCrashChoices: PowerChoices = {},
+    private readonly initialBetweenCrash: BetweenCrash = { mode: 'process', choices: {} },
+  ) {
+    this.volumeClass = restorableClass(volumeClass);
+  }
+
+  private get open(): RestorableVolume {
+    if (this.volume === null) throw new Error('exploration sut: the volume is not open');
+    return this.volume;
+  }
+
+  private get crashStorage(): CrashStorage {
+    if (this.storage === null) throw new Error('exploration sut: no storage');
+    return this.storage;
+  }
+
+  get files(): MemoryStorage {
+    if (this.memory === null) throw new Error('exploration sut: no files');
+    return this.memory;
+  }
+
+  shape(): ChoiceShape {
+    const storage = this.crashStorage;
+    return { writes: storage.unsyncedWrites(), truncates: storage.unsyncedTruncateCount(), namespace: storage.unsyncedNamespaceCount() };
+  }
+
+  get isClean(): boolean {
+    const storage = this.crashStorage;
+    return storage.unsyncedWriteCount() + storage.unsyncedTruncateCount() + storage.unsyncedNamespaceCount() === 0;
+  }
+
+  sentRegions(): number[] {
+    return this.open.sentRegions();
+  }
+
+  private reset(): void {
+    this.crashChoices = this.initialCrashChoices;
+    this.betweenCrash = this.initialBetweenCrash;
+    this.lastShape = null;
+  }
+
+  async create(geometry: Geometry): Promise<void> {
+    await this.close();
+    this.reset();
+    this.memory = new MemoryStorage();
+    this.storage = new CrashStorage(this.memory);
+    this.volume = this.guard('create', () => this.volumeClass.create(this.crashStorage, volumeDir, geometry));
+    this.storage.takeIoCount();
+  }
+
+  /** Back to a saved prefix state: its files, a reopened volume, its sent set, and the replayed operations. */
+  restore(saved: Restore): void {
+    this.dropVolume();
+    this.reset();
+    this.memory = saved.image.clone();
+    this.storage = new CrashStorage(this.memory);
+    const volume = this.guard('open', () => this.volumeClass.open(this.crashStorage, volumeDir));
+    this.volume = volume;
+    volume.restoreSent(saved.sent);
+    for (const op of saved.replay) {
+      const reply = this.run(op);
+      if (!reply.ok) throw new Error(`exploration: replaying ${op.type} to restore a prefix failed: ${reply.message}`);
+    }
+    this.storage.takeIoCount();
+  }
+
+  /** Anything but a rejection or a simulated crash that the volume throws is a failure of the implementation. */
+  private guard<T>(what: string, body: () => T): T {
+    try {
+      return body();
+    } catch (error) {
+      if (isCowmapError(error) || isSimulatedCrash(error) || error instanceof OracleFailure) throw error;
+      const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+      throw new OracleFailure('sut', `the implementation threw in ${what}: ${text}`);
+    }
+  }
+
+  private run(op: SutOp): SutReply {
+    const volume = this.open;
+    try {
+      return this.guard(op.type, (): SutReply => {
+        switch (op.type) {
+          case 'write':
+            volume.writeRegion(op.region, op.data);
+            return { ok: true };
+          case 'read':
+            return { ok: true, data: volume.readRegion(op.region, op.volume) };
+          case 'startCycle':
+            volume.startCycle();
+            return { ok: true };
+          case 'transfer':
+            volume.transfer(op.region);
+            return { ok: true };
+          case 'completeCycle':
+            volume.completeCycle();
+            return { ok: true };
+        }
+      });
+    } catch (error) {
+      if (isCowmapError(error)) return { ok: false, code: error.code, message: error.message };
+      throw error;
+    }
+  }
+
+  async apply(op: SutOp): Promise<SutReply> {
+    const reply = this.run(op);
+    this.lastIoCount = this.crashStorage.takeIoCount();
+    return { ...reply, io: this.lastIoCount };
+  }
+
+  async applyCrashing(op: SutOp, crash: CrashRequest): Promise<CrashingReply> {
+    const storage = this.crashStorage;
+    storage.armCrash({ seed: crash.seed, torn: crash.torn, ...this.crashChoices, afterIo: crash.afterIo, mode: crash.mode });
+    try {
+      const reply = this.run(op);
+      // A crash due right after the operation's last I/O call comes before its answer.
+      storage.crashIfDue();
+      storage.disarm();
+      this.lastIoCount = storage.takeIoCount();
+      return { crashed: false, reply: { ...reply, io: this.lastIoCount } };
+    } catch (error) {
+      if (!isSimulatedCrash(error)) throw error;
+      // The dead layer still holds what was unsynced at the crash (a process crash undoes nothing).
+      this.lastShape = { writes: storage.unsyncedWrites(), truncates: storage.unsyncedTruncateCount(), namespace: storage.unsyncedNamespaceCount() };
+      this.volume = null;
+      return { crashed: true };
+    }
+  }
+
+  async state(): Promise<SutState> {
+    const volume = this.open;
+    return this.guard('state', () => volume.state());
+  }
+
+  async crash(): Promise<void> {
+    if (this.storage !== null && !this.storage.isCrashed) this.storage.crashNow(this.betweenCrash.mode, this.betweenCrash.choices);
+    this.volume = null;
+  }
+
+  async recover(): Promise<SutReply> {
+    this.storage = new CrashStorage(this.files);
+    try {
+      this.volume = this.guard('open', () => this.volumeClass.open(this.crashStorage, volumeDir));
+    } catch (error) {
+      if (isCowmapError(error)) return { ok: false, code: error.code, message: error.message };
+      throw error;
+    }
+    this.lastIoCount = this.storage.takeIoCount();
+    return { ok: true, io: this.lastIoCount };
+  }
+
+  private dropVolume(): void {
+    if (this.volume !== null && this.storage !== null && !this.storage.isCrashed) {
+      try {
+        this.volume.close();
+      } catch {
+        /* a poisoned or broken volume: its files are in memory and go away with it */
+      }
+    }
+    this.volume = null;
+    this.storage = null;
+    this.memory = null;
+  }
+
+  async close(): Promise<void> {
+    this.dropVolume();
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Options, results
+
+export type ExplorationMode = 'process' | 'power' | 'torn';
+export const explorationModes: readonly ExplorationMode[] = ['process', 'power', 'torn'];
+
+export interface ExplorationOptions {
+  /** Longest operation sequence. */
+  readonly length: number;
+  readonly regions: number;
+  /** Labels written to each region: `A1`..`A<values>` for region A. */
+  readonly values: number;
+  /** Bytes per region (a multiple of 512); two sectors by default, so that torn writes can mix. */
+  readonly regionSize?: number;
+  readonly modes?: readonly ExplorationMode[];
+  /** Power and torn crash points with at most this many choice bits try every subset; others are sampled. */
+  readonly subsetBitsMax?: number;
+  /** Seeded subsets tried at a crash point with more than subsetBitsMax choice bits. */
+  readonly samplesMax?: number;
+  /** The implementation under test (a mutant, for the self-check). */
+  readonly volumeClass?: VolumeClass;
+  /** Its name in reports and file names. */
+  readonly volumeName?: string;
+  /** Where a failing case is saved as a trace; null: not saved. */
+  readonly failuresDir?: string | null;
+  /** Seeds searched for one whose coins make an exhaustive subset's choices. */
+  readonly seedSearchMax?: number;
+  /**
+   * Merge prefixes that reach the same model state and the same implementation
+   * state (default true). Off: every accepted prefix is explored on its own (for
+   * measuring the reduction; rejected operations change nothing and are still merged).
+   */
+  readonly dedupePrefixes?: boolean;
+  readonly onProgress?: (stats: ExplorationStats) => void;
+}
+
+export interface ModeStats {
+  /** Crash points tried in this mode. */
+  points: number;
+  /** Of those, crash points with too many choice bits, where seeded subsets were sampled. */
+  sampledPoints: number;
+  /** Crash runs (one per subset tried). */
+  runs: number;
+  /** Distinct crash states judged (runs whose post-crash files were not judged before at that point). */
+  states: number;
+}
+
+export interface ExplorationStats {
+  /** Operation sequences of length 1..L covered (every one, rejected operations included). */
+  sequences: number;
+  /** Distinct prefix states reached (root included), after deduplication. */
+  prefixes: number;
+  /** Distinct prefix states expanded (depth < L). */
+  expanded: number;
+  /** (prefix, operation) pairs run. */
+  opRuns: number;
+  /** Of those, rejected operations (no I/O, nothing to crash). */
+  rejected: number;
+  /** Accepted (prefix, operation) pairs, and between-operation crash sites. */
+  crashSites: number;
+  /** Crash points: every k in 0..io of every accepted pair, plus one between operations per prefix. */
+  crashPoints: number;
+  /** Crash points where every subset was tried (in power and torn, per mode). */
+  exhaustedPoints: number;
+  /** Crash points where subsets were sampled. */
+  sampledPoints: number;
+  /** Crash runs, duplicates included. */
+  runs: number;
+  /** Distinct crash states recovered and judged. */
+  crashStates: number;
+  /** Runs whose post-crash files equal a state already judged at the same crash site. */
+  duplicates: number;
+  /** Largest number of choice bits seen at a crash point (power, torn). */
+  choiceBitsMax: { power: number; torn: number };
+  byMode: Record<ExplorationMode, ModeStats>;
+  oracle: OracleStats;
+  seconds: number;
+}
+
+export interface ExplorationFailure {
+  readonly message: string;
+  readonly differences: readonly Difference[];
+  /** What failed, in words: the prefix, the operation, the crash point and choice. */
+  readonly description: string;
+  /** The v1 trace of the failing case. */
+  readonly trace: string;
+  /** Where the trace was saved, or null. */
+  readonly file: string | null;
+  /** Whether rerunning the trace's steps from scratch (no restore, seed not explicit choices) fails too. */
+  readonly reproduced: boolean;
+  /** Whether the trace says exactly which subset the crash kept (a matching seed was found, or none was needed). */
+  readonly exact: boolean;
+}
+
+export interface ExplorationResult {
+  readonly stats: ExplorationStats;
+  readonly failure: ExplorationFailure | null;
+}
+
+export const explorationDefaults = {
+  length: 4,
+  regions: 2,
+  values: 2,
+  regionSize: 1024,
+  subsetBitsMax: 6,
+  samplesMax: 16,
+  seedSearchMax: 1 << 20,
+  failuresDir: 'traces/failures',
+} as const;
+
+// ---------------------------------------------------------------------------
+// Choices
+
+/** A crash choice: a mode, and either explicit bits (coin order of the crash layer) or a seed. */
+interface Choice {
+  readonly mode: ExplorationMode;
+  /** Explicit keep bits in the crash layer's coin order; null: the crash layer's coins for `seed`. */
+  readonly bits: readonly boolean[] | null;
+  readonly seed: number;
+}
+
+const noShape: ChoiceShape = { writes: [], truncates: 0, namespace: 0 };
+
+/** Choice bits at a crash point: writes (torn: their sectors), then truncates, then namespace operations. */
+function choiceBitCount(shape: ChoiceShape, torn: boolean): number {
+  const writes = torn ? shape.writes.reduce((sum, write) => sum + write.sectorCount, 0) : shape.writes.length;
+  return writes + shape.truncates + shape.namespace;
+}
+
+function explicitChoices(shape: ChoiceShape, torn: boolean, bits: readonly boolean[]): PowerChoices {
+  const sectorOffsets: number[] = [];
+  let offset = 0;
+  for (const write of shape.writes) {
+    sectorOffsets.push(offset);
+    offset += torn ? write.sectorCount : 1;
+  }
+  const writeBits = offset;
+  const choices: PowerChoices = {
+    keepWrite: (index) => bits[index] === true,
+    keepTruncate: (index) => bits[writeBits + index] === true,
+    keepNamespace: (index) => bits[writeBits + shape.truncates + index] === true,
+  };
+  return torn ? { ...choices, keepSector: (writeIndex, sector) => bits[sectorOffsets[writeIndex]! + sector] === true } : choices;
+}
+
+function powerChoices(choice: Choice, shape: ChoiceShape | null): PowerChoices {
+  if (choice.mode === 'process') return {};
+  if (choice.bits === null) return { seed: choice.seed, torn: choice.mode === 'torn' };
+  return { seed: 0, torn: choice.mode === 'torn', ...explicitChoices(shape!, choice.mode === 'torn', choice.bits) };
+}
+
+/** The choices tried in one mode at a crash point, and whether they were sampled. */
+function choicesAt(mode: ExplorationMode, shape: ChoiceShape, subsetBitsMax: number, samplesMax: number): { choices: Choice[]; sampled: boolean; bits: number } {
+  if (mode === 'process') return { choices: [{ mode, bits: null, seed: 0 }], sampled: false, bits: 0 };
+  if (shape === noShape) throw new Error('exploration: a power or torn crash point without its shape');
+  const bitCount = choiceBitCount(shape, mode === 'torn');
+  if (bitCount > subsetBitsMax) {
+    return { choices: Array.from({ length: samplesMax }, (_, seed) => ({ mode, bits: null, seed })), sampled: true, bits: bitCount };
+  }
+  const choices: Choice[] = [];
+  // Keep-everything first: it is the process-mode state, so it dedupes at once.
+  for (let mask = (1 << bitCount) - 1; mask >= 0; mask--) {
+    choices.push({ mode, bits: Array.from({ length: bitCount }, (_, bit) => ((mask >> bit) & 1) === 1), seed: 0 });
+  }
+  return { choices, sampled: false, bits: bitCount };
+}
+
+/** A seed whose crash-layer coins draw exactly `bits` (in order), or null. */
+export function seedFor(bits: readonly boolean[], seedSearchMax: number): number | null {
+  for (let seed = 0; seed <= seedSearchMax; seed++) {
+    const prng = new Prng(seed);
+    let matches = true;
+    for (const bit of bits) {
+      if (prng.nextBool() !== bit) {
+        matches = false;
+        break;
+      }
+    }
+    if (matches) return seed;
+  }
+  return null;
+}
+
+function describeBits(bits: readonly boolean[], shape: ChoiceShape, torn: boolean): string {
+  const parts: string[] = [];
+  let index = 0;
+  for (const write of shape.writes) {
+    const where = `write ${write.index} (${write.path} @${write.position}+${write.length})`;
+    if (torn) {
+      const sectors = bits.slice(index, index + write.sectorCount).map((kept) => (kept ? 'K' : '-')).join('');
+      parts.push(`${where} sectors ${sectors}`);
+      index += write.sectorCount;
+    } else {
+      parts.push(`${where} ${bits[index] ? 'kept' : 'dropped'}`);
+      index++;
+    }
+  }
+  for (let truncate = 0; truncate < shape.truncates; truncate++) parts.push(`truncate ${truncate} ${bits[index++] ? 'kept' : 'dropped'}`);
+  for (let op = 0; op < shape.namespace; op++) parts.push(`namespace op ${op} ${bits[index++] ? 'kept' : 'dropped'}`);
+  return parts.length === 0 ? 'nothing was unsynced' : parts.join('; ');
+}
+
+// ---------------------------------------------------------------------------
+// The exploration
+
+interface PrefixNode {
+  readonly depth: number;
+  /** The operations from the root (the first path found: a shortest one). */
+  readonly path: readonly SutOp[];
+  readonly model: ModelState;
+  readonly restore: Restore;
+}
+
+/** One failing crash run, as found: enough to rerun it from scratch. */
+interface FoundFailure {
+  readonly error: OracleFailure;
+  readonly node: PrefixNode;
+  /** The crashing operation, or null for a crash between operations (or no crash at all). */
+  readonly op: SutOp | null;
+  /** The operation that failed without a crash (choice null), or null. */
+  readonly plainOp: SutOp | null;
+  readonly crashAfterIo: number | null;
+  readonly choice: Choice | null;
+  readonly shape: ChoiceShape | null;
+  /** The steps after the prefix, as run up to the failing one. */
+  readonly steps: readonly ScenarioStep[];
+}
+
+function emptyModeStats(): ModeStats {
+  return { points: 0, sampledPoints: 0, runs: 0, states: 0 };
+}
+
+function emptyStats(): ExplorationStats {
+  return {
+    sequences: 0,
+    prefixes: 0,
+    expanded: 0,
+    opRuns: 0,
+    rejected: 0,
+    crashSites: 0,
+    crashPoints: 0,
+    exhaustedPoints: 0,
+    sampledPoints: 0,
+    runs: 0,
+    crashStates: 0,
+    duplicates: 0,
+    choiceBitsMax: { power: 0, torn: 0 },
+    byMode: { process: emptyModeStats(), power: emptyModeStats(), torn: emptyModeStats() },
+    oracle: { steps: 0, invariantChecks: 0, crashStates: 0 },
+    seconds: 0,
+  };
+}
+
+function checkInteger(name: string, value: number, min: number, max: number): void {
+  if (!Number.isInteger(value) || value < min || value > max) throw new RangeError(`crash exploration: ${name} must be an integer in ${min}..${max}, got ${value}`);
+}
+
+const sectorBytes = 512;
+
+/**
+ * The label written as value `value` to region `name`: `A1` for a one-sector
+ * region; for a larger one the short name again at the start of every sector
+ * (`A1....A1`, dots in between), so that every sector of two contents differs and
+ * a torn write shows (a short label followed by zeros would leave every sector but
+ * the first equal, and torn mode would test nothing).
+ */
+export function explorationLabel(name: string, value: number, regionSize: number): string {
+  const short = `${name}${value}`;
+  let label = short;
+  for (let sector = 1; sector < regionSize / sectorBytes; sector++) label += '.'.repeat(sector * sectorBytes - label.length) + short;
+  return label;
+}
+
+/** A text with the long exploration labels shown by their short names. */
+export function shortenLabels(text: string): string {
+  return text.replace(/([A-Z0-9]+)\.{100,}\1(?:\.+\1)*/g, '$1');
+}
+
+/** The operations of the exploration: writes of every label to every region, the swap, every transfer, completion. */
+export function explorationOps(regions: number, values: number, book: ContentBook): SutOp[] {
+  const names = defaultNames(regions);
+  const ops: SutOp[] = [];
+  for (let region = 0; region < regions; region++) {
+    for (let value = 1; value <= values; value++) {
+      const label = explorationLabel(names[region]!, value, book.regionSize);
+      ops.push({ type: 'write', region, data: book.bytesOf(book.addLabel(label))! });
+    }
+  }
+  ops.push({ type: 'startCycle' });
+  for (let region = 0; region < regions; region++) ops.push({ type: 'transfer', region });
+  ops.push({ type: 'completeCycle' });
+  return ops;
+}
+
+function modelOpOf(op: SutOp, book: ContentBook): Op {
+  return op.type === 'write' ? { type: 'write', region: op.region, data: book.addBytes(op.data), size: op.data.length } : op;
+}
+
+function describeOp(op: SutOp, book: ContentBook, names: readonly string[]): string {
+  switch (op.type) {
+    case 'write':
+      return `write ${names[op.region]} ${shortenLabels(book.show(book.addBytes(op.data)))}`;
+    case 'transfer':
+      return `transfer ${names[op.region]}`;
+    case 'read':
+      return `read ${names[op.region]} ${op.volume}`;
+    default:
+      return op.type;
+  }
+}
+
+class Explorer {
+  readonly stats = emptyStats();
+  readonly book: ContentBook;
+  readonly geometry: Geometry;
+  readonly names: string[];
+  readonly ops: SutOp[];
+  readonly modes: readonly ExplorationMode[];
+  readonly subsetBitsMax: number;
+  readonly samplesMax: number;
+  private readonly sut: ExplorationSut;
+  private readonly covered = new Set<string>();
+  private readonly started = performance.now();
+  private lastProgress = 0;
+
+  constructor(readonly options: ExplorationOptions) {
+    checkInteger('length', options.length, 0, 8);
+    checkInteger('regions', options.regions, 1, 8);
+    checkInteger('values', options.values, 1, 8);
+    this.subsetBitsMax = options.subsetBitsMax ?? explorationDefaults.subsetBitsMax;
+    this.samplesMax = options.samplesMax ?? explorationDefaults.samplesMax;
+    checkInteger('subsetBitsMax', this.subsetBitsMax, 0, 20);
+    checkInteger('samplesMax', this.samplesMax, 1, 1 << 20);
+    const regionSize = options.regionSize ?? explorationDefaults.regionSize;
+    checkInteger('regionSize', regionSize, 512, 1 << 20);
+    if (regionSize % 512 !== 0) throw new RangeError(`crash exploration: regionSize must be a multiple of 512, got ${regionSize}`);
+    this.modes = explorationModes.filter((mode) => (options.modes ?? explorationModes).includes(mode));
+    this.geometry = { regions: options.regions, regionSize };
+    this.book = new ContentBook(regionSize);
+    this.names = defaultNames(options.regions);
+    this.ops = explorationOps(options.regions, options.values, this.book);
+    this.sut = new ExplorationSut(options.volumeName ?? 'the reference implementation', options.volumeClass ?? ReplicatedVolume);
+    for (let depth = 1; depth <= options.length; depth++) this.stats.sequences += this.ops.length ** depth;
+  }
+
+  private oracleAt(model: ModelState): Oracle {
+    return new Oracle(this.geometry, this.book, this.sut, { state: model, covered: this.covered, stats: this.stats.oracle });
+  }
+
+  private progress(): void {
+    if (this.options.onProgress === undefined) return;
+    const now = performance.now();
+    if (now - this.lastProgress < 250) return;
+    this.lastProgress = now;
+    this.stats.seconds = (now - this.started) / 1000;
+    this.options.onProgress(this.stats);
+  }
+
+  /** Runs the exploration; returns the first failure found, or null. */
+  async run(): Promise<FoundFailure | null> {
+    const sut = this.sut;
+    await sut.create(this.geometry);
+    if (!sut.isClean) throw new Error('exploration: create left unsynced data behind; the root cannot be restored');
+    const rootModel = initialState(this.geometry, this.book.zero);
+    const root: PrefixNode = { depth: 0, path: [], model: rootModel, restore: { image: sut.files.clone(), sent: [], replay: [] } };
+    const seen = new Set<string>();
+    seen.add(this.nodeKey(root.model, sut.files.digest(), [], true));
+    this.stats.prefixes = 1;
+    let level: PrefixNode[] = [root];
+    try {
+      // Between-operation crashes of the root (a fresh volume).
+      let found = await this.crashBetween(root);
+      if (found !== null) return found;
+      for (let depth = 0; depth < this.options.length && level.length > 0; depth++) {
+        const next: PrefixNode[] = [];
+        for (const node of level) {
+          this.stats.expanded++;
+          for (const op of this.ops) {
+            const expanded = await this.expand(node, op, seen);
+            if ('failure' in expanded) return expanded.failure;
+            if (expanded.child !== null) {
+              next.push(expanded.child);
+              found = await this.crashBetween(expanded.child);
+              if (found !== null) return found;
+            }
+            if (expanded.io !== null) {
+              found = await this.crashInside(node, op, expanded.io);
+              if (found !== null) return found;
+            }
+          }
+        }
+        level = next;
+      }
+      return null;
+    } finally {
+      this.stats.seconds = (performance.now() - this.started) / 1000;
+      await sut.close();
+    }
+  }
+
+  private nodeKey(model: ModelState, digest: string, sent: readonly number[], clean: boolean): string {
+    // A prefix that left unsynced data is never merged: the crash layer's records are part of its state.
+    const unique = !clean || this.options.dedupePrefixes === false;
+    return `${JSON.stringify(model)}|${digest}|${sent.join(',')}|${unique ? `unique#${this.stats.prefixes}` : 'clean'}`;
+  }
+
+  /**
+   * Puts the implementation back into `node`'s state. Reopening files that are all
+   * durable is what a process crash between operations does, so a volume that
+   * cannot be reopened there fails as such a crash.
+   */
+  private restoreAt(node: PrefixNode): FoundFailure | null {
+    try {
+      this.sut.restore(node.restore);
+      return null;
+    } catch (error) {
+      let failure: OracleFailure;
+      if (error instanceof OracleFailure) failure = error;
+      else if (isCowmapError(error)) failure = new OracleFailure('divergence', `reopening the volume after ${this.describePath(node.path)} failed with ${error.code}: ${error.message}`);
+      else throw error;
+      const choice: Choice = { mode: 'process', bits: null, seed: 0 };
+      return { error: failure, node, op: null, plainOp: null, crashAfterIo: null, choice, shape: null, steps: [{ kind: 'crash' }, { kind: 'recover' }] };
+    }
+  }
+
+  /** Runs `op` from `node` without a crash: the model and the implementation must agree. */
+  private async expand(node: PrefixNode, op: SutOp, seen: Set<string>): Promise<{ child: PrefixNode | null; io: number | null } | { failure: FoundFailure }> {
+    const sut = this.sut;
+    this.stats.opRuns++;
+    const unopened = this.restoreAt(node);
+    if (unopened !== null) return { failure: unopened };
+    const oracle = this.oracleAt(node.model);
+    const steps: ScenarioStep[] = [{ kind: 'op', op }];
+    let reply: SutReply;
+    try {
+      reply = await oracle.step(op, `${this.describe(op)} after ${this.describePath(node.path)}`, null);
+    } catch (error) {
+      if (error instanceof OracleFailure) return { failure: { error, node, op: null, plainOp: op, crashAfterIo: null, choice: null, shape: null, steps } };
+      throw error;
+    }
+    const io = sut.lastIoCount;
+    if (!reply.ok) {
+      this.stats.rejected++;
+      if (io > 0) {
+        const error = new OracleFailure('sut', `${this.describe(op)} was rejected with ${reply.code} after ${io} durable I/O call(s): a rejection must change nothing`);
+        return { failure: { error, node, op: null, plainOp: op, crashAfterIo: null, choice: null, shape: null, steps } };
+      }
+      return { child: null, io: null };
+    }
+    const image = sut.files.clone();
+    const sent = sut.sentRegions();
+    const clean = sut.isClean;
+    const key = this.nodeKey(oracle.state, image.digest(), sent, clean);
+    if (seen.has(key)) return { child: null, io };
+    seen.add(key);
+    this.stats.prefixes++;
+    const restore: Restore = clean ? { image, sent, replay: [] } : { ...node.restore, replay: [...node.restore.replay, op] };
+    return { child: { depth: node.depth + 1, path: [...node.path, op], model: oracle.state, restore }, io };
+  }
+
+  private readonly opTexts = new Map<SutOp, string>();
+  private readonly pathTexts = new Map<readonly SutOp[], string>();
+
+  /** An operation in words (cached: the exploration's operations are a fixed list). */
+  describe(op: SutOp): string {
+    let text = this.opTexts.get(op);
+    if (text === undefined) {
+      text = describeOp(op, this.book, this.names);
+      this.opTexts.set(op, text);
+    }
+    return text;
+  }
+
+  describePath(path: readonly SutOp[]): string {
+    let text = this.pathTexts.get(path);
+    if (text === undefined) {
+      text = path.length === 0 ? 'a fresh volume' : `'${path.map((op) => this.describe(op)).join(', ')}'`;
+      this.pathTexts.set(path, text);
+    }
+    return text;
+  }
+
+  /** Recovers after the crash and finishes a cycle through the oracle; returns the steps run. */
+  private async recoverAndFinish(oracle: Oracle, label: string, steps: ScenarioStep[]): Promise<void> {
+    steps.push({ kind: 'recover' });
+    await oracle.step({ type: 'recover' }, `recover after ${label}`);
+    if (oracle.state.phase === 'idle') {
+      steps.push({ kind: 'op', op: { type: 'startCycle' } });
+      await oracle.step({ type: 'startCycle' }, `startCycle after recovering from ${label}`);
+    }
+    const current = oracle.state.current;
+    for (let region = 0; region < current.length; region++) {
+      if (!current[region]) continue;
+      const op: SutOp = { type: 'transfer', region };
+      steps.push({ kind: 'op', op });
+      await oracle.step(op, `transfer ${this.names[region]} after recovering from ${label}`);
+    }
+    steps.push({ kind: 'op', op: { type: 'completeCycle' } });
+    await oracle.step({ type: 'completeCycle' }, `completeCycle after recovering from ${label}`);
+  }
+
+  /** Every crash point of an accepted operation: k = 0..io, in every mode and subset. */
+  private async crashInside(node: PrefixNode, op: SutOp, io: number): Promise<FoundFailure | null> {
+    const sut = this.sut;
+    this.stats.crashSites++;
+    const judged = new Set<string>();
+    const opText = this.describe(op);
+    for (let afterIo = 0; afterIo <= io; afterIo++) {
+      this.stats.crashPoints++;
+      // Learn what is unsynced at this point with a process crash (judged too when process mode is on).
+      let shape: ChoiceShape | null = null;
+      if (!this.modes.includes('process')) {
+        const unopened = this.restoreAt(node);
+        if (unopened !== null) return unopened;
+        await sut.applyCrashing(op, { afterIo, mode: 'process', seed: 0, torn: false });
+        shape = sut.lastShape;
+        if (shape === null) throw new Error(`exploration: ${opText} did not crash at k = ${afterIo} of ${io}`);
+      }
+      let sampledHere = false;
+      for (const mode of this.modes) {
+        const modeStats = this.stats.byMode[mode];
+        modeStats.points++;
+        // Process mode needs no shape; the modes run process first, which learns it for the others.
+        const { choices, sampled, bits } = choicesAt(mode, shape ?? noShape, this.subsetBitsMax, this.samplesMax);
+        if (mode !== 'process') this.stats.choiceBitsMax[mode] = Math.max(this.stats.choiceBitsMax[mode], bits);
+        if (sampled) {
+          modeStats.sampledPoints++;
+          sampledHere = true;
+        }
+        for (const choice of choices) {
+          const label = `${opText} crashed after io ${afterIo} of ${io} (${mode}${choice.bits === null ? (mode === 'process' ? '' : `, seed ${choice.seed}`) : `, subset ${choice.bits.map((kept) => (kept ? 1 : 0)).join('')}`}) after ${this.describePath(node.path)}`;
+          const found = await this.crashRun(node, judged, label, modeStats, choice, shape, (oracle, steps) => {
+            const crash: CrashRequest = { afterIo, mode: mode === 'process' ? 'process' : 'power', seed: choice.seed, torn: mode === 'torn' };
+            steps.push({ kind: 'crashInside', op, crash });
+            sut.crashChoices = powerChoices(choice, shape);
+            return oracle.stepCrashing(op, crash, label).then(() => undefined);
+          }, { op, afterIo });
+          if (found !== null) return found;
+          if (mode === 'process' && shape === null) {
+            shape = sut.lastShape;
+            if (shape === null) throw new Error(`exploration: ${opText} did not crash at k = ${afterIo} of ${io}`);
+          }
+        }
+      }
+      if (sampledHere) this.stats.sampledPoints++;
+      else this.stats.exhaustedPoints++;
+    }
+    return null;
+  }
+
+  /** Crashes between operations at a prefix state: the recovered state must be exactly the model's. */
+  private async crashBetween(node: PrefixNode): Promise<FoundFailure | null> {
+    const sut = this.sut;
+    this.stats.crashSites++;
+    this.stats.crashPoints++;
+    const unopened = this.restoreAt(node);
+    if (unopened !== null) return unopened;
+    const shape = sut.shape();
+    const judged = new Set<string>();
+    let sampledHere = false;
+    for (const mode of this.modes) {
+      const modeStats = this.stats.byMode[mode];
+      modeStats.points++;
+      const { choices, sampled, bits } = choicesAt(mode, shape, this.subsetBitsMax, this.samplesMax);
+      if (mode !== 'process') this.stats.choiceBitsMax[mode] = Math.max(this.stats.choiceBitsMax[mode], bits);
+      if (sampled) {
+        modeStats.sampledPoints++;
+        sampledHere = true;
+      }
+      for (const choice of choices) {
+        const label = `a ${mode} crash between operations${choice.bits === null ? (mode === 'process' ? '' : ` (seed ${choice.seed})`) : ` (subset ${choice.bits.map((kept) => (kept ? 1 : 0)).join('')})`} after ${this.describePath(node.path)}`;
+        const found = await this.crashRun(node, judged, label, modeStats, choice, shape, async (oracle, steps) => {
+          steps.push({ kind: 'crash' });
+          sut.betweenCrash = { mode: mode === 'process' ? 'process' : 'power', choices: powerChoices(choice, shape) };
+          await oracle.step({ type: 'crash' }, label);
+        }, null);
+        if (found !== null) return found;
+      }
+    }
+    if (sampledHere) this.stats.sampledPoints++;
+    else this.stats.exhaustedPoints++;
+    return null;
+  }
+
+  /** One crash run: restore, crash as `crash` says, and unless the files were judged before, recover and finish. */
+  private async crashRun(
+    node: PrefixNode,
+    judged: Set<string>,
+    label: string,
+    modeStats: ModeStats,
+    choice: Choice,
+    shape: ChoiceShape | null,
+    crash: (oracle: Oracle, steps: ScenarioStep[]) => Promise<void>,
+    inside: { op: SutOp; afterIo: number } | null,
+  ): Promise<FoundFailure | null> {
+    const sut = this.sut;
+    this.stats.runs++;
+    modeStats.runs++;
+    const unopened = this.restoreAt(node);
+    if (unopened !== null) return unopened;
+    const oracle = this.oracleAt(node.model);
+    const steps: ScenarioStep[] = [];
+    try {
+      await crash(oracle, steps);
+      const digest = sut.files.digest();
+      if (judged.has(digest)) {
+        this.stats.duplicates++;
+        return null;
+      }
+      judged.add(digest);
+      this.stats.crashStates++;
+      modeStats.states++;
+      await this.recoverAndFinish(oracle, label, steps);
+    } catch (error) {
+      if (!(error instanceof OracleFailure)) throw error;
+      return { error, node, op: inside?.op ?? null, plainOp: null, crashAfterIo: inside?.afterIo ?? null, choice, shape: shape ?? sut.lastShape, steps };
+    } finally {
+      this.progress();
+    }
+    return null;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Failures as traces
+
+function slug(text: string): string {
+  return text.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 40) || 'x';
+}
+
+/** One way to write the failing case as a v1 trace, and what the rerun needs to match it. */
+interface TraceCandidate {
+  readonly steps: readonly ScenarioStep[];
+  /** Explicit choices for the rerun's crash inside an operation (when no seed draws them). */
+  readonly crashChoices: PowerChoices;
+  readonly betweenCrash: BetweenCrash;
+  /** A `#` comment put before the crash record. */
+  readonly comment: string | null;
+  /** Whether the trace names exactly the crash the exploration made. */
+  readonly exact: boolean;
+}
+
+/** Prefers operations whose crash outcomes are narrow (the state before or after) over writes. */
+function nextOpOrder(op: SutOp): number {
+  return op.type === 'startCycle' || op.type === 'completeCycle' ? 0 : op.type === 'transfer' ? 1 : 2;
+}
+
+function traceCandidates(explorer: Explorer, found: FoundFailure, seedSearchMax: number): TraceCandidate[] {
+  const prefix = found.node.path.map((op): ScenarioStep => ({ kind: 'op', op }));
+  const choice = found.choice;
+  const process: BetweenCrash = { mode: 'process', choices: {} };
+  if (choice === null || choice.mode === 'process') {
+    return [{ steps: [...prefix, ...found.steps], crashChoices: {}, betweenCrash: process, comment: null, exact: true }];
+  }
+  const torn = choice.mode === 'torn';
+  const shape = found.shape ?? { writes: [], truncates: 0, namespace: 0 };
+  // The choice as a seed of the crash layer's coins, when one draws it.
+  let seed = choice.seed;
+  let seedExact = true;
+  let kept: string;
+  let explicit: PowerChoices = {};
+  if (choice.bits !== null) {
+    kept = `this subset of the data unsynced at the crash: ${describeBits(choice.bits, shape, torn)}`;
+    const match = seedFor(choice.bits, seedSearchMax);
+    if (match === null) {
+      seedExact = false;
+      explicit = explicitChoices(shape, torn, choice.bits);
+      kept += `. No seed in 0..${seedSearchMax} draws it with the crash layer's coins and trace format v1 cannot name a subset, so the seed given does NOT reproduce it exactly`;
+    } else {
+      seed = match;
+      kept += `; seed ${match} draws exactly this subset with the crash layer's coins`;
+    }
+  } else {
+    kept = `what the crash layer's coins for seed ${seed} drew (a sampled crash point): ${describeBits(drawBits(seed, choiceBitCount(shape, torn)), shape, torn)}`;
+  }
+  const mode = `${choice.mode === 'torn' ? 'torn power' : 'power'} crash`;
+  if (found.op !== null) {
+    const steps = [...prefix, ...found.steps.map((step) => (step.kind === 'crashInside' ? { ...step, crash: { ...step.crash, seed } } : step))];
+    return [{ steps, crashChoices: explicit, betweenCrash: process, comment: `the ${mode} below keeps ${kept}.`, exact: seedExact }];
+  }
+  // A power crash between operations: v1 has only process crashes there. The same
+  // crash is the next operation crashed before its first durable call (crashAfterIo
+  // 0): nothing more is unsynced then, and the coins fall the same way.
+  const candidates: TraceCandidate[] = [];
+  const after = found.steps.slice(1);
+  const accepted = explorer.ops.filter((op) => judge(found.node.model, modelOpOf(op, explorer.book)) === null).sort((a, b) => nextOpOrder(a) - nextOpOrder(b));
+  for (const op of accepted) {
+    const crash: CrashRequest = { afterIo: 0, mode: 'power', seed, torn };
+    candidates.push({
+      steps: [...prefix, { kind: 'crashInside', op, crash }, ...after],
+      crashChoices: explicit,
+      betweenCrash: process,
+      comment: `found as a ${mode} BETWEEN operations (after the last one answered), which trace format v1 cannot say; written as the next operation crashed before its first durable I/O call (crashAfterIo 0), with the same unsynced data. It keeps ${kept}.`,
+      exact: seedExact,
+    });
+  }
+  candidates.push({
+    steps: [...prefix, ...found.steps],
+    crashChoices: {},
+    betweenCrash: { mode: 'power', choices: seedExact ? { seed, torn } : { seed, torn, ...explicit } },
+    comment: `found as a ${mode} BETWEEN operations, which trace format v1 cannot say: the 'crash' below replays as a process crash, and does not show the failure. The exploration's crash kept ${kept}.`,
+    exact: false,
+  });
+  return candidates;
+}
+
+async function traceOfFailure(explorer: Explorer, found: FoundFailure, options: ExplorationOptions): Promise<ExplorationFailure> {
+  const { book, geometry, names } = explorer;
+  const volumeName = options.volumeName ?? 'the reference implementation';
+  const choice = found.choice;
+  // Rerun from scratch, no restore: the prefix, then the crash, recovery and finishing steps as found.
+  let chosen: { candidate: TraceCandidate; result: Awaited<ReturnType<typeof runScenario>> } | null = null;
+  for (const candidate of traceCandidates(explorer, found, options.seedSearchMax ?? explorationDefaults.seedSearchMax)) {
+    const sut = new ExplorationSut(volumeName, options.volumeClass ?? ReplicatedVolume, candidate.crashChoices, candidate.betweenCrash);
+    const result = await runScenario(sut, geometry, candidate.steps, book);
+    if (chosen === null || (chosen.result.failure === null && result.failure !== null)) chosen = { candidate, result };
+    if (result.failure !== null) break;
+  }
+  const { candidate, result } = chosen!;
+  const records: TraceRecord[] = [...result.records];
+  if (candidate.comment !== null) records.splice(Math.min(found.node.path.length, records.length), 0, { comment: shortenLabels(candidate.comment) });
+  const what =
+    found.op !== null
+      ? `${describeOp(found.op, book, names)} crashed after io ${found.crashAfterIo} (${choice?.mode ?? 'process'})`
+      : choice !== null
+        ? `a ${choice.mode} crash between operations`
+        : `${found.plainOp === null ? 'an operation' : describeOp(found.plainOp, book, names)} (no crash)`;
+  const description = `${what} after ${explorer.describePath(found.node.path)}`;
+  const header = [
+    `Found by the bounded crash exploration (harness/crashExploration.ts) on ${volumeName}: ${description}.`,
+    `It failed: ${shortenLabels(found.error.message.split('\n')[0]!)}`,
+    result.failure === null
+      ? 'WARNING: rerun from scratch, these steps did NOT fail (the exploration restores saved prefix states; see its report).'
+      : `Rerun from scratch, it fails at step ${result.failure.stepIndex + 1}: ${shortenLabels(result.failure.message.split('\n')[0]!)}`,
+  ];
+  const trace = scenarioTrace(geometry, records, `crash exploration: ${found.error.kind} on ${volumeName}`, header);
+  let file: string | null = null;
+  const dir = options.failuresDir === undefined ? explorationDefaults.failuresDir : options.failuresDir;
+  if (dir !== null) {
+    mkdirSync(dir, { recursive: true });
+    const hash = createHash('sha256').update(trace).digest('hex').slice(0, 8);
+    const where = found.op !== null ? `${found.op.type}-io${found.crashAfterIo}-${choice?.mode ?? 'process'}` : choice !== null ? `between-${choice.mode}` : `${found.plainOp?.type ?? 'op'}-nocrash`;
+    file = join(dir, `crash-${slug(options.volumeName ?? 'reference')}-${slug(where)}-${hash}.jsonl`);
+    writeFileSync(file, trace);
+  }
+  return { message: found.error.message, differences: found.error.differences, description, trace, file, reproduced: result.failure !== null, exact: candidate.exact };
+}
+
+function drawBits(seed: number, count: number): boolean[] {
+  const prng = new Prng(seed);
+  return Array.from({ length: count }, () => prng.nextBool());
+}
+
+/** Explores every crash state within the bounds; stops at the first failure and saves it as a trace. */
+export async function exploreCrashes(options: ExplorationOptions): Promise<ExplorationResult> {
+  const explorer = new Explorer(options);
+  const found = await explorer.run();
+  if (found === null) return { stats: explorer.stats, failure: null };
+  const failure = await traceOfFailure(explorer, found, options);
+  return { stats: explorer.stats, failure };
+}
+
+// ---------------------------------------------------------------------------
+// Reporting
+
+export function statesPerSecond(stats: ExplorationStats): number {
+  return Math.round(stats.crashStates / Math.max(stats.seconds, 1e-6));
+}
+
+export function formatSummary(stats: ExplorationStats, options: ExplorationOptions): string {
+  const modes = explorationModes.filter((mode) => (options.modes ?? explorationModes).includes(mode));
+  const row = (name: string, value: string | number) => `  ${name.padEnd(34)} ${typeof value === 'number' ? value.toLocaleString('en-US') : value}`;
+  const lines = [
+    `crash exploration: length ${options.length}, regions ${options.regions}, values ${options.values}, region size ${options.regionSize ?? explorationDefaults.regionSize}, modes ${modes.join(',')}, subset bits ${options.subsetBitsMax ?? explorationDefaults.subsetBitsMax}, samples ${options.samplesMax ?? explorationDefaults.samplesMax}, on ${options.volumeName ?? 'the reference implementation'}`,
+    row('sequences covered', stats.sequences),
+    row('distinct prefixes (deduplicated)', `${stats.prefixes.toLocaleString('en-US')} reached, ${stats.expanded.toLocaleString('en-US')} expanded`),
+    row('(prefix, op) runs', `${stats.opRuns.toLocaleString('en-US')} (${stats.rejected.toLocaleString('en-US')} rejected: no I/O to crash in)`),
+    row('crash points', `${stats.crashPoints.toLocaleString('en-US')} (k = 0..io of each accepted op, and between ops at each prefix)`),
+    row('  exhausted / sampled', `${stats.exhaustedPoints.toLocaleString('en-US')} / ${stats.sampledPoints.toLocaleString('en-US')}`),
+    row('crash runs', stats.runs),
+    row('crash states checked', stats.crashStates),
+    row('  duplicates skipped', `${stats.duplicates.toLocaleString('en-US')} (same post-crash files at the same crash site)`),
+  ];
+  lines.push(`  ${'mode'.padEnd(8)} ${'points'.padStart(9)} ${'sampled'.padStart(8)} ${'runs'.padStart(10)} ${'states'.padStart(10)} ${'bits max'.padStart(9)}`);
+  for (const mode of modes) {
+    const m = stats.byMode[mode];
+    const bits = mode === 'process' ? '-' : String(stats.choiceBitsMax[mode]);
+    lines.push(`  ${mode.padEnd(8)} ${String(m.points).padStart(9)} ${String(m.sampledPoints).padStart(8)} ${String(m.runs).padStart(10)} ${String(m.states).padStart(10)} ${bits.padStart(9)}`);
+  }
+  lines.push(row('oracle steps / invariant checks', `${stats.oracle.steps.toLocaleString('en-US')} / ${stats.oracle.invariantChecks.toLocaleString('en-US')}`));
+  lines.push(row('seconds', stats.seconds.toFixed(2)));
+  lines.push(row('crash states/s', statesPerSecond(stats)));
+  lines.push(row('crash runs/s', Math.round(stats.runs / Math.max(stats.seconds, 1e-6))));
+  return lines.join('\n');
+}
+
+/** The failure in words, labels shortened, then its trace as saved. */
+export function formatFailureReport(failure: ExplorationFailure): string {
+  const lines = [`FAIL ${shortenLabels(failure.description)}`, `  ${shortenLabels(failure.message).split('\n').join('\n  ')}`];
+  if (failure.differences.length > 0) {
+    const fieldWidth = Math.max(5, ...failure.differences.map((d) => d.field.length));
+    const expectedWidth = Math.max(8, ...failure.differences.map((d) => shortenLabels(d.expected).length));
+    lines.push(`  ${'field'.padEnd(fieldWidth)}  ${'expected'.padEnd(expectedWidth)}  observed`);
+    for (const d of failure.differences) lines.push(`  ${d.field.padEnd(fieldWidth)}  ${shortenLabels(d.expected).padEnd(expectedWidth)}  ${shortenLabels(d.observed)}`);
+  }
+  lines.push(failure.reproduced ? '  rerun from scratch (no restore): fails the same way' : '  WARNING: rerun from scratch (no restore), the trace does NOT fail');
+  if (!failure.exact) lines.push('  note: the trace cannot state the exact crash choice in format v1 (see its # comments)');
+  lines.push(failure.file === null ? '  trace (not saved):' : `  trace saved to ${failure.file}:`);
+  lines.push(failure.trace.trimEnd());
+  return lines.join('\n');
+}
