@@ -1,0 +1,435 @@
+// `cowmap adapter` as a client sees it, through raw lines on a real process:
+// hello, every op, E_BAD_REQUEST for whatever a client may send, E_PHASE with no
+// volume, failpoints that count across requests and exit with 86 without an
+// answer (process and power modes, recovered by a new process), --mutant, and the
+// end of input. The oversized-line path runs in process over streams.
+
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { after, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { ReplicatedVolume } from '../impl/replicatedVolume.ts';
+import { failpointExitCode, serveAdapter } from './adapterServer.ts';
+import { LineSplitter } from './adapterSut.ts';
+
+const bin = fileURLToPath(new URL('../bin/cowmap.js', import.meta.url));
+const scratch = mkdtempSync(join(tmpdir(), 'cowmap-adapter-server-'));
+after(() => rmSync(scratch, { recursive: true, force: true }));
+
+const regionSize = 512;
+let dirCount = 0;
+function freshDir(): string {
+  return join(scratch, `volume-${++dirCount}`);
+}
+
+function content(label: string): Buffer {
+  const bytes = Buffer.alloc(regionSize);
+  bytes.write(label, 'utf8');
+  return bytes;
+}
+
+function digest(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+const zeroDigest = digest(Buffer.alloc(regionSize));
+
+type Json = Record<string, any>;
+
+/** One `cowmap adapter` process, driven by raw lines. */
+class RawAdapter {
+  readonly child: ChildProcess;
+  private readonly lines: Buffer[] = [];
+  private wake: (() => void) | null = null;
+  private closed = false;
+  stderr = '';
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  private nextId = 1;
+
+  constructor(args: string[] = []) {
+    this.child = spawn(process.execPath, [bin, 'adapter', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const splitter = new LineSplitter(1 << 26);
+    this.child.stdout!.on('data', (chunk: Buffer) => {
+      for (const event of splitter.push(chunk)) if (event.kind === 'line') this.lines.push(event.bytes);
+      this.wake?.();
+    });
+    this.child.stderr!.on('data', (chunk: Buffer) => (this.stderr += chunk.toString()));
+    this.child.stdin!.on('error', () => {});
+    this.exited = new Promise((resolve) => {
+      this.child.on('close', (code, signal) => {
+        this.closed = true;
+        this.wake?.();
+        resolve({ code, signal });
+      });
+    });
+  }
+
+  send(line: string | Buffer): void {
+    this.child.stdin!.write(typeof line === 'string' ? `${line}\n` : Buffer.concat([line, Buffer.from('\n')]));
+  }
+
+  /** The next response line, parsed; null when the process ended without one. */
+  async next(timeoutMs = 20_000): Promise<Json | null> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.lines.length === 0) {
+      if (this.closed) return null;
+      if (Date.now() > deadline) throw new Error(`no response within ${timeoutMs} ms; stderr: ${this.stderr}`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 100);
+        this.wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+    return JSON.parse(this.lines.shift()!.toString('utf8')) as Json;
+  }
+
+  async request(op: string, fields: Json = {}): Promise<Json> {
+    const id = this.nextId++;
+    this.send(JSON.stringify({ id, op, ...fields }));
+    const response = await this.next();
+    assert.ok(response !== null, `the adapter ended without answering ${op}; stderr: ${this.stderr}`);
+    assert.equal(response.id, id, JSON.stringify(response));
+    return response;
+  }
+
+  /** Sends a request that must make the process exit without an answer; returns the exit. */
+  async crashes(op: string, fields: Json = {}): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    this.send(JSON.stringify({ id: this.nextId++, op, ...fields }));
+    const response = await this.next();
+    assert.equal(response, null, `expected an exit without an answer, got ${JSON.stringify(response)}`);
+    return this.exited;
+  }
+
+  async end(): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    this.child.stdin!.end();
+    return this.exited;
+  }
+}
+
+async function ok(adapter: RawAdapter, op: string, fields: Json = {}): Promise<Json> {
+  const response = await adapter.request(op, fields);
+  assert.equal(response.ok, true, `${op}: ${JSON.stringify(response)}`);
+  assert.ok(Number.isInteger(response.io) && response.io >= 0, `${op}: io ${response.io}`);
+  return response;
+}
+
+async function rejected(adapter: RawAdapter, code: string, op: string, fields: Json = {}): Promise<Json> {
+  const response = await adapter.request(op, fields);
+  assert.equal(response.ok, false, `${op} ${JSON.stringify(fields).slice(0, 80)}: expected ${code}, got ${JSON.stringify(response)}`);
+  assert.equal(response.error.code, code, `${op} ${JSON.stringify(fields).slice(0, 80)}: ${response.error.message}`);
+  assert.equal(typeof response.error.message, 'string');
+  assert.equal(response.io, 0, `a rejected ${op} makes no durable call`);
+  return response;
+}
+
+function b64(label: string): string {
+  return content(label).toString('base64');
+}
+
+describe('cowmap adapter (raw lines)', () => {
+  it('answers hello, and E_BAD_REQUEST for everything malformed, without dying', async () => {
+    const adapter = new RawAdapter();
+    const hello = await ok(adapter, 'hello');
+    assert.equal(hello.protocol, 1);
+    assert.equal(hello.name, 'cowmap-reference');
+    assert.equal(typeof hello.version, 'string');
+    assert.deepEqual(hello.features, ['failpoint', 'power-loss', 'torn']);
+    assert.equal(hello.io, 0);
+
+    // Lines that cannot be read: answered with id null.
+    const unreadable: (string | Buffer)[] = [
+      'hello there',
+      '{"id": 1, "op": "hello"',
+      '[1, 2]',
+      '42',
+      'null',
+      '{}',
+      '{"op": "hello"}',
+      '{"id": "1", "op": "hello"}',
+      '{"id": 1.5, "op": "hello"}',
+      '{"id": null, "op": "hello"}',
+      '{"id": 1e300, "op": "hello"}',
+      Buffer.from([0x7b, 0x22, 0x69, 0x64, 0x22, 0x3a, 0x31, 0xff, 0xfe, 0x7d]),
+      '['.repeat(100_000),
+    ];
+    for (const line of unreadable) {
+      adapter.send(line);
+      const response = await adapter.next();
+      assert.ok(response !== null);
+      assert.equal(response.id, null, String(line).slice(0, 40));
+      assert.equal(response.ok, false);
+      assert.equal(response.error.code, 'E_BAD_REQUEST');
+      assert.equal(response.io, 0);
+    }
+    // A blank line gets no answer; the next request is answered in order.
+    adapter.send('');
+    adapter.send('   ');
+    // Readable id, bad request: answered with the id.
+    await rejected(adapter, 'E_BAD_REQUEST', 'frobnicate');
+    await rejected(adapter, 'E_BAD_REQUEST', '__proto__');
+    await rejected(adapter, 'E_BAD_REQUEST', 'constructor');
+    await rejected(adapter, 'E_BAD_REQUEST', 'toString');
+    adapter.send('{"id": 900, "op": 7}');
+    assert.equal((await adapter.next())?.id, 900);
+    adapter.send('{"id": 901}');
+    assert.equal((await adapter.next())?.error.code, 'E_BAD_REQUEST');
+    const badFields: [string, Json][] = [
+      ['open', {}],
+      ['open', { dir: 7, create: true, regions: 4, regionSize }],
+      ['open', { dir: '', create: false }],
+      ['open', { dir: freshDir(), create: 'yes' }],
+      ['open', { dir: freshDir(), create: true }],
+      ['open', { dir: freshDir(), create: true, regions: 4 }],
+      ['open', { dir: freshDir(), create: true, regions: '4', regionSize }],
+      ['open', { dir: freshDir(), create: true, regions: 4, regionSize: 512.5 }],
+      ['write', { data: b64('A1') }],
+      ['write', { region: '1', data: b64('A1') }],
+      ['write', { region: true, data: b64('A1') }],
+      ['write', { region: 1.5, data: b64('A1') }],
+      ['write', { region: 1 }],
+      ['write', { region: 1, data: 'not base64!' }],
+      ['write', { region: 1, data: 'QUJD' + '=' }],
+      ['write', { region: 1, data: [1, 2, 3] }],
+      ['read', { region: 0 }],
+      ['read', { region: 0, volume: 'tertiary' }],
+      ['read', { volume: 'primary' }],
+      ['transfer', {}],
+      ['transfer', { region: null }],
+      ['failpoint', {}],
+      ['failpoint', { crashAfterIo: -1 }],
+      ['failpoint', { crashAfterIo: 1.5 }],
+      ['failpoint', { crashAfterIo: '3' }],
+      ['failpoint', { crashAfterIo: 3, mode: 'flood' }],
+      ['failpoint', { crashAfterIo: 3, mode: 'power', seed: 'x' }],
+      ['failpoint', { crashAfterIo: 3, mode: 'power', torn: 'yes' }],
+    ];
+    for (const [op, fields] of badFields) await rejected(adapter, 'E_BAD_REQUEST', op, fields);
+    // Still serving, and none of that armed anything.
+    await ok(adapter, 'hello');
+    assert.deepEqual(await adapter.end(), { code: 0, signal: null });
+    assert.equal(adapter.stderr.includes('internal error'), false, adapter.stderr);
+  });
+
+  it('with no volume open: volume ops are E_PHASE (after E_BAD_REQUEST); hello, failpoint and close work', async () => {
+    const adapter = new RawAdapter();
+    await rejected(adapter, 'E_PHASE', 'write', { region: 0, data: b64('A1') });
+    await rejected(adapter, 'E_PHASE', 'write', { region: 99, data: 'AAAA' });
+    await rejected(adapter, 'E_BAD_REQUEST', 'write', { region: 'x', data: b64('A1') });
+    await rejected(adapter, 'E_PHASE', 'read', { region: 0, volume: 'secondary' });
+    await rejected(adapter, 'E_PHASE', 'startCycle');
+    await rejected(adapter, 'E_PHASE', 'transfer', { region: 0 });
+    await rejected(adapter, 'E_PHASE', 'completeCycle');
+    const state = await rejected(adapter, 'E_PHASE', 'state');
+    assert.match(state.error.message, /no volume is open/);
+    await ok(adapter, 'close');
+    await ok(adapter, 'failpoint', { crashAfterIo: null });
+    await rejected(adapter, 'E_NOT_FOUND', 'open', { dir: freshDir(), create: false });
+    const file = join(scratch, 'a-file');
+    writeFileSync(file, 'not a volume');
+    await rejected(adapter, 'E_EXISTS', 'open', { dir: file, create: true, regions: 4, regionSize });
+    await rejected(adapter, 'E_NOT_FOUND', 'open', { dir: file, create: false });
+    await rejected(adapter, 'E_SIZE', 'open', { dir: freshDir(), create: true, regions: 0, regionSize });
+    await rejected(adapter, 'E_SIZE', 'open', { dir: freshDir(), create: true, regions: 4, regionSize: 100 });
+    // A final line without a newline is still a request.
+    adapter.child.stdin!.write('{"id": 77, "op": "hello"}');
+    adapter.child.stdin!.end();
+    assert.equal((await adapter.next())?.id, 77);
+    assert.deepEqual(await adapter.exited, { code: 0, signal: null });
+  });
+
+  it('serves every op on a volume, with io counts, digests and the rejections of SPEC.md section 2', async () => {
+    const dir = freshDir();
+    const adapter = new RawAdapter();
+    const created = await ok(adapter, 'open', { dir, create: true, regions: 4, regionSize });
+    assert.equal(created.phase, 'idle');
+    assert.ok(created.io > 0, 'create makes durable calls');
+    await rejected(adapter, 'E_EXISTS', 'open', { dir, create: true, regions: 4, regionSize });
+    // The failed create closed the volume; open it again (recovery inside).
+    assert.equal((await ok(adapter, 'open', { dir, create: false })).phase, 'idle');
+
+    const write = await ok(adapter, 'write', { region: 1, data: b64('B1'), extra: 'ignored' });
+    assert.ok(write.io > 0);
+    assert.equal((await ok(adapter, 'read', { region: 1, volume: 'primary' })).data, b64('B1'));
+    assert.equal((await ok(adapter, 'read', { region: 1, volume: 'secondary' })).data, Buffer.alloc(regionSize).toString('base64'));
+    await rejected(adapter, 'E_RANGE', 'write', { region: 4, data: 'AAAA' });
+    await rejected(adapter, 'E_RANGE', 'write', { region: -1, data: b64('X') });
+    await rejected(adapter, 'E_SIZE', 'write', { region: 0, data: 'AAAA' });
+    await rejected(adapter, 'E_RANGE', 'read', { region: 4, volume: 'primary' });
+    await rejected(adapter, 'E_PHASE', 'transfer', { region: 1 });
+    await rejected(adapter, 'E_RANGE', 'transfer', { region: 9 });
+    await rejected(adapter, 'E_PHASE', 'completeCycle');
+
+    assert.ok((await ok(adapter, 'startCycle')).io > 0);
+    await rejected(adapter, 'E_PHASE', 'startCycle');
+    await rejected(adapter, 'E_NOT_CURRENT', 'transfer', { region: 0 });
+    await rejected(adapter, 'E_NOT_DRAINED', 'completeCycle');
+    await ok(adapter, 'write', { region: 1, data: b64('B2') });
+    let state = await ok(adapter, 'state');
+    assert.deepEqual(
+      { phase: state.phase, current: state.current, next: state.next, cow: state.cow, io: state.io },
+      { phase: 'replicating', current: '0100', next: '0100', cow: '0100', io: 0 },
+    );
+    assert.deepEqual(state.primary, [zeroDigest, digest(content('B2')), zeroDigest, zeroDigest]);
+    assert.deepEqual(state.cowData, [null, digest(content('B1')), null, null]);
+    await ok(adapter, 'transfer', { region: 1 });
+    await ok(adapter, 'transfer', { region: 1 });
+    await ok(adapter, 'completeCycle');
+    state = await ok(adapter, 'state');
+    assert.deepEqual(state.secondary, [zeroDigest, digest(content('B1')), zeroDigest, zeroDigest]);
+    assert.deepEqual([state.phase, state.current, state.next, state.cow], ['idle', '0000', '0100', '0000']);
+
+    // Another process cannot open it while this one holds it.
+    const other = new RawAdapter();
+    await rejected(other, 'E_LOCKED', 'open', { dir, create: false });
+    assert.deepEqual(await other.end(), { code: 0, signal: null });
+
+    // close, then the same process opens it again; close of nothing is fine.
+    await ok(adapter, 'close');
+    await ok(adapter, 'close');
+    await rejected(adapter, 'E_PHASE', 'state');
+    await ok(adapter, 'open', { dir, create: false });
+    assert.deepEqual((await ok(adapter, 'state')).secondary, state.secondary);
+    assert.deepEqual(await adapter.end(), { code: 0, signal: null });
+  });
+
+  it('failpoint: counts from now across requests, exits 86 without answering; a new process recovers (process mode)', async () => {
+    const dir = freshDir();
+    let adapter = new RawAdapter();
+    await ok(adapter, 'open', { dir, create: true, regions: 4, regionSize });
+    await ok(adapter, 'write', { region: 0, data: b64('A0') });
+    const idleWriteIo = (await ok(adapter, 'write', { region: 2, data: b64('C0') })).io;
+    // Armed one call past a whole write: the write answers, the next request crashes.
+    await ok(adapter, 'failpoint', { crashAfterIo: idleWriteIo + 1, mode: 'process' });
+    assert.equal((await ok(adapter, 'write', { region: 3, data: b64('D0') })).io, idleWriteIo);
+    await ok(adapter, 'state'); // no durable call: nothing fires
+    const exit = await adapter.crashes('write', { region: 3, data: b64('D1') });
+    assert.deepEqual(exit, { code: failpointExitCode, signal: null });
+    assert.match(adapter.stderr, /failpoint/);
+
+    adapter = new RawAdapter();
+    assert.equal((await ok(adapter, 'open', { dir, create: false })).phase, 'idle');
+    let state = await ok(adapter, 'state');
+    // Process crash after the first call of the write of D1: D0 or D1 (the OS kept what it got).
+    assert.ok([digest(content('D0')), digest(content('D1'))].includes(state.primary[3]));
+    assert.deepEqual(state.primary.slice(0, 3), [digest(content('A0')), zeroDigest, digest(content('C0'))]);
+
+    // A crash due right after a request's last call comes before its answer.
+    await ok(adapter, 'startCycle');
+    await ok(adapter, 'failpoint', { crashAfterIo: 0 });
+    await ok(adapter, 'read', { region: 0, volume: 'primary' }); // k = 0: nothing fires without a durable call
+    await ok(adapter, 'failpoint', { crashAfterIo: null });
+    const transferIo = (await ok(adapter, 'transfer', { region: 0 })).io;
+    assert.ok(transferIo > 0);
+    await ok(adapter, 'failpoint', { crashAfterIo: transferIo });
+    assert.deepEqual(await adapter.crashes('transfer', { region: 0 }), { code: failpointExitCode, signal: null });
+
+    adapter = new RawAdapter();
+    assert.equal((await ok(adapter, 'open', { dir, create: false })).phase, 'replicating');
+    state = await ok(adapter, 'state');
+    assert.equal(state.secondary[0], digest(content('A0')));
+    // The sent set was lost with the process.
+    await rejected(adapter, 'E_NOT_DRAINED', 'completeCycle');
+    // A failpoint armed before open fires inside the create.
+    await ok(adapter, 'close');
+    await ok(adapter, 'failpoint', { crashAfterIo: 3 });
+    assert.deepEqual(await adapter.crashes('open', { dir: freshDir(), create: true, regions: 4, regionSize }), { code: failpointExitCode, signal: null });
+  });
+
+  it('failpoint in power mode discards unsynced writes by the seed (torn accepted); recovery finds old or new', async () => {
+    const dir = freshDir();
+    let adapter = new RawAdapter();
+    await ok(adapter, 'open', { dir, create: true, regions: 4, regionSize });
+    await ok(adapter, 'write', { region: 1, data: b64('B0') });
+    await ok(adapter, 'startCycle');
+    const writeIo = (await ok(adapter, 'write', { region: 2, data: b64('C1') })).io;
+    assert.ok(writeIo >= 3);
+    await ok(adapter, 'failpoint', { crashAfterIo: writeIo - 1, mode: 'power', seed: 7, torn: true });
+    assert.deepEqual(await adapter.crashes('write', { region: 1, data: b64('B1') }), { code: failpointExitCode, signal: null });
+    assert.match(adapter.stderr, /power crash/);
+
+    adapter = new RawAdapter();
+    assert.equal((await ok(adapter, 'open', { dir, create: false })).phase, 'replicating');
+    const state = await ok(adapter, 'state');
+    assert.equal(state.current, '0100');
+    assert.equal(state.primary[2], digest(content('C1')), 'an acknowledged write survives');
+    // Right before the last call (the primary's sync): the new data may be lost, never mixed within a sector here.
+    assert.ok([digest(content('B0')), digest(content('B1'))].includes(state.primary[1]), state.primary[1]);
+    assert.deepEqual(await adapter.end(), { code: 0, signal: null });
+  });
+
+  it('--mutant serves a broken variant; an unknown mutant is a usage error', async () => {
+    const adapter = new RawAdapter(['--mutant', 'no-cow']);
+    assert.match((await ok(adapter, 'hello')).name, /no-cow/);
+    await ok(adapter, 'open', { dir: freshDir(), create: true, regions: 2, regionSize });
+    await ok(adapter, 'startCycle');
+    await ok(adapter, 'write', { region: 0, data: b64('A1') });
+    assert.equal((await ok(adapter, 'state')).cow, '00', 'the mutant preserves nothing');
+    assert.deepEqual(await adapter.end(), { code: 0, signal: null });
+
+    const unknown = new RawAdapter(['--mutant', 'no-such-thing']);
+    assert.equal((await unknown.exited).code, 2);
+    assert.match(unknown.stderr, /no mutant named 'no-such-thing'.*no-cow/s);
+  });
+});
+
+describe('serveAdapter over streams', () => {
+  it('skips a line longer than the bound and answers E_BAD_REQUEST with id null, then goes on', async () => {
+    const input = new PassThrough();
+    const output = new PassThrough();
+    const logs: string[] = [];
+    const done = serveAdapter({ input, output, maxLineBytes: 64, log: (line) => logs.push(line), exit: () => assert.fail('no exit') });
+    const chunks: Buffer[] = [];
+    output.on('data', (chunk: Buffer) => chunks.push(chunk));
+    input.write(`{"id": 1, "op": "hello", "pad": "${'x'.repeat(40)}`);
+    input.write(`${'y'.repeat(200)}"}\n{"id": 2, "op": "hello"}\n`);
+    input.end();
+    assert.equal(await done, 0);
+    const responses = Buffer.concat(chunks).toString().trim().split('\n').map((line) => JSON.parse(line) as Json);
+    assert.equal(responses.length, 2);
+    assert.deepEqual([responses[0]!.id, responses[0]!.error.code], [null, 'E_BAD_REQUEST']);
+    assert.match(responses[0]!.error.message, /exceeds 64 bytes/);
+    assert.deepEqual([responses[1]!.id, responses[1]!.ok], [2, true]);
+    assert.equal(logs.length, 1);
+  });
+
+  it('answers E_IO for an internal error, drops the volume, and keeps serving', async () => {
+    class Broken extends ReplicatedVolume {
+      protected override swapMaps(): void {
+        throw new TypeError('a bug in swapMaps');
+      }
+    }
+    const input = new PassThrough();
+    const output = new PassThrough();
+    const logs: string[] = [];
+    const done = serveAdapter({ input, output, volumeClass: Broken, log: (line) => logs.push(line), exit: () => assert.fail('no exit') });
+    const chunks: Buffer[] = [];
+    output.on('data', (chunk: Buffer) => chunks.push(chunk));
+    const dir = freshDir();
+    for (const request of [
+      { id: 1, op: 'open', dir, create: true, regions: 2, regionSize },
+      { id: 2, op: 'startCycle' },
+      { id: 3, op: 'state' },
+      { id: 4, op: 'open', dir, create: false },
+      { id: 5, op: 'state' },
+    ]) {
+      input.write(JSON.stringify(request) + '\n');
+    }
+    input.end();
+    assert.equal(await done, 0);
+    const responses = Buffer.concat(chunks).toString().trim().split('\n').map((line) => JSON.parse(line) as Json);
+    assert.deepEqual(
+      responses.map((response) => (response.ok ? 'ok' : response.error.code)),
+      ['ok', 'E_IO', 'E_PHASE', 'ok', 'ok'],
+    );
+    assert.match(responses[1]!.error.message, /internal error: a bug in swapMaps/);
+    assert.equal(responses[4]!.phase, 'idle');
+    assert.match(logs.join('\n'), /TypeError: a bug in swapMaps/);
+  });
+});
