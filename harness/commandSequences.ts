@@ -75,6 +75,10 @@ export interface FuzzOptions {
   /** Crashes inside an operation come after its k-th I/O call, k in 0..ioMax (default 12). */
   readonly ioMax?: number;
   readonly makeSut: () => SystemUnderTest;
+  /** The crashes inside an operation to generate (default: what the implementation's features offer; [] for none). */
+  readonly crashModes?: readonly CrashMode[];
+  /** Whether to generate crashes between operations (default true). */
+  readonly crashBetween?: boolean;
   /** Where a failing sequence is saved (default traces/failures). */
   readonly failuresDir?: string;
   /** Extra arguments for the printed `cowmap fuzz` replay command (e.g. `--mutant NAME`). */
@@ -184,10 +188,11 @@ interface Generation {
   readonly regionSize: number;
   readonly ioMax: number;
   readonly crashModes: readonly CrashMode[];
+  readonly crashBetween: boolean;
   readonly sutName: string;
 }
 
-type CrashMode = 'process' | 'power' | 'torn';
+export type CrashMode = 'process' | 'power' | 'torn';
 
 /**
  * The label of the k-th value of a region: `A1`, `B3`, ... Above one sector it is
@@ -254,11 +259,15 @@ function commandArbitrary(generation: Generation): fc.Arbitrary<StepCommand> {
     { arbitrary: op(completeCycle), weight: 3 },
     { arbitrary: op(fc.oneof(read, read, read, badRead)), weight: 2 },
     { arbitrary: op(badRequest), weight: 1 },
-    { arbitrary: fc.constant(command([{ kind: 'crash' }, { kind: 'recover' }])), weight: 2 },
-    // A lone crash leaves the volume down for a while (every op E_PHASE); a lone recover ends it.
-    { arbitrary: fc.constant(command([{ kind: 'crash' }])), weight: 1 },
-    { arbitrary: fc.constant(command([{ kind: 'recover' }])), weight: 1 },
   ];
+  if (generation.crashBetween) {
+    choices.push(
+      { arbitrary: fc.constant(command([{ kind: 'crash' }, { kind: 'recover' }])), weight: 2 },
+      // A lone crash leaves the volume down for a while (every op E_PHASE); a lone recover ends it.
+      { arbitrary: fc.constant(command([{ kind: 'crash' }])), weight: 1 },
+      { arbitrary: fc.constant(command([{ kind: 'recover' }])), weight: 1 },
+    );
+  }
   if (generation.crashModes.length > 0) {
     // After the k-th I/O call, k in 0..ioMax; the power-loss seed picks what unsynced data survives.
     const crash = fc
@@ -341,12 +350,14 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzResult> {
   const sutName = probe.name;
   await probe.close();
   const crashModes: CrashMode[] = [];
-  if (features.has('failpoint')) {
+  if (options.crashModes !== undefined) {
+    crashModes.push(...options.crashModes);
+  } else if (features.has('failpoint')) {
     crashModes.push('process');
     if (features.has('power-loss')) crashModes.push('power');
     if (features.has('power-loss') && features.has('torn')) crashModes.push('torn');
   }
-  const generation: Generation = { regions: options.regions, labels: options.labels, regionSize, ioMax, crashModes, sutName };
+  const generation: Generation = { regions: options.regions, labels: options.labels, regionSize, ioMax, crashModes, crashBetween: options.crashBetween ?? true, sutName };
 
   const replay = options.path === undefined ? null : parseFuzzPath(options.path);
   // Unbiased: fast-check's bias favours very short sequences; lengths are uniform in 0..commandsMax.
