@@ -58,6 +58,12 @@ function parseBits(text: string): boolean[] {
 }
 
 export function observedOf(state: SutState): ObservedState {
+  for (let region = 0; region < state.cowData.length; region++) {
+    // SPEC.md section 6: the validity of W and its content are one fact, reported twice.
+    if ((state.cow[region] === '1') !== (state.cowData[region] !== null)) {
+      throw new OracleFailure('divergence', `the implementation reports cow bit ${state.cow[region]} for region ${region} with cowData ${state.cowData[region] === null ? 'null' : 'present'}`);
+    }
+  }
   return {
     phase: state.phase,
     current: parseBits(state.current),
@@ -261,16 +267,24 @@ export class Oracle {
   /** The fields where the implementation's state differs from the model's. */
   differences(model: ModelState, state: SutState): Difference[] {
     const observed = observedOf(state);
-    const rows: [string, string, string][] = [
-      ['phase', model.phase, observed.phase],
-      ['primary', this.show(model.primary), this.show(observed.primary)],
-      ['secondary', this.show(model.secondary), this.show(observed.secondary)],
-      ['current', bits(model.current), state.current],
-      ['next', bits(model.next), state.next],
-      ['cow', this.show(model.cow), this.show(observed.cow)],
+    // Compared by content (digests), shown by label: two contents may share a
+    // shortened label, and a label may read like an empty slot.
+    const same = (a: readonly (string | null)[], b: readonly (string | null)[]) => a.length === b.length && a.every((value, index) => value === b[index]);
+    const rows: [string, boolean, string, string][] = [
+      ['phase', model.phase === observed.phase, model.phase, observed.phase],
+      ['primary', same(model.primary, observed.primary), this.show(model.primary), this.show(observed.primary)],
+      ['secondary', same(model.secondary, observed.secondary), this.show(model.secondary), this.show(observed.secondary)],
+      ['current', bits(model.current) === state.current, bits(model.current), state.current],
+      ['next', bits(model.next) === state.next, bits(model.next), state.next],
+      ['cow', same(model.cow, observed.cow), this.show(model.cow), this.show(observed.cow)],
     ];
-    return rows.filter(([, expected, seen]) => expected !== seen).map(([field, expected, seen]) => ({ field, expected, observed: seen }));
+    return rows.filter(([, equal]) => !equal).map(([field, , expected, seen]) => ({
+      field,
+      expected,
+      observed: expected === seen ? `${seen} (other bytes, same label)` : seen,
+    }));
   }
+
 
   /** Compares the implementation's whole observable state with the model's. */
   async compare(label: string): Promise<void> {

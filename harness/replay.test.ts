@@ -61,3 +61,16 @@ describe('model-only replay', () => {
     assert.equal(result.failure, null);
   });
 });
+
+describe('replay against the implementation', () => {
+  it('compares content, not labels: two long labels with the same start still differ', async () => {
+    const { ReferenceSut } = await import('./referenceSut.ts');
+    const { mutants } = await import('./mutants.ts');
+    const file = new URL('../traces/regressions/long-labels-compared-by-content.jsonl', import.meta.url);
+    const trace = readTrace(readFileSync(file, 'utf8'), 'long-labels.jsonl');
+    const broken = await replayTrace(trace, new ReferenceSut({ volumeClass: mutants['transfer-sends-primary']!.volumeClass }));
+    assert.ok(broken.failure !== null);
+    assert.match(broken.failure.differences[0]?.observed ?? '', /other bytes, same label/);
+    assert.equal((await replayTrace(trace, new ReferenceSut())).failure, null);
+  });
+});

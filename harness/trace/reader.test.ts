@@ -58,6 +58,7 @@ describe('the trace reader', () => {
     invalid(`${header}\n{"op": "crash"}\n{"op": "startCycle"}`, 3, /expectError.*E_PHASE/);
     invalid(`${header}\n{"op": "startCycle", "crashAfterIo": -1}`, 2, /non-negative/);
     invalid(`${header}\n{"op": "crash"}\n{"op": "recover", "crashAfterIo": 1}`, 3, /cannot go with recover/);
+    invalid(`${header}\n{"op": "startCycle", "crashAfterIo": 1}\n{"expect": {"phase": "idle"}}`, 2, /must be followed by recover/);
     invalid(`${header}\n{"op": "startCycle", "crashAfterIo": 1, "mode": "process", "torn": true}`, 2, /torn needs mode/);
   });
 });

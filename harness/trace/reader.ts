@@ -229,5 +229,10 @@ export function readTrace(text: string, file: string): Trace {
     steps.push(step);
   }
   if (header === null) throw new TraceError(file, lines.length, 'no header: the first record must be {"trace": "cowmap", "version": 1, ...}');
+  const last = steps.filter((step): step is OpStep => step.kind === 'op').at(-1);
+  if (last?.crashAt !== undefined) {
+    // The recovered state is judged at recovery: a trace that ends first would check nothing.
+    throw new TraceError(file, last.line, 'a step with crashAfterIo must be followed by recover');
+  }
   return { file, header, steps };
 }
