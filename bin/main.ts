@@ -21,6 +21,7 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
   record: { summary: 'write a v1 trace from a run: record fuzz|explore|conform --out FILE [options]', load: () => import('./commands/record.ts').then((m) => m.command) },
   conform: { summary: 'conformance: conform [--level rules|crash|failpoint|power] [--time-budget S] [--seed N] [--report F.json] [--junit F.xml] -- CMD...', load: () => import('./commands/conform.ts').then((m) => m.command) },
   verify: { summary: 'the main job: verify [--time-budget S] [--seed N] [--mutant NAME] [--quick]', load: () => import('./commands/verify.ts').then((m) => m.command) },
+  serve: { summary: 'serve the primary over NBD: serve DIR [--port P | --socket PATH] [--cycle-every SECONDS]', load: () => import('./commands/serve.ts').then((m) => m.command) },
   diagram: { summary: 'print the statechart as Mermaid stateDiagram-v2', load: () => import('./commands/diagram.ts').then((m) => m.command) },
 };
 

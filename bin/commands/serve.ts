@@ -1,0 +1,95 @@
+// cowmap serve DIR [--port P | --socket PATH] [--cycle-every SECONDS] [--export-name NAME]
+//                  [--batch-regions N] [--snapshot-dir DIR2]
+//
+// Serves the volume in DIR over NBD (docs/nbd.md) on 127.0.0.1 or a Unix socket,
+// and runs replication cycles while clients write: every --cycle-every seconds,
+// and on SIGUSR1. A cycle that a crash interrupted is resumed first. SIGINT or
+// SIGTERM stops the server, closes the volume and exits 0 (a running cycle is
+// left as it is and resumed by the next open). --snapshot-dir is for tests: at
+// every swap the primary image is copied to DIR2/cycle-N.primary, and at every
+// completion the secondary image to DIR2/cycle-N.secondary.
+
+import { copyFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseCommandLine, runCommand, stringOption, UsageError, volumeDirArgument, integerOption } from '../../impl/commandLine.ts';
+import { fileNames, secondaryPath } from '../../impl/layout.ts';
+import { NbdServer } from '../../impl/nbd/server.ts';
+import { NodeStorage } from '../../impl/nodeStorage.ts';
+import { ReplicatedVolume } from '../../impl/replicatedVolume.ts';
+import type { Command } from '../main.ts';
+
+const usage = 'serve DIR [--port P | --socket PATH] [--cycle-every SECONDS] [--export-name NAME] [--batch-regions N] [--snapshot-dir DIR2]';
+
+export const command: Command = {
+  summary: 'serve a volume over NBD, with cycles while clients write',
+  run: (argv) =>
+    runCommand(usage, async () => {
+      const { values, positionals } = parseCommandLine(argv, {
+        port: { type: 'string' },
+        socket: { type: 'string' },
+        'cycle-every': { type: 'string' },
+        'export-name': { type: 'string' },
+        'batch-regions': { type: 'string' },
+        'snapshot-dir': { type: 'string' },
+      });
+      const dir = volumeDirArgument(positionals);
+      const port = integerOption(values, 'port');
+      const socketPath = stringOption(values, 'socket');
+      if (port !== undefined && socketPath !== undefined) throw new UsageError('give --port or --socket, not both');
+      if (port !== undefined && port > 65535) throw new UsageError(`--port must be at most 65535, got ${port}`);
+      const everyText = stringOption(values, 'cycle-every');
+      const cycleEverySeconds = everyText === undefined ? 0 : Number(everyText);
+      if (!Number.isFinite(cycleEverySeconds) || cycleEverySeconds < 0 || everyText === '') {
+        throw new UsageError(`--cycle-every must be a non-negative number of seconds, got '${everyText}'`);
+      }
+      const batchRegions = integerOption(values, 'batch-regions');
+      const snapshotDir = stringOption(values, 'snapshot-dir');
+
+      const volume = ReplicatedVolume.open(new NodeStorage(), dir);
+      const secondaryImage = join(secondaryPath(dir, readRecordedSecondary(volume)), fileNames.replicaImage);
+      if (snapshotDir !== undefined) mkdirSync(snapshotDir, { recursive: true });
+      const log = (line: string): void => {
+        process.stdout.write(line + '\n');
+      };
+      const server = new NbdServer(volume, {
+        cycleEverySeconds,
+        log,
+        ...(stringOption(values, 'export-name') === undefined ? {} : { exportName: stringOption(values, 'export-name')! }),
+        ...(batchRegions === undefined ? {} : { batchRegions }),
+        ...(snapshotDir === undefined
+          ? {}
+          : {
+              onSwap: (cycle: number) => copyFileSync(join(dir, fileNames.primary), join(snapshotDir, `cycle-${cycle}.primary`)),
+              onCycle: (report: { cycle: number }) => copyFileSync(secondaryImage, join(snapshotDir, `cycle-${report.cycle}.secondary`)),
+            }),
+      });
+      let where: number | string;
+      try {
+        where = await server.listen(socketPath === undefined ? { port: port ?? 10809 } : { socketPath });
+      } catch (error) {
+        volume.close();
+        throw new UsageError(`cannot listen: ${(error as Error).message}`);
+      }
+      log(
+        `serving ${dir} (${volume.sizeBytes} bytes, ${volume.regions} regions of ${volume.regionSize}) on ${typeof where === 'number' ? `nbd://127.0.0.1:${where}` : `nbd+unix:///?socket=${where}`}` +
+          (cycleEverySeconds > 0 ? `, a cycle every ${cycleEverySeconds} s` : '') +
+          `; SIGUSR1 runs a cycle (pid ${process.pid})`,
+      );
+      server.resumeInterruptedCycle();
+      process.on('SIGUSR1', () => server.requestCycle());
+      const stopped = await new Promise<string>((resolve) => {
+        process.once('SIGINT', () => resolve('SIGINT'));
+        process.once('SIGTERM', () => resolve('SIGTERM'));
+      });
+      await server.close();
+      volume.close();
+      log(`stopped (${stopped}) after ${server.cyclesCompleted} cycle(s)`);
+      return server.failure === null ? 0 : 1;
+    }),
+};
+
+/** The secondary's recorded location: ReplicatedVolume keeps it in its metadata. */
+function readRecordedSecondary(volume: ReplicatedVolume): string {
+  const metadata = (volume as unknown as { metadata: { record: { secondary?: string } } }).metadata;
+  return metadata.record.secondary ?? '';
+}

@@ -1,0 +1,83 @@
+// The constants of the NBD protocol (NetworkBlockDevice, doc/proto.md) that the
+// cowmap export uses: the fixed newstyle handshake, the option haggling, and the
+// transmission phase with simple replies. All integers are big-endian on the wire.
+
+export const NBDMAGIC = 0x4e42444d41474943n;
+export const IHAVEOPT = 0x49484156454f5054n;
+/** The magic of every option reply (NBD_REP_*). */
+export const OPTION_REPLY_MAGIC = 0x0003e889045565a9n;
+export const REQUEST_MAGIC = 0x25609513;
+export const SIMPLE_REPLY_MAGIC = 0x67446698;
+
+// Handshake flags (server) and client flags.
+export const FLAG_FIXED_NEWSTYLE = 1 << 0;
+export const FLAG_NO_ZEROES = 1 << 1;
+export const FLAG_C_FIXED_NEWSTYLE = 1 << 0;
+export const FLAG_C_NO_ZEROES = 1 << 1;
+
+// Options.
+export const OPT_EXPORT_NAME = 1;
+export const OPT_ABORT = 2;
+export const OPT_LIST = 3;
+export const OPT_INFO = 6;
+export const OPT_GO = 7;
+
+// Option reply types.
+export const REP_ACK = 1;
+export const REP_SERVER = 2;
+export const REP_INFO = 3;
+const REP_FLAG_ERROR = 0x80000000;
+export const REP_ERR_UNSUP = (REP_FLAG_ERROR | 1) >>> 0;
+export const REP_ERR_POLICY = (REP_FLAG_ERROR | 2) >>> 0;
+export const REP_ERR_INVALID = (REP_FLAG_ERROR | 3) >>> 0;
+export const REP_ERR_UNKNOWN = (REP_FLAG_ERROR | 6) >>> 0;
+
+// NBD_INFO_* items of NBD_REP_INFO.
+export const INFO_EXPORT = 0;
+export const INFO_NAME = 1;
+export const INFO_DESCRIPTION = 2;
+export const INFO_BLOCK_SIZE = 3;
+
+// Transmission flags.
+export const FLAG_HAS_FLAGS = 1 << 0;
+export const FLAG_READ_ONLY = 1 << 1;
+export const FLAG_SEND_FLUSH = 1 << 2;
+export const FLAG_SEND_FUA = 1 << 3;
+export const FLAG_ROTATIONAL = 1 << 4;
+export const FLAG_SEND_TRIM = 1 << 5;
+export const FLAG_SEND_WRITE_ZEROES = 1 << 6;
+export const FLAG_CAN_MULTI_CONN = 1 << 8;
+
+// Commands and command flags.
+export const CMD_READ = 0;
+export const CMD_WRITE = 1;
+export const CMD_DISC = 2;
+export const CMD_FLUSH = 3;
+export const CMD_TRIM = 4;
+export const CMD_WRITE_ZEROES = 6;
+export const CMD_FLAG_FUA = 1 << 0;
+export const CMD_FLAG_NO_HOLE = 1 << 1;
+
+// Error values of a simple reply.
+export const EPERM = 1;
+export const EIO = 5;
+export const ENOMEM = 12;
+export const EINVAL = 22;
+export const ENOSPC = 28;
+export const EOVERFLOW = 75;
+export const ENOTSUP = 95;
+export const ESHUTDOWN = 108;
+
+/** Sizes of the fixed parts of the messages. */
+export const REQUEST_HEADER_SIZE = 28;
+export const OPTION_HEADER_SIZE = 16;
+export const SIMPLE_REPLY_HEADER_SIZE = 16;
+
+export const commandNames: Record<number, string> = {
+  [CMD_READ]: 'READ',
+  [CMD_WRITE]: 'WRITE',
+  [CMD_DISC]: 'DISC',
+  [CMD_FLUSH]: 'FLUSH',
+  [CMD_TRIM]: 'TRIM',
+  [CMD_WRITE_ZEROES]: 'WRITE_ZEROES',
+};
