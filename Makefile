@@ -10,7 +10,7 @@ NODE_TEST := node --import tsx --test --test-reporter=spec
 C8 := npx c8 --include 'model/**' --include 'impl/**' --exclude '**/*.test.ts' \
 	--check-coverage --lines 95 --branches 90 --report-dir coverage
 
-.PHONY: all install typecheck test verify mutants coverage clean
+.PHONY: all install typecheck test verify mutants coverage bench clean
 
 all: test
 
@@ -48,6 +48,11 @@ mutants: $(STAMP)
 
 coverage: $(STAMP)
 	$(C8) --reporter text --reporter html --reporter json-summary $(NODE_TEST) $(TEST_FILES)
+
+# Benchmarks as ratios against baselines measured in the same run (bench/run.ts);
+# writes bench/results.json and bench/RESULTS.md. Fails only on a wrong result.
+bench: $(STAMP)
+	node --import tsx bench/run.ts
 
 clean:
 	rm -rf coverage reports .tmp traces/failures

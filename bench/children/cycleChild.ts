@@ -1,0 +1,44 @@
+// A child process for the memory benchmark: opens an existing volume, dirties
+// DIRTY regions (seeded) while idle, runs one cycle (startCycle, transfer of every
+// current region, completeCycle), checks that the secondary holds the new content
+// of every dirty region, and prints one JSON line with its own peak resident
+// memory (process.resourceUsage().maxRSS). The volume must never be held in memory.
+//
+//   node --import tsx bench/children/cycleChild.ts DIR DIRTY SEED
+
+import { NodeStorage } from '../../impl/nodeStorage.ts';
+import { ReplicatedVolume } from '../../impl/replicatedVolume.ts';
+import { dirtyContent, pickRegions } from '../dirty.ts';
+
+const [dir, dirtyText, seedText] = process.argv.slice(2);
+const dirtyCount = Number(dirtyText);
+const seed = Number(seedText);
+if (dir === undefined || !Number.isInteger(dirtyCount) || dirtyCount < 1 || !Number.isInteger(seed)) {
+  process.stderr.write('usage: cycleChild.ts DIR DIRTY SEED\n');
+  process.exit(2);
+}
+const volume = ReplicatedVolume.open(new NodeStorage(), dir);
+const dirty = pickRegions(volume.regions, dirtyCount, seed);
+const content = dirtyContent(dirty, volume.regionSize, seed);
+for (let index = 0; index < dirty.length; index++) volume.writeRegion(dirty[index]!, content[index]!);
+const started = process.hrtime.bigint();
+volume.startCycle();
+const sent = volume.currentRegions();
+for (const region of sent) volume.transfer(region);
+volume.completeCycle();
+const cycleSeconds = Number(process.hrtime.bigint() - started) / 1e9;
+let mismatches = 0;
+for (let index = 0; index < dirty.length; index++) {
+  if (!Buffer.from(volume.readRegion(dirty[index]!, 'secondary')).equals(Buffer.from(content[index]!))) mismatches++;
+}
+const volumeBytes = volume.sizeBytes;
+volume.close();
+process.stdout.write(`${JSON.stringify({
+  ok: mismatches === 0 && sent.length === dirty.length,
+  sent: sent.length,
+  mismatches,
+  cycleSeconds,
+  volumeBytes,
+  // maxRSS is in kilobytes (KiB) on Linux.
+  maxRssBytes: process.resourceUsage().maxRSS * 1024,
+})}\n`);

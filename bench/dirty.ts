@@ -1,0 +1,36 @@
+// Seeded choice of the regions a repetition dirties, and their new content:
+// shared by the cycle benchmark and its child process (the memory benchmark).
+
+import { Prng } from '../harness/prng.ts';
+import { SeededBytes } from './system.ts';
+
+/** `count` distinct regions of 0..regions-1, seeded, ascending (a partial Fisher-Yates shuffle). */
+export function pickRegions(regions: number, count: number, seed: number): number[] {
+  if (!Number.isInteger(count) || count < 0 || count > regions) throw new RangeError(`pickRegions: ${count} of ${regions}`);
+  const prng = new Prng(seed);
+  const order = new Int32Array(regions);
+  for (let index = 0; index < regions; index++) order[index] = index;
+  for (let index = 0; index < count; index++) {
+    const other = index + prng.nextInt(regions - index);
+    const value = order[index]!;
+    order[index] = order[other]!;
+    order[other] = value;
+  }
+  return Array.from(order.subarray(0, count)).sort((a, b) => a - b);
+}
+
+/** The new content of each picked region (seeded), in the order of `regions`. */
+export function dirtyContent(regionList: readonly number[], regionSize: number, seed: number): Uint8Array[] {
+  const bytes = new SeededBytes(seed);
+  return regionList.map(() => bytes.next(regionSize));
+}
+
+/** Map bytes that a set of regions touches, and the runs of consecutive ones (completion clears each run with one write). */
+export function mapFootprint(regionList: readonly number[]): { bytes: number; runs: number } {
+  const indices = [...new Set(regionList.map((region) => region >> 3))].sort((a, b) => a - b);
+  let runs = 0;
+  for (let index = 0; index < indices.length; index++) {
+    if (index === 0 || indices[index]! !== indices[index - 1]! + 1) runs++;
+  }
+  return { bytes: indices.length, runs };
+}
