@@ -70,6 +70,7 @@
 // fails, it falls back to `crash` with a comment. The report says whether the
 // rerun from scratch failed (`reproduced`) and whether the trace is exact.
 
+import { applyToVolume } from './referenceSut.ts';
 import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, posix } from 'node:path';
@@ -404,29 +405,7 @@ class ExplorationSut implements SystemUnderTest {
 
   private run(op: SutOp): SutReply {
     const volume = this.open;
-    try {
-      return this.guard(op.type, (): SutReply => {
-        switch (op.type) {
-          case 'write':
-            volume.writeRegion(op.region, op.data);
-            return { ok: true };
-          case 'read':
-            return { ok: true, data: volume.readRegion(op.region, op.volume) };
-          case 'startCycle':
-            volume.startCycle();
-            return { ok: true };
-          case 'transfer':
-            volume.transfer(op.region);
-            return { ok: true };
-          case 'completeCycle':
-            volume.completeCycle();
-            return { ok: true };
-        }
-      });
-    } catch (error) {
-      if (isCowmapError(error)) return { ok: false, code: error.code, message: error.message };
-      throw error;
-    }
+    return this.guard(op.type, () => applyToVolume(volume, op));
   }
 
   async apply(op: SutOp): Promise<SutReply> {

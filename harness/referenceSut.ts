@@ -18,6 +18,31 @@ export interface ReferenceSutOptions {
   readonly name?: string;
 }
 
+/** One operation on a volume, as the SystemUnderTest interface answers it: a rejection is a reply, not a throw. */
+export function applyToVolume(volume: ReplicatedVolume, op: SutOp): SutReply {
+  try {
+    switch (op.type) {
+      case 'write':
+        volume.writeRegion(op.region, op.data);
+        return { ok: true };
+      case 'read':
+        return { ok: true, data: volume.readRegion(op.region, op.volume) };
+      case 'startCycle':
+        volume.startCycle();
+        return { ok: true };
+      case 'transfer':
+        volume.transfer(op.region);
+        return { ok: true };
+      case 'completeCycle':
+        volume.completeCycle();
+        return { ok: true };
+    }
+  } catch (error) {
+    if (isCowmapError(error)) return { ok: false, code: error.code, message: error.message };
+    throw error;
+  }
+}
+
 export class ReferenceSut implements SystemUnderTest {
   readonly name: string;
   readonly features: ReadonlySet<Feature> = new Set<Feature>(['failpoint', 'power-loss', 'torn']);
@@ -58,28 +83,7 @@ export class ReferenceSut implements SystemUnderTest {
   }
 
   private run(op: SutOp): SutReply {
-    const volume = this.open;
-    try {
-      switch (op.type) {
-        case 'write':
-          volume.writeRegion(op.region, op.data);
-          return { ok: true };
-        case 'read':
-          return { ok: true, data: volume.readRegion(op.region, op.volume) };
-        case 'startCycle':
-          volume.startCycle();
-          return { ok: true };
-        case 'transfer':
-          volume.transfer(op.region);
-          return { ok: true };
-        case 'completeCycle':
-          volume.completeCycle();
-          return { ok: true };
-      }
-    } catch (error) {
-      if (isCowmapError(error)) return { ok: false, code: error.code, message: error.message };
-      throw error;
-    }
+    return applyToVolume(this.open, op);
   }
 
   async apply(op: SutOp): Promise<SutReply> {
