@@ -3,6 +3,7 @@
 // torn mode, inside an operation and between operations), and the trace it saves
 // replays with the project's replayer, on real files, against the same variant.
 
+import { mutants } from './mutants.ts';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -25,34 +26,11 @@ function freshFolder(): string {
   return join(scratch, `failures-${folderCount++}`);
 }
 
-// ----- planted broken variants ------------------------------------------------
+// ----- broken variants: the named mutants of harness/mutants.ts ---------------
 
-/** The next bit made durable after the data: a crash in between leaves new data that no cycle would send. */
-class NextBitAfterData extends ReplicatedVolume {
-  protected override applyWrite(region: number, data: Uint8Array): void {
-    if (this.needsPreserve(region)) this.preserveRegion(region);
-    this.writePrimary(region, data);
-    this.markNext(region);
-  }
-}
-
-/** The COW copy made after the overwrite: a crash in between loses the point in time. */
-class CopyAfterOverwrite extends ReplicatedVolume {
-  protected override applyWrite(region: number, data: Uint8Array): void {
-    const preserve = this.needsPreserve(region);
-    const old = this.primary.readRegion(region);
-    this.markNext(region);
-    this.writePrimary(region, data);
-    if (preserve) this.cow.preserve(region, old, this.metadata.record.cycle);
-  }
-}
-
-/** A write acknowledged before its data is synced: only a power loss after the answer shows it. */
-class AcknowledgedBeforeDurable extends ReplicatedVolume {
-  protected override writePrimary(region: number, data: Uint8Array): void {
-    this.primary.writeRegion(region, data);
-  }
-}
+const NextBitAfterData = mutants['next-bit-after-data']!.volumeClass;
+const CopyAfterOverwrite = mutants['cow-after-overwrite']!.volumeClass;
+const AcknowledgedBeforeDurable = mutants['ack-before-durable']!.volumeClass;
 
 /** Replays a saved trace with harness/replay.ts on real files (the reference SUT with `volumeClass`). */
 async function replaysFailing(file: string, volumeClass: VolumeClass): Promise<boolean> {
