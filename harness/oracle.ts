@@ -151,6 +151,20 @@ export class Oracle {
   }
 
   /**
+   * SPEC.md section 4: a rejection says why in a message that names the
+   * operation, the region and the phase.
+   */
+  private checkRejectionMessage(op: SutOp, message: string, label: string): void {
+    const missing: string[] = [];
+    if (!message.includes(op.type)) missing.push(`the operation (${op.type})`);
+    if ('region' in op && !new RegExp(`(^|[^0-9])${op.region}([^0-9]|$)`).test(message)) missing.push(`the region (${op.region})`);
+    if (!message.includes(this.state.phase)) missing.push(`the phase (${this.state.phase})`);
+    if (missing.length > 0) {
+      throw new OracleFailure('divergence', `${label}: the rejection's message does not name ${missing.join(', ')}: "${message}"`, [{ field: 'message', expected: `names ${missing.join(', ')}`, observed: message }]);
+    }
+  }
+
+  /**
    * One operation on the model and the implementation. `expectError` is the code
    * the caller expects (undefined: the operation must succeed on the model; null:
    * whatever the model says). Returns the implementation's reply, or the model's
@@ -172,6 +186,7 @@ export class Oracle {
       // Between crash and recover the implementation is not running: the model alone decides.
     }
     this.checkVerdict(label, verdict, reply, expectError === null ? (verdict.ok ? undefined : verdict.code) : expectError);
+    if (reply !== null && !reply.ok && this.sut !== null && op.type !== 'recover' && op.type !== 'crash') this.checkRejectionMessage(op, reply.message, label);
     if (op.type === 'read' && reply !== null && reply.ok && this.sut !== null) {
       const model = this.state;
       const expected = op.volume === 'primary' ? model.primary[op.region]! : model.secondary[op.region]!;

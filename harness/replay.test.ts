@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { formatFailure, replayTrace } from './replay.ts';
+import type { SutOp } from './sut.ts';
 import { readTrace } from './trace/reader.ts';
 
 const fig4 = readFileSync(new URL('../traces/fig4.jsonl', import.meta.url), 'utf8');
@@ -72,5 +73,21 @@ describe('replay against the implementation', () => {
     assert.ok(broken.failure !== null);
     assert.match(broken.failure.differences[0]?.observed ?? '', /other bytes, same label/);
     assert.equal((await replayTrace(trace, new ReferenceSut())).failure, null);
+  });
+});
+
+describe('rejection messages', () => {
+  it('must name the operation, the region and the phase (SPEC.md section 4)', async () => {
+    const { ReferenceSut } = await import('./referenceSut.ts');
+    const text = `${header}\n{"op": "transfer", "region": 1, "expectError": "E_PHASE"}\n`;
+    assert.equal((await replayTrace(readTrace(text, 't'), new ReferenceSut())).failure, null);
+    class TerseSut extends ReferenceSut {
+      override async apply(op: SutOp) {
+        const reply = await super.apply(op);
+        return reply.ok ? reply : { ...reply, message: 'no' };
+      }
+    }
+    const terse = await replayTrace(readTrace(text, 't'), new TerseSut());
+    assert.match(terse.failure?.message ?? '', /does not name the operation \(transfer\), the region \(1\), the phase \(idle\)/);
   });
 });
