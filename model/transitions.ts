@@ -110,7 +110,7 @@ export function stepMachine(snapshot: ModelSnapshot, event: Op): { snapshot: Mod
   const selected = replicationMachine.getTransitionData(snapshot, event);
   const taken = selected.map((definition) => transitionId(definition));
   const microsteps = getMicrosteps(replicationMachine, snapshot, event);
-  const eventless = allTransitions().filter((info) => info.event === 'always');
+  const eventless = eventlessTransitions();
   for (let index = 1; index < microsteps.length; index++) {
     const before = microsteps[index - 1]![0];
     const after = microsteps[index]![0];
@@ -120,8 +120,18 @@ export function stepMachine(snapshot: ModelSnapshot, event: Op): { snapshot: Mod
       if (sourceActive && targetActive) taken.push(info.id);
     }
   }
-  const [next] = transition(replicationMachine, snapshot, event);
+  // The macrostep ends in the last microstep's snapshot; every event of this machine
+  // selects a transition (rejections included), so there is always one.
+  const last = microsteps[microsteps.length - 1];
+  const next = last === undefined ? transition(replicationMachine, snapshot, event)[0] : last[0];
   return { snapshot: next, taken };
+}
+
+let eventlessCached: readonly TransitionInfo[] | null = null;
+
+function eventlessTransitions(): readonly TransitionInfo[] {
+  eventlessCached ??= allTransitions().filter((info) => info.event === 'always');
+  return eventlessCached;
 }
 
 /** The statechart snapshot that holds a model state (for continuing from a crash outcome). */
