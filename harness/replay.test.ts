@@ -91,3 +91,21 @@ describe('rejection messages', () => {
     assert.match(terse.failure?.message ?? '', /does not name the operation \(transfer\), the region \(1\), the phase \(idle\)/);
   });
 });
+
+describe('traces of failures', () => {
+  it('a scenario that failed on a crash step is saved with the recover TRACES.md requires, and still fails there', async () => {
+    const { scenarioTrace } = await import('./scenario.ts');
+    const { ReferenceSut } = await import('./referenceSut.ts');
+    const { mutantNamed } = await import('./mutants.ts');
+    // The write makes fewer than 99 I/O calls: it completes, then the crash follows.
+    const records = [{ op: 'startCycle' }, { op: 'write', region: 'A', data: 'A1', crashAfterIo: 99, mode: 'process' }] as never[];
+    const text = scenarioTrace({ regions: 2, regionSize: 512 }, records, 'ends on a crash step', ['a test']);
+    assert.match(text.trimEnd().split('\n').at(-1)!, /"op":"recover"/);
+    const trace = readTrace(text, 'saved.jsonl');
+    const broken = await replayTrace(trace, new ReferenceSut({ volumeClass: mutantNamed('no-next-bit-in-cycle').volumeClass, name: 'no-next-bit-in-cycle' }));
+    assert.ok(broken.failure !== null, 'the saved trace passes on the broken implementation');
+    assert.match(formatFailure(broken.failure), /next/);
+    const reference = await replayTrace(trace, new ReferenceSut());
+    assert.equal(reference.failure, null, reference.failure === null ? '' : formatFailure(reference.failure));
+  });
+});

@@ -109,8 +109,16 @@ export async function runScenario(sut: SystemUnderTest | null, geometry: Geometr
   return { failure, records, stats: oracle.stats, covered: oracle.covered };
 }
 
-/** The trace of a scenario's records, with comments that say where it came from and what failed. */
+/**
+ * The trace of a scenario's records, with comments that say where it came from and
+ * what failed. A scenario that failed on a step with `crashAfterIo` (say the
+ * operation made fewer I/O calls, completed, and its state was wrong) stops before
+ * the `recover` that TRACES.md requires after such a step: it is added, so that the
+ * trace is valid; a replay fails on the crash step, before reaching it.
+ */
 export function scenarioTrace(geometry: Geometry, records: readonly TraceRecord[], title: string, comments: readonly string[], seed?: string | number): string {
   const header = { regions: geometry.regions, regionSize: geometry.regionSize, names: defaultNames(geometry.regions), title, ...(seed === undefined ? {} : { seed }) };
-  return formatTrace(header, comments, records);
+  const last = records.at(-1);
+  const endsOnCrash = last !== undefined && 'crashAfterIo' in last && last.crashAfterIo !== undefined;
+  return formatTrace(header, comments, endsOnCrash ? [...records, { op: 'recover' } as TraceRecord] : records);
 }
