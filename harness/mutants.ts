@@ -93,6 +93,14 @@ class SwapInTwoSteps extends ReplicatedVolume {
   }
 }
 
+class CompletesBeforeNextDurable extends ReplicatedVolume {
+  protected override persistNext(): void {}
+}
+
+class RecoveryForgetsNext extends ReplicatedVolume {
+  protected override rebuildNext(): void {}
+}
+
 class AcknowledgedBeforeDurable extends ReplicatedVolume {
   protected override writePrimary(region: number, data: Uint8Array): void {
     this.primary.writeRegion(region, data);
@@ -111,6 +119,11 @@ export const mutants: Readonly<Record<string, Mutant>> = {
   'next-bit-after-data': { volumeClass: NextBitAfterData, description: 'the next bit made durable after the data' },
   'cow-after-overwrite': { volumeClass: CopyAfterOverwrite, description: 'the COW copy written after the overwrite' },
   'swap-two-steps': { volumeClass: SwapInTwoSteps, description: 'a swap done in two durable steps' },
+  'complete-before-next-durable': {
+    volumeClass: CompletesBeforeNextDurable,
+    description: 'completion before the next bits set in the cycle are durable in the map',
+  },
+  'recovery-forgets-next': { volumeClass: RecoveryForgetsNext, description: 'recovery that does not rebuild the next bits from the COW index' },
   'ack-before-durable': { volumeClass: AcknowledgedBeforeDurable, description: 'a write acknowledged before it is durable' },
 };
 

@@ -1,8 +1,11 @@
 // A change map on disk (DIR/map0 or DIR/map1): one bit per region, the bytes of a
 // Bitmap as they are in memory. The metadata says which file is the current map C
 // and which the next map X; the roles flip at the swap without touching either
-// file (impl/metadata.ts). The in-memory bits mirror what is durable: a bit is set
-// in memory only once its byte has been synced.
+// file (impl/metadata.ts). The in-memory bits mirror what is durable, with one
+// exception: a bit set by `setDeferred` is only in memory until `flush` writes
+// its byte and syncs. The volume uses it only for a next bit that a durable COW
+// entry already implies (recovery rebuilds it from the entry), and flushes before
+// that entry goes stale.
 
 import { assert } from './assert.ts';
 import { Bitmap } from './bitmap.ts';
@@ -13,10 +16,13 @@ import type { FileHandle } from './storage.ts';
 export class MapFile {
   readonly file: FileHandle;
   readonly bits: Bitmap;
+  /** The bytes (by index) holding bits set by setDeferred and not yet flushed. */
+  private readonly deferredBytes: Bitmap;
 
   private constructor(file: FileHandle, bits: Bitmap) {
     this.file = file;
     this.bits = bits;
+    this.deferredBytes = new Bitmap(bits.bytes.length);
   }
 
   /** Reads the whole map; E_CORRUPT when its size is wrong or bits past the last region are set. */
@@ -41,14 +47,50 @@ export class MapFile {
     return this.bits.isClear();
   }
 
-  /** Sets one bit durably: one byte written, then the file synced (2 durable calls). */
+  /**
+   * Sets one bit durably: its byte written (with any deferred bits it holds), then
+   * the file synced (2 durable calls). No I/O when the bit is set.
+   */
   set(region: number): void {
     if (this.bits.has(region)) return;
     const index = region >> 3;
-    const byte = this.bits.bytes[index]! | (1 << (region & 7));
-    this.file.write(index, Uint8Array.of(byte));
-    this.file.sync();
     this.bits.set(region);
+    this.file.write(index, this.bits.bytes.subarray(index, index + 1));
+    this.file.sync();
+  }
+
+  /**
+   * Sets one bit in memory only, no I/O: for a bit that another durable record
+   * implies until `flush`. No effect when the bit is set.
+   */
+  setDeferred(region: number): void {
+    if (this.bits.has(region)) return;
+    this.bits.set(region);
+    this.deferredBytes.set(region >> 3);
+  }
+
+  /**
+   * Makes the deferred bits durable: the bytes holding them written, one write per
+   * run of adjacent bytes, then one sync. No I/O when none is deferred.
+   */
+  flush(): void {
+    if (this.deferredBytes.isClear()) return;
+    this.writeRuns(this.deferredBytes.regionsSet(), (first, end) => this.bits.bytes.slice(first, end));
+    this.file.sync();
+    this.deferredBytes.clearAll();
+  }
+
+  /** Writes `bytesOf(first, end)` for each run of adjacent indexes (ascending). */
+  private writeRuns(indexes: readonly number[], bytesOf: (first: number, end: number) => Uint8Array): number {
+    let writeCount = 0;
+    for (let start = 0; start < indexes.length; ) {
+      let end = start + 1;
+      while (end < indexes.length && indexes[end] === indexes[end - 1]! + 1) end++;
+      this.file.write(indexes[start]!, bytesOf(indexes[start]!, indexes[end - 1]! + 1));
+      writeCount++;
+      start = end;
+    }
+    return writeCount;
   }
 
   /**
@@ -57,18 +99,11 @@ export class MapFile {
    * sync. A clear map costs no I/O.
    */
   clearAll(): void {
+    assert(this.deferredBytes.isClear(), 'clearing a map with deferred bits');
     const bytes = this.bits.bytes;
-    let runStart = -1;
-    let writeCount = 0;
-    for (let index = 0; index <= bytes.length; index++) {
-      const set = index < bytes.length && bytes[index] !== 0;
-      if (set && runStart < 0) runStart = index;
-      if (!set && runStart >= 0) {
-        this.file.write(runStart, new Uint8Array(index - runStart));
-        writeCount++;
-        runStart = -1;
-      }
-    }
+    const setIndexes: number[] = [];
+    for (let index = 0; index < bytes.length; index++) if (bytes[index] !== 0) setIndexes.push(index);
+    const writeCount = this.writeRuns(setIndexes, (first, end) => new Uint8Array(end - first));
     assert(writeCount > 0 || this.bits.isClear(), 'map with bits set but no byte written');
     if (writeCount > 0) this.file.sync();
     this.bits.clearAll();

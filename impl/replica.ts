@@ -22,6 +22,12 @@ export interface Replica {
   readonly regionSize: number;
   /** S[region] := data, durable when this returns. */
   writeRegion(region: number, data: Uint8Array): void;
+  /**
+   * S[r] := contentOf(r) for each region, in order; all of them durable when this
+   * returns. Until then any of them may be old, new or torn. contentOf is called
+   * once per region, just before its write, so that one region is in memory at a time.
+   */
+  writeRegions(regions: readonly number[], contentOf: (region: number) => Uint8Array): void;
   readRegion(region: number): Uint8Array;
   close(): void;
 }
@@ -147,6 +153,13 @@ export class FileReplica implements Replica {
   /** pwrite then fdatasync: S[region] is durable when this returns. */
   writeRegion(region: number, data: Uint8Array): void {
     this.image.writeRegion(region, data);
+    this.image.sync();
+  }
+
+  /** One pwrite per region, then ONE fdatasync for the lot (none for an empty list). */
+  writeRegions(regions: readonly number[], contentOf: (region: number) => Uint8Array): void {
+    if (regions.length === 0) return;
+    for (const region of regions) this.image.writeRegion(region, contentOf(region));
     this.image.sync();
   }
 

@@ -288,6 +288,24 @@ describe('rejections (SPEC.md sections 2 and 4)', () => {
     rejected(v, () => v.transfer(0), 'E_NOT_CURRENT', /transfer\(region 0\) while replicating/);
   });
 
+  test('transferRegions: judged whole before any I/O, E_RANGE before E_PHASE before E_NOT_CURRENT', () => {
+    const v = createVolume();
+    v.writeRegion(1, label('B1'));
+    v.writeRegion(2, label('C1'));
+    rejected(v, () => v.transferRegions([1, 9]), 'E_RANGE', /transferRegions\(region 9\) while idle/);
+    rejected(v, () => v.transferRegions([1]), 'E_PHASE', /^transferRegions\(1 region\(s\)\) while idle: /);
+    rejected(v, () => v.transferRegions([]), 'E_PHASE');
+    rejected(v, () => v.transferRegions('1' as never), 'E_BAD_REQUEST');
+    v.startCycle();
+    rejected(v, () => v.transferRegions([1, 2, 9]), 'E_RANGE');
+    // Region 1 is in C, region 0 is not: nothing is sent, not even region 1.
+    rejected(v, () => v.transferRegions([1, 0]), 'E_NOT_CURRENT', /transferRegions\(region 0\) while replicating/);
+    v.transferRegions([2, 1, 2]);
+    assert.deepEqual(v.unsentRegions(), []);
+    v.completeCycle();
+    assert.deepEqual(v.state().secondary, v.state().primary);
+  });
+
   test('startCycle while replicating and completeCycle while idle: E_PHASE', () => {
     const v = createVolume();
     rejected(v, () => v.completeCycle(), 'E_PHASE');
@@ -446,6 +464,29 @@ describe('recovery (SPEC.md section 2, recover)', () => {
     assert.equal(v.state().cowData[1], digest(label('B1')));
   });
 
+  test('a next bit set in the cycle and lost with its unsynced map byte is rebuilt from the COW entry', () => {
+    let v = createVolume();
+    v.writeRegion(0, label('A1'));
+    v.startCycle();
+    v.writeRegion(3, label('D1'));
+    const before = v.state();
+    assert.equal(before.next, '0001');
+    v.close();
+    // What a power loss may do: the next map's byte never reached the disk.
+    const nextMap = new NodeStorage().open(join(v.dir, 'map0'), { create: false });
+    nextMap.write(0, Uint8Array.of(0));
+    nextMap.sync();
+    nextMap.close();
+    v = ReplicatedVolume.open(storage, v.dir);
+    volumes.push(v);
+    assert.deepEqual(v.state(), before);
+    // Completion makes the rebuilt bit durable in the map before W goes stale.
+    v.transferRegions(v.currentRegions());
+    v.completeCycle();
+    v = reopen(v);
+    assert.equal(v.state().next, '0001');
+  });
+
   test('idle recovery clears a current map that a crash after completion left set', () => {
     let v = createVolume();
     v.writeRegion(2, label('C1'));
@@ -477,19 +518,19 @@ describe('durable order and I/O per operation (SPEC.md section 5)', () => {
     assert.deepEqual(calls(storage.durableSince(mark)), [`write primary @${9 * regionSize}`, 'sync primary'], 'bit already set: no metadata I/O');
   });
 
-  test('a write while replicating: COW copy durable, then the next bit, then the data', () => {
+  test('a write while replicating: COW copy durable, then the data; the next bit is written and synced at completion', () => {
     const v = createVolume(16);
     v.writeRegion(3, label('old'));
     v.startCycle();
     let mark = storage.mark();
     v.writeRegion(3, label('new'));
     const cowIndexSize = 16 * 64;
+    // No map I/O: the durable COW entry implies the bit, and recovery rebuilds it
+    // from the entry.
     assert.deepEqual(calls(storage.durableSince(mark)), [
       `write cow @${cowIndexSize + 3 * regionSize}`,
       `write cow @${3 * 64}`,
       'sync cow',
-      'write map0 @0',
-      'sync map0',
       `write primary @${3 * regionSize}`,
       'sync primary',
     ]);
@@ -500,8 +541,15 @@ describe('durable order and I/O per operation (SPEC.md section 5)', () => {
     mark = storage.mark();
     v.writeRegion(12, label('z'));
     assert.deepEqual(calls(storage.durableSince(mark)).map((call) => call.split(' @')[0]), [
-      'write cow', 'write cow', 'sync cow', 'write map0', 'sync map0', 'write primary', 'sync primary',
+      'write cow', 'write cow', 'sync cow', 'write primary', 'sync primary',
     ]);
+    // Completion writes the next map's bytes (regions 3 and 12: bytes 0 and 1, one
+    // run) and syncs them before the metadata update that makes the COW entries
+    // stale; then it clears the current map (map1: region 3, byte 0).
+    for (const region of v.currentRegions()) v.transfer(region);
+    mark = storage.mark();
+    v.completeCycle();
+    assert.deepEqual(calls(storage.durableSince(mark)), ['write map0 @0', 'sync map0', 'write meta @512', 'sync meta', 'write map1 @0', 'sync map1']);
   });
 
   test('transfer: the secondary region is durable before it returns; complete: one metadata update, then the map', () => {
@@ -530,6 +578,21 @@ describe('durable order and I/O per operation (SPEC.md section 5)', () => {
       assert.deepEqual(v.nextRegions(), []);
     });
   }
+
+  test('transferRegions: one write per region, then one sync of the secondary', () => {
+    const v = createVolume(16);
+    for (const region of [2, 9, 14]) v.writeRegion(region, label(`r${region}`));
+    v.startCycle();
+    const mark = storage.mark();
+    v.transferRegions([14, 2, 9]);
+    assert.deepEqual(calls(storage.durableSince(mark)), [
+      `write image @${14 * regionSize}`,
+      `write image @${2 * regionSize}`,
+      `write image @${9 * regionSize}`,
+      'sync image',
+    ]);
+    assert.deepEqual(v.unsentRegions(), []);
+  });
 
   test('a cycle reads and writes only the regions in the current map, plus metadata and map bytes', () => {
     const regions = 256;
@@ -560,7 +623,13 @@ describe('durable order and I/O per operation (SPEC.md section 5)', () => {
 });
 
 describe('storage errors: E_IO and a poisoned handle', () => {
-  const operations: Array<{ name: string; setup: (v: ReplicatedVolume) => void; run: (v: ReplicatedVolume) => void; durableCount: number }> = [
+  const operations: Array<{
+    name: string;
+    title?: string;
+    setup: (v: ReplicatedVolume) => void;
+    run: (v: ReplicatedVolume) => void;
+    durableCount: number;
+  }> = [
     {
       name: 'a first write in a cycle',
       setup: (v) => {
@@ -568,7 +637,7 @@ describe('storage errors: E_IO and a poisoned handle', () => {
         v.startCycle();
       },
       run: (v) => v.writeRegion(1, label('B2')),
-      durableCount: 7,
+      durableCount: 5,
     },
     { name: 'startCycle', setup: (v) => v.writeRegion(1, label('B1')), run: (v) => v.startCycle(), durableCount: 2 },
     {
@@ -589,6 +658,28 @@ describe('storage errors: E_IO and a poisoned handle', () => {
       },
       run: (v) => v.completeCycle(),
       durableCount: 4,
+    },
+    {
+      name: 'transferRegions',
+      setup: (v) => {
+        v.writeRegion(1, label('B1'));
+        v.startCycle();
+      },
+      run: (v) => v.transferRegions([1]),
+      durableCount: 2,
+    },
+    {
+      // The next bit of the write in the cycle is synced by completion (docs/format.md).
+      name: 'completeCycle',
+      title: 'completeCycle after a write in the cycle',
+      setup: (v) => {
+        v.writeRegion(1, label('B1'));
+        v.startCycle();
+        v.writeRegion(2, label('C1'));
+        v.transfer(1);
+      },
+      run: (v) => v.completeCycle(),
+      durableCount: 6,
     },
   ];
 
@@ -617,7 +708,7 @@ describe('storage errors: E_IO and a poisoned handle', () => {
     });
     assert.deepEqual(others(recovered), others(before), `${context}: another region changed`);
     const [b, a, r] = [pick(before), pick(after), pick(recovered)];
-    if (name === 'transfer') {
+    if (name === 'transfer' || name === 'transferRegions') {
       assert.deepEqual({ ...r, secondary: null }, { ...b, secondary: null }, `${context}: more than S changed`);
       assert.ok(r.secondary === b.secondary || r.secondary === a.secondary, `${context}: S is neither old nor new`);
       return;
@@ -632,7 +723,7 @@ describe('storage errors: E_IO and a poisoned handle', () => {
   }
 
   for (const operation of operations) {
-    test(`${operation.name}: a failure at each durable call gives E_IO, poisons, and reopening recovers`, () => {
+    test(`${operation.title ?? operation.name}: a failure at each durable call gives E_IO, poisons, and reopening recovers`, () => {
       const reference = createVolume(4, regionSize, 'reference');
       operation.setup(reference);
       const before = reference.state();

@@ -18,6 +18,10 @@
 //   completion before every region is sent        isDrained
 //   recovery that drops a running cycle           recover
 //   the next bit made durable after the data      applyWrite (step order)
+//   completion before the deferred next bits are  persistNext (no sync)
+//     durable
+//   recovery that does not rebuild the next bits  rebuildNext (do nothing)
+//     from the COW index
 //   the COW copy written after the overwrite      applyWrite (step order)
 //   a swap done in two durable steps              swapMaps
 //   a write acknowledged before it is durable     writePrimary (no sync)
@@ -358,6 +362,32 @@ export class ReplicatedVolume {
     });
   }
 
+  /**
+   * transfer() of each region, in the order given, with ONE sync of the secondary
+   * for the lot instead of one per region. The whole call is judged before any
+   * I/O, arguments before state as SPEC.md section 2 orders it: E_RANGE for the
+   * first region out of range, then E_PHASE, then E_NOT_CURRENT for the first
+   * region not in C; so a rejection sends nothing. The regions count as sent only
+   * when it returns; a crash inside leaves each S[r] of the list old, new or torn,
+   * and nothing counts as sent (as after any crash). A region may repeat.
+   */
+  transferRegions(regions: readonly number[]): void {
+    const where = this.where('transferRegions', Array.isArray(regions) ? `${regions.length} region(s)` : '');
+    this.checkUsable(where);
+    if (!Array.isArray(regions)) throw new CowmapError('E_BAD_REQUEST', `${where}: regions must be an array`);
+    for (const region of regions) this.checkRegion(this.where('transferRegions', `region ${region}`), region);
+    if (this.phase !== 'replicating') throw new CowmapError('E_PHASE', `${where}: no cycle is running`);
+    for (const region of regions) {
+      if (!this.currentMap.has(region)) {
+        throw new CowmapError('E_NOT_CURRENT', `${this.where('transferRegions', `region ${region}`)}: region ${region} is not in the current map`);
+      }
+    }
+    this.perform(where, () => {
+      this.sendRegions(regions);
+      for (const region of regions) this.sent.set(region);
+    });
+  }
+
   /** C := clear, W := empty, phase idle; every region of C must have been sent. */
   completeCycle(): void {
     const where = this.where('completeCycle');
@@ -445,8 +475,8 @@ export class ReplicatedVolume {
     // The COW copy is durable before the primary region is overwritten: a crash
     // after the overwrite must still find P@swap[region] in W.
     if (this.needsPreserve(region)) this.preserveRegion(region);
-    // The next bit is durable before the data write: new data in P with X clear
-    // would never reach S (INV-COVER).
+    // The next bit is durable before the data write, in the map or through W's
+    // entry: new data in P with X clear would never reach S (INV-COVER).
     this.markNext(region);
     // Acknowledged only once durable: writePrimary syncs before returning.
     this.writePrimary(region, data);
@@ -462,9 +492,21 @@ export class ReplicatedVolume {
     this.cow.preserve(region, this.primary.readRegion(region), this.metadata.record.cycle);
   }
 
-  /** X[region] := 1, durable when this returns; no I/O when the bit is already set. */
+  /**
+   * X[region] := 1, durable when this returns; no I/O when the bit is already set.
+   * While replicating, every written region holds a COW copy for the cycle (FIG. 4B
+   * T3), and its durable entry already says "written this cycle": recovery
+   * rebuilds X from the entries (rebuildNext). So the bit is set in memory only,
+   * and completion writes and syncs the map bytes before the entries go stale
+   * (persistNext). That saves a write and an fdatasync on every first write in a
+   * cycle. While idle there is no entry: the bit's byte is written and synced here.
+   */
   protected markNext(region: number): void {
-    this.nextMap.set(region);
+    if (this.phase === 'replicating' && this.cow.holds(region)) {
+      this.nextMap.setDeferred(region);
+    } else {
+      this.nextMap.set(region);
+    }
   }
 
   /** P[region] := data: pwrite, then fdatasync before the write is acknowledged. */
@@ -482,6 +524,9 @@ export class ReplicatedVolume {
   protected swapMaps(): void {
     const record = this.metadata.record;
     assert(this.currentMap.isClear(), 'the map that becomes next at the swap is not clear');
+    // Idle writes sync their bits, and completion synced the deferred ones.
+    // (Not an assertion: a broken variant that skips persistNext must stay runnable.)
+    this.nextMap.flush();
     this.metadata.update({ phase: 'replicating', cycle: record.cycle + 1, currentMap: record.currentMap === 0 ? 1 : 0 });
     this.cow.forget();
     this.sent.clearAll();
@@ -497,6 +542,11 @@ export class ReplicatedVolume {
     this.replica.writeRegion(region, this.snapshotView(region));
   }
 
+  /** S[r] := view(r) for each region; the replica makes them all durable with one sync. */
+  protected sendRegions(regions: readonly number[]): void {
+    this.replica.writeRegions(regions, (region) => this.snapshotView(region));
+  }
+
   /** Every region of C was sent since the swap or since the last open. */
   protected isDrained(): boolean {
     return this.currentMap.bits.regionsSet().every((region) => this.sent.has(region));
@@ -510,6 +560,7 @@ export class ReplicatedVolume {
    * finishes the clearing.
    */
   protected clearCurrent(): void {
+    this.persistNext();
     this.metadata.update({ phase: 'idle' });
     this.cow.forget();
     this.sent.clearAll();
@@ -517,10 +568,19 @@ export class ReplicatedVolume {
   }
 
   /**
+   * The next bits set this cycle are durable only through W's entries, which go
+   * stale at completion: the next map's bytes holding them are written and synced
+   * first (no I/O when none was deferred).
+   */
+  protected persistNext(): void {
+    this.nextMap.flush();
+  }
+
+  /**
    * Recovery, run by open (and create) on what is durable. Idle: finish clearing a
    * current map that a crash after completion left set (no I/O when clear).
-   * Replicating: the cycle resumes with C and X as they are, W as the index says,
-   * and nothing sent.
+   * Replicating: the cycle resumes with C as it is, W as the index says, X as the
+   * map says plus every region W holds a copy of, and nothing sent.
    */
   protected recover(): void {
     this.sent.clearAll();
@@ -529,7 +589,17 @@ export class ReplicatedVolume {
       this.currentMap.clearAll();
     } else {
       this.cow.loadCycle(this.metadata.record.cycle);
+      this.rebuildNext();
     }
+  }
+
+  /**
+   * X[r] := 1 for every r that W holds a copy of: a copy is made only by a write in
+   * this cycle, whose next bit may not have reached the map (markNext). The bits
+   * are set deferred, as markNext sets them: no I/O here.
+   */
+  protected rebuildNext(): void {
+    for (const region of this.cow.preservedRegions()) this.nextMap.setDeferred(region);
   }
 
   // ------------------------------------------------------------------ checks
