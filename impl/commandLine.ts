@@ -89,7 +89,7 @@ export function writeStdout(bytes: Uint8Array | string): Promise<void> {
 }
 
 /** A list of regions for people: the first `shownMax`, then a count of the rest. */
-export function summarizeRegions(regions: number[], shownMax = 64): string {
+export function summarizeRegions(regions: readonly number[], shownMax = 64): string {
   if (regions.length === 0) return '(none)';
   const shown = regions.slice(0, shownMax).join(' ');
   return regions.length > shownMax ? `${shown} ... (${regions.length - shownMax} more)` : shown;

@@ -1,6 +1,6 @@
 // A child process for the memory benchmark: opens an existing volume, dirties
-// DIRTY regions (seeded) while idle, runs one cycle (startCycle, transfer of every
-// current region, completeCycle), checks that the secondary holds the new content
+// DIRTY regions (seeded) while idle, runs one cycle as `cowmap cycle` does
+// (impl/runCycle.ts), checks that the secondary holds the new content
 // of every dirty region, and prints one JSON line with its own peak resident
 // memory (process.resourceUsage().maxRSS). The volume must never be held in memory.
 //
@@ -8,6 +8,7 @@
 
 import { NodeStorage } from '../../impl/nodeStorage.ts';
 import { ReplicatedVolume } from '../../impl/replicatedVolume.ts';
+import { runCycle } from '../../impl/runCycle.ts';
 import { dirtyContent, pickRegions } from '../dirty.ts';
 
 const [dir, dirtyText, seedText] = process.argv.slice(2);
@@ -22,10 +23,7 @@ const dirty = pickRegions(volume.regions, dirtyCount, seed);
 const content = dirtyContent(dirty, volume.regionSize, seed);
 for (let index = 0; index < dirty.length; index++) volume.writeRegion(dirty[index]!, content[index]!);
 const started = process.hrtime.bigint();
-volume.startCycle();
-const sent = volume.currentRegions();
-for (const region of sent) volume.transfer(region);
-volume.completeCycle();
+const sent = runCycle(volume).regions;
 const cycleSeconds = Number(process.hrtime.bigint() - started) / 1e9;
 let mismatches = 0;
 for (let index = 0; index < dirty.length; index++) {

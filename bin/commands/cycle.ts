@@ -3,6 +3,7 @@
 // the current map, completes. A progress bar goes to stderr when it is a terminal.
 
 import { parseCommandLine, runCommand, summarizeRegions, volumeDirArgument, withVolume, writeStdout } from '../../impl/commandLine.ts';
+import { runCycle } from '../../impl/runCycle.ts';
 import type { Command } from '../main.ts';
 
 const usage = 'cycle DIR';
@@ -22,20 +23,19 @@ export const command: Command = {
       const { positionals } = parseCommandLine(argv, {});
       const dir = volumeDirArgument(positionals);
       return withVolume(dir, async (volume) => {
-        const resumed = volume.phase === 'replicating';
-        if (!resumed) volume.startCycle();
-        const regions = volume.currentRegions();
-        const progress = process.stderr.isTTY === true && regions.length > 0;
-        const drawEvery = Math.max(1, Math.ceil(regions.length / progressDrawsMax));
-        for (let index = 0; index < regions.length; index++) {
-          volume.transfer(regions[index]!);
-          if (progress && ((index + 1) % drawEvery === 0 || index + 1 === regions.length)) drawProgress(index + 1, regions.length);
-        }
-        if (progress) process.stderr.write('\n');
-        volume.completeCycle();
+        const progress = process.stderr.isTTY === true;
+        let drawnStep = -1;
+        const { cycle, resumed, regions } = runCycle(volume, (sentCount, totalCount) => {
+          const step = Math.floor((sentCount * progressDrawsMax) / totalCount);
+          if (progress && step !== drawnStep) {
+            drawnStep = step;
+            drawProgress(sentCount, totalCount);
+          }
+        });
+        if (progress && regions.length > 0) process.stderr.write('\n');
         const bytes = regions.length * volume.regionSize;
         await writeStdout(
-          `${resumed ? 'resumed' : 'ran'} cycle ${volume.cycle}: sent ${regions.length} region(s), ${bytes} bytes\n` +
+          `${resumed ? 'resumed' : 'ran'} cycle ${cycle}: sent ${regions.length} region(s), ${bytes} bytes\n` +
             `regions: ${summarizeRegions(regions)}\n`,
         );
         return 0;

@@ -20,9 +20,10 @@
 // connection covers the writes acknowledged on all of them.
 //
 // Cycles. A cycle (startCycle, a transfer of every region of C, completeCycle)
-// runs in small batches of `batchRegions` transfers, each batch a setImmediate
-// callback, so client requests are served between batches: a write during a cycle
-// takes the copy-on-write path of the volume, which keeps the snapshot view the
+// runs in small batches of `batchRegions` transfers (one transferRegions call,
+// so one sync of the secondary), each batch a setImmediate callback, so client
+// requests are served between batches: a write during a cycle takes the
+// copy-on-write path of the volume, which keeps the snapshot view the
 // cycle sends (SPEC.md INV-SNAPSHOT). Cycles start every `cycleEverySeconds` and
 // on requestCycle() (SIGUSR1 in `cowmap serve`); a request during a running
 // cycle starts one more right after it. A volume opened in the middle of a cycle
@@ -222,7 +223,9 @@ export class NbdServer {
     if (running === null) return;
     try {
       const end = Math.min(running.regions.length, running.next + this.batchRegions);
-      for (; running.next < end; running.next++) this.volume.transfer(running.regions[running.next]!);
+      // One sync of the secondary per batch (ReplicatedVolume.transferRegions).
+      this.volume.transferRegions(running.regions.slice(running.next, end));
+      running.next = end;
       if (running.next < running.regions.length) {
         setImmediate(() => this.step());
         return;
