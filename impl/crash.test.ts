@@ -6,6 +6,11 @@
 // for this test (the conformance harness has its own): it models lost and torn
 // file writes only, so crashes are armed after create, when every namespace
 // operation is already durable.
+//
+// A second suite kills the process inside each operation, recovers and finishes
+// the cycle on storage that still owes the killed process's unsynced writes, and
+// then loses power: what recovery built must survive, so recovery must not take
+// page-cache contents for durable ones.
 
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -32,11 +37,17 @@ class CrashingStorage implements Storage {
   private ioCount = 0;
   private crashAt: number | null = null;
   private dead = false;
-  private readonly unsynced: UnsyncedWrite[] = [];
+  private readonly unsynced: UnsyncedWrite[];
   private readonly handles: FileHandle[] = [];
   private readonly locks: Lock[] = [];
 
-  constructor(private readonly inner: Storage) {}
+  /** `owed`: unsynced writes of a process killed earlier, still in the page cache. */
+  constructor(
+    private readonly inner: Storage,
+    owed: readonly UnsyncedWrite[] = [],
+  ) {
+    this.unsynced = [...owed];
+  }
 
   arm(afterIo: number): void {
     assert.equal(this.unsynced.length, 0, 'armed with unsynced writes about');
@@ -124,6 +135,14 @@ class CrashingStorage implements Storage {
     return lock;
   }
 
+  /** A process kill: handles closed, locks released, nothing lost. Returns the writes the page cache still owes the disk. */
+  kill(): UnsyncedWrite[] {
+    this.dead = true;
+    for (const handle of this.handles) handle.close();
+    for (const lock of this.locks) lock.release();
+    return [...this.unsynced];
+  }
+
   /**
    * The process is gone: handles closed, locks released. Then the unsynced writes
    * are undone newest first and re-applied oldest first, sector by sector, where
@@ -202,8 +221,10 @@ function content(text: string): Uint8Array {
 interface Scenario {
   name: string;
   setup: (volume: ReplicatedVolume) => void;
-  kind: 'write' | 'transfer' | 'startCycle' | 'completeCycle';
+  kind: 'write' | 'transfer' | 'transferRegions' | 'startCycle' | 'completeCycle';
   region: number;
+  /** transferRegions: the regions sent, `region` among them. */
+  regions?: number[];
   data?: Uint8Array;
 }
 
@@ -242,6 +263,18 @@ const scenarios: Scenario[] = [
     region: 1,
   },
   {
+    name: 'transferRegions, two regions and one sync',
+    setup: (volume) => {
+      idle(volume);
+      volume.writeRegion(2, content('C1'));
+      volume.startCycle();
+      volume.writeRegion(2, content('C2'));
+    },
+    kind: 'transferRegions',
+    region: 1,
+    regions: [1, 2],
+  },
+  {
     name: 'completeCycle',
     setup: (volume) => {
       replicating(volume);
@@ -256,6 +289,7 @@ const scenarios: Scenario[] = [
 function run(volume: ReplicatedVolume, scenario: Scenario): void {
   if (scenario.kind === 'write') volume.writeRegion(scenario.region, scenario.data!);
   else if (scenario.kind === 'transfer') volume.transfer(scenario.region);
+  else if (scenario.kind === 'transferRegions') volume.transferRegions(scenario.regions!);
   else if (scenario.kind === 'startCycle') volume.startCycle();
   else volume.completeCycle();
 }
@@ -273,10 +307,13 @@ interface Observed {
   state: VolumeState;
   primary: Uint8Array;
   secondary: Uint8Array;
+  /** S, every region. */
+  secondaries: Uint8Array[];
 }
 
 function observe(volume: ReplicatedVolume, region: number): Observed {
-  return { state: volume.state(), primary: volume.readRegion(region), secondary: volume.readRegion(region, 'secondary') };
+  const secondaries = Array.from({ length: regions }, (_, r) => volume.readRegion(r, 'secondary'));
+  return { state: volume.state(), primary: volume.readRegion(region), secondary: secondaries[region]!, secondaries };
 }
 
 /** The state with region `region`'s entries blanked, to compare everything else. */
@@ -298,6 +335,18 @@ function assertAllowed(scenario: Scenario, mode: Mode, was: Observed, will: Obse
   const [b, a, g] = [was.state, will.state, got.state];
   if (scenario.kind === 'startCycle' || scenario.kind === 'completeCycle') {
     assert.ok(isDeepStrictEqual(g, b) || isDeepStrictEqual(g, a), `${context}: neither the state before nor after`);
+    return;
+  }
+  if (scenario.kind === 'transferRegions') {
+    const listed = scenario.regions!;
+    const others = (state: VolumeState) => ({ ...state, secondary: state.secondary.filter((_, region) => !listed.includes(region)) });
+    assert.deepEqual(others(g), others(b), `${context}: more than S of ${listed.join(', ')} changed`);
+    for (const region of listed) {
+      const allowed = mode.torn
+        ? isSectorMix(got.secondaries[region]!, was.secondaries[region]!, will.secondaries[region]!)
+        : g.secondary[region] === b.secondary[region] || g.secondary[region] === a.secondary[region];
+      assert.ok(allowed, `${context}: S[${region}] is not old, new${mode.torn ? ' or a sector mix' : ''}`);
+    }
     return;
   }
   if (scenario.kind === 'transfer') {
@@ -375,6 +424,53 @@ describe('crash inside an operation (SPEC.md section 5)', () => {
         }
       }
       assert.ok(crashes >= modes.length, 'every operation has at least one durable call to crash after');
+    });
+  }
+});
+
+/** Runs the cycle that recovery resumed (if any) to completion. */
+function settle(volume: ReplicatedVolume): void {
+  if (volume.phase !== 'replicating') return;
+  for (const region of volume.currentRegions()) volume.transfer(region);
+  volume.completeCycle();
+}
+
+describe('a power loss after a kill, a recovery and a completed cycle (SPEC.md section 5, rules 2 and 4)', () => {
+  for (const scenario of scenarios) {
+    test(scenario.name, () => {
+      const plain = new NodeStorage();
+      let kills = 0;
+      for (let k = 0; ; k++) {
+        assert.ok(k < 32, 'an operation of more than 32 durable calls');
+        const dir = join(root, `${caseCount++}`);
+        const killed = new CrashingStorage(plain);
+        const volume = ReplicatedVolume.create(killed, dir, { regions, regionSize });
+        scenario.setup(volume);
+        killed.arm(k);
+        let crashed = false;
+        try {
+          run(volume, scenario);
+        } catch (error) {
+          if (!(error instanceof Crash)) throw error;
+          crashed = true;
+        }
+        // Recovery and a whole cycle on storage that still owes the killed process's writes.
+        const later = new CrashingStorage(plain, killed.kill());
+        const recovered = ReplicatedVolume.open(later, dir);
+        settle(recovered);
+        const settled = recovered.state();
+        const context = `${scenario.name}, killed after durable call ${k}${crashed ? '' : ' (completed)'}`;
+        assertCovered(settled, context);
+        // Power loss: every write not synced by now is lost.
+        later.loseUnsynced(() => false);
+        const reopened = ReplicatedVolume.open(plain, dir);
+        assert.deepEqual(reopened.state(), settled, `${context}, then a power loss: not the state that recovery and the cycle left`);
+        reopened.close();
+        removeTree(dir);
+        if (!crashed) break;
+        kills++;
+      }
+      assert.ok(kills >= 1, 'every operation has at least one durable call to crash after');
     });
   }
 });

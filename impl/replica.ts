@@ -129,9 +129,12 @@ export class FileReplica implements Replica {
     if (!storage.exists(headerPath) || !storage.exists(imagePath)) {
       throw new CowmapError('E_CORRUPT', `open: the secondary in ${dir} is missing`);
     }
+    // Synced before they are read, as every file of the volume at open (see
+    // ReplicatedVolume.open): nothing recovery reads is left to the page cache.
     const header = storage.open(headerPath, { create: false });
     let problem: string | null;
     try {
+      header.sync();
       problem = header.size() !== sectorSize ? `header is ${header.size()} bytes` : headerProblem(header.read(0, sectorSize), identity);
     } finally {
       header.close();
@@ -140,6 +143,7 @@ export class FileReplica implements Replica {
 
     const image = storage.open(imagePath, { create: false });
     try {
+      image.sync();
       const expected = volumeSize(identity);
       const actual = image.size();
       if (actual !== expected) throw new CowmapError('E_CORRUPT', `open: ${imagePath} is ${actual} bytes, not ${expected}`);

@@ -219,10 +219,18 @@ export class ReplicatedVolume {
 
     const opened = new OpenedFiles();
     try {
+      // Every file is synced before it is read. After a process kill the page cache
+      // still holds writes that were never synced; recovery must not build on them
+      // as if durable (a power loss later could take them back: a next bit read
+      // from the cache and never written again, a COW entry, a region of P or S).
+      // Syncing first makes what recovery reads durable; it keeps a subset of the
+      // crashed operation's unsynced writes, which SPEC.md section 5 allows.
       const openFile = (name: string): FileHandle => {
         const path = volumePath(dir, name);
         if (!storage.exists(path)) throw new CowmapError('E_CORRUPT', `open: ${path} is missing`);
-        return opened.add(storage.open(path, { create: false }));
+        const file = opened.add(storage.open(path, { create: false }));
+        file.sync();
+        return file;
       };
       const metadata = MetadataStore.load(openFile(fileNames.metadata));
       const { regions, regionSize, volumeId, secondary } = metadata.record;
