@@ -221,7 +221,7 @@ export function benchCycle(config: CycleConfig, volumeFiles: CycleVolume, log: L
           writeCalls: dirty.length + 2 + footprint.runs,
           syncCalls: batches + 3,
         };
-        if (batches !== Math.ceil((dirty.length * regionSize) / cycleBatchBytesMax)) {
+        if (batches !== Math.ceil(dirty.length / Math.max(1, Math.floor(cycleBatchBytesMax / regionSize)))) {
           bytesFailures.push(`repetition ${repetition}: ${batches} batches of transfers for ${dirty.length} regions`);
         }
         expectedMetadataBytes = 2 * metadataSlotBytes + footprint.bytes;

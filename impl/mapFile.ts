@@ -1,7 +1,8 @@
 // A change map on disk (DIR/map0 or DIR/map1): one bit per region, the bytes of a
 // Bitmap as they are in memory. The metadata says which file is the current map C
 // and which the next map X; the roles flip at the swap without touching either
-// file (impl/metadata.ts). The in-memory bits mirror what is durable, with one
+// file (impl/metadata.ts). The in-memory bits mirror what is durable (once the
+// call that set them has returned; a failed call poisons the volume), with one
 // exception: a bit set by `setDeferred` is only in memory until `flush` writes
 // its byte and syncs. The volume uses it only for a next bit that a durable COW
 // entry already implies (recovery rebuilds it from the entry), and flushes before

@@ -1,5 +1,5 @@
-// One whole replication cycle, as `cowmap cycle`, the NBD bench and the cycle
-// bench run it: swap (or resume a cycle a crash interrupted), send every region
+// One whole replication cycle, as `cowmap cycle`, the cycle bench and the
+// memory bench's child run it: swap (or resume a cycle a crash interrupted), send every region
 // of C in batches, complete. Each batch is one transferRegions call, so one
 // fdatasync of the secondary per batch instead of one per region.
 

@@ -12,8 +12,9 @@
 // until they drain. Requests of different connections interleave request by
 // request, never inside one.
 //
-// Durability. volume.write returns only once the data, its COW copy and its map bit
-// are fdatasync'ed, and the reply is sent after it returns. So every acknowledged
+// Durability. volume.write returns only once the data and its COW copy are
+// fdatasync'ed and its next bit is durable (in the map, or through the COW entry
+// during a cycle: docs/format.md), and the reply is sent after it returns. So every acknowledged
 // write is already durable: NBD_CMD_FLUSH has nothing left to do (it is answered
 // at once, in order) and NBD_CMD_FLAG_FUA is satisfied by every write.
 // NBD_FLAG_CAN_MULTI_CONN is advertised for the same reason: a FLUSH on any
