@@ -406,6 +406,11 @@ class Volume:
         Recovery has nothing to repair: every durable step of every operation
         leaves an allowed state (README.md). It only forgets the sent set (it is
         volatile) and removes a metadata temporary that a crash left behind.
+
+        It first makes durable what it is about to read: after a kill the page
+        cache still holds the killed operation's unsynced writes (and a rename
+        whose directory was not synced), and recovery must not build on them as
+        if they were durable, or a later power loss could take them back.
         """
         if not os.path.isdir(path):
             raise VolumeError("E_NOT_FOUND", f"open of {path}: no such directory")
@@ -413,6 +418,17 @@ class Volume:
         fds: dict[str, int] = {}
         try:
             meta_path = os.path.join(path, META_FILE)
+            io.fsync_dir(path)  # a metadata rename not yet durable becomes durable
+            try:
+                meta_fd = os.open(meta_path, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                raise VolumeError(
+                    "E_NOT_FOUND", f"open of {path}: no volume there ({META_FILE} is missing)"
+                ) from None
+            try:
+                io.fsync(meta_fd)
+            finally:
+                os.close(meta_fd)
             try:
                 with open(meta_path, "rb") as meta_file:
                     raw = meta_file.read(MAX_REGIONS * 4 + 4096)  # bounded: metadata is small
@@ -428,6 +444,7 @@ class Volume:
                 except FileNotFoundError:
                     raise VolumeError("E_CORRUPT", f"open of {path}: {name} is missing") from None
                 fds[name] = fd
+                io.fsync(fd)  # synced before it is read, like the metadata
                 actual = os.fstat(fd).st_size
                 if actual != size:
                     raise VolumeError("E_CORRUPT", f"open of {path}: {name} is {actual} bytes, expected {size}")
