@@ -6,6 +6,7 @@ import { after, describe, it } from 'node:test';
 import { fuzzMain } from '../bin/commands/fuzz.ts';
 import { ReplicatedVolume } from '../impl/replicatedVolume.ts';
 import { parseFuzzPath, runFuzz } from './commandSequences.ts';
+import { mutants } from './mutants.ts';
 import type { FuzzOptions } from './commandSequences.ts';
 import { ReferenceSut } from './referenceSut.ts';
 import { replayTrace } from './replay.ts';
@@ -103,6 +104,25 @@ describe('fast-check command sequences', () => {
     assert.match(result.failure.message, /not one the model allows after this crash/);
     assert.match(result.failure.trace, /"crashAfterIo":\d+,"mode":"power"/);
     assert.ok(result.failure.reproduced);
+  });
+
+  it('catch a recovery that takes the page cache for durable: a kill inside an operation, its recovery, then a power loss', async (t) => {
+    const seed = 2;
+    t.diagnostic(`seed ${seed}`);
+    const volumeClass = mutants['recovery-trusts-page-cache']!.volumeClass;
+    const broken = () => new ReferenceSut({ volumeClass, name: 'mutant recovery-trusts-page-cache' });
+    const small = { regions: 2, labels: 2, commandsMax: 30 } as const;
+    const result = await runFuzz(options(seed, broken, { ...small, numRuns: 300 }));
+    assert.ok(result.failure !== null, 'the mutant was not caught');
+    assert.match(result.failure.message, /not one the model allows after this crash/);
+    const crashes = result.failure.steps.flatMap((step) => (step.kind === 'crashInside' ? [step.crash] : []));
+    const killAt = crashes.findIndex((crash) => crash.mode === 'process');
+    assert.ok(killAt >= 0, 'the shortest failing sequence has a kill inside an operation');
+    assert.ok(crashes.slice(killAt + 1).some((crash) => crash.mode === 'power'), 'and a power crash after it');
+    assert.ok(result.failure.reproduced);
+    // Kills alone never show it: nothing ever takes the page cache back.
+    const killsOnly = await runFuzz(options(seed, broken, { ...small, numRuns: 40, crashModes: ['process'], failuresDir: join(scratch, 'kills-only') }));
+    assert.equal(killsOnly.failure, null, killsOnly.failure?.message);
   });
 
   it('stop at the time budget', async () => {

@@ -31,6 +31,7 @@ function freshFolder(): string {
 const NextBitAfterData = mutants['next-bit-after-data']!.volumeClass;
 const CopyAfterOverwrite = mutants['cow-after-overwrite']!.volumeClass;
 const AcknowledgedBeforeDurable = mutants['ack-before-durable']!.volumeClass;
+const RecoveryTrustsPageCache = mutants['recovery-trusts-page-cache']!.volumeClass;
 
 /** Replays a saved trace with harness/replay.ts on real files (the reference SUT with `volumeClass`). */
 async function replaysFailing(file: string, volumeClass: VolumeClass): Promise<boolean> {
@@ -71,6 +72,9 @@ describe('crash exploration', () => {
     for (const mode of ['process', 'power', 'torn'] as const) assert.ok(stats.byMode[mode].states > 0, `${mode} states`);
     assert.ok(stats.choiceBitsMax.torn > stats.choiceBitsMax.power);
     assert.equal(stats.runs, stats.crashStates + stats.duplicates);
+    // Kills that left unsynced writes were followed, after recovery, by a power loss.
+    assert.ok(stats.powerLossesAfterRecovery > 50, `power losses after recovery ${stats.powerLossesAfterRecovery}`);
+    assert.ok(stats.powerLossesAfterRecovery <= stats.byMode.process.states);
   });
 
   it('samples seeded subsets beyond the subset bound, and says how many crash points it sampled', async () => {
@@ -121,6 +125,23 @@ describe('crash exploration', () => {
     // In process mode alone it is invisible: a kill loses nothing that reached the OS.
     const processOnly = await exploreCrashes({ length: 2, regions: 2, values: 2, modes: ['process'], volumeClass: AcknowledgedBeforeDurable, failuresDir: freshFolder() });
     assert.equal(processOnly.failure, null);
+  });
+
+  it('catches a recovery that takes the page cache for durable: a kill, recovery, a finished cycle, then a power loss', async () => {
+    const { failure, records, result } = await caught({ length: 1, regions: 2, values: 1 }, RecoveryTrustsPageCache);
+    assert.match(failure.description, /crashed after io \d+ \(process\) after a fresh volume; recovered, finished the cycle, then lost power$/);
+    assert.match(failure.file!, /-then-power-[0-9a-f]{8}\.jsonl$/);
+    const crashes = records.filter((record) => 'crashAfterIo' in record);
+    assert.equal(crashes.length, 2);
+    assert.equal(crashes[0]!.mode, 'process');
+    assert.deepEqual([crashes[1]!.op, crashes[1]!.crashAfterIo, crashes[1]!.mode], ['startCycle', 0, 'power']);
+    assert.ok(failure.exact, 'a seed draws the power loss that keeps nothing');
+    assert.match(failure.trace, /# the process crash below leaves unsynced writes in the page cache, which recovery inherits/);
+    assert.ok(result.stats.powerLossesAfterRecovery >= 1);
+    // Without kills nothing is inherited: a power crash leaves only durable data to read.
+    const powerOnly = await exploreCrashes({ length: 1, regions: 2, values: 1, modes: ['power', 'torn'], volumeClass: RecoveryTrustsPageCache, failuresDir: freshFolder() });
+    assert.equal(powerOnly.failure, null);
+    assert.equal(powerOnly.stats.powerLossesAfterRecovery, 0);
   });
 
   it('finds a seed whose coins draw a given subset, as the crash layer draws them', () => {

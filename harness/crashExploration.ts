@@ -25,6 +25,15 @@
 // finishes a cycle (startCycle when idle, a transfer of every region of C,
 // completeCycle) with the model and the implementation compared after each step.
 //
+// A process crash leaves the killed process's unsynced writes in the page cache,
+// and recovery runs on a crash layer that inherits them (CrashStorage.handOverTo):
+// they are still not durable. So after a process crash that left any, recovery
+// and the finished cycle are followed by a power loss that drops every write
+// still unsynced, and a second recovery: what the first recovery read and built
+// on must survive it (a recovery that takes the page cache for durable does not).
+// The power loss is startCycle crashed before its first durable call (crashAfterIo
+// 0), with a seed whose coins drop everything, so that a trace says it exactly.
+//
 // HOW IT IS MADE FAST
 //
 // - The volume lives on an in-memory Storage (MemoryStorage below) under the
@@ -53,7 +62,10 @@
 //   dropped, a torn choice keeping or dropping every sector of a write is a
 //   power choice, ...) is not judged again: the allowed outcomes are the same, and
 //   modes are tried process, power, torn so that the stricter non-torn outcome
-//   list judges first. Such runs are counted as duplicates, not as states.
+//   list judges first. Such runs are counted as duplicates, not as states. A
+//   process crash that leaves unsynced writes is told apart by them too (they are
+//   what recovery inherits); once judged, it also covers its files with nothing
+//   inherited (a power crash keeping everything): the same recovery, and more.
 //
 // ON A FAILURE the exploration stops. The failing case is rerun from scratch,
 // without any restore (create, the prefix, the crashing operation, recovery, the
@@ -443,8 +455,24 @@ class ExplorationSut implements SystemUnderTest {
     this.volume = null;
   }
 
+  /**
+   * What a recovery now would inherit from a storage dead of a process crash ('' for
+   * nothing): part of the crash state. Within one crash site, equal files and equal
+   * unsynced write extents mean equal records (the calls between changed nothing).
+   */
+  carriedSignature(): string {
+    const storage = this.crashStorage;
+    if (!storage.isCrashed || storage.lastCrash?.mode !== 'process') return '';
+    const writes = storage.unsyncedWrites().map((write) => `${write.path}@${write.position}+${write.length}`);
+    const truncateCount = storage.unsyncedTruncateCount();
+    return writes.length + truncateCount === 0 ? '' : `carried ${writes.join(',')} and ${truncateCount} truncates`;
+  }
+
   async recover(): Promise<SutReply> {
+    const crashed = this.storage;
     this.storage = new CrashStorage(this.files);
+    // A kill's unsynced writes stay unsynced for the recovery (a power crash hands over nothing).
+    if (crashed !== null && crashed.isCrashed) crashed.handOverTo(this.storage);
     try {
       this.volume = this.guard('open', () => this.volumeClass.open(this.crashStorage, volumeDir));
     } catch (error) {
@@ -545,6 +573,8 @@ export interface ExplorationStats {
   crashStates: number;
   /** Runs whose post-crash files equal a state already judged at the same crash site. */
   duplicates: number;
+  /** Process crash states whose recovery inherited unsynced writes, then lost power after finishing the cycle. */
+  powerLossesAfterRecovery: number;
   /** Largest number of choice bits seen at a crash point (power, torn). */
   choiceBitsMax: { power: number; torn: number };
   byMode: Record<ExplorationMode, ModeStats>;
@@ -699,7 +729,18 @@ interface FoundFailure {
   readonly shape: ChoiceShape | null;
   /** The steps after the prefix, as run up to the failing one. */
   readonly steps: readonly ScenarioStep[];
+  /** Set when the failure came at or after the power loss that follows a process crash's recovery. */
+  readonly powerLoss?: PowerLossAfterRecovery;
 }
+
+/** The power loss after a process crash, recovery and a finished cycle. */
+interface PowerLossAfterRecovery {
+  /** A seed whose coins drop every unsynced record there, or null: none found, explicit choices used. */
+  readonly seed: number | null;
+}
+
+/** Explicit choices of a power crash that keeps nothing unsynced. */
+const dropEverything: PowerChoices = { keepWrite: () => false, keepSector: () => false, keepTruncate: () => false, keepNamespace: () => false };
 
 function emptyModeStats(): ModeStats {
   return { points: 0, sampledPoints: 0, runs: 0, states: 0 };
@@ -719,6 +760,7 @@ function emptyStats(): ExplorationStats {
     runs: 0,
     crashStates: 0,
     duplicates: 0,
+    powerLossesAfterRecovery: 0,
     choiceBitsMax: { power: 0, torn: 0 },
     byMode: { process: emptyModeStats(), power: emptyModeStats(), torn: emptyModeStats() },
     oracle: { steps: 0, invariantChecks: 0, crashStates: 0 },
@@ -974,6 +1016,46 @@ class Explorer {
     await oracle.step({ type: 'completeCycle' }, `completeCycle after recovering from ${label}`);
   }
 
+  private readonly dropAllSeeds = new Map<number, number | null>();
+
+  /** A seed whose crash-layer coins drop all of `bitCount` choices (cached), or null. */
+  private dropAllSeed(bitCount: number): number | null {
+    let seed = this.dropAllSeeds.get(bitCount);
+    if (seed === undefined) {
+      seed = seedFor(new Array<boolean>(bitCount).fill(false), this.options.seedSearchMax ?? explorationDefaults.seedSearchMax);
+      this.dropAllSeeds.set(bitCount, seed);
+    }
+    return seed;
+  }
+
+  /**
+   * After a process crash, its recovery and a finished cycle (idle): a power loss
+   * that keeps nothing unsynced, the writes recovery inherited from the killed
+   * process among them, then a recovery judged as after any crash inside startCycle
+   * (the state before it, or after it). `followUp` says, once it starts, how it was made.
+   */
+  private async powerLossAfterRecovery(oracle: Oracle, label: string, steps: ScenarioStep[], followUp: { powerLoss: PowerLossAfterRecovery | null }): Promise<void> {
+    const sut = this.sut;
+    if (oracle.state.phase !== 'idle' || oracle.state.crashed) throw new Error('exploration: the cycle after recovery did not end idle');
+    this.stats.powerLossesAfterRecovery++;
+    const seed = this.dropAllSeed(choiceBitCount(sut.shape(), false));
+    followUp.powerLoss = { seed };
+    const op: SutOp = { type: 'startCycle' };
+    const crash: CrashRequest = { afterIo: 0, mode: 'power', seed: seed ?? 0, torn: false };
+    sut.crashChoices = seed === null ? dropEverything : {};
+    const what = `a power loss keeping nothing unsynced (startCycle crashed after io 0) after recovering from ${label} and finishing the cycle`;
+    // The crash point's own shape sizes its power and torn subsets: this crash must not replace it.
+    const shapeAtCrash = sut.lastShape;
+    try {
+      steps.push({ kind: 'crashInside', op, crash });
+      await oracle.stepCrashing(op, crash, what);
+      steps.push({ kind: 'recover' });
+      await oracle.step({ type: 'recover' }, `recover after ${what}`);
+    } finally {
+      sut.lastShape = shapeAtCrash;
+    }
+  }
+
   /** Every crash point of an accepted operation: k = 0..io, in every mode and subset. */
   private async crashInside(node: PrefixNode, op: SutOp, io: number): Promise<FoundFailure | null> {
     const sut = this.sut;
@@ -1075,20 +1157,29 @@ class Explorer {
     if (unopened !== null) return unopened;
     const oracle = this.oracleAt(node.model);
     const steps: ScenarioStep[] = [];
+    const followUp: { powerLoss: PowerLossAfterRecovery | null } = { powerLoss: null };
     try {
       await crash(oracle, steps);
       const digest = sut.files.digest();
-      if (judged.has(digest)) {
+      // What recovery inherits is part of the crash state. Judging a state that
+      // carries something also covers its files with nothing carried: the same
+      // recovery, with the power loss after it on top.
+      const carried = choice.mode === 'process' ? sut.carriedSignature() : '';
+      const key = carried === '' ? digest : `${digest}|${carried}`;
+      if (judged.has(key)) {
         this.stats.duplicates++;
         return null;
       }
+      judged.add(key);
       judged.add(digest);
       this.stats.crashStates++;
       modeStats.states++;
       await this.recoverAndFinish(oracle, label, steps);
+      if (carried !== '') await this.powerLossAfterRecovery(oracle, label, steps, followUp);
     } catch (error) {
       if (!(error instanceof OracleFailure)) throw error;
-      return { error, node, op: inside?.op ?? null, plainOp: null, crashAfterIo: inside?.afterIo ?? null, choice, shape: shape ?? sut.lastShape, steps };
+      const found: FoundFailure = { error, node, op: inside?.op ?? null, plainOp: null, crashAfterIo: inside?.afterIo ?? null, choice, shape: shape ?? sut.lastShape, steps };
+      return followUp.powerLoss === null ? found : { ...found, powerLoss: followUp.powerLoss };
     } finally {
       this.progress();
     }
@@ -1125,7 +1216,14 @@ function traceCandidates(explorer: Explorer, found: FoundFailure, seedSearchMax:
   const choice = found.choice;
   const process: BetweenCrash = { mode: 'process', choices: {} };
   if (choice === null || choice.mode === 'process') {
-    return [{ steps: [...prefix, ...found.steps], crashChoices: {}, betweenCrash: process, comment: null, exact: true }];
+    const powerLoss = found.powerLoss;
+    if (powerLoss === undefined) return [{ steps: [...prefix, ...found.steps], crashChoices: {}, betweenCrash: process, comment: null, exact: true }];
+    const how =
+      powerLoss.seed === null
+        ? `must keep nothing unsynced; no seed in 0..${seedSearchMax} draws that with the crash layer's coins, so the seed given does NOT reproduce it exactly`
+        : `keeps nothing unsynced (seed ${powerLoss.seed} draws that with the crash layer's coins)`;
+    const comment = `the process crash below leaves unsynced writes in the page cache, which recovery inherits; after the recovery and a finished cycle, the power crash inside startCycle (crashAfterIo 0) ${how}.`;
+    return [{ steps: [...prefix, ...found.steps], crashChoices: powerLoss.seed === null ? dropEverything : {}, betweenCrash: process, comment, exact: powerLoss.seed !== null }];
   }
   const torn = choice.mode === 'torn';
   const shape = found.shape ?? { writes: [], truncates: 0, namespace: 0 };
@@ -1200,7 +1298,8 @@ async function traceOfFailure(explorer: Explorer, found: FoundFailure, options: 
       : choice !== null
         ? `a ${choice.mode} crash between operations`
         : `${found.plainOp === null ? 'an operation' : describeOp(found.plainOp, book, names)} (no crash)`;
-  const description = `${what} after ${explorer.describePath(found.node.path)}`;
+  const powerLoss = found.powerLoss === undefined ? '' : '; recovered, finished the cycle, then lost power';
+  const description = `${what} after ${explorer.describePath(found.node.path)}${powerLoss}`;
   const header = [
     `Found by the bounded crash exploration (harness/crashExploration.ts) on ${volumeName}: ${description}.`,
     `It failed: ${shortenLabels(found.error.message.split('\n')[0]!)}`,
@@ -1214,7 +1313,8 @@ async function traceOfFailure(explorer: Explorer, found: FoundFailure, options: 
   if (dir !== null) {
     mkdirSync(dir, { recursive: true });
     const hash = createHash('sha256').update(trace).digest('hex').slice(0, 8);
-    const where = found.op !== null ? `${found.op.type}-io${found.crashAfterIo}-${choice?.mode ?? 'process'}` : choice !== null ? `between-${choice.mode}` : `${found.plainOp?.type ?? 'op'}-nocrash`;
+    const crashed = found.op !== null ? `${found.op.type}-io${found.crashAfterIo}-${choice?.mode ?? 'process'}` : choice !== null ? `between-${choice.mode}` : `${found.plainOp?.type ?? 'op'}-nocrash`;
+    const where = found.powerLoss === undefined ? crashed : `${crashed}-then-power`;
     file = join(dir, `crash-${slug(options.volumeName ?? 'reference')}-${slug(where)}-${hash}.jsonl`);
     writeFileSync(file, trace);
   }
@@ -1255,6 +1355,7 @@ export function formatSummary(stats: ExplorationStats, options: ExplorationOptio
     row('crash runs', stats.runs),
     row('crash states checked', stats.crashStates),
     row('  duplicates skipped', `${stats.duplicates.toLocaleString('en-US')} (same post-crash files at the same crash site)`),
+    row('power losses after recovery', `${stats.powerLossesAfterRecovery.toLocaleString('en-US')} (process crashes that left unsynced writes)`),
   ];
   lines.push(`  ${'mode'.padEnd(8)} ${'points'.padStart(9)} ${'sampled'.padStart(8)} ${'runs'.padStart(10)} ${'states'.padStart(10)} ${'bits max'.padStart(9)}`);
   for (const mode of modes) {

@@ -61,11 +61,15 @@
 // How the seed picks outcomes: a Prng (harness/prng.ts) seeded with `seed`
 // (default 0) draws one fair coin per unsynced write in the order the writes were
 // made (torn: one per covered sector, first sector first), then one per unsynced
-// truncate in order, then one per non-durable namespace operation in order. The
-// explicit choices `keepWrite`, `keepSector`, `keepTruncate`, `keepNamespace`
-// replace the coins of their category (so a bounded exhaustive explorer can try
-// every subset: `unsyncedWriteCount()` and friends tell how many choices there
-// are). The same seed and the same sequence of calls give the same files.
+// truncate in order, then one per non-durable namespace operation in order.
+// Writes and truncates carried over from a killed process ("What a recovery
+// inherits" below) are older than the storage's own: they come first in their
+// category, in the order the killed process made them (index 0 is the oldest
+// carried one). The explicit choices `keepWrite`, `keepSector`, `keepTruncate`,
+// `keepNamespace` replace the coins of their category (so a bounded exhaustive
+// explorer can try every subset: `unsyncedWriteCount()` and friends tell how many
+// choices there are). The same seed and the same sequence of calls (hand-overs
+// included) give the same files.
 //
 // Failpoints: `armCrash({ afterIo: k })` crashes right after the k-th durable call
 // from now: the next call on the storage or a handle (of any kind) throws
@@ -75,11 +79,32 @@
 // answering (with k = 0 nothing is due until a durable call is attempted).
 // After a crash every call on the storage, its handles and its locks throws
 // SimulatedCrash; the harness recovers on a fresh CrashStorage over a fresh
-// inner storage. `armFault({ afterIo: k, code })` makes the (k+1)-th durable
-// call from now throw an Error with that `code` (as node:fs would) without
-// performing it: a failed write writes nothing, a failed sync syncs nothing (its
-// file's writes stay unsynced), a failed create creates nothing. The failed call
-// is counted and logged with `error`. Once: the fault disarms itself.
+// inner storage (over the same files), to which a storage dead of a PROCESS
+// crash first hands its unsynced writes and truncates (see "What a recovery
+// inherits" below; a power crash hands over nothing). `armFault({ afterIo: k,
+// code })` makes the (k+1)-th durable call from now throw an Error with that
+// `code` (as node:fs would) without performing it: a failed write writes
+// nothing, a failed sync syncs nothing (its file's writes stay unsynced), a
+// failed create creates nothing. The failed call is counted and logged with
+// `error`. Once: the fault disarms itself.
+//
+// What a recovery inherits (`handOverTo`). A kill does not make the page cache
+// durable (SPEC.md section 5, rule 4 then rule 2), so after a PROCESS crash the
+// dead storage hands its unsynced writes and truncates, before-images included,
+// to the fresh CrashStorage that recovery runs on, before that one makes any call.
+// There they are unsynced records like its own, only older: a later power crash
+// of the fresh storage keeps, drops or tears (per sector) them exactly as it does
+// its own, and a sync of the same file in the fresh storage (through any handle)
+// makes them durable. Each is filed under its file's path at the crash (after any
+// rename). Not carried: the dead storage's non-durable creates, renames and
+// unlinks become durable at the hand-over (carrying them would mean carrying the
+// dependency graph and the orphans' captured contents), so a later power crash
+// never undoes a namespace change made before the kill, and the unsynced data of
+// a file unlinked before the kill is forgotten with it. After a POWER crash
+// nothing is carried: its unsynced data was kept or dropped already, and what it
+// kept is on disk and counts as durable. The fresh storage's bounds apply to the
+// carried records (exceeding one throws, as for its own). A storage hands over
+// once, into a storage that has made no call yet, and then holds nothing.
 //
 // Limits: paths are compared after lexical normalization (".", "..", repeated
 // "/"), so the volume must name each file one way (not through symlinks, not
@@ -149,6 +174,18 @@ export interface UnsyncedWriteInfo {
   length: number;
   /** How many sectors the write covers (its torn choice points). */
   sectorCount: number;
+  /** Made by a crashed process and handed over (handOverTo): older than every write of this storage. */
+  carried: boolean;
+}
+
+/** What `handOverTo` gave the fresh storage. */
+export interface HandOverReport {
+  /** Unsynced writes now held by the fresh storage (0 after a power crash). */
+  writeCount: number;
+  /** Unsynced truncates now held by the fresh storage. */
+  truncateCount: number;
+  /** Non-durable creates, renames and unlinks of the dead storage, treated as durable (not carried). */
+  namespaceDurableCount: number;
 }
 
 export interface CrashReport {
@@ -157,8 +194,9 @@ export interface CrashReport {
   seed: number;
   /** ioCount when the crash happened. */
   ioCount: number;
-  writes: Array<{ index: number; path: string; position: number; length: number; kept: boolean; sectorsKept?: boolean[] }>;
-  truncates: Array<{ index: number; path: string; length: number; kept: boolean }>;
+  /** `carried`: the record was handed over by a crashed process (present only then). */
+  writes: Array<{ index: number; path: string; position: number; length: number; kept: boolean; sectorsKept?: boolean[]; carried?: true }>;
+  truncates: Array<{ index: number; path: string; length: number; kept: boolean; carried?: true }>;
   namespace: Array<{ index: number; kind: 'create' | 'rename' | 'unlink'; path: string; to?: string; kept: boolean }>;
 }
 
@@ -271,7 +309,10 @@ function faultError(code: FaultCode, kind: DurableIoKind, path: string): Error {
 
 interface WriteRecord {
   kind: 'write';
+  /** The durable call's number; carried records get negative ones, so they sort before this storage's own. */
   seq: number;
+  /** Handed over by a crashed process (handOverTo). */
+  carried: boolean;
   path: string;
   position: number;
   data: Uint8Array;
@@ -283,6 +324,7 @@ interface WriteRecord {
 interface TruncateRecord {
   kind: 'truncate';
   seq: number;
+  carried: boolean;
   path: string;
   length: number;
   lengthBefore: number;
@@ -325,6 +367,10 @@ function recordsDepend(a: NamespaceRecord, b: NamespaceRecord): boolean {
 
 function recordBytes(record: DataRecord): number {
   return record.kind === 'write' ? record.data.length + record.before.length : record.cut.length;
+}
+
+function carriedMark(record: DataRecord): { carried?: true } {
+  return record.carried ? { carried: true } : {};
 }
 
 function sectorCountOf(position: number, length: number, sectorSize: number): number {
@@ -377,6 +423,7 @@ export class CrashStorage implements Storage {
   private ioCountTotal = 0;
   private ioCountSinceTake = 0;
   private crashed = false;
+  private handedOver = false;
   private crashArm: CrashArm | null = null;
   private faultArm: { atCount: number; code: FaultCode } | null = null;
 
@@ -461,7 +508,52 @@ export class CrashStorage implements Storage {
       position: record.position,
       length: record.data.length,
       sectorCount: sectorCountOf(record.position, record.data.length, this.sectorSize),
+      carried: record.carried,
     }));
+  }
+
+  // ----- recovery after a crash ------------------------------------------
+
+  /**
+   * After a process crash: gives this dead storage's unsynced writes and truncates
+   * (their data and before-images) to `fresh`, the storage recovery runs on, as
+   * its oldest unsynced records; a later power crash of `fresh` may drop or tear
+   * them unless it synced their file. After a power crash it carries nothing.
+   * Either way the non-durable namespace operations count as durable, and this
+   * storage then holds nothing. See "What a recovery inherits" in the header.
+   */
+  handOverTo(fresh: CrashStorage): HandOverReport {
+    if (!this.crashed) throw new Error('CrashStorage.handOverTo: only a crashed storage hands over (this one is alive)');
+    if (this.handedOver) throw new Error('CrashStorage.handOverTo: this storage handed over already');
+    if (fresh === this || fresh.crashed || fresh.ioCountTotal > 0 || fresh.trackedFiles.size > 0 || fresh.openHandles.size > 0) {
+      throw new Error('CrashStorage.handOverTo: the receiving storage must be fresh (no call made, nothing tracked)');
+    }
+    this.handedOver = true;
+    const report: HandOverReport = { writeCount: 0, truncateCount: 0, namespaceDurableCount: this.namespaceRecords.length };
+    if (this.lastCrash?.mode === 'process') {
+      // Live files only: an orphan's unlink is durable now, and its data went with it.
+      const carried: Array<{ file: TrackedFile; record: DataRecord }> = [];
+      for (const file of this.trackedFiles) {
+        if (file.state !== 'live') continue;
+        for (const record of file.pending) carried.push({ file, record });
+      }
+      carried.sort((a, b) => a.record.seq - b.record.seq);
+      carried.forEach(({ file, record }, index) => {
+        if (!fresh.inner.exists(file.path)) {
+          throw new Error(`CrashStorage.handOverTo: ${file.path} holds unsynced data but is gone: files changed behind the crash layer between the crash and the hand-over`);
+        }
+        // Negative numbers, in the dead process's order: older than anything fresh makes.
+        const copy: DataRecord = { ...record, seq: index - carried.length, path: file.path, carried: true };
+        const target = fresh.adoptFile(file.path, false);
+        fresh.reserve(copy);
+        target.pending.push(copy);
+        if (copy.kind === 'write') report.writeCount++;
+        else report.truncateCount++;
+      });
+    }
+    for (const file of [...this.trackedFiles]) this.forget(file);
+    this.namespaceRecords = [];
+    return report;
   }
 
   // ----- failpoints and faults -------------------------------------------
@@ -637,7 +729,7 @@ export class CrashStorage implements Storage {
     const lengthBefore = handle.size();
     const beforeLength = Math.max(0, Math.min(position + data.length, lengthBefore) - position);
     const before = beforeLength > 0 ? handle.read(position, beforeLength).slice() : new Uint8Array(0);
-    const record: WriteRecord = { kind: 'write', seq: entry.seq, path: handle.path, position, data: data.slice(), before, lengthBefore };
+    const record: WriteRecord = { kind: 'write', seq: entry.seq, carried: false, path: handle.path, position, data: data.slice(), before, lengthBefore };
     this.reserve(record);
     try {
       this.innerCall(entry, () => handle.write(position, data));
@@ -657,7 +749,7 @@ export class CrashStorage implements Storage {
     }
     const lengthBefore = handle.size();
     const cut = length < lengthBefore ? handle.read(length, lengthBefore - length).slice() : new Uint8Array(0);
-    const record: TruncateRecord = { kind: 'truncate', seq: entry.seq, path: handle.path, length, lengthBefore, cut };
+    const record: TruncateRecord = { kind: 'truncate', seq: entry.seq, carried: false, path: handle.path, length, lengthBefore, cut };
     this.reserve(record);
     try {
       this.innerCall(entry, () => handle.truncate(length));
@@ -916,18 +1008,18 @@ export class CrashStorage implements Storage {
           );
         }
         writeKept.set(record, sectorsKept);
-        report.writes.push({ index, path: record.path, position, length, kept: sectorsKept.every((kept) => kept), sectorsKept });
+        report.writes.push({ index, path: record.path, position, length, kept: sectorsKept.every((kept) => kept), sectorsKept, ...carriedMark(record) });
       } else {
         const kept = choices.keepWrite !== undefined ? choices.keepWrite(index) : prng.nextBool();
         writeKept.set(record, kept);
-        report.writes.push({ index, path: record.path, position, length, kept });
+        report.writes.push({ index, path: record.path, position, length, kept, ...carriedMark(record) });
       }
     });
     const truncateKept = new Map<TruncateRecord, boolean>();
     truncates.forEach((record, index) => {
       const kept = choices.keepTruncate !== undefined ? choices.keepTruncate(index) : prng.nextBool();
       truncateKept.set(record, kept);
-      report.truncates.push({ index, path: record.path, length: record.length, kept });
+      report.truncates.push({ index, path: record.path, length: record.length, kept, ...carriedMark(record) });
     });
     const records = this.namespaceRecords;
     const namespaceKept = records.map((_, index) => (choices.keepNamespace !== undefined ? choices.keepNamespace(index) : prng.nextBool()));

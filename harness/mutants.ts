@@ -101,6 +101,12 @@ class RecoveryForgetsNext extends ReplicatedVolume {
   protected override rebuildNext(): void {}
 }
 
+// Recovery reads what a killed process left in the page cache and builds on it
+// as if durable: only a power loss after a kill and a recovery shows it.
+class RecoveryTrustsPageCache extends ReplicatedVolume {
+  protected static override readonly syncFilesAtOpen: boolean = false;
+}
+
 class AcknowledgedBeforeDurable extends ReplicatedVolume {
   protected override writePrimary(region: number, data: Uint8Array): void {
     this.primary.writeRegion(region, data);
@@ -125,6 +131,7 @@ export const mutants: Readonly<Record<string, Mutant>> = {
     description: 'completion before the next bits set in the cycle are durable in the map',
   },
   'recovery-forgets-next': { volumeClass: RecoveryForgetsNext, description: 'recovery that does not rebuild the next bits from the COW index' },
+  'recovery-trusts-page-cache': { volumeClass: RecoveryTrustsPageCache, description: 'recovery that reads the page cache as durable (no sync at open)' },
   'ack-before-durable': { volumeClass: AcknowledgedBeforeDurable, description: 'a write acknowledged before it is durable' },
 };
 

@@ -1,7 +1,8 @@
 // The reference implementation as a SystemUnderTest: a ReplicatedVolume (or a
 // named broken variant of it) on real files in a temporary directory, over the
 // crash-simulating storage layer, so that the harness can crash it after any
-// durable I/O call, in process, power or torn mode.
+// durable I/O call, in process, power or torn mode. Recovery after a process
+// crash runs on a storage that inherits the killed process's unsynced writes.
 
 import { isCowmapError } from '../impl/errors.ts';
 import { makeTemporaryDir, NodeStorage, removeTree } from '../impl/nodeStorage.ts';
@@ -119,7 +120,12 @@ export class ReferenceSut implements SystemUnderTest {
   }
 
   async recover(): Promise<SutReply> {
+    const crashed = this.storage;
     this.storage = new CrashStorage(new NodeStorage());
+    // A kill leaves its unsynced writes in the page cache, still not durable: the
+    // recovery's storage inherits them, so that a later power crash can take back
+    // what recovery did not sync (a power crash hands over nothing).
+    if (crashed !== null && crashed.isCrashed) crashed.handOverTo(this.storage);
     try {
       this.volume = this.volumeClass.open(this.storage, this.dir);
     } catch (error) {
