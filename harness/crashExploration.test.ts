@@ -60,8 +60,10 @@ async function caught(options: ExplorationOptions, volumeClass: VolumeClass) {
 
 describe('crash exploration', () => {
   it('passes on the reference implementation: L = 3, N = 2, V = 2, every mode exhausted', async () => {
-    const { stats, failure } = await exploreCrashes({ length: 3, regions: 2, values: 2, failuresDir: freshFolder() });
+    const { stats, failure, covered } = await exploreCrashes({ length: 3, regions: 2, values: 2, failuresDir: freshFolder() });
     assert.equal(failure, null);
+    // The transitions its steps took, for the verify table and its gate: crashes in both phases among them.
+    for (const id of ['idle:crash', 'replicating:crash', 'idle:startCycle']) assert.ok(covered.has(id), `not covered: ${id} (covered: ${[...covered].join(', ')})`);
     assert.equal(stats.sequences, 8 + 8 ** 2 + 8 ** 3);
     assert.ok(stats.prefixes > 40, `prefixes ${stats.prefixes}`);
     assert.ok(stats.crashPoints > 400, `crash points ${stats.crashPoints}`);

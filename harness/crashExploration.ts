@@ -600,6 +600,8 @@ export interface ExplorationFailure {
 export interface ExplorationResult {
   readonly stats: ExplorationStats;
   readonly failure: ExplorationFailure | null;
+  /** The statechart transition ids (model/transitions.ts) the explored steps took. */
+  readonly covered: ReadonlySet<string>;
 }
 
 export const explorationDefaults = {
@@ -836,7 +838,7 @@ class Explorer {
   readonly subsetBitsMax: number;
   readonly samplesMax: number;
   private readonly sut: ExplorationSut;
-  private readonly covered = new Set<string>();
+  readonly covered = new Set<string>();
   private readonly started = performance.now();
   private lastProgress = 0;
 
@@ -1330,9 +1332,9 @@ function drawBits(seed: number, count: number): boolean[] {
 export async function exploreCrashes(options: ExplorationOptions): Promise<ExplorationResult> {
   const explorer = new Explorer(options);
   const found = await explorer.run();
-  if (found === null) return { stats: explorer.stats, failure: null };
+  if (found === null) return { stats: explorer.stats, failure: null, covered: explorer.covered };
   const failure = await traceOfFailure(explorer, found, options);
-  return { stats: explorer.stats, failure };
+  return { stats: explorer.stats, failure, covered: explorer.covered };
 }
 
 // ---------------------------------------------------------------------------

@@ -172,7 +172,8 @@ export function crashStage(options: { length: number; regions: number; values: n
         crashStates: stats.crashStates,
         invariantChecks: stats.oracle.invariantChecks,
         seconds: stats.seconds,
-        hits: new Map(),
+        // Ids only, not counts: the exploration merges equal prefixes, so a count would say little.
+        hits: new Map([...result.covered].map((id) => [id, 1])),
         failure: result.failure === null ? null : formatFailureReport(result.failure),
         note: `${Math.round(statesPerSecond(stats))} crash states/s, ${stats.exhaustedPoints} points exhausted, ${stats.sampledPoints} sampled`,
       };
