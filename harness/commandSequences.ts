@@ -286,7 +286,11 @@ function commandArbitrary(generation: Generation): fc.Arbitrary<StepCommand> {
       const powerLoss = fc
         .tuple(fc.constantFrom(...powerModes), fc.integer({ min: 0, max: 0xffff }))
         .map(([mode, seed]): CrashRequest => ({ afterIo: 0, mode: 'power', seed, torn: mode === 'torn' }));
-      const killThenPowerLoss = fc.tuple(mutating, kill, mutating, powerLoss).map(([killed, killRequest, lost, lossRequest]) =>
+      // The power loss goes inside a write: a write is allowed in every phase after a
+      // recovery and makes at least one durable call, so the crash at call 0 always
+      // happens (inside a rejected operation it never would, and the oracle's crash
+      // would be a second kill).
+      const killThenPowerLoss = fc.tuple(mutating, kill, write, powerLoss).map(([killed, killRequest, lost, lossRequest]) =>
         command([
           { kind: 'crashInside', op: killed, crash: killRequest },
           { kind: 'recover' },

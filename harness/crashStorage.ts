@@ -518,9 +518,10 @@ export class CrashStorage implements Storage {
    * After a process crash: gives this dead storage's unsynced writes and truncates
    * (their data and before-images) to `fresh`, the storage recovery runs on, as
    * its oldest unsynced records; a later power crash of `fresh` may drop or tear
-   * them unless it synced their file. After a power crash it carries nothing.
-   * Either way the non-durable namespace operations count as durable, and this
-   * storage then holds nothing. See "What a recovery inherits" in the header.
+   * them unless it synced their file. After a power crash it carries nothing
+   * (the crash already decided every unsynced record). After a process crash the
+   * non-durable namespace operations count as durable from then on. Either way
+   * this storage then holds nothing. See "What a recovery inherits" in the header.
    */
   handOverTo(fresh: CrashStorage): HandOverReport {
     if (!this.crashed) throw new Error('CrashStorage.handOverTo: only a crashed storage hands over (this one is alive)');
@@ -529,8 +530,10 @@ export class CrashStorage implements Storage {
       throw new Error('CrashStorage.handOverTo: the receiving storage must be fresh (no call made, nothing tracked)');
     }
     this.handedOver = true;
-    const report: HandOverReport = { writeCount: 0, truncateCount: 0, namespaceDurableCount: this.namespaceRecords.length };
-    if (this.lastCrash?.mode === 'process') {
+    const processCrash = this.lastCrash?.mode === 'process';
+    // After a power crash the namespace records were decided (some undone) by the crash itself.
+    const report: HandOverReport = { writeCount: 0, truncateCount: 0, namespaceDurableCount: processCrash ? this.namespaceRecords.length : 0 };
+    if (processCrash) {
       // Live files only: an orphan's unlink is durable now, and its data went with it.
       const carried: Array<{ file: TrackedFile; record: DataRecord }> = [];
       for (const file of this.trackedFiles) {
