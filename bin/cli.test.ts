@@ -27,6 +27,17 @@ describe('cowmap', () => {
     assert.equal(cowmap(['--help']).status, 0);
   });
 
+  it('mutants --stages runs only the stages asked for, and exits 2 on an unknown stage', () => {
+    const run = cowmap(['mutants', '--quick', '--time-budget', '2', '--only', 'no-cow,swap-keeps-next', '--stages', 'traces,crashes']);
+    assert.equal(run.status, 0, run.stderr);
+    assert.match(run.stdout, /^\| mutant \| what it breaks \| traces\/ \| crash exploration \(L=3 N=2\) \| first check that fails \|$/m);
+    assert.match(run.stdout, /^\| no-cow \| .*caught in .*caught in /m);
+    assert.match(run.stdout, /^2 caught, 0 missed/m);
+    const unknown = cowmap(['mutants', '--stages', 'fuzz,nope']);
+    assert.equal(unknown.status, 2);
+    assert.match(unknown.stderr, /no stage 'nope'/);
+  });
+
   it('replay --model-only passes FIG. 4 (exit 0)', () => {
     const run = cowmap(['replay', '--model-only', fig4]);
     assert.equal(run.status, 0, run.stderr);

@@ -5,14 +5,14 @@
 // not conform, 2 bad usage or an implementation that breaks the protocol.
 
 import { randomInt } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { AdapterSut, ProtocolError } from '../../harness/adapterSut.ts';
 import { formatReport, junitReport, levels, runConformance } from '../../harness/conformance.ts';
 import type { Level } from '../../harness/conformance.ts';
 import { TraceError } from '../../harness/trace/traceError.ts';
-import { traceFiles } from '../../harness/trace/traceFiles.ts';
+import { bundledTracesDir, traceFiles } from '../../harness/trace/traceFiles.ts';
 import type { Command } from '../main.ts';
 import { integerOption, usageError } from './options.ts';
 
@@ -34,7 +34,7 @@ export const command: Command = {
         seed: { type: 'string' },
         report: { type: 'string' },
         junit: { type: 'string' },
-        traces: { type: 'string', default: 'traces' },
+        traces: { type: 'string' },
         'request-timeout': { type: 'string', default: '30' },
         quick: { type: 'boolean', default: false },
         'out-dir': { type: 'string' },
@@ -47,6 +47,8 @@ export const command: Command = {
     const budget = integerOption('--time-budget', values['time-budget'], 1, 86_400);
     const timeout = integerOption('--request-timeout', values['request-timeout'], 1, 3600);
     if (seed === null || budget === null || timeout === null) return usageError('conform');
+    const tracesDir = values.traces ?? bundledTracesDir;
+    if (!existsSync(tracesDir)) return usageError('conform', `--traces: no folder ${tracesDir}`);
     process.stdout.write(`seed: ${seed}\n`);
     const sut = new AdapterSut(sutCommand, { requestTimeoutMs: timeout * 1000 });
     const tty = process.stderr.isTTY === true;
@@ -56,8 +58,9 @@ export const command: Command = {
         level: values.level as Level,
         seed,
         budgetSeconds: budget,
-        traces: traceFiles(values.traces),
-        failuresDir: values['out-dir'] ?? join(values.traces, 'failures'),
+        traces: traceFiles(tracesDir),
+        // Failures go under the working directory unless --out-dir or --traces say where.
+        failuresDir: values['out-dir'] ?? join(values.traces ?? 'traces', 'failures'),
         sut,
         quick: values.quick,
         onProgress: tty ? (text) => process.stderr.write(`\r\x1b[K  ${text.slice(0, 100)}`) : undefined,

@@ -1,8 +1,10 @@
-// cowmap mutants [--seed N] [--time-budget S] [--quick] [--only NAME,...]
+// cowmap mutants [--seed N] [--time-budget S] [--quick] [--only NAME,...] [--stages KEY,...]
 // The mutation self-check: runs each verify stage on its own against each named
 // broken variant of the reference implementation and prints a table: for every
 // stage, caught (and the time to detection) or missed, and the first check that
-// fails. Exit 1 if any mutant escapes every stage.
+// fails. Exit 1 if any mutant escapes every stage run. `--stages` picks stages
+// by key (fig4, traces, paths, fuzz, crashes); `make test` runs only the two
+// generic nets, fuzz and crashes, which must catch every mutant on their own.
 
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,7 +12,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { mutants } from '../../harness/mutants.ts';
 import { ReferenceSut } from '../../harness/referenceSut.ts';
-import { traceFiles } from '../../harness/trace/traceFiles.ts';
+import { bundledTracesDir, traceFiles } from '../../harness/trace/traceFiles.ts';
 import { standardStages } from '../../harness/verifyPlan.ts';
 import { verify } from '../../harness/verify.ts';
 import type { Command } from '../main.ts';
@@ -29,6 +31,15 @@ interface Row {
   readonly detections: readonly Detection[];
 }
 
+/** Stage keys for --stages, matched against the start of each stage's name. */
+const stageKeys: Readonly<Record<string, RegExp>> = {
+  fig4: /^FIG\. 4/,
+  traces: /^traces\//,
+  paths: /^path tests/,
+  fuzz: /^fast-check/,
+  crashes: /^crash exploration/,
+};
+
 /** The first line of a failure that says which check it was. */
 function checkOf(message: string): string {
   const line = message.split('\n').find((text) => /differs|allows|says|broke|breaks|expected|rejects|not one/.test(text)) ?? message.split('\n')[0]!;
@@ -45,6 +56,7 @@ export const command: Command = {
         'time-budget': { type: 'string', default: '30' },
         quick: { type: 'boolean', default: false },
         only: { type: 'string' },
+        stages: { type: 'string' },
       },
       strict: true,
     });
@@ -53,6 +65,11 @@ export const command: Command = {
     if (seed === null || budget === null) return usageError('mutants');
     const names = values.only === undefined ? Object.keys(mutants) : values.only.split(',');
     for (const name of names) if (mutants[name] === undefined) return usageError('mutants', `no mutant named '${name}'`);
+    const keys = values.stages === undefined ? Object.keys(stageKeys) : values.stages.split(',');
+    for (const key of keys) {
+      if (stageKeys[key] === undefined) return usageError('mutants', `no stage '${key}' (stages: ${Object.keys(stageKeys).join(', ')})`);
+    }
+    const selected = (stageName: string) => keys.some((key) => stageKeys[key]!.test(stageName));
     // Failing traces of mutants go to a scratch folder: they are expected, not news.
     const scratch = mkdtempSync(join(tmpdir(), 'cowmap-mutants-'));
     const rows: Row[] = [];
@@ -63,12 +80,14 @@ export const command: Command = {
         const detections: Detection[] = [];
         // Every stage on its own, so the table shows what each check catches, not
         // only the first: the hand-written traces should not be the only net.
-        for (const stage of standardStages({ quick: values.quick, mutantName: name, volumeClass: mutant.volumeClass })) {
+        const stages = standardStages({ quick: values.quick, mutantName: name, volumeClass: mutant.volumeClass }).filter((stage) => selected(stage.name));
+        if (stages.length !== keys.length) throw new Error(`mutants: ${stages.length} stages matched ${keys.length} keys`);
+        for (const stage of stages) {
           const result = await verify([stage], {
             makeSut: () => new ReferenceSut({ volumeClass: mutant.volumeClass, name: label }),
             seed,
             budgetSeconds: budget,
-            traceFiles: traceFiles('traces'),
+            traceFiles: traceFiles(bundledTracesDir),
             failuresDir: scratch,
           });
           const stageResult = result.stages[0]!;

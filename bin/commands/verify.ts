@@ -3,13 +3,13 @@
 // implementation (or a named mutant), the summary table, the transition-coverage
 // reports, and exit 1 on any failure.
 
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomInt } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { mutants } from '../../harness/mutants.ts';
 import { ReferenceSut } from '../../harness/referenceSut.ts';
-import { traceFiles } from '../../harness/trace/traceFiles.ts';
+import { bundledTracesDir, traceFiles } from '../../harness/trace/traceFiles.ts';
 import { coverageHtml, coverageMarkdown } from '../../harness/transitionCoverage.ts';
 import { standardStages } from '../../harness/verifyPlan.ts';
 import { summaryTable, verify } from '../../harness/verify.ts';
@@ -27,7 +27,7 @@ export const command: Command = {
         mutant: { type: 'string' },
         quick: { type: 'boolean', default: false },
         reports: { type: 'string', default: 'reports' },
-        traces: { type: 'string', default: 'traces' },
+        traces: { type: 'string' },
       },
       strict: true,
     });
@@ -36,6 +36,8 @@ export const command: Command = {
     if (seed === null || budget === null) return usageError('verify');
     const mutant = values.mutant === undefined ? undefined : mutants[values.mutant];
     if (values.mutant !== undefined && mutant === undefined) return usageError('verify', `no mutant named '${values.mutant}' (known: ${Object.keys(mutants).join(', ')})`);
+    const tracesDir = values.traces ?? bundledTracesDir;
+    if (!existsSync(tracesDir)) return usageError('verify', `--traces: no folder ${tracesDir}`);
     const name = mutant === undefined ? 'the reference implementation' : `mutant ${values.mutant}`;
     process.stdout.write(`cowmap verify on ${name}: seed ${seed}, time budget ${budget} s per randomised stage${values.quick ? ' (quick)' : ''}\n`);
     const tty = process.stderr.isTTY === true;
@@ -43,8 +45,9 @@ export const command: Command = {
       makeSut: () => new ReferenceSut(mutant === undefined ? {} : { volumeClass: mutant.volumeClass, name }),
       seed,
       budgetSeconds: budget,
-      traceFiles: traceFiles(values.traces),
-      failuresDir: join(values.traces, 'failures'),
+      traceFiles: traceFiles(tracesDir),
+      // Failures go under the working directory unless --traces names a folder.
+      failuresDir: join(values.traces ?? 'traces', 'failures'),
       onProgress: tty ? (stage, text) => process.stderr.write(`\r\x1b[K  ${stage}: ${text}`) : undefined,
     });
     if (tty) process.stderr.write('\r\x1b[K');

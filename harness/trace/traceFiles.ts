@@ -3,6 +3,14 @@
 
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/**
+ * The traces that come with cowmap (the repository's traces/ folder), found from
+ * this file rather than from the working directory, so that `npx cowmap conform`
+ * works from the user's own project.
+ */
+export const bundledTracesDir = fileURLToPath(new URL('../../traces', import.meta.url));
 
 export const traceFolderDepthMax = 8;
 
