@@ -19,6 +19,7 @@ import { after, before, describe, test } from 'node:test';
 import { sectorSize } from './geometry.ts';
 import { makeTemporaryDir, NodeStorage, removeTree } from './nodeStorage.ts';
 import { ReplicatedVolume, type VolumeState } from './replicatedVolume.ts';
+import { runCycle } from './runCycle.ts';
 import type { FileHandle, Lock, Storage } from './storage.ts';
 
 class Crash extends Error {
@@ -294,6 +295,24 @@ function run(volume: ReplicatedVolume, scenario: Scenario): void {
   else volume.completeCycle();
 }
 
+/**
+ * Creates a volume in `dir` on `storage`, sets the scenario up, then runs its
+ * operation armed to crash after durable call `k`. True when it crashed; false
+ * when it made fewer calls and completed.
+ */
+function crashInside(storage: CrashingStorage, dir: string, scenario: Scenario, k: number): boolean {
+  const volume = ReplicatedVolume.create(storage, dir, { regions, regionSize });
+  scenario.setup(volume);
+  storage.arm(k);
+  try {
+    run(volume, scenario);
+    return false;
+  } catch (error) {
+    if (!(error instanceof Crash)) throw error;
+    return true;
+  }
+}
+
 /** Every sector of `bytes` is that sector of `a` or of `b`. */
 function isSectorMix(bytes: Uint8Array, a: Uint8Array, b: Uint8Array): boolean {
   for (let start = 0; start < bytes.length; start += sectorSize) {
@@ -398,16 +417,7 @@ describe('crash inside an operation (SPEC.md section 5)', () => {
           assert.ok(k < 32, 'an operation of more than 32 durable calls');
           const dir = join(root, `${caseCount++}`);
           const storage = new CrashingStorage(plain);
-          const volume = ReplicatedVolume.create(storage, dir, { regions, regionSize });
-          scenario.setup(volume);
-          storage.arm(k);
-          let crashed = false;
-          try {
-            run(volume, scenario);
-          } catch (error) {
-            if (!(error instanceof Crash)) throw error;
-            crashed = true;
-          }
+          const crashed = crashInside(storage, dir, scenario, k);
           // Completed: the crash comes right after it, and must change nothing.
           storage.loseUnsynced(mode.keep());
           const recovered = ReplicatedVolume.open(plain, dir);
@@ -428,13 +438,6 @@ describe('crash inside an operation (SPEC.md section 5)', () => {
   }
 });
 
-/** Runs the cycle that recovery resumed (if any) to completion. */
-function settle(volume: ReplicatedVolume): void {
-  if (volume.phase !== 'replicating') return;
-  for (const region of volume.currentRegions()) volume.transfer(region);
-  volume.completeCycle();
-}
-
 describe('a power loss after a kill, a recovery and a completed cycle (SPEC.md section 5, rules 2 and 4)', () => {
   for (const scenario of scenarios) {
     test(scenario.name, () => {
@@ -444,20 +447,12 @@ describe('a power loss after a kill, a recovery and a completed cycle (SPEC.md s
         assert.ok(k < 32, 'an operation of more than 32 durable calls');
         const dir = join(root, `${caseCount++}`);
         const killed = new CrashingStorage(plain);
-        const volume = ReplicatedVolume.create(killed, dir, { regions, regionSize });
-        scenario.setup(volume);
-        killed.arm(k);
-        let crashed = false;
-        try {
-          run(volume, scenario);
-        } catch (error) {
-          if (!(error instanceof Crash)) throw error;
-          crashed = true;
-        }
+        const crashed = crashInside(killed, dir, scenario, k);
         // Recovery and a whole cycle on storage that still owes the killed process's writes.
         const later = new CrashingStorage(plain, killed.kill());
         const recovered = ReplicatedVolume.open(later, dir);
-        settle(recovered);
+        // The cycle that recovery resumed, if any, run to completion.
+        if (recovered.phase === 'replicating') runCycle(recovered);
         const settled = recovered.state();
         const context = `${scenario.name}, killed after durable call ${k}${crashed ? '' : ' (completed)'}`;
         assertCovered(settled, context);

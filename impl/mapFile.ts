@@ -48,6 +48,11 @@ export class MapFile {
     return this.bits.isClear();
   }
 
+  /** True while bits set by setDeferred are only in memory. */
+  get hasDeferred(): boolean {
+    return !this.deferredBytes.isClear();
+  }
+
   /**
    * Sets one bit durably: its byte written (with any deferred bits it holds), then
    * the file synced (2 durable calls). No I/O when the bit is set.
@@ -76,18 +81,26 @@ export class MapFile {
    */
   flush(): void {
     if (this.deferredBytes.isClear()) return;
-    this.writeRuns(this.deferredBytes.regionsSet(), (first, end) => this.bits.bytes.slice(first, end));
+    this.writeRuns((index) => this.deferredBytes.has(index), (first, end) => this.bits.bytes.slice(first, end));
     this.file.sync();
     this.deferredBytes.clearAll();
   }
 
-  /** Writes `bytesOf(first, end)` for each run of adjacent indexes (ascending). */
-  private writeRuns(indexes: readonly number[], bytesOf: (first: number, end: number) => Uint8Array): number {
+  /**
+   * Writes `bytesOf(first, end)` at `first` for each run [first, end) of adjacent
+   * marked byte indexes, in one pass over the map (no list of indexes is built).
+   */
+  private writeRuns(marked: (index: number) => boolean, bytesOf: (first: number, end: number) => Uint8Array): number {
+    const length = this.bits.bytes.length;
     let writeCount = 0;
-    for (let start = 0; start < indexes.length; ) {
+    for (let start = 0; start < length; ) {
+      if (!marked(start)) {
+        start++;
+        continue;
+      }
       let end = start + 1;
-      while (end < indexes.length && indexes[end] === indexes[end - 1]! + 1) end++;
-      this.file.write(indexes[start]!, bytesOf(indexes[start]!, indexes[end - 1]! + 1));
+      while (end < length && marked(end)) end++;
+      this.file.write(start, bytesOf(start, end));
       writeCount++;
       start = end;
     }
@@ -102,9 +115,7 @@ export class MapFile {
   clearAll(): void {
     assert(this.deferredBytes.isClear(), 'clearing a map with deferred bits');
     const bytes = this.bits.bytes;
-    const setIndexes: number[] = [];
-    for (let index = 0; index < bytes.length; index++) if (bytes[index] !== 0) setIndexes.push(index);
-    const writeCount = this.writeRuns(setIndexes, (first, end) => new Uint8Array(end - first));
+    const writeCount = this.writeRuns((index) => bytes[index] !== 0, (first, end) => new Uint8Array(end - first));
     assert(writeCount > 0 || this.bits.isClear(), 'map with bits set but no byte written');
     if (writeCount > 0) this.file.sync();
     this.bits.clearAll();

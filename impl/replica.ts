@@ -1,7 +1,8 @@
 // The secondary volume S behind an interface, so that a network replica can stand
 // in for the file one later. The volume asks of a replica only this: whole-region
-// reads and writes, a write durable before it returns (a transfer is acknowledged
-// only once the secondary region is durable, SPEC.md section 5), and a check at
+// reads and writes, writes durable before the call returns (a transfer is
+// acknowledged only once the secondary region is durable, SPEC.md section 5; a
+// batch of them shares one sync), and a check at
 // open that the replica belongs to this volume.
 //
 // FileReplica keeps S in a directory of its own: DIR2/replica, a 512-byte header
@@ -20,8 +21,6 @@ import type { Storage } from './storage.ts';
 export interface Replica {
   readonly regions: number;
   readonly regionSize: number;
-  /** S[region] := data, durable when this returns. */
-  writeRegion(region: number, data: Uint8Array): void;
   /**
    * S[r] := contentOf(r) for each region, in order; all of them durable when this
    * returns. Until then any of them may be old, new or torn. contentOf is called
@@ -152,12 +151,6 @@ export class FileReplica implements Replica {
       throw error;
     }
     return new FileReplica(dir, new RegionFile(image, identity.regions, identity.regionSize));
-  }
-
-  /** pwrite then fdatasync: S[region] is durable when this returns. */
-  writeRegion(region: number, data: Uint8Array): void {
-    this.image.writeRegion(region, data);
-    this.image.sync();
   }
 
   /** One pwrite per region, then ONE fdatasync for the lot (none for an empty list). */

@@ -371,7 +371,7 @@ export class ReplicatedVolume {
     if (this.phase !== 'replicating') throw new CowmapError('E_PHASE', `${where}: no cycle is running`);
     if (!this.currentMap.has(region)) throw new CowmapError('E_NOT_CURRENT', `${where}: region ${region} is not in the current map`);
     this.perform(where, () => {
-      this.sendRegion(region);
+      this.sendRegions([region]);
       // Volatile on purpose: after a crash every region of C is sent again.
       this.sent.set(region);
     });
@@ -539,9 +539,8 @@ export class ReplicatedVolume {
   protected swapMaps(): void {
     const record = this.metadata.record;
     assert(this.currentMap.isClear(), 'the map that becomes next at the swap is not clear');
-    // Idle writes sync their bits, and completion synced the deferred ones.
-    // (Not an assertion: a broken variant that skips persistNext must stay runnable.)
-    this.nextMap.flush();
+    // Idle writes sync their bits, and completion made the deferred ones durable.
+    assert(!this.nextMap.hasDeferred, 'next bits still deferred at the swap');
     this.metadata.update({ phase: 'replicating', cycle: record.cycle + 1, currentMap: record.currentMap === 0 ? 1 : 0 });
     this.cow.forget();
     this.sent.clearAll();
@@ -550,11 +549,6 @@ export class ReplicatedVolume {
   /** view(region) = W[region] if it holds a copy, else P[region]. */
   protected snapshotView(region: number): Uint8Array {
     return this.cow.holds(region) ? this.cow.read(region) : this.primary.readRegion(region);
-  }
-
-  /** S[region] := view(region); the replica makes it durable before returning. */
-  protected sendRegion(region: number): void {
-    this.replica.writeRegion(region, this.snapshotView(region));
   }
 
   /** S[r] := view(r) for each region; the replica makes them all durable with one sync. */
