@@ -244,7 +244,7 @@ describe('cowmap adapter (raw lines)', () => {
     assert.deepEqual(await adapter.exited, { code: 0, signal: null });
   });
 
-  it('serves every op on a volume, with io counts, digests and the rejections of SPEC.md section 2', async () => {
+  it('serves every op on a volume, with io counts, digests and the rejections of docs/protocol.md section 2', async () => {
     const dir = freshDir();
     const adapter = new RawAdapter();
     const created = await ok(adapter, 'open', { dir, create: true, regions: 4, regionSize });

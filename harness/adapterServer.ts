@@ -1,5 +1,5 @@
 // The reference implementation (or a named mutant of it) served over the
-// conformance adapter protocol v1 (ADAPTER.md): `cowmap adapter [--mutant NAME]`.
+// conformance adapter protocol v1 (docs/adapter.md): `cowmap adapter [--mutant NAME]`.
 // One JSON request a line on stdin, one JSON response a line on stdout, strictly
 // in order; logs go to stderr only; the process exits with 0 when stdin closes.
 //
@@ -12,7 +12,7 @@
 // or dropped by the seed, torn: per sector), and the process exits at once with
 // `failpointExitCode` (86) without answering that request.
 //
-// Choices where ADAPTER.md and SPEC.md are silent, the same as the Python example
+// Choices where docs/adapter.md and docs/protocol.md are silent, the same as the Python example
 // (examples/python-adapter/README.md):
 //   - With no volume open, write, read, startCycle, transfer, completeCycle and
 //     state answer E_PHASE, after their fields were checked (E_BAD_REQUEST first).

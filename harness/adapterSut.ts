@@ -1,6 +1,6 @@
 // Any implementation, in any language, as a SystemUnderTest: started as a child
 // process with a command line the user gives, and driven through the conformance
-// adapter protocol v1 (ADAPTER.md): one JSON request per line on its standard
+// adapter protocol v1 (docs/adapter.md): one JSON request per line on its standard
 // input, one JSON response per line on its standard output, strictly in order.
 //
 //   SystemUnderTest          adapter protocol

@@ -1,5 +1,5 @@
 // The conformance suite: any implementation, in any language, behind the adapter
-// protocol (ADAPTER.md), judged level by level against the model.
+// protocol (docs/adapter.md), judged level by level against the model.
 //
 //   rules      FIG. 4, every rule and rejection: the traces without crashes, path
 //              tests of the statechart without crashes, fast-check sequences

@@ -2,7 +2,7 @@
 // a real Storage (node:fs, or anything implementing impl/storage.ts), counts the
 // durable I/O calls the volume makes, crashes after the k-th one or injects
 // ENOSPC/EIO, and on a crash rewrites the real files to a state that the crash
-// model of SPEC.md section 5 allows. It never touches files itself: every read
+// model of docs/protocol.md section 5 allows. It never touches files itself: every read
 // (for before-images) and every rewrite goes through the wrapped Storage.
 //
 // THE CRASH MODEL, AS IMPLEMENTED
@@ -30,7 +30,7 @@
 //   - process mode (kill): the operating system keeps everything that reached it.
 //     Nothing is undone; open handles are closed and locks released.
 //   - power mode: each unsynced write is kept whole or dropped whole (sectors are
-//     atomic in the default model, and SPEC.md section 5 asks that a region write
+//     atomic in the default model, and docs/protocol.md section 5 asks that a region write
 //     leave the old or the new content); each unsynced truncate is kept or
 //     dropped; each non-durable create/rename/unlink is kept or dropped, after
 //     which every later non-durable namespace operation that depends on a dropped
@@ -89,7 +89,7 @@
 // `error`. Once: the fault disarms itself.
 //
 // What a recovery inherits (`handOverTo`). A kill does not make the page cache
-// durable (SPEC.md section 5, rule 4 then rule 2), so after a PROCESS crash the
+// durable (docs/protocol.md section 5, rule 4 then rule 2), so after a PROCESS crash the
 // dead storage hands its unsynced writes and truncates, before-images included,
 // to the fresh CrashStorage that recovery runs on, before that one makes any call.
 // There they are unsynced records like its own, only older: a later power crash

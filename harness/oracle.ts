@@ -1,6 +1,6 @@
 // The oracle loop. One step applies an operation to the model (the statechart's
 // pure `transition`) and to the implementation under test, compares the
-// implementation's whole observable state (SPEC.md section 6) with the model's,
+// implementation's whole observable state (docs/protocol.md section 6) with the model's,
 // and checks every invariant. After a crash inside an operation it accepts only
 // the recovered states the model's crash-outcome function allows, and continues
 // from the one the implementation shows.
@@ -59,7 +59,7 @@ function parseBits(text: string): boolean[] {
 
 export function observedOf(state: SutState): ObservedState {
   for (let region = 0; region < state.cowData.length; region++) {
-    // SPEC.md section 6: the validity of W and its content are one fact, reported twice.
+    // docs/protocol.md section 6: the validity of W and its content are one fact, reported twice.
     if ((state.cow[region] === '1') !== (state.cowData[region] !== null)) {
       throw new OracleFailure('divergence', `the implementation reports cow bit ${state.cow[region]} for region ${region} with cowData ${state.cowData[region] === null ? 'null' : 'present'}`);
     }
@@ -151,7 +151,7 @@ export class Oracle {
   }
 
   /**
-   * SPEC.md section 4: a rejection says why in a message that names the
+   * docs/protocol.md section 4: a rejection says why in a message that names the
    * operation, the region and the phase.
    */
   private checkRejectionMessage(op: SutOp, message: string, label: string): void {

@@ -77,7 +77,7 @@ describe('replay against the implementation', () => {
 });
 
 describe('rejection messages', () => {
-  it('must name the operation, the region and the phase (SPEC.md section 4)', async () => {
+  it('must name the operation, the region and the phase (docs/protocol.md section 4)', async () => {
     const { ReferenceSut } = await import('./referenceSut.ts');
     const text = `${header}\n{"op": "transfer", "region": 1, "expectError": "E_PHASE"}\n`;
     assert.equal((await replayTrace(readTrace(text, 't'), new ReferenceSut())).failure, null);
@@ -93,7 +93,7 @@ describe('rejection messages', () => {
 });
 
 describe('traces of failures', () => {
-  it('a scenario that failed on a crash step is saved with the recover TRACES.md requires, and still fails there', async () => {
+  it('a scenario that failed on a crash step is saved with the recover docs/traces.md requires, and still fails there', async () => {
     const { scenarioTrace } = await import('./scenario.ts');
     const { ReferenceSut } = await import('./referenceSut.ts');
     const { mutantNamed } = await import('./mutants.ts');

@@ -1,4 +1,4 @@
-// Replays a trace (TRACES.md) on the model, or on the model and an implementation
+// Replays a trace (docs/traces.md) on the model, or on the model and an implementation
 // side by side: every `expect` and `expectError`, every invariant after every step,
 // and the implementation's state against the model's after every step.
 //

@@ -113,7 +113,7 @@ export async function runScenario(sut: SystemUnderTest | null, geometry: Geometr
  * The trace of a scenario's records, with comments that say where it came from and
  * what failed. A scenario that failed on a step with `crashAfterIo` (say the
  * operation made fewer I/O calls, completed, and its state was wrong) stops before
- * the `recover` that TRACES.md requires after such a step: it is added, so that the
+ * the `recover` that docs/traces.md requires after such a step: it is added, so that the
  * trace is valid; a replay fails on the crash step, before reaching it.
  */
 export function scenarioTrace(geometry: Geometry, records: readonly TraceRecord[], title: string, comments: readonly string[], seed?: string | number): string {

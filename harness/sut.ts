@@ -1,10 +1,10 @@
 // The implementation under test, behind one interface: the reference volume in
 // this process, or any implementation driven through the adapter protocol
-// (ADAPTER.md). Every generator, the replay and the conformance runner use it.
+// (docs/adapter.md). Every generator, the replay and the conformance runner use it.
 
 import type { Geometry } from '../model/types.ts';
 
-/** The state an implementation reports (SPEC.md section 6; the adapter's `state` op). */
+/** The state an implementation reports (docs/protocol.md section 6; the adapter's `state` op). */
 export interface SutState {
   readonly phase: 'idle' | 'replicating';
   readonly current: string;

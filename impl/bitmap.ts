@@ -76,7 +76,7 @@ export class Bitmap {
     return result;
   }
 
-  /** Region 0 first, e.g. "0100" (SPEC.md section 6). */
+  /** Region 0 first, e.g. "0100" (docs/protocol.md section 6). */
   toBitString(): string {
     let result = '';
     for (let region = 0; region < this.regions; region++) result += this.has(region) ? '1' : '0';

@@ -1,7 +1,7 @@
 // The two checksums of the on-disk format: CRC-32 (the zlib polynomial, as node:zlib
 // computes it) guards each metadata slot, index entry and replica header against
 // torn and foreign bytes; SHA-256 names region contents (the preserved copies in
-// the COW store, and the digests that `state()` reports, as SPEC.md section 6 asks).
+// the COW store, and the digests that `state()` reports, as docs/protocol.md section 6 asks).
 
 import { createHash } from 'node:crypto';
 import { crc32 as zlibCrc32 } from 'node:zlib';

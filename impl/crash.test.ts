@@ -1,5 +1,5 @@
 // Crashes inside every operation, after each of its durable I/O calls, in the
-// three models of SPEC.md section 5: process (every write kept), power (each
+// three models of docs/protocol.md section 5: process (every write kept), power (each
 // unsynced write kept or dropped whole) and torn (each unsynced write kept or
 // dropped per 512-byte sector). After recovery the state must be one that section
 // 5 allows, and INV-COVER must hold. The crash layer here is a small one written
@@ -400,7 +400,7 @@ before(() => {
 });
 after(() => removeTree(root));
 
-describe('crash inside an operation (SPEC.md section 5)', () => {
+describe('crash inside an operation (docs/protocol.md section 5)', () => {
   for (const scenario of scenarios) {
     test(scenario.name, () => {
       const plain = new NodeStorage();
@@ -438,7 +438,7 @@ describe('crash inside an operation (SPEC.md section 5)', () => {
   }
 });
 
-describe('a power loss after a kill, a recovery and a completed cycle (SPEC.md section 5, rules 2 and 4)', () => {
+describe('a power loss after a kill, a recovery and a completed cycle (docs/protocol.md section 5, rules 2 and 4)', () => {
   for (const scenario of scenarios) {
     test(scenario.name, () => {
       const plain = new NodeStorage();

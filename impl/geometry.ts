@@ -30,7 +30,7 @@ export function geometryProblem(geometry: Geometry): string | null {
   return null;
 }
 
-/** Throws E_SIZE unless the geometry is within bounds (SPEC.md section 2: bad geometry at creation). */
+/** Throws E_SIZE unless the geometry is within bounds (docs/protocol.md section 2: bad geometry at creation). */
 export function checkGeometry(geometry: Geometry): void {
   const problem = geometryProblem(geometry);
   if (problem !== null) throw new CowmapError('E_SIZE', `create: ${problem}`);

@@ -1,7 +1,7 @@
 // The secondary volume S behind an interface, so that a network replica can stand
 // in for the file one later. The volume asks of a replica only this: whole-region
 // reads and writes, writes durable before the call returns (a transfer is
-// acknowledged only once the secondary region is durable, SPEC.md section 5; a
+// acknowledged only once the secondary region is durable, docs/protocol.md section 5; a
 // batch of them shares one sync), and a check at
 // open that the replica belongs to this volume.
 //

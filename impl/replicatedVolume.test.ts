@@ -1,4 +1,4 @@
-// The volume against SPEC.md: the FIG. 4 scenario, every rule and rejection, the
+// The volume against docs/protocol.md: the FIG. 4 scenario, every rule and rejection, the
 // byte API, recovery of a running cycle, the durable order and the amount of I/O
 // of each operation (through a logging Storage written here), and storage errors.
 
@@ -173,7 +173,7 @@ function named(state: VolumeState, labels: string[]) {
   };
 }
 
-describe('FIG. 4 (SPEC.md section 7)', () => {
+describe('FIG. 4 (docs/protocol.md section 7)', () => {
   test('the golden scenario gives the tables T0, T1, T2, T3', () => {
     const labels = ['A0', 'B0', 'C0', 'D0', 'A1', 'B1', 'D1', 'B2'];
     const v = createVolume();
@@ -256,7 +256,7 @@ describe('FIG. 4 (SPEC.md section 7)', () => {
   });
 });
 
-describe('rejections (SPEC.md sections 2 and 4)', () => {
+describe('rejections (docs/protocol.md sections 2 and 4)', () => {
   /** Asserts the call is rejected with `code`, with no durable I/O and no change of state. */
   function rejected(v: ReplicatedVolume, call: () => unknown, code: ErrorCode, message?: RegExp): void {
     const before = v.state();
@@ -431,7 +431,7 @@ describe('byte API', () => {
   });
 });
 
-describe('recovery (SPEC.md section 2, recover)', () => {
+describe('recovery (docs/protocol.md section 2, recover)', () => {
   test('a running cycle resumes: every region of C must be sent again', () => {
     let v = createVolume();
     v.writeRegion(0, label('A1'));
@@ -505,7 +505,7 @@ describe('recovery (SPEC.md section 2, recover)', () => {
   });
 });
 
-describe('durable order and I/O per operation (SPEC.md section 5)', () => {
+describe('durable order and I/O per operation (docs/protocol.md section 5)', () => {
   const calls = (entries: IoEntry[]) => entries.map((entry) => `${entry.kind} ${entry.file}${entry.position === undefined ? '' : ` @${entry.position}`}`);
 
   test('a write while idle: next bit durable, then the data', () => {
@@ -683,7 +683,7 @@ describe('storage errors: E_IO and a poisoned handle', () => {
     },
   ];
 
-  /** The recovered state is one SPEC.md section 5 allows after a crash inside the operation (region 1 is the one it touches). */
+  /** The recovered state is one docs/protocol.md section 5 allows after a crash inside the operation (region 1 is the one it touches). */
   function assertAllowed(name: string, before: VolumeState, after: VolumeState, recovered: VolumeState, context: string): void {
     if (name === 'startCycle' || name === 'completeCycle') {
       assert.ok(isDeepStrictEqual(recovered, before) || isDeepStrictEqual(recovered, after), `${context}: neither before nor after`);

@@ -1,4 +1,4 @@
-// The reference implementation of the protocol of SPEC.md: a primary volume, two
+// The reference implementation of the protocol of docs/protocol.md: a primary volume, two
 // change maps, a COW snapshot and a secondary, kept in files through `Storage`.
 // The on-disk format and the durable order of every operation: docs/format.md.
 //
@@ -26,7 +26,7 @@
 //   a swap done in two durable steps              swapMaps
 //   a write acknowledged before it is durable     writePrimary (no sync)
 //
-// Errors: a rejected call (SPEC.md section 2) throws a CowmapError before any I/O
+// Errors: a rejected call (docs/protocol.md section 2) throws a CowmapError before any I/O
 // and changes nothing. A storage failure (ENOSPC, EIO, ...) throws E_IO and
 // poisons the handle: every later call but close throws E_IO until the volume is
 // reopened, because after a failed fsync the kernel may have dropped the dirty
@@ -51,7 +51,7 @@ import type { FileHandle, Lock, Storage } from './storage.ts';
 export type { Phase } from './metadata.ts';
 export type VolumeName = 'primary' | 'secondary';
 
-/** What `state()` reports (SPEC.md section 6, ADAPTER.md `state`). */
+/** What `state()` reports (docs/protocol.md section 6, docs/adapter.md `state`). */
 export interface VolumeState {
   phase: Phase;
   /** Bit strings, region 0 first, e.g. "0100". */
@@ -148,7 +148,7 @@ export class ReplicatedVolume {
     geometry: Geometry,
     options: CreateOptions = {},
   ): T {
-    // The arguments before the state, E_BAD_REQUEST before E_SIZE (SPEC.md section 2).
+    // The arguments before the state, E_BAD_REQUEST before E_SIZE (docs/protocol.md section 2).
     const recorded = recordedSecondary(dir, options.secondaryDir);
     if (options.secondaryDir !== undefined && sameDir(dir, options.secondaryDir)) {
       throw new CowmapError('E_BAD_REQUEST', `create: the secondary must not be the volume directory ${dir}`);
@@ -231,7 +231,7 @@ export class ReplicatedVolume {
       // as if durable (a power loss later could take them back: a next bit read
       // from the cache and never written again, a COW entry, a region of P or S).
       // Syncing first makes what recovery reads durable; it keeps a subset of the
-      // crashed operation's unsynced writes, which SPEC.md section 5 allows.
+      // crashed operation's unsynced writes, which docs/protocol.md section 5 allows.
       const openFile = (name: string): FileHandle => {
         const path = volumePath(dir, name);
         if (!storage.exists(path)) throw new CowmapError('E_CORRUPT', `open: ${path} is missing`);
@@ -308,7 +308,7 @@ export class ReplicatedVolume {
     return this.cow.preservedRegions();
   }
 
-  /** Everything SPEC.md section 6 asks an implementation to report. Reads every region. */
+  /** Everything docs/protocol.md section 6 asks an implementation to report. Reads every region. */
   state(): VolumeState {
     const where = this.where('state');
     this.checkUsable(where);
@@ -337,7 +337,7 @@ export class ReplicatedVolume {
 
   // -------------------------------------------------------------- region API
 
-  /** P[region] := data (SPEC.md section 2, write). */
+  /** P[region] := data (docs/protocol.md section 2, write). */
   writeRegion(region: number, data: Uint8Array): void {
     const where = this.where('write', `region ${region}`);
     this.checkUsable(where);
@@ -380,7 +380,7 @@ export class ReplicatedVolume {
   /**
    * transfer() of each region, in the order given, with ONE sync of the secondary
    * for the lot instead of one per region. The whole call is judged before any
-   * I/O, arguments before state as SPEC.md section 2 orders it: E_RANGE for the
+   * I/O, arguments before state as docs/protocol.md section 2 orders it: E_RANGE for the
    * first region out of range, then E_PHASE, then E_NOT_CURRENT for the first
    * region not in C; so a rejection sends nothing. The regions count as sent only
    * when it returns; a crash inside leaves each S[r] of the list old, new or torn,
@@ -426,7 +426,7 @@ export class ReplicatedVolume {
    * Writes `bytes` at `offset`, region by region in ascending order, each through
    * the same steps as writeRegion; a region covered in part is read, merged and
    * written whole (so its whole old content is preserved first). Each region is
-   * atomic as SPEC.md section 5 says; the call as a whole is not: a crash may leave
+   * atomic as docs/protocol.md section 5 says; the call as a whole is not: a crash may leave
    * a prefix of its regions written. A zero-length write does nothing.
    */
   write(offset: number, bytes: Uint8Array): void {
@@ -485,7 +485,7 @@ export class ReplicatedVolume {
     return this.maps[this.metadata.record.currentMap === 0 ? 1 : 0];
   }
 
-  /** The durable order of a write (SPEC.md section 5; docs/format.md, "write"). */
+  /** The durable order of a write (docs/protocol.md section 5; docs/format.md, "write"). */
   protected applyWrite(region: number, data: Uint8Array): void {
     // The COW copy is durable before the primary region is overwritten: a crash
     // after the overwrite must still find P@swap[region] in W.

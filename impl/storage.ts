@@ -1,4 +1,4 @@
-// The storage the reference volume runs on: a set of files, as SPEC.md section 5
+// The storage the reference volume runs on: a set of files, as docs/protocol.md section 5
 // describes the device. The volume sees files only through this interface, so that
 // the harness can wrap it (harness/crashStorage.ts) to count durable I/O calls,
 // crash after the k-th one, lose or tear unsynced writes, and inject ENOSPC or EIO.

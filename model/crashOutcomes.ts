@@ -1,9 +1,9 @@
-// The crash outcomes of SPEC.md section 5 as a pure function: given the state
+// The crash outcomes of docs/protocol.md section 5 as a pure function: given the state
 // before an operation and the operation a crash interrupted, the recovered states
 // a correct implementation may show.
 //
 // A write is a sequence of durable steps in a documented order: the COW copy, the
-// next bit, then the data (SPEC.md section 5 and docs/protocol.md). So before the
+// next bit, then the data (docs/protocol.md section 5 and docs/protocol.md). So before the
 // data lands, the copy and the bit may or may not be there, in any combination;
 // once the data has landed (even torn), both are. A new P[r] with X[r] clear would
 // be lost by the next cycle; a new P[r] without its preserved copy would lose the
@@ -19,7 +19,7 @@ import * as rules from './rules.ts';
 import type { Content, ModelState, Op, Phase } from './types.ts';
 
 export interface CrashOptions {
-  /** The torn model: unsynced sector writes may be torn (SPEC.md section 5, rule 3). */
+  /** The torn model: unsynced sector writes may be torn (docs/protocol.md section 5, rule 3). */
   readonly torn: boolean;
 }
 
@@ -37,7 +37,7 @@ export interface CrashOutcome {
   readonly mix: Mix | null;
 }
 
-/** The state an implementation reports (SPEC.md section 6), as the model sees it. */
+/** The state an implementation reports (docs/protocol.md section 6), as the model sees it. */
 export interface ObservedState {
   readonly phase: Phase;
   readonly current: readonly boolean[];

@@ -1,5 +1,5 @@
 // An exhaustive breadth-first search over every reachable model state, checking
-// every invariant of SPEC.md section 3 in every state and on every transition.
+// every invariant of docs/protocol.md section 3 in every state and on every transition.
 //
 // It steps the pure rules (rules.ts) rather than the XState runtime, for speed;
 // model/explorer.test.ts shows that the two agree on every transition of the

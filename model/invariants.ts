@@ -1,4 +1,4 @@
-// The invariants of SPEC.md section 3 as pure checks that return named violations.
+// The invariants of docs/protocol.md section 3 as pure checks that return named violations.
 //
 // State invariants hold in every state; transition invariants relate a state to
 // the one before it and the operation between them. The harness runs both after

@@ -1,4 +1,4 @@
-// The statechart of SPEC.md section 2: the map swap and the copy-on-write rules.
+// The statechart of docs/protocol.md section 2: the map swap and the copy-on-write rules.
 //
 // It reads like the spec's table. Every rule is a named, guarded transition whose
 // actions are the pure functions of rules.ts; every rejection is an explicit

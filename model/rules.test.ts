@@ -18,7 +18,7 @@ function run(state: ModelState, ops: Op[]): ModelState {
 const bits = (values: readonly boolean[]) => values.map((b) => (b ? '1' : '0')).join('');
 
 describe('rules', () => {
-  it('start as SPEC.md section 1 says: zeros, clear bits, empty W, idle', () => {
+  it('start as docs/protocol.md section 1 says: zeros, clear bits, empty W, idle', () => {
     const state = rules.initialState(geometry, 'z');
     assert.deepEqual(state.primary, ['z', 'z', 'z', 'z']);
     assert.deepEqual(state.secondary, ['z', 'z', 'z', 'z']);

@@ -1,4 +1,4 @@
-// The rules of SPEC.md section 2 as small pure functions. The statechart
+// The rules of docs/protocol.md section 2 as small pure functions. The statechart
 // (machine.ts) calls them from its named guards and actions; the explorer steps
 // them directly for speed, and a test shows that both agree on every transition
 // of the two-region state space.
@@ -19,7 +19,7 @@ function filled<T>(count: number, value: T): T[] {
   return new Array<T>(count).fill(value);
 }
 
-/** Content starts as all zero bytes, bits clear, W empty, phase idle (SPEC.md section 1). */
+/** Content starts as all zero bytes, bits clear, W empty, phase idle (docs/protocol.md section 1). */
 export function initialState(geometry: Geometry, zero: Content): ModelState {
   if (!Number.isInteger(geometry.regions) || geometry.regions < 1 || geometry.regions > regionsMax) {
     throw new RangeError(`model: regions must be an integer in 1..${regionsMax}, got ${geometry.regions}`);
@@ -141,7 +141,7 @@ export function recover(state: ModelState): ModelState {
   return { ...state, crashed: false };
 }
 
-// ---- Rejections, in the order SPEC.md section 2 judges them. ----------------
+// ---- Rejections, in the order docs/protocol.md section 2 judges them. ----------------
 
 function describe(state: ModelState, op: Op): string {
   const phase = state.crashed ? `crashed (${state.phase})` : state.phase;

@@ -1,4 +1,4 @@
-// The abstract state of SPEC.md section 1, and the operations of section 2.
+// The abstract state of docs/protocol.md section 1, and the operations of section 2.
 //
 // Region content is opaque to the model: a `Content` is any string that is equal
 // for equal bytes (the harness uses the SHA-256 digest, the explorer short labels).
@@ -35,12 +35,12 @@ export interface ModelState {
   readonly primaryAtSwap: readonly Content[] | null;
 }
 
-/** Error codes of SPEC.md section 2 that the model decides (the others are about files and requests). */
+/** Error codes of docs/protocol.md section 2 that the model decides (the others are about files and requests). */
 export type RejectCode = 'E_RANGE' | 'E_SIZE' | 'E_PHASE' | 'E_NOT_CURRENT' | 'E_NOT_DRAINED';
 
 export type Volume = 'primary' | 'secondary';
 
-/** The operations of SPEC.md section 2, as statechart events (`type` is the operation's name). */
+/** The operations of docs/protocol.md section 2, as statechart events (`type` is the operation's name). */
 export type Op =
   | { readonly type: 'write'; readonly region: number; readonly data: Content; readonly size: number }
   | { readonly type: 'read'; readonly region: number; readonly volume: Volume }

@@ -1,6 +1,6 @@
 // cowmap adapter [--mutant NAME]
 // Serves the reference implementation (or the named mutant of it) over the
-// conformance adapter protocol v1 (ADAPTER.md) on stdin and stdout, with the
+// conformance adapter protocol v1 (docs/adapter.md) on stdin and stdout, with the
 // features failpoint, power-loss and torn. Logs go to stderr. Exit status: 0 when
 // stdin closes, 86 at a failpoint (without answering), 2 for bad usage.
 

@@ -51,7 +51,7 @@ export const command: Command = {
 
       return withVolume(dir, async (volume) => {
         if (byRegion) {
-          // A label region: the label's UTF-8 bytes, then zeros up to regionSize (SPEC.md section 7).
+          // A label region: the label's UTF-8 bytes, then zeros up to regionSize (docs/protocol.md section 7).
           const text = new TextEncoder().encode(label);
           if (text.length > volume.regionSize) {
             throw new CowmapError('E_SIZE', `write(region ${region}): the label is ${text.length} bytes, a region holds ${volume.regionSize}`);

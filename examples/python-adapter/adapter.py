@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""cowmap example implementation: the protocol of SPEC.md behind adapter protocol v1.
+"""cowmap example implementation: the protocol of docs/protocol.md behind adapter protocol v1.
 
 A second, independent implementation of the replication protocol (two change
 maps, a copy-on-write snapshot, a secondary), file-backed, in Python 3.11 with the
-standard library only. It speaks the JSON-lines protocol of ADAPTER.md on
+standard library only. It speaks the JSON-lines protocol of docs/adapter.md on
 standard input and output, one request per line and one response per line, and
 logs to standard error only.
 
@@ -17,8 +17,8 @@ It is meant to be copied. Read it top to bottom:
    replaced atomically (write a temporary, fsync, rename, fsync the directory).
    So every change of the maps, and in particular the swap, is one durable step.
 3. `Volume`: the protocol. Each operation first judges its arguments, then the
-   state (SPEC.md section 2), and only then does its durable steps, in an order
-   chosen so that a crash after ANY of them leaves a state that SPEC.md section 5
+   state (docs/protocol.md section 2), and only then does its durable steps, in an order
+   chosen so that a crash after ANY of them leaves a state that docs/protocol.md section 5
    and docs/protocol.md allow. Recovery has nothing to repair.
 4. `Adapter`: the wire protocol: parsing, field checks, dispatch, responses.
 
@@ -83,7 +83,7 @@ def log(message: str) -> None:
 
 
 class VolumeError(Exception):
-    """A rejected or failed request: an error code of SPEC.md section 2 and a message."""
+    """A rejected or failed request: an error code of docs/protocol.md section 2 and a message."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -97,7 +97,7 @@ class VolumeError(Exception):
 class DurableIo:
     """The only way the volume makes a durable I/O call.
 
-    Durable calls are those ADAPTER.md counts: write/pwrite, fsync/fdatasync,
+    Durable calls are those docs/adapter.md counts: write/pwrite, fsync/fdatasync,
     rename, truncate, unlink, and create (a file opened with O_CREAT, a mkdir).
     Reads, opens of existing files, close and flock are not durable and are not
     counted.
@@ -105,7 +105,7 @@ class DurableIo:
     The failpoint: `arm(k)` makes the process exit right after the k-th durable
     call from now (k = 0: right before the next one), in whichever later request
     that call falls. A process exit loses nothing that reached the operating
-    system (SPEC.md section 5, rule 4), which is exactly the "process" mode.
+    system (docs/protocol.md section 5, rule 4), which is exactly the "process" mode.
     """
 
     def __init__(self) -> None:
@@ -171,7 +171,7 @@ class DurableIo:
         self._call(f"unlink {path}", os.unlink, path)
 
     def fsync_dir(self, path: str) -> None:
-        """Makes a create, rename or unlink in `path` durable (SPEC.md section 5, rule 1)."""
+        """Makes a create, rename or unlink in `path` durable (docs/protocol.md section 5, rule 1)."""
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             self._call(f"fsync dir {path}", os.fsync, fd)
@@ -334,10 +334,10 @@ def geometry_problem(regions: Any, region_size: Any) -> str | None:
 
 
 class Volume:
-    """An open volume: the protocol of SPEC.md section 2 on the files of one directory.
+    """An open volume: the protocol of docs/protocol.md section 2 on the files of one directory.
 
     Every operation has two halves. The judgement raises VolumeError before any
-    I/O, so a rejected operation changes nothing; the order is the one of SPEC.md
+    I/O, so a rejected operation changes nothing; the order is the one of docs/protocol.md
     section 2: E_RANGE (region), E_SIZE (data), then E_PHASE, E_NOT_CURRENT,
     E_NOT_DRAINED. The effect is a fixed sequence of durable steps.
 
@@ -572,7 +572,7 @@ class Volume:
         self.sent.clear()
 
     def state(self) -> dict[str, Any]:
-        """The observable state of SPEC.md section 6, as the `state` op reports it."""
+        """The observable state of docs/protocol.md section 6, as the `state` op reports it."""
         meta = self.meta
         size = meta.region_size
 
@@ -663,7 +663,7 @@ class Adapter:
 
     With no volume open (before `open`, after `close`, and in every new process
     after a crash) a volume operation is E_PHASE, whatever its arguments, like
-    every operation but recover after a crash (SPEC.md section 2). Malformed
+    every operation but recover after a crash (docs/protocol.md section 2). Malformed
     fields are still E_BAD_REQUEST first: the request is judged before the state.
     """
 
@@ -731,7 +731,7 @@ class Adapter:
         return {"id": request_id, "ok": False, "error": {"code": code, "message": message}, "io": self.io.count}
 
     def _fail(self, request_id: int | None, op: str, why: str) -> dict[str, Any]:
-        """E_IO, a project code beside those of SPEC.md (as in the reference
+        """E_IO, a project code beside those of docs/protocol.md (as in the reference
         implementation): a storage call failed, and the volume is dropped."""
         if self.volume is None:
             where = f"{op} while no volume is open"

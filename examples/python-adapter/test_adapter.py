@@ -3,13 +3,13 @@
 Run: python3 -m unittest discover -s examples/python-adapter
 
 What it covers:
-- the FIG. 4 scenario of SPEC.md section 7, with the state digests at T0..T3;
-- every rejection code, the precedence of SPEC.md section 2, and that a rejected
+- the FIG. 4 scenario of docs/protocol.md section 7, with the state digests at T0..T3;
+- every rejection code, the precedence of docs/protocol.md section 2, and that a rejected
   op changes nothing and makes no durable I/O call;
 - crashes between requests (SIGKILL) and the volatile sent set;
 - a failpoint crash at every k inside each kind of operation (a write during a
   cycle first of all), followed by a reopen whose state must be one of the
-  outcomes that SPEC.md section 5 and docs/protocol.md allow;
+  outcomes that docs/protocol.md section 5 and docs/protocol.md allow;
 - a seeded random run against a small model, with random kills and failpoints.
 
 The model here (`Model`, `crash_outcomes`) is a deliberately small restatement of
@@ -45,7 +45,7 @@ NAMES = "ABCD"  # FIG. 4 names regions 0..3 A, B, C, D
 
 
 def content(label: str, size: int = REGION_SIZE) -> bytes:
-    """A label's UTF-8 bytes followed by zero bytes up to the region size (SPEC.md section 7)."""
+    """A label's UTF-8 bytes followed by zero bytes up to the region size (docs/protocol.md section 7)."""
     raw = label.encode("utf-8")
     return raw + bytes(size - len(raw))
 
@@ -180,7 +180,7 @@ def b64(data: bytes) -> str:
 
 @dataclass(frozen=True)
 class Model:
-    """SPEC.md section 2 as pure functions over region bytes (the sent set included)."""
+    """docs/protocol.md section 2 as pure functions over region bytes (the sent set included)."""
 
     phase: str
     current: tuple[bool, ...]
@@ -252,7 +252,7 @@ def bits(values: tuple[bool, ...]) -> str:
 
 
 def crash_outcomes(before: Model, op: str, region: int | None = None, data: bytes | None = None) -> list[Model]:
-    """The recovered states allowed after a crash inside `op` (SPEC.md section 5 and
+    """The recovered states allowed after a crash inside `op` (docs/protocol.md section 5 and
     docs/protocol.md). A write is three durable steps in this order: the COW copy
     (first write in a cycle), the next bit, the data. Before the data lands, the
     copy and the bit may each be there or not; once it has, both are."""
@@ -277,7 +277,7 @@ def crash_outcomes(before: Model, op: str, region: int | None = None, data: byte
 
 
 def check_invariants(test: unittest.TestCase, state: Model, at_swap: tuple[bytes, ...] | None) -> None:
-    """SPEC.md section 3 on one state (INV-SNAPSHOT needs P@swap)."""
+    """docs/protocol.md section 3 on one state (INV-SNAPSHOT needs P@swap)."""
     for region in range(len(state.primary)):
         if state.primary[region] != state.secondary[region]:
             test.assertTrue(state.current[region] or state.next[region], f"INV-COVER fails at region {region}")
@@ -386,7 +386,7 @@ class HelloAndBadInput(AdapterTestCase):
 
 
 class Fig4Scenario(AdapterTestCase):
-    """SPEC.md section 7: the golden scenario, checked on digests."""
+    """docs/protocol.md section 7: the golden scenario, checked on digests."""
 
     def expect(self, adapter: Adapter, where: str, phase: str, primary: str, secondary: str,
                current: str, next_bits: str, cow: str = "_ _ _ _") -> None:
@@ -453,7 +453,7 @@ class Fig4Scenario(AdapterTestCase):
 
 
 class Rejections(AdapterTestCase):
-    """Every code of SPEC.md section 2, its precedence, and that nothing changes."""
+    """Every code of docs/protocol.md section 2, its precedence, and that nothing changes."""
 
     def assert_rejected(self, adapter: Adapter, op: str, code: str, **fields: Any) -> None:
         before = adapter.state()
@@ -909,7 +909,7 @@ class RandomRun(AdapterTestCase):
         return op, region, label
 
     def judge(self, model: Model, op: str, region: int) -> tuple[bool, str | None]:
-        """The model's verdict: allowed, or the code (SPEC.md section 2 precedence)."""
+        """The model's verdict: allowed, or the code (docs/protocol.md section 2 precedence)."""
         in_range = 0 <= region < self.REGIONS
         if op == "write":
             return (True, None) if in_range else (False, "E_RANGE")

@@ -2,7 +2,7 @@
 // model's opaque `Content`), and the label that names them in traces.
 //
 // A label's content is its UTF-8 bytes followed by zero bytes up to regionSize
-// (TRACES.md). The empty label is a region of zeros, the initial content.
+// (docs/traces.md). The empty label is a region of zeros, the initial content.
 
 import { createHash } from 'node:crypto';
 

@@ -1,8 +1,8 @@
-// The reader of trace format v1 (TRACES.md). It validates the whole file before
+// The reader of trace format v1 (docs/traces.md). It validates the whole file before
 // anything runs: a trace that is not valid throws TraceError (E_BAD_REQUEST) with
 // its line number.
 //
-// Choices where TRACES.md is silent (docs/traces.md says the same):
+// Choices where docs/traces.md is silent (docs/traces.md says the same):
 // - unknown fields of a record are ignored, but unknown keys inside `expect` are
 //   rejected: a misspelt expectation would otherwise check nothing;
 // - a label longer than regionSize is invalid (use base64 to test E_SIZE);

@@ -1,4 +1,4 @@
-// Trace format version 1 (TRACES.md), as the harness holds it once read.
+// Trace format version 1 (docs/traces.md), as the harness holds it once read.
 
 export const traceVersion = 1;
 

@@ -25,7 +25,7 @@
 // so one sync of the secondary), each batch a setImmediate callback, so client
 // requests are served between batches: a write during a cycle takes the
 // copy-on-write path of the volume, which keeps the snapshot view the
-// cycle sends (SPEC.md INV-SNAPSHOT). Cycles start every `cycleEverySeconds` and
+// cycle sends (docs/protocol.md INV-SNAPSHOT). Cycles start every `cycleEverySeconds` and
 // on requestCycle() (SIGUSR1 in `cowmap serve`); a request during a running
 // cycle starts one more right after it. A volume opened in the middle of a cycle
 // resumes it at once (`resumeInterruptedCycle`).
