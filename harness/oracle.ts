@@ -9,6 +9,7 @@
 // alone, and after a crash inside an operation it follows every allowed outcome
 // (a torn region is followed as its old and its new content).
 
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { crashOutcomes, matchOutcome } from '../model/crashOutcomes.ts';
 import type { CrashOutcome, ObservedState } from '../model/crashOutcomes.ts';
 import { checkLiveness, checkState, checkTransition } from '../model/invariants.ts';
@@ -17,6 +18,7 @@ import * as rules from '../model/rules.ts';
 import { snapshotOf, stateOf, stepMachine } from '../model/transitions.ts';
 import type { ModelSnapshot } from '../model/transitions.ts';
 import type { Geometry, ModelState, Op } from '../model/types.ts';
+import { AdapterSut } from './adapterSut.ts';
 import type { ContentBook } from './trace/content.ts';
 import type { CrashRequest, SutOp, SutReply, SutState, SystemUnderTest } from './sut.ts';
 
@@ -39,6 +41,54 @@ export class OracleFailure extends Error {
     super(message);
     this.name = 'OracleFailure';
   }
+}
+
+/** A rejection whose message does not name the operation, the region or the phase. */
+export interface MessageWarning {
+  readonly step: string;
+  readonly message: string;
+  readonly missing: readonly string[];
+}
+
+/** Message warnings of a run: how many, and the first few as examples. */
+export class MessageWarnings {
+  static readonly examplesMax = 5;
+  count = 0;
+  readonly examples: MessageWarning[] = [];
+
+  add(warning: MessageWarning): void {
+    this.count++;
+    if (this.examples.length < MessageWarnings.examplesMax) this.examples.push(warning);
+  }
+}
+
+/**
+ * How rejection messages are judged. The verdict rests on what the protocol
+ * defines (states, codes, data): a message must be a non-empty string, and
+ * whether it names the operation, the region and the phase (docs/protocol.md
+ * section 4 asks for it) is a warning, or a failure when `strict`.
+ */
+export interface MessageRule {
+  readonly strict: boolean;
+  /** Where warnings go (none: they are dropped). */
+  readonly warnings?: MessageWarnings;
+}
+
+const messageRuleScope = new AsyncLocalStorage<MessageRule>();
+
+/**
+ * Runs `body` (and everything it awaits, generators included) with `rule`. Outside
+ * any scope the rule is strict for the reference implementation in this process
+ * (its messages name all three: `cowmap verify`, `cowmap replay` without a
+ * command, the mutants) and lenient for an implementation behind the adapter
+ * (`cowmap replay FILE -- CMD`), whose wording is its own.
+ */
+export function withMessageRule<T>(rule: MessageRule, body: () => Promise<T>): Promise<T> {
+  return messageRuleScope.run(rule, body);
+}
+
+function messageRuleFor(sut: SystemUnderTest | null): MessageRule {
+  return messageRuleScope.getStore() ?? { strict: !(sut instanceof AdapterSut) };
 }
 
 export type OracleOp = SutOp | { readonly type: 'crash' } | { readonly type: 'recover' };
@@ -80,6 +130,8 @@ export class Oracle {
   private pendingOutcomes: CrashOutcome[] | null = null;
   readonly covered: Set<string>;
   readonly stats: OracleStats;
+  /** Taken once, at construction: a scope entered later does not change a running oracle. */
+  private readonly messageRule: MessageRule;
 
   constructor(
     readonly geometry: Geometry,
@@ -90,6 +142,7 @@ export class Oracle {
     this.snapshot = snapshotOf(from?.state ?? rules.initialState(geometry, book.zero));
     this.covered = from?.covered ?? new Set<string>();
     this.stats = from?.stats ?? { steps: 0, invariantChecks: 0, crashStates: 0 };
+    this.messageRule = messageRuleFor(sut);
   }
 
   async start(): Promise<void> {
@@ -152,16 +205,22 @@ export class Oracle {
 
   /**
    * docs/protocol.md section 4: a rejection says why in a message that names the
-   * operation, the region and the phase.
+   * operation, the region and the phase. A message that is not a non-empty string
+   * fails; one that names less is a warning (a failure under a strict rule).
    */
-  private checkRejectionMessage(op: SutOp, message: string, label: string): void {
+  private checkRejectionMessage(op: SutOp, message: unknown, label: string): void {
+    if (typeof message !== 'string' || message.trim().length === 0) {
+      throw new OracleFailure('divergence', `${label}: the rejection has no message (it must be a non-empty string)`, [{ field: 'message', expected: 'a non-empty string', observed: JSON.stringify(message) ?? String(message) }]);
+    }
     const missing: string[] = [];
     if (!message.includes(op.type)) missing.push(`the operation (${op.type})`);
     if ('region' in op && !new RegExp(`(^|[^0-9])${op.region}([^0-9]|$)`).test(message)) missing.push(`the region (${op.region})`);
     if (!message.includes(this.state.phase)) missing.push(`the phase (${this.state.phase})`);
-    if (missing.length > 0) {
+    if (missing.length === 0) return;
+    if (this.messageRule.strict) {
       throw new OracleFailure('divergence', `${label}: the rejection's message does not name ${missing.join(', ')}: "${message}"`, [{ field: 'message', expected: `names ${missing.join(', ')}`, observed: message }]);
     }
+    this.messageRule.warnings?.add({ step: label, message, missing });
   }
 
   /**
