@@ -6,12 +6,25 @@
 // crash or a power loss exposes (the COW copy written after the overwrite, a
 // write acknowledged before it is durable): those are caught only by the crash
 // checks, which is the point of having them.
+//
+// The second group (issue 11) breaks a rule only where small tests never look:
+// regions 8 and up, bytes past the first sector, content with a zero byte, more
+// than 8 regions, long histories (50 operations, a third cycle since open). The
+// verify stages run 2 or 3 regions of 512 B with label data and short histories,
+// so only `conform` (several geometries, full-region bytes, long runs) reaches
+// them: such a mutant says so with `reachedOnlyByConform`.
 
+import { sectorSize } from '../impl/geometry.ts';
 import { ReplicatedVolume } from '../impl/replicatedVolume.ts';
 
 export interface Mutant {
   readonly volumeClass: typeof ReplicatedVolume;
   readonly description: string;
+  /**
+   * Its class of bug is out of reach of the verify stages (small geometries, label
+   * data, short histories): only the conformance run is expected to catch it.
+   */
+  readonly reachedOnlyByConform?: boolean;
 }
 
 class NoCopyOnWrite extends ReplicatedVolume {
@@ -121,6 +134,116 @@ class AcknowledgedBeforeDurable extends ReplicatedVolume {
   }
 }
 
+// ------------------------------------------------ bugs only small tests miss
+
+/** Regions from this index up are where the geometry mutants go wrong (past the first map byte). */
+const highRegionFirst = 8;
+/** Accepted operations since open after which copy-on-write stops. */
+const operationsBeforeNoCow = 50;
+/** The cycle since open in which the swap keeps a next bit. */
+const brokenCycleSinceOpen = 3;
+
+/** Only for regions 8 and up: a geometry of 1 to 4 regions never sees it. */
+class TransferSendsPrimaryFromRegion8 extends ReplicatedVolume {
+  protected override snapshotView(region: number): Uint8Array {
+    return region >= highRegionFirst ? this.primary.readRegion(region) : super.snapshotView(region);
+  }
+}
+
+/** A write of a region larger than a sector replaces its first sector only: the rest keeps the old bytes. */
+class WritesFirstSectorOnly extends ReplicatedVolume {
+  protected override writePrimary(region: number, data: Uint8Array): void {
+    if (this.regionSize <= sectorSize) return super.writePrimary(region, data);
+    const merged = this.primary.readRegion(region).slice();
+    merged.set(data.subarray(0, sectorSize));
+    super.writePrimary(region, merged);
+  }
+}
+
+/** The transfer copies the view up to its first zero byte and zeros after it: short labels padded with zeros pass. */
+class TransferStopsAtZeroByte extends ReplicatedVolume {
+  protected override snapshotView(region: number): Uint8Array {
+    const view = super.snapshotView(region);
+    const zeroAt = view.indexOf(0);
+    if (zeroAt < 0) return view;
+    const copied = new Uint8Array(view.length);
+    copied.set(view.subarray(0, zeroAt));
+    return copied;
+  }
+}
+
+/** The next bit of regions 8 and up is never set: the map keeps only its first byte. */
+class MapKeepsFirst8Bits extends ReplicatedVolume {
+  protected override markNext(region: number): void {
+    if (region < highRegionFirst) super.markNext(region);
+  }
+}
+
+/**
+ * Copy-on-write stops after 50 accepted operations (writes, swaps, transfers,
+ * completions) since open: only a long history without a reopen shows it.
+ */
+class CopyOnWriteStopsAfter50Operations extends ReplicatedVolume {
+  private operationsSinceOpen = 0;
+
+  protected override applyWrite(region: number, data: Uint8Array): void {
+    this.operationsSinceOpen++;
+    super.applyWrite(region, data);
+  }
+
+  protected override needsPreserve(region: number): boolean {
+    return this.operationsSinceOpen <= operationsBeforeNoCow && super.needsPreserve(region);
+  }
+
+  protected override swapMaps(): void {
+    this.operationsSinceOpen++;
+    super.swapMaps();
+  }
+
+  protected override sendRegions(regions: readonly number[]): void {
+    this.operationsSinceOpen++;
+    super.sendRegions(regions);
+  }
+
+  protected override clearCurrent(): void {
+    this.operationsSinceOpen++;
+    super.clearCurrent();
+  }
+}
+
+/** The third swap since open keeps the lowest region of the new current map in the next map too. */
+class ThirdCycleKeepsNextBit extends ReplicatedVolume {
+  private swapsSinceOpen = 0;
+
+  protected override swapMaps(): void {
+    super.swapMaps();
+    this.swapsSinceOpen++;
+    if (this.swapsSinceOpen !== brokenCycleSinceOpen) return;
+    const kept = this.currentMap.bits.regionsSet()[0];
+    if (kept !== undefined) this.nextMap.set(kept);
+  }
+}
+
+/**
+ * The transfer writes S[r] in two halves, each made durable on its own: a crash
+ * between them leaves S[r] new in its first half and old in its second, which is
+ * neither the old nor the new content (docs/protocol.md section 5 allows a mix
+ * only in the torn model, and only sector by sector: with 512-byte regions the
+ * halves split a sector, so no model allows it).
+ */
+class TransferInTwoHalves extends ReplicatedVolume {
+  protected override sendRegions(regions: readonly number[]): void {
+    const half = Math.floor(this.regionSize / 2);
+    for (const region of regions) {
+      const view = this.snapshotView(region);
+      const firstHalfNew = this.replica.readRegion(region).slice();
+      firstHalfNew.set(view.subarray(0, half));
+      this.replica.writeRegions([region], () => firstHalfNew);
+      this.replica.writeRegions([region], () => view);
+    }
+  }
+}
+
 export const mutants: Readonly<Record<string, Mutant>> = {
   'no-cow': { volumeClass: NoCopyOnWrite, description: 'no copy-on-write' },
   'cow-only-current': { volumeClass: CopyOnWriteOnlyInCurrent, description: 'copy-on-write only for regions in the current map' },
@@ -141,6 +264,37 @@ export const mutants: Readonly<Record<string, Mutant>> = {
   'recovery-forgets-next': { volumeClass: RecoveryForgetsNext, description: 'recovery that does not rebuild the next bits from the COW index' },
   'recovery-trusts-page-cache': { volumeClass: RecoveryTrustsPageCache, description: 'recovery that reads the page cache as durable (no sync at open)' },
   'ack-before-durable': { volumeClass: AcknowledgedBeforeDurable, description: 'a write acknowledged before it is durable' },
+  // Issue 11: the classes of bugs that small geometries, label data and short histories miss.
+  'transfer-sends-primary-from-region-8': {
+    volumeClass: TransferSendsPrimaryFromRegion8,
+    description: 'a transfer that sends the primary instead of the snapshot view, for regions 8 and up only',
+    reachedOnlyByConform: true,
+  },
+  'write-first-sector-only': {
+    volumeClass: WritesFirstSectorOnly,
+    description: 'a write that replaces only the first 512-byte sector of a larger region',
+    reachedOnlyByConform: true,
+  },
+  'transfer-stops-at-zero-byte': {
+    volumeClass: TransferStopsAtZeroByte,
+    description: 'a transfer that copies a region only up to its first zero byte',
+    reachedOnlyByConform: true,
+  },
+  'map-keeps-8-bits': { volumeClass: MapKeepsFirst8Bits, description: 'a next map that keeps only its first 8 bits', reachedOnlyByConform: true },
+  'cow-stops-after-50-ops': {
+    volumeClass: CopyOnWriteStopsAfter50Operations,
+    description: 'copy-on-write that stops after 50 operations since open',
+    reachedOnlyByConform: true,
+  },
+  'third-cycle-keeps-next-bit': {
+    volumeClass: ThirdCycleKeepsNextBit,
+    description: 'the third swap since open keeps a next bit',
+    reachedOnlyByConform: true,
+  },
+  'transfer-two-halves': {
+    volumeClass: TransferInTwoHalves,
+    description: 'a transfer that writes the secondary in two halves, each synced (a crash between them shows it)',
+  },
 };
 
 export function mutantNamed(name: string): Mutant {
