@@ -51,6 +51,13 @@ export const fuzzDefaults = {
 const sectorSize = 512;
 const runsUnbounded = 1_000_000_000;
 
+export type FuzzData = 'labels' | 'bytes';
+
+export interface HistoryMin {
+  readonly operations: number;
+  readonly cycles: number;
+}
+
 export interface FuzzProgress {
   readonly phase: 'search' | 'shrink';
   readonly runs: number;
@@ -68,9 +75,19 @@ export interface FuzzOptions {
   /** No new run starts after this long; a failure found in time is still shrunk. */
   readonly timeBudgetMs?: number;
   readonly regions: number;
-  /** Labels per region: writes carry `A1`..`A<labels>` and so on. */
-  readonly labels: number;
-  readonly commandsMax: number;
+  /** With data 'labels': labels per region, writes carry `A1`..`A<labels>` and so on (default 3). */
+  readonly labels?: number;
+  /** Commands a sequence has at most (default 50; raised to reach historyMin). */
+  readonly commandsMax?: number;
+  /**
+   * What generated writes carry (default 'bytes'): full-region seeded random
+   * content and near-copies of earlier content differing only in the last byte,
+   * one middle sector or the last sector, and now and then zeros; or 'labels',
+   * short labels padded with zeros.
+   */
+  readonly data?: FuzzData;
+  /** Every generated sequence has at least this many operations and completed cycles (the search skips shorter ones; shrinking may go below). */
+  readonly historyMin?: HistoryMin;
   /** Default 512. Above one sector, labels reach into the second sector, so that a torn write can mix them. */
   readonly regionSize?: number;
   /** Crashes inside an operation come after its k-th I/O call, k in 0..ioMax (default 12). */
@@ -365,8 +382,10 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzResult> {
   const regionSize = options.regionSize ?? fuzzDefaults.regionSize;
   const ioMax = options.ioMax ?? fuzzDefaults.ioMax;
   if (!Number.isInteger(options.regions) || options.regions < 1) throw new RangeError('fuzz: regions must be a positive integer');
-  if (!Number.isInteger(options.labels) || options.labels < 1) throw new RangeError('fuzz: labels must be a positive integer');
-  if (!Number.isInteger(options.commandsMax) || options.commandsMax < 1) throw new RangeError('fuzz: commandsMax must be a positive integer');
+  const labels = options.labels ?? fuzzDefaults.labels;
+  const commandsMax = options.commandsMax ?? fuzzDefaults.commandsMax;
+  if (!Number.isInteger(labels) || labels < 1) throw new RangeError('fuzz: labels must be a positive integer');
+  if (!Number.isInteger(commandsMax) || commandsMax < 1) throw new RangeError('fuzz: commandsMax must be a positive integer');
   if (!Number.isInteger(regionSize) || regionSize < sectorSize || regionSize % sectorSize !== 0) throw new RangeError('fuzz: regionSize must be a positive multiple of 512');
   const geometry: Geometry = { regions: options.regions, regionSize };
 
@@ -383,12 +402,12 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzResult> {
     if (features.has('power-loss')) crashModes.push('power');
     if (features.has('power-loss') && features.has('torn')) crashModes.push('torn');
   }
-  const generation: Generation = { regions: options.regions, labels: options.labels, regionSize, ioMax, crashModes, crashBetween: options.crashBetween ?? true, sutName };
+  const generation: Generation = { regions: options.regions, labels, regionSize, ioMax, crashModes, crashBetween: options.crashBetween ?? true, sutName };
 
   const replay = options.path === undefined ? null : parseFuzzPath(options.path);
   // Unbiased: fast-check's bias favours very short sequences; lengths are uniform in 0..commandsMax.
   const sequences = fc.noBias(fc.commands([commandArbitrary(generation)], {
-    maxCommands: options.commandsMax,
+    maxCommands: commandsMax,
     size: 'max',
     ...(replay?.replayPath === undefined ? {} : { replayPath: replay.replayPath }),
   }));
@@ -525,7 +544,7 @@ async function saveFailure(
     '--path', path,
     '--regions', String(generation.regions),
     '--labels', String(generation.labels),
-    '--commands-max', String(options.commandsMax),
+    '--commands-max', String(options.commandsMax ?? fuzzDefaults.commandsMax),
     '--region-size', String(generation.regionSize),
     '--io-max', String(generation.ioMax),
     ...(options.replayArgs ?? []),

@@ -14,7 +14,7 @@ import { exploreEvents, valueLabel } from '../model/explorer.ts';
 import { replicationMachine } from '../model/machine.ts';
 import { stepMachine } from '../model/transitions.ts';
 import type { ModelSnapshot } from '../model/transitions.ts';
-import type { Op } from '../model/types.ts';
+import type { Geometry, Op } from '../model/types.ts';
 import { runScenario } from './scenario.ts';
 import type { ScenarioResult, ScenarioStep } from './scenario.ts';
 import type { SystemUnderTest } from './sut.ts';
@@ -25,6 +25,14 @@ export interface PathOptions {
   readonly values: number;
   readonly crash: boolean;
   readonly regionSize: number;
+  /**
+   * The volume the paths run on: the model's few regions are mapped onto regions
+   * across it, boundaries first, and writes carry full-region bytes of its
+   * regionSize (default: a volume of exactly the model's regions and regionSize).
+   */
+  readonly volume?: Geometry;
+  /** Picks the mapping of model regions onto the volume and the bytes written (default 0). */
+  readonly seed?: number;
 }
 
 /** The events of the bounded model: the explorer's, plus reads and out-of-range and wrong-size requests. */
@@ -156,11 +164,18 @@ export interface PathRunResult {
   readonly failure: { readonly path: readonly Op[]; readonly result: ScenarioResult } | null;
 }
 
-/** Runs each path against a fresh volume; stops at the first failure. */
-export async function runPaths(paths: readonly (readonly Op[])[], options: PathOptions, makeSut: () => SystemUnderTest, onProgress?: (done: number) => void): Promise<PathRunResult> {
+/** Runs each path against a fresh volume; stops at the first failure, or between paths when shouldStop() says so (`paths` says how many ran). */
+export async function runPaths(
+  paths: readonly (readonly Op[])[],
+  options: PathOptions,
+  makeSut: () => SystemUnderTest,
+  onProgress?: (done: number) => void,
+  shouldStop?: () => boolean,
+): Promise<PathRunResult> {
   const covered = new Set<string>();
   let steps = 0;
   for (let index = 0; index < paths.length; index++) {
+    if (shouldStop?.() === true) return { paths: index, steps, covered, failure: null };
     const path = paths[index]!;
     const book = new ContentBook(options.regionSize);
     const result = await runScenario(makeSut(), { regions: options.regions, regionSize: options.regionSize }, pathSteps(path, book), book);
