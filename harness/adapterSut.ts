@@ -35,6 +35,40 @@ import type { CrashingReply, CrashRequest, Feature, SutOp, SutReply, SutState, S
 
 export const protocolVersion = 1;
 
+/** Where every line sent and received goes, with notes on the process's life ("started pid 123", "killed"). */
+export type Transcript = (direction: 'request' | 'response' | 'note', line: string) => void;
+
+/** The temporary volume roots made by any AdapterSut of this process and not removed yet. */
+const temporaryRoots = new Set<string>();
+
+/** A fresh temporary directory that removeTemporaryDirs() removes unless removeTemporaryDir() did first. */
+export function makeTrackedTemporaryDir(prefix = 'cowmap-adapter-'): string {
+  const root = makeTemporaryDir(prefix);
+  temporaryRoots.add(root);
+  return root;
+}
+
+export function removeTemporaryDir(root: string): void {
+  removeTree(root);
+  temporaryRoots.delete(root);
+}
+
+/**
+ * Removes every temporary volume directory an AdapterSut of this process made and
+ * has not removed yet: for a SIGINT or SIGTERM handler, which cannot await the
+ * suts' close(). Synchronous, and safe to call more than once.
+ */
+export function removeTemporaryDirs(): void {
+  for (const root of [...temporaryRoots]) {
+    try {
+      removeTree(root);
+    } catch {
+      // Best effort at exit: a directory that cannot be removed stays, nothing else can be done.
+    }
+    temporaryRoots.delete(root);
+  }
+}
+
 const knownFeatures: readonly Feature[] = ['failpoint', 'power-loss', 'torn'];
 
 // ---------------------------------------------------------------------------
@@ -399,7 +433,12 @@ export interface AdapterSutOptions {
   readonly env?: NodeJS.ProcessEnv;
   /** The name prefix of the temporary volume directories (made under the system temp dir). Default cowmap-adapter-. */
   readonly tempPrefix?: string;
+  /** Every line sent and received, and notes such as "started pid 123" and "killed" (for `conform --transcript`). */
+  readonly transcript?: Transcript;
 }
+
+/** An answer as the adapter printed it (checked to be a JSON object with the request's id, a boolean ok, and an error {code, message} when not ok). */
+export type RawAnswer = Readonly<Record<string, unknown>> & { readonly ok: boolean };
 
 export interface HelloInfo {
   readonly protocol: number;
@@ -473,18 +512,30 @@ export class AdapterSut implements SystemUnderTest {
   async create(geometry: Geometry): Promise<void> {
     await this.closeVolume();
     await this.start();
-    this.root = makeTemporaryDir(this.options.tempPrefix ?? 'cowmap-adapter-');
+    this.root = makeTrackedTemporaryDir(this.options.tempPrefix);
     this.geometry = { regions: geometry.regions, regionSize: geometry.regionSize };
-    const response = await this.request('open', { dir: this.volumeDir, create: true, regions: geometry.regions, regionSize: geometry.regionSize });
+    const response = await this.exchange('open', { dir: this.volumeDir, create: true, regions: geometry.regions, regionSize: geometry.regionSize });
     if (!response.ok) {
-      const reply = this.errorReply(response);
-      throw new Error(`${this.name}: creating a volume of ${geometry.regions} x ${geometry.regionSize} bytes in ${this.volumeDir} failed: ${reply.code}: ${reply.message}`);
+      // Nothing can run on an implementation that cannot create a volume: a protocol failure, not a verdict.
+      throw this.protocolError(`could not create a volume of ${geometry.regions} x ${geometry.regionSize} bytes in ${this.volumeDir}: open {create: true} answered ${this.describeError(response)}`);
     }
     this.checkPhase('open', response);
   }
 
+  /**
+   * Sends one request as given (an op and its fields; the id is added) and returns
+   * the answer as printed, for checks of the protocol's own rules (malformed
+   * requests, unknown ops). A well-formed error answer is returned, not thrown;
+   * an answer that breaks the protocol (not JSON, another id, no ok, no error
+   * code) is a ProtocolError. Starts the process if none is running.
+   */
+  async request(op: string, fields: Readonly<Record<string, unknown>> = {}): Promise<RawAnswer> {
+    await this.start();
+    return this.exchange(op, { ...fields });
+  }
+
   async apply(op: SutOp): Promise<SutReply> {
-    return this.reply(op, await this.request(op.type, this.opFields(op)));
+    return this.reply(op, await this.exchange(op.type, this.opFields(op)));
   }
 
   async applyCrashing(op: SutOp, crash: CrashRequest): Promise<CrashingReply> {
@@ -495,20 +546,20 @@ export class AdapterSut implements SystemUnderTest {
     if (missing.length > 0) throw new Error(`${this.name}: a crash after io ${crash.afterIo} in ${crash.mode}${crash.torn ? '/torn' : ''} mode needs feature(s) ${missing.join(', ')}, which it does not offer`);
     const fields: Record<string, unknown> = { crashAfterIo: crash.afterIo, mode: crash.mode, seed: crash.seed };
     if (crash.torn) fields.torn = true;
-    const armed = await this.request('failpoint', fields);
+    const armed = await this.exchange('failpoint', fields);
     if (!armed.ok) throw this.protocolError(`refused failpoint ${JSON.stringify(fields)} although it offers ${needed.join(', ')}: ${this.describeError(armed)}`);
-    const response = await this.request(op.type, this.opFields(op), { crashing: true });
+    const response = await this.exchange(op.type, this.opFields(op), { crashing: true });
     if (response === null) return { crashed: true };
     const reply = this.reply(op, response);
     // The op completed before the failpoint: disarm it, so that nothing fires later.
-    const disarmed = await this.request('failpoint', { crashAfterIo: null });
+    const disarmed = await this.exchange('failpoint', { crashAfterIo: null });
     if (!disarmed.ok) throw this.protocolError(`refused to disarm its failpoint: ${this.describeError(disarmed)}`);
     return { crashed: false, reply };
   }
 
   async state(): Promise<SutState> {
-    const response = await this.request('state', {});
-    if (!response.ok) throw new Error(`${this.name}: state failed: ${this.describeError(response)}`);
+    const response = await this.exchange('state', {});
+    if (!response.ok) throw this.protocolError(`answered state with an error: ${this.describeError(response)}`);
     return this.checkState(response);
   }
 
@@ -516,6 +567,7 @@ export class AdapterSut implements SystemUnderTest {
     const process = this.process;
     if (process === null) return;
     this.process = null;
+    this.note('note', `killed pid ${process.pid} (SIGKILL to its process group)`);
     process.killGroup();
     const gone = await process.waitClosed(this.exitTimeoutMs);
     this.lastExit = process.describeExit();
@@ -528,7 +580,7 @@ export class AdapterSut implements SystemUnderTest {
     if (dir === null) throw new Error(`${this.name}: recover without a volume (create first)`);
     if (this.process !== null) await this.crash();
     await this.launch();
-    const response = await this.request('open', { dir, create: false });
+    const response = await this.exchange('open', { dir, create: false });
     if (!response.ok) return this.errorReply(response);
     this.checkPhase('open', response);
     return { ok: true, ...this.ioField(response) };
@@ -560,6 +612,7 @@ export class AdapterSut implements SystemUnderTest {
   kill(): void {
     const process = this.process;
     this.process = null;
+    if (process !== null) this.note('note', `killed pid ${process.pid} (giving up)`);
     process?.killGroup();
   }
 
@@ -573,7 +626,8 @@ export class AdapterSut implements SystemUnderTest {
       ...(this.options.env === undefined ? {} : { env: this.options.env }),
     });
     this.process = process;
-    const response = await this.request('hello', {}, { starting: true });
+    this.note('note', process.pid === undefined ? `could not start ${this.command.join(' ')}` : `started pid ${process.pid}: ${this.command.join(' ')}`);
+    const response = await this.exchange('hello', {}, { starting: true });
     if (!response.ok) throw this.protocolError(`answered hello with an error: ${this.describeError(response)}`);
     if (response.protocol !== protocolVersion) {
       throw this.protocolError(`speaks adapter protocol ${JSON.stringify(response.protocol)}, not ${protocolVersion} (hello answered ${preview(Buffer.from(JSON.stringify(response)))})`);
@@ -592,15 +646,19 @@ export class AdapterSut implements SystemUnderTest {
   /** Closes the open volume of a running process and forgets its directory. */
   private async closeVolume(): Promise<void> {
     if (this.process !== null && this.root !== null) {
-      const response = await this.request('close', {});
+      const response = await this.exchange('close', {});
       if (!response.ok) throw this.protocolError(`close failed: ${this.describeError(response)}`);
     }
     this.removeVolumeDir();
   }
 
   private removeVolumeDir(): void {
-    if (this.root !== null) removeTree(this.root);
+    if (this.root !== null) removeTemporaryDir(this.root);
     this.root = null;
+  }
+
+  private note(direction: 'request' | 'response' | 'note', line: string): void {
+    this.options.transcript?.(direction, line);
   }
 
   private protocolError(message: string, process: AdapterProcess | null = this.process): ProtocolError {
@@ -612,18 +670,22 @@ export class AdapterSut implements SystemUnderTest {
     return new ProtocolError(`${this.name}: ${message}`, stderr);
   }
 
-  private request(op: string, fields: Record<string, unknown>): Promise<Response>;
-  private request(op: string, fields: Record<string, unknown>, mode: { starting?: boolean }): Promise<Response>;
-  private request(op: string, fields: Record<string, unknown>, mode: { crashing: true }): Promise<Response | null>;
-  private async request(op: string, fields: Record<string, unknown>, mode: { starting?: boolean; crashing?: boolean } = {}): Promise<Response | null> {
+  private exchange(op: string, fields: Record<string, unknown>): Promise<Response>;
+  private exchange(op: string, fields: Record<string, unknown>, mode: { starting?: boolean }): Promise<Response>;
+  private exchange(op: string, fields: Record<string, unknown>, mode: { crashing: true }): Promise<Response | null>;
+  private async exchange(op: string, fields: Record<string, unknown>, mode: { starting?: boolean; crashing?: boolean } = {}): Promise<Response | null> {
     const process = this.process;
     if (process === null) throw new Error(`${this.name}: no process is running (after a crash, recover first)`);
     if (process.violation !== null) throw this.protocolError(process.violation);
     if (process.closed) throw this.protocolError(`${process.describeExit()} between requests, before request ${op}`);
     const id = this.nextId++;
     const what = `request ${id} (${op})`;
-    process.send(JSON.stringify({ id, op, ...fields }) + '\n');
+    const line = JSON.stringify({ id, op, ...fields });
+    this.note('request', line);
+    process.send(line + '\n');
     const next = await process.nextLine(this.requestTimeoutMs);
+    if (next.kind === 'line') this.note('response', next.bytes.toString('utf8'));
+    else this.note('note', next.kind === 'closed' ? `pid ${process.pid} ${process.describeExit()}` : next.kind === 'timeout' ? `no answer within ${this.requestTimeoutMs} ms` : next.message);
     switch (next.kind) {
       case 'violation':
         throw this.protocolError(`${next.message} (while waiting for the answer to ${what})`);

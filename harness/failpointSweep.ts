@@ -1,0 +1,246 @@
+// The failpoint sweep: a crash after every durable I/O call of every operation,
+// in every situation where the protocol's crash rules (docs/protocol.md, "The
+// crash model") say something different, in every crash mode the caller asks
+// for. Random sequences reach a failpoint inside an idle write only by luck; the
+// sweep reaches each one on purpose.
+//
+// For each situation and mode, for k = 0, 1, 2, ... until the operation
+// completes before its k-th call (bounded by ioCountMax), one run on a fresh
+// volume: a short prefix that reaches the situation, the operation with the
+// failpoint after its k-th durable call, recover, then the cycle run to its end
+// and one more cycle, so that a bit lost in the crash shows up as a region the
+// secondary never gets. Every run goes through the oracle (runScenario), which
+// judges the recovered state against the outcomes the model allows and records a
+// trace; the first failure is saved in failuresDir and returned.
+
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Geometry } from '../model/types.ts';
+import type { Difference } from './oracle.ts';
+import { Prng } from './prng.ts';
+import { runScenario, scenarioTrace } from './scenario.ts';
+import type { ScenarioStep } from './scenario.ts';
+import type { CrashingReply, CrashRequest, SutOp, SystemUnderTest } from './sut.ts';
+import { ContentBook } from './trace/content.ts';
+
+export type SweepMode = 'process' | 'power' | 'torn';
+
+export interface SweepOptions {
+  readonly geometry: Geometry;
+  readonly modes: readonly SweepMode[];
+  readonly seed: number;
+  readonly failuresDir: string;
+  /** The implementation; called once per run (a kept-running adapter may return the same one). */
+  readonly makeSut: () => SystemUnderTest;
+  /** Checked between runs: true ends the sweep (the result says how far it got). */
+  readonly shouldStop?: () => boolean;
+  readonly onProgress?: (text: string) => void;
+  /** The largest k tried in one situation and mode (default 64): an operation making more durable calls is not swept past it. */
+  readonly ioCountMax?: number;
+}
+
+export interface SweepResult {
+  readonly runs: number;
+  readonly steps: number;
+  /** Failpoints that fired inside an operation (runs where the operation completed first are not counted). */
+  readonly crashPoints: number;
+  /** Transition ids taken (statechart ids plus the oracle's `<phase>:crash`). */
+  readonly covered: ReadonlySet<string>;
+  readonly failure: { readonly message: string; readonly differences: readonly Difference[]; readonly tracePath: string } | null;
+}
+
+export const sweepDefaults = { ioCountMax: 64 } as const;
+
+/** The regions one situation uses: `region` is the operation's, `other` a second one, both across the volume. */
+interface Picks {
+  readonly region: number;
+  readonly other: number;
+}
+
+/** Writes with fresh full-region content, from the run's seed. */
+type Writer = (region: number) => SutOp;
+
+export interface Situation {
+  readonly name: string;
+  /** The steps that reach the situation. */
+  prefix(picks: Picks, write: Writer): SutOp[];
+  /** The operation the failpoint is armed in. */
+  operation(picks: Picks, write: Writer): SutOp;
+}
+
+const startCycle: SutOp = { type: 'startCycle' };
+const completeCycle: SutOp = { type: 'completeCycle' };
+const transfer = (region: number): SutOp => ({ type: 'transfer', region });
+
+/** Every situation the sweep covers, in the order it runs them. */
+export const situations: readonly Situation[] = [
+  { name: 'idle write, first of its region', prefix: () => [], operation: ({ region }, write) => write(region) },
+  { name: 'idle write, a rewrite', prefix: ({ region }, write) => [write(region)], operation: ({ region }, write) => write(region) },
+  {
+    name: 'write in a cycle, first of a region in C',
+    prefix: ({ region }, write) => [write(region), startCycle],
+    operation: ({ region }, write) => write(region),
+  },
+  {
+    name: 'write in a cycle, first of a region not in C',
+    prefix: ({ other }, write) => [write(other), startCycle],
+    operation: ({ region }, write) => write(region),
+  },
+  {
+    name: 'write in a cycle, second of its region',
+    prefix: ({ region }, write) => [write(region), startCycle, write(region)],
+    operation: ({ region }, write) => write(region),
+  },
+  { name: 'startCycle with next bits set', prefix: ({ region, other }, write) => [write(region), write(other)], operation: () => startCycle },
+  { name: 'startCycle, empty', prefix: () => [], operation: () => startCycle },
+  { name: 'transfer from the primary', prefix: ({ region, other }, write) => [write(region), write(other), startCycle], operation: ({ region }) => transfer(region) },
+  {
+    name: 'transfer from the COW view',
+    prefix: ({ region, other }, write) => [write(region), write(other), startCycle, write(region)],
+    operation: ({ region }) => transfer(region),
+  },
+  { name: 'transfer, a resend', prefix: ({ region }, write) => [write(region), startCycle, transfer(region)], operation: ({ region }) => transfer(region) },
+  {
+    name: 'completeCycle',
+    // A write during the cycle: its next bit must outlive the completion.
+    prefix: ({ region, other }, write) => [write(region), startCycle, write(other), transfer(region)],
+    operation: () => completeCycle,
+  },
+];
+
+/** Regions across the volume that map bits put on byte, word and page boundaries, in range, deduplicated. */
+export function sweepRegions(regions: number): number[] {
+  const last = regions - 1;
+  const candidates = [0, 7, 8, 63, 64, 4095, 4096, last - 1, last];
+  return [...new Set(candidates.filter((region) => region >= 0 && region <= last))].sort((a, b) => a - b);
+}
+
+/** The regions of the situation at `index`: rotated over the boundaries so that the sweep as a whole spans the volume. */
+function picksFor(regions: number, index: number, seed: number): Picks {
+  const choices = sweepRegions(regions);
+  const start = (index + seed) % choices.length;
+  const region = choices[start]!;
+  // The other region: the farthest boundary from the first (region 0 with the last, ...).
+  const other = regions === 1 ? region : region === choices[0] ? choices[choices.length - 1]! : choices[0]!;
+  return { region, other };
+}
+
+function crashRequest(mode: SweepMode, afterIo: number, seed: number): CrashRequest {
+  return { afterIo, mode: mode === 'process' ? 'process' : 'power', seed, torn: mode === 'torn' };
+}
+
+/** The cycle run to its end, then one more: each region the run touched is sent (a rejection where its bit is clear is fine). */
+function tail(picks: Picks): SutOp[] {
+  const regions = [...new Set([picks.region, picks.other])];
+  const cycle = [...regions.map(transfer), completeCycle];
+  return [...cycle, startCycle, ...cycle];
+}
+
+/** Wraps a SUT to see whether the armed operation crashed, and to count the steps sent. */
+class ObservedSut implements SystemUnderTest {
+  crashedInside: boolean | null = null;
+  steps = 0;
+
+  constructor(private readonly sut: SystemUnderTest) {}
+
+  get name(): string {
+    return this.sut.name;
+  }
+
+  get features() {
+    return this.sut.features;
+  }
+
+  create(geometry: Geometry) {
+    return this.sut.create(geometry);
+  }
+
+  apply(op: SutOp) {
+    this.steps++;
+    return this.sut.apply(op);
+  }
+
+  async applyCrashing(op: SutOp, crash: CrashRequest): Promise<CrashingReply> {
+    this.steps++;
+    const result = await this.sut.applyCrashing(op, crash);
+    this.crashedInside = result.crashed;
+    return result;
+  }
+
+  state() {
+    return this.sut.state();
+  }
+
+  crash() {
+    this.steps++;
+    return this.sut.crash();
+  }
+
+  recover() {
+    this.steps++;
+    return this.sut.recover();
+  }
+
+  close() {
+    return this.sut.close();
+  }
+}
+
+function fileSafe(text: string): string {
+  return text.replace(/[^A-Za-z0-9]+/g, '-').replace(/^-|-$/g, '').toLowerCase();
+}
+
+export async function runFailpointSweep(options: SweepOptions): Promise<SweepResult> {
+  const { geometry } = options;
+  const ioCountMax = options.ioCountMax ?? sweepDefaults.ioCountMax;
+  const covered = new Set<string>();
+  let runs = 0;
+  let steps = 0;
+  let crashPoints = 0;
+  const result = (failure: SweepResult['failure']): SweepResult => ({ runs, steps, crashPoints, covered, failure });
+
+  for (const [index, situation] of situations.entries()) {
+    const picks = picksFor(geometry.regions, index, options.seed);
+    for (const mode of options.modes) {
+      for (let afterIo = 0; afterIo <= ioCountMax; afterIo++) {
+        if (options.shouldStop?.() === true) return result(null);
+        const runSeed = (options.seed + index * 1_000_003 + afterIo * 7919 + options.modes.indexOf(mode) * 104_729) >>> 0;
+        const book = new ContentBook(geometry.regionSize);
+        const prng = new Prng(runSeed);
+        const write: Writer = (region) => {
+          const data = new Uint8Array(geometry.regionSize);
+          for (let at = 0; at < data.length; at += 4) new DataView(data.buffer).setUint32(at, prng.nextUint32());
+          return { type: 'write', region, data };
+        };
+        const scenario: ScenarioStep[] = [
+          ...situation.prefix(picks, write).map((op): ScenarioStep => ({ kind: 'op', op })),
+          { kind: 'crashInside', op: situation.operation(picks, write), crash: crashRequest(mode, afterIo, runSeed) },
+          { kind: 'recover' },
+          ...tail(picks).map((op): ScenarioStep => ({ kind: 'op', op })),
+        ];
+        const sut = new ObservedSut(options.makeSut());
+        options.onProgress?.(`failpoint sweep: ${situation.name}, ${mode}, crash after io ${afterIo}`);
+        const run = await runScenario(sut, geometry, scenario, book);
+        runs++;
+        steps += sut.steps;
+        for (const id of run.covered) covered.add(id);
+        if (run.failure !== null) {
+          const title = `failpoint sweep: ${situation.name}, ${mode} crash after io ${afterIo}`;
+          const comments = [
+            `${title}, on ${sut.name}`,
+            `regions ${picks.region} and ${picks.other} of ${geometry.regions} x ${geometry.regionSize} B, seed ${runSeed}`,
+            `failed at step ${run.failure.stepIndex + 1}: ${run.failure.message.split('\n')[0]}`,
+          ];
+          mkdirSync(options.failuresDir, { recursive: true });
+          const tracePath = join(options.failuresDir, `failpoint-${fileSafe(situation.name)}-${mode}-io${afterIo}-${runSeed}.jsonl`);
+          writeFileSync(tracePath, scenarioTrace(geometry, run.records, title, comments, runSeed));
+          return result({ message: `${title}: ${run.failure.message}`, differences: run.failure.differences, tracePath });
+        }
+        if (sut.crashedInside === true) crashPoints++;
+        // The operation completed before its k-th call: every failpoint inside it was swept.
+        if (sut.crashedInside !== true) break;
+      }
+    }
+  }
+  return result(null);
+}
