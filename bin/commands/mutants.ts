@@ -1,15 +1,25 @@
 // cowmap mutants [--seed N] [--time-budget S] [--quick] [--only NAME,...] [--stages KEY,...]
 // The mutation self-check: runs each verify stage on its own against each named
-// broken variant of the reference implementation and prints a table: for every
-// stage, caught (and the time to detection) or missed, and the first check that
-// fails. Exit 1 if any mutant escapes every stage run. `--stages` picks stages
-// by key (fig4, traces, paths, fuzz, crashes); `make test` runs only the two
-// generic nets, fuzz and crashes, which must catch every mutant on their own.
+// broken variant of the reference implementation, and `conform` against each
+// through the adapter (`cowmap adapter --mutant NAME`), and prints a table: for
+// every stage, caught (and the time to detection) or missed, and the first check
+// that fails; then, for conform, the level and check that caught each mutant and
+// the seconds it took. Exit 1 if any mutant escapes every stage run.
+//
+// `--stages` picks stages by key (fig4, traces, paths, fuzz, crashes, conform).
+// `make test` runs only the two generic nets, fuzz and crashes, which must catch
+// every mutant they can reach on their own; the mutants whose class only conform
+// reaches (harness/mutants.ts: regions 8 and up, past the first sector, long
+// histories) are skipped when conform is not among the stages, and said so.
 
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { AdapterSut, ProtocolError } from '../../harness/adapterSut.ts';
+import { runConformance } from '../../harness/conformance.ts';
+import type { ConformanceReport } from '../../harness/conformance.ts';
 import { mutants } from '../../harness/mutants.ts';
 import { ReferenceSut } from '../../harness/referenceSut.ts';
 import { bundledTracesDir, traceFiles } from '../../harness/trace/traceFiles.ts';
@@ -25,25 +35,115 @@ interface Detection {
   readonly check: string;
 }
 
+/** What conform said about one mutant. */
+interface ConformDetection extends Detection {
+  /** The level whose check caught it (null when missed, or when the adapter broke the protocol first). */
+  readonly level: string | null;
+}
+
 interface Row {
   readonly name: string;
   readonly description: string;
   readonly detections: readonly Detection[];
+  readonly conform: ConformDetection | null;
 }
 
-/** Stage keys for --stages, matched against the start of each stage's name. */
-const stageKeys: Readonly<Record<string, RegExp>> = {
+/** Stage keys for --stages, matched against the start of each verify stage's name; `conform` is the adapter run. */
+const verifyStageKeys: Readonly<Record<string, RegExp>> = {
   fig4: /^FIG\. 4/,
   traces: /^traces\//,
   paths: /^path tests/,
   fuzz: /^fast-check/,
   crashes: /^crash exploration/,
 };
+const conformKey = 'conform';
+const stageKeys = [...Object.keys(verifyStageKeys), conformKey];
+const conformStageName = 'conform (adapter)';
+
+/** The `cowmap` launcher, so that the adapter runs from any working directory. */
+const cowmapBin = fileURLToPath(new URL('../cowmap.js', import.meta.url));
 
 /** The first line of a failure that says which check it was. */
 function checkOf(message: string): string {
   const line = message.split('\n').find((text) => /differs|allows|says|broke|breaks|expected|rejects|not one/.test(text)) ?? message.split('\n')[0]!;
   return line.trim().replace(/^line \d+ '[^']*': |^step \d+ '[^']*': |^path \d+: |^step \d+ \([^)]*\): /, '').slice(0, 80);
+}
+
+/**
+ * Where conform caught the mutant: the first failing check in level order, and the
+ * seconds of every check run up to and including it (the run goes on to later
+ * levels after a failure; those seconds are not the time to be caught).
+ */
+export function firstCatch(report: ConformanceReport): ConformDetection {
+  let seconds = 0;
+  for (const level of report.levels) {
+    for (const check of level.checks) {
+      seconds += check.seconds;
+      if (check.failure !== null) {
+        return { stage: conformStageName, caught: true, seconds, level: level.level, check: `${check.name}: ${checkOf(check.failure.message)}` };
+      }
+    }
+  }
+  return { stage: conformStageName, caught: false, seconds, level: null, check: '' };
+}
+
+/** `cowmap conform` against the mutant served by `cowmap adapter --mutant NAME`, every level. */
+async function conformAgainst(name: string, options: { seed: number; budgetSeconds: number; quick: boolean; failuresDir: string }): Promise<ConformDetection> {
+  const command = [process.execPath, cowmapBin, 'adapter', '--mutant', name];
+  const sut = new AdapterSut(command);
+  const started = performance.now();
+  try {
+    const report = await runConformance({
+      command,
+      level: 'power',
+      seed: options.seed,
+      budgetSeconds: options.budgetSeconds,
+      traces: traceFiles(bundledTracesDir),
+      failuresDir: join(options.failuresDir, name),
+      sut,
+      quick: options.quick,
+    });
+    return firstCatch(report);
+  } catch (error) {
+    // An adapter that breaks the protocol is rejected too (conform exits 2 for it).
+    if (!(error instanceof ProtocolError)) throw error;
+    const seconds = (performance.now() - started) / 1000;
+    return { stage: conformStageName, caught: true, seconds, level: null, check: `the adapter broke the protocol: ${error.message.split('\n')[0]!.slice(0, 80)}` };
+  } finally {
+    sut.kill();
+  }
+}
+
+function stageTable(rows: readonly Row[]): string[] {
+  const withStages = rows.filter((row) => row.detections.length > 0);
+  const stageNames = withStages[0]?.detections.map((d) => d.stage) ?? [];
+  if (stageNames.length === 0) return [];
+  return [
+    `| mutant | what it breaks | ${stageNames.join(' | ')} | first check that fails |`,
+    `|---|---|${stageNames.map(() => '---|').join('')}---|`,
+    ...withStages.map((row) => {
+      const cells = row.detections.map((d) => (d.caught ? `caught in ${d.seconds.toFixed(2)} s` : '**missed**'));
+      const first = [...row.detections, ...(row.conform === null ? [] : [row.conform])].find((d) => d.caught);
+      return `| ${row.name} | ${row.description} | ${cells.join(' | ')} | ${first === undefined ? '**MISSED**' : first.check.replace(/\|/g, '\\|')} |`;
+    }),
+    '',
+  ];
+}
+
+function conformTable(rows: readonly Row[]): string[] {
+  const run = rows.filter((row) => row.conform !== null);
+  if (run.length === 0) return [];
+  return [
+    '`cowmap conform` through `cowmap adapter --mutant NAME`:',
+    '',
+    '| mutant | caught | level | check that caught it | seconds to be caught |',
+    '|---|---|---|---|---|',
+    ...run.map((row) => {
+      const d = row.conform!;
+      return `| ${row.name} | ${d.caught ? 'yes' : '**no**'} | ${d.level ?? (d.caught ? '(protocol)' : '')} | ${d.check.replace(/\|/g, '\\|')} | ${d.caught ? d.seconds.toFixed(1) : `(${d.seconds.toFixed(1)} run)`} |`;
+    }),
+    '',
+  ];
 }
 
 export const command: Command = {
@@ -63,13 +163,18 @@ export const command: Command = {
     const seed = integerOption('--seed', values.seed, 0, 2 ** 31 - 1);
     const budget = integerOption('--time-budget', values['time-budget'], 1, 86_400);
     if (seed === null || budget === null) return usageError('mutants');
-    const names = values.only === undefined ? Object.keys(mutants) : values.only.split(',');
-    for (const name of names) if (mutants[name] === undefined) return usageError('mutants', `no mutant named '${name}'`);
-    const keys = values.stages === undefined ? Object.keys(stageKeys) : values.stages.split(',');
+    const asked = values.only === undefined ? Object.keys(mutants) : values.only.split(',');
+    for (const name of asked) if (!Object.hasOwn(mutants, name)) return usageError('mutants', `no mutant named '${name}'`);
+    const keys = values.stages === undefined ? stageKeys : values.stages.split(',');
     for (const key of keys) {
-      if (stageKeys[key] === undefined) return usageError('mutants', `no stage '${key}' (stages: ${Object.keys(stageKeys).join(', ')})`);
+      if (!stageKeys.includes(key)) return usageError('mutants', `no stage '${key}' (stages: ${stageKeys.join(', ')})`);
     }
-    const selected = (stageName: string) => keys.some((key) => stageKeys[key]!.test(stageName));
+    const runConform = keys.includes(conformKey);
+    const verifyKeys = keys.filter((key) => key !== conformKey);
+    const selected = (stageName: string) => verifyKeys.some((key) => verifyStageKeys[key]!.test(stageName));
+    // Without conform, a mutant only conform reaches would be missed by design: it is not run.
+    const names = runConform ? asked : asked.filter((name) => mutants[name]!.reachedOnlyByConform !== true);
+    const skipped = asked.filter((name) => !names.includes(name));
     // Failing traces of mutants go to a scratch folder: they are expected, not news.
     const scratch = mkdtempSync(join(tmpdir(), 'cowmap-mutants-'));
     const rows: Row[] = [];
@@ -81,7 +186,7 @@ export const command: Command = {
         // Every stage on its own, so the table shows what each check catches, not
         // only the first: the hand-written traces should not be the only net.
         const stages = standardStages({ quick: values.quick, mutantName: name, volumeClass: mutant.volumeClass }).filter((stage) => selected(stage.name));
-        if (stages.length !== keys.length) throw new Error(`mutants: ${stages.length} stages matched ${keys.length} keys`);
+        if (stages.length !== verifyKeys.length) throw new Error(`mutants: ${stages.length} stages matched ${verifyKeys.length} keys`);
         for (const stage of stages) {
           const result = await verify([stage], {
             makeSut: () => new ReferenceSut({ volumeClass: mutant.volumeClass, name: label }),
@@ -94,25 +199,25 @@ export const command: Command = {
           const caught = stageResult.failure !== null;
           detections.push({ stage: stage.name, caught, seconds: stageResult.seconds, check: caught ? checkOf(stageResult.failure!) : '' });
         }
-        rows.push({ name, description: mutant.description, detections });
-        const first = detections.find((d) => d.caught);
-        process.stderr.write(`${first === undefined ? 'MISSED' : 'caught'} ${name}: ${detections.filter((d) => d.caught).length}/${detections.length} stages\n`);
+        const conform = runConform ? await conformAgainst(name, { seed, budgetSeconds: budget, quick: values.quick, failuresDir: scratch }) : null;
+        rows.push({ name, description: mutant.description, detections, conform });
+        const all = [...detections, ...(conform === null ? [] : [conform])];
+        const caughtBy = all.filter((d) => d.caught).length;
+        process.stderr.write(`${caughtBy === 0 ? 'MISSED' : 'caught'} ${name}: ${caughtBy}/${all.length} stages${conform === null ? '' : `; conform ${conform.caught ? `at ${conform.level ?? 'the protocol'} in ${conform.seconds.toFixed(1)} s` : 'MISSED it'}`}\n`);
       }
     } finally {
       rmSync(scratch, { recursive: true, force: true });
     }
-    const stageNames = rows[0]?.detections.map((d) => d.stage) ?? [];
+    const missed = rows.filter((row) => ![...row.detections, ...(row.conform === null ? [] : [row.conform])].some((d) => d.caught)).length;
+    const conformMissed = rows.filter((row) => row.conform !== null && !row.conform.caught).length;
     const lines = [
-      `| mutant | what it breaks | ${stageNames.join(' | ')} | first check that fails |`,
-      `|---|---|${stageNames.map(() => '---|').join('')}---|`,
-      ...rows.map((row) => {
-        const cells = row.detections.map((d) => (d.caught ? `caught in ${d.seconds.toFixed(2)} s` : '**missed**'));
-        const first = row.detections.find((d) => d.caught);
-        return `| ${row.name} | ${row.description} | ${cells.join(' | ')} | ${first === undefined ? '**MISSED**' : first.check.replace(/\|/g, '\\|')} |`;
-      }),
+      ...stageTable(rows),
+      ...conformTable(rows),
+      `${rows.length - missed} caught, ${missed} missed (seed ${seed}, time budget ${budget} s per randomised stage)` +
+        (runConform ? `; conform caught ${rows.length - conformMissed} of ${rows.length}` : ''),
+      ...(skipped.length === 0 ? [] : [`not run (only conform reaches their class; add --stages ...,conform): ${skipped.join(', ')}`]),
     ];
-    const missed = rows.filter((row) => !row.detections.some((d) => d.caught)).length;
-    process.stdout.write(`${lines.join('\n')}\n\n${rows.length - missed} caught, ${missed} missed (seed ${seed}, time budget ${budget} s per randomised stage)\n`);
+    process.stdout.write(`${lines.join('\n')}\n`);
     return missed > 0 ? 1 : 0;
   },
 };
