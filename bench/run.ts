@@ -12,7 +12,8 @@
 //               file system is the one measured
 //   --seed N    the seed of every random choice (default 1)
 //   --warm      do not drop the page cache before each cycle contender
-//   --only S    a comma-separated subset of: write,swap,cycle,checker,memory
+//   --only S    a comma-separated subset of: write,swap,cycle,checker,memory,conform
+//               (`--only conform` runs only conformVsDriverRatio, about a minute)
 
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -20,6 +21,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { benchChecker } from './checker.ts';
+import { benchConformSpeed } from './conformSpeed.ts';
 import { benchCycle, prepareCycleVolume, type CycleVolume } from './cycleCost.ts';
 import { benchMemory } from './memory.ts';
 import type { Check, Figure, SectionResult } from './report.ts';
@@ -27,7 +29,7 @@ import { benchSwap } from './swapCost.ts';
 import { describeMachine, ensureRsync } from './system.ts';
 import { benchWritePath } from './writePath.ts';
 
-const sectionNames = ['write', 'swap', 'cycle', 'checker', 'memory'] as const;
+const sectionNames = ['write', 'swap', 'cycle', 'checker', 'memory', 'conform'] as const;
 type SectionName = (typeof sectionNames)[number];
 
 const benchDir = dirname(fileURLToPath(import.meta.url));
@@ -48,6 +50,7 @@ function plan(quick: boolean) {
         cycle: { regions: 1024, regionSize: 65536, dirtyFraction: 0.01, repetitions: 3 },
         checker: { fuzzBudgetMs: 3_000, fuzzRepetitions: 2, crashesRepetitions: 2, explorerRegions: 3, explorerValues: 2, explorerRepetitions: 2, conformanceRepetitions: 1, traceCount: 8 },
         memory: { fuzzBudgetMs: 10_000, cycleRepetitions: 2 },
+        conform: { repetitions: 2, secondsPerRun: 3, regions: 9, regionSize: 4096 },
       }
     : {
         write: { regions: 256, regionSize: 4096, chunkRegions: 16, cycles: 8, warmups: 1 },
@@ -55,6 +58,7 @@ function plan(quick: boolean) {
         cycle: { regions: 16384, regionSize: 65536, dirtyFraction: 0.01, repetitions: 5 },
         checker: { fuzzBudgetMs: 20_000, fuzzRepetitions: 3, crashesRepetitions: 3, explorerRegions: 4, explorerValues: 2, explorerRepetitions: 3, conformanceRepetitions: 3, traceCount: Infinity },
         memory: { fuzzBudgetMs: 120_000, cycleRepetitions: 3 },
+        conform: { repetitions: 3, secondsPerRun: 10, regions: 9, regionSize: 4096 },
       };
 }
 
@@ -204,6 +208,7 @@ async function main(argv: string[]): Promise<number> {
       if (cycleVolume === null && !selected.has('cycle')) cycleVolume = prepareCycleVolume(cycleConfig, log);
       return benchMemory({ root, repoRoot, seed, dirtyFraction: settings.cycle.dirtyFraction, ...settings.memory }, cycleVolume, log);
     });
+    await runSection('conform', () => benchConformSpeed({ root, repoRoot, seed, ...settings.conform }, log));
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

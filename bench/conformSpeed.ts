@@ -1,0 +1,335 @@
+// 6. The conformance suite's speed through the adapter, against the speed of the
+// same implementation driven by the plainest client there is (issue 11, item 6).
+//
+// The baseline is a plain sequential driver: it spawns the adapter, says hello,
+// creates a volume, then loops "one operation, then state" with the op mix of
+// the fast-check sequences without crashes (writes of full-region bytes,
+// transfers, swaps, completions, reads, arguments out of range), reading each
+// answer before it sends the next request and checking nothing. Ours is cowmap's
+// checked run through the same adapter command: runFuzz over one AdapterSut
+// kept running (a fresh volume per sequence, no crashes), every step run on the
+// model beside it, states compared and invariants checked. Both on the same
+// geometry, each for the same time, interleaved (the order alternates per
+// repetition), with the process start outside the timing.
+//
+// conformVsDriverRatio = ours in steps/s over the driver's steps/s, per
+// repetition, against the Python example (the headline: a user's implementation
+// is not the reference, and the Python one is the example they start from); the
+// same against `node bin/cowmap.js adapter` is conformVsDriverRatioNode. A
+// "step" is one operation and its state, in both. The 1-minute load average at
+// the start of every run is kept beside its figure.
+
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { join } from 'node:path';
+import { AdapterSut } from '../harness/adapterSut.ts';
+import { runFuzz } from '../harness/commandSequences.ts';
+import { Prng } from '../harness/prng.ts';
+import type { SystemUnderTest } from '../harness/sut.ts';
+import { Checks, type Figure, type Log, type SectionResult } from './report.ts';
+import { ratios, summarize } from './stats.ts';
+
+export interface ConformSpeedConfig {
+  readonly root: string;
+  readonly repoRoot: string;
+  readonly seed: number;
+  readonly repetitions: number;
+  /** How long each contender runs in each repetition. */
+  readonly secondsPerRun: number;
+  readonly regions: number;
+  readonly regionSize: number;
+}
+
+interface AdapterUnderBench {
+  /** Key suffix and label. */
+  readonly key: '' | 'Node';
+  readonly label: string;
+  readonly command: readonly string[];
+}
+
+interface RunFigures {
+  readonly steps: number;
+  readonly seconds: number;
+  readonly loadAverage: number;
+}
+
+/** No request waits longer than this for its answer: the bench must end. */
+const requestTimeoutMs = 30_000;
+/** Contents per region the driver writes, as the fuzz's labels per region. */
+const contentsPerRegion = 3;
+/** The fast-check sequences' longest sequence (fuzzDefaults.commandsMax). */
+const commandsMax = 50;
+
+function loadAverageNow(): number {
+  return Number(loadavg()[0]!.toFixed(2));
+}
+
+// ------------------------------------------------------------ the driver
+
+/** One adapter process and one request in flight: write a line, read a line. */
+class PlainClient {
+  private readonly child: ChildProcessWithoutNullStreams;
+  private buffered = '';
+  private readonly lines: string[] = [];
+  private waiting: ((line: string | null) => void) | null = null;
+  private ended = false;
+  private nextId = 1;
+
+  constructor(command: readonly string[], cwd: string) {
+    this.child = spawn(command[0]!, command.slice(1), { cwd, stdio: ['pipe', 'pipe', 'pipe'] });
+    this.child.stdout.setEncoding('utf8');
+    this.child.stdout.on('data', (chunk: string) => {
+      this.buffered += chunk;
+      for (let at = this.buffered.indexOf('\n'); at >= 0; at = this.buffered.indexOf('\n')) {
+        this.deliver(this.buffered.slice(0, at));
+        this.buffered = this.buffered.slice(at + 1);
+      }
+    });
+    this.child.stdout.on('end', () => {
+      this.ended = true;
+      this.waiting?.(null);
+    });
+    // Its logs are not ours to read; drained so that the pipe never fills.
+    this.child.stderr.resume();
+  }
+
+  private deliver(line: string): void {
+    if (this.waiting !== null) {
+      const waiting = this.waiting;
+      this.waiting = null;
+      waiting(line);
+    } else {
+      this.lines.push(line);
+    }
+  }
+
+  private nextLine(): Promise<string | null> {
+    const line = this.lines.shift();
+    if (line !== undefined) return Promise.resolve(line);
+    if (this.ended) return Promise.resolve(null);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.waiting = null;
+        resolve(null);
+      }, requestTimeoutMs);
+      this.waiting = (answer) => {
+        clearTimeout(timer);
+        resolve(answer);
+      };
+    });
+  }
+
+  /** Sends one request and returns its parsed answer. */
+  async request(op: string, fields: Record<string, unknown> = {}): Promise<Record<string, unknown>> {
+    const id = this.nextId++;
+    this.child.stdin.write(`${JSON.stringify({ id, op, ...fields })}\n`);
+    const line = await this.nextLine();
+    if (line === null) throw new Error(`driver: no answer to ${op} (request ${id}) from ${this.child.spawnargs.join(' ')}`);
+    const answer = JSON.parse(line) as Record<string, unknown>;
+    if (answer.id !== id) throw new Error(`driver: answer for request ${String(answer.id)} to request ${id}`);
+    return answer;
+  }
+
+  async close(): Promise<void> {
+    const exited = new Promise<void>((resolve) => {
+      if (this.child.exitCode !== null || this.child.signalCode !== null) resolve();
+      else this.child.once('exit', () => resolve());
+    });
+    this.child.stdin.end();
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), requestTimeoutMs);
+    await exited;
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * The fast-check sequences' op mix without crashes, by weight: write 8, transfer
+ * 6, startCycle 3, completeCycle 3, read 2 (a quarter of them out of range),
+ * an argument out of range 1 (write or transfer past the last region, short data).
+ */
+function nextRequest(prng: Prng, regions: number, contents: readonly (readonly string[])[], shortData: string): [string, Record<string, unknown>] {
+  const pick = (count: number) => prng.nextUint32() % count;
+  const region = pick(regions);
+  const roll = pick(23);
+  if (roll < 8) return ['write', { region, data: contents[region]![pick(contentsPerRegion)]! }];
+  if (roll < 14) return ['transfer', { region }];
+  if (roll < 17) return ['startCycle', {}];
+  if (roll < 20) return ['completeCycle', {}];
+  if (roll < 22) return ['read', { region: pick(4) === 0 ? regions : region, volume: pick(2) === 0 ? 'primary' : 'secondary' }];
+  const bad = pick(3);
+  if (bad === 0) return ['write', { region: regions, data: contents[0]![0]! }];
+  if (bad === 1) return ['transfer', { region: regions }];
+  return ['write', { region, data: shortData }];
+}
+
+/** The driver for `seconds`: steps (an operation and its state) done, in the timed part. */
+async function runDriver(command: readonly string[], config: ConformSpeedConfig, seed: number, seconds: number): Promise<RunFigures & { readonly errors: readonly string[] }> {
+  const loadAverage = loadAverageNow();
+  const prng = new Prng(seed);
+  // Seeded full-region bytes, base64 as they go on the wire (a write is as long as with labels).
+  const contents = Array.from({ length: config.regions }, () =>
+    Array.from({ length: contentsPerRegion }, () => {
+      const bytes = Buffer.alloc(config.regionSize);
+      for (let i = 0; i < bytes.length; i += 4) bytes.writeUInt32LE(prng.nextUint32(), i);
+      return bytes.toString('base64');
+    }));
+  const shortData = Buffer.alloc(8).toString('base64');
+  const client = new PlainClient(command, config.repoRoot);
+  const errors: string[] = [];
+  try {
+    const hello = await client.request('hello');
+    if (hello.ok !== true) errors.push(`hello: ${JSON.stringify(hello)}`);
+    const dir = join(mkdtempSync(join(config.root, 'driver-')), 'volume');
+    const opened = await client.request('open', { dir, create: true, regions: config.regions, regionSize: config.regionSize });
+    if (opened.ok !== true) errors.push(`open: ${JSON.stringify(opened)}`);
+    let steps = 0;
+    const started = process.hrtime.bigint();
+    const deadline = started + BigInt(Math.round(seconds * 1e9));
+    while (process.hrtime.bigint() < deadline) {
+      const [op, fields] = nextRequest(prng, config.regions, contents, shortData);
+      await client.request(op, fields);
+      const state = await client.request('state');
+      if (state.ok !== true && errors.length < 3) errors.push(`state: ${JSON.stringify(state).slice(0, 200)}`);
+      steps++;
+    }
+    const elapsed = Number(process.hrtime.bigint() - started) / 1e9;
+    await client.request('close');
+    return { steps, seconds: elapsed, loadAverage, errors };
+  } finally {
+    await client.close();
+  }
+}
+
+// ------------------------------------------------------------ ours
+
+/** The same adapter command under cowmap's checked run: runFuzz without crashes, one process for every sequence. */
+async function runChecked(command: readonly string[], config: ConformSpeedConfig, seed: number, seconds: number): Promise<RunFigures & { readonly failure: string | null; readonly runs: number }> {
+  const loadAverage = loadAverageNow();
+  const sut = new AdapterSut(command, { cwd: config.repoRoot, requestTimeoutMs });
+  try {
+    await sut.start();
+    // Every sequence creates its volume afresh in the same process; close() of a sequence only ends its volume.
+    const kept: SystemUnderTest = {
+      name: sut.name,
+      features: sut.features,
+      create: (geometry) => sut.create(geometry),
+      apply: (op) => sut.apply(op),
+      applyCrashing: (op, crash) => sut.applyCrashing(op, crash),
+      state: () => sut.state(),
+      crash: () => sut.crash(),
+      recover: () => sut.recover(),
+      close: async () => {},
+    };
+    const result = await runFuzz({
+      seed,
+      timeBudgetMs: seconds * 1000,
+      regions: config.regions,
+      regionSize: config.regionSize,
+      labels: contentsPerRegion,
+      commandsMax,
+      makeSut: () => kept,
+      crashModes: [],
+      crashBetween: false,
+      failuresDir: join(config.root, 'conform-failures'),
+    });
+    const failure = result.failure === null ? null : result.failure.message.split('\n')[0]!;
+    return { steps: result.steps, seconds: result.seconds, loadAverage, failure, runs: result.runs };
+  } finally {
+    await sut.close();
+  }
+}
+
+// ------------------------------------------------------------ the section
+
+function describeLoad(values: readonly number[]): string {
+  const summary = summarize(values);
+  return `load average ${summary.median.toFixed(2)} (${summary.min.toFixed(2)}..${summary.max.toFixed(2)})`;
+}
+
+export async function benchConformSpeed(config: ConformSpeedConfig, log: Log): Promise<SectionResult> {
+  const checks = new Checks();
+  const figures: Figure[] = [];
+  const data: Record<string, unknown> = {};
+  const adapters: AdapterUnderBench[] = [
+    { key: '', label: 'the Python example (python3 examples/python-adapter/adapter.py)', command: ['python3', join(config.repoRoot, 'examples', 'python-adapter', 'adapter.py')] },
+    { key: 'Node', label: 'the reference adapter (node bin/cowmap.js adapter)', command: [process.execPath, join(config.repoRoot, 'bin', 'cowmap.js'), 'adapter'] },
+  ];
+  const geometry = `${config.regions} x ${config.regionSize} B`;
+  for (const adapter of adapters) {
+    const series = { driverStepsPerSecond: [] as number[], checkedStepsPerSecond: [] as number[], driverLoad: [] as number[], checkedLoad: [] as number[], driverSteps: [] as number[], checkedSteps: [] as number[], checkedRuns: [] as number[] };
+    const driverErrors: string[] = [];
+    const checkedFailures: string[] = [];
+    for (let repetition = 0; repetition < config.repetitions; repetition++) {
+      const seed = config.seed + repetition;
+      const driverFirst = repetition % 2 === 0;
+      const driver = async () => {
+        const run = await runDriver(adapter.command, config, seed, config.secondsPerRun);
+        driverErrors.push(...run.errors.map((error) => `repetition ${repetition + 1}: ${error}`));
+        series.driverStepsPerSecond.push(run.steps / run.seconds);
+        series.driverSteps.push(run.steps);
+        series.driverLoad.push(run.loadAverage);
+        log(`  ${adapter.key || 'Python'} driver ${repetition + 1}/${config.repetitions}: ${run.steps} steps in ${run.seconds.toFixed(1)} s = ${(run.steps / run.seconds).toFixed(0)} steps/s (load ${run.loadAverage})`);
+      };
+      const checked = async () => {
+        const run = await runChecked(adapter.command, config, seed, config.secondsPerRun);
+        if (run.failure !== null) checkedFailures.push(`seed ${seed}: ${run.failure}`);
+        series.checkedStepsPerSecond.push(run.steps / run.seconds);
+        series.checkedSteps.push(run.steps);
+        series.checkedRuns.push(run.runs);
+        series.checkedLoad.push(run.loadAverage);
+        log(`  ${adapter.key || 'Python'} cowmap checked ${repetition + 1}/${config.repetitions}: ${run.steps} steps (${run.runs} sequences) in ${run.seconds.toFixed(1)} s = ${(run.steps / run.seconds).toFixed(0)} steps/s (load ${run.loadAverage})`);
+      };
+      if (driverFirst) {
+        await driver();
+        await checked();
+      } else {
+        await checked();
+        await driver();
+      }
+    }
+    const name = adapter.key === '' ? 'Python example' : 'reference adapter';
+    checks.expectAll(`conform speed: the plain driver of the ${name} got every state`, driverErrors, `${series.driverSteps.reduce((a, b) => a + b, 0)} steps`);
+    checks.expectAll(`conform speed: cowmap's checked run finds no failure in the ${name}`, checkedFailures, `${series.checkedRuns.reduce((a, b) => a + b, 0)} sequences`);
+    const driver = summarize(series.driverStepsPerSecond);
+    const checked = summarize(series.checkedStepsPerSecond);
+    const ratio = summarize(ratios(series.checkedStepsPerSecond, series.driverStepsPerSecond));
+    const load = `driver ${describeLoad(series.driverLoad)}, cowmap ${describeLoad(series.checkedLoad)}`;
+    figures.push({
+      key: `conformVsDriverRatio${adapter.key}`,
+      label: `cowmap's checked steps/s over a plain sequential driver's, through ${adapter.label}${adapter.key === '' ? ' (the headline)' : ''}, ${geometry}`,
+      unit: 'ratio',
+      summary: ratio,
+      against: 'a plain driver of the same adapter (hello, open, then one operation and state per step, nothing checked)',
+      target: { text: '>= 0.8', met: ratio.median >= 0.8 },
+      detail: `${checked.median.toFixed(0)} vs ${driver.median.toFixed(0)} steps/s; ${load}`,
+    });
+    figures.push({
+      key: `conformCheckedStepsPerSecond${adapter.key === '' ? 'Python' : 'Node'}`,
+      label: `cowmap's checked steps through ${adapter.label} (runFuzz without crashes, one process, ${config.secondsPerRun} s)`,
+      unit: 'steps/s',
+      summary: checked,
+      detail: `median ${summarize(series.checkedSteps).median.toFixed(0)} steps, ${summarize(series.checkedRuns).median.toFixed(0)} sequences; ${describeLoad(series.checkedLoad)}`,
+    });
+    figures.push({
+      key: `driverStepsPerSecond${adapter.key === '' ? 'Python' : 'Node'}`,
+      label: `a plain sequential driver of ${adapter.label} (${config.secondsPerRun} s)`,
+      unit: 'steps/s',
+      summary: driver,
+      detail: `median ${summarize(series.driverSteps).median.toFixed(0)} steps; ${describeLoad(series.driverLoad)}`,
+    });
+    data[adapter.key === '' ? 'python' : 'node'] = { command: adapter.command.map((part) => part.replace(config.repoRoot, '.')), ...series };
+  }
+  return {
+    section: 'conform',
+    figures,
+    checks: checks.list,
+    notes: [
+      `Conform speed: ${config.repetitions} repetitions, each ${config.secondsPerRun} s of a plain sequential driver and ${config.secondsPerRun} s of cowmap's checked run (runFuzz without crashes over one AdapterSut, ` +
+        `commands-max ${commandsMax}) through the same adapter command, in alternating order; ${geometry}, seeds ${config.seed}..${config.seed + config.repetitions - 1}. ` +
+        'A step is one operation and its state in both; the driver checks nothing, ours runs the model beside it and compares. Process starts are outside the timing. ' +
+        'conformVsDriverRatio (Python example) is the headline; the 1-minute load average at the start of each run is beside each figure.',
+    ],
+    data,
+  };
+}
