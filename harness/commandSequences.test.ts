@@ -72,7 +72,7 @@ describe('fast-check command sequences', () => {
     assert.match(text, new RegExp(`^# seed: ${seed}$`, 'm'));
     assert.match(text, new RegExp(`^# path: ${failure.path.replace(/[+/]/g, '\\$&')}$`, 'm'));
     assert.match(text, /^# {3}npx cowmap replay .*fuzz-7\.jsonl$/m);
-    assert.match(text, /^# {3}npx cowmap fuzz --seed 7 --path \S+ --regions 4 --labels 3 --commands-max 50/m);
+    assert.match(text, /^# {3}npx cowmap fuzz --seed 7 --path \S+ --regions 4 --data bytes --commands-max 50 --region-size 512 --io-max 12 --crash-modes process,power,torn --crash-between yes$/m);
 
     const trace = readTrace(text, failure.tracePath);
     const onBroken = await replayTrace(trace, broken());

@@ -30,6 +30,9 @@ import type { Geometry } from '../model/types.ts';
 import { Oracle, OracleFailure } from './oracle.ts';
 import type { Difference } from './oracle.ts';
 import { replayTrace } from './replay.ts';
+import { outOfRangeRegions, regionArbitrary } from './geometry.ts';
+import { contentRecipeArbitrary, RunContents } from './regionData.ts';
+import type { ContentRecipe } from './regionData.ts';
 import { describeScenarioStep, runScenario, scenarioTrace } from './scenario.ts';
 import type { ScenarioStep } from './scenario.ts';
 import type { CrashRequest, SutOp, SystemUnderTest } from './sut.ts';
@@ -43,6 +46,7 @@ export const fuzzDefaults = {
   regionSize: 512,
   ioMax: 12,
   numRuns: 100,
+  data: 'bytes' as FuzzData,
   failuresDir: join('traces', 'failures'),
   /** Shrinking stops after this long (the counterexample found so far is kept). */
   shrinkBudgetMs: 120_000,
@@ -143,60 +147,271 @@ export interface FuzzResult {
   readonly seconds: number;
   /** The time budget ended the search before numRuns. */
   readonly interrupted: boolean;
+  /** The fewest operations and the fewest completed cycles of a passing searched sequence (null: none passed). */
+  readonly shortestRun: { readonly operations: number; readonly cycles: number } | null;
   readonly failure: FuzzFailure | null;
 }
 
 // ------------------------------------------------------------ the commands
 
+/**
+ * What fast-check keeps of the system, to plan commands: whether the volume is
+ * down, and an over-estimate of the maps: a superset of C and of X, a subset of
+ * the regions sent, and the phase where it is known. A crash inside an operation
+ * makes the system's outcome uncertain (the swap may or may not have happened),
+ * so the sets only grow there and the phase becomes 'unknown'; a cycle command
+ * then still drains the cycle by sending every region of the superset (the
+ * others are answered E_NOT_CURRENT, which the oracle checks too). It only
+ * plans: the oracle judges every step against the real model.
+ */
 interface FuzzModel {
   crashed: boolean;
+  phase: 'idle' | 'replicating' | 'unknown';
+  /** Contains C. */
+  readonly current: Set<number>;
+  currentExact: boolean;
+  /** Contains X. */
+  readonly next: Set<number>;
+  nextExact: boolean;
+  /** Contained in the regions sent since the swap or the last recovery (kept only while the phase is known to be replicating). */
+  readonly sent: Set<number>;
+  /** What the run wrote, for near-copies. */
+  readonly contents: RunContents;
 }
+
+function freshModel(regionSize: number): FuzzModel {
+  return { crashed: false, phase: 'idle', current: new Set(), currentExact: true, next: new Set(), nextExact: true, sent: new Set(), contents: new RunContents(regionSize) };
+}
+
+function replaceSet(set: Set<number>, values: Iterable<number>): void {
+  const copy = [...values];
+  set.clear();
+  for (const value of copy) set.add(value);
+}
+
+function isSubset(small: ReadonlySet<number>, large: ReadonlySet<number>): boolean {
+  for (const value of small) if (!large.has(value)) return false;
+  return true;
+}
+
+/** The swap, seen from the model: certain from idle, a maybe from an unknown phase. */
+function trackSwap(model: FuzzModel, certain: boolean): void {
+  if (certain) {
+    replaceSet(model.current, model.next);
+    model.currentExact = model.nextExact;
+    model.next.clear();
+    model.nextExact = true;
+  } else {
+    for (const region of model.next) model.current.add(region);
+    model.currentExact = false;
+    model.nextExact = false;
+  }
+  model.sent.clear();
+}
+
+/** An operation that ran to its answer (accepted or rejected). */
+function trackOp(model: FuzzModel, op: SutOp, regions: number, regionSize: number): void {
+  if (model.crashed) return; // E_PHASE: nothing changes
+  switch (op.type) {
+    case 'write':
+      if (op.region >= 0 && op.region < regions && op.data.length === regionSize) model.next.add(op.region);
+      return;
+    case 'startCycle':
+      if (model.phase !== 'replicating') trackSwap(model, model.phase === 'idle');
+      model.phase = 'replicating';
+      return;
+    case 'transfer':
+      if (model.phase === 'replicating' && model.current.has(op.region)) model.sent.add(op.region);
+      return;
+    case 'completeCycle':
+      if (model.phase === 'replicating' && isSubset(model.current, model.sent)) {
+        model.phase = 'idle';
+        model.current.clear();
+        model.currentExact = true;
+        model.sent.clear();
+      } else if (model.phase === 'replicating' && !model.currentExact) {
+        model.phase = 'unknown';
+      }
+      return;
+    case 'read':
+      return;
+  }
+}
+
+/** An operation with a crash inside: whatever of it reached the disk may or may not survive. */
+function trackCrashInside(model: FuzzModel, op: SutOp, regions: number, regionSize: number): void {
+  if (op.type === 'write' && op.region >= 0 && op.region < regions && op.data.length === regionSize && !model.next.has(op.region)) {
+    model.next.add(op.region);
+    model.nextExact = false;
+  } else if (op.type === 'startCycle' && model.phase !== 'replicating') {
+    trackSwap(model, false);
+    model.phase = 'unknown';
+  } else if (op.type === 'completeCycle' && model.phase === 'replicating' && (!model.currentExact || isSubset(model.current, model.sent))) {
+    model.currentExact = false;
+    model.phase = 'unknown';
+  }
+  model.crashed = true;
+}
+
+function trackStep(model: FuzzModel, step: ScenarioStep, generation: Generation): void {
+  switch (step.kind) {
+    case 'op':
+      trackOp(model, step.op, generation.regions, generation.regionSize);
+      return;
+    case 'crashInside':
+      trackCrashInside(model, step.op, generation.regions, generation.regionSize);
+      return;
+    case 'crash':
+      model.crashed = true;
+      return;
+    case 'recover':
+      if (model.crashed) model.sent.clear();
+      model.crashed = false;
+      return;
+  }
+}
+
+/** What a write carries: a label (data 'labels'), or a recipe made into bytes at run time against what the run wrote. */
+type DataPlan =
+  | { readonly label: string; readonly bytes: Uint8Array }
+  | { readonly recipe: ContentRecipe; readonly size: 'region' | number };
+
+/** An operation as planned: fixed, a write whose bytes come at run time, or a transfer of a region the model holds current. */
+type OpPlan =
+  | { readonly kind: 'fixed'; readonly op: SutOp }
+  | { readonly kind: 'write'; readonly region: number; readonly data: DataPlan }
+  | { readonly kind: 'transferCurrent'; readonly pick: number; readonly otherwise: number };
+
+type StepPlan =
+  | { readonly kind: 'op'; readonly op: OpPlan }
+  | { readonly kind: 'crash' }
+  | { readonly kind: 'recover' }
+  | { readonly kind: 'crashInside'; readonly op: OpPlan; readonly crash: CrashRequest }
+  /** startCycle unless the model knows one runs, a transfer of every region the model holds current, completeCycle. */
+  | { readonly kind: 'cycle' };
+
+/** Content for the book: a label (traces write it as such) or a name (messages only). */
+type Naming = { readonly label: string } | { readonly name: string } | null;
 
 /**
  * The system side of one sequence: the oracle of the run (the model beside the
- * implementation) and the steps run so far. Without an oracle it only collects
- * the steps (to turn a counterexample back into scenario steps).
+ * implementation), the book that names its contents, and the steps run so far.
+ * Without an oracle it only collects the steps (to turn a counterexample back
+ * into scenario steps).
  */
 class SequenceRun {
   readonly steps: ScenarioStep[] = [];
+  operations = 0;
+  cyclesCompleted = 0;
 
-  constructor(readonly oracle: Oracle | null) {}
+  constructor(
+    readonly oracle: Oracle | null,
+    readonly book: ContentBook,
+  ) {}
 
   /** One step exactly as runScenario runs it (same oracle calls, same labels). */
-  async run(step: ScenarioStep): Promise<void> {
+  async run(step: ScenarioStep, naming: Naming): Promise<void> {
     const index = this.steps.length;
     this.steps.push(step);
+    this.operations++;
+    if (naming !== null && step.kind !== 'crash' && step.kind !== 'recover' && step.op.type === 'write') {
+      if ('label' in naming) this.book.addLabel(naming.label);
+      else this.book.addNamed(step.op.data, naming.name);
+    }
     const oracle = this.oracle;
     if (oracle === null) return;
     const label = `step ${index + 1} '${describeScenarioStep(step, oracle.book)}'`;
-    if (step.kind === 'crashInside') await oracle.stepCrashing(step.op, step.crash, label);
-    else await oracle.step(step.kind === 'op' ? step.op : { type: step.kind }, label, null);
+    if (step.kind === 'crashInside') {
+      await oracle.stepCrashing(step.op, step.crash, label);
+      return;
+    }
+    const reply = await oracle.step(step.kind === 'op' ? step.op : { type: step.kind }, label, null);
+    if (step.kind === 'op' && step.op.type === 'completeCycle' && reply.ok) this.cyclesCompleted++;
   }
 }
 
-/** A scenario step, or a crash and the recovery that follows it. */
-class StepCommand implements fc.AsyncCommand<FuzzModel, SequenceRun> {
+/** A command: its steps are planned at generation and made at run time from the model (the bytes written, the regions a cycle sends). */
+class PlannedCommand implements fc.AsyncCommand<FuzzModel, SequenceRun> {
+  /** The steps of the last run, for fast-check's report of a counterexample. */
+  private made: string[] = [];
+
   constructor(
-    readonly steps: readonly ScenarioStep[],
-    /** Names the data by its label (only when fast-check prints a counterexample). */
-    private readonly book: ContentBook,
+    readonly plans: readonly StepPlan[],
+    private readonly generation: Generation,
   ) {}
 
-  check(model: Readonly<FuzzModel>): boolean {
-    // A crash inside an operation needs a running volume (Oracle.stepCrashing).
-    return !(model.crashed && this.steps[0]!.kind === 'crashInside');
+  get isCycle(): boolean {
+    return this.plans.some((plan) => plan.kind === 'cycle');
+  }
+
+  check(): boolean {
+    return true;
   }
 
   async run(model: FuzzModel, real: SequenceRun): Promise<void> {
-    for (const step of this.steps) {
-      await real.run(step);
-      if (step.kind === 'crash' || step.kind === 'crashInside') model.crashed = true;
-      else if (step.kind === 'recover') model.crashed = false;
+    this.made = [];
+    const take = async (step: ScenarioStep, naming: Naming = null) => {
+      await real.run(step, naming);
+      trackStep(model, step, this.generation);
+      this.made.push(describeScenarioStep(step, real.book));
+    };
+    for (const plan of this.plans) {
+      // A crash inside an operation needs a running volume (Oracle.stepCrashing), and so does a cycle.
+      if ((plan.kind === 'crashInside' || plan.kind === 'cycle') && model.crashed) await take({ kind: 'recover' });
+      switch (plan.kind) {
+        case 'crash':
+        case 'recover':
+          await take({ kind: plan.kind });
+          break;
+        case 'op': {
+          const { op, naming } = makeOp(plan.op, model, this.generation);
+          await take({ kind: 'op', op }, naming);
+          break;
+        }
+        case 'crashInside': {
+          const { op, naming } = makeOp(plan.op, model, this.generation);
+          await take({ kind: 'crashInside', op, crash: plan.crash }, naming);
+          break;
+        }
+        case 'cycle': {
+          if (model.phase !== 'replicating') await take({ kind: 'op', op: { type: 'startCycle' } });
+          // Bounded by the regions: the superset of C is a set of region indices.
+          for (const region of [...model.current].sort((a, b) => a - b)) await take({ kind: 'op', op: { type: 'transfer', region } });
+          await take({ kind: 'op', op: { type: 'completeCycle' } });
+          break;
+        }
+      }
     }
   }
 
   toString(): string {
-    return this.steps.map((step) => describeScenarioStep(step, this.book)).join('; ');
+    if (this.made.length > 0) return this.made.join('; ');
+    return this.plans.map((plan) => plan.kind).join('; ');
+  }
+}
+
+/** The operation a plan makes in the model's present state, with the name of what it writes. */
+function makeOp(plan: OpPlan, model: FuzzModel, generation: Generation): { op: SutOp; naming: Naming } {
+  switch (plan.kind) {
+    case 'fixed':
+      return { op: plan.op, naming: null };
+    case 'transferCurrent': {
+      const current = [...model.current].sort((a, b) => a - b);
+      const region = current.length === 0 ? plan.otherwise : current[plan.pick % current.length]!;
+      return { op: { type: 'transfer', region }, naming: null };
+    }
+    case 'write': {
+      const data = plan.data;
+      if ('label' in data) return { op: { type: 'write', region: plan.region, data: data.bytes }, naming: { label: data.label } };
+      const content = model.contents.make(data.recipe, plan.region);
+      if (data.size !== 'region') {
+        const wrong = new Uint8Array(data.size);
+        wrong.set(content.bytes.subarray(0, data.size));
+        return { op: { type: 'write', region: plan.region, data: wrong }, naming: null };
+      }
+      if (plan.region >= 0 && plan.region < generation.regions) model.contents.noteWritten(plan.region, content);
+      return { op: { type: 'write', region: plan.region, data: content.bytes }, naming: { name: content.name } };
+    }
   }
 }
 
@@ -207,6 +422,9 @@ interface Generation {
   readonly ioMax: number;
   readonly crashModes: readonly CrashMode[];
   readonly crashBetween: boolean;
+  readonly data: FuzzData;
+  /** Weight of the cycle command among the others (more when a history asks for many cycles). */
+  readonly cycleWeight: number;
   readonly sutName: string;
 }
 
@@ -222,68 +440,125 @@ export function fuzzLabel(names: readonly string[], region: number, value: numbe
   return regionSize > sectorSize ? base.padEnd(sectorSize, '.') + base : base;
 }
 
-/** A book that knows every label of the run, for readable messages and traces. */
-function bookFor(generation: Generation): ContentBook {
-  const book = new ContentBook(generation.regionSize);
-  const names = defaultNames(generation.regions);
-  for (let region = 0; region < generation.regions; region++) {
-    for (let value = 1; value <= generation.labels; value++) book.addLabel(fuzzLabel(names, region, value, generation.regionSize));
-  }
-  return book;
-}
-
-/** One arbitrary for every command, weighted: the system's operations, then crashes. */
-function commandArbitrary(generation: Generation): fc.Arbitrary<StepCommand> {
-  const { regions, labels, regionSize, ioMax } = generation;
+/** The operations' arbitraries, over the whole volume. */
+function opArbitraries(generation: Generation) {
+  const { regions, labels, regionSize } = generation;
   const names = defaultNames(regions);
-  const book = bookFor(generation);
-  const bytes = new Map<string, Uint8Array>();
-  const dataOf = (region: number, value: number): Uint8Array => {
+  type Labelled = { readonly label: string; readonly bytes: Uint8Array };
+  const labelData = new Map<string, Labelled>();
+  const labelled = (region: number, value: number): Labelled => {
     const label = fuzzLabel(names, region, value, regionSize);
-    let data = bytes.get(label);
+    let data = labelData.get(label);
     if (data === undefined) {
-      data = labelBytes(label, regionSize)!;
-      bytes.set(label, data);
+      data = { label, bytes: labelBytes(label, regionSize)! };
+      labelData.set(label, data);
     }
     return data;
   };
-  const region = fc.integer({ min: 0, max: regions - 1 });
-  const write = fc.tuple(region, fc.integer({ min: 1, max: labels })).map(([r, value]): SutOp => ({ type: 'write', region: r, data: dataOf(r, value) }));
-  const transfer = region.map((r): SutOp => ({ type: 'transfer', region: r }));
-  const startCycle = fc.constant<SutOp>({ type: 'startCycle' });
-  const completeCycle = fc.constant<SutOp>({ type: 'completeCycle' });
-  // Arguments the model judges before the state: E_RANGE, then E_SIZE.
+  const region = regionArbitrary(regions);
+  const outside = fc.constantFrom(...outOfRangeRegions(regions));
+  const write =
+    generation.data === 'labels'
+      ? fc.tuple(region, fc.integer({ min: 1, max: labels })).map(([r, value]): OpPlan => ({ kind: 'write', region: r, data: labelled(r, value) }))
+      : fc.tuple(region, contentRecipeArbitrary()).map(([r, recipe]): OpPlan => ({ kind: 'write', region: r, data: { recipe, size: 'region' } }));
+  const fixed = (op: SutOp): OpPlan => ({ kind: 'fixed', op });
+  const transfer = region.map((r) => fixed({ type: 'transfer', region: r }));
+  // Biased to the regions the model holds current: a cycle can drain across a large volume.
+  const transferCurrent = fc.tuple(fc.nat({ max: 1 << 16 }), region).map(([pick, otherwise]): OpPlan => ({ kind: 'transferCurrent', pick, otherwise }));
+  const startCycle = fc.constant(fixed({ type: 'startCycle' }));
+  const completeCycle = fc.constant(fixed({ type: 'completeCycle' }));
+  // Arguments the model judges before the state: E_RANGE, then E_SIZE (one byte short, one byte long).
+  const wrongSize = fc.constantFrom(regionSize - 1, regionSize + 1);
+  const badWrite =
+    generation.data === 'labels'
+      ? fc.tuple(region, wrongSize).map(([r, size]): OpPlan => {
+          const bytes = new Uint8Array(size);
+          bytes.set(labelled(r, 1).bytes.subarray(0, size));
+          return fixed({ type: 'write', region: r, data: bytes });
+        })
+      : fc.tuple(region, contentRecipeArbitrary(), wrongSize).map(([r, recipe, size]): OpPlan => ({ kind: 'write', region: r, data: { recipe, size } }));
   const badRequest = fc.oneof(
-    fc.constant<SutOp>({ type: 'write', region: regions, data: dataOf(0, 1) }),
-    fc.constant<SutOp>({ type: 'transfer', region: regions }),
-    region.map((r): SutOp => ({ type: 'write', region: r, data: dataOf(r, 1).subarray(0, 8) })),
+    fc.tuple(outside, fc.integer({ min: 1, max: labels })).map(([r]): OpPlan => ({ kind: 'write', region: r, data: generation.data === 'labels' ? labelled(0, 1) : { recipe: { kind: 'random', seed: 0 }, size: 'region' } })),
+    outside.map((r) => fixed({ type: 'transfer', region: r })),
+    badWrite,
   );
-  const read = fc.tuple(region, fc.constantFrom<('primary' | 'secondary')[]>('primary', 'secondary')).map(([r, volume]): SutOp => ({ type: 'read', region: r, volume }));
-  const badRead = fc.constant<SutOp>({ type: 'read', region: regions, volume: 'primary' });
+  const read = fc.tuple(region, fc.constantFrom<('primary' | 'secondary')[]>('primary', 'secondary')).map(([r, volume]) => fixed({ type: 'read', region: r, volume }));
+  const badRead = outside.map((r) => fixed({ type: 'read', region: r, volume: 'primary' }));
+  return { region, write, transfer, transferCurrent, startCycle, completeCycle, badRequest, read, badRead };
+}
+
+/** A new command for every sequence (a command remembers the steps of its last run). */
+function fresh(make: () => PlannedCommand): fc.Arbitrary<PlannedCommand> {
+  return fc.constant(null).map(make);
+}
+
+/** Weights of the commands other than a cycle, without crashes and with every kind of crash (see commandArbitrary). */
+const otherWeights = { noCrashes: 23, allCrashes: 34 } as const;
+
+/**
+ * The cycle command's weight: 2, or enough that a sequence of the history's
+ * length holds about twice its cycles.
+ */
+function cycleWeightFor(history: HistoryMin | undefined, crashes: boolean): number {
+  if (history === undefined || history.cycles === 0) return 2;
+  const others = crashes ? otherWeights.allCrashes : otherWeights.noCrashes;
+  const share = Math.min(0.3, (2 * history.cycles) / Math.max(history.operations, 1));
+  return Math.max(2, Math.ceil((share * others) / (1 - share)));
+}
+
+/** The command inside fast-check's wrapper (fast-check runs commands wrapped; the wrapper keeps it as `cmd`). */
+function plannedOf(command: unknown): PlannedCommand | null {
+  if (command instanceof PlannedCommand) return command;
+  const inner = (command as { cmd?: unknown } | null)?.cmd;
+  return inner instanceof PlannedCommand ? inner : null;
+}
+
+/** Whether a generated sequence is too short for the history: fewer commands (each runs an operation or more) or fewer cycle commands (each completes one cycle). */
+function shortOfHistory(commands: Iterable<unknown>, history: HistoryMin): boolean {
+  let count = 0;
+  let cycles = 0;
+  let known = 0;
+  for (const command of commands) {
+    count++;
+    const planned = plannedOf(command);
+    if (planned !== null) known++;
+    if (planned?.isCycle === true) cycles++;
+  }
+  // Commands this module cannot see into are never skipped for their cycles.
+  return count < history.operations || (known === count && cycles < history.cycles);
+}
+
+/** One arbitrary for every command, weighted: the system's operations, a whole cycle, then crashes. */
+function commandArbitrary(generation: Generation): fc.Arbitrary<PlannedCommand> {
+  const { ioMax } = generation;
+  const ops = opArbitraries(generation);
   // A read is not a step of trace format v1, so a crash goes only inside the others.
   const mutating = fc.oneof(
-    { arbitrary: write, weight: 4 },
-    { arbitrary: transfer, weight: 3 },
-    { arbitrary: startCycle, weight: 2 },
-    { arbitrary: completeCycle, weight: 2 },
-    { arbitrary: badRequest, weight: 1 },
+    { arbitrary: ops.write, weight: 4 },
+    { arbitrary: ops.transfer, weight: 1 },
+    { arbitrary: ops.transferCurrent, weight: 2 },
+    { arbitrary: ops.startCycle, weight: 2 },
+    { arbitrary: ops.completeCycle, weight: 2 },
+    { arbitrary: ops.badRequest, weight: 1 },
   );
-  const command = (steps: ScenarioStep[]) => new StepCommand(steps, book);
-  const op = (arbitrary: fc.Arbitrary<SutOp>) => arbitrary.map((sutOp) => command([{ kind: 'op', op: sutOp }]));
-  const choices: fc.WeightedArbitrary<StepCommand>[] = [
-    { arbitrary: op(write), weight: 8 },
-    { arbitrary: op(transfer), weight: 6 },
-    { arbitrary: op(startCycle), weight: 3 },
-    { arbitrary: op(completeCycle), weight: 3 },
-    { arbitrary: op(fc.oneof(read, read, read, badRead)), weight: 2 },
-    { arbitrary: op(badRequest), weight: 1 },
+  const command = (plans: StepPlan[]) => new PlannedCommand(plans, generation);
+  const op = (arbitrary: fc.Arbitrary<OpPlan>) => arbitrary.map((plan) => command([{ kind: 'op', op: plan }]));
+  const choices: fc.WeightedArbitrary<PlannedCommand>[] = [
+    { arbitrary: op(ops.write), weight: 8 },
+    { arbitrary: op(ops.transfer), weight: 2 },
+    { arbitrary: op(ops.transferCurrent), weight: 4 },
+    { arbitrary: op(ops.startCycle), weight: 3 },
+    { arbitrary: op(ops.completeCycle), weight: 3 },
+    { arbitrary: op(fc.oneof(ops.read, ops.read, ops.read, ops.badRead)), weight: 2 },
+    { arbitrary: op(ops.badRequest), weight: 1 },
+    { arbitrary: fresh(() => command([{ kind: 'cycle' }])), weight: generation.cycleWeight },
   ];
   if (generation.crashBetween) {
     choices.push(
-      { arbitrary: fc.constant(command([{ kind: 'crash' }, { kind: 'recover' }])), weight: 2 },
+      { arbitrary: fresh(() => command([{ kind: 'crash' }, { kind: 'recover' }])), weight: 2 },
       // A lone crash leaves the volume down for a while (every op E_PHASE); a lone recover ends it.
-      { arbitrary: fc.constant(command([{ kind: 'crash' }])), weight: 1 },
-      { arbitrary: fc.constant(command([{ kind: 'recover' }])), weight: 1 },
+      { arbitrary: fresh(() => command([{ kind: 'crash' }])), weight: 1 },
+      { arbitrary: fresh(() => command([{ kind: 'recover' }])), weight: 1 },
     );
   }
   if (generation.crashModes.length > 0) {
@@ -291,7 +566,7 @@ function commandArbitrary(generation: Generation): fc.Arbitrary<StepCommand> {
     const crash = fc
       .tuple(fc.integer({ min: 0, max: ioMax }), fc.constantFrom(...generation.crashModes), fc.integer({ min: 0, max: 0xffff }))
       .map(([afterIo, mode, seed]): CrashRequest => (mode === 'process' ? { afterIo, mode, seed: 0, torn: false } : { afterIo, mode: 'power', seed, torn: mode === 'torn' }));
-    choices.push({ arbitrary: fc.tuple(mutating, crash).map(([sutOp, request]) => command([{ kind: 'crashInside', op: sutOp, crash: request }, { kind: 'recover' }])), weight: 5 });
+    choices.push({ arbitrary: fc.tuple(mutating, crash).map(([plan, request]) => command([{ kind: 'crashInside', op: plan, crash: request }, { kind: 'recover' }])), weight: 5 });
     const powerModes = generation.crashModes.filter((mode) => mode !== 'process');
     if (generation.crashModes.includes('process') && powerModes.length > 0) {
       // A kill leaves unsynced writes in the page cache, and recovery inherits them
@@ -307,7 +582,7 @@ function commandArbitrary(generation: Generation): fc.Arbitrary<StepCommand> {
       // recovery and makes at least one durable call, so the crash at call 0 always
       // happens (inside a rejected operation it never would, and the oracle's crash
       // would be a second kill).
-      const killThenPowerLoss = fc.tuple(mutating, kill, write, powerLoss).map(([killed, killRequest, lost, lossRequest]) =>
+      const killThenPowerLoss = fc.tuple(mutating, kill, ops.write, powerLoss).map(([killed, killRequest, lost, lossRequest]) =>
         command([
           { kind: 'crashInside', op: killed, crash: killRequest },
           { kind: 'recover' },
@@ -383,7 +658,14 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzResult> {
   const ioMax = options.ioMax ?? fuzzDefaults.ioMax;
   if (!Number.isInteger(options.regions) || options.regions < 1) throw new RangeError('fuzz: regions must be a positive integer');
   const labels = options.labels ?? fuzzDefaults.labels;
-  const commandsMax = options.commandsMax ?? fuzzDefaults.commandsMax;
+  const history = options.historyMin;
+  if (history !== undefined && (!Number.isInteger(history.operations) || history.operations < 0 || !Number.isInteger(history.cycles) || history.cycles < 0)) {
+    throw new RangeError('fuzz: historyMin needs non-negative integer operations and cycles');
+  }
+  // Lengths are uniform up to commandsMax: half again the history's length keeps a third of the sequences long enough.
+  const commandsMax = Math.max(options.commandsMax ?? fuzzDefaults.commandsMax, Math.ceil(((history?.operations ?? 0) * 3) / 2), history?.cycles ?? 0);
+  const data = options.data ?? fuzzDefaults.data;
+  if (data !== 'labels' && data !== 'bytes') throw new RangeError(`fuzz: data must be 'labels' or 'bytes', got '${String(data)}'`);
   if (!Number.isInteger(labels) || labels < 1) throw new RangeError('fuzz: labels must be a positive integer');
   if (!Number.isInteger(commandsMax) || commandsMax < 1) throw new RangeError('fuzz: commandsMax must be a positive integer');
   if (!Number.isInteger(regionSize) || regionSize < sectorSize || regionSize % sectorSize !== 0) throw new RangeError('fuzz: regionSize must be a positive multiple of 512');
@@ -402,7 +684,9 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzResult> {
     if (features.has('power-loss')) crashModes.push('power');
     if (features.has('power-loss') && features.has('torn')) crashModes.push('torn');
   }
-  const generation: Generation = { regions: options.regions, labels, regionSize, ioMax, crashModes, crashBetween: options.crashBetween ?? true, sutName };
+  const crashBetween = options.crashBetween ?? true;
+  const cycleWeight = cycleWeightFor(history, crashBetween || crashModes.length > 0);
+  const generation: Generation = { regions: options.regions, labels, regionSize, ioMax, crashModes, crashBetween, data, cycleWeight, sutName };
 
   const replay = options.path === undefined ? null : parseFuzzPath(options.path);
   // Unbiased: fast-check's bias favours very short sequences; lengths are uniform in 0..commandsMax.
@@ -413,6 +697,7 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzResult> {
   }));
 
   const totals = { runs: 0, shrinks: 0, steps: 0, invariantChecks: 0, crashStates: 0 };
+  let shortestRun: { operations: number; cycles: number } | null = null;
   const hits = new Map<string, number>();
   let failedAt: number | null = null;
   let lastProgress = 0;
@@ -425,15 +710,21 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzResult> {
 
   const property = fc.asyncProperty(sequences, async (commands) => {
     const sut = guarded(options.makeSut());
-    const oracle = new Oracle(geometry, bookFor(generation), sut);
-    const real = new SequenceRun(oracle);
+    const oracle = new Oracle(geometry, new ContentBook(regionSize), sut);
+    const real = new SequenceRun(oracle, oracle.book);
     let failed = true;
     try {
       await fc.asyncModelRun(async () => {
         await oracle.start();
-        return { model: { crashed: false }, real };
+        return { model: freshModel(regionSize), real };
       }, commands);
       failed = false;
+      if (failedAt === null) {
+        shortestRun = {
+          operations: Math.min(shortestRun?.operations ?? Infinity, real.operations),
+          cycles: Math.min(shortestRun?.cycles ?? Infinity, real.cyclesCompleted),
+        };
+      }
     } finally {
       if (failedAt === null) totals.runs++;
       else totals.shrinks++;
@@ -460,6 +751,8 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzResult> {
       if (failedAt === null && timeBudgetMs !== undefined && now - started >= timeBudgetMs) stoppedBy = 'time budget';
       else if (failedAt === null && replay !== null && runsStarted >= 1) stoppedBy = 'path replayed';
       else if (failedAt !== null && now - failedAt >= shrinkBudgetMs) stoppedBy = 'shrink budget';
+      // The search skips sequences short of the history (a path replay and shrinking take them as they are).
+      else if (failedAt === null && replay === null && history !== undefined && shortOfHistory(value[0], history)) return new fc.PreconditionFailure(false);
       else {
         runsStarted++;
         return nestedRun(value);
@@ -474,6 +767,8 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzResult> {
     details = await fc.check(property, {
       seed: options.seed,
       numRuns,
+      // Sequences short of the history are skipped: up to two in three.
+      maxSkipsPerRun: 1000,
       plugins: [budgets],
       // A path replay runs the counterexample, and shrinks on from it if it still fails.
       ...(replay === null ? {} : { path: replay.path }),
@@ -508,6 +803,7 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzResult> {
     transitions: { covered: transitionIds.length - missing.length, total: transitionIds.length, missing },
     seconds: seconds(),
     interrupted: stoppedBy === 'time budget',
+    shortestRun,
     failure,
   };
 }
@@ -523,13 +819,13 @@ async function saveFailure(
   replay: { path: string; replayPath: string | undefined } | null,
   shrinkCutShort: boolean,
 ): Promise<FuzzFailure> {
-  // The commands the model lets run, as scenario steps.
-  const collected = new SequenceRun(null);
-  await fc.asyncModelRun(() => ({ model: { crashed: false }, real: collected }), commands);
+  // The commands the model lets run, as scenario steps (the model plans them exactly as in the failing run).
+  const collected = new SequenceRun(null, new ContentBook(generation.regionSize));
+  await fc.asyncModelRun(() => ({ model: freshModel(generation.regionSize), real: collected }), commands);
   const replayPath = replayPathOf(commands) ?? replay?.replayPath ?? null;
   const path = replayPath === null ? fastCheckPath : `${fastCheckPath}@${replayPath}`;
 
-  const book = bookFor(generation);
+  const book = collected.book;
   const result = await runScenario(guarded(options.makeSut()), geometry, collected.steps, book);
   const message = result.failure?.message ?? `${errorMessage(error)} (the re-run through runScenario passed: the failure did not reproduce)`;
   const differences = result.failure?.differences ?? (error instanceof OracleFailure ? error.differences : []);
@@ -543,10 +839,14 @@ async function saveFailure(
     '--seed', String(options.seed),
     '--path', path,
     '--regions', String(generation.regions),
-    '--labels', String(generation.labels),
+    '--data', generation.data,
+    ...(generation.data === 'labels' ? ['--labels', String(generation.labels)] : []),
     '--commands-max', String(options.commandsMax ?? fuzzDefaults.commandsMax),
     '--region-size', String(generation.regionSize),
     '--io-max', String(generation.ioMax),
+    '--crash-modes', generation.crashModes.length === 0 ? 'none' : generation.crashModes.join(','),
+    '--crash-between', generation.crashBetween ? 'yes' : 'no',
+    ...(options.historyMin === undefined ? [] : ['--history-operations', String(options.historyMin.operations), '--history-cycles', String(options.historyMin.cycles)]),
     ...(options.replayArgs ?? []),
   ];
   const failing = collected.steps[stepIndex];

@@ -15,6 +15,9 @@ import { replicationMachine } from '../model/machine.ts';
 import { stepMachine } from '../model/transitions.ts';
 import type { ModelSnapshot } from '../model/transitions.ts';
 import type { Geometry, Op } from '../model/types.ts';
+import { boundaryRegions } from './geometry.ts';
+import { Prng } from './prng.ts';
+import { randomContent } from './regionData.ts';
 import { runScenario } from './scenario.ts';
 import type { ScenarioResult, ScenarioStep } from './scenario.ts';
 import type { SystemUnderTest } from './sut.ts';
@@ -139,28 +142,96 @@ export function simplePaths(pathsMax: number): Op[][] {
   return model.getSimplePaths().map(eventsOf).filter((path) => path.length > 0).slice(0, pathsMax);
 }
 
-/** A path's events as scenario steps (labels become their bytes). */
-export function pathSteps(path: readonly Op[], book: ContentBook): ScenarioStep[] {
+/**
+ * Where the model's regions go on the volume the paths run on, and what a
+ * model label writes there. Without a volume: the model's own regions and the
+ * labels' bytes (a label padded with zeros).
+ */
+export interface PathMapping {
+  readonly geometry: Geometry;
+  /** The volume region of each model region (distinct, boundaries first). */
+  readonly regionOf: readonly number[];
+  /** The seed of the full-region bytes a model label writes, or null to write the label itself. */
+  readonly seed: number | null;
+  /** The model's regionSize (its wrong-size writes keep their offset from it). */
+  readonly modelRegionSize: number;
+}
+
+/** FNV-1a of a label, to seed its content: the same label gives the same bytes in every path of a run. */
+function labelHash(label: string): number {
+  let hash = 0x811c9dc5;
+  for (const byte of new TextEncoder().encode(label)) hash = Math.imul(hash ^ byte, 0x01000193) >>> 0;
+  return hash;
+}
+
+/**
+ * The mapping of the model's regions onto `options.volume`: boundary regions of
+ * the volume (boundaryRegions), shuffled by the seed, the first ones taken.
+ */
+export function pathMapping(options: PathOptions): PathMapping {
+  const volume = options.volume;
+  if (volume === undefined) {
+    const geometry = { regions: options.regions, regionSize: options.regionSize };
+    return { geometry, regionOf: Array.from({ length: options.regions }, (_, region) => region), seed: null, modelRegionSize: options.regionSize };
+  }
+  if (volume.regions < options.regions) throw new RangeError(`path tests: a volume of ${volume.regions} regions cannot hold the model's ${options.regions}`);
+  const seed = options.seed ?? 0;
+  const prng = new Prng(seed);
+  const boundaries = boundaryRegions(volume.regions);
+  const others = Array.from({ length: Math.min(volume.regions, options.regions) }, (_, region) => region).filter((region) => !boundaries.includes(region));
+  const candidates = [...boundaries, ...others];
+  // Fisher-Yates over the boundaries only: every mapping starts at a boundary.
+  for (let index = boundaries.length - 1; index > 0; index--) {
+    const other = prng.nextInt(index + 1);
+    [candidates[index], candidates[other]] = [candidates[other]!, candidates[index]!];
+  }
+  return { geometry: volume, regionOf: candidates.slice(0, options.regions), seed, modelRegionSize: options.regionSize };
+}
+
+/** A path's events as scenario steps on the mapped volume (labels become their bytes, out-of-range regions the volume's first one past the end). */
+export function pathSteps(path: readonly Op[], book: ContentBook, mapping?: PathMapping): ScenarioStep[] {
+  const volume = mapping?.geometry;
+  const regionOf = (region: number) => (mapping === undefined ? region : (mapping.regionOf[region] ?? mapping.geometry.regions));
   return path.map((op): ScenarioStep => {
     switch (op.type) {
       case 'write': {
-        const digest = book.addLabel(op.data);
-        const bytes = book.bytesOf(digest)!;
-        return { kind: 'op', op: { type: 'write', region: op.region, data: op.size === bytes.length ? bytes : bytes.subarray(0, op.size) } };
+        let bytes: Uint8Array;
+        let size = op.size;
+        if (mapping === undefined || mapping.seed === null) {
+          bytes = book.bytesOf(book.addLabel(op.data))!;
+        } else {
+          // The model's sizes are exact or off by some bytes: keep the offset on the volume's regionSize.
+          size = volume!.regionSize + (op.size - mapping.modelRegionSize);
+          bytes = randomContent((mapping.seed ^ labelHash(op.data)) >>> 0, volume!.regionSize);
+          book.addNamed(bytes, op.data);
+        }
+        const data = size === bytes.length ? bytes : size < bytes.length ? bytes.subarray(0, size) : padded(bytes, size);
+        return { kind: 'op', op: { type: 'write', region: regionOf(op.region), data } };
       }
       case 'crash':
       case 'recover':
         return { kind: op.type };
+      case 'transfer':
+      case 'read':
+        return { kind: 'op', op: { ...op, region: regionOf(op.region) } };
       default:
         return { kind: 'op', op };
     }
   });
 }
 
+function padded(bytes: Uint8Array, size: number): Uint8Array {
+  const copy = new Uint8Array(size);
+  copy.set(bytes);
+  return copy;
+}
+
 export interface PathRunResult {
   readonly paths: number;
   readonly steps: number;
   readonly covered: ReadonlySet<string>;
+  /** The volume the paths ran on (a failing path's records are of this geometry). */
+  readonly geometry: Geometry;
   readonly failure: { readonly path: readonly Op[]; readonly result: ScenarioResult } | null;
 }
 
@@ -173,16 +244,18 @@ export async function runPaths(
   shouldStop?: () => boolean,
 ): Promise<PathRunResult> {
   const covered = new Set<string>();
+  const mapping = pathMapping(options);
+  const geometry = mapping.geometry;
   let steps = 0;
   for (let index = 0; index < paths.length; index++) {
-    if (shouldStop?.() === true) return { paths: index, steps, covered, failure: null };
+    if (shouldStop?.() === true) return { paths: index, steps, covered, geometry, failure: null };
     const path = paths[index]!;
-    const book = new ContentBook(options.regionSize);
-    const result = await runScenario(makeSut(), { regions: options.regions, regionSize: options.regionSize }, pathSteps(path, book), book);
+    const book = new ContentBook(geometry.regionSize);
+    const result = await runScenario(makeSut(), geometry, pathSteps(path, book, mapping), book);
     for (const id of result.covered) covered.add(id);
     steps += result.stats.steps;
-    if (result.failure !== null) return { paths: index + 1, steps, covered, failure: { path, result } };
+    if (result.failure !== null) return { paths: index + 1, steps, covered, geometry, failure: { path, result } };
     onProgress?.(index + 1);
   }
-  return { paths: paths.length, steps, covered, failure: null };
+  return { paths: paths.length, steps, covered, geometry, failure: null };
 }

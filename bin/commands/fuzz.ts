@@ -1,16 +1,19 @@
 // cowmap fuzz [--seed N] [--path P] [--runs R] [--time-budget S] [--regions N]
-//             [--labels L] [--commands-max C] [--region-size B] [--io-max K]
+//             [--region-size B] [--data labels|bytes] [--labels L]
+//             [--commands-max C] [--io-max K] [--crash-modes LIST|none]
+//             [--crash-between yes|no] [--history-operations N --history-cycles M]
 //             [--mutant NAME] [--out-dir DIR] [--quiet]
 // fast-check command sequences against the reference implementation (or a named
 // mutant of it), through the oracle. The seed is printed first, so that every
 // random run can be repeated. Exit status: 0 no failure, 1 a failure (the
 // shortest failing sequence is saved as a v1 trace, and the commands that replay
-// it are printed), 2 bad usage.
+// it are printed: they give every option the sequences depend on), 2 bad usage.
 
 import { randomInt } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { fuzzDefaults, runFuzz } from '../../harness/commandSequences.ts';
-import type { FuzzResult } from '../../harness/commandSequences.ts';
+import type { CrashMode, FuzzData, FuzzResult, HistoryMin } from '../../harness/commandSequences.ts';
+import { regionsMax } from '../../model/rules.ts';
 import { mutants } from '../../harness/mutants.ts';
 import { ReferenceSut } from '../../harness/referenceSut.ts';
 import type { VolumeClass } from '../../harness/referenceSut.ts';
@@ -34,6 +37,7 @@ function summary(result: FuzzResult): string {
     `  steps:         ${result.steps}`,
     `  steps/s:       ${rate}`,
     `  crash states:  ${result.crashStates}`,
+    ...(result.shortestRun === null ? [] : [`  shortest run:  ${result.shortestRun.operations} operations, ${result.shortestRun.cycles} cycles completed`]),
     `  transitions:   ${result.transitions.covered} of ${result.transitions.total} covered`,
     `  seconds:       ${result.seconds.toFixed(2)}`,
   ];
@@ -41,6 +45,16 @@ function summary(result: FuzzResult): string {
     lines.push(`  not covered:   ${result.transitions.missing.join(', ')}`);
   }
   return lines.join('\n') + '\n';
+}
+
+/** `--crash-modes`: undefined (what the implementation offers), none, or a list; null when invalid. */
+function parseCrashModes(text: string | undefined): readonly CrashMode[] | undefined | null {
+  if (text === undefined) return undefined;
+  if (text === 'none') return [];
+  const modes = text.split(',');
+  const known: readonly string[] = ['process', 'power', 'torn'];
+  if (modes.length === 0 || !modes.every((mode) => known.includes(mode)) || new Set(modes).size !== modes.length) return null;
+  return modes as CrashMode[];
 }
 
 /** The command, with its output streams as parameters (for tests). */
@@ -54,6 +68,11 @@ export async function fuzzMain(argv: string[], output: FuzzOutput): Promise<numb
       'time-budget': { type: 'string' },
       regions: { type: 'string', default: String(fuzzDefaults.regions) },
       labels: { type: 'string', default: String(fuzzDefaults.labels) },
+      data: { type: 'string', default: fuzzDefaults.data },
+      'crash-modes': { type: 'string' },
+      'crash-between': { type: 'string', default: 'yes' },
+      'history-operations': { type: 'string' },
+      'history-cycles': { type: 'string' },
       'commands-max': { type: 'string', default: String(fuzzDefaults.commandsMax) },
       'region-size': { type: 'string', default: String(fuzzDefaults.regionSize) },
       'io-max': { type: 'string', default: String(fuzzDefaults.ioMax) },
@@ -67,7 +86,7 @@ export async function fuzzMain(argv: string[], output: FuzzOutput): Promise<numb
   const seed = values.seed === undefined ? randomInt(0, seedMax) : integerOption('--seed', values.seed, seedMin, seedMax);
   const runs = values.runs === undefined ? undefined : integerOption('--runs', values.runs, 1, 1_000_000_000);
   const budgetSeconds = values['time-budget'] === undefined ? undefined : integerOption('--time-budget', values['time-budget'], 1, 7 * 24 * 3600);
-  const regions = integerOption('--regions', values.regions, 1, 26);
+  const regions = integerOption('--regions', values.regions, 1, regionsMax);
   const labels = integerOption('--labels', values.labels, 1, 99);
   const commandsMax = integerOption('--commands-max', values['commands-max'], 1, 10_000);
   const regionSize = integerOption('--region-size', values['region-size'], 512, 1 << 20);
@@ -76,6 +95,19 @@ export async function fuzzMain(argv: string[], output: FuzzOutput): Promise<numb
     return usageError('fuzz');
   }
   if (regionSize % 512 !== 0) return usageError('fuzz', `--region-size must be a multiple of 512, got ${regionSize}`);
+  if (values.data !== 'labels' && values.data !== 'bytes') return usageError('fuzz', `--data must be labels or bytes, got '${values.data}'`);
+  const data: FuzzData = values.data;
+  const crashModes = parseCrashModes(values['crash-modes']);
+  if (crashModes === null) return usageError('fuzz', `--crash-modes must be none or a comma list of process, power, torn, got '${values['crash-modes']}'`);
+  if (values['crash-between'] !== 'yes' && values['crash-between'] !== 'no') return usageError('fuzz', `--crash-between must be yes or no, got '${values['crash-between']}'`);
+  const crashBetween = values['crash-between'] === 'yes';
+  let historyMin: HistoryMin | undefined;
+  if (values['history-operations'] !== undefined || values['history-cycles'] !== undefined) {
+    const operations = integerOption('--history-operations', values['history-operations'] ?? '0', 0, 1_000_000);
+    const cycles = integerOption('--history-cycles', values['history-cycles'] ?? '0', 0, 100_000);
+    if (operations === null || cycles === null) return usageError('fuzz');
+    historyMin = { operations, cycles };
+  }
 
   let volumeClass: VolumeClass | undefined;
   let sutName = 'the reference implementation';
@@ -88,7 +120,8 @@ export async function fuzzMain(argv: string[], output: FuzzOutput): Promise<numb
 
   // The seed first: every random run can be repeated.
   output.out(`seed: ${seed}\n`);
-  output.out(`fuzz on ${sutName}: regions=${regions} labels=${labels} commands-max=${commandsMax} region-size=${regionSize} io-max=${ioMax}` +
+  const historyText = historyMin === undefined ? '' : ` history>=${historyMin.operations} ops/${historyMin.cycles} cycles`;
+  output.out(`fuzz on ${sutName}: regions=${regions} region-size=${regionSize} data=${data}${data === 'labels' ? ` labels=${labels}` : ''} commands-max=${commandsMax} io-max=${ioMax}${historyText}` +
     `${runs === undefined ? '' : ` runs=${runs}`}${budgetSeconds === undefined ? '' : ` time-budget=${budgetSeconds}s`}${values.path === undefined ? '' : ` path=${values.path}`}\n`);
 
   const showProgress = output.progress && !values.quiet;
@@ -104,6 +137,10 @@ export async function fuzzMain(argv: string[], output: FuzzOutput): Promise<numb
       commandsMax,
       regionSize,
       ioMax,
+      data,
+      crashBetween,
+      ...(crashModes === undefined ? {} : { crashModes }),
+      ...(historyMin === undefined ? {} : { historyMin }),
       makeSut: () => new ReferenceSut({ ...(volumeClass === undefined ? {} : { volumeClass }), name: sutName }),
       failuresDir: values['out-dir'],
       replayArgs: values.mutant === undefined ? [] : ['--mutant', values.mutant],

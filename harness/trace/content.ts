@@ -3,11 +3,18 @@
 //
 // A label's content is its UTF-8 bytes followed by zero bytes up to regionSize
 // (docs/traces.md). The empty label is a region of zeros, the initial content.
+//
+// Content without a label (the generators' full-region bytes) goes into traces
+// as base64, and into messages by a short name the generator gave it (`r3`,
+// `r3~last`) or else by its digest's first 8 hex digits (`#1a2b3c4d`): a name is
+// for people only and never stands for the bytes in a trace.
 
 import { createHash } from 'node:crypto';
 
 export const zeroLabel = '';
 export const labelShownMax = 16;
+/** Hex digits of the digest that show content with neither label nor name. */
+export const digestShownLength = 8;
 
 export function digestOf(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
@@ -29,6 +36,7 @@ export function labelBytes(label: string, regionSize: number): Uint8Array | null
 export class ContentBook {
   private readonly bytesByDigest = new Map<string, Uint8Array>();
   private readonly labelByDigest = new Map<string, string>();
+  private readonly nameByDigest = new Map<string, string>();
   readonly zero: string;
 
   constructor(readonly regionSize: number) {
@@ -50,6 +58,13 @@ export class ContentBook {
     return digest;
   }
 
+  /** Records content with a name for messages (not a label: traces carry its bytes); returns its digest. */
+  addNamed(bytes: Uint8Array, name: string): string {
+    const digest = this.addBytes(bytes);
+    if (!this.nameByDigest.has(digest)) this.nameByDigest.set(digest, name);
+    return digest;
+  }
+
   bytesOf(digest: string): Uint8Array | undefined {
     return this.bytesByDigest.get(digest);
   }
@@ -58,12 +73,12 @@ export class ContentBook {
     return this.labelByDigest.get(digest);
   }
 
-  /** A label where one is known, else the digest's first 12 hex digits. */
+  /** A label where one is known, else a name, else `#` and the digest's first 8 hex digits. */
   show(digest: string | null): string {
     if (digest === null) return '_';
     const label = this.labelByDigest.get(digest);
     if (label === zeroLabel) return '0';
-    if (label === undefined) return `#${digest.slice(0, 12)}`;
+    if (label === undefined) return this.nameByDigest.get(digest) ?? `#${digest.slice(0, digestShownLength)}`;
     if (label.length <= labelShownMax) return label;
     // Labels made to fill every sector (the crash exploration's `A1....A1`) read as their name.
     const dot = label.indexOf('.');
