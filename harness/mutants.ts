@@ -15,7 +15,7 @@
 // histories, so most of these only `conform` (several geometries, full-region
 // bytes, long runs) reaches: such a mutant says so with `reachedOnlyByConform`.
 
-import { sectorSize } from '../impl/geometry.ts';
+import { sectorSize, type Geometry } from '../impl/geometry.ts';
 import { ReplicatedVolume } from '../impl/replicatedVolume.ts';
 
 export interface Mutant {
@@ -245,6 +245,26 @@ class TransferInTwoHalves extends ReplicatedVolume {
   }
 }
 
+// ------------------------------------------- the adapter protocol's own rules
+
+/** Accepts any region size from 512 bytes up, a multiple of 512 or not (E_SIZE expected). */
+class AcceptsUnalignedRegionSize extends ReplicatedVolume {
+  protected static override geometryProblem(geometry: Geometry): string | null {
+    const aligned = { regions: geometry.regions, regionSize: Math.ceil(geometry.regionSize / sectorSize) * sectorSize };
+    return super.geometryProblem(aligned);
+  }
+}
+
+/** Create over an existing volume replaces it with a new, empty one (E_EXISTS expected). */
+class CreatesOverExistingVolume extends ReplicatedVolume {
+  protected static override readonly refusesExistingVolume: boolean = false;
+}
+
+/** Opens a volume that another live process holds (E_LOCKED expected). */
+class IgnoresLock extends ReplicatedVolume {
+  protected static override readonly honoursLock: boolean = false;
+}
+
 export const mutants: Readonly<Record<string, Mutant>> = {
   'no-cow': { volumeClass: NoCopyOnWrite, description: 'no copy-on-write' },
   'cow-only-current': { volumeClass: CopyOnWriteOnlyInCurrent, description: 'copy-on-write only for regions in the current map' },
@@ -296,6 +316,14 @@ export const mutants: Readonly<Record<string, Mutant>> = {
     volumeClass: TransferInTwoHalves,
     description: 'a transfer that writes the secondary in two halves, each synced (a crash between them shows it)',
   },
+  // The protocol's own rules at open: the verify stages never open a volume twice, nor a bad geometry.
+  'accepts-unaligned-region-size': {
+    volumeClass: AcceptsUnalignedRegionSize,
+    description: 'create accepts a region size that is not a multiple of 512',
+    reachedOnlyByConform: true,
+  },
+  'creates-over-existing': { volumeClass: CreatesOverExistingVolume, description: 'create over an existing volume replaces it', reachedOnlyByConform: true },
+  'ignores-lock': { volumeClass: IgnoresLock, description: 'open of a volume that another live process holds', reachedOnlyByConform: true },
 };
 
 export function mutantNamed(name: string): Mutant {

@@ -25,6 +25,16 @@
 //   the COW copy written after the overwrite      applyWrite (step order)
 //   a swap done in two durable steps              swapMaps
 //   a write acknowledged before it is durable     writePrimary (no sync)
+//   the view sent as P for regions 8 and up       snapshotView
+//   a write of the first sector only              writePrimary
+//   a transfer up to the first zero byte          snapshotView
+//   next bits kept for regions 0..7 only          markNext
+//   no copy-on-write after 50 operations          applyWrite, needsPreserve, ...
+//   the third swap since open keeps a next bit    swapMaps
+//   a transfer in two synced halves               sendRegions
+//   create of an unaligned region size            geometryProblem (static)
+//   create over an existing volume                refusesExistingVolume (static)
+//   open of a volume another process holds        honoursLock (static)
 //
 // Errors: a rejected call (docs/protocol.md section 2) throws a CowmapError before any I/O
 // and changes nothing. A storage failure (ENOSPC, EIO, ...) throws E_IO and
@@ -40,7 +50,7 @@ import { Bitmap } from './bitmap.ts';
 import { sha256Hex } from './checksum.ts';
 import { CowStore, cowFileSize } from './cowStore.ts';
 import { CowmapError, isStorageError } from './errors.ts';
-import { checkGeometry, mapSize, volumeSize, type Geometry } from './geometry.ts';
+import { geometryProblem, mapSize, volumeSize, type Geometry } from './geometry.ts';
 import { fileNames, parentDir, recordedSecondary, sameDir, secondaryPath, volumeFileNames, volumePath } from './layout.ts';
 import { MapFile } from './mapFile.ts';
 import { MetadataStore, secondaryBytesMax, volumeIdSize, type MetadataRecord, type Phase } from './metadata.ts';
@@ -115,6 +125,20 @@ export class ReplicatedVolume {
    */
   protected static readonly syncFilesAtOpen: boolean = true;
 
+  /**
+   * The rules that keep a volume whole and its holders apart (docs/protocol.md
+   * section 2): create refuses a geometry out of bounds (E_SIZE) and a directory
+   * that holds a volume (E_EXISTS); create and open refuse a directory another
+   * holder has locked (E_LOCKED). Always on here: a subclass turns one off only to
+   * make the harness's mutants that break the adapter protocol's own rules.
+   */
+  protected static geometryProblem(geometry: Geometry): string | null {
+    return geometryProblem(geometry);
+  }
+
+  protected static readonly refusesExistingVolume: boolean = true;
+  protected static readonly honoursLock: boolean = true;
+
   /** Internal: use `create` or `open`, which also run recovery. */
   constructor(parts: VolumeParts) {
     const record = parts.metadata.record;
@@ -156,9 +180,11 @@ export class ReplicatedVolume {
     if (new TextEncoder().encode(recorded).length > secondaryBytesMax) {
       throw new CowmapError('E_BAD_REQUEST', `create: the secondary path ${recorded} is longer than ${secondaryBytesMax} bytes`);
     }
-    checkGeometry({ regions: geometry.regions, regionSize: geometry.regionSize });
+    const rules = this as unknown as typeof ReplicatedVolume;
+    const problem = rules.geometryProblem({ regions: geometry.regions, regionSize: geometry.regionSize });
+    if (problem !== null) throw new CowmapError('E_SIZE', `create: ${problem}`);
     const metadataPath = volumePath(dir, fileNames.metadata);
-    if (storage.exists(metadataPath)) throw new CowmapError('E_EXISTS', `create: a volume exists in ${dir}`);
+    if (rules.refusesExistingVolume && storage.exists(metadataPath)) throw new CowmapError('E_EXISTS', `create: a volume exists in ${dir}`);
 
     const opened = new OpenedFiles();
     let lock: Lock | null = null;
@@ -167,9 +193,9 @@ export class ReplicatedVolume {
         storage.mkdir(dir);
         storage.syncDir(parentDir(dir));
       }
-      lock = storage.lock(dir);
+      lock = storage.lock(dir) ?? (rules.honoursLock ? null : unheldLock);
       if (lock === null) throw new CowmapError('E_LOCKED', `create: ${dir} is locked by another holder`);
-      if (storage.exists(metadataPath)) throw new CowmapError('E_EXISTS', `create: a volume exists in ${dir}`);
+      if (rules.refusesExistingVolume && storage.exists(metadataPath)) throw new CowmapError('E_EXISTS', `create: a volume exists in ${dir}`);
       for (const name of volumeFileNames) {
         const path = volumePath(dir, name);
         if (storage.exists(path)) storage.unlink(path);
@@ -221,7 +247,7 @@ export class ReplicatedVolume {
   static open<T extends ReplicatedVolume>(this: VolumeClass<T>, storage: Storage, dir: string, options: OpenOptions = {}): T {
     const metadataPath = volumePath(dir, fileNames.metadata);
     if (!storage.exists(metadataPath)) throw new CowmapError('E_NOT_FOUND', `open: no volume in ${dir}`);
-    const lock = storage.lock(dir);
+    const lock = storage.lock(dir) ?? ((this as unknown as typeof ReplicatedVolume).honoursLock ? null : unheldLock);
     if (lock === null) throw new CowmapError('E_LOCKED', `open: ${dir} is locked by another holder`);
 
     const opened = new OpenedFiles();
@@ -665,6 +691,9 @@ export class ReplicatedVolume {
     }
   }
 }
+
+/** What a volume that does not honour the lock holds instead of one (a mutant's). */
+const unheldLock: Lock = { release() {} };
 
 /** Releases a lock; a storage error doing so is ignored (the lock file is then stale, and taken over). */
 function releaseLock(lock: Lock): void {
