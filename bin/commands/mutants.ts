@@ -76,6 +76,8 @@ function checkOf(message: string): string {
  */
 export function firstCatch(report: ConformanceReport): ConformDetection {
   let seconds = 0;
+  // A run that could not judge (the adapter broke the protocol) rejects the implementation too.
+  const error = (report as { readonly error?: { readonly message: string } | null }).error ?? null;
   for (const level of report.levels) {
     for (const check of level.checks) {
       seconds += check.seconds;
@@ -84,6 +86,7 @@ export function firstCatch(report: ConformanceReport): ConformDetection {
       }
     }
   }
+  if (error !== null) return { stage: conformStageName, caught: true, seconds: report.seconds, level: null, check: `the run could not judge: ${error.message.split('\n')[0]!.slice(0, 80)}` };
   return { stage: conformStageName, caught: false, seconds, level: null, check: '' };
 }
 
