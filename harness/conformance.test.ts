@@ -9,9 +9,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { XMLValidator } from 'fast-xml-parser';
 import { AdapterSut } from './adapterSut.ts';
-import { runConformance, traceLevel } from './conformance.ts';
-import type { Level } from './conformance.ts';
+import { junitReport, runConformance, traceLevel } from './conformance.ts';
+import type { ConformanceReport, Level } from './conformance.ts';
 import { replayTrace } from './replay.ts';
 import { readTrace } from './trace/reader.ts';
 import { traceFiles } from './trace/traceFiles.ts';
@@ -27,6 +28,11 @@ const cases: [string, Level, Level][] = [
   ['next-bit-after-data', 'failpoint', 'failpoint'],
 ];
 
+/** Characters XML 1.0 cannot carry in any form (its Char production). */
+const notXmlChar = /[^\t\n\r\u0020-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/u;
+
+const reports = new Map<string, ConformanceReport>();
+
 describe('conformance', () => {
   it('classifies traces by the level they need', () => {
     const files = traceFiles(tracesDir);
@@ -38,25 +44,30 @@ describe('conformance', () => {
   });
 
   for (const [mutant, level, failsAt] of cases) {
-    it(`does not pass mutant ${mutant}: it fails at level ${failsAt} with a trace that fails again on replay`, async () => {
+    it(`does not pass mutant ${mutant}: --level ${level} fails with a trace that fails again on replay`, async () => {
       const command = [process.execPath, bin, 'adapter', '--mutant', mutant];
       const failuresDir = join(scratch, mutant);
       const report = await runConformance({
         command,
         level,
+        levelMode: 'only',
         seed: 1,
         budgetSeconds: 2,
         traces: traceFiles(tracesDir),
+        tracesDir,
         failuresDir,
         sut: new AdapterSut(command),
         quick: true,
       });
+      reports.set(mutant, report);
       assert.equal(report.conforms, false);
+      assert.equal(report.error, null);
       const failed = report.levels.find((result) => result.status === 'failed');
       assert.equal(failed?.level, failsAt);
       const check = failed!.checks.find((result) => result.failure !== null)!;
       assert.ok(check.failure!.trace !== null, 'a failing trace is kept');
-      assert.match(check.failure!.replay ?? '', /^npx cowmap replay \S+ -- /);
+      assert.match(check.failure!.replay[0] ?? '', /^npx cowmap replay \S+ -- /);
+      assert.match(check.failure!.message, /expected/, 'the failure shows expected and observed');
       const trace = readTrace(readFileSync(check.failure!.trace!, 'utf8'), check.failure!.trace!);
       const again = await replayTrace(trace, new AdapterSut(command));
       assert.ok(again.failure !== null, 'the kept trace fails again on the mutant');
@@ -64,4 +75,19 @@ describe('conformance', () => {
       assert.equal(onReference.failure, null, 'and passes on the reference implementation');
     });
   }
+
+  it('writes a JUnit file that parses, a case per trace, whatever the adapter printed', () => {
+    const report = reports.get('no-cow');
+    assert.ok(report !== undefined, 'the no-cow run above ran');
+    // What an adapter may put in a message: escapes of a terminal, NUL, a lone surrogate, markup.
+    const noisy = JSON.parse(JSON.stringify(report), (key, value) => (key === 'message' && typeof value === 'string' ? `${value} \u0000\u001b[31mred\u0007 <b>&</b> ]]> \ud800` : value)) as ConformanceReport;
+    const xml = junitReport(noisy);
+    assert.equal(XMLValidator.validate(xml), true);
+    assert.doesNotMatch(xml, notXmlChar);
+    assert.match(xml, /\\u\{1b\}\[31mred/, 'control characters are shown, not dropped');
+    const traceCases = report.levels[0]!.checks.find((check) => check.id === 'rules/traces')!.cases;
+    for (const item of traceCases) assert.ok(xml.includes(`name="${item.name}"`), `a test case for ${item.name}`);
+    assert.doesNotMatch(xml, /name="[^"]*seed/i, 'no test name carries the seed');
+    assert.match(xml, /<failure message="[^"]+"/);
+  });
 });

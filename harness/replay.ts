@@ -5,8 +5,8 @@
 // Model-only, a step with crashAfterIo forks the replay: the rest of the trace runs
 // once for every recovered state the model allows, and each run must pass.
 
-import { Oracle, OracleFailure } from './oracle.ts';
-import type { Difference, OracleStats } from './oracle.ts';
+import { Oracle, OracleFailure, withMessageRule } from './oracle.ts';
+import type { Difference, MessageRule, OracleStats } from './oracle.ts';
 import type { SutOp, SystemUnderTest } from './sut.ts';
 import { ContentBook } from './trace/content.ts';
 import { checkExpectation, contentOf } from './trace/expectation.ts';
@@ -112,7 +112,17 @@ async function runFrom(context: ReplayContext, oracle: Oracle, fromIndex: number
   return null;
 }
 
-export async function replayTrace(trace: Trace, sut: SystemUnderTest | null): Promise<ReplayResult> {
+/**
+ * Replays a trace; `options.messages` sets how rejection messages are judged (by
+ * default: strictly for the reference implementation, with warnings for one
+ * behind the adapter; see withMessageRule).
+ */
+export async function replayTrace(trace: Trace, sut: SystemUnderTest | null, options: { readonly messages?: MessageRule } = {}): Promise<ReplayResult> {
+  const messages = options.messages;
+  return messages === undefined ? replayOn(trace, sut) : withMessageRule(messages, () => replayOn(trace, sut));
+}
+
+async function replayOn(trace: Trace, sut: SystemUnderTest | null): Promise<ReplayResult> {
   const book = new ContentBook(trace.header.regionSize);
   const oracle = new Oracle({ regions: trace.header.regions, regionSize: trace.header.regionSize }, book, sut);
   const context: ReplayContext = { trace, sut, branches: 1 };
@@ -128,15 +138,17 @@ export async function replayTrace(trace: Trace, sut: SystemUnderTest | null): Pr
 
 /** A failure as a reader wants it: the file and line, the step, then expected and observed side by side. */
 export function formatFailure(failure: ReplayFailure): string {
-  const lines = [`${failure.file}:${failure.line}: ${failure.step}`, `  ${failure.message}`];
-  if (failure.differences.length > 0) {
-    const fieldWidth = Math.max(5, ...failure.differences.map((d) => d.field.length));
-    const expectedWidth = Math.max(8, ...failure.differences.map((d) => d.expected.length));
-    const observedTitle = failure.observedBy === 'model' ? 'observed (model)' : 'observed (implementation)';
-    lines.push(`  ${'field'.padEnd(fieldWidth)}  ${'expected'.padEnd(expectedWidth)}  ${observedTitle}`);
-    for (const difference of failure.differences) {
-      lines.push(`  ${difference.field.padEnd(fieldWidth)}  ${difference.expected.padEnd(expectedWidth)}  ${difference.observed}`);
-    }
-  }
-  return lines.join('\n');
+  return [`${failure.file}:${failure.line}: ${failure.step}`, `  ${failure.message}`, ...formatDifferences(failure.differences, failure.observedBy)].join('\n');
+}
+
+/** The expected / observed table of a failure (no lines when nothing differs field by field). */
+export function formatDifferences(differences: readonly Difference[], observedBy: 'model' | 'implementation'): string[] {
+  if (differences.length === 0) return [];
+  const fieldWidth = Math.max(5, ...differences.map((d) => d.field.length));
+  const expectedWidth = Math.max(8, ...differences.map((d) => d.expected.length));
+  const observedTitle = observedBy === 'model' ? 'observed (model)' : 'observed (implementation)';
+  return [
+    `  ${'field'.padEnd(fieldWidth)}  ${'expected'.padEnd(expectedWidth)}  ${observedTitle}`,
+    ...differences.map((difference) => `  ${difference.field.padEnd(fieldWidth)}  ${difference.expected.padEnd(expectedWidth)}  ${difference.observed}`),
+  ];
 }

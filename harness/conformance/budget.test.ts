@@ -1,0 +1,44 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { Deadline, share, shrinkBudgetMs, StepRate } from './budget.ts';
+
+describe('the time-budget rule', () => {
+  it('shares what is left by weight, and gives a later share what an earlier one left unused', () => {
+    // rules 3, crash 3, failpoint 2, power 2 over 100 s.
+    assert.equal(share(100_000, 3, 10), 30_000);
+    // rules used 10 s of its 30: crash gets 3/7 of the 90 s left.
+    assert.equal(Math.round(share(90_000, 3, 7)), 38_571);
+    assert.equal(share(0, 3, 7), 0);
+    assert.equal(share(-5, 3, 7), 0);
+    assert.equal(share(1000, 3, 0), 0);
+  });
+
+  it('lets shrinking use the rest of the run, the check\'s share with --keep-going, and at least a quarter of the share', () => {
+    // 60 s budget, 40 s left, a check of 10 s: the rest is 40 - 10 - 3 (the reserve) = 27 s.
+    assert.equal(shrinkBudgetMs(10_000, 40_000, 60_000, false), 27_000);
+    assert.equal(shrinkBudgetMs(10_000, 40_000, 60_000, true), 10_000);
+    // The last check of the run: nothing after it, a quarter of its share.
+    assert.equal(shrinkBudgetMs(10_000, 10_000, 60_000, false), 2_500);
+  });
+
+  it('a deadline says what is left and whether a unit fits', () => {
+    let now = 1000;
+    const deadline = new Deadline(5000, () => now);
+    assert.equal(deadline.remainingMs(), 4000);
+    assert.equal(deadline.fits(4000), true);
+    assert.equal(deadline.fits(4001), false);
+    assert.equal(deadline.passed(), false);
+    now = 6000;
+    assert.equal(deadline.remainingMs(), 0);
+    assert.equal(deadline.passed(), true);
+  });
+
+  it('estimates a unit from the steps per second measured, and lets every unit start before a measurement', () => {
+    const rate = new StepRate();
+    assert.equal(rate.estimateMs(450), 0);
+    rate.record(100, 1000);
+    rate.record(0, 5000); // a unit without steps says nothing about the rate
+    assert.equal(rate.stepsPerSecond, 100);
+    assert.equal(rate.estimateMs(450), 4500);
+  });
+});

@@ -1,0 +1,114 @@
+// The time-budget rule of `cowmap conform`: one budget for the whole run, shared
+// in order.
+//
+//   1. At the start of each level, the level gets the time left times its weight
+//      over the weights of the levels still to run (rules 3, crash 3, failpoint 2,
+//      power 2). A level that is skipped (a feature it needs is not offered)
+//      takes nothing: its share flows to the levels after it.
+//   2. Inside a level, the cheap checks (traces, protocol rules) run whole and
+//      their time comes off the level's share. Each bounded check (path tests,
+//      failpoint sweep, fast-check, long histories) then gets the level's time
+//      left times its weight over the weights of the bounded checks still to run,
+//      and inside a check each geometry gets an equal share of what the check has
+//      left. Time a check does not use flows to the next.
+//   3. A bounded check stops between units (a path, a sequence, a sweep run) at its
+//      deadline, and does not start a unit it estimates (from the steps per second
+//      measured so far) to end past it: the run ends within the budget plus one
+//      unit, and the units are short.
+//      A long history is one long unit: it runs first among the bounded checks,
+//      and may take up to half the level's time left to fit one history.
+//   4. Shrinking a failure may use the rest of the run (at least a quarter of the
+//      check's share); with --keep-going it keeps to the check's share, so that the
+//      checks after it still run.
+//
+// Pure: the runner gives the clock.
+
+import type { CheckKind, Level } from './plan.ts';
+
+/** The budget without --time-budget: a default run ends within 5 minutes against the Python example. */
+export const defaultBudgetSeconds = 240;
+
+export const levelWeights: Readonly<Record<Level, number>> = { rules: 3, crash: 3, failpoint: 2, power: 2 };
+
+/** Weights of the bounded checks inside a level (the cheap ones take what they need). */
+export const checkWeights: Readonly<Record<CheckKind, number>> = { traces: 0, protocol: 0, history: 2, paths: 3, sweep: 3, 'fast-check': 4 };
+
+/** The part of a level's time left a long history may take to fit one run, beyond its weighted share. */
+export const historyLevelFractionMax = 0.5;
+
+/**
+ * A check's allotment: its weighted share of the level's time left, or for a long
+ * history, enough for one run (`unitMs`) if that fits in half the level's time left.
+ */
+export function checkAllotmentMs(kind: CheckKind, levelRemainingMs: number, weightsLeft: number, unitMs: number): number {
+  const weighted = share(levelRemainingMs, checkWeights[kind], weightsLeft);
+  if (kind !== 'history' || unitMs <= weighted) return weighted;
+  return unitMs <= levelRemainingMs * historyLevelFractionMax ? unitMs * 1.1 : weighted;
+}
+
+/** The part of the budget kept back at the end of the run for saving a failure and closing the adapter. */
+export const reserveFraction = 0.05;
+
+/** `remainingMs` shared by weight: the part of `weight` among `weightsLeft` (all weights still to run, this one included). */
+export function share(remainingMs: number, weight: number, weightsLeft: number): number {
+  if (weightsLeft <= 0 || remainingMs <= 0) return 0;
+  return (Math.max(0, remainingMs) * weight) / weightsLeft;
+}
+
+/** The shrink budget of a failure found in a check with `allotmentMs`, when the run has `runRemainingMs` left at its start. */
+export function shrinkBudgetMs(allotmentMs: number, runRemainingMs: number, budgetMs: number, keepGoing: boolean): number {
+  const rest = runRemainingMs - allotmentMs - reserveFraction * budgetMs;
+  const floor = allotmentMs / 4;
+  return Math.max(floor, keepGoing ? Math.min(allotmentMs, rest) : rest);
+}
+
+/** A deadline on a monotonic clock (milliseconds, performance.now()). */
+export class Deadline {
+  constructor(
+    readonly atMs: number,
+    private readonly now: () => number = () => performance.now(),
+  ) {}
+
+  remainingMs(): number {
+    return Math.max(0, this.atMs - this.now());
+  }
+
+  passed(): boolean {
+    return this.now() >= this.atMs;
+  }
+
+  /** Whether a unit estimated to take `estimateMs` ends before the deadline. */
+  fits(estimateMs: number): boolean {
+    return this.now() + estimateMs <= this.atMs;
+  }
+}
+
+/**
+ * The steps per second measured so far, for estimating how long a unit takes.
+ * A level measures its own (a step with a kill or a failpoint restarts the
+ * adapter, and costs many steps without); until it has, it asks `fallback` (the
+ * run's), and until anything was measured, every unit fits.
+ */
+export class StepRate {
+  private steps = 0;
+  private ms = 0;
+
+  constructor(private readonly fallback: StepRate | null = null) {}
+
+  record(steps: number, ms: number): void {
+    if (steps <= 0 || ms <= 0) return;
+    this.steps += steps;
+    this.ms += ms;
+    this.fallback?.record(steps, ms);
+  }
+
+  /** Milliseconds `steps` are expected to take (0 when nothing was measured yet). */
+  estimateMs(steps: number): number {
+    if (this.steps === 0) return this.fallback?.estimateMs(steps) ?? 0;
+    return (steps * this.ms) / this.steps;
+  }
+
+  get stepsPerSecond(): number {
+    return this.ms === 0 ? (this.fallback?.stepsPerSecond ?? 0) : (this.steps * 1000) / this.ms;
+  }
+}

@@ -1,0 +1,133 @@
+// Which checks each level runs, in which order, with what crashes: pure data
+// and pure selection, so that the console, the reports and `--check` share one
+// list of names.
+//
+//   rules      the traces without crashes (FIG. 4 among them), the protocol's own
+//              rules (docs/adapter.md), path tests of the statechart mapped onto each
+//              geometry, fast-check sequences on each geometry with full-region
+//              data, and a long history (>= 300 operations, >= 10 cycles)
+//   crash      the same with kills between requests (traces, path tests,
+//              fast-check, long history)
+//   failpoint  crashes after the k-th I/O call inside requests: the traces with
+//              failpoints, the failpoint sweep, fast-check, long history
+//   power      the same with unsynced writes lost, and torn where offered
+//
+// A check is named `<level>/<kind>` (`crash/fast-check`), stable across runs and
+// seeds: CI history and `--check` rely on it.
+
+import type { CrashMode } from '../commandSequences.ts';
+import type { Feature } from '../sut.ts';
+import type { Trace } from '../trace/trace.ts';
+
+export const levels = ['rules', 'crash', 'failpoint', 'power'] as const;
+export type Level = (typeof levels)[number];
+
+export const checkKinds = ['traces', 'protocol', 'history', 'paths', 'sweep', 'fast-check'] as const;
+export type CheckKind = (typeof checkKinds)[number];
+
+/** Traces and protocol checks are cheap and run whole; the others stop at their deadline. */
+export function isBounded(kind: CheckKind): boolean {
+  return kind !== 'traces' && kind !== 'protocol';
+}
+
+export interface CheckSpec {
+  /** `<level>/<kind>`. */
+  readonly id: string;
+  readonly level: Level;
+  readonly kind: CheckKind;
+  /** How the console and JUnit name it. */
+  readonly title: string;
+  /** Kills between requests. */
+  readonly crashBetween: boolean;
+  /** Crashes inside requests (resolved against the features: torn only where offered). */
+  readonly crashModes: readonly CrashMode[];
+}
+
+/** What a level needs of an implementation (hello's features). */
+export const levelNeeds: Readonly<Record<Level, readonly Feature[]>> = {
+  rules: [],
+  crash: [],
+  failpoint: ['failpoint'],
+  power: ['failpoint', 'power-loss'],
+};
+
+const levelKinds: Readonly<Record<Level, readonly CheckKind[]>> = {
+  rules: ['traces', 'protocol', 'history', 'paths', 'fast-check'],
+  crash: ['traces', 'history', 'paths', 'fast-check'],
+  failpoint: ['traces', 'history', 'sweep', 'fast-check'],
+  power: ['traces', 'history', 'sweep', 'fast-check'],
+};
+
+const kindTitles: Readonly<Record<CheckKind, string>> = {
+  traces: 'traces',
+  protocol: 'protocol rules',
+  paths: 'path tests',
+  sweep: 'failpoint sweep',
+  'fast-check': 'fast-check sequences',
+  history: 'long histories',
+};
+
+const levelSuffixes: Readonly<Record<Level, string>> = {
+  rules: 'without crashes',
+  crash: 'with kills',
+  failpoint: 'with failpoints',
+  power: 'with power loss',
+};
+
+function crashModesOf(level: Level, features: ReadonlySet<Feature>): CrashMode[] {
+  if (level === 'failpoint') return ['process'];
+  if (level === 'power') return features.has('torn') ? ['power', 'torn'] : ['power'];
+  return [];
+}
+
+/** Every check of a level, in the order they run (cheap ones first). */
+export function levelChecks(level: Level, features: ReadonlySet<Feature>): CheckSpec[] {
+  return levelKinds[level].map((kind) => ({
+    id: `${level}/${kind}`,
+    level,
+    kind,
+    title: kind === 'protocol' ? kindTitles[kind] : `${kindTitles[kind]} ${levelSuffixes[level]}`,
+    crashBetween: level !== 'rules',
+    crashModes: crashModesOf(level, features),
+  }));
+}
+
+/** Every check id there is, for `--check` and its usage message. */
+export function allCheckIds(): string[] {
+  return levels.flatMap((level) => levelKinds[level].map((kind) => `${level}/${kind}`));
+}
+
+/**
+ * Whether `--check NAME` selects a check: NAME is a check id (`crash/paths`) or a
+ * kind (`paths`: that kind in every level run).
+ */
+export function checkSelected(spec: CheckSpec, names: readonly string[]): boolean {
+  return names.length === 0 || names.some((name) => name === spec.id || name === spec.kind);
+}
+
+/** Whether every name given to `--check` names a check or a kind. */
+export function unknownCheckNames(names: readonly string[]): string[] {
+  const known = new Set<string>([...allCheckIds(), ...checkKinds]);
+  return names.filter((name) => !known.has(name));
+}
+
+/** The levels a run takes: `only` one, or every one `upTo` it (the default, up to power). */
+export function selectedLevels(level: Level, mode: 'only' | 'upTo'): Level[] {
+  return mode === 'only' ? [level] : levels.slice(0, levels.indexOf(level) + 1);
+}
+
+/** The level a trace needs: what its crashes ask of an implementation. */
+export function traceLevel(trace: Trace): Level {
+  let level: Level = 'rules';
+  for (const step of trace.steps) {
+    if (step.kind !== 'op') continue;
+    const needs: Level = step.crashAt?.mode === 'power' ? 'power' : step.crashAt !== undefined ? 'failpoint' : step.op === 'crash' ? 'crash' : 'rules';
+    if (levels.indexOf(needs) > levels.indexOf(level)) level = needs;
+  }
+  return level;
+}
+
+/** Whether a trace tears writes (it runs only where `torn` is offered). */
+export function tracesTorn(trace: Trace): boolean {
+  return trace.steps.some((step) => step.kind === 'op' && step.crashAt?.torn === true);
+}

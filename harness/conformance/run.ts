@@ -1,0 +1,286 @@
+// The conformance suite: any implementation, in any language, behind the adapter
+// protocol (docs/adapter.md), judged level by level against the model
+// (harness/conformance/plan.ts says which checks each level runs, budget.ts how
+// the time budget is shared). One adapter process serves every check; the
+// oracle judges states, codes, data, invariants and crash outcomes, and reports
+// the wording of rejection messages as warnings (failures with strictMessages).
+
+import { readFileSync } from 'node:fs';
+import type { Geometry } from '../../model/types.ts';
+import type { AdapterSutOptions } from '../adapterSut.ts';
+import { ProtocolError } from '../adapterSut.ts';
+import { conformGeometries, describeGeometry } from '../geometry.ts';
+import { MessageWarnings, withMessageRule } from '../oracle.ts';
+import type { Feature, SystemUnderTest } from '../sut.ts';
+import { readTrace } from '../trace/reader.ts';
+import { transitionCoverage } from '../transitionCoverage.ts';
+import { checkAllotmentMs, checkWeights, Deadline, defaultBudgetSeconds, levelWeights, share, StepRate } from './budget.ts';
+import { checkResult } from './context.ts';
+import type { CheckContext, CheckTally } from './context.ts';
+import { historyStepsEstimate, replayFuzzPath, runFuzzCheck, runHistoryCheck, runPathCheck, runSweepCheck } from './generatedChecks.ts';
+import { checkSelected, isBounded, levelChecks, levelNeeds, selectedLevels, traceLevel, tracesTorn } from './plan.ts';
+import type { CheckSpec, Level } from './plan.ts';
+import type { ProgressStatus } from './progress.ts';
+import { budgetRuleSummary, cowmapVersion } from './report.ts';
+import type { CheckResult, ConformanceReport, LevelResult } from './result.ts';
+import { runProtocolCheck, runTraceCheck, traceEntry } from './wholeChecks.ts';
+import type { TraceEntry } from './wholeChecks.ts';
+
+export interface ConformanceOptions {
+  /** The adapter command (for the replay commands printed and the protocol checks' own processes). */
+  readonly command: readonly string[];
+  /** The implementation, kept running across checks (an AdapterSut of `command`). */
+  readonly sut: SystemUnderTest & { start?(): Promise<void>; readonly hello?: { readonly name: string; readonly version: string } | null };
+  /** The highest level (default power), or the only one with levelMode 'only'. */
+  readonly level?: Level;
+  readonly levelMode?: 'only' | 'upTo';
+  /** `--check`: check ids (`crash/paths`) or kinds (`paths`); none: every check. */
+  readonly checks?: readonly string[];
+  readonly seed: number;
+  /** The whole run's budget (default 240 s: see budget.ts for how it is shared). */
+  readonly budgetSeconds?: number;
+  /** Trace files. */
+  readonly traces: readonly string[];
+  /** The folder the bundled traces are in, so that cases are named by their path under it. */
+  readonly tracesDir?: string;
+  readonly failuresDir: string;
+  /** The one-region path model and no geometry above a thousand regions. */
+  readonly quick?: boolean;
+  readonly keepGoing?: boolean;
+  readonly strictMessages?: boolean;
+  /** `--regions N --region-size B`: one geometry instead of the set. */
+  readonly geometry?: Geometry;
+  /** `--path`: replay one fast-check counterexample (needs one fast-check or history check and one geometry). */
+  readonly fuzzPath?: string;
+  readonly requestTimeoutMs?: number;
+  readonly transcript?: AdapterSutOptions['transcript'];
+  /** Aborting ends the run between units (and the caller kills the adapter to end one in flight). */
+  readonly signal?: AbortSignal;
+  readonly onProgress?: (status: ProgressStatus) => void;
+}
+
+/** A ProtocolError, or any error, as the report's error. */
+export function errorOf(error: unknown): { code: string; message: string } {
+  if (error instanceof ProtocolError) return { code: 'E_BAD_REQUEST', message: `the implementation broke adapter protocol 1: ${error.message}` };
+  const code = (error as { code?: unknown } | null)?.code;
+  const message = error instanceof Error ? error.message : String(error);
+  return { code: typeof code === 'string' && /^E_[A-Z_]+$/.test(code) ? code : 'E_INTERNAL', message };
+}
+
+/** The geometries a run uses: the pinned one, or the set (without the largest with quick). */
+export function runGeometries(options: Pick<ConformanceOptions, 'geometry' | 'quick'>): Geometry[] {
+  if (options.geometry !== undefined) return [options.geometry];
+  return options.quick === true ? conformGeometries.filter((geometry) => geometry.regions < 1000) : [...conformGeometries];
+}
+
+/** A SUT whose close() ends the volume but keeps the process for the next check. */
+function keptRunning(sut: SystemUnderTest): SystemUnderTest {
+  return {
+    name: sut.name,
+    get features() {
+      return sut.features;
+    },
+    create: (geometry) => sut.create(geometry),
+    apply: (op) => sut.apply(op),
+    applyCrashing: (op, crash) => sut.applyCrashing(op, crash),
+    state: () => sut.state(),
+    crash: () => sut.crash(),
+    recover: () => sut.recover(),
+    close: async () => {},
+  };
+}
+
+/** One run; report() gives the report so far at any time (an interrupted run writes it). */
+export class ConformanceRun {
+  private readonly started = performance.now();
+  private readonly startedAt = new Date().toISOString();
+  private readonly budgetMs: number;
+  private readonly runDeadline: Deadline;
+  private readonly warnings = new MessageWarnings();
+  private readonly hits = new Map<string, number>();
+  private readonly results: LevelResult[] = [];
+  private readonly geometriesRun = new Map<string, Geometry>();
+  private current: { level: Level; checks: CheckResult[]; started: number } | null = null;
+  private error: { code: string; message: string } | null = null;
+  private stepsDone = 0;
+  private readonly runRate = new StepRate();
+  private levelRate = this.runRate;
+  private status: { level: string; check: string; detail: string } = { level: '-', check: 'starting', detail: 'hello' };
+
+  constructor(readonly options: ConformanceOptions) {
+    this.budgetMs = (options.budgetSeconds ?? defaultBudgetSeconds) * 1000;
+    this.runDeadline = new Deadline(this.started + this.budgetMs);
+  }
+
+  get interrupted(): boolean {
+    return this.options.signal?.aborted === true;
+  }
+
+  async run(): Promise<ConformanceReport> {
+    const body = () => this.runLevels();
+    try {
+      await withMessageRule({ strict: this.options.strictMessages === true, warnings: this.warnings }, body);
+    } catch (error) {
+      // Killed to end a request in flight: not the implementation's fault.
+      if (!this.interrupted) this.error = errorOf(error);
+      // The user sees `CODE: message`; COWMAP_DEBUG=1 shows where cowmap met it.
+      if (process.env.COWMAP_DEBUG === '1') process.stderr.write(`${error instanceof Error ? error.stack : String(error)}\n`);
+    }
+    if (!this.interrupted) {
+      try {
+        await this.options.sut.close();
+      } catch (error) {
+        this.error ??= errorOf(error);
+      }
+    }
+    return this.report();
+  }
+
+  private progress(check: string, detail: string, steps?: number): void {
+    this.status = { level: this.current?.level ?? '-', check, detail };
+    this.options.onProgress?.({
+      ...this.status,
+      steps: steps ?? this.stepsDone,
+      elapsedSeconds: (performance.now() - this.started) / 1000,
+      remainingSeconds: this.runDeadline.remainingMs() / 1000,
+    });
+  }
+
+  private context(): CheckContext {
+    const options = this.options;
+    const run = this;
+    return {
+      command: options.command,
+      sut: keptRunning(options.sut),
+      seed: options.seed,
+      failuresDir: options.failuresDir,
+      quick: options.quick === true,
+      keepGoing: options.keepGoing === true,
+      requestTimeoutMs: options.requestTimeoutMs ?? 30_000,
+      ...(options.transcript === undefined ? {} : { transcript: options.transcript }),
+      ...(options.fuzzPath === undefined ? {} : { fuzzPath: options.fuzzPath }),
+      budgetMs: this.budgetMs,
+      runDeadline: this.runDeadline,
+      get rate() {
+        return run.levelRate;
+      },
+      hits: this.hits,
+      interrupted: () => run.interrupted,
+      get stepsDone() {
+        return run.stepsDone;
+      },
+      set stepsDone(value: number) {
+        run.stepsDone = value;
+      },
+      progress: (check, detail, steps) => run.progress(check, detail, steps),
+    };
+  }
+
+  private async runLevels(): Promise<void> {
+    const options = this.options;
+    const traces = options.traces.map((file) => traceEntry(readTrace(readFileSync(file, 'utf8'), file), options.tracesDir ?? null));
+    await options.sut.start?.();
+    const features = options.sut.features;
+    const geometries = runGeometries(options);
+    const context = this.context();
+    const chosen = selectedLevels(options.level ?? 'power', options.levelMode ?? 'upTo');
+    const runnable = chosen.filter((level) => levelNeeds[level].every((feature) => features.has(feature)));
+    for (const level of chosen) {
+      if (!runnable.includes(level)) {
+        const missing = levelNeeds[level].filter((feature) => !features.has(feature));
+        this.results.push({ level, status: 'skipped', reason: `the implementation does not offer ${missing.join(', ')}`, checks: [], seconds: 0 });
+        continue;
+      }
+      if (this.interrupted || this.failed()) {
+        this.results.push({ level, status: 'not run', reason: this.interrupted ? 'interrupted' : 'an earlier level failed (--keep-going runs every level)', checks: [], seconds: 0 });
+        continue;
+      }
+      const weightsLeft = runnable.slice(runnable.indexOf(level)).reduce((sum, next) => sum + levelWeights[next], 0);
+      const levelDeadline = new Deadline(Math.min(this.runDeadline.atMs, performance.now() + share(this.runDeadline.remainingMs(), levelWeights[level], weightsLeft)));
+      await this.runLevel(level, levelChecks(level, features).filter((spec) => checkSelected(spec, options.checks ?? [])), levelDeadline, { features, traces, geometries, context });
+    }
+  }
+
+  private failed(): boolean {
+    return !this.options.keepGoing && this.results.some((result) => result.status === 'failed');
+  }
+
+  private async runLevel(level: Level, specs: readonly CheckSpec[], deadline: Deadline, shared: { features: ReadonlySet<Feature>; traces: readonly TraceEntry[]; geometries: readonly Geometry[]; context: CheckContext }): Promise<void> {
+    this.current = { level, checks: [], started: performance.now() };
+    this.levelRate = new StepRate(this.runRate);
+    const ordered = [...specs.filter((spec) => !isBounded(spec.kind)), ...specs.filter((spec) => isBounded(spec.kind))];
+    for (const [index, spec] of ordered.entries()) {
+      if (this.interrupted) break;
+      if (!this.options.keepGoing && this.current.checks.some((check) => check.status === 'failed')) break;
+      const checkStarted = performance.now();
+      let allotmentMs: number | null = null;
+      let tally: CheckTally;
+      if (isBounded(spec.kind)) {
+        const weightsLeft = ordered.slice(index).reduce((sum, next) => sum + checkWeights[next.kind], 0);
+        allotmentMs = checkAllotmentMs(spec.kind, deadline.remainingMs(), weightsLeft, this.levelRate.estimateMs(historyStepsEstimate));
+        tally = await this.runBounded(spec, new Deadline(Math.min(deadline.atMs, checkStarted + allotmentMs)), shared);
+      } else if (spec.kind === 'traces') {
+        const selected = shared.traces.filter(({ trace }) => traceLevel(trace) === level && (level !== 'power' || shared.features.has('torn') || !tracesTorn(trace)));
+        tally = await runTraceCheck(spec, selected, shared.context);
+      } else {
+        tally = await runProtocolCheck(spec, shared.context);
+      }
+      for (const geometry of tally.geometries) this.geometriesRun.set(describeGeometry(geometry), geometry);
+      this.current.checks.push(checkResult(spec, tally, describeGeometry, (performance.now() - checkStarted) / 1000, allotmentMs));
+    }
+    const checks = this.current.checks;
+    const failed = checks.some((check) => check.status === 'failed');
+    this.results.push({ level, status: failed ? 'failed' : this.interrupted ? 'not run' : 'passed', reason: this.interrupted && !failed ? 'interrupted' : null, checks, seconds: (performance.now() - this.current.started) / 1000 });
+    this.current = null;
+  }
+
+  private runBounded(spec: CheckSpec, deadline: Deadline, shared: { geometries: readonly Geometry[]; context: CheckContext }): Promise<CheckTally> {
+    const { geometries, context } = shared;
+    if (this.options.fuzzPath !== undefined) return replayFuzzPath(spec, geometries[0]!, this.options.fuzzPath, context);
+    switch (spec.kind) {
+      case 'paths':
+        return runPathCheck(spec, geometries, deadline, context);
+      case 'sweep':
+        return runSweepCheck(spec, geometries, deadline, context);
+      case 'history':
+        return runHistoryCheck(spec, geometries, deadline, context);
+      default:
+        return runFuzzCheck(spec, geometries, deadline, context);
+    }
+  }
+
+  /** The report as it stands: complete after run(), partial (marked interrupted) before. */
+  report(): ConformanceReport {
+    const options = this.options;
+    const levels = [...this.results];
+    if (this.current !== null) levels.push({ level: this.current.level, status: this.current.checks.some((check) => check.status === 'failed') ? 'failed' : 'not run', reason: this.interrupted ? 'interrupted' : this.error === null ? 'running' : 'stopped by an error', checks: [...this.current.checks], seconds: (performance.now() - this.current.started) / 1000 });
+    const checks = levels.flatMap((level) => level.checks);
+    const hello = options.sut.hello ?? null;
+    const interrupted = this.interrupted;
+    return {
+      cowmapVersion,
+      protocol: 1,
+      startedAt: this.startedAt,
+      implementation: { name: hello?.name ?? options.sut.name, version: hello?.version ?? null, command: options.command },
+      command: options.command,
+      features: [...options.sut.features],
+      seed: options.seed,
+      geometries: [...this.geometriesRun.keys()],
+      budget: { seconds: this.budgetMs / 1000, rule: budgetRuleSummary, cutChecks: checks.filter((check) => check.cutByBudget).map((check) => check.id) },
+      strictMessages: options.strictMessages === true,
+      levels,
+      warnings: { messages: { count: this.warnings.count, examples: this.warnings.examples } },
+      coverage: transitionCoverage(this.hits),
+      interrupted,
+      error: this.error,
+      conforms: !interrupted && this.error === null && levels.every((level) => level.status !== 'failed') && levels.some((level) => level.status === 'passed'),
+      seconds: (performance.now() - this.started) / 1000,
+      steps: checks.reduce((sum, check) => sum + check.steps, 0),
+      crashPoints: checks.reduce((sum, check) => sum + check.crashPoints, 0),
+    };
+  }
+}
+
+export async function runConformance(options: ConformanceOptions): Promise<ConformanceReport> {
+  return new ConformanceRun(options).run();
+}
