@@ -324,6 +324,11 @@ describe('docs/adapter.schema.json', () => {
     });
   }
 
+  it('the skeleton stays a skeleton: at most 150 lines (examples/skeleton-adapter/README.md)', () => {
+    const lines = readFileSync(join(repoRoot, 'examples/skeleton-adapter/adapter.py'), 'utf8').split('\n');
+    assert.ok(lines.length - (lines.at(-1) === '' ? 1 : 0) <= 150, `examples/skeleton-adapter/adapter.py has ${lines.length} lines`);
+  });
+
   it('rejects malformed answers, which makes the checks above able to fail', () => {
     const digest = 'a'.repeat(64);
     const state = { id: 3, ok: true, phase: 'idle', current: '00', next: '01', cow: '00', primary: [digest, digest], secondary: [digest, digest], cowData: [null, null], io: 0 };
