@@ -1,5 +1,5 @@
 // The errors a caller of the volume sees. Every rejection of docs/protocol.md section 2 is a
-// CowmapError with the SPEC code; a failing storage call (ENOSPC, EIO, ...) becomes
+// CowmapError with its protocol code; a failing storage call (ENOSPC, EIO, ...) becomes
 // the project code E_IO. A broken invariant inside impl/ is a bug and fails an
 // assertion (impl/assert.ts) instead: it is never reported as a CowmapError.
 
@@ -14,7 +14,7 @@ export const errorCodes = [
   'E_EXISTS',
   'E_LOCKED',
   'E_BAD_REQUEST',
-  // Project code, not in docs/protocol.md: a storage call failed. The call that saw it fails,
+  // A project code (docs/protocol.md section 2): a storage call failed. The call that saw it fails,
   // and the volume handle is poisoned until it is reopened (docs/format.md).
   'E_IO',
 ] as const;
