@@ -21,6 +21,7 @@ const liveWidthMax = 160;
 /** Prints progress to `stream`: live on a terminal, every `intervalMs` elsewhere. Call stop() at the end. */
 export class ProgressPrinter {
   private last: ProgressStatus | null = null;
+  private lastLiveMs = 0;
   private timer: NodeJS.Timeout | null = null;
 
   constructor(
@@ -35,7 +36,11 @@ export class ProgressPrinter {
 
   readonly update = (status: ProgressStatus): void => {
     this.last = status;
-    if (this.stream.isTTY === true) this.stream.write(`\r\x1b[K  ${formatProgress(status).slice(0, liveWidthMax)}`);
+    const now = performance.now();
+    // A live line ten times a second at most: a terminal need not redraw for every path.
+    if (this.stream.isTTY !== true || now - this.lastLiveMs < 100) return;
+    this.lastLiveMs = now;
+    this.stream.write(`\r\x1b[K  ${formatProgress(status).slice(0, liveWidthMax)}`);
   };
 
   private printLine(): void {

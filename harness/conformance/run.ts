@@ -185,19 +185,26 @@ export class ConformanceRun {
     const context = this.context();
     const chosen = selectedLevels(options.level ?? 'power', options.levelMode ?? 'upTo');
     const runnable = chosen.filter((level) => levelNeeds[level].every((feature) => features.has(feature)));
+    // The levels that will take time: runnable, with a check selected.
+    const active = runnable.filter((level) => levelChecks(level, features).some((spec) => checkSelected(spec, options.checks ?? [])));
     for (const level of chosen) {
       if (!runnable.includes(level)) {
         const missing = levelNeeds[level].filter((feature) => !features.has(feature));
         this.results.push({ level, status: 'skipped', reason: `the implementation does not offer ${missing.join(', ')}`, checks: [], seconds: 0 });
         continue;
       }
-      if (this.interrupted || this.failed()) {
-        this.results.push({ level, status: 'not run', reason: this.interrupted ? 'interrupted' : 'an earlier level failed (--keep-going runs every level)', checks: [], seconds: 0 });
+      const specs = levelChecks(level, features).filter((spec) => checkSelected(spec, options.checks ?? []));
+      if (specs.length === 0) {
+        this.results.push({ level, status: 'not run', reason: 'no check of this level selected (--check)', checks: [], seconds: 0 });
         continue;
       }
-      const weightsLeft = runnable.slice(runnable.indexOf(level)).reduce((sum, next) => sum + levelWeights[next], 0);
+      if (this.interrupted || this.failed()) {
+        this.results.push({ level, status: 'not run', reason: this.interrupted ? 'interrupted' : 'an earlier level failed; --keep-going runs every level', checks: [], seconds: 0 });
+        continue;
+      }
+      const weightsLeft = active.slice(active.indexOf(level)).reduce((sum, next) => sum + levelWeights[next], 0);
       const levelDeadline = new Deadline(Math.min(this.runDeadline.atMs, performance.now() + share(this.runDeadline.remainingMs(), levelWeights[level], weightsLeft)));
-      await this.runLevel(level, levelChecks(level, features).filter((spec) => checkSelected(spec, options.checks ?? [])), levelDeadline, { features, traces, geometries, context });
+      await this.runLevel(level, specs, levelDeadline, { features, traces, geometries, context });
     }
   }
 
