@@ -111,6 +111,11 @@ describe('mutants of the adapter protocol\'s own rules at open', () => {
       assert.deepEqual(volume.readRegion(1), new Uint8Array(1000).fill(7));
       volume.close();
     }],
+    // Below a sector it still refuses, as the reference does: only the multiple-of-512 rule is broken.
+    ['accepts-unaligned-region-size', 'E_SIZE', (volumeClass) => () => {
+      assert.equal(codeOf(() => volumeClass.create(storage, freshDir(), { regions: 2, regionSize: 256 })), 'E_SIZE');
+      volumeClass.create(storage, freshDir(), { regions: 2, regionSize: 513 }).close();
+    }],
     ['creates-over-existing', 'E_EXISTS', (volumeClass) => () => {
       const dir = freshDir();
       volumeClass.create(storage, dir, geometry).close();

@@ -247,11 +247,12 @@ class TransferInTwoHalves extends ReplicatedVolume {
 
 // ------------------------------------------- the adapter protocol's own rules
 
-/** Accepts any region size from 512 bytes up, a multiple of 512 or not (E_SIZE expected). */
+/** Accepts any region size from 512 bytes up, a multiple of 512 or not (E_SIZE expected); below 512 it still refuses. */
 class AcceptsUnalignedRegionSize extends ReplicatedVolume {
   protected static override geometryProblem(geometry: Geometry): string | null {
-    const aligned = { regions: geometry.regions, regionSize: Math.ceil(geometry.regionSize / sectorSize) * sectorSize };
-    return super.geometryProblem(aligned);
+    const { regions, regionSize } = geometry;
+    const judged = Number.isSafeInteger(regionSize) && regionSize > sectorSize ? { regions, regionSize: Math.ceil(regionSize / sectorSize) * sectorSize } : geometry;
+    return super.geometryProblem(judged);
   }
 }
 

@@ -1,0 +1,32 @@
+// cowmap mutants: the conform stage runs conform through `cowmap adapter --mutant
+// NAME` and says where and when it caught the mutant; without it, the mutants
+// only conform reaches are not run, and named.
+
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const bin = fileURLToPath(new URL('../cowmap.js', import.meta.url));
+
+function cowmap(args: readonly string[]) {
+  const result = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 300_000 });
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+describe('cowmap mutants (seed 1)', () => {
+  it('--stages conform: conform catches no-cow through the adapter, and the table says at which level', () => {
+    const run = cowmap(['mutants', '--quick', '--seed', '1', '--time-budget', '20', '--only', 'no-cow', '--stages', 'conform']);
+    assert.equal(run.status, 0, run.stderr);
+    assert.match(run.stdout, /^\| mutant \| caught \| level \| check that caught it \| seconds to be caught \|$/m);
+    assert.match(run.stdout, /^\| no-cow \| yes \| rules \| .+ \| \d+\.\d \|$/m);
+    assert.match(run.stdout, /^1 caught, 0 missed .*; conform caught 1 of 1$/m);
+  });
+
+  it('without conform, a mutant only conform reaches is not run, and named', () => {
+    const run = cowmap(['mutants', '--quick', '--seed', '1', '--time-budget', '1', '--only', 'no-cow,map-keeps-8-bits', '--stages', 'crashes']);
+    assert.equal(run.status, 0, run.stderr);
+    assert.match(run.stdout, /^1 caught, 0 missed/m);
+    assert.match(run.stdout, /^not run \(only conform reaches their class.*\): map-keeps-8-bits$/m);
+  });
+});
