@@ -17,7 +17,8 @@ import type { ModelSnapshot } from '../model/transitions.ts';
 import type { Geometry, Op } from '../model/types.ts';
 import { boundaryRegions } from './geometry.ts';
 import { Prng } from './prng.ts';
-import { randomContent } from './regionData.ts';
+import { nearCopy, randomContent } from './regionData.ts';
+import type { NearChange } from './regionData.ts';
 import { runScenario } from './scenario.ts';
 import type { ScenarioResult, ScenarioStep } from './scenario.ts';
 import type { SystemUnderTest } from './sut.ts';
@@ -188,10 +189,22 @@ export function pathMapping(options: PathOptions): PathMapping {
   return { geometry: volume, regionOf: candidates.slice(0, options.regions), seed, modelRegionSize: options.regionSize };
 }
 
-/** A path's events as scenario steps on the mapped volume (labels become their bytes, out-of-range regions the volume's first one past the end). */
+const nearChanges: readonly NearChange[] = ['lastByte', 'middleSector', 'lastSector'];
+
+/**
+ * A path's events as scenario steps on the mapped volume (out-of-range regions
+ * become the volume's first one past the end). Without a volume seed, labels
+ * become their bytes. With one, a region's first write in the path carries
+ * seeded random bytes and every later one a near-copy of the region's content
+ * (last byte, middle sector, last sector in turn): a write of the model's one
+ * label twice still changes the region, so that a transfer of the primary
+ * instead of the snapshot view shows.
+ */
 export function pathSteps(path: readonly Op[], book: ContentBook, mapping?: PathMapping): ScenarioStep[] {
   const volume = mapping?.geometry;
   const regionOf = (region: number) => (mapping === undefined ? region : (mapping.regionOf[region] ?? mapping.geometry.regions));
+  const written = new Map<number, { bytes: Uint8Array; name: string }>();
+  let writes = 0;
   return path.map((op): ScenarioStep => {
     switch (op.type) {
       case 'write': {
@@ -202,8 +215,15 @@ export function pathSteps(path: readonly Op[], book: ContentBook, mapping?: Path
         } else {
           // The model's sizes are exact or off by some bytes: keep the offset on the volume's regionSize.
           size = volume!.regionSize + (op.size - mapping.modelRegionSize);
-          bytes = randomContent((mapping.seed ^ labelHash(op.data)) >>> 0, volume!.regionSize);
-          book.addNamed(bytes, op.data);
+          const contentSeed = (mapping.seed ^ labelHash(op.data)) >>> 0;
+          const before = written.get(op.region);
+          const change = nearChanges[writes++ % nearChanges.length]!;
+          const content = before === undefined
+            ? { bytes: randomContent(contentSeed, volume!.regionSize), name: op.data }
+            : { bytes: nearCopy(before.bytes, change, contentSeed + writes), name: `${op.data}~${writes}` };
+          if (size === volume!.regionSize) written.set(op.region, content);
+          bytes = content.bytes;
+          book.addNamed(bytes, content.name);
         }
         const data = size === bytes.length ? bytes : size < bytes.length ? bytes.subarray(0, size) : padded(bytes, size);
         return { kind: 'op', op: { type: 'write', region: regionOf(op.region), data } };

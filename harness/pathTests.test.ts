@@ -1,0 +1,91 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { boundaryRegions } from './geometry.ts';
+import { mutantNamed } from './mutants.ts';
+import { pathMapping, pathSteps, runPaths, shortestPaths } from './pathTests.ts';
+import type { PathOptions } from './pathTests.ts';
+import { ReferenceSut } from './referenceSut.ts';
+import { replayTrace } from './replay.ts';
+import { scenarioTrace } from './scenario.ts';
+import { ContentBook } from './trace/content.ts';
+import { readTrace } from './trace/reader.ts';
+
+const model: PathOptions = { regions: 2, values: 1, crash: false, regionSize: 512 };
+const volume = { regions: 65, regionSize: 4096 };
+
+/** The first seed whose mapping puts a model region at 8 or above (the search is deterministic). */
+function seedMappingHigh(): number {
+  for (let seed = 0; seed < 100; seed++) {
+    if (pathMapping({ ...model, volume, seed }).regionOf.some((region) => region >= 8)) return seed;
+  }
+  throw new Error('no seed in 0..99 maps a model region to 8 or above');
+}
+
+describe('path tests on a volume', () => {
+  it('map the model regions onto distinct boundary regions of the volume, picked by the seed', () => {
+    assert.deepEqual(pathMapping(model).regionOf, [0, 1]);
+    assert.deepEqual(pathMapping(model).geometry, { regions: 2, regionSize: 512 });
+    const boundaries = boundaryRegions(volume.regions);
+    const seen = new Set<string>();
+    for (let seed = 0; seed < 20; seed++) {
+      const mapping = pathMapping({ ...model, volume, seed });
+      assert.deepEqual(mapping.geometry, volume);
+      assert.equal(mapping.regionOf.length, 2);
+      assert.notEqual(mapping.regionOf[0], mapping.regionOf[1]);
+      assert.ok(mapping.regionOf.every((region) => boundaries.includes(region)), mapping.regionOf.join(','));
+      assert.deepEqual(pathMapping({ ...model, volume, seed }).regionOf, mapping.regionOf, 'the same seed, the same mapping');
+      seen.add(mapping.regionOf.join(','));
+    }
+    assert.ok(seen.size > 5, `only ${seen.size} mappings in 20 seeds`);
+    assert.throws(() => pathMapping({ ...model, volume: { regions: 1, regionSize: 512 } }), RangeError);
+  });
+
+  it('write full-region bytes of the volume, one byte short for E_SIZE, and address one past its last region for E_RANGE', () => {
+    const mapping = pathMapping({ ...model, volume, seed: 3 });
+    const paths = shortestPaths(model);
+    const book = new ContentBook(volume.regionSize);
+    const steps = paths.flatMap((path) => pathSteps(path, book, mapping));
+    const writes = steps.flatMap((step) => (step.kind === 'op' && step.op.type === 'write' ? [step.op] : []));
+    assert.ok(writes.some((op) => op.data.length === volume.regionSize && op.data.subarray(512).some((byte) => byte !== 0)), 'no full-region write');
+    assert.ok(writes.some((op) => op.data.length === volume.regionSize - 1), 'no wrong-size write');
+    assert.ok(writes.every((op) => op.data.length === volume.regionSize || op.data.length === volume.regionSize - 1));
+    const regions = new Set(steps.flatMap((step) => (step.kind === 'op' && 'region' in step.op ? [step.op.region] : [])));
+    assert.deepEqual([...regions].sort((a, b) => a - b), [...mapping.regionOf, volume.regions].sort((a, b) => a - b));
+    // Messages name the bytes by the model's labels.
+    assert.equal(book.show(book.addBytes(writes[0]!.data)).length <= 3, true);
+  });
+
+  it('pass on the reference implementation, and catch a bug for regions 8 and up that the model-sized volume misses; the failing path replays', async (t) => {
+    const seed = seedMappingHigh();
+    t.diagnostic(`seed ${seed}`);
+    const paths = shortestPaths(model);
+    const mapped = { ...model, volume, seed };
+    const correct = await runPaths(paths, mapped, () => new ReferenceSut());
+    assert.equal(correct.failure, null, correct.failure?.result.failure?.message);
+    assert.equal(correct.paths, paths.length);
+    assert.deepEqual(correct.geometry, volume);
+
+    const name = 'transfer-sends-primary-from-region-8';
+    const broken = () => new ReferenceSut({ volumeClass: mutantNamed(name).volumeClass, name });
+    const small = await runPaths(paths, model, broken);
+    assert.equal(small.failure, null, 'regions 0 and 1 cannot show it');
+    const result = await runPaths(paths, mapped, broken);
+    assert.ok(result.failure !== null, `${name} passed the mapped paths`);
+    const failure = result.failure.result.failure!;
+    assert.ok(failure.differences.some((d) => d.field === 'secondary'), JSON.stringify(failure.differences));
+
+    const text = scenarioTrace(result.geometry, result.failure.result.records, 'path test', [], seed);
+    assert.match(text, /"base64":/);
+    const trace = readTrace(text, 'path.jsonl');
+    assert.notEqual((await replayTrace(trace, broken())).failure, null, 'the saved path passes on the broken implementation');
+    assert.equal((await replayTrace(trace, new ReferenceSut())).failure, null);
+  });
+
+  it('stop between paths when asked', async () => {
+    const paths = shortestPaths(model);
+    let started = 0;
+    const result = await runPaths(paths, { ...model, volume, seed: 1 }, () => new ReferenceSut(), (done) => (started = done), () => started >= 3);
+    assert.equal(result.paths, 3);
+    assert.equal(result.failure, null);
+  });
+});
