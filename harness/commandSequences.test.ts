@@ -6,7 +6,8 @@ import { after, describe, it } from 'node:test';
 import { fuzzMain } from '../bin/commands/fuzz.ts';
 import { ReplicatedVolume } from '../impl/replicatedVolume.ts';
 import { parseFuzzPath, runFuzz } from './commandSequences.ts';
-import { mutants } from './mutants.ts';
+import { describeGeometry, conformGeometries } from './geometry.ts';
+import { mutantNamed, mutants } from './mutants.ts';
 import type { FuzzOptions } from './commandSequences.ts';
 import { ReferenceSut } from './referenceSut.ts';
 import { replayTrace } from './replay.ts';
@@ -168,10 +169,135 @@ describe('cowmap fuzz', () => {
     assert.match(run.out, /^ {2}npx cowmap fuzz --seed 5 --path \S+ .* --mutant no-cow$/m);
   });
 
+  it('prints a replay command that gives every option the sequences depend on, and reproduces the counterexample', async () => {
+    const dir = join(scratch, 'cli-replay');
+    const args = ['--seed', '4', '--runs', '20', '--regions', '9', '--region-size', '1024', '--crash-modes', 'process', '--crash-between', 'no', '--history-operations', '60', '--history-cycles', '2', '--mutant', 'map-keeps-8-bits', '--out-dir', dir];
+    const run = await fuzz(args);
+    assert.equal(run.status, 1, run.out + run.err);
+    assert.match(run.out, /data=bytes/);
+    const printed = /^ {2}npx cowmap fuzz (.*)$/m.exec(run.out);
+    assert.ok(printed !== null, run.out);
+    const replayArgs = printed[1]!.split(' ');
+    for (const option of ['--data', '--regions', '--region-size', '--crash-modes', '--crash-between', '--history-operations', '--history-cycles', '--mutant']) assert.ok(replayArgs.includes(option), `${option} missing from ${printed[1]}`);
+    const again = await fuzz([...replayArgs, '--out-dir', join(scratch, 'cli-replay-again')]);
+    assert.equal(again.status, 1, again.out + again.err);
+    const trace = (out: string) => out.slice(out.indexOf('{"trace"'), out.indexOf('\nseed: '));
+    assert.deepEqual(readTrace(trace(again.out), 'again').steps, readTrace(trace(run.out), 'first').steps);
+  });
+
+  it('runs label data when asked', async () => {
+    const run = await fuzz(['--seed', '3', '--runs', '3', '--data', 'labels', '--labels', '2', '--out-dir', join(scratch, 'cli')]);
+    assert.equal(run.status, 0, run.out + run.err);
+    assert.match(run.out, /data=labels labels=2/);
+  });
+
   it('exits 2 on bad usage', async () => {
+    assert.equal((await fuzz(['--data', 'words'])).status, 2);
+    assert.equal((await fuzz(['--crash-modes', 'process,meteor'])).status, 2);
+    assert.equal((await fuzz(['--crash-between', 'maybe'])).status, 2);
+    assert.equal((await fuzz(['--history-operations', 'many'])).status, 2);
     assert.equal((await fuzz(['--mutant', 'no-such-mutant'])).status, 2);
     assert.equal((await fuzz(['--regions', '0'])).status, 2);
     assert.equal((await fuzz(['--region-size', '1000'])).status, 2);
     assert.equal((await fuzz(['--seed', '1', '--path', '1:2:3'])).status, 2);
+  });
+});
+
+describe('fast-check sequences over every geometry, with full-region bytes and long histories', () => {
+  const history = { operations: 300, cycles: 10 } as const;
+  const noCrashes = { crashModes: [], crashBetween: false } as const;
+
+  it('give every searched sequence the history asked for, without crashes and with them', async (t) => {
+    const seed = 808;
+    t.diagnostic(`seed ${seed}`);
+    for (const crashes of [{}, noCrashes]) {
+      const result = await runFuzz({ seed, numRuns: 2, regions: 9, regionSize: 512, historyMin: history, makeSut: () => new ReferenceSut(), failuresDir: join(scratch, 'history'), ...crashes });
+      assert.equal(result.failure, null, result.failure?.message);
+      assert.equal(result.runs, 2);
+      assert.ok(result.shortestRun !== null && result.shortestRun.operations >= history.operations, JSON.stringify(result.shortestRun));
+      assert.ok(result.shortestRun.cycles >= history.cycles, JSON.stringify(result.shortestRun));
+      const crashed = [...result.covered].some((id) => id.endsWith(':crash'));
+      assert.equal(crashed, crashes !== noCrashes, `crash transitions ${crashed ? '' : 'not '}covered`);
+    }
+  });
+
+  // The classes of bugs issue 11 lists that 1 to 4 regions of labels in short runs let pass.
+  const reachedOnlyHere = [
+    'transfer-sends-primary-from-region-8',
+    'write-first-sector-only',
+    'transfer-stops-at-zero-byte',
+    'map-keeps-8-bits',
+    'cow-stops-after-50-ops',
+  ];
+  for (const name of reachedOnlyHere) {
+    it(`catch ${name} on one of the geometries, shrink it and save a trace of bytes that replays`, async (t) => {
+      const seed = 11;
+      t.diagnostic(`seed ${seed}`);
+      const broken = () => new ReferenceSut({ volumeClass: mutantNamed(name).volumeClass, name });
+      const started = performance.now();
+      for (const geometry of conformGeometries) {
+        const result = await runFuzz({
+          seed,
+          timeBudgetMs: 2000,
+          shrinkBudgetMs: 15_000,
+          regions: geometry.regions,
+          regionSize: geometry.regionSize,
+          data: 'bytes',
+          historyMin: history,
+          ...noCrashes,
+          makeSut: broken,
+          failuresDir: join(scratch, `geometries-${name}`),
+        });
+        if (result.failure === null) continue;
+        const seconds = (performance.now() - started) / 1000;
+        t.diagnostic(`caught on ${describeGeometry(geometry)} after ${seconds.toFixed(1)} s, shrunk to ${result.failure.steps.length} steps: ${result.failure.message.split('\n')[0]}`);
+        assert.ok(result.failure.reproduced);
+        assert.ok(result.failure.steps.length <= (name === 'cow-stops-after-50-ops' ? 150 : 10), `shrunk to ${result.failure.steps.length} steps`);
+        if (result.failure.steps.some((step) => step.kind === 'op' && step.op.type === 'write')) assert.match(result.failure.trace, /"data":\{"base64":"/);
+        assert.match(result.failure.trace, /--data bytes .*--history-operations 300 --history-cycles 10/);
+        return;
+      }
+      assert.fail(`${name} was not caught on any geometry`);
+    });
+  }
+
+  it('miss, with the old generators (4 regions of 512 B, labels, 50 commands at most), what these catch', async (t) => {
+    const seed = 11;
+    t.diagnostic(`seed ${seed}`);
+    for (const name of ['transfer-stops-at-zero-byte', 'cow-stops-after-50-ops', 'map-keeps-8-bits']) {
+      const broken = () => new ReferenceSut({ volumeClass: mutantNamed(name).volumeClass, name });
+      const result = await runFuzz({ seed, numRuns: 30, regions: 4, regionSize: 512, labels: 3, commandsMax: 50, data: 'labels', ...noCrashes, makeSut: broken, failuresDir: join(scratch, 'old') });
+      assert.equal(result.failure, null, `${name}: ${result.failure?.message}`);
+    }
+  });
+
+  it('replay a long-history counterexample from its seed and path, and pass on the reference implementation', async (t) => {
+    const seed = 11;
+    t.diagnostic(`seed ${seed}`);
+    const name = 'cow-stops-after-50-ops';
+    const broken = () => new ReferenceSut({ volumeClass: mutantNamed(name).volumeClass, name });
+    const common = { seed, regions: 9, regionSize: 512, historyMin: history, ...noCrashes } as const;
+    const found = await runFuzz({ ...common, numRuns: 20, shrinkBudgetMs: 10_000, makeSut: broken, failuresDir: join(scratch, 'long') });
+    assert.ok(found.failure !== null, `${name} not caught`);
+    const again = await runFuzz({ ...common, path: found.failure.path, shrinkBudgetMs: 0, makeSut: broken, failuresDir: join(scratch, 'long-again') });
+    assert.ok(again.failure !== null);
+    assert.equal(again.runs, 1);
+    assert.deepEqual(readTrace(again.failure.trace, 'again').steps, readTrace(found.failure.trace, 'found').steps);
+    const fixed = await runFuzz({ ...common, path: found.failure.path, makeSut: () => new ReferenceSut(), failuresDir: join(scratch, 'long-fixed') });
+    assert.equal(fixed.failure, null);
+  });
+
+  it('pass on the reference implementation at every geometry', async (t) => {
+    const seed = 12;
+    t.diagnostic(`seed ${seed}`);
+    for (const geometry of conformGeometries) {
+      // The largest volume runs about 20 steps/s in process: a shorter history there.
+      const historyMin = geometry.regions > 100 ? { operations: 40, cycles: 3 } : history;
+      for (const crashes of [{}, noCrashes]) {
+        const result = await runFuzz({ seed, numRuns: 1, regions: geometry.regions, regionSize: geometry.regionSize, historyMin, ...crashes, makeSut: () => new ReferenceSut(), failuresDir: join(scratch, 'reference') });
+        assert.equal(result.failure, null, `${describeGeometry(geometry)}: ${result.failure?.message}`);
+        t.diagnostic(`${describeGeometry(geometry)}${crashes === noCrashes ? '' : ' with crashes'}: ${result.steps} steps, ${Math.round(result.steps / result.seconds)} steps/s`);
+      }
+    }
   });
 });
