@@ -1,17 +1,24 @@
 // fast-check command sequences: random sequences of writes, swaps, transfers (of
-// current and of non-current regions), completions (early and drained), reads,
-// crashes between operations and crashes inside an operation after its k-th I/O
-// call (process, power and torn), each followed by a recovery, and a kill inside
-// an operation whose recovery is followed by a power loss inside the next one,
-// run against an implementation through the oracle.
+// current and of non-current regions), completions (early and drained), whole
+// cycles, reads, crashes between operations and crashes inside an operation
+// after its k-th I/O call (process, power and torn), each followed by a
+// recovery, and a kill inside an operation whose recovery is followed by a power
+// loss inside the next one, run against an implementation through the oracle.
 //
-// The design, in fast-check's own style: ONE small command class (StepCommand)
-// holding a scenario step, or a crash and the recovery that follows it. The
-// fast-check model is only `{ crashed }` (a crash inside an operation needs a
-// running volume); the real judge is the oracle inside `real`, which steps the
-// statechart beside the implementation, compares their whole states, checks every
-// invariant and judges every recovered state. Rejections are generated on purpose
-// and the oracle checks that the implementation gives the model's code.
+// Regions are picked over the whole volume, boundaries favoured (geometry.ts);
+// writes carry full-region bytes (regionData.ts) unless data is 'labels'. A
+// history minimum makes every searched sequence long enough (operations and
+// completed cycles since create) to cross counters and slot reuse.
+//
+// The design, in fast-check's own style: ONE small command class
+// (PlannedCommand) holding planned steps, made concrete at run time from a small
+// fast-check model (FuzzModel): the bytes a write carries (near-copies of what
+// the run wrote), the regions a cycle sends (a superset of C). The model is
+// deliberately coarser than the system and only plans; the real judge is the
+// oracle inside `real`, which steps the statechart beside the implementation,
+// compares their whole states, checks every invariant and judges every recovered
+// state. Rejections are generated on purpose and the oracle checks that the
+// implementation gives the model's code.
 //
 // On a failure fast-check shrinks the sequence; the shortest failing one is run
 // again through runScenario, which records it, and saved as a v1 trace in
@@ -20,19 +27,20 @@
 //
 // Replaying a fast-check counterexample of `fc.commands` needs, besides the seed
 // and the shrink path, the commands' replayPath (which commands ran at each shrink
-// step): the path this module prints is `<fast-check path>@<replayPath>`.
+// step): the path this module prints is `<fast-check path>@<replayPath>`. The
+// plans are replayed too: the same commands on the same model make the same steps.
 
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { allTransitions } from '../model/transitions.ts';
 import type { Geometry } from '../model/types.ts';
-import { Oracle, OracleFailure } from './oracle.ts';
-import type { Difference } from './oracle.ts';
-import { replayTrace } from './replay.ts';
 import { outOfRangeRegions, regionArbitrary } from './geometry.ts';
 import { contentRecipeArbitrary, RunContents } from './regionData.ts';
 import type { ContentRecipe } from './regionData.ts';
+import { Oracle, OracleFailure } from './oracle.ts';
+import type { Difference } from './oracle.ts';
+import { replayTrace } from './replay.ts';
 import { describeScenarioStep, runScenario, scenarioTrace } from './scenario.ts';
 import type { ScenarioStep } from './scenario.ts';
 import type { CrashRequest, SutOp, SystemUnderTest } from './sut.ts';
@@ -513,19 +521,24 @@ function plannedOf(command: unknown): PlannedCommand | null {
   return inner instanceof PlannedCommand ? inner : null;
 }
 
-/** Whether a generated sequence is too short for the history: fewer commands (each runs an operation or more) or fewer cycle commands (each completes one cycle). */
+/**
+ * Whether a generated sequence is too short for the history: fewer planned
+ * steps (each runs one operation or more) or fewer cycle commands (each
+ * completes one cycle: it recovers first if the volume is down, and sends a
+ * superset of C).
+ */
 function shortOfHistory(commands: Iterable<unknown>, history: HistoryMin): boolean {
-  let count = 0;
+  let steps = 0;
   let cycles = 0;
-  let known = 0;
+  let unknown = 0;
   for (const command of commands) {
-    count++;
     const planned = plannedOf(command);
-    if (planned !== null) known++;
+    if (planned === null) unknown++;
+    steps += planned?.plans.length ?? 1;
     if (planned?.isCycle === true) cycles++;
   }
   // Commands this module cannot see into are never skipped for their cycles.
-  return count < history.operations || (known === count && cycles < history.cycles);
+  return steps < history.operations || (unknown === 0 && cycles < history.cycles);
 }
 
 /** One arbitrary for every command, weighted: the system's operations, a whole cycle, then crashes. */
