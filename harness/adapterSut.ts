@@ -69,6 +69,9 @@ export function removeTemporaryDirs(): void {
   }
 }
 
+/** The most processes kept started ahead of restarts. */
+export const standbyCountMax = 8;
+
 const knownFeatures: readonly Feature[] = ['failpoint', 'power-loss', 'torn'];
 
 // ---------------------------------------------------------------------------
@@ -435,6 +438,19 @@ export interface AdapterSutOptions {
   readonly tempPrefix?: string;
   /** Every line sent and received, and notes such as "started pid 123" and "killed" (for `conform --transcript`). */
   readonly transcript?: Transcript;
+  /**
+   * close() closes the volume but keeps the process for the next create (end() ends
+   * it): one process serves every run that has no crash. Default false: close() ends it.
+   */
+  readonly keepProcess?: boolean;
+  /**
+   * After the first crash, keep this many processes started ahead (hello sent, no
+   * volume open), so that the restart of recover() does not wait for the
+   * implementation's start-up: generated sequences crash every few steps, and
+   * an implementation's start-up (an interpreter, a version-manager shim) takes
+   * far longer than a step, so a few start side by side. Default 2; 0: none.
+   */
+  readonly standbyCount?: number;
 }
 
 /** An answer as the adapter printed it (checked to be a JSON object with the request's id, a boolean ok, and an error {code, message} when not ok). */
@@ -448,6 +464,12 @@ export interface HelloInfo {
 }
 
 type Response = Record<string, unknown> & { readonly ok: boolean };
+
+/** A process started, its hello sent; the answer settles without ever rejecting. */
+interface Starting {
+  readonly process: AdapterProcess;
+  readonly hello: Promise<{ readonly response: Response } | { readonly error: unknown }>;
+}
 
 const digestPattern = /^[0-9a-f]{64}$/;
 const bitsPattern = /^[01]*$/;
@@ -468,6 +490,12 @@ export class AdapterSut implements SystemUnderTest {
   private root: string | null = null;
   private geometry: Geometry | null = null;
   private nextId = 1;
+  /** Processes started ahead of the next restarts (only once crashes have begun), oldest first. */
+  private standbys: Starting[] = [];
+  private readonly standbyCount: number;
+  private readonly keepProcess: boolean;
+  /** Crashes so far (kills and failpoints): the first one starts the standby. */
+  private crashes = 0;
   /** The exit of the last process, for diagnostics (a failpoint exit, for one). */
   lastExit: string | null = null;
 
@@ -477,6 +505,11 @@ export class AdapterSut implements SystemUnderTest {
     this.options = options;
     this.requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
     this.exitTimeoutMs = options.exitTimeoutMs ?? 10_000;
+    this.standbyCount = options.standbyCount ?? 2;
+    if (!Number.isSafeInteger(this.standbyCount) || this.standbyCount < 0 || this.standbyCount > standbyCountMax) {
+      throw new RangeError(`AdapterSut: standbyCount must be an integer in 0..${standbyCountMax}, got ${this.standbyCount}`);
+    }
+    this.keepProcess = options.keepProcess ?? false;
   }
 
   get name(): string {
@@ -549,7 +582,10 @@ export class AdapterSut implements SystemUnderTest {
     const armed = await this.exchange('failpoint', fields);
     if (!armed.ok) throw this.protocolError(`refused failpoint ${JSON.stringify(fields)} although it offers ${needed.join(', ')}: ${this.describeError(armed)}`);
     const response = await this.exchange(op.type, this.opFields(op), { crashing: true });
-    if (response === null) return { crashed: true };
+    if (response === null) {
+      this.crashes++;
+      return { crashed: true };
+    }
     const reply = this.reply(op, response);
     // The op completed before the failpoint: disarm it, so that nothing fires later.
     const disarmed = await this.exchange('failpoint', { crashAfterIo: null });
@@ -567,6 +603,7 @@ export class AdapterSut implements SystemUnderTest {
     const process = this.process;
     if (process === null) return;
     this.process = null;
+    this.crashes++;
     this.note('note', `killed pid ${process.pid} (SIGKILL to its process group)`);
     process.killGroup();
     const gone = await process.waitClosed(this.exitTimeoutMs);
@@ -579,15 +616,34 @@ export class AdapterSut implements SystemUnderTest {
     const dir = this.volumeDir;
     if (dir === null) throw new Error(`${this.name}: recover without a volume (create first)`);
     if (this.process !== null) await this.crash();
-    await this.launch();
-    const response = await this.exchange('open', { dir, create: false });
-    if (!response.ok) return this.errorReply(response);
-    this.checkPhase('open', response);
-    return { ok: true, ...this.ioField(response) };
+    try {
+      await this.launch();
+      const response = await this.exchange('open', { dir, create: false });
+      if (!response.ok) return this.errorReply(response);
+      this.checkPhase('open', response);
+      return { ok: true, ...this.ioField(response) };
+    } catch (error) {
+      // An implementation that cannot come back after a crash fails the check that
+      // crashed it (with its trace), rather than stopping the run as unusable.
+      if (!(error instanceof ProtocolError)) throw error;
+      return { ok: false, code: 'E_IO', message: `no usable answer to the reopen after the crash: ${error.message}` };
+    }
   }
 
+  /** Closes the volume and removes its directory; ends the process too unless `keepProcess`. */
   async close(): Promise<void> {
+    if (!this.keepProcess) return this.end();
+    try {
+      await this.closeVolume();
+    } finally {
+      this.removeVolumeDir();
+    }
+  }
+
+  /** Closes the volume, ends the process (stdin closed, exit awaited) and its standby, removes the volume directory. */
+  async end(): Promise<void> {
     const process = this.process;
+    this.endStandby();
     try {
       if (process !== null) {
         await this.closeVolume();
@@ -612,22 +668,53 @@ export class AdapterSut implements SystemUnderTest {
   kill(): void {
     const process = this.process;
     this.process = null;
+    for (const standby of this.standbys.splice(0)) standby.process.killGroup();
     if (process !== null) this.note('note', `killed pid ${process.pid} (giving up)`);
     process?.killGroup();
   }
 
   // ----- the protocol --------------------------------------------------------
 
-  private async launch(): Promise<void> {
+  /** A new process of the command, its hello sent at once (answered while the caller does other work). */
+  private spawn(role: string): Starting {
     const process = new AdapterProcess(this.command, {
       maxLineBytes: this.options.maxLineBytes ?? 128 * 1024 * 1024,
       stderrBytesMax: this.options.stderrBytesMax ?? 64 * 1024,
       ...(this.options.cwd === undefined ? {} : { cwd: this.options.cwd }),
       ...(this.options.env === undefined ? {} : { env: this.options.env }),
     });
+    this.note('note', process.pid === undefined ? `could not start ${this.command.join(' ')}` : `started pid ${process.pid}${role}: ${this.command.join(' ')}`);
+    const hello = this.exchangeOn(process, 'hello', {}, { starting: true }).then(
+      (response) => ({ response: response! }),
+      (error: unknown) => ({ error }),
+    );
+    return { process, hello };
+  }
+
+  /**
+   * Makes a process the running one: the standby when there is one (started
+   * earlier, so that a restart after a crash does not wait for the
+   * implementation's start-up), else a new one. Once crashes have begun, a new
+   * standby is started for the next one.
+   */
+  private async launch(): Promise<void> {
+    // A standby that died before it was needed is dropped (its failure shows again if it recurs).
+    let starting: Starting | undefined;
+    while (starting === undefined && this.standbys.length > 0) {
+      const taken = this.standbys.shift()!;
+      if (taken.process.closed || taken.process.violation !== null) taken.process.killGroup();
+      else starting = taken;
+    }
+    starting ??= this.spawn('');
+    const process = starting.process;
     this.process = process;
-    this.note('note', process.pid === undefined ? `could not start ${this.command.join(' ')}` : `started pid ${process.pid}: ${this.command.join(' ')}`);
-    const response = await this.exchange('hello', {}, { starting: true });
+    const answered = await starting.hello;
+    if ('error' in answered) {
+      this.process = null;
+      throw answered.error;
+    }
+    const response = answered.response;
+    while (this.crashes > 0 && this.standbys.length < this.standbyCount) this.standbys.push(this.spawn(' (standby, for a later restart)'));
     if (!response.ok) throw this.protocolError(`answered hello with an error: ${this.describeError(response)}`);
     if (response.protocol !== protocolVersion) {
       throw this.protocolError(`speaks adapter protocol ${JSON.stringify(response.protocol)}, not ${protocolVersion} (hello answered ${preview(Buffer.from(JSON.stringify(response)))})`);
@@ -650,6 +737,14 @@ export class AdapterSut implements SystemUnderTest {
       if (!response.ok) throw this.protocolError(`close failed: ${this.describeError(response)}`);
     }
     this.removeVolumeDir();
+  }
+
+  /** A standby never opened anything: closing its input is all it needs to exit. */
+  private endStandby(): void {
+    for (const standby of this.standbys.splice(0)) {
+      this.note('note', `ended standby pid ${standby.process.pid}`);
+      standby.process.endInput();
+    }
   }
 
   private removeVolumeDir(): void {
@@ -676,8 +771,13 @@ export class AdapterSut implements SystemUnderTest {
   private async exchange(op: string, fields: Record<string, unknown>, mode: { starting?: boolean; crashing?: boolean } = {}): Promise<Response | null> {
     const process = this.process;
     if (process === null) throw new Error(`${this.name}: no process is running (after a crash, recover first)`);
-    if (process.violation !== null) throw this.protocolError(process.violation);
-    if (process.closed) throw this.protocolError(`${process.describeExit()} between requests, before request ${op}`);
+    return this.exchangeOn(process, op, fields, mode);
+  }
+
+  /** One request and its answer on `process` (the running one, or a standby saying hello). */
+  private async exchangeOn(process: AdapterProcess, op: string, fields: Record<string, unknown>, mode: { starting?: boolean; crashing?: boolean }): Promise<Response | null> {
+    if (process.violation !== null) throw this.protocolError(process.violation, process);
+    if (process.closed) throw this.protocolError(`${process.describeExit()} between requests, before request ${op}`, process);
     const id = this.nextId++;
     const what = `request ${id} (${op})`;
     const line = JSON.stringify({ id, op, ...fields });
@@ -688,26 +788,26 @@ export class AdapterSut implements SystemUnderTest {
     else this.note('note', next.kind === 'closed' ? `pid ${process.pid} ${process.describeExit()}` : next.kind === 'timeout' ? `no answer within ${this.requestTimeoutMs} ms` : next.message);
     switch (next.kind) {
       case 'violation':
-        throw this.protocolError(`${next.message} (while waiting for the answer to ${what})`);
+        throw this.protocolError(`${next.message} (while waiting for the answer to ${what})`, process);
       case 'timeout':
-        throw this.protocolError(`no answer to ${what} within ${this.requestTimeoutMs} ms`);
+        throw this.protocolError(`no answer to ${what} within ${this.requestTimeoutMs} ms`, process);
       case 'closed': {
         this.lastExit = process.describeExit();
         if (mode.crashing === true) {
-          this.process = null;
+          if (this.process === process) this.process = null;
           process.killGroup();
           await process.waitGroupGone(this.exitTimeoutMs);
           return null;
         }
         const when = mode.starting === true ? 'at start, before answering hello' : `without answering ${what}, outside a failpoint`;
-        throw this.protocolError(`${process.describeExit()} ${when}`);
+        throw this.protocolError(`${process.describeExit()} ${when}`, process);
       }
       case 'line':
-        return this.parseResponse(next.bytes, id, op);
+        return this.parseResponse(next.bytes, id, op, process);
     }
   }
 
-  private parseResponse(bytes: Buffer, id: number, op: string): Response {
+  private parseResponse(bytes: Buffer, id: number, op: string, process: AdapterProcess): Response {
     const what = `request ${id} (${op})`;
     const text = decodeUtf8(bytes);
     let value: unknown;
@@ -715,22 +815,22 @@ export class AdapterSut implements SystemUnderTest {
       if (text === null) throw new Error('not UTF-8');
       value = JSON.parse(text);
     } catch {
-      throw this.protocolError(`printed a line that is not JSON where the answer to ${what} was due: ${preview(bytes)}`);
+      throw this.protocolError(`printed a line that is not JSON where the answer to ${what} was due: ${preview(bytes)}`, process);
     }
-    if (!isRecord(value)) throw this.protocolError(`answered ${what} with a line that is not a JSON object: ${preview(bytes)}`);
-    if (value.id !== id) throw this.protocolError(`answered ${what} with id ${JSON.stringify(value.id) ?? 'missing'}: ${preview(bytes)}`);
-    if (typeof value.ok !== 'boolean') throw this.protocolError(`answered ${what} without a boolean "ok": ${preview(bytes)}`);
+    if (!isRecord(value)) throw this.protocolError(`answered ${what} with a line that is not a JSON object: ${preview(bytes)}`, process);
+    if (value.id !== id) throw this.protocolError(`answered ${what} with id ${JSON.stringify(value.id) ?? 'missing'}: ${preview(bytes)}`, process);
+    if (typeof value.ok !== 'boolean') throw this.protocolError(`answered ${what} without a boolean "ok": ${preview(bytes)}`, process);
     if (!value.ok) {
       const error = value.error;
       if (!isRecord(error) || typeof error.code !== 'string' || !errorCodePattern.test(error.code) || typeof error.message !== 'string') {
-        throw this.protocolError(`answered ${what} with ok: false but without an error {code: "E_...", message}: ${preview(bytes)}`);
+        throw this.protocolError(`answered ${what} with ok: false but without an error {code: "E_...", message}: ${preview(bytes)}`, process);
       }
     }
     if (value.io !== undefined && (!Number.isSafeInteger(value.io) || (value.io as number) < 0)) {
-      throw this.protocolError(`answered ${what} with io ${JSON.stringify(value.io)}, not a count: ${preview(bytes)}`);
+      throw this.protocolError(`answered ${what} with io ${JSON.stringify(value.io)}, not a count: ${preview(bytes)}`, process);
     }
     if (value.io === undefined && this.featureSet.has('failpoint')) {
-      throw this.protocolError(`answered ${what} without io, which a SUT offering failpoint must report: ${preview(bytes)}`);
+      throw this.protocolError(`answered ${what} without io, which a SUT offering failpoint must report: ${preview(bytes)}`, process);
     }
     return value as Response;
   }
