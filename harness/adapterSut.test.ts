@@ -7,9 +7,11 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { AdapterSut, ProtocolError } from './adapterSut.ts';
+import { AdapterSut, ProtocolError, removeTemporaryDirs } from './adapterSut.ts';
+import type { Transcript } from './adapterSut.ts';
 import { formatFailure, replayTrace } from './replay.ts';
 import type { SutReply, SutState } from './sut.ts';
 import { readTrace } from './trace/reader.ts';
@@ -270,7 +272,13 @@ process.stdin.on('data', (chunk) => {
     buffered = buffered.slice(newline + 1);
     const request = JSON.parse(line);
     const ok = (fields) => send({ id: request.id, ok: true, ...fields, io: 0 });
-    if (request.op === 'hello') {
+    const refuse = () => send({ id: request.id, ok: false, error: { code: 'E_IO', message: 'fake: everything fails' }, io: 0 });
+    if (behavior === 'all-errors' || (behavior === 'errors-after-hello' && request.op !== 'hello')) {
+      refuse();
+    } else if (behavior === 'no-reopen' && request.op === 'open' && request.create === false) {
+      process.stderr.write('fake: cannot read my own files\\n');
+      process.exit(1);
+    } else if (request.op === 'hello') {
       const hello = { protocol: 1, name: 'fake', version: '0', features: [] };
       if (behavior === 'wrong-id') send({ id: request.id + 1, ok: true, ...hello });
       else if (behavior === 'protocol-2') ok({ ...hello, protocol: 2 });
@@ -375,5 +383,110 @@ describe('AdapterSut protocol violations', () => {
     const hung = await protocolFailure(new AdapterSut(fake('silent'), { requestTimeoutMs: 300 }), (sut) => sut.start(), /no answer to request 1 \(hello\) within 300 ms/);
     assert.match(hung.message, /thinking forever/);
     await protocolFailure(new AdapterSut(fake('long-line'), { maxLineBytes: 1024 }), (sut) => sut.start(), /printed a line longer than 1024 bytes/);
+  });
+});
+
+describe('AdapterSut failures a user can act on', () => {
+  it('a SUT that answers every request with an error, or every request after hello: a ProtocolError that says so', async () => {
+    await protocolFailure(new AdapterSut(fake('all-errors')), (sut) => sut.create(geometry), /answered hello with an error: E_IO: fake: everything fails/);
+    await protocolFailure(new AdapterSut(fake('errors-after-hello')), (sut) => sut.create(geometry), /could not create a volume of 4 x 512 bytes in .*: open \{create: true\} answered E_IO: fake: everything fails/);
+    await protocolFailure(new AdapterSut(fake('errors-after-hello')), async (sut) => {
+      await sut.start();
+      await sut.state();
+    }, /answered state with an error: E_IO/);
+  });
+
+  it('a SUT that cannot reopen after a kill gives a failing reply, not a ProtocolError', async () => {
+    const sut = new AdapterSut(fake('no-reopen'));
+    try {
+      await sut.create(geometry);
+      await sut.crash();
+      const reply = await sut.recover();
+      assert.equal(reply.ok, false);
+      assert.match(reply.ok ? '' : reply.message, /reopen after the crash: [^]*exited with code 1[^]*cannot read my own files/);
+    } finally {
+      await sut.close().catch(() => undefined);
+      sut.kill();
+    }
+  });
+});
+
+describe('AdapterSut transcript, temporary directories, one process for every run', () => {
+  it('the transcript has every line sent and received, and the process notes', async () => {
+    const lines: [string, string][] = [];
+    const transcript: Transcript = (direction, line) => lines.push([direction, line]);
+    const sut = new AdapterSut(fake('ok'), { transcript });
+    try {
+      await sut.create(geometry);
+      await sut.apply({ type: 'transfer', region: 3 });
+      await sut.crash();
+    } finally {
+      await sut.close();
+    }
+    const requests = lines.filter(([direction]) => direction === 'request').map(([, line]) => JSON.parse(line) as { op: string });
+    const responses = lines.filter(([direction]) => direction === 'response').map(([, line]) => JSON.parse(line) as { ok: boolean });
+    assert.deepEqual(requests.map((request) => request.op), ['hello', 'open', 'transfer']);
+    assert.equal(responses.length, 3);
+    assert.ok(responses.every((response) => response.ok));
+    const notes = lines.filter(([direction]) => direction === 'note').map(([, line]) => line);
+    assert.match(notes[0]!, /^started pid \d+: /);
+    assert.ok(notes.some((note) => /^killed pid \d+/.test(note)), notes.join('; '));
+  });
+
+  it('removeTemporaryDirs removes the volume directory of a SUT that was never closed', async () => {
+    const sut = new AdapterSut(fake('ok'));
+    try {
+      await sut.create(geometry);
+      // The fake makes no volume: its temporary root is there all the same.
+      const dir = dirname(sut.volumeDir!);
+      assert.ok(existsSync(dir));
+      removeTemporaryDirs();
+      assert.equal(existsSync(dir), false);
+    } finally {
+      sut.kill();
+    }
+  });
+
+  it('keepProcess: close() ends the volume, the next create runs on the same process; end() ends it', async () => {
+    const sut = new AdapterSut([process.execPath, bin, 'adapter'], { keepProcess: true });
+    try {
+      await sut.create(geometry);
+      const pid = sut.pid;
+      const first = sut.volumeDir!;
+      await sut.close();
+      assert.equal(existsSync(first), false, 'close removes the volume directory');
+      assert.equal(sut.pid, pid, 'close keeps the process');
+      await sut.create(geometry);
+      assert.equal(sut.pid, pid, 'the next create runs on the same process');
+      assert.notEqual(sut.volumeDir, first);
+      await sut.end();
+      assert.equal(sut.pid, undefined);
+    } finally {
+      sut.kill();
+    }
+  });
+
+  it('after a crash, standby processes are started ahead; recover takes one; end() ends them all', async () => {
+    const started: number[] = [];
+    const sut = new AdapterSut(fake('ok'), { standbyCount: 2, transcript: (direction, line) => {
+      const match = direction === 'note' ? /^started pid (\d+)/.exec(line) : null;
+      if (match !== null) started.push(Number(match[1]));
+    } });
+    try {
+      await sut.create(geometry);
+      for (let crash = 0; crash < 3; crash++) {
+        const before = sut.pid;
+        await sut.crash();
+        assertOk(await sut.recover(), 'recover');
+        assert.notEqual(sut.pid, before);
+      }
+      // The first process; the first recover starts its own and two standbys; each later recover takes one and starts one.
+      assert.equal(started.length, 1 + 3 + 1 + 1, `started ${started.join(', ')}`);
+    } finally {
+      await sut.end();
+    }
+    for (const pid of started) {
+      assert.throws(() => process.kill(pid, 0), /ESRCH/, `pid ${pid} is still running after end()`);
+    }
   });
 });

@@ -643,7 +643,7 @@ export class AdapterSut implements SystemUnderTest {
   /** Closes the volume, ends the process (stdin closed, exit awaited) and its standby, removes the volume directory. */
   async end(): Promise<void> {
     const process = this.process;
-    this.endStandby();
+    await this.endStandbys();
     try {
       if (process !== null) {
         await this.closeVolume();
@@ -740,10 +740,14 @@ export class AdapterSut implements SystemUnderTest {
   }
 
   /** A standby never opened anything: closing its input is all it needs to exit. */
-  private endStandby(): void {
-    for (const standby of this.standbys.splice(0)) {
+  private async endStandbys(): Promise<void> {
+    const standbys = this.standbys.splice(0);
+    for (const standby of standbys) {
       this.note('note', `ended standby pid ${standby.process.pid}`);
       standby.process.endInput();
+    }
+    for (const standby of standbys) {
+      if (!(await standby.process.waitClosed(this.exitTimeoutMs))) standby.process.killGroup();
     }
   }
 
