@@ -53,6 +53,10 @@ describe('path tests on a volume', () => {
     assert.deepEqual([...regions].sort((a, b) => a - b), [...mapping.regionOf, volume.regions].sort((a, b) => a - b));
     // Messages name the bytes by the model's labels.
     assert.equal(book.show(book.addBytes(writes[0]!.data)).length <= 3, true);
+    // Paths made with the model's 512 bytes, run with the volume's regionSize in the options: the same sizes.
+    const asVolume = pathMapping({ ...model, regionSize: volume.regionSize, volume, seed: 3 });
+    const sizes = paths.flatMap((path) => pathSteps(path, new ContentBook(volume.regionSize), asVolume)).flatMap((step) => (step.kind === 'op' && step.op.type === 'write' ? [step.op.data.length] : []));
+    assert.deepEqual([...new Set(sizes)].sort((a, b) => a - b), [volume.regionSize - 1, volume.regionSize]);
   });
 
   it('pass on the reference implementation, and catch a bug for regions 8 and up that the model-sized volume misses; the failing path replays', async (t) => {

@@ -10,6 +10,7 @@
 
 import { initialTransition } from 'xstate';
 import { createTestModel } from 'xstate/graph';
+import { sectorSize } from '../impl/geometry.ts';
 import { exploreEvents, valueLabel } from '../model/explorer.ts';
 import { replicationMachine } from '../model/machine.ts';
 import { stepMachine } from '../model/transitions.ts';
@@ -154,8 +155,6 @@ export interface PathMapping {
   readonly regionOf: readonly number[];
   /** The seed of the full-region bytes a model label writes, or null to write the label itself. */
   readonly seed: number | null;
-  /** The model's regionSize (its wrong-size writes keep their offset from it). */
-  readonly modelRegionSize: number;
 }
 
 /** FNV-1a of a label, to seed its content: the same label gives the same bytes in every path of a run. */
@@ -173,7 +172,7 @@ export function pathMapping(options: PathOptions): PathMapping {
   const volume = options.volume;
   if (volume === undefined) {
     const geometry = { regions: options.regions, regionSize: options.regionSize };
-    return { geometry, regionOf: Array.from({ length: options.regions }, (_, region) => region), seed: null, modelRegionSize: options.regionSize };
+    return { geometry, regionOf: Array.from({ length: options.regions }, (_, region) => region), seed: null };
   }
   if (volume.regions < options.regions) throw new RangeError(`path tests: a volume of ${volume.regions} regions cannot hold the model's ${options.regions}`);
   const seed = options.seed ?? 0;
@@ -186,7 +185,7 @@ export function pathMapping(options: PathOptions): PathMapping {
     const other = prng.nextInt(index + 1);
     [candidates[index], candidates[other]] = [candidates[other]!, candidates[index]!];
   }
-  return { geometry: volume, regionOf: candidates.slice(0, options.regions), seed, modelRegionSize: options.regionSize };
+  return { geometry: volume, regionOf: candidates.slice(0, options.regions), seed };
 }
 
 const nearChanges: readonly NearChange[] = ['lastByte', 'middleSector', 'lastSector'];
@@ -214,7 +213,7 @@ export function pathSteps(path: readonly Op[], book: ContentBook, mapping?: Path
           bytes = book.bytesOf(book.addLabel(op.data))!;
         } else {
           // The model's sizes are exact or off by some bytes: keep the offset on the volume's regionSize.
-          size = volume!.regionSize + (op.size - mapping.modelRegionSize);
+          size = volumeSizeOf(op.size, volume!.regionSize);
           const contentSeed = (mapping.seed ^ labelHash(op.data)) >>> 0;
           const before = written.get(op.region);
           const change = nearChanges[writes++ % nearChanges.length]!;
@@ -238,6 +237,17 @@ export function pathSteps(path: readonly Op[], book: ContentBook, mapping?: Path
         return { kind: 'op', op };
     }
   });
+}
+
+/**
+ * The size of a model write on the volume: a whole region of the model (a
+ * multiple of a sector, whatever regionSize the paths were made with) is a whole
+ * region of the volume; a wrong size keeps its distance below the next sector
+ * (the model's one byte short stays one byte short).
+ */
+function volumeSizeOf(modelSize: number, regionSize: number): number {
+  const short = (sectorSize - (modelSize % sectorSize)) % sectorSize;
+  return regionSize - short;
 }
 
 function padded(bytes: Uint8Array, size: number): Uint8Array {
