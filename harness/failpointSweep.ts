@@ -37,6 +37,8 @@ export interface SweepOptions {
   readonly onProgress?: (text: string) => void;
   /** The largest k tried in one situation and mode (default 64): an operation making more durable calls is not swept past it. */
   readonly ioCountMax?: number;
+  /** Only the situations with these names (default: every one of `situations`). */
+  readonly situationNames?: readonly string[];
 }
 
 export interface SweepResult {
@@ -199,7 +201,10 @@ export async function runFailpointSweep(options: SweepOptions): Promise<SweepRes
   let crashPoints = 0;
   const result = (failure: SweepResult['failure']): SweepResult => ({ runs, steps, crashPoints, covered, failure });
 
+  const unknown = (options.situationNames ?? []).filter((name) => !situations.some((situation) => situation.name === name));
+  if (unknown.length > 0) throw new RangeError(`failpoint sweep: no situation named ${unknown.map((name) => `'${name}'`).join(', ')} (known: ${situations.map((situation) => situation.name).join('; ')})`);
   for (const [index, situation] of situations.entries()) {
+    if (options.situationNames !== undefined && !options.situationNames.includes(situation.name)) continue;
     const picks = picksFor(geometry.regions, index, options.seed);
     for (const mode of options.modes) {
       for (let afterIo = 0; afterIo <= ioCountMax; afterIo++) {
