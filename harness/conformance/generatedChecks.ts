@@ -70,7 +70,6 @@ export async function runPathCheck(spec: CheckSpec, geometries: readonly Geometr
       tally.cutByBudget ||= !context.interrupted();
       break;
     }
-    tally.geometries.push(geometry);
     const mine = geometryDeadline(deadline, geometries.length - index);
     const model = modelOf(geometry);
     let paths = pathsByRegions.get(model.regions);
@@ -97,6 +96,7 @@ export async function runPathCheck(spec: CheckSpec, geometries: readonly Geometr
       const crashes = path.filter((op: Op) => op.type === 'crash').length;
       countUnit(context, tally, { runs: 1, steps: result.steps, crashPoints: crashes, covered: result.covered, ms });
       total++;
+      if (!tally.geometries.includes(geometry)) tally.geometries.push(geometry);
       const failure = result.failure === null ? null : savePathFailure(spec, geometry, pathIndex, result.failure.result, context);
       tally.cases.push({ name, geometry: describeGeometry(geometry), runs: 1, steps: result.steps, seconds: ms / 1000, failure, skipped: null });
       if (failure !== null && !context.keepGoing) return tally;
@@ -228,7 +228,6 @@ export async function runSweepCheck(spec: CheckSpec, geometries: readonly Geomet
       tally.cutByBudget = true;
       continue;
     }
-    tally.geometries.push(geometry);
     let cut = false;
     const started = performance.now();
     const result = await runFailpointSweep({
@@ -246,6 +245,8 @@ export async function runSweepCheck(spec: CheckSpec, geometries: readonly Geomet
     const ms = performance.now() - started;
     countUnit(context, tally, { runs: result.runs, steps: result.steps, crashPoints: result.crashPoints, covered: result.covered, ms });
     if (cut && !context.interrupted()) tally.cutByBudget = true;
+    if (result.runs === 0) continue;
+    tally.geometries.push(geometry);
     const failure = result.failure === null
       ? null
       : fromScenario(null, result.failure.message, result.failure.differences, result.failure.tracePath, context.command);

@@ -73,6 +73,20 @@ export function runGeometries(options: Pick<ConformanceOptions, 'geometry' | 'qu
   return options.quick === true ? conformGeometries.filter((geometry) => geometry.regions < 1000) : [...conformGeometries];
 }
 
+interface LevelPlan {
+  readonly level: Level;
+  readonly specs: readonly CheckSpec[];
+  /** Why the level does not run (null: it runs). */
+  readonly skipped: { readonly status: 'skipped' | 'not run'; readonly reason: string } | null;
+}
+
+interface SharedInputs {
+  readonly features: ReadonlySet<Feature>;
+  readonly traces: readonly TraceEntry[];
+  readonly geometries: readonly Geometry[];
+  readonly context: CheckContext;
+}
+
 /** A SUT whose close() ends the volume but keeps the process for the next check. */
 function keptRunning(sut: SystemUnderTest): SystemUnderTest {
   return {
@@ -98,9 +112,13 @@ export class ConformanceRun {
   private readonly runDeadline: Deadline;
   private readonly warnings = new MessageWarnings();
   private readonly hits = new Map<string, number>();
-  private readonly results: LevelResult[] = [];
+  private plans: LevelPlan[] = [];
+  private readonly checksByLevel = new Map<Level, CheckResult[]>();
+  /** Levels whose every selected check ran. */
+  private readonly finished = new Set<Level>();
+  private readonly levelRates = new Map<Level, StepRate>();
+  private currentLevel: Level | null = null;
   private readonly geometriesRun = new Map<string, Geometry>();
-  private current: { level: Level; checks: CheckResult[]; started: number } | null = null;
   private error: { code: string; message: string } | null = null;
   private stepsDone = 0;
   private readonly runRate = new StepRate();
@@ -137,7 +155,7 @@ export class ConformanceRun {
   }
 
   private progress(check: string, detail: string, steps?: number): void {
-    this.status = { level: this.current?.level ?? '-', check, detail };
+    this.status = { level: this.currentLevel ?? '-', check, detail };
     this.options.onProgress?.({
       ...this.status,
       steps: steps ?? this.stepsDone,
@@ -176,72 +194,84 @@ export class ConformanceRun {
     };
   }
 
+  /**
+   * Two phases: first the cheap checks of every level (traces, protocol rules),
+   * run whole, then the bounded checks level by level, sharing what is left of
+   * the budget. So the shares are cut from the time that is really left, and a
+   * cheap check that fails ends the run before any long one starts.
+   */
   private async runLevels(): Promise<void> {
     const options = this.options;
     const traces = options.traces.map((file) => traceEntry(readTrace(readFileSync(file, 'utf8'), file), options.tracesDir ?? null));
     await options.sut.start?.();
     const features = options.sut.features;
-    const geometries = runGeometries(options);
-    const context = this.context();
-    const chosen = selectedLevels(options.level ?? 'power', options.levelMode ?? 'upTo');
-    const runnable = chosen.filter((level) => levelNeeds[level].every((feature) => features.has(feature)));
-    // The levels that will take time: runnable, with a check selected.
-    const active = runnable.filter((level) => levelChecks(level, features).some((spec) => checkSelected(spec, options.checks ?? [])));
-    for (const level of chosen) {
-      if (!runnable.includes(level)) {
-        const missing = levelNeeds[level].filter((feature) => !features.has(feature));
-        this.results.push({ level, status: 'skipped', reason: `the implementation does not offer ${missing.join(', ')}`, checks: [], seconds: 0 });
-        continue;
-      }
+    const shared = { features, traces, geometries: runGeometries(options), context: this.context() };
+    this.plans = selectedLevels(options.level ?? 'power', options.levelMode ?? 'upTo').map((level): LevelPlan => {
+      const missing = levelNeeds[level].filter((feature) => !features.has(feature));
+      if (missing.length > 0) return { level, specs: [], skipped: { status: 'skipped', reason: `the implementation does not offer ${missing.join(', ')}` } };
       const specs = levelChecks(level, features).filter((spec) => checkSelected(spec, options.checks ?? []));
-      if (specs.length === 0) {
-        this.results.push({ level, status: 'not run', reason: 'no check of this level selected (--check)', checks: [], seconds: 0 });
-        continue;
+      if (specs.length === 0) return { level, specs, skipped: { status: 'not run', reason: 'no check of this level selected (--check)' } };
+      return { level, specs, skipped: null };
+    });
+    const active = this.plans.filter((plan) => plan.skipped === null);
+    for (const plan of active) {
+      for (const spec of plan.specs.filter((item) => !isBounded(item.kind))) {
+        if (this.stopped()) return;
+        await this.runCheck(plan.level, spec, null, shared);
       }
-      if (this.interrupted || this.failed()) {
-        this.results.push({ level, status: 'not run', reason: this.interrupted ? 'interrupted' : 'an earlier level failed; --keep-going runs every level', checks: [], seconds: 0 });
-        continue;
+      if (plan.specs.every((item) => !isBounded(item.kind))) this.finished.add(plan.level);
+    }
+    const withBounded = active.filter((plan) => plan.specs.some((item) => isBounded(item.kind)));
+    for (const [index, plan] of withBounded.entries()) {
+      if (this.stopped()) return;
+      const levelsLeft = withBounded.slice(index).reduce((sum, next) => sum + levelWeights[next.level], 0);
+      const levelDeadline = new Deadline(Math.min(this.runDeadline.atMs, performance.now() + share(this.runDeadline.remainingMs(), levelWeights[plan.level], levelsLeft)));
+      const bounded = plan.specs.filter((item) => isBounded(item.kind));
+      for (const [at, spec] of bounded.entries()) {
+        if (this.stopped()) return;
+        const checksLeft = bounded.slice(at).reduce((sum, next) => sum + checkWeights[next.kind], 0);
+        const allotmentMs = checkAllotmentMs(spec.kind, levelDeadline.remainingMs(), checksLeft, this.rateOf(plan.level).estimateMs(historyStepsEstimate));
+        await this.runCheck(plan.level, spec, allotmentMs, shared, levelDeadline);
       }
-      const weightsLeft = active.slice(active.indexOf(level)).reduce((sum, next) => sum + levelWeights[next], 0);
-      const levelDeadline = new Deadline(Math.min(this.runDeadline.atMs, performance.now() + share(this.runDeadline.remainingMs(), levelWeights[level], weightsLeft)));
-      await this.runLevel(level, specs, levelDeadline, { features, traces, geometries, context });
+      this.finished.add(plan.level);
     }
   }
 
-  private failed(): boolean {
-    return !this.options.keepGoing && this.results.some((result) => result.status === 'failed');
+  /** Interrupted, or a check failed and --keep-going was not given. */
+  private stopped(): boolean {
+    if (this.interrupted) return true;
+    return !this.options.keepGoing && [...this.checksByLevel.values()].some((checks) => checks.some((check) => check.status === 'failed'));
   }
 
-  private async runLevel(level: Level, specs: readonly CheckSpec[], deadline: Deadline, shared: { features: ReadonlySet<Feature>; traces: readonly TraceEntry[]; geometries: readonly Geometry[]; context: CheckContext }): Promise<void> {
-    this.current = { level, checks: [], started: performance.now() };
-    this.levelRate = new StepRate(this.runRate);
-    const ordered = [...specs.filter((spec) => !isBounded(spec.kind)), ...specs.filter((spec) => isBounded(spec.kind))];
-    for (const [index, spec] of ordered.entries()) {
-      if (this.interrupted) break;
-      if (!this.options.keepGoing && this.current.checks.some((check) => check.status === 'failed')) break;
-      const checkStarted = performance.now();
-      let allotmentMs: number | null = null;
-      let tally: CheckTally;
-      if (isBounded(spec.kind)) {
-        const weightsLeft = ordered.slice(index).reduce((sum, next) => sum + checkWeights[next.kind], 0);
-        allotmentMs = checkAllotmentMs(spec.kind, deadline.remainingMs(), weightsLeft, this.levelRate.estimateMs(historyStepsEstimate));
-        tally = await this.runBounded(spec, new Deadline(Math.min(deadline.atMs, checkStarted + allotmentMs)), shared);
-      } else if (spec.kind === 'traces') {
-        const selected = shared.traces.filter(({ trace }) => traceLevel(trace) === level && (level !== 'power' || shared.features.has('torn') || !tracesTorn(trace)));
-        tally = await runTraceCheck(spec, selected, shared.context);
-      } else {
-        tally = await runProtocolCheck(spec, shared.context);
-      }
-      for (const geometry of tally.geometries) this.geometriesRun.set(describeGeometry(geometry), geometry);
-      this.current.checks.push(checkResult(spec, tally, describeGeometry, (performance.now() - checkStarted) / 1000, allotmentMs));
+  private rateOf(level: Level): StepRate {
+    let rate = this.levelRates.get(level);
+    if (rate === undefined) {
+      rate = new StepRate(this.runRate);
+      this.levelRates.set(level, rate);
     }
-    const checks = this.current.checks;
-    const failed = checks.some((check) => check.status === 'failed');
-    this.results.push({ level, status: failed ? 'failed' : this.interrupted ? 'not run' : 'passed', reason: this.interrupted && !failed ? 'interrupted' : null, checks, seconds: (performance.now() - this.current.started) / 1000 });
-    this.current = null;
+    return rate;
   }
 
-  private runBounded(spec: CheckSpec, deadline: Deadline, shared: { geometries: readonly Geometry[]; context: CheckContext }): Promise<CheckTally> {
+  private async runCheck(level: Level, spec: CheckSpec, allotmentMs: number | null, shared: SharedInputs, levelDeadline?: Deadline): Promise<void> {
+    this.currentLevel = level;
+    this.levelRate = this.rateOf(level);
+    const started = performance.now();
+    let tally: CheckTally;
+    if (allotmentMs !== null) {
+      tally = await this.runBounded(spec, new Deadline(Math.min(levelDeadline!.atMs, started + allotmentMs)), shared);
+    } else if (spec.kind === 'traces') {
+      const selected = shared.traces.filter(({ trace }) => traceLevel(trace) === level && (level !== 'power' || shared.features.has('torn') || !tracesTorn(trace)));
+      tally = await runTraceCheck(spec, selected, shared.context);
+    } else {
+      tally = await runProtocolCheck(spec, shared.context);
+    }
+    for (const geometry of tally.geometries) this.geometriesRun.set(describeGeometry(geometry), geometry);
+    const checks = this.checksByLevel.get(level) ?? [];
+    checks.push(checkResult(spec, tally, describeGeometry, (performance.now() - started) / 1000, allotmentMs));
+    this.checksByLevel.set(level, checks);
+  }
+
+  private runBounded(spec: CheckSpec, deadline: Deadline, shared: SharedInputs): Promise<CheckTally> {
     const { geometries, context } = shared;
     if (this.options.fuzzPath !== undefined) return replayFuzzPath(spec, geometries[0]!, this.options.fuzzPath, context);
     switch (spec.kind) {
@@ -256,11 +286,20 @@ export class ConformanceRun {
     }
   }
 
+  private levelResult(plan: LevelPlan): LevelResult {
+    if (plan.skipped !== null) return { level: plan.level, status: plan.skipped.status, reason: plan.skipped.reason, checks: [], seconds: 0 };
+    const checks = this.checksByLevel.get(plan.level) ?? [];
+    const seconds = checks.reduce((sum, check) => sum + check.seconds, 0);
+    if (checks.some((check) => check.status === 'failed')) return { level: plan.level, status: 'failed', reason: null, checks, seconds };
+    if (this.finished.has(plan.level)) return { level: plan.level, status: 'passed', reason: null, checks, seconds };
+    const reason = this.interrupted ? 'interrupted' : this.error !== null ? 'stopped by an error' : this.stopped() ? 'an earlier check failed; --keep-going runs every check' : 'running';
+    return { level: plan.level, status: 'not run', reason, checks, seconds };
+  }
+
   /** The report as it stands: complete after run(), partial (marked interrupted) before. */
   report(): ConformanceReport {
     const options = this.options;
-    const levels = [...this.results];
-    if (this.current !== null) levels.push({ level: this.current.level, status: this.current.checks.some((check) => check.status === 'failed') ? 'failed' : 'not run', reason: this.interrupted ? 'interrupted' : this.error === null ? 'running' : 'stopped by an error', checks: [...this.current.checks], seconds: (performance.now() - this.current.started) / 1000 });
+    const levels = this.plans.map((plan) => this.levelResult(plan));
     const checks = levels.flatMap((level) => level.checks);
     const hello = options.sut.hello ?? null;
     const interrupted = this.interrupted;
