@@ -164,8 +164,8 @@ export interface FuzzResult {
 
 /**
  * What fast-check keeps of the system, to plan commands: whether the volume is
- * down, and an over-estimate of the maps: a superset of C and of X, a subset of
- * the regions sent, and the phase where it is known. A crash inside an operation
+ * down, and an over-estimate of the maps: a superset of C and of X, the regions
+ * of C known to be sent, and the phase where it is known. A crash inside an operation
  * makes the system's outcome uncertain (the swap may or may not have happened),
  * so the sets only grow there and the phase becomes 'unknown'; a cycle command
  * then still drains the cycle by sending every region of the superset (the
@@ -181,7 +181,7 @@ interface FuzzModel {
   /** Contains X. */
   readonly next: Set<number>;
   nextExact: boolean;
-  /** Contained in the regions sent since the swap or the last recovery (kept only while the phase is known to be replicating). */
+  /** Regions transferred since the swap or the last recovery while the phase was known to be replicating: those of C among them were sent. */
   readonly sent: Set<number>;
   /** What the run wrote, for near-copies. */
   readonly contents: RunContents;

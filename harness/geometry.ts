@@ -23,15 +23,20 @@ import type { Geometry } from '../model/types.ts';
 
 const kibibyte = 1024;
 
-/** Every level runs these (region counts across the byte and word edges of a map; region sizes 512 B, 4 KiB, 64 KiB). */
+/**
+ * Every level runs these (region counts across the byte and word edges of a
+ * map; region sizes 512 B, 4 KiB, 64 KiB). Ordered so that a run cut short has
+ * met the most edges first: past a byte of map bits, past the first sector of a
+ * region, past a word; the slow large volume last.
+ */
 export const conformGeometries: readonly Geometry[] = [
+  { regions: 9, regionSize: 512 },
   { regions: 1, regionSize: 64 * kibibyte },
+  { regions: 65, regionSize: 4 * kibibyte },
   { regions: 2, regionSize: 4 * kibibyte },
+  { regions: 64, regionSize: 512 },
   { regions: 3, regionSize: 512 },
   { regions: 8, regionSize: 4 * kibibyte },
-  { regions: 9, regionSize: 512 },
-  { regions: 64, regionSize: 512 },
-  { regions: 65, regionSize: 4 * kibibyte },
   { regions: 1025, regionSize: 512 },
 ];
 
