@@ -1,23 +1,22 @@
 // The time-budget rule of `cowmap conform`: one budget for the whole run, shared
 // in order.
 //
-//   1. At the start of each level, the level gets the time left times its weight
-//      over the weights of the levels still to run (rules 3, crash 3, failpoint 2,
-//      power 2). A level that is skipped (a feature it needs is not offered)
-//      takes nothing: its share flows to the levels after it.
-//   2. Inside a level, the cheap checks (traces, protocol rules) run whole and
-//      their time comes off the level's share. Each bounded check (path tests,
-//      failpoint sweep, fast-check, long histories) then gets the level's time
-//      left times its weight over the weights of the bounded checks still to run,
-//      and inside a check each geometry gets an equal share of what the check has
-//      left. Time a check does not use flows to the next.
-//   3. A bounded check stops between units (a path, a sequence, a sweep run) at its
-//      deadline, and does not start a unit it estimates (from the steps per second
-//      measured so far) to end past it: the run ends within the budget plus one
-//      unit, and the units are short.
-//      A long history is one long unit: it runs first among the bounded checks,
-//      and may take up to half the level's time left to fit one history.
-//   4. Shrinking a failure may use the rest of the run (at least a quarter of the
+//   1. The cheap checks (traces, protocol rules) of every level run first, whole:
+//      their time comes off the budget before anything is shared.
+//   2. Then the bounded checks (long histories, path tests, failpoint sweep,
+//      fast-check), level by level. At the start of each level, the level gets the
+//      time left times its weight over the weights of the levels still to run
+//      (rules 3, crash 3, failpoint 2, power 2); a skipped level takes nothing.
+//   3. Inside a level each bounded check gets the level's time left times its
+//      weight over the weights of the checks still to run (long histories 2, path
+//      tests 3, sweep 3, fast-check 4), and inside a check each geometry an equal
+//      part of what the check has left. Time a check does not use flows to the next.
+//   4. A bounded check stops between units (a path, a sequence, a sweep run) at its
+//      deadline, and does not start a unit it expects (from the steps per second
+//      the level measured so far) to end past it. A long history is one long
+//      unit: it runs first in its level, and may take up to half the level's time
+//      left to fit one history.
+//   5. Shrinking a failure may use the rest of the run (at least a quarter of the
 //      check's share); with --keep-going it keeps to the check's share, so that the
 //      checks after it still run.
 //

@@ -8,9 +8,9 @@ import type { CheckResult, ConformanceReport } from './result.ts';
 export const cowmapVersion: string = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 export const budgetRuleSummary =
-  'levels share the budget by weight (rules 3, crash 3, failpoint 2, power 2) in order; inside a level traces and protocol rules run whole, ' +
-  'then path tests 3, failpoint sweep 3, fast-check 4, long histories 2 share what is left, each geometry an equal part of its check; ' +
-  'unused time flows to the next; shrinking may use the rest of the run (--keep-going: the check\'s share)';
+  'traces and protocol rules of every level run first, whole; then levels share what is left by weight (rules 3, crash 3, failpoint 2, power 2) in order; ' +
+  'inside a level long histories 2, path tests 3, failpoint sweep 3, fast-check 4 share the level\'s time, each geometry an equal part of its check; ' +
+  'unused time flows to the next; a unit expected to end past its deadline does not start; shrinking may use the rest of the run (--keep-going: the check\'s share)';
 
 /** Transitions not taken named in the summary (more: see --reports). */
 const missingShownMax = 6;
