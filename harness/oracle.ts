@@ -338,27 +338,51 @@ export class Oracle {
     return `${state.phase} P=${this.show(observed.primary)} S=${this.show(observed.secondary)} C=${state.current} X=${state.next} W=${this.show(observed.cow)}`;
   }
 
-  /** The fields where the implementation's state differs from the model's. */
+  /**
+   * The fields where the implementation's state differs from the model's. A
+   * volume of a few regions shows each differing field whole; a larger one shows
+   * the differing regions one by one (`secondary[8]`, `next[64]`), the first
+   * `regionRowsMax` of them, so that a table stays readable at 1,000 regions.
+   */
   differences(model: ModelState, state: SutState): Difference[] {
     const observed = observedOf(state);
+    const phase: Difference[] = model.phase === observed.phase ? [] : [{ field: 'phase', expected: model.phase, observed: observed.phase }];
     // Compared by content (digests), shown by label: two contents may share a
     // shortened label, and a label may read like an empty slot.
-    const same = (a: readonly (string | null)[], b: readonly (string | null)[]) => a.length === b.length && a.every((value, index) => value === b[index]);
-    const rows: [string, boolean, string, string][] = [
-      ['phase', model.phase === observed.phase, model.phase, observed.phase],
-      ['primary', same(model.primary, observed.primary), this.show(model.primary), this.show(observed.primary)],
-      ['secondary', same(model.secondary, observed.secondary), this.show(model.secondary), this.show(observed.secondary)],
-      ['current', bits(model.current) === state.current, bits(model.current), state.current],
-      ['next', bits(model.next) === state.next, bits(model.next), state.next],
-      ['cow', same(model.cow, observed.cow), this.show(model.cow), this.show(observed.cow)],
+    const fields: [string, readonly (string | null)[], readonly (string | null)[], 'content' | 'bit'][] = [
+      ['primary', model.primary, observed.primary, 'content'],
+      ['secondary', model.secondary, observed.secondary, 'content'],
+      ['current', model.current.map((bit) => (bit ? '1' : '0')), [...state.current], 'bit'],
+      ['next', model.next.map((bit) => (bit ? '1' : '0')), [...state.next], 'bit'],
+      ['cow', model.cow, observed.cow, 'content'],
     ];
-    return rows.filter(([, equal]) => !equal).map(([field, , expected, seen]) => ({
-      field,
-      expected,
-      observed: expected === seen ? `${seen} (other bytes, same label)` : seen,
-    }));
+    const showContent = (expected: string | null, seen: string | null): [string, string] => {
+      const [shownExpected, shownSeen] = [this.book.show(expected), this.book.show(seen)];
+      return [shownExpected, shownExpected === shownSeen ? `${shownSeen} (other bytes, same label)` : shownSeen];
+    };
+    const rows: Difference[] = [];
+    for (const [field, expected, seen, kind] of fields) {
+      const count = Math.max(expected.length, seen.length);
+      const differing = [...Array(count).keys()].filter((region) => expected[region] !== seen[region]);
+      if (differing.length === 0) continue;
+      if (expected.length !== seen.length || count <= Oracle.wholeFieldRegionsMax) {
+        const whole = kind === 'bit' ? [expected.join(''), seen.join('')] : [this.show(expected), this.show(seen)];
+        rows.push({ field, expected: whole[0]!, observed: whole[0] === whole[1] ? `${whole[1]} (other bytes, same label)` : whole[1]! });
+        continue;
+      }
+      for (const region of differing.slice(0, Oracle.regionRowsMax)) {
+        const [shownExpected, shownSeen] = kind === 'bit' ? [expected[region]!, seen[region]!] : showContent(expected[region] ?? null, seen[region] ?? null);
+        rows.push({ field: `${field}[${region}]`, expected: shownExpected, observed: shownSeen });
+      }
+      if (differing.length > Oracle.regionRowsMax) rows.push({ field: `${field}[...]`, expected: '', observed: `and ${differing.length - Oracle.regionRowsMax} more regions differ` });
+    }
+    return [...phase, ...rows];
   }
 
+  /** Up to this many regions, a differing field is shown whole. */
+  static readonly wholeFieldRegionsMax = 8;
+  /** Beyond it, this many differing regions of a field are shown one by one. */
+  static readonly regionRowsMax = 8;
 
   /** Compares the implementation's whole observable state with the model's. */
   async compare(label: string): Promise<void> {

@@ -2,7 +2,8 @@
 // in order.
 //
 //   1. The cheap checks (traces, protocol rules) of every level run first, whole:
-//      their time comes off the budget before anything is shared.
+//      their time comes off the budget before anything is shared. Only a budget
+//      they spend entirely stops them (between cases; with --quick, never).
 //   2. Then the bounded checks (long histories, path tests, failpoint sweep,
 //      fast-check), level by level. At the start of each level, the level gets the
 //      time left times its weight over the weights of the levels still to run

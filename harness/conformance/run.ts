@@ -243,6 +243,11 @@ export class ConformanceRun {
     return !this.options.keepGoing && [...this.checksByLevel.values()].some((checks) => checks.some((check) => check.status === 'failed'));
   }
 
+  /** The cheap checks stop at the run's deadline, except with --quick (make test's smoke runs: every trace, whatever the budget). */
+  private cheapDeadline(): Deadline | null {
+    return this.options.quick === true ? null : this.runDeadline;
+  }
+
   private rateOf(level: Level): StepRate {
     let rate = this.levelRates.get(level);
     if (rate === undefined) {
@@ -261,9 +266,9 @@ export class ConformanceRun {
       tally = await this.runBounded(spec, new Deadline(Math.min(levelDeadline!.atMs, started + allotmentMs)), shared);
     } else if (spec.kind === 'traces') {
       const selected = shared.traces.filter(({ trace }) => traceLevel(trace) === level && (level !== 'power' || shared.features.has('torn') || !tracesTorn(trace)));
-      tally = await runTraceCheck(spec, selected, shared.context);
+      tally = await runTraceCheck(spec, selected, this.cheapDeadline(), shared.context);
     } else {
-      tally = await runProtocolCheck(spec, shared.context);
+      tally = await runProtocolCheck(spec, this.cheapDeadline(), shared.context);
     }
     for (const geometry of tally.geometries) this.geometriesRun.set(describeGeometry(geometry), geometry);
     const checks = this.checksByLevel.get(level) ?? [];

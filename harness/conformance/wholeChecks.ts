@@ -1,11 +1,13 @@
 // The checks that run whole: the traces (one case each) and the protocol's own
-// rules (helper module harness/protocolChecks.ts, one case each). They are cheap,
-// so the budget does not cut them (docs/conformance.md, the budget rule).
+// rules (harness/protocolChecks.ts, one case each). They are cheap and run first,
+// so only a run whose whole budget is spent on them cuts them (between cases);
+// with --quick they always run whole (docs/conformance.md, the budget rule).
 
 import { relative } from 'node:path';
 import { runProtocolChecks } from '../protocolChecks.ts';
 import { replayTrace } from '../replay.ts';
 import type { Trace } from '../trace/trace.ts';
+import type { Deadline } from './budget.ts';
 import { countUnit, newTally } from './context.ts';
 import type { CheckContext, CheckTally } from './context.ts';
 import { fromProtocolCheck, fromReplay } from './failure.ts';
@@ -24,13 +26,15 @@ export function traceEntry(trace: Trace, tracesDir: string | null): TraceEntry {
 
 const notRun = 'not run: an earlier case failed (--keep-going runs every one)';
 
-export async function runTraceCheck(spec: CheckSpec, entries: readonly TraceEntry[], context: CheckContext): Promise<CheckTally> {
+export async function runTraceCheck(spec: CheckSpec, entries: readonly TraceEntry[], deadline: Deadline | null, context: CheckContext): Promise<CheckTally> {
   const tally = newTally();
   let stopped = false;
   for (const { trace, name } of entries) {
     const geometry = `${trace.header.regions} x ${trace.header.regionSize} B`;
-    if (stopped || context.interrupted()) {
-      tally.cases.push({ name, geometry, runs: 0, steps: 0, seconds: 0, failure: null, skipped: context.interrupted() ? 'not run: interrupted' : notRun });
+    const outOfTime = deadline?.passed() === true;
+    if (stopped || context.interrupted() || outOfTime) {
+      tally.cutByBudget ||= outOfTime && !stopped && !context.interrupted();
+      tally.cases.push({ name, geometry, runs: 0, steps: 0, seconds: 0, failure: null, skipped: context.interrupted() ? 'not run: interrupted' : stopped ? notRun : 'not run: the time budget was spent' });
       continue;
     }
     context.progress(spec.id, name);
@@ -45,14 +49,22 @@ export async function runTraceCheck(spec: CheckSpec, entries: readonly TraceEntr
   return tally;
 }
 
-export async function runProtocolCheck(spec: CheckSpec, context: CheckContext): Promise<CheckTally> {
+export async function runProtocolCheck(spec: CheckSpec, deadline: Deadline | null, context: CheckContext): Promise<CheckTally> {
   const tally = newTally();
+  if (deadline?.passed() === true) {
+    tally.cutByBudget = true;
+    return tally;
+  }
   context.progress(spec.id, 'requests the protocol defines');
   const results = await runProtocolChecks({
     command: context.command,
     requestTimeoutMs: context.requestTimeoutMs,
     ...(context.transcript === undefined ? {} : { transcript: context.transcript }),
-    shouldStop: () => context.interrupted(),
+    shouldStop: () => {
+      const outOfTime = deadline?.passed() === true;
+      tally.cutByBudget ||= outOfTime;
+      return context.interrupted() || outOfTime;
+    },
   });
   for (const result of results) {
     tally.runs++;
