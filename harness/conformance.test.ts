@@ -76,6 +76,25 @@ describe('conformance', () => {
     });
   }
 
+  it('prints a fast-check failure as a conform command that replays it against the adapter, and that command fails again', async () => {
+    const command = [process.execPath, bin, 'adapter', '--mutant', 'transfer-sends-primary'];
+    const seed = 7;
+    console.log(`seed ${seed}`);
+    const common = { command, checks: ['rules/fast-check'], level: 'rules' as const, levelMode: 'only' as const, seed, budgetSeconds: 60, traces: [], failuresDir: join(scratch, 'path'), geometry: { regions: 1, regionSize: 65536 } };
+    const report = await runConformance({ ...common, sut: new AdapterSut(command) });
+    const failure = report.levels[0]!.checks[0]!.failure;
+    assert.ok(failure !== null, 'the mutant fails fast-check');
+    const printed = failure.replay.find((line) => line.startsWith('npx cowmap conform'));
+    const match = /--seed (\d+) --path (\S+) --check (\S+) --regions (\d+) --region-size (\d+) -- (.+)$/.exec(printed ?? '');
+    assert.ok(match !== null, `a conform replay command: ${printed}`);
+    assert.equal(match[3], 'rules/fast-check');
+    assert.equal(match[6], command.join(' '), 'against the same adapter command');
+    const again = await runConformance({ ...common, fuzzPath: match[2]!.replace(/^'|'$/g, ''), sut: new AdapterSut(command) });
+    const replayed = again.levels[0]!.checks[0]!;
+    assert.equal(replayed.status, 'failed');
+    assert.equal(replayed.runs >= 1, true);
+  });
+
   it('writes a JUnit file that parses, a case per trace, whatever the adapter printed', () => {
     const report = reports.get('no-cow');
     assert.ok(report !== undefined, 'the no-cow run above ran');

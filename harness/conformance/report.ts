@@ -22,10 +22,14 @@ function indent(text: string, prefix: string): string[] {
   return text.split('\n').map((line) => `${prefix}${line}`);
 }
 
+function plural(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? '' : 's'}`;
+}
+
 function checkLine(check: CheckResult): string {
   const mark = check.status === 'failed' ? 'FAIL' : check.status === 'not run' ? 'skip' : 'ok  ';
-  const parts = [`${check.runs} runs`, `${check.steps} steps`];
-  if (check.crashPoints > 0) parts.push(`${check.crashPoints} crash points`);
+  const parts = [plural(check.runs, 'run'), plural(check.steps, 'step')];
+  if (check.crashPoints > 0) parts.push(plural(check.crashPoints, 'crash point'));
   if (check.geometries.length > 0) parts.push(`${check.geometries.length} geometr${check.geometries.length === 1 ? 'y' : 'ies'}`);
   const time = check.allotmentSeconds === null ? `${check.seconds.toFixed(1)} s` : `${check.seconds.toFixed(1)} s of ${check.allotmentSeconds.toFixed(1)} s`;
   return `  ${mark} ${check.id.padEnd(20)} ${check.name}: ${parts.join(', ')}, ${time}${check.cutByBudget ? ' (cut by the budget)' : ''}`;
