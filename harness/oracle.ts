@@ -299,8 +299,13 @@ export class Oracle {
     await this.learnBytes(observed, outcomes);
     const continued = matchOutcome(outcomes, observedOf(observed), (old, next, seen) => this.book.isSectorMix(old, next, seen));
     if (continued === null) {
+      const differences = this.differences(outcomes[outcomes.length - 1]!.state, observed);
+      if (this.geometry.regions > Oracle.wholeFieldRegionsMax) {
+        // Whole states of a large volume would fill the screen: the table compares with the last outcome allowed.
+        throw new OracleFailure('crash-outcome', `${label}: the recovered state is not one of the ${outcomes.length} the model allows after this crash (the table compares it with the last of them)`, differences);
+      }
       const allowed = outcomes.map((outcome) => this.describeState(outcome.state)).join('\n    or       ');
-      throw new OracleFailure('crash-outcome', `${label}: the recovered state is not one the model allows after this crash\n    allowed: ${allowed}\n    observed: ${this.describeObserved(observed)}`, this.differences(outcomes[outcomes.length - 1]!.state, observed));
+      throw new OracleFailure('crash-outcome', `${label}: the recovered state is not one the model allows after this crash\n    allowed: ${allowed}\n    observed: ${this.describeObserved(observed)}`, differences);
     }
     const violations = checkState(continued);
     this.stats.invariantChecks++;
