@@ -359,12 +359,20 @@ class HelloAndBadInput(AdapterTestCase):
             ("write", {"region": True, "data": b64(content("X"))}),
             ("write", {"region": 1.0, "data": b64(content("X"))}),
             ("write", {"region": 1, "data": "not base64!"}),
+            ("write", {"region": 1, "data": b64(content("X")).rstrip("=")}),  # base64 without its padding
+            ("write", {"region": 1, "data": 12345}),
+            ("write", {"region": 1.5, "data": b64(content("X"))}),
+            ("write", {"region": None, "data": b64(content("X"))}),
             ("write", {"region": 99, "data": "not base64!"}),  # E_BAD_REQUEST before E_RANGE
             ("read", {"region": 1}),  # volume missing
             ("read", {"region": 1, "volume": "tertiary"}),
             ("transfer", {}),
             ("open", {"dir": self.volume_dir("other")}),  # create missing
             ("open", {"dir": self.volume_dir("other"), "create": True, "regions": 4}),  # regionSize missing
+            ("open", {"dir": 5, "create": False}),
+            ("open", {"dir": self.volume_dir("other"), "create": "yes"}),
+            ("open", {"dir": self.volume_dir("other"), "create": True, "regions": "4", "regionSize": REGION_SIZE}),
+            ("open", {"dir": self.volume_dir("other"), "create": True, "regions": 4, "regionSize": 512.5}),
             ("failpoint", {}),
             ("failpoint", {"crashAfterIo": -1}),
             ("failpoint", {"crashAfterIo": 1, "mode": "power"}),  # power-loss is not offered
