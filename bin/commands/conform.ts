@@ -176,7 +176,10 @@ async function conform(values: Values, sutCommand: string[]): Promise<number> {
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {
-    return finish(await run.run());
+    const status = finish(await run.run());
+    // Interrupted: leave now, whatever a protocol check's own process still holds open.
+    if (caught !== null) process.exit(status);
+    return status;
   } finally {
     process.removeListener('SIGINT', onSignal);
     process.removeListener('SIGTERM', onSignal);
