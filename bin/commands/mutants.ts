@@ -5,6 +5,9 @@
 // every stage, caught (and the time to detection) or missed, and the first check
 // that fails; then, for conform, the level and check that caught each mutant and
 // the seconds it took. Exit 1 if any mutant escapes every stage run.
+// `--time-budget S` is the budget of each randomised verify stage and of each
+// whole conform run (conform's own default is 240 s: `--time-budget 240` runs
+// conform as a user's default run does).
 //
 // `--stages` picks stages by key (fig4, traces, paths, fuzz, crashes, conform).
 // `make test` runs only the two generic nets, fuzz and crashes, which must catch
@@ -18,8 +21,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { AdapterSut, ProtocolError } from '../../harness/adapterSut.ts';
-import { runConformance } from '../../harness/conformance.ts';
-import type { ConformanceReport } from '../../harness/conformance.ts';
+import { runConformance } from '../../harness/conformance/run.ts';
+import type { ConformanceReport } from '../../harness/conformance/result.ts';
 import { mutants } from '../../harness/mutants.ts';
 import { ReferenceSut } from '../../harness/referenceSut.ts';
 import { bundledTracesDir, traceFiles } from '../../harness/trace/traceFiles.ts';
@@ -70,24 +73,21 @@ function checkOf(message: string): string {
 }
 
 /**
- * Where conform caught the mutant: the first failing check in level order, and the
- * seconds of every check run up to and including it (the run goes on to later
- * levels after a failure; those seconds are not the time to be caught).
+ * Where conform caught the mutant: the failing check (the run stops at the first
+ * failure without --keep-going), and the seconds of the whole run, which is the
+ * time a user waits for the verdict (the shrinking of a failure included).
  */
 export function firstCatch(report: ConformanceReport): ConformDetection {
-  let seconds = 0;
-  // A run that could not judge (the adapter broke the protocol) rejects the implementation too.
-  const error = (report as { readonly error?: { readonly message: string } | null }).error ?? null;
   for (const level of report.levels) {
     for (const check of level.checks) {
-      seconds += check.seconds;
       if (check.failure !== null) {
-        return { stage: conformStageName, caught: true, seconds, level: level.level, check: `${check.name}: ${checkOf(check.failure.message)}` };
+        return { stage: conformStageName, caught: true, seconds: report.seconds, level: level.level, check: `${check.name}: ${checkOf(check.failure.message)}` };
       }
     }
   }
-  if (error !== null) return { stage: conformStageName, caught: true, seconds: report.seconds, level: null, check: `the run could not judge: ${error.message.split('\n')[0]!.slice(0, 80)}` };
-  return { stage: conformStageName, caught: false, seconds, level: null, check: '' };
+  // A run that could not judge (the adapter broke the protocol) rejects the implementation too.
+  if (report.error !== null) return { stage: conformStageName, caught: true, seconds: report.seconds, level: null, check: `the run could not judge: ${report.error.message.split('\n')[0]!.slice(0, 80)}` };
+  return { stage: conformStageName, caught: !report.conforms, seconds: report.seconds, level: null, check: report.conforms ? '' : 'DOES NOT CONFORM' };
 }
 
 /** `cowmap conform` against the mutant served by `cowmap adapter --mutant NAME`, every level. */
@@ -104,6 +104,7 @@ async function conformAgainst(name: string, options: { seed: number; budgetSecon
       traces: traceFiles(bundledTracesDir),
       failuresDir: join(options.failuresDir, name),
       sut,
+      tracesDir: bundledTracesDir,
       quick: options.quick,
     });
     return firstCatch(report);
@@ -216,7 +217,7 @@ export const command: Command = {
     const lines = [
       ...stageTable(rows),
       ...conformTable(rows),
-      `${rows.length - missed} caught, ${missed} missed (seed ${seed}, time budget ${budget} s per randomised stage)` +
+      `${rows.length - missed} caught, ${missed} missed (seed ${seed}, time budget ${budget} s per randomised stage${runConform ? ' and per conform run' : ''})` +
         (runConform ? `; conform caught ${rows.length - conformMissed} of ${rows.length}` : ''),
       ...(skipped.length === 0 ? [] : [`not run (only conform reaches their class; add --stages ...,conform): ${skipped.join(', ')}`]),
     ];
