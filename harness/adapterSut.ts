@@ -14,8 +14,15 @@
 //                            ReferenceSut, which the oracle relies on)
 //   state()                  state
 //   crash()                  SIGKILL between requests (its whole process group), and wait
-//   recover()                a new process with the same command: hello, open {create: false}
-//   close()                  close, end stdin, wait for the exit, remove the temp dir
+//   recover()                a new process with the same command: hello, open {create: false};
+//                            once crashes began, a few processes are kept started ahead
+//                            (standbys), so that a restart does not wait for start-up;
+//                            no usable answer is a failing reply (the level fails with a
+//                            trace), not a ProtocolError
+//   close()                  close, remove the temp dir; unless `keepProcess`, also end
+//                            stdin and wait for the exit (end() does that in any case)
+//   request(op, fields)      any request as given, for the protocol's own rules
+//                            (harness/protocolChecks.ts): the raw answer
 //
 // Whatever the implementation does wrong at the protocol level is a ProtocolError
 // with a message that says what and ends with the tail of its standard error:
@@ -28,395 +35,27 @@
 // The child runs in its own process group (spawn's `detached`), so that a kill
 // reaches what a wrapper such as npx or a shell script started under it.
 
-import { spawn, type ChildProcess } from 'node:child_process';
-import { makeTemporaryDir, removeTree } from '../impl/nodeStorage.ts';
 import type { Geometry } from '../model/types.ts';
+import { AdapterProcess, preview, ProtocolError } from './adapter/adapterProcess.ts';
+import { decodeBase64, decodeUtf8 } from './adapter/lines.ts';
+import { makeTrackedTemporaryDir, removeTemporaryDir } from './adapter/temporaryDirs.ts';
 import type { CrashingReply, CrashRequest, Feature, SutOp, SutReply, SutState, SystemUnderTest } from './sut.ts';
+
+// The pieces live in harness/adapter/; callers keep importing them from here.
+export { ProtocolError } from './adapter/adapterProcess.ts';
+export { decodeBase64, decodeUtf8, LineSplitter } from './adapter/lines.ts';
+export type { LineEvent } from './adapter/lines.ts';
+export { makeTrackedTemporaryDir, removeTemporaryDir, removeTemporaryDirs } from './adapter/temporaryDirs.ts';
 
 export const protocolVersion = 1;
 
 /** Where every line sent and received goes, with notes on the process's life ("started pid 123", "killed"). */
 export type Transcript = (direction: 'request' | 'response' | 'note', line: string) => void;
 
-/** The temporary volume roots made by any AdapterSut of this process and not removed yet. */
-const temporaryRoots = new Set<string>();
-
-/** A fresh temporary directory that removeTemporaryDirs() removes unless removeTemporaryDir() did first. */
-export function makeTrackedTemporaryDir(prefix = 'cowmap-adapter-'): string {
-  const root = makeTemporaryDir(prefix);
-  temporaryRoots.add(root);
-  return root;
-}
-
-export function removeTemporaryDir(root: string): void {
-  removeTree(root);
-  temporaryRoots.delete(root);
-}
-
-/**
- * Removes every temporary volume directory an AdapterSut of this process made and
- * has not removed yet: for a SIGINT or SIGTERM handler, which cannot await the
- * suts' close(). Synchronous, and safe to call more than once.
- */
-export function removeTemporaryDirs(): void {
-  for (const root of [...temporaryRoots]) {
-    try {
-      removeTree(root);
-    } catch {
-      // Best effort at exit: a directory that cannot be removed stays, nothing else can be done.
-    }
-    temporaryRoots.delete(root);
-  }
-}
-
 /** The most processes kept started ahead of restarts. */
 export const standbyCountMax = 8;
 
 const knownFeatures: readonly Feature[] = ['failpoint', 'power-loss', 'torn'];
-
-// ---------------------------------------------------------------------------
-// Lines
-
-export type LineEvent = { readonly kind: 'line'; readonly bytes: Buffer } | { readonly kind: 'oversized'; readonly length: number };
-
-/**
- * Splits a byte stream into lines ("\n", an optional "\r" before it dropped),
- * holding at most `maxLineBytes` of one line: a longer line is skipped as it
- * arrives and reported once its end is seen (`overflowing` says so at once).
- * Shared by both ends of the protocol.
- */
-export class LineSplitter {
-  private chunks: Buffer[] = [];
-  private length = 0;
-  private skipping = false;
-  private skipped = 0;
-
-  constructor(readonly maxLineBytes: number) {
-    if (!Number.isSafeInteger(maxLineBytes) || maxLineBytes < 1) throw new RangeError(`LineSplitter: maxLineBytes must be a positive integer, got ${maxLineBytes}`);
-  }
-
-  /** Whether the line now arriving is already longer than the bound. */
-  get overflowing(): boolean {
-    return this.skipping;
-  }
-
-  /** Bytes of an unfinished line held or skipped so far. */
-  get pendingBytes(): number {
-    return this.skipping ? this.skipped : this.length;
-  }
-
-  push(chunk: Uint8Array): LineEvent[] {
-    const buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-    const events: LineEvent[] = [];
-    let start = 0;
-    while (start < buffer.length) {
-      const newline = buffer.indexOf(0x0a, start);
-      const end = newline < 0 ? buffer.length : newline;
-      this.take(buffer.subarray(start, end));
-      if (newline < 0) break;
-      events.push(this.finishLine());
-      start = newline + 1;
-    }
-    return events;
-  }
-
-  /** The last line when the stream ends without a newline (null when there is none). */
-  flush(): LineEvent | null {
-    if (!this.skipping && this.length === 0) return null;
-    return this.finishLine();
-  }
-
-  private take(piece: Buffer): void {
-    if (this.skipping) {
-      this.skipped += piece.length;
-    } else if (this.length + piece.length > this.maxLineBytes) {
-      this.skipping = true;
-      this.skipped = this.length + piece.length;
-      this.chunks = [];
-      this.length = 0;
-    } else if (piece.length > 0) {
-      this.chunks.push(piece);
-      this.length += piece.length;
-    }
-  }
-
-  private finishLine(): LineEvent {
-    let event: LineEvent;
-    if (this.skipping) {
-      event = { kind: 'oversized', length: this.skipped };
-    } else {
-      let line = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.length);
-      if (line.length > 0 && line[line.length - 1] === 0x0d) line = line.subarray(0, line.length - 1);
-      event = { kind: 'line', bytes: line };
-    }
-    this.chunks = [];
-    this.length = 0;
-    this.skipping = false;
-    this.skipped = 0;
-    return event;
-  }
-}
-
-const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
-
-/** A line's text, or null when it is not UTF-8. */
-export function decodeUtf8(bytes: Uint8Array): string | null {
-  try {
-    return strictUtf8.decode(bytes);
-  } catch {
-    return null;
-  }
-}
-
-const base64Pattern = /^[A-Za-z0-9+/]*={0,2}$/;
-
-/** Strict base64 (the standard alphabet, padded), or null. */
-export function decodeBase64(text: string): Buffer | null {
-  if (text.length % 4 !== 0 || !base64Pattern.test(text)) return null;
-  return Buffer.from(text, 'base64');
-}
-
-// ---------------------------------------------------------------------------
-// Errors and the child's standard error
-
-export class ProtocolError extends Error {
-  override readonly name = 'ProtocolError';
-  constructor(
-    message: string,
-    /** The tail of the implementation's standard error. */
-    readonly stderr: string = '',
-  ) {
-    super(stderr.length > 0 ? `${message}\n--- its standard error (the last ${Buffer.byteLength(stderr)} bytes) ---\n${stderr.trimEnd()}` : `${message} (its standard error was empty)`);
-  }
-}
-
-/** The last `max` bytes of a stream. */
-class ByteRing {
-  private chunks: Buffer[] = [];
-  private length = 0;
-  constructor(private readonly max: number) {}
-
-  push(chunk: Buffer): void {
-    if (this.max <= 0) return;
-    if (chunk.length >= this.max) {
-      this.chunks = [Buffer.from(chunk.subarray(chunk.length - this.max))];
-      this.length = this.max;
-      return;
-    }
-    this.chunks.push(Buffer.from(chunk));
-    this.length += chunk.length;
-    while (this.length > this.max) {
-      const first = this.chunks[0]!;
-      const excess = this.length - this.max;
-      if (first.length <= excess) {
-        this.chunks.shift();
-        this.length -= first.length;
-      } else {
-        this.chunks[0] = first.subarray(excess);
-        this.length -= excess;
-      }
-    }
-  }
-
-  text(): string {
-    return Buffer.concat(this.chunks, this.length).toString('utf8');
-  }
-}
-
-function preview(bytes: Uint8Array, max = 200): string {
-  const text = Buffer.from(bytes.buffer, bytes.byteOffset, Math.min(bytes.byteLength, max)).toString('utf8');
-  return JSON.stringify(text) + (bytes.byteLength > max ? ` (${bytes.byteLength} bytes in all)` : '');
-}
-
-// ---------------------------------------------------------------------------
-// One child process
-
-interface ExitStatus {
-  readonly code: number | null;
-  readonly signal: NodeJS.Signals | null;
-}
-
-function describeExit(exit: ExitStatus | null, spawnError: Error | null): string {
-  if (spawnError !== null) return `could not be started: ${spawnError.message}`;
-  if (exit === null) return 'closed its standard output';
-  return exit.signal !== null ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
-}
-
-type NextLine = { readonly kind: 'line'; readonly bytes: Buffer } | { readonly kind: 'closed' } | { readonly kind: 'timeout' } | { readonly kind: 'violation'; readonly message: string };
-
-class AdapterProcess {
-  private readonly child: ChildProcess;
-  private readonly splitter: LineSplitter;
-  private readonly stderrRing: ByteRing;
-  private received: Buffer | null = null;
-  private awaiting = false;
-  private wake: (() => void) | null = null;
-  /** A protocol violation seen on stdout (a line answering nothing, a line too long). */
-  violation: string | null = null;
-  exit: ExitStatus | null = null;
-  spawnError: Error | null = null;
-  /** The process is gone and its standard output was read to the end. */
-  closed = false;
-  private readonly closedPromise: Promise<void>;
-
-  constructor(command: readonly string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; maxLineBytes: number; stderrBytesMax: number }) {
-    this.splitter = new LineSplitter(options.maxLineBytes);
-    this.stderrRing = new ByteRing(options.stderrBytesMax);
-    let markClosed!: () => void;
-    this.closedPromise = new Promise((resolve) => (markClosed = resolve));
-    const onClosed = (): void => {
-      if (this.closed) return;
-      this.closed = true;
-      markClosed();
-      this.notify();
-    };
-    this.child = spawn(command[0]!, command.slice(1), {
-      stdio: ['pipe', 'pipe', 'pipe'],
-      detached: true,
-      ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
-      ...(options.env === undefined ? {} : { env: options.env }),
-    });
-    this.child.on('error', (error) => {
-      // Only a failed spawn (or a failed kill, which we never rely on) lands here.
-      if (this.child.pid === undefined) {
-        this.spawnError = error;
-        onClosed();
-      }
-    });
-    this.child.on('exit', (code, signal) => {
-      this.exit = { code, signal };
-      // Whatever the process left running in its group would hold the pipes open.
-      this.killGroup();
-    });
-    this.child.on('close', onClosed);
-    this.child.stdin!.on('error', () => {
-      /* EPIPE: the process is gone; its exit tells the rest */
-    });
-    this.child.stdout!.on('data', (chunk: Buffer) => this.onStdout(chunk));
-    this.child.stderr!.on('data', (chunk: Buffer) => this.stderrRing.push(chunk));
-  }
-
-  get pid(): number | undefined {
-    return this.child.pid;
-  }
-
-  get stderr(): string {
-    return this.stderrRing.text();
-  }
-
-  describeExit(): string {
-    return describeExit(this.exit, this.spawnError);
-  }
-
-  private onStdout(chunk: Buffer): void {
-    if (this.violation !== null) return;
-    for (const event of this.splitter.push(chunk)) {
-      if (event.kind === 'oversized') {
-        this.setViolation(`printed a line longer than ${this.splitter.maxLineBytes} bytes`);
-        return;
-      }
-      if (!this.awaiting || this.received !== null) {
-        this.setViolation(`printed a line that answers no request: ${preview(event.bytes)}`);
-        return;
-      }
-      this.received = event.bytes;
-      this.awaiting = false;
-    }
-    if (this.splitter.overflowing) this.setViolation(`printed a line longer than ${this.splitter.maxLineBytes} bytes`);
-    this.notify();
-  }
-
-  private setViolation(message: string): void {
-    this.violation = message;
-    this.killGroup();
-    this.notify();
-  }
-
-  private notify(): void {
-    const wake = this.wake;
-    this.wake = null;
-    wake?.();
-  }
-
-  /** Writes one request line and makes the next line its answer. */
-  send(line: string): void {
-    this.received = null;
-    this.awaiting = true;
-    if (!this.closed && this.child.stdin!.writable) this.child.stdin!.write(line);
-  }
-
-  async nextLine(timeoutMs: number): Promise<NextLine> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      if (this.violation !== null) return { kind: 'violation', message: this.violation };
-      if (this.received !== null) {
-        const bytes = this.received;
-        this.received = null;
-        return { kind: 'line', bytes };
-      }
-      if (this.closed) return { kind: 'closed' };
-      const remaining = deadline - Date.now();
-      if (remaining <= 0) {
-        this.awaiting = false;
-        return { kind: 'timeout' };
-      }
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, remaining);
-        this.wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-    }
-  }
-
-  killGroup(): void {
-    const pid = this.child.pid;
-    if (pid === undefined) return;
-    try {
-      process.kill(-pid, 'SIGKILL');
-    } catch {
-      // ESRCH: the group is gone already. Fall back on the child alone.
-      if (this.exit === null) this.child.kill('SIGKILL');
-    }
-  }
-
-  /**
-   * Resolves true once no process of its group is left, false at the timeout. A
-   * wrapper's children killed with the group are reaped by init, not by us: until
-   * then they are zombies, and a pid lock (the reference's) still sees them alive.
-   */
-  async waitGroupGone(timeoutMs: number): Promise<boolean> {
-    const pid = this.child.pid;
-    if (pid === undefined) return true;
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      try {
-        process.kill(-pid, 0);
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code === 'ESRCH') return true;
-      }
-      if (Date.now() >= deadline) return false;
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
-  }
-
-  endInput(): void {
-    this.child.stdin!.end();
-  }
-
-  /** Resolves true once the process is gone and its output read, false at the timeout. */
-  async waitClosed(timeoutMs: number): Promise<boolean> {
-    if (this.closed) return true;
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
-    try {
-      return await Promise.race([this.closedPromise.then(() => true), timedOut]);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-}
 
 // ---------------------------------------------------------------------------
 // The SystemUnderTest
@@ -448,7 +87,7 @@ export interface AdapterSutOptions {
    * volume open), so that the restart of recover() does not wait for the
    * implementation's start-up: generated sequences crash every few steps, and
    * an implementation's start-up (an interpreter, a version-manager shim) takes
-   * far longer than a step, so a few start side by side. Default 2; 0: none.
+   * far longer than a step, so a few start side by side. Default 3; 0: none.
    */
   readonly standbyCount?: number;
 }
@@ -505,7 +144,7 @@ export class AdapterSut implements SystemUnderTest {
     this.options = options;
     this.requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
     this.exitTimeoutMs = options.exitTimeoutMs ?? 10_000;
-    this.standbyCount = options.standbyCount ?? 2;
+    this.standbyCount = options.standbyCount ?? 3;
     if (!Number.isSafeInteger(this.standbyCount) || this.standbyCount < 0 || this.standbyCount > standbyCountMax) {
       throw new RangeError(`AdapterSut: standbyCount must be an integer in 0..${standbyCountMax}, got ${this.standbyCount}`);
     }

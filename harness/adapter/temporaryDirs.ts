@@ -1,0 +1,36 @@
+// The temporary volume directories of the adapter's runs, tracked so that a
+// SIGINT or SIGTERM handler can remove them all synchronously (it cannot await
+// the suts' close()).
+
+import { makeTemporaryDir, removeTree } from '../../impl/nodeStorage.ts';
+
+/** The temporary volume roots made by any AdapterSut of this process and not removed yet. */
+const temporaryRoots = new Set<string>();
+
+/** A fresh temporary directory that removeTemporaryDirs() removes unless removeTemporaryDir() did first. */
+export function makeTrackedTemporaryDir(prefix = 'cowmap-adapter-'): string {
+  const root = makeTemporaryDir(prefix);
+  temporaryRoots.add(root);
+  return root;
+}
+
+export function removeTemporaryDir(root: string): void {
+  removeTree(root);
+  temporaryRoots.delete(root);
+}
+
+/**
+ * Removes every temporary volume directory an AdapterSut of this process made and
+ * has not removed yet: for a SIGINT or SIGTERM handler, which cannot await the
+ * suts' close(). Synchronous, and safe to call more than once.
+ */
+export function removeTemporaryDirs(): void {
+  for (const root of [...temporaryRoots]) {
+    try {
+      removeTree(root);
+    } catch {
+      // Best effort at exit: a directory that cannot be removed stays, nothing else can be done.
+    }
+    temporaryRoots.delete(root);
+  }
+}
