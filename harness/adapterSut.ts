@@ -75,6 +75,14 @@ export interface AdapterSutOptions {
   readonly env?: NodeJS.ProcessEnv;
   /** The name prefix of the temporary volume directories (made under the system temp dir). Default cowmap-adapter-. */
   readonly tempPrefix?: string;
+  /**
+   * Where the temporary volume directories are made (default: the system temp dir,
+   * which TMPDIR sets). A RAM-backed one (/dev/shm) makes an implementation's
+   * fsyncs nearly free, and conformance never relies on them: process crashes lose
+   * nothing that reached the OS, power losses are the adapter's own simulation.
+   * Not the default: an implementation using O_DIRECT cannot open files there.
+   */
+  readonly tempDir?: string;
   /** Every line sent and received, and notes such as "started pid 123" and "killed" (for `conform --transcript`). */
   readonly transcript?: Transcript;
   /**
@@ -184,7 +192,7 @@ export class AdapterSut implements SystemUnderTest {
   async create(geometry: Geometry): Promise<void> {
     await this.closeVolume();
     await this.start();
-    this.root = makeTrackedTemporaryDir(this.options.tempPrefix);
+    this.root = makeTrackedTemporaryDir(this.options.tempPrefix, this.options.tempDir);
     this.geometry = { regions: geometry.regions, regionSize: geometry.regionSize };
     const response = await this.exchange('open', { dir: this.volumeDir, create: true, regions: geometry.regions, regionSize: geometry.regionSize });
     if (!response.ok) {

@@ -41,6 +41,10 @@ describe('failpoint sweep', () => {
       assert.ok(result.crashPoints >= situations.length * 3, `crash points ${result.crashPoints}`);
       assert.equal(result.runs, result.crashPoints + situations.length * 3);
       assert.ok(result.covered.has('idle:crash') && result.covered.has('replicating:crash'));
+      assert.equal(result.swept.length, situations.length * 3);
+      for (const entry of result.swept) {
+        assert.ok(entry.complete && entry.crashPoints >= 1, `${entry.situation}, ${entry.mode}: ${entry.crashPoints} crash points, complete ${entry.complete}`);
+      }
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -49,6 +49,17 @@ export interface SweepResult {
   /** Transition ids taken (statechart ids plus the oracle's `<phase>:crash`). */
   readonly covered: ReadonlySet<string>;
   readonly failure: { readonly message: string; readonly differences: readonly Difference[]; readonly tracePath: string } | null;
+  /** What was swept, per situation and mode: the crash points that fired, and whether the op completed within ioCountMax. */
+  readonly swept: readonly SweptSituation[];
+}
+
+export interface SweptSituation {
+  readonly situation: string;
+  readonly mode: SweepMode;
+  readonly regions: readonly number[];
+  readonly crashPoints: number;
+  /** The operation completed before a failpoint at some k <= ioCountMax: every point inside it was tried. */
+  readonly complete: boolean;
 }
 
 export const sweepDefaults = { ioCountMax: 64 } as const;
@@ -199,7 +210,8 @@ export async function runFailpointSweep(options: SweepOptions): Promise<SweepRes
   let runs = 0;
   let steps = 0;
   let crashPoints = 0;
-  const result = (failure: SweepResult['failure']): SweepResult => ({ runs, steps, crashPoints, covered, failure });
+  const swept: SweptSituation[] = [];
+  const result = (failure: SweepResult['failure']): SweepResult => ({ runs, steps, crashPoints, covered, failure, swept });
 
   const unknown = (options.situationNames ?? []).filter((name) => !situations.some((situation) => situation.name === name));
   if (unknown.length > 0) throw new RangeError(`failpoint sweep: no situation named ${unknown.map((name) => `'${name}'`).join(', ')} (known: ${situations.map((situation) => situation.name).join('; ')})`);
@@ -207,6 +219,8 @@ export async function runFailpointSweep(options: SweepOptions): Promise<SweepRes
     if (options.situationNames !== undefined && !options.situationNames.includes(situation.name)) continue;
     const picks = picksFor(geometry.regions, index, options.seed);
     for (const mode of options.modes) {
+      const entry = { situation: situation.name, mode, regions: [...new Set([picks.region, picks.other])], crashPoints: 0, complete: false };
+      swept.push(entry);
       for (let afterIo = 0; afterIo <= ioCountMax; afterIo++) {
         if (options.shouldStop?.() === true) return result(null);
         const runSeed = (options.seed + index * 1_000_003 + afterIo * 7919 + options.modes.indexOf(mode) * 104_729) >>> 0;
@@ -241,9 +255,14 @@ export async function runFailpointSweep(options: SweepOptions): Promise<SweepRes
           writeFileSync(tracePath, scenarioTrace(geometry, run.records, title, comments, runSeed));
           return result({ message: `${title}: ${run.failure.message}`, differences: run.failure.differences, tracePath });
         }
-        if (sut.crashedInside === true) crashPoints++;
-        // The operation completed before its k-th call: every failpoint inside it was swept.
-        if (sut.crashedInside !== true) break;
+        if (sut.crashedInside === true) {
+          crashPoints++;
+          entry.crashPoints++;
+        } else {
+          // The operation completed before its k-th call: every failpoint inside it was swept.
+          entry.complete = sut.crashedInside === false;
+          break;
+        }
       }
     }
   }

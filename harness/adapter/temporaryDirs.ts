@@ -2,14 +2,19 @@
 // SIGINT or SIGTERM handler can remove them all synchronously (it cannot await
 // the suts' close()).
 
+import { mkdtempSync } from 'node:fs';
+import { join } from 'node:path';
 import { makeTemporaryDir, removeTree } from '../../impl/nodeStorage.ts';
 
 /** The temporary volume roots made by any AdapterSut of this process and not removed yet. */
 const temporaryRoots = new Set<string>();
 
-/** A fresh temporary directory that removeTemporaryDirs() removes unless removeTemporaryDir() did first. */
-export function makeTrackedTemporaryDir(prefix = 'cowmap-adapter-'): string {
-  const root = makeTemporaryDir(prefix);
+/**
+ * A fresh temporary directory, under `parent` (default: the system temp dir, which
+ * TMPDIR sets), that removeTemporaryDirs() removes unless removeTemporaryDir() did first.
+ */
+export function makeTrackedTemporaryDir(prefix = 'cowmap-adapter-', parent?: string): string {
+  const root = parent === undefined ? makeTemporaryDir(prefix) : mkdtempSync(join(parent, prefix));
   temporaryRoots.add(root);
   return root;
 }
