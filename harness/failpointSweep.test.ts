@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { AdapterSut } from './adapterSut.ts';
-import { runFailpointSweep, situations, sweepRegions } from './failpointSweep.ts';
+import { picksFor, runFailpointSweep, situations } from './failpointSweep.ts';
+import { boundaryRegions } from './geometry.ts';
 import { mutants } from './mutants.ts';
 import { ReferenceSut } from './referenceSut.ts';
 import { replayTrace } from './replay.ts';
@@ -25,11 +26,19 @@ function failuresDir(): string {
 }
 
 describe('failpoint sweep', () => {
-  it('sweepRegions spans the volume: boundaries in range, sorted, without repeats', () => {
-    assert.deepEqual(sweepRegions(1), [0]);
-    assert.deepEqual(sweepRegions(9), [0, 7, 8]);
-    assert.deepEqual(sweepRegions(65), [0, 7, 8, 63, 64]);
-    assert.deepEqual(sweepRegions(1000), [0, 7, 8, 63, 64, 998, 999]);
+  it('the situations\' regions span the volume: every boundary region is picked by some situation and seed, two distinct ones where there are two', () => {
+    for (const regions of [1, 2, 9, 65, 1025]) {
+      const picked = new Set<number>();
+      for (let seed = 0; seed < 50; seed++) {
+        for (let index = 0; index < situations.length; index++) {
+          const { region, other } = picksFor(regions, index, seed);
+          assert.ok(region >= 0 && region < regions && other >= 0 && other < regions);
+          if (regions > 1) assert.notEqual(region, other);
+          picked.add(region);
+        }
+      }
+      assert.deepEqual([...picked].sort((a, b) => a - b), boundaryRegions(regions));
+    }
   });
 
   it(`the reference passes every situation in process, power and torn modes (seed ${seed})`, async () => {
@@ -57,7 +66,7 @@ describe('failpoint sweep', () => {
       const result = await runFailpointSweep({ geometry: { regions: 65, regionSize: 512 }, modes: ['process'], seed, failuresDir: dir, makeSut: () => new ReferenceSut({ volumeClass: mutant.volumeClass }) });
       assert.ok(result.failure !== null, 'the mutant passed the sweep');
       assert.match(result.failure.message, /idle write/);
-      assert.match(result.failure.message, /not one the model allows/);
+      assert.match(result.failure.message, /recovered state is not one .*the model allows/);
       assert.ok(existsSync(result.failure.tracePath));
       const trace = readTrace(readFileSync(result.failure.tracePath, 'utf8'), result.failure.tracePath);
       const again = await replayTrace(trace, new ReferenceSut({ volumeClass: mutant.volumeClass }));

@@ -17,7 +17,9 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Geometry } from '../model/types.ts';
 import type { Difference } from './oracle.ts';
+import { boundaryRegions } from './geometry.ts';
 import { Prng } from './prng.ts';
+import { randomContent } from './regionData.ts';
 import { runScenario, scenarioTrace } from './scenario.ts';
 import type { ScenarioStep } from './scenario.ts';
 import type { CrashingReply, CrashRequest, SutOp, SystemUnderTest } from './sut.ts';
@@ -65,7 +67,7 @@ export interface SweptSituation {
 export const sweepDefaults = { ioCountMax: 64 } as const;
 
 /** The regions one situation uses: `region` is the operation's, `other` a second one, both across the volume. */
-interface Picks {
+export interface Picks {
   readonly region: number;
   readonly other: number;
 }
@@ -121,17 +123,10 @@ export const situations: readonly Situation[] = [
   },
 ];
 
-/** Regions across the volume that map bits put on byte, word and page boundaries, in range, deduplicated. */
-export function sweepRegions(regions: number): number[] {
-  const last = regions - 1;
-  const candidates = [0, 7, 8, 63, 64, 4095, 4096, last - 1, last];
-  return [...new Set(candidates.filter((region) => region >= 0 && region <= last))].sort((a, b) => a - b);
-}
-
-/** The regions of the situation at `index`: rotated over the boundaries so that the sweep as a whole spans the volume. */
-function picksFor(regions: number, index: number, seed: number): Picks {
-  const choices = sweepRegions(regions);
-  const start = (index + seed) % choices.length;
+/** The regions of the situation at `index`: rotated over the boundary regions so that the sweep as a whole spans the volume. */
+export function picksFor(regions: number, index: number, seed: number): Picks {
+  const choices = boundaryRegions(regions);
+  const start = (index + Math.abs(Math.trunc(seed))) % choices.length;
   const region = choices[start]!;
   // The other region: the farthest boundary from the first (region 0 with the last, ...).
   const other = regions === 1 ? region : region === choices[0] ? choices[choices.length - 1]! : choices[0]!;
@@ -226,11 +221,7 @@ export async function runFailpointSweep(options: SweepOptions): Promise<SweepRes
         const runSeed = (options.seed + index * 1_000_003 + afterIo * 7919 + options.modes.indexOf(mode) * 104_729) >>> 0;
         const book = new ContentBook(geometry.regionSize);
         const prng = new Prng(runSeed);
-        const write: Writer = (region) => {
-          const data = new Uint8Array(geometry.regionSize);
-          for (let at = 0; at < data.length; at += 4) new DataView(data.buffer).setUint32(at, prng.nextUint32());
-          return { type: 'write', region, data };
-        };
+        const write: Writer = (region) => ({ type: 'write', region, data: randomContent(prng.nextUint32(), geometry.regionSize) });
         const scenario: ScenarioStep[] = [
           ...situation.prefix(picks, write).map((op): ScenarioStep => ({ kind: 'op', op })),
           { kind: 'crashInside', op: situation.operation(picks, write), crash: crashRequest(mode, afterIo, runSeed) },
