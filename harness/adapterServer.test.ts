@@ -196,6 +196,8 @@ describe('cowmap adapter (raw lines)', () => {
       ['write', { region: 1 }],
       ['write', { region: 1, data: 'not base64!' }],
       ['write', { region: 1, data: 'QUJD' + '=' }],
+      ['write', { region: 1, data: b64('A1').replace(/=+$/, '') }],
+      ['write', { region: null, data: b64('A1') }],
       ['write', { region: 1, data: [1, 2, 3] }],
       ['read', { region: 0 }],
       ['read', { region: 0, volume: 'tertiary' }],
@@ -237,6 +239,13 @@ describe('cowmap adapter (raw lines)', () => {
     await rejected(adapter, 'E_NOT_FOUND', 'open', { dir: file, create: false });
     await rejected(adapter, 'E_SIZE', 'open', { dir: freshDir(), create: true, regions: 0, regionSize });
     await rejected(adapter, 'E_SIZE', 'open', { dir: freshDir(), create: true, regions: 4, regionSize: 100 });
+    // A refused geometry leaves nothing that fails a valid create in the same directory.
+    const sameDir = freshDir();
+    for (const [regions, size] of [[0, regionSize], [-1, regionSize], [4, 0], [4, 511], [4, 513], [4, -512]] as const) {
+      await rejected(adapter, 'E_SIZE', 'open', { dir: sameDir, create: true, regions, regionSize: size });
+    }
+    await ok(adapter, 'open', { dir: sameDir, create: true, regions: 4, regionSize });
+    await ok(adapter, 'close');
     // A final line without a newline is still a request.
     adapter.child.stdin!.write('{"id": 77, "op": "hello"}');
     adapter.child.stdin!.end();
