@@ -11,12 +11,14 @@ import { ContentBook } from './trace/content.ts';
 import { readTrace } from './trace/reader.ts';
 
 const model: PathOptions = { regions: 2, values: 1, crash: false, regionSize: 512 };
+/** The smallest model, for runs: its paths are few (a volume of 65 x 4 KiB runs about 100 steps/s in process). */
+const oneRegion: PathOptions = { regions: 1, values: 1, crash: false, regionSize: 512 };
 const volume = { regions: 65, regionSize: 4096 };
 
-/** The first seed whose mapping puts a model region at 8 or above (the search is deterministic). */
+/** The first seed whose mapping puts the model's region at 8 or above (the search is deterministic). */
 function seedMappingHigh(): number {
   for (let seed = 0; seed < 100; seed++) {
-    if (pathMapping({ ...model, volume, seed }).regionOf.some((region) => region >= 8)) return seed;
+    if (pathMapping({ ...oneRegion, volume, seed }).regionOf.every((region) => region >= 8)) return seed;
   }
   throw new Error('no seed in 0..99 maps a model region to 8 or above');
 }
@@ -64,8 +66,8 @@ describe('path tests on a volume', () => {
   it('pass on the reference implementation, and catch a bug for regions 8 and up that the model-sized volume misses; the failing path replays', async (t) => {
     const seed = seedMappingHigh();
     t.diagnostic(`seed ${seed}`);
-    const paths = shortestPaths(model);
-    const mapped = { ...model, volume, seed };
+    const paths = shortestPaths(oneRegion);
+    const mapped = { ...oneRegion, volume, seed };
     const correct = await runPaths(paths, mapped, () => new ReferenceSut());
     assert.equal(correct.failure, null, correct.failure?.result.failure?.message);
     assert.equal(correct.paths, paths.length);
@@ -73,12 +75,12 @@ describe('path tests on a volume', () => {
 
     const name = 'transfer-sends-primary-from-region-8';
     const broken = () => new ReferenceSut({ volumeClass: mutantNamed(name).volumeClass, name });
-    const small = await runPaths(paths, model, broken);
-    assert.equal(small.failure, null, 'regions 0 and 1 cannot show it');
+    const small = await runPaths(paths, oneRegion, broken);
+    assert.equal(small.failure, null, 'region 0 cannot show it');
     const result = await runPaths(paths, mapped, broken);
     assert.ok(result.failure !== null, `${name} passed the mapped paths`);
     const failure = result.failure.result.failure!;
-    assert.ok(failure.differences.some((d) => d.field === 'secondary'), JSON.stringify(failure.differences));
+    assert.ok(failure.differences.some((d) => d.field.startsWith('secondary')), JSON.stringify(failure.differences));
 
     const text = scenarioTrace(result.geometry, result.failure.result.records, 'path test', [], seed);
     assert.match(text, /"base64":/);
@@ -88,9 +90,9 @@ describe('path tests on a volume', () => {
   });
 
   it('stop between paths when asked', async () => {
-    const paths = shortestPaths(model);
+    const paths = shortestPaths(oneRegion);
     let started = 0;
-    const result = await runPaths(paths, { ...model, volume, seed: 1 }, () => new ReferenceSut(), (done) => (started = done), () => started >= 3);
+    const result = await runPaths(paths, { ...oneRegion, volume, seed: 1 }, () => new ReferenceSut(), (done) => (started = done), () => started >= 3);
     assert.equal(result.paths, 3);
     assert.equal(result.failure, null);
   });
