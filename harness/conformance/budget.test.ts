@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Deadline, share, shrinkBudgetMs, StepRate } from './budget.ts';
+import { checkAllotmentMs, Deadline, historyReserveMs, share, shrinkBudgetMs, StepRate } from './budget.ts';
 
 describe('the time-budget rule', () => {
   it('shares what is left by weight, and gives a later share what an earlier one left unused', () => {
@@ -11,6 +11,15 @@ describe('the time-budget rule', () => {
     assert.equal(share(0, 3, 7), 0);
     assert.equal(share(-5, 3, 7), 0);
     assert.equal(share(1000, 3, 0), 0);
+  });
+
+  it('keeps back time for the long history, which runs last and takes what the level has left', () => {
+    // A level of 60 s whose traces ran at 20 steps/s: a history of 500 steps is 25 s, kept back 37.5 s... at most half, 30 s.
+    assert.equal(historyReserveMs(60_000, 25_000), 30_000);
+    assert.equal(historyReserveMs(60_000, 10_000), 15_000);
+    // Path tests (3) of paths 3 + fast-check 4, from 60 s less 15 s kept back.
+    assert.equal(checkAllotmentMs('paths', 60_000, 7, 15_000), (45_000 * 3) / 7);
+    assert.equal(checkAllotmentMs('history', 21_000, 0, 15_000), 21_000);
   });
 
   it('lets shrinking use the rest of the run, the check\'s share with --keep-going, and at least a quarter of the share', () => {

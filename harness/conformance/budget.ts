@@ -8,16 +8,21 @@
 //      fast-check), level by level. At the start of each level, the level gets the
 //      time left times its weight over the weights of the levels still to run
 //      (rules 3, crash 3, failpoint 2, power 2); a skipped level takes nothing.
-//   3. Inside a level each bounded check gets the level's time left times its
-//      weight over the weights of the checks still to run (long histories 2, path
-//      tests 3, sweep 3, fast-check 4), and inside a check each geometry an equal
-//      part of what the check has left. Time a check does not use flows to the next.
-//   4. A bounded check stops between units (a path, a sequence, a sweep run) at its
+//   3. A level keeps back time for its long history (one history as the level's
+//      traces estimate it, half again for the error, at most half the level's
+//      share). Path tests 3, failpoint sweep 3 and fast-check 4 share the rest by
+//      weight, each getting the level's time left (less the reserve) times its
+//      weight over the weights of the checks still to run. The long history runs
+//      last and takes all the level has left. Time a check does not use flows
+//      to the next.
+//   4. Inside path tests and fast-check each geometry gets an equal part of what
+//      the check has left; the sweep and the long histories go geometry by
+//      geometry (from one that changes with the seed and the level) while their
+//      time lasts, so that a short budget still sweeps whole situations.
+//   5. A bounded check stops between units (a path, a sequence, a sweep run) at its
 //      deadline, and does not start a unit it expects (from the steps per second
-//      the level measured so far) to end past it. A long history is one long
-//      unit: it runs first in its level, and may take up to half the level's time
-//      left to fit one history.
-//   5. Shrinking a failure may use the rest of the run (at least a quarter of the
+//      the level measured so far, fast-check's included) to end past it.
+//   6. Shrinking a failure may use the rest of the run (at least a quarter of the
 //      check's share); with --keep-going it keeps to the check's share, so that the
 //      checks after it still run.
 //
@@ -31,19 +36,27 @@ export const defaultBudgetSeconds = 240;
 export const levelWeights: Readonly<Record<Level, number>> = { rules: 3, crash: 3, failpoint: 2, power: 2 };
 
 /** Weights of the bounded checks inside a level (the cheap ones take what they need). */
-export const checkWeights: Readonly<Record<CheckKind, number>> = { traces: 0, protocol: 0, history: 2, paths: 3, sweep: 3, 'fast-check': 4 };
+export const checkWeights: Readonly<Record<CheckKind, number>> = { traces: 0, protocol: 0, paths: 3, sweep: 3, 'fast-check': 4, history: 0 };
 
-/** The part of a level's time left a long history may take to fit one run, beyond its weighted share. */
+/** The most of a level's share kept back for its long history. */
 export const historyLevelFractionMax = 0.5;
 
 /**
- * A check's allotment: its weighted share of the level's time left, or for a long
- * history, enough for one run (`unitMs`) if that fits in half the level's time left.
+ * The time a level keeps back for its long history, which runs last: one
+ * history as the level's steps per second so far estimate it, with half again
+ * for the estimate's error, and never more than half the level's share.
  */
-export function checkAllotmentMs(kind: CheckKind, levelRemainingMs: number, weightsLeft: number, unitMs: number): number {
-  const weighted = share(levelRemainingMs, checkWeights[kind], weightsLeft);
-  if (kind !== 'history' || unitMs <= weighted) return weighted;
-  return unitMs <= levelRemainingMs * historyLevelFractionMax ? unitMs * 1.1 : weighted;
+export function historyReserveMs(levelShareMs: number, historyEstimateMs: number): number {
+  return Math.min(levelShareMs * historyLevelFractionMax, historyEstimateMs * 1.5);
+}
+
+/**
+ * A bounded check's allotment: its weighted share of the level's time left less
+ * the history's reserve; the long history, last, takes all the level has left.
+ */
+export function checkAllotmentMs(kind: CheckKind, levelRemainingMs: number, weightsLeft: number, reserveMs: number): number {
+  if (kind === 'history') return Math.max(0, levelRemainingMs);
+  return share(levelRemainingMs - reserveMs, checkWeights[kind], weightsLeft);
 }
 
 /** The part of the budget kept back at the end of the run for saving a failure and closing the adapter. */

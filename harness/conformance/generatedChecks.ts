@@ -219,14 +219,21 @@ export async function replayFuzzPath(spec: CheckSpec, geometry: Geometry, path: 
 
 // ------------------------------------------------------------ the failpoint sweep
 
+/**
+ * The failpoint sweep, geometry by geometry while its time lasts, from the
+ * (seed + level)-th: a sweep cut short covers its first situations whole, so a
+ * short budget sweeps a few geometries through rather than every geometry's
+ * first situation only.
+ */
 export async function runSweepCheck(spec: CheckSpec, geometries: readonly Geometry[], deadline: Deadline, context: CheckContext): Promise<CheckTally> {
   const tally = newTally();
-  for (const [index, geometry] of geometries.entries()) {
+  const offset = (context.seed + levels.indexOf(spec.level)) % geometries.length;
+  for (let turn = 0; turn < geometries.length; turn++) {
+    const geometry = geometries[(offset + turn) % geometries.length]!;
     if (context.interrupted()) break;
-    const mine = geometryDeadline(deadline, geometries.length - index);
-    if (mine.passed()) {
+    if (deadline.passed()) {
       tally.cutByBudget = true;
-      continue;
+      break;
     }
     let cut = false;
     const started = performance.now();
@@ -237,7 +244,7 @@ export async function runSweepCheck(spec: CheckSpec, geometries: readonly Geomet
       failuresDir: context.failuresDir,
       makeSut: () => context.sut,
       shouldStop: () => {
-        cut = context.interrupted() || mine.passed() || !mine.fits(context.rate.estimateMs(12));
+        cut = context.interrupted() || deadline.passed() || !deadline.fits(context.rate.estimateMs(12));
         return cut;
       },
       onProgress: (text) => context.progress(spec.id, `${describeGeometry(geometry)}: ${text.replace(/^failpoint sweep: /, '')}`),

@@ -22,7 +22,7 @@ import type { Trace } from '../trace/trace.ts';
 export const levels = ['rules', 'crash', 'failpoint', 'power'] as const;
 export type Level = (typeof levels)[number];
 
-export const checkKinds = ['traces', 'protocol', 'history', 'paths', 'sweep', 'fast-check'] as const;
+export const checkKinds = ['traces', 'protocol', 'paths', 'sweep', 'fast-check', 'history'] as const;
 export type CheckKind = (typeof checkKinds)[number];
 
 /** Traces and protocol checks are cheap and run whole; the others stop at their deadline. */
@@ -52,10 +52,10 @@ export const levelNeeds: Readonly<Record<Level, readonly Feature[]>> = {
 };
 
 const levelKinds: Readonly<Record<Level, readonly CheckKind[]>> = {
-  rules: ['traces', 'protocol', 'history', 'paths', 'fast-check'],
-  crash: ['traces', 'history', 'paths', 'fast-check'],
-  failpoint: ['traces', 'history', 'sweep', 'fast-check'],
-  power: ['traces', 'history', 'sweep', 'fast-check'],
+  rules: ['traces', 'protocol', 'paths', 'fast-check', 'history'],
+  crash: ['traces', 'paths', 'fast-check', 'history'],
+  failpoint: ['traces', 'sweep', 'fast-check', 'history'],
+  power: ['traces', 'sweep', 'fast-check', 'history'],
 };
 
 const kindTitles: Readonly<Record<CheckKind, string>> = {

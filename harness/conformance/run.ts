@@ -14,7 +14,7 @@ import { MessageWarnings, withMessageRule } from '../oracle.ts';
 import type { Feature, SystemUnderTest } from '../sut.ts';
 import { readTrace } from '../trace/reader.ts';
 import { transitionCoverage } from '../transitionCoverage.ts';
-import { checkAllotmentMs, checkWeights, Deadline, defaultBudgetSeconds, levelWeights, share, StepRate } from './budget.ts';
+import { checkAllotmentMs, checkWeights, Deadline, defaultBudgetSeconds, historyReserveMs, levelWeights, share, StepRate } from './budget.ts';
 import { checkResult } from './context.ts';
 import type { CheckContext, CheckTally } from './context.ts';
 import { historyStepsEstimate, replayFuzzPath, runFuzzCheck, runHistoryCheck, runPathCheck, runSweepCheck } from './generatedChecks.ts';
@@ -227,10 +227,11 @@ export class ConformanceRun {
       const levelsLeft = withBounded.slice(index).reduce((sum, next) => sum + levelWeights[next.level], 0);
       const levelDeadline = new Deadline(Math.min(this.runDeadline.atMs, performance.now() + share(this.runDeadline.remainingMs(), levelWeights[plan.level], levelsLeft)));
       const bounded = plan.specs.filter((item) => isBounded(item.kind));
+      const reserveMs = bounded.some((item) => item.kind === 'history') ? historyReserveMs(levelDeadline.remainingMs(), this.rateOf(plan.level).estimateMs(historyStepsEstimate)) : 0;
       for (const [at, spec] of bounded.entries()) {
         if (this.stopped()) return;
         const checksLeft = bounded.slice(at).reduce((sum, next) => sum + checkWeights[next.kind], 0);
-        const allotmentMs = checkAllotmentMs(spec.kind, levelDeadline.remainingMs(), checksLeft, this.rateOf(plan.level).estimateMs(historyStepsEstimate));
+        const allotmentMs = checkAllotmentMs(spec.kind, levelDeadline.remainingMs(), checksLeft, reserveMs);
         await this.runCheck(plan.level, spec, allotmentMs, shared, levelDeadline);
       }
       this.finished.add(plan.level);
