@@ -101,31 +101,55 @@ function exitStatus(report: ConformanceReport, signal: NodeJS.Signals | null): n
   return report.conforms ? 0 : 1;
 }
 
-async function conform(values: Values, sutCommand: string[]): Promise<number> {
+/** The run's settings from the options, or null (bad usage, said on standard error). */
+function settingsOf(values: Values): Settings | null {
   const onlyLevel = levelOption('--level', values.level);
   const upTo = levelOption('--up-to', values['up-to']);
-  if (onlyLevel === null || upTo === null) return usageError('conform');
-  if (onlyLevel !== undefined && upTo !== undefined) return usageError('conform', '--level (one level) and --up-to (the levels up to one) go apart');
+  if (onlyLevel === null || upTo === null) return null;
+  if (onlyLevel !== undefined && upTo !== undefined) return said('--level (one level) and --up-to (the levels up to one) go apart');
   const checks = values.check ?? [];
   const unknown = unknownCheckNames(checks);
-  if (unknown.length > 0) return usageError('conform', `--check: no check named ${unknown.join(', ')} (checks: ${allCheckIds().join(', ')}; or a kind: ${checkKinds.join(', ')})`);
+  if (unknown.length > 0) return said(`--check: no check named ${unknown.join(', ')} (checks: ${allCheckIds().join(', ')}; or a kind: ${checkKinds.join(', ')})`);
   const seed = values.seed === undefined ? randomInt(2 ** 31 - 1) : integerOption('--seed', values.seed, 0, 2 ** 31 - 1);
   const budget = integerOption('--time-budget', values['time-budget'] ?? String(defaultBudgetSeconds), 1, 86_400);
   const timeout = integerOption('--request-timeout', values['request-timeout'], 1, 3600);
   const geometry = geometryOption(values);
-  if (seed === null || budget === null || timeout === null || geometry === null) return usageError('conform');
+  if (seed === null || budget === null || timeout === null || geometry === null) return null;
   if (values.path !== undefined) {
     const generated = checks.length === 1 && /(^|\/)(fast-check|history)$/.test(checks[0]!);
     if (values.seed === undefined || geometry === undefined || !generated) {
-      return usageError('conform', '--path replays one fast-check counterexample: give it with --seed, --check (a fast-check or history check), --regions and --region-size, as the failure printed them');
+      return said('--path replays one fast-check counterexample: give it with --seed, --check (a fast-check or history check), --regions and --region-size, as the failure printed them');
     }
   }
   const tracesDir = values.traces ?? bundledTracesDir;
-  if (!existsSync(tracesDir)) return usageError('conform', `--traces: no folder ${tracesDir}`);
+  if (!existsSync(tracesDir)) return said(`--traces: no folder ${tracesDir}`);
   const extraTraces = values.trace ?? [];
   const missingTrace = extraTraces.find((file) => !existsSync(file));
-  if (missingTrace !== undefined) return usageError('conform', `--trace: no file ${missingTrace}`);
+  if (missingTrace !== undefined) return said(`--trace: no file ${missingTrace}`);
+  return { level: onlyLevel ?? upTo ?? 'power', levelMode: onlyLevel === undefined ? 'upTo' : 'only', checks, seed, budget, timeout, geometry, tracesDir, extraTraces };
+}
 
+interface Settings {
+  readonly level: Level;
+  readonly levelMode: 'only' | 'upTo';
+  readonly checks: readonly string[];
+  readonly seed: number;
+  readonly budget: number;
+  readonly timeout: number;
+  readonly geometry: { readonly regions: number; readonly regionSize: number } | undefined;
+  readonly tracesDir: string;
+  readonly extraTraces: readonly string[];
+}
+
+function said(detail: string): null {
+  process.stderr.write(`E_BAD_REQUEST: ${detail}\n`);
+  return null;
+}
+
+async function conform(values: Values, sutCommand: string[]): Promise<number> {
+  const settings = settingsOf(values);
+  if (settings === null) return usageError('conform');
+  const { seed, budget, timeout, geometry, tracesDir, extraTraces } = settings;
   process.stdout.write(`seed: ${seed}\n`);
   const transcriptFd = values.transcript === undefined ? null : openSync(values.transcript, 'w');
   const marks = { request: '>', response: '<', note: '#' } as const;
@@ -136,9 +160,9 @@ async function conform(values: Values, sutCommand: string[]): Promise<number> {
   const run = new ConformanceRun({
     command: sutCommand,
     sut,
-    level: onlyLevel ?? upTo ?? 'power',
-    levelMode: onlyLevel === undefined ? 'upTo' : 'only',
-    checks,
+    level: settings.level,
+    levelMode: settings.levelMode,
+    checks: settings.checks,
     seed,
     budgetSeconds: budget,
     traces: [...traceFiles(tracesDir), ...extraTraces],
