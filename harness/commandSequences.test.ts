@@ -290,10 +290,11 @@ describe('fast-check sequences over every geometry, with full-region bytes and l
   it('pass on the reference implementation at every geometry', async (t) => {
     const seed = 12;
     t.diagnostic(`seed ${seed}`);
-    for (const geometry of conformGeometries) {
+    for (const [index, geometry] of conformGeometries.entries()) {
       // The largest volume runs about 20 steps/s in process: a shorter history there.
       const historyMin = geometry.regions > 100 ? { operations: 40, cycles: 3 } : history;
-      for (const crashes of [{}, noCrashes]) {
+      // With crashes and without, in turn (both on every geometry would double the time).
+      for (const crashes of [index % 2 === 0 ? {} : noCrashes]) {
         const result = await runFuzz({ seed, numRuns: 1, regions: geometry.regions, regionSize: geometry.regionSize, historyMin, ...crashes, makeSut: () => new ReferenceSut(), failuresDir: join(scratch, 'reference') });
         assert.equal(result.failure, null, `${describeGeometry(geometry)}: ${result.failure?.message}`);
         t.diagnostic(`${describeGeometry(geometry)}${crashes === noCrashes ? '' : ' with crashes'}: ${result.steps} steps, ${Math.round(result.steps / result.seconds)} steps/s`);
