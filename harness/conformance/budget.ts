@@ -16,9 +16,9 @@
 //      last and takes all the level has left. Time a check does not use flows
 //      to the next.
 //   4. Inside path tests and fast-check each geometry gets an equal part of what
-//      the check has left; the sweep and the long histories go geometry by
-//      geometry (from one that changes with the seed and the level) while their
-//      time lasts, so that a short budget still sweeps whole situations.
+//      the check has left; the sweep goes situation by situation, each whole on
+//      one geometry, and the long histories geometry by geometry, from a start
+//      that changes with the seed and the level, while their time lasts.
 //   5. A bounded check stops between units (a path, a sequence, a sweep run) at its
 //      deadline, and does not start a unit it expects (from the steps per second
 //      the level measured so far, fast-check's included) to end past it.

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { Geometry, Op } from '../../model/types.ts';
 import { runFuzz } from '../commandSequences.ts';
 import type { FuzzOptions, FuzzResult } from '../commandSequences.ts';
-import { runFailpointSweep } from '../failpointSweep.ts';
+import { runFailpointSweep, situations } from '../failpointSweep.ts';
 import { describeGeometry } from '../geometry.ts';
 import { runPaths, shortestPaths } from '../pathTests.ts';
 import type { PathOptions } from '../pathTests.ts';
@@ -220,20 +220,24 @@ export async function replayFuzzPath(spec: CheckSpec, geometry: Geometry, path: 
 // ------------------------------------------------------------ the failpoint sweep
 
 /**
- * The failpoint sweep, geometry by geometry while its time lasts, from the
- * (seed + level)-th: a sweep cut short covers its first situations whole, so a
- * short budget sweeps a few geometries through rather than every geometry's
- * first situation only.
+ * The failpoint sweep, situation by situation (harness/failpointSweep.ts), each
+ * swept whole on one geometry, while its time lasts. The first situation and
+ * its geometry change with the seed and the level, so that a budget too short
+ * for every situation still sweeps different ones in different runs and levels,
+ * and every situation lands on several geometries over runs.
  */
 export async function runSweepCheck(spec: CheckSpec, geometries: readonly Geometry[], deadline: Deadline, context: CheckContext): Promise<CheckTally> {
   const tally = newTally();
-  const offset = (context.seed + levels.indexOf(spec.level)) % geometries.length;
-  for (let turn = 0; turn < geometries.length; turn++) {
+  const names = situations.map((situation) => situation.name);
+  const offset = context.seed + levels.indexOf(spec.level);
+  for (let turn = 0; turn < names.length; turn++) {
+    const name = names[(offset + turn) % names.length]!;
     const geometry = geometries[(offset + turn) % geometries.length]!;
     if (context.interrupted()) break;
     if (deadline.passed()) {
       tally.cutByBudget = true;
-      break;
+      tally.cases.push({ name, geometry: null, runs: 0, steps: 0, seconds: 0, failure: null, skipped: 'not run: cut by the time budget' });
+      continue;
     }
     let cut = false;
     const started = performance.now();
@@ -243,6 +247,7 @@ export async function runSweepCheck(spec: CheckSpec, geometries: readonly Geomet
       seed: context.seed,
       failuresDir: context.failuresDir,
       makeSut: () => context.sut,
+      situationNames: [name],
       shouldStop: () => {
         cut = context.interrupted() || deadline.passed() || !deadline.fits(context.rate.estimateMs(12));
         return cut;
@@ -253,11 +258,11 @@ export async function runSweepCheck(spec: CheckSpec, geometries: readonly Geomet
     countUnit(context, tally, { runs: result.runs, steps: result.steps, crashPoints: result.crashPoints, covered: result.covered, ms });
     if (cut && !context.interrupted()) tally.cutByBudget = true;
     if (result.runs === 0) continue;
-    tally.geometries.push(geometry);
+    if (!tally.geometries.includes(geometry)) tally.geometries.push(geometry);
     const failure = result.failure === null
       ? null
       : fromScenario(null, result.failure.message, result.failure.differences, result.failure.tracePath, context.command);
-    tally.cases.push({ name: describeGeometry(geometry), geometry: describeGeometry(geometry), runs: result.runs, steps: result.steps, seconds: ms / 1000, failure, skipped: null });
+    tally.cases.push({ name, geometry: describeGeometry(geometry), runs: result.runs, steps: result.steps, seconds: ms / 1000, failure, skipped: null });
     if (failure !== null && !context.keepGoing) return tally;
   }
   return tally;

@@ -1,6 +1,6 @@
 // The JUnit file of a conformance run, for CI: a test suite a check, a test case
-// a trace, a path, a protocol rule, and a (check, geometry) of the generated
-// checks. fast-check runs get one case per check and geometry with their count,
+// a trace, a path, a protocol rule, a sweep situation, and a (check, geometry)
+// of fast-check and the long histories. fast-check runs get one case per check and geometry with their count,
 // not one per run: a run has no identity across seeds (run 7 of seed 1 and run
 // 7 of seed 2 are unrelated sequences), so per-run names could not be stable,
 // and CI history compares cases by name. No name carries the seed.
