@@ -7,6 +7,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Geometry, Op } from '../../model/types.ts';
+import type { SutOp } from '../sut.ts';
 import { runFuzz } from '../commandSequences.ts';
 import type { FuzzOptions, FuzzResult } from '../commandSequences.ts';
 import { runFailpointSweep, situations } from '../failpointSweep.ts';
@@ -220,6 +221,27 @@ export async function replayFuzzPath(spec: CheckSpec, geometry: Geometry, path: 
 // ------------------------------------------------------------ the failpoint sweep
 
 /**
+ * The sweep's situations, the operation kinds taken in turn (a write, a
+ * startCycle, a transfer, a completeCycle, a write, ...), so that any few
+ * consecutive ones crash inside different operations.
+ */
+export function sweepOrder(): string[] {
+  const probe = { region: 0, other: 1 };
+  const write = (region: number): SutOp => ({ type: 'write', region, data: new Uint8Array(0) });
+  const byKind = new Map<string, string[]>();
+  for (const situation of situations) {
+    const kind = situation.operation(probe, write).type;
+    byKind.set(kind, [...(byKind.get(kind) ?? []), situation.name]);
+  }
+  const queues = [...byKind.values()];
+  const order: string[] = [];
+  for (let round = 0; order.length < situations.length; round++) {
+    for (const queue of queues) if (round < queue.length) order.push(queue[round]!);
+  }
+  return order;
+}
+
+/**
  * The failpoint sweep, situation by situation (harness/failpointSweep.ts), each
  * swept whole on one geometry, while its time lasts. The first situation and
  * its geometry change with the seed and the level, so that a budget too short
@@ -228,7 +250,7 @@ export async function replayFuzzPath(spec: CheckSpec, geometry: Geometry, path: 
  */
 export async function runSweepCheck(spec: CheckSpec, geometries: readonly Geometry[], deadline: Deadline, context: CheckContext): Promise<CheckTally> {
   const tally = newTally();
-  const names = situations.map((situation) => situation.name);
+  const names = sweepOrder();
   const offset = context.seed + levels.indexOf(spec.level);
   for (let turn = 0; turn < names.length; turn++) {
     const name = names[(offset + turn) % names.length]!;
