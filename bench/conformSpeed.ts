@@ -91,12 +91,19 @@ class PlainClient {
         this.buffered = this.buffered.slice(at + 1);
       }
     });
-    this.child.stdout.on('end', () => {
-      this.ended = true;
-      this.waiting?.(null);
-    });
+    this.child.stdout.on('end', () => this.end());
     // Its logs are not ours to read; drained so that the pipe never fills.
     this.child.stderr.resume();
+    // A process that cannot start or goes away shows as a request without an answer.
+    this.child.on('error', () => this.end());
+    this.child.stdin.on('error', () => this.end());
+  }
+
+  private end(): void {
+    this.ended = true;
+    const waiting = this.waiting;
+    this.waiting = null;
+    waiting?.(null);
   }
 
   private deliver(line: string): void {
@@ -138,7 +145,7 @@ class PlainClient {
 
   async close(): Promise<void> {
     const exited = new Promise<void>((resolve) => {
-      if (this.child.exitCode !== null || this.child.signalCode !== null) resolve();
+      if (this.child.exitCode !== null || this.child.signalCode !== null || this.child.pid === undefined) resolve();
       else this.child.once('exit', () => resolve());
     });
     this.child.stdin.end();
