@@ -14,9 +14,10 @@ describe('the time-budget rule', () => {
   });
 
   it('keeps back time for the long history, which runs last and takes what the level has left', () => {
-    // A level of 60 s whose traces ran at 20 steps/s: a history of 500 steps is 25 s, kept back 37.5 s... at most half, 30 s.
+    // A level of 60 s whose traces ran at 20 steps/s: a history of 500 steps is 25 s, kept back 62.5 s... at most half, 30 s.
     assert.equal(historyReserveMs(60_000, 25_000), 30_000);
-    assert.equal(historyReserveMs(60_000, 10_000), 15_000);
+    assert.equal(historyReserveMs(60_000, 10_000), 25_000);
+    assert.equal(historyReserveMs(60_000, 4_000), 10_000);
     // Path tests (3) of paths 3 + fast-check 3, from 60 s less 15 s kept back.
     assert.equal(checkAllotmentMs('paths', 60_000, 6, 15_000), 22_500);
     assert.equal(checkAllotmentMs('history', 21_000, 0, 15_000), 21_000);

@@ -8,9 +8,8 @@
 //      fast-check), level by level. At the start of each level, the level gets the
 //      time left times its weight over the weights of the levels still to run
 //      (rules 3, crash 3, failpoint 3, power 2); a skipped level takes nothing.
-//   3. A level keeps back time for its long history (one history as the level's
-//      traces estimate it, half again for the error, at most half the level's
-//      share). Path tests 3, failpoint sweep 4 and fast-check 3 share the rest by
+//   3. A level keeps back time for its long history (2.5 times one history as
+//      the level's traces estimate it, at most half the level's share). Path tests 3, failpoint sweep 4 and fast-check 3 share the rest by
 //      weight, each getting the level's time left (less the reserve) times its
 //      weight over the weights of the checks still to run. The long history runs
 //      last and takes all the level has left. Time a check does not use flows
@@ -38,16 +37,23 @@ export const levelWeights: Readonly<Record<Level, number>> = { rules: 3, crash: 
 /** Weights of the bounded checks inside a level (the cheap ones take what they need). */
 export const checkWeights: Readonly<Record<CheckKind, number>> = { traces: 0, protocol: 0, paths: 3, sweep: 4, 'fast-check': 3, history: 0 };
 
+/**
+ * The reserve is this many times a history's estimate: the estimate comes from
+ * the level's traces, whose steps are cheaper than a history's on a large
+ * volume, and the checks before it may overrun their shares by one unit.
+ */
+export const historyReserveFactor = 2.5;
+
 /** The most of a level's share kept back for its long history. */
 export const historyLevelFractionMax = 0.5;
 
 /**
  * The time a level keeps back for its long history, which runs last: one
- * history as the level's steps per second so far estimate it, with half again
- * for the estimate's error, and never more than half the level's share.
+ * history as the level's steps per second so far estimate it, times
+ * historyReserveFactor, and never more than half the level's share.
  */
 export function historyReserveMs(levelShareMs: number, historyEstimateMs: number): number {
-  return Math.min(levelShareMs * historyLevelFractionMax, historyEstimateMs * 1.5);
+  return Math.min(levelShareMs * historyLevelFractionMax, historyEstimateMs * historyReserveFactor);
 }
 
 /**

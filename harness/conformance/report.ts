@@ -9,7 +9,7 @@ export const cowmapVersion: string = (JSON.parse(readFileSync(new URL('../../pac
 
 export const budgetRuleSummary =
   'traces and protocol rules of every level run first, whole; then levels share what is left by weight (rules 3, crash 3, failpoint 3, power 2) in order; ' +
-  'a level keeps back time for its long history (its estimate and half again, at most half the level), path tests 3, failpoint sweep 4 and fast-check 3 share the rest, ' +
+  'a level keeps back time for its long history (2.5 times its estimate, at most half the level), path tests 3, failpoint sweep 4 and fast-check 3 share the rest, ' +
   'the long history runs last with what the level has left; unused time flows to the next; a unit expected to end past its deadline does not start; ' +
   'shrinking may use the rest of the run (--keep-going: the check\'s share)';
 
