@@ -2,23 +2,24 @@
 // same implementation driven by the plainest client there is (issue 11, item 6).
 //
 // The baseline is a plain sequential driver: it spawns the adapter, says hello,
-// creates a volume, then loops "one operation, then state" with the op mix of
-// the fast-check sequences without crashes (writes of full-region bytes,
-// transfers, swaps, completions, reads, arguments out of range) in sequences of
-// their lengths on fresh volumes, reading each answer before it sends the next
-// request and checking nothing. Ours is cowmap's
-// checked run through the same adapter command: runFuzz over one AdapterSut
-// kept running (a fresh volume per sequence, no crashes), every step run on the
-// model beside it, states compared and invariants checked. Both on the same
-// geometry, each for the same time, interleaved (the order alternates per
-// repetition), with the process start outside the timing.
+// then loops "one operation, then state" with the op mix of the fast-check
+// sequences without crashes (writes of full-region bytes, transfers, swaps,
+// completions, reads, arguments out of range), in sequences of their lengths on
+// fresh volumes, reading each answer before it sends the next request and
+// checking nothing. Ours is cowmap's checked run through the same adapter
+// command: runFuzz over one AdapterSut kept running (a fresh volume per
+// sequence, no crashes), every step run on the model beside it, states compared
+// and invariants checked. Both on the same geometry, each side on one process
+// started before the timing, in short slices of the same length that alternate
+// (driver first, then ours first), so that a change of load on a shared machine
+// shifts both sides of a pair alike.
 //
-// conformVsDriverRatio = ours in steps/s over the driver's steps/s, per
-// repetition, against the Python example (the headline: a user's implementation
-// is not the reference, and the Python one is the example they start from); the
+// conformVsDriverRatio = ours in steps/s over the driver's steps/s, per pair of
+// slices, against the Python example (the headline: a user's implementation is
+// not the reference, and the Python one is the example they start from); the
 // same against `node bin/cowmap.js adapter` is conformVsDriverRatioNode. A
 // "step" is one operation and its state, in both. The 1-minute load average at
-// the start of every run is kept beside its figure.
+// the start of every slice is kept beside its figure.
 
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
@@ -37,12 +38,14 @@ export interface ConformSpeedConfig {
   readonly root: string;
   readonly repoRoot: string;
   readonly seed: number;
+  /** Pairs of slices, driver and ours, in alternating order. */
   readonly repetitions: number;
-  /** How long each contender runs in each repetition. */
+  /** How long each contender runs in each slice. */
   readonly secondsPerRun: number;
   readonly regions: number;
   readonly regionSize: number;
-  /** The time budget of each whole `conform` run against the Python example. */
+  /** Whole `conform` runs against the Python example, and the time budget of each. */
+  readonly conformRepetitions: number;
   readonly conformBudgetSeconds: number;
 }
 
@@ -176,69 +179,89 @@ function nextRequest(prng: Prng, regions: number, contents: readonly (readonly s
 }
 
 /**
- * The driver for `seconds`: steps (an operation and its state) done, in the timed
- * part. Sequences as the fast-check ones are: a fresh volume each (open with
- * create, state), a length uniform in 0..commandsMax, then close; so that both
- * sides do the same work (a long history on one volume would mostly be cheap
- * rejections, E_NOT_DRAINED and E_PHASE, with few cycles).
+ * The plain driver of one adapter process, run in slices of time. Its sequences
+ * are shaped as the fast-check ones are: a fresh volume each (open with create,
+ * state), a length uniform in 0..commandsMax, then close; so that both sides do
+ * the same work (a long history on one volume would mostly be cheap rejections,
+ * E_NOT_DRAINED and E_PHASE, with few cycles).
  */
-async function runDriver(command: readonly string[], config: ConformSpeedConfig, seed: number, seconds: number): Promise<RunFigures & { readonly errors: readonly string[]; readonly runs: number }> {
-  const loadAverage = loadAverageNow();
-  const prng = new Prng(seed);
-  // Seeded full-region bytes, base64 as they go on the wire (a write is as long as with labels).
-  const contents = Array.from({ length: config.regions }, () =>
-    Array.from({ length: contentsPerRegion }, () => {
-      const bytes = Buffer.alloc(config.regionSize);
-      for (let i = 0; i < bytes.length; i += 4) bytes.writeUInt32LE(prng.nextUint32(), i);
-      return bytes.toString('base64');
-    }));
-  const shortData = Buffer.alloc(8).toString('base64');
-  const volumesDir = mkdtempSync(join(config.root, 'driver-'));
-  const client = new PlainClient(command, config.repoRoot);
-  const errors: string[] = [];
-  const expectOk = (what: string, answer: Record<string, unknown>) => {
-    if (answer.ok !== true && errors.length < 3) errors.push(`${what}: ${JSON.stringify(answer).slice(0, 200)}`);
-  };
-  try {
-    expectOk('hello', await client.request('hello'));
+class PlainDriver {
+  private readonly client: PlainClient;
+  private readonly volumesDir: string;
+  /** Seeded full-region bytes, base64 as they go on the wire (a write is as long as with labels). */
+  private readonly contents: string[][];
+  private readonly shortData = Buffer.alloc(8).toString('base64');
+  private volumeCount = 0;
+  readonly errors: string[] = [];
+
+  constructor(command: readonly string[], private readonly config: ConformSpeedConfig) {
+    const prng = new Prng(config.seed);
+    this.contents = Array.from({ length: config.regions }, () =>
+      Array.from({ length: contentsPerRegion }, () => {
+        const bytes = Buffer.alloc(config.regionSize);
+        for (let i = 0; i < bytes.length; i += 4) bytes.writeUInt32LE(prng.nextUint32(), i);
+        return bytes.toString('base64');
+      }));
+    this.volumesDir = mkdtempSync(join(config.root, 'driver-'));
+    this.client = new PlainClient(command, config.repoRoot);
+  }
+
+  private expectOk(what: string, answer: Record<string, unknown>): void {
+    if (answer.ok !== true && this.errors.length < 3) this.errors.push(`${what}: ${JSON.stringify(answer).slice(0, 200)}`);
+  }
+
+  async start(): Promise<void> {
+    this.expectOk('hello', await this.client.request('hello'));
+  }
+
+  /** Sequences for `seconds` (the last one cut at the deadline): the steps done. */
+  async slice(seed: number, seconds: number): Promise<RunFigures & { readonly runs: number }> {
+    const loadAverage = loadAverageNow();
+    const prng = new Prng(seed);
+    const config = this.config;
     let steps = 0;
     let runs = 0;
     const started = process.hrtime.bigint();
     const deadline = started + BigInt(Math.round(seconds * 1e9));
     const timeLeft = () => process.hrtime.bigint() < deadline;
     while (timeLeft()) {
-      const dir = join(volumesDir, `volume-${runs}`);
-      expectOk('open', await client.request('open', { dir, create: true, regions: config.regions, regionSize: config.regionSize }));
-      expectOk('state', await client.request('state'));
+      const dir = join(this.volumesDir, `volume-${this.volumeCount++}`);
+      this.expectOk('open', await this.client.request('open', { dir, create: true, regions: config.regions, regionSize: config.regionSize }));
+      this.expectOk('state', await this.client.request('state'));
       const length = prng.nextUint32() % (commandsMax + 1);
       for (let index = 0; index < length && timeLeft(); index++) {
-        const [op, fields] = nextRequest(prng, config.regions, contents, shortData);
-        await client.request(op, fields);
-        expectOk('state', await client.request('state'));
+        const [op, fields] = nextRequest(prng, config.regions, this.contents, this.shortData);
+        await this.client.request(op, fields);
+        this.expectOk('state', await this.client.request('state'));
         steps++;
       }
-      expectOk('close', await client.request('close'));
+      this.expectOk('close', await this.client.request('close'));
       runs++;
     }
-    const elapsed = Number(process.hrtime.bigint() - started) / 1e9;
-    return { steps, seconds: elapsed, loadAverage, errors, runs };
-  } finally {
-    await client.close();
+    return { steps, seconds: Number(process.hrtime.bigint() - started) / 1e9, loadAverage, runs };
+  }
+
+  close(): Promise<void> {
+    return this.client.close();
   }
 }
 
 // ------------------------------------------------------------ ours
 
 /** The same adapter command under cowmap's checked run: runFuzz without crashes, one process for every sequence. */
-async function runChecked(command: readonly string[], config: ConformSpeedConfig, seed: number, seconds: number): Promise<RunFigures & { readonly failure: string | null; readonly runs: number }> {
-  const loadAverage = loadAverageNow();
-  const sut = new AdapterSut(command, { cwd: config.repoRoot, requestTimeoutMs });
-  try {
-    await sut.start();
-    // Every sequence creates its volume afresh in the same process; close() of a sequence only ends its volume.
-    const kept: SystemUnderTest = {
+class CheckedRun {
+  private readonly sut: AdapterSut;
+  /** Every sequence creates its volume afresh in the same process; close() of a sequence only ends its volume. */
+  private readonly kept: SystemUnderTest;
+
+  constructor(command: readonly string[], private readonly config: ConformSpeedConfig) {
+    const sut = new AdapterSut(command, { cwd: config.repoRoot, requestTimeoutMs });
+    this.sut = sut;
+    this.kept = {
       name: sut.name,
-      features: sut.features,
+      get features() {
+        return sut.features;
+      },
       create: (geometry) => sut.create(geometry),
       apply: (op) => sut.apply(op),
       applyCrashing: (op, crash) => sut.applyCrashing(op, crash),
@@ -247,22 +270,32 @@ async function runChecked(command: readonly string[], config: ConformSpeedConfig
       recover: () => sut.recover(),
       close: async () => {},
     };
+  }
+
+  start(): Promise<void> {
+    return this.sut.start();
+  }
+
+  async slice(seed: number, seconds: number): Promise<RunFigures & { readonly failure: string | null; readonly runs: number }> {
+    const loadAverage = loadAverageNow();
     const result = await runFuzz({
       seed,
       timeBudgetMs: seconds * 1000,
-      regions: config.regions,
-      regionSize: config.regionSize,
+      regions: this.config.regions,
+      regionSize: this.config.regionSize,
       labels: contentsPerRegion,
       commandsMax,
-      makeSut: () => kept,
+      makeSut: () => this.kept,
       crashModes: [],
       crashBetween: false,
-      failuresDir: join(config.root, 'conform-failures'),
+      failuresDir: join(this.config.root, 'conform-failures'),
     });
     const failure = result.failure === null ? null : result.failure.message.split('\n')[0]!;
     return { steps: result.steps, seconds: result.seconds, loadAverage, failure, runs: result.runs };
-  } finally {
-    await sut.close();
+  }
+
+  close(): Promise<void> {
+    return this.sut.close();
   }
 }
 
@@ -310,42 +343,55 @@ export async function benchConformSpeed(config: ConformSpeedConfig, log: Log): P
     };
     const driverErrors: string[] = [];
     const checkedFailures: string[] = [];
-    for (let repetition = 0; repetition < config.repetitions; repetition++) {
-      const seed = config.seed + repetition;
-      const driverFirst = repetition % 2 === 0;
-      const driver = async () => {
-        const run = await runDriver(adapter.command, config, seed, config.secondsPerRun);
-        driverErrors.push(...run.errors.map((error) => `repetition ${repetition + 1}: ${error}`));
-        series.driverStepsPerSecond.push(run.steps / run.seconds);
-        series.driverSteps.push(run.steps);
-        series.driverRuns.push(run.runs);
-        series.driverLoad.push(run.loadAverage);
-        log(`  ${adapter.key || 'Python'} driver ${repetition + 1}/${config.repetitions}: ${run.steps} steps (${run.runs} sequences) in ${run.seconds.toFixed(1)} s = ${(run.steps / run.seconds).toFixed(0)} steps/s (load ${run.loadAverage})`);
-      };
-      const checked = async () => {
-        const run = await runChecked(adapter.command, config, seed, config.secondsPerRun);
-        if (run.failure !== null) checkedFailures.push(`seed ${seed}: ${run.failure}`);
-        series.checkedStepsPerSecond.push(run.steps / run.seconds);
-        series.checkedSteps.push(run.steps);
-        series.checkedRuns.push(run.runs);
-        series.checkedLoad.push(run.loadAverage);
-        log(`  ${adapter.key || 'Python'} cowmap checked ${repetition + 1}/${config.repetitions}: ${run.steps} steps (${run.runs} sequences) in ${run.seconds.toFixed(1)} s = ${(run.steps / run.seconds).toFixed(0)} steps/s (load ${run.loadAverage})`);
-      };
-      if (driverFirst) {
-        await driver();
-        await checked();
-      } else {
-        await checked();
-        await driver();
+    // Both processes started (outside the timing) and kept for every slice; the
+    // slices alternate, so that a change of load shifts both sides of a pair alike.
+    const plain = new PlainDriver(adapter.command, config);
+    const ours = new CheckedRun(adapter.command, config);
+    try {
+      await plain.start();
+      await ours.start();
+      for (let repetition = 0; repetition < config.repetitions; repetition++) {
+        const seed = config.seed + repetition;
+        const driver = async () => {
+          const run = await plain.slice(seed, config.secondsPerRun);
+          series.driverStepsPerSecond.push(run.steps / run.seconds);
+          series.driverSteps.push(run.steps);
+          series.driverRuns.push(run.runs);
+          series.driverLoad.push(run.loadAverage);
+          log(`  ${adapter.key || 'Python'} driver ${repetition + 1}/${config.repetitions}: ${run.steps} steps (${run.runs} sequences) in ${run.seconds.toFixed(1)} s = ${(run.steps / run.seconds).toFixed(0)} steps/s (load ${run.loadAverage})`);
+        };
+        const checked = async () => {
+          const run = await ours.slice(seed, config.secondsPerRun);
+          if (run.failure !== null) checkedFailures.push(`seed ${seed}: ${run.failure}`);
+          series.checkedStepsPerSecond.push(run.steps / run.seconds);
+          series.checkedSteps.push(run.steps);
+          series.checkedRuns.push(run.runs);
+          series.checkedLoad.push(run.loadAverage);
+          log(`  ${adapter.key || 'Python'} cowmap checked ${repetition + 1}/${config.repetitions}: ${run.steps} steps (${run.runs} sequences) in ${run.seconds.toFixed(1)} s = ${(run.steps / run.seconds).toFixed(0)} steps/s (load ${run.loadAverage})`);
+        };
+        if (repetition % 2 === 0) {
+          await driver();
+          await checked();
+        } else {
+          await checked();
+          await driver();
+        }
       }
-      if (adapter.key === '') {
+    } finally {
+      await plain.close();
+      await ours.close();
+    }
+    driverErrors.push(...plain.errors);
+    if (adapter.key === '') {
+      for (let repetition = 0; repetition < config.conformRepetitions; repetition++) {
+        const seed = config.seed + repetition;
         const run = await runWholeConform(adapter.command, config, seed);
         if (run.problem !== null) conformProblems.push(`seed ${seed}: ${run.problem}`);
         wholeRun.stepsPerSecond.push(run.steps / run.seconds);
         wholeRun.steps.push(run.steps);
         wholeRun.seconds.push(run.seconds);
         wholeRun.load.push(run.loadAverage);
-        log(`  Python whole conform --time-budget ${config.conformBudgetSeconds} ${repetition + 1}/${config.repetitions}: ${run.steps} steps in ${run.seconds.toFixed(1)} s = ${(run.steps / run.seconds).toFixed(1)} steps/s (load ${run.loadAverage})`);
+        log(`  Python whole conform --time-budget ${config.conformBudgetSeconds} ${repetition + 1}/${config.conformRepetitions}: ${run.steps} steps in ${run.seconds.toFixed(1)} s = ${(run.steps / run.seconds).toFixed(1)} steps/s (load ${run.loadAverage})`);
       }
     }
     const name = adapter.key === '' ? 'Python example' : 'reference adapter';
@@ -366,14 +412,14 @@ export async function benchConformSpeed(config: ConformSpeedConfig, log: Log): P
     });
     figures.push({
       key: `conformCheckedStepsPerSecond${adapter.key === '' ? 'Python' : 'Node'}`,
-      label: `cowmap's checked steps through ${adapter.label} (runFuzz without crashes, one process, ${config.secondsPerRun} s)`,
+      label: `cowmap's checked steps through ${adapter.label} (runFuzz without crashes, one process, slices of ${config.secondsPerRun} s)`,
       unit: 'steps/s',
       summary: checked,
       detail: `median ${summarize(series.checkedSteps).median.toFixed(0)} steps, ${summarize(series.checkedRuns).median.toFixed(0)} sequences; ${describeLoad(series.checkedLoad)}`,
     });
     figures.push({
       key: `driverStepsPerSecond${adapter.key === '' ? 'Python' : 'Node'}`,
-      label: `a plain sequential driver of ${adapter.label} (${config.secondsPerRun} s)`,
+      label: `a plain sequential driver of ${adapter.label} (slices of ${config.secondsPerRun} s)`,
       unit: 'steps/s',
       summary: driver,
       detail: `median ${summarize(series.driverSteps).median.toFixed(0)} steps, ${summarize(series.driverRuns).median.toFixed(0)} sequences; ${describeLoad(series.driverLoad)}`,
@@ -397,11 +443,11 @@ export async function benchConformSpeed(config: ConformSpeedConfig, log: Log): P
     figures,
     checks: checks.list,
     notes: [
-      `Conform speed: ${config.repetitions} repetitions, each ${config.secondsPerRun} s of a plain sequential driver and ${config.secondsPerRun} s of cowmap's checked run (runFuzz without crashes over one AdapterSut, ` +
-        `commands-max ${commandsMax}) through the same adapter command, in alternating order; ${geometry}, seeds ${config.seed}..${config.seed + config.repetitions - 1}. ` +
-        'A step is one operation and its state in both; the driver checks nothing, ours runs the model beside it and compares. Process starts are outside the timing. ' +
+      `Conform speed: ${config.repetitions} pairs of slices, ${config.secondsPerRun} s of a plain sequential driver and ${config.secondsPerRun} s of cowmap's checked run (runFuzz without crashes over one AdapterSut, ` +
+        `commands-max ${commandsMax}) through the same adapter command, each side on one process started before the timing, in alternating order; ${geometry}, seeds ${config.seed}..${config.seed + config.repetitions - 1}. ` +
+        'A step is one operation and its state in both; the driver checks nothing, ours runs the model beside it and compares. ' +
         'conformVsDriverRatio (Python example) is the headline; the 1-minute load average at the start of each run is beside each figure. ' +
-        `conformRunStepsPerSecondPython: a whole conform run with --time-budget ${config.conformBudgetSeconds} per repetition, after the driver and ours, against the Python example (steps over the run's seconds, as its summary prints them).`,
+        `conformRunStepsPerSecondPython: ${config.conformRepetitions} whole conform runs with --time-budget ${config.conformBudgetSeconds}, after the slices, against the Python example (steps over the run's seconds, as its summary prints them).`,
     ],
     data,
   };

@@ -50,7 +50,7 @@ function plan(quick: boolean) {
         cycle: { regions: 1024, regionSize: 65536, dirtyFraction: 0.01, repetitions: 3 },
         checker: { fuzzBudgetMs: 3_000, fuzzRepetitions: 2, crashesRepetitions: 2, explorerRegions: 3, explorerValues: 2, explorerRepetitions: 2, conformanceRepetitions: 1, traceCount: 8 },
         memory: { fuzzBudgetMs: 10_000, cycleRepetitions: 2 },
-        conform: { repetitions: 2, secondsPerRun: 3, regions: 9, regionSize: 4096, conformBudgetSeconds: 10 },
+        conform: { repetitions: 4, secondsPerRun: 2, regions: 9, regionSize: 4096, conformRepetitions: 1, conformBudgetSeconds: 10 },
       }
     : {
         write: { regions: 256, regionSize: 4096, chunkRegions: 16, cycles: 8, warmups: 1 },
@@ -58,7 +58,7 @@ function plan(quick: boolean) {
         cycle: { regions: 16384, regionSize: 65536, dirtyFraction: 0.01, repetitions: 5 },
         checker: { fuzzBudgetMs: 20_000, fuzzRepetitions: 3, crashesRepetitions: 3, explorerRegions: 4, explorerValues: 2, explorerRepetitions: 3, conformanceRepetitions: 3, traceCount: Infinity },
         memory: { fuzzBudgetMs: 120_000, cycleRepetitions: 3 },
-        conform: { repetitions: 3, secondsPerRun: 10, regions: 9, regionSize: 4096, conformBudgetSeconds: 30 },
+        conform: { repetitions: 9, secondsPerRun: 3, regions: 9, regionSize: 4096, conformRepetitions: 3, conformBudgetSeconds: 30 },
       };
 }
 
