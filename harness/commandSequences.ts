@@ -105,6 +105,12 @@ export interface FuzzOptions {
   readonly failuresDir?: string;
   /** Extra arguments for the printed `cowmap fuzz` replay command (e.g. `--mutant NAME`). */
   readonly replayArgs?: readonly string[];
+  /**
+   * The commands a saved failure prints, given its trace file and fast-check path
+   * (default: `cowmap replay FILE` and `cowmap fuzz ...`, which run the reference
+   * implementation; conform gives commands that run the user's adapter).
+   */
+  readonly replayCommands?: (tracePath: string, path: string) => readonly string[];
   readonly shrinkBudgetMs?: number;
   readonly onProgress?: (progress: FuzzProgress) => void;
 }
@@ -411,7 +417,7 @@ async function saveFailure(
   const failing = collected.steps[stepIndex];
   const failingStep = failing === undefined ? 'creating the volume' : `step ${stepIndex + 1} ('${describeScenarioStep(failing, book)}')`;
   const mutantArgs = mutantOf(options.replayArgs ?? []);
-  const replayCommands = [`npx cowmap replay ${mutantArgs}${shellQuote(tracePath)}`, `npx cowmap fuzz ${fuzzArgs.map(shellQuote).join(' ')}`];
+  const replayCommands = options.replayCommands?.(tracePath, path) ?? [`npx cowmap replay ${mutantArgs}${shellQuote(tracePath)}`, `npx cowmap fuzz ${fuzzArgs.map(shellQuote).join(' ')}`];
   const comments = [
     `Found by cowmap fuzz (fast-check command sequences) on ${generation.sutName}.`,
     `seed: ${options.seed}`,
@@ -419,10 +425,9 @@ async function saveFailure(
     `The shortest failing sequence${shrinkCutShort ? ' found before the shrink budget ran out' : ''}: ${steps.length} steps; ${failingStep} fails:`,
     ...message.split('\n').map((line) => `  ${line}`),
     ...differences.map((d) => `  ${d.field}: expected ${d.expected}, observed ${d.observed}`),
-    'Replay this trace (cowmap replay runs the model beside the reference implementation):',
-    `  ${replayCommands[0]}`,
-    'Run this counterexample again through fast-check (same options):',
-    `  ${replayCommands[1]}`,
+    ...(options.replayCommands === undefined
+      ? ['Replay this trace (cowmap replay runs the model beside the reference implementation):', `  ${replayCommands[0]}`, 'Run this counterexample again through fast-check (same options):', `  ${replayCommands[1]}`]
+      : ['Replay this failure (the trace, then the counterexample through fast-check, shrinking on):', ...replayCommands.map((command) => `  ${command}`)]),
   ];
   const firstLine = message.split('\n')[0]!;
   const trace = scenarioTrace(geometry, result.records, `fuzz failure: ${firstLine}`, comments, options.seed);

@@ -89,6 +89,11 @@ describe('conformance', () => {
     assert.ok(match !== null, `a conform replay command: ${printed}`);
     assert.equal(match[3], 'rules/fast-check');
     assert.equal(match[6], command.join(' '), 'against the same adapter command');
+    // The saved trace says the same: its replay commands run the adapter, not the reference.
+    const saved = readFileSync(failure.trace!, 'utf8');
+    assert.ok(saved.includes(`# ${printed}`) || saved.includes(`#   ${printed}`), `the saved trace carries the conform command:\n${saved.slice(0, 2000)}`);
+    const replays = saved.split('\n').filter((line) => line.includes('npx cowmap replay '));
+    assert.ok(replays.length > 0 && replays.every((line) => line.endsWith(` -- ${command.join(' ')}`)), `and replays against the adapter: ${replays.join(' | ')}`);
     const again = await runConformance({ ...common, fuzzPath: match[2]!.replace(/^'|'$/g, ''), sut: new AdapterSut(command) });
     const replayed = again.levels[0]!.checks[0]!;
     assert.equal(replayed.status, 'failed');

@@ -134,6 +134,8 @@ export function fuzzOptionsFor(spec: CheckSpec, geometry: Geometry, context: Che
     crashModes: spec.crashModes,
     makeSut: () => context.sut,
     failuresDir: geometryDir(context, spec, geometry),
+    // The saved trace's comments replay it against the same adapter, not the reference.
+    replayCommands: (tracePath, path) => [replayCommand(tracePath, context.command), conformPathCommand({ seed: context.seed, path, checkId: spec.id, geometry, command: context.command })],
   };
 }
 
