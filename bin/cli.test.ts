@@ -27,6 +27,14 @@ describe('cowmap', () => {
     assert.equal(cowmap(['--help']).status, 0);
   });
 
+  it('conform --help lists every option it parses and exits 0', async () => {
+    const { conformHelp, conformOptions } = await import('./commands/conform.ts');
+    const help = cowmap(['conform', '--help']);
+    assert.equal(help.status, 0);
+    assert.equal(help.stdout, conformHelp);
+    for (const name of Object.keys(conformOptions)) assert.match(conformHelp, new RegExp(`--${name}\\b`), `--${name} is in the help`);
+  });
+
   it('mutants --stages runs only the stages asked for, and exits 2 on an unknown stage', () => {
     const run = cowmap(['mutants', '--quick', '--time-budget', '2', '--only', 'no-cow,swap-keeps-next', '--stages', 'traces,crashes']);
     assert.equal(run.status, 0, run.stderr);

@@ -19,7 +19,7 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
   mutants: { summary: 'the mutation self-check: mutants [--seed N] [--time-budget S] [--quick] [--only NAME,...]', load: () => import('./commands/mutants.ts').then((m) => m.command) },
   adapter: { summary: 'serve the reference implementation over adapter protocol 1: adapter [--mutant NAME]', load: () => import('./commands/adapter.ts').then((m) => m.command) },
   record: { summary: 'write a v1 trace from a run: record fuzz|explore|conform --out FILE [options]', load: () => import('./commands/record.ts').then((m) => m.command) },
-  conform: { summary: 'conformance: conform [--level rules|crash|failpoint|power] [--time-budget S] [--seed N] [--report F.json] [--junit F.xml] -- CMD...', load: () => import('./commands/conform.ts').then((m) => m.command) },
+  conform: { summary: 'conformance: conform [--up-to L | --level L] [--check ID] [--time-budget S] [--seed N [--path P]] [--regions N --region-size B] [--report F.json] [--junit F.xml] -- CMD...', load: () => import('./commands/conform.ts').then((m) => m.command) },
   verify: { summary: 'the main job: verify [--time-budget S] [--seed N] [--mutant NAME] [--quick]', load: () => import('./commands/verify.ts').then((m) => m.command) },
   serve: { summary: 'serve the primary over NBD: serve DIR [--port P | --socket PATH] [--cycle-every SECONDS]', load: () => import('./commands/serve.ts').then((m) => m.command) },
   diagram: { summary: 'print the statechart as Mermaid stateDiagram-v2', load: () => import('./commands/diagram.ts').then((m) => m.command) },

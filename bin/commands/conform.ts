@@ -33,7 +33,7 @@ export function splitCommand(argv: readonly string[]): { own: string[]; command:
   return at < 0 ? { own: [...argv], command: [] } : { own: argv.slice(0, at), command: argv.slice(at + 1) };
 }
 
-const options = {
+export const conformOptions = {
   level: { type: 'string' },
   'up-to': { type: 'string' },
   check: { type: 'string', multiple: true },
@@ -55,10 +55,38 @@ const options = {
   'request-timeout': { type: 'string', default: '30' },
 } as const;
 
+/** `cowmap conform --help`: one line per option of `conformOptions` (a test keeps them in step). */
+export const conformHelp = `usage: cowmap conform [options] -- CMD...
+Runs the conformance suite against the implementation that CMD starts (adapter
+protocol 1, docs/adapter.md). Exit 0 conforms, 1 does not, 2 bad usage or an
+implementation that breaks the protocol, 130/143 interrupted.
+
+  --up-to LEVEL         the levels up to LEVEL (rules, crash, failpoint, power; default power)
+  --level LEVEL         only LEVEL
+  --check ID            only this check (e.g. rules/protocol, crash/fast-check; repeatable)
+  --time-budget S       the whole run, in seconds (default ${defaultBudgetSeconds})
+  --seed N              the seed of every generated check (default random, printed)
+  --path P              with --seed, --check, --regions, --region-size: replay one fast-check counterexample
+  --regions N           with --region-size: run the generated checks on this geometry only
+  --region-size B       region size in bytes, a multiple of 512
+  --trace FILE          a trace to run beside the bundled ones (repeatable)
+  --traces DIR          the bundled traces' folder (default cowmap's own)
+  --keep-going          go on after a failure
+  --strict-messages     fail on a rejection message that does not name the operation, region and phase
+  --quick               small path models and whole cheap checks (for CI smoke runs)
+  --transcript FILE     every request and answer, in order
+  --report FILE         the JSON report
+  --junit FILE          the JUnit XML report
+  --reports DIR         the transition coverage (JSON, Markdown, HTML)
+  --out-dir DIR         where failing traces are saved (default traces/failures)
+  --request-timeout S   an answer's deadline, in seconds (default 30)
+  -h, --help            this text
+`;
+
 /** How long the `cowmap` process may linger after its report before it leaves anyway. */
 const exitGraceMs = 3_000;
 
-type Values = ReturnType<typeof parseArgs<{ args: string[]; options: typeof options; strict: true }>>['values'];
+type Values = ReturnType<typeof parseArgs<{ args: string[]; options: typeof conformOptions; strict: true }>>['values'];
 
 function levelOption(name: string, text: string | undefined): Level | null | undefined {
   if (text === undefined) return undefined;
@@ -222,7 +250,11 @@ export const command: Command = {
   summary: 'run the conformance suite against an implementation',
   async run(argv) {
     const { own, command: sutCommand } = splitCommand(argv);
-    const { values } = parseArgs({ args: own, options, strict: true });
+    if (own.includes('--help') || own.includes('-h')) {
+      process.stdout.write(conformHelp);
+      return 0;
+    }
+    const { values } = parseArgs({ args: own, options: conformOptions, strict: true });
     if (sutCommand.length === 0) return usageError('conform', 'conform needs the implementation\'s command after --, e.g. cowmap conform -- npx cowmap adapter');
     try {
       return await conform(values, sutCommand);
