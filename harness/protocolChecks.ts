@@ -77,13 +77,16 @@ async function probe(sut: AdapterSut, op: string, fields: Readonly<Record<string
   }
 }
 
-async function expectCode(sut: AdapterSut, op: string, fields: Readonly<Record<string, unknown>>, code: string): Promise<void> {
+/** The request must be rejected with `code` (or one of `codes`, where the protocol's words admit two readings). */
+async function expectCode(sut: AdapterSut, op: string, fields: Readonly<Record<string, unknown>>, code: string | readonly string[]): Promise<void> {
   const answer = await probe(sut, op, fields);
   const sent = describeRequest(op, fields);
-  if (answer.ok) throw new CheckFailure(`sent ${sent}: expected ${code}, got ${describeAnswer(answer)}`);
+  const codes = typeof code === 'string' ? [code] : code;
+  const expected = codes.join(' or ');
+  if (answer.ok) throw new CheckFailure(`sent ${sent}: expected ${expected}, got ${describeAnswer(answer)}`);
   const error = answer.error as { code: string; message: string };
-  if (error.code !== code) throw new CheckFailure(`sent ${sent}: expected ${code}, got ${describeAnswer(answer)}`);
-  if (error.message.trim().length === 0) throw new CheckFailure(`sent ${sent}: answered ${code} with an empty message (a rejection must say why)`);
+  if (!codes.includes(error.code)) throw new CheckFailure(`sent ${sent}: expected ${expected}, got ${describeAnswer(answer)}`);
+  if (error.message.trim().length === 0) throw new CheckFailure(`sent ${sent}: answered ${error.code} with an empty message (a rejection must say why)`);
 }
 
 async function expectOk(sut: AdapterSut, op: string, fields: Readonly<Record<string, unknown>>, why: string): Promise<RawAnswer> {
@@ -137,15 +140,12 @@ function badRequest(name: string, op: string, fields: (context: Context) => Read
 }
 
 const data = regionData(checkGeometry.regionSize, 0x5a);
-// 1024 bytes give base64 ending in "==": without it the text is not strict padded base64.
-const unpadded = data.replace(/=+$/, '');
 const last = checkGeometry.regions - 1;
 
 const badRequests: readonly Check[] = [
   badRequest('write without data', 'write', () => ({ region: 0 })),
   badRequest('write with data not a string', 'write', () => ({ region: 0, data: 12345 })),
   badRequest('write with data not base64', 'write', () => ({ region: 0, data: '*'.repeat(data.length) })),
-  badRequest('write with base64 data missing its padding', 'write', () => ({ region: 0, data: unpadded })),
   badRequest('write without region', 'write', () => ({ data })),
   badRequest('write with region a string', 'write', () => ({ region: '0', data })),
   badRequest('write with region 1.5', 'write', () => ({ region: 1.5, data })),
@@ -183,6 +183,8 @@ const createOverVolume: Check = {
     await expectOk(sut, 'write', { region: last, data }, 'writing the volume');
     const before = await stateOf(sut, 'after a write');
     const dir = sut.volumeDir!;
+    // Closed first: whether a process may open a volume it holds itself is not the question here.
+    await expectOk(sut, 'close', {}, 'closing the volume');
     await expectCode(sut, 'open', { dir, create: true, regions: checkGeometry.regions, regionSize: checkGeometry.regionSize }, 'E_EXISTS');
     await expectOk(sut, 'open', { dir, create: false }, 'reopening the volume that create was refused over');
     const after = await stateOf(sut, 'after the reopen');
@@ -196,7 +198,8 @@ const openMissing: Check = {
     await expectCode(context.sut, 'open', { dir: context.scratchPath('no-such-dir'), create: false }, 'E_NOT_FOUND');
     const empty = makeTrackedTemporaryDir('cowmap-check-');
     try {
-      await expectCode(context.sut, 'open', { dir: empty, create: false }, 'E_NOT_FOUND');
+      // An empty directory holds no volume; an implementation may also call its missing metadata corrupt.
+      await expectCode(context.sut, 'open', { dir: empty, create: false }, ['E_NOT_FOUND', 'E_CORRUPT']);
     } finally {
       removeTemporaryDir(empty);
     }
@@ -223,7 +226,8 @@ function forbiddenGeometry(regions: number, regionSize: number): Check {
     name: `forbidden geometry: ${regions} x ${regionSize} B`,
     async run(context) {
       const dir = context.scratchPath(`geometry-${regions}-${regionSize}`);
-      await expectCode(context.sut, 'open', { dir, create: true, regions, regionSize }, 'E_SIZE');
+      // A negative count is a geometry the protocol forbids (E_SIZE) or, read as a malformed field, E_BAD_REQUEST.
+      await expectCode(context.sut, 'open', { dir, create: true, regions, regionSize }, regions < 0 || regionSize < 0 ? ['E_SIZE', 'E_BAD_REQUEST'] : 'E_SIZE');
       await expectOk(context.sut, 'open', { dir, create: true, regions: checkGeometry.regions, regionSize: checkGeometry.regionSize }, `after E_SIZE, a valid create in the same dir must work`);
       await expectOk(context.sut, 'close', {}, 'closing it');
     },
