@@ -10,7 +10,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { AdapterSut, ProtocolError, removeTemporaryDirs } from './adapterSut.ts';
+import { AdapterSut, ProtocolError, removeTemporaryDirs, temporaryDirRemovalsSettled } from './adapterSut.ts';
 import type { Transcript } from './adapterSut.ts';
 import { formatFailure, replayTrace } from './replay.ts';
 import type { SutReply, SutState } from './sut.ts';
@@ -454,6 +454,8 @@ describe('AdapterSut transcript, temporary directories, one process for every ru
       const pid = sut.pid;
       const first = sut.volumeDir!;
       await sut.close();
+      // The removal runs in the background, overlapping the next run; it is tracked until done.
+      await temporaryDirRemovalsSettled();
       assert.equal(existsSync(first), false, 'close removes the volume directory');
       assert.equal(sut.pid, pid, 'close keeps the process');
       await sut.create(geometry);

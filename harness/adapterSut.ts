@@ -38,14 +38,14 @@
 import type { Geometry } from '../model/types.ts';
 import { AdapterProcess, preview, ProtocolError } from './adapter/adapterProcess.ts';
 import { decodeBase64, decodeUtf8 } from './adapter/lines.ts';
-import { makeTrackedTemporaryDir, removeTemporaryDir } from './adapter/temporaryDirs.ts';
+import { makeTrackedTemporaryDir, removeTemporaryDir, removeTemporaryDirSoon, temporaryDirRemovalsSettled } from './adapter/temporaryDirs.ts';
 import type { CrashingReply, CrashRequest, Feature, SutOp, SutReply, SutState, SystemUnderTest } from './sut.ts';
 
 // The pieces live in harness/adapter/; callers keep importing them from here.
 export { ProtocolError } from './adapter/adapterProcess.ts';
 export { decodeBase64, decodeUtf8, LineSplitter } from './adapter/lines.ts';
 export type { LineEvent } from './adapter/lines.ts';
-export { makeTrackedTemporaryDir, removeTemporaryDir, removeTemporaryDirs } from './adapter/temporaryDirs.ts';
+export { makeTrackedTemporaryDir, removeTemporaryDir, removeTemporaryDirs, temporaryDirRemovalsSettled } from './adapter/temporaryDirs.ts';
 
 export const protocolVersion = 1;
 
@@ -308,6 +308,7 @@ export class AdapterSut implements SystemUnderTest {
     } finally {
       if (this.process !== null) this.kill();
       this.removeVolumeDir();
+      await temporaryDirRemovalsSettled();
     }
   }
 
@@ -382,6 +383,10 @@ export class AdapterSut implements SystemUnderTest {
     if (this.process !== null && this.root !== null) {
       const response = await this.exchange('close', {});
       if (!response.ok) throw this.protocolError(`close failed: ${this.describeError(response)}`);
+      // Closed by the adapter: its files can go while the next run starts.
+      removeTemporaryDirSoon(this.root);
+      this.root = null;
+      return;
     }
     this.removeVolumeDir();
   }

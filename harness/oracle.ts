@@ -231,7 +231,18 @@ export class Oracle {
    */
   async step(op: OracleOp, label: string, expectError?: string | null): Promise<SutReply> {
     const wasCrashed = this.state.crashed;
-    const verdict = this.stepModel(this.modelOp(op), label);
+    // An operation goes to the implementation first and the model steps while it
+    // works (through an adapter, another process): the two are independent until
+    // the verdicts are compared, and the model's time hides behind the request's.
+    const applying = this.sut !== null && !wasCrashed && op.type !== 'crash' && op.type !== 'recover' ? this.sut.apply(op) : null;
+    let verdict: ReturnType<Oracle['stepModel']>;
+    try {
+      verdict = this.stepModel(this.modelOp(op), label);
+    } catch (error) {
+      // The model failed (an invariant): let the request in flight end before reporting it.
+      await applying?.catch(() => undefined);
+      throw error;
+    }
     let reply: SutReply | null = null;
     if (this.sut !== null) {
       if (op.type === 'crash') {
@@ -239,8 +250,8 @@ export class Oracle {
         reply = { ok: true };
       } else if (op.type === 'recover') {
         reply = verdict.ok ? await this.sut.recover() : verdict;
-      } else if (!wasCrashed) {
-        reply = await this.sut.apply(op);
+      } else if (applying !== null) {
+        reply = await applying;
       }
       // Between crash and recover the implementation is not running: the model alone decides.
     }

@@ -3,6 +3,7 @@
 // the suts' close()).
 
 import { mkdtempSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeTemporaryDir, removeTree } from '../../impl/nodeStorage.ts';
 
@@ -22,6 +23,33 @@ export function makeTrackedTemporaryDir(prefix = 'cowmap-adapter-', parent?: str
 export function removeTemporaryDir(root: string): void {
   removeTree(root);
   temporaryRoots.delete(root);
+}
+
+/** Removals started by removeTemporaryDirSoon() and not finished yet. */
+const removals = new Set<Promise<void>>();
+/** Past this many removals in flight, the next one is done at once (the queue stays bounded). */
+const removalsInFlightMax = 16;
+
+/**
+ * Removes `root` in the background: between two runs through an adapter the
+ * volume's files are unlinked while the adapter already works on the next run
+ * (a synchronous removal held the event loop, and so the run, for its whole
+ * length). Tracked until done, so removeTemporaryDirs() still covers it.
+ */
+export function removeTemporaryDirSoon(root: string): void {
+  if (removals.size >= removalsInFlightMax) return removeTemporaryDir(root);
+  const removal: Promise<void> = rm(root, { recursive: true, force: true, maxRetries: 2 })
+    .catch(() => removeTemporaryDir(root))
+    .finally(() => {
+      temporaryRoots.delete(root);
+      removals.delete(removal);
+    });
+  removals.add(removal);
+}
+
+/** Resolves once every background removal has finished. */
+export async function temporaryDirRemovalsSettled(): Promise<void> {
+  await Promise.allSettled([...removals]);
 }
 
 /**
