@@ -4,13 +4,14 @@
 SHELL := /bin/bash
 TEST_FILES = $(shell find model impl harness bin traces -name '*.test.ts' | sort)
 STAMP := node_modules/.installed
-NODE_TEST := node --import tsx --test --test-reporter=spec
+# Two test files at a time: most of them wait on child processes (adapters, the CLI).
+NODE_TEST := node --import tsx --test --test-concurrency=2 --test-reporter=spec
 # Code coverage of the model and the reference implementation, with the thresholds
 # that `make test` (and so CI) and `make coverage` enforce.
 C8 := npx c8 --include 'model/**' --include 'impl/**' --exclude '**/*.test.ts' \
 	--check-coverage --lines 95 --branches 90 --report-dir coverage
 
-.PHONY: all install typecheck test verify mutants coverage bench clean
+.PHONY: all install typecheck test verify mutants coverage bench clean $(SMOKE)
 
 all: test
 
@@ -24,19 +25,29 @@ install: $(STAMP)
 typecheck: $(STAMP)
 	npx tsc --noEmit
 
-# Every test under coverage, the Python example's self-test, then a small budget
-# of the main job, of the mutation self-check (its two generic nets, fast-check
-# and the crash exploration, each of which catches every mutant on its own; the
-# full table is `make mutants`), and of the conformance suite
-# against the reference adapter (every level) and the Python example (the levels
-# it offers). harness/conformance.test.ts checks that conform fails three mutants.
+# Every test under coverage, then, two at a time (their output kept whole per
+# target), the Python example's self-test and small budgets of the main job, of
+# the mutation self-check (its two generic nets, fast-check and the crash
+# exploration; the full table is `make mutants`) and of the conformance suite
+# against the Python example (every level it offers) and the skeleton adapter
+# (rules and crash). The reference adapter's own conformance, and conform failing
+# mutants, are node tests (harness/conformance.test.ts).
+SMOKE := smoke-python smoke-verify smoke-mutants smoke-conform-python smoke-conform-skeleton
+
 test: $(STAMP) typecheck
 	$(C8) --reporter text-summary $(NODE_TEST) $(TEST_FILES)
+	$(MAKE) --no-print-directory -j2 --output-sync=target $(SMOKE)
+
+smoke-python:
 	python3 -m unittest discover -s examples/python-adapter
+smoke-verify: $(STAMP)
 	node bin/cowmap.js verify --quick --seed 1 --reports coverage/transitions
+smoke-mutants: $(STAMP)
 	node bin/cowmap.js mutants --quick --time-budget 3 --stages fuzz,crashes
-	node bin/cowmap.js conform --quick --time-budget 2 --seed 1 --out-dir coverage/failures -- node bin/cowmap.js adapter
-	node bin/cowmap.js conform --quick --time-budget 2 --seed 1 --out-dir coverage/failures -- python3 examples/python-adapter/adapter.py
+smoke-conform-python: $(STAMP)
+	node bin/cowmap.js conform --quick --time-budget 20 --seed 1 --out-dir coverage/failures -- python3 examples/python-adapter/adapter.py
+smoke-conform-skeleton: $(STAMP)
+	node bin/cowmap.js conform --quick --up-to crash --time-budget 20 --seed 1 --out-dir coverage/failures -- python3 examples/skeleton-adapter/adapter.py
 
 # The main job, within 5 minutes on 2 cores: every stage at full budget, the
 # mutation self-check, and the exhaustive explorer with crashes.
