@@ -29,6 +29,7 @@ import { AdapterSut } from '../harness/adapterSut.ts';
 import { runFuzz } from '../harness/commandSequences.ts';
 import { runConformance } from '../harness/conformance/run.ts';
 import { Prng } from '../harness/prng.ts';
+import { keptRunning } from '../harness/sut.ts';
 import type { SystemUnderTest } from '../harness/sut.ts';
 import { bundledTracesDir, traceFiles } from '../harness/trace/traceFiles.ts';
 import { Checks, type Figure, type Log, type SectionResult } from './report.ts';
@@ -257,19 +258,7 @@ class CheckedRun {
   constructor(command: readonly string[], private readonly config: ConformSpeedConfig) {
     const sut = new AdapterSut(command, { cwd: config.repoRoot, requestTimeoutMs });
     this.sut = sut;
-    this.kept = {
-      name: sut.name,
-      get features() {
-        return sut.features;
-      },
-      create: (geometry) => sut.create(geometry),
-      apply: (op) => sut.apply(op),
-      applyCrashing: (op, crash) => sut.applyCrashing(op, crash),
-      state: () => sut.state(),
-      crash: () => sut.crash(),
-      recover: () => sut.recover(),
-      close: async () => {},
-    };
+    this.kept = keptRunning(sut);
   }
 
   start(): Promise<void> {

@@ -55,3 +55,23 @@ export interface SystemUnderTest {
   recover(): Promise<SutReply>;
   close(): Promise<void>;
 }
+
+/**
+ * The same implementation, whose close() does nothing: the next create() ends the
+ * volume, and the process (an adapter's) serves every run of a check.
+ */
+export function keptRunning(sut: SystemUnderTest): SystemUnderTest {
+  return {
+    name: sut.name,
+    get features() {
+      return sut.features;
+    },
+    create: (geometry) => sut.create(geometry),
+    apply: (op) => sut.apply(op),
+    applyCrashing: (op, crash) => sut.applyCrashing(op, crash),
+    state: () => sut.state(),
+    crash: () => sut.crash(),
+    recover: () => sut.recover(),
+    close: async () => {},
+  };
+}

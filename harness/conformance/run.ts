@@ -11,6 +11,7 @@ import type { AdapterSutOptions } from '../adapterSut.ts';
 import { ProtocolError } from '../adapterSut.ts';
 import { conformGeometries, describeGeometry } from '../geometry.ts';
 import { MessageWarnings, withMessageRule } from '../oracle.ts';
+import { keptRunning } from '../sut.ts';
 import type { Feature, SystemUnderTest } from '../sut.ts';
 import { readTrace } from '../trace/reader.ts';
 import { transitionCoverage } from '../transitionCoverage.ts';
@@ -85,23 +86,6 @@ interface SharedInputs {
   readonly traces: readonly TraceEntry[];
   readonly geometries: readonly Geometry[];
   readonly context: CheckContext;
-}
-
-/** A SUT whose close() ends the volume but keeps the process for the next check. */
-function keptRunning(sut: SystemUnderTest): SystemUnderTest {
-  return {
-    name: sut.name,
-    get features() {
-      return sut.features;
-    },
-    create: (geometry) => sut.create(geometry),
-    apply: (op) => sut.apply(op),
-    applyCrashing: (op, crash) => sut.applyCrashing(op, crash),
-    state: () => sut.state(),
-    crash: () => sut.crash(),
-    recover: () => sut.recover(),
-    close: async () => {},
-  };
 }
 
 /** One run; report() gives the report so far at any time (an interrupted run writes it). */
