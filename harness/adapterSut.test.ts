@@ -145,6 +145,7 @@ for (const implementation of implementations) {
         const samePid = sut.pid;
         await sut.create({ regions: 2, regionSize });
         assert.equal(sut.pid, samePid);
+        await temporaryDirRemovalsSettled(); // removed in the background, while the new volume opens
         assert.ok(!existsSync(dir), 'the last volume directory is removed');
         assert.deepEqual(await sut.state(), expected('idle', '00', '00', [null, null], [null, null], [null, null]));
         const last = sut.volumeDir!;
