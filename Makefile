@@ -45,9 +45,9 @@ smoke-verify: $(STAMP)
 smoke-mutants: $(STAMP)
 	node bin/cowmap.js mutants --quick --time-budget 3 --stages fuzz,crashes
 smoke-conform-python: $(STAMP)
-	node bin/cowmap.js conform --quick --time-budget 20 --seed 1 --out-dir coverage/failures -- python3 examples/python-adapter/adapter.py
+	node bin/cowmap.js conform --quick --time-budget 10 --seed 1 --out-dir coverage/failures -- python3 examples/python-adapter/adapter.py
 smoke-conform-skeleton: $(STAMP)
-	node bin/cowmap.js conform --quick --up-to crash --time-budget 20 --seed 1 --out-dir coverage/failures -- python3 examples/skeleton-adapter/adapter.py
+	node bin/cowmap.js conform --quick --up-to crash --time-budget 10 --seed 1 --out-dir coverage/failures -- python3 examples/skeleton-adapter/adapter.py
 
 # The main job, within 5 minutes on 2 cores: every stage at full budget, the
 # mutation self-check, and the exhaustive explorer with crashes.
