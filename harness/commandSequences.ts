@@ -45,6 +45,7 @@ import { describeScenarioStep, runScenario, scenarioTrace } from './scenario.ts'
 import type { ScenarioStep } from './scenario.ts';
 import type { SystemUnderTest } from './sut.ts';
 import { ContentBook } from './trace/content.ts';
+import { shellQuote } from './shellQuote.ts';
 import { readTrace } from './trace/reader.ts';
 
 export const fuzzDefaults = {
@@ -206,10 +207,6 @@ function replayPathOf(counterexample: unknown): string | null {
 function mutantOf(args: readonly string[]): string {
   const at = args.indexOf('--mutant');
   return at >= 0 && args[at + 1] !== undefined ? `--mutant ${shellQuote(args[at + 1]!)} ` : '';
-}
-
-function shellQuote(text: string): string {
-  return /^[\w@%+=:,./-]+$/.test(text) ? text : `'${text.replace(/'/g, `'\\''`)}'`;
 }
 
 function errorMessage(error: unknown): string {

@@ -5,18 +5,11 @@
 
 import type { Geometry } from '../../model/types.ts';
 import type { FuzzFailure } from '../commandSequences.ts';
+import { shellLine, shellQuote } from '../shellQuote.ts';
 import type { Difference } from '../oracle.ts';
 import { formatDifferences, formatFailure } from '../replay.ts';
 import type { ReplayFailure } from '../replay.ts';
 import type { CheckFailure } from './result.ts';
-
-export function shellQuote(text: string): string {
-  return /^[\w@%+=:,./-]+$/.test(text) ? text : `'${text.replace(/'/g, `'\\''`)}'`;
-}
-
-export function shellLine(words: readonly string[]): string {
-  return words.map(shellQuote).join(' ');
-}
 
 /** `npx cowmap replay FILE -- CMD`. */
 export function replayCommand(file: string, command: readonly string[]): string {
