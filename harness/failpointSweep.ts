@@ -16,6 +16,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Geometry } from '../model/types.ts';
+import type { CrashMode } from './fuzzCommands.ts';
 import type { Difference } from './oracle.ts';
 import { boundaryRegions } from './geometry.ts';
 import { Prng } from './prng.ts';
@@ -25,11 +26,10 @@ import type { ScenarioStep } from './scenario.ts';
 import type { CrashingReply, CrashRequest, SutOp, SystemUnderTest } from './sut.ts';
 import { ContentBook } from './trace/content.ts';
 
-export type SweepMode = 'process' | 'power' | 'torn';
 
 export interface SweepOptions {
   readonly geometry: Geometry;
-  readonly modes: readonly SweepMode[];
+  readonly modes: readonly CrashMode[];
   readonly seed: number;
   readonly failuresDir: string;
   /** The implementation; called once per run (a kept-running adapter may return the same one). */
@@ -57,7 +57,7 @@ export interface SweepResult {
 
 export interface SweptSituation {
   readonly situation: string;
-  readonly mode: SweepMode;
+  readonly mode: CrashMode;
   readonly regions: readonly number[];
   readonly crashPoints: number;
   /** The operation completed before a failpoint at some k <= ioCountMax: every point inside it was tried. */
@@ -133,7 +133,7 @@ export function picksFor(regions: number, index: number, seed: number): Picks {
   return { region, other };
 }
 
-function crashRequest(mode: SweepMode, afterIo: number, seed: number): CrashRequest {
+function crashRequest(mode: CrashMode, afterIo: number, seed: number): CrashRequest {
   return { afterIo, mode: mode === 'process' ? 'process' : 'power', seed, torn: mode === 'torn' };
 }
 
