@@ -26,7 +26,6 @@ import type { ScenarioStep } from './scenario.ts';
 import type { CrashingReply, CrashRequest, SutOp, SystemUnderTest } from './sut.ts';
 import { ContentBook } from './trace/content.ts';
 
-
 export interface SweepOptions {
   readonly geometry: Geometry;
   readonly modes: readonly CrashMode[];
