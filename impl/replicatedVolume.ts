@@ -44,19 +44,20 @@
 // runs recovery from what is durable. Anything else thrown from below (a harness's
 // simulated crash, an assertion) also poisons the handle, and travels up untouched.
 
-import { randomBytes } from 'node:crypto';
 import { assert } from './assert.ts';
 import { Bitmap } from './bitmap.ts';
 import { sha256Hex } from './checksum.ts';
-import { CowStore, cowFileSize } from './cowStore.ts';
+import type { CowStore } from './cowStore.ts';
+import { createVolumeParts } from './createVolume.ts';
 import { CowmapError, isStorageError } from './errors.ts';
-import { geometryProblem, mapSize, volumeSize, type Geometry } from './geometry.ts';
-import { fileNames, parentDir, recordedSecondary, sameDir, secondaryPath, volumeFileNames, volumePath } from './layout.ts';
-import { MapFile } from './mapFile.ts';
-import { MetadataStore, secondaryBytesMax, volumeIdSize, type MetadataRecord, type Phase } from './metadata.ts';
-import { RegionFile } from './regionFile.ts';
-import { FileReplica, type Replica } from './replica.ts';
-import type { FileHandle, Lock, Storage } from './storage.ts';
+import { geometryProblem, type Geometry } from './geometry.ts';
+import type { MapFile } from './mapFile.ts';
+import type { MetadataStore, Phase } from './metadata.ts';
+import { openVolumeParts } from './openVolume.ts';
+import type { RegionFile } from './regionFile.ts';
+import type { Replica } from './replica.ts';
+import type { Lock, Storage } from './storage.ts';
+import { asVolumeError, closeParts, type CreateOptions, type OpenOptions, type VolumeParts, type VolumeRules } from './volumeParts.ts';
 
 export type { Phase } from './metadata.ts';
 export type VolumeName = 'primary' | 'secondary';
@@ -74,27 +75,7 @@ export interface VolumeState {
   cowData: (string | null)[];
 }
 
-export interface CreateOptions {
-  /** The secondary's directory; DIR/secondary when absent. Recorded in the metadata. */
-  secondaryDir?: string;
-}
-
-export interface OpenOptions {
-  /** Where the secondary is now, when it moved away from the recorded place. */
-  secondaryDir?: string;
-}
-
-/** The open files of a volume, as create and open hand them to the constructor. */
-export interface VolumeParts {
-  storage: Storage;
-  dir: string;
-  lock: Lock;
-  metadata: MetadataStore;
-  maps: [MapFile, MapFile];
-  primary: RegionFile;
-  cow: CowStore;
-  replica: Replica;
-}
+export type { CreateOptions, OpenOptions, VolumeParts } from './volumeParts.ts';
 
 type VolumeClass<T> = new (parts: VolumeParts) => T;
 
@@ -161,9 +142,8 @@ export class ReplicatedVolume {
   /**
    * Creates an all-zero volume in `dir` (made if missing) and its secondary, and
    * opens it. E_SIZE for bad geometry, E_EXISTS when a volume is there, E_LOCKED
-   * when another holder has the directory. The metadata is written last (see
-   * MetadataStore.create): until then there is no volume, and leftovers of a
-   * create cut short are removed by the next create.
+   * when another holder has the directory. The files and their durable order:
+   * impl/createVolume.ts.
    */
   static create<T extends ReplicatedVolume>(
     this: VolumeClass<T>,
@@ -172,132 +152,36 @@ export class ReplicatedVolume {
     geometry: Geometry,
     options: CreateOptions = {},
   ): T {
-    // The arguments before the state, E_BAD_REQUEST before E_SIZE (docs/protocol.md section 2).
-    const recorded = recordedSecondary(dir, options.secondaryDir);
-    if (options.secondaryDir !== undefined && sameDir(dir, options.secondaryDir)) {
-      throw new CowmapError('E_BAD_REQUEST', `create: the secondary must not be the volume directory ${dir}`);
-    }
-    if (new TextEncoder().encode(recorded).length > secondaryBytesMax) {
-      throw new CowmapError('E_BAD_REQUEST', `create: the secondary path ${recorded} is longer than ${secondaryBytesMax} bytes`);
-    }
-    const rules = this as unknown as typeof ReplicatedVolume;
-    const problem = rules.geometryProblem({ regions: geometry.regions, regionSize: geometry.regionSize });
-    if (problem !== null) throw new CowmapError('E_SIZE', `create: ${problem}`);
-    const metadataPath = volumePath(dir, fileNames.metadata);
-    if (rules.refusesExistingVolume && storage.exists(metadataPath)) throw new CowmapError('E_EXISTS', `create: a volume exists in ${dir}`);
-
-    const opened = new OpenedFiles();
-    let lock: Lock | null = null;
-    try {
-      if (!storage.exists(dir)) {
-        storage.mkdir(dir);
-        storage.syncDir(parentDir(dir));
-      }
-      lock = storage.lock(dir) ?? (rules.honoursLock ? null : unheldLock);
-      if (lock === null) throw new CowmapError('E_LOCKED', `create: ${dir} is locked by another holder`);
-      if (rules.refusesExistingVolume && storage.exists(metadataPath)) throw new CowmapError('E_EXISTS', `create: a volume exists in ${dir}`);
-      for (const name of volumeFileNames) {
-        const path = volumePath(dir, name);
-        if (storage.exists(path)) storage.unlink(path);
-      }
-
-      const { regions, regionSize } = geometry;
-      // Each file is created at its full size (all zeros: P, S, both maps clear, no
-      // valid COW entry) and synced before the metadata that makes it part of a volume.
-      const createFile = (name: string, sizeBytes: number): FileHandle => {
-        const file = opened.add(storage.open(volumePath(dir, name), { create: true }));
-        file.truncate(sizeBytes);
-        file.sync();
-        return file;
-      };
-      const primaryFile = createFile(fileNames.primary, volumeSize(geometry));
-      const mapFiles = [createFile(fileNames.maps[0], mapSize(regions)), createFile(fileNames.maps[1], mapSize(regions))] as const;
-      const cowFile = createFile(fileNames.cow, cowFileSize(regions, regionSize));
-      const volumeId = new Uint8Array(randomBytes(volumeIdSize));
-      opened.replica = FileReplica.create(storage, secondaryPath(dir, recorded), { volumeId, regions, regionSize });
-      storage.syncDir(dir);
-
-      const record: MetadataRecord = { sequence: 1, volumeId, regions, regionSize, cycle: 0, phase: 'idle', currentMap: 0, secondary: recorded };
-      const metadata = MetadataStore.create(storage, dir, record);
-      opened.add(metadata.file);
-      const volume = new this({
-        storage,
-        dir,
-        lock,
-        metadata,
-        maps: [MapFile.load(mapFiles[0], regions), MapFile.load(mapFiles[1], regions)],
-        primary: new RegionFile(primaryFile, regions, regionSize),
-        cow: CowStore.load(cowFile, regions, regionSize),
-        replica: opened.replica,
-      });
-      volume.recover();
-      return volume;
-    } catch (error) {
-      opened.closeAll();
-      if (lock !== null) releaseLock(lock);
-      throw asVolumeError(error, `create(${dir})`, 'E_IO');
-    }
+    const parts = createVolumeParts(storage, dir, geometry, options, volumeRules(this));
+    return recoverParts(this, parts, `create(${dir})`, 'E_IO');
   }
 
   /**
    * Opens the volume in `dir` and recovers it: a cycle that was running resumes,
    * with nothing sent yet. E_NOT_FOUND, E_LOCKED, or E_CORRUPT for anything that is
-   * not a volume this build wrote (never repaired silently).
+   * not a volume this build wrote (never repaired silently). The files:
+   * impl/openVolume.ts.
    */
   static open<T extends ReplicatedVolume>(this: VolumeClass<T>, storage: Storage, dir: string, options: OpenOptions = {}): T {
-    const metadataPath = volumePath(dir, fileNames.metadata);
-    if (!storage.exists(metadataPath)) throw new CowmapError('E_NOT_FOUND', `open: no volume in ${dir}`);
-    const lock = storage.lock(dir) ?? ((this as unknown as typeof ReplicatedVolume).honoursLock ? null : unheldLock);
-    if (lock === null) throw new CowmapError('E_LOCKED', `open: ${dir} is locked by another holder`);
-
-    const opened = new OpenedFiles();
-    try {
-      // Every file is synced before it is read. After a process kill the page cache
-      // still holds writes that were never synced; recovery must not build on them
-      // as if durable (a power loss later could take them back: a next bit read
-      // from the cache and never written again, a COW entry, a region of P or S).
-      // Syncing first makes what recovery reads durable; it keeps a subset of the
-      // crashed operation's unsynced writes, which docs/protocol.md section 5 allows.
-      const openFile = (name: string): FileHandle => {
-        const path = volumePath(dir, name);
-        if (!storage.exists(path)) throw new CowmapError('E_CORRUPT', `open: ${path} is missing`);
-        const file = opened.add(storage.open(path, { create: false }));
-        if ((this as unknown as typeof ReplicatedVolume).syncFilesAtOpen) file.sync();
-        return file;
-      };
-      const metadata = MetadataStore.load(openFile(fileNames.metadata));
-      const { regions, regionSize, volumeId, secondary } = metadata.record;
-      const primaryFile = openFile(fileNames.primary);
-      const primarySize = primaryFile.size();
-      if (primarySize !== volumeSize(metadata.record)) {
-        throw new CowmapError('E_CORRUPT', `open: ${primaryFile.path} is ${primarySize} bytes, not ${volumeSize(metadata.record)}`);
-      }
-      const maps: [MapFile, MapFile] = [MapFile.load(openFile(fileNames.maps[0]), regions), MapFile.load(openFile(fileNames.maps[1]), regions)];
-      const cow = CowStore.load(openFile(fileNames.cow), regions, regionSize);
-      opened.replica = FileReplica.open(storage, options.secondaryDir ?? secondaryPath(dir, secondary), { volumeId, regions, regionSize });
-      const volume = new this({ storage, dir, lock, metadata, maps, primary: new RegionFile(primaryFile, regions, regionSize), cow, replica: opened.replica });
-      volume.recover();
-      return volume;
-    } catch (error) {
-      opened.closeAll();
-      releaseLock(lock);
-      // A file that the metadata needs and that is missing: the volume is inconsistent.
-      throw asVolumeError(error, `open(${dir})`, 'E_CORRUPT');
-    }
+    const parts = openVolumeParts(storage, dir, options, volumeRules(this));
+    // A file that the metadata needs and that is missing: the volume is inconsistent.
+    return recoverParts(this, parts, `open(${dir})`, 'E_CORRUPT');
   }
 
   /** Closes the files and releases the lock. Allowed in any state, poisoned included; idempotent. */
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    const opened = new OpenedFiles();
-    for (const file of [this.metadata.file, this.maps[0].file, this.maps[1].file, this.primary.file, this.cow.file]) opened.add(file);
-    opened.replica = this.replica;
-    try {
-      opened.closeAll();
-    } finally {
-      releaseLock(this.lock);
-    }
+    closeParts({
+      storage: this.storage,
+      dir: this.dir,
+      lock: this.lock,
+      metadata: this.metadata,
+      maps: this.maps,
+      primary: this.primary,
+      cow: this.cow,
+      replica: this.replica,
+    });
   }
 
   // ------------------------------------------------------------------ queries
@@ -692,58 +576,29 @@ export class ReplicatedVolume {
   }
 }
 
-/** What a volume that does not honour the lock holds instead of one (a mutant's). */
-const unheldLock: Lock = { release() {} };
-
-/** Releases a lock; a storage error doing so is ignored (the lock file is then stale, and taken over). */
-function releaseLock(lock: Lock): void {
-  try {
-    lock.release();
-  } catch (error) {
-    if (!isStorageError(error)) throw error;
-  }
-}
-
 function errorName(error: unknown): string {
   return error instanceof Error ? error.name : typeof error;
 }
 
-/**
- * A storage error as a CowmapError: `missingAs` for a missing file (ENOENT), E_IO
- * for any other. CowmapErrors and everything else (simulated crashes, assertion
- * failures) are returned as they are, to be rethrown untouched.
- */
-function asVolumeError(error: unknown, where: string, missingAs: 'E_IO' | 'E_CORRUPT'): unknown {
-  if (!isStorageError(error)) return error;
-  const code = error.code === 'ENOENT' ? missingAs : 'E_IO';
-  return new CowmapError(code, `${where}: ${error.code}: ${error.message}`, { cause: error });
+/** The rules of a volume class (its static members; a mutant's subclass overrides some). */
+function volumeRules(volumeClass: unknown): VolumeRules {
+  const rules = volumeClass as typeof ReplicatedVolume & { syncFilesAtOpen: boolean; refusesExistingVolume: boolean; honoursLock: boolean };
+  return {
+    geometryProblem: (geometry) => (rules as unknown as { geometryProblem(g: Geometry): string | null }).geometryProblem(geometry),
+    refusesExistingVolume: rules.refusesExistingVolume,
+    honoursLock: rules.honoursLock,
+    syncFilesAtOpen: rules.syncFilesAtOpen,
+  };
 }
 
-/** Files opened so far by create, open or close, closed together on the way out. */
-class OpenedFiles {
-  private readonly files: FileHandle[] = [];
-  replica: Replica | null = null;
-
-  add(file: FileHandle): FileHandle {
-    this.files.push(file);
-    return file;
-  }
-
-  /**
-   * Closes everything. A storage error from close is ignored: every write that
-   * matters was synced before, and the handle is going away either way. Anything
-   * else is rethrown once every file has been closed.
-   */
-  closeAll(): void {
-    let rethrow: { error: unknown } | null = null;
-    const closers = [...this.files.map((file) => () => file.close()), ...(this.replica === null ? [] : [() => this.replica!.close()])];
-    for (const close of closers) {
-      try {
-        close();
-      } catch (error) {
-        if (!isStorageError(error) && rethrow === null) rethrow = { error };
-      }
-    }
-    if (rethrow !== null) throw rethrow.error;
+/** Builds the volume on its parts and runs recovery; on any failure the parts are closed and the lock released. */
+function recoverParts<T extends ReplicatedVolume>(volumeClass: VolumeClass<T>, parts: VolumeParts, where: string, missingAs: 'E_IO' | 'E_CORRUPT'): T {
+  try {
+    const volume = new volumeClass(parts);
+    (volume as unknown as { recover(): void }).recover();
+    return volume;
+  } catch (error) {
+    closeParts(parts);
+    throw asVolumeError(error, where, missingAs);
   }
 }

@@ -1,0 +1,59 @@
+// open: the files of an existing volume, each synced before it is read and
+// checked against the metadata, in the order docs/format.md ("open") gives.
+// Recovery proper (finishing a completion, resuming a cycle) is
+// ReplicatedVolume.recover, run on the parts this returns.
+
+import { CowStore } from './cowStore.ts';
+import { CowmapError } from './errors.ts';
+import { volumeSize } from './geometry.ts';
+import { fileNames, secondaryPath, volumePath } from './layout.ts';
+import { MapFile } from './mapFile.ts';
+import { MetadataStore } from './metadata.ts';
+import { RegionFile } from './regionFile.ts';
+import { FileReplica } from './replica.ts';
+import type { FileHandle, Storage } from './storage.ts';
+import { asVolumeError, OpenedFiles, releaseLock, unheldLock, type OpenOptions, type VolumeParts, type VolumeRules } from './volumeParts.ts';
+
+/**
+ * Opens the files of the volume in `dir`, the lock held. E_NOT_FOUND, E_LOCKED, or
+ * E_CORRUPT for anything that is not a volume this build wrote.
+ */
+export function openVolumeParts(storage: Storage, dir: string, options: OpenOptions, rules: VolumeRules): VolumeParts {
+  const metadataPath = volumePath(dir, fileNames.metadata);
+  if (!storage.exists(metadataPath)) throw new CowmapError('E_NOT_FOUND', `open: no volume in ${dir}`);
+  const lock = storage.lock(dir) ?? (rules.honoursLock ? null : unheldLock);
+  if (lock === null) throw new CowmapError('E_LOCKED', `open: ${dir} is locked by another holder`);
+
+  const opened = new OpenedFiles();
+  try {
+    // Every file is synced before it is read. After a process kill the page cache
+    // still holds writes that were never synced; recovery must not build on them
+    // as if durable (a power loss later could take them back: a next bit read
+    // from the cache and never written again, a COW entry, a region of P or S).
+    // Syncing first makes what recovery reads durable; it keeps a subset of the
+    // crashed operation's unsynced writes, which docs/protocol.md section 5 allows.
+    const openFile = (name: string): FileHandle => {
+      const path = volumePath(dir, name);
+      if (!storage.exists(path)) throw new CowmapError('E_CORRUPT', `open: ${path} is missing`);
+      const file = opened.add(storage.open(path, { create: false }));
+      if (rules.syncFilesAtOpen) file.sync();
+      return file;
+    };
+    const metadata = MetadataStore.load(openFile(fileNames.metadata));
+    const { regions, regionSize, volumeId, secondary } = metadata.record;
+    const primaryFile = openFile(fileNames.primary);
+    const primarySize = primaryFile.size();
+    if (primarySize !== volumeSize(metadata.record)) {
+      throw new CowmapError('E_CORRUPT', `open: ${primaryFile.path} is ${primarySize} bytes, not ${volumeSize(metadata.record)}`);
+    }
+    const maps: [MapFile, MapFile] = [MapFile.load(openFile(fileNames.maps[0]), regions), MapFile.load(openFile(fileNames.maps[1]), regions)];
+    const cow = CowStore.load(openFile(fileNames.cow), regions, regionSize);
+    opened.replica = FileReplica.open(storage, options.secondaryDir ?? secondaryPath(dir, secondary), { volumeId, regions, regionSize });
+    return { storage, dir, lock, metadata, maps, primary: new RegionFile(primaryFile, regions, regionSize), cow, replica: opened.replica };
+  } catch (error) {
+    opened.closeAll();
+    releaseLock(lock);
+    // A file that the metadata needs and that is missing: the volume is inconsistent.
+    throw asVolumeError(error, `open(${dir})`, 'E_CORRUPT');
+  }
+}
