@@ -8,7 +8,7 @@
 // crash points deterministic (call k is the same call on every run).
 //
 // Durable I/O calls, counted by the adapter's `io` field and by failpoints:
-// create (open with create), write, sync, truncate, rename, unlink, mkdir, syncDir.
+// create (open with create), write, sync, truncate, rename, unlink, mkdir, rmdir, syncDir.
 // Reads, stat, list and locking are not durable I/O and are not counted.
 
 export interface FileHandle {
@@ -27,6 +27,18 @@ export interface FileHandle {
   close(): void;
 }
 
+export interface OpenFileOptions {
+  /** O_CREAT | O_EXCL: the file must not exist. */
+  create: boolean;
+  /** O_RDONLY: write, truncate and sync are not allowed (a read-only open of the volume). */
+  readOnly?: boolean;
+}
+
+export interface LockOptions {
+  /** A shared lock, for a read-only open: other shared holders may coexist, no exclusive one. */
+  shared?: boolean;
+}
+
 /** A held volume lock; see `Storage.lock`. */
 export interface Lock {
   release(): void;
@@ -38,10 +50,15 @@ export interface Storage {
    * exist (O_CREAT | O_EXCL); its directory entry is durable only after `syncDir`.
    * Throws an error with `code: 'ENOENT'` or `'EEXIST'` as node:fs does.
    */
-  open(path: string, options: { create: boolean }): FileHandle;
+  open(path: string, options: OpenFileOptions): FileHandle;
   exists(path: string): boolean;
-  /** Creates a directory and any missing parents; durable only after `syncDir` of its parent. */
+  /**
+   * Creates ONE directory (its parent must exist: ENOENT otherwise; EEXIST when the
+   * name exists); its entry is durable only after `syncDir` of its parent.
+   */
   mkdir(path: string): void;
+  /** Removes an empty directory; durable only after `syncDir` of its parent. */
+  rmdir(path: string): void;
   /** fsync of a directory: creates, renames and unlinks in it are durable when it returns. */
   syncDir(path: string): void;
   rename(from: string, to: string): void;
@@ -49,9 +66,11 @@ export interface Storage {
   /** The names in a directory, sorted. */
   list(path: string): string[];
   /**
-   * Takes the exclusive lock of the volume in `dir`, or returns null when another
-   * live holder has it (in this process or another). A lock left behind by a process
-   * that no longer runs does not block: it is taken over.
+   * Takes the lock of the volume in `dir` (exclusive, or shared with `shared: true`
+   * for a read-only open), or returns null when another holder has it in a
+   * conflicting mode (in this process or another). The lock is the kernel's, held
+   * by an open file description of DIR/lock: it goes away with its holder, so a
+   * dead holder never blocks, and it is keyed by the file, not the path.
    */
-  lock(dir: string): Lock | null;
+  lock(dir: string, options?: LockOptions): Lock | null;
 }

@@ -20,6 +20,12 @@ export interface CreateOptions {
 export interface OpenOptions {
   /** Where the secondary is now, when it moved away from the recorded place. */
   secondaryDir?: string;
+  /**
+   * Open for reading only (`cowmap status`, `read`, `scrub` without --repair):
+   * files opened O_RDONLY, a shared lock, nothing written or synced; recovery
+   * happens in memory only, and every call that would write is refused.
+   */
+  readOnly?: boolean;
 }
 
 /** The open files of a volume, as create and open hand them to the constructor. */
@@ -32,6 +38,8 @@ export interface VolumeParts {
   primary: RegionFile;
   cow: CowStore;
   replica: Replica;
+  /** Opened with `readOnly` (see OpenOptions). */
+  readOnly: boolean;
 }
 
 /**
