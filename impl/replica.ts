@@ -18,16 +18,57 @@ import { volumeIdSize } from './metadata.ts';
 import { RegionFile } from './regionFile.ts';
 import type { Storage } from './storage.ts';
 
+/** How a read of S is checked. */
+export interface ReadRegionOptions {
+  /**
+   * Check crc32 of the bytes read against the digest table's entry for the region:
+   * E_CORRUPT naming DIR2/image, the byte offset and the region on a mismatch. Only
+   * for a region whose entry is known to be current: not for a region of C that was
+   * not sent since the open while replicating (its entry may be stale, see
+   * docs/format.md, "DIR2/digests"). Default false.
+   */
+  verify?: boolean;
+}
+
+/** A page of the digest table that fails its CRC-32 (scrub reports it). */
+export interface DigestPageProblem {
+  /** The page's index in DIR2/digests. */
+  page: number;
+  /** Its byte offset in DIR2/digests. */
+  offset: number;
+  /** The regions whose entries it holds: [firstRegion, firstRegion + regionCount). */
+  firstRegion: number;
+  regionCount: number;
+}
+
 export interface Replica {
   readonly regions: number;
   readonly regionSize: number;
+  /** DIR2/image and DIR2/digests as the replica opened them: the files findings name. */
+  readonly imagePath: string;
+  readonly digestsPath: string;
   /**
    * S[r] := contentOf(r) for each region, in order; all of them durable when this
    * returns. Until then any of them may be old, new or torn. contentOf is called
    * once per region, just before its write, so that one region is in memory at a time.
    */
   writeRegions(regions: readonly number[], contentOf: (region: number) => Uint8Array): void;
-  readRegion(region: number): Uint8Array;
+  readRegion(region: number, options?: ReadRegionOptions): Uint8Array;
+  /**
+   * The CRC-32 the digest table holds for S[region] as last sent (crc32 of a zero
+   * region when never sent). E_CORRUPT naming DIR2/digests, the page and the region
+   * when the entry's page fails its CRC.
+   */
+  digestOf(region: number): number;
+  /** crc32(S[region]) equals digestOf(region); E_CORRUPT only when the page fails its CRC. */
+  verifyRegion(region: number): boolean;
+  /** Every page of the digest table that fails its CRC-32, in order (scrub). */
+  digestPageProblems(): DigestPageProblem[];
+  /**
+   * scrub --repair: rewrites each given page with entries recomputed from the bytes
+   * of S now (the regions are resent by the next cycle anyway), durable on return.
+   */
+  rewriteDigestPages(pages: readonly number[]): void;
   close(): void;
 }
 
@@ -160,9 +201,33 @@ export class FileReplica implements Replica {
     this.image.sync();
   }
 
-  readRegion(region: number): Uint8Array {
+  get imagePath(): string {
+    return this.image.file.path;
+  }
+
+  get digestsPath(): string {
+    return volumePath(this.dir, 'digests');
+  }
+
+  // Placeholders until the digest table (impl/digestTable.ts) lands: the interface
+  // is committed first so that the volume and scrub can code against it.
+  readRegion(region: number, _options: ReadRegionOptions = {}): Uint8Array {
     return this.image.readRegion(region);
   }
+
+  digestOf(region: number): number {
+    return crc32(this.image.readRegion(region));
+  }
+
+  verifyRegion(region: number): boolean {
+    return crc32(this.image.readRegion(region)) === this.digestOf(region);
+  }
+
+  digestPageProblems(): DigestPageProblem[] {
+    return [];
+  }
+
+  rewriteDigestPages(_pages: readonly number[]): void {}
 
   close(): void {
     this.image.file.close();
