@@ -1,10 +1,10 @@
 // A Storage wrapper (impl/storage.ts) that counts what the volume asks of the file
 // system: bytes read and written, and the durable I/O calls by kind (the same
 // calls that harness/crashStorage.ts counts: create, write, sync, truncate,
-// rename, unlink, mkdir, syncDir). It adds one counter update per call and keeps
+// rename, unlink, mkdir, rmdir, syncDir). It adds one counter update per call and keeps
 // nothing else, so the benchmarks can time through it.
 
-import type { FileHandle, Lock, Storage } from '../impl/storage.ts';
+import type { FileHandle, Lock, LockOptions, OpenFileOptions, Storage } from '../impl/storage.ts';
 
 export interface IoCounts {
   bytesRead: number;
@@ -15,7 +15,7 @@ export interface IoCounts {
   syncCalls: number;
   /** fsync of a directory. */
   syncDirCalls: number;
-  /** Every durable call: create, write, sync, truncate, rename, unlink, mkdir, syncDir. */
+  /** Every durable call: create, write, sync, truncate, rename, unlink, mkdir, rmdir, syncDir. */
   durableCalls: number;
 }
 
@@ -82,7 +82,7 @@ export class CountingStorage implements Storage {
     return counts;
   }
 
-  open(path: string, options: { create: boolean }): FileHandle {
+  open(path: string, options: OpenFileOptions): FileHandle {
     if (options.create) this.counts.durableCalls++;
     return new CountingFileHandle(this.inner.open(path, options), () => this.counts);
   }
@@ -94,6 +94,11 @@ export class CountingStorage implements Storage {
   mkdir(path: string): void {
     this.counts.durableCalls++;
     this.inner.mkdir(path);
+  }
+
+  rmdir(path: string): void {
+    this.counts.durableCalls++;
+    this.inner.rmdir(path);
   }
 
   syncDir(path: string): void {
@@ -116,7 +121,8 @@ export class CountingStorage implements Storage {
     return this.inner.list(path);
   }
 
-  lock(dir: string): Lock | null {
-    return this.inner.lock(dir);
+  /** Not durable I/O: never counted. */
+  lock(dir: string, options?: LockOptions): Lock | null {
+    return this.inner.lock(dir, options);
   }
 }

@@ -77,6 +77,7 @@ export function createVolumeParts(storage: Storage, dir: string, geometry: Geome
       primary: new RegionFile(primaryFile, regions, regionSize),
       cow: CowStore.load(cowFile, regions, regionSize),
       replica: opened.replica,
+      readOnly: false,
     };
   } catch (error) {
     opened.closeAll();

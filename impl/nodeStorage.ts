@@ -4,12 +4,12 @@
 
 import {
   closeSync,
+  constants,
   existsSync,
   fdatasyncSync,
   fstatSync,
   fsyncSync,
   ftruncateSync,
-  linkSync,
   mkdirSync,
   mkdtempSync,
   openSync,
@@ -17,20 +17,46 @@ import {
   readFileSync,
   readSync,
   renameSync,
+  rmdirSync,
   rmSync,
+  statSync,
   unlinkSync,
   writeSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { assert } from './assert.ts';
-import type { FileHandle, Lock, Storage } from './storage.ts';
+import type { FileHandle, Lock, LockOptions, OpenFileOptions, Storage } from './storage.ts';
+import { tryKernelLock, unlockKernelLock } from './volumeLock.ts';
 
 /** Partial writes are retried; a write that makes no progress this many times in a row is a bug. */
 const stallCountMax = 16;
-/** Attempts to take a lock: one, plus one per stale lock file taken over (racing takers). */
-const lockAttemptsMax = 4;
 export const lockFileName = 'lock';
+
+function errorCode(error: unknown): unknown {
+  return (error as { code?: unknown }).code;
+}
+
+/**
+ * node:fs names the path in the errors of path calls (open, rename, ...) but not in
+ * those of fd calls (write, fdatasync, ftruncate, read): "ENOSPC: no space left on
+ * device, write". The volume's E_IO message must say which file, so the error of an
+ * fd call is rethrown with the path appended, keeping its `code`, errno and syscall.
+ */
+function withPath<T>(path: string, call: () => T): T {
+  try {
+    return call();
+  } catch (error) {
+    if (!(error instanceof Error) || typeof errorCode(error) !== 'string') throw error;
+    const wrapped = Object.assign(new Error(`${error.message} '${path}'`, { cause: error }), {
+      code: errorCode(error),
+      errno: (error as { errno?: unknown }).errno,
+      syscall: (error as { syscall?: unknown }).syscall,
+      path,
+    });
+    throw wrapped;
+  }
+}
 
 class NodeFileHandle implements FileHandle {
   readonly path: string;
@@ -52,7 +78,7 @@ class NodeFileHandle implements FileHandle {
     // reads as zeros), so the loop runs at most `length` times.
     let done = 0;
     while (done < length) {
-      const count = readSync(this.descriptor, buffer, done, length - done, position + done);
+      const count = withPath(this.path, () => readSync(this.descriptor, buffer, done, length - done, position + done));
       if (count === 0) break;
       done += count;
     }
@@ -63,7 +89,7 @@ class NodeFileHandle implements FileHandle {
     let done = 0;
     let stallCount = 0;
     while (done < data.length) {
-      const count = writeSync(this.descriptor, data, done, data.length - done, position + done);
+      const count = withPath(this.path, () => writeSync(this.descriptor, data, done, data.length - done, position + done));
       stallCount = count === 0 ? stallCount + 1 : 0;
       assert(stallCount <= stallCountMax, `write of ${this.path} makes no progress`);
       done += count;
@@ -71,54 +97,30 @@ class NodeFileHandle implements FileHandle {
   }
 
   sync(): void {
-    fdatasyncSync(this.descriptor);
+    withPath(this.path, () => fdatasyncSync(this.descriptor));
   }
 
   truncate(length: number): void {
-    ftruncateSync(this.descriptor, length);
+    withPath(this.path, () => ftruncateSync(this.descriptor, length));
   }
 
   size(): number {
-    return fstatSync(this.descriptor).size;
+    return withPath(this.path, () => fstatSync(this.descriptor).size);
   }
 
   close(): void {
     if (this.fd === null) return;
     const fd = this.fd;
     this.fd = null;
-    closeSync(fd);
+    withPath(this.path, () => closeSync(fd));
   }
-}
-
-/** The locks this process holds, by resolved directory: a second open in the same process is refused too. */
-const heldLockDirs = new Set<string>();
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    // EPERM: the process exists but belongs to someone else; it is alive.
-    return (error as { code?: unknown }).code === 'EPERM';
-  }
-}
-
-function readLockPid(path: string): number | null {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (error) {
-    if ((error as { code?: unknown }).code === 'ENOENT') return null;
-    throw error;
-  }
-  const pid = Number(text.trim());
-  return Number.isSafeInteger(pid) && pid > 0 ? pid : null;
 }
 
 export class NodeStorage implements Storage {
-  open(path: string, options: { create: boolean }): FileHandle {
+  open(path: string, options: OpenFileOptions): FileHandle {
     // 'wx+' is O_CREAT | O_EXCL | O_RDWR: the file must not exist.
-    return new NodeFileHandle(path, openSync(path, options.create ? 'wx+' : 'r+'));
+    const flags = options.create ? 'wx+' : options.readOnly === true ? 'r' : 'r+';
+    return new NodeFileHandle(path, openSync(path, flags));
   }
 
   exists(path: string): boolean {
@@ -126,13 +128,17 @@ export class NodeStorage implements Storage {
   }
 
   mkdir(path: string): void {
-    mkdirSync(path, { recursive: true });
+    mkdirSync(path);
+  }
+
+  rmdir(path: string): void {
+    rmdirSync(path);
   }
 
   syncDir(path: string): void {
     const fd = openSync(path, 'r');
     try {
-      fsyncSync(fd);
+      withPath(path, () => fsyncSync(fd));
     } finally {
       closeSync(fd);
     }
@@ -151,74 +157,101 @@ export class NodeStorage implements Storage {
   }
 
   /**
-   * DIR/lock holds the holder's pid. It appears atomically with its content: the pid
-   * goes to a private temporary file that is then hard-linked to DIR/lock (link fails
-   * with EEXIST when the lock is there), so no taker ever sees an empty lock file.
-   * A lock file whose pid is dead, unreadable, or this process's own while this
-   * process does not hold the lock (a handle dropped without release) is stale and
-   * is taken over. Not durable I/O: a lock means nothing after a power loss.
-   * Known limits: a dead holder's pid reused by an unrelated live process blocks
-   * until DIR/lock is removed by hand; two processes taking over the same stale lock
-   * at the same instant can race.
+   * An open file description lock (Linux F_OFD_SETLK, flock elsewhere) on DIR/lock,
+   * through fs-native-extensions (node:fs has no lock call). See impl/volumeLock.ts.
    */
-  lock(dir: string): Lock | null {
-    const key = resolve(dir);
-    if (heldLockDirs.has(key)) return null;
-    const lockPath = join(dir, lockFileName);
-    const temporaryPath = join(dir, `${lockFileName}.${process.pid}.tmp`);
-    writeFileExclusive(temporaryPath, `${process.pid}\n`);
-    try {
-      for (let attempt = 0; attempt < lockAttemptsMax; attempt++) {
-        try {
-          linkSync(temporaryPath, lockPath);
-          heldLockDirs.add(key);
-          return new NodeLock(key, lockPath);
-        } catch (error) {
-          if ((error as { code?: unknown }).code !== 'EEXIST') throw error;
-        }
-        const pid = readLockPid(lockPath);
-        if (pid !== null && pid !== process.pid && isAlive(pid)) return null;
-        try {
-          unlinkSync(lockPath);
-        } catch (error) {
-          if ((error as { code?: unknown }).code !== 'ENOENT') throw error;
-        }
-      }
-      return null;
-    } finally {
-      unlinkSync(temporaryPath);
-    }
+  lock(dir: string, options: LockOptions = {}): Lock | null {
+    return takeLock(join(dir, lockFileName), options.shared === true);
   }
 }
+
+/** Attempts to take a lock whose file was replaced under us (see takeLock); racing removers are rare. */
+const lockAttemptsMax = 8;
+
+/**
+ * The lock file is opened O_RDWR | O_CREAT and never truncated or written: its
+ * content means nothing, the kernel's lock on its open file description is the
+ * lock. A shared lock that cannot open the file for writing (a read-only file
+ * system or directory) takes its lock on an O_RDONLY descriptor, or, when the file
+ * does not exist and cannot be created, proceeds without a lock: nobody can write
+ * such a volume anyway. The file is only removed by its holder (a failed create
+ * removing what it made); a taker that locked a file since removed or replaced
+ * sees that its descriptor no longer is the one at the path, and tries again.
+ */
+function takeLock(path: string, shared: boolean): Lock | null {
+  for (let attempt = 0; attempt < lockAttemptsMax; attempt++) {
+    const fd = openLockFile(path, shared);
+    if (fd === null) return unlockedReadOnly;
+    let lock: NodeLock | null = null;
+    let conflict = false;
+    try {
+      if (!tryKernelLock(fd, shared)) conflict = true;
+      else if (isCurrentFile(fd, path)) lock = new NodeLock(fd);
+      else unlockKernelLock(fd);
+    } finally {
+      // Closing the descriptor drops a lock taken on it, also when a check threw.
+      if (lock === null) closeQuietly(fd);
+    }
+    if (conflict) return null;
+    if (lock !== null) return lock;
+  }
+  return null;
+}
+
+function openLockFile(path: string, shared: boolean): number | null {
+  try {
+    return openSync(path, constants.O_RDWR | constants.O_CREAT, 0o644);
+  } catch (error) {
+    const code = errorCode(error);
+    if (!shared || (code !== 'EROFS' && code !== 'EACCES' && code !== 'EPERM')) throw error;
+  }
+  try {
+    return openSync(path, constants.O_RDONLY);
+  } catch (error) {
+    if (errorCode(error) === 'ENOENT') return null;
+    throw error;
+  }
+}
+
+function isCurrentFile(fd: number, path: string): boolean {
+  const held = fstatSync(fd);
+  try {
+    const current = statSync(path);
+    return current.dev === held.dev && current.ino === held.ino;
+  } catch (error) {
+    if (errorCode(error) === 'ENOENT') return false;
+    throw error;
+  }
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // The descriptor is going away either way; its lock goes with it.
+  }
+}
+
+/** A shared "lock" on a read-only file system without a lock file: nothing to hold. */
+const unlockedReadOnly: Lock = { release() {} };
 
 class NodeLock implements Lock {
-  private released = false;
+  private fd: number | null;
 
-  constructor(
-    private readonly key: string,
-    private readonly lockPath: string,
-  ) {}
+  constructor(fd: number) {
+    this.fd = fd;
+  }
 
   release(): void {
-    if (this.released) return;
-    this.released = true;
-    heldLockDirs.delete(this.key);
-    // Remove the file only while it is still ours (nobody took it over meanwhile).
-    if (readLockPid(this.lockPath) === process.pid) unlinkSync(this.lockPath);
-  }
-}
-
-function writeFileExclusive(path: string, text: string): void {
-  try {
-    unlinkSync(path); // A leftover of this pid's earlier life.
-  } catch (error) {
-    if ((error as { code?: unknown }).code !== 'ENOENT') throw error;
-  }
-  const fd = openSync(path, 'wx');
-  try {
-    writeSync(fd, text);
-  } finally {
-    closeSync(fd);
+    if (this.fd === null) return;
+    const fd = this.fd;
+    this.fd = null;
+    try {
+      unlockKernelLock(fd);
+    } finally {
+      // Closing the last descriptor of the open file description drops the lock anyway.
+      closeSync(fd);
+    }
   }
 }
 

@@ -49,7 +49,7 @@ export function openVolumeParts(storage: Storage, dir: string, options: OpenOpti
     const maps: [MapFile, MapFile] = [MapFile.load(openFile(fileNames.maps[0]), regions), MapFile.load(openFile(fileNames.maps[1]), regions)];
     const cow = CowStore.load(openFile(fileNames.cow), regions, regionSize);
     opened.replica = FileReplica.open(storage, options.secondaryDir ?? secondaryPath(dir, secondary), { volumeId, regions, regionSize });
-    return { storage, dir, lock, metadata, maps, primary: new RegionFile(primaryFile, regions, regionSize), cow, replica: opened.replica };
+    return { storage, dir, lock, metadata, maps, primary: new RegionFile(primaryFile, regions, regionSize), cow, replica: opened.replica, readOnly: options.readOnly === true };
   } catch (error) {
     opened.closeAll();
     releaseLock(lock);
