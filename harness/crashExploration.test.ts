@@ -165,7 +165,10 @@ describe('crash exploration', () => {
 
   it('MemoryStorage behaves as node:fs does where the volume and the crash layer look', () => {
     const storage = new MemoryStorage();
+    assert.throws(() => storage.mkdir('/v/s'), { code: 'ENOENT' }, 'mkdir makes one directory: its parent must exist');
+    storage.mkdir('/v');
     storage.mkdir('/v/s');
+    assert.throws(() => storage.mkdir('/v/s'), { code: 'EEXIST' });
     const file = storage.open('/v/a', { create: true });
     assert.throws(() => storage.open('/v/a', { create: true }), { code: 'EEXIST' });
     assert.throws(() => storage.open('/v/b', { create: false }), { code: 'ENOENT' });
@@ -189,6 +192,19 @@ describe('crash exploration', () => {
     assert.equal(storage.lock('/v'), null);
     lock.release();
     assert.ok(storage.lock('/v') !== null);
+    const shared = [storage.lock('/w', { shared: true }), storage.lock('/w', { shared: true })];
+    assert.ok(shared.every((held) => held !== null), 'shared holders coexist');
+    assert.equal(storage.lock('/w'), null, 'an exclusive lock waits for every shared holder');
+    for (const held of shared) held!.release();
+    assert.ok(storage.lock('/w') !== null);
+    assert.throws(() => storage.rmdir('/v'), { code: 'ENOTEMPTY' });
+    storage.rmdir('/v/s');
+    assert.equal(storage.exists('/v/s'), false);
+    assert.throws(() => storage.rmdir('/v/s'), { code: 'ENOENT' });
+    const readOnly = storage.open('/v/a2', { create: true });
+    readOnly.close();
+    const reader = storage.open('/v/a2', { create: false, readOnly: true });
+    assert.throws(() => reader.write(0, new Uint8Array([1])), { code: 'EBADF' });
   });
 });
 

@@ -88,7 +88,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import { isCowmapError } from '../impl/errors.ts';
 import { ReplicatedVolume } from '../impl/replicatedVolume.ts';
-import type { FileHandle, Lock, Storage } from '../impl/storage.ts';
+import type { FileHandle, Lock, LockOptions, OpenFileOptions, Storage } from '../impl/storage.ts';
 import { initialState, judge } from '../model/rules.ts';
 import type { Geometry, ModelState, Op } from '../model/types.ts';
 import { CrashStorage, isSimulatedCrash } from './crashStorage.ts';
@@ -123,11 +123,19 @@ class MemoryHandle implements FileHandle {
   constructor(
     readonly path: string,
     private readonly file: MemoryFile,
+    private readonly readOnly: boolean,
   ) {}
 
   private live(): MemoryFile {
     if (this.closed) throw new Error(`MemoryStorage: ${this.path} used after close`);
     return this.file;
+  }
+
+  /** An O_RDONLY descriptor refuses to change the file (EBADF, as write(2) says). */
+  private writable(syscall: string): MemoryFile {
+    const file = this.live();
+    if (this.readOnly) throw storageError('EBADF', syscall, this.path);
+    return file;
   }
 
   read(position: number, length: number): Uint8Array {
@@ -138,7 +146,7 @@ class MemoryHandle implements FileHandle {
   }
 
   write(position: number, data: Uint8Array): void {
-    const file = this.live();
+    const file = this.writable('write');
     const end = position + data.length;
     if (end > file.data.length) {
       const grown = new Uint8Array(end);
@@ -149,11 +157,11 @@ class MemoryHandle implements FileHandle {
   }
 
   sync(): void {
-    this.live();
+    this.writable('fdatasync');
   }
 
   truncate(length: number): void {
-    const file = this.live();
+    const file = this.writable('ftruncate');
     if (length === file.data.length) return;
     const resized = new Uint8Array(length);
     resized.set(file.data.subarray(0, Math.min(length, file.data.length)));
@@ -178,9 +186,9 @@ class MemoryHandle implements FileHandle {
 export class MemoryStorage implements Storage {
   private readonly files = new Map<string, MemoryFile>();
   private readonly dirs = new Set<string>(['/']);
-  private readonly locks = new Set<string>();
+  private readonly locks = new Map<string, { exclusive: boolean; count: number }>();
 
-  open(path: string, options: { create: boolean }): FileHandle {
+  open(path: string, options: OpenFileOptions): FileHandle {
     const key = normalized(path);
     if (this.dirs.has(key)) throw storageError(options.create ? 'EEXIST' : 'EISDIR', 'open', path);
     let file = this.files.get(key);
@@ -192,7 +200,7 @@ export class MemoryStorage implements Storage {
     } else if (file === undefined) {
       throw storageError('ENOENT', 'open', path);
     }
-    return new MemoryHandle(path, file);
+    return new MemoryHandle(path, file, options.readOnly === true);
   }
 
   exists(path: string): boolean {
@@ -200,13 +208,22 @@ export class MemoryStorage implements Storage {
     return this.files.has(key) || this.dirs.has(key);
   }
 
+  /** One directory: its parent must exist (ENOENT) and be a directory (ENOTDIR). */
   mkdir(path: string): void {
     const key = normalized(path);
-    if (this.files.has(key)) throw storageError('EEXIST', 'mkdir', path);
-    for (let dir = key; !this.dirs.has(dir); dir = posix.dirname(dir)) {
-      if (this.files.has(dir)) throw storageError('ENOTDIR', 'mkdir', path);
-      this.dirs.add(dir);
-    }
+    if (this.files.has(key) || this.dirs.has(key)) throw storageError('EEXIST', 'mkdir', path);
+    const parent = posix.dirname(key);
+    if (this.files.has(parent)) throw storageError('ENOTDIR', 'mkdir', path);
+    if (!this.dirs.has(parent)) throw storageError('ENOENT', 'mkdir', path);
+    this.dirs.add(key);
+  }
+
+  rmdir(path: string): void {
+    const key = normalized(path);
+    if (this.files.has(key)) throw storageError('ENOTDIR', 'rmdir', path);
+    if (!this.dirs.has(key)) throw storageError('ENOENT', 'rmdir', path);
+    if (key === '/' || this.list(key).length > 0) throw storageError(key === '/' ? 'EBUSY' : 'ENOTEMPTY', 'rmdir', path);
+    this.dirs.delete(key);
   }
 
   syncDir(path: string): void {
@@ -244,16 +261,22 @@ export class MemoryStorage implements Storage {
     return names.sort();
   }
 
-  lock(dir: string): Lock | null {
+  /** Shared holders coexist; an exclusive holder excludes every other (OFD lock semantics in one process). */
+  lock(dir: string, options: LockOptions = {}): Lock | null {
     const key = normalized(dir);
-    if (this.locks.has(key)) return null;
-    this.locks.add(key);
+    const shared = options.shared === true;
+    const held = this.locks.get(key);
+    if (held !== undefined && (held.exclusive || !shared)) return null;
+    const entry = held ?? { exclusive: !shared, count: 0 };
+    entry.count++;
+    this.locks.set(key, entry);
     let released = false;
     return {
       release: () => {
         if (released) return;
         released = true;
-        this.locks.delete(key);
+        entry.count--;
+        if (entry.count === 0) this.locks.delete(key);
       },
     };
   }

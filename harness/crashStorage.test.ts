@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as nodePath from 'node:path';
-import type { FileHandle, Lock, Storage } from '../impl/storage.ts';
+import type { FileHandle, Lock, OpenFileOptions, Storage } from '../impl/storage.ts';
 import { CrashStorage, SimulatedCrash, normalizePath, parentDir } from './crashStorage.ts';
 import { Prng } from './prng.ts';
 
@@ -50,14 +50,17 @@ class FsHandle implements FileHandle {
 }
 
 class FsStorage implements Storage {
-  open(path: string, options: { create: boolean }): FileHandle {
-    return new FsHandle(path, fs.openSync(path, options.create ? 'wx+' : 'r+'));
+  open(path: string, options: OpenFileOptions): FileHandle {
+    return new FsHandle(path, fs.openSync(path, options.create ? 'wx+' : options.readOnly === true ? 'r' : 'r+'));
   }
   exists(path: string): boolean {
     return fs.existsSync(path);
   }
   mkdir(path: string): void {
-    fs.mkdirSync(path, { recursive: true });
+    fs.mkdirSync(path);
+  }
+  rmdir(path: string): void {
+    fs.rmdirSync(path);
   }
   syncDir(path: string): void {
     const fd = fs.openSync(path, 'r');

@@ -118,11 +118,11 @@
 // and are not counted. A write that the inner storage fails part-way (a real
 // ENOSPC) is not recorded, so a power crash does not undo its partial bytes.
 
-import type { FileHandle, Lock, Storage } from '../impl/storage.ts';
+import type { FileHandle, Lock, LockOptions, OpenFileOptions, Storage } from '../impl/storage.ts';
 import { Prng } from './prng.ts';
 
 export type CrashMode = 'process' | 'power';
-export type DurableIoKind = 'create' | 'write' | 'sync' | 'truncate' | 'rename' | 'unlink' | 'mkdir' | 'syncDir';
+export type DurableIoKind = 'create' | 'write' | 'sync' | 'truncate' | 'rename' | 'unlink' | 'mkdir' | 'rmdir' | 'syncDir';
 export type FaultCode = 'ENOSPC' | 'EIO';
 
 export interface IoLogEntry {
@@ -598,17 +598,17 @@ export class CrashStorage implements Storage {
 
   // ----- Storage ----------------------------------------------------------
 
-  open(path: string, options: { create: boolean }): FileHandle {
+  open(path: string, options: OpenFileOptions): FileHandle {
     const key = normalizePath(path);
     if (options.create) {
       const entry = this.beginDurable('create', path, {});
-      const innerHandle = this.innerCall(entry, () => this.inner.open(path, { create: true }));
+      const innerHandle = this.innerCall(entry, () => this.inner.open(path, options));
       const file = this.adoptFile(key, true);
       this.addNamespaceRecord({ kind: 'create', seq: entry.seq, path: key, file, unsyncedDirs: new Set([parentDir(key)]) });
       return this.wrapHandle(path, innerHandle, file);
     }
     this.checkAlive();
-    const innerHandle = this.inner.open(path, { create: false });
+    const innerHandle = this.inner.open(path, options);
     return this.wrapHandle(path, innerHandle, this.adoptFile(key, false));
   }
 
@@ -620,6 +620,11 @@ export class CrashStorage implements Storage {
   mkdir(path: string): void {
     const entry = this.beginDurable('mkdir', path, {});
     this.innerCall(entry, () => this.inner.mkdir(path));
+  }
+
+  rmdir(path: string): void {
+    const entry = this.beginDurable('rmdir', path, {});
+    this.innerCall(entry, () => this.inner.rmdir(path));
   }
 
   syncDir(path: string): void {
@@ -676,9 +681,9 @@ export class CrashStorage implements Storage {
     return this.inner.list(path);
   }
 
-  lock(dir: string): Lock | null {
+  lock(dir: string, options?: LockOptions): Lock | null {
     this.checkAlive();
-    const innerLock = this.inner.lock(dir);
+    const innerLock = this.inner.lock(dir, options);
     if (innerLock === null) return null;
     const lock = new CrashLock(this, innerLock);
     this.heldLocks.add(lock);
