@@ -11,12 +11,13 @@
 
 import { assert } from './assert.ts';
 import { crc32 } from './checksum.ts';
+import { DigestTable, digestTableSize } from './digestTable.ts';
 import { CowmapError } from './errors.ts';
 import { sectorSize, volumeSize, type Geometry } from './geometry.ts';
 import { fileNames, parentDir, volumePath } from './layout.ts';
 import { volumeIdSize } from './metadata.ts';
 import { RegionFile } from './regionFile.ts';
-import type { Storage } from './storage.ts';
+import type { FileHandle, Storage } from './storage.ts';
 
 /** How a read of S is checked. */
 export interface ReadRegionOptions {
@@ -77,7 +78,10 @@ export interface ReplicaIdentity extends Geometry {
   readonly volumeId: Uint8Array;
 }
 
-export const replicaFormatVersion = 1;
+/** 2: the digest table DIR2/digests (docs/format.md). A version 1 secondary has none. */
+export const replicaFormatVersion = 2;
+/** The digest table's file name in DIR2 (impl/digestTable.ts). */
+export const digestsFileName = 'digests';
 const magic = new TextEncoder().encode('cowmapRP');
 const headerOffsets = { magic: 0, version: 8, volumeId: 16, regions: 32, regionSize: 36, checksum: 508 } as const;
 
@@ -100,6 +104,7 @@ function headerProblem(bytes: Uint8Array, identity: ReplicaIdentity): string | n
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   for (let i = 0; i < magic.length; i++) if (bytes[headerOffsets.magic + i] !== magic[i]) return 'bad magic';
   const version = view.getUint32(headerOffsets.version, true);
+  if (version === 1) return `format version 1 (a secondary without ${digestsFileName}, from an older build) is not supported by this build (format version ${replicaFormatVersion})`;
   if (version !== replicaFormatVersion) return `unknown format version ${version}`;
   if (view.getUint32(headerOffsets.checksum, true) !== crc32(bytes.subarray(0, headerOffsets.checksum))) return 'bad checksum';
   const volumeId = bytes.subarray(headerOffsets.volumeId, headerOffsets.volumeId + volumeIdSize);
@@ -112,13 +117,21 @@ function headerProblem(bytes: Uint8Array, identity: ReplicaIdentity): string | n
   return null;
 }
 
+/** The options of `FileReplica.open`. */
+export interface ReplicaOpenOptions {
+  /** O_RDONLY files, nothing synced or written (a read-only open of the volume). */
+  readOnly?: boolean;
+}
+
 export class FileReplica implements Replica {
   readonly dir: string;
   private readonly image: RegionFile;
+  private readonly digests: DigestTable;
 
-  private constructor(dir: string, image: RegionFile) {
+  private constructor(dir: string, image: RegionFile, digests: DigestTable) {
     this.dir = dir;
     this.image = image;
+    this.digests = digests;
   }
 
   get regions(): number {
@@ -129,107 +142,201 @@ export class FileReplica implements Replica {
     return this.image.regionSize;
   }
 
-  /**
-   * Makes an all-zero secondary in `dir` (created if missing), replacing what a
-   * half-finished create left there. Every file is synced, then the directory: the
-   * volume's metadata, written after this returns, is what makes the volume exist.
-   */
-  static create(storage: Storage, dir: string, identity: ReplicaIdentity): FileReplica {
-    if (!storage.exists(dir)) {
-      storage.mkdir(dir);
-      storage.syncDir(parentDir(dir));
-    }
-    const imagePath = volumePath(dir, fileNames.replicaImage);
-    const headerPath = volumePath(dir, fileNames.replicaHeader);
-    for (const path of [imagePath, headerPath]) if (storage.exists(path)) storage.unlink(path);
-
-    const image = storage.open(imagePath, { create: true });
-    try {
-      image.truncate(volumeSize(identity));
-      image.sync();
-      const header = storage.open(headerPath, { create: true });
-      try {
-        header.write(0, encodeReplicaHeader(identity));
-        header.sync();
-      } finally {
-        header.close();
-      }
-      storage.syncDir(dir);
-    } catch (error) {
-      image.close();
-      throw error;
-    }
-    return new FileReplica(dir, new RegionFile(image, identity.regions, identity.regionSize));
-  }
-
-  /** Opens the secondary in `dir`; E_CORRUPT when it is missing, foreign or the wrong size. */
-  static open(storage: Storage, dir: string, identity: ReplicaIdentity): FileReplica {
-    const headerPath = volumePath(dir, fileNames.replicaHeader);
-    const imagePath = volumePath(dir, fileNames.replicaImage);
-    if (!storage.exists(headerPath) || !storage.exists(imagePath)) {
-      throw new CowmapError('E_CORRUPT', `open: the secondary in ${dir} is missing`);
-    }
-    // Synced before they are read, as every file of the volume at open (see
-    // ReplicatedVolume.open): nothing recovery reads is left to the page cache.
-    const header = storage.open(headerPath, { create: false });
-    let problem: string | null;
-    try {
-      header.sync();
-      problem = header.size() !== sectorSize ? `header is ${header.size()} bytes` : headerProblem(header.read(0, sectorSize), identity);
-    } finally {
-      header.close();
-    }
-    if (problem !== null) throw new CowmapError('E_CORRUPT', `open: the secondary in ${dir} is not this volume's: ${problem}`);
-
-    const image = storage.open(imagePath, { create: false });
-    try {
-      image.sync();
-      const expected = volumeSize(identity);
-      const actual = image.size();
-      if (actual !== expected) throw new CowmapError('E_CORRUPT', `open: ${imagePath} is ${actual} bytes, not ${expected}`);
-    } catch (error) {
-      image.close();
-      throw error;
-    }
-    return new FileReplica(dir, new RegionFile(image, identity.regions, identity.regionSize));
-  }
-
-  /** One pwrite per region, then ONE fdatasync for the lot (none for an empty list). */
-  writeRegions(regions: readonly number[], contentOf: (region: number) => Uint8Array): void {
-    if (regions.length === 0) return;
-    for (const region of regions) this.image.writeRegion(region, contentOf(region));
-    this.image.sync();
-  }
-
   get imagePath(): string {
     return this.image.file.path;
   }
 
   get digestsPath(): string {
-    return volumePath(this.dir, 'digests');
+    return this.digests.file.path;
   }
 
-  // Placeholders until the digest table (impl/digestTable.ts) lands: the interface
-  // is committed first so that the volume and scrub can code against it.
-  readRegion(region: number, _options: ReadRegionOptions = {}): Uint8Array {
-    return this.image.readRegion(region);
+  /**
+   * Makes an all-zero secondary in `dir` (made if missing): the image, the digest
+   * table (all-zero pages: every entry is the zero region's CRC) and the header,
+   * each created (never an existing file: E_EXISTS) at full size and synced, then
+   * the directory: the volume's metadata, written after this returns, is what makes
+   * the volume exist. On failure it removes exactly what it created.
+   */
+  static create(storage: Storage, dir: string, identity: ReplicaIdentity): FileReplica {
+    const paths = replicaPaths(dir);
+    const createdPaths: string[] = [];
+    const handles: FileHandle[] = [];
+    let madeDir = false;
+    const createFile = (path: string, size: number): FileHandle => {
+      if (storage.exists(path)) throw new CowmapError('E_EXISTS', `create: ${path} exists; the secondary's directory must hold nothing`);
+      const file = storage.open(path, { create: true });
+      createdPaths.push(path);
+      handles.push(file);
+      file.truncate(size);
+      return file;
+    };
+    try {
+      if (!storage.exists(dir)) {
+        storage.mkdir(dir);
+        madeDir = true;
+        storage.syncDir(parentDir(dir));
+      }
+      const image = createFile(paths.image, volumeSize(identity));
+      image.sync();
+      const digestsFile = createFile(paths.digests, digestTableSize(identity.regions));
+      digestsFile.sync();
+      const header = createFile(paths.header, 0);
+      header.write(0, encodeReplicaHeader(identity));
+      header.sync();
+      header.close();
+      handles.pop();
+      storage.syncDir(dir);
+      const digests = DigestTable.load(digestsFile, identity.regions, identity.regionSize);
+      return new FileReplica(dir, new RegionFile(image, identity.regions, identity.regionSize), digests);
+    } catch (error) {
+      for (const file of handles) closeQuietly(file);
+      removeQuietly(storage, dir, createdPaths, madeDir);
+      throw error;
+    }
+  }
+
+  /**
+   * Opens the secondary in `dir`; E_CORRUPT when it is missing, foreign, of another
+   * format version or the wrong size. Every file is synced before it is read
+   * (unless read-only), as every file of the volume at open.
+   */
+  static open(storage: Storage, dir: string, identity: ReplicaIdentity, options: ReplicaOpenOptions = {}): FileReplica {
+    const paths = replicaPaths(dir);
+    const readOnly = options.readOnly === true;
+    if (!storage.exists(paths.header) || !storage.exists(paths.image)) {
+      throw new CowmapError('E_CORRUPT', `open: the secondary in ${dir} is missing`);
+    }
+    // Synced before they are read, as every file of the volume at open (see
+    // impl/openVolume.ts): nothing recovery reads is left to the page cache.
+    const header = storage.open(paths.header, { create: false, readOnly });
+    let problem: string | null;
+    try {
+      if (!readOnly) header.sync();
+      problem = header.size() !== sectorSize ? `header is ${header.size()} bytes` : headerProblem(header.read(0, sectorSize), identity);
+    } finally {
+      header.close();
+    }
+    if (problem !== null && problem.startsWith('format version')) throw new CowmapError('E_CORRUPT', `open: ${paths.header}: ${problem}`);
+    if (problem !== null) throw new CowmapError('E_CORRUPT', `open: the secondary in ${dir} is not this volume's: ${problem}`);
+    // After the header: a version 1 secondary has no table, and says so above.
+    if (!storage.exists(paths.digests)) throw new CowmapError('E_CORRUPT', `open: ${paths.digests} is missing`);
+
+    const handles: FileHandle[] = [];
+    try {
+      const image = storage.open(paths.image, { create: false, readOnly });
+      handles.push(image);
+      if (!readOnly) image.sync();
+      const expected = volumeSize(identity);
+      const actual = image.size();
+      if (actual !== expected) throw new CowmapError('E_CORRUPT', `open: ${paths.image} is ${actual} bytes, not ${expected}`);
+      const digestsFile = storage.open(paths.digests, { create: false, readOnly });
+      handles.push(digestsFile);
+      if (!readOnly) digestsFile.sync();
+      const digests = DigestTable.load(digestsFile, identity.regions, identity.regionSize);
+      return new FileReplica(dir, new RegionFile(image, identity.regions, identity.regionSize), digests);
+    } catch (error) {
+      for (const file of handles) closeQuietly(file);
+      throw error;
+    }
+  }
+
+  /**
+   * One pwrite per region, then the touched pages of the digest table (one write
+   * per run of adjacent pages), then ONE fdatasync of the image and ONE of the
+   * table for the lot (none for an empty list). The CRC of each region is taken
+   * from the bytes written. A touched page that is rot: E_CORRUPT before any write.
+   * Crash consistency: impl/digestTable.ts (every region of the batch is pending
+   * until this returns, so a stale or torn entry of it is never checked).
+   */
+  writeRegions(regions: readonly number[], contentOf: (region: number) => Uint8Array): void {
+    if (regions.length === 0) return;
+    const crcs = new Map<number, number>();
+    for (const region of regions) crcs.set(region, 0);
+    this.digests.check(crcs.keys(), `transfer(region ${regions[0]})`);
+    for (const region of regions) {
+      const data = contentOf(region);
+      this.image.writeRegion(region, data);
+      crcs.set(region, crc32(data));
+    }
+    this.digests.update(crcs, `transfer(region ${regions[0]})`);
+    // The image first: once the table is durable, a non-pending entry is trusted.
+    this.image.sync();
+    this.digests.sync();
+  }
+
+  /** Tells the table which regions are pending (see impl/digestTable.ts); the volume sets it. */
+  setPending(pending: (region: number) => boolean): void {
+    this.digests.pending = pending;
+  }
+
+  readRegion(region: number, options: ReadRegionOptions = {}): Uint8Array {
+    const bytes = this.image.readRegion(region);
+    if (options.verify === true && crc32(bytes) !== this.digests.entry(region, `read(region ${region})`)) {
+      throw new CowmapError(
+        'E_CORRUPT',
+        `read(region ${region}): ${this.imagePath} offset ${this.image.offsetOf(region)}: region ${region} does not match its digest in ${this.digestsPath}`,
+      );
+    }
+    return bytes;
   }
 
   digestOf(region: number): number {
-    return crc32(this.image.readRegion(region));
+    return this.digests.entry(region);
   }
 
   verifyRegion(region: number): boolean {
-    return crc32(this.image.readRegion(region)) === this.digestOf(region);
+    return crc32(this.image.readRegion(region)) === this.digests.entry(region);
   }
 
   digestPageProblems(): DigestPageProblem[] {
-    return [];
+    const problems: DigestPageProblem[] = [];
+    for (let page = 0; page < this.digests.pageCount; page++) {
+      if (!this.digests.isRotten(page)) continue;
+      const { first, end } = this.digests.regionsOf(page);
+      problems.push({ page, offset: this.digests.offsetOf(page), firstRegion: first, regionCount: end - first });
+    }
+    return problems;
   }
 
-  rewriteDigestPages(_pages: readonly number[]): void {}
+  /** Entries recomputed from S as it is now, written and synced (scrub --repair). */
+  rewriteDigestPages(pages: readonly number[]): void {
+    if (pages.length === 0) return;
+    this.digests.rewritePages(pages, (region) => crc32(this.image.readRegion(region)));
+    this.digests.sync();
+  }
 
   close(): void {
+    closeQuietly(this.digests.file);
     this.image.file.close();
+  }
+}
+
+function replicaPaths(dir: string): { header: string; image: string; digests: string } {
+  return {
+    header: volumePath(dir, fileNames.replicaHeader),
+    image: volumePath(dir, fileNames.replicaImage),
+    digests: volumePath(dir, digestsFileName),
+  };
+}
+
+function closeQuietly(file: FileHandle): void {
+  try {
+    file.close();
+  } catch {
+    // Closing is cleanup; the error that matters is the caller's.
+  }
+}
+
+/** Removes what a failed create made, deepest first, each removal made durable; errors ignored (the create's own error is reported). */
+function removeQuietly(storage: Storage, dir: string, createdPaths: readonly string[], madeDir: boolean): void {
+  try {
+    for (const path of [...createdPaths].reverse()) storage.unlink(path);
+    if (createdPaths.length > 0) storage.syncDir(dir);
+    if (madeDir) {
+      storage.rmdir(dir);
+      storage.syncDir(parentDir(dir));
+    }
+  } catch {
+    // A removal that fails leaves a leftover that the next create reports (E_EXISTS).
   }
 }
