@@ -63,7 +63,14 @@ export interface Replica {
   digestOf(region: number): number;
   /** crc32(S[region]) equals digestOf(region); E_CORRUPT only when the page fails its CRC. */
   verifyRegion(region: number): boolean;
-  /** Every page of the digest table that fails its CRC-32, in order (scrub). */
+  /**
+   * Tells the replica which regions are pending (replicating, in C, not sent since
+   * the open): their entries may be stale, and a page that fails its CRC while it
+   * holds one was torn by a crash, not rot (impl/digestTable.ts). The volume sets
+   * it once, at open, before recovery reads any entry. Default: none pending.
+   */
+  setPending(pending: (region: number) => boolean): void;
+  /** Every page of the digest table that fails its CRC-32 and holds no pending region: rot (scrub). */
   digestPageProblems(): DigestPageProblem[];
   /**
    * scrub --repair: rewrites each given page with entries recomputed from the bytes

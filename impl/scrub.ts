@@ -6,9 +6,14 @@
 // own structures' findings (metadata, maps, COW) and the coverage of each region;
 // scrub checks the secondary and the uncovered regions of the primary itself.
 
+import { assert } from './assert.ts';
+import { Bitmap } from './bitmap.ts';
+import { crc32 } from './checksum.ts';
 import type { Phase } from './metadata.ts';
-import type { Replica } from './replica.ts';
-import type { ScrubFinding } from './scrubFinding.ts';
+import type { DigestPageProblem, Replica } from './replica.ts';
+import type { ScrubFinding, ScrubOptions, ScrubReport } from './scrubFinding.ts';
+
+export type { ScrubFinding, ScrubOptions, ScrubReport } from './scrubFinding.ts';
 
 /**
  * The regions --repair marks in X for a finding about a structure that covers
@@ -55,4 +60,119 @@ export interface ScrubTarget {
   rewriteMapPages(): void;
   /** repair: forgets W's copy of the region (it fails its digest); the cycle sends P's data for it. */
   dropCopy(region: number): void;
+}
+
+/** A finding and what --repair does about it. */
+interface Pending {
+  finding: ScrubFinding;
+  /** The regions to mark in X, or null when nothing is repaired (metadata). */
+  affected: RegionRange | null;
+}
+
+/**
+ * Scrubs the volume behind `target`: the volume's own structures (from the target),
+ * every page of the digest table, every region of S that is not pending against
+ * its entry, and every region of P that nothing covers against the same entry
+ * (P and S must agree there). With `repair`, the regions of every finding but the
+ * metadata's are marked in X durably FIRST (so that a crash inside the repair
+ * still leaves them to be resent: the primary is the source of truth), then the
+ * failing digest and map pages are rewritten and the failing COW copies dropped.
+ */
+export function scrubVolume(target: ScrubTarget, options: ScrubOptions): ScrubReport {
+  const pending: Pending[] = [];
+  const own = (findings: TargetFinding[], repairable: boolean): void => {
+    for (const { affected, ...finding } of findings) {
+      const range = affected ?? (finding.region === null ? null : { first: finding.region, count: 1 });
+      pending.push({ finding: { ...finding, repaired: false }, affected: repairable ? range : null });
+    }
+  };
+  own(target.metadataFindings(), false);
+  const mapFindings = target.mapFindings();
+  own(mapFindings, true);
+  const cowFindings = target.cowFindings();
+  own(cowFindings, true);
+  const digestPages = target.replica.digestPageProblems();
+  for (const page of digestPages) pending.push(digestPageFinding(target, page));
+  const regionsChecked = checkRegions(target, digestPages, pending);
+
+  const repairedRegions = options.repair ? repair(target, pending, { mapFindings, cowFindings, digestPages }) : [];
+  return { findings: pending.map((entry) => entry.finding), repairedRegions, regionsChecked };
+}
+
+function digestPageFinding(target: ScrubTarget, page: DigestPageProblem): Pending {
+  const last = page.firstRegion + page.regionCount - 1;
+  return {
+    finding: {
+      file: target.replica.digestsPath,
+      offset: page.offset,
+      region: page.firstRegion,
+      problem: `page ${page.page} fails its CRC-32 (it holds the digests of regions ${page.firstRegion}..${last}, none of them pending)`,
+      repaired: false,
+    },
+    affected: { first: page.firstRegion, count: page.regionCount },
+  };
+}
+
+/**
+ * Every region once, in order: S against its entry unless pending, P against the
+ * same entry unless covered. Regions of a failing digest page are skipped (their
+ * entries are unknown; the page's finding covers them). Returns the regions read.
+ */
+function checkRegions(target: ScrubTarget, failingPages: readonly DigestPageProblem[], pending: Pending[]): number {
+  const { replica, regionSize } = target;
+  const skipped = new Bitmap(target.regions);
+  for (const page of failingPages) for (let region = page.firstRegion; region < page.firstRegion + page.regionCount; region++) skipped.set(region);
+  let regionsChecked = 0;
+  for (let region = 0; region < target.regions; region++) {
+    if (skipped.has(region)) continue;
+    const checkSecondary = !target.pending(region);
+    const checkPrimary = !target.covered(region);
+    if (!checkSecondary && !checkPrimary) continue;
+    const digest = replica.digestOf(region);
+    regionsChecked++;
+    if (checkSecondary) {
+      const read = crc32(replica.readRegion(region));
+      if (read !== digest) {
+        pending.push(regionFinding(replica.imagePath, region, regionSize, `region ${region} of the secondary does not match its digest in ${replica.digestsPath} (CRC-32 ${hex(read)}, the table holds ${hex(digest)})`));
+      }
+    }
+    if (checkPrimary) {
+      const read = crc32(target.readPrimary(region));
+      if (read !== digest) {
+        pending.push(regionFinding(target.primaryPath, region, regionSize, `region ${region} of the primary differs from the secondary's digest (CRC-32 ${hex(read)}, the table holds ${hex(digest)}) while no map bit and no COW copy covers it: P and S must agree there`));
+      }
+    }
+  }
+  return regionsChecked;
+}
+
+function regionFinding(file: string, region: number, regionSize: number, problem: string): Pending {
+  return { finding: { file, offset: region * regionSize, region, problem, repaired: false }, affected: { first: region, count: 1 } };
+}
+
+function hex(crc: number): string {
+  return crc.toString(16).padStart(8, '0');
+}
+
+/** The repair, in its durable order; returns the regions marked in X, ascending. */
+function repair(
+  target: ScrubTarget,
+  pending: Pending[],
+  found: { mapFindings: TargetFinding[]; cowFindings: TargetFinding[]; digestPages: DigestPageProblem[] },
+): number[] {
+  const marked = new Bitmap(target.regions);
+  for (const { affected } of pending) {
+    if (affected === null) continue;
+    assert(affected.first >= 0 && affected.count >= 0 && affected.first + affected.count <= target.regions, `repair range ${affected.first}+${affected.count}`);
+    for (let region = affected.first; region < affected.first + affected.count; region++) marked.set(region);
+  }
+  const regions = marked.regionsSet();
+  // X first: whatever the rest of the repair does, or a crash inside it, the next
+  // cycle resends these regions from P.
+  if (regions.length > 0) target.markNext(regions);
+  if (found.digestPages.length > 0) target.replica.rewriteDigestPages(found.digestPages.map((page) => page.page));
+  if (found.mapFindings.length > 0) target.rewriteMapPages();
+  for (const finding of found.cowFindings) if (finding.region !== null) target.dropCopy(finding.region);
+  for (const entry of pending) if (entry.affected !== null) entry.finding.repaired = true;
+  return regions;
 }
