@@ -1,56 +1,123 @@
 // The cowmap command line: one file per command under bin/commands/, loaded
 // only when it runs, so that `cowmap diagram` does not pay for the harness.
+// Every way a command can fail ends here, in one format (bin/failure.ts): a
+// CowmapError is "CODE: message" with status 1, bad usage "cowmap CMD: problem"
+// and "usage: ..." with status 2, and nothing prints a stack trace unless
+// COWMAP_DEBUG=1 asks for one.
+
+import { readFileSync } from 'node:fs';
+import { exitUsage, formatUsageError } from '../impl/commandLine.ts';
+import { debugVariable, reportFailure } from './failure.ts';
+import { commandUsages, usageOf } from './usage.ts';
 
 export interface Command {
   summary: string;
   run(argv: string[]): Promise<number>;
 }
 
-const commands: Record<string, { summary: string; load: () => Promise<Command> }> = {
-  init: { summary: 'create a volume: init DIR --regions N --region-size BYTES [--secondary DIR2]', load: () => import('./commands/init.ts').then((m) => m.command) },
-  write: { summary: 'write a region or a byte range: write DIR --region R --label TEXT | --offset O [--file F]', load: () => import('./commands/write.ts').then((m) => m.command) },
-  read: { summary: 'read a region or a byte range: read DIR --region R | --offset O --length L [--secondary]', load: () => import('./commands/read.ts').then((m) => m.command) },
-  cycle: { summary: 'run (or resume) one replication cycle: cycle DIR', load: () => import('./commands/cycle.ts').then((m) => m.command) },
-  status: { summary: 'show the phase, the maps and the counts: status DIR', load: () => import('./commands/status.ts').then((m) => m.command) },
-  replay: { summary: 'replay traces: replay [--model-only | --mutant NAME] FILE... [-- CMD...]', load: () => import('./commands/replay.ts').then((m) => m.command) },
-  explore: { summary: 'explore every model state: explore --regions N --values V [--crash] [--states-max M]', load: () => import('./commands/explore.ts').then((m) => m.command) },
-  fuzz: { summary: 'fast-check command sequences: fuzz [--seed N] [--path P] [--runs R] [--time-budget S] [--regions N] [--mutant NAME]', load: () => import('./commands/fuzz.ts').then((m) => m.command) },
-  crashes: { summary: 'bounded exhaustive crash exploration: crashes [--length L] [--regions N] [--values V] [--modes process,power,torn] [--subset-bits B] [--samples S] [--mutant NAME]', load: () => import('./commands/crashes.ts').then((m) => m.command) },
-  mutants: { summary: 'the mutation self-check: mutants [--seed N] [--time-budget S] [--quick] [--only NAME,...]', load: () => import('./commands/mutants.ts').then((m) => m.command) },
-  adapter: { summary: 'serve the reference implementation over adapter protocol 1: adapter [--mutant NAME]', load: () => import('./commands/adapter.ts').then((m) => m.command) },
-  record: { summary: 'write a v1 trace from a run: record fuzz|explore|conform --out FILE [options]', load: () => import('./commands/record.ts').then((m) => m.command) },
-  conform: { summary: 'conformance: conform [--up-to L | --level L] [--check ID] [--time-budget S] [--seed N [--path P]] [--regions N --region-size B] [--report F.json] [--junit F.xml] -- CMD...', load: () => import('./commands/conform.ts').then((m) => m.command) },
-  verify: { summary: 'the main job: verify [--time-budget S] [--seed N] [--mutant NAME] [--quick]', load: () => import('./commands/verify.ts').then((m) => m.command) },
-  serve: { summary: 'serve the primary over NBD: serve DIR [--port P | --socket PATH] [--cycle-every SECONDS]', load: () => import('./commands/serve.ts').then((m) => m.command) },
-  diagram: { summary: 'print the statechart as Mermaid stateDiagram-v2', load: () => import('./commands/diagram.ts').then((m) => m.command) },
+const loaders: Record<string, () => Promise<Command>> = {
+  init: () => import('./commands/init.ts').then((m) => m.command),
+  write: () => import('./commands/write.ts').then((m) => m.command),
+  read: () => import('./commands/read.ts').then((m) => m.command),
+  cycle: () => import('./commands/cycle.ts').then((m) => m.command),
+  status: () => import('./commands/status.ts').then((m) => m.command),
+  replay: () => import('./commands/replay.ts').then((m) => m.command),
+  explore: () => import('./commands/explore.ts').then((m) => m.command),
+  fuzz: () => import('./commands/fuzz.ts').then((m) => m.command),
+  crashes: () => import('./commands/crashes.ts').then((m) => m.command),
+  mutants: () => import('./commands/mutants.ts').then((m) => m.command),
+  adapter: () => import('./commands/adapter.ts').then((m) => m.command),
+  record: () => import('./commands/record.ts').then((m) => m.command),
+  conform: () => import('./commands/conform.ts').then((m) => m.command),
+  verify: () => import('./commands/verify.ts').then((m) => m.command),
+  serve: () => import('./commands/serve.ts').then((m) => m.command),
+  diagram: () => import('./commands/diagram.ts').then((m) => m.command),
 };
 
+/** Commands that print their own --help (its text is tested against their options). */
+const ownHelp = new Set(['conform']);
+
+const exitStatusText = [
+  'exit status: 0 done; 1 a failure, printed on stderr as "CODE: message" (E_IO names the',
+  'operation, the errno and the path; E_INTERNAL is a bug in cowmap); 2 bad usage,',
+  'printed as "cowmap COMMAND: problem" and the usage line.',
+  `environment: ${debugVariable}=1 prints the stack trace of an internal error (E_INTERNAL).`,
+];
+
 function usage(): string {
-  const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(8)} ${c.summary}`);
-  return ['usage: cowmap <command> [options]', '', 'commands:', ...lines].join('\n');
+  const names = Object.keys(loaders);
+  const lines = names.map((name) => `  ${name.padEnd(8)} ${commandUsages[name]?.summary ?? ''}: ${usageOf(name)}`);
+  return ['usage: cowmap <command> [options]', '       cowmap <command> --help', '       cowmap --version', '', 'commands:', ...lines, '', ...exitStatusText].join('\n') + '\n';
+}
+
+function commandHelp(name: string): string {
+  const entry = commandUsages[name];
+  const notes = entry?.notes ?? [];
+  return [`usage: cowmap ${usageOf(name)}`, '', entry?.summary ?? '', ...(notes.length > 0 ? ['', ...notes] : []), '', ...exitStatusText].join('\n') + '\n';
+}
+
+/** --help or -h among the command's own options (not after a `--`, which starts another command's). */
+function asksForHelp(argv: readonly string[]): boolean {
+  const end = argv.indexOf('--');
+  const own = end < 0 ? argv : argv.slice(0, end);
+  return own.includes('--help') || own.includes('-h');
+}
+
+function packageVersion(): string {
+  const text = readFileSync(new URL('../package.json', import.meta.url), 'utf8');
+  return String((JSON.parse(text) as { version?: unknown }).version ?? 'unknown');
 }
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
-  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
-    process.stdout.write(usage() + '\n');
-    return name === undefined ? 2 : 0;
+  if (name === undefined) {
+    process.stderr.write(usage());
+    return exitUsage;
   }
-  const entry = commands[name];
-  if (entry === undefined) {
-    process.stderr.write(`cowmap: unknown command '${name}'\n${usage()}\n`);
-    return 2;
+  if (name === '--help' || name === '-h' || name === 'help') {
+    const topic = rest[0];
+    process.stdout.write(topic !== undefined && Object.hasOwn(loaders, topic) && !ownHelp.has(topic) ? commandHelp(topic) : usage());
+    return 0;
   }
-  const command = await entry.load();
+  if (name === '--version' || name === '-V' || name === 'version') {
+    process.stdout.write(`cowmap ${packageVersion()}\n`);
+    return 0;
+  }
+  const load = Object.hasOwn(loaders, name) ? loaders[name] : undefined;
+  if (load === undefined) {
+    process.stderr.write(formatUsageError(name, usageOf(name), `unknown command '${name}'`));
+    return exitUsage;
+  }
+  if (!ownHelp.has(name) && asksForHelp(rest)) {
+    process.stdout.write(commandHelp(name));
+    return 0;
+  }
   try {
+    const command = await load();
     return await command.run(rest);
   } catch (error) {
-    // util.parseArgs throws for unknown or malformed options: bad usage, exit 2.
-    const code = (error as { code?: unknown }).code;
-    if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')) {
-      process.stderr.write(`E_BAD_REQUEST: cowmap ${name}: ${(error as Error).message}\n`);
-      return 2;
-    }
-    throw error;
+    return reportFailure(error, name, usageOf(name));
   }
+}
+
+/**
+ * Runs the command line as the `cowmap` process (bin/cowmap.js): errors that
+ * escape the command's promise (an event handler's, a closed standard output)
+ * end the process in the same format as the others.
+ */
+export async function runProcess(argv: string[]): Promise<void> {
+  const name = argv[0] ?? '';
+  const fail = (error: unknown): void => {
+    process.exitCode = reportFailure(error, name, usageOf(name));
+    process.exit();
+  };
+  process.on('uncaughtException', fail);
+  process.on('unhandledRejection', fail);
+  // A reader that went away (`cowmap read ... | head -c 1`): say so once and stop,
+  // instead of producing output nobody reads.
+  process.stdout.on('error', (error: Error & { code?: string }) => {
+    process.stderr.write(`E_IO: write: ${error.code ?? error.message}: standard output\n`);
+    process.exit(1);
+  });
+  process.exitCode = await main(argv);
 }

@@ -1,10 +1,10 @@
 // What the volume's commands (bin/commands/init, write, read, cycle, status) share:
-// argument parsing with node:util, and the exit statuses. A CowmapError goes to
-// stderr as "CODE: message" with status 1; bad usage with status 2. Anything else
-// is a bug and is left to crash the process with its stack.
+// argument parsing with node:util, and the exit statuses. Bad usage is printed here
+// in the one format of every command (formatUsageError), with status 2; every
+// other error travels up to bin/main.ts, which prints a CowmapError as
+// "CODE: message" with status 1, and anything else without a stack (bin/failure.ts).
 
 import { parseArgs } from 'node:util';
-import { CowmapError } from './errors.ts';
 import { NodeStorage } from './nodeStorage.ts';
 import { ReplicatedVolume } from './replicatedVolume.ts';
 
@@ -54,26 +54,34 @@ export function requiredIntegerOption(values: ParsedValues, name: string): numbe
   return value;
 }
 
-/** Runs a command body and maps its errors to exit statuses. */
+/**
+ * The one format of a usage error, for every command: what is wrong, then how the
+ * command is called. `usage` starts with the command's name.
+ */
+export function formatUsageError(commandName: string, usage: string, problem: string): string {
+  return `cowmap ${commandName}: ${problem}\nusage: cowmap ${usage}\n`;
+}
+
+/** Runs a command body; a usage error is printed with `usage` (exit 2), any other error travels up. */
 export async function runCommand(usage: string, body: () => Promise<number> | number): Promise<number> {
   try {
     return await body();
   } catch (error) {
     if (error instanceof UsageError) {
-      process.stderr.write(`cowmap: ${error.message}\nusage: cowmap ${usage}\n`);
+      process.stderr.write(formatUsageError(usage.split(' ', 1)[0]!, usage, error.message));
       return exitUsage;
-    }
-    if (error instanceof CowmapError) {
-      process.stderr.write(`${error.code}: ${error.message}\n`);
-      return exitCowmapError;
     }
     throw error;
   }
 }
 
-/** Opens the volume in `dir` on the file system (recovery included), runs `body`, closes it. */
-export async function withVolume<T>(dir: string, body: (volume: ReplicatedVolume) => Promise<T> | T): Promise<T> {
-  const volume = ReplicatedVolume.open(new NodeStorage(), dir);
+/**
+ * Opens the volume in `dir` on the file system (recovery included), runs `body`,
+ * closes it. `readOnly` opens it without writing anything (OpenOptions.readOnly):
+ * what status and read use, so that they work on a read-only file system.
+ */
+export async function withVolume<T>(dir: string, body: (volume: ReplicatedVolume) => Promise<T> | T, options: { readOnly?: boolean } = {}): Promise<T> {
+  const volume = ReplicatedVolume.open(new NodeStorage(), dir, options.readOnly === true ? { readOnly: true } : {});
   try {
     return await body(volume);
   } finally {

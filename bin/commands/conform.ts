@@ -25,7 +25,7 @@ import { TraceError } from '../../harness/trace/traceError.ts';
 import { bundledTracesDir, traceFiles } from '../../harness/trace/traceFiles.ts';
 import { coverageHtml, coverageMarkdown } from '../../harness/transitionCoverage.ts';
 import type { Command } from '../main.ts';
-import { integerOption, usageError } from './options.ts';
+import { integerOption, usageError, usageProblem } from './options.ts';
 
 /** Splits `options -- command` (the command's own arguments are not ours to parse). */
 export function splitCommand(argv: readonly string[]): { own: string[]; command: string[] } {
@@ -91,23 +91,20 @@ type Values = ReturnType<typeof parseArgs<{ args: string[]; options: typeof conf
 function levelOption(name: string, text: string | undefined): Level | null | undefined {
   if (text === undefined) return undefined;
   if ((levels as readonly string[]).includes(text)) return text as Level;
-  process.stderr.write(`E_BAD_REQUEST: ${name} must be one of ${levels.join(', ')}, got '${text}'\n`);
-  return null;
+  return usageProblem(`${name} must be one of ${levels.join(', ')}, got '${text}'`);
 }
 
 /** The pinned geometry, or undefined, or null (bad usage, said). */
 function geometryOption(values: Values): { regions: number; regionSize: number } | undefined | null {
   if (values.regions === undefined && values['region-size'] === undefined) return undefined;
   if (values.regions === undefined || values['region-size'] === undefined) {
-    process.stderr.write('E_BAD_REQUEST: --regions and --region-size go together\n');
-    return null;
+    return usageProblem('--regions and --region-size go together');
   }
   const regions = integerOption('--regions', values.regions, 1, 2 ** 31 - 1);
   const regionSize = integerOption('--region-size', values['region-size'], 512, 2 ** 30);
   if (regions === null || regionSize === null) return null;
   if (regionSize % 512 !== 0) {
-    process.stderr.write(`E_BAD_REQUEST: --region-size must be a multiple of 512, got ${regionSize}\n`);
-    return null;
+    return usageProblem(`--region-size must be a multiple of 512, got ${regionSize}`);
   }
   return { regions, regionSize };
 }
@@ -170,8 +167,7 @@ interface Settings {
 }
 
 function said(detail: string): null {
-  process.stderr.write(`E_BAD_REQUEST: ${detail}\n`);
-  return null;
+  return usageProblem(detail);
 }
 
 async function conform(values: Values, sutCommand: string[]): Promise<number> {

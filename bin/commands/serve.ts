@@ -12,6 +12,7 @@
 import { copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseCommandLine, runCommand, stringOption, UsageError, volumeDirArgument, integerOption } from '../../impl/commandLine.ts';
+import { CowmapError } from '../../impl/errors.ts';
 import { fileNames, secondaryPath } from '../../impl/layout.ts';
 import { NbdServer } from '../../impl/nbd/server.ts';
 import { NodeStorage } from '../../impl/nodeStorage.ts';
@@ -68,7 +69,10 @@ export const command: Command = {
         where = await server.listen(socketPath === undefined ? { port: port ?? 10809 } : { socketPath });
       } catch (error) {
         volume.close();
-        throw new UsageError(`cannot listen: ${(error as Error).message}`);
+        // The address is taken or not ours: the environment, not the usage (exit 1).
+        const code = (error as { code?: unknown }).code;
+        const place = socketPath ?? `127.0.0.1:${port ?? 10809}`;
+        throw new CowmapError('E_IO', `serve: listen: ${typeof code === 'string' ? code : (error as Error).message}: ${place}`, { cause: error });
       }
       log(
         `serving ${dir} (${volume.sizeBytes} bytes, ${volume.regions} regions of ${volume.regionSize}) on ${typeof where === 'number' ? `nbd://127.0.0.1:${where}` : `nbd+unix:///?socket=${where}`}` +

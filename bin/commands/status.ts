@@ -1,5 +1,6 @@
-// cowmap status DIR: the phase, the maps and the counts. Opening the volume runs
-// recovery, as every open does, and takes its lock for the moment of the report.
+// cowmap status DIR: the phase, the maps and the counts. The volume is opened
+// read-only (OpenOptions.readOnly): recovery runs in memory only and nothing is
+// written, so status works on a read-only directory or file system and on a full one.
 
 import { parseCommandLine, runCommand, volumeDirArgument, withVolume, writeStdout } from '../../impl/commandLine.ts';
 import type { Command } from '../main.ts';
@@ -36,6 +37,6 @@ export const command: Command = {
         ];
         await writeStdout(lines.join('\n') + '\n');
         return 0;
-      });
+      }, { readOnly: true });
     }),
 };
