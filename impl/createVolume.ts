@@ -1,24 +1,29 @@
 // create: the files of a new, all-zero volume and its secondary, in the durable
-// order docs/format.md ("create") gives. The metadata is written last (see
-// MetadataStore.create): until its rename is durable there is no volume, and the
-// leftovers of a create cut short are removed by the next create.
+// order docs/format.md ("create") gives. Everything that can refuse is judged
+// before anything is made (impl/volumeNamespace.ts: never a file or directory that
+// is not this call's own); every new name is made durable by a sync of its
+// directory; the metadata is written last (see MetadataStore.create): until its
+// rename is durable there is no volume. A failed create removes exactly what it
+// made. The leftovers of a create cut short by a crash are never removed by the
+// next create: it names them (E_EXISTS).
 
 import { randomBytes } from 'node:crypto';
 import { cowFileSize, CowStore } from './cowStore.ts';
 import { CowmapError } from './errors.ts';
 import { mapSize, volumeSize, type Geometry } from './geometry.ts';
-import { fileNames, parentDir, recordedSecondary, sameDir, secondaryPath, volumeFileNames, volumePath } from './layout.ts';
+import { fileNames, recordedSecondary, sameDir, secondaryPath, volumeFileNames, volumePath } from './layout.ts';
 import { MapFile } from './mapFile.ts';
 import { MetadataStore, secondaryBytesMax, volumeIdSize, type MetadataRecord } from './metadata.ts';
 import { RegionFile } from './regionFile.ts';
 import { FileReplica } from './replica.ts';
 import type { FileHandle, Lock, Storage } from './storage.ts';
+import { CreatedNames, refuseOccupiedVolumeDir, refuseSecondaryPlace } from './volumeNamespace.ts';
 import { asVolumeError, OpenedFiles, releaseLock, unheldLock, type CreateOptions, type VolumeParts, type VolumeRules } from './volumeParts.ts';
 
 /**
  * Makes the files of a volume in `dir` and returns them open, the lock held.
  * E_BAD_REQUEST, E_SIZE, E_EXISTS, E_LOCKED as docs/protocol.md section 2 orders
- * them; a storage error is E_IO.
+ * them, all before anything is created; a storage error is E_IO.
  */
 export function createVolumeParts(storage: Storage, dir: string, geometry: Geometry, options: CreateOptions, rules: VolumeRules): VolumeParts {
   // The arguments before the state, E_BAD_REQUEST before E_SIZE (docs/protocol.md section 2).
@@ -31,29 +36,32 @@ export function createVolumeParts(storage: Storage, dir: string, geometry: Geome
   }
   const problem = rules.geometryProblem({ regions: geometry.regions, regionSize: geometry.regionSize });
   if (problem !== null) throw new CowmapError('E_SIZE', `create: ${problem}`);
-  const metadataPath = volumePath(dir, fileNames.metadata);
-  if (rules.refusesExistingVolume && storage.exists(metadataPath)) throw new CowmapError('E_EXISTS', `create: a volume exists in ${dir}`);
+  const secondaryDir = secondaryPath(dir, recorded);
+  try {
+    if (rules.refusesExistingVolume) {
+      refuseOccupiedVolumeDir(storage, dir);
+      refuseSecondaryPlace(storage, dir, secondaryDir);
+    }
+  } catch (error) {
+    throw asVolumeError(error, `create(${dir})`, 'E_IO');
+  }
 
   const opened = new OpenedFiles();
+  const created = new CreatedNames(storage);
   let lock: Lock | null = null;
   try {
-    if (!storage.exists(dir)) {
-      storage.mkdir(dir);
-      storage.syncDir(parentDir(dir));
-    }
-    lock = storage.lock(dir) ?? (rules.honoursLock ? null : unheldLock);
-    if (lock === null) throw new CowmapError('E_LOCKED', `create: ${dir} is locked by another holder`);
-    if (rules.refusesExistingVolume && storage.exists(metadataPath)) throw new CowmapError('E_EXISTS', `create: a volume exists in ${dir}`);
-    for (const name of volumeFileNames) {
-      const path = volumePath(dir, name);
-      if (storage.exists(path)) storage.unlink(path);
-    }
+    created.makeDirs(dir);
+    lock = takeCreateLock(storage, dir, rules, created);
+    if (rules.refusesExistingVolume) refuseOccupiedVolumeDir(storage, dir); // Again, now that no other create can be at work here.
+    else removeExistingVolume(storage, dir, secondaryDir);
 
     const { regions, regionSize } = geometry;
     // Each file is created at its full size (all zeros: P, S, both maps clear, no
     // valid COW entry) and synced before the metadata that makes it part of a volume.
     const createFile = (name: string, sizeBytes: number): FileHandle => {
-      const file = opened.add(storage.open(volumePath(dir, name), { create: true }));
+      const path = volumePath(dir, name);
+      const file = opened.add(storage.open(path, { create: true }));
+      created.addFile(path);
       file.truncate(sizeBytes);
       file.sync();
       return file;
@@ -62,10 +70,16 @@ export function createVolumeParts(storage: Storage, dir: string, geometry: Geome
     const mapFiles = [createFile(fileNames.maps[0], mapSize(regions)), createFile(fileNames.maps[1], mapSize(regions))] as const;
     const cowFile = createFile(fileNames.cow, cowFileSize(regions, regionSize));
     const volumeId = new Uint8Array(randomBytes(volumeIdSize));
-    opened.replica = FileReplica.create(storage, secondaryPath(dir, recorded), { volumeId, regions, regionSize });
+    created.makeDirs(secondaryDir);
+    // FileReplica.create removes its own files when it fails, and syncs the secondary's directory.
+    opened.replica = FileReplica.create(storage, secondaryDir, { volumeId, regions, regionSize });
+    for (const name of storage.list(secondaryDir)) created.addFile(volumePath(secondaryDir, name));
     storage.syncDir(dir);
 
     const record: MetadataRecord = { sequence: 1, volumeId, regions, regionSize, cycle: 0, phase: 'idle', currentMap: 0, secondary: recorded };
+    // meta.tmp, then its rename to meta, then a sync of DIR: the volume exists once that sync returns.
+    created.addFile(volumePath(dir, fileNames.metadataTemporary));
+    created.addFile(volumePath(dir, fileNames.metadata));
     const metadata = MetadataStore.create(storage, dir, record);
     opened.add(metadata.file);
     return {
@@ -81,7 +95,40 @@ export function createVolumeParts(storage: Storage, dir: string, geometry: Geome
     };
   } catch (error) {
     opened.closeAll();
+    // Removed while the lock is held (its file too, when this create made it).
+    const cleanupError = rules.refusesExistingVolume ? created.undo() : null;
     if (lock !== null) releaseLock(lock);
-    throw asVolumeError(error, `create(${dir})`, 'E_IO');
+    throw withCleanupError(asVolumeError(error, `create(${dir})`, 'E_IO'), cleanupError);
   }
+}
+
+/**
+ * Takes the lock of a new volume's directory. The lock file is this create's when
+ * it was not there before: a failure removes it (while holding the lock, so that
+ * no taker is left holding a removed file: impl/nodeStorage.ts checks for that).
+ */
+function takeCreateLock(storage: Storage, dir: string, rules: VolumeRules, created: CreatedNames): Lock {
+  const lockPath = volumePath(dir, fileNames.lock);
+  const lockFileExisted = storage.exists(lockPath);
+  const lock = storage.lock(dir) ?? (rules.honoursLock ? null : unheldLock);
+  if (lock === null) throw new CowmapError('E_LOCKED', `create: ${dir} is locked by another holder`);
+  if (!lockFileExisted && storage.exists(lockPath)) created.addFile(lockPath);
+  return lock;
+}
+
+/** Only for the mutant that creates over an existing volume: the files the old create used to remove. */
+function removeExistingVolume(storage: Storage, dir: string, secondaryDir: string): void {
+  for (const name of volumeFileNames) {
+    const path = volumePath(dir, name);
+    if (storage.exists(path)) storage.unlink(path);
+  }
+  if (!storage.exists(secondaryDir)) return;
+  for (const name of storage.list(secondaryDir)) storage.unlink(volumePath(secondaryDir, name));
+}
+
+/** The error create reports, with the failure of its cleanup when that failed too. */
+function withCleanupError(error: unknown, cleanupError: unknown): unknown {
+  if (cleanupError === null || !(error instanceof CowmapError)) return error;
+  const detail = cleanupError instanceof Error ? cleanupError.message : String(cleanupError);
+  return new CowmapError(error.code, `${error.message}; removing what this create made failed too (${detail}): remove the leftovers by hand`, { cause: error });
 }

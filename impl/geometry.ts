@@ -7,8 +7,14 @@ import { CowmapError } from './errors.ts';
 export const sectorSize = 512;
 export const regionsMax = 1 << 24;
 export const regionSizeMax = 1 << 26;
-/** 2^44 bytes (16 TiB): every byte offset is an exact integer with room to spare. */
-export const volumeSizeMax = 2 ** 44;
+/**
+ * 2^42 bytes (4 TiB). Every byte offset is an exact integer with room to spare,
+ * and every file of a volume fits the file size limit of common file systems:
+ * ext4 with 4 KiB blocks stops at 16 TiB - 4 KiB, so at the old bound of 2^44 the
+ * COW file (its index plus a slot per region) could not be made (EFBIG, after
+ * other files were already written). At 2^42 the COW file is below 4 TiB + 1 GiB.
+ */
+export const volumeSizeMax = 2 ** 42;
 
 export interface Geometry {
   readonly regions: number;

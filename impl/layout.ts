@@ -10,12 +10,14 @@ export const fileNames = {
   primary: 'primary',
   maps: ['map0', 'map1'],
   cow: 'cow',
+  /** The volume lock (impl/nodeStorage.ts): a kernel lock on this file, never its content. */
+  lock: 'lock',
   replicaHeader: 'replica',
   replicaImage: 'image',
   defaultSecondary: 'secondary',
 } as const;
 
-/** The files of a volume directory that create writes (and removes first when a half-created volume left them). */
+/** The files of a volume directory that create writes before the metadata. */
 export const volumeFileNames = [
   fileNames.metadataTemporary,
   fileNames.primary,

@@ -74,7 +74,10 @@ export function releaseLock(lock: Lock): void {
 export function asVolumeError(error: unknown, where: string, missingAs: 'E_IO' | 'E_CORRUPT'): unknown {
   if (!isStorageError(error)) return error;
   const code = error.code === 'ENOENT' ? missingAs : 'E_IO';
-  return new CowmapError(code, `${where}: ${error.code}: ${error.message}`, { cause: error });
+  // node:fs messages start with the errno name ("ENOSPC: no space left on device,
+  // write '/v/cow'"): it is printed once.
+  const message = error.message.startsWith(`${error.code}:`) ? error.message : `${error.code}: ${error.message}`;
+  return new CowmapError(code, `${where}: ${message}`, { cause: error });
 }
 
 /** Closes every file of `parts` and releases its lock (create's and open's way out on an error). */
