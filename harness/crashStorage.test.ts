@@ -513,6 +513,25 @@ test('torn mode: explicit sector choices give exactly that sector-wise mix', () 
   assert.deepEqual(fileBytes(path), expected);
 });
 
+test('torn mode: tearSector tears inside a sector, byte by byte; other sectors follow keepSector', () => {
+  const { dir, storage } = fresh();
+  const path = nodePath.join(dir, 'f');
+  const handle = durableFile(storage, dir, 'f', bytes(1536, 1));
+  handle.write(256, bytes(1024, 2)); // covers 256 bytes of sector 0, all of sector 1, 256 of sector 2
+  const report = storage.crashNow('power', {
+    torn: true,
+    keepSector: (_, sector) => sector === 2,
+    tearSector: (_, sector, covered) => (sector === 0 ? (byte) => byte < covered / 2 : sector === 1 ? (byte) => byte % 2 === 1 : null),
+  });
+  assert.deepEqual(report.writes[0]!.sectorsTorn, [0, 1]);
+  assert.deepEqual(report.writes[0]!.sectorsKept, [false, false, true]);
+  const expected = bytes(1536, 1);
+  expected.fill(2, 256, 384); // the first half of the covered part of sector 0
+  for (let at = 513; at < 1024; at += 2) expected[at] = 2; // odd bytes of sector 1
+  expected.fill(2, 1024, 1280); // sector 2 kept
+  assert.deepEqual(fileBytes(path), expected);
+});
+
 test('torn mode with seeds gives only sector-wise mixes, and some real mixes', () => {
   const seeds = Array.from({ length: 16 }, (_, i) => 1000 + i);
   console.log(`torn seeds: ${seeds.join(',')}`);
@@ -835,7 +854,7 @@ test('bounds: too much unsynced data throws a clear error instead of growing wit
   handle.write(0, bytes(400, 1)); // room again after the sync
 });
 
-test('a durable create inside a renamed directory makes the directory rename durable too', () => {
+test('a durable create inside a renamed directory does not make the directory rename durable: dropped, the directory goes back with the file in it', () => {
   const { dir, storage } = fresh();
   const sub = nodePath.join(dir, 'sub');
   const sub2 = nodePath.join(dir, 'sub2');
@@ -846,11 +865,78 @@ test('a durable create inside a renamed directory makes the directory rename dur
   const handle = storage.open(x, { create: true });
   handle.write(0, bytes(2, 4));
   handle.sync();
-  storage.syncDir(sub2); // the create is durable, and it needs sub2 to exist
-  assert.equal(storage.unsyncedNamespaceCount(), 0);
+  storage.syncDir(sub2); // the create is durable in the directory, whatever its name
+  assert.equal(storage.unsyncedNamespaceCount(), 1, 'the rename waits for a sync of dir');
   storage.crashNow('power', { keepNamespace: none });
-  assert.deepEqual([...fileBytes(x)], [4, 4]);
-  assert.equal(fs.existsSync(sub), false);
+  assert.equal(fs.existsSync(sub2), false);
+  assert.deepEqual([...fileBytes(nodePath.join(sub, 'x'))], [4, 4]);
+});
+
+test('mkdir is durable only after a sync of its parent: dropped, the directory vanishes with everything in it, synced files included', () => {
+  const { dir, storage } = fresh();
+  const a = nodePath.join(dir, 'a');
+  const b = nodePath.join(a, 'b');
+  storage.mkdir(a);
+  storage.mkdir(b);
+  storage.syncDir(a); // b's entry in a is durable; a's entry in dir is not
+  const handle = durableFile(storage, b, 'f', bytes(2, 3));
+  handle.close();
+  assert.equal(storage.unsyncedNamespaceCount(), 1);
+  assert.deepEqual(storage.crashNow('power', { keepNamespace: none }).namespace.map((entry) => [entry.kind, entry.kept]), [['mkdir', false]]);
+  assert.equal(fs.existsSync(a), false, 'syncing a and b does not make a durable in dir');
+
+  const other = fresh();
+  const c = nodePath.join(other.dir, 'c');
+  other.storage.mkdir(c);
+  other.storage.syncDir(other.dir);
+  assert.equal(other.storage.unsyncedNamespaceCount(), 0);
+  other.storage.crashNow('power', { keepNamespace: none });
+  assert.equal(fs.existsSync(c), true);
+});
+
+test('a dropped mkdir drops the later creates inside it; a kept mkdir may lose them', () => {
+  const { dir, storage } = fresh();
+  const a = nodePath.join(dir, 'a');
+  storage.mkdir(a);
+  storage.open(nodePath.join(a, 'f'), { create: true }).close();
+  const report = storage.crashNow('power', { keepNamespace: (index) => index === 1 });
+  assert.deepEqual(report.namespace.map((entry) => [entry.kind, entry.kept]), [['mkdir', false], ['create', false]]);
+  assert.equal(fs.existsSync(a), false);
+
+  const other = fresh();
+  const a2 = nodePath.join(other.dir, 'a');
+  other.storage.mkdir(a2);
+  other.storage.open(nodePath.join(a2, 'f'), { create: true }).close();
+  other.storage.crashNow('power', { keepNamespace: (index) => index === 0 });
+  assert.deepEqual(fs.readdirSync(a2), []);
+});
+
+test('rmdir is durable only after a sync of its parent: dropped, the empty directory comes back', () => {
+  const { dir, storage } = fresh();
+  const a = nodePath.join(dir, 'a');
+  storage.mkdir(a);
+  storage.syncDir(dir);
+  const handle = durableFile(storage, a, 'f', bytes(1, 1));
+  handle.close();
+  storage.unlink(nodePath.join(a, 'f'));
+  storage.syncDir(a);
+  storage.rmdir(a);
+  assert.equal(storage.unsyncedNamespaceCount(), 1);
+  storage.crashNow('power', { keepNamespace: none });
+  assert.deepEqual(fs.readdirSync(a), []);
+
+  // The unlink inside was not synced, but the rmdir was: the directory is gone, the unlink moot.
+  const other = fresh();
+  const b = nodePath.join(other.dir, 'b');
+  other.storage.mkdir(b);
+  other.storage.syncDir(other.dir);
+  durableFile(other.storage, b, 'f', bytes(1, 1)).close();
+  other.storage.unlink(nodePath.join(b, 'f'));
+  other.storage.rmdir(b);
+  other.storage.syncDir(other.dir);
+  assert.equal(other.storage.unsyncedNamespaceCount(), 0);
+  other.storage.crashNow('power', { keepNamespace: none });
+  assert.equal(fs.existsSync(b), false);
 });
 
 test('a dropped directory rename moves the files inside it back, with their data choices applied there', () => {
@@ -901,7 +987,7 @@ test('a write unsynced at a kill survives it, then a power crash of the recovery
     assert.deepEqual([...fileBytes(path)], [2, 2, 1, 1], 'a kill loses nothing that reached the OS');
 
     const recovered = new CrashStorage(new FsStorage());
-    assert.deepEqual(storage.handOverTo(recovered), { writeCount: 1, truncateCount: 0, namespaceDurableCount: 0 });
+    assert.deepEqual(storage.handOverTo(recovered), { writeCount: 1, truncateCount: 0, namespaceCount: 0 });
     assert.equal(storage.unsyncedWriteCount(), 0, 'the dead storage holds nothing after the hand-over');
     assert.deepEqual(
       recovered.unsyncedWrites().map((info) => [info.index, info.path, info.position, info.length, info.carried]),
@@ -1052,7 +1138,7 @@ test('a power crash hands over nothing; a hand-over needs a dead storage, a fres
   assert.throws(() => storage.handOverTo(new CrashStorage(new FsStorage())), /only a crashed storage hands over/);
   storage.crashNow('power', { keepWrite: all });
   const recovered = new CrashStorage(new FsStorage());
-  assert.deepEqual(storage.handOverTo(recovered), { writeCount: 0, truncateCount: 0, namespaceDurableCount: 0 });
+  assert.deepEqual(storage.handOverTo(recovered), { writeCount: 0, truncateCount: 0, namespaceCount: 0 });
   assert.equal(recovered.unsyncedWriteCount(), 0);
   recovered.crashNow('power', { keepWrite: none });
   assert.deepEqual([...fileBytes(path)], [2, 1], 'what the power crash kept counts as durable');
@@ -1062,22 +1148,49 @@ test('a power crash hands over nothing; a hand-over needs a dead storage, a fres
   durableFile(other.storage, other.dir, 'f', bytes(1, 1)).write(0, bytes(1, 2));
   other.storage.crashNow('process');
   const used = new CrashStorage(new FsStorage());
-  used.mkdir(nodePath.join(other.dir, 'sub'));
+  used.syncDir(other.dir);
   assert.throws(() => other.storage.handOverTo(used), /must be fresh/);
   assert.throws(() => other.storage.handOverTo(other.storage), /must be fresh/);
 });
 
-test('namespace changes not durable at the kill count as durable after the hand-over; the receiver\'s bounds apply', () => {
+test('namespace changes not durable at the kill stay not durable after the hand-over: a later power crash may undo them; the receiver\'s bounds apply', () => {
   const { dir, storage } = fresh();
   const path = nodePath.join(dir, 'created');
+  const sub = nodePath.join(dir, 'sub');
+  storage.mkdir(sub);
   const handle = storage.open(path, { create: true }); // the directory is never synced
   handle.write(0, bytes(3, 7));
   storage.crashNow('process');
   const recovered = new CrashStorage(new FsStorage());
-  assert.deepEqual(storage.handOverTo(recovered), { writeCount: 1, truncateCount: 0, namespaceDurableCount: 1 });
-  assert.equal(recovered.unsyncedNamespaceCount(), 0);
-  recovered.crashNow('power', { keepWrite: none, keepNamespace: none });
-  assert.deepEqual([...fileBytes(path)], [], 'the create survives, its unsynced data does not');
+  assert.deepEqual(storage.handOverTo(recovered), { writeCount: 1, truncateCount: 0, namespaceCount: 2 });
+  assert.equal(recovered.unsyncedNamespaceCount(), 2);
+  assert.equal(fs.existsSync(path), true, 'the kill keeps the create');
+  const report = recovered.crashNow('power', { keepWrite: none, keepNamespace: none });
+  assert.deepEqual(report.namespace.map((entry) => [entry.kind, entry.kept, entry.carried]), [['mkdir', false, true], ['create', false, true]]);
+  assert.equal(fs.existsSync(path), false, 'a power loss after the recovery undoes the create the kill kept');
+  assert.equal(fs.existsSync(sub), false, 'and the mkdir');
+
+  // A sync of the directory by the recovery makes them durable.
+  const synced = fresh();
+  const syncedPath = nodePath.join(synced.dir, 'created');
+  synced.storage.open(syncedPath, { create: true }).close();
+  synced.storage.crashNow('process');
+  const syncer = new CrashStorage(new FsStorage());
+  synced.storage.handOverTo(syncer);
+  syncer.syncDir(synced.dir);
+  assert.equal(syncer.unsyncedNamespaceCount(), 0);
+  syncer.crashNow('power', { keepNamespace: none });
+  assert.equal(fs.existsSync(syncedPath), true);
+
+  // An unlink carried over: the file comes back with its durable content, across two kills.
+  const unlinked = fresh();
+  const unlinkedPath = nodePath.join(unlinked.dir, 'f');
+  durableFile(unlinked.storage, unlinked.dir, 'f', bytes(2, 9)).close();
+  unlinked.storage.unlink(unlinkedPath);
+  const second = killAndRecover(killAndRecover(unlinked.storage));
+  assert.equal(second.unsyncedNamespaceCount(), 1);
+  second.crashNow('power', { keepNamespace: none });
+  assert.deepEqual([...fileBytes(unlinkedPath)], [9, 9]);
 
   const big = fresh();
   durableFile(big.storage, big.dir, 'f', bytes(1, 0)).write(0, bytes(600, 1));

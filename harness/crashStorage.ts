@@ -9,22 +9,32 @@
 //
 // Durable I/O calls (counted by `ioCount`, by failpoints and by faults; one each):
 //   create (open with create: true), write, sync, truncate, rename, unlink, mkdir,
-//   syncDir. A call is counted when it is made, whether or not the wrapped storage
+//   rmdir, syncDir. A call is counted when it is made, whether or not the wrapped storage
 //   then fails it (EEXIST, ENOENT, ...): the system call was made. Not counted:
 //   open without create, read, size, close, exists, list, lock, lock release.
 //
 // When data is durable:
 //   - A write or truncate of a file is durable once a later `sync` of the same
 //     file (through any handle of it) has returned. Until then it is "unsynced".
-//   - A create, rename or unlink is durable once every directory it touched (the
-//     parent of the path; for rename the parents of both names) was synced by a
-//     later `syncDir`. In addition an operation is durable when a later durable
-//     operation depends on it (it names the same path, an ancestor or a
-//     descendant): a journal cannot make a rename of a/x -> b/y durable while
-//     losing the create of a/x. These dependencies are what keep every outcome a
-//     consistent namespace.
-//   - mkdir is always kept (treated as durable at once): the Storage interface
-//     has no rmdir, so a directory once made cannot be unmade through it.
+//   - A namespace change (mkdir, create, rename, unlink, rmdir) is durable once
+//     every directory it touched (the parent of the path; for rename the parents
+//     of both names) was synced by a later `syncDir`, and only then. Durability
+//     never flows backwards: syncing a/b makes the entries IN a/b durable, not
+//     a/b's own entry in a, so a power loss that drops the mkdir of a/b takes the
+//     whole directory with it, files synced inside it included (POSIX fsync(2) on
+//     a directory, and what ext4 without journal ordering does). A durable rmdir
+//     makes the earlier, non-durable changes inside the removed directory moot.
+//
+// THE NAMESPACE MODEL (chosen as SQLite's test6.c chooses its device
+// characteristics): a power loss keeps ANY subset of the non-durable namespace
+// changes, per change, across and within directories, consistent with order only
+// where names depend on each other: a change is kept only if every earlier
+// non-durable change on the same name, an ancestor or a descendant is kept (a
+// dropped mkdir drops the later creates inside it, a dropped create drops the
+// later rename of that file, a dropped unlink drops a later rmdir of its
+// directory). Changes to unrelated names are independent, even in one directory:
+// no journal ordering is assumed, so a volume must not rely on one (e.g. on a
+// rename of `meta` being durable because a later create in DIR was).
 //
 // What a crash may keep, drop or tear:
 //   - process mode (kill): the operating system keeps everything that reached it.
@@ -38,11 +48,16 @@
 //     A dropped create removes the file (even if its data was synced: the
 //     directory entry was not); a dropped unlink brings the file back; a dropped
 //     rename moves it back and brings back a file it had replaced (an empty
-//     directory it replaced is made again).
+//     directory it replaced is made again); a dropped mkdir removes the directory
+//     and everything in it; a dropped rmdir makes the (empty) directory again.
 //   - power mode with torn: each unsynced write is kept or dropped per sector of
 //     `sectorSize` bytes (default 512), sectors counted from file offset 0; a
 //     write covering part of a sector decides that part as one unit. So a write
-//     leaves any sector-wise mix of old and new bytes, never a mix inside a sector.
+//     leaves any sector-wise mix of old and new bytes. With the explicit choice
+//     `tearSector` a sector is also torn INSIDE, byte by byte (any mix of old and
+//     new bytes within it: the spec's torn model, docs/protocol.md section 5);
+//     the seeded coins never tear inside a sector (trace format v1 names a seed,
+//     and the traces saved before must replay the same).
 //   - Synced writes and truncates are always kept, whatever the mode.
 //   - The file length follows the kept writes and truncates: a dropped write past
 //     the end does not extend the file; a kept write after a dropped one that had
@@ -91,27 +106,30 @@
 // What a recovery inherits (`handOverTo`). A kill does not make the page cache
 // durable (docs/protocol.md section 5, rule 4 then rule 2), so after a PROCESS crash the
 // dead storage hands its unsynced writes and truncates, before-images included,
-// to the fresh CrashStorage that recovery runs on, before that one makes any call.
-// There they are unsynced records like its own, only older: a later power crash
-// of the fresh storage keeps, drops or tears (per sector) them exactly as it does
-// its own, and a sync of the same file in the fresh storage (through any handle)
-// makes them durable. Each is filed under its file's path at the crash (after any
-// rename). Not carried: the dead storage's non-durable creates, renames and
-// unlinks become durable at the hand-over (carrying them would mean carrying the
-// dependency graph and the orphans' captured contents), so a later power crash
-// never undoes a namespace change made before the kill, and the unsynced data of
-// a file unlinked before the kill is forgotten with it. After a POWER crash
-// nothing is carried: its unsynced data was kept or dropped already, and what it
-// kept is on disk and counts as durable. The fresh storage's bounds apply to the
-// carried records (exceeding one throws, as for its own). A storage hands over
-// once, into a storage that has made no call yet, and then holds nothing.
+// AND its non-durable namespace changes (with the captured contents of files it
+// unlinked or replaced), to the fresh CrashStorage that recovery runs on, before
+// that one makes any call. There they are unsynced records like its own, only
+// older: a later power crash of the fresh storage keeps, drops or tears (per
+// sector) them exactly as it does its own, and a sync of the same file (or
+// syncDir of the same directory) in the fresh storage makes them durable. So a
+// recovery that trusts a namespace the killed process never made durable (a
+// `meta` renamed into place, a directory made by create) and does not sync its
+// directory loses it in the next power loss, as on a real machine. Each data
+// record is filed under its file's path at the crash (after any rename). After a
+// POWER crash nothing is carried: its unsynced data was kept or dropped already,
+// and what it kept is on disk and counts as durable. The fresh storage's bounds
+// apply to the carried records (exceeding one throws, as for its own). A storage
+// hands over once, into a storage that has made no call yet, and then holds
+// nothing. Carried records are handed on again by a second kill.
 //
 // Limits: paths are compared after lexical normalization (".", "..", repeated
 // "/"), so the volume must name each file one way (not through symlinks, not
 // once relative and once absolute). Unsynced state is held in memory, bounded by
 // the options below; exceeding a bound throws an Error (a harness configuration
 // problem, not a crash). Namespace dependency checks are quadratic in the number
-// of non-durable namespace operations (bounded by namespaceRecordCountMax).
+// of non-durable namespace operations (bounded by namespaceRecordCountMax). A
+// record remembers the directories to sync by their names when it was made: a
+// directory renamed afterwards must be synced under its old name to count.
 // Only changes made through this layer are tracked: files changed behind its
 // back (the inner storage's own lock files, for one) are neither counted nor
 // undone. The layer's own reads and rewrites go straight to the inner storage
@@ -149,6 +167,14 @@ export interface PowerChoices {
   keepWrite?: (index: number) => boolean;
   /** Torn only: whether sector `sectorIndex` (0 = the write's first covered sector) of write `writeIndex` is kept. */
   keepSector?: (writeIndex: number, sectorIndex: number) => boolean;
+  /**
+   * Torn only, explicit: tears sector `sectorIndex` of write `writeIndex` INSIDE the
+   * sector, byte by byte. Returns, for the bytes of that sector the write covers
+   * (`byte` 0 = the first covered one), whether each keeps its new value; or null
+   * to leave the sector to keepSector. Never drawn by the seeded coins: a seed
+   * tears sector-wise only, so that saved v1 traces replay as they did.
+   */
+  tearSector?: (writeIndex: number, sectorIndex: number, coveredBytes: number) => ((byte: number) => boolean) | null;
   /** Whether unsynced truncate `index` (0 = oldest) is kept. */
   keepTruncate?: (index: number) => boolean;
   /** Whether non-durable namespace operation `index` (0 = oldest) is kept (before dependency closure). */
@@ -184,8 +210,8 @@ export interface HandOverReport {
   writeCount: number;
   /** Unsynced truncates now held by the fresh storage. */
   truncateCount: number;
-  /** Non-durable creates, renames and unlinks of the dead storage, treated as durable (not carried). */
-  namespaceDurableCount: number;
+  /** Non-durable namespace changes (mkdir, create, rename, unlink, rmdir) now held by the fresh storage. */
+  namespaceCount: number;
 }
 
 export interface CrashReport {
@@ -195,9 +221,10 @@ export interface CrashReport {
   /** ioCount when the crash happened. */
   ioCount: number;
   /** `carried`: the record was handed over by a crashed process (present only then). */
-  writes: Array<{ index: number; path: string; position: number; length: number; kept: boolean; sectorsKept?: boolean[]; carried?: true }>;
+  /** `sectorsTorn`: the sectors (indexes as in sectorsKept) torn inside by tearSector; their sectorsKept entry is false. */
+  writes: Array<{ index: number; path: string; position: number; length: number; kept: boolean; sectorsKept?: boolean[]; sectorsTorn?: number[]; carried?: true }>;
   truncates: Array<{ index: number; path: string; length: number; kept: boolean; carried?: true }>;
-  namespace: Array<{ index: number; kind: 'create' | 'rename' | 'unlink'; path: string; to?: string; kept: boolean }>;
+  namespace: Array<{ index: number; kind: NamespaceKind; path: string; to?: string; kept: boolean; carried?: true }>;
 }
 
 export interface CrashStorageOptions {
@@ -351,10 +378,14 @@ class TrackedFile {
 
 type ReplacedTarget = { kind: 'file'; file: TrackedFile } | { kind: 'directory' } | null;
 
+/** `carried`: made by a crashed process and handed over (handOverTo). */
 type NamespaceRecord =
-  | { kind: 'create'; seq: number; path: string; file: TrackedFile; unsyncedDirs: Set<string> }
-  | { kind: 'unlink'; seq: number; path: string; file: TrackedFile; unsyncedDirs: Set<string> }
-  | { kind: 'rename'; seq: number; from: string; to: string; replaced: ReplacedTarget; unsyncedDirs: Set<string> };
+  | { kind: 'create'; seq: number; path: string; file: TrackedFile; unsyncedDirs: Set<string>; carried: boolean }
+  | { kind: 'unlink'; seq: number; path: string; file: TrackedFile; unsyncedDirs: Set<string>; carried: boolean }
+  | { kind: 'mkdir' | 'rmdir'; seq: number; path: string; unsyncedDirs: Set<string>; carried: boolean }
+  | { kind: 'rename'; seq: number; from: string; to: string; replaced: ReplacedTarget; unsyncedDirs: Set<string>; carried: boolean };
+
+export type NamespaceKind = NamespaceRecord['kind'];
 
 function recordNames(record: NamespaceRecord): string[] {
   return record.kind === 'rename' ? [record.from, record.to] : [record.path];
@@ -371,6 +402,20 @@ function recordBytes(record: DataRecord): number {
 
 function carriedMark(record: DataRecord): { carried?: true } {
   return record.carried ? { carried: true } : {};
+}
+
+/** What a torn power crash decided for one write: per sector, and the byte masks of sectors torn inside. */
+interface SectorChoice {
+  sectorsKept: boolean[];
+  byteMasks: Array<((byte: number) => boolean) | null>;
+}
+
+/** How many bytes of its `sector`-th covered sector a write covers. */
+function coveredBytesOf(position: number, length: number, sector: number, sectorSize: number): number {
+  const firstSector = Math.floor(position / sectorSize);
+  const start = Math.max(position, (firstSector + sector) * sectorSize);
+  const stop = Math.min(position + length, (firstSector + sector + 1) * sectorSize);
+  return stop - start;
 }
 
 function sectorCountOf(position: number, length: number, sectorSize: number): number {
@@ -530,28 +575,47 @@ export class CrashStorage implements Storage {
       throw new Error('CrashStorage.handOverTo: the receiving storage must be fresh (no call made, nothing tracked)');
     }
     this.handedOver = true;
+    const copies = new Map<TrackedFile, TrackedFile>();
     const processCrash = this.lastCrash?.mode === 'process';
-    // After a power crash the namespace records were decided (some undone) by the crash itself.
-    const report: HandOverReport = { writeCount: 0, truncateCount: 0, namespaceDurableCount: processCrash ? this.namespaceRecords.length : 0 };
+    const report: HandOverReport = { writeCount: 0, truncateCount: 0, namespaceCount: 0 };
     if (processCrash) {
-      // Live files only: an orphan's unlink is durable now, and its data went with it.
-      const carried: Array<{ file: TrackedFile; record: DataRecord }> = [];
-      for (const file of this.trackedFiles) {
-        if (file.state !== 'live') continue;
-        for (const record of file.pending) carried.push({ file, record });
-      }
-      carried.sort((a, b) => a.record.seq - b.record.seq);
-      carried.forEach(({ file, record }, index) => {
-        if (!fresh.inner.exists(file.path)) {
+      // Everything the dead process left unsynced moves over as it is: the files
+      // (live ones and restorable orphans) with their unsynced records, and the
+      // namespace records in their order, all older than anything fresh makes.
+      const files = [...this.trackedFiles].filter((file) => file.state !== 'dead');
+      const dataRecords = files.flatMap((file) => file.pending).sort((a, b) => a.seq - b.seq);
+      const seqOf = new Map<DataRecord, number>(dataRecords.map((record, index) => [record, index - dataRecords.length]));
+      for (const file of files) {
+        if (file.state === 'live' && file.pending.length > 0 && !fresh.inner.exists(file.path)) {
           throw new Error(`CrashStorage.handOverTo: ${file.path} holds unsynced data but is gone: files changed behind the crash layer between the crash and the hand-over`);
         }
-        // Negative numbers, in the dead process's order: older than anything fresh makes.
-        const copy: DataRecord = { ...record, seq: index - carried.length, path: file.path, carried: true };
-        const target = fresh.adoptFile(file.path, false);
-        fresh.reserve(copy);
-        target.pending.push(copy);
-        if (copy.kind === 'write') report.writeCount++;
-        else report.truncateCount++;
+        const copy = new TrackedFile(file.path);
+        copy.state = file.state;
+        copy.content = file.content;
+        copy.pending = file.pending.map((record) => ({ ...record, seq: seqOf.get(record)!, path: file.path, carried: true }));
+        fresh.ensureTrackingRoom();
+        fresh.trackedFiles.add(copy);
+        if (copy.state === 'live') fresh.filesByPath.set(copy.path, copy);
+        if (copy.content !== null) fresh.unsyncedBytes += copy.content.length;
+        for (const record of copy.pending) {
+          fresh.reserve(record);
+          if (record.kind === 'write') report.writeCount++;
+          else report.truncateCount++;
+        }
+        copies.set(file, copy);
+      }
+      fresh.checkBudget();
+      this.namespaceRecords.forEach((record, index) => {
+        const seq = index - this.namespaceRecords.length;
+        const unsyncedDirs = new Set(record.unsyncedDirs);
+        let copy: NamespaceRecord;
+        if (record.kind === 'create' || record.kind === 'unlink') copy = { ...record, seq, unsyncedDirs, carried: true, file: copies.get(record.file)! };
+        else if (record.kind === 'rename') {
+          const replaced: ReplacedTarget = record.replaced?.kind === 'file' ? { kind: 'file', file: copies.get(record.replaced.file)! } : record.replaced;
+          copy = { ...record, seq, unsyncedDirs, carried: true, replaced };
+        } else copy = { ...record, seq, unsyncedDirs, carried: true };
+        fresh.addNamespaceRecord(copy);
+        report.namespaceCount++;
       });
     }
     for (const file of [...this.trackedFiles]) this.forget(file);
@@ -604,7 +668,7 @@ export class CrashStorage implements Storage {
       const entry = this.beginDurable('create', path, {});
       const innerHandle = this.innerCall(entry, () => this.inner.open(path, options));
       const file = this.adoptFile(key, true);
-      this.addNamespaceRecord({ kind: 'create', seq: entry.seq, path: key, file, unsyncedDirs: new Set([parentDir(key)]) });
+      this.addNamespaceRecord({ kind: 'create', seq: entry.seq, path: key, file, unsyncedDirs: new Set([parentDir(key)]), carried: false });
       return this.wrapHandle(path, innerHandle, file);
     }
     this.checkAlive();
@@ -620,11 +684,15 @@ export class CrashStorage implements Storage {
   mkdir(path: string): void {
     const entry = this.beginDurable('mkdir', path, {});
     this.innerCall(entry, () => this.inner.mkdir(path));
+    const key = normalizePath(path);
+    this.addNamespaceRecord({ kind: 'mkdir', seq: entry.seq, path: key, unsyncedDirs: new Set([parentDir(key)]), carried: false });
   }
 
   rmdir(path: string): void {
     const entry = this.beginDurable('rmdir', path, {});
     this.innerCall(entry, () => this.inner.rmdir(path));
+    const key = normalizePath(path);
+    this.addNamespaceRecord({ kind: 'rmdir', seq: entry.seq, path: key, unsyncedDirs: new Set([parentDir(key)]), carried: false });
   }
 
   syncDir(path: string): void {
@@ -662,6 +730,7 @@ export class CrashStorage implements Storage {
       to: toKey,
       replaced,
       unsyncedDirs: new Set([parentDir(fromKey), parentDir(toKey)]),
+      carried: false,
     });
   }
 
@@ -673,7 +742,7 @@ export class CrashStorage implements Storage {
     if (content === null || content === 'directory') return;
     const file = this.adoptFile(key, false);
     this.orphan(file, content);
-    this.addNamespaceRecord({ kind: 'unlink', seq: entry.seq, path: key, file, unsyncedDirs: new Set([parentDir(key)]) });
+    this.addNamespaceRecord({ kind: 'unlink', seq: entry.seq, path: key, file, unsyncedDirs: new Set([parentDir(key)]), carried: false });
   }
 
   list(path: string): string[] {
@@ -847,8 +916,8 @@ export class CrashStorage implements Storage {
     if (this.trackedFiles.size < this.trackedFileCountMax) return;
     const referenced = new Set<TrackedFile>();
     for (const record of this.namespaceRecords) {
-      if (record.kind !== 'rename') referenced.add(record.file);
-      else if (record.replaced?.kind === 'file') referenced.add(record.replaced.file);
+      if (record.kind === 'create' || record.kind === 'unlink') referenced.add(record.file);
+      else if (record.kind === 'rename' && record.replaced?.kind === 'file') referenced.add(record.replaced.file);
     }
     for (const file of [...this.trackedFiles]) {
       if (file.state === 'live' && file.pending.length === 0 && file.handleCount === 0 && !referenced.has(file)) this.forget(file);
@@ -900,28 +969,33 @@ export class CrashStorage implements Storage {
     this.namespaceRecords.push(record);
   }
 
-  /** Drops the records that are now durable: dir-synced, or depended on by a durable later one. */
+  /**
+   * Drops the records that are now durable: every directory they touched was
+   * synced after them. Durability never flows back to an earlier record (see the
+   * header: a synced file inside an unsynced new directory can still vanish with
+   * it). A durable rmdir makes the earlier records inside the removed directory
+   * moot: they are dropped with it.
+   */
   private pruneDurableNamespace(): void {
-    const records = this.namespaceRecords;
-    const durable = records.map((record) => record.unsyncedDirs.size === 0);
-    // Newest first, so that durability flows back along chains of dependencies.
-    for (let later = records.length - 1; later >= 0; later--) {
-      if (!durable[later]) continue;
-      for (let earlier = 0; earlier < later; earlier++) {
-        if (!durable[earlier] && recordsDepend(records[earlier]!, records[later]!)) durable[earlier] = true;
-      }
-    }
     const kept: NamespaceRecord[] = [];
-    records.forEach((record, index) => {
-      if (!durable[index]) {
+    const removedDirs: string[] = [];
+    for (const record of this.namespaceRecords) {
+      if (record.unsyncedDirs.size > 0) {
         kept.push(record);
-        return;
+        continue;
       }
       // A durable unlink or replacing rename: the old file is gone for good.
       if (record.kind === 'unlink') this.forget(record.file);
       else if (record.kind === 'rename' && record.replaced?.kind === 'file') this.forget(record.replaced.file);
-    });
+      else if (record.kind === 'rmdir') removedDirs.push(record.path);
+    }
     this.namespaceRecords = kept;
+    if (removedDirs.length === 0) return;
+    this.namespaceRecords = kept.filter((record) => {
+      const inside = recordNames(record).every((name) => removedDirs.some((dir) => name !== dir && isSameOrAncestor(dir, name)));
+      if (inside && record.kind === 'unlink') this.forget(record.file);
+      return !inside;
+    });
   }
 
   private reserve(record: DataRecord): void {
@@ -999,14 +1073,23 @@ export class CrashStorage implements Storage {
     //    are decided, then closed under dependency.
     const writes = this.collectPending('write');
     const truncates = this.collectPending('truncate');
-    const writeKept = new Map<WriteRecord, boolean[] | boolean>();
+    const writeKept = new Map<WriteRecord, SectorChoice | boolean>();
     writes.forEach((record, index) => {
       const position = record.position;
       const length = record.data.length;
       if (torn) {
         const sectorCount = sectorCountOf(position, length, this.sectorSize);
         const sectorsKept: boolean[] = [];
+        const sectorsTorn: number[] = [];
+        const byteMasks: Array<((byte: number) => boolean) | null> = [];
         for (let sector = 0; sector < sectorCount; sector++) {
+          const mask = choices.tearSector?.(index, sector, coveredBytesOf(position, length, sector, this.sectorSize)) ?? null;
+          byteMasks.push(mask);
+          if (mask !== null) {
+            sectorsTorn.push(sector);
+            sectorsKept.push(false);
+            continue;
+          }
           sectorsKept.push(
             choices.keepSector !== undefined
               ? choices.keepSector(index, sector)
@@ -1015,8 +1098,9 @@ export class CrashStorage implements Storage {
                 : prng.nextBool(),
           );
         }
-        writeKept.set(record, sectorsKept);
-        report.writes.push({ index, path: record.path, position, length, kept: sectorsKept.every((kept) => kept), sectorsKept, ...carriedMark(record) });
+        writeKept.set(record, { sectorsKept, byteMasks });
+        const tornMark = sectorsTorn.length > 0 ? { sectorsTorn } : {};
+        report.writes.push({ index, path: record.path, position, length, kept: sectorsKept.every((kept) => kept), sectorsKept, ...tornMark, ...carriedMark(record) });
       } else {
         const kept = choices.keepWrite !== undefined ? choices.keepWrite(index) : prng.nextBool();
         writeKept.set(record, kept);
@@ -1039,8 +1123,9 @@ export class CrashStorage implements Storage {
     }
     records.forEach((record, index) => {
       const kept = namespaceKept[index]!;
-      if (record.kind === 'rename') report.namespace.push({ index, kind: 'rename', path: record.from, to: record.to, kept });
-      else report.namespace.push({ index, kind: record.kind, path: record.path, kept });
+      const carried = record.carried ? { carried: true as const } : {};
+      if (record.kind === 'rename') report.namespace.push({ index, kind: 'rename', path: record.from, to: record.to, kept, ...carried });
+      else report.namespace.push({ index, kind: record.kind, path: record.path, kept, ...carried });
     });
 
     // 2. Undo the dropped namespace operations, newest first. Every later
@@ -1064,7 +1149,7 @@ export class CrashStorage implements Storage {
           }
           const kept = writeKept.get(record);
           if (kept === true) handle.write(record.position, record.data);
-          else if (Array.isArray(kept)) this.redoSectors(handle, record, kept);
+          else if (kept !== undefined && kept !== false) this.redoSectors(handle, record, kept);
         }
       } finally {
         handle.close();
@@ -1088,6 +1173,13 @@ export class CrashStorage implements Storage {
       case 'unlink':
         this.restoreOrphan(record.file, record.path);
         return;
+      case 'mkdir':
+        // The directory's own entry is lost: everything in it goes with it, durable or not.
+        this.removeTree(record.path);
+        return;
+      case 'rmdir':
+        this.inner.mkdir(record.path);
+        return;
       case 'rename': {
         this.inner.rename(record.to, record.from);
         this.moveTracked(record.to, record.from);
@@ -1095,6 +1187,25 @@ export class CrashStorage implements Storage {
         else if (record.replaced?.kind === 'directory') this.inner.mkdir(record.to);
         return;
       }
+    }
+  }
+
+  /** Removes a directory and everything under it (through the wrapped storage), and forgets the files tracked there. */
+  private removeTree(dir: string): void {
+    if (!this.inner.exists(dir)) return;
+    for (const name of this.inner.list(dir)) {
+      const path = dir === '/' ? `/${name}` : `${dir}/${name}`;
+      try {
+        this.inner.unlink(path);
+      } catch (error) {
+        const code = errorCode(error);
+        if (code !== 'EISDIR' && code !== 'EPERM') throw error;
+        this.removeTree(path);
+      }
+    }
+    this.inner.rmdir(dir);
+    for (const file of [...this.trackedFiles]) {
+      if (file.state === 'live' && isSameOrAncestor(dir, file.path)) this.forget(file);
     }
   }
 
@@ -1112,13 +1223,27 @@ export class CrashStorage implements Storage {
     this.filesByPath.set(path, file);
   }
 
-  private redoSectors(handle: FileHandle, record: WriteRecord, sectorsKept: boolean[]): void {
+  private redoSectors(handle: FileHandle, record: WriteRecord, choice: SectorChoice): void {
     const end = record.position + record.data.length;
     const firstSector = Math.floor(record.position / this.sectorSize);
-    sectorsKept.forEach((kept, sector) => {
-      if (!kept) return;
+    choice.sectorsKept.forEach((kept, sector) => {
       const start = Math.max(record.position, (firstSector + sector) * this.sectorSize);
       const stop = Math.min(end, (firstSector + sector + 1) * this.sectorSize);
+      const mask = choice.byteMasks[sector] ?? null;
+      if (mask !== null) {
+        // Torn inside the sector: each run of kept bytes is written as it was.
+        let run = -1;
+        for (let at = start; at <= stop; at++) {
+          const keep = at < stop && mask(at - start);
+          if (keep && run < 0) run = at;
+          if (!keep && run >= 0) {
+            handle.write(run, record.data.subarray(run - record.position, at - record.position));
+            run = -1;
+          }
+        }
+        return;
+      }
+      if (!kept) return;
       handle.write(start, record.data.subarray(start - record.position, stop - record.position));
     });
   }
