@@ -97,34 +97,32 @@ export class DigestTable {
     return this.entryIn(read, region);
   }
 
-  /** E_CORRUPT when a page holding one of `regions` is rot (the pages are read, nothing is written). */
-  check(regions: Iterable<number>, where: string): void {
-    let lastPage = -1;
-    for (const region of regions) {
-      const page = this.pageOf(region);
-      if (page === lastPage) continue;
-      lastPage = page;
-      if (this.isRotten(page)) throw this.rotError(page, region, where);
-    }
-  }
-
   /**
-   * Sets the entries of `crcs` (region -> CRC-32) and writes each page they touch,
-   * whole, with a fresh CRC: one write per run of adjacent pages. Not durable until
-   * `sync`. E_CORRUPT, before anything is written, when a touched page is rot.
+   * Reads the pages holding the entries of `regions`, once each, for `update`:
+   * E_CORRUPT, before anything is written, when one of them is rot.
    */
-  update(crcs: ReadonlyMap<number, number>, where: string): void {
+  prepare(regions: Iterable<number>, where: string): Map<number, Uint8Array> {
     const pages = new Map<number, Uint8Array>();
-    for (const region of crcs.keys()) {
+    for (const region of regions) {
       const page = this.pageOf(region);
       if (pages.has(page)) continue;
       const read = this.readPage(page);
       if (read.failing && !this.holdsPending(page)) throw this.rotError(page, region, where);
       pages.set(page, read.fresh ? this.freshEntries() : read.bytes);
     }
+    return pages;
+  }
+
+  /**
+   * Sets the entries of `crcs` (region -> CRC-32) in the pages `prepare` read for
+   * them and writes each page, whole, with a fresh CRC: one write per run of
+   * adjacent pages. Not durable until `sync`.
+   */
+  update(pages: Map<number, Uint8Array>, crcs: ReadonlyMap<number, number>): void {
     for (const [region, crc] of crcs) {
-      const page = this.pageOf(region);
-      new DataView(pages.get(page)!.buffer, pages.get(page)!.byteOffset).setUint32((region - page * entriesPerPage) * entryBytes, crc, true);
+      const bytes = pages.get(this.pageOf(region));
+      assert(bytes !== undefined, `digest of region ${region} updated without its page`);
+      new DataView(bytes.buffer, bytes.byteOffset).setUint32((region % entriesPerPage) * entryBytes, crc, true);
     }
     this.writePages(pages);
   }

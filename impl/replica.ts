@@ -257,15 +257,14 @@ export class FileReplica implements Replica {
    */
   writeRegions(regions: readonly number[], contentOf: (region: number) => Uint8Array): void {
     if (regions.length === 0) return;
+    const pages = this.digests.prepare(regions, `transfer(region ${regions[0]})`);
     const crcs = new Map<number, number>();
-    for (const region of regions) crcs.set(region, 0);
-    this.digests.check(crcs.keys(), `transfer(region ${regions[0]})`);
     for (const region of regions) {
       const data = contentOf(region);
       this.image.writeRegion(region, data);
       crcs.set(region, crc32(data));
     }
-    this.digests.update(crcs, `transfer(region ${regions[0]})`);
+    this.digests.update(pages, crcs);
     // The image first: once the table is durable, a non-pending entry is trusted.
     this.image.sync();
     this.digests.sync();
