@@ -26,12 +26,14 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { assert } from './assert.ts';
+import { fileNames } from './layout.ts';
 import type { FileHandle, Lock, LockOptions, OpenFileOptions, Storage } from './storage.ts';
 import { tryKernelLock, unlockKernelLock } from './volumeLock.ts';
 
 /** Partial writes are retried; a write that makes no progress this many times in a row is a bug. */
 const stallCountMax = 16;
-export const lockFileName = 'lock';
+/** DIR/lock: the file whose kernel lock is the volume's. */
+export const lockFileName = fileNames.lock;
 
 function errorCode(error: unknown): unknown {
   return (error as { code?: unknown }).code;
