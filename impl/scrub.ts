@@ -176,3 +176,79 @@ function repair(
   for (const entry of pending) if (entry.affected !== null) entry.finding.repaired = true;
   return regions;
 }
+
+/** The parts of a ReplicatedVolume that `internalsTarget` reads (protected members, at run time). */
+interface VolumeInternals {
+  readonly dir: string;
+  readonly regions: number;
+  readonly regionSize: number;
+  readonly phase: Phase;
+  readonly cycle: number;
+  readonly primary: { readonly file: { readonly path: string }; readRegion(region: number): Uint8Array };
+  readonly replica: Replica;
+  readonly cow: { holds(region: number): boolean; scrub?(cycle: number | null): ScrubFinding[]; dropCopy?(region: number): void };
+  readonly maps: readonly MapInternals[];
+  readonly currentMap: MapInternals;
+  readonly nextMap: MapInternals;
+  readonly sent: { has(region: number): boolean };
+}
+
+interface MapInternals {
+  has(region: number): boolean;
+  set(region: number): void;
+  scrub?(): ScrubFinding[];
+  regionsOfPage?(page: number): { first: number; end: number };
+  failedPages?(): { page: number }[];
+  rewritePage?(page: number): void;
+}
+
+/**
+ * A ScrubTarget built from a volume's internals: a stopgap for the command and the
+ * tests until ReplicatedVolume builds its own (the volume's `scrub` method, which
+ * they prefer when it exists). It gives the map and COW findings only when the
+ * map and COW files can scrub themselves, and no metadata findings.
+ */
+export function internalsTarget(volume: object): ScrubTarget {
+  const v = volume as unknown as VolumeInternals;
+  const replicating = (): boolean => v.phase === 'replicating';
+  const pending = (region: number): boolean => replicating() && v.currentMap.has(region) && !v.sent.has(region);
+  v.replica.setPending(pending);
+  const mapPageOf = (map: MapInternals, finding: ScrubFinding): TargetFinding => {
+    const page = Math.floor(finding.offset / 4096);
+    const range = map.regionsOfPage?.(page);
+    return range === undefined ? finding : { ...finding, affected: { first: range.first, count: range.end - range.first } };
+  };
+  return {
+    dir: v.dir,
+    regions: v.regions,
+    regionSize: v.regionSize,
+    phase: v.phase,
+    metadataFindings: () => [],
+    mapFindings: () => v.maps.flatMap((map) => (map.scrub?.() ?? []).map((finding) => mapPageOf(map, finding))),
+    cowFindings: () => v.cow.scrub?.(replicating() ? v.cycle : null) ?? [],
+    primaryPath: v.primary.file.path,
+    readPrimary: (region) => v.primary.readRegion(region),
+    replica: v.replica,
+    covered: (region) => v.nextMap.has(region) || (replicating() && v.currentMap.has(region)) || v.cow.holds(region),
+    pending,
+    markNext: (regions) => {
+      for (const region of regions) v.nextMap.set(region);
+    },
+    rewriteMapPages: () => {
+      for (const map of v.maps) for (const { page } of map.failedPages?.() ?? []) map.rewritePage?.(page);
+    },
+    dropCopy: (region) => v.cow.dropCopy?.(region),
+  };
+}
+
+/** What the `scrub` method of a volume looks like once the volume has one. */
+interface Scrubbable {
+  scrub(options: ScrubOptions): ScrubReport;
+}
+
+/** Scrubs an open volume: through its own `scrub` when it has one, else through its internals (internalsTarget). */
+export function scrubOpenVolume(volume: object, options: ScrubOptions): ScrubReport {
+  const own = (volume as Partial<Scrubbable>).scrub;
+  if (typeof own === 'function') return own.call(volume, options);
+  return scrubVolume(internalsTarget(volume), options);
+}
