@@ -171,14 +171,15 @@ export class NodeStorage implements Storage {
 const lockAttemptsMax = 8;
 
 /**
- * The lock file is opened O_RDWR | O_CREAT and never truncated or written: its
- * content means nothing, the kernel's lock on its open file description is the
- * lock. A shared lock that cannot open the file for writing (a read-only file
- * system or directory) takes its lock on an O_RDONLY descriptor, or, when the file
- * does not exist and cannot be created, proceeds without a lock: nobody can write
- * such a volume anyway. The file is only removed by its holder (a failed create
- * removing what it made); a taker that locked a file since removed or replaced
- * sees that its descriptor no longer is the one at the path, and tries again.
+ * The lock file is never truncated or written: its content means nothing, the
+ * kernel's lock on its open file description is the lock. An exclusive lock opens
+ * it O_RDWR | O_CREAT. A shared lock (a read-only open) opens it O_RDONLY, which is
+ * all a read lock needs, and creates it only when it is missing; when it is
+ * missing and cannot be created (a read-only file system or directory) the
+ * read-only open proceeds without a lock: nobody can write such a volume anyway.
+ * The file is only removed by its holder (a failed create removing what it made);
+ * a taker that locked a file since removed or replaced sees that its descriptor
+ * no longer is the file at the path, and tries again.
  */
 function takeLock(path: string, shared: boolean): Lock | null {
   for (let attempt = 0; attempt < lockAttemptsMax; attempt++) {
@@ -201,16 +202,19 @@ function takeLock(path: string, shared: boolean): Lock | null {
 }
 
 function openLockFile(path: string, shared: boolean): number | null {
-  try {
-    return openSync(path, constants.O_RDWR | constants.O_CREAT, 0o644);
-  } catch (error) {
-    const code = errorCode(error);
-    if (!shared || (code !== 'EROFS' && code !== 'EACCES' && code !== 'EPERM')) throw error;
-  }
+  const createFlags = constants.O_RDWR | constants.O_CREAT;
+  if (!shared) return openSync(path, createFlags, 0o644);
+  // A shared lock needs only a descriptor open for reading: a read-only open writes nothing it can avoid.
   try {
     return openSync(path, constants.O_RDONLY);
   } catch (error) {
-    if (errorCode(error) === 'ENOENT') return null;
+    if (errorCode(error) !== 'ENOENT') throw error;
+  }
+  try {
+    return openSync(path, createFlags, 0o644);
+  } catch (error) {
+    const code = errorCode(error);
+    if (code === 'EROFS' || code === 'EACCES' || code === 'EPERM') return null;
     throw error;
   }
 }
