@@ -1,0 +1,234 @@
+// The volume under exploration as a SystemUnderTest (harness/sut.ts), on the
+// in-memory storage under the real crash layer, with what the exploration needs
+// beyond the interface: explicit power-crash choices, saving and restoring a
+// prefix state, crashes inside create and inside recovery, and rot (a byte
+// flipped in a synced file, behind the crash layer, as the device would).
+
+import { isCowmapError } from '../../impl/errors.ts';
+import { ReplicatedVolume } from '../../impl/replicatedVolume.ts';
+import type { Geometry } from '../../model/types.ts';
+import { CrashStorage, isSimulatedCrash } from '../crashStorage.ts';
+import type { PowerChoices, UnsyncedWriteInfo } from '../crashStorage.ts';
+import { OracleFailure } from '../oracle.ts';
+import { applyToVolume } from '../referenceSut.ts';
+import type { CrashingReply, CrashRequest, Feature, SutOp, SutReply, SutState, SystemUnderTest } from '../sut.ts';
+import { MemoryStorage } from './memoryStorage.ts';
+
+export type VolumeClass = typeof ReplicatedVolume;
+
+/** The volume class under test, with access to its volatile sent set (for save and restore). */
+export function restorableClass(base: VolumeClass) {
+  return class RestorableVolume extends base {
+    sentRegions(): number[] {
+      return this.sent.regionsSet();
+    }
+    restoreSent(regions: readonly number[]): void {
+      for (const region of regions) this.sent.set(region);
+    }
+  };
+}
+
+export type RestorableVolume = InstanceType<ReturnType<typeof restorableClass>>;
+
+/** What a power crash at a crash point can keep or drop. */
+export interface ChoiceShape {
+  readonly writes: readonly UnsyncedWriteInfo[];
+  readonly truncates: number;
+  readonly namespace: number;
+}
+
+/** A saved prefix state: the nearest all-durable files, the sent set there, and the operations since. */
+export interface Restore {
+  readonly image: MemoryStorage;
+  readonly sent: readonly number[];
+  readonly replay: readonly SutOp[];
+}
+
+export interface BetweenCrash {
+  readonly mode: 'process' | 'power';
+  readonly choices: PowerChoices;
+}
+
+export const volumeDir = '/volume';
+
+/** The volume in memory as a SystemUnderTest, with explicit crash choices and save/restore. */
+export class ExplorationSut implements SystemUnderTest {
+  readonly features: ReadonlySet<Feature> = new Set<Feature>(['failpoint', 'power-loss', 'torn']);
+  private readonly volumeClass: ReturnType<typeof restorableClass>;
+  private memory: MemoryStorage | null = null;
+  private storage: CrashStorage | null = null;
+  private volume: RestorableVolume | null = null;
+  /** Explicit choices for the next crash inside an operation (they replace the seeded coins). */
+  crashChoices: PowerChoices = {};
+  /** How the next crash between operations happens. */
+  betweenCrash: BetweenCrash = { mode: 'process', choices: {} };
+  /** What was unsynced at the last crash inside an operation. */
+  lastShape: ChoiceShape | null = null;
+  lastIoCount = 0;
+
+  /** `crashChoices` and `betweenCrash` start as these after create and restore (a rerun sets them). */
+  constructor(
+    readonly name: string,
+    volumeClass: VolumeClass,
+    private readonly initialCrashChoices: PowerChoices = {},
+    private readonly initialBetweenCrash: BetweenCrash = { mode: 'process', choices: {} },
+  ) {
+    this.volumeClass = restorableClass(volumeClass);
+  }
+
+  private get open(): RestorableVolume {
+    if (this.volume === null) throw new Error('exploration sut: the volume is not open');
+    return this.volume;
+  }
+
+  private get crashStorage(): CrashStorage {
+    if (this.storage === null) throw new Error('exploration sut: no storage');
+    return this.storage;
+  }
+
+  get files(): MemoryStorage {
+    if (this.memory === null) throw new Error('exploration sut: no files');
+    return this.memory;
+  }
+
+  shape(): ChoiceShape {
+    const storage = this.crashStorage;
+    return { writes: storage.unsyncedWrites(), truncates: storage.unsyncedTruncateCount(), namespace: storage.unsyncedNamespaceCount() };
+  }
+
+  get isClean(): boolean {
+    const storage = this.crashStorage;
+    return storage.unsyncedWriteCount() + storage.unsyncedTruncateCount() + storage.unsyncedNamespaceCount() === 0;
+  }
+
+  sentRegions(): number[] {
+    return this.open.sentRegions();
+  }
+
+  private reset(): void {
+    this.crashChoices = this.initialCrashChoices;
+    this.betweenCrash = this.initialBetweenCrash;
+    this.lastShape = null;
+  }
+
+  async create(geometry: Geometry): Promise<void> {
+    await this.close();
+    this.reset();
+    this.memory = new MemoryStorage();
+    this.storage = new CrashStorage(this.memory);
+    this.volume = this.guard('create', () => this.volumeClass.create(this.crashStorage, volumeDir, geometry));
+    this.storage.takeIoCount();
+  }
+
+  /** Back to a saved prefix state: its files, a reopened volume, its sent set, and the replayed operations. */
+  restore(saved: Restore): void {
+    this.dropVolume();
+    this.reset();
+    this.memory = saved.image.clone();
+    this.storage = new CrashStorage(this.memory);
+    const volume = this.guard('open', () => this.volumeClass.open(this.crashStorage, volumeDir));
+    this.volume = volume;
+    volume.restoreSent(saved.sent);
+    for (const op of saved.replay) {
+      const reply = this.run(op);
+      if (!reply.ok) throw new Error(`exploration: replaying ${op.type} to restore a prefix failed: ${reply.message}`);
+    }
+    this.storage.takeIoCount();
+  }
+
+  /** Anything but a rejection or a simulated crash that the volume throws is a failure of the implementation. */
+  private guard<T>(what: string, body: () => T): T {
+    try {
+      return body();
+    } catch (error) {
+      if (isCowmapError(error) || isSimulatedCrash(error) || error instanceof OracleFailure) throw error;
+      const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+      throw new OracleFailure('sut', `the implementation threw in ${what}: ${text}`);
+    }
+  }
+
+  private run(op: SutOp): SutReply {
+    const volume = this.open;
+    return this.guard(op.type, () => applyToVolume(volume, op));
+  }
+
+  async apply(op: SutOp): Promise<SutReply> {
+    const reply = this.run(op);
+    this.lastIoCount = this.crashStorage.takeIoCount();
+    return { ...reply, io: this.lastIoCount };
+  }
+
+  async applyCrashing(op: SutOp, crash: CrashRequest): Promise<CrashingReply> {
+    const storage = this.crashStorage;
+    storage.armCrash({ seed: crash.seed, torn: crash.torn, ...this.crashChoices, afterIo: crash.afterIo, mode: crash.mode });
+    try {
+      const reply = this.run(op);
+      // A crash due right after the operation's last I/O call comes before its answer.
+      storage.crashIfDue();
+      storage.disarm();
+      this.lastIoCount = storage.takeIoCount();
+      return { crashed: false, reply: { ...reply, io: this.lastIoCount } };
+    } catch (error) {
+      if (!isSimulatedCrash(error)) throw error;
+      // The dead layer still holds what was unsynced at the crash (a process crash undoes nothing).
+      this.lastShape = { writes: storage.unsyncedWrites(), truncates: storage.unsyncedTruncateCount(), namespace: storage.unsyncedNamespaceCount() };
+      this.volume = null;
+      return { crashed: true };
+    }
+  }
+
+  async state(): Promise<SutState> {
+    const volume = this.open;
+    return this.guard('state', () => volume.state());
+  }
+
+  async crash(): Promise<void> {
+    if (this.storage !== null && !this.storage.isCrashed) this.storage.crashNow(this.betweenCrash.mode, this.betweenCrash.choices);
+    this.volume = null;
+  }
+
+  /**
+   * What a recovery now would inherit from a storage dead of a process crash ('' for
+   * nothing): part of the crash state. Within one crash site, equal files and equal
+   * unsynced write extents mean equal records (the calls between changed nothing).
+   */
+  carriedSignature(): string {
+    const storage = this.crashStorage;
+    if (!storage.isCrashed || storage.lastCrash?.mode !== 'process') return '';
+    const writes = storage.unsyncedWrites().map((write) => `${write.path}@${write.position}+${write.length}`);
+    const truncateCount = storage.unsyncedTruncateCount();
+    return writes.length + truncateCount === 0 ? '' : `carried ${writes.join(',')} and ${truncateCount} truncates`;
+  }
+
+  async recover(): Promise<SutReply> {
+    const crashed = this.storage;
+    this.storage = new CrashStorage(this.files);
+    // A kill's unsynced writes stay unsynced for the recovery (a power crash hands over nothing).
+    if (crashed !== null && crashed.isCrashed) crashed.handOverTo(this.storage);
+    try {
+      this.volume = this.guard('open', () => this.volumeClass.open(this.crashStorage, volumeDir));
+    } catch (error) {
+      if (isCowmapError(error)) return { ok: false, code: error.code, message: error.message };
+      throw error;
+    }
+    this.lastIoCount = this.storage.takeIoCount();
+    return { ok: true, io: this.lastIoCount };
+  }
+
+  private dropVolume(): void {
+    if (this.volume !== null && this.storage !== null && !this.storage.isCrashed) {
+      try {
+        this.volume.close();
+      } catch {
+        /* a poisoned or broken volume: its files are in memory and go away with it */
+      }
+    }
+    this.volume = null;
+    this.storage = null;
+    this.memory = null;
+  }
+
+  async close(): Promise<void> {
+    this.dropVolume();
+  }
+}
