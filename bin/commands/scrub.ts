@@ -1,0 +1,114 @@
+// cowmap scrub DIR [--repair] [--json] [--secondary DIR2]
+// Reads every checksummed structure of the volume and its secondary and reports
+// each mismatch with its file, byte offset and region (docs/format.md, "Scrub"),
+// one line each: "E_CORRUPT: <file> offset <n> region <r>: <problem>". Without
+// --repair the volume is opened read-only (nothing written, a shared lock); with
+// it, read-write, and every region a finding affects is marked in the next map, so
+// that the next cycle resends it from the primary (DRBD's online verify).
+// Exit status: 0 clean (or every finding repaired), 1 otherwise; a volume that open
+// refuses with E_CORRUPT is reported as that one finding, exit 1.
+
+import { CowmapError } from '../../impl/errors.ts';
+import { parseCommandLine, runCommand, stringOption, volumeDirArgument, writeStdout } from '../../impl/commandLine.ts';
+import { NodeStorage } from '../../impl/nodeStorage.ts';
+import { ReplicatedVolume } from '../../impl/replicatedVolume.ts';
+import { scrubOpenVolume } from '../../impl/scrub.ts';
+import type { ScrubFinding, ScrubReport } from '../../impl/scrubFinding.ts';
+import type { OpenOptions } from '../../impl/volumeParts.ts';
+import type { Command } from '../main.ts';
+
+const usage = 'scrub DIR [--repair] [--json] [--secondary DIR2]';
+
+/** What --help says beyond the usage line (bin/usage.ts can carry it as the command's notes). */
+export const scrubNotes = [
+  'Reads both metadata slots, every map page, every COW entry of the running cycle and',
+  'its slot, every page of the secondary\'s digest table, every region of the secondary',
+  'against its digest (except regions of a running cycle not sent since the open), and',
+  'every region of the primary that no map bit and no COW copy covers against the same',
+  'digest. Each mismatch is one line: E_CORRUPT: <file> offset <n> region <r>: <problem>.',
+  '  --repair          open read-write and mark every affected region in the next map: the',
+  '                    next cycle resends it from the primary; rewrite failing table and map',
+  '                    pages; drop a COW copy that fails its digest (that region is then not',
+  '                    point-in-time for the running cycle). Metadata is never repaired.',
+  '  --json            print the report as one JSON object instead of lines',
+  '  --secondary DIR2  the secondary is there, not where the volume recorded it',
+  'exit status: 0 no finding (or every one repaired), 1 a finding left, 2 bad usage.',
+];
+
+const options = {
+  repair: { type: 'boolean' },
+  json: { type: 'boolean' },
+  secondary: { type: 'string' },
+  help: { type: 'boolean' },
+} as const;
+
+/** One finding's line; the region is "-" for a structure that is no region's (a metadata slot). */
+export function findingLine(finding: ScrubFinding): string {
+  const suffix = finding.repaired ? ' (repaired: marked for the next cycle)' : '';
+  return `E_CORRUPT: ${finding.file} offset ${finding.offset} region ${finding.region ?? '-'}: ${finding.problem}${suffix}`;
+}
+
+/**
+ * The finding in an open's E_CORRUPT message: messages that name a file, an offset
+ * and a region ("... <file> offset <n> region <r>: <problem>") give them; any other
+ * is kept whole.
+ */
+export function openRefusalLine(error: CowmapError): string {
+  const match = /(\S+) offset (\d+) region (\d+|-): (.*)$/s.exec(error.message);
+  if (match === null) return `E_CORRUPT: ${error.message}`;
+  return findingLine({ file: match[1]!, offset: Number(match[2]), region: match[3] === '-' ? null : Number(match[3]), problem: match[4]!, repaired: false });
+}
+
+function summaryLine(dir: string, report: ScrubReport, repair: boolean): string {
+  const left = report.findings.filter((finding) => !finding.repaired).length;
+  const counts = `${report.findings.length} finding(s)${repair ? `, ${report.findings.length - left} repaired` : ''}, ${report.regionsChecked} region(s) of P and S checked`;
+  const marked = repair && report.repairedRegions.length > 0 ? `; ${report.repairedRegions.length} region(s) marked in the next map: run a cycle to resend them` : '';
+  const verdict = report.findings.length === 0 ? 'clean' : left === 0 ? 'repaired' : `${left} left`;
+  return `scrub ${dir}: ${verdict}: ${counts}${marked}`;
+}
+
+function openVolume(dir: string, repair: boolean, secondaryDir: string | undefined): ReplicatedVolume {
+  const openOptions: OpenOptions = {};
+  // Read-only without --repair: nothing written or synced, a shared lock.
+  if (!repair) openOptions.readOnly = true;
+  if (secondaryDir !== undefined) openOptions.secondaryDir = secondaryDir;
+  return ReplicatedVolume.open(new NodeStorage(), dir, openOptions);
+}
+
+export const command: Command = {
+  summary: 'check every checksum and the secondary; --repair marks what fails for the next cycle',
+  run: (argv) =>
+    runCommand(usage, async () => {
+      const { values, positionals } = parseCommandLine(argv, options);
+      if (values['help'] === true) {
+        await writeStdout([`usage: cowmap ${usage}`, '', ...scrubNotes].join('\n') + '\n');
+        return 0;
+      }
+      const dir = volumeDirArgument(positionals);
+      const repair = values['repair'] === true;
+      const json = values['json'] === true;
+
+      let volume: ReplicatedVolume;
+      try {
+        volume = openVolume(dir, repair, stringOption(values, 'secondary'));
+      } catch (error) {
+        if (!(error instanceof CowmapError) || error.code !== 'E_CORRUPT') throw error;
+        const output = json
+          ? JSON.stringify({ volume: dir, repair, opened: false, error: { code: error.code, message: error.message }, findings: [], repairedRegions: [], regionsChecked: 0 })
+          : `${openRefusalLine(error)}\nscrub ${dir}: the volume does not open (E_CORRUPT): 1 finding, nothing checked${repair ? ' or repaired' : ''}`;
+        await writeStdout(output + '\n');
+        return 1;
+      }
+      let report: ScrubReport;
+      try {
+        report = scrubOpenVolume(volume, { repair });
+      } finally {
+        volume.close();
+      }
+      const output = json
+        ? JSON.stringify({ volume: dir, repair, opened: true, error: null, ...report })
+        : [...report.findings.map(findingLine), summaryLine(dir, report, repair)].join('\n');
+      await writeStdout(output + '\n');
+      return report.findings.every((finding) => finding.repaired) ? 0 : 1;
+    }),
+};

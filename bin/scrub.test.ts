@@ -1,0 +1,141 @@
+// cowmap scrub as a user runs it: exit 0 on a clean volume; after a flipped byte,
+// exit 1 and a line naming the file and the region; --repair then a cycle gives a
+// secondary equal to the primary; --json; a volume that open refuses; usage.
+
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { makeTemporaryDir, NodeStorage, removeTree } from '../impl/nodeStorage.ts';
+import { ReplicatedVolume } from '../impl/replicatedVolume.ts';
+import { runCycle } from '../impl/runCycle.ts';
+
+const commandFile = fileURLToPath(new URL('./commands/scrub.ts', import.meta.url));
+const failureFile = fileURLToPath(new URL('./failure.ts', import.meta.url));
+const storage = new NodeStorage();
+const regionSize = 512;
+const regions = 40;
+let root: string;
+
+before(() => {
+  root = makeTemporaryDir('cowmap-scrub-cli-');
+});
+after(() => removeTree(root));
+
+// The command's own run function in a process of its own, errors reported as
+// bin/main.ts reports them (until bin/main.ts lists scrub, cowmap.js cannot run it).
+const runner = `
+const { command } = await import(${JSON.stringify(commandFile)});
+const { reportFailure } = await import(${JSON.stringify(failureFile)});
+try { process.exitCode = await command.run(process.argv.slice(1)); }
+catch (error) { process.exitCode = reportFailure(error, 'scrub', 'scrub DIR [--repair] [--json] [--secondary DIR2]'); }
+`;
+
+function scrub(args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const result = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', runner, '--', ...args], { encoding: 'utf8', timeout: 120_000 });
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+function content(seed: number): Uint8Array {
+  return Uint8Array.from({ length: regionSize }, (_, i) => (seed * 17 + i) & 0xff);
+}
+
+let volumeCount = 0;
+/** A volume with regions 1, 2 and 30 replicated and region 5 written since. */
+function makeVolume(): string {
+  const dir = join(root, `vol${volumeCount++}`);
+  const volume = ReplicatedVolume.create(storage, dir, { regions, regionSize });
+  try {
+    for (const region of [1, 2, 30]) volume.writeRegion(region, content(region));
+    runCycle(volume);
+    volume.writeRegion(5, content(5));
+  } finally {
+    volume.close();
+  }
+  return dir;
+}
+
+function flipByte(path: string, position: number): void {
+  const file = storage.open(path, { create: false });
+  try {
+    const byte = file.read(position, 1);
+    file.write(position, Uint8Array.of(byte[0]! ^ 0x01));
+    file.sync();
+  } finally {
+    file.close();
+  }
+}
+
+describe('cowmap scrub', () => {
+  it('a clean volume: exit 0, no finding', () => {
+    const dir = makeVolume();
+    const run = scrub([dir]);
+    assert.equal(run.status, 0, run.stderr);
+    assert.doesNotMatch(run.stdout, /E_CORRUPT/);
+    assert.match(run.stdout, new RegExp(`^scrub ${dir}: clean: 0 finding\\(s\\), ${regions} region\\(s\\) of P and S checked$`, 'm'));
+  });
+
+  it('a flipped byte in the secondary: exit 1 naming the file, offset and region; --repair and a cycle make S equal P', () => {
+    const dir = makeVolume();
+    const image = join(dir, 'secondary', 'image');
+    flipByte(image, 30 * regionSize + 9);
+    const run = scrub([dir]);
+    assert.equal(run.status, 1, run.stderr);
+    assert.match(run.stdout, new RegExp(`^E_CORRUPT: ${image} offset ${30 * regionSize} region 30: region 30 of the secondary does not match its digest`, 'm'));
+    assert.match(run.stdout, /: 1 left: 1 finding\(s\)/);
+
+    const repair = scrub([dir, '--repair']);
+    assert.equal(repair.status, 0, repair.stdout + repair.stderr);
+    assert.match(repair.stdout, /region 30: .*\(repaired: marked for the next cycle\)$/m);
+    assert.match(repair.stdout, /1 region\(s\) marked in the next map/);
+
+    const volume = ReplicatedVolume.open(storage, dir);
+    try {
+      assert.ok(volume.nextRegions().includes(30));
+      runCycle(volume);
+      const state = volume.state();
+      assert.deepEqual(state.secondary, state.primary);
+    } finally {
+      volume.close();
+    }
+    assert.equal(scrub([dir]).status, 0);
+  });
+
+  it('--json: one object with the findings', () => {
+    const dir = makeVolume();
+    flipByte(join(dir, 'primary'), 2 * regionSize); // region 2 is covered by nothing: P and S must agree
+    const run = scrub([dir, '--json']);
+    assert.equal(run.status, 1, run.stderr);
+    const report = JSON.parse(run.stdout) as { opened: boolean; findings: { file: string; region: number; offset: number }[]; regionsChecked: number };
+    assert.equal(report.opened, true);
+    assert.deepEqual(
+      report.findings.map(({ file, region, offset }) => ({ file, region, offset })),
+      [{ file: join(dir, 'primary'), region: 2, offset: 2 * regionSize }],
+    );
+    assert.equal(report.regionsChecked, regions);
+  });
+
+  it('a volume that open refuses with E_CORRUPT: that one line, exit 1', () => {
+    const dir = makeVolume();
+    flipByte(join(dir, 'secondary', 'replica'), 40); // the header's CRC fails
+    const run = scrub([dir]);
+    assert.equal(run.status, 1, run.stderr);
+    assert.match(run.stdout, /^E_CORRUPT: open: the secondary in .* is not this volume's: bad checksum$/m);
+    assert.match(run.stdout, /the volume does not open \(E_CORRUPT\)/);
+    const json = JSON.parse(scrub([dir, '--json']).stdout) as { opened: boolean; error: { code: string } };
+    assert.deepEqual([json.opened, json.error.code], [false, 'E_CORRUPT']);
+  });
+
+  it('--help exits 0; a missing DIR is a usage error (exit 2); no volume is E_NOT_FOUND (exit 1)', () => {
+    const help = scrub(['--help']);
+    assert.equal(help.status, 0);
+    assert.match(help.stdout, /^usage: cowmap scrub DIR \[--repair\] \[--json\] \[--secondary DIR2\]$/m);
+    const usage = scrub([]);
+    assert.equal(usage.status, 2);
+    assert.match(usage.stderr, /^cowmap scrub: expected one volume directory/m);
+    const missing = scrub([join(root, 'nothing')]);
+    assert.equal(missing.status, 1);
+    assert.match(missing.stderr, /^E_NOT_FOUND: /m);
+  });
+});
