@@ -23,3 +23,9 @@ export function sha256Hex(bytes: Uint8Array): string {
 export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   return Buffer.from(a.buffer, a.byteOffset, a.length).equals(b);
 }
+
+/** Never-written bytes: an all-zero metadata slot, map page or COW entry is empty, not damaged. */
+export function isAllZero(bytes: Uint8Array): boolean {
+  for (let i = 0; i < bytes.length; i++) if (bytes[i] !== 0) return false;
+  return true;
+}

@@ -2,19 +2,22 @@
 // then one data slot of regionSize bytes per region. An entry says "slot r holds the
 // content region r had when cycle N began" with N and the slot's SHA-256; it counts
 // only while the metadata's cycle number is N and the phase is replicating. So the
-// swap empties W in O(1) by bumping the cycle number, and nothing here is ever
-// erased. Byte layout: docs/format.md, "DIR/cow".
+// swap empties W in O(1) by bumping the cycle number, and nothing here is erased
+// but by scrub --repair (dropCopy). Each entry also carries the metadata sequence
+// in force when it was written: evidence that a newer metadata record existed
+// (docs/format.md, "Recovery"). Byte layout: docs/format.md, "DIR/cow".
 
 import { assert } from './assert.ts';
 import { Bitmap } from './bitmap.ts';
-import { bytesEqual, crc32, sha256, sha256Bytes } from './checksum.ts';
+import { bytesEqual, crc32, isAllZero, sha256, sha256Bytes } from './checksum.ts';
 import { CowmapError } from './errors.ts';
 import { roundUp, sectorSize } from './geometry.ts';
 import { RegionFile } from './regionFile.ts';
+import type { ScrubFinding } from './scrubFinding.ts';
 import type { FileHandle } from './storage.ts';
 
 export const entrySize = 64;
-const entryOffsets = { cycle: 0, region: 8, digest: 16, checksum: 60 } as const;
+const entryOffsets = { cycle: 0, region: 8, digest: 16, stamp: 48, reserved: 56, checksum: 60 } as const;
 /** Entries read per index read at recovery: bounds the memory of the scan. */
 const entriesPerReadMax = 1024;
 
@@ -27,24 +30,45 @@ export function cowFileSize(regions: number, regionSize: number): number {
   return cowIndexSize(regions) + regions * regionSize;
 }
 
-export function encodeEntry(region: number, cycle: number, digest: Uint8Array): Uint8Array {
+export function encodeEntry(region: number, cycle: number, digest: Uint8Array, sequence: number): Uint8Array {
   assert(digest.length === sha256Bytes, 'digest size');
+  assert(Number.isSafeInteger(sequence) && sequence >= 1, `entry stamp ${sequence}`);
   const bytes = new Uint8Array(entrySize);
   const view = new DataView(bytes.buffer);
   view.setBigUint64(entryOffsets.cycle, BigInt(cycle), true);
   view.setUint32(entryOffsets.region, region, true);
   bytes.set(digest, entryOffsets.digest);
+  view.setBigUint64(entryOffsets.stamp, BigInt(sequence), true);
   view.setUint32(entryOffsets.checksum, crc32(bytes.subarray(0, entryOffsets.checksum)), true);
   return bytes;
 }
 
-/** The digest an entry promises for `region` in `cycle`, or null when the entry is not one for them (or is torn). */
-function decodeEntry(bytes: Uint8Array, region: number, cycle: number): Uint8Array | null {
+type DecodedEntry =
+  | { kind: 'empty' }
+  /** Fails its CRC and is not all zeros: torn by a crash during its preserve, or rot. */
+  | { kind: 'damaged' }
+  | { kind: 'valid'; cycle: number; region: number; digest: Uint8Array; stamp: number };
+
+function decodeEntry(bytes: Uint8Array): DecodedEntry {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (view.getUint32(entryOffsets.checksum, true) !== crc32(bytes.subarray(0, entryOffsets.checksum))) return null;
-  if (view.getBigUint64(entryOffsets.cycle, true) !== BigInt(cycle)) return null;
-  if (view.getUint32(entryOffsets.region, true) !== region) return null;
-  return bytes.slice(entryOffsets.digest, entryOffsets.digest + sha256Bytes);
+  if (view.getUint32(entryOffsets.checksum, true) !== crc32(bytes.subarray(0, entryOffsets.checksum))) {
+    return isAllZero(bytes) ? { kind: 'empty' } : { kind: 'damaged' };
+  }
+  return {
+    kind: 'valid',
+    cycle: Number(view.getBigUint64(entryOffsets.cycle, true)),
+    region: view.getUint32(entryOffsets.region, true),
+    digest: bytes.slice(entryOffsets.digest, entryOffsets.digest + sha256Bytes),
+    stamp: Number(view.getBigUint64(entryOffsets.stamp, true)),
+  };
+}
+
+/** What loadCycle found besides the copies it loaded. */
+export interface CycleScan {
+  /** Regions whose entry fails its CRC and is not all zeros: recovery checks they are covered or unchanged. */
+  damagedEntries: number[];
+  /** The greatest stamp of a valid entry (any cycle), for the evidence rule; 0 when none. */
+  stampMax: number;
 }
 
 export class CowStore {
@@ -53,6 +77,7 @@ export class CowStore {
   /** Which regions hold a preserved copy for the running cycle, and its digest. */
   private readonly digests = new Map<number, Uint8Array>();
   private readonly preserved: Bitmap;
+  private sequenceOf: (() => number) | null = null;
 
   private constructor(file: FileHandle, regions: number, regionSize: number) {
     this.file = file;
@@ -65,6 +90,11 @@ export class CowStore {
     const actual = file.size();
     if (actual !== expected) throw new CowmapError('E_CORRUPT', `open: ${file.path} is ${actual} bytes, not ${expected}`);
     return new CowStore(file, regions, regionSize);
+  }
+
+  /** Where the metadata sequence that stamps every entry written comes from (the volume's metadata). */
+  stampWith(sequenceOf: () => number): void {
+    this.sequenceOf = sequenceOf;
   }
 
   get regions(): number {
@@ -91,11 +121,13 @@ export class CowStore {
    * the caller overwrites P[r] only after this returns.
    */
   preserve(region: number, content: Uint8Array, cycle: number): void {
+    assert(this.sequenceOf !== null, `${this.file.path}: a preserve before the volume gave its metadata sequence`);
+    const sequence = this.sequenceOf();
     // Preserving a region twice in a cycle is the volume's rule to prevent
     // (ReplicatedVolume.needsPreserve), not this store's: it overwrites the copy.
     const digest = sha256(content);
     this.data.writeRegion(region, content);
-    this.file.write(region * entrySize, encodeEntry(region, cycle, digest));
+    this.file.write(region * entrySize, encodeEntry(region, cycle, digest, sequence));
     this.file.sync();
     this.preserved.set(region);
     this.digests.set(region, digest);
@@ -119,24 +151,82 @@ export class CowStore {
   }
 
   /**
-   * Recovery of a running cycle: W[r] holds a copy exactly when entry r names this
-   * cycle, its checksum holds and the slot's bytes match its digest. Reads the
-   * index in bounded chunks, and the slots of the valid entries.
+   * Recovery of a running cycle (docs/format.md, "Recovery"): W[r] holds a copy
+   * exactly when entry r is valid, names this cycle and region r, and the slot's
+   * bytes match its digest. A valid entry whose slot fails its digest is a torn
+   * preserve only when `tornPreserve(region, digest)` says so (the primary still
+   * holds those bytes: it is overwritten only after the preserve's sync); then W[r]
+   * is empty. Otherwise the copy rotted after P moved on: E_CORRUPT, never dropped
+   * silently. Reads the index in bounded chunks, and the slots of the valid entries.
    */
-  loadCycle(cycle: number): void {
+  loadCycle(cycle: number, tornPreserve: (region: number, digest: Uint8Array) => boolean): CycleScan {
     assert(this.preserved.isClear(), 'loadCycle over a loaded store');
+    return this.scanIndex((region, entry) => {
+      if (entry.cycle !== cycle || entry.region !== region) return;
+      if (bytesEqual(sha256(this.data.readRegion(region)), entry.digest)) {
+        this.preserved.set(region);
+        this.digests.set(region, entry.digest);
+        return;
+      }
+      if (tornPreserve(region, entry.digest)) return;
+      throw new CowmapError(
+        'E_CORRUPT',
+        `open: ${this.file.path} offset ${this.data.offsetOf(region)} region ${region}: the COW copy of cycle ${cycle} fails its SHA-256 and the primary no longer holds it (not a torn preserve)`,
+      );
+    });
+  }
+
+  /** The greatest stamp of a valid entry, and the damaged entries, without loading any copy (the evidence rule while idle). */
+  scanStamps(): CycleScan {
+    return this.scanIndex(() => {});
+  }
+
+  /** Calls `visit` for each valid entry, in region order, reading the index in bounded chunks. */
+  private scanIndex(visit: (region: number, entry: DecodedEntry & { kind: 'valid' }) => void): CycleScan {
     const regions = this.regions;
+    const scan: CycleScan = { damagedEntries: [], stampMax: 0 };
     for (let first = 0; first < regions; first += entriesPerReadMax) {
       const count = Math.min(entriesPerReadMax, regions - first);
       const chunk = this.file.read(first * entrySize, count * entrySize);
       for (let i = 0; i < count; i++) {
         const region = first + i;
-        const digest = decodeEntry(chunk.subarray(i * entrySize, (i + 1) * entrySize), region, cycle);
-        if (digest === null) continue;
-        if (!bytesEqual(sha256(this.data.readRegion(region)), digest)) continue;
-        this.preserved.set(region);
-        this.digests.set(region, digest);
+        const entry = decodeEntry(chunk.subarray(i * entrySize, (i + 1) * entrySize));
+        if (entry.kind === 'damaged') scan.damagedEntries.push(region);
+        if (entry.kind !== 'valid') continue;
+        scan.stampMax = Math.max(scan.stampMax, entry.stamp);
+        visit(region, entry);
       }
     }
+    return scan;
+  }
+
+  /**
+   * Reads every entry of the running cycle and its slot again (docs/format.md,
+   * "Scrub"). While idle W is empty and nothing here is relied on.
+   */
+  scrub(cycle: number | null): ScrubFinding[] {
+    const findings: ScrubFinding[] = [];
+    if (cycle === null) return findings;
+    const scan = this.scanIndex((region, entry) => {
+      if (entry.cycle !== cycle || entry.region !== region) return;
+      if (bytesEqual(sha256(this.data.readRegion(region)), entry.digest)) return;
+      findings.push({ file: this.file.path, offset: this.data.offsetOf(region), region, problem: `the COW copy of region ${region} fails its SHA-256`, repaired: false });
+    });
+    for (const region of scan.damagedEntries) {
+      findings.push({ file: this.file.path, offset: region * entrySize, region, problem: `the COW index entry of region ${region} fails its CRC-32`, repaired: false });
+    }
+    return findings.sort((a, b) => (a.region ?? 0) - (b.region ?? 0));
+  }
+
+  /**
+   * scrub --repair: W[region] := empty durably (the entry zeroed, then synced), so
+   * that the region goes out with P's data this cycle. The caller has marked the
+   * region in X durably first: its next bit may have been implied by the entry only.
+   */
+  dropCopy(region: number): void {
+    this.file.write(region * entrySize, new Uint8Array(entrySize));
+    this.file.sync();
+    this.preserved.clear(region);
+    this.digests.delete(region);
   }
 }

@@ -20,7 +20,7 @@ import { sectorSize } from './geometry.ts';
 import { makeTemporaryDir, NodeStorage, removeTree } from './nodeStorage.ts';
 import { ReplicatedVolume, type VolumeState } from './replicatedVolume.ts';
 import { runCycle } from './runCycle.ts';
-import type { FileHandle, Lock, Storage } from './storage.ts';
+import type { FileHandle, Lock, LockOptions, OpenFileOptions, Storage } from './storage.ts';
 
 class Crash extends Error {
   override readonly name = 'Crash';
@@ -68,7 +68,7 @@ class CrashingStorage implements Storage {
     this.ioCount++;
   }
 
-  open(path: string, options: { create: boolean }): FileHandle {
+  open(path: string, options: OpenFileOptions): FileHandle {
     this.alive();
     if (options.create) this.durable();
     const inner = this.inner.open(path, options);
@@ -129,9 +129,13 @@ class CrashingStorage implements Storage {
     this.durable();
     this.inner.unlink(path);
   }
-  lock(dir: string): Lock | null {
+  rmdir(path: string): void {
+    this.durable();
+    this.inner.rmdir(path);
+  }
+  lock(dir: string, options?: LockOptions): Lock | null {
     this.alive();
-    const lock = this.inner.lock(dir);
+    const lock = this.inner.lock(dir, options);
     if (lock !== null) this.locks.push(lock);
     return lock;
   }

@@ -8,6 +8,8 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import { crc32 } from './checksum.ts';
 import { cowFileSize, entrySize } from './cowStore.ts';
+import { mapFileSize } from './mapFile.ts';
+import { encodePage } from './mapPage.ts';
 import { CowmapError, type ErrorCode } from './errors.ts';
 import { decodeSlot, encodeSlot, metadataFileSize, slotSize } from './metadata.ts';
 import { makeTemporaryDir, NodeStorage, removeTree } from './nodeStorage.ts';
@@ -108,8 +110,12 @@ describe('files', () => {
     assert.deepEqual(storage.list(join(dir, 'secondary')), ['image', 'replica']);
     assert.equal(fileSize(meta()), metadataFileSize);
     assert.equal(fileSize(join(dir, 'primary')), regions * regionSize);
-    assert.equal(fileSize(join(dir, 'map0')), 2);
-    assert.equal(fileSize(join(dir, 'map1')), 2);
+    // One 4096-byte page holds the bits of up to 32640 regions.
+    assert.equal(fileSize(join(dir, 'map0')), mapFileSize(regions));
+    assert.equal(fileSize(join(dir, 'map1')), mapFileSize(regions));
+    assert.equal(mapFileSize(regions), 4096);
+    assert.equal(mapFileSize(32640), 4096);
+    assert.equal(mapFileSize(32641), 8192);
     assert.equal(fileSize(join(dir, 'cow')), cowFileSize(regions, regionSize));
     assert.equal(cowFileSize(regions, regionSize), 1024 + regions * regionSize, 'index of 10 x 64 bytes rounded up to 1024');
     assert.equal(fileSize(join(dir, 'secondary', 'image')), regions * regionSize);
@@ -127,7 +133,7 @@ describe('files', () => {
     create();
     const slot = readFile(meta(), slotSize, slotSize);
     const view = new DataView(slot.buffer, slot.byteOffset, slot.byteLength);
-    assert.equal(view.getUint32(8, true), 1, 'format version');
+    assert.equal(view.getUint32(8, true), 2, 'format version');
     assert.equal(view.getBigUint64(16, true), 1n, 'sequence');
     assert.equal(view.getUint32(40, true), regions);
     assert.equal(view.getUint32(44, true), regionSize);
@@ -158,10 +164,10 @@ describe('metadata checks (E_CORRUPT, never repaired)', () => {
     create();
     const slot = readFile(meta(), slotSize, slotSize).slice();
     const view = new DataView(slot.buffer);
-    view.setUint32(8, 2, true);
+    view.setUint32(8, 3, true);
     view.setUint32(508, crc32(slot.subarray(0, 508)), true);
     patchFile(meta(), slotSize, slot);
-    expectOpenFails('E_CORRUPT', /unknown format version 2/);
+    expectOpenFails('E_CORRUPT', /unknown format version 3/);
   });
 
   test('a torn newest slot falls back to the older valid slot, and the next update rewrites it', () => {
@@ -239,7 +245,10 @@ describe('consistency of the other files', () => {
 
   test('bits set past the last region in a map: E_CORRUPT', () => {
     create();
-    patchFile(join(dir, 'map1'), 1, Uint8Array.of(0x04)); // region 10 of 10
+    // region 10 of 10, under a valid CRC: not a torn page, a map of another geometry
+    const bits = new Uint8Array(2);
+    bits[1] = 0x04;
+    patchFile(join(dir, 'map1'), 0, encodePage(bits, 1));
     expectOpenFails('E_CORRUPT', /past region 9/);
   });
 
@@ -253,7 +262,7 @@ describe('consistency of the other files', () => {
 });
 
 describe('COW index', () => {
-  test('an entry counts only when the slot matches its digest', () => {
+  test('an entry counts only when the slot matches its digest and the primary still holds it (a torn preserve)', () => {
     create();
     using((volume) => {
       volume.writeRegion(4, label('old'));
@@ -263,13 +272,29 @@ describe('COW index', () => {
       volume.writeRegion(6, label('new6'));
       assert.equal(volume.state().cow, '0000101000');
     });
-    // The data slot of region 6 lost its bytes (as after a crash before the COW sync).
+    // A preserve torn by a crash: the slot lost bytes and the primary was not
+    // overwritten yet (the write waits for the preserve's sync).
     const indexSize = 1024;
     flipByte(join(dir, 'cow'), indexSize + 6 * regionSize + 1);
+    patchFile(join(dir, 'primary'), 6 * regionSize, label('old6'));
     using((volume) => assert.equal(volume.state().cow, '0000100000'));
-    // A torn entry for region 4 (bad checksum) is not valid either.
+    // A torn entry for region 4 (bad checksum) is not valid either: region 4 is
+    // in C (written before the swap), so leaving it uncovered by W loses nothing.
     flipByte(join(dir, 'cow'), 4 * entrySize + 20);
     using((volume) => assert.equal(volume.state().cow, '0000000000'));
+  });
+
+  test('entries carry the metadata sequence in force at offset 48', () => {
+    create();
+    using((volume) => {
+      volume.startCycle(); // sequence 2
+      volume.writeRegion(3, label('x'));
+    });
+    const entry = readFile(join(dir, 'cow'), 3 * entrySize, entrySize);
+    const view = new DataView(entry.buffer, entry.byteOffset);
+    assert.equal(view.getBigUint64(0, true), 1n, 'cycle');
+    assert.equal(view.getBigUint64(48, true), 2n, 'metadata sequence');
+    assert.equal(view.getUint32(60, true), crc32(entry.subarray(0, 60)));
   });
 
   test('the swap empties W without touching the index: entries name their cycle', () => {
@@ -289,16 +314,15 @@ describe('COW index', () => {
 });
 
 describe('create and the secondary', () => {
-  test('a directory without metadata is no volume (E_NOT_FOUND), and create runs over the leftovers', () => {
+  test('a directory without metadata is no volume (E_NOT_FOUND), and create refuses the leftovers (E_EXISTS)', () => {
     create();
     using((volume) => volume.writeRegion(1, label('data')));
     storage.unlink(meta());
     expectOpenFails('E_NOT_FOUND');
-    create();
-    using((volume) => {
-      assert.deepEqual(volume.readRegion(1), new Uint8Array(regionSize));
-      assert.equal(volume.state().next, '0000000000');
-    });
+    assert.throws(
+      () => create(),
+      (error: unknown) => error instanceof CowmapError && error.code === 'E_EXISTS',
+    );
   });
 
   test('the secondary in another directory is recorded relative to the volume', () => {

@@ -7,10 +7,11 @@
 // Byte layout: docs/format.md, "DIR/meta".
 
 import { assert } from './assert.ts';
-import { crc32 } from './checksum.ts';
+import { crc32, isAllZero } from './checksum.ts';
 import { CowmapError } from './errors.ts';
 import { geometryProblem, sectorSize } from './geometry.ts';
 import { fileNames, volumePath } from './layout.ts';
+import type { ScrubFinding } from './scrubFinding.ts';
 import type { FileHandle, Storage } from './storage.ts';
 
 export type Phase = 'idle' | 'replicating';
@@ -31,7 +32,8 @@ export interface MetadataRecord {
   readonly secondary: string;
 }
 
-export const formatVersion = 1;
+/** Version 2: map files in checksummed pages, COW entries stamped with the metadata sequence (docs/format.md). */
+export const formatVersion = 2;
 export const slotSize = sectorSize;
 export const slotCount = 2;
 export const metadataFileSize = slotSize * slotCount;
@@ -80,19 +82,22 @@ export function encodeSlot(record: MetadataRecord): Uint8Array {
 }
 
 /**
- * A slot is `absent` when it does not carry the magic or its checksum fails (never
- * written, or torn by a crash during its update): the other slot then decides.
- * A slot that carries the magic but an unknown version, or a valid checksum over
- * impossible fields, was not torn: the volume is foreign or damaged (E_CORRUPT).
+ * A slot is `absent` when its checksum fails, whatever its magic and version say
+ * (never written, or torn by a crash during its update: a tear inside the sector
+ * may leave any mix of old and new bytes, version 0 included): the other slot
+ * then decides. A slot whose checksum holds but whose magic, version or fields
+ * are not this build's was not torn: the volume is foreign or damaged (E_CORRUPT).
  */
 export function decodeSlot(bytes: Uint8Array, slot: number, path: string): MetadataRecord | 'absent' {
   assert(bytes.length === slotSize, 'slot size');
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  for (let i = 0; i < magic.length; i++) if (bytes[offsets.magic + i] !== magic[i]) return 'absent';
-  const version = view.getUint32(offsets.version, true);
-  const where = `open: ${path} slot ${slot}`;
-  if (version !== formatVersion) throw new CowmapError('E_CORRUPT', `${where}: unknown format version ${version} (this build reads ${formatVersion})`);
   if (view.getUint32(offsets.checksum, true) !== crc32(bytes.subarray(0, offsets.checksum))) return 'absent';
+  const where = `open: ${path} slot ${slot}`;
+  for (let i = 0; i < magic.length; i++) {
+    if (bytes[offsets.magic + i] !== magic[i]) throw new CowmapError('E_CORRUPT', `${where}: bad magic under a valid checksum (not a cowmap metadata file)`);
+  }
+  const version = view.getUint32(offsets.version, true);
+  if (version !== formatVersion) throw new CowmapError('E_CORRUPT', `${where}: unknown format version ${version} (this build reads ${formatVersion})`);
 
   const sequence = Number(view.getBigUint64(offsets.sequence, true));
   const cycle = Number(view.getBigUint64(offsets.cycle, true));
@@ -151,10 +156,17 @@ export type MetadataChange = Partial<Pick<MetadataRecord, 'cycle' | 'phase' | 'c
 export class MetadataStore {
   readonly file: FileHandle;
   private winner: MetadataRecord;
+  /**
+   * The slot that failed its checksum at load and is not all zeros (a torn update,
+   * or rot), or null. The evidence rule (docs/format.md, "Recovery") asks the
+   * volume to look for records stamped later than the winner when it is set.
+   */
+  readonly damagedSlot: number | null;
 
-  private constructor(file: FileHandle, winner: MetadataRecord) {
+  private constructor(file: FileHandle, winner: MetadataRecord, damagedSlot: number | null = null) {
     this.file = file;
     this.winner = winner;
+    this.damagedSlot = damagedSlot;
   }
 
   get record(): MetadataRecord {
@@ -194,9 +206,12 @@ export class MetadataStore {
     }
     const bytes = file.read(0, metadataFileSize);
     const slots: MetadataRecord[] = [];
+    let damagedSlot: number | null = null;
     for (let slot = 0; slot < slotCount; slot++) {
-      const decoded = decodeSlot(bytes.subarray(slot * slotSize, (slot + 1) * slotSize), slot, file.path);
+      const slotBytes = bytes.subarray(slot * slotSize, (slot + 1) * slotSize);
+      const decoded = decodeSlot(slotBytes, slot, file.path);
       if (decoded !== 'absent') slots.push(decoded);
+      else if (!isAllZero(slotBytes)) damagedSlot = slot;
     }
     if (slots.length === 0) throw new CowmapError('E_CORRUPT', `open: ${file.path} has no valid metadata slot (bad magic or checksum)`);
     slots.sort((a, b) => b.sequence - a.sequence);
@@ -211,7 +226,35 @@ export class MetadataStore {
         Buffer.from(winner.volumeId).equals(loser.volumeId);
       if (!agree) throw new CowmapError('E_CORRUPT', `open: ${file.path} slots disagree (sequences ${winner.sequence} and ${loser.sequence})`);
     }
-    return new MetadataStore(file, winner);
+    return new MetadataStore(file, winner, damagedSlot);
+  }
+
+  /**
+   * The evidence rule (docs/format.md, "Recovery"): when a slot failed its checksum
+   * and the surviving slot won, a record stamped with a later sequence than the
+   * winner's proves that a newer metadata record was durable and is gone. Rolling
+   * back to the older slot would silently drop what that record said (a cycle's
+   * next bits): E_CORRUPT instead. `laterStamp` is the greatest such stamp found, or null.
+   */
+  checkEvidence(laterStamp: { stamp: number; what: string } | null): void {
+    if (this.damagedSlot === null || laterStamp === null || laterStamp.stamp <= this.winner.sequence) return;
+    throw new CowmapError(
+      'E_CORRUPT',
+      `open: ${this.file.path} slot ${this.damagedSlot} fails its checksum, and ${laterStamp.what} is stamped with metadata sequence ${laterStamp.stamp}, later than the surviving slot's ${this.winner.sequence}: a newer record was lost`,
+    );
+  }
+
+  /** Reads both slots again (docs/format.md, "Scrub"): a slot failing its checksum that is not all zeros is a finding. */
+  scrub(): ScrubFinding[] {
+    const bytes = this.file.read(0, metadataFileSize);
+    const findings: ScrubFinding[] = [];
+    for (let slot = 0; slot < slotCount; slot++) {
+      const slotBytes = bytes.subarray(slot * slotSize, (slot + 1) * slotSize);
+      const valid = new DataView(slotBytes.buffer, slotBytes.byteOffset, slotSize).getUint32(offsets.checksum, true) === crc32(slotBytes.subarray(0, offsets.checksum));
+      if (valid || isAllZero(slotBytes)) continue;
+      findings.push({ file: this.file.path, offset: slot * slotSize, region: null, problem: `metadata slot ${slot} fails its CRC-32 (never repaired)`, repaired: false });
+    }
+    return findings;
   }
 
   /**

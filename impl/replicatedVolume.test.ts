@@ -10,7 +10,7 @@ import { afterEach, beforeEach, describe, test } from 'node:test';
 import { CowmapError, type ErrorCode } from './errors.ts';
 import { makeTemporaryDir, NodeStorage, removeTree } from './nodeStorage.ts';
 import { ReplicatedVolume, type VolumeState } from './replicatedVolume.ts';
-import type { FileHandle, Lock, Storage } from './storage.ts';
+import type { FileHandle, Lock, LockOptions, OpenFileOptions, Storage } from './storage.ts';
 
 const regionSize = 512;
 
@@ -24,7 +24,7 @@ function digest(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
-type IoKind = 'create' | 'write' | 'sync' | 'truncate' | 'rename' | 'unlink' | 'mkdir' | 'syncDir' | 'read';
+type IoKind = 'create' | 'write' | 'sync' | 'truncate' | 'rename' | 'unlink' | 'rmdir' | 'mkdir' | 'syncDir' | 'read';
 interface IoEntry {
   kind: IoKind;
   /** The file's base name: meta, primary, map0, map1, cow, image, ... */
@@ -64,7 +64,7 @@ class LoggingStorage implements Storage {
     this.log.push(entry);
   }
 
-  open(path: string, options: { create: boolean }): FileHandle {
+  open(path: string, options: OpenFileOptions): FileHandle {
     if (options.create) this.durable({ kind: 'create', file: basename(path) });
     const inner = this.inner.open(path, options);
     const file = basename(path);
@@ -110,11 +110,15 @@ class LoggingStorage implements Storage {
     this.durable({ kind: 'unlink', file: basename(path) });
     this.inner.unlink(path);
   }
+  rmdir(path: string): void {
+    this.durable({ kind: 'rmdir', file: basename(path) });
+    this.inner.rmdir(path);
+  }
   list(path: string): string[] {
     return this.inner.list(path);
   }
-  lock(dir: string): Lock | null {
-    return this.inner.lock(dir);
+  lock(dir: string, options?: LockOptions): Lock | null {
+    return this.inner.lock(dir, options);
   }
 }
 
@@ -512,7 +516,7 @@ describe('durable order and I/O per operation (docs/protocol.md section 5)', () 
     const v = createVolume(16);
     let mark = storage.mark();
     v.writeRegion(9, label('x'));
-    assert.deepEqual(calls(storage.durableSince(mark)), ['write map1 @1', 'sync map1', `write primary @${9 * regionSize}`, 'sync primary']);
+    assert.deepEqual(calls(storage.durableSince(mark)), ['write map1 @0', 'sync map1', `write primary @${9 * regionSize}`, 'sync primary']);
     mark = storage.mark();
     v.writeRegion(9, label('y'));
     assert.deepEqual(calls(storage.durableSince(mark)), [`write primary @${9 * regionSize}`, 'sync primary'], 'bit already set: no metadata I/O');
@@ -559,7 +563,8 @@ describe('durable order and I/O per operation (docs/protocol.md section 5)', () 
     v.startCycle();
     let mark = storage.mark();
     v.transfer(13);
-    assert.deepEqual(calls(storage.durableSince(mark)), [`write image @${13 * regionSize}`, 'sync image']);
+    // The secondary's digest table follows the image (docs/format.md, "DIR2/digests").
+    assert.deepEqual(calls(storage.durableSince(mark)), [`write image @${13 * regionSize}`, 'write digests @0', 'sync image', 'sync digests']);
     v.transfer(5);
     mark = storage.mark();
     v.completeCycle();
@@ -589,7 +594,9 @@ describe('durable order and I/O per operation (docs/protocol.md section 5)', () 
       `write image @${14 * regionSize}`,
       `write image @${2 * regionSize}`,
       `write image @${9 * regionSize}`,
+      'write digests @0',
       'sync image',
+      'sync digests',
     ]);
     assert.deepEqual(v.unsentRegions(), []);
   });
@@ -613,7 +620,10 @@ describe('durable order and I/O per operation (docs/protocol.md section 5)', () 
       } else if (entry.file === 'cow') {
         assert.ok(dirty.includes((entry.position! - cowIndexSize) / regionSize), where);
       } else if (entry.file === 'map0' || entry.file === 'map1') {
-        assert.ok(dirty.some((region) => region >> 3 === entry.position), where);
+        // Whole 4096-byte pages: all 256 regions are in page 0.
+        assert.ok(entry.position === 0 && entry.length === 4096, where);
+      } else if (entry.file === 'digests') {
+        assert.ok(entry.position === 0 && entry.length === 4096, where);
       } else {
         assert.equal(entry.file, 'meta', where);
       }
@@ -647,7 +657,8 @@ describe('storage errors: E_IO and a poisoned handle', () => {
         v.startCycle();
       },
       run: (v) => v.transfer(1),
-      durableCount: 2,
+      // image write, digest-table page write, image sync, table sync
+      durableCount: 4,
     },
     {
       name: 'completeCycle',
@@ -666,7 +677,7 @@ describe('storage errors: E_IO and a poisoned handle', () => {
         v.startCycle();
       },
       run: (v) => v.transferRegions([1]),
-      durableCount: 2,
+      durableCount: 4,
     },
     {
       // The next bit of the write in the cycle is synced by completion (docs/format.md).

@@ -46,7 +46,7 @@
 
 import { assert } from './assert.ts';
 import { Bitmap } from './bitmap.ts';
-import { sha256Hex } from './checksum.ts';
+import { bytesEqual, sha256, sha256Hex } from './checksum.ts';
 import type { CowStore } from './cowStore.ts';
 import { createVolumeParts } from './createVolume.ts';
 import { CowmapError, isStorageError } from './errors.ts';
@@ -54,6 +54,7 @@ import { geometryProblem, type Geometry } from './geometry.ts';
 import type { MapFile } from './mapFile.ts';
 import type { MetadataStore, Phase } from './metadata.ts';
 import { openVolumeParts } from './openVolume.ts';
+import { checkDamagedEntries, checkMapPages, checkMetadataEvidence, type RecoveryFiles } from './recoveryChecks.ts';
 import type { RegionFile } from './regionFile.ts';
 import type { Replica } from './replica.ts';
 import type { Lock, Storage } from './storage.ts';
@@ -81,6 +82,8 @@ type VolumeClass<T> = new (parts: VolumeParts) => T;
 
 /** Regions named in one message at most. */
 const regionsListedMax = 8;
+/** The most bytes one read returns: the result is one buffer in memory. */
+export const readBytesMax = 2 ** 30;
 
 export class ReplicatedVolume {
   readonly dir: string;
@@ -92,6 +95,11 @@ export class ReplicatedVolume {
   protected readonly primary: RegionFile;
   protected readonly cow: CowStore;
   protected readonly replica: Replica;
+  /**
+   * Opened read-only (OpenOptions.readOnly): recovery happened in memory only, and
+   * every call that would write is refused with E_BAD_REQUEST.
+   */
+  readonly readOnly: boolean;
   /** Volatile: the regions of C sent since the swap or since the last open. */
   protected readonly sent: Bitmap;
   private readonly lock: Lock;
@@ -133,7 +141,13 @@ export class ReplicatedVolume {
     this.primary = parts.primary;
     this.cow = parts.cow;
     this.replica = parts.replica;
+    this.readOnly = parts.readOnly === true;
     this.sent = new Bitmap(this.regions);
+    // Every map page written carries the metadata sequence in force (the evidence rule).
+    for (const map of this.maps) map.stampWith(() => this.metadata.record.sequence);
+    this.cow.stampWith(() => this.metadata.record.sequence);
+    // The replica checks S and its digest table only where the entry is current.
+    this.replica.setPending((region) => this.isPending(region));
     assert(this.replica.regions === this.regions && this.replica.regionSize === this.regionSize, 'replica geometry');
   }
 
@@ -181,6 +195,7 @@ export class ReplicatedVolume {
       primary: this.primary,
       cow: this.cow,
       replica: this.replica,
+      readOnly: this.readOnly,
     });
   }
 
@@ -228,7 +243,7 @@ export class ReplicatedVolume {
       const cowData: (string | null)[] = [];
       for (let region = 0; region < this.regions; region++) {
         primary.push(sha256Hex(this.primary.readRegion(region)));
-        secondary.push(sha256Hex(this.replica.readRegion(region)));
+        secondary.push(sha256Hex(this.readSecondary(region)));
         cowData.push(this.cow.holds(region) ? sha256Hex(this.cow.read(region)) : null);
       }
       const cow = new Bitmap(this.regions);
@@ -251,6 +266,7 @@ export class ReplicatedVolume {
   writeRegion(region: number, data: Uint8Array): void {
     const where = this.where('write', `region ${region}`);
     this.checkUsable(where);
+    this.checkWritable(where);
     this.checkRegion(where, region);
     this.checkData(where, data);
     this.perform(where, () => this.applyWrite(region, data));
@@ -262,13 +278,14 @@ export class ReplicatedVolume {
     this.checkUsable(where);
     this.checkVolumeName(where, volume);
     this.checkRegion(where, region);
-    return this.perform(where, () => (volume === 'primary' ? this.primary.readRegion(region) : this.replica.readRegion(region)));
+    return this.perform(where, () => (volume === 'primary' ? this.primary.readRegion(region) : this.readSecondary(region)));
   }
 
   /** The swap: C := X, X := clear, W := empty, phase replicating. */
   startCycle(): void {
     const where = this.where('startCycle');
     this.checkUsable(where);
+    this.checkWritable(where);
     if (this.phase !== 'idle') throw new CowmapError('E_PHASE', `${where}: a cycle is running`);
     this.perform(where, () => this.swapMaps());
   }
@@ -277,6 +294,7 @@ export class ReplicatedVolume {
   transfer(region: number): void {
     const where = this.where('transfer', `region ${region}`);
     this.checkUsable(where);
+    this.checkWritable(where);
     this.checkRegion(where, region);
     if (this.phase !== 'replicating') throw new CowmapError('E_PHASE', `${where}: no cycle is running`);
     if (!this.currentMap.has(region)) throw new CowmapError('E_NOT_CURRENT', `${where}: region ${region} is not in the current map`);
@@ -299,6 +317,7 @@ export class ReplicatedVolume {
   transferRegions(regions: readonly number[]): void {
     const where = this.where('transferRegions', Array.isArray(regions) ? `${regions.length} region(s)` : '');
     this.checkUsable(where);
+    this.checkWritable(where);
     if (!Array.isArray(regions)) throw new CowmapError('E_BAD_REQUEST', `${where}: regions must be an array`);
     for (const region of regions) this.checkRegion(this.where('transferRegions', `region ${region}`), region);
     if (this.phase !== 'replicating') throw new CowmapError('E_PHASE', `${where}: no cycle is running`);
@@ -317,6 +336,7 @@ export class ReplicatedVolume {
   completeCycle(): void {
     const where = this.where('completeCycle');
     this.checkUsable(where);
+    this.checkWritable(where);
     if (this.phase !== 'replicating') throw new CowmapError('E_PHASE', `${where}: no cycle is running`);
     if (!this.isDrained()) {
       const unsent = this.unsentRegions();
@@ -342,6 +362,7 @@ export class ReplicatedVolume {
   write(offset: number, bytes: Uint8Array): void {
     const where = this.where('write', `offset ${offset}, length ${bytes instanceof Uint8Array ? bytes.length : '?'}`);
     this.checkUsable(where);
+    this.checkWritable(where);
     if (!(bytes instanceof Uint8Array)) throw new CowmapError('E_BAD_REQUEST', `${where}: data must be bytes`);
     this.checkByteRange(where, offset, bytes.length);
     if (bytes.length === 0) return;
@@ -369,13 +390,16 @@ export class ReplicatedVolume {
     this.checkUsable(where);
     this.checkVolumeName(where, volume);
     this.checkByteRange(where, offset, length);
+    if (length > readBytesMax) {
+      throw new CowmapError('E_SIZE', `${where}: a read returns at most ${readBytesMax} bytes (1 GiB); read in parts`);
+    }
     return this.perform(where, () => {
       const result = new Uint8Array(length);
       if (length === 0) return result;
       const first = Math.floor(offset / this.regionSize);
       const last = Math.floor((offset + length - 1) / this.regionSize);
       for (let region = first; region <= last; region++) {
-        const content = volume === 'primary' ? this.primary.readRegion(region) : this.replica.readRegion(region);
+        const content = volume === 'primary' ? this.primary.readRegion(region) : this.readSecondary(region);
         const regionStart = region * this.regionSize;
         const start = Math.max(offset, regionStart);
         const end = Math.min(offset + length, regionStart + this.regionSize);
@@ -383,6 +407,23 @@ export class ReplicatedVolume {
       }
       return result;
     });
+  }
+
+  /**
+   * S[region], checked against the secondary's digest table unless the region is
+   * pending (docs/format.md, "DIR2/digests"): a mismatch is E_CORRUPT.
+   */
+  private readSecondary(region: number): Uint8Array {
+    return this.replica.readRegion(region, { verify: !this.isPending(region) });
+  }
+
+  /**
+   * Replicating, the region is in C and was not sent since the open or the swap:
+   * a crash may have left S[region] ahead of its digest-table entry, so neither is
+   * checked against the other until the region is sent again.
+   */
+  protected isPending(region: number): boolean {
+    return this.phase === 'replicating' && this.currentMap.has(region) && !this.sent.has(region);
   }
 
   // ------------------------------------------------- the steps (overridable)
@@ -496,20 +537,50 @@ export class ReplicatedVolume {
   }
 
   /**
-   * Recovery, run by open (and create) on what is durable. Idle: finish clearing a
-   * current map that a crash after completion left set (no I/O when clear).
-   * Replicating: the cycle resumes with C as it is, W as the index says, X as the
-   * map says plus every region W holds a copy of, and nothing sent.
+   * Recovery, run by open (and create) on what is durable. First the integrity
+   * checks of docs/format.md, "Recovery" (impl/recoveryChecks.ts): a damaged
+   * structure is kept only with evidence that a crash tore it and nothing is lost,
+   * else E_CORRUPT. Idle: finish clearing a current map that a crash after
+   * completion left set (no I/O when clear). Replicating: the cycle resumes with C
+   * as it is, W as the index says, X as the map says plus every region W holds a
+   * copy of, and nothing sent. Read-only, all of it happens in memory only.
    */
   protected recover(): void {
     this.sent.clearAll();
     this.cow.forget();
+    const files = this.recoveryFiles();
+    checkMetadataEvidence(files);
     if (this.phase === 'idle') {
-      this.currentMap.clearAll();
+      checkMapPages(files, false, !this.readOnly);
+      if (this.readOnly) this.currentMap.clearInMemory();
+      else this.currentMap.clearAll();
     } else {
-      this.cow.loadCycle(this.metadata.record.cycle);
+      const scan = this.cow.loadCycle(this.metadata.record.cycle, (region, digest) => this.isTornPreserve(region, digest));
+      checkMapPages(files, true, !this.readOnly);
       this.rebuildNext();
+      checkDamagedEntries(files, scan.damagedEntries);
     }
+  }
+
+  /**
+   * A valid COW entry of the running cycle whose slot fails its digest: a preserve
+   * torn by a crash exactly when the primary still holds the digest's bytes (it is
+   * overwritten only after the preserve is durable). Otherwise the copy rotted.
+   */
+  protected isTornPreserve(region: number, digest: Uint8Array): boolean {
+    return bytesEqual(sha256(this.primary.readRegion(region)), digest);
+  }
+
+  private recoveryFiles(): RecoveryFiles {
+    return {
+      metadata: this.metadata,
+      maps: this.maps,
+      currentMap: this.currentMap,
+      nextMap: this.nextMap,
+      cow: this.cow,
+      primary: this.primary,
+      replica: this.replica,
+    };
   }
 
   /**
@@ -533,6 +604,11 @@ export class ReplicatedVolume {
     if (this.failure !== null) {
       throw new CowmapError('E_IO', `${where}: the handle failed earlier (${this.failure}); reopen the volume to recover`);
     }
+  }
+
+  /** E_BAD_REQUEST for a call that would write on a volume opened read-only (docs/format.md, "Read-only open"). */
+  protected checkWritable(where: string): void {
+    if (this.readOnly) throw new CowmapError('E_BAD_REQUEST', `${where}: the volume is open read-only`);
   }
 
   private checkRegion(where: string, region: number): void {

@@ -1,0 +1,92 @@
+// The integrity checks of recovery (docs/format.md, "Recovery"): what open does
+// with a metadata slot, a map page or a COW entry that fails its checksum. Each
+// damaged structure is either explained by a crash (a torn update) with evidence
+// that nothing is lost, or it is E_CORRUPT naming the file and the region: the
+// volume never repairs silently. They need several files at once (both maps, W, P
+// and the secondary's digest table), so they live here and not in each file's class.
+
+import { crc32 } from './checksum.ts';
+import { entrySize, type CowStore } from './cowStore.ts';
+import { CowmapError } from './errors.ts';
+import type { MapFile } from './mapFile.ts';
+import type { MetadataStore } from './metadata.ts';
+import type { RegionFile } from './regionFile.ts';
+import type { Replica } from './replica.ts';
+
+export interface RecoveryFiles {
+  readonly metadata: MetadataStore;
+  readonly maps: readonly [MapFile, MapFile];
+  readonly currentMap: MapFile;
+  readonly nextMap: MapFile;
+  readonly cow: CowStore;
+  readonly primary: RegionFile;
+  readonly replica: Replica;
+}
+
+/**
+ * The evidence rule: when a metadata slot failed its checksum (not all zeros), a
+ * valid map page or COW entry stamped with a later sequence than the surviving
+ * slot's means that a newer record was durable and rot took it: E_CORRUPT, never
+ * a silent roll-back. No extra I/O unless a slot failed.
+ */
+export function checkMetadataEvidence(files: RecoveryFiles): void {
+  if (files.metadata.damagedSlot === null) return;
+  const candidates: { stamp: number; what: string }[] = files.maps.map((map) => ({ stamp: map.loadedStampMax, what: `a page of ${map.file.path}` }));
+  candidates.push({ stamp: files.cow.scanStamps().stampMax, what: `an entry of ${files.cow.file.path}` });
+  candidates.sort((a, b) => b.stamp - a.stamp);
+  files.metadata.checkEvidence(candidates[0]!);
+}
+
+/**
+ * The primary region still matches what the secondary's digest table says was
+ * last sent: nothing of it can be lost by not resending it.
+ */
+export function primaryMatchesSecondary(files: RecoveryFiles, region: number): boolean {
+  return crc32(files.primary.readRegion(region)) === files.replica.digestOf(region);
+}
+
+/**
+ * Each map page that failed its CRC keeps its bits only when every region of the
+ * page whose bit is clear is covered (by the other map while replicating, or by a
+ * copy in W) or unchanged since it was last sent. A torn page update keeps every
+ * bit but the ones being set, and those regions are written after their bit is
+ * durable, so they are still unchanged: rot that cleared a bit is caught here.
+ * While idle only X counts (recovery clears C). `rewrite` (a read-write open)
+ * rewrites each kept page with a fresh CRC: crash cleanup, like finishing a completion.
+ */
+export function checkMapPages(files: RecoveryFiles, replicating: boolean, rewrite: boolean): void {
+  const maps = replicating ? [files.currentMap, files.nextMap] : [files.nextMap];
+  for (const map of maps) {
+    const other = map === files.currentMap ? files.nextMap : files.currentMap;
+    for (const { page, problem } of map.failedPages()) {
+      const { first, end } = map.regionsOfPage(page);
+      for (let region = first; region < end; region++) {
+        if (map.has(region)) continue;
+        if (replicating && (other.has(region) || files.cow.holds(region))) continue;
+        if (primaryMatchesSecondary(files, region)) continue;
+        throw new CowmapError(
+          'E_CORRUPT',
+          `open: ${map.file.path} page ${page} ${problem}, and region ${region} has its bit clear while the primary differs from what the secondary was last sent (a lost bit, not a torn update)`,
+        );
+      }
+      if (rewrite) map.rewritePage(page);
+    }
+  }
+}
+
+/**
+ * A COW entry failing its CRC (not all zeros) counts as empty, which is right for
+ * a preserve torn by a crash: the primary was not overwritten yet. When the region
+ * is left uncovered (not in C or X, no copy) and the primary differs from the
+ * secondary, the entry was a durable copy that rot took: E_CORRUPT.
+ */
+export function checkDamagedEntries(files: RecoveryFiles, damagedEntries: readonly number[]): void {
+  for (const region of damagedEntries) {
+    if (files.currentMap.has(region) || files.nextMap.has(region) || files.cow.holds(region)) continue;
+    if (primaryMatchesSecondary(files, region)) continue;
+    throw new CowmapError(
+      'E_CORRUPT',
+      `open: ${files.cow.file.path} offset ${region * entrySize} region ${region}: the COW index entry fails its CRC-32 and the region is uncovered while the primary differs from the secondary`,
+    );
+  }
+}
