@@ -10,9 +10,9 @@
 import { randomBytes } from 'node:crypto';
 import { cowFileSize, CowStore } from './cowStore.ts';
 import { CowmapError } from './errors.ts';
-import { mapSize, volumeSize, type Geometry } from './geometry.ts';
+import { volumeSize, type Geometry } from './geometry.ts';
 import { fileNames, recordedSecondary, sameDir, secondaryPath, volumeFileNames, volumePath } from './layout.ts';
-import { MapFile } from './mapFile.ts';
+import { MapFile, mapFileSize } from './mapFile.ts';
 import { MetadataStore, secondaryBytesMax, volumeIdSize, type MetadataRecord } from './metadata.ts';
 import { RegionFile } from './regionFile.ts';
 import { FileReplica } from './replica.ts';
@@ -67,7 +67,7 @@ export function createVolumeParts(storage: Storage, dir: string, geometry: Geome
       return file;
     };
     const primaryFile = createFile(fileNames.primary, volumeSize(geometry));
-    const mapFiles = [createFile(fileNames.maps[0], mapSize(regions)), createFile(fileNames.maps[1], mapSize(regions))] as const;
+    const mapFiles = [createFile(fileNames.maps[0], mapFileSize(regions)), createFile(fileNames.maps[1], mapFileSize(regions))] as const;
     const cowFile = createFile(fileNames.cow, cowFileSize(regions, regionSize));
     const volumeId = new Uint8Array(randomBytes(volumeIdSize));
     created.makeDirs(secondaryDir);
