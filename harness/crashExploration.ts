@@ -84,15 +84,15 @@
 
 import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, posix } from 'node:path';
+import { cowIndexSize } from '../impl/cowStore.ts';
 import { isCowmapError } from '../impl/errors.ts';
 import { ReplicatedVolume } from '../impl/replicatedVolume.ts';
 import { initialState, judge } from '../model/rules.ts';
 import type { Geometry, ModelState, Op } from '../model/types.ts';
-import type { PowerChoices } from './crashStorage.ts';
+import type { PowerChoices, UnsyncedWriteInfo } from './crashStorage.ts';
 import { Oracle, OracleFailure } from './oracle.ts';
 import type { Difference, OracleStats } from './oracle.ts';
-import { Prng } from './prng.ts';
 import { runScenario, scenarioTrace } from './scenario.ts';
 import type { ScenarioStep } from './scenario.ts';
 import type { CrashRequest, SutOp, SutReply } from './sut.ts';
@@ -100,6 +100,8 @@ import { ContentBook } from './trace/content.ts';
 import { defaultNames } from './trace/reader.ts';
 import type { TraceRecord } from './trace/writer.ts';
 import { ExplorationSut } from './crash/explorationSut.ts';
+import { choiceBitCount, choicesAt, choiceText, describeBits, describeTear, drawBits, dropEverything, explicitChoices, explorationModes, noShape, powerChoices, seedFor } from './crash/choices.ts';
+import type { Choice, ExplorationMode } from './crash/choices.ts';
 import type { BetweenCrash, ChoiceShape, Restore, VolumeClass } from './crash/explorationSut.ts';
 
 export { MemoryStorage } from './crash/memoryStorage.ts';
@@ -108,8 +110,8 @@ export type { ChoiceShape, VolumeClass } from './crash/explorationSut.ts';
 // ---------------------------------------------------------------------------
 // Options, results
 
-export type ExplorationMode = 'process' | 'power' | 'torn';
-export const explorationModes: readonly ExplorationMode[] = ['process', 'power', 'torn'];
+export { explorationModes, seedFor } from './crash/choices.ts';
+export type { ExplorationMode } from './crash/choices.ts';
 
 export interface ExplorationOptions {
   /** Longest operation sequence. */
@@ -139,6 +141,11 @@ export interface ExplorationOptions {
    */
   readonly dedupePrefixes?: boolean;
   readonly onProgress?: (stats: ExplorationStats) => void;
+  /**
+   * Torn mode also tears the volume's own records inside a sector, byte by byte
+   * (default true; see harness/crash/choices.ts, tearsAt).
+   */
+  readonly byteTears?: boolean;
 }
 
 export interface ModeStats {
@@ -220,98 +227,6 @@ export const explorationDefaults = {
 } as const;
 
 // ---------------------------------------------------------------------------
-// Choices
-
-/** A crash choice: a mode, and either explicit bits (coin order of the crash layer) or a seed. */
-interface Choice {
-  readonly mode: ExplorationMode;
-  /** Explicit keep bits in the crash layer's coin order; null: the crash layer's coins for `seed`. */
-  readonly bits: readonly boolean[] | null;
-  readonly seed: number;
-}
-
-const noShape: ChoiceShape = { writes: [], truncates: 0, namespace: 0 };
-
-/** Choice bits at a crash point: writes (torn: their sectors), then truncates, then namespace operations. */
-function choiceBitCount(shape: ChoiceShape, torn: boolean): number {
-  const writes = torn ? shape.writes.reduce((sum, write) => sum + write.sectorCount, 0) : shape.writes.length;
-  return writes + shape.truncates + shape.namespace;
-}
-
-function explicitChoices(shape: ChoiceShape, torn: boolean, bits: readonly boolean[]): PowerChoices {
-  const sectorOffsets: number[] = [];
-  let offset = 0;
-  for (const write of shape.writes) {
-    sectorOffsets.push(offset);
-    offset += torn ? write.sectorCount : 1;
-  }
-  const writeBits = offset;
-  const choices: PowerChoices = {
-    keepWrite: (index) => bits[index] === true,
-    keepTruncate: (index) => bits[writeBits + index] === true,
-    keepNamespace: (index) => bits[writeBits + shape.truncates + index] === true,
-  };
-  return torn ? { ...choices, keepSector: (writeIndex, sector) => bits[sectorOffsets[writeIndex]! + sector] === true } : choices;
-}
-
-function powerChoices(choice: Choice, shape: ChoiceShape | null): PowerChoices {
-  if (choice.mode === 'process') return {};
-  if (choice.bits === null) return { seed: choice.seed, torn: choice.mode === 'torn' };
-  return { seed: 0, torn: choice.mode === 'torn', ...explicitChoices(shape!, choice.mode === 'torn', choice.bits) };
-}
-
-/** The choices tried in one mode at a crash point, and whether they were sampled. */
-function choicesAt(mode: ExplorationMode, shape: ChoiceShape, subsetBitsMax: number, samplesMax: number): { choices: Choice[]; sampled: boolean; bits: number } {
-  if (mode === 'process') return { choices: [{ mode, bits: null, seed: 0 }], sampled: false, bits: 0 };
-  if (shape === noShape) throw new Error('exploration: a power or torn crash point without its shape');
-  const bitCount = choiceBitCount(shape, mode === 'torn');
-  if (bitCount > subsetBitsMax) {
-    return { choices: Array.from({ length: samplesMax }, (_, seed) => ({ mode, bits: null, seed })), sampled: true, bits: bitCount };
-  }
-  const choices: Choice[] = [];
-  // Keep-everything first: it is the process-mode state, so it dedupes at once.
-  for (let mask = (1 << bitCount) - 1; mask >= 0; mask--) {
-    choices.push({ mode, bits: Array.from({ length: bitCount }, (_, bit) => ((mask >> bit) & 1) === 1), seed: 0 });
-  }
-  return { choices, sampled: false, bits: bitCount };
-}
-
-/** A seed whose crash-layer coins draw exactly `bits` (in order), or null. */
-export function seedFor(bits: readonly boolean[], seedSearchMax: number): number | null {
-  for (let seed = 0; seed <= seedSearchMax; seed++) {
-    const prng = new Prng(seed);
-    let matches = true;
-    for (const bit of bits) {
-      if (prng.nextBool() !== bit) {
-        matches = false;
-        break;
-      }
-    }
-    if (matches) return seed;
-  }
-  return null;
-}
-
-function describeBits(bits: readonly boolean[], shape: ChoiceShape, torn: boolean): string {
-  const parts: string[] = [];
-  let index = 0;
-  for (const write of shape.writes) {
-    const where = `write ${write.index} (${write.path} @${write.position}+${write.length})`;
-    if (torn) {
-      const sectors = bits.slice(index, index + write.sectorCount).map((kept) => (kept ? 'K' : '-')).join('');
-      parts.push(`${where} sectors ${sectors}`);
-      index += write.sectorCount;
-    } else {
-      parts.push(`${where} ${bits[index] ? 'kept' : 'dropped'}`);
-      index++;
-    }
-  }
-  for (let truncate = 0; truncate < shape.truncates; truncate++) parts.push(`truncate ${truncate} ${bits[index++] ? 'kept' : 'dropped'}`);
-  for (let op = 0; op < shape.namespace; op++) parts.push(`namespace op ${op} ${bits[index++] ? 'kept' : 'dropped'}`);
-  return parts.length === 0 ? 'nothing was unsynced' : parts.join('; ');
-}
-
-// ---------------------------------------------------------------------------
 // The exploration
 
 interface PrefixNode {
@@ -345,8 +260,6 @@ interface PowerLossAfterRecovery {
   readonly seed: number | null;
 }
 
-/** Explicit choices of a power crash that keeps nothing unsynced. */
-const dropEverything: PowerChoices = { keepWrite: () => false, keepSector: () => false, keepTruncate: () => false, keepNamespace: () => false };
 
 function emptyModeStats(): ModeStats {
   return { points: 0, sampledPoints: 0, runs: 0, states: 0 };
@@ -445,6 +358,8 @@ class Explorer {
   readonly covered = new Set<string>();
   private readonly started = performance.now();
   private lastProgress = 0;
+  /** Which unsynced writes torn mode also tears inside a sector (null: none). */
+  readonly tearable: ((write: UnsyncedWriteInfo) => boolean) | null;
 
   constructor(readonly options: ExplorationOptions) {
     checkInteger('length', options.length, 0, 8);
@@ -464,6 +379,15 @@ class Explorer {
     this.ops = explorationOps(options.regions, options.values, this.book);
     this.sut = new ExplorationSut(options.volumeName ?? 'the reference implementation', options.volumeClass ?? ReplicatedVolume);
     for (let depth = 1; depth <= options.length; depth++) this.stats.sequences += this.ops.length ** depth;
+    const indexBytes = cowIndexSize(options.regions);
+    // Region data (P, S, the COW slots) tears sector-wise only: see tearsAt.
+    this.tearable =
+      options.byteTears === false
+        ? null
+        : (write) => {
+            const name = posix.basename(write.path);
+            return name !== 'primary' && name !== 'image' && !(name === 'cow' && write.position >= indexBytes);
+          };
   }
 
   private oracleAt(model: ModelState): Oracle {
@@ -684,14 +608,15 @@ class Explorer {
         const modeStats = this.stats.byMode[mode];
         modeStats.points++;
         // Process mode needs no shape; the modes run process first, which learns it for the others.
-        const { choices, sampled, bits } = choicesAt(mode, shape ?? noShape, this.subsetBitsMax, this.samplesMax);
+        const { choices, sampled, bits } = choicesAt(mode, shape ?? noShape, this.subsetBitsMax, this.samplesMax, this.tearable);
         if (mode !== 'process') this.stats.choiceBitsMax[mode] = Math.max(this.stats.choiceBitsMax[mode], bits);
         if (sampled) {
           modeStats.sampledPoints++;
           sampledHere = true;
         }
         for (const choice of choices) {
-          const label = `${opText} crashed after io ${afterIo} of ${io} (${mode}${choice.bits === null ? (mode === 'process' ? '' : `, seed ${choice.seed}`) : `, subset ${choice.bits.map((kept) => (kept ? 1 : 0)).join('')}`}) after ${this.describePath(node.path)}`;
+          const how = choiceText(choice);
+          const label = `${opText} crashed after io ${afterIo} of ${io} (${mode}${how === '' ? '' : `, ${how}`}) after ${this.describePath(node.path)}`;
           const found = await this.crashRun(node, judged, label, modeStats, choice, shape, (oracle, steps) => {
             const crash: CrashRequest = { afterIo, mode: mode === 'process' ? 'process' : 'power', seed: choice.seed, torn: mode === 'torn' };
             steps.push({ kind: 'crashInside', op, crash });
@@ -724,14 +649,15 @@ class Explorer {
     for (const mode of this.modes) {
       const modeStats = this.stats.byMode[mode];
       modeStats.points++;
-      const { choices, sampled, bits } = choicesAt(mode, shape, this.subsetBitsMax, this.samplesMax);
+      const { choices, sampled, bits } = choicesAt(mode, shape, this.subsetBitsMax, this.samplesMax, this.tearable);
       if (mode !== 'process') this.stats.choiceBitsMax[mode] = Math.max(this.stats.choiceBitsMax[mode], bits);
       if (sampled) {
         modeStats.sampledPoints++;
         sampledHere = true;
       }
       for (const choice of choices) {
-        const label = `a ${mode} crash between operations${choice.bits === null ? (mode === 'process' ? '' : ` (seed ${choice.seed})`) : ` (subset ${choice.bits.map((kept) => (kept ? 1 : 0)).join('')})`} after ${this.describePath(node.path)}`;
+        const how = choiceText(choice);
+        const label = `a ${mode} crash between operations${how === '' ? '' : ` (${how})`} after ${this.describePath(node.path)}`;
         const found = await this.crashRun(node, judged, label, modeStats, choice, shape, async (oracle, steps) => {
           steps.push({ kind: 'crash' });
           sut.betweenCrash = { mode: mode === 'process' ? 'process' : 'power', choices: powerChoices(choice, shape) };
@@ -838,7 +764,11 @@ function traceCandidates(explorer: Explorer, found: FoundFailure, seedSearchMax:
   let seedExact = true;
   let kept: string;
   let explicit: PowerChoices = {};
-  if (choice.bits !== null) {
+  if (choice.tear !== undefined) {
+    seedExact = false;
+    explicit = powerChoices(choice, shape);
+    kept = `${describeTear(choice.tear, shape)}. A tear inside a sector is not drawn by any seed and trace format v1 cannot name it, so the seed given does NOT reproduce it exactly`;
+  } else if (choice.bits !== null) {
     kept = `this subset of the data unsynced at the crash: ${describeBits(choice.bits, shape, torn)}`;
     const match = seedFor(choice.bits, seedSearchMax);
     if (match === null) {
@@ -927,10 +857,6 @@ async function traceOfFailure(explorer: Explorer, found: FoundFailure, options: 
   return { message: found.error.message, differences: found.error.differences, description, trace, file, reproduced: result.failure !== null, exact: candidate.exact };
 }
 
-function drawBits(seed: number, count: number): boolean[] {
-  const prng = new Prng(seed);
-  return Array.from({ length: count }, () => prng.nextBool());
-}
 
 /** Explores every crash state within the bounds; stops at the first failure and saves it as a trace. */
 export async function exploreCrashes(options: ExplorationOptions): Promise<ExplorationResult> {

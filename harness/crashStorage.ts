@@ -545,6 +545,15 @@ export class CrashStorage implements Storage {
     return this.namespaceRecords.length;
   }
 
+  /** The non-durable namespace changes, indexed as `keepNamespace` sees them. */
+  unsyncedNamespace(): Array<{ index: number; kind: NamespaceKind; path: string; to?: string; carried: boolean }> {
+    return this.namespaceRecords.map((record, index) =>
+      record.kind === 'rename'
+        ? { index, kind: record.kind, path: record.from, to: record.to, carried: record.carried }
+        : { index, kind: record.kind, path: record.path, carried: record.carried },
+    );
+  }
+
   /** The unsynced writes, indexed as `keepWrite` and `keepSector` see them. */
   unsyncedWrites(): UnsyncedWriteInfo[] {
     return this.collectPending('write').map((record, index) => ({

@@ -8,7 +8,7 @@ import { isCowmapError } from '../../impl/errors.ts';
 import { ReplicatedVolume } from '../../impl/replicatedVolume.ts';
 import type { Geometry } from '../../model/types.ts';
 import { CrashStorage, isSimulatedCrash } from '../crashStorage.ts';
-import type { PowerChoices, UnsyncedWriteInfo } from '../crashStorage.ts';
+import type { ArmCrashOptions, PowerChoices, UnsyncedWriteInfo } from '../crashStorage.ts';
 import { OracleFailure } from '../oracle.ts';
 import { applyToVolume } from '../referenceSut.ts';
 import type { CrashingReply, CrashRequest, Feature, SutOp, SutReply, SutState, SystemUnderTest } from '../sut.ts';
@@ -51,6 +51,11 @@ export interface BetweenCrash {
 
 export const volumeDir = '/volume';
 
+/** What a power crash of `storage` now could keep or drop. */
+function shapeOf(storage: CrashStorage): ChoiceShape {
+  return { writes: storage.unsyncedWrites(), truncates: storage.unsyncedTruncateCount(), namespace: storage.unsyncedNamespaceCount() };
+}
+
 /** The volume in memory as a SystemUnderTest, with explicit crash choices and save/restore. */
 export class ExplorationSut implements SystemUnderTest {
   readonly features: ReadonlySet<Feature> = new Set<Feature>(['failpoint', 'power-loss', 'torn']);
@@ -92,8 +97,7 @@ export class ExplorationSut implements SystemUnderTest {
   }
 
   shape(): ChoiceShape {
-    const storage = this.crashStorage;
-    return { writes: storage.unsyncedWrites(), truncates: storage.unsyncedTruncateCount(), namespace: storage.unsyncedNamespaceCount() };
+    return shapeOf(this.crashStorage);
   }
 
   get isClean(): boolean {
@@ -142,8 +146,7 @@ export class ExplorationSut implements SystemUnderTest {
       return body();
     } catch (error) {
       if (isCowmapError(error) || isSimulatedCrash(error) || error instanceof OracleFailure) throw error;
-      const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-      throw new OracleFailure('sut', `the implementation threw in ${what}: ${text}`);
+      throw new OracleFailure('sut', `the implementation threw in ${what}: ${errorWithTrace(error)}`);
     }
   }
 
@@ -171,15 +174,23 @@ export class ExplorationSut implements SystemUnderTest {
     } catch (error) {
       if (!isSimulatedCrash(error)) throw error;
       // The dead layer still holds what was unsynced at the crash (a process crash undoes nothing).
-      this.lastShape = { writes: storage.unsyncedWrites(), truncates: storage.unsyncedTruncateCount(), namespace: storage.unsyncedNamespaceCount() };
+      this.lastShape = shapeOf(storage);
       this.volume = null;
       return { crashed: true };
     }
   }
 
+  /** state() never rejects: a CowmapError from it is a failure too (rot checks call the volume itself). */
   async state(): Promise<SutState> {
     const volume = this.open;
-    return this.guard('state', () => volume.state());
+    return this.guard('state', () => {
+      try {
+        return volume.state();
+      } catch (error) {
+        if (isCowmapError(error)) throw new OracleFailure('sut', `state() failed with ${error.code}: ${error.message}`);
+        throw error;
+      }
+    });
   }
 
   async crash(): Promise<void> {
@@ -197,22 +208,86 @@ export class ExplorationSut implements SystemUnderTest {
     if (!storage.isCrashed || storage.lastCrash?.mode !== 'process') return '';
     const writes = storage.unsyncedWrites().map((write) => `${write.path}@${write.position}+${write.length}`);
     const truncateCount = storage.unsyncedTruncateCount();
-    return writes.length + truncateCount === 0 ? '' : `carried ${writes.join(',')} and ${truncateCount} truncates`;
+    const names = storage.unsyncedNamespace().map((change) => `${change.kind} ${change.path}${change.to === undefined ? '' : ` ${change.to}`}`);
+    return writes.length + truncateCount + names.length === 0 ? '' : `carried ${writes.join(',')}, ${truncateCount} truncates, names ${names.join(',')}`;
+  }
+
+  /** The storage the next recovery runs on: a fresh one, inheriting from a storage dead of a kill. */
+  private recoveryStorage(): CrashStorage {
+    const crashed = this.storage;
+    if (crashed !== null && !crashed.isCrashed) return crashed;
+    this.storage = new CrashStorage(this.files);
+    // A kill's unsynced writes and names stay unsynced for the recovery (a power crash hands over nothing).
+    if (crashed !== null) crashed.handOverTo(this.storage);
+    return this.storage;
+  }
+
+  /**
+   * Runs `body` (create or open) with a crash armed as `arm` says, on `storage`:
+   * crashed, or the reply (a rejection as a reply).
+   */
+  private runArmed(storage: CrashStorage, arm: ArmCrashOptions | null, what: string, body: () => RestorableVolume): CrashingReply {
+    if (arm !== null) storage.armCrash(arm);
+    try {
+      this.volume = this.guard(what, body);
+      storage.crashIfDue();
+      storage.disarm();
+      this.lastIoCount = storage.takeIoCount();
+      return { crashed: false, reply: { ok: true, io: this.lastIoCount } };
+    } catch (error) {
+      if (isSimulatedCrash(error)) {
+        this.lastShape = shapeOf(storage);
+        this.volume = null;
+        return { crashed: true };
+      }
+      storage.disarm();
+      if (isCowmapError(error)) return { crashed: false, reply: { ok: false, code: error.code, message: error.message } };
+      throw error;
+    }
+  }
+
+  /** create on fresh files with a crash armed (null: none): a crash inside create. */
+  createCrashing(geometry: Geometry, arm: ArmCrashOptions | null): CrashingReply {
+    this.dropVolume();
+    this.reset();
+    this.memory = new MemoryStorage();
+    const storage = new CrashStorage(this.memory);
+    this.storage = storage;
+    return this.runArmed(storage, arm, 'create', () => this.volumeClass.create(storage, volumeDir, geometry));
+  }
+
+  /** create again over the files there are (after a crash, or after open said E_NOT_FOUND). */
+  createAgain(geometry: Geometry): SutReply {
+    const storage = this.recoveryStorage();
+    const result = this.runArmed(storage, null, 'create', () => this.volumeClass.create(storage, volumeDir, geometry));
+    if (result.crashed) throw new Error('exploration: create crashed with no crash armed');
+    return result.reply;
+  }
+
+  /** Recovery (open) with a crash armed inside it: a crash inside recovery. */
+  recoverCrashing(arm: ArmCrashOptions): CrashingReply {
+    const storage = this.recoveryStorage();
+    return this.runArmed(storage, arm, 'open', () => this.volumeClass.open(storage, volumeDir));
+  }
+
+  /**
+   * Rot: flips a byte of a file behind the crash layer (the device's doing, with
+   * nothing unsynced over it). Returns false when the file has no such byte.
+   */
+  rot(path: string, offset: number): boolean {
+    return this.files.flipByte(path, offset);
+  }
+
+  /** The open volume itself, for the rot and scrub checks that call it directly. */
+  get openVolume(): RestorableVolume {
+    return this.open;
   }
 
   async recover(): Promise<SutReply> {
-    const crashed = this.storage;
-    this.storage = new CrashStorage(this.files);
-    // A kill's unsynced writes stay unsynced for the recovery (a power crash hands over nothing).
-    if (crashed !== null && crashed.isCrashed) crashed.handOverTo(this.storage);
-    try {
-      this.volume = this.guard('open', () => this.volumeClass.open(this.crashStorage, volumeDir));
-    } catch (error) {
-      if (isCowmapError(error)) return { ok: false, code: error.code, message: error.message };
-      throw error;
-    }
-    this.lastIoCount = this.storage.takeIoCount();
-    return { ok: true, io: this.lastIoCount };
+    const storage = this.recoveryStorage();
+    const result = this.runArmed(storage, null, 'open', () => this.volumeClass.open(storage, volumeDir));
+    if (result.crashed) throw new Error('exploration: recovery crashed with no crash armed');
+    return result.reply;
   }
 
   private dropVolume(): void {
@@ -231,4 +306,11 @@ export class ExplorationSut implements SystemUnderTest {
   async close(): Promise<void> {
     this.dropVolume();
   }
+}
+
+/** An error as text with the first frames of its stack: what a failure report shows of an unexpected throw. */
+export function errorWithTrace(error: unknown, frames = 8): string {
+  if (!(error instanceof Error)) return String(error);
+  const stack = (error.stack ?? '').split('\n').filter((line) => line.trimStart().startsWith('at ')).slice(0, frames);
+  return [`${error.name}: ${error.message}`, ...stack.map((line) => `    ${line.trim()}`)].join('\n');
 }

@@ -182,6 +182,28 @@ export class MemoryStorage implements Storage {
     };
   }
 
+  /** The paths of every file, sorted. */
+  filePaths(): string[] {
+    return [...this.files.keys()].sort();
+  }
+
+  /** The size of a file, or null when there is none at `path`. */
+  fileSize(path: string): number | null {
+    return this.files.get(normalized(path))?.data.length ?? null;
+  }
+
+  /**
+   * Rot: inverts every bit of the byte at `offset` of a file, behind everything
+   * (no handle, nothing counted), as a failing device would. Returns false when
+   * the file is missing or shorter.
+   */
+  flipByte(path: string, offset: number): boolean {
+    const file = this.files.get(normalized(path));
+    if (file === undefined || offset < 0 || offset >= file.data.length) return false;
+    file.data[offset] = file.data[offset]! ^ 0xff;
+    return true;
+  }
+
   /** A copy of every file and directory (no locks, no open handles). */
   clone(): MemoryStorage {
     const copy = new MemoryStorage();
