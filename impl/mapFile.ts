@@ -173,13 +173,35 @@ export class MapFile {
 
   /**
    * Rewrites page `page` from the bits in memory with a fresh CRC and stamp, then
-   * syncs: recovery's cleanup of a torn page whose bits it kept, and scrub --repair's.
+   * syncs: recovery's cleanup of a torn page whose bits it kept, and scrub
+   * --repair's. Deferred bits of the page become durable with it (an X bit durable
+   * early is always safe).
    */
   rewritePage(page: number): void {
-    assert(!this.deferredPages.has(page), `rewriting map page ${page} with deferred bits`);
     this.file.write(page * pageBytes, this.encode(page));
     this.file.sync();
     this.failed.delete(page);
+    this.deferredPages.clear(page);
+  }
+
+  /**
+   * Sets the bits of `regions` durably with one write per run of touched pages and
+   * ONE sync (scrub --repair marks many regions at once). No I/O when all are set.
+   */
+  setMany(regions: readonly number[]): void {
+    const touched = new Bitmap(this.pageCount);
+    for (const region of regions) {
+      if (this.bits.has(region)) continue;
+      this.bits.set(region);
+      touched.set(Math.floor(region / regionsPerPage));
+    }
+    if (touched.isClear()) return;
+    this.writeRuns((page) => touched.has(page), (page) => this.encode(page));
+    this.file.sync();
+    for (const page of touched.regionsSet()) {
+      this.failed.delete(page);
+      this.deferredPages.clear(page);
+    }
   }
 
   /** Reads every page again (docs/format.md, "Scrub"): each page failing its check is a finding. */

@@ -56,6 +56,9 @@ import type { MetadataStore, Phase } from './metadata.ts';
 import { openVolumeParts } from './openVolume.ts';
 import { checkDamagedEntries, checkMapPages, checkMetadataEvidence, type RecoveryFiles } from './recoveryChecks.ts';
 import type { RegionFile } from './regionFile.ts';
+import { scrubVolume } from './scrub.ts';
+import type { ScrubOptions, ScrubReport } from './scrubFinding.ts';
+import { volumeScrubTarget, type ScrubbedVolume } from './volumeScrub.ts';
 import type { Replica } from './replica.ts';
 import type { Lock, Storage } from './storage.ts';
 import { asVolumeError, closeParts, type CreateOptions, type OpenOptions, type VolumeParts, type VolumeRules } from './volumeParts.ts';
@@ -258,6 +261,49 @@ export class ReplicatedVolume {
         cowData,
       };
     });
+  }
+
+  /**
+   * `cowmap scrub` (docs/format.md, "Scrub"): reads every checksummed structure and
+   * both images, and reports each mismatch with its file, offset and region. With
+   * `repair`, marks the affected regions in X durably so that the next cycle resends
+   * them from P, rewrites failing map and digest pages and drops COW copies that
+   * fail their digest; refused (E_BAD_REQUEST) on a volume open read-only.
+   */
+  scrub(options: ScrubOptions): ScrubReport {
+    const repair = typeof options === 'object' && options !== null ? options.repair : undefined;
+    const where = this.where('scrub', repair === true ? 'repair' : '');
+    this.checkUsable(where);
+    if (typeof repair !== 'boolean') throw new CowmapError('E_BAD_REQUEST', `${where}: options.repair must be true or false`);
+    if (repair) this.checkWritable(where);
+    return this.perform(where, () => scrubVolume(volumeScrubTarget(this.scrubbed()), { repair }));
+  }
+
+  private scrubbed(): ScrubbedVolume {
+    const volume = this;
+    return {
+      dir: this.dir,
+      regions: this.regions,
+      regionSize: this.regionSize,
+      get phase() {
+        return volume.phase;
+      },
+      get cycle() {
+        return volume.cycle;
+      },
+      metadata: this.metadata,
+      maps: this.maps,
+      get currentMap() {
+        return volume.currentMap;
+      },
+      get nextMap() {
+        return volume.nextMap;
+      },
+      cow: this.cow,
+      primary: this.primary,
+      replica: this.replica,
+      isPending: (region) => this.isPending(region),
+    };
   }
 
   // -------------------------------------------------------------- region API
