@@ -9,7 +9,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { cowFileSize, CowStore } from './cowStore.ts';
-import { CowmapError } from './errors.ts';
+import { CowmapError, isStorageError } from './errors.ts';
 import { volumeSize, type Geometry } from './geometry.ts';
 import { fileNames, recordedSecondary, sameDir, secondaryPath, volumeFileNames, volumePath } from './layout.ts';
 import { MapFile, mapFileSize } from './mapFile.ts';
@@ -95,9 +95,15 @@ export function createVolumeParts(storage: Storage, dir: string, geometry: Geome
     };
   } catch (error) {
     opened.closeAll();
-    // Removed while the lock is held (its file too, when this create made it).
-    const cleanupError = rules.refusesExistingVolume ? created.undo() : null;
-    if (lock !== null) releaseLock(lock);
+    // Removed while the lock is held (its file too, when this create made it). Only
+    // after an error the process lives on from: a harness's simulated crash is the
+    // process dying, which removes nothing.
+    let cleanupError: unknown = null;
+    try {
+      if (rules.refusesExistingVolume && (isStorageError(error) || error instanceof CowmapError)) cleanupError = created.undo();
+    } finally {
+      if (lock !== null) releaseLock(lock);
+    }
     throw withCleanupError(asVolumeError(error, `create(${dir})`, 'E_IO'), cleanupError);
   }
 }

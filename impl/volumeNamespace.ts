@@ -137,7 +137,13 @@ export class CreatedNames {
   /** mkdir of each missing directory of `dir`'s path, top down, each parent synced so that the new entry is durable. */
   makeDirs(dir: string): void {
     for (const path of missingDirs(this.storage, dir)) {
-      this.storage.mkdir(path);
+      try {
+        this.storage.mkdir(path);
+      } catch (error) {
+        // Made by someone else since create looked (another create, most likely): not ours to use.
+        if (errorCode(error) === 'EEXIST') throw new CowmapError('E_EXISTS', `create: ${path} appeared while create was making it`);
+        throw error;
+      }
       this.dirs.push(path);
       this.storage.syncDir(dirname(path));
     }
