@@ -54,6 +54,12 @@ export class DigestTable {
   readonly zeroRegionCrc: number;
   /** Whether a region's entry may be stale (see the head of this file); set by the volume. */
   pending: (region: number) => boolean = () => false;
+  /**
+   * The last page read, as read: a scan region by region (scrub, a cycle's
+   * verified reads) reads each page once instead of once per region. Dropped by
+   * every write of the table; never edited in place (prepare copies).
+   */
+  private lastRead: { page: number; read: Page } | null = null;
 
   private constructor(file: FileHandle, regions: number, regionSize: number) {
     this.file = file;
@@ -108,7 +114,7 @@ export class DigestTable {
       if (pages.has(page)) continue;
       const read = this.readPage(page);
       if (read.failing && !this.holdsPending(page)) throw this.rotError(page, region, where);
-      pages.set(page, read.fresh ? this.freshEntries() : read.bytes);
+      pages.set(page, read.fresh ? this.freshEntries() : read.bytes.slice());
     }
     return pages;
   }
@@ -151,7 +157,14 @@ export class DigestTable {
   }
 
   private readPage(page: number): Page {
-    // A copy: update() edits it, and a storage may hand out a view of its own bytes.
+    if (this.lastRead !== null && this.lastRead.page === page) return this.lastRead.read;
+    const read = this.decodePage(page);
+    this.lastRead = { page, read };
+    return read;
+  }
+
+  private decodePage(page: number): Page {
+    // A copy: a storage may hand out a view of its own bytes.
     const bytes = this.file.read(this.offsetOf(page), digestPageBytes).slice();
     assert(bytes.length === digestPageBytes, `short read of page ${page} of ${this.file.path}`);
     if (bytes.every((byte) => byte === 0)) return { bytes, fresh: true, failing: false };
@@ -191,6 +204,7 @@ export class DigestTable {
 
   /** Stamps each page (index, CRC) and writes runs of adjacent pages, one write per run. */
   private writePages(pages: ReadonlyMap<number, Uint8Array>): void {
+    this.lastRead = null;
     const order = [...pages.keys()].sort((a, b) => a - b);
     for (let start = 0; start < order.length; ) {
       let end = start + 1;
