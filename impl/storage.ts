@@ -71,6 +71,10 @@ export interface Storage {
    * conflicting mode (in this process or another). The lock is the kernel's, held
    * by an open file description of DIR/lock: it goes away with its holder, so a
    * dead holder never blocks, and it is keyed by the file, not the path.
+   * DIR/lock is created when missing (not durable I/O: a lock means nothing after
+   * a power loss) and stays after release. A storage error when it cannot be
+   * opened (EROFS for an exclusive lock on a read-only file system); a shared lock
+   * there, with no DIR/lock to open, holds nothing and is returned as held.
    */
   lock(dir: string, options?: LockOptions): Lock | null;
 }
