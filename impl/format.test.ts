@@ -106,8 +106,8 @@ const meta = () => join(dir, 'meta');
 describe('files', () => {
   test('create lays out every file at its full size', () => {
     create();
-    assert.deepEqual(storage.list(dir), ['cow', 'map0', 'map1', 'meta', 'primary', 'secondary']);
-    assert.deepEqual(storage.list(join(dir, 'secondary')), ['image', 'replica']);
+    assert.deepEqual(storage.list(dir), ['cow', 'lock', 'map0', 'map1', 'meta', 'primary', 'secondary']);
+    assert.deepEqual(storage.list(join(dir, 'secondary')), ['digests', 'image', 'replica']);
     assert.equal(fileSize(meta()), metadataFileSize);
     assert.equal(fileSize(join(dir, 'primary')), regions * regionSize);
     // One 4096-byte page holds the bits of up to 32640 regions.
@@ -328,7 +328,7 @@ describe('create and the secondary', () => {
   test('the secondary in another directory is recorded relative to the volume', () => {
     const secondaryDir = join(root, 'elsewhere', 'sec');
     create(dir, { secondaryDir });
-    assert.deepEqual(storage.list(secondaryDir), ['image', 'replica']);
+    assert.deepEqual(storage.list(secondaryDir), ['digests', 'image', 'replica']);
     assert.ok(!storage.exists(join(dir, 'secondary')));
     using((volume) => {
       volume.writeRegion(0, label('A1'));

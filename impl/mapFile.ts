@@ -55,12 +55,7 @@ export class MapFile {
   static load(file: FileHandle, regions: number): MapFile {
     const sizeBytes = mapFileSize(regions);
     const actual = file.size();
-    // TRANSITION: create (impl/createVolume.ts) still sizes the map by
-    // geometry's mapSize; an all-zero file of that size is a fresh map of the old
-    // size and reads as zero pages (reads past the end are zeros). Removed once
-    // create uses mapFileSize.
-    const freshShort = actual === mapSize(regions) && actual !== sizeBytes && file.read(0, actual).every((byte) => byte === 0);
-    if (actual !== sizeBytes && !freshShort) {
+    if (actual !== sizeBytes) {
       throw new CowmapError('E_CORRUPT', `open: ${file.path} is ${actual} bytes, ${regions} regions need ${sizeBytes}`);
     }
     const raw = file.read(0, sizeBytes);
