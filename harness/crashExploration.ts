@@ -99,7 +99,9 @@ import type { CrashRequest, SutOp, SutReply } from './sut.ts';
 import { ContentBook } from './trace/content.ts';
 import { defaultNames } from './trace/reader.ts';
 import type { TraceRecord } from './trace/writer.ts';
-import { ExplorationSut } from './crash/explorationSut.ts';
+import { errorWithTrace, ExplorationSut } from './crash/explorationSut.ts';
+import { crashRecoveries, RecoveryCrashPlan } from './crash/recoveryCrashes.ts';
+import { crashCreates } from './crash/createCrashes.ts';
 import { choiceBitCount, choicesAt, choiceText, describeBits, describeTear, drawBits, dropEverything, explicitChoices, explorationModes, noShape, powerChoices, seedFor } from './crash/choices.ts';
 import type { Choice, ExplorationMode } from './crash/choices.ts';
 import type { BetweenCrash, ChoiceShape, Restore, VolumeClass } from './crash/explorationSut.ts';
@@ -146,6 +148,18 @@ export interface ExplorationOptions {
    * (default true; see harness/crash/choices.ts, tearsAt).
    */
   readonly byteTears?: boolean;
+  /** The regions the operations write and transfer (default all): a wide geometry explores a few of them. */
+  readonly activeRegions?: readonly number[];
+  /** Crash inside create at each of its durable calls (default true). */
+  readonly createCrashes?: boolean;
+  /** Distinct recovery paths (the durable calls a recovery makes) crashed inside at each call (default 24; 0: none). */
+  readonly recoveryPathsMax?: number;
+  /** After a process crash inside a recovery, crash the next recovery too, at each of its calls (default true). */
+  readonly secondRecoveryCrash?: boolean;
+  /** Rot: flip a byte of each structure in synced files at chosen prefix states (default true). */
+  readonly rot?: boolean;
+  /** Crash inside scrub --repair after rot (default true; skipped when the volume has no scrub). */
+  readonly scrubCrashes?: boolean;
 }
 
 export interface ModeStats {
@@ -189,8 +203,45 @@ export interface ExplorationStats {
   /** Largest number of choice bits seen at a crash point (power, torn). */
   choiceBitsMax: { power: number; torn: number };
   byMode: Record<ExplorationMode, ModeStats>;
+  /** Crashes inside create, inside recovery (a second crash inside it included), inside scrub --repair. */
+  inside: Record<InsideKind, InsideStats>;
+  rot: RotStats;
+  /** What was skipped and why (a phase the implementation cannot run yet). */
+  notes: string[];
   oracle: OracleStats;
   seconds: number;
+}
+
+export type InsideKind = 'create' | 'recovery' | 'scrub';
+
+export interface InsideStats {
+  /** Crash points: a durable call of create, of a recovery (or of the recovery after that one crashed), of scrub. */
+  points: number;
+  runs: number;
+  /** Distinct crash states judged. */
+  states: number;
+}
+
+export interface RotStats {
+  /** Flips tried: a byte of a synced file at an offset aimed at one structure, at one prefix state. */
+  runs: number;
+  /** Of those, the volume reported E_CORRUPT (at open, an operation, state() or a read of S). */
+  detected: number;
+  /** The others: the volume ran its cycles to the end with S equal to P. */
+  healed: number;
+}
+
+/** The crash states per kind, as `cowmap crashes` prints them. */
+export function statesPerKind(stats: ExplorationStats): Array<{ kind: string; states: number }> {
+  return [
+    { kind: 'process', states: stats.byMode.process.states },
+    { kind: 'power', states: stats.byMode.power.states },
+    { kind: 'torn', states: stats.byMode.torn.states },
+    { kind: 'rot', states: stats.rot.runs },
+    { kind: 'inside create', states: stats.inside.create.states },
+    { kind: 'inside recovery', states: stats.inside.recovery.states },
+    { kind: 'inside scrub', states: stats.inside.scrub.states },
+  ];
 }
 
 export interface ExplorationFailure {
@@ -206,6 +257,8 @@ export interface ExplorationFailure {
   readonly reproduced: boolean;
   /** Whether the trace says exactly which subset the crash kept (a matching seed was found, or none was needed). */
   readonly exact: boolean;
+  /** Set when trace format v1 cannot say the case (a crash inside create or recovery, rot): the steps in words. */
+  readonly notReplayable?: string;
 }
 
 export interface ExplorationResult {
@@ -223,13 +276,14 @@ export const explorationDefaults = {
   subsetBitsMax: 6,
   samplesMax: 16,
   seedSearchMax: 1 << 20,
+  recoveryPathsMax: 24,
   failuresDir: 'traces/failures',
 } as const;
 
 // ---------------------------------------------------------------------------
 // The exploration
 
-interface PrefixNode {
+export interface PrefixNode {
   readonly depth: number;
   /** The operations from the root (the first path found: a shortest one). */
   readonly path: readonly SutOp[];
@@ -238,7 +292,7 @@ interface PrefixNode {
 }
 
 /** One failing crash run, as found: enough to rerun it from scratch. */
-interface FoundFailure {
+export interface FoundFailure {
   readonly error: OracleFailure;
   readonly node: PrefixNode;
   /** The crashing operation, or null for a crash between operations (or no crash at all). */
@@ -252,10 +306,12 @@ interface FoundFailure {
   readonly steps: readonly ScenarioStep[];
   /** Set when the failure came at or after the power loss that follows a process crash's recovery. */
   readonly powerLoss?: PowerLossAfterRecovery;
+  /** A case trace format v1 cannot say (inside create or recovery, rot): what was done, in words. */
+  readonly special?: string;
 }
 
 /** The power loss after a process crash, recovery and a finished cycle. */
-interface PowerLossAfterRecovery {
+export interface PowerLossAfterRecovery {
   /** A seed whose coins drop every unsynced record there, or null: none found, explicit choices used. */
   readonly seed: number | null;
 }
@@ -263,6 +319,10 @@ interface PowerLossAfterRecovery {
 
 function emptyModeStats(): ModeStats {
   return { points: 0, sampledPoints: 0, runs: 0, states: 0 };
+}
+
+function emptyInsideStats(): InsideStats {
+  return { points: 0, runs: 0, states: 0 };
 }
 
 function emptyStats(): ExplorationStats {
@@ -282,6 +342,9 @@ function emptyStats(): ExplorationStats {
     powerLossesAfterRecovery: 0,
     choiceBitsMax: { power: 0, torn: 0 },
     byMode: { process: emptyModeStats(), power: emptyModeStats(), torn: emptyModeStats() },
+    inside: { create: emptyInsideStats(), recovery: emptyInsideStats(), scrub: emptyInsideStats() },
+    rot: { runs: 0, detected: 0, healed: 0 },
+    notes: [],
     oracle: { steps: 0, invariantChecks: 0, crashStates: 0 },
     seconds: 0,
   };
@@ -345,7 +408,7 @@ function describeOp(op: SutOp, book: ContentBook, names: readonly string[]): str
   }
 }
 
-class Explorer {
+export class Explorer {
   readonly stats = emptyStats();
   readonly book: ContentBook;
   readonly geometry: Geometry;
@@ -354,10 +417,11 @@ class Explorer {
   readonly modes: readonly ExplorationMode[];
   readonly subsetBitsMax: number;
   readonly samplesMax: number;
-  private readonly sut: ExplorationSut;
+  readonly sut: ExplorationSut;
   readonly covered = new Set<string>();
   private readonly started = performance.now();
   private lastProgress = 0;
+  readonly recoveryCrashes: RecoveryCrashPlan;
   /** Which unsynced writes torn mode also tears inside a sector (null: none). */
   readonly tearable: ((write: UnsyncedWriteInfo) => boolean) | null;
 
@@ -379,6 +443,7 @@ class Explorer {
     this.ops = explorationOps(options.regions, options.values, this.book);
     this.sut = new ExplorationSut(options.volumeName ?? 'the reference implementation', options.volumeClass ?? ReplicatedVolume);
     for (let depth = 1; depth <= options.length; depth++) this.stats.sequences += this.ops.length ** depth;
+    this.recoveryCrashes = new RecoveryCrashPlan(options.recoveryPathsMax ?? explorationDefaults.recoveryPathsMax);
     const indexBytes = cowIndexSize(options.regions);
     // Region data (P, S, the COW slots) tears sector-wise only: see tearsAt.
     this.tearable =
@@ -390,11 +455,11 @@ class Explorer {
           };
   }
 
-  private oracleAt(model: ModelState): Oracle {
+  oracleAt(model: ModelState): Oracle {
     return new Oracle(this.geometry, this.book, this.sut, { state: model, covered: this.covered, stats: this.stats.oracle });
   }
 
-  private progress(): void {
+  progress(): void {
     if (this.options.onProgress === undefined) return;
     const now = performance.now();
     if (now - this.lastProgress < 250) return;
@@ -415,6 +480,10 @@ class Explorer {
     this.stats.prefixes = 1;
     let level: PrefixNode[] = [root];
     try {
+      if (this.options.createCrashes !== false) {
+        const inCreate = await crashCreates(this, root);
+        if (inCreate !== null) return inCreate;
+      }
       // Between-operation crashes of the root (a fresh volume).
       let found = await this.crashBetween(root);
       if (found !== null) return found;
@@ -456,15 +525,14 @@ class Explorer {
    * durable is what a process crash between operations does, so a volume that
    * cannot be reopened there fails as such a crash.
    */
-  private restoreAt(node: PrefixNode): FoundFailure | null {
+  restoreAt(node: PrefixNode): FoundFailure | null {
     try {
       this.sut.restore(node.restore);
       return null;
     } catch (error) {
       let failure: OracleFailure;
-      if (error instanceof OracleFailure) failure = error;
-      else if (isCowmapError(error)) failure = new OracleFailure('divergence', `reopening the volume after ${this.describePath(node.path)} failed with ${error.code}: ${error.message}`);
-      else throw error;
+      if (isCowmapError(error)) failure = new OracleFailure('divergence', `reopening the volume after ${this.describePath(node.path)} failed with ${error.code}: ${error.message}`);
+      else failure = asFailure(error, `reopening the volume after ${this.describePath(node.path)}`);
       const choice: Choice = { mode: 'process', bits: null, seed: 0 };
       return { error: failure, node, op: null, plainOp: null, crashAfterIo: null, choice, shape: null, steps: [{ kind: 'crash' }, { kind: 'recover' }] };
     }
@@ -482,8 +550,7 @@ class Explorer {
     try {
       reply = await oracle.step(op, `${this.describe(op)} after ${this.describePath(node.path)}`, null);
     } catch (error) {
-      if (error instanceof OracleFailure) return { failure: { error, node, op: null, plainOp: op, crashAfterIo: null, choice: null, shape: null, steps } };
-      throw error;
+      return { failure: { error: asFailure(error, this.describe(op)), node, op: null, plainOp: op, crashAfterIo: null, choice: null, shape: null, steps } };
     }
     const io = sut.lastIoCount;
     if (!reply.ok) {
@@ -528,9 +595,14 @@ class Explorer {
   }
 
   /** Recovers after the crash and finishes a cycle through the oracle; returns the steps run. */
-  private async recoverAndFinish(oracle: Oracle, label: string, steps: ScenarioStep[]): Promise<void> {
+  async recoverAndFinish(oracle: Oracle, label: string, steps: ScenarioStep[]): Promise<void> {
     steps.push({ kind: 'recover' });
     await oracle.step({ type: 'recover' }, `recover after ${label}`);
+    await this.finishCycle(oracle, label, steps);
+  }
+
+  /** Finishes a cycle from a running volume: startCycle when idle, a transfer of every region of C, completeCycle. */
+  async finishCycle(oracle: Oracle, label: string, steps: ScenarioStep[]): Promise<void> {
     if (oracle.state.phase === 'idle') {
       steps.push({ kind: 'op', op: { type: 'startCycle' } });
       await oracle.step({ type: 'startCycle' }, `startCycle after recovering from ${label}`);
@@ -564,7 +636,7 @@ class Explorer {
    * process among them, then a recovery judged as after any crash inside startCycle
    * (the state before it, or after it). `followUp` says, once it starts, how it was made.
    */
-  private async powerLossAfterRecovery(oracle: Oracle, label: string, steps: ScenarioStep[], followUp: { powerLoss: PowerLossAfterRecovery | null }): Promise<void> {
+  async powerLossAfterRecovery(oracle: Oracle, label: string, steps: ScenarioStep[], followUp: { powerLoss: PowerLossAfterRecovery | null }): Promise<void> {
     const sut = this.sut;
     if (oracle.state.phase !== 'idle' || oracle.state.crashed) throw new Error('exploration: the cycle after recovery did not end idle');
     this.stats.powerLossesAfterRecovery++;
@@ -707,10 +779,14 @@ class Explorer {
       this.stats.crashStates++;
       modeStats.states++;
       await this.recoverAndFinish(oracle, label, steps);
+      const recovery = { path: sut.lastRecoveryPath, io: sut.lastRecoveryIo };
       if (carried !== '') await this.powerLossAfterRecovery(oracle, label, steps, followUp);
+      if (this.recoveryCrashes.wants(recovery.path)) {
+        const found = await crashRecoveries(this, { node, label, choice, shape, crash, inside, recoveryIo: recovery.io });
+        if (found !== null) return found;
+      }
     } catch (error) {
-      if (!(error instanceof OracleFailure)) throw error;
-      const found: FoundFailure = { error, node, op: inside?.op ?? null, plainOp: null, crashAfterIo: inside?.afterIo ?? null, choice, shape: shape ?? sut.lastShape, steps };
+      const found: FoundFailure = { error: asFailure(error, label), node, op: inside?.op ?? null, plainOp: null, crashAfterIo: inside?.afterIo ?? null, choice, shape: shape ?? sut.lastShape, steps };
       return followUp.powerLoss === null ? found : { ...found, powerLoss: followUp.powerLoss };
     } finally {
       this.progress();
@@ -721,6 +797,44 @@ class Explorer {
 
 // ---------------------------------------------------------------------------
 // Failures as traces
+
+/**
+ * A failure that trace format v1 cannot say (a crash inside create or inside
+ * recovery, rot): the steps in words, saved as a text file next to the traces.
+ */
+function specialFailure(explorer: Explorer, found: FoundFailure, special: string, options: ExplorationOptions): ExplorationFailure {
+  const volumeName = options.volumeName ?? 'the reference implementation';
+  const steps = found.steps.map((step) => (step.kind === 'op' ? explorer.describe(step.op) : step.kind === 'crashInside' ? `${explorer.describe(step.op)} crashed after io ${step.crash.afterIo}` : step.kind));
+  const lines = [
+    `# Found by the crash exploration (harness/crashExploration.ts) on ${volumeName}, geometry ${geometry(explorer)}.`,
+    `# Not expressible in trace format v1; the case in words:`,
+    `#   ${shortenLabels(special)}`,
+    `#   prefix: ${shortenLabels(explorer.describePath(found.node.path))}`,
+    `#   steps after it: ${shortenLabels(steps.join(', ')) || '(none)'}`,
+    `# It failed: ${shortenLabels(found.error.message)}`.split('\n').join('\n# '),
+  ];
+  const text = lines.join('\n') + '\n';
+  let file: string | null = null;
+  const dir = options.failuresDir === undefined ? explorationDefaults.failuresDir : options.failuresDir;
+  if (dir !== null) {
+    mkdirSync(dir, { recursive: true });
+    const hash = createHash('sha256').update(text).digest('hex').slice(0, 8);
+    file = join(dir, `crash-${slug(volumeName)}-${slug(special)}-${hash}.txt`);
+    writeFileSync(file, text);
+  }
+  return { message: found.error.message, differences: found.error.differences, description: special, trace: text, file, reproduced: false, exact: false, notReplayable: special };
+}
+
+function geometry(explorer: Explorer): string {
+  return `${explorer.geometry.regions} regions of ${explorer.geometry.regionSize} bytes`;
+}
+
+/** Any error as a failure: an OracleFailure as it is; anything else the implementation threw, with its trace. */
+export function asFailure(error: unknown, where: string): OracleFailure {
+  if (error instanceof OracleFailure) return error;
+  if (isCowmapError(error)) return new OracleFailure('sut', `${where}: an unexpected ${error.code} escaped: ${errorWithTrace(error)}`);
+  return new OracleFailure('sut', `${where}: the implementation threw ${errorWithTrace(error)}`);
+}
 
 function slug(text: string): string {
   return text.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 40) || 'x';
@@ -817,6 +931,7 @@ async function traceOfFailure(explorer: Explorer, found: FoundFailure, options: 
   const { book, geometry, names } = explorer;
   const volumeName = options.volumeName ?? 'the reference implementation';
   const choice = found.choice;
+  if (found.special !== undefined) return specialFailure(explorer, found, found.special, options);
   // Rerun from scratch, no restore: the prefix, then the crash, recovery and finishing steps as found.
   let chosen: { candidate: TraceCandidate; result: Awaited<ReturnType<typeof runScenario>> } | null = null;
   for (const candidate of traceCandidates(explorer, found, options.seedSearchMax ?? explorationDefaults.seedSearchMax)) {
@@ -895,6 +1010,14 @@ export function formatSummary(stats: ExplorationStats, options: ExplorationOptio
     const bits = mode === 'process' ? '-' : String(stats.choiceBitsMax[mode]);
     lines.push(`  ${mode.padEnd(8)} ${String(m.points).padStart(9)} ${String(m.sampledPoints).padStart(8)} ${String(m.runs).padStart(10)} ${String(m.states).padStart(10)} ${bits.padStart(9)}`);
   }
+  const inside = (kind: InsideKind) => stats.inside[kind];
+  lines.push(`  ${'inside'.padEnd(8)} ${'points'.padStart(9)} ${''.padStart(8)} ${'runs'.padStart(10)} ${'states'.padStart(10)}`);
+  for (const kind of ['create', 'recovery', 'scrub'] as const) {
+    lines.push(`  ${kind.padEnd(8)} ${String(inside(kind).points).padStart(9)} ${''.padStart(8)} ${String(inside(kind).runs).padStart(10)} ${String(inside(kind).states).padStart(10)}`);
+  }
+  lines.push(row('rot (flips / E_CORRUPT / S = P)', `${stats.rot.runs.toLocaleString('en-US')} / ${stats.rot.detected.toLocaleString('en-US')} / ${stats.rot.healed.toLocaleString('en-US')}`));
+  lines.push(row('crash states per kind', statesPerKind(stats).map(({ kind, states }) => `${kind} ${states.toLocaleString('en-US')}`).join(', ')));
+  for (const note of stats.notes) lines.push(`  note: ${note}`);
   lines.push(row('oracle steps / invariant checks', `${stats.oracle.steps.toLocaleString('en-US')} / ${stats.oracle.invariantChecks.toLocaleString('en-US')}`));
   lines.push(row('seconds', stats.seconds.toFixed(2)));
   lines.push(row('crash states/s', statesPerSecond(stats)));
@@ -911,8 +1034,12 @@ export function formatFailureReport(failure: ExplorationFailure): string {
     lines.push(`  ${'field'.padEnd(fieldWidth)}  ${'expected'.padEnd(expectedWidth)}  observed`);
     for (const d of failure.differences) lines.push(`  ${d.field.padEnd(fieldWidth)}  ${shortenLabels(d.expected).padEnd(expectedWidth)}  ${shortenLabels(d.observed)}`);
   }
-  lines.push(failure.reproduced ? '  rerun from scratch (no restore): fails the same way' : '  WARNING: rerun from scratch (no restore), the trace does NOT fail');
-  if (!failure.exact) lines.push('  note: the trace cannot state the exact crash choice in format v1 (see its # comments)');
+  if (failure.notReplayable !== undefined) {
+    lines.push('  no v1 trace: trace format v1 cannot say this case; the steps are in words below');
+  } else {
+    lines.push(failure.reproduced ? '  rerun from scratch (no restore): fails the same way' : '  WARNING: rerun from scratch (no restore), the trace does NOT fail');
+    if (!failure.exact) lines.push('  note: the trace cannot state the exact crash choice in format v1 (see its # comments)');
+  }
   lines.push(failure.file === null ? '  trace (not saved):' : `  trace saved to ${failure.file}:`);
   lines.push(failure.trace.trimEnd());
   return lines.join('\n');

@@ -95,7 +95,7 @@ export async function crashesMain(argv: string[], output: CrashesOutput): Promis
     return 0;
   }
   output.out(formatFailureReport(result.failure) + '\n');
-  if (result.failure.file !== null) {
+  if (result.failure.file !== null && result.failure.notReplayable === undefined) {
     output.out(`replay it: cowmap replay${values.mutant === undefined ? '' : ` --mutant ${values.mutant}`} ${result.failure.file}\n`);
   }
   return 1;

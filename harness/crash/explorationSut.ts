@@ -4,6 +4,7 @@
 // prefix state, crashes inside create and inside recovery, and rot (a byte
 // flipped in a synced file, behind the crash layer, as the device would).
 
+import { posix } from 'node:path';
 import { isCowmapError } from '../../impl/errors.ts';
 import { ReplicatedVolume } from '../../impl/replicatedVolume.ts';
 import type { Geometry } from '../../model/types.ts';
@@ -70,6 +71,9 @@ export class ExplorationSut implements SystemUnderTest {
   /** What was unsynced at the last crash inside an operation. */
   lastShape: ChoiceShape | null = null;
   lastIoCount = 0;
+  /** The durable calls of the last recovery (recover), in words: which path through recovery it took. */
+  lastRecoveryPath = '';
+  lastRecoveryIo = 0;
 
   /** `crashChoices` and `betweenCrash` start as these after create and restore (a rerun sets them). */
   constructor(
@@ -285,8 +289,11 @@ export class ExplorationSut implements SystemUnderTest {
 
   async recover(): Promise<SutReply> {
     const storage = this.recoveryStorage();
+    storage.clearLog();
     const result = this.runArmed(storage, null, 'open', () => this.volumeClass.open(storage, volumeDir));
     if (result.crashed) throw new Error('exploration: recovery crashed with no crash armed');
+    this.lastRecoveryIo = result.reply.ok ? (result.reply.io ?? 0) : 0;
+    this.lastRecoveryPath = storage.takeLog().map((entry) => `${entry.kind} ${posix.basename(entry.path)}${entry.position === undefined ? '' : `@${entry.position}`}`).join(', ');
     return result.reply;
   }
 

@@ -1,0 +1,102 @@
+// Crashes inside create (issue 12, item 6). create makes directories, files and
+// the metadata, in the durable order docs/format.md gives; a crash may strike
+// after any of its durable calls, in process, power or torn mode. What is left
+// must be nothing a user could mistake for a volume: `open` says E_NOT_FOUND (no
+// volume), or opens THE fresh all-zero volume (create had made its metadata
+// durable). A second create over the leftovers may refuse with E_EXISTS (create
+// never removes what a create cut short left: that is the rule of issue 12) or
+// make a fresh volume. Either way a volume that opens must be usable: a write, a
+// finished cycle, and, after a process crash whose unsynced names and data the
+// recovery inherited, a power loss and a second recovery that still find it.
+
+import { initialState } from '../../model/rules.ts';
+import type { Explorer, FoundFailure, PrefixNode } from '../crashExploration.ts';
+import { asFailure } from '../crashExploration.ts';
+import { OracleFailure } from '../oracle.ts';
+import type { ScenarioStep } from '../scenario.ts';
+import type { SutOp } from '../sut.ts';
+import type { Choice } from './choices.ts';
+import { choicesAt, choiceText, powerChoices } from './choices.ts';
+import type { ChoiceShape } from './explorationSut.ts';
+
+/** Crashes create at each of its durable calls, in every mode the exploration runs; the first failure, or null. */
+export async function crashCreates(explorer: Explorer, root: PrefixNode): Promise<FoundFailure | null> {
+  const sut = explorer.sut;
+  const stats = explorer.stats.inside.create;
+  const made = sut.createCrashing(explorer.geometry, null);
+  if (made.crashed || !made.reply.ok) throw new Error('exploration: create failed without a crash');
+  const io = made.reply.io ?? 0;
+  for (let afterIo = 0; afterIo <= io; afterIo++) {
+    stats.points++;
+    const judged = new Set<string>();
+    // A process crash first: it learns what is unsynced at this call, which sizes the power and torn choices.
+    let shape: ChoiceShape | null = null;
+    for (const mode of ['process', ...explorer.modes.filter((mode) => mode !== 'process')] as const) {
+      if (mode !== 'process' && shape === null) throw new Error(`exploration: create did not crash at k = ${afterIo} of ${io}`);
+      const { choices } = mode === 'process' ? { choices: [{ mode, bits: null, seed: 0 } as Choice] } : choicesAt(mode, shape!, explorer.subsetBitsMax, explorer.samplesMax, explorer.tearable);
+      for (const choice of choices) {
+        const found = await oneCreateCrash(explorer, root, judged, afterIo, io, choice, shape);
+        if (found !== null) return found;
+        if (mode === 'process' && shape === null) shape = sut.lastShape;
+      }
+    }
+  }
+  return null;
+}
+
+async function oneCreateCrash(
+  explorer: Explorer,
+  root: PrefixNode,
+  judged: Set<string>,
+  afterIo: number,
+  io: number,
+  choice: Choice,
+  shape: ChoiceShape | null,
+): Promise<FoundFailure | null> {
+  const sut = explorer.sut;
+  const stats = explorer.stats.inside.create;
+  const geometry = explorer.geometry;
+  stats.runs++;
+  const how = choiceText(choice);
+  const label = `create crashed after io ${afterIo} of ${io} (${choice.mode}${how === '' ? '' : `, ${how}`})`;
+  const steps: ScenarioStep[] = [];
+  try {
+    const crashed = sut.createCrashing(geometry, { afterIo, mode: choice.mode === 'process' ? 'process' : 'power', ...powerChoices(choice, shape) });
+    if (!crashed.crashed) throw new Error(`exploration: create did not crash at k = ${afterIo} of ${io}`);
+    const carried = choice.mode === 'process' ? sut.carriedSignature() : '';
+    const key = `${sut.files.digest()}|${carried}`;
+    if (judged.has(key)) {
+      explorer.stats.duplicates++;
+      return null;
+    }
+    judged.add(key);
+    stats.states++;
+    steps.push({ kind: 'recover' });
+    const opened = await sut.recover();
+    if (!opened.ok) {
+      if (opened.code !== 'E_NOT_FOUND') {
+        throw new OracleFailure('sut', `open after ${label} says ${opened.code}: ${opened.message}; a create cut short must leave no volume (E_NOT_FOUND) or the fresh one`);
+      }
+      const again = sut.createAgain(geometry);
+      if (!again.ok) {
+        if (again.code === 'E_EXISTS') return null;
+        throw new OracleFailure('sut', `create again after ${label} and an open that said E_NOT_FOUND: ${again.code}: ${again.message}; it may only refuse with E_EXISTS`);
+      }
+    }
+    // The volume there must be the fresh one, all zeros, and usable.
+    const oracle = explorer.oracleAt(initialState(geometry, explorer.book.zero));
+    await oracle.compare(`the volume opened after ${label}`);
+    const write = explorer.ops.find((op): op is Extract<SutOp, { type: 'write' }> => op.type === 'write');
+    if (write !== undefined) {
+      steps.push({ kind: 'op', op: write });
+      await oracle.step(write, `${explorer.describe(write)} after ${label}`);
+    }
+    await explorer.finishCycle(oracle, label, steps);
+    if (carried !== '') await explorer.powerLossAfterRecovery(oracle, label, steps, { powerLoss: null });
+  } catch (error) {
+    return { error: asFailure(error, label), node: root, op: null, plainOp: null, crashAfterIo: afterIo, choice, shape, steps, special: label };
+  } finally {
+    explorer.progress();
+  }
+  return null;
+}
