@@ -102,6 +102,7 @@ import type { TraceRecord } from './trace/writer.ts';
 import { errorWithTrace, ExplorationSut } from './crash/explorationSut.ts';
 import { crashRecoveries, RecoveryCrashPlan } from './crash/recoveryCrashes.ts';
 import { crashCreates } from './crash/createCrashes.ts';
+import { exploreRot, rotKind } from './crash/rot.ts';
 import { choiceBitCount, choicesAt, choiceText, describeBits, describeTear, drawBits, dropEverything, explicitChoices, explorationModes, noShape, powerChoices, seedFor } from './crash/choices.ts';
 import type { Choice, ExplorationMode } from './crash/choices.ts';
 import type { BetweenCrash, ChoiceShape, Restore, VolumeClass } from './crash/explorationSut.ts';
@@ -158,6 +159,8 @@ export interface ExplorationOptions {
   readonly secondRecoveryCrash?: boolean;
   /** Rot: flip a byte of each structure in synced files at chosen prefix states (default true). */
   readonly rot?: boolean;
+  /** Prefix states (one per kind) flipped by rot (default 16). */
+  readonly rotStatesMax?: number;
   /** Crash inside scrub --repair after rot (default true; skipped when the volume has no scrub). */
   readonly scrubCrashes?: boolean;
 }
@@ -277,6 +280,7 @@ export const explorationDefaults = {
   samplesMax: 16,
   seedSearchMax: 1 << 20,
   recoveryPathsMax: 24,
+  rotStatesMax: 16,
   failuresDir: 'traces/failures',
 } as const;
 
@@ -355,6 +359,8 @@ function checkInteger(name: string, value: number, min: number, max: number): vo
 }
 
 const sectorBytes = 512;
+/** Geometries up to this many regions; the operations touch at most 8 of them (activeRegions). */
+const regionsMax = 1024;
 
 /**
  * The label written as value `value` to region `name`: `A1` for a one-sector
@@ -376,17 +382,18 @@ export function shortenLabels(text: string): string {
 }
 
 /** The operations of the exploration: writes of every label to every region, the swap, every transfer, completion. */
-export function explorationOps(regions: number, values: number, book: ContentBook): SutOp[] {
+export function explorationOps(regions: number, values: number, book: ContentBook, active?: readonly number[]): SutOp[] {
   const names = defaultNames(regions);
   const ops: SutOp[] = [];
-  for (let region = 0; region < regions; region++) {
+  const touched = active ?? Array.from({ length: regions }, (_, region) => region);
+  for (const region of touched) {
     for (let value = 1; value <= values; value++) {
       const label = explorationLabel(names[region]!, value, book.regionSize);
       ops.push({ type: 'write', region, data: book.bytesOf(book.addLabel(label))! });
     }
   }
   ops.push({ type: 'startCycle' });
-  for (let region = 0; region < regions; region++) ops.push({ type: 'transfer', region });
+  for (const region of touched) ops.push({ type: 'transfer', region });
   ops.push({ type: 'completeCycle' });
   return ops;
 }
@@ -422,12 +429,21 @@ export class Explorer {
   private readonly started = performance.now();
   private lastProgress = 0;
   readonly recoveryCrashes: RecoveryCrashPlan;
+  /** The regions the operations write and transfer. */
+  readonly activeRegions: readonly number[];
+  readonly volumeClass: VolumeClass;
+  /** One prefix state of each kind (rotKind), the first found, for rot and scrub. */
+  private readonly rotNodes = new Map<string, PrefixNode>();
   /** Which unsynced writes torn mode also tears inside a sector (null: none). */
   readonly tearable: ((write: UnsyncedWriteInfo) => boolean) | null;
 
   constructor(readonly options: ExplorationOptions) {
     checkInteger('length', options.length, 0, 8);
-    checkInteger('regions', options.regions, 1, 8);
+    checkInteger('regions', options.regions, 1, regionsMax);
+    this.activeRegions = [...(options.activeRegions ?? Array.from({ length: options.regions }, (_, region) => region))];
+    checkInteger('the number of regions written', this.activeRegions.length, 1, 8);
+    for (const region of this.activeRegions) checkInteger('a region written', region, 0, options.regions - 1);
+    this.volumeClass = options.volumeClass ?? ReplicatedVolume;
     checkInteger('values', options.values, 1, 8);
     this.subsetBitsMax = options.subsetBitsMax ?? explorationDefaults.subsetBitsMax;
     this.samplesMax = options.samplesMax ?? explorationDefaults.samplesMax;
@@ -440,7 +456,7 @@ export class Explorer {
     this.geometry = { regions: options.regions, regionSize };
     this.book = new ContentBook(regionSize);
     this.names = defaultNames(options.regions);
-    this.ops = explorationOps(options.regions, options.values, this.book);
+    this.ops = explorationOps(options.regions, options.values, this.book, this.activeRegions);
     this.sut = new ExplorationSut(options.volumeName ?? 'the reference implementation', options.volumeClass ?? ReplicatedVolume);
     for (let depth = 1; depth <= options.length; depth++) this.stats.sequences += this.ops.length ** depth;
     this.recoveryCrashes = new RecoveryCrashPlan(options.recoveryPathsMax ?? explorationDefaults.recoveryPathsMax);
@@ -475,6 +491,7 @@ export class Explorer {
     if (!sut.isClean) throw new Error('exploration: create left unsynced data behind; the root cannot be restored');
     const rootModel = initialState(this.geometry, this.book.zero);
     const root: PrefixNode = { depth: 0, path: [], model: rootModel, restore: { image: sut.files.clone(), sent: [], replay: [] } };
+    this.noteRotNode(root);
     const seen = new Set<string>();
     seen.add(this.nodeKey(root.model, sut.files.digest(), [], true));
     this.stats.prefixes = 1;
@@ -496,6 +513,7 @@ export class Explorer {
             if ('failure' in expanded) return expanded.failure;
             if (expanded.child !== null) {
               next.push(expanded.child);
+              this.noteRotNode(expanded.child);
               found = await this.crashBetween(expanded.child);
               if (found !== null) return found;
             }
@@ -507,11 +525,22 @@ export class Explorer {
         }
         level = next;
       }
+      if (this.options.rot !== false) {
+        const rotten = await exploreRot(this, [...this.rotNodes.values()].slice(0, this.options.rotStatesMax ?? explorationDefaults.rotStatesMax));
+        if (rotten !== null) return rotten;
+      }
       return null;
     } finally {
       this.stats.seconds = (performance.now() - this.started) / 1000;
       await sut.close();
     }
+  }
+
+  /** Keeps the first (shortest) prefix state of each kind whose files are all durable, for rot. */
+  private noteRotNode(node: PrefixNode): void {
+    if (node.restore.replay.length > 0) return;
+    const kind = rotKind(node.model, this.activeRegions);
+    if (!this.rotNodes.has(kind)) this.rotNodes.set(kind, node);
   }
 
   private nodeKey(model: ModelState, digest: string, sent: readonly number[], clean: boolean): string {

@@ -282,6 +282,29 @@ export class ExplorationSut implements SystemUnderTest {
     return this.files.flipByte(path, offset);
   }
 
+  /**
+   * Runs `body` on the open volume with a crash armed (null: none): crashed, or
+   * its durable call count. Errors, CowmapErrors included, are thrown as they are.
+   */
+  runCrashing(arm: ArmCrashOptions | null, body: (volume: RestorableVolume) => unknown): { crashed: true } | { crashed: false; io: number } {
+    const storage = this.crashStorage;
+    const volume = this.open;
+    storage.takeIoCount();
+    if (arm !== null) storage.armCrash(arm);
+    try {
+      body(volume);
+      storage.crashIfDue();
+      storage.disarm();
+      return { crashed: false, io: storage.takeIoCount() };
+    } catch (error) {
+      storage.disarm();
+      if (!isSimulatedCrash(error)) throw error;
+      this.lastShape = shapeOf(storage);
+      this.volume = null;
+      return { crashed: true };
+    }
+  }
+
   /** The open volume itself, for the rot and scrub checks that call it directly. */
   get openVolume(): RestorableVolume {
     return this.open;
