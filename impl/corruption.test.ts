@@ -277,3 +277,73 @@ describe('the secondary through the volume', () => {
     }, { readOnly: true });
   });
 });
+
+describe('scrub of a directory (ReplicatedVolume.scrubDir)', () => {
+  /** Completes a running cycle if any, then runs one more: S must then equal P. */
+  function resync(): void {
+    using((volume) => {
+      if (volume.phase === 'replicating') {
+        volume.transferRegions(volume.currentRegions());
+        volume.completeCycle();
+      }
+      cycle(volume);
+      const state = volume.state();
+      assert.deepEqual(state.secondary, state.primary, 'S equals P after the repair and a cycle');
+    });
+  }
+
+  test('a flipped byte past the last region of a map page: reported read-only, kept by a read-write open', () => {
+    create();
+    using((volume) => {
+      volume.writeRegion(3, label('three'));
+      cycle(volume);
+    });
+    flipByte(file('map0'), 2000);
+    const report = ReplicatedVolume.scrubDir(storage, dir, { repair: false });
+    assert.deepEqual(report.findings.map((finding) => [finding.file, finding.offset, finding.repaired]), [[file('map0'), 0, false]]);
+    using((volume) => assert.deepEqual(volume.nextRegions(), []));
+    assert.deepEqual(ReplicatedVolume.scrubDir(storage, dir, { repair: false }).findings, []);
+  });
+
+  test('a cleared map bit: open refuses, scrub --repair marks the page in X, and a cycle makes S equal P', () => {
+    create();
+    using((volume) => volume.writeRegion(11, label('x')));
+    flipByte(file('map1'), 11 >> 3, 1 << (11 & 7));
+    assert.throws(() => ReplicatedVolume.scrubDir(storage, dir, { repair: false }), (error: unknown) => error instanceof CowmapError && error.code === 'E_CORRUPT');
+    const report = ReplicatedVolume.scrubDir(storage, dir, { repair: true });
+    const finding = report.findings.find((entry) => entry.file === file('map1'));
+    assert.ok(finding !== undefined && finding.repaired && finding.region === 11, JSON.stringify(report.findings));
+    assert.ok(report.repairedRegions.includes(11));
+    resync();
+  });
+
+  test('a rotted COW copy: scrub --repair drops it and marks the region, and the cycles make S equal P', () => {
+    create();
+    using((volume) => {
+      volume.writeRegion(6, label('old6'));
+      volume.startCycle();
+      volume.writeRegion(6, label('new6'));
+      volume.writeRegion(7, label('new7'));
+    });
+    flipByte(file('cow'), cowIndexSize(regions) + 7 * regionSize + 100);
+    const report = ReplicatedVolume.scrubDir(storage, dir, { repair: true });
+    const finding = report.findings.find((entry) => entry.file === file('cow'));
+    assert.ok(finding !== undefined && finding.repaired && finding.region === 7, JSON.stringify(report.findings));
+    assert.deepEqual(ReplicatedVolume.scrubDir(storage, dir, { repair: false }).findings, []);
+    using((volume) => {
+      assert.deepEqual(volume.preservedRegions(), [6]);
+      assert.ok(volume.nextRegions().includes(7));
+    });
+    resync();
+  });
+
+  test('a later record lost from the metadata is not repairable: E_CORRUPT even with --repair', () => {
+    create();
+    using((volume) => {
+      volume.startCycle();
+      volume.writeRegion(3, label('x'));
+    });
+    flipByte(file('meta'), 100);
+    assert.throws(() => ReplicatedVolume.scrubDir(storage, dir, { repair: true }), (error: unknown) => error instanceof CowmapError && error.code === 'E_CORRUPT' && /meta slot 0/.test(error.message));
+  });
+});

@@ -159,7 +159,7 @@ export class CowStore {
    * is empty. Otherwise the copy rotted after P moved on: E_CORRUPT, never dropped
    * silently. Reads the index in bounded chunks, and the slots of the valid entries.
    */
-  loadCycle(cycle: number, tornPreserve: (region: number, digest: Uint8Array) => boolean): CycleScan {
+  loadCycle(cycle: number, tornPreserve: (region: number, digest: Uint8Array) => boolean, rotted: ((region: number, offset: number, problem: string) => void) | null = null): CycleScan {
     assert(this.preserved.isClear(), 'loadCycle over a loaded store');
     return this.scanIndex((region, entry) => {
       if (entry.cycle !== cycle || entry.region !== region) return;
@@ -169,10 +169,10 @@ export class CowStore {
         return;
       }
       if (tornPreserve(region, entry.digest)) return;
-      throw new CowmapError(
-        'E_CORRUPT',
-        `open: ${this.file.path} offset ${this.data.offsetOf(region)} region ${region}: the COW copy of cycle ${cycle} fails its SHA-256 and the primary no longer holds it (not a torn preserve)`,
-      );
+      const problem = `the COW copy of cycle ${cycle} fails its SHA-256 and the primary no longer holds it (not a torn preserve)`;
+      // scrub --repair: the copy counts as empty, and the caller drops it durably.
+      if (rotted !== null) return rotted(region, this.data.offsetOf(region), problem);
+      throw new CowmapError('E_CORRUPT', `open: ${this.file.path} offset ${this.data.offsetOf(region)} region ${region}: ${problem}`);
     });
   }
 

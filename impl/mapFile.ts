@@ -18,6 +18,7 @@
 
 import { assert } from './assert.ts';
 import { Bitmap } from './bitmap.ts';
+import { isAllZero } from './checksum.ts';
 import { CowmapError } from './errors.ts';
 import { mapSize } from './geometry.ts';
 import { checkPage, encodePage, mapFileSize, mapPageCount, pageBitBytes, pageBytes, regionsPerPage } from './mapPage.ts';
@@ -25,6 +26,12 @@ import type { ScrubFinding } from './scrubFinding.ts';
 import type { FileHandle } from './storage.ts';
 
 export { mapFileSize } from './mapPage.ts';
+
+/** The bits of the last map byte that belong to regions. */
+function paddingMask(regions: number): number {
+  const used = regions & 7;
+  return used === 0 ? 0xff : (1 << used) - 1;
+}
 
 export class MapFile {
   readonly file: FileHandle;
@@ -68,14 +75,20 @@ export class MapFile {
       const first = page * pageBitBytes;
       const end = Math.min(first + pageBitBytes, bytes.length);
       bytes.set(pageData.subarray(0, end - first), first);
-      if (!pageData.subarray(end - first, pageBitBytes).every((byte) => byte === 0)) {
+      const paddingClear = isAllZero(pageData.subarray(end - first, pageBitBytes)) && (end < bytes.length || Bitmap.paddingClear(regions, bytes));
+      if (check.valid && !paddingClear) {
+        // Under a valid CRC: not a torn page, a map of another geometry.
         throw new CowmapError('E_CORRUPT', `open: ${file.path} page ${page} has bits set past region ${regions - 1}`);
       }
-      if (check.valid) stampMax = Math.max(stampMax, check.stamp);
-      else failed.set(page, check.problem);
-    }
-    if (!Bitmap.paddingClear(regions, bytes)) {
-      throw new CowmapError('E_CORRUPT', `open: ${file.path} has bits set past region ${regions - 1}`);
+      if (check.valid) {
+        stampMax = Math.max(stampMax, check.stamp);
+      } else {
+        // A page failing its CRC is judged region by region at recovery; bits past
+        // the last region in it are rot of no region's bit, dropped in memory (a
+        // rewrite of the page clears them on disk).
+        failed.set(page, check.problem);
+        if (end === bytes.length) bytes[end - 1]! &= paddingMask(regions);
+      }
     }
     return new MapFile(file, new Bitmap(regions, bytes), failed, stampMax);
   }

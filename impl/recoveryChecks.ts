@@ -9,9 +9,21 @@ import { crc32 } from './checksum.ts';
 import { entrySize, type CowStore } from './cowStore.ts';
 import { CowmapError } from './errors.ts';
 import type { MapFile } from './mapFile.ts';
+import { pageBytes } from './mapPage.ts';
 import type { MetadataStore } from './metadata.ts';
 import type { RegionFile } from './regionFile.ts';
 import type { Replica } from './replica.ts';
+import type { ScrubFinding } from './scrubFinding.ts';
+
+/**
+ * scrub --repair of a volume that open would refuse (ReplicatedVolume.scrubDir):
+ * a problem that marking regions in X deals with (the primary is the source of
+ * truth, the next cycle resends them) is handed here instead of thrown. `repair`
+ * marks the regions in X durably before anything else about the problem changes.
+ */
+export interface RecoveryRepair {
+  repair(finding: Omit<ScrubFinding, 'repaired'>, regions: readonly number[]): void;
+}
 
 export interface RecoveryFiles {
   readonly metadata: MetadataStore;
@@ -54,7 +66,7 @@ export function primaryMatchesSecondary(files: RecoveryFiles, region: number): b
  * While idle only X counts (recovery clears C). `rewrite` (a read-write open)
  * rewrites each kept page with a fresh CRC: crash cleanup, like finishing a completion.
  */
-export function checkMapPages(files: RecoveryFiles, replicating: boolean, rewrite: boolean): void {
+export function checkMapPages(files: RecoveryFiles, replicating: boolean, rewrite: boolean, repairs: RecoveryRepair | null = null): void {
   const maps = replicating ? [files.currentMap, files.nextMap] : [files.nextMap];
   for (const map of maps) {
     const other = map === files.currentMap ? files.nextMap : files.currentMap;
@@ -64,10 +76,13 @@ export function checkMapPages(files: RecoveryFiles, replicating: boolean, rewrit
         if (map.has(region)) continue;
         if (replicating && (other.has(region) || files.cow.holds(region))) continue;
         if (primaryMatchesSecondary(files, region)) continue;
-        throw new CowmapError(
-          'E_CORRUPT',
-          `open: ${map.file.path} page ${page} ${problem}, and region ${region} has its bit clear while the primary differs from what the secondary was last sent (a lost bit, not a torn update)`,
-        );
+        const message = `page ${page} ${problem}, and region ${region} has its bit clear while the primary differs from what the secondary was last sent (a lost bit, not a torn update)`;
+        if (repairs === null) throw new CowmapError('E_CORRUPT', `open: ${map.file.path} ${message}`);
+        // None of the page's bits can be trusted: every region of it is resent.
+        const regions: number[] = [];
+        for (let marked = first; marked < end; marked++) regions.push(marked);
+        repairs.repair({ file: map.file.path, offset: page * pageBytes, region, problem: `map ${message}` }, regions);
+        break;
       }
       if (rewrite) map.rewritePage(page);
     }
@@ -80,13 +95,12 @@ export function checkMapPages(files: RecoveryFiles, replicating: boolean, rewrit
  * is left uncovered (not in C or X, no copy) and the primary differs from the
  * secondary, the entry was a durable copy that rot took: E_CORRUPT.
  */
-export function checkDamagedEntries(files: RecoveryFiles, damagedEntries: readonly number[]): void {
+export function checkDamagedEntries(files: RecoveryFiles, damagedEntries: readonly number[], repairs: RecoveryRepair | null = null): void {
   for (const region of damagedEntries) {
     if (files.currentMap.has(region) || files.nextMap.has(region) || files.cow.holds(region)) continue;
     if (primaryMatchesSecondary(files, region)) continue;
-    throw new CowmapError(
-      'E_CORRUPT',
-      `open: ${files.cow.file.path} offset ${region * entrySize} region ${region}: the COW index entry fails its CRC-32 and the region is uncovered while the primary differs from the secondary`,
-    );
+    const problem = `the COW index entry fails its CRC-32 and region ${region} is uncovered while the primary differs from the secondary`;
+    if (repairs === null) throw new CowmapError('E_CORRUPT', `open: ${files.cow.file.path} offset ${region * entrySize} region ${region}: ${problem}`);
+    repairs.repair({ file: files.cow.file.path, offset: region * entrySize, region, problem }, [region]);
   }
 }

@@ -54,10 +54,10 @@ import { geometryProblem, type Geometry } from './geometry.ts';
 import type { MapFile } from './mapFile.ts';
 import type { MetadataStore, Phase } from './metadata.ts';
 import { openVolumeParts } from './openVolume.ts';
-import { checkDamagedEntries, checkMapPages, checkMetadataEvidence, type RecoveryFiles } from './recoveryChecks.ts';
+import { checkDamagedEntries, checkMapPages, checkMetadataEvidence, type RecoveryFiles, type RecoveryRepair } from './recoveryChecks.ts';
 import type { RegionFile } from './regionFile.ts';
 import { scrubVolume } from './scrub.ts';
-import type { ScrubOptions, ScrubReport } from './scrubFinding.ts';
+import type { ScrubFinding, ScrubOptions, ScrubReport } from './scrubFinding.ts';
 import { volumeScrubTarget, type ScrubbedVolume } from './volumeScrub.ts';
 import type { Replica } from './replica.ts';
 import type { Lock, Storage } from './storage.ts';
@@ -103,6 +103,8 @@ export class ReplicatedVolume {
    * every call that would write is refused with E_BAD_REQUEST.
    */
   readonly readOnly: boolean;
+  /** Set only by scrubDir with repair, for the recovery of that open (see RecoveryRepair). */
+  private openRepairs: OpenRepairs | null = null;
   /** Volatile: the regions of C sent since the swap or since the last open. */
   protected readonly sent: Bitmap;
   private readonly lock: Lock;
@@ -183,6 +185,35 @@ export class ReplicatedVolume {
     const parts = openVolumeParts(storage, dir, options, volumeRules(this));
     // A file that the metadata needs and that is missing: the volume is inconsistent.
     return recoverParts(this, parts, `open(${dir})`, 'E_CORRUPT');
+  }
+
+  /**
+   * `cowmap scrub DIR [--repair]` (docs/format.md, "Scrub"). Without repair: a
+   * read-only open, then scrub. With repair: a read-write open whose recovery
+   * repairs what marking regions in X deals with (a map page with a lost bit, a
+   * rotted COW copy or entry) instead of refusing the volume, each reported as a
+   * repaired finding; then scrub with repair. What no resend can mend (the
+   * metadata's evidence rule, a foreign or missing file) is still E_CORRUPT.
+   */
+  static scrubDir<T extends ReplicatedVolume>(
+    this: VolumeClass<T>,
+    storage: Storage,
+    dir: string,
+    options: ScrubOptions & Pick<OpenOptions, 'secondaryDir'>,
+  ): ScrubReport {
+    const repair = options.repair === true;
+    const openOptions: OpenOptions = { readOnly: !repair, ...(options.secondaryDir === undefined ? {} : { secondaryDir: options.secondaryDir }) };
+    const repairs = new OpenRepairs();
+    const parts = openVolumeParts(storage, dir, openOptions, volumeRules(this));
+    const volume = recoverParts(this, parts, `scrub(${dir})`, 'E_CORRUPT', repair ? repairs : null);
+    try {
+      const report = volume.scrub({ repair });
+      const repairedRegions = new Bitmap(volume.regions);
+      for (const region of [...repairs.regions, ...report.repairedRegions]) repairedRegions.set(region);
+      return { ...report, findings: [...repairs.findings, ...report.findings], repairedRegions: repairedRegions.regionsSet() };
+    } finally {
+      volume.close();
+    }
   }
 
   /** Closes the files and releases the lock. Allowed in any state, poisoned included; idempotent. */
@@ -595,16 +626,27 @@ export class ReplicatedVolume {
     this.sent.clearAll();
     this.cow.forget();
     const files = this.recoveryFiles();
+    const repairs = this.openRepairs;
     checkMetadataEvidence(files);
     if (this.phase === 'idle') {
-      checkMapPages(files, false, !this.readOnly);
+      checkMapPages(files, false, !this.readOnly, repairs);
       if (this.readOnly) this.currentMap.clearInMemory();
       else this.currentMap.clearAll();
     } else {
-      const scan = this.cow.loadCycle(this.metadata.record.cycle, (region, digest) => this.isTornPreserve(region, digest));
-      checkMapPages(files, true, !this.readOnly);
+      const rotted: { region: number; offset: number; problem: string }[] = [];
+      const scan = this.cow.loadCycle(
+        this.metadata.record.cycle,
+        (region, digest) => this.isTornPreserve(region, digest),
+        repairs === null ? null : (region, offset, problem) => rotted.push({ region, offset, problem }),
+      );
+      checkMapPages(files, true, !this.readOnly, repairs);
+      for (const { region, offset, problem } of rotted) {
+        // X first: the entry may be the only durable record of the region's next bit.
+        repairs!.repair({ file: this.cow.file.path, offset, region, problem }, [region]);
+        this.cow.dropCopy(region);
+      }
       this.rebuildNext();
-      checkDamagedEntries(files, scan.damagedEntries);
+      checkDamagedEntries(files, scan.damagedEntries, repairs);
     }
   }
 
@@ -714,13 +756,42 @@ function volumeRules(volumeClass: unknown): VolumeRules {
 }
 
 /** Builds the volume on its parts and runs recovery; on any failure the parts are closed and the lock released. */
-function recoverParts<T extends ReplicatedVolume>(volumeClass: VolumeClass<T>, parts: VolumeParts, where: string, missingAs: 'E_IO' | 'E_CORRUPT'): T {
+function recoverParts<T extends ReplicatedVolume>(
+  volumeClass: VolumeClass<T>,
+  parts: VolumeParts,
+  where: string,
+  missingAs: 'E_IO' | 'E_CORRUPT',
+  repairs: OpenRepairs | null = null,
+): T {
   try {
     const volume = new volumeClass(parts);
-    (volume as unknown as { recover(): void }).recover();
+    const internals = volume as unknown as { recover(): void; openRepairs: OpenRepairs | null; nextMap: MapFile };
+    if (repairs !== null) {
+      repairs.nextMap = () => internals.nextMap;
+      internals.openRepairs = repairs;
+    }
+    try {
+      internals.recover();
+    } finally {
+      internals.openRepairs = null;
+    }
     return volume;
   } catch (error) {
     closeParts(parts);
     throw asVolumeError(error, where, missingAs);
+  }
+}
+
+/** What a repairing recovery (scrubDir) did: each problem a repaired finding, its regions marked in X durably. */
+class OpenRepairs implements RecoveryRepair {
+  readonly findings: ScrubFinding[] = [];
+  readonly regions: number[] = [];
+  nextMap: (() => MapFile) | null = null;
+
+  repair(finding: Omit<ScrubFinding, 'repaired'>, regions: readonly number[]): void {
+    assert(this.nextMap !== null, 'a repair before the volume was built');
+    this.nextMap().setMany(regions);
+    this.findings.push({ ...finding, repaired: true });
+    this.regions.push(...regions);
   }
 }
