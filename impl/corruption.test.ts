@@ -347,3 +347,23 @@ describe('scrub of a directory (ReplicatedVolume.scrubDir)', () => {
     assert.throws(() => ReplicatedVolume.scrubDir(storage, dir, { repair: true }), (error: unknown) => error instanceof CowmapError && error.code === 'E_CORRUPT' && /meta slot 0/.test(error.message));
   });
 });
+
+describe('scrub of the COW index while idle', () => {
+  test('an entry failing its CRC is a finding in any phase, and --repair zeroes it', () => {
+    create();
+    using((volume) => {
+      volume.startCycle();
+      volume.writeRegion(2, label('x'));
+      volume.transferRegions(volume.currentRegions());
+      volume.completeCycle();
+      cycle(volume);
+    });
+    flipByte(file('cow'), 2 * entrySize + 5);
+    const report = ReplicatedVolume.scrubDir(storage, dir, { repair: false });
+    assert.deepEqual(report.findings.map((finding) => [finding.file, finding.offset, finding.region]), [[file('cow'), 2 * entrySize, 2]]);
+    const repaired = ReplicatedVolume.scrubDir(storage, dir, { repair: true });
+    assert.ok(repaired.findings.every((finding) => finding.repaired));
+    assert.deepEqual(readWholeFile(file('cow')).subarray(2 * entrySize, 3 * entrySize), new Uint8Array(entrySize));
+    assert.deepEqual(ReplicatedVolume.scrubDir(storage, dir, { repair: false }).findings, []);
+  });
+});

@@ -201,14 +201,16 @@ export class CowStore {
   }
 
   /**
-   * Reads every entry of the running cycle and its slot again (docs/format.md,
-   * "Scrub"). While idle W is empty and nothing here is relied on.
+   * Reads the index again (docs/format.md, "Scrub"): every entry that fails its
+   * CRC and is not all zeros (in any phase: a torn or rotted entry is cleaned up by
+   * --repair), and while replicating every slot of a valid entry of the running
+   * cycle that fails its SHA-256. The slots of older cycles are never used again
+   * and are not read.
    */
   scrub(cycle: number | null): ScrubFinding[] {
     const findings: ScrubFinding[] = [];
-    if (cycle === null) return findings;
     const scan = this.scanIndex((region, entry) => {
-      if (entry.cycle !== cycle || entry.region !== region) return;
+      if (cycle === null || entry.cycle !== cycle || entry.region !== region) return;
       if (bytesEqual(sha256(this.data.readRegion(region)), entry.digest)) return;
       findings.push({ file: this.file.path, offset: this.data.offsetOf(region), region, problem: `the COW copy of region ${region} fails its SHA-256`, repaired: false });
     });
