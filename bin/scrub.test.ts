@@ -127,6 +127,39 @@ describe('cowmap scrub', () => {
     assert.deepEqual([json.opened, json.error.code], [false, 'E_CORRUPT']);
   });
 
+  it('a flipped byte in a metadata slot or a map page: exit 1 naming the file; --repair cannot repair the metadata (exit 1)', () => {
+    const dir = makeVolume();
+    flipByte(join(dir, 'meta'), 100); // slot 0, the older one
+    flipByte(join(dir, 'map1'), 4090); // a reserved byte of page 0: its CRC fails
+    const run = scrub([dir]);
+    assert.equal(run.status, 1, run.stderr);
+    assert.match(run.stdout, new RegExp(`^E_CORRUPT: ${join(dir, 'meta')} offset 0 region -: metadata slot 0 fails its CRC-32`, 'm'));
+    assert.match(run.stdout, new RegExp(`^E_CORRUPT: ${join(dir, 'map1')} offset 0 region 0: `, 'm'));
+    const repair = scrub([dir, '--repair']);
+    assert.equal(repair.status, 1, repair.stderr);
+    assert.match(repair.stdout, /metadata slot 0 fails its CRC-32 \(never repaired\)$/m);
+  });
+
+  it('a COW slot of the running cycle that fails its digest after the primary moved on: open refuses, one line naming DIR/cow and the region', () => {
+    const dir = makeVolume();
+    const volume = ReplicatedVolume.open(storage, dir);
+    try {
+      volume.startCycle();
+      volume.writeRegion(5, content(55)); // W[5] := the old P[5], then P[5] := new
+    } finally {
+      volume.close();
+    }
+    const cow = join(dir, 'cow');
+    const file = storage.open(cow, { create: false });
+    const slotOffset = file.size() - regions * regionSize + 5 * regionSize;
+    file.close();
+    flipByte(cow, slotOffset + 1);
+    const run = scrub([dir]);
+    assert.equal(run.status, 1, run.stderr);
+    assert.match(run.stdout, new RegExp(`^E_CORRUPT: ${cow} offset ${slotOffset} region 5: `, 'm'));
+    assert.match(run.stdout, /the volume does not open \(E_CORRUPT\)/);
+  });
+
   it('--help exits 0; a missing DIR is a usage error (exit 2); no volume is E_NOT_FOUND (exit 1)', () => {
     const help = scrub(['--help']);
     assert.equal(help.status, 0);

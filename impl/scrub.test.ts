@@ -12,7 +12,8 @@ import { digestPageBytes } from './digestTable.ts';
 import { makeTemporaryDir, NodeStorage, removeTree } from './nodeStorage.ts';
 import { ReplicatedVolume } from './replicatedVolume.ts';
 import { runCycle } from './runCycle.ts';
-import { internalsTarget, scrubOpenVolume, scrubVolume, type ScrubTarget, type TargetFinding } from './scrub.ts';
+import { FileReplica } from './replica.ts';
+import { scrubVolume, type ScrubTarget, type TargetFinding } from './scrub.ts';
 import type { ScrubReport } from './scrubFinding.ts';
 
 const storage = new NodeStorage();
@@ -55,10 +56,11 @@ function makeVolume(): void {
   }
 }
 
+/** Scrubs the volume in `dir`, opened read-only unless repairing (as `cowmap scrub` does). */
 function scrub(repair = false): ScrubReport {
-  const volume = ReplicatedVolume.open(storage, dir);
+  const volume = ReplicatedVolume.open(storage, dir, { readOnly: !repair });
   try {
-    return scrubOpenVolume(volume, { repair });
+    return volume.scrub({ repair });
   } finally {
     volume.close();
   }
@@ -153,6 +155,55 @@ describe('scrub on a volume', () => {
     assert.deepEqual(hashes(), before);
   });
 
+  test('a flipped byte in the older metadata slot: a finding naming DIR/meta, never repaired', () => {
+    makeVolume();
+    // After create (sequence 1), the swap (2) and the completion (3) the winner is in slot 1; slot 0 is the older.
+    flipByte(join(dir, 'meta'), 100);
+    const report = scrub();
+    assert.deepEqual(summary(report), [{ file: join(dir, 'meta'), offset: 0, region: null, repaired: false }]);
+    const repaired = scrub(true);
+    assert.deepEqual(summary(repaired), [{ file: join(dir, 'meta'), offset: 0, region: null, repaired: false }]);
+    assert.deepEqual(repaired.repairedRegions, []);
+  });
+
+  for (const name of ['map0', 'map1']) {
+    test(`a flipped byte in a page of ${name} (read-only scrub): a finding naming the file and the page's first region`, () => {
+      makeVolume();
+      flipByte(join(dir, name), 4088); // the page's reserved bytes: the bits are intact, the CRC fails
+      const report = scrub();
+      assert.deepEqual(summary(report), [{ file: join(dir, name), offset: 0, region: 0, repaired: false }]);
+      assert.match(report.findings[0]!.problem, /page 0/);
+    });
+  }
+
+  test('a flipped byte in a COW slot of the running cycle: a finding naming DIR/cow and the region; --repair drops it, and the cycles that follow make S equal P', () => {
+    makeVolume();
+    const volume = ReplicatedVolume.open(storage, dir);
+    try {
+      volume.startCycle(); // C = {9}
+      volume.writeRegion(9, content(109)); // W[9] := content(9), X[9] set
+      volume.writeRegion(7, content(107)); // W[7] := content(7), outside C
+      const cow = join(dir, 'cow');
+      const file = storage.open(cow, { create: false });
+      const slotOffset = file.size() - regions * regionSize + 9 * regionSize; // the data slots end the file
+      file.close();
+      flipByte(cow, slotOffset + 5);
+      const report = volume.scrub({ repair: false });
+      assert.deepEqual(summary(report), [{ file: cow, offset: slotOffset, region: 9, repaired: false }]);
+      const repaired = volume.scrub({ repair: true });
+      assert.deepEqual(summary(repaired), [{ file: cow, offset: slotOffset, region: 9, repaired: true }]);
+      assert.ok(volume.nextRegions().includes(9));
+      assert.deepEqual(volume.preservedRegions(), [7]);
+      runCycle(volume); // finishes this cycle: region 9 goes out with P's data
+      runCycle(volume); // the next one resends 7 and 9
+      const state = volume.state();
+      assert.deepEqual(state.secondary, state.primary);
+    } finally {
+      volume.close();
+    }
+    assert.deepEqual(scrub().findings, []);
+  });
+
   test('a pending region (in C, not sent since the open) is not judged; once sent it is', () => {
     makeVolume();
     let volume = ReplicatedVolume.open(storage, dir);
@@ -162,12 +213,12 @@ describe('scrub on a volume', () => {
     flipByte(image, 9 * regionSize); // as a crash between the image write and the table's would leave it
     volume = ReplicatedVolume.open(storage, dir);
     try {
-      assert.deepEqual(scrubOpenVolume(volume, { repair: false }).findings, []);
+      assert.deepEqual(volume.scrub({ repair: false }).findings, []);
       volume.transfer(9);
-      assert.deepEqual(scrubOpenVolume(volume, { repair: false }).findings, []); // sent: S and its entry agree again
+      assert.deepEqual(volume.scrub({ repair: false }).findings, []); // sent: S and its entry agree again
       flipByte(image, 9 * regionSize);
       assert.deepEqual(
-        scrubOpenVolume(volume, { repair: false }).findings.map((finding) => finding.region),
+        volume.scrub({ repair: false }).findings.map((finding) => finding.region),
         [9],
       );
     } finally {
@@ -176,32 +227,61 @@ describe('scrub on a volume', () => {
   });
 });
 
-/** A target over a real volume whose own findings (metadata, map, COW) are the given ones, recording the repair's calls. */
-function recordingTarget(base: ScrubTarget, own: { metadata?: TargetFinding[]; map?: TargetFinding[]; cow?: TargetFinding[] }, calls: string[]): ScrubTarget {
+/**
+ * A target of `regions` regions over a real FileReplica, with the primary in memory
+ * and the coverage, pending set and own findings given; it records the repair's calls.
+ */
+function syntheticTarget(
+  replica: FileReplica,
+  primary: Uint8Array[],
+  given: { covered?: number[]; pending?: number[]; metadata?: TargetFinding[]; map?: TargetFinding[]; cow?: TargetFinding[] },
+  calls: string[],
+): ScrubTarget {
+  const pending = new Set(given.pending ?? []);
+  replica.setPending((region) => pending.has(region));
   return {
-    ...base,
-    metadataFindings: () => own.metadata ?? [],
-    mapFindings: () => own.map ?? [],
-    cowFindings: () => own.cow ?? [],
-    markNext: (marked) => {
-      calls.push(`markNext ${marked.length}`);
-      base.markNext(marked);
-    },
+    dir,
+    regions: primary.length,
+    regionSize,
+    phase: 'replicating',
+    metadataFindings: () => given.metadata ?? [],
+    mapFindings: () => given.map ?? [],
+    cowFindings: () => given.cow ?? [],
+    primaryPath: join(dir, 'primary'),
+    readPrimary: (region) => primary[region]!,
+    replica,
+    covered: (region) => (given.covered ?? []).includes(region),
+    pending: (region) => pending.has(region),
+    markNext: (marked) => calls.push(`markNext ${marked.join(',')}`),
     rewriteMapPages: () => calls.push('rewriteMapPages'),
     dropCopy: (region) => calls.push(`dropCopy ${region}`),
   };
 }
 
-describe('scrubVolume and the target', () => {
-  test('the volume\'s own findings: metadata never repaired, a map page marks its range, a COW copy is dropped, X first', () => {
-    makeVolume();
-    const volume = ReplicatedVolume.open(storage, dir);
+describe('scrubVolume on a given target', () => {
+  const targetRegions = 30;
+  const finding = (file: string, region: number | null): TargetFinding => ({ file: join(dir, file), offset: 0, region, problem: 'flipped', repaired: false });
+
+  function replicaWith(sent: number[]): FileReplica {
+    const secondary = join(root, 'secondary');
+    FileReplica.create(storage, secondary, { volumeId: new Uint8Array(16), regions: targetRegions, regionSize }).close();
+    const replica = FileReplica.open(storage, secondary, { volumeId: new Uint8Array(16), regions: targetRegions, regionSize });
+    replica.writeRegions(sent, (region) => content(region));
+    return replica;
+  }
+
+  function primaryWith(sent: number[]): Uint8Array[] {
+    return Array.from({ length: targetRegions }, (_, region) => (sent.includes(region) ? content(region) : new Uint8Array(regionSize)));
+  }
+
+  test('the volume\'s own findings: metadata never repaired, a map page marks its range, a COW copy is dropped; X first', () => {
+    const replica = replicaWith([3]);
     try {
       const calls: string[] = [];
-      const finding = (file: string, region: number | null): TargetFinding => ({ file: join(dir, file), offset: 0, region, problem: 'flipped', repaired: false });
-      const target = recordingTarget(
-        internalsTarget(volume),
-        { metadata: [finding('meta', null)], map: [{ ...finding('map1', 0), affected: { first: 0, count: 20 } }], cow: [finding('cow', 30)] },
+      const target = syntheticTarget(
+        replica,
+        primaryWith([3]),
+        { metadata: [finding('meta', null)], map: [{ ...finding('map1', 0), affected: { first: 0, count: 5 } }], cow: [finding('cow', 20)] },
         calls,
       );
       const report = scrubVolume(target, { repair: false });
@@ -211,14 +291,35 @@ describe('scrubVolume and the target', () => {
         [join(dir, 'cow'), false],
       ]);
       assert.deepEqual(calls, []);
+      assert.equal(report.regionsChecked, targetRegions);
 
       const repaired = scrubVolume(target, { repair: true });
       assert.deepEqual(repaired.findings.map((f) => f.repaired), [false, true, true]);
-      assert.deepEqual(repaired.repairedRegions, [...Array.from({ length: 20 }, (_, r) => r), 30]);
-      assert.deepEqual(calls, ['markNext 21', 'rewriteMapPages', 'dropCopy 30']);
-      assert.deepEqual(volume.nextRegions(), [...Array.from({ length: 20 }, (_, r) => r), 30]);
+      assert.deepEqual(repaired.repairedRegions, [0, 1, 2, 3, 4, 20]);
+      assert.deepEqual(calls, ['markNext 0,1,2,3,4,20', 'rewriteMapPages', 'dropCopy 20']);
     } finally {
-      volume.close();
+      replica.close();
+    }
+  });
+
+  test('a pending region\'s S is not judged; a covered region\'s P is not judged; both are where neither holds', () => {
+    const replica = replicaWith([3, 4]);
+    try {
+      const primary = primaryWith([3, 4]);
+      primary[3] = content(99); // P differs from the digest of region 3
+      primary[4] = content(98);
+      primary[7] = content(97);
+      const calls: string[] = [];
+      // 3 covered (written since it went out), 4 not, 7 not: findings for 4 and 7 on P.
+      const report = scrubVolume(syntheticTarget(replica, primary, { covered: [3], pending: [4] }, calls), { repair: false });
+      assert.deepEqual(report.findings.map((f) => [f.file, f.region, f.offset]), [
+        [join(dir, 'primary'), 4, 4 * regionSize],
+        [join(dir, 'primary'), 7, 7 * regionSize],
+      ]);
+      // Region 3: covered and not pending, so S is checked (and agrees) and P is not.
+      assert.equal(report.regionsChecked, targetRegions);
+    } finally {
+      replica.close();
     }
   });
 });

@@ -12,7 +12,6 @@ import { CowmapError } from '../../impl/errors.ts';
 import { parseCommandLine, runCommand, stringOption, volumeDirArgument, writeStdout } from '../../impl/commandLine.ts';
 import { NodeStorage } from '../../impl/nodeStorage.ts';
 import { ReplicatedVolume } from '../../impl/replicatedVolume.ts';
-import { scrubOpenVolume } from '../../impl/scrub.ts';
 import type { ScrubFinding, ScrubReport } from '../../impl/scrubFinding.ts';
 import type { OpenOptions } from '../../impl/volumeParts.ts';
 import type { Command } from '../main.ts';
@@ -101,7 +100,7 @@ export const command: Command = {
       }
       let report: ScrubReport;
       try {
-        report = scrubOpenVolume(volume, { repair });
+        report = volume.scrub({ repair });
       } finally {
         volume.close();
       }
