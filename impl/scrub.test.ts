@@ -192,6 +192,7 @@ describe('scrub on a volume', () => {
       assert.deepEqual(summary(report), [{ file: cow, offset: slotOffset, region: 9, repaired: false }]);
       const repaired = volume.scrub({ repair: true });
       assert.deepEqual(summary(repaired), [{ file: cow, offset: slotOffset, region: 9, repaired: true }]);
+      assert.match(repaired.findings[0]!.problem, /copy dropped: region 9 .* not point-in-time for this one cycle/);
       assert.ok(volume.nextRegions().includes(9));
       assert.deepEqual(volume.preservedRegions(), [7]);
       runCycle(volume); // finishes this cycle: region 9 goes out with P's data

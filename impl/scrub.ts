@@ -67,6 +67,8 @@ interface Pending {
   finding: ScrubFinding;
   /** The regions to mark in X, or null when nothing is repaired (metadata). */
   affected: RegionRange | null;
+  /** A COW finding: --repair drops the copy. */
+  droppedCopy?: boolean;
 }
 
 /**
@@ -80,17 +82,17 @@ interface Pending {
  */
 export function scrubVolume(target: ScrubTarget, options: ScrubOptions): ScrubReport {
   const pending: Pending[] = [];
-  const own = (findings: TargetFinding[], repairable: boolean): void => {
+  const own = (findings: TargetFinding[], repairable: boolean, droppedCopy = false): void => {
     for (const { affected, ...finding } of findings) {
       const range = affected ?? (finding.region === null ? null : { first: finding.region, count: 1 });
-      pending.push({ finding: { ...finding, repaired: false }, affected: repairable ? range : null });
+      pending.push({ finding: { ...finding, repaired: false }, affected: repairable ? range : null, droppedCopy: droppedCopy && finding.region !== null });
     }
   };
   own(target.metadataFindings(), false);
   const mapFindings = target.mapFindings();
   own(mapFindings, true);
   const cowFindings = target.cowFindings();
-  own(cowFindings, true);
+  own(cowFindings, true, true);
   const digestPages = target.replica.digestPageProblems();
   for (const page of digestPages) pending.push(digestPageFinding(target, page));
   const regionsChecked = checkRegions(target, digestPages, pending);
@@ -173,6 +175,12 @@ function repair(
   if (found.digestPages.length > 0) target.replica.rewriteDigestPages(found.digestPages.map((page) => page.page));
   if (found.mapFindings.length > 0) target.rewriteMapPages();
   for (const finding of found.cowFindings) if (finding.region !== null) target.dropCopy(finding.region);
-  for (const entry of pending) if (entry.affected !== null) entry.finding.repaired = true;
+  for (const entry of pending) {
+    if (entry.affected === null) continue;
+    entry.finding.repaired = true;
+    if (entry.droppedCopy) {
+      entry.finding.problem += `; copy dropped: region ${entry.finding.region} goes out with the primary's data in this cycle, so it is not point-in-time for this one cycle`;
+    }
+  }
   return regions;
 }
