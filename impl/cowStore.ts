@@ -46,21 +46,36 @@ export function encodeEntry(region: number, cycle: number, digest: Uint8Array, s
 type DecodedEntry =
   | { kind: 'empty' }
   /** Fails its CRC and is not all zeros: torn by a crash during its preserve, or rot. */
-  | { kind: 'damaged' }
-  | { kind: 'valid'; cycle: number; region: number; digest: Uint8Array; stamp: number };
+  | { kind: 'damaged'; fields: EntryFields }
+  | ({ kind: 'valid' } & EntryFields);
+
+/** The fields of an entry as stored (unchecked for a damaged one). */
+interface EntryFields {
+  cycle: number;
+  region: number;
+  digest: Uint8Array;
+  stamp: number;
+}
 
 function decodeEntry(bytes: Uint8Array): DecodedEntry {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (view.getUint32(entryOffsets.checksum, true) !== crc32(bytes.subarray(0, entryOffsets.checksum))) {
-    return isAllZero(bytes) ? { kind: 'empty' } : { kind: 'damaged' };
-  }
-  return {
-    kind: 'valid',
+  const fields: EntryFields = {
     cycle: Number(view.getBigUint64(entryOffsets.cycle, true)),
     region: view.getUint32(entryOffsets.region, true),
     digest: bytes.slice(entryOffsets.digest, entryOffsets.digest + sha256Bytes),
     stamp: Number(view.getBigUint64(entryOffsets.stamp, true)),
   };
+  if (view.getUint32(entryOffsets.checksum, true) !== crc32(bytes.subarray(0, entryOffsets.checksum))) {
+    return isAllZero(bytes) ? { kind: 'empty' } : { kind: 'damaged', fields };
+  }
+  return { kind: 'valid', ...fields };
+}
+
+/** How many bytes of two digests differ. */
+function bytesDiffering(a: Uint8Array, b: Uint8Array): number {
+  let count = 0;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) count++;
+  return count;
 }
 
 /** What loadCycle found besides the copies it loaded. */
@@ -159,21 +174,42 @@ export class CowStore {
    * is empty. Otherwise the copy rotted after P moved on: E_CORRUPT, never dropped
    * silently. Reads the index in bounded chunks, and the slots of the valid entries.
    */
-  loadCycle(cycle: number, tornPreserve: (region: number, digest: Uint8Array) => boolean, rotted: ((region: number, offset: number, problem: string) => void) | null = null): CycleScan {
+  loadCycle(
+    cycle: number,
+    sequence: number,
+    tornPreserve: (region: number, digest: Uint8Array) => boolean,
+    rotted: ((region: number, offset: number, problem: string) => void) | null = null,
+  ): CycleScan {
     assert(this.preserved.isClear(), 'loadCycle over a loaded store');
-    return this.scanIndex((region, entry) => {
-      if (entry.cycle !== cycle || entry.region !== region) return;
-      if (bytesEqual(sha256(this.data.readRegion(region)), entry.digest)) {
-        this.preserved.set(region);
-        this.digests.set(region, entry.digest);
-        return;
-      }
-      if (tornPreserve(region, entry.digest)) return;
-      const problem = `the COW copy of cycle ${cycle} fails its SHA-256 and the primary no longer holds it (not a torn preserve)`;
+    const refuse = (region: number, offset: number, problem: string): void => {
       // scrub --repair: the copy counts as empty, and the caller drops it durably.
-      if (rotted !== null) return rotted(region, this.data.offsetOf(region), problem);
-      throw new CowmapError('E_CORRUPT', `open: ${this.file.path} offset ${this.data.offsetOf(region)} region ${region}: ${problem}`);
-    });
+      if (rotted !== null) return rotted(region, offset, problem);
+      throw new CowmapError('E_CORRUPT', `open: ${this.file.path} offset ${offset} region ${region}: ${problem}`);
+    };
+    return this.scanIndex(
+      (region, entry) => {
+        if (entry.cycle !== cycle || entry.region !== region) return;
+        if (bytesEqual(sha256(this.data.readRegion(region)), entry.digest)) {
+          this.preserved.set(region);
+          this.digests.set(region, entry.digest);
+          return;
+        }
+        if (tornPreserve(region, entry.digest)) return;
+        refuse(region, this.data.offsetOf(region), `the COW copy of cycle ${cycle} fails its SHA-256 and the primary no longer holds it (not a torn preserve)`);
+      },
+      (region, fields) => {
+        // A damaged entry of the running cycle (its cycle or its stamp says so:
+        // one flipped byte cannot change both) whose slot still hashes to the digest
+        // it carries, give or take one byte: the preserve was complete, so the
+        // entry was durable before the primary could move on. If the primary no
+        // longer holds those bytes, the entry rotted after P was overwritten, and
+        // counting W[r] empty would send the new data as the point in time.
+        if (fields.cycle !== cycle && fields.stamp !== sequence) return;
+        const slotDigest = sha256(this.data.readRegion(region));
+        if (bytesDiffering(slotDigest, fields.digest) > 1 || tornPreserve(region, slotDigest)) return;
+        refuse(region, region * entrySize, `the COW index entry of cycle ${cycle} fails its CRC-32 while its slot holds a complete copy that the primary no longer holds (rot, not a torn preserve)`);
+      },
+    );
   }
 
   /** The greatest stamp of a valid entry, and the damaged entries, without loading any copy (the evidence rule while idle). */
@@ -182,7 +218,7 @@ export class CowStore {
   }
 
   /** Calls `visit` for each valid entry, in region order, reading the index in bounded chunks. */
-  private scanIndex(visit: (region: number, entry: DecodedEntry & { kind: 'valid' }) => void): CycleScan {
+  private scanIndex(visit: (region: number, entry: DecodedEntry & { kind: 'valid' }) => void, visitDamaged: (region: number, fields: EntryFields) => void = () => {}): CycleScan {
     const regions = this.regions;
     const scan: CycleScan = { damagedEntries: [], stampMax: 0 };
     for (let first = 0; first < regions; first += entriesPerReadMax) {
@@ -191,7 +227,10 @@ export class CowStore {
       for (let i = 0; i < count; i++) {
         const region = first + i;
         const entry = decodeEntry(chunk.subarray(i * entrySize, (i + 1) * entrySize));
-        if (entry.kind === 'damaged') scan.damagedEntries.push(region);
+        if (entry.kind === 'damaged') {
+          scan.damagedEntries.push(region);
+          visitDamaged(region, entry.fields);
+        }
         if (entry.kind !== 'valid') continue;
         scan.stampMax = Math.max(scan.stampMax, entry.stamp);
         visit(region, entry);

@@ -278,9 +278,14 @@ describe('COW index', () => {
     flipByte(join(dir, 'cow'), indexSize + 6 * regionSize + 1);
     patchFile(join(dir, 'primary'), 6 * regionSize, label('old6'));
     using((volume) => assert.equal(volume.state().cow, '0000100000'));
-    // A torn entry for region 4 (bad checksum) is not valid either: region 4 is
-    // in C (written before the swap), so leaving it uncovered by W loses nothing.
+    // One flipped byte in the entry of region 4, whose slot is whole and whose
+    // primary was overwritten: the entry was durable, so this is rot, not a tear.
     flipByte(join(dir, 'cow'), 4 * entrySize + 20);
+    expectOpenFails('E_CORRUPT', /cow offset 256 region 4/);
+    // A torn entry (half of it never written) over a slot the primary still
+    // matches is a preserve cut short: not valid, W[4] empty.
+    patchFile(join(dir, 'cow'), 4 * entrySize + 32, new Uint8Array(32));
+    patchFile(join(dir, 'primary'), 4 * regionSize, label('old'));
     using((volume) => assert.equal(volume.state().cow, '0000000000'));
   });
 

@@ -35,6 +35,8 @@
 //   create of an unaligned region size            geometryProblem (static)
 //   create over an existing volume                refusesExistingVolume (static)
 //   open of a volume another process holds        honoursLock (static)
+//   recovery that ignores digests (a rotted COW   isTornPreserve (always true)
+//     copy taken for a torn preserve)
 //
 // Errors: a rejected call (docs/protocol.md section 2) throws a CowmapError before any I/O
 // and changes nothing. A storage failure (ENOSPC, EIO, ...) throws E_IO and
@@ -636,6 +638,7 @@ export class ReplicatedVolume {
       const rotted: { region: number; offset: number; problem: string }[] = [];
       const scan = this.cow.loadCycle(
         this.metadata.record.cycle,
+        this.metadata.record.sequence,
         (region, digest) => this.isTornPreserve(region, digest),
         repairs === null ? null : (region, offset, problem) => rotted.push({ region, offset, problem }),
       );
