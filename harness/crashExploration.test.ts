@@ -11,6 +11,8 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { crashesMain } from '../bin/commands/crashes.ts';
 import { ReplicatedVolume } from '../impl/replicatedVolume.ts';
+import { CowmapError } from '../impl/errors.ts';
+import { choicesAt } from './crash/choices.ts';
 import { exploreCrashes, explorationLabel, MemoryStorage, seedFor, shortenLabels } from './crashExploration.ts';
 import type { ExplorationOptions, VolumeClass } from './crashExploration.ts';
 import { Prng } from './prng.ts';
@@ -40,9 +42,12 @@ async function replaysFailing(file: string, volumeClass: VolumeClass): Promise<b
   return result.failure !== null;
 }
 
+/** The crashes inside operations and between them only: no create, recovery or scrub crashes, no rot (tested on their own below). */
+const opsOnly = { createCrashes: false, recoveryPathsMax: 0, rot: false } as const;
+
 async function caught(options: ExplorationOptions, volumeClass: VolumeClass) {
   const failuresDir = freshFolder();
-  const result = await exploreCrashes({ ...options, volumeClass, volumeName: volumeClass.name, failuresDir });
+  const result = await exploreCrashes({ ...opsOnly, ...options, volumeClass, volumeName: volumeClass.name, failuresDir });
   assert.ok(result.failure !== null, `${volumeClass.name} was not caught`);
   const failure = result.failure;
   assert.ok(failure.file !== null);
@@ -60,7 +65,7 @@ async function caught(options: ExplorationOptions, volumeClass: VolumeClass) {
 
 describe('crash exploration', () => {
   it('passes on the reference implementation: L = 3, N = 2, V = 2, every mode exhausted', async () => {
-    const { stats, failure, covered } = await exploreCrashes({ length: 3, regions: 2, values: 2, failuresDir: freshFolder() });
+    const { stats, failure, covered } = await exploreCrashes({ ...opsOnly, length: 3, regions: 2, values: 2, failuresDir: freshFolder() });
     assert.equal(failure, null);
     // The transitions its steps took, for the verify table and its gate: crashes in both phases among them.
     for (const id of ['idle:crash', 'replicating:crash', 'idle:startCycle']) assert.ok(covered.has(id), `not covered: ${id} (covered: ${[...covered].join(', ')})`);
@@ -80,7 +85,7 @@ describe('crash exploration', () => {
   });
 
   it('samples seeded subsets beyond the subset bound, and says how many crash points it sampled', async () => {
-    const { stats, failure } = await exploreCrashes({ length: 2, regions: 2, values: 1, subsetBitsMax: 1, samplesMax: 4, failuresDir: freshFolder() });
+    const { stats, failure } = await exploreCrashes({ ...opsOnly, length: 2, regions: 2, values: 1, subsetBitsMax: 1, samplesMax: 4, failuresDir: freshFolder() });
     assert.equal(failure, null);
     assert.ok(stats.sampledPoints > 0);
     assert.ok(stats.byMode.torn.sampledPoints > 0);
@@ -89,8 +94,8 @@ describe('crash exploration', () => {
   });
 
   it('deduplicates prefixes without losing crash points of its own: fewer prefixes, the same verdict', async () => {
-    const merged = await exploreCrashes({ length: 2, regions: 2, values: 2, failuresDir: freshFolder() });
-    const apart = await exploreCrashes({ length: 2, regions: 2, values: 2, dedupePrefixes: false, failuresDir: freshFolder() });
+    const merged = await exploreCrashes({ ...opsOnly, length: 2, regions: 2, values: 2, failuresDir: freshFolder() });
+    const apart = await exploreCrashes({ ...opsOnly, length: 2, regions: 2, values: 2, dedupePrefixes: false, failuresDir: freshFolder() });
     assert.equal(merged.failure, null);
     assert.equal(apart.failure, null);
     assert.ok(merged.stats.prefixes < apart.stats.prefixes);
@@ -125,7 +130,7 @@ describe('crash exploration', () => {
     assert.equal(crashed.mode, 'power');
     assert.match(failure.trace, /# found as a power crash BETWEEN operations/);
     // In process mode alone it is invisible: a kill loses nothing that reached the OS.
-    const processOnly = await exploreCrashes({ length: 2, regions: 2, values: 2, modes: ['process'], volumeClass: AcknowledgedBeforeDurable, failuresDir: freshFolder() });
+    const processOnly = await exploreCrashes({ ...opsOnly, length: 2, regions: 2, values: 2, modes: ['process'], volumeClass: AcknowledgedBeforeDurable, failuresDir: freshFolder() });
     assert.equal(processOnly.failure, null);
   });
 
@@ -141,9 +146,71 @@ describe('crash exploration', () => {
     assert.match(failure.trace, /# the process crash below leaves unsynced writes in the page cache, which recovery inherits/);
     assert.ok(result.stats.powerLossesAfterRecovery >= 1);
     // Without kills nothing is inherited: a power crash leaves only durable data to read.
-    const powerOnly = await exploreCrashes({ length: 1, regions: 2, values: 1, modes: ['power', 'torn'], volumeClass: RecoveryTrustsPageCache, failuresDir: freshFolder() });
+    const powerOnly = await exploreCrashes({ ...opsOnly, length: 1, regions: 2, values: 1, modes: ['power', 'torn'], volumeClass: RecoveryTrustsPageCache, failuresDir: freshFolder() });
     assert.equal(powerOnly.failure, null);
     assert.equal(powerOnly.stats.powerLossesAfterRecovery, 0);
+  });
+
+  it('crashes inside create at each durable call: open then finds no volume or the fresh one, a second create may say E_EXISTS', async () => {
+    const { stats, failure } = await exploreCrashes({ length: 0, regions: 2, values: 1, recoveryPathsMax: 0, rot: false, failuresDir: freshFolder() });
+    assert.equal(failure, null, failure?.message);
+    assert.ok(stats.inside.create.points > 20, `create crash points ${stats.inside.create.points}`);
+    assert.ok(stats.inside.create.states > stats.inside.create.points, `create crash states ${stats.inside.create.states}`);
+  });
+
+  it('crashes inside recovery at each durable call, and inside the recovery after a kill inside one', async () => {
+    const { stats, failure } = await exploreCrashes({ ...opsOnly, length: 1, regions: 2, values: 1, recoveryPathsMax: 4, failuresDir: freshFolder() });
+    assert.equal(failure, null, failure?.message);
+    assert.ok(stats.inside.recovery.points > 10, `recovery crash points ${stats.inside.recovery.points}`);
+    assert.ok(stats.inside.recovery.states > 0, `recovery crash states ${stats.inside.recovery.states}`);
+    assert.ok(stats.inside.recovery.runs >= stats.inside.recovery.points);
+  });
+
+  it('rot: a flipped byte in each structure ends in E_CORRUPT or in cycles that make S equal to P', async () => {
+    const { stats, failure } = await exploreCrashes({ ...opsOnly, length: 1, regions: 2, values: 1, rot: true, rotStatesMax: 2, scrubStatesMax: 0, failuresDir: freshFolder() });
+    assert.equal(failure, null, failure?.message);
+    assert.ok(stats.rot.runs > 40, `rot runs ${stats.rot.runs}`);
+    assert.equal(stats.rot.detected + stats.rot.healed, stats.rot.runs);
+    assert.ok(stats.rot.detected > 0, 'some flips are reported as E_CORRUPT');
+    assert.ok(stats.rot.healed > 0, 'some flips are harmless (a stale slot, a region resent)');
+  });
+
+  it('explores a wide geometry through the regions it writes: 17 regions, writes to regions 0 and 16 (map bytes 0 and 2, COW entry sectors 0 and 2)', async () => {
+    const { stats, failure } = await exploreCrashes({ ...opsOnly, length: 2, regions: 17, activeRegions: [0, 16], values: 1, regionSize: 512, failuresDir: freshFolder() });
+    assert.equal(failure, null, failure?.message);
+    assert.equal(stats.sequences, 6 + 6 ** 2, 'two writes, startCycle, two transfers, completeCycle');
+    assert.ok(stats.crashStates > 20);
+  });
+
+  it('an error the implementation throws is reported as a failure with its stack, never a crash of the explorer', async () => {
+    class Throwing extends ReplicatedVolume {
+      protected override swapMaps(): void {
+        throw new Error('planted failure in swapMaps');
+      }
+    }
+    const thrown = await exploreCrashes({ ...opsOnly, length: 1, regions: 2, values: 1, volumeClass: Throwing, volumeName: 'throwing', failuresDir: null });
+    assert.ok(thrown.failure !== null);
+    assert.match(thrown.failure.message, /planted failure in swapMaps/);
+    assert.match(thrown.failure.message, /\n\s+at .*swapMaps/, 'the message carries the stack');
+    class CorruptState extends ReplicatedVolume {
+      override state(): ReturnType<ReplicatedVolume['state']> {
+        throw new CowmapError('E_CORRUPT', 'planted: state() refuses');
+      }
+    }
+    const corrupt = await exploreCrashes({ ...opsOnly, length: 1, regions: 2, values: 1, volumeClass: CorruptState, volumeName: 'corrupt state', failuresDir: null });
+    assert.ok(corrupt.failure !== null);
+    assert.match(corrupt.failure.message, /E_CORRUPT: planted: state\(\) refuses/);
+  });
+
+  it('torn mode tears the volume\'s own records inside a sector, not region data', () => {
+    const write = (index: number, path: string, position: number, length: number) => ({ index, path, position, length, sectorCount: Math.ceil(length / 512), carried: false });
+    const shape = { writes: [write(0, '/volume/meta', 512, 512), write(1, '/volume/primary', 0, 1024)], truncates: 0, namespace: 0 };
+    const tearable = (info: { path: string }) => !info.path.endsWith('/primary');
+    const { choices } = choicesAt('torn', shape, 6, 4, tearable);
+    const tears = choices.filter((choice) => choice.tear !== undefined).map((choice) => choice.tear!);
+    assert.equal(tears.length, 4, 'head or tail new, others kept or dropped, for the metadata slot only');
+    assert.ok(tears.every((tear) => tear.write === 0 && tear.sector === 0));
+    assert.equal(choicesAt('power', shape, 6, 4, tearable).choices.filter((choice) => choice.tear !== undefined).length, 0, 'power mode never tears');
   });
 
   it('finds a seed whose coins draw a given subset, as the crash layer draws them', () => {
@@ -216,18 +283,30 @@ describe('cowmap crashes', () => {
 
   it('prints the summary table and exits 0 on the reference implementation', async () => {
     const { output, streams } = capture();
-    const status = await crashesMain(['--length', '2', '--regions', '2', '--values', '1', '--out-dir', freshFolder()], streams);
+    const status = await crashesMain(['--length', '2', '--regions', '2', '--values', '1', '--no-create', '--rot-states', '1', '--out-dir', freshFolder()], streams);
     assert.equal(status, 0, output.out + output.err);
     for (const row of ['sequences covered', 'distinct prefixes', 'crash points', 'exhausted / sampled', 'crash states checked', 'seconds', 'crash states/s']) {
       assert.match(output.out, new RegExp(row.replace('/', '\\/')));
     }
     assert.match(output.out, /every crash state recovered to a state the model allows/);
+    assert.match(output.out, /^crash states per kind: process \d+, power \d+, torn \d+, rot \d+, inside create 0, inside recovery \d+, inside scrub \d+; \d+ in all, in [\d.]+ s$/m);
+  });
+
+  it('--quick runs the small and the wide geometry, each with create, recovery, rot and scrub', async () => {
+    const { output, streams } = capture();
+    const status = await crashesMain(['--quick', '--out-dir', freshFolder()], streams);
+    assert.equal(status, 0, output.out + output.err);
+    assert.match(output.out, /crash exploration: length 2, regions 2,/);
+    assert.match(output.out, /crash exploration: length 2, regions 17 \(written: 0, 16\),/);
+    const totals = /^crash states per kind: process (\d+), power \d+, torn (\d+), rot (\d+), inside create (\d+), inside recovery (\d+), inside scrub \d+;/m.exec(output.out);
+    assert.ok(totals !== null, output.out);
+    for (const count of totals.slice(1)) assert.ok(Number(count) > 0, output.out);
   });
 
   it('exits 1 on a mutant, saving and printing the trace', async () => {
     const { output, streams } = capture();
     const dir = freshFolder();
-    const status = await crashesMain(['--length', '2', '--values', '1', '--mutant', 'next-bit-after-data', '--out-dir', dir], streams);
+    const status = await crashesMain(['--length', '2', '--values', '1', '--mutant', 'next-bit-after-data', '--no-create', '--no-recovery', '--no-rot', '--out-dir', dir], streams);
     assert.equal(status, 1, output.out + output.err);
     assert.match(output.out, /^FAIL write A A1 crashed after io \d+ \(process\)/m);
     assert.match(output.out, /trace saved to .*crash-mutant-next-bit-after-data-write-io\d+-process-[0-9a-f]{8}\.jsonl/);
@@ -237,7 +316,7 @@ describe('cowmap crashes', () => {
   });
 
   it('exits 2 on bad usage', async () => {
-    for (const args of [['--modes', 'process,flood'], ['--mutant', 'no-such-mutant'], ['--length', '99'], ['--region-size', '1000']]) {
+    for (const args of [['--modes', 'process,flood'], ['--mutant', 'no-such-mutant'], ['--length', '99'], ['--region-size', '1000'], ['--regions', '17'], ['--regions', '17', '--active', '0,17']]) {
       const { output, streams } = capture();
       const original = process.stderr.write;
       process.stderr.write = ((text: string) => ((output.err += text), true)) as typeof process.stderr.write;
@@ -246,7 +325,7 @@ describe('cowmap crashes', () => {
       } finally {
         process.stderr.write = original;
       }
-      assert.match(output.err, /E_BAD_REQUEST/);
+      assert.match(output.err, /^cowmap crashes: .+\nusage: cowmap crashes /m, args.join(' '));
     }
   });
 });

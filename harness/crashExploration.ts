@@ -161,6 +161,8 @@ export interface ExplorationOptions {
   readonly rot?: boolean;
   /** Prefix states (one per kind) flipped by rot (default 16). */
   readonly rotStatesMax?: number;
+  /** Of the rot states, how many also crash scrub --repair after each flip (default 4). */
+  readonly scrubStatesMax?: number;
   /** Crash inside scrub --repair after rot (default true; skipped when the volume has no scrub). */
   readonly scrubCrashes?: boolean;
 }
@@ -1022,7 +1024,7 @@ export function formatSummary(stats: ExplorationStats, options: ExplorationOptio
   const modes = explorationModes.filter((mode) => (options.modes ?? explorationModes).includes(mode));
   const row = (name: string, value: string | number) => `  ${name.padEnd(34)} ${typeof value === 'number' ? value.toLocaleString('en-US') : value}`;
   const lines = [
-    `crash exploration: length ${options.length}, regions ${options.regions}, values ${options.values}, region size ${options.regionSize ?? explorationDefaults.regionSize}, modes ${modes.join(',')}, subset bits ${options.subsetBitsMax ?? explorationDefaults.subsetBitsMax}, samples ${options.samplesMax ?? explorationDefaults.samplesMax}, on ${options.volumeName ?? 'the reference implementation'}`,
+    `crash exploration: length ${options.length}, regions ${options.regions}${options.activeRegions === undefined ? '' : ` (written: ${options.activeRegions.join(', ')})`}, values ${options.values}, region size ${options.regionSize ?? explorationDefaults.regionSize}, modes ${modes.join(',')}, subset bits ${options.subsetBitsMax ?? explorationDefaults.subsetBitsMax}, samples ${options.samplesMax ?? explorationDefaults.samplesMax}, on ${options.volumeName ?? 'the reference implementation'}`,
     row('sequences covered', stats.sequences),
     row('distinct prefixes (deduplicated)', `${stats.prefixes.toLocaleString('en-US')} reached, ${stats.expanded.toLocaleString('en-US')} expanded`),
     row('(prefix, op) runs', `${stats.opRuns.toLocaleString('en-US')} (${stats.rejected.toLocaleString('en-US')} rejected: no I/O to crash in)`),

@@ -153,7 +153,8 @@ export async function exploreRot(explorer: Explorer, nodes: readonly PrefixNode[
   if (explorer.options.scrubCrashes !== false && !hasScrub) {
     explorer.stats.notes.push('no crash inside scrub --repair: the volume class has no scrub({ repair }) yet');
   }
-  for (const node of nodes) {
+  const scrubStatesMax = explorer.options.scrubStatesMax ?? 4;
+  for (const [index, node] of nodes.entries()) {
     const unopened = explorer.restoreAt(node);
     if (unopened !== null) return unopened;
     const targets = rotTargets(sut, explorer.geometry.regionSize, explorer.geometry.regions, explorer.activeRegions);
@@ -162,7 +163,7 @@ export async function exploreRot(explorer: Explorer, nodes: readonly PrefixNode[
         const found = await oneRot(explorer, node, target, way);
         if (found !== null) return found;
       }
-      if (hasScrub) {
+      if (hasScrub && index < scrubStatesMax) {
         const found = await crashScrubs(explorer, node, target);
         if (found !== null) return found;
       }
