@@ -202,6 +202,10 @@ describe('the secondary header, format version 2', () => {
     patchFile(join(dir, 'replica'), 0, header);
     storage.unlink(join(dir, 'digests'));
     expectCorrupt(() => withReplica(() => {}), /replica: format version 1 .*not supported by this build/);
+    // A flipped byte in the version field of a version 2 header is rot: its CRC fails.
+    FileReplica.create(storage, join(root, 'other'), identity()).close();
+    patchFile(join(root, 'other', 'replica'), 8, Uint8Array.of(3));
+    expectCorrupt(() => FileReplica.open(storage, join(root, 'other'), identity()), /not this volume's: bad checksum/);
   });
 
   test('create never touches a file it did not make, and removes what it made when it fails', () => {

@@ -6,8 +6,10 @@
 // open that the replica belongs to this volume.
 //
 // FileReplica keeps S in a directory of its own: DIR2/replica, a 512-byte header
-// naming the volume (its id and geometry), and DIR2/image, regions * regionSize
-// bytes. Byte layout: docs/format.md, "The secondary".
+// naming the volume (its id and geometry), DIR2/image, regions * regionSize bytes,
+// and DIR2/digests, the CRC-32 of each region as last sent (impl/digestTable.ts),
+// so that rot in S is found instead of read back. Byte layout: docs/format.md,
+// "The secondary".
 
 import { assert } from './assert.ts';
 import { crc32 } from './checksum.ts';
@@ -110,10 +112,11 @@ function headerProblem(bytes: Uint8Array, identity: ReplicaIdentity): string | n
   if (bytes.length !== sectorSize) return `header is ${bytes.length} bytes, not ${sectorSize}`;
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   for (let i = 0; i < magic.length; i++) if (bytes[headerOffsets.magic + i] !== magic[i]) return 'bad magic';
+  // The CRC before the version: a flipped byte in the version field is rot, not a format.
+  if (view.getUint32(headerOffsets.checksum, true) !== crc32(bytes.subarray(0, headerOffsets.checksum))) return 'bad checksum';
   const version = view.getUint32(headerOffsets.version, true);
   if (version === 1) return `format version 1 (a secondary without ${digestsFileName}, from an older build) is not supported by this build (format version ${replicaFormatVersion})`;
   if (version !== replicaFormatVersion) return `unknown format version ${version}`;
-  if (view.getUint32(headerOffsets.checksum, true) !== crc32(bytes.subarray(0, headerOffsets.checksum))) return 'bad checksum';
   const volumeId = bytes.subarray(headerOffsets.volumeId, headerOffsets.volumeId + volumeIdSize);
   if (!Buffer.from(volumeId).equals(identity.volumeId)) return 'it belongs to another volume';
   const regions = view.getUint32(headerOffsets.regions, true);
