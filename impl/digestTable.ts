@@ -3,12 +3,15 @@
 // tell a region that rotted on the secondary from one that is as sent.
 //
 // Pages of 4096 bytes, page p holding the entries of regions p*1020 .. p*1020+1019:
-//   0..4079     1020 entries, entry i = crc32 of region p*1020+i (u32 LE)
+//   0..4079     1020 entries, entry i = crc32(region p*1020+i) XOR crc32(zero region) (u32 LE)
 //   4080..4083  the page's own index p (a page written at the wrong place fails)
 //   4084..4091  reserved, zero
 //   4092..4095  CRC-32 of bytes 0..4091
 // A page of all zeros is valid: a fresh secondary, each entry crc32 of a zero region
-// (create makes the file sparse, so no page is written before its first send).
+// (create makes the file sparse, so no page is written before its first send). The
+// XOR makes the entry of a region never sent 0 in a written page too, so the bytes
+// a batch does not change are the same in a fresh page and in its first written
+// version (else a torn first write would leave zeros that read as wrong digests).
 //
 // Crash consistency. `writeRegions` writes the regions, then the touched pages,
 // then syncs the image, then the table: a crash inside leaves each entry of the
@@ -114,7 +117,7 @@ export class DigestTable {
       if (pages.has(page)) continue;
       const read = this.readPage(page);
       if (read.failing && !this.holdsPending(page)) throw this.rotError(page, region, where);
-      pages.set(page, read.fresh ? this.freshEntries() : read.bytes.slice());
+      pages.set(page, read.bytes.slice());
     }
     return pages;
   }
@@ -128,7 +131,7 @@ export class DigestTable {
     for (const [region, crc] of crcs) {
       const bytes = pages.get(this.pageOf(region));
       assert(bytes !== undefined, `digest of region ${region} updated without its page`);
-      new DataView(bytes.buffer, bytes.byteOffset).setUint32((region % entriesPerPage) * entryBytes, crc, true);
+      new DataView(bytes.buffer, bytes.byteOffset).setUint32((region % entriesPerPage) * entryBytes, this.stored(crc), true);
     }
     this.writePages(pages);
   }
@@ -141,7 +144,7 @@ export class DigestTable {
       const bytes = new Uint8Array(digestPageBytes);
       const view = new DataView(bytes.buffer);
       const { first, end } = this.regionsOf(page);
-      for (let region = first; region < end; region++) view.setUint32((region - first) * entryBytes, entryOf(region), true);
+      for (let region = first; region < end; region++) view.setUint32((region - first) * entryBytes, this.stored(entryOf(region)), true);
       written.set(page, bytes);
     }
     this.writePages(written);
@@ -175,18 +178,14 @@ export class DigestTable {
     return { bytes, fresh: false, failing };
   }
 
-  private entryIn(read: Page, region: number): number {
-    if (read.fresh) return this.zeroRegionCrc;
-    const index = region % entriesPerPage;
-    return new DataView(read.bytes.buffer, read.bytes.byteOffset).getUint32(index * entryBytes, true);
+  /** A region's CRC-32 as its entry holds it (see the head of this file). */
+  private stored(crc: number): number {
+    return (crc ^ this.zeroRegionCrc) >>> 0;
   }
 
-  /** Page bytes whose every entry is the zero region's CRC (a fresh page, decoded). */
-  private freshEntries(): Uint8Array {
-    const bytes = new Uint8Array(digestPageBytes);
-    const view = new DataView(bytes.buffer);
-    for (let index = 0; index < entriesPerPage; index++) view.setUint32(index * entryBytes, this.zeroRegionCrc, true);
-    return bytes;
+  private entryIn(read: Page, region: number): number {
+    const index = region % entriesPerPage;
+    return (new DataView(read.bytes.buffer, read.bytes.byteOffset).getUint32(index * entryBytes, true) ^ this.zeroRegionCrc) >>> 0;
   }
 
   private holdsPending(page: number): boolean {
