@@ -384,3 +384,42 @@ describe('a power loss inside a batch of transfers (docs/format.md, "DIR2/digest
   }
 });
 
+
+describe('a power loss inside scrub --repair', () => {
+  test('after a crash at any durable call of the repair, scrub --repair again and one cycle make S equal P', () => {
+    let crashes = 0;
+    for (let k = 0; ; k++) {
+      assert.ok(k < 64, 'a repair of more than 64 durable calls');
+      dir = join(root, `repair${k}`);
+      makeVolume();
+      flipByte(join(dir, 'secondary', 'image'), 1500 * regionSize + 1); // a region of S
+      flipByte(join(dir, 'secondary', 'digests'), 8); // page 0 of the table: regions 0..1019
+      flipByte(join(dir, 'primary'), 2000 * regionSize); // an uncovered region of P
+
+      const crashing = new CrashStorage(new NodeStorage());
+      const volume = ReplicatedVolume.open(crashing, dir);
+      crashing.armCrash({ afterIo: k, mode: 'power', torn: true, seed: k });
+      let crashed = false;
+      try {
+        volume.scrub({ repair: true });
+      } catch (error) {
+        if (!isSimulatedCrash(error)) throw error;
+        crashed = true;
+      }
+      try {
+        volume.close();
+      } catch {
+        // The crashed storage refuses every call.
+      }
+      if (crashed) crashes++;
+
+      const again = scrub(true);
+      assert.ok(again.findings.every((finding) => finding.repaired), `crash after call ${k}: what is left is repaired`);
+      cycleUntilEqual();
+      assert.deepEqual(scrub().findings, [], `crash after call ${k}: clean after the cycle`);
+      removeTree(dir);
+      if (!crashed) break;
+    }
+    assert.ok(crashes >= 3, `only ${crashes} crash points inside the repair`);
+  });
+});
