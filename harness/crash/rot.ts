@@ -146,6 +146,25 @@ export function rotKind(model: ModelState, active: readonly number[]): string {
 
 type RotWay = 'restart' | 'running';
 
+/** What a region of S may hold after the next cycle: as it was, or the point in time. */
+export interface PointInTime {
+  readonly before: readonly string[];
+  readonly view: readonly string[];
+}
+
+/**
+ * What the next cycle may send, with no write in between, as the model says:
+ * running, the view of each region (W's copy, else P); idle, P (the swap makes
+ * X the new C, W empty). A region may also stay as it was: a rotted map page kept
+ * on the evidence that W or X covers a lost bit defers the region to a later
+ * cycle (docs/format.md, "Recovery"), which still ends with S = P. Digests, as
+ * state() reports them.
+ */
+export function pointInTimeAfterCycle(model: ModelState): PointInTime {
+  const view = model.primary.map((content, region) => (model.phase === 'replicating' ? (model.cow[region] ?? content) : content));
+  return { before: model.secondary, view };
+}
+
 /** Flips at every target of each chosen prefix state, both ways; the first failure, or null. */
 export async function exploreRot(explorer: Explorer, nodes: readonly PrefixNode[]): Promise<FoundFailure | null> {
   const sut = explorer.sut;
@@ -187,7 +206,7 @@ async function oneRot(explorer: Explorer, node: PrefixNode, target: RotTarget, w
     if (unopened !== null) return unopened;
     if (way === 'restart') await sut.crash();
     if (!sut.rot(target.path, target.offset)) throw new Error(`exploration: no byte at ${target.path} offset ${target.offset} to flip`);
-    const verdict = await runToTheEnd(explorer, way === 'restart', label);
+    const verdict = await runToTheEnd(explorer, way === 'restart', label, pointInTimeAfterCycle(node.model));
     if (verdict === 'detected') stats.detected++;
     else stats.healed++;
   } catch (error) {
@@ -203,7 +222,7 @@ async function oneRot(explorer: Explorer, node: PrefixNode, target: RotTarget, w
  * checks S = P. 'detected' when the volume said E_CORRUPT on the way; any other
  * refusal, an error, or S differing from P at the end is a failure (thrown).
  */
-export async function runToTheEnd(explorer: Explorer, reopen: boolean, label: string): Promise<'detected' | 'healed'> {
+export async function runToTheEnd(explorer: Explorer, reopen: boolean, label: string, pointInTime: PointInTime | null): Promise<'detected' | 'healed'> {
   const sut = explorer.sut;
   const reopenNow = async (): Promise<boolean> => {
     const reply = await sut.recover();
@@ -214,6 +233,16 @@ export async function runToTheEnd(explorer: Explorer, reopen: boolean, label: st
   try {
     if (reopen && !(await reopenNow())) return 'detected';
     cycle(sut);
+    if (pointInTime !== null) {
+      // Every region the first cycle after the flip sent holds the point in time
+      // the model says: a volume that did not say E_CORRUPT must not have repaired
+      // silently (a rotted COW copy taken for a torn one sends P's new data instead).
+      const secondary = sut.openVolume.state().secondary;
+      const differing = secondary.flatMap((digest, region) => (digest === pointInTime.before[region] || digest === pointInTime.view[region] ? [] : [region]));
+      if (differing.length > 0) {
+        throw new OracleFailure('sut', `${label}: the volume never reported E_CORRUPT, and the cycle after the flip left S other than the point in time at region(s) ${differing.join(', ')}`);
+      }
+    }
     cycle(sut);
     await sut.crash();
     if (!(await reopenNow())) return 'detected';
@@ -292,7 +321,8 @@ async function crashScrubs(explorer: Explorer, node: PrefixNode, target: RotTarg
         }
         judged.add(key);
         stats.states++;
-        await runToTheEnd(explorer, true, label);
+        // scrub --repair may drop a rotted COW copy: that region is not point-in-time for this one cycle (docs/format.md, "Scrub").
+        await runToTheEnd(explorer, true, label, null);
       } catch (error) {
         if (isCowmapError(error) && error.code === 'E_CORRUPT') continue;
         return rotFailure(node, label, error);
