@@ -5,6 +5,7 @@
 // volume never repairs silently. They need several files at once (both maps, W, P
 // and the secondary's digest table), so they live here and not in each file's class.
 
+import { assert } from './assert.ts';
 import { crc32 } from './checksum.ts';
 import { entrySize, type CowStore } from './cowStore.ts';
 import { CowmapError } from './errors.ts';
@@ -102,5 +103,19 @@ export function checkDamagedEntries(files: RecoveryFiles, damagedEntries: readon
     const problem = `the COW index entry fails its CRC-32 and region ${region} is uncovered while the primary differs from the secondary`;
     if (repairs === null) throw new CowmapError('E_CORRUPT', `open: ${files.cow.file.path} offset ${region * entrySize} region ${region}: ${problem}`);
     repairs.repair({ file: files.cow.file.path, offset: region * entrySize, region, problem }, [region]);
+  }
+}
+
+/** What a repairing recovery (scrubDir) did: each problem a repaired finding, its regions marked in X durably. */
+export class OpenRepairs implements RecoveryRepair {
+  readonly findings: ScrubFinding[] = [];
+  readonly regions: number[] = [];
+  nextMap: (() => MapFile) | null = null;
+
+  repair(finding: Omit<ScrubFinding, 'repaired'>, regions: readonly number[]): void {
+    assert(this.nextMap !== null, 'a repair before the volume was built');
+    this.nextMap().setMany(regions);
+    this.findings.push({ ...finding, repaired: true });
+    this.regions.push(...regions);
   }
 }

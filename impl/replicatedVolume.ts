@@ -56,10 +56,10 @@ import { geometryProblem, type Geometry } from './geometry.ts';
 import type { MapFile } from './mapFile.ts';
 import type { MetadataStore, Phase } from './metadata.ts';
 import { openVolumeParts } from './openVolume.ts';
-import { checkDamagedEntries, checkMapPages, checkMetadataEvidence, type RecoveryFiles, type RecoveryRepair } from './recoveryChecks.ts';
+import { checkDamagedEntries, checkMapPages, checkMetadataEvidence, OpenRepairs, type RecoveryFiles } from './recoveryChecks.ts';
 import type { RegionFile } from './regionFile.ts';
 import { scrubVolume } from './scrub.ts';
-import type { ScrubFinding, ScrubOptions, ScrubReport } from './scrubFinding.ts';
+import type { ScrubOptions, ScrubReport } from './scrubFinding.ts';
 import { volumeScrubTarget, type ScrubbedVolume } from './volumeScrub.ts';
 import type { Replica } from './replica.ts';
 import type { Lock, Storage } from './storage.ts';
@@ -782,19 +782,5 @@ function recoverParts<T extends ReplicatedVolume>(
   } catch (error) {
     closeParts(parts);
     throw asVolumeError(error, where, missingAs);
-  }
-}
-
-/** What a repairing recovery (scrubDir) did: each problem a repaired finding, its regions marked in X durably. */
-class OpenRepairs implements RecoveryRepair {
-  readonly findings: ScrubFinding[] = [];
-  readonly regions: number[] = [];
-  nextMap: (() => MapFile) | null = null;
-
-  repair(finding: Omit<ScrubFinding, 'repaired'>, regions: readonly number[]): void {
-    assert(this.nextMap !== null, 'a repair before the volume was built');
-    this.nextMap().setMany(regions);
-    this.findings.push({ ...finding, repaired: true });
-    this.regions.push(...regions);
   }
 }
