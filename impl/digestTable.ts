@@ -197,7 +197,7 @@ export class DigestTable {
   private rotError(page: number, region: number, where: string): CowmapError {
     return new CowmapError(
       'E_CORRUPT',
-      `${where}: ${this.file.path} page ${page} (offset ${this.offsetOf(page)}) fails its CRC-32 and holds the digest of region ${region}`,
+      `${where}: ${this.file.path} offset ${this.offsetOf(page)} region ${region}: page ${page} of the digest table fails its CRC-32 and holds no region of the running cycle left to send (rot)`,
     );
   }
 

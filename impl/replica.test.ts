@@ -122,7 +122,7 @@ describe('the digest table', () => {
     flipByte(join(dir, 'image'), 2 * regionSize + 100);
     withReplica((replica) => {
       assert.notDeepEqual(replica.readRegion(2), content(2)); // unverified: the bytes as they are
-      expectCorrupt(() => replica.readRegion(2, { verify: true }), new RegExp(`image offset ${2 * regionSize}: region 2 does not match`));
+      expectCorrupt(() => replica.readRegion(2, { verify: true }), new RegExp(`image offset ${2 * regionSize} region 2: the region does not match its digest`));
       assert.equal(replica.verifyRegion(2), false);
       assert.equal(replica.verifyRegion(1), true);
     });
@@ -133,8 +133,8 @@ describe('the digest table', () => {
     withReplica((replica) => replica.writeRegions([1030, 1031], (region) => content(region)), 2100);
     flipByte(join(dir, 'digests'), digestPageBytes + 11 * 4 + 1); // region 1031's entry
     withReplica((replica) => {
-      expectCorrupt(() => replica.digestOf(1030), /digests page 1 \(offset 4096\) fails its CRC-32 and holds the digest of region 1030/);
-      expectCorrupt(() => replica.readRegion(1100, { verify: true }), /digests page 1/);
+      expectCorrupt(() => replica.digestOf(1030), /digests offset 4096 region 1030: page 1 of the digest table fails its CRC-32/);
+      expectCorrupt(() => replica.readRegion(1100, { verify: true }), /digests offset 4096 region 1100: page 1 /);
       assert.equal(replica.digestOf(0), crc32(new Uint8Array(regionSize))); // page 0 is fine
       assert.deepEqual(replica.digestPageProblems(), [{ page: 1, offset: 4096, firstRegion: 1020, regionCount: 1020 }]);
       // A send into a rotten page is refused before anything is written.

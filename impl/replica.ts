@@ -283,7 +283,7 @@ export class FileReplica implements Replica {
     if (options.verify === true && crc32(bytes) !== this.digests.entry(region, `read(region ${region})`)) {
       throw new CowmapError(
         'E_CORRUPT',
-        `read(region ${region}): ${this.imagePath} offset ${this.image.offsetOf(region)}: region ${region} does not match its digest in ${this.digestsPath}`,
+        `read(region ${region}): ${this.imagePath} offset ${this.image.offsetOf(region)} region ${region}: the region does not match its digest in ${this.digestsPath}`,
       );
     }
     return bytes;
