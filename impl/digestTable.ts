@@ -41,6 +41,19 @@ export function digestTableSize(regions: number): number {
   return Math.ceil(regions / entriesPerPage) * digestPageBytes;
 }
 
+/**
+ * The digest table's share of the I/O of one batch of transfers (writeRegions of
+ * `regions`), for the benches that count bytes and calls: each touched page read
+ * once and written once, one write per run of adjacent pages, one sync.
+ */
+export function digestBatchIo(regions: readonly number[]): { bytesRead: number; bytesWritten: number; writeCalls: number; syncCalls: number } {
+  if (regions.length === 0) return { bytesRead: 0, bytesWritten: 0, writeCalls: 0, syncCalls: 0 };
+  const pages = [...new Set(regions.map((region) => Math.floor(region / entriesPerPage)))].sort((a, b) => a - b);
+  const runs = pages.filter((page, index) => index === 0 || page !== pages[index - 1]! + 1).length;
+  const bytes = pages.length * digestPageBytes;
+  return { bytesRead: bytes, bytesWritten: bytes, writeCalls: runs, syncCalls: 1 };
+}
+
 /** A page of the table as read, decoded. */
 interface Page {
   bytes: Uint8Array;

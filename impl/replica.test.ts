@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import { crc32 } from './checksum.ts';
-import { digestPageBytes, digestTableSize, entriesPerPage } from './digestTable.ts';
+import { digestBatchIo, digestPageBytes, digestTableSize, entriesPerPage } from './digestTable.ts';
 import { CowmapError, type ErrorCode } from './errors.ts';
 import { makeTemporaryDir, NodeStorage, removeTree } from './nodeStorage.ts';
 import { encodeReplicaHeader, FileReplica, type ReplicaIdentity } from './replica.ts';
@@ -190,6 +190,40 @@ describe('the digest table', () => {
       replica.close();
     }
     withReplica((again) => assert.deepEqual(again.readRegion(3, { verify: true }), content(3)));
+  });
+
+  test('digestBatchIo counts what writeRegions does to the table: pages read and written, one write per run, one sync', () => {
+    FileReplica.create(storage, dir, identity(5000)).close();
+    const batch = [2999, 0, 1020, 5, 4500];
+    const counted = { bytesRead: 0, bytesWritten: 0, writeCalls: 0, syncCalls: 0 };
+    const counting = {
+      ...storage,
+      open: (path: string, options: { create: boolean }) => {
+        const file = storage.open(path, options);
+        if (!path.endsWith('digests')) return file;
+        return {
+          path: file.path,
+          read: (position: number, length: number) => ((counted.bytesRead += length), file.read(position, length)),
+          write: (position: number, data: Uint8Array) => ((counted.bytesWritten += data.length), counted.writeCalls++, file.write(position, data)),
+          sync: () => (counted.syncCalls++, file.sync()),
+          truncate: (length: number) => file.truncate(length),
+          size: () => file.size(),
+          close: () => file.close(),
+        };
+      },
+      exists: (path: string) => storage.exists(path),
+    };
+    const replica = FileReplica.open(counting as unknown as NodeStorage, dir, identity(5000), { readOnly: false });
+    try {
+      Object.assign(counted, { bytesRead: 0, bytesWritten: 0, writeCalls: 0, syncCalls: 0 }); // open's own sync
+      replica.writeRegions(batch, (region) => content(region));
+    } finally {
+      replica.close();
+    }
+    // Pages 0, 1, 2 (one run) and 4: 4 pages, 2 writes.
+    assert.deepEqual(digestBatchIo(batch), { bytesRead: 4 * digestPageBytes, bytesWritten: 4 * digestPageBytes, writeCalls: 2, syncCalls: 1 });
+    assert.deepEqual(counted, digestBatchIo(batch));
+    assert.deepEqual(digestBatchIo([]), { bytesRead: 0, bytesWritten: 0, writeCalls: 0, syncCalls: 0 });
   });
 
   test('entries per page and the page size agree with the documented layout', () => {
