@@ -62,8 +62,8 @@ export interface ScrubTarget {
   dropCopy(region: number): void;
 }
 
-/** A finding and what --repair does about it. */
-interface Pending {
+/** A finding as scrub notes it, and what --repair does about it. */
+interface Noted {
   finding: ScrubFinding;
   /** The regions to mark in X, or null when nothing is repaired (metadata). */
   affected: RegionRange | null;
@@ -81,11 +81,11 @@ interface Pending {
  * failing digest and map pages are rewritten and the failing COW copies dropped.
  */
 export function scrubVolume(target: ScrubTarget, options: ScrubOptions): ScrubReport {
-  const pending: Pending[] = [];
+  const noted: Noted[] = [];
   const own = (findings: TargetFinding[], repairable: boolean, droppedCopy = false): void => {
     for (const { affected, ...finding } of findings) {
       const range = affected ?? (finding.region === null ? null : { first: finding.region, count: 1 });
-      pending.push({ finding: { ...finding, repaired: false }, affected: repairable ? range : null, droppedCopy: droppedCopy && finding.region !== null });
+      noted.push({ finding: { ...finding, repaired: false }, affected: repairable ? range : null, droppedCopy: droppedCopy && finding.region !== null });
     }
   };
   own(target.metadataFindings(), false);
@@ -94,14 +94,14 @@ export function scrubVolume(target: ScrubTarget, options: ScrubOptions): ScrubRe
   const cowFindings = target.cowFindings();
   own(cowFindings, true, true);
   const digestPages = target.replica.digestPageProblems();
-  for (const page of digestPages) pending.push(digestPageFinding(target, page));
-  const regionsChecked = checkRegions(target, digestPages, pending);
+  for (const page of digestPages) noted.push(digestPageFinding(target, page));
+  const regionsChecked = checkRegions(target, digestPages, noted);
 
-  const repairedRegions = options.repair ? repair(target, pending, { mapFindings, cowFindings, digestPages }) : [];
-  return { findings: pending.map((entry) => entry.finding), repairedRegions, regionsChecked };
+  const repairedRegions = options.repair ? repair(target, noted, { mapFindings, cowFindings, digestPages }) : [];
+  return { findings: noted.map((entry) => entry.finding), repairedRegions, regionsChecked };
 }
 
-function digestPageFinding(target: ScrubTarget, page: DigestPageProblem): Pending {
+function digestPageFinding(target: ScrubTarget, page: DigestPageProblem): Noted {
   const last = page.firstRegion + page.regionCount - 1;
   return {
     finding: {
@@ -120,7 +120,7 @@ function digestPageFinding(target: ScrubTarget, page: DigestPageProblem): Pendin
  * same entry unless covered. Regions of a failing digest page are skipped (their
  * entries are unknown; the page's finding covers them). Returns the regions read.
  */
-function checkRegions(target: ScrubTarget, failingPages: readonly DigestPageProblem[], pending: Pending[]): number {
+function checkRegions(target: ScrubTarget, failingPages: readonly DigestPageProblem[], noted: Noted[]): number {
   const { replica, regionSize } = target;
   const skipped = new Bitmap(target.regions);
   for (const page of failingPages) for (let region = page.firstRegion; region < page.firstRegion + page.regionCount; region++) skipped.set(region);
@@ -135,20 +135,20 @@ function checkRegions(target: ScrubTarget, failingPages: readonly DigestPageProb
     if (checkSecondary) {
       const read = crc32(replica.readRegion(region));
       if (read !== digest) {
-        pending.push(regionFinding(replica.imagePath, region, regionSize, `region ${region} of the secondary does not match its digest in ${replica.digestsPath} (CRC-32 ${hex(read)}, the table holds ${hex(digest)})`));
+        noted.push(regionFinding(replica.imagePath, region, regionSize, `region ${region} of the secondary does not match its digest in ${replica.digestsPath} (CRC-32 ${hex(read)}, the table holds ${hex(digest)})`));
       }
     }
     if (checkPrimary) {
       const read = crc32(target.readPrimary(region));
       if (read !== digest) {
-        pending.push(regionFinding(target.primaryPath, region, regionSize, `region ${region} of the primary differs from the secondary's digest (CRC-32 ${hex(read)}, the table holds ${hex(digest)}) while no map bit and no COW copy covers it: P and S must agree there`));
+        noted.push(regionFinding(target.primaryPath, region, regionSize, `region ${region} of the primary differs from the secondary's digest (CRC-32 ${hex(read)}, the table holds ${hex(digest)}) while no map bit and no COW copy covers it: P and S must agree there`));
       }
     }
   }
   return regionsChecked;
 }
 
-function regionFinding(file: string, region: number, regionSize: number, problem: string): Pending {
+function regionFinding(file: string, region: number, regionSize: number, problem: string): Noted {
   return { finding: { file, offset: region * regionSize, region, problem, repaired: false }, affected: { first: region, count: 1 } };
 }
 
@@ -159,11 +159,11 @@ function hex(crc: number): string {
 /** The repair, in its durable order; returns the regions marked in X, ascending. */
 function repair(
   target: ScrubTarget,
-  pending: Pending[],
+  noted: Noted[],
   found: { mapFindings: TargetFinding[]; cowFindings: TargetFinding[]; digestPages: DigestPageProblem[] },
 ): number[] {
   const marked = new Bitmap(target.regions);
-  for (const { affected } of pending) {
+  for (const { affected } of noted) {
     if (affected === null) continue;
     assert(affected.first >= 0 && affected.count >= 0 && affected.first + affected.count <= target.regions, `repair range ${affected.first}+${affected.count}`);
     for (let region = affected.first; region < affected.first + affected.count; region++) marked.set(region);
@@ -175,7 +175,7 @@ function repair(
   if (found.digestPages.length > 0) target.replica.rewriteDigestPages(found.digestPages.map((page) => page.page));
   if (found.mapFindings.length > 0) target.rewriteMapPages();
   for (const finding of found.cowFindings) if (finding.region !== null) target.dropCopy(finding.region);
-  for (const entry of pending) {
+  for (const entry of noted) {
     if (entry.affected === null) continue;
     entry.finding.repaired = true;
     if (entry.droppedCopy) {
