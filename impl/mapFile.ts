@@ -165,8 +165,10 @@ export class MapFile {
   clearAll(): void {
     assert(this.deferredPages.isClear(), 'clearing a map with deferred bits');
     const dirty = new Bitmap(this.pageCount);
-    for (const region of this.bits.regionsSet()) dirty.set(Math.floor(region / regionsPerPage));
-    for (const page of this.failed.keys()) dirty.set(page);
+    const bytes = this.bits.bytes;
+    for (let page = 0; page < this.pageCount; page++) {
+      if (this.failed.has(page) || !isAllZero(bytes.subarray(page * pageBitBytes, Math.min((page + 1) * pageBitBytes, bytes.length)))) dirty.set(page);
+    }
     this.bits.clearAll();
     const writeCount = this.writeRuns((page) => dirty.has(page), (page) => this.encode(page));
     if (writeCount > 0) this.file.sync();
