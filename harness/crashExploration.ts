@@ -812,7 +812,8 @@ export class Explorer {
       await this.recoverAndFinish(oracle, label, steps);
       const recovery = { path: sut.lastRecoveryPath, io: sut.lastRecoveryIo };
       if (carried !== '') await this.powerLossAfterRecovery(oracle, label, steps, followUp);
-      if (this.recoveryCrashes.wants(recovery.path)) {
+      // A path is crashed once per kind of prefix state: the same calls over an empty or a full map differ.
+      if (this.recoveryCrashes.wants(`${rotKind(node.model, this.activeRegions)}|${recovery.path}`)) {
         const found = await crashRecoveries(this, { node, label, choice, shape, crash, inside, recoveryIo: recovery.io });
         if (found !== null) return found;
       }

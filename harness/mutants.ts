@@ -16,10 +16,14 @@
 // reaches: such a mutant names the stages that do in `reachedBy`.
 
 import { sectorSize, type Geometry } from '../impl/geometry.ts';
+import { encodeSlot, slotSize, type MetadataChange, type MetadataRecord } from '../impl/metadata.ts';
+import { pageBitBytes, regionsPerPage } from '../impl/mapPage.ts';
 import { ReplicatedVolume } from '../impl/replicatedVolume.ts';
+import type { FileHandle, Lock, LockOptions, OpenFileOptions, Storage } from '../impl/storage.ts';
+import type { CreateOptions, OpenOptions, VolumeParts } from '../impl/volumeParts.ts';
 
 /** The stages of `cowmap mutants`: the verify stages, then conform through the adapter. */
-export const mutantStageKeys = ['fig4', 'traces', 'paths', 'fuzz', 'crashes', 'conform'] as const;
+export const mutantStageKeys = ['fig4', 'traces', 'paths', 'fuzz', 'crashes', 'crashes-wide', 'conform'] as const;
 export type MutantStageKey = (typeof mutantStageKeys)[number];
 
 export interface Mutant {
@@ -253,6 +257,144 @@ class TransferInTwoHalves extends ReplicatedVolume {
   }
 }
 
+// ------------------------------------- issue 12: durability of names, integrity
+
+/** A Storage whose syncDir does nothing while `skipping` is set; everything else passes through. */
+class DirSyncSkipper implements Storage {
+  skipping = true;
+  constructor(private readonly inner: Storage) {}
+  open(path: string, options: OpenFileOptions): FileHandle {
+    return this.inner.open(path, options);
+  }
+  exists(path: string): boolean {
+    return this.inner.exists(path);
+  }
+  mkdir(path: string): void {
+    this.inner.mkdir(path);
+  }
+  rmdir(path: string): void {
+    this.inner.rmdir(path);
+  }
+  syncDir(path: string): void {
+    if (!this.skipping) this.inner.syncDir(path);
+  }
+  rename(from: string, to: string): void {
+    this.inner.rename(from, to);
+  }
+  unlink(path: string): void {
+    this.inner.unlink(path);
+  }
+  list(path: string): string[] {
+    return this.inner.list(path);
+  }
+  lock(dir: string, options?: LockOptions): Lock | null {
+    return this.inner.lock(dir, options);
+  }
+}
+
+type Constructed<T> = new (parts: VolumeParts) => T;
+
+/**
+ * Open (and its recovery) without the syncs of DIR and the secondary's directory:
+ * a create killed after renaming `meta` into place and before its directory sync
+ * leaves a name that a power loss after acknowledged writes can take away.
+ */
+class RecoveryWithoutDirSync extends ReplicatedVolume {
+  static override open<T extends ReplicatedVolume>(this: Constructed<T>, storage: Storage, dir: string, options: OpenOptions = {}): T {
+    const skipper = new DirSyncSkipper(storage);
+    try {
+      return (ReplicatedVolume.open as (this: Constructed<T>, storage: Storage, dir: string, options: OpenOptions) => T).call(this, skipper, dir, options);
+    } finally {
+      skipper.skipping = false;
+    }
+  }
+}
+
+/** The names a volume's own files have in DIR. */
+const volumeFileNames = ['meta', 'primary', 'map0', 'map1', 'cow'] as const;
+
+/** init of a directory that holds files named like the volume's removes them first (a user's `primary` included). */
+class InitOverwritesFiles extends ReplicatedVolume {
+  static override create<T extends ReplicatedVolume>(this: Constructed<T>, storage: Storage, dir: string, geometry: Geometry, options: CreateOptions = {}): T {
+    for (const name of volumeFileNames) {
+      const path = `${dir}/${name}`;
+      if (storage.exists(path)) storage.unlink(path);
+    }
+    return (ReplicatedVolume.create as (this: Constructed<T>, storage: Storage, dir: string, geometry: Geometry, options: CreateOptions) => T).call(this, storage, dir, geometry, options);
+  }
+}
+
+/** Recovery takes every COW slot failing its digest for a torn preserve: a rotted copy is dropped silently. */
+class RecoveryIgnoresDigests extends ReplicatedVolume {
+  protected override isTornPreserve(): boolean {
+    return true;
+  }
+}
+
+/**
+ * Completion writes only the first run of changed map bytes of the next map: the
+ * bits of a later, separate run of bytes (regions 16..23 after a change in 0..7)
+ * stay in memory only, and a restart loses them.
+ */
+class CompletionWritesFirstMapRun extends ReplicatedVolume {
+  protected override persistNext(): void {
+    const map = this.nextMap;
+    const onDisk = map.file.read(0, Math.min(pageBitBytes, Math.ceil(this.regions / 8)));
+    const inMemory = new Uint8Array(onDisk.length);
+    for (const region of map.bits.regionsSet()) if (region < regionsPerPage) inMemory[region >> 3]! |= 1 << (region & 7);
+    // The bytes after the first run of bytes that differ from the disk: left out of this write.
+    let byte = 0;
+    while (byte < onDisk.length && onDisk[byte] === inMemory[byte]) byte++;
+    while (byte < onDisk.length && onDisk[byte] !== inMemory[byte]) byte++;
+    const left: number[] = [];
+    for (const region of map.bits.regionsSet()) {
+      if (region >> 3 >= byte && region < regionsPerPage && ((onDisk[region >> 3]! >> (region & 7)) & 1) === 0) left.push(region);
+    }
+    for (const region of left) map.bits.clear(region);
+    try {
+      super.persistNext();
+    } finally {
+      for (const region of left) map.bits.set(region);
+    }
+  }
+}
+
+/**
+ * Recovery rewrites the next map by truncating it to nothing and extending it
+ * again before writing its bits back and syncing: a crash in between leaves a map
+ * of zeros (a valid, clear map), and the next bits are gone.
+ */
+class RecoveryTruncatesMap extends ReplicatedVolume {
+  protected override recover(): void {
+    super.recover();
+    if (this.readOnly) return;
+    const file = this.nextMap.file;
+    const size = file.size();
+    const bytes = file.read(0, size).slice();
+    file.truncate(0);
+    file.truncate(size);
+    file.write(0, bytes);
+    file.sync();
+  }
+}
+
+/**
+ * The metadata kept in ONE slot, updated in place (the sequence steps by 2 so
+ * that it stays in its slot): a torn update leaves no valid slot at all.
+ */
+class MetadataUpdatedInPlace extends ReplicatedVolume {
+  constructor(parts: VolumeParts) {
+    super(parts);
+    const store = this.metadata as unknown as { winner: MetadataRecord; file: FileHandle; update(change: MetadataChange): void };
+    store.update = (change: MetadataChange) => {
+      const next: MetadataRecord = { ...store.winner, ...change, sequence: store.winner.sequence + 2 };
+      store.file.write((next.sequence % 2) * slotSize, encodeSlot(next));
+      store.file.sync();
+      store.winner = next;
+    };
+  }
+}
+
 // ------------------------------------------- the adapter protocol's own rules
 
 /** Accepts any region size from 512 bytes up, a multiple of 512 or not (E_SIZE expected); below 512 it still refuses. */
@@ -273,6 +415,9 @@ class CreatesOverExistingVolume extends ReplicatedVolume {
 class IgnoresLock extends ReplicatedVolume {
   protected static override readonly honoursLock: boolean = false;
 }
+
+/** The wide crash exploration (17 regions, cowmap crashes' second geometry) reaches it. */
+const wideCrashes: readonly MutantStageKey[] = ['crashes-wide'];
 
 export const mutants: Readonly<Record<string, Mutant>> = {
   'no-cow': { volumeClass: NoCopyOnWrite, description: 'no copy-on-write' },
@@ -334,6 +479,37 @@ export const mutants: Readonly<Record<string, Mutant>> = {
   },
   'creates-over-existing': { volumeClass: CreatesOverExistingVolume, description: 'create over an existing volume replaces it', reachedBy: onlyConform },
   'ignores-lock': { volumeClass: IgnoresLock, description: 'open of a volume that another live process holds', reachedBy: onlyConform },
+  // Issue 12: what the crash exploration could not see before (names, create, recovery, rot).
+  'recovery-without-dir-sync': {
+    volumeClass: RecoveryWithoutDirSync,
+    description: 'open without the syncs of the volume and secondary directories (a meta that a power loss may take away)',
+    reachedBy: ['crashes', 'crashes-wide'],
+  },
+  'init-overwrites-files': {
+    volumeClass: InitOverwritesFiles,
+    description: "init that removes files named like the volume's (a user's primary or cow)",
+    reachedBy: ['crashes', 'crashes-wide'],
+  },
+  'recovery-ignores-digests': {
+    volumeClass: RecoveryIgnoresDigests,
+    description: 'recovery that takes a rotted COW copy for a torn preserve (rot mode)',
+    reachedBy: ['crashes', 'crashes-wide'],
+  },
+  'completion-first-map-run': {
+    volumeClass: CompletionWritesFirstMapRun,
+    description: 'completion that writes only the first run of changed next-map bytes (17+ regions)',
+    reachedBy: wideCrashes,
+  },
+  'recovery-truncates-map': {
+    volumeClass: RecoveryTruncatesMap,
+    description: 'recovery that truncates and re-extends the next map before writing it back',
+    reachedBy: ['crashes', 'crashes-wide'],
+  },
+  'metadata-in-place': {
+    volumeClass: MetadataUpdatedInPlace,
+    description: 'the metadata in a single slot updated in place (a torn update inside the sector)',
+    reachedBy: ['crashes', 'crashes-wide'],
+  },
 };
 
 export function mutantNamed(name: string): Mutant {

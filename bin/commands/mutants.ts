@@ -9,7 +9,8 @@
 // whole conform run (conform's own default is 240 s: `--time-budget 240` runs
 // conform as a user's default run does).
 //
-// `--stages` picks stages by key (fig4, traces, paths, fuzz, crashes, conform).
+// `--stages` picks stages by key (fig4, traces, paths, fuzz, crashes, crashes-wide,
+// conform); crashes-wide is the 17-region exploration of `cowmap crashes`.
 // `make test` runs only the two generic nets, fuzz and crashes, which must catch
 // every mutant they can reach on their own; a mutant whose class none of the
 // stages asked for reaches (harness/mutants.ts `reachedBy`: regions 8 and up,
@@ -21,6 +22,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { AdapterSut, ProtocolError } from '../../harness/adapterSut.ts';
+import { exploreCrashes } from '../../harness/crashExploration.ts';
+import type { VolumeClass } from '../../harness/crashExploration.ts';
+import { defaultPlan } from './crashes.ts';
 import { runConformance } from '../../harness/conformance/run.ts';
 import type { ConformanceReport } from '../../harness/conformance/result.ts';
 import { mutants, mutantStageKeys } from '../../harness/mutants.ts';
@@ -53,7 +57,7 @@ interface Row {
 }
 
 /** Stage keys for --stages, matched against the start of each verify stage's name; `conform` is the adapter run. */
-const verifyStageKeys: Readonly<Record<Exclude<MutantStageKey, 'conform'>, RegExp>> = {
+const verifyStageKeys: Readonly<Record<Exclude<MutantStageKey, 'conform' | 'crashes-wide'>, RegExp>> = {
   fig4: /^FIG\. 4/,
   traces: /^traces\//,
   paths: /^path tests/,
@@ -61,6 +65,20 @@ const verifyStageKeys: Readonly<Record<Exclude<MutantStageKey, 'conform'>, RegEx
   crashes: /^crash exploration/,
 };
 const conformKey: MutantStageKey = 'conform';
+const wideKey: MutantStageKey = 'crashes-wide';
+const wideStageName = 'crash exploration, wide (17 regions)';
+
+/**
+ * The wide geometry of `cowmap crashes` (17 regions: three map bytes, three
+ * sectors of COW entries), which no verify stage runs: a bug past the first map
+ * byte or index sector shows only there.
+ */
+async function wideCrashes(volumeClass: VolumeClass, quick: boolean, failuresDir: string): Promise<Detection> {
+  const shape = defaultPlan[1]!;
+  const result = await exploreCrashes({ ...shape, ...(quick ? { activeRegions: [0, 16], recoveryPathsMax: 4, rotStatesMax: 2, scrubStatesMax: 1 } : {}), volumeClass, failuresDir });
+  const caught = result.failure !== null;
+  return { stage: wideStageName, caught, seconds: result.stats.seconds, check: caught ? checkOf(result.failure!.message) : '' };
+}
 const stageKeys: readonly string[] = mutantStageKeys;
 const conformStageName = 'conform (adapter)';
 
@@ -175,7 +193,8 @@ export const command: Command = {
       if (!stageKeys.includes(key)) return usageError('mutants', `no stage '${key}' (stages: ${stageKeys.join(', ')})`);
     }
     const runConform = keys.includes(conformKey);
-    const verifyKeys = keys.filter((key) => key !== conformKey) as Exclude<MutantStageKey, 'conform'>[];
+    const runWide = keys.includes(wideKey);
+    const verifyKeys = keys.filter((key) => key !== conformKey && key !== wideKey) as Exclude<MutantStageKey, 'conform' | 'crashes-wide'>[];
     const selected = (stageName: string) => verifyKeys.some((key) => verifyStageKeys[key].test(stageName));
     // A mutant that none of the stages asked for reaches would be missed by design: it is not run.
     const names = asked.filter((name) => {
@@ -207,6 +226,7 @@ export const command: Command = {
           const caught = stageResult.failure !== null;
           detections.push({ stage: stage.name, caught, seconds: stageResult.seconds, check: caught ? checkOf(stageResult.failure!) : '' });
         }
+        if (runWide) detections.push(await wideCrashes(mutant.volumeClass, values.quick, scratch));
         const conform = runConform ? await conformAgainst(name, { seed, budgetSeconds: budget, quick: values.quick, failuresDir: scratch }) : null;
         rows.push({ name, description: mutant.description, detections, conform });
         const all = [...detections, ...(conform === null ? [] : [conform])];

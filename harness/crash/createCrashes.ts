@@ -18,15 +18,21 @@ import type { SutOp } from '../sut.ts';
 import type { Choice } from './choices.ts';
 import { choicesAt, choiceText, powerChoices } from './choices.ts';
 import type { ChoiceShape } from './explorationSut.ts';
+import { volumeDir } from './explorationSut.ts';
+import { MemoryStorage } from './memoryStorage.ts';
 
 /** Crashes create at each of its durable calls, in every mode the exploration runs; the first failure, or null. */
 export async function crashCreates(explorer: Explorer, root: PrefixNode): Promise<FoundFailure | null> {
   const sut = explorer.sut;
   const stats = explorer.stats.inside.create;
+  const foreign = keepsForeignFiles(explorer, root);
+  if (foreign !== null) return foreign;
   const made = sut.createCrashing(explorer.geometry, null);
   if (made.crashed || !made.reply.ok) throw new Error('exploration: create failed without a crash');
   const io = made.reply.io ?? 0;
-  for (let afterIo = 0; afterIo <= io; afterIo++) {
+  // Last call first: the crashes after the metadata is in place (where open's own
+  // directory sync matters) are judged before those that leave a bare directory.
+  for (let afterIo = io; afterIo >= 0; afterIo--) {
     stats.points++;
     const judged = new Set<string>();
     // A process crash first: it learns what is unsynced at this call, which sizes the power and torn choices.
@@ -40,6 +46,44 @@ export async function crashCreates(explorer: Explorer, root: PrefixNode): Promis
         if (mode === 'process' && shape === null) shape = sut.lastShape;
       }
     }
+  }
+  return null;
+}
+
+/** What a user keeps in the directory given to init, under the names of a volume's own files. */
+const foreignFiles: ReadonlyArray<{ name: string; bytes: Uint8Array }> = [
+  { name: 'primary', bytes: new TextEncoder().encode('a user file named primary') },
+  { name: 'cow', bytes: new TextEncoder().encode('a user file named cow') },
+];
+
+/**
+ * create in a directory that holds a user's files named like the volume's own
+ * (synced: durable) must refuse with E_EXISTS and leave them as they were: init
+ * never removes or truncates what it did not make (issue 12, item 2).
+ */
+function keepsForeignFiles(explorer: Explorer, root: PrefixNode): FoundFailure | null {
+  const sut = explorer.sut;
+  const label = `create in ${volumeDir}, which holds a user's files named ${foreignFiles.map((file) => file.name).join(' and ')}`;
+  try {
+    const files = new MemoryStorage();
+    files.mkdir(volumeDir);
+    for (const { name, bytes } of foreignFiles) {
+      const handle = files.open(`${volumeDir}/${name}`, { create: true });
+      handle.write(0, bytes);
+      handle.close();
+    }
+    const reply = sut.createOver(files, explorer.geometry);
+    if (reply.ok || reply.code !== 'E_EXISTS') {
+      throw new OracleFailure('sut', `${label}: ${reply.ok ? 'it succeeded' : `${reply.code}: ${reply.message}`}; it must refuse with E_EXISTS`);
+    }
+    for (const { name, bytes } of foreignFiles) {
+      const path = `${volumeDir}/${name}`;
+      const size = files.fileSize(path);
+      const kept = size === bytes.length && files.open(path, { create: false }).read(0, size).every((byte, index) => byte === bytes[index]);
+      if (!kept) throw new OracleFailure('sut', `${label}: it refused, but ${path} is ${size === null ? 'gone' : 'changed'}`);
+    }
+  } catch (error) {
+    return { error: asFailure(error, label), node: root, op: null, plainOp: null, crashAfterIo: null, choice: null, shape: null, steps: [], special: label };
   }
   return null;
 }

@@ -260,6 +260,18 @@ export class ExplorationSut implements SystemUnderTest {
     return this.runArmed(storage, arm, 'create', () => this.volumeClass.create(storage, volumeDir, geometry));
   }
 
+  /** create over `files` as they are (a directory a user prepared), on a fresh crash layer. */
+  createOver(files: MemoryStorage, geometry: Geometry): SutReply {
+    this.dropVolume();
+    this.reset();
+    this.memory = files;
+    const storage = new CrashStorage(files);
+    this.storage = storage;
+    const result = this.runArmed(storage, null, 'create', () => this.volumeClass.create(storage, volumeDir, geometry));
+    if (result.crashed) throw new Error('exploration: create crashed with no crash armed');
+    return result.reply;
+  }
+
   /** create again over the files there are (after a crash, or after open said E_NOT_FOUND). */
   createAgain(geometry: Geometry): SutReply {
     const storage = this.recoveryStorage();
