@@ -160,6 +160,17 @@ describe('cowmap scrub', () => {
     assert.match(run.stdout, /the volume does not open \(E_CORRUPT\)/);
   });
 
+  it('--secondary DIR2: scrubs a secondary that moved away from where the volume recorded it', () => {
+    const dir = makeVolume();
+    const moved = join(root, `moved${volumeCount}`);
+    storage.rename(join(dir, 'secondary'), moved);
+    flipByte(join(moved, 'image'), 2 * regionSize);
+    const run = scrub([dir, '--secondary', moved]);
+    assert.equal(run.status, 1, run.stderr);
+    assert.match(run.stdout, new RegExp(`^E_CORRUPT: ${join(moved, 'image')} offset ${2 * regionSize} region 2: `, 'm'));
+    assert.equal(scrub([dir]).status, 1); // the recorded place is empty: open refuses (E_CORRUPT), one line
+  });
+
   it('--help exits 0; a missing DIR is a usage error (exit 2); no volume is E_NOT_FOUND (exit 1)', () => {
     const help = scrub(['--help']);
     assert.equal(help.status, 0);
