@@ -9,6 +9,8 @@ import { isCowmapError } from '../impl/errors.ts';
 import { makeTemporaryDir, NodeStorage, removeTree } from '../impl/nodeStorage.ts';
 import { ReplicatedVolume } from '../impl/replicatedVolume.ts';
 import type { Geometry } from '../model/types.ts';
+import { exploreCrashes } from './crashExploration.ts';
+import type { ExplorationOptions } from './crashExploration.ts';
 import { mutantNamed, mutants } from './mutants.ts';
 import { Prng } from './prng.ts';
 import { ReferenceSut } from './referenceSut.ts';
@@ -69,11 +71,17 @@ describe(`mutants of issue 11's classes (seed ${seed})`, () => {
   it('every mutant of these classes that the generic nets miss has an aimed scenario here', () => {
     const atOpen = ['accepts-unaligned-region-size', 'creates-over-existing', 'ignores-lock'];
     const missedByNets = Object.entries(mutants)
-      .filter(([name, mutant]) => mutant.reachedBy !== undefined && !mutant.reachedBy.includes('fuzz') && !mutant.reachedBy.includes('crashes') && !atOpen.includes(name))
+      .filter(([name, mutant]) => mutant.reachedBy !== undefined && !mutant.reachedBy.includes('fuzz') && !mutant.reachedBy.includes('crashes') && !mutant.reachedBy.includes('crashes-wide') && !atOpen.includes(name))
       .map(([name]) => name);
     assert.ok(missedByNets.length >= 4);
     for (const name of missedByNets) assert.ok(Object.hasOwn(aimed, name), `no aimed scenario for ${name}`);
-    for (const mutant of Object.values(mutants)) assert.ok(mutant.reachedBy === undefined || mutant.reachedBy.includes('conform'), 'conform must reach every mutant');
+    // Issue 12's mutants need what the adapter protocol cannot ask for (names that a
+    // power loss takes back, rot, tears inside a sector, crashes inside create or
+    // recovery): the crash exploration reaches them, tested below.
+    for (const [name, mutant] of Object.entries(mutants)) {
+      if (issue12Mutants.includes(name)) continue;
+      assert.ok(mutant.reachedBy === undefined || mutant.reachedBy.includes('conform'), `conform must reach ${name}`);
+    }
   });
 
   it('the geometry mutants behave on 8 regions or fewer of one sector, with label data', async () => {
@@ -84,6 +92,39 @@ describe(`mutants of issue 11's classes (seed ${seed})`, () => {
     const steps: ScenarioStep[] = [op({ type: 'write', region: 1, data: label('A1') }), startCycle, op({ type: 'write', region: 1, data: label('A2') }), transfer(1), completeCycle];
     for (const name of ['transfer-sends-primary-from-region-8', 'write-first-sector-only', 'transfer-stops-at-zero-byte', 'map-keeps-8-bits']) {
       const result = await runScenario(new ReferenceSut({ volumeClass: mutantNamed(name).volumeClass, name }), small, steps, book);
+      assert.equal(result.failure, null, `${name}: ${result.failure?.message}`);
+    }
+  });
+});
+
+const issue12Mutants = ['recovery-without-dir-sync', 'init-overwrites-files', 'recovery-ignores-digests', 'completion-first-map-run', 'recovery-truncates-map', 'metadata-in-place'];
+
+describe('mutants of issue 12: each caught by the part of the crash exploration aimed at its class', () => {
+  const only = { createCrashes: false, recoveryPathsMax: 0, rot: false, failuresDir: null } as const;
+  const aimedExplorations: Readonly<Record<string, { options: ExplorationOptions; failure: RegExp }>> = {
+    // A create killed after renaming meta, open without syncing DIR, a power loss after acknowledged writes.
+    'recovery-without-dir-sync': { options: { ...only, length: 0, regions: 2, values: 1, createCrashes: true }, failure: /E_NOT_FOUND/ },
+    'init-overwrites-files': { options: { ...only, length: 0, regions: 2, values: 1, createCrashes: true }, failure: /user's files named primary and cow: it succeeded/ },
+    'recovery-ignores-digests': { options: { ...only, length: 2, regions: 2, values: 1, modes: ['process'], rot: true, scrubStatesMax: 0 }, failure: /rot: a flipped byte at \/volume\/cow/ },
+    // Regions 0 and 16: next-map bytes 0 and 2, two runs.
+    'completion-first-map-run': { options: { ...only, length: 4, regions: 17, activeRegions: [0, 16], values: 1, regionSize: 512, modes: ['process'] }, failure: /./ },
+    'recovery-truncates-map': { options: { ...only, length: 0, regions: 2, values: 1, recoveryPathsMax: 2 }, failure: /map1 is 0 bytes/ },
+    'metadata-in-place': { options: { ...only, length: 1, regions: 2, values: 1, modes: ['torn'] }, failure: /no valid metadata slot/ },
+  };
+  it('every issue 12 mutant has an aimed exploration', () => {
+    assert.deepEqual(Object.keys(aimedExplorations).sort(), [...issue12Mutants].sort());
+    for (const name of issue12Mutants) assert.ok(Object.hasOwn(mutants, name), name);
+  });
+  for (const [name, { options, failure }] of Object.entries(aimedExplorations)) {
+    it(`${name}: caught`, async () => {
+      const result = await exploreCrashes({ ...options, volumeClass: mutantNamed(name).volumeClass, volumeName: `mutant ${name}` });
+      assert.ok(result.failure !== null, `mutant ${name} was not caught`);
+      assert.match(result.failure.message, failure);
+    });
+  }
+  it('the same explorations of the ops alone pass on the reference (the create ones are in crashExploration.test.ts)', async () => {
+    for (const name of ['recovery-ignores-digests', 'completion-first-map-run', 'recovery-truncates-map', 'metadata-in-place']) {
+      const result = await exploreCrashes({ ...aimedExplorations[name]!.options });
       assert.equal(result.failure, null, `${name}: ${result.failure?.message}`);
     }
   });

@@ -23,6 +23,15 @@ describe('cowmap mutants (seed 1)', () => {
     assert.match(run.stdout, /^1 caught, 0 missed .*; conform caught 1 of 1$/m);
   });
 
+  it('--stages crashes-wide: the 17-region exploration catches the completion that writes only the first run of map bytes', () => {
+    const run = cowmap(['mutants', '--quick', '--seed', '1', '--time-budget', '5', '--only', 'completion-first-map-run,map-keeps-8-bits', '--stages', 'crashes-wide']);
+    assert.equal(run.status, 0, run.stderr);
+    assert.match(run.stdout, /^\| mutant \| what it breaks \| crash exploration, wide \(17 regions\) \| first check that fails \|$/m);
+    assert.match(run.stdout, /^\| completion-first-map-run \| .+ \| caught in [\d.]+ s \| .+ \|$/m);
+    assert.match(run.stdout, /^1 caught, 0 missed/m);
+    assert.match(run.stdout, /^not run \(none of these stages reaches their class; conform does\): map-keeps-8-bits$/m);
+  });
+
   it('without conform, a mutant only conform reaches is not run, and named', () => {
     const run = cowmap(['mutants', '--quick', '--seed', '1', '--time-budget', '1', '--only', 'no-cow,map-keeps-8-bits', '--stages', 'crashes']);
     assert.equal(run.status, 0, run.stderr);
