@@ -317,6 +317,42 @@ export class ExplorationSut implements SystemUnderTest {
     }
   }
 
+  /**
+   * `cowmap scrub DIR --repair` on the files as they are (the volume closed:
+   * after a crash, or refused by open), with a crash armed (null: none).
+   * Crashed, or its durable call count; a CowmapError is thrown as it is.
+   */
+  scrubDirCrashing(arm: ArmCrashOptions | null): { crashed: true } | { crashed: false; io: number } {
+    this.dropOpenVolume();
+    const storage = this.recoveryStorage();
+    storage.takeIoCount();
+    if (arm !== null) storage.armCrash(arm);
+    const volumeClass = this.volumeClass as unknown as { scrubDir(storage: CrashStorage, dir: string, options: { repair: boolean }): unknown };
+    try {
+      this.guard('scrubDir', () => volumeClass.scrubDir(storage, volumeDir, { repair: true }));
+      storage.crashIfDue();
+      storage.disarm();
+      return { crashed: false, io: storage.takeIoCount() };
+    } catch (error) {
+      storage.disarm();
+      if (!isSimulatedCrash(error)) throw error;
+      this.lastShape = shapeOf(storage);
+      return { crashed: true };
+    }
+  }
+
+  /** Closes the open volume, if any, keeping the files and the storage (a clean stop). */
+  private dropOpenVolume(): void {
+    if (this.volume !== null && this.storage !== null && !this.storage.isCrashed) {
+      try {
+        this.volume.close();
+      } catch {
+        /* a poisoned volume closes what it can */
+      }
+    }
+    this.volume = null;
+  }
+
   /** The open volume itself, for the rot and scrub checks that call it directly. */
   get openVolume(): RestorableVolume {
     return this.open;

@@ -283,6 +283,63 @@ const scrubCrashModes: ReadonlyArray<{ text: string; arm: Omit<ArmCrashOptions, 
   { text: 'torn, seed 1', arm: { mode: 'power', seed: 1, torn: true } },
 ];
 
+/**
+ * Rot that open refuses: `cowmap scrub DIR --repair` (scrubDir) must repair what
+ * a resend mends, and after it the cycles end with S = P (or open still says
+ * E_CORRUPT: what no resend mends, the metadata's evidence rule). Crashed at each
+ * of its durable calls, then run again uncrashed, then judged the same way.
+ */
+async function crashScrubDirs(explorer: Explorer, node: PrefixNode, target: RotTarget, base: string): Promise<FoundFailure | null> {
+  const sut = explorer.sut;
+  const stats = explorer.stats.inside.scrub;
+  const label = `${base.replace('scrub --repair', 'scrub DIR --repair (open refused the volume)')}`;
+  const prepare = async (): Promise<void> => {
+    const unopened = explorer.restoreAt(node);
+    if (unopened !== null) throw unopened.error;
+    await sut.crash();
+    sut.rot(target.path, target.offset);
+  };
+  let io: number;
+  try {
+    await prepare();
+    const result = sut.scrubDirCrashing(null);
+    if (result.crashed) throw new Error('exploration: scrubDir crashed with no crash armed');
+    io = result.io;
+    stats.states++;
+    await runToTheEnd(explorer, true, `${label}, then cycles`, null);
+  } catch (error) {
+    if (isCowmapError(error) && error.code === 'E_CORRUPT') return null;
+    return rotFailure(node, label, error);
+  }
+  const judged = new Set<string>();
+  for (let afterIo = 0; afterIo < io; afterIo++) {
+    stats.points++;
+    for (const how of scrubCrashModes) {
+      stats.runs++;
+      const crashed = `${label}, crashed after io ${afterIo} of ${io} (${how.text}), then scrub --repair again`;
+      try {
+        await prepare();
+        if (!sut.scrubDirCrashing({ ...how.arm, afterIo }).crashed) continue;
+        const key = `${sut.files.digest()}|${sut.carriedSignature()}`;
+        if (judged.has(key)) {
+          explorer.stats.duplicates++;
+          continue;
+        }
+        judged.add(key);
+        stats.states++;
+        if (sut.scrubDirCrashing(null).crashed) throw new Error('exploration: scrubDir crashed with no crash armed');
+        await runToTheEnd(explorer, true, crashed, null);
+      } catch (error) {
+        if (isCowmapError(error) && error.code === 'E_CORRUPT') continue;
+        return rotFailure(node, crashed, error);
+      } finally {
+        explorer.progress();
+      }
+    }
+  }
+  return null;
+}
+
 /** After rot and a restart, scrub --repair crashed at each of its durable calls; then judged as rot is. */
 async function crashScrubs(explorer: Explorer, node: PrefixNode, target: RotTarget): Promise<FoundFailure | null> {
   const sut = explorer.sut;
@@ -297,7 +354,8 @@ async function crashScrubs(explorer: Explorer, node: PrefixNode, target: RotTarg
   };
   let io: number;
   try {
-    if (!(await prepare())) return null; // open refused the rot: nothing to scrub
+    // Open refused the rot: scrub --repair of the closed volume (scrubDir) is what a user runs then.
+    if (!(await prepare())) return crashScrubDirs(explorer, node, target, base);
     const result = sut.runCrashing(null, (volume) => (volume as unknown as { scrub: Scrub }).scrub({ repair: true }));
     io = result.crashed ? 0 : result.io;
   } catch (error) {
