@@ -42,8 +42,8 @@ export const defaultPlan: readonly Shape[] = [
 
 /** --quick: the same two, shallow, for the test suite (a few seconds). */
 export const quickPlan: readonly Shape[] = [
-  { length: 2, regions: 2, values: 1, regionSize: 1024, recoveryPathsMax: 3, rotStatesMax: 1, scrubStatesMax: 1 },
-  { length: 2, regions: 17, values: 1, regionSize: 512, activeRegions: [0, 16], recoveryPathsMax: 2, rotStatesMax: 1, scrubStatesMax: 1 },
+  { length: 2, regions: 2, values: 1, regionSize: 1024, recoveryPathsMax: 2, rotStatesMax: 1, scrubStatesMax: 1 },
+  { length: 2, regions: 17, values: 1, regionSize: 512, activeRegions: [0, 16], recoveryPathsMax: 1, rotStatesMax: 1, scrubStatesMax: 0 },
 ];
 
 function parseModes(text: string): ExplorationMode[] | null {

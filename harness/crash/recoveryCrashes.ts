@@ -79,7 +79,8 @@ export async function crashRecoveries(explorer: Explorer, site: RecoverySite): P
     for (const how of recoveryCrashes()) {
       const first = await oneRecoveryCrash(explorer, site, judged, afterIo, how, null);
       if (first.failure !== null) return first.failure;
-      if (how.arm.mode !== 'process' || explorer.options.secondRecoveryCrash === false) continue;
+      // A first crash that left a state judged before (same files, same inheritance) has had its second crashes.
+      if (how.arm.mode !== 'process' || !first.fresh || explorer.options.secondRecoveryCrash === false) continue;
       for (let second = 0; second < secondCallsMax; second++) {
         explorer.stats.inside.recovery.points++;
         const result = await oneRecoveryCrash(explorer, site, judged, afterIo, how, second);
@@ -103,7 +104,7 @@ async function oneRecoveryCrash(
   afterIo: number,
   how: RecoveryCrash,
   second: number | null,
-): Promise<{ failure: FoundFailure | null; crashed: boolean }> {
+): Promise<{ failure: FoundFailure | null; crashed: boolean; fresh?: boolean }> {
   const sut = explorer.sut;
   const stats = explorer.stats.inside.recovery;
   stats.runs++;
@@ -125,7 +126,7 @@ async function oneRecoveryCrash(
     const key = `${sut.files.digest()}|${carried}`;
     if (judged.has(key)) {
       explorer.stats.duplicates++;
-      return { failure: null, crashed: true };
+      return { failure: null, crashed: true, fresh: false };
     }
     judged.add(key);
     stats.states++;
@@ -147,5 +148,5 @@ async function oneRecoveryCrash(
   } finally {
     explorer.progress();
   }
-  return { failure: null, crashed: true };
+  return { failure: null, crashed: true, fresh: true };
 }
