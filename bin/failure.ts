@@ -29,17 +29,17 @@ export function storageErrorLine(error: Error & { code: string }): string {
 }
 
 /**
- * A CowmapError's line. An E_IO made from a node:fs error by impl/volumeParts.ts
- * ends in ": ENOENT: ENOENT: no such file or directory, open '/x'" (the errno
- * twice, the path quoted inside node's sentence): that tail becomes
- * ": open: ENOENT: /x", the storageErrorLine form, so that every E_IO names the
- * operation, the errno and the path the same way.
+ * A CowmapError's line. An E_IO that impl/volumeParts.ts made from a node:fs error
+ * ends in node's sentence ("...: ENOSPC: no space left on device, write '/v/map1'",
+ * in older versions with the errno twice): when that error names its syscall and
+ * path, the tail becomes ": write: ENOSPC: /v/map1", the storageErrorLine form, so
+ * that every E_IO names the operation, the errno and the path the same way.
  */
 export function cowmapErrorLine(error: CowmapError): string {
   const cause = error.cause;
-  if (error.code === 'E_IO' && isStorageError(cause)) {
-    const tail = `: ${cause.code}: ${cause.message}`;
-    if (error.message.endsWith(tail)) {
+  if (error.code === 'E_IO' && isStorageError(cause) && typeof (cause as { path?: unknown }).path === 'string') {
+    for (const tail of [`: ${cause.code}: ${cause.message}`, `: ${cause.message}`]) {
+      if (!error.message.endsWith(tail)) continue;
       const where = error.message.slice(0, error.message.length - tail.length);
       return `E_IO: ${where}: ${storageErrorLine(cause).slice('E_IO: '.length)}`;
     }

@@ -13,6 +13,8 @@ import { commandUsages, usageOf } from './usage.ts';
 export interface Command {
   summary: string;
   run(argv: string[]): Promise<number>;
+  /** What --help says beyond the usage line, when there is more to say. */
+  notes?: string[];
 }
 
 const loaders: Record<string, () => Promise<Command>> = {
@@ -21,6 +23,7 @@ const loaders: Record<string, () => Promise<Command>> = {
   read: () => import('./commands/read.ts').then((m) => m.command),
   cycle: () => import('./commands/cycle.ts').then((m) => m.command),
   status: () => import('./commands/status.ts').then((m) => m.command),
+  scrub: () => import('./commands/scrub.ts').then((m) => ({ ...m.command, notes: m.scrubNotes })),
   replay: () => import('./commands/replay.ts').then((m) => m.command),
   explore: () => import('./commands/explore.ts').then((m) => m.command),
   fuzz: () => import('./commands/fuzz.ts').then((m) => m.command),
@@ -50,9 +53,9 @@ function usage(): string {
   return ['usage: cowmap <command> [options]', '       cowmap <command> --help', '       cowmap --version', '', 'commands:', ...lines, '', ...exitStatusText].join('\n') + '\n';
 }
 
-function commandHelp(name: string): string {
+function commandHelp(name: string, command: Command | null): string {
   const entry = commandUsages[name];
-  const notes = entry?.notes ?? [];
+  const notes = command?.notes ?? entry?.notes ?? [];
   return [`usage: cowmap ${usageOf(name)}`, '', entry?.summary ?? '', ...(notes.length > 0 ? ['', ...notes] : []), '', ...exitStatusText].join('\n') + '\n';
 }
 
@@ -76,7 +79,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   if (name === '--help' || name === '-h' || name === 'help') {
     const topic = rest[0];
-    process.stdout.write(topic !== undefined && Object.hasOwn(loaders, topic) && !ownHelp.has(topic) ? commandHelp(topic) : usage());
+    process.stdout.write(topic !== undefined && Object.hasOwn(loaders, topic) && !ownHelp.has(topic) ? commandHelp(topic, null) : usage());
     return 0;
   }
   if (name === '--version' || name === '-V' || name === 'version') {
@@ -88,12 +91,12 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(formatUsageError(name, usageOf(name), `unknown command '${name}'`));
     return exitUsage;
   }
-  if (!ownHelp.has(name) && asksForHelp(rest)) {
-    process.stdout.write(commandHelp(name));
-    return 0;
-  }
   try {
     const command = await load();
+    if (!ownHelp.has(name) && asksForHelp(rest)) {
+      process.stdout.write(commandHelp(name, command));
+      return 0;
+    }
     return await command.run(rest);
   } catch (error) {
     return reportFailure(error, name, usageOf(name));

@@ -16,7 +16,7 @@ export const commandUsages: Record<string, CommandUsage> = {
   read: { summary: 'read a region or a byte range', usage: 'read DIR --region R | --offset O --length L [--secondary]' },
   cycle: { summary: 'run (or resume) one replication cycle', usage: 'cycle DIR' },
   status: { summary: 'show the phase, the maps and the counts', usage: 'status DIR' },
-  scrub: { summary: 'check every checksum and the secondary', usage: 'scrub DIR [--repair] [--json]' },
+  scrub: { summary: 'check every checksum and the secondary', usage: 'scrub DIR [--repair] [--json] [--secondary DIR2]' },
   replay: { summary: 'replay traces', usage: 'replay [--model-only | --mutant NAME] FILE... [-- CMD...]' },
   explore: { summary: 'explore every model state', usage: 'explore --regions N --values V [--crash] [--states-max M] [--out FILE] [--quiet]' },
   fuzz: {

@@ -59,7 +59,8 @@ export function requiredIntegerOption(values: ParsedValues, name: string): numbe
  * command is called. `usage` starts with the command's name.
  */
 export function formatUsageError(commandName: string, usage: string, problem: string): string {
-  return `cowmap ${commandName}: ${problem}\nusage: cowmap ${usage}\n`;
+  // One line for the problem (node:util's messages add hints on lines of their own).
+  return `cowmap ${commandName}: ${problem.replace(/\s*\n\s*/g, ' ')}\nusage: cowmap ${usage}\n`;
 }
 
 /** Runs a command body; a usage error is printed with `usage` (exit 2), any other error travels up. */

@@ -88,7 +88,10 @@ export const command: Command = {
       await server.close();
       volume.close();
       log(`stopped (${stopped}) after ${server.cyclesCompleted} cycle(s)`);
-      return server.failure === null ? 0 : 1;
+      if (server.failure === null) return 0;
+      // The failure went to the log (stdout) when it happened; stderr says it in the one format.
+      process.stderr.write(/^E_[A-Z_]+: /.test(server.failure) ? `${server.failure}\n` : `E_IO: serve: cycle: ${server.failure}\n`);
+      return 1;
     }),
 };
 

@@ -1,0 +1,386 @@
+// Every `cowmap` command run the way a hostile tester runs it (issue 12, item 5):
+// on a read-only directory, on a full file system, with missing and wrong --file
+// paths, huge lengths and offsets, extreme geometries, unknown options. Whatever
+// happens, the command exits 0, 1 or 2, a failure says "CODE: message" or
+// "cowmap CMD: problem" on its first line of stderr, and no stack trace or
+// "Error:" appears. As root the read-only directory is a read-only bind mount and
+// the full file system a 1 MiB tmpfs (chmod does not stop root); without root the
+// first is made with chmod and the second is skipped, said on stdout. Every mount
+// is undone in an after hook, whatever failed.
+
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const bin = fileURLToPath(new URL('./cowmap.js', import.meta.url));
+const scrubExists = existsSync(fileURLToPath(new URL('./commands/scrub.ts', import.meta.url)));
+const isRoot = process.getuid?.() === 0;
+
+/** The commands that take a volume directory, with arguments that would succeed on a healthy volume. */
+const dirCommands: { name: string; args: (dir: string) => string[]; input?: string; writes: boolean; stopAfterSeconds?: number }[] = [
+  { name: 'status', args: (dir) => ['status', dir], writes: false },
+  { name: 'read', args: (dir) => ['read', dir, '--region', '0'], writes: false },
+  { name: 'read', args: (dir) => ['read', dir, '--offset', '1', '--length', '700', '--secondary'], writes: false },
+  { name: 'write', args: (dir) => ['write', dir, '--region', '1', '--label', 'B2'], writes: true },
+  { name: 'write', args: (dir) => ['write', dir, '--offset', '100'], input: 'hello', writes: true },
+  { name: 'cycle', args: (dir) => ['cycle', dir], writes: true },
+  // serve runs until stopped: on a volume it can open, a SIGTERM stops it (exit 0).
+  { name: 'serve', args: (dir) => ['serve', dir, '--socket', join(scratch, `nbd-${Math.random().toString(36).slice(2)}.sock`)], writes: true, stopAfterSeconds: 15 },
+  ...(scrubExists ? [{ name: 'scrub', args: (dir: string) => ['scrub', dir], writes: false }] : []),
+];
+
+let scratch = '';
+const mounts: string[] = [];
+const chmodded: string[] = [];
+
+interface Run {
+  args: string[];
+  status: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: Buffer;
+  stderr: string;
+}
+
+/**
+ * Runs cowmap to its end. `stopAfterSeconds` sends it SIGTERM after that long
+ * through timeout(1), which keeps reading its output meanwhile (spawnSync's own
+ * timeout stops reading first, and the command's last words then fail with EPIPE).
+ */
+function cowmap(args: string[], options: { input?: string | Uint8Array; stopAfterSeconds?: number } = {}): Run {
+  const stop = options.stopAfterSeconds;
+  const command = stop === undefined ? [process.execPath, bin, ...args] : ['timeout', '--preserve-status', '-s', 'TERM', String(stop), process.execPath, bin, ...args];
+  const result = spawnSync(command[0]!, command.slice(1), {
+    cwd: scratch,
+    input: options.input ?? '',
+    timeout: 120_000,
+    maxBuffer: 64 << 20,
+    env: { ...process.env, COWMAP_DEBUG: '' },
+  });
+  return { args, status: result.status, signal: result.signal, stdout: result.stdout, stderr: result.stderr.toString('utf8') };
+}
+
+function runDirCommand(command: (typeof dirCommands)[number], dir: string): Run {
+  return cowmap(command.args(dir), { input: command.input ?? '', ...(command.stopAfterSeconds === undefined ? {} : { stopAfterSeconds: command.stopAfterSeconds }) });
+}
+
+/** The promise of item 5: an allowed status, a coded first line on failure, never a trace. */
+function assertCoded(run: Run, allowed: readonly number[], firstLine?: RegExp): void {
+  const what = `cowmap ${run.args.join(' ')} (status ${run.status}, signal ${run.signal})\nstderr: ${run.stderr}\nstdout: ${run.stdout.toString('utf8').slice(0, 2000)}`;
+  assert.ok(run.status !== null && allowed.includes(run.status), `exit status not in ${allowed.join('/')}: ${what}`);
+  assert.doesNotMatch(run.stderr, /^ {4}at /m, `a stack trace: ${what}`);
+  assert.ok(!run.stderr.includes('Error:'), `"Error:" on stderr: ${what}`);
+  if (run.status !== 0) {
+    const line = run.stderr.split('\n', 1)[0]!;
+    assert.match(line, /^(E_[A-Z_]+|cowmap [a-z]+): /, `first line of stderr: ${what}`);
+    if (firstLine !== undefined) assert.match(line, firstLine, what);
+  }
+}
+
+/** A fresh volume of 4 regions of 512 bytes with a write and a cycle behind it, and a pending write. */
+function makeVolume(dir: string): void {
+  assertCoded(cowmap(['init', dir, '--regions', '4', '--region-size', '512']), [0]);
+  assertCoded(cowmap(['write', dir, '--region', '0', '--label', 'A1']), [0]);
+  assertCoded(cowmap(['cycle', dir]), [0]);
+  assertCoded(cowmap(['write', dir, '--region', '2', '--label', 'C1']), [0]);
+}
+
+function tryRun(command: string, args: string[]): boolean {
+  return spawnSync(command, args, { stdio: 'ignore' }).status === 0;
+}
+
+/** A read-only view of `dir` at a new path (a read-only bind mount), or null when this machine cannot make one. */
+function readOnlyBindMount(dir: string): string | null {
+  const target = mkdtempSync(join(scratch, 'ro-'));
+  if (!tryRun('mount', ['--bind', dir, target])) return null;
+  mounts.push(target);
+  if (!tryRun('mount', ['-o', 'remount,bind,ro', target])) return null;
+  return target;
+}
+
+function tmpfs(sizeBytes: number): string | null {
+  const target = mkdtempSync(join(scratch, 'tmpfs-'));
+  if (!tryRun('mount', ['-t', 'tmpfs', '-o', `size=${sizeBytes}`, 'tmpfs', target])) return null;
+  mounts.push(target);
+  return target;
+}
+
+/** Fills the file system holding `dir` until it has no room left. */
+function fill(dir: string): void {
+  const chunk = Buffer.alloc(4096, 0x55);
+  for (let index = 0; ; index++) {
+    try {
+      writeFileSync(join(dir, `filler-${index}`), chunk);
+    } catch (error) {
+      if ((error as { code?: unknown }).code === 'ENOSPC') return;
+      throw error;
+    }
+  }
+}
+
+before(() => {
+  scratch = mkdtempSync(join(tmpdir(), 'cowmap-misuse-'));
+});
+
+after(() => {
+  // Mounts first (deepest last made, first undone), even when a test failed half way.
+  for (const target of mounts.reverse()) {
+    if (!tryRun('umount', [target])) tryRun('umount', ['-l', target]);
+  }
+  for (const path of chmodded) chmodSync(path, 0o755);
+  rmSync(scratch, { recursive: true, force: true });
+});
+
+describe('cowmap misuse: the command line itself', () => {
+  it('--help of every command exits 0, --version prints the version, a bare cowmap exits 2', () => {
+    for (const name of ['init', 'status', 'write', 'read', 'cycle', 'serve', 'replay', 'explore', 'fuzz', 'crashes', 'mutants', 'adapter', 'record', 'conform', 'verify', 'diagram', ...(scrubExists ? ['scrub'] : [])]) {
+      const run = cowmap([name, '--help']);
+      assertCoded(run, [0]);
+      assert.match(run.stdout.toString(), new RegExp(`usage: cowmap ${name}`), name);
+    }
+    const version = cowmap(['--version']);
+    assertCoded(version, [0]);
+    assert.match(version.stdout.toString(), /^cowmap \d+\.\d+\.\d+/);
+    assert.match(cowmap(['--help']).stdout.toString(), /COWMAP_DEBUG=1/);
+    const bare = cowmap([]);
+    assert.equal(bare.status, 2);
+    assert.match(bare.stderr, /^usage: cowmap <command>/);
+  });
+
+  it('usage errors of every command exit 2 in one format: "cowmap CMD: problem", then "usage: cowmap CMD ..."', () => {
+    const cases: string[][] = [
+      ['init', 'v', '--bogus'],
+      ['init', 'v', '--regions', '4'],
+      ['init', 'v', '--regions', '-1', '--region-size', '512'],
+      ['init', 'v', '--regions', '1e3', '--region-size', '512'],
+      ['init', 'v', '--regions', '99999999999999999999', '--region-size', '512'],
+      ['init', '--regions', '4', '--region-size', '512'],
+      ['status'],
+      ['status', 'a', 'b'],
+      ['read', 'v'],
+      ['read', 'v', '--region'],
+      ['read', 'v', '--offset', '0', '--length', '-5'],
+      ['write', 'v', '--region', '0'],
+      ['cycle', 'v', '--now'],
+      ['serve', 'v', '--port', 'x'],
+      ['serve', 'v', '--port', '1', '--socket', 's'],
+      ['explore', '--regions', 'x'],
+      ['fuzz', '--seed', 'x'],
+      ['verify', '--bogus'],
+      ['diagram', '--bogus'],
+      ['replay', '--bogus'],
+      ['adapter', 'extra'],
+      ['record', 'nothing'],
+      ['conform', '--level', 'nope', '--', 'true'],
+      ...(scrubExists ? [['scrub'], ['scrub', 'v', '--bogus']] : []),
+    ];
+    for (const args of cases) {
+      const run = cowmap(args);
+      assertCoded(run, [2], new RegExp(`^cowmap ${args[0]}: `));
+      assert.match(run.stderr.split('\n')[1] ?? '', new RegExp(`^usage: cowmap ${args[0]}\\b`), run.stderr);
+    }
+    const unknown = cowmap(['frobnicate']);
+    assertCoded(unknown, [2], /^cowmap frobnicate: unknown command 'frobnicate'/);
+  });
+});
+
+describe('cowmap misuse: volumes that are not there or not volumes', () => {
+  it('every DIR command on a missing directory, a file, and an empty directory: exit 1, coded', () => {
+    const file = join(scratch, 'a-file');
+    writeFileSync(file, 'not a volume');
+    const empty = join(scratch, 'empty');
+    mkdirSync(empty);
+    for (const dir of [join(scratch, 'missing'), join(scratch, 'missing', 'deeper'), file, empty]) {
+      for (const command of dirCommands) assertCoded(runDirCommand(command, dir), [1]);
+    }
+    assert.deepEqual(readdirSync(empty), [], 'nothing was created in the empty directory');
+  });
+});
+
+describe('cowmap misuse: --file, lengths and offsets', () => {
+  let dir = '';
+  before(() => {
+    dir = join(scratch, 'inputs');
+    makeVolume(dir);
+  });
+
+  it('write --file of a missing path is E_NOT_FOUND, of a directory E_BAD_REQUEST, both naming the path', () => {
+    assertCoded(cowmap(['write', dir, '--offset', '0', '--file', '/nonexistent']), [1], /^E_NOT_FOUND: .*\/nonexistent/);
+    assertCoded(cowmap(['write', dir, '--offset', '0', '--file', join(scratch, 'missing', 'file')]), [1], /^E_NOT_FOUND: /);
+    assertCoded(cowmap(['write', dir, '--offset', '0', '--file', tmpdir()]), [1], new RegExp(`^E_BAD_REQUEST: .*${tmpdir()}`));
+    assertCoded(cowmap(['write', dir, '--offset', '0', '--file', '/dev/null']), [0]);
+    if (!isRoot) {
+      const locked = join(scratch, 'unreadable');
+      writeFileSync(locked, 'x');
+      chmodSync(locked, 0o000);
+      assertCoded(cowmap(['write', dir, '--offset', '0', '--file', locked]), [1], /^E_IO: open: EACCES: /);
+    }
+  });
+
+  it('an input longer than the room to the end of the volume is E_RANGE and writes nothing', () => {
+    const before = cowmap(['read', dir, '--offset', '0', '--length', '2048']).stdout;
+    const big = join(scratch, 'big-input');
+    writeFileSync(big, Buffer.alloc(2000, 0x41));
+    assertCoded(cowmap(['write', dir, '--offset', '100', '--file', big]), [1], /^E_RANGE: /);
+    assertCoded(cowmap(['write', dir, '--offset', '100'], { input: Buffer.alloc(2000, 0x42) }), [1], /^E_RANGE: .*nothing was written/);
+    assertCoded(cowmap(['write', dir, '--offset', '5368709120'], { input: 'x' }), [1], /^E_RANGE: /);
+    assert.deepEqual(cowmap(['read', dir, '--offset', '0', '--length', '2048']).stdout, before, 'the volume did not change');
+  });
+
+  it('huge lengths, offsets and regions are E_RANGE (or bad usage when not an exact integer), never a RangeError', () => {
+    assertCoded(cowmap(['read', dir, '--offset', '0', '--length', '5368709120']), [1], /^E_RANGE: /);
+    assertCoded(cowmap(['read', dir, '--offset', '0', '--length', '9007199254740991']), [1], /^E_RANGE: /);
+    assertCoded(cowmap(['read', dir, '--offset', '9007199254740991', '--length', '1']), [1], /^E_RANGE: /);
+    assertCoded(cowmap(['read', dir, '--offset', '99999999999999999999', '--length', '1']), [2]);
+    assertCoded(cowmap(['read', dir, '--region', '4294967296']), [1], /^E_RANGE: /);
+    assertCoded(cowmap(['write', dir, '--region', '4', '--label', 'x']), [1], /^E_RANGE: /);
+    assertCoded(cowmap(['write', dir, '--region', '0', '--label', 'x'.repeat(513)]), [1], /^E_SIZE: /);
+  });
+
+  it('a byte range larger than one piece streams out whole and in order', () => {
+    const large = join(scratch, 'large');
+    // 24 MiB: three pieces of read's 8 MiB, with a mark at each piece boundary.
+    assertCoded(cowmap(['init', large, '--regions', '48', '--region-size', String(512 * 1024)]), [0]);
+    for (const offset of [8 << 20, (16 << 20) - 3]) assertCoded(cowmap(['write', large, '--offset', String(offset)], { input: 'MARK' }), [0]);
+    const run = cowmap(['read', large, '--offset', '1', '--length', String((24 << 20) - 1)]);
+    assertCoded(run, [0]);
+    assert.equal(run.stdout.length, (24 << 20) - 1);
+    assert.equal(run.stdout.subarray((8 << 20) - 1, (8 << 20) + 3).toString(), 'MARK');
+    assert.equal(run.stdout.subarray((16 << 20) - 4, (16 << 20)).toString(), 'MARK');
+  });
+});
+
+describe('cowmap misuse: extreme geometries', () => {
+  it('init refuses them with E_SIZE (or bad usage) before anything is created', () => {
+    const cases: [string, string, number][] = [
+      ['0', '512', 1],
+      [String(2 ** 24 + 1), '512', 1],
+      ['4', '0', 1],
+      ['4', '511', 1],
+      ['4', '513', 1],
+      ['4', String(2 ** 26 + 512), 1],
+      [String(2 ** 24), String(2 ** 20), 1],
+      [String(2 ** 24), String(2 ** 26), 1],
+      ['4', String(2 ** 52), 1],
+      ['4', String(2 ** 53), 2],
+      [String(2 ** 60), '512', 2],
+      ['4', '-512', 2],
+    ];
+    for (const [regions, regionSize, status] of cases) {
+      const dir = join(scratch, `geometry-${regions}-${regionSize}`, 'vol');
+      assertCoded(cowmap(['init', dir, '--regions', regions, '--region-size', regionSize]), [status], status === 1 ? /^E_SIZE: / : undefined);
+      assert.ok(!existsSync(join(scratch, `geometry-${regions}-${regionSize}`)), `init --regions ${regions} --region-size ${regionSize} created nothing`);
+    }
+  });
+});
+
+describe('cowmap misuse: a read-only directory', () => {
+  let source = '';
+  let view: string | null = null;
+  before(() => {
+    source = join(scratch, 'ro-source');
+    makeVolume(source);
+    if (isRoot) {
+      view = readOnlyBindMount(source);
+    } else {
+      for (const path of [source, join(source, 'secondary')]) {
+        for (const name of readdirSync(path)) if (!name.endsWith('secondary')) chmodSync(join(path, name), 0o444);
+        chmodSync(path, 0o555);
+        chmodded.push(path);
+      }
+      view = source;
+    }
+    if (view === null) console.log('# skipped: the read-only cases need a read-only bind mount (mount --bind, then remount,ro), which failed here');
+  });
+
+  it('status and read succeed without writing anything; write and cycle fail with a code', (t) => {
+    if (view === null) return t.skip('no read-only bind mount on this machine');
+    const listing = readdirSync(source).sort();
+    const status = cowmap(['status', view]);
+    assertCoded(status, [0]);
+    assert.match(status.stdout.toString(), /next +0010 +1 dirty \(X\)/);
+    const region = cowmap(['read', view, '--region', '0', '--secondary']);
+    assertCoded(region, [0]);
+    assert.equal(region.stdout.subarray(0, 2).toString(), 'A1');
+    assertCoded(cowmap(['read', view, '--offset', '1024', '--length', '2']), [0]);
+    assertCoded(cowmap(['write', view, '--region', '1', '--label', 'B2']), [1]);
+    assertCoded(cowmap(['cycle', view]), [1]);
+    assert.deepEqual(readdirSync(source).sort(), listing, 'no file left behind (no lock file, no temporary)');
+  });
+
+  it('every DIR command, and init inside it, ends with a code', (t) => {
+    if (view === null) return t.skip('no read-only bind mount on this machine');
+    for (const command of dirCommands) {
+      assertCoded(runDirCommand(command, view), command.writes ? [1] : [0, 1]);
+    }
+    assertCoded(cowmap(['init', join(view, 'inner'), '--regions', '4', '--region-size', '512']), [1]);
+    assertCoded(cowmap(['init', join(scratch, 'rw-vol'), '--regions', '4', '--region-size', '512', '--secondary', join(view, 'elsewhere')]), [1]);
+    assert.ok(!existsSync(join(scratch, 'rw-vol', 'meta')), 'a failed init leaves no volume behind');
+  });
+});
+
+describe('cowmap misuse: a full file system', () => {
+  let root: string | null = null;
+  before(() => {
+    if (!isRoot) {
+      console.log('# skipped: the full file system cases need root (a 1 MiB tmpfs)');
+      return;
+    }
+    root = tmpfs(1 << 20);
+    if (root === null) console.log('# skipped: mounting a 1 MiB tmpfs failed here');
+  });
+
+  it('every command on a full file system exits with a code and leaves no temporary file', (t) => {
+    if (root === null) return t.skip('no small tmpfs on this machine');
+    const dir = join(root, 'vol');
+    makeVolume(dir);
+    fill(root);
+    for (const command of dirCommands) {
+      assertCoded(runDirCommand(command, dir), command.writes ? [0, 1] : [0]);
+    }
+    assertCoded(cowmap(['write', dir, '--offset', '0'], { input: Buffer.alloc(2048, 0x43) }), [0, 1]);
+    assertCoded(cowmap(['init', join(root, 'second'), '--regions', '4', '--region-size', '512']), [1]);
+    assertCoded(cowmap(['init', join(root, 'third', 'deep'), '--regions', '64', '--region-size', String(1 << 20)]), [1]);
+    for (const path of [dir, join(dir, 'secondary')]) {
+      assert.deepEqual(readdirSync(path).filter((name) => name.includes('.tmp')), [], `no temporary file in ${path}`);
+    }
+  });
+
+  it('a volume larger than its file system fails with a code at init or at its first write', (t) => {
+    if (root === null) return t.skip('no small tmpfs on this machine');
+    const small = tmpfs(1 << 20);
+    if (small === null) return t.skip('no second tmpfs');
+    const dir = join(small, 'vol');
+    const init = cowmap(['init', dir, '--regions', '16', '--region-size', String(1 << 20)]);
+    assertCoded(init, [0, 1]);
+    if (init.status === 0) assertCoded(cowmap(['write', dir, '--offset', '0'], { input: Buffer.alloc(4 << 20, 0x44) }), [1], /^E_IO: /);
+  });
+});
+
+describe('cowmap misuse: an internal error', () => {
+  it('is E_INTERNAL on one line and a line saying to report it, with the stack only under COWMAP_DEBUG=1', async () => {
+    const { reportFailure } = await import('./failure.ts');
+    const written: string[] = [];
+    const original = process.stderr.write;
+    process.stderr.write = ((text: string) => (written.push(text), true)) as typeof process.stderr.write;
+    const saved = process.env['COWMAP_DEBUG'];
+    try {
+      delete process.env['COWMAP_DEBUG'];
+      assert.equal(reportFailure(new TypeError('Cannot read properties of undefined'), 'status', 'status DIR'), 1);
+      process.env['COWMAP_DEBUG'] = '1';
+      assert.equal(reportFailure(new RangeError('Invalid typed array length'), 'read', 'read DIR'), 1);
+      assert.equal(reportFailure(Object.assign(new Error('EROFS: read-only file system, open \'/v/lock\''), { code: 'EROFS', syscall: 'open', path: '/v/lock' }), 'status', 'status DIR'), 1);
+    } finally {
+      process.stderr.write = original;
+      if (saved === undefined) delete process.env['COWMAP_DEBUG'];
+      else process.env['COWMAP_DEBUG'] = saved;
+    }
+    assert.match(written[0]!, /^E_INTERNAL: cowmap status: Cannot read properties of undefined \(TypeError\)\nthis is a bug in cowmap: please report it .*COWMAP_DEBUG=1/);
+    assert.doesNotMatch(written[0]!, /^ {4}at /m);
+    assert.match(written[1]!, /^E_INTERNAL: cowmap read: Invalid typed array length \(RangeError\)\n.*\n {4}at /);
+    assert.equal(written[2], 'E_IO: open: EROFS: /v/lock\n');
+  });
+});
