@@ -34,6 +34,21 @@
 // The power loss is startCycle crashed before its first durable call (crashAfterIo
 // 0), with a seed whose coins drop everything, so that a trace says it exactly.
 //
+// Beyond the operations (issue 12, item 6), each in a file of harness/crash/:
+//   - crashes inside create, at each of its durable calls, in every mode
+//     (createCrashes.ts), and create in a directory holding a user's files;
+//   - crashes inside recovery, at each of its durable calls, and inside the
+//     recovery after a kill inside one (recoveryCrashes.ts), for each distinct
+//     recovery path and kind of prefix state;
+//   - rot: a byte flipped in each structure of a synced file, then E_CORRUPT or
+//     cycles that end with S = P, and crashes inside scrub --repair (rot.ts);
+//   - torn mode tears the volume's own records inside a sector (choices.ts);
+//   - a wide geometry explored through a few of its regions (activeRegions).
+// The crash layer (harness/crashStorage.ts) makes names durable only by a sync of
+// their directory, also across a kill: see its head for the model. An error the
+// implementation throws is a failure with its stack, never a crash of the explorer.
+// Cases trace format v1 cannot say are saved as text (crash/failureTrace.ts).
+//
 // HOW IT IS MADE FAST
 //
 // - The volume lives on an in-memory Storage (MemoryStorage below) under the
@@ -82,32 +97,31 @@
 // fails, it falls back to `crash` with a comment. The report says whether the
 // rerun from scratch failed (`reproduced`) and whether the trace is exact.
 
-import { createHash } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join, posix } from 'node:path';
+import { posix } from 'node:path';
 import { cowIndexSize } from '../impl/cowStore.ts';
 import { isCowmapError } from '../impl/errors.ts';
 import { ReplicatedVolume } from '../impl/replicatedVolume.ts';
-import { initialState, judge } from '../model/rules.ts';
+import { initialState } from '../model/rules.ts';
 import type { Geometry, ModelState, Op } from '../model/types.ts';
-import type { PowerChoices, UnsyncedWriteInfo } from './crashStorage.ts';
+import type { UnsyncedWriteInfo } from './crashStorage.ts';
 import { Oracle, OracleFailure } from './oracle.ts';
 import type { Difference, OracleStats } from './oracle.ts';
-import { runScenario, scenarioTrace } from './scenario.ts';
 import type { ScenarioStep } from './scenario.ts';
 import type { CrashRequest, SutOp, SutReply } from './sut.ts';
 import { ContentBook } from './trace/content.ts';
 import { defaultNames } from './trace/reader.ts';
-import type { TraceRecord } from './trace/writer.ts';
-import { errorWithTrace, ExplorationSut } from './crash/explorationSut.ts';
+import { ExplorationSut } from './crash/explorationSut.ts';
 import { crashRecoveries, RecoveryCrashPlan } from './crash/recoveryCrashes.ts';
 import { crashCreates } from './crash/createCrashes.ts';
 import { exploreRot, rotKind } from './crash/rot.ts';
-import { choiceBitCount, choicesAt, choiceText, describeBits, describeTear, drawBits, dropEverything, explicitChoices, explorationModes, noShape, powerChoices, seedFor } from './crash/choices.ts';
+import { choiceBitCount, choicesAt, choiceText, dropEverything, explorationModes, noShape, powerChoices, seedFor } from './crash/choices.ts';
 import type { Choice, ExplorationMode } from './crash/choices.ts';
-import type { BetweenCrash, ChoiceShape, Restore, VolumeClass } from './crash/explorationSut.ts';
+import type { ChoiceShape, Restore, VolumeClass } from './crash/explorationSut.ts';
+import { asFailure, traceOfFailure } from './crash/failureTrace.ts';
 
 export { MemoryStorage } from './crash/memoryStorage.ts';
+export { asFailure } from './crash/failureTrace.ts';
+export { formatFailureReport, formatSummary, statesPerSecond } from './crash/report.ts';
 export type { ChoiceShape, VolumeClass } from './crash/explorationSut.ts';
 
 // ---------------------------------------------------------------------------
@@ -400,11 +414,11 @@ export function explorationOps(regions: number, values: number, book: ContentBoo
   return ops;
 }
 
-function modelOpOf(op: SutOp, book: ContentBook): Op {
+export function modelOpOf(op: SutOp, book: ContentBook): Op {
   return op.type === 'write' ? { type: 'write', region: op.region, data: book.addBytes(op.data), size: op.data.length } : op;
 }
 
-function describeOp(op: SutOp, book: ContentBook, names: readonly string[]): string {
+export function describeOp(op: SutOp, book: ContentBook, names: readonly string[]): string {
   switch (op.type) {
     case 'write':
       return `write ${names[op.region]} ${shortenLabels(book.show(book.addBytes(op.data)))}`;
@@ -827,184 +841,6 @@ export class Explorer {
   }
 }
 
-// ---------------------------------------------------------------------------
-// Failures as traces
-
-/**
- * A failure that trace format v1 cannot say (a crash inside create or inside
- * recovery, rot): the steps in words, saved as a text file next to the traces.
- */
-function specialFailure(explorer: Explorer, found: FoundFailure, special: string, options: ExplorationOptions): ExplorationFailure {
-  const volumeName = options.volumeName ?? 'the reference implementation';
-  const steps = found.steps.map((step) => (step.kind === 'op' ? explorer.describe(step.op) : step.kind === 'crashInside' ? `${explorer.describe(step.op)} crashed after io ${step.crash.afterIo}` : step.kind));
-  const lines = [
-    `# Found by the crash exploration (harness/crashExploration.ts) on ${volumeName}, geometry ${geometry(explorer)}.`,
-    `# Not expressible in trace format v1; the case in words:`,
-    `#   ${shortenLabels(special)}`,
-    `#   prefix: ${shortenLabels(explorer.describePath(found.node.path))}`,
-    `#   steps after it: ${shortenLabels(steps.join(', ')) || '(none)'}`,
-    `# It failed: ${shortenLabels(found.error.message)}`.split('\n').join('\n# '),
-  ];
-  const text = lines.join('\n') + '\n';
-  let file: string | null = null;
-  const dir = options.failuresDir === undefined ? explorationDefaults.failuresDir : options.failuresDir;
-  if (dir !== null) {
-    mkdirSync(dir, { recursive: true });
-    const hash = createHash('sha256').update(text).digest('hex').slice(0, 8);
-    file = join(dir, `crash-${slug(volumeName)}-${slug(special)}-${hash}.txt`);
-    writeFileSync(file, text);
-  }
-  return { message: found.error.message, differences: found.error.differences, description: special, trace: text, file, reproduced: false, exact: false, notReplayable: special };
-}
-
-function geometry(explorer: Explorer): string {
-  return `${explorer.geometry.regions} regions of ${explorer.geometry.regionSize} bytes`;
-}
-
-/** Any error as a failure: an OracleFailure as it is; anything else the implementation threw, with its trace. */
-export function asFailure(error: unknown, where: string): OracleFailure {
-  if (error instanceof OracleFailure) return error;
-  if (isCowmapError(error)) return new OracleFailure('sut', `${where}: an unexpected ${error.code} escaped: ${errorWithTrace(error)}`);
-  return new OracleFailure('sut', `${where}: the implementation threw ${errorWithTrace(error)}`);
-}
-
-function slug(text: string): string {
-  return text.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 40) || 'x';
-}
-
-/** One way to write the failing case as a v1 trace, and what the rerun needs to match it. */
-interface TraceCandidate {
-  readonly steps: readonly ScenarioStep[];
-  /** Explicit choices for the rerun's crash inside an operation (when no seed draws them). */
-  readonly crashChoices: PowerChoices;
-  readonly betweenCrash: BetweenCrash;
-  /** A `#` comment put before the crash record. */
-  readonly comment: string | null;
-  /** Whether the trace names exactly the crash the exploration made. */
-  readonly exact: boolean;
-}
-
-/** Prefers operations whose crash outcomes are narrow (the state before or after) over writes. */
-function nextOpOrder(op: SutOp): number {
-  return op.type === 'startCycle' || op.type === 'completeCycle' ? 0 : op.type === 'transfer' ? 1 : 2;
-}
-
-function traceCandidates(explorer: Explorer, found: FoundFailure, seedSearchMax: number): TraceCandidate[] {
-  const prefix = found.node.path.map((op): ScenarioStep => ({ kind: 'op', op }));
-  const choice = found.choice;
-  const process: BetweenCrash = { mode: 'process', choices: {} };
-  if (choice === null || choice.mode === 'process') {
-    const powerLoss = found.powerLoss;
-    if (powerLoss === undefined) return [{ steps: [...prefix, ...found.steps], crashChoices: {}, betweenCrash: process, comment: null, exact: true }];
-    const how =
-      powerLoss.seed === null
-        ? `must keep nothing unsynced; no seed in 0..${seedSearchMax} draws that with the crash layer's coins, so the seed given does NOT reproduce it exactly`
-        : `keeps nothing unsynced (seed ${powerLoss.seed} draws that with the crash layer's coins)`;
-    const comment = `the process crash below leaves unsynced writes in the page cache, which recovery inherits; after the recovery and a finished cycle, the power crash inside startCycle (crashAfterIo 0) ${how}.`;
-    return [{ steps: [...prefix, ...found.steps], crashChoices: powerLoss.seed === null ? dropEverything : {}, betweenCrash: process, comment, exact: powerLoss.seed !== null }];
-  }
-  const torn = choice.mode === 'torn';
-  const shape = found.shape ?? { writes: [], truncates: 0, namespace: 0 };
-  // The choice as a seed of the crash layer's coins, when one draws it.
-  let seed = choice.seed;
-  let seedExact = true;
-  let kept: string;
-  let explicit: PowerChoices = {};
-  if (choice.tear !== undefined) {
-    seedExact = false;
-    explicit = powerChoices(choice, shape);
-    kept = `${describeTear(choice.tear, shape)}. A tear inside a sector is not drawn by any seed and trace format v1 cannot name it, so the seed given does NOT reproduce it exactly`;
-  } else if (choice.bits !== null) {
-    kept = `this subset of the data unsynced at the crash: ${describeBits(choice.bits, shape, torn)}`;
-    const match = seedFor(choice.bits, seedSearchMax);
-    if (match === null) {
-      seedExact = false;
-      explicit = explicitChoices(shape, torn, choice.bits);
-      kept += `. No seed in 0..${seedSearchMax} draws it with the crash layer's coins and trace format v1 cannot name a subset, so the seed given does NOT reproduce it exactly`;
-    } else {
-      seed = match;
-      kept += `; seed ${match} draws exactly this subset with the crash layer's coins`;
-    }
-  } else {
-    kept = `what the crash layer's coins for seed ${seed} drew (a sampled crash point): ${describeBits(drawBits(seed, choiceBitCount(shape, torn)), shape, torn)}`;
-  }
-  const mode = `${choice.mode === 'torn' ? 'torn power' : 'power'} crash`;
-  if (found.op !== null) {
-    const steps = [...prefix, ...found.steps.map((step) => (step.kind === 'crashInside' ? { ...step, crash: { ...step.crash, seed } } : step))];
-    return [{ steps, crashChoices: explicit, betweenCrash: process, comment: `the ${mode} below keeps ${kept}.`, exact: seedExact }];
-  }
-  // A power crash between operations: v1 has only process crashes there. The same
-  // crash is the next operation crashed before its first durable call (crashAfterIo
-  // 0): nothing more is unsynced then, and the coins fall the same way.
-  const candidates: TraceCandidate[] = [];
-  const after = found.steps.slice(1);
-  const accepted = explorer.ops.filter((op) => judge(found.node.model, modelOpOf(op, explorer.book)) === null).sort((a, b) => nextOpOrder(a) - nextOpOrder(b));
-  for (const op of accepted) {
-    const crash: CrashRequest = { afterIo: 0, mode: 'power', seed, torn };
-    candidates.push({
-      steps: [...prefix, { kind: 'crashInside', op, crash }, ...after],
-      crashChoices: explicit,
-      betweenCrash: process,
-      comment: `found as a ${mode} BETWEEN operations (after the last one answered), which trace format v1 cannot say; written as the next operation crashed before its first durable I/O call (crashAfterIo 0), with the same unsynced data. It keeps ${kept}.`,
-      exact: seedExact,
-    });
-  }
-  candidates.push({
-    steps: [...prefix, ...found.steps],
-    crashChoices: {},
-    betweenCrash: { mode: 'power', choices: seedExact ? { seed, torn } : { seed, torn, ...explicit } },
-    comment: `found as a ${mode} BETWEEN operations, which trace format v1 cannot say: the 'crash' below replays as a process crash, and does not show the failure. The exploration's crash kept ${kept}.`,
-    exact: false,
-  });
-  return candidates;
-}
-
-async function traceOfFailure(explorer: Explorer, found: FoundFailure, options: ExplorationOptions): Promise<ExplorationFailure> {
-  const { book, geometry, names } = explorer;
-  const volumeName = options.volumeName ?? 'the reference implementation';
-  const choice = found.choice;
-  if (found.special !== undefined) return specialFailure(explorer, found, found.special, options);
-  // Rerun from scratch, no restore: the prefix, then the crash, recovery and finishing steps as found.
-  let chosen: { candidate: TraceCandidate; result: Awaited<ReturnType<typeof runScenario>> } | null = null;
-  for (const candidate of traceCandidates(explorer, found, options.seedSearchMax ?? explorationDefaults.seedSearchMax)) {
-    const sut = new ExplorationSut(volumeName, options.volumeClass ?? ReplicatedVolume, candidate.crashChoices, candidate.betweenCrash);
-    const result = await runScenario(sut, geometry, candidate.steps, book);
-    if (chosen === null || (chosen.result.failure === null && result.failure !== null)) chosen = { candidate, result };
-    if (result.failure !== null) break;
-  }
-  const { candidate, result } = chosen!;
-  const records: TraceRecord[] = [...result.records];
-  if (candidate.comment !== null) records.splice(Math.min(found.node.path.length, records.length), 0, { comment: shortenLabels(candidate.comment) });
-  const what =
-    found.op !== null
-      ? `${describeOp(found.op, book, names)} crashed after io ${found.crashAfterIo} (${choice?.mode ?? 'process'})`
-      : choice !== null
-        ? `a ${choice.mode} crash between operations`
-        : `${found.plainOp === null ? 'an operation' : describeOp(found.plainOp, book, names)} (no crash)`;
-  const powerLoss = found.powerLoss === undefined ? '' : '; recovered, finished the cycle, then lost power';
-  const description = `${what} after ${explorer.describePath(found.node.path)}${powerLoss}`;
-  const header = [
-    `Found by the bounded crash exploration (harness/crashExploration.ts) on ${volumeName}: ${description}.`,
-    `It failed: ${shortenLabels(found.error.message.split('\n')[0]!)}`,
-    result.failure === null
-      ? 'WARNING: rerun from scratch, these steps did NOT fail (the exploration restores saved prefix states; see its report).'
-      : `Rerun from scratch, it fails at step ${result.failure.stepIndex + 1}: ${shortenLabels(result.failure.message.split('\n')[0]!)}`,
-  ];
-  const trace = scenarioTrace(geometry, records, `crash exploration: ${found.error.kind} on ${volumeName}`, header);
-  let file: string | null = null;
-  const dir = options.failuresDir === undefined ? explorationDefaults.failuresDir : options.failuresDir;
-  if (dir !== null) {
-    mkdirSync(dir, { recursive: true });
-    const hash = createHash('sha256').update(trace).digest('hex').slice(0, 8);
-    const crashed = found.op !== null ? `${found.op.type}-io${found.crashAfterIo}-${choice?.mode ?? 'process'}` : choice !== null ? `between-${choice.mode}` : `${found.plainOp?.type ?? 'op'}-nocrash`;
-    const where = found.powerLoss === undefined ? crashed : `${crashed}-then-power`;
-    file = join(dir, `crash-${slug(options.volumeName ?? 'reference')}-${slug(where)}-${hash}.jsonl`);
-    writeFileSync(file, trace);
-  }
-  return { message: found.error.message, differences: found.error.differences, description, trace, file, reproduced: result.failure !== null, exact: candidate.exact };
-}
-
-
 /** Explores every crash state within the bounds; stops at the first failure and saves it as a trace. */
 export async function exploreCrashes(options: ExplorationOptions): Promise<ExplorationResult> {
   const explorer = new Explorer(options);
@@ -1012,67 +848,4 @@ export async function exploreCrashes(options: ExplorationOptions): Promise<Explo
   if (found === null) return { stats: explorer.stats, failure: null, covered: explorer.covered };
   const failure = await traceOfFailure(explorer, found, options);
   return { stats: explorer.stats, failure, covered: explorer.covered };
-}
-
-// ---------------------------------------------------------------------------
-// Reporting
-
-export function statesPerSecond(stats: ExplorationStats): number {
-  return Math.round(stats.crashStates / Math.max(stats.seconds, 1e-6));
-}
-
-export function formatSummary(stats: ExplorationStats, options: ExplorationOptions): string {
-  const modes = explorationModes.filter((mode) => (options.modes ?? explorationModes).includes(mode));
-  const row = (name: string, value: string | number) => `  ${name.padEnd(34)} ${typeof value === 'number' ? value.toLocaleString('en-US') : value}`;
-  const lines = [
-    `crash exploration: length ${options.length}, regions ${options.regions}${options.activeRegions === undefined ? '' : ` (written: ${options.activeRegions.join(', ')})`}, values ${options.values}, region size ${options.regionSize ?? explorationDefaults.regionSize}, modes ${modes.join(',')}, subset bits ${options.subsetBitsMax ?? explorationDefaults.subsetBitsMax}, samples ${options.samplesMax ?? explorationDefaults.samplesMax}, on ${options.volumeName ?? 'the reference implementation'}`,
-    row('sequences covered', stats.sequences),
-    row('distinct prefixes (deduplicated)', `${stats.prefixes.toLocaleString('en-US')} reached, ${stats.expanded.toLocaleString('en-US')} expanded`),
-    row('(prefix, op) runs', `${stats.opRuns.toLocaleString('en-US')} (${stats.rejected.toLocaleString('en-US')} rejected: no I/O to crash in)`),
-    row('crash points', `${stats.crashPoints.toLocaleString('en-US')} (k = 0..io of each accepted op, and between ops at each prefix)`),
-    row('  exhausted / sampled', `${stats.exhaustedPoints.toLocaleString('en-US')} / ${stats.sampledPoints.toLocaleString('en-US')}`),
-    row('crash runs', stats.runs),
-    row('crash states checked', stats.crashStates),
-    row('  duplicates skipped', `${stats.duplicates.toLocaleString('en-US')} (same post-crash files at the same crash site)`),
-    row('power losses after recovery', `${stats.powerLossesAfterRecovery.toLocaleString('en-US')} (process crashes that left unsynced writes)`),
-  ];
-  lines.push(`  ${'mode'.padEnd(8)} ${'points'.padStart(9)} ${'sampled'.padStart(8)} ${'runs'.padStart(10)} ${'states'.padStart(10)} ${'bits max'.padStart(9)}`);
-  for (const mode of modes) {
-    const m = stats.byMode[mode];
-    const bits = mode === 'process' ? '-' : String(stats.choiceBitsMax[mode]);
-    lines.push(`  ${mode.padEnd(8)} ${String(m.points).padStart(9)} ${String(m.sampledPoints).padStart(8)} ${String(m.runs).padStart(10)} ${String(m.states).padStart(10)} ${bits.padStart(9)}`);
-  }
-  const inside = (kind: InsideKind) => stats.inside[kind];
-  lines.push(`  ${'inside'.padEnd(8)} ${'points'.padStart(9)} ${''.padStart(8)} ${'runs'.padStart(10)} ${'states'.padStart(10)}`);
-  for (const kind of ['create', 'recovery', 'scrub'] as const) {
-    lines.push(`  ${kind.padEnd(8)} ${String(inside(kind).points).padStart(9)} ${''.padStart(8)} ${String(inside(kind).runs).padStart(10)} ${String(inside(kind).states).padStart(10)}`);
-  }
-  lines.push(row('rot (flips / E_CORRUPT / S = P)', `${stats.rot.runs.toLocaleString('en-US')} / ${stats.rot.detected.toLocaleString('en-US')} / ${stats.rot.healed.toLocaleString('en-US')}`));
-  lines.push(row('crash states per kind', statesPerKind(stats).map(({ kind, states }) => `${kind} ${states.toLocaleString('en-US')}`).join(', ')));
-  for (const note of stats.notes) lines.push(`  note: ${note}`);
-  lines.push(row('oracle steps / invariant checks', `${stats.oracle.steps.toLocaleString('en-US')} / ${stats.oracle.invariantChecks.toLocaleString('en-US')}`));
-  lines.push(row('seconds', stats.seconds.toFixed(2)));
-  lines.push(row('crash states/s', statesPerSecond(stats)));
-  lines.push(row('crash runs/s', Math.round(stats.runs / Math.max(stats.seconds, 1e-6))));
-  return lines.join('\n');
-}
-
-/** The failure in words, labels shortened, then its trace as saved. */
-export function formatFailureReport(failure: ExplorationFailure): string {
-  const lines = [`FAIL ${shortenLabels(failure.description)}`, `  ${shortenLabels(failure.message).split('\n').join('\n  ')}`];
-  if (failure.differences.length > 0) {
-    const fieldWidth = Math.max(5, ...failure.differences.map((d) => d.field.length));
-    const expectedWidth = Math.max(8, ...failure.differences.map((d) => shortenLabels(d.expected).length));
-    lines.push(`  ${'field'.padEnd(fieldWidth)}  ${'expected'.padEnd(expectedWidth)}  observed`);
-    for (const d of failure.differences) lines.push(`  ${d.field.padEnd(fieldWidth)}  ${shortenLabels(d.expected).padEnd(expectedWidth)}  ${shortenLabels(d.observed)}`);
-  }
-  if (failure.notReplayable !== undefined) {
-    lines.push('  no v1 trace: trace format v1 cannot say this case; the steps are in words below');
-  } else {
-    lines.push(failure.reproduced ? '  rerun from scratch (no restore): fails the same way' : '  WARNING: rerun from scratch (no restore), the trace does NOT fail');
-    if (!failure.exact) lines.push('  note: the trace cannot state the exact crash choice in format v1 (see its # comments)');
-  }
-  lines.push(failure.file === null ? '  trace (not saved):' : `  trace saved to ${failure.file}:`);
-  lines.push(failure.trace.trimEnd());
-  return lines.join('\n');
 }
