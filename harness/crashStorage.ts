@@ -138,6 +138,12 @@
 
 import type { FileHandle, Lock, LockOptions, OpenFileOptions, Storage } from '../impl/storage.ts';
 import { Prng } from './prng.ts';
+import { isSameOrAncestor, movedPath, normalizePath, parentDir } from './crash/crashPaths.ts';
+import { carriedMark, coveredBytesOf, patched, recordBytes, recordNames, recordsDepend, resized, sectorCountOf, TrackedFile, undoData } from './crash/unsyncedRecords.ts';
+import type { DataRecord, NamespaceKind, NamespaceRecord, ReplacedTarget, SectorChoice, TruncateRecord, WriteRecord } from './crash/unsyncedRecords.ts';
+
+export { normalizePath, parentDir } from './crash/crashPaths.ts';
+export type { NamespaceKind } from './crash/unsyncedRecords.ts';
 
 export type CrashMode = 'process' | 'power';
 export type DurableIoKind = 'create' | 'write' | 'sync' | 'truncate' | 'rename' | 'unlink' | 'mkdir' | 'rmdir' | 'syncDir';
@@ -259,58 +265,6 @@ export function isSimulatedCrash(error: unknown): error is SimulatedCrash {
   return error instanceof SimulatedCrash;
 }
 
-// ---------------------------------------------------------------------------
-// Paths
-
-/** Lexical normalization: drops "." and empty parts, resolves "..". */
-export function normalizePath(path: string): string {
-  if (path.length === 0) throw new Error('CrashStorage: empty path');
-  const absolute = path.startsWith('/');
-  const parts: string[] = [];
-  for (const part of path.split('/')) {
-    if (part === '' || part === '.') continue;
-    if (part === '..') {
-      if (parts.length > 0 && parts[parts.length - 1] !== '..') parts.pop();
-      else if (!absolute) parts.push('..');
-      continue;
-    }
-    parts.push(part);
-  }
-  const joined = parts.join('/');
-  if (absolute) return '/' + joined;
-  return joined === '' ? '.' : joined;
-}
-
-/** The directory holding a normalized path. */
-export function parentDir(path: string): string {
-  const slash = path.lastIndexOf('/');
-  if (slash < 0) return '.';
-  if (slash === 0) return '/';
-  return path.slice(0, slash);
-}
-
-/** Whether `ancestor` is `path` or one of its directories (both normalized). */
-function isSameOrAncestor(ancestor: string, path: string): boolean {
-  if (ancestor === path) return true;
-  if (ancestor === '.') return !path.startsWith('/') && !path.startsWith('..');
-  const prefix = ancestor.endsWith('/') ? ancestor : ancestor + '/';
-  return path.startsWith(prefix);
-}
-
-function pathsRelated(a: string, b: string): boolean {
-  return isSameOrAncestor(a, b) || isSameOrAncestor(b, a);
-}
-
-/** Where `path` is after `from` was renamed to `to` (a directory rename moves its descendants). */
-function movedPath(path: string, from: string, to: string): string {
-  if (path === from) return to;
-  if (isSameOrAncestor(from, path) && from !== '.') {
-    const prefix = from.endsWith('/') ? from : from + '/';
-    return (to.endsWith('/') ? to : to + '/') + path.slice(prefix.length);
-  }
-  return path;
-}
-
 function errorCode(error: unknown): string | undefined {
   if (typeof error === 'object' && error !== null && 'code' in error) {
     const code = (error as { code: unknown }).code;
@@ -329,117 +283,6 @@ function faultError(code: FaultCode, kind: DurableIoKind, path: string): Error {
     syscall: kind,
     path,
   });
-}
-
-// ---------------------------------------------------------------------------
-// Unsynced state
-
-interface WriteRecord {
-  kind: 'write';
-  /** The durable call's number; carried records get negative ones, so they sort before this storage's own. */
-  seq: number;
-  /** Handed over by a crashed process (handOverTo). */
-  carried: boolean;
-  path: string;
-  position: number;
-  data: Uint8Array;
-  /** The bytes of [position, min(position + length, lengthBefore)) before the write. */
-  before: Uint8Array;
-  lengthBefore: number;
-}
-
-interface TruncateRecord {
-  kind: 'truncate';
-  seq: number;
-  carried: boolean;
-  path: string;
-  length: number;
-  lengthBefore: number;
-  /** The bytes of [length, lengthBefore) that a shrinking truncate cut off. */
-  cut: Uint8Array;
-}
-
-type DataRecord = WriteRecord | TruncateRecord;
-
-/** A file's identity, followed across renames (like an inode). */
-class TrackedFile {
-  /** live: reachable at `path`; orphan: unlinked or replaced, restorable from `content`; dead: gone for good. */
-  state: 'live' | 'orphan' | 'dead' = 'live';
-  /** Normalized current path while live. */
-  path: string;
-  /** While orphan: the whole current content, kept up to date by writes through open handles. */
-  content: Uint8Array | null = null;
-  pending: DataRecord[] = [];
-  handleCount = 0;
-  constructor(path: string) {
-    this.path = path;
-  }
-}
-
-type ReplacedTarget = { kind: 'file'; file: TrackedFile } | { kind: 'directory' } | null;
-
-/** `carried`: made by a crashed process and handed over (handOverTo). */
-type NamespaceRecord =
-  | { kind: 'create'; seq: number; path: string; file: TrackedFile; unsyncedDirs: Set<string>; carried: boolean }
-  | { kind: 'unlink'; seq: number; path: string; file: TrackedFile; unsyncedDirs: Set<string>; carried: boolean }
-  | { kind: 'mkdir' | 'rmdir'; seq: number; path: string; unsyncedDirs: Set<string>; carried: boolean }
-  | { kind: 'rename'; seq: number; from: string; to: string; replaced: ReplacedTarget; unsyncedDirs: Set<string>; carried: boolean };
-
-export type NamespaceKind = NamespaceRecord['kind'];
-
-function recordNames(record: NamespaceRecord): string[] {
-  return record.kind === 'rename' ? [record.from, record.to] : [record.path];
-}
-
-function recordsDepend(a: NamespaceRecord, b: NamespaceRecord): boolean {
-  for (const x of recordNames(a)) for (const y of recordNames(b)) if (pathsRelated(x, y)) return true;
-  return false;
-}
-
-function recordBytes(record: DataRecord): number {
-  return record.kind === 'write' ? record.data.length + record.before.length : record.cut.length;
-}
-
-function carriedMark(record: DataRecord): { carried?: true } {
-  return record.carried ? { carried: true } : {};
-}
-
-/** What a torn power crash decided for one write: per sector, and the byte masks of sectors torn inside. */
-interface SectorChoice {
-  sectorsKept: boolean[];
-  byteMasks: Array<((byte: number) => boolean) | null>;
-}
-
-/** How many bytes of its `sector`-th covered sector a write covers. */
-function coveredBytesOf(position: number, length: number, sector: number, sectorSize: number): number {
-  const firstSector = Math.floor(position / sectorSize);
-  const start = Math.max(position, (firstSector + sector) * sectorSize);
-  const stop = Math.min(position + length, (firstSector + sector + 1) * sectorSize);
-  return stop - start;
-}
-
-function sectorCountOf(position: number, length: number, sectorSize: number): number {
-  if (length === 0) return 0;
-  return Math.floor((position + length - 1) / sectorSize) - Math.floor(position / sectorSize) + 1;
-}
-
-/** Writes `data` into `buffer` at `position`, growing it (with zeros) as needed. */
-function patched(buffer: Uint8Array, position: number, data: Uint8Array): Uint8Array {
-  const end = position + data.length;
-  let out = buffer;
-  if (end > buffer.length) {
-    out = new Uint8Array(end);
-    out.set(buffer);
-  }
-  out.set(data, position);
-  return out;
-}
-
-function resized(buffer: Uint8Array, length: number): Uint8Array {
-  if (length <= buffer.length) return buffer.slice(0, length);
-  const out = new Uint8Array(length);
-  out.set(buffer);
-  return out;
 }
 
 // ---------------------------------------------------------------------------
@@ -1256,17 +1099,6 @@ export class CrashStorage implements Storage {
       handle.write(start, record.data.subarray(start - record.position, stop - record.position));
     });
   }
-}
-
-/** Puts a file back as it was before one unsynced record, given it is as the record left it. */
-function undoData(handle: FileHandle, record: DataRecord): void {
-  if (record.kind === 'write') {
-    if (record.before.length > 0) handle.write(record.position, record.before);
-    if (record.position + record.data.length > record.lengthBefore) handle.truncate(record.lengthBefore);
-    return;
-  }
-  handle.truncate(record.lengthBefore);
-  if (record.cut.length > 0) handle.write(record.length, record.cut);
 }
 
 class CrashFileHandle implements FileHandle {
