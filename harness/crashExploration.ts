@@ -376,7 +376,7 @@ function checkInteger(name: string, value: number, min: number, max: number): vo
 
 const sectorBytes = 512;
 /** Geometries up to this many regions; the operations touch at most 8 of them (activeRegions). */
-const regionsMax = 1024;
+const regionsMax = 1 << 16;
 
 /**
  * The label written as value `value` to region `name`: `A1` for a one-sector

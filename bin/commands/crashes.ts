@@ -11,12 +11,14 @@
 // recovery (a second crash inside it too), rot (a flipped byte in each synced
 // structure) and crashes inside scrub --repair. Each state recovered and checked.
 //
-// With no geometry option it runs two explorations: a small geometry searched
+// With no geometry option it runs three explorations: a small geometry searched
 // deep (2 regions of 1 KiB, L = 4, two values), and a wide one (17 regions of
 // 512 bytes: three map bytes and three sectors of COW entries, two values written
 // to regions 0, 9 and 16, L = 4); each crashes up to 64 recovery paths and flips
-// bytes at 24 kinds of prefix states. About a minute on an idle 2-core machine.
-// --quick runs both shallow, in seconds (for make test).
+// bytes at 24 kinds of prefix states. Then a third, 1030 regions with writes to 0
+// and 1025 (two read chunks of the COW index at recovery, map byte 128), L = 3.
+// About a minute on an idle 2-core machine.
+// --quick runs the first two shallow, in seconds (for make test).
 // Prints the summary of each and the crash states per kind with the time. Exit
 // status: 0 every crash state passes, 1 a failure (saved and printed), 2 bad usage.
 
@@ -40,6 +42,8 @@ type Shape = Pick<ExplorationOptions, 'length' | 'regions' | 'values' | 'regionS
 export const defaultPlan: readonly Shape[] = [
   { length: explorationDefaults.length, regions: explorationDefaults.regions, values: explorationDefaults.values, regionSize: explorationDefaults.regionSize, recoveryPathsMax: 64, rotStatesMax: 24 },
   { length: 4, regions: 17, values: 2, regionSize: 512, activeRegions: [0, 9, 16], recoveryPathsMax: 64, rotStatesMax: 24 },
+  // Past 1024 regions recovery reads the COW index in more than one chunk (impl/cowStore.ts, entriesPerReadMax).
+  { length: 3, regions: 1030, values: 1, regionSize: 512, activeRegions: [0, 1025], recoveryPathsMax: 16, rotStatesMax: 2, scrubStatesMax: 1 },
 ];
 
 /** --quick: the same two, shallow, for the test suite (a few seconds). */
@@ -119,7 +123,7 @@ export async function crashesMain(argv: string[], output: CrashesOutput): Promis
   let plan: readonly Shape[];
   if (custom) {
     const length = integerOption('--length', values.length ?? String(explorationDefaults.length), 0, 8);
-    const regions = integerOption('--regions', values.regions ?? String(explorationDefaults.regions), 1, 1024);
+    const regions = integerOption('--regions', values.regions ?? String(explorationDefaults.regions), 1, 1 << 16);
     const valueCount = integerOption('--values', values.values ?? String(explorationDefaults.values), 1, 8);
     const regionSize = integerOption('--region-size', values['region-size'] ?? String(explorationDefaults.regionSize), 512, 1 << 20);
     if (length === null || regions === null || valueCount === null || regionSize === null) return usageError('crashes');
