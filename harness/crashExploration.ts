@@ -167,15 +167,15 @@ export interface ExplorationOptions {
   readonly activeRegions?: readonly number[];
   /** Crash inside create at each of its durable calls (default true). */
   readonly createCrashes?: boolean;
-  /** Distinct recovery paths (the durable calls a recovery makes) crashed inside at each call (default 24; 0: none). */
+  /** Distinct recovery paths (the durable calls a recovery makes) crashed inside at each call (default 8; 0: none). */
   readonly recoveryPathsMax?: number;
   /** After a process crash inside a recovery, crash the next recovery too, at each of its calls (default true). */
   readonly secondRecoveryCrash?: boolean;
   /** Rot: flip a byte of each structure in synced files at chosen prefix states (default true). */
   readonly rot?: boolean;
-  /** Prefix states (one per kind) flipped by rot (default 16). */
+  /** Prefix states (one per kind, those with the most to lose first) flipped by rot (default 4). */
   readonly rotStatesMax?: number;
-  /** Of the rot states, how many also crash scrub --repair after each flip (default 4). */
+  /** Of the rot states, how many also crash scrub --repair after each flip (default 1). */
   readonly scrubStatesMax?: number;
   /** Crash inside scrub --repair after rot (default true; skipped when the volume has no scrub). */
   readonly scrubCrashes?: boolean;
@@ -295,8 +295,9 @@ export const explorationDefaults = {
   subsetBitsMax: 6,
   samplesMax: 16,
   seedSearchMax: 1 << 20,
-  recoveryPathsMax: 24,
-  rotStatesMax: 16,
+  recoveryPathsMax: 8,
+  rotStatesMax: 4,
+  scrubStatesMax: 1,
   failuresDir: 'traces/failures',
 } as const;
 
@@ -416,6 +417,17 @@ export function explorationOps(regions: number, values: number, book: ContentBoo
 
 export function modelOpOf(op: SutOp, book: ContentBook): Op {
   return op.type === 'write' ? { type: 'write', region: op.region, data: book.addBytes(op.data), size: op.data.length } : op;
+}
+
+/**
+ * Prefix states for rot, those with the most to lose first: a running cycle with
+ * copies in W, bits in C and X, regions sent (stable among equals: shortest first).
+ */
+function richestFirst(nodes: PrefixNode[]): PrefixNode[] {
+  const count = (values: readonly boolean[]) => values.filter((value) => value).length;
+  const score = (model: ModelState) =>
+    count(model.current) + count(model.next) + 2 * count(model.cow.map((copy) => copy !== null)) + count(model.sent) + (model.phase === 'replicating' ? 1 : 0);
+  return nodes.map((node, index) => ({ node, index, score: score(node.model) })).sort((a, b) => b.score - a.score || a.index - b.index).map(({ node }) => node);
 }
 
 export function describeOp(op: SutOp, book: ContentBook, names: readonly string[]): string {
@@ -542,7 +554,7 @@ export class Explorer {
         level = next;
       }
       if (this.options.rot !== false) {
-        const rotten = await exploreRot(this, [...this.rotNodes.values()].slice(0, this.options.rotStatesMax ?? explorationDefaults.rotStatesMax));
+        const rotten = await exploreRot(this, richestFirst([...this.rotNodes.values()]).slice(0, this.options.rotStatesMax ?? explorationDefaults.rotStatesMax));
         if (rotten !== null) return rotten;
       }
       return null;

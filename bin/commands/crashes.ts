@@ -40,8 +40,8 @@ type Shape = Pick<ExplorationOptions, 'length' | 'regions' | 'values' | 'regionS
 
 /** The explorations run with no geometry option: deep and small, then wide. */
 export const defaultPlan: readonly Shape[] = [
-  { length: explorationDefaults.length, regions: explorationDefaults.regions, values: explorationDefaults.values, regionSize: explorationDefaults.regionSize, recoveryPathsMax: 64, rotStatesMax: 24 },
-  { length: 4, regions: 17, values: 2, regionSize: 512, activeRegions: [0, 9, 16], recoveryPathsMax: 64, rotStatesMax: 24 },
+  { length: explorationDefaults.length, regions: explorationDefaults.regions, values: explorationDefaults.values, regionSize: explorationDefaults.regionSize, recoveryPathsMax: 64, rotStatesMax: 24, scrubStatesMax: 4 },
+  { length: 4, regions: 17, values: 2, regionSize: 512, activeRegions: [0, 9, 16], recoveryPathsMax: 64, rotStatesMax: 24, scrubStatesMax: 4 },
   // Past 1024 regions recovery reads the COW index in more than one chunk (impl/cowStore.ts, entriesPerReadMax).
   { length: 3, regions: 1030, values: 1, regionSize: 512, activeRegions: [0, 1025], recoveryPathsMax: 16, rotStatesMax: 2, scrubStatesMax: 1 },
 ];

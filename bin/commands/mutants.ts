@@ -243,7 +243,7 @@ export const command: Command = {
       ...conformTable(rows),
       `${rows.length - missed} caught, ${missed} missed (seed ${seed}, time budget ${budget} s per randomised stage${runConform ? ' and per conform run' : ''})` +
         (runConform ? `; conform caught ${rows.length - conformMissed} of ${rows.length}` : ''),
-      ...(skipped.length === 0 ? [] : [`not run (none of these stages reaches their class; conform does): ${skipped.join(', ')}`]),
+      ...(skipped.length === 0 ? [] : [`not run (none of these stages reaches their class): ${skipped.map((name) => `${name} (reached by ${mutants[name]!.reachedBy!.join(', ')})`).join(', ')}`]),
     ];
     process.stdout.write(`${lines.join('\n')}\n`);
     return missed > 0 ? 1 : 0;

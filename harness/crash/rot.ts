@@ -30,7 +30,7 @@ import { cowIndexSize } from '../../impl/cowStore.ts';
 import type { ModelState } from '../../model/types.ts';
 import type { ArmCrashOptions } from '../crashStorage.ts';
 import type { Explorer, FoundFailure, PrefixNode } from '../crashExploration.ts';
-import { asFailure } from '../crashExploration.ts';
+import { asFailure, explorationDefaults } from '../crashExploration.ts';
 import { OracleFailure } from '../oracle.ts';
 import { dropEverything } from './choices.ts';
 import type { ExplorationSut } from './explorationSut.ts';
@@ -172,7 +172,7 @@ export async function exploreRot(explorer: Explorer, nodes: readonly PrefixNode[
   if (explorer.options.scrubCrashes !== false && !hasScrub) {
     explorer.stats.notes.push('no crash inside scrub --repair: the volume class has no scrub({ repair }) yet');
   }
-  const scrubStatesMax = explorer.options.scrubStatesMax ?? 4;
+  const scrubStatesMax = explorer.options.scrubStatesMax ?? explorationDefaults.scrubStatesMax;
   for (const [index, node] of nodes.entries()) {
     const unopened = explorer.restoreAt(node);
     if (unopened !== null) return unopened;
