@@ -194,6 +194,16 @@ describe('crash exploration', () => {
     assert.ok(thrown.failure !== null);
     assert.match(thrown.failure.message, /planted failure in swapMaps/);
     assert.match(thrown.failure.message, /\n\s+at .*swapMaps/, 'the message carries the stack');
+    class ThrowingRecover extends ReplicatedVolume {
+      protected override recover(): void {
+        throw new Error('planted failure in recover');
+      }
+    }
+    // create ends with the recovery that open runs: the very first create throws.
+    const atCreate = await exploreCrashes({ length: 1, regions: 2, values: 1, volumeClass: ThrowingRecover, volumeName: 'throwing at create', failuresDir: null });
+    assert.ok(atCreate.failure !== null);
+    assert.match(atCreate.failure.message, /planted failure in recover/);
+    assert.ok(atCreate.failure.notReplayable !== undefined);
     class CorruptState extends ReplicatedVolume {
       override state(): ReturnType<ReplicatedVolume['state']> {
         throw new CowmapError('E_CORRUPT', 'planted: state() refuses');

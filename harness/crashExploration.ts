@@ -120,6 +120,7 @@ import type { ChoiceShape, Restore, VolumeClass } from './crash/explorationSut.t
 import { asFailure, traceOfFailure } from './crash/failureTrace.ts';
 
 export { MemoryStorage } from './crash/memoryStorage.ts';
+import { MemoryStorage } from './crash/memoryStorage.ts';
 export { asFailure } from './crash/failureTrace.ts';
 export { formatFailureReport, formatSummary, statesPerSecond } from './crash/report.ts';
 export type { ChoiceShape, VolumeClass } from './crash/explorationSut.ts';
@@ -515,9 +516,9 @@ export class Explorer {
   /** Runs the exploration; returns the first failure found, or null. */
   async run(): Promise<FoundFailure | null> {
     const sut = this.sut;
-    await sut.create(this.geometry);
-    if (!sut.isClean) throw new Error('exploration: create left unsynced data behind; the root cannot be restored');
     const rootModel = initialState(this.geometry, this.book.zero);
+    const unmade = await this.createRoot(rootModel);
+    if (unmade !== null) return unmade;
     const root: PrefixNode = { depth: 0, path: [], model: rootModel, restore: { image: sut.files.clone(), sent: [], replay: [] } };
     this.noteRotNode(root);
     const seen = new Set<string>();
@@ -561,6 +562,26 @@ export class Explorer {
     } finally {
       this.stats.seconds = (performance.now() - this.started) / 1000;
       await sut.close();
+    }
+  }
+
+  /**
+   * The fresh volume every prefix starts from. A create that throws, refuses, or
+   * returns with anything unsynced (a power loss could undo part of an
+   * acknowledged create) is a failure of the implementation, not of the explorer.
+   */
+  private async createRoot(rootModel: ModelState): Promise<FoundFailure | null> {
+    const label = `create of ${this.geometry.regions} regions of ${this.geometry.regionSize} bytes`;
+    const root: PrefixNode = { depth: 0, path: [], model: rootModel, restore: { image: new MemoryStorage(), sent: [], replay: [] } };
+    try {
+      await this.sut.create(this.geometry);
+      if (!this.sut.isClean) {
+        const left = this.sut.shape();
+        throw new OracleFailure('sut', `${label} returned with ${left.writes.length} write(s), ${left.truncates} truncate(s) and ${left.namespace} name change(s) not durable`);
+      }
+      return null;
+    } catch (error) {
+      return { error: asFailure(error, label), node: root, op: null, plainOp: null, crashAfterIo: null, choice: null, shape: null, steps: [], special: label };
     }
   }
 

@@ -27,9 +27,15 @@ export async function crashCreates(explorer: Explorer, root: PrefixNode): Promis
   const stats = explorer.stats.inside.create;
   const foreign = keepsForeignFiles(explorer, root);
   if (foreign !== null) return foreign;
-  const made = sut.createCrashing(explorer.geometry, null);
-  if (made.crashed || !made.reply.ok) throw new Error('exploration: create failed without a crash');
-  const io = made.reply.io ?? 0;
+  let io: number;
+  try {
+    const made = sut.createCrashing(explorer.geometry, null);
+    if (made.crashed) throw new Error('exploration: create crashed with no crash armed');
+    if (!made.reply.ok) throw new OracleFailure('sut', `create on fresh files says ${made.reply.code}: ${made.reply.message}`);
+    io = made.reply.io ?? 0;
+  } catch (error) {
+    return { error: asFailure(error, 'create'), node: root, op: null, plainOp: null, crashAfterIo: null, choice: null, shape: null, steps: [], special: 'create on fresh files' };
+  }
   // Last call first: the crashes after the metadata is in place (where open's own
   // directory sync matters) are judged before those that leave a bare directory.
   for (let afterIo = io; afterIo >= 0; afterIo--) {
@@ -38,10 +44,12 @@ export async function crashCreates(explorer: Explorer, root: PrefixNode): Promis
     // A process crash first: it learns what is unsynced at this call, which sizes the power and torn choices.
     let shape: ChoiceShape | null = null;
     for (const mode of ['process', ...explorer.modes.filter((mode) => mode !== 'process')] as const) {
-      if (mode !== 'process' && shape === null) throw new Error(`exploration: create did not crash at k = ${afterIo} of ${io}`);
+      if (mode !== 'process' && shape === null) break;
       const { choices } = mode === 'process' ? { choices: [{ mode, bits: null, seed: 0 } as Choice] } : choicesAt(mode, shape!, explorer.subsetBitsMax, explorer.samplesMax, explorer.tearable);
       for (const choice of choices) {
         const found = await oneCreateCrash(explorer, root, judged, afterIo, io, choice, shape);
+        // A create that finished before its k-th call (its call count changed) has nothing to crash there.
+        if (found === 'uncrashed') break;
         if (found !== null) return found;
         if (mode === 'process' && shape === null) shape = sut.lastShape;
       }
@@ -96,7 +104,7 @@ async function oneCreateCrash(
   io: number,
   choice: Choice,
   shape: ChoiceShape | null,
-): Promise<FoundFailure | null> {
+): Promise<FoundFailure | null | 'uncrashed'> {
   const sut = explorer.sut;
   const stats = explorer.stats.inside.create;
   const geometry = explorer.geometry;
@@ -106,7 +114,7 @@ async function oneCreateCrash(
   const steps: ScenarioStep[] = [];
   try {
     const crashed = sut.createCrashing(geometry, { afterIo, mode: choice.mode === 'process' ? 'process' : 'power', ...powerChoices(choice, shape) });
-    if (!crashed.crashed) throw new Error(`exploration: create did not crash at k = ${afterIo} of ${io}`);
+    if (!crashed.crashed) return 'uncrashed';
     const carried = choice.mode === 'process' ? sut.carriedSignature() : '';
     const key = `${sut.files.digest()}|${carried}`;
     if (judged.has(key)) {
