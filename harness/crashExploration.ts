@@ -716,7 +716,7 @@ export class Explorer {
    */
   async powerLossAfterRecovery(oracle: Oracle, label: string, steps: ScenarioStep[], followUp: { powerLoss: PowerLossAfterRecovery | null }): Promise<void> {
     const sut = this.sut;
-    if (oracle.state.phase !== 'idle' || oracle.state.crashed) throw new Error('exploration: the cycle after recovery did not end idle');
+    if (oracle.state.phase !== 'idle' || oracle.state.crashed) throw new OracleFailure('sut', `${label}: the cycle after recovery did not end idle`);
     this.stats.powerLossesAfterRecovery++;
     const seed = this.dropAllSeed(choiceBitCount(sut.shape(), false));
     followUp.powerLoss = { seed };
@@ -751,7 +751,7 @@ export class Explorer {
         if (unopened !== null) return unopened;
         await sut.applyCrashing(op, { afterIo, mode: 'process', seed: 0, torn: false });
         shape = sut.lastShape;
-        if (shape === null) throw new Error(`exploration: ${opText} did not crash at k = ${afterIo} of ${io}`);
+        if (shape === null) return this.fewerCalls(node, op, afterIo, io);
       }
       let sampledHere = false;
       for (const mode of this.modes) {
@@ -776,7 +776,7 @@ export class Explorer {
           if (found !== null) return found;
           if (mode === 'process' && shape === null) {
             shape = sut.lastShape;
-            if (shape === null) throw new Error(`exploration: ${opText} did not crash at k = ${afterIo} of ${io}`);
+            if (shape === null) return this.fewerCalls(node, op, afterIo, io);
           }
         }
       }
@@ -784,6 +784,16 @@ export class Explorer {
       else this.stats.exhaustedPoints++;
     }
     return null;
+  }
+
+  /**
+   * The operation, run again from the same state, finished before its k-th durable
+   * call: the implementation is not deterministic, and crash points cannot be named.
+   */
+  private fewerCalls(node: PrefixNode, op: SutOp, afterIo: number, io: number): FoundFailure {
+    const label = `${this.describe(op)} after ${this.describePath(node.path)}`;
+    const error = new OracleFailure('sut', `${label} made ${io} durable I/O calls once, and fewer than ${afterIo} when run again from the same state: its calls must be the same on every run`);
+    return { error, node, op: null, plainOp: op, crashAfterIo: null, choice: null, shape: null, steps: [{ kind: 'op', op }], special: label };
   }
 
   /** Crashes between operations at a prefix state: the recovered state must be exactly the model's. */
