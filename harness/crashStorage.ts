@@ -77,9 +77,9 @@
 // (default 0) draws one fair coin per unsynced write in the order the writes were
 // made (torn: one per covered sector, first sector first), then one per unsynced
 // truncate in order, then one per non-durable namespace operation in order.
-// Writes and truncates carried over from a killed process ("What a recovery
-// inherits" below) are older than the storage's own: they come first in their
-// category, in the order the killed process made them (index 0 is the oldest
+// Writes, truncates and namespace changes carried over from a killed process
+// ("What a recovery inherits" below) are older than the storage's own: they come
+// first in their category, in the order the killed process made them (index 0 is the oldest
 // carried one). The explicit choices `keepWrite`, `keepSector`, `keepTruncate`,
 // `keepNamespace` replace the coins of their category (so a bounded exhaustive
 // explorer can try every subset: `unsyncedWriteCount()` and friends tell how many
@@ -413,12 +413,13 @@ export class CrashStorage implements Storage {
 
   /**
    * After a process crash: gives this dead storage's unsynced writes and truncates
-   * (their data and before-images) to `fresh`, the storage recovery runs on, as
-   * its oldest unsynced records; a later power crash of `fresh` may drop or tear
-   * them unless it synced their file. After a power crash it carries nothing
-   * (the crash already decided every unsynced record). After a process crash the
-   * non-durable namespace operations count as durable from then on. Either way
-   * this storage then holds nothing. See "What a recovery inherits" in the header.
+   * (their data and before-images) and its non-durable namespace changes (with the
+   * contents of the files they unlinked or replaced) to `fresh`, the storage
+   * recovery runs on, as its oldest unsynced records; a later power crash of
+   * `fresh` may drop or tear them unless it synced their file or directory. After
+   * a power crash it carries nothing (the crash already decided every unsynced
+   * record). Either way this storage then holds nothing. See "What a recovery
+   * inherits" in the header.
    */
   handOverTo(fresh: CrashStorage): HandOverReport {
     if (!this.crashed) throw new Error('CrashStorage.handOverTo: only a crashed storage hands over (this one is alive)');
