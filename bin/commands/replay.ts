@@ -44,6 +44,10 @@ export const command: Command = {
           process.stderr.write(`E_NOT_FOUND: replay: no trace file ${file}\n`);
           return 2;
         }
+        if ((error as NodeJS.ErrnoException).code === 'EISDIR') {
+          process.stderr.write(`E_BAD_REQUEST: replay: ${file} is a directory, not a trace file\n`);
+          return 2;
+        }
         throw error;
       }
     }
