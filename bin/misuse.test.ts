@@ -360,6 +360,22 @@ describe('cowmap misuse: a full file system', () => {
   });
 });
 
+describe('cowmap misuse: the environment', () => {
+  it('a working directory that was removed, a closed standard input, a reader that goes away: coded', () => {
+    const gone = join(scratch, 'gone');
+    mkdirSync(gone);
+    const removed = spawnSync('sh', ['-c', `cd "${gone}" && rmdir "${gone}" && exec "${process.execPath}" "${bin}" status v`], { timeout: 60_000 });
+    assertCoded({ args: ['status v in a removed directory'], status: removed.status, signal: removed.signal, stdout: removed.stdout, stderr: removed.stderr.toString() }, [1], /^E_IO: getcwd: /);
+    const dir = join(scratch, 'environment');
+    makeVolume(dir);
+    const closed = spawnSync('sh', ['-c', `exec "${process.execPath}" "${bin}" write "${dir}" --offset 0 <&-`], { timeout: 60_000 });
+    assertCoded({ args: ['write with stdin closed'], status: closed.status, signal: closed.signal, stdout: closed.stdout, stderr: closed.stderr.toString() }, [0, 1]);
+    const piped = spawnSync('sh', ['-c', `"${process.execPath}" "${bin}" read "${dir}" --offset 0 --length 2048 | head -c 1 >/dev/null`], { timeout: 60_000 });
+    assert.doesNotMatch(piped.stderr.toString(), /^ {4}at |Error:/m);
+    assertCoded(cowmap(['replay', '--model-only', scratch]), [2], /^E_BAD_REQUEST: replay: .* is a directory/);
+  });
+});
+
 describe('cowmap misuse: an internal error', () => {
   it('is E_INTERNAL on one line and a line saying to report it, with the stack only under COWMAP_DEBUG=1', async () => {
     const { reportFailure } = await import('./failure.ts');
