@@ -136,7 +136,14 @@ export class CreatedNames {
 
   /** mkdir of each missing directory of `dir`'s path, top down, each parent synced so that the new entry is durable. */
   makeDirs(dir: string): void {
-    for (const path of missingDirs(this.storage, dir)) {
+    const missing = missingDirs(this.storage, dir);
+    // The directories of the path that exist may have names nobody made durable (a
+    // create killed after its mkdir and before the sync of its parent, a user's
+    // mkdir): sync each one's parent, top down, before building on them.
+    const existing: string[] = [];
+    for (let path = missing.length > 0 ? dirname(missing[0]!) : dir; dirname(path) !== path; path = dirname(path)) existing.unshift(path);
+    for (const path of existing) this.storage.syncDir(dirname(path));
+    for (const path of missing) {
       try {
         this.storage.mkdir(path);
       } catch (error) {
