@@ -9,7 +9,7 @@
 // is undone in an after hook, whatever failed.
 
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -198,6 +198,17 @@ describe('cowmap misuse: volumes that are not there or not volumes', () => {
     }
     assert.deepEqual(readdirSync(empty), [], 'nothing was created in the empty directory');
   });
+
+  it('init under a file, with a secondary under a file, and paths too long for the kernel: exit 1, coded', () => {
+    const file = join(scratch, 'a-file-too');
+    writeFileSync(file, 'x');
+    assertCoded(cowmap(['init', join(file, 'vol'), '--regions', '4', '--region-size', '512']), [1]);
+    assertCoded(cowmap(['init', join(scratch, 'next-to-a-file'), '--regions', '4', '--region-size', '512', '--secondary', join(file, 'secondary')]), [1]);
+    assert.ok(!existsSync(join(scratch, 'next-to-a-file', 'meta')), 'a failed init leaves no volume behind');
+    const long = join(scratch, 'x'.repeat(5000));
+    assertCoded(cowmap(['init', long, '--regions', '4', '--region-size', '512']), [1]);
+    for (const command of dirCommands) assertCoded(runDirCommand(command, long), [1]);
+  });
 });
 
 describe('cowmap misuse: --file, lengths and offsets', () => {
@@ -357,6 +368,33 @@ describe('cowmap misuse: a full file system', () => {
     const init = cowmap(['init', dir, '--regions', '16', '--region-size', String(1 << 20)]);
     assertCoded(init, [0, 1]);
     if (init.status === 0) assertCoded(cowmap(['write', dir, '--offset', '0'], { input: Buffer.alloc(4 << 20, 0x44) }), [1], /^E_IO: /);
+  });
+});
+
+describe('cowmap misuse: a volume another process holds', () => {
+  it('status, read, write, cycle and a second serve end with a code while serve holds the volume', async () => {
+    const dir = join(scratch, 'held');
+    makeVolume(dir);
+    const server = spawn(process.execPath, [bin, 'serve', dir, '--socket', join(scratch, 'held.sock')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        let out = '';
+        server.stdout.on('data', (data: Buffer) => {
+          out += data.toString();
+          if (out.includes('serving ')) resolve();
+        });
+        server.once('exit', (status) => reject(new Error(`serve ended first (${status}): ${out}`)));
+      });
+      for (const command of dirCommands) {
+        if (command.name === 'serve') continue;
+        assertCoded(runDirCommand(command, dir), [0, 1]);
+      }
+      assertCoded(cowmap(['write', dir, '--region', '3', '--label', 'D1']), [1], /^E_LOCKED: /);
+      assertCoded(cowmap(['serve', dir, '--socket', join(scratch, 'held-2.sock')], { stopAfterSeconds: 15 }), [1], /^E_LOCKED: /);
+    } finally {
+      server.kill('SIGTERM');
+      await new Promise((resolve) => (server.exitCode !== null ? resolve(null) : server.once('exit', resolve)));
+    }
   });
 });
 
