@@ -56,7 +56,9 @@ function usage(): string {
 function commandHelp(name: string, command: Command | null): string {
   const entry = commandUsages[name];
   const notes = command?.notes ?? entry?.notes ?? [];
-  return [`usage: cowmap ${usageOf(name)}`, '', entry?.summary ?? '', ...(notes.length > 0 ? ['', ...notes] : []), '', ...exitStatusText].join('\n') + '\n';
+  // A command that states its own exit statuses keeps only the general environment line.
+  const general = notes.some((line) => line.startsWith('exit status:')) ? exitStatusText.slice(-1) : exitStatusText;
+  return [`usage: cowmap ${usageOf(name)}`, '', entry?.summary ?? '', ...(notes.length > 0 ? ['', ...notes] : []), '', ...general].join('\n') + '\n';
 }
 
 /** --help or -h among the command's own options (not after a `--`, which starts another command's). */

@@ -11,11 +11,35 @@ export interface CommandUsage {
 }
 
 export const commandUsages: Record<string, CommandUsage> = {
-  init: { summary: 'create a volume', usage: 'init DIR --regions N --region-size BYTES [--secondary DIR2]' },
-  write: { summary: 'write a region or a byte range', usage: 'write DIR --region R --label TEXT | --offset O [--file F]' },
-  read: { summary: 'read a region or a byte range', usage: 'read DIR --region R | --offset O --length L [--secondary]' },
+  init: {
+    summary: 'create a volume',
+    usage: 'init DIR --regions N --region-size BYTES [--secondary DIR2]',
+    notes: ['The geometry is checked before anything is created (E_SIZE); a failed init', 'removes what it made.'],
+  },
+  write: {
+    summary: 'write a region or a byte range',
+    usage: 'write DIR --region R --label TEXT | --offset O [--file F]',
+    notes: [
+      'With --offset the bytes come from F, or from standard input without --file, and go to',
+      'the volume a piece at a time. F missing: E_NOT_FOUND; F a directory: E_BAD_REQUEST;',
+      'more bytes than fit from O to the end of the volume: E_RANGE (a regular file is',
+      'refused before anything is written; standard input when the excess arrives).',
+    ],
+  },
+  read: {
+    summary: 'read a region or a byte range',
+    usage: 'read DIR --region R | --offset O --length L [--secondary]',
+    notes: [
+      'Opens the volume read-only (nothing is written: works on a read-only file system).',
+      'A byte range goes to standard output a piece at a time, whatever its length.',
+    ],
+  },
   cycle: { summary: 'run (or resume) one replication cycle', usage: 'cycle DIR' },
-  status: { summary: 'show the phase, the maps and the counts', usage: 'status DIR' },
+  status: {
+    summary: 'show the phase, the maps and the counts',
+    usage: 'status DIR',
+    notes: ['Opens the volume read-only: recovery runs in memory and nothing is written, so', 'it works on a read-only or full file system.'],
+  },
   scrub: { summary: 'check every checksum and the secondary', usage: 'scrub DIR [--repair] [--json] [--secondary DIR2]' },
   replay: { summary: 'replay traces', usage: 'replay [--model-only | --mutant NAME] FILE... [-- CMD...]' },
   explore: { summary: 'explore every model state', usage: 'explore --regions N --values V [--crash] [--states-max M] [--out FILE] [--quiet]' },
