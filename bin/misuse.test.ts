@@ -160,6 +160,8 @@ describe('cowmap misuse: the command line itself', () => {
       ['init', '--regions', '4', '--region-size', '512'],
       ['status'],
       ['status', 'a', 'b'],
+      ['status', ''],
+      ['init', '', '--regions', '4', '--region-size', '512'],
       ['read', 'v'],
       ['read', 'v', '--region'],
       ['read', 'v', '--offset', '0', '--length', '-5'],

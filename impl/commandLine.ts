@@ -32,6 +32,7 @@ export function parseCommandLine(argv: string[], options: OptionSpec): { values:
 /** The one positional argument, the volume directory. */
 export function volumeDirArgument(positionals: string[]): string {
   if (positionals.length !== 1) throw new UsageError(`expected one volume directory, got ${positionals.length} arguments`);
+  if (positionals[0] === '') throw new UsageError('the volume directory is an empty string');
   return positionals[0]!;
 }
 
