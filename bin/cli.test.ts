@@ -23,8 +23,13 @@ describe('cowmap', () => {
     assert.equal(cowmap([]).status, 2);
     const unknown = cowmap(['frobnicate']);
     assert.equal(unknown.status, 2);
-    assert.match(unknown.stderr, /unknown command 'frobnicate'/);
-    assert.equal(cowmap(['--help']).status, 0);
+    assert.match(unknown.stderr, /^cowmap frobnicate: unknown command 'frobnicate'\nusage: cowmap /);
+    const help = cowmap(['--help']);
+    assert.equal(help.status, 0);
+    for (const name of ['init', 'write', 'read', 'cycle', 'status', 'scrub', 'serve']) assert.match(help.stdout, new RegExp(`^  ${name} `, 'm'));
+    const version = cowmap(['--version']);
+    assert.equal(version.status, 0);
+    assert.equal(version.stdout, `cowmap ${JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version}\n`);
   });
 
   it('conform --help lists every option it parses and exits 0', async () => {
