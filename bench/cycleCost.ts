@@ -24,6 +24,7 @@ import { NodeStorage } from '../impl/nodeStorage.ts';
 import { ReplicatedVolume } from '../impl/replicatedVolume.ts';
 import { cycleBatchBytesMax, runCycle } from '../impl/runCycle.ts';
 import { CountingStorage, type IoCounts } from './countingStorage.ts';
+import { digestBatchIo } from '../impl/digestTable.ts';
 import { dirtyContent, mapFootprint, pickRegions } from './dirty.ts';
 import { Checks, type Log, type SectionResult } from './report.ts';
 import { ratios, summarize, timeSeconds } from './stats.ts';
@@ -184,6 +185,7 @@ export function benchCycle(config: CycleConfig, volumeFiles: CycleVolume, log: L
   const contentFailures: string[] = [];
   const rsyncFailures: string[] = [];
   let expectedMetadataBytes = 0;
+  let lastDigestBytes = 0;
   let lastCounts: IoCounts | null = null;
   let lastBatches = 0;
 
@@ -213,18 +215,27 @@ export function benchCycle(config: CycleConfig, volumeFiles: CycleVolume, log: L
           bytesFailures.push(`repetition ${repetition}: the cycle sent ${sent.length} regions, ${dirty.length} were dirtied`);
         }
         // Bytes moved: each dirty region read from P and written to S; the metadata:
-        // two 512-byte slot updates (swap, completion) and the map bytes of C cleared.
-        // Syncs: one per batch of transfers, the two metadata updates, the map.
+        // two 512-byte slot updates (swap, completion) and the map pages of C cleared;
+        // the secondary's digest table: each page a batch touches read and written
+        // once (digestBatchIo). Syncs: per batch one of S and one of its digest
+        // table, the two metadata updates, the map.
+        const digestIo = { bytesRead: 0, bytesWritten: 0, writeCalls: 0, syncCalls: 0 };
+        const batchRegions = Math.max(1, Math.floor(cycleBatchBytesMax / regionSize));
+        for (let start = 0; start < dirty.length; start += batchRegions) {
+          const io = digestBatchIo(dirty.slice(start, start + batchRegions));
+          for (const field of ['bytesRead', 'bytesWritten', 'writeCalls', 'syncCalls'] as const) digestIo[field] += io[field];
+        }
         const expected = {
-          bytesRead: dirty.length * regionSize,
-          bytesWritten: dirty.length * regionSize + 2 * metadataSlotBytes + footprint.bytes,
-          writeCalls: dirty.length + 2 + footprint.runs,
-          syncCalls: batches + 3,
+          bytesRead: dirty.length * regionSize + digestIo.bytesRead,
+          bytesWritten: dirty.length * regionSize + 2 * metadataSlotBytes + footprint.bytes + digestIo.bytesWritten,
+          writeCalls: dirty.length + 2 + footprint.runs + digestIo.writeCalls,
+          syncCalls: batches + digestIo.syncCalls + 3,
         };
+        lastDigestBytes = digestIo.bytesWritten;
         if (batches !== Math.ceil(dirty.length / Math.max(1, Math.floor(cycleBatchBytesMax / regionSize)))) {
           bytesFailures.push(`repetition ${repetition}: ${batches} batches of transfers for ${dirty.length} regions`);
         }
-        expectedMetadataBytes = 2 * metadataSlotBytes + footprint.bytes;
+        expectedMetadataBytes = 2 * metadataSlotBytes + footprint.bytes + digestIo.bytesWritten;
         for (const field of ['bytesRead', 'bytesWritten', 'writeCalls', 'syncCalls'] as const) {
           if (counts[field] !== expected[field]) bytesFailures.push(`repetition ${repetition}: ${field} ${counts[field]}, expected ${expected[field]}`);
         }
@@ -266,7 +277,7 @@ export function benchCycle(config: CycleConfig, volumeFiles: CycleVolume, log: L
   volume.close();
 
   checks.expectAll(`cycle: bytes moved = dirty regions x region size + metadata (2 x ${metadataSlotBytes} B slots + the map bytes of C)`, bytesFailures,
-    `${dirtyCount} x ${regionSize} B read and written, + ${expectedMetadataBytes} B metadata written, ${lastBatches + 3} fdatasyncs (${lastBatches} for the transfers in batches of up to ${cycleBatchBytesMax >> 20} MiB, 2 metadata, 1 map), every repetition`);
+    `${dirtyCount} x ${regionSize} B read and written, + ${expectedMetadataBytes} B metadata written (${lastDigestBytes} B of it the secondary's digest table), ${2 * lastBatches + 3} fdatasyncs (${2 * lastBatches} for the transfers in batches of up to ${cycleBatchBytesMax >> 20} MiB: S and its digest table, 2 metadata, 1 map), every repetition`);
   checks.expectAll('cycle: the secondary holds the primary at the swap for every dirty region (byte compare)', contentFailures, `${dirtyCount} regions, every repetition`);
   if (config.rsync) checks.expectAll('cycle: rsync succeeded', rsyncFailures, `exit 0 in every repetition`);
 
@@ -297,8 +308,8 @@ export function benchCycle(config: CycleConfig, volumeFiles: CycleVolume, log: L
       against: `rsync ${rsyncArgs.join(' ')} + fdatasync`,
       target: { text: '>= 20', met: speedup.median >= 20 },
       detail: `ours ${ours.median.toFixed(3)} s vs rsync ${rsyncSummary.median.toFixed(3)} s`,
-      why: `our cycle is ${dirtyCount} random ${regionSize / 1024} KiB reads of P${cold ? ' from a cold cache' : ''} and ${dirtyCount} pwrite + fdatasync pairs on S (one fdatasync per transfer, ` +
-        `${dirtyCount + 3} in all): ${((ours.median / dirtyCount) * 1e6).toFixed(0)} us per region; rsync reads ${(2 * sizeBytes / (1 << 30)).toFixed(0)} GiB sequentially and syncs once`,
+      why: `our cycle is ${dirtyCount} random ${regionSize / 1024} KiB reads of P${cold ? ' from a cold cache' : ''} and ${dirtyCount} pwrites on S, synced once per batch with the digest table (${2 * lastBatches + 3} fdatasyncs ` +
+        `in all): ${((ours.median / dirtyCount) * 1e6).toFixed(0)} us per region; rsync reads ${(2 * sizeBytes / (1 << 30)).toFixed(0)} GiB sequentially and syncs once`,
     });
   }
   const copySpeedup = summarize(ratios(series.copySeconds, series.oursSeconds));
@@ -315,7 +326,7 @@ export function benchCycle(config: CycleConfig, volumeFiles: CycleVolume, log: L
     label: `one cycle, ours (${dirtyCount} regions sent)`,
     unit: 's',
     summary: ours,
-    detail: `read ${mib(dirtyCount * regionSize)} + written ${mib(dirtyCount * regionSize)} + ${expectedMetadataBytes} B metadata; ${lastBatches + 3} fdatasyncs`,
+    detail: `read ${mib(dirtyCount * regionSize)} + written ${mib(dirtyCount * regionSize)} + ${expectedMetadataBytes} B metadata and digests; ${2 * lastBatches + 3} fdatasyncs`,
   });
   if (rsyncSummary !== null) {
     figures.push({
@@ -338,10 +349,10 @@ export function benchCycle(config: CycleConfig, volumeFiles: CycleVolume, log: L
       `Cycle: ${regions} regions x ${regionSize} B (${volumeLabel}), ${dirtyCount} regions (${(config.dirtyFraction * 100).toFixed(0)}%) dirtied at random (seeded, new regions every repetition) through writeRegion while idle, untimed; ` +
         `${config.repetitions} repetitions; contenders in rotating order; page cache ${cold ? 'dropped (sync; echo 3 > /proc/sys/vm/drop_caches) before every contender: cold for all' : 'not dropped: warm for all contenders equally'}.`,
       `Bytes moved by our cycle, counted through a Storage wrapper: read ${dirtyCount} x ${regionSize} B = ${dirtyCount * regionSize} B (the dirty regions of P), written the same to S plus ${expectedMetadataBytes} B of metadata ` +
-        `(2 x ${metadataSlotBytes} B metadata slots for the swap and the completion, and the non-zero bytes of the current map cleared at completion); checked equal in every repetition.`,
+        `(2 x ${metadataSlotBytes} B metadata slots for the swap and the completion, the 4 KiB map pages of the current map cleared at completion, and each 4 KiB page of the secondary's digest table a batch touches, also read once); checked equal in every repetition.`,
       `rsync (${rsyncArgs.join(' ')}) updates a replica file equal to the previous image, so it has a 1% delta to find; it reads both 1 GiB files whole. Its byte counts are the rchar/wchar of its processes (read/write system calls on files and on its pipes). ` +
-        `Both baselines end with an fdatasync of their destination; ours fdatasyncs the secondary once per batch of transfers (transferRegions, up to ${cycleBatchBytesMax >> 20} MiB each), then the metadata and the current map.`,
-      `The primary was filled with seeded bytes through node:fs before the volume was opened (not sparse: ${primaryAllocated} B allocated), and the secondary and rsync replica start as copies of it.`,
+        `Both baselines end with an fdatasync of their destination; ours fdatasyncs the secondary and its digest table once per batch of transfers (transferRegions, up to ${cycleBatchBytesMax >> 20} MiB each), then the metadata and the current map.`,
+      `The primary was filled with seeded bytes through node:fs before the volume was opened (not sparse: ${primaryAllocated} B allocated), and the secondary and rsync replica start as copies of it (the secondary's digest table is left as created, so the volume would call every region it does not send rot: the bench reads S only through node:fs).`,
     ],
     data: {
       regions,
@@ -349,7 +360,7 @@ export function benchCycle(config: CycleConfig, volumeFiles: CycleVolume, log: L
       dirtyRegions: dirtyCount,
       repetitions: config.repetitions,
       cacheCold: cold,
-      expectedBytesRead: dirtyCount * regionSize,
+      expectedBytesRead: dirtyCount * regionSize + lastDigestBytes,
       expectedBytesWritten: dirtyCount * regionSize + expectedMetadataBytes,
       metadataBytesWritten: expectedMetadataBytes,
       lastCycleCounts: lastCounts,

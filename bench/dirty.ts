@@ -3,6 +3,7 @@
 
 import { Prng } from '../harness/prng.ts';
 import { SeededBytes } from './system.ts';
+import { pageBytes as mapPageBytes, regionsPerPage as mapPageRegions } from '../impl/mapPage.ts';
 
 /** `count` distinct regions of 0..regions-1, seeded, ascending (a partial Fisher-Yates shuffle). */
 export function pickRegions(regions: number, count: number, seed: number): number[] {
@@ -25,12 +26,16 @@ export function dirtyContent(regionList: readonly number[], regionSize: number, 
   return regionList.map(() => bytes.next(regionSize));
 }
 
-/** Map bytes that a set of regions touches, and the runs of consecutive ones (completion clears each run with one write). */
+/**
+ * The map pages that a set of regions touches, in bytes, and the runs of
+ * consecutive pages (completion rewrites each run of pages with one write;
+ * docs/format.md, "DIR/map0, DIR/map1").
+ */
 export function mapFootprint(regionList: readonly number[]): { bytes: number; runs: number } {
-  const indices = [...new Set(regionList.map((region) => region >> 3))].sort((a, b) => a - b);
+  const pages = [...new Set(regionList.map((region) => Math.floor(region / mapPageRegions)))].sort((a, b) => a - b);
   let runs = 0;
-  for (let index = 0; index < indices.length; index++) {
-    if (index === 0 || indices[index]! !== indices[index - 1]! + 1) runs++;
+  for (let index = 0; index < pages.length; index++) {
+    if (index === 0 || pages[index]! !== pages[index - 1]! + 1) runs++;
   }
-  return { bytes: indices.length, runs };
+  return { bytes: pages.length * mapPageBytes, runs };
 }

@@ -49,7 +49,15 @@ export const commandUsages: Record<string, CommandUsage> = {
   },
   crashes: {
     summary: 'bounded exhaustive crash exploration',
-    usage: 'crashes [--length L] [--regions N] [--values V] [--modes process,power,torn] [--subset-bits B] [--samples S] [--mutant NAME]',
+    usage:
+      'crashes [--quick] [--length L] [--regions N] [--active R,...] [--values V] [--region-size B] [--modes process,power,torn] [--subset-bits B] [--samples S] ' +
+      '[--no-create] [--no-recovery] [--no-rot] [--no-byte-tears] [--recovery-paths P] [--rot-states K] [--mutant NAME] [--out-dir DIR]',
+    notes: [
+      'By default three geometries (2 regions searched deep, 17 and 1,030 regions written at both ends), each',
+      'crashed at every durable call of every operation, of create, of recovery (and inside that recovery) and',
+      'of scrub --repair, in process, power and torn modes (records torn inside a sector too), and with rot:',
+      'a byte flipped in each checksummed structure. Prints the crash states per kind and the time.',
+    ],
   },
   mutants: { summary: 'the mutation self-check', usage: 'mutants [--seed N] [--time-budget S] [--quick] [--only NAME,...] [--stages KEY,...]' },
   adapter: { summary: 'serve the reference implementation over adapter protocol 1', usage: 'adapter [--mutant NAME]' },
