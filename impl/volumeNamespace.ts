@@ -74,7 +74,7 @@ export function refuseOccupiedVolumeDir(storage: Storage, dir: string): void {
   if (names.every((name) => leftoverNames.includes(name))) {
     throw new CowmapError(
       'E_EXISTS',
-      `create: ${dir} holds ${namesList(dir, names)}, left by an init that was cut short (there is no ${fileNames.metadata}, so no volume): remove them to create the volume again`,
+      `create: ${dir} holds ${namesList(dir, names)} but no ${fileNames.metadata}, so no volume: an init that was cut short, or files of the same names that are not a volume's; create touches neither: remove them to create the volume here`,
     );
   }
   throw new CowmapError('E_EXISTS', `create: ${dir} is not empty: it holds ${namesList(dir, names)}; a volume is created only in a missing or empty directory`);
