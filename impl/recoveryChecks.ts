@@ -69,10 +69,19 @@ export function primaryMatchesSecondary(files: RecoveryFiles, region: number): b
  */
 export function checkMapPages(files: RecoveryFiles, replicating: boolean, rewrite: boolean, repairs: RecoveryRepair | null = null): void {
   const maps = replicating ? [files.currentMap, files.nextMap] : [files.nextMap];
+  if (!replicating && repairs !== null) {
+    // Idle, C is not used and recovery clears it; scrub --repair still says which page failed.
+    for (const { page, problem } of files.currentMap.failedPages()) {
+      const { first } = files.currentMap.regionsOfPage(page);
+      const cleared = `map page ${page} ${problem}: the current map is not used while idle; cleared`;
+      repairs.repair({ file: files.currentMap.file.path, offset: page * pageBytes, region: first, problem: cleared }, []);
+    }
+  }
   for (const map of maps) {
     const other = map === files.currentMap ? files.nextMap : files.currentMap;
     for (const { page, problem } of map.failedPages()) {
       const { first, end } = map.regionsOfPage(page);
+      let lostBit = false;
       for (let region = first; region < end; region++) {
         if (map.has(region)) continue;
         if (replicating && (other.has(region) || files.cow.holds(region))) continue;
@@ -83,7 +92,14 @@ export function checkMapPages(files: RecoveryFiles, replicating: boolean, rewrit
         const regions: number[] = [];
         for (let marked = first; marked < end; marked++) regions.push(marked);
         repairs.repair({ file: map.file.path, offset: page * pageBytes, region, problem: `map ${message}` }, regions);
+        lostBit = true;
         break;
+      }
+      // scrub --repair says what it rewrites, even a page that lost nothing: the
+      // user learns that the file failed its checksum (rot, or a crash's torn update).
+      if (!lostBit && repairs !== null) {
+        const kept = `map page ${page} ${problem}: a torn update or rot that lost no bit (every clear bit's region is as last sent); rewritten`;
+        repairs.repair({ file: map.file.path, offset: page * pageBytes, region: first, problem: kept }, []);
       }
       if (rewrite) map.rewritePage(page);
     }

@@ -13,7 +13,6 @@ import { parseCommandLine, runCommand, stringOption, volumeDirArgument, writeStd
 import { NodeStorage } from '../../impl/nodeStorage.ts';
 import { ReplicatedVolume } from '../../impl/replicatedVolume.ts';
 import type { ScrubFinding, ScrubReport } from '../../impl/scrubFinding.ts';
-import type { OpenOptions } from '../../impl/volumeParts.ts';
 import type { Command } from '../main.ts';
 
 const usage = 'scrub DIR [--repair] [--json] [--secondary DIR2]';
@@ -66,14 +65,6 @@ function summaryLine(dir: string, report: ScrubReport, repair: boolean): string 
   return `scrub ${dir}: ${verdict}: ${counts}${marked}`;
 }
 
-function openVolume(dir: string, repair: boolean, secondaryDir: string | undefined): ReplicatedVolume {
-  const openOptions: OpenOptions = {};
-  // Read-only without --repair: nothing written or synced, a shared lock.
-  if (!repair) openOptions.readOnly = true;
-  if (secondaryDir !== undefined) openOptions.secondaryDir = secondaryDir;
-  return ReplicatedVolume.open(new NodeStorage(), dir, openOptions);
-}
-
 export const command: Command = {
   summary: 'check every checksum and the secondary; --repair marks what fails for the next cycle',
   run: (argv) =>
@@ -87,9 +78,12 @@ export const command: Command = {
       const repair = values['repair'] === true;
       const json = values['json'] === true;
 
-      let volume: ReplicatedVolume;
+      // scrubDir opens the volume read-only without --repair; with it, its recovery
+      // mends what a resend can (and says so) instead of refusing the volume.
+      const secondaryDir = stringOption(values, 'secondary');
+      let report: ScrubReport;
       try {
-        volume = openVolume(dir, repair, stringOption(values, 'secondary'));
+        report = ReplicatedVolume.scrubDir(new NodeStorage(), dir, { repair, ...(secondaryDir === undefined ? {} : { secondaryDir }) });
       } catch (error) {
         if (!(error instanceof CowmapError) || error.code !== 'E_CORRUPT') throw error;
         const output = json
@@ -97,12 +91,6 @@ export const command: Command = {
           : `${openRefusalLine(error)}\nscrub ${dir}: the volume does not open (E_CORRUPT): 1 finding, nothing checked${repair ? ' or repaired' : ''}`;
         await writeStdout(output + '\n');
         return 1;
-      }
-      let report: ScrubReport;
-      try {
-        report = volume.scrub({ repair });
-      } finally {
-        volume.close();
       }
       const output = json
         ? JSON.stringify({ volume: dir, repair, opened: true, error: null, ...report })
