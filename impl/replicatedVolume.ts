@@ -324,17 +324,7 @@ export class ReplicatedVolume {
       get cycle() {
         return volume.cycle;
       },
-      metadata: this.metadata,
-      maps: this.maps,
-      get currentMap() {
-        return volume.currentMap;
-      },
-      get nextMap() {
-        return volume.nextMap;
-      },
-      cow: this.cow,
-      primary: this.primary,
-      replica: this.replica,
+      files: this.recoveryFiles(),
       isPending: (region) => this.isPending(region),
     };
   }
@@ -662,12 +652,18 @@ export class ReplicatedVolume {
     return bytesEqual(sha256(this.primary.readRegion(region)), digest);
   }
 
+  /** The files as recovery and scrub see them; the roles of the maps are read when asked (a swap flips them). */
   private recoveryFiles(): RecoveryFiles {
+    const volume = this;
     return {
       metadata: this.metadata,
       maps: this.maps,
-      currentMap: this.currentMap,
-      nextMap: this.nextMap,
+      get currentMap() {
+        return volume.currentMap;
+      },
+      get nextMap() {
+        return volume.nextMap;
+      },
       cow: this.cow,
       primary: this.primary,
       replica: this.replica,

@@ -5,28 +5,21 @@
 // failing map pages rewritten from the bits in memory (which mirror what was
 // durable plus the deferred bits), COW copies that fail their digest dropped.
 
-import type { CowStore } from './cowStore.ts';
 import type { MapFile } from './mapFile.ts';
 import { pageBytes } from './mapPage.ts';
-import type { MetadataStore, Phase } from './metadata.ts';
-import type { RegionFile } from './regionFile.ts';
-import type { Replica } from './replica.ts';
+import type { Phase } from './metadata.ts';
+import type { RecoveryFiles } from './recoveryChecks.ts';
 import type { ScrubTarget, TargetFinding } from './scrub.ts';
 
 /** What the target reads of the volume; getters, since the phase and the roles of the maps change. */
 export interface ScrubbedVolume {
+  /** The volume's files, as recovery sees them (the map roles read when asked). */
+  readonly files: RecoveryFiles;
   readonly dir: string;
   readonly regions: number;
   readonly regionSize: number;
   readonly phase: Phase;
   readonly cycle: number;
-  readonly metadata: MetadataStore;
-  readonly maps: readonly [MapFile, MapFile];
-  readonly currentMap: MapFile;
-  readonly nextMap: MapFile;
-  readonly cow: CowStore;
-  readonly primary: RegionFile;
-  readonly replica: Replica;
   isPending(region: number): boolean;
 }
 
@@ -37,21 +30,21 @@ export function volumeScrubTarget(volume: ScrubbedVolume): ScrubTarget {
     regions: volume.regions,
     regionSize: volume.regionSize,
     phase: volume.phase,
-    metadataFindings: () => volume.metadata.scrub(),
-    mapFindings: () => volume.maps.flatMap((map) => mapFindings(map)),
-    cowFindings: () => volume.cow.scrub(replicating() ? volume.cycle : null),
-    primaryPath: volume.primary.file.path,
-    readPrimary: (region) => volume.primary.readRegion(region),
-    replica: volume.replica,
-    covered: (region) => volume.nextMap.has(region) || (replicating() && volume.currentMap.has(region)) || volume.cow.holds(region),
+    metadataFindings: () => volume.files.metadata.scrub(),
+    mapFindings: () => volume.files.maps.flatMap((map) => mapFindings(map)),
+    cowFindings: () => volume.files.cow.scrub(replicating() ? volume.cycle : null),
+    primaryPath: volume.files.primary.file.path,
+    readPrimary: (region) => volume.files.primary.readRegion(region),
+    replica: volume.files.replica,
+    covered: (region) => volume.files.nextMap.has(region) || (replicating() && volume.files.currentMap.has(region)) || volume.files.cow.holds(region),
     pending: (region) => volume.isPending(region),
-    markNext: (regions) => volume.nextMap.setMany(regions),
+    markNext: (regions) => volume.files.nextMap.setMany(regions),
     rewriteMapPages: () => {
-      for (const map of volume.maps) {
+      for (const map of volume.files.maps) {
         for (const finding of map.scrub()) map.rewritePage(pageOfFinding(finding.offset));
       }
     },
-    dropCopy: (region) => volume.cow.dropCopy(region),
+    dropCopy: (region) => volume.files.cow.dropCopy(region),
   };
 }
 
