@@ -7,6 +7,15 @@
 // the full file system a 1 MiB tmpfs (chmod does not stop root); without root the
 // first is made with chmod and the second is skipped, said on stdout. Every mount
 // is undone in an after hook, whatever failed.
+//
+// Speed (make test stays under 5 minutes on 2 cores): the cases that only
+// exercise the command line (--help, --version, usage errors, geometries init
+// refuses) call main() from bin/main.ts in this process with its output
+// captured; a few of each kind still run as real `node bin/cowmap.js`
+// processes, with the start-up guard and the environment cases. The other
+// processes run concurrently, at most `poolSize` at a time, without
+// NODE_V8_COVERAGE: every line they reach is covered in process by the other
+// tests, and writing a coverage file at each exit cost a third of their time.
 
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
@@ -15,6 +24,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { main } from './main.ts';
 
 const bin = fileURLToPath(new URL('./cowmap.js', import.meta.url));
 const scrubExists = existsSync(fileURLToPath(new URL('./commands/scrub.ts', import.meta.url)));
@@ -45,26 +55,107 @@ interface Run {
   stderr: string;
 }
 
-/**
- * Runs cowmap to its end. `stopAfterSeconds` sends it SIGTERM after that long
- * through timeout(1), which keeps reading its output meanwhile (spawnSync's own
- * timeout stops reading first, and the command's last words then fail with EPIPE).
- */
-function cowmap(args: string[], options: { input?: string | Uint8Array; stopAfterSeconds?: number } = {}): Run {
-  const stop = options.stopAfterSeconds;
-  const command = stop === undefined ? [process.execPath, bin, ...args] : ['timeout', '--preserve-status', '-s', 'TERM', String(stop), process.execPath, bin, ...args];
-  const result = spawnSync(command[0]!, command.slice(1), {
-    cwd: scratch,
-    input: options.input ?? '',
-    timeout: 120_000,
-    maxBuffer: 64 << 20,
-    env: { ...process.env, COWMAP_DEBUG: '' },
-  });
-  return { args, status: result.status, signal: result.signal, stdout: result.stdout, stderr: result.stderr.toString('utf8') };
+/** At most this many cowmap processes at once (most of their time is start-up, waiting on the loader). */
+const poolSize = 4;
+let running = 0;
+const waiting: (() => void)[] = [];
+
+async function pooled<T>(task: () => Promise<T>): Promise<T> {
+  if (running >= poolSize) await new Promise<void>((resolve) => waiting.push(resolve));
+  running++;
+  try {
+    return await task();
+  } finally {
+    running--;
+    waiting.shift()?.();
+  }
 }
 
-function runDirCommand(command: (typeof dirCommands)[number], dir: string): Run {
+/** The environment of a spawned cowmap: no COWMAP_DEBUG, and no coverage file written at its exit (see the head). */
+function childEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, COWMAP_DEBUG: '' };
+  delete env['NODE_V8_COVERAGE'];
+  return env;
+}
+
+/** Runs `command` to its end, in the pool, feeding it `input`; killed after 120 s. */
+function spawnRun(label: string[], command: string[], options: { input?: string | Uint8Array; cwd?: string } = {}): Promise<Run> {
+  return pooled(
+    () =>
+      new Promise<Run>((resolve, reject) => {
+        const child = spawn(command[0]!, command.slice(1), { cwd: options.cwd ?? scratch, env: childEnv(), stdio: ['pipe', 'pipe', 'pipe'] });
+        const out: Buffer[] = [];
+        const err: Buffer[] = [];
+        child.stdout.on('data', (data: Buffer) => out.push(data));
+        child.stderr.on('data', (data: Buffer) => err.push(data));
+        // A command that never reads its standard input closes it first: not a failure here.
+        child.stdin.on('error', () => {});
+        child.stdin.end(options.input ?? '');
+        const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
+        child.once('error', (error) => {
+          clearTimeout(timer);
+          reject(error);
+        });
+        child.once('close', (status, signal) => {
+          clearTimeout(timer);
+          resolve({ args: label, status, signal, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString('utf8') });
+        });
+      }),
+  );
+}
+
+/**
+ * Runs cowmap as a process to its end. `stopAfterSeconds` sends it SIGTERM after
+ * that long through timeout(1), which keeps reading its output meanwhile.
+ */
+function cowmap(args: string[], options: { input?: string | Uint8Array; stopAfterSeconds?: number } = {}): Promise<Run> {
+  const stop = options.stopAfterSeconds;
+  const command = stop === undefined ? [process.execPath, bin, ...args] : ['timeout', '--preserve-status', '-s', 'TERM', String(stop), process.execPath, bin, ...args];
+  return spawnRun(args, command, { ...(options.input === undefined ? {} : { input: options.input }) });
+}
+
+/**
+ * Runs main(args) in this process with what it writes to stdout and stderr
+ * captured (text only: the test runner's own reports pass through), its
+ * returned status standing for the exit status. For the cases that only
+ * exercise the command line, and for building test volumes.
+ */
+async function inProcess(args: string[]): Promise<Run> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const originals = { stdout: process.stdout.write, stderr: process.stderr.write };
+  const capture = (stream: NodeJS.WriteStream, into: string[]) =>
+    function (this: NodeJS.WriteStream, chunk: unknown, ...rest: unknown[]): boolean {
+      if (typeof chunk !== 'string') return (stream === process.stdout ? originals.stdout : originals.stderr).call(stream, chunk as Uint8Array, ...(rest as [])) as boolean;
+      into.push(chunk);
+      const callback = rest.find((value) => typeof value === 'function') as ((error?: Error | null) => void) | undefined;
+      if (callback !== undefined) process.nextTick(callback);
+      return true;
+    } as typeof process.stdout.write;
+  const savedDebug = process.env['COWMAP_DEBUG'];
+  process.env['COWMAP_DEBUG'] = '';
+  process.stdout.write = capture(process.stdout, out);
+  process.stderr.write = capture(process.stderr, err);
+  let status: number;
+  try {
+    status = await main(args);
+  } finally {
+    process.stdout.write = originals.stdout;
+    process.stderr.write = originals.stderr;
+    if (savedDebug === undefined) delete process.env['COWMAP_DEBUG'];
+    else process.env['COWMAP_DEBUG'] = savedDebug;
+  }
+  return { args, status, signal: null, stdout: Buffer.from(out.join('')), stderr: err.join('') };
+}
+
+function runDirCommand(command: (typeof dirCommands)[number], dir: string): Promise<Run> {
   return cowmap(command.args(dir), { input: command.input ?? '', ...(command.stopAfterSeconds === undefined ? {} : { stopAfterSeconds: command.stopAfterSeconds }) });
+}
+
+/** Every run of `runs` at once (in the pool), asserted coded in the order given. */
+async function assertAllCoded(runs: { run: Promise<Run>; allowed: readonly number[]; firstLine?: RegExp }[]): Promise<void> {
+  const done = await Promise.all(runs.map((entry) => entry.run));
+  done.forEach((run, index) => assertCoded(run, runs[index]!.allowed, runs[index]!.firstLine));
 }
 
 /** The promise of item 5: an allowed status, a coded first line on failure, never a trace. */
@@ -80,12 +171,21 @@ function assertCoded(run: Run, allowed: readonly number[], firstLine?: RegExp): 
   }
 }
 
-/** A fresh volume of 4 regions of 512 bytes with a write and a cycle behind it, and a pending write. */
-function makeVolume(dir: string): void {
-  assertCoded(cowmap(['init', dir, '--regions', '4', '--region-size', '512']), [0]);
-  assertCoded(cowmap(['write', dir, '--region', '0', '--label', 'A1']), [0]);
-  assertCoded(cowmap(['cycle', dir]), [0]);
-  assertCoded(cowmap(['write', dir, '--region', '2', '--label', 'C1']), [0]);
+/** A fresh volume of 4 regions of 512 bytes with a write and a cycle behind it, and a pending write (built in process). */
+async function makeVolume(dir: string): Promise<void> {
+  assertCoded(await inProcess(['init', dir, '--regions', '4', '--region-size', '512']), [0]);
+  assertCoded(await inProcess(['write', dir, '--region', '0', '--label', 'A1']), [0]);
+  assertCoded(await inProcess(['cycle', dir]), [0]);
+  assertCoded(await inProcess(['write', dir, '--region', '2', '--label', 'C1']), [0]);
+}
+
+let volumes = 0;
+
+/** A volume of its own for one run, as makeVolume builds it. */
+async function ownVolume(name: string): Promise<string> {
+  const dir = join(scratch, `own-${name}-${volumes++}`);
+  await makeVolume(dir);
+  return dir;
 }
 
 function tryRun(command: string, args: string[]): boolean {
@@ -135,22 +235,34 @@ after(() => {
 });
 
 describe('cowmap misuse: the command line itself', () => {
-  it('--help of every command exits 0, --version prints the version, a bare cowmap exits 2', () => {
+  it('--help of every command exits 0, --version prints the version, a bare cowmap exits 2', async () => {
     for (const name of ['init', 'status', 'write', 'read', 'cycle', 'serve', 'replay', 'explore', 'fuzz', 'crashes', 'mutants', 'adapter', 'record', 'conform', 'verify', 'diagram', ...(scrubExists ? ['scrub'] : [])]) {
-      const run = cowmap([name, '--help']);
+      const run = await inProcess([name, '--help']);
       assertCoded(run, [0]);
       assert.match(run.stdout.toString(), new RegExp(`usage: cowmap ${name}`), name);
     }
-    const version = cowmap(['--version']);
+    const version = await inProcess(['--version']);
     assertCoded(version, [0]);
     assert.match(version.stdout.toString(), /^cowmap \d+\.\d+\.\d+/);
-    assert.match(cowmap(['--help']).stdout.toString(), /COWMAP_DEBUG=1/);
-    const bare = cowmap([]);
+    assert.match((await inProcess(['--help'])).stdout.toString(), /COWMAP_DEBUG=1/);
+    const bare = await inProcess([]);
     assert.equal(bare.status, 2);
     assert.match(bare.stderr, /^usage: cowmap <command>/);
   });
 
-  it('usage errors of every command exit 2 in one format: "cowmap CMD: problem", then "usage: cowmap CMD ..."', () => {
+  it('the same through the binary itself: a command\'s --help, --version, a bare cowmap and a usage error', async () => {
+    const [help, version, bare, usage] = await Promise.all([cowmap(['write', '--help']), cowmap(['--version']), cowmap([]), cowmap(['read', 'v', '--region'])]);
+    assertCoded(help, [0]);
+    assert.match(help.stdout.toString(), /^usage: cowmap write /);
+    assertCoded(version, [0]);
+    assert.match(version.stdout.toString(), /^cowmap \d+\.\d+\.\d+/);
+    assert.equal(bare.status, 2);
+    assert.match(bare.stderr, /^usage: cowmap <command>/);
+    assertCoded(usage, [2], /^cowmap read: /);
+    assert.match(usage.stderr.split('\n')[1] ?? '', /^usage: cowmap read\b/, usage.stderr);
+  });
+
+  it('usage errors of every command exit 2 in one format: "cowmap CMD: problem", then "usage: cowmap CMD ..."', async () => {
     const cases: string[][] = [
       ['init', 'v', '--bogus'],
       ['init', 'v', '--regions', '4'],
@@ -180,85 +292,104 @@ describe('cowmap misuse: the command line itself', () => {
       ...(scrubExists ? [['scrub'], ['scrub', 'v', '--bogus']] : []),
     ];
     for (const args of cases) {
-      const run = cowmap(args);
+      const run = await inProcess(args);
       assertCoded(run, [2], new RegExp(`^cowmap ${args[0]}: `));
       assert.match(run.stderr.split('\n')[1] ?? '', new RegExp(`^usage: cowmap ${args[0]}\\b`), run.stderr);
     }
-    const unknown = cowmap(['frobnicate']);
+    const unknown = await inProcess(['frobnicate']);
     assertCoded(unknown, [2], /^cowmap frobnicate: unknown command 'frobnicate'/);
   });
 });
 
 describe('cowmap misuse: volumes that are not there or not volumes', () => {
-  it('every DIR command on a missing directory, a file, and an empty directory: exit 1, coded', () => {
+  it('every DIR command on a missing directory, a file, and an empty directory: exit 1, coded', async () => {
     const file = join(scratch, 'a-file');
     writeFileSync(file, 'not a volume');
     const empty = join(scratch, 'empty');
     mkdirSync(empty);
-    for (const dir of [join(scratch, 'missing'), join(scratch, 'missing', 'deeper'), file, empty]) {
-      for (const command of dirCommands) assertCoded(runDirCommand(command, dir), [1]);
-    }
+    const dirs = [join(scratch, 'missing'), join(scratch, 'missing', 'deeper'), file, empty];
+    await assertAllCoded(dirs.flatMap((dir) => dirCommands.map((command) => ({ run: runDirCommand(command, dir), allowed: [1] }))));
     assert.deepEqual(readdirSync(empty), [], 'nothing was created in the empty directory');
   });
 
-  it('init under a file, with a secondary under a file, and paths too long for the kernel: exit 1, coded', () => {
+  it('init under a file, with a secondary under a file, and paths too long for the kernel: exit 1, coded', async () => {
     const file = join(scratch, 'a-file-too');
     writeFileSync(file, 'x');
-    assertCoded(cowmap(['init', join(file, 'vol'), '--regions', '4', '--region-size', '512']), [1]);
-    assertCoded(cowmap(['init', join(scratch, 'next-to-a-file'), '--regions', '4', '--region-size', '512', '--secondary', join(file, 'secondary')]), [1]);
-    assert.ok(!existsSync(join(scratch, 'next-to-a-file', 'meta')), 'a failed init leaves no volume behind');
     const long = join(scratch, 'x'.repeat(5000));
-    assertCoded(cowmap(['init', long, '--regions', '4', '--region-size', '512']), [1]);
-    for (const command of dirCommands) assertCoded(runDirCommand(command, long), [1]);
+    await assertAllCoded([
+      { run: cowmap(['init', join(file, 'vol'), '--regions', '4', '--region-size', '512']), allowed: [1] },
+      { run: cowmap(['init', join(scratch, 'next-to-a-file'), '--regions', '4', '--region-size', '512', '--secondary', join(file, 'secondary')]), allowed: [1] },
+      { run: cowmap(['init', long, '--regions', '4', '--region-size', '512']), allowed: [1] },
+      ...dirCommands.map((command) => ({ run: runDirCommand(command, long), allowed: [1] })),
+    ]);
+    assert.ok(!existsSync(join(scratch, 'next-to-a-file', 'meta')), 'a failed init leaves no volume behind');
   });
 });
 
 describe('cowmap misuse: --file, lengths and offsets', () => {
   let dir = '';
-  before(() => {
+  before(async () => {
     dir = join(scratch, 'inputs');
-    makeVolume(dir);
+    await makeVolume(dir);
   });
 
-  it('write --file of a missing path is E_NOT_FOUND, of a directory E_BAD_REQUEST, both naming the path', () => {
-    assertCoded(cowmap(['write', dir, '--offset', '0', '--file', '/nonexistent']), [1], /^E_NOT_FOUND: .*\/nonexistent/);
-    assertCoded(cowmap(['write', dir, '--offset', '0', '--file', join(scratch, 'missing', 'file')]), [1], /^E_NOT_FOUND: /);
-    assertCoded(cowmap(['write', dir, '--offset', '0', '--file', tmpdir()]), [1], new RegExp(`^E_BAD_REQUEST: .*${tmpdir()}`));
-    assertCoded(cowmap(['write', dir, '--offset', '0', '--file', '/dev/null']), [0]);
+  it('write --file of a missing path is E_NOT_FOUND, of a directory E_BAD_REQUEST, both naming the path', async () => {
+    // A volume of its own for each case, so that they run at once (a volume has one holder at a time).
+    const locked = join(scratch, 'unreadable');
     if (!isRoot) {
-      const locked = join(scratch, 'unreadable');
       writeFileSync(locked, 'x');
       chmodSync(locked, 0o000);
-      assertCoded(cowmap(['write', dir, '--offset', '0', '--file', locked]), [1], /^E_IO: open: EACCES: /);
     }
+    const cases: [string, number, RegExp | undefined][] = [
+      ['/nonexistent', 1, /^E_NOT_FOUND: .*\/nonexistent/],
+      [join(scratch, 'missing', 'file'), 1, /^E_NOT_FOUND: /],
+      [tmpdir(), 1, new RegExp(`^E_BAD_REQUEST: .*${tmpdir()}`)],
+      ['/dev/null', 0, undefined],
+      ...(isRoot ? [] : [[locked, 1, /^E_IO: open: EACCES: /] as [string, number, RegExp]]),
+    ];
+    const runs = [];
+    for (const [index, [file, status, firstLine]] of cases.entries()) {
+      const own = await ownVolume(`file-${index}`);
+      runs.push({ run: cowmap(['write', own, '--offset', '0', '--file', file]), allowed: [status], ...(firstLine === undefined ? {} : { firstLine }) });
+    }
+    await assertAllCoded(runs);
   });
 
-  it('an input longer than the room to the end of the volume is E_RANGE and writes nothing', () => {
-    const before = cowmap(['read', dir, '--offset', '0', '--length', '2048']).stdout;
+  it('an input longer than the room to the end of the volume is E_RANGE and writes nothing', async () => {
+    const before = (await cowmap(['read', dir, '--offset', '0', '--length', '2048'])).stdout;
     const big = join(scratch, 'big-input');
     writeFileSync(big, Buffer.alloc(2000, 0x41));
-    assertCoded(cowmap(['write', dir, '--offset', '100', '--file', big]), [1], /^E_RANGE: /);
-    assertCoded(cowmap(['write', dir, '--offset', '100'], { input: Buffer.alloc(2000, 0x42) }), [1], /^E_RANGE: .*nothing was written/);
-    assertCoded(cowmap(['write', dir, '--offset', '5368709120'], { input: 'x' }), [1], /^E_RANGE: /);
-    assert.deepEqual(cowmap(['read', dir, '--offset', '0', '--length', '2048']).stdout, before, 'the volume did not change');
+    // One after the other: they share the volume, which has one holder at a time.
+    assertCoded(await cowmap(['write', dir, '--offset', '100', '--file', big]), [1], /^E_RANGE: /);
+    assertCoded(await cowmap(['write', dir, '--offset', '100'], { input: Buffer.alloc(2000, 0x42) }), [1], /^E_RANGE: .*nothing was written/);
+    assertCoded(await cowmap(['write', dir, '--offset', '5368709120'], { input: 'x' }), [1], /^E_RANGE: /);
+    assert.deepEqual((await cowmap(['read', dir, '--offset', '0', '--length', '2048'])).stdout, before, 'the volume did not change');
   });
 
-  it('huge lengths, offsets and regions are E_RANGE (or bad usage when not an exact integer), never a RangeError', () => {
-    assertCoded(cowmap(['read', dir, '--offset', '0', '--length', '5368709120']), [1], /^E_RANGE: /);
-    assertCoded(cowmap(['read', dir, '--offset', '0', '--length', '9007199254740991']), [1], /^E_RANGE: /);
-    assertCoded(cowmap(['read', dir, '--offset', '9007199254740991', '--length', '1']), [1], /^E_RANGE: /);
-    assertCoded(cowmap(['read', dir, '--offset', '99999999999999999999', '--length', '1']), [2]);
-    assertCoded(cowmap(['read', dir, '--region', '4294967296']), [1], /^E_RANGE: /);
-    assertCoded(cowmap(['write', dir, '--region', '4', '--label', 'x']), [1], /^E_RANGE: /);
-    assertCoded(cowmap(['write', dir, '--region', '0', '--label', 'x'.repeat(513)]), [1], /^E_SIZE: /);
+  it('huge lengths, offsets and regions are E_RANGE (or bad usage when not an exact integer), never a RangeError', async () => {
+    const cases: [string[], number, RegExp | undefined][] = [
+      [['read', '--offset', '0', '--length', '5368709120'], 1, /^E_RANGE: /],
+      [['read', '--offset', '0', '--length', '9007199254740991'], 1, /^E_RANGE: /],
+      [['read', '--offset', '9007199254740991', '--length', '1'], 1, /^E_RANGE: /],
+      [['read', '--offset', '99999999999999999999', '--length', '1'], 2, undefined],
+      [['read', '--region', '4294967296'], 1, /^E_RANGE: /],
+      [['write', '--region', '4', '--label', 'x'], 1, /^E_RANGE: /],
+      [['write', '--region', '0', '--label', 'x'.repeat(513)], 1, /^E_SIZE: /],
+    ];
+    const runs = [];
+    for (const [index, [[name, ...options], status, firstLine]] of cases.entries()) {
+      const own = await ownVolume(`huge-${index}`);
+      runs.push({ run: cowmap([name!, own, ...options]), allowed: [status], ...(firstLine === undefined ? {} : { firstLine }) });
+    }
+    await assertAllCoded(runs);
   });
 
-  it('a byte range larger than one piece streams out whole and in order', () => {
+  it('a byte range larger than one piece streams out whole and in order', async () => {
     const large = join(scratch, 'large');
-    // 24 MiB: three pieces of read's 8 MiB, with a mark at each piece boundary.
-    assertCoded(cowmap(['init', large, '--regions', '48', '--region-size', String(512 * 1024)]), [0]);
-    for (const offset of [8 << 20, (16 << 20) - 3]) assertCoded(cowmap(['write', large, '--offset', String(offset)], { input: 'MARK' }), [0]);
-    const run = cowmap(['read', large, '--offset', '1', '--length', String((24 << 20) - 1)]);
+    // 24 MiB: three pieces of read's 8 MiB, with a mark at each piece boundary (built in process).
+    assertCoded(await inProcess(['init', large, '--regions', '48', '--region-size', String(512 * 1024)]), [0]);
+    for (const offset of [8 << 20, (16 << 20) - 3]) assertCoded(await cowmap(['write', large, '--offset', String(offset)], { input: 'MARK' }), [0]);
+    const run = await cowmap(['read', large, '--offset', '1', '--length', String((24 << 20) - 1)]);
     assertCoded(run, [0]);
     assert.equal(run.stdout.length, (24 << 20) - 1);
     assert.equal(run.stdout.subarray((8 << 20) - 1, (8 << 20) + 3).toString(), 'MARK');
@@ -267,7 +398,7 @@ describe('cowmap misuse: --file, lengths and offsets', () => {
 });
 
 describe('cowmap misuse: extreme geometries', () => {
-  it('init refuses them with E_SIZE (or bad usage) before anything is created', () => {
+  it('init refuses them with E_SIZE (or bad usage) before anything is created', async () => {
     const cases: [string, string, number][] = [
       ['0', '512', 1],
       [String(2 ** 24 + 1), '512', 1],
@@ -284,7 +415,8 @@ describe('cowmap misuse: extreme geometries', () => {
     ];
     for (const [regions, regionSize, status] of cases) {
       const dir = join(scratch, `geometry-${regions}-${regionSize}`, 'vol');
-      assertCoded(cowmap(['init', dir, '--regions', regions, '--region-size', regionSize]), [status], status === 1 ? /^E_SIZE: / : undefined);
+      // In process: init refuses before it touches the file system (the binary's usage errors are asserted above).
+      assertCoded(await inProcess(['init', dir, '--regions', regions, '--region-size', regionSize]), [status], status === 1 ? /^E_SIZE: / : undefined);
       assert.ok(!existsSync(join(scratch, `geometry-${regions}-${regionSize}`)), `init --regions ${regions} --region-size ${regionSize} created nothing`);
     }
   });
@@ -293,9 +425,9 @@ describe('cowmap misuse: extreme geometries', () => {
 describe('cowmap misuse: a read-only directory', () => {
   let source = '';
   let view: string | null = null;
-  before(() => {
+  before(async () => {
     source = join(scratch, 'ro-source');
-    makeVolume(source);
+    await makeVolume(source);
     if (isRoot) {
       view = readOnlyBindMount(source);
     } else {
@@ -309,28 +441,32 @@ describe('cowmap misuse: a read-only directory', () => {
     if (view === null) console.log('# skipped: the read-only cases need a read-only bind mount (mount --bind, then remount,ro), which failed here');
   });
 
-  it('status and read succeed without writing anything; write and cycle fail with a code', (t) => {
+  it('status and read succeed without writing anything; write and cycle fail with a code', async (t) => {
     if (view === null) return t.skip('no read-only bind mount on this machine');
     const listing = readdirSync(source).sort();
-    const status = cowmap(['status', view]);
+    const status = await cowmap(['status', view]);
     assertCoded(status, [0]);
     assert.match(status.stdout.toString(), /next +0010 +1 dirty \(X\)/);
-    const region = cowmap(['read', view, '--region', '0', '--secondary']);
+    const region = await cowmap(['read', view, '--region', '0', '--secondary']);
     assertCoded(region, [0]);
     assert.equal(region.stdout.subarray(0, 2).toString(), 'A1');
-    assertCoded(cowmap(['read', view, '--offset', '1024', '--length', '2']), [0]);
-    assertCoded(cowmap(['write', view, '--region', '1', '--label', 'B2']), [1]);
-    assertCoded(cowmap(['cycle', view]), [1]);
+    assertCoded(await cowmap(['read', view, '--offset', '1024', '--length', '2']), [0]);
+    assertCoded(await cowmap(['write', view, '--region', '1', '--label', 'B2']), [1]);
+    assertCoded(await cowmap(['cycle', view]), [1]);
     assert.deepEqual(readdirSync(source).sort(), listing, 'no file left behind (no lock file, no temporary)');
   });
 
-  it('every DIR command, and init inside it, ends with a code', (t) => {
+  it('every DIR command, and init inside it, ends with a code', async (t) => {
     if (view === null) return t.skip('no read-only bind mount on this machine');
+    // One after the other on the volume; the two inits, which do not open it, at once with them.
+    const inits = [
+      cowmap(['init', join(view, 'inner'), '--regions', '4', '--region-size', '512']),
+      cowmap(['init', join(scratch, 'rw-vol'), '--regions', '4', '--region-size', '512', '--secondary', join(view, 'elsewhere')]),
+    ];
     for (const command of dirCommands) {
-      assertCoded(runDirCommand(command, view), command.writes ? [1] : [0, 1]);
+      assertCoded(await runDirCommand(command, view), command.writes ? [1] : [0, 1]);
     }
-    assertCoded(cowmap(['init', join(view, 'inner'), '--regions', '4', '--region-size', '512']), [1]);
-    assertCoded(cowmap(['init', join(scratch, 'rw-vol'), '--regions', '4', '--region-size', '512', '--secondary', join(view, 'elsewhere')]), [1]);
+    for (const init of inits) assertCoded(await init, [1]);
     assert.ok(!existsSync(join(scratch, 'rw-vol', 'meta')), 'a failed init leaves no volume behind');
   });
 });
@@ -346,38 +482,47 @@ describe('cowmap misuse: a full file system', () => {
     if (root === null) console.log('# skipped: mounting a 1 MiB tmpfs failed here');
   });
 
-  it('every command on a full file system exits with a code and leaves no temporary file', (t) => {
+  it('every command on a full file system exits with a code and leaves no temporary file', async (t) => {
     if (root === null) return t.skip('no small tmpfs on this machine');
     const dir = join(root, 'vol');
-    makeVolume(dir);
+    await makeVolume(dir);
+    // serve runs until stopped (15 s): on a volume of its own, at once with the rest.
+    const serveDir = join(root, 'vol-serve');
+    await makeVolume(serveDir);
     fill(root);
+    // One after the other on the volume; the two inits, which do not open it, and serve at once with them.
+    const others = [
+      ...dirCommands.filter((command) => command.name === 'serve').map((command) => ({ run: runDirCommand(command, serveDir), allowed: [0, 1] })),
+      { run: cowmap(['init', join(root, 'second'), '--regions', '4', '--region-size', '512']), allowed: [1] },
+      { run: cowmap(['init', join(root, 'third', 'deep'), '--regions', '64', '--region-size', String(1 << 20)]), allowed: [1] },
+    ];
     for (const command of dirCommands) {
-      assertCoded(runDirCommand(command, dir), command.writes ? [0, 1] : [0]);
+      if (command.name === 'serve') continue;
+      assertCoded(await runDirCommand(command, dir), command.writes ? [0, 1] : [0]);
     }
-    assertCoded(cowmap(['write', dir, '--offset', '0'], { input: Buffer.alloc(2048, 0x43) }), [0, 1]);
-    assertCoded(cowmap(['init', join(root, 'second'), '--regions', '4', '--region-size', '512']), [1]);
-    assertCoded(cowmap(['init', join(root, 'third', 'deep'), '--regions', '64', '--region-size', String(1 << 20)]), [1]);
-    for (const path of [dir, join(dir, 'secondary')]) {
+    assertCoded(await cowmap(['write', dir, '--offset', '0'], { input: Buffer.alloc(2048, 0x43) }), [0, 1]);
+    await assertAllCoded(others);
+    for (const path of [dir, join(dir, 'secondary'), serveDir, join(serveDir, 'secondary')]) {
       assert.deepEqual(readdirSync(path).filter((name) => name.includes('.tmp')), [], `no temporary file in ${path}`);
     }
   });
 
-  it('a volume larger than its file system fails with a code at init or at its first write', (t) => {
+  it('a volume larger than its file system fails with a code at init or at its first write', async (t) => {
     if (root === null) return t.skip('no small tmpfs on this machine');
     const small = tmpfs(1 << 20);
     if (small === null) return t.skip('no second tmpfs');
     const dir = join(small, 'vol');
-    const init = cowmap(['init', dir, '--regions', '16', '--region-size', String(1 << 20)]);
+    const init = await cowmap(['init', dir, '--regions', '16', '--region-size', String(1 << 20)]);
     assertCoded(init, [0, 1]);
-    if (init.status === 0) assertCoded(cowmap(['write', dir, '--offset', '0'], { input: Buffer.alloc(4 << 20, 0x44) }), [1], /^E_IO: /);
+    if (init.status === 0) assertCoded(await cowmap(['write', dir, '--offset', '0'], { input: Buffer.alloc(4 << 20, 0x44) }), [1], /^E_IO: /);
   });
 });
 
 describe('cowmap misuse: a volume another process holds', () => {
   it('status, read, write, cycle and a second serve end with a code while serve holds the volume', async () => {
     const dir = join(scratch, 'held');
-    makeVolume(dir);
-    const server = spawn(process.execPath, [bin, 'serve', dir, '--socket', join(scratch, 'held.sock')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    await makeVolume(dir);
+    const server = spawn(process.execPath, [bin, 'serve', dir, '--socket', join(scratch, 'held.sock')], { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv() });
     try {
       await new Promise<void>((resolve, reject) => {
         let out = '';
@@ -387,12 +532,12 @@ describe('cowmap misuse: a volume another process holds', () => {
         });
         server.once('exit', (status) => reject(new Error(`serve ended first (${status}): ${out}`)));
       });
-      for (const command of dirCommands) {
-        if (command.name === 'serve') continue;
-        assertCoded(runDirCommand(command, dir), [0, 1]);
-      }
-      assertCoded(cowmap(['write', dir, '--region', '3', '--label', 'D1']), [1], /^E_LOCKED: /);
-      assertCoded(cowmap(['serve', dir, '--socket', join(scratch, 'held-2.sock')], { stopAfterSeconds: 15 }), [1], /^E_LOCKED: /);
+      // serve holds the volume: every other command fails to take it (or reads it), so they all run at once.
+      await assertAllCoded([
+        ...dirCommands.filter((command) => command.name !== 'serve').map((command) => ({ run: runDirCommand(command, dir), allowed: [0, 1] })),
+        { run: cowmap(['write', dir, '--region', '3', '--label', 'D1']), allowed: [1], firstLine: /^E_LOCKED: / },
+        { run: cowmap(['serve', dir, '--socket', join(scratch, 'held-2.sock')], { stopAfterSeconds: 15 }), allowed: [1], firstLine: /^E_LOCKED: / },
+      ]);
     } finally {
       server.kill('SIGTERM');
       await new Promise((resolve) => (server.exitCode !== null ? resolve(null) : server.once('exit', resolve)));
@@ -401,18 +546,23 @@ describe('cowmap misuse: a volume another process holds', () => {
 });
 
 describe('cowmap misuse: the environment', () => {
-  it('a working directory that was removed, a closed standard input, a reader that goes away: coded', () => {
+  it('a working directory that was removed, a closed standard input, a reader that goes away: coded', async () => {
     const gone = join(scratch, 'gone');
     mkdirSync(gone);
-    const removed = spawnSync('sh', ['-c', `cd "${gone}" && rmdir "${gone}" && exec "${process.execPath}" "${bin}" status v`], { timeout: 60_000 });
-    assertCoded({ args: ['status v in a removed directory'], status: removed.status, signal: removed.signal, stdout: removed.stdout, stderr: removed.stderr.toString() }, [1], /^E_IO: getcwd: /);
-    const dir = join(scratch, 'environment');
-    makeVolume(dir);
-    const closed = spawnSync('sh', ['-c', `exec "${process.execPath}" "${bin}" write "${dir}" --offset 0 <&-`], { timeout: 60_000 });
-    assertCoded({ args: ['write with stdin closed'], status: closed.status, signal: closed.signal, stdout: closed.stdout, stderr: closed.stderr.toString() }, [0, 1]);
-    const piped = spawnSync('sh', ['-c', `"${process.execPath}" "${bin}" read "${dir}" --offset 0 --length 2048 | head -c 1 >/dev/null`], { timeout: 60_000 });
-    assert.doesNotMatch(piped.stderr.toString(), /^ {4}at |Error:/m);
-    assertCoded(cowmap(['replay', '--model-only', scratch]), [2], /^E_BAD_REQUEST: replay: .* is a directory/);
+    const closedDir = join(scratch, 'environment');
+    await makeVolume(closedDir);
+    const pipedDir = join(scratch, 'environment-piped');
+    await makeVolume(pipedDir);
+    const [removed, closed, piped, replay] = await Promise.all([
+      spawnRun(['status v in a removed directory'], ['sh', '-c', `cd "${gone}" && rmdir "${gone}" && exec "${process.execPath}" "${bin}" status v`]),
+      spawnRun(['write with stdin closed'], ['sh', '-c', `exec "${process.execPath}" "${bin}" write "${closedDir}" --offset 0 <&-`]),
+      spawnRun(['read into head -c 1'], ['sh', '-c', `"${process.execPath}" "${bin}" read "${pipedDir}" --offset 0 --length 2048 | head -c 1 >/dev/null`]),
+      cowmap(['replay', '--model-only', scratch]),
+    ]);
+    assertCoded(removed, [1], /^E_IO: getcwd: /);
+    assertCoded(closed, [0, 1]);
+    assert.doesNotMatch(piped.stderr, /^ {4}at |Error:/m);
+    assertCoded(replay, [2], /^E_BAD_REQUEST: replay: .* is a directory/);
   });
 });
 
