@@ -6,6 +6,9 @@ TEST_FILES = $(shell find model impl harness bin traces -name '*.test.ts' | sort
 STAMP := node_modules/.installed
 # Two test files at a time: most of them wait on child processes (adapters, the CLI).
 NODE_TEST := node --import tsx --test --test-concurrency=2 --test-reporter=spec
+# The node tests with a long budget read COWMAP_TEST_LEVEL (harness/testLevel.ts, the one
+# place): make test runs them at the quick level, make verify again at the full one.
+FULL_LEVEL_TEST_FILES = $(shell grep -l "testLevel.ts'" $(TEST_FILES))
 # Code coverage of the model and the reference implementation, with the thresholds
 # that `make test` (and so CI) and `make coverage` enforce.
 C8 := npx c8 --include 'model/**' --include 'impl/**' --exclude '**/*.test.ts' \
@@ -49,12 +52,14 @@ smoke-conform-python: $(STAMP)
 smoke-conform-skeleton: $(STAMP)
 	node bin/cowmap.js conform --quick --up-to crash --time-budget 10 --seed 1 --out-dir coverage/failures -- python3 examples/skeleton-adapter/adapter.py
 
-# The main job, within 5 minutes on 2 cores: every stage at full budget, the
-# mutation self-check, and the exhaustive explorer with crashes.
+# The main job: every stage at full budget, the mutation self-check, the exhaustive
+# explorer with crashes, then the node tests that have a long budget at their full
+# level (COWMAP_TEST_LEVEL=full; make test runs them quick).
 verify: $(STAMP) typecheck
 	node bin/cowmap.js verify --time-budget 60
 	node bin/cowmap.js explore --regions 3 --values 2 --crash
 	node bin/cowmap.js explore --regions 4 --values 2 --crash
+	COWMAP_TEST_LEVEL=full $(NODE_TEST) $(FULL_LEVEL_TEST_FILES)
 
 mutants: $(STAMP)
 	node bin/cowmap.js mutants --quick --time-budget 30

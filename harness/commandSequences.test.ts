@@ -12,6 +12,7 @@ import type { FuzzOptions } from './commandSequences.ts';
 import { ReferenceSut } from './referenceSut.ts';
 import { replayTrace } from './replay.ts';
 import { readTrace } from './trace/reader.ts';
+import { atLevel } from './testLevel.ts';
 
 const scratch = mkdtempSync(join(tmpdir(), 'cowmap-fuzz-test-'));
 after(() => rmSync(scratch, { recursive: true, force: true }));
@@ -291,8 +292,9 @@ describe('fast-check sequences over every geometry, with full-region bytes and l
     const seed = 12;
     t.diagnostic(`seed ${seed}`);
     for (const [index, geometry] of conformGeometries.entries()) {
-      // The largest volume runs about 20 steps/s in process: a shorter history there.
-      const historyMin = geometry.regions > 100 ? { operations: 40, cycles: 3 } : history;
+      // The largest volume runs about 20 steps/s in process: a shorter history there; make
+      // test runs shorter histories everywhere (make verify, COWMAP_TEST_LEVEL=full, the long ones).
+      const historyMin = geometry.regions > 100 ? atLevel({ operations: 20, cycles: 2 }, { operations: 40, cycles: 3 }) : atLevel({ operations: 100, cycles: 4 }, history);
       // With crashes and without, in turn (both on every geometry would double the time).
       for (const crashes of [index % 2 === 0 ? {} : noCrashes]) {
         const result = await runFuzz({ seed, numRuns: 1, regions: geometry.regions, regionSize: geometry.regionSize, historyMin, ...crashes, makeSut: () => new ReferenceSut(), failuresDir: join(scratch, 'reference') });

@@ -13,6 +13,7 @@ import { NodeStorage } from '../nodeStorage.ts';
 import { ReplicatedVolume } from '../replicatedVolume.ts';
 import * as nbd from './protocol.ts';
 import { NbdServer, type CycleReport } from './server.ts';
+import { atLevel } from '../../harness/testLevel.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'cowmap-nbd-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -428,14 +429,16 @@ describe('NBD end to end', () => {
   test('b. mke2fs -d, nbdcopy onto the export while cycles run; each secondary = primary@swap and passes e2fsck', { skip: missing('mke2fs', 'e2fsck', 'nbdcopy', 'nbdkit') }, async (t) => {
     const work = join(root, 'b');
     mkdirSync(join(work, 'tree/sub/deeper'), { recursive: true });
-    for (let index = 0; index < 48; index++) {
+    // make test copies an 8 MiB file system of 12 files; make verify (COWMAP_TEST_LEVEL=full) 32 MiB of 48.
+    const files = atLevel(12, 48);
+    for (let index = 0; index < files; index++) {
       const bytes = Buffer.alloc(1000 + index * 14000);
       for (let at = 0; at < bytes.length; at++) bytes[at] = (at * 31 + index) & 0xff;
       writeFileSync(join(work, index % 3 === 0 ? 'tree' : index % 3 === 1 ? 'tree/sub' : 'tree/sub/deeper', `file${index}.bin`), bytes);
     }
-    const size = 32 * 1024 * 1024;
+    const size = atLevel(8, 32) * 1024 * 1024;
     const image = join(work, 'fs.img');
-    await run('mke2fs', ['-q', '-F', '-t', 'ext4', '-d', join(work, 'tree'), image, '32M']);
+    await run('mke2fs', ['-q', '-F', '-t', 'ext4', '-d', join(work, 'tree'), image, `${size >> 20}M`]);
     const volume = createVolume(size / 262144, 262144);
     const snaps = join(work, 'snaps');
     mkdirSync(snaps);
