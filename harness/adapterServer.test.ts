@@ -4,6 +4,7 @@
 // answer (process and power modes, recovered by a new process), --mutant, and the
 // end of input. The oversized-line path runs in process over streams.
 
+import './noChildCoverage.ts'; // first: the adapters and cowmap processes it starts write no coverage files
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';

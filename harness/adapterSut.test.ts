@@ -4,6 +4,7 @@
 // every op, crashes between requests and inside a write, the harness replay, and
 // the protocol violations of broken SUTs, each a ProtocolError with a clear message.
 
+import './noChildCoverage.ts'; // first: the adapters and cowmap processes it starts write no coverage files
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';

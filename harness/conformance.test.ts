@@ -3,6 +3,7 @@
 // (make test also runs `cowmap conform` against the reference adapter and the
 // Python example, expecting them to conform.)
 
+import './noChildCoverage.ts'; // first: the adapters and cowmap processes it starts write no coverage files
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

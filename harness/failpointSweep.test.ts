@@ -3,6 +3,7 @@
 // offers; and a volume whose idle write makes its next bit durable after its
 // data (the mutant next-bit-after-data) is caught, with a trace that replays.
 
+import './noChildCoverage.ts'; // first: the adapters and cowmap processes it starts write no coverage files
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

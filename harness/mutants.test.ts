@@ -2,6 +2,7 @@
 // fails on it and passes on the reference implementation. (`cowmap mutants`
 // checks that the suite's own generators find them without being aimed.)
 
+import './noChildCoverage.ts'; // first: the adapters and cowmap processes it starts write no coverage files
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';

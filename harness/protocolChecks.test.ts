@@ -3,6 +3,7 @@
 // messages that name the request sent and the answer got; a rejection with an
 // empty message fails; the checks stop when asked.
 
+import './noChildCoverage.ts'; // first: the adapters and cowmap processes it starts write no coverage files
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';

@@ -2,6 +2,7 @@
 // exit 2 and its reports; an interrupted run leaves no temporary directory and
 // writes a partial report; nothing prints a stack trace.
 
+import '../noChildCoverage.ts'; // first: the adapters and cowmap processes it starts write no coverage files
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
