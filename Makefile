@@ -14,7 +14,7 @@ FULL_LEVEL_TEST_FILES = $(shell grep -l "testLevel.ts'" $(TEST_FILES))
 C8 := npx c8 --include 'model/**' --include 'impl/**' --exclude '**/*.test.ts' \
 	--check-coverage --lines 95 --branches 90 --report-dir coverage
 
-.PHONY: all install typecheck test verify mutants coverage bench clean $(SMOKE)
+.PHONY: all install typecheck test test-node verify mutants coverage bench clean $(SMOKE)
 
 all: test
 
@@ -28,8 +28,8 @@ install: $(STAMP)
 typecheck: $(STAMP)
 	npx tsc --noEmit
 
-# Every test under coverage, then, two at a time (their output kept whole per
-# target), the Python example's self-test and small budgets of the main job, of
+# Every test under coverage and, beside it (the output of each kept whole), the
+# Python example's self-test and small budgets of the main job, of
 # the mutation self-check (its two generic nets, fast-check and the crash
 # exploration; the full table is `make mutants`) and of the conformance suite
 # against the Python example (every level it offers) and the skeleton adapter
@@ -37,9 +37,12 @@ typecheck: $(STAMP)
 # mutants, are node tests (harness/conformance.test.ts).
 SMOKE := smoke-python smoke-verify smoke-mutants smoke-conform-python smoke-conform-skeleton
 
+# Three jobs at a time: the node tests spend much of their time waiting on children.
 test: $(STAMP) typecheck
+	$(MAKE) --no-print-directory -j3 --output-sync=target test-node $(SMOKE)
+
+test-node: $(STAMP)
 	$(C8) --reporter text-summary $(NODE_TEST) $(TEST_FILES)
-	$(MAKE) --no-print-directory -j2 --output-sync=target $(SMOKE)
 
 smoke-python:
 	python3 -m unittest discover -s examples/python-adapter
