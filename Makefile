@@ -62,6 +62,7 @@ verify: $(STAMP) typecheck
 	node bin/cowmap.js verify --time-budget 60
 	node bin/cowmap.js explore --regions 3 --values 2 --crash
 	node bin/cowmap.js explore --regions 4 --values 2 --crash
+	node bin/cowmap.js crashes
 	COWMAP_TEST_LEVEL=full $(NODE_TEST) $(FULL_LEVEL_TEST_FILES)
 
 mutants: $(STAMP)
