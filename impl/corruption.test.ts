@@ -13,6 +13,7 @@ import { checkPage, encodePage, pageBytes } from './mapPage.ts';
 import { encodeSlot, slotSize } from './metadata.ts';
 import { makeTemporaryDir, NodeStorage, readWholeFile, removeTree } from './nodeStorage.ts';
 import { ReplicatedVolume } from './replicatedVolume.ts';
+import { flipByte, labelBytes, patchFile } from './testFiles.ts';
 
 const storage = new NodeStorage();
 const regions = 20; // two map bytes, so a bit of the second byte is covered too
@@ -27,11 +28,6 @@ beforeEach(() => {
 
 afterEach(() => removeTree(root));
 
-function label(text: string): Uint8Array {
-  const bytes = new Uint8Array(regionSize);
-  bytes.set(new TextEncoder().encode(text));
-  return bytes;
-}
 
 function create(): void {
   ReplicatedVolume.create(storage, dir, { regions, regionSize }).close();
@@ -46,19 +42,7 @@ function using<T>(body: (volume: ReplicatedVolume) => T, options = {}): T {
   }
 }
 
-function patchFile(path: string, position: number, bytes: Uint8Array): void {
-  const file = storage.open(path, { create: false });
-  try {
-    file.write(position, bytes);
-    file.sync();
-  } finally {
-    file.close();
-  }
-}
 
-function flipByte(path: string, position: number, mask = 0x40): void {
-  patchFile(path, position, Uint8Array.of(readWholeFile(path)[position]! ^ mask));
-}
 
 function expectOpenFails(code: ErrorCode, ...messages: RegExp[]): void {
   assert.throws(
@@ -85,9 +69,9 @@ describe('COW store', () => {
   test('a flipped byte in a synced COW slot after the primary was overwritten: E_CORRUPT at open, not a silent wrong transfer', () => {
     create();
     using((volume) => {
-      volume.writeRegion(6, label('old6'));
+      volume.writeRegion(6, labelBytes('old6', regionSize));
       volume.startCycle();
-      volume.writeRegion(6, label('new6')); // W[6] = old6, synced, then P[6] = new6
+      volume.writeRegion(6, labelBytes('new6', regionSize)); // W[6] = old6, synced, then P[6] = new6
     });
     flipByte(file('cow'), cowIndexSize(regions) + 6 * regionSize + 100);
     expectOpenFails('E_CORRUPT', /cow offset \d+ region 6/, /not a torn preserve/);
@@ -96,18 +80,18 @@ describe('COW store', () => {
   test('the same flipped byte before the primary was overwritten is a torn preserve: W[6] empty, the cycle sends P', () => {
     create();
     using((volume) => {
-      volume.writeRegion(6, label('old6'));
+      volume.writeRegion(6, labelBytes('old6', regionSize));
       volume.startCycle();
-      volume.writeRegion(6, label('new6'));
+      volume.writeRegion(6, labelBytes('new6', regionSize));
     });
     // As if the crash came before the overwrite: P still holds what W's entry names.
-    patchFile(file('primary'), 6 * regionSize, label('old6'));
+    patchFile(file('primary'), 6 * regionSize, labelBytes('old6', regionSize));
     flipByte(file('cow'), cowIndexSize(regions) + 6 * regionSize + 100);
     using((volume) => {
       assert.deepEqual(volume.preservedRegions(), []);
       volume.transferRegions(volume.currentRegions());
       volume.completeCycle();
-      assert.deepEqual(volume.readRegion(6, 'secondary'), label('old6'));
+      assert.deepEqual(volume.readRegion(6, 'secondary'), labelBytes('old6', regionSize));
     });
   });
 
@@ -116,7 +100,7 @@ describe('COW store', () => {
     using((volume) => {
       volume.startCycle();
       // Region 2 is outside C: its next bit lives only in the entry until completion.
-      volume.writeRegion(2, label('new2'));
+      volume.writeRegion(2, labelBytes('new2', regionSize));
     });
     flipByte(file('cow'), 2 * entrySize + 20);
     expectOpenFails('E_CORRUPT', /cow offset 128 region 2/);
@@ -126,7 +110,7 @@ describe('COW store', () => {
     create();
     using((volume) => {
       volume.startCycle();
-      volume.writeRegion(2, label('new2'));
+      volume.writeRegion(2, labelBytes('new2', regionSize));
     });
     flipByte(file('cow'), 2 * entrySize + 20);
     patchFile(file('primary'), 2 * regionSize, new Uint8Array(regionSize)); // P never overwritten
@@ -165,7 +149,7 @@ describe('metadata', () => {
     using((volume) => {
       volume.startCycle(); // sequence 2, slot 0
       volume.completeCycle(); // sequence 3, slot 1
-      volume.writeRegion(5, label('x')); // X's page stamped with sequence 3
+      volume.writeRegion(5, labelBytes('x', regionSize)); // X's page stamped with sequence 3
     });
     // Without the rule slot 0 (sequence 2: replicating, cycle 1) would win and the
     // write's next bit would sit in what it takes for the current map.
@@ -177,7 +161,7 @@ describe('metadata', () => {
     create();
     using((volume) => {
       volume.startCycle(); // sequence 2, slot 0
-      volume.writeRegion(3, label('x')); // entry stamped with sequence 2
+      volume.writeRegion(3, labelBytes('x', regionSize)); // entry stamped with sequence 2
     });
     flipByte(file('meta'), 100);
     expectOpenFails('E_CORRUPT', /meta slot 0/, /cow/);
@@ -201,7 +185,7 @@ describe('metadata', () => {
 describe('maps', () => {
   test('a map bit cleared by a flipped byte is caught: E_CORRUPT naming the file, the page and the region', () => {
     create();
-    using((volume) => volume.writeRegion(11, label('x'))); // X = map1 while idle in cycle 0
+    using((volume) => volume.writeRegion(11, labelBytes('x', regionSize))); // X = map1 while idle in cycle 0
     assert.ok(checkPage(readWholeFile(file('map1'))).valid);
     flipByte(file('map1'), 11 >> 3, 1 << (11 & 7));
     expectOpenFails('E_CORRUPT', /map1 page 0/, /region 11/);
@@ -209,7 +193,7 @@ describe('maps', () => {
 
   test('a torn page update (a bit being set, CRC stale) keeps its bits; a read-write open rewrites it, a read-only one does not', () => {
     create();
-    using((volume) => volume.writeRegion(11, label('x')));
+    using((volume) => volume.writeRegion(11, labelBytes('x', regionSize)));
     // The update that sets bit 12 tore: the bit reached the disk, the CRC did not.
     flipByte(file('map1'), 12 >> 3, 1 << (12 & 7));
     const torn = readWholeFile(file('map1'));
@@ -221,7 +205,7 @@ describe('maps', () => {
     assert.ok(checkPage(page).valid, 'rewritten with a fresh CRC');
     using((volume) => {
       cycle(volume);
-      assert.deepEqual(volume.readRegion(11, 'secondary'), label('x'));
+      assert.deepEqual(volume.readRegion(11, 'secondary'), labelBytes('x', regionSize));
     });
   });
 
@@ -229,7 +213,7 @@ describe('maps', () => {
     create();
     const volume = ReplicatedVolume.open(storage, dir);
     try {
-      volume.writeRegion(11, label('x'));
+      volume.writeRegion(11, labelBytes('x', regionSize));
       flipByte(file('map1'), 100);
       const report = volume.scrub({ repair: true });
       const finding = report.findings.find((entry) => entry.file === file('map1'));
@@ -248,7 +232,7 @@ describe('maps', () => {
     using((volume) => {
       volume.startCycle(); // sequence 2
       volume.completeCycle(); // sequence 3
-      volume.writeRegion(19, label('x')); // X = map0 in cycle 1
+      volume.writeRegion(19, labelBytes('x', regionSize)); // X = map0 in cycle 1
     });
     const page = readWholeFile(file('map0'));
     assert.equal(page.length, pageBytes);
@@ -265,7 +249,7 @@ describe('the secondary through the volume', () => {
   test('a flipped byte in a sent region of the secondary image is E_CORRUPT on read, not read back silently', () => {
     create();
     using((volume) => {
-      volume.writeRegion(4, label('sent'));
+      volume.writeRegion(4, labelBytes('sent', regionSize));
       cycle(volume);
     });
     flipByte(join(dir, 'secondary', 'image'), 4 * regionSize + 2);
@@ -295,7 +279,7 @@ describe('scrub of a directory (ReplicatedVolume.scrubDir)', () => {
   test('a flipped byte past the last region of a map page: reported read-only, kept by a read-write open', () => {
     create();
     using((volume) => {
-      volume.writeRegion(3, label('three'));
+      volume.writeRegion(3, labelBytes('three', regionSize));
       cycle(volume);
     });
     flipByte(file('map0'), 2000);
@@ -307,7 +291,7 @@ describe('scrub of a directory (ReplicatedVolume.scrubDir)', () => {
 
   test('a cleared map bit: open refuses, scrub --repair marks the page in X, and a cycle makes S equal P', () => {
     create();
-    using((volume) => volume.writeRegion(11, label('x')));
+    using((volume) => volume.writeRegion(11, labelBytes('x', regionSize)));
     flipByte(file('map1'), 11 >> 3, 1 << (11 & 7));
     assert.throws(() => ReplicatedVolume.scrubDir(storage, dir, { repair: false }), (error: unknown) => error instanceof CowmapError && error.code === 'E_CORRUPT');
     const report = ReplicatedVolume.scrubDir(storage, dir, { repair: true });
@@ -320,10 +304,10 @@ describe('scrub of a directory (ReplicatedVolume.scrubDir)', () => {
   test('a rotted COW copy: scrub --repair drops it and marks the region, and the cycles make S equal P', () => {
     create();
     using((volume) => {
-      volume.writeRegion(6, label('old6'));
+      volume.writeRegion(6, labelBytes('old6', regionSize));
       volume.startCycle();
-      volume.writeRegion(6, label('new6'));
-      volume.writeRegion(7, label('new7'));
+      volume.writeRegion(6, labelBytes('new6', regionSize));
+      volume.writeRegion(7, labelBytes('new7', regionSize));
     });
     flipByte(file('cow'), cowIndexSize(regions) + 7 * regionSize + 100);
     const report = ReplicatedVolume.scrubDir(storage, dir, { repair: true });
@@ -341,7 +325,7 @@ describe('scrub of a directory (ReplicatedVolume.scrubDir)', () => {
     create();
     using((volume) => {
       volume.startCycle();
-      volume.writeRegion(3, label('x'));
+      volume.writeRegion(3, labelBytes('x', regionSize));
     });
     flipByte(file('meta'), 100);
     assert.throws(() => ReplicatedVolume.scrubDir(storage, dir, { repair: true }), (error: unknown) => error instanceof CowmapError && error.code === 'E_CORRUPT' && /meta slot 0/.test(error.message));
@@ -353,7 +337,7 @@ describe('scrub of the COW index while idle', () => {
     create();
     using((volume) => {
       volume.startCycle();
-      volume.writeRegion(2, label('x'));
+      volume.writeRegion(2, labelBytes('x', regionSize));
       volume.transferRegions(volume.currentRegions());
       volume.completeCycle();
       cycle(volume);

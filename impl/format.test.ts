@@ -14,6 +14,7 @@ import { CowmapError, type ErrorCode } from './errors.ts';
 import { decodeSlot, encodeSlot, metadataFileSize, slotSize } from './metadata.ts';
 import { makeTemporaryDir, NodeStorage, removeTree } from './nodeStorage.ts';
 import { ReplicatedVolume } from './replicatedVolume.ts';
+import { flipByte, labelBytes, patchFile, readFileBytes } from './testFiles.ts';
 
 const storage = new NodeStorage();
 const regions = 10;
@@ -28,11 +29,6 @@ beforeEach(() => {
 
 afterEach(() => removeTree(root));
 
-function label(text: string): Uint8Array {
-  const bytes = new Uint8Array(regionSize);
-  bytes.set(new TextEncoder().encode(text));
-  return bytes;
-}
 
 function create(at = dir, options = {}): void {
   ReplicatedVolume.create(storage, at, { regions, regionSize }, options).close();
@@ -48,24 +44,7 @@ function using<T>(body: (volume: ReplicatedVolume) => T, at = dir): T {
   }
 }
 
-function readFile(path: string, position = 0, length?: number): Uint8Array {
-  const file = storage.open(path, { create: false });
-  try {
-    return file.read(position, length ?? file.size() - position);
-  } finally {
-    file.close();
-  }
-}
 
-function patchFile(path: string, position: number, bytes: Uint8Array): void {
-  const file = storage.open(path, { create: false });
-  try {
-    file.write(position, bytes);
-    file.sync();
-  } finally {
-    file.close();
-  }
-}
 
 function resizeFile(path: string, length: number): void {
   const file = storage.open(path, { create: false });
@@ -85,9 +64,6 @@ function fileSize(path: string): number {
   }
 }
 
-function flipByte(path: string, position: number): void {
-  patchFile(path, position, Uint8Array.of(readFile(path, position, 1)[0]! ^ 0x40));
-}
 
 function expectOpenFails(code: ErrorCode, message?: RegExp): void {
   assert.throws(
@@ -121,7 +97,7 @@ describe('files', () => {
     assert.equal(fileSize(join(dir, 'secondary', 'image')), regions * regionSize);
     assert.equal(fileSize(join(dir, 'secondary', 'replica')), 512);
     // Sequence 1 is in slot 1; slot 0 is still zero.
-    const bytes = readFile(meta());
+    const bytes = readFileBytes(meta());
     assert.equal(new TextDecoder().decode(bytes.subarray(slotSize, slotSize + 8)), 'cowmapMD');
     assert.ok(bytes.subarray(0, slotSize).every((byte) => byte === 0));
     const record = decodeSlot(bytes.subarray(slotSize), 1, 'meta');
@@ -131,7 +107,7 @@ describe('files', () => {
 
   test('a slot is little-endian with a CRC-32 over its first 508 bytes', () => {
     create();
-    const slot = readFile(meta(), slotSize, slotSize);
+    const slot = readFileBytes(meta(), slotSize, slotSize);
     const view = new DataView(slot.buffer, slot.byteOffset, slot.byteLength);
     assert.equal(view.getUint32(8, true), 2, 'format version');
     assert.equal(view.getBigUint64(16, true), 1n, 'sequence');
@@ -162,7 +138,7 @@ describe('metadata checks (E_CORRUPT, never repaired)', () => {
 
   test('an unknown format version with a valid checksum: E_CORRUPT', () => {
     create();
-    const slot = readFile(meta(), slotSize, slotSize).slice();
+    const slot = readFileBytes(meta(), slotSize, slotSize).slice();
     const view = new DataView(slot.buffer);
     view.setUint32(8, 3, true);
     view.setUint32(508, crc32(slot.subarray(0, 508)), true);
@@ -189,7 +165,7 @@ describe('metadata checks (E_CORRUPT, never repaired)', () => {
 
   test('two valid slots that disagree: E_CORRUPT', () => {
     create();
-    const bytes = readFile(meta(), slotSize, slotSize);
+    const bytes = readFileBytes(meta(), slotSize, slotSize);
     const record = decodeSlot(bytes, 1, 'meta');
     assert.notEqual(record, 'absent');
     if (record === 'absent') return;
@@ -199,7 +175,7 @@ describe('metadata checks (E_CORRUPT, never repaired)', () => {
 
   test('impossible fields under a valid checksum: E_CORRUPT', () => {
     create();
-    const slot = readFile(meta(), slotSize, slotSize).slice();
+    const slot = readFileBytes(meta(), slotSize, slotSize).slice();
     const view = new DataView(slot.buffer);
     view.setUint32(44, 1000, true); // regionSize not a multiple of 512
     view.setUint32(508, crc32(slot.subarray(0, 508)), true);
@@ -265,18 +241,18 @@ describe('COW index', () => {
   test('an entry counts only when the slot matches its digest and the primary still holds it (a torn preserve)', () => {
     create();
     using((volume) => {
-      volume.writeRegion(4, label('old'));
-      volume.writeRegion(6, label('old6'));
+      volume.writeRegion(4, labelBytes('old', regionSize));
+      volume.writeRegion(6, labelBytes('old6', regionSize));
       volume.startCycle();
-      volume.writeRegion(4, label('new'));
-      volume.writeRegion(6, label('new6'));
+      volume.writeRegion(4, labelBytes('new', regionSize));
+      volume.writeRegion(6, labelBytes('new6', regionSize));
       assert.equal(volume.state().cow, '0000101000');
     });
     // A preserve torn by a crash: the slot lost bytes and the primary was not
     // overwritten yet (the write waits for the preserve's sync).
     const indexSize = 1024;
     flipByte(join(dir, 'cow'), indexSize + 6 * regionSize + 1);
-    patchFile(join(dir, 'primary'), 6 * regionSize, label('old6'));
+    patchFile(join(dir, 'primary'), 6 * regionSize, labelBytes('old6', regionSize));
     using((volume) => assert.equal(volume.state().cow, '0000100000'));
     // One flipped byte in the entry of region 4, whose slot is whole and whose
     // primary was overwritten: the entry was durable, so this is rot, not a tear.
@@ -285,7 +261,7 @@ describe('COW index', () => {
     // A torn entry (half of it never written) over a slot the primary still
     // matches is a preserve cut short: not valid, W[4] empty.
     patchFile(join(dir, 'cow'), 4 * entrySize + 32, new Uint8Array(32));
-    patchFile(join(dir, 'primary'), 4 * regionSize, label('old'));
+    patchFile(join(dir, 'primary'), 4 * regionSize, labelBytes('old', regionSize));
     using((volume) => assert.equal(volume.state().cow, '0000000000'));
   });
 
@@ -293,9 +269,9 @@ describe('COW index', () => {
     create();
     using((volume) => {
       volume.startCycle(); // sequence 2
-      volume.writeRegion(3, label('x'));
+      volume.writeRegion(3, labelBytes('x', regionSize));
     });
-    const entry = readFile(join(dir, 'cow'), 3 * entrySize, entrySize);
+    const entry = readFileBytes(join(dir, 'cow'), 3 * entrySize, entrySize);
     const view = new DataView(entry.buffer, entry.byteOffset);
     assert.equal(view.getBigUint64(0, true), 1n, 'cycle');
     assert.equal(view.getBigUint64(48, true), 2n, 'metadata sequence');
@@ -306,14 +282,14 @@ describe('COW index', () => {
     create();
     using((volume) => {
       volume.startCycle(); // an empty cycle
-      volume.writeRegion(2, label('x'));
+      volume.writeRegion(2, labelBytes('x', regionSize));
       assert.deepEqual(volume.preservedRegions(), [2]);
       volume.completeCycle();
       volume.startCycle();
       assert.deepEqual(volume.preservedRegions(), []);
     });
     using((volume) => assert.deepEqual(volume.preservedRegions(), []));
-    const entry = readFile(join(dir, 'cow'), 2 * entrySize, entrySize);
+    const entry = readFileBytes(join(dir, 'cow'), 2 * entrySize, entrySize);
     assert.equal(new DataView(entry.buffer, entry.byteOffset).getBigUint64(0, true), 1n, 'the entry still names cycle 1');
   });
 });
@@ -321,7 +297,7 @@ describe('COW index', () => {
 describe('create and the secondary', () => {
   test('a directory without metadata is no volume (E_NOT_FOUND), and create refuses the leftovers (E_EXISTS)', () => {
     create();
-    using((volume) => volume.writeRegion(1, label('data')));
+    using((volume) => volume.writeRegion(1, labelBytes('data', regionSize)));
     storage.unlink(meta());
     expectOpenFails('E_NOT_FOUND');
     assert.throws(
@@ -336,7 +312,7 @@ describe('create and the secondary', () => {
     assert.deepEqual(storage.list(secondaryDir), ['digests', 'image', 'replica']);
     assert.ok(!storage.exists(join(dir, 'secondary')));
     using((volume) => {
-      volume.writeRegion(0, label('A1'));
+      volume.writeRegion(0, labelBytes('A1', regionSize));
       volume.startCycle();
       volume.transfer(0);
       volume.completeCycle();
@@ -345,7 +321,7 @@ describe('create and the secondary', () => {
     storage.mkdir(join(root, 'moved'));
     storage.rename(dir, join(root, 'moved', 'vol'));
     storage.rename(join(root, 'elsewhere'), join(root, 'moved', 'elsewhere'));
-    using((volume) => assert.deepEqual(volume.readRegion(0, 'secondary'), label('A1')), join(root, 'moved', 'vol'));
+    using((volume) => assert.deepEqual(volume.readRegion(0, 'secondary'), labelBytes('A1', regionSize)), join(root, 'moved', 'vol'));
   });
 
   test('the secondary must not be the volume directory: E_BAD_REQUEST', () => {

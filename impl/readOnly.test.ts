@@ -10,6 +10,7 @@ import { CowmapError, type ErrorCode } from './errors.ts';
 import { encodePage } from './mapPage.ts';
 import { makeTemporaryDir, NodeStorage, readWholeFile, removeTree } from './nodeStorage.ts';
 import { readBytesMax, ReplicatedVolume } from './replicatedVolume.ts';
+import { labelBytes } from './testFiles.ts';
 
 const storage = new NodeStorage();
 const regions = 12;
@@ -24,11 +25,6 @@ beforeEach(() => {
 
 afterEach(() => removeTree(root));
 
-function label(text: string): Uint8Array {
-  const bytes = new Uint8Array(regionSize);
-  bytes.set(new TextEncoder().encode(text));
-  return bytes;
-}
 
 function expectCode(call: () => unknown, code: ErrorCode, message?: RegExp): void {
   assert.throws(call, (error: unknown) => {
@@ -53,24 +49,24 @@ function snapshot(): Map<string, Uint8Array> {
 describe('read-only open', () => {
   test('refuses every call that would write, naming the call and the phase; reads and state work', () => {
     const writer = ReplicatedVolume.create(storage, dir, { regions, regionSize });
-    writer.writeRegion(1, label('one'));
+    writer.writeRegion(1, labelBytes('one', regionSize));
     writer.startCycle();
-    writer.writeRegion(2, label('two'));
+    writer.writeRegion(2, labelBytes('two', regionSize));
     writer.close();
     const before = snapshot();
     const volume = ReplicatedVolume.open(storage, dir, { readOnly: true });
     try {
       assert.equal(volume.readOnly, true);
       const refused = /while replicating: the volume is open read-only/;
-      expectCode(() => volume.writeRegion(0, label('x')), 'E_BAD_REQUEST', refused);
-      expectCode(() => volume.write(0, label('x')), 'E_BAD_REQUEST', refused);
+      expectCode(() => volume.writeRegion(0, labelBytes('x', regionSize)), 'E_BAD_REQUEST', refused);
+      expectCode(() => volume.write(0, labelBytes('x', regionSize)), 'E_BAD_REQUEST', refused);
       expectCode(() => volume.startCycle(), 'E_BAD_REQUEST', /startCycle\(\) while replicating: the volume is open read-only/);
       expectCode(() => volume.transfer(1), 'E_BAD_REQUEST', /transfer\(region 1\)/);
       expectCode(() => volume.transferRegions([1]), 'E_BAD_REQUEST', refused);
       expectCode(() => volume.completeCycle(), 'E_BAD_REQUEST', /completeCycle/);
       expectCode(() => volume.scrub({ repair: true }), 'E_BAD_REQUEST', /scrub\(repair\)/);
-      assert.deepEqual(volume.readRegion(2), label('two'));
-      assert.deepEqual(volume.read(regionSize, regionSize), label('one'));
+      assert.deepEqual(volume.readRegion(2), labelBytes('two', regionSize));
+      assert.deepEqual(volume.read(regionSize, regionSize), labelBytes('one', regionSize));
       const state = volume.state();
       assert.equal(state.phase, 'replicating');
       assert.equal(state.current, '010000000000');
@@ -85,7 +81,7 @@ describe('read-only open', () => {
 
   test('recovery of a cut-short completion happens in memory only', () => {
     const writer = ReplicatedVolume.create(storage, dir, { regions, regionSize });
-    writer.writeRegion(3, label('three'));
+    writer.writeRegion(3, labelBytes('three', regionSize));
     writer.startCycle();
     writer.transfer(3);
     writer.completeCycle();

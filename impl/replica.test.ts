@@ -11,6 +11,7 @@ import { digestBatchIo, digestPageBytes, digestTableSize, entriesPerPage } from 
 import { CowmapError, type ErrorCode } from './errors.ts';
 import { makeTemporaryDir, NodeStorage, removeTree } from './nodeStorage.ts';
 import { encodeReplicaHeader, FileReplica, type ReplicaIdentity } from './replica.ts';
+import { flipByte, patchFile, readFileBytes } from './testFiles.ts';
 
 const storage = new NodeStorage();
 const regionSize = 1024;
@@ -32,30 +33,8 @@ function content(seed: number): Uint8Array {
   return Uint8Array.from({ length: regionSize }, (_, i) => (seed * 31 + i * 7) & 0xff);
 }
 
-function patchFile(path: string, position: number, bytes: Uint8Array): void {
-  const file = storage.open(path, { create: false });
-  try {
-    file.write(position, bytes);
-    file.sync();
-  } finally {
-    file.close();
-  }
-}
 
-function readFile(path: string, position: number, length: number): Uint8Array {
-  const file = storage.open(path, { create: false });
-  try {
-    return file.read(position, length);
-  } finally {
-    file.close();
-  }
-}
 
-/** Flips one bit of the byte at `position` of `path`. */
-function flipByte(path: string, position: number): void {
-  const byte = readFile(path, position, 1);
-  patchFile(path, position, Uint8Array.of(byte[0]! ^ 0x10));
-}
 
 function expectCorrupt(call: () => unknown, message: RegExp, code: ErrorCode = 'E_CORRUPT'): void {
   assert.throws(call, (error: unknown) => {
@@ -103,14 +82,14 @@ describe('the digest table', () => {
     }, 3000);
     // Each page stamped with its index and a CRC over bytes 0..4091.
     for (let page = 0; page < 3; page++) {
-      const bytes = readFile(join(dir, 'digests'), page * digestPageBytes, digestPageBytes);
+      const bytes = readFileBytes(join(dir, 'digests'), page * digestPageBytes, digestPageBytes);
       const view = new DataView(bytes.buffer, bytes.byteOffset);
       assert.equal(view.getUint32(4080, true), page);
       assert.equal(view.getUint32(4092, true), crc32(bytes.subarray(0, 4092)));
     }
     // An entry holds crc32(region) XOR crc32(zero region): 0 for a region never sent,
     // as in a page never written, so a torn first write keeps the other entries.
-    const page0 = readFile(join(dir, 'digests'), 0, digestPageBytes);
+    const page0 = readFileBytes(join(dir, 'digests'), 0, digestPageBytes);
     const view0 = new DataView(page0.buffer, page0.byteOffset);
     assert.equal(view0.getUint32(0, true), (crc32(content(0)) ^ crc32(new Uint8Array(regionSize))) >>> 0);
     assert.equal(view0.getUint32(4, true), 0);
@@ -253,7 +232,7 @@ describe('the secondary header, format version 2', () => {
     patchFileNew(join(dir, 'replica'), Uint8Array.of(42));
     expectCorrupt(() => FileReplica.create(storage, dir, identity()), /replica exists/, 'E_EXISTS');
     assert.deepEqual(storage.list(dir), ['replica']);
-    assert.deepEqual(readFile(join(dir, 'replica'), 0, 1), Uint8Array.of(42));
+    assert.deepEqual(readFileBytes(join(dir, 'replica'), 0, 1), Uint8Array.of(42));
   });
 });
 

@@ -16,6 +16,7 @@ import { runCycle } from './runCycle.ts';
 import { FileReplica } from './replica.ts';
 import { scrubVolume, type ScrubTarget, type TargetFinding } from './scrub.ts';
 import type { ScrubReport } from './scrubFinding.ts';
+import { flipByte } from './testFiles.ts';
 
 const storage = new NodeStorage();
 const regions = 2100; // three digest pages, and more than one map byte
@@ -34,16 +35,6 @@ function content(seed: number): Uint8Array {
   return Uint8Array.from({ length: regionSize }, (_, i) => (seed * 131 + i * 7 + 1) & 0xff);
 }
 
-function flipByte(path: string, position: number): void {
-  const file = storage.open(path, { create: false });
-  try {
-    const byte = file.read(position, 1);
-    file.write(position, Uint8Array.of(byte[0]! ^ 0x40));
-    file.sync();
-  } finally {
-    file.close();
-  }
-}
 
 /** A volume whose regions 0, 7, 1500 and 2099 went out in one cycle, and region 9 written since (in X). */
 function makeVolume(): void {
