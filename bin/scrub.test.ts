@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { makeTemporaryDir, NodeStorage, removeTree } from '../impl/nodeStorage.ts';
 import { ReplicatedVolume } from '../impl/replicatedVolume.ts';
 import { runCycle } from '../impl/runCycle.ts';
+import { flipByte } from '../impl/testFiles.ts';
 
 const commandFile = fileURLToPath(new URL('./commands/scrub.ts', import.meta.url));
 const failureFile = fileURLToPath(new URL('./failure.ts', import.meta.url));
@@ -61,16 +62,6 @@ function makeVolume(): string {
   return dir;
 }
 
-function flipByte(path: string, position: number): void {
-  const file = storage.open(path, { create: false });
-  try {
-    const byte = file.read(position, 1);
-    file.write(position, Uint8Array.of(byte[0]! ^ 0x01));
-    file.sync();
-  } finally {
-    file.close();
-  }
-}
 
 describe('cowmap scrub', () => {
   it('a clean volume: exit 0, no finding', () => {
@@ -84,7 +75,7 @@ describe('cowmap scrub', () => {
   it('a flipped byte in the secondary: exit 1 naming the file, offset and region; --repair and a cycle make S equal P', () => {
     const dir = makeVolume();
     const image = join(dir, 'secondary', 'image');
-    flipByte(image, 30 * regionSize + 9);
+    flipByte(image, 30 * regionSize + 9, 0x01);
     const run = scrub([dir]);
     assert.equal(run.status, 1, run.stderr);
     assert.match(run.stdout, new RegExp(`^E_CORRUPT: ${image} offset ${30 * regionSize} region 30: region 30 of the secondary does not match its digest`, 'm'));
@@ -109,7 +100,7 @@ describe('cowmap scrub', () => {
 
   it('--json: one object with the findings', () => {
     const dir = makeVolume();
-    flipByte(join(dir, 'primary'), 2 * regionSize); // region 2 is covered by nothing: P and S must agree
+    flipByte(join(dir, 'primary'), 2 * regionSize, 0x01); // region 2 is covered by nothing: P and S must agree
     const run = scrub([dir, '--json']);
     assert.equal(run.status, 1, run.stderr);
     const report = JSON.parse(run.stdout) as { opened: boolean; findings: { file: string; region: number; offset: number }[]; regionsChecked: number };
@@ -123,7 +114,7 @@ describe('cowmap scrub', () => {
 
   it('a volume that open refuses with E_CORRUPT: that one line, exit 1', () => {
     const dir = makeVolume();
-    flipByte(join(dir, 'secondary', 'replica'), 40); // the header's CRC fails
+    flipByte(join(dir, 'secondary', 'replica'), 40, 0x01); // the header's CRC fails
     const run = scrub([dir]);
     assert.equal(run.status, 1, run.stderr);
     assert.match(run.stdout, /^E_CORRUPT: open: the secondary in .* is not this volume's: bad checksum$/m);
@@ -134,8 +125,8 @@ describe('cowmap scrub', () => {
 
   it('a flipped byte in a metadata slot or a map page: exit 1 naming the file; --repair cannot repair the metadata (exit 1)', () => {
     const dir = makeVolume();
-    flipByte(join(dir, 'meta'), 100); // slot 0, the older one
-    flipByte(join(dir, 'map1'), 4090); // a reserved byte of page 0: its CRC fails
+    flipByte(join(dir, 'meta'), 100, 0x01); // slot 0, the older one
+    flipByte(join(dir, 'map1'), 4090, 0x01); // a reserved byte of page 0: its CRC fails
     const run = scrub([dir]);
     assert.equal(run.status, 1, run.stderr);
     assert.match(run.stdout, new RegExp(`^E_CORRUPT: ${join(dir, 'meta')} offset 0 region -: metadata slot 0 fails its CRC-32`, 'm'));
@@ -158,7 +149,7 @@ describe('cowmap scrub', () => {
     const file = storage.open(cow, { create: false });
     const slotOffset = file.size() - regions * regionSize + 5 * regionSize;
     file.close();
-    flipByte(cow, slotOffset + 1);
+    flipByte(cow, slotOffset + 1, 0x01);
     const run = scrub([dir]);
     assert.equal(run.status, 1, run.stderr);
     assert.match(run.stdout, new RegExp(`^E_CORRUPT: ${cow} offset ${slotOffset} region 5: `, 'm'));
@@ -169,7 +160,7 @@ describe('cowmap scrub', () => {
     const dir = makeVolume();
     const moved = join(root, `moved${volumeCount}`);
     storage.rename(join(dir, 'secondary'), moved);
-    flipByte(join(moved, 'image'), 2 * regionSize);
+    flipByte(join(moved, 'image'), 2 * regionSize, 0x01);
     const run = scrub([dir, '--secondary', moved]);
     assert.equal(run.status, 1, run.stderr);
     assert.match(run.stdout, new RegExp(`^E_CORRUPT: ${join(moved, 'image')} offset ${2 * regionSize} region 2: `, 'm'));

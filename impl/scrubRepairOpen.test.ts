@@ -11,6 +11,7 @@ import { afterEach, beforeEach, test } from 'node:test';
 import { makeTemporaryDir, NodeStorage, removeTree } from './nodeStorage.ts';
 import { ReplicatedVolume } from './replicatedVolume.ts';
 import { runCycle } from './runCycle.ts';
+import { flipByte } from './testFiles.ts';
 
 const storage = new NodeStorage();
 const regions = 40;
@@ -33,16 +34,6 @@ beforeEach(() => {
 
 afterEach(() => removeTree(root));
 
-function flipByte(name: string, position: number): void {
-  const file = storage.open(join(dir, name), { create: false });
-  try {
-    const byte = file.read(position, 1);
-    file.write(position, Uint8Array.of(byte[0]! ^ 0x01));
-    file.sync();
-  } finally {
-    file.close();
-  }
-}
 
 function secondaryEqualsPrimary(): boolean {
   const volume = ReplicatedVolume.open(storage, dir, { readOnly: true });
@@ -60,7 +51,7 @@ for (const [name, position, what] of [
   ['map1', 4093, "C's page CRC while idle"],
 ] as const) {
   test(`scrub --repair reports ${name} byte ${position} (${what}) as repaired, and a cycle makes S equal P`, () => {
-    flipByte(name, position);
+    flipByte(join(dir, name), position, 0x01);
     const readOnly = ReplicatedVolume.scrubDir(storage, dir, { repair: false });
     assert.deepEqual(
       readOnly.findings.map((finding) => [finding.file, finding.offset, finding.repaired]),

@@ -368,15 +368,9 @@ export class ExplorationSut implements SystemUnderTest {
     return result.reply;
   }
 
+  /** Drops the volume and its in-memory files (closing it first when it can close). */
   private dropVolume(): void {
-    if (this.volume !== null && this.storage !== null && !this.storage.isCrashed) {
-      try {
-        this.volume.close();
-      } catch {
-        /* a poisoned or broken volume: its files are in memory and go away with it */
-      }
-    }
-    this.volume = null;
+    this.dropOpenVolume();
     this.storage = null;
     this.memory = null;
   }
