@@ -14,7 +14,7 @@ FULL_LEVEL_TEST_FILES = $(shell grep -l "testLevel.ts'" $(TEST_FILES))
 C8 := npx c8 --include 'model/**' --include 'impl/**' --exclude '**/*.test.ts' \
 	--check-coverage --lines 95 --branches 90 --report-dir coverage
 
-.PHONY: all install typecheck test test-node verify mutants coverage bench clean $(SMOKE)
+.PHONY: all install lint format typecheck test test-node verify mutants coverage bench clean $(SMOKE)
 
 all: test
 
@@ -28,6 +28,13 @@ install: $(STAMP)
 typecheck: $(STAMP)
 	npx tsc --noEmit
 
+# Biome (biome.jsonc): the formatter and the linter. `make test` checks; `make format` fixes.
+lint: $(STAMP)
+	npx biome check .
+
+format: $(STAMP)
+	npx biome check --write .
+
 # Every test under coverage and, beside it (the output of each kept whole), small
 # budgets of the main job, of
 # the mutation self-check (its two generic nets, fast-check and the crash
@@ -38,7 +45,7 @@ typecheck: $(STAMP)
 SMOKE := smoke-verify smoke-mutants smoke-conform-python smoke-conform-skeleton
 
 # Three jobs at a time: the node tests spend much of their time waiting on children.
-test: $(STAMP) typecheck
+test: $(STAMP) lint typecheck
 	$(MAKE) --no-print-directory -j3 --output-sync=target test-node $(SMOKE)
 
 test-node: $(STAMP)
@@ -56,7 +63,7 @@ smoke-conform-skeleton: $(STAMP)
 # The main job: every stage at full budget, the mutation self-check, the exhaustive
 # explorer with crashes, then the node tests that have a long budget at their full
 # level (COWMAP_TEST_LEVEL=full; make test runs them quick).
-verify: $(STAMP) typecheck
+verify: $(STAMP) lint typecheck
 	node bin/cowmap.js verify --time-budget 60
 	node bin/cowmap.js explore --regions 3 --values 2 --crash
 	node bin/cowmap.js explore --regions 4 --values 2 --crash

@@ -128,9 +128,9 @@ function textTable(rows: Row[]): string {
 }
 
 function markdownTable(rows: Row[]): string {
-  const escape = (text: string) => text.replaceAll('|', '\\|');
+  const escapeCell = (text: string) => text.replaceAll('|', '\\|');
   const out = ['| figure | median | min..max | IQR | n | target | what |', '|---|---|---|---|---|---|---|'];
-  for (const row of rows) out.push(`| \`${row.key}\` | ${row.median} | ${row.range} | ${row.iqr} | ${row.n} | ${escape(row.target)} | ${escape(row.detail)} |`);
+  for (const row of rows) out.push(`| \`${row.key}\` | ${row.median} | ${row.range} | ${row.iqr} | ${row.n} | ${escapeCell(row.target)} | ${escapeCell(row.detail)} |`);
   return out.join('\n');
 }
 
@@ -143,7 +143,7 @@ function describeMachineLine(machine: ReturnType<typeof describeMachine>): strin
 // -------------------------------------------------------------------- main
 
 async function main(argv: string[]): Promise<number> {
-  let values;
+  let values: { quick: boolean; dir?: string; seed: string; warm: boolean; only?: string };
   try {
     ({ values } = parseArgs({
       args: argv,

@@ -178,7 +178,7 @@ export function runNodeChild(script: string, args: readonly string[], cwd: strin
   const stderr = result.stderr ?? '';
   let report: Record<string, unknown> | null = null;
   const lastLine = stdout.trim().split('\n').at(-1);
-  if (lastLine !== undefined && lastLine.startsWith('{')) {
+  if (lastLine?.startsWith('{')) {
     try {
       report = JSON.parse(lastLine) as Record<string, unknown>;
     } catch {

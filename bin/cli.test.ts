@@ -18,7 +18,7 @@ after(() => rmSync(scratch, { recursive: true, force: true }));
 
 export function cowmap(args: string[], input?: string | Uint8Array): Promise<{ status: number | null; stdout: string; stderr: string; bytes: Buffer }> {
   const env: NodeJS.ProcessEnv = { ...process.env };
-  delete env['NODE_V8_COVERAGE'];
+  delete env.NODE_V8_COVERAGE;
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [bin, ...args], { cwd: scratch, env, stdio: ['pipe', 'pipe', 'pipe'] });
     const out: Buffer[] = [];

@@ -62,11 +62,11 @@ export function reportFailure(error: unknown, commandName: string, usageLine: st
     return exitUsage;
   }
   if (error instanceof CowmapError) {
-    process.stderr.write(cowmapErrorLine(error) + '\n');
+    process.stderr.write(`${cowmapErrorLine(error)}\n`);
     return exitCowmapError;
   }
   if (isStorageError(error)) {
-    process.stderr.write(storageErrorLine(error) + '\n');
+    process.stderr.write(`${storageErrorLine(error)}\n`);
     return exitCowmapError;
   }
   // The class goes after the message, in parentheses: a line holding "Error:" reads
@@ -79,6 +79,6 @@ export function reportFailure(error: unknown, commandName: string, usageLine: st
   } else {
     lines.push(`this is a bug in cowmap: please report it with the command that failed (run it again with ${debugVariable}=1 for the stack trace)`);
   }
-  process.stderr.write(lines.join('\n') + '\n');
+  process.stderr.write(`${lines.join('\n')}\n`);
   return exitCowmapError;
 }

@@ -50,7 +50,7 @@ const exitStatusText = [
 function usage(): string {
   const names = Object.keys(loaders);
   const lines = names.map((name) => `  ${name.padEnd(8)} ${commandUsages[name]?.summary ?? ''}: ${usageOf(name)}`);
-  return ['usage: cowmap <command> [options]', '       cowmap <command> --help', '       cowmap --version', '', 'commands:', ...lines, '', ...exitStatusText].join('\n') + '\n';
+  return `${['usage: cowmap <command> [options]', '       cowmap <command> --help', '       cowmap --version', '', 'commands:', ...lines, '', ...exitStatusText].join('\n')}\n`;
 }
 
 function commandHelp(name: string, command: Command | null): string {
@@ -58,7 +58,7 @@ function commandHelp(name: string, command: Command | null): string {
   const notes = command?.notes ?? entry?.notes ?? [];
   // A command that states its own exit statuses keeps only the general environment line.
   const general = notes.some((line) => line.startsWith('exit status:')) ? exitStatusText.slice(-1) : exitStatusText;
-  return [`usage: cowmap ${usageOf(name)}`, '', entry?.summary ?? '', ...(notes.length > 0 ? ['', ...notes] : []), '', ...general].join('\n') + '\n';
+  return `${[`usage: cowmap ${usageOf(name)}`, '', entry?.summary ?? '', ...(notes.length > 0 ? ['', ...notes] : []), '', ...general].join('\n')}\n`;
 }
 
 /** --help or -h among the command's own options (not after a `--`, which starts another command's). */

@@ -74,7 +74,7 @@ async function pooled<T>(task: () => Promise<T>): Promise<T> {
 /** The environment of a spawned cowmap: no COWMAP_DEBUG, and no coverage file written at its exit (see the head). */
 function childEnv(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, COWMAP_DEBUG: '' };
-  delete env['NODE_V8_COVERAGE'];
+  delete env.NODE_V8_COVERAGE;
   return env;
 }
 
@@ -132,8 +132,8 @@ async function inProcess(args: string[]): Promise<Run> {
       if (callback !== undefined) process.nextTick(callback);
       return true;
     } as typeof process.stdout.write;
-  const savedDebug = process.env['COWMAP_DEBUG'];
-  process.env['COWMAP_DEBUG'] = '';
+  const savedDebug = process.env.COWMAP_DEBUG;
+  process.env.COWMAP_DEBUG = '';
   process.stdout.write = capture(process.stdout, out);
   process.stderr.write = capture(process.stderr, err);
   let status: number;
@@ -142,8 +142,8 @@ async function inProcess(args: string[]): Promise<Run> {
   } finally {
     process.stdout.write = originals.stdout;
     process.stderr.write = originals.stderr;
-    if (savedDebug === undefined) delete process.env['COWMAP_DEBUG'];
-    else process.env['COWMAP_DEBUG'] = savedDebug;
+    if (savedDebug === undefined) delete process.env.COWMAP_DEBUG;
+    else process.env.COWMAP_DEBUG = savedDebug;
   }
   return { args, status, signal: null, stdout: Buffer.from(out.join('')), stderr: err.join('') };
 }
@@ -155,7 +155,9 @@ function runDirCommand(command: (typeof dirCommands)[number], dir: string): Prom
 /** Every run of `runs` at once (in the pool), asserted coded in the order given. */
 async function assertAllCoded(runs: { run: Promise<Run>; allowed: readonly number[]; firstLine?: RegExp }[]): Promise<void> {
   const done = await Promise.all(runs.map((entry) => entry.run));
-  done.forEach((run, index) => assertCoded(run, runs[index]!.allowed, runs[index]!.firstLine));
+  done.forEach((run, index) => {
+    assertCoded(run, runs[index]!.allowed, runs[index]!.firstLine);
+  });
 }
 
 /** The promise of item 5: an allowed status, a coded first line on failure, never a trace. */
@@ -571,18 +573,21 @@ describe('cowmap misuse: an internal error', () => {
     const { reportFailure } = await import('./failure.ts');
     const written: string[] = [];
     const original = process.stderr.write;
-    process.stderr.write = ((text: string) => (written.push(text), true)) as typeof process.stderr.write;
-    const saved = process.env['COWMAP_DEBUG'];
+    process.stderr.write = ((text: string) => {
+      written.push(text);
+      return true;
+    }) as typeof process.stderr.write;
+    const saved = process.env.COWMAP_DEBUG;
     try {
-      delete process.env['COWMAP_DEBUG'];
+      delete process.env.COWMAP_DEBUG;
       assert.equal(reportFailure(new TypeError('Cannot read properties of undefined'), 'status', 'status DIR'), 1);
-      process.env['COWMAP_DEBUG'] = '1';
+      process.env.COWMAP_DEBUG = '1';
       assert.equal(reportFailure(new RangeError('Invalid typed array length'), 'read', 'read DIR'), 1);
       assert.equal(reportFailure(Object.assign(new Error('EROFS: read-only file system, open \'/v/lock\''), { code: 'EROFS', syscall: 'open', path: '/v/lock' }), 'status', 'status DIR'), 1);
     } finally {
       process.stderr.write = original;
-      if (saved === undefined) delete process.env['COWMAP_DEBUG'];
-      else process.env['COWMAP_DEBUG'] = saved;
+      if (saved === undefined) delete process.env.COWMAP_DEBUG;
+      else process.env.COWMAP_DEBUG = saved;
     }
     assert.match(written[0]!, /^E_INTERNAL: cowmap status: Cannot read properties of undefined \(TypeError\)\nthis is a bug in cowmap: please report it .*COWMAP_DEBUG=1/);
     assert.doesNotMatch(written[0]!, /^ {4}at /m);

@@ -36,7 +36,7 @@ catch (error) { process.exitCode = reportFailure(error, 'scrub', 'scrub DIR [--r
 // The process writes no coverage file at its exit: impl/scrub.ts is covered in
 // process by impl/scrub.test.ts, and the file cost seconds per process under c8.
 const childEnv: NodeJS.ProcessEnv = { ...process.env };
-delete childEnv['NODE_V8_COVERAGE'];
+delete childEnv.NODE_V8_COVERAGE;
 
 function scrub(args: string[]): { status: number | null; stdout: string; stderr: string } {
   const result = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', runner, '--', ...args], { encoding: 'utf8', timeout: 120_000, env: childEnv });

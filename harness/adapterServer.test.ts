@@ -40,6 +40,7 @@ function digest(bytes: Uint8Array): string {
 
 const zeroDigest = digest(Buffer.alloc(regionSize));
 
+// biome-ignore lint/suspicious/noExplicitAny: raw replies, whose fields each test checks one by one
 type Json = Record<string, any>;
 
 /** One `cowmap adapter` process, driven by raw lines. */
@@ -429,7 +430,7 @@ describe('serveAdapter over streams', () => {
       { id: 4, op: 'open', dir, create: false },
       { id: 5, op: 'state' },
     ]) {
-      input.write(JSON.stringify(request) + '\n');
+      input.write(`${JSON.stringify(request)}\n`);
     }
     input.end();
     assert.equal(await done, 0);

@@ -373,9 +373,9 @@ export function serveAdapter(options: ServeOptions = {}): Promise<number> {
       }
       let line: string;
       try {
-        line = JSON.stringify(result.response) + '\n';
+        line = `${JSON.stringify(result.response)}\n`;
       } catch (error) {
-        line = JSON.stringify({ id: result.response.id ?? null, ok: false, error: { code: 'E_IO', message: `internal error: the answer cannot be encoded: ${String(error)}` }, io: 0 }) + '\n';
+        line = `${JSON.stringify({ id: result.response.id ?? null, ok: false, error: { code: 'E_IO', message: `internal error: the answer cannot be encoded: ${String(error)}` }, io: 0 })}\n`;
       }
       if (!output.write(line)) {
         blocked = true;

@@ -342,7 +342,7 @@ describe('AdapterSut protocol violations', () => {
       (sut) => sut.start(),
       /exited with code 3 at start/,
     );
-    assert.match(error.message, /standard error[^\n]*\n[^]*fake: no config file/);
+    assert.match(error.message, /standard error[^\n]*\n[\s\S]*fake: no config file/);
     assert.match(error.stderr, /no config file/);
   });
 
@@ -405,7 +405,7 @@ describe('AdapterSut failures a user can act on', () => {
       await sut.crash();
       const reply = await sut.recover();
       assert.equal(reply.ok, false);
-      assert.match(reply.ok ? '' : reply.message, /reopen after the crash: [^]*exited with code 1[^]*cannot read my own files/);
+      assert.match(reply.ok ? '' : reply.message, /reopen after the crash: [\s\S]*exited with code 1[\s\S]*cannot read my own files/);
     } finally {
       await sut.close().catch(() => undefined);
       sut.kill();

@@ -438,7 +438,7 @@ export class AdapterSut implements SystemUnderTest {
     const what = `request ${id} (${op})`;
     const line = JSON.stringify({ id, op, ...fields });
     this.note('request', line);
-    process.send(line + '\n');
+    process.send(`${line}\n`);
     const next = await process.nextLine(this.requestTimeoutMs);
     if (next.kind === 'line') this.note('response', next.bytes.toString('utf8'));
     else this.note('note', next.kind === 'closed' ? `pid ${process.pid} ${process.describeExit()}` : next.kind === 'timeout' ? `no answer within ${this.requestTimeoutMs} ms` : next.message);

@@ -290,7 +290,13 @@ describe('crash exploration', () => {
 describe('cowmap crashes', () => {
   function capture() {
     const output = { out: '', err: '' };
-    return { output, streams: { out: (text: string) => void (output.out += text), err: (text: string) => void (output.err += text), progress: false } };
+    const out = (text: string): void => {
+      output.out += text;
+    };
+    const err = (text: string): void => {
+      output.err += text;
+    };
+    return { output, streams: { out, err, progress: false } };
   }
 
   it('prints the summary table and exits 0 on the reference implementation', async () => {
@@ -331,7 +337,10 @@ describe('cowmap crashes', () => {
     for (const args of [['--modes', 'process,flood'], ['--mutant', 'no-such-mutant'], ['--length', '99'], ['--region-size', '1000'], ['--regions', '17'], ['--regions', '17', '--active', '0,17']]) {
       const { output, streams } = capture();
       const original = process.stderr.write;
-      process.stderr.write = ((text: string) => ((output.err += text), true)) as typeof process.stderr.write;
+      process.stderr.write = ((text: string) => {
+        output.err += text;
+        return true;
+      }) as typeof process.stderr.write;
       try {
         assert.equal(await crashesMain(args, streams), 2, args.join(' '));
       } finally {

@@ -162,7 +162,7 @@ test('each durable call kind counts once; reads, exists, list, lock, size, close
   expectCount(1, 'truncate');
   storage.syncDir(dir);
   expectCount(1, 'syncDir');
-  storage.rename(file, file + '2');
+  storage.rename(file, `${file}2`);
   expectCount(1, 'rename');
   handle.read(0, 4);
   handle.size();
@@ -171,9 +171,9 @@ test('each durable call kind counts once; reads, exists, list, lock, size, close
   const lock = storage.lock(dir);
   lock?.release();
   handle.close();
-  storage.open(file + '2', { create: false }).close();
+  storage.open(`${file}2`, { create: false }).close();
   expectCount(0, 'read, size, exists, list, lock, release, close, open without create');
-  storage.unlink(file + '2');
+  storage.unlink(`${file}2`);
   expectCount(1, 'unlink');
   assert.equal(storage.ioCount, 8);
 
@@ -187,7 +187,7 @@ test('each durable call kind counts once; reads, exists, list, lock, size, close
   assert.equal(write.position, 0);
   assert.equal(write.length, 10);
   assert.equal(storage.log[4]!.length, 4, 'truncate logs the new length');
-  assert.equal(storage.log[6]!.to, file + '2');
+  assert.equal(storage.log[6]!.to, `${file}2`);
 });
 
 test('a call that the wrapped storage fails is still counted and logged with its code', () => {
@@ -279,11 +279,11 @@ test('after a crash every call on the storage, its handles and its locks throws 
   storage.crashNow('process');
   const calls: Array<[string, () => unknown]> = [
     ['open', () => storage.open(path, { create: false })],
-    ['open create', () => storage.open(path + 'x', { create: true })],
+    ['open create', () => storage.open(`${path}x`, { create: true })],
     ['exists', () => storage.exists(path)],
-    ['mkdir', () => storage.mkdir(path + 'd')],
+    ['mkdir', () => storage.mkdir(`${path}d`)],
     ['syncDir', () => storage.syncDir(dir)],
-    ['rename', () => storage.rename(path, path + 'y')],
+    ['rename', () => storage.rename(path, `${path}y`)],
     ['unlink', () => storage.unlink(path)],
     ['list', () => storage.list(dir)],
     ['lock', () => storage.lock(dir)],
@@ -1081,7 +1081,9 @@ test('the same seed gives the same files after a kill, a hand-over and a torn po
   };
   const seeds = [1, 7, 42];
   const firsts = seeds.map(outcome);
-  seeds.forEach((seed, index) => assert.deepEqual(outcome(seed), firsts[index], `seed ${seed}`));
+  seeds.forEach((seed, index) => {
+    assert.deepEqual(outcome(seed), firsts[index], `seed ${seed}`);
+  });
   // Not every seed draws the same sectors (the coins are real).
   assert.ok(new Set(firsts.map((bytesOf) => bytesOf.join(','))).size > 1, 'three seeds drew the same files');
 });

@@ -13,7 +13,7 @@ import type { ContentRecipe } from './regionData.ts';
 import { describeScenarioStep } from './scenario.ts';
 import type { ScenarioStep } from './scenario.ts';
 import type { CrashRequest, SutOp } from './sut.ts';
-import { ContentBook, labelBytes } from './trace/content.ts';
+import { type ContentBook, labelBytes } from './trace/content.ts';
 import { defaultNames } from './trace/reader.ts';
 
 export type FuzzData = 'labels' | 'bytes';

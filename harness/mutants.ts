@@ -166,7 +166,10 @@ class TransferSendsPrimaryFromRegion8 extends ReplicatedVolume {
 /** A write of a region larger than a sector replaces its first sector only: the rest keeps the old bytes. */
 class WritesFirstSectorOnly extends ReplicatedVolume {
   protected override writePrimary(region: number, data: Uint8Array): void {
-    if (this.regionSize <= sectorSize) return super.writePrimary(region, data);
+    if (this.regionSize <= sectorSize) {
+      super.writePrimary(region, data);
+      return;
+    }
     const merged = this.primary.readRegion(region).slice();
     merged.set(data.subarray(0, sectorSize));
     super.writePrimary(region, merged);

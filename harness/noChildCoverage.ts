@@ -8,4 +8,4 @@
 // this process's own coverage is not affected: node fixed its coverage directory
 // when it started. Test-only: nothing outside *.test.ts imports this file.
 
-delete process.env['NODE_V8_COVERAGE'];
+delete process.env.NODE_V8_COVERAGE;

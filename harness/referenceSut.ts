@@ -125,7 +125,7 @@ export class ReferenceSut implements SystemUnderTest {
     // A kill leaves its unsynced writes in the page cache, still not durable: the
     // recovery's storage inherits them, so that a later power crash can take back
     // what recovery did not sync (a power crash hands over nothing).
-    if (crashed !== null && crashed.isCrashed) crashed.handOverTo(this.storage);
+    if (crashed?.isCrashed) crashed.handOverTo(this.storage);
     try {
       this.volume = this.volumeClass.open(this.storage, this.dir);
     } catch (error) {

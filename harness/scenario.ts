@@ -8,7 +8,7 @@ import type { Geometry, Op } from '../model/types.ts';
 import { Oracle, OracleFailure } from './oracle.ts';
 import type { Difference, OracleStats } from './oracle.ts';
 import type { CrashRequest, SutOp, SystemUnderTest } from './sut.ts';
-import { ContentBook } from './trace/content.ts';
+import type { ContentBook } from './trace/content.ts';
 import { defaultNames } from './trace/reader.ts';
 import { formatTrace } from './trace/writer.ts';
 import type { TraceRecord } from './trace/writer.ts';

@@ -217,7 +217,7 @@ describe('maps', () => {
       flipByte(file('map1'), 100);
       const report = volume.scrub({ repair: true });
       const finding = report.findings.find((entry) => entry.file === file('map1'));
-      assert.ok(finding !== undefined && finding.repaired, JSON.stringify(report.findings));
+      assert.ok(finding?.repaired, JSON.stringify(report.findings));
       assert.equal(finding.offset, 0);
       assert.ok(report.repairedRegions.includes(11));
       assert.ok(checkPage(readWholeFile(file('map1'))).valid);
@@ -296,7 +296,7 @@ describe('scrub of a directory (ReplicatedVolume.scrubDir)', () => {
     assert.throws(() => ReplicatedVolume.scrubDir(storage, dir, { repair: false }), (error: unknown) => error instanceof CowmapError && error.code === 'E_CORRUPT');
     const report = ReplicatedVolume.scrubDir(storage, dir, { repair: true });
     const finding = report.findings.find((entry) => entry.file === file('map1'));
-    assert.ok(finding !== undefined && finding.repaired && finding.region === 11, JSON.stringify(report.findings));
+    assert.ok(finding?.repaired && finding.region === 11, JSON.stringify(report.findings));
     assert.ok(report.repairedRegions.includes(11));
     resync();
   });
@@ -312,7 +312,7 @@ describe('scrub of a directory (ReplicatedVolume.scrubDir)', () => {
     flipByte(file('cow'), cowIndexSize(regions) + 7 * regionSize + 100);
     const report = ReplicatedVolume.scrubDir(storage, dir, { repair: true });
     const finding = report.findings.find((entry) => entry.file === file('cow'));
-    assert.ok(finding !== undefined && finding.repaired && finding.region === 7, JSON.stringify(report.findings));
+    assert.ok(finding?.repaired && finding.region === 7, JSON.stringify(report.findings));
     assert.deepEqual(ReplicatedVolume.scrubDir(storage, dir, { repair: false }).findings, []);
     using((volume) => {
       assert.deepEqual(volume.preservedRegions(), [6]);

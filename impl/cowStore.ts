@@ -183,7 +183,10 @@ export class CowStore {
     assert(this.preserved.isClear(), 'loadCycle over a loaded store');
     const refuse = (region: number, offset: number, problem: string): void => {
       // scrub --repair: the copy counts as empty, and the caller drops it durably.
-      if (rotted !== null) return rotted(region, offset, problem);
+      if (rotted !== null) {
+        rotted(region, offset, problem);
+        return;
+      }
       throw new CowmapError('E_CORRUPT', `open: ${this.file.path} offset ${offset} region ${region}: ${problem}`);
     };
     return this.scanIndex(

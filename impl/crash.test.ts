@@ -240,7 +240,9 @@ function cycle(volume: ReplicatedVolume): void {
 }
 
 const idle = (volume: ReplicatedVolume) => {
-  ['A0', 'B0', 'C0', 'D0'].forEach((text, region) => volume.writeRegion(region, content(text)));
+  ['A0', 'B0', 'C0', 'D0'].forEach((text, region) => {
+    volume.writeRegion(region, content(text));
+  });
   cycle(volume);
   volume.writeRegion(1, content('B1'));
 };

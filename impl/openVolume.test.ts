@@ -49,7 +49,7 @@ describe('open', () => {
     assert.equal(parts.readOnly, false);
     assert.deepEqual(storage.log[0], { kind: 'syncDir', path: dir }, 'the first call');
     const secondarySync = storage.log.findIndex((call) => call.kind === 'syncDir' && call.path === secondaryDir);
-    const firstSecondaryOpen = storage.log.findIndex((call) => call.kind === 'open' && call.path.startsWith(secondaryDir + '/'));
+    const firstSecondaryOpen = storage.log.findIndex((call) => call.kind === 'open' && call.path.startsWith(`${secondaryDir}/`));
     assert.ok(secondarySync >= 0 && secondarySync < firstSecondaryOpen, `the secondary's directory synced (${secondarySync}) before its files are opened (${firstSecondaryOpen})`);
   });
 

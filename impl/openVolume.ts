@@ -11,7 +11,7 @@ import { MapFile } from './mapFile.ts';
 import { MetadataStore } from './metadata.ts';
 import { RegionFile } from './regionFile.ts';
 import { FileReplica } from './replica.ts';
-import type { FileHandle, Storage } from './storage.ts';
+import type { FileHandle, Lock, Storage } from './storage.ts';
 import { asVolumeError, OpenedFiles, releaseLock, unheldLock, type OpenOptions, type VolumeParts, type VolumeRules } from './volumeParts.ts';
 
 /**
@@ -23,7 +23,7 @@ export function openVolumeParts(storage: Storage, dir: string, options: OpenOpti
   const readOnly = options.readOnly === true;
   const metadataPath = volumePath(dir, fileNames.metadata);
   if (!storage.exists(metadataPath)) throw new CowmapError('E_NOT_FOUND', `open: no volume in ${dir}`);
-  let lock;
+  let lock: Lock | null;
   try {
     lock = storage.lock(dir, { shared: readOnly }) ?? (rules.honoursLock ? null : unheldLock);
   } catch (error) {

@@ -182,9 +182,19 @@ describe('the digest table', () => {
         if (!path.endsWith('digests')) return file;
         return {
           path: file.path,
-          read: (position: number, length: number) => ((counted.bytesRead += length), file.read(position, length)),
-          write: (position: number, data: Uint8Array) => ((counted.bytesWritten += data.length), counted.writeCalls++, file.write(position, data)),
-          sync: () => (counted.syncCalls++, file.sync()),
+          read: (position: number, length: number) => {
+            counted.bytesRead += length;
+            return file.read(position, length);
+          },
+          write: (position: number, data: Uint8Array) => {
+            counted.bytesWritten += data.length;
+            counted.writeCalls++;
+            file.write(position, data);
+          },
+          sync: () => {
+            counted.syncCalls++;
+            file.sync();
+          },
           truncate: (length: number) => file.truncate(length),
           size: () => file.size(),
           close: () => file.close(),

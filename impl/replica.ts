@@ -226,7 +226,7 @@ export class FileReplica implements Replica {
     } finally {
       header.close();
     }
-    if (problem !== null && problem.startsWith('format version')) throw new CowmapError('E_CORRUPT', `open: ${paths.header}: ${problem}`);
+    if (problem?.startsWith('format version')) throw new CowmapError('E_CORRUPT', `open: ${paths.header}: ${problem}`);
     if (problem !== null) throw new CowmapError('E_CORRUPT', `open: the secondary in ${dir} is not this volume's: ${problem}`);
     // After the header: a version 1 secondary has no table, and says so above.
     if (!storage.exists(paths.digests)) throw new CowmapError('E_CORRUPT', `open: ${paths.digests} is missing`);

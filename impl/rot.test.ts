@@ -16,7 +16,7 @@ import { ReplicatedVolume } from './replicatedVolume.ts';
 
 const storage = new NodeStorage();
 /** The bit flipped (COWMAP_ROT_MASK to try another). */
-const flipMask = Number(process.env['COWMAP_ROT_MASK'] ?? 0x10);
+const flipMask = Number(process.env.COWMAP_ROT_MASK ?? 0x10);
 const regions = 17; // two map bytes
 const regionSize = 512;
 let root: string;
@@ -59,7 +59,7 @@ function flipOffsets(): [string, number[]][] {
   const indexSize = cowIndexSize(regions);
   const slots = [3, 5, 14].flatMap((region) => [indexSize + region * regionSize, indexSize + region * regionSize + 300]);
   // COWMAP_ROT_EVERY_BYTE=1: every byte of the metadata and the COW index (slow).
-  const step = process.env['COWMAP_ROT_EVERY_BYTE'] === '1' ? 1 : 0;
+  const step = process.env.COWMAP_ROT_EVERY_BYTE === '1' ? 1 : 0;
   return [
     ['meta', step === 1 ? range(0, 1024, 1) : [...range(0, 64, 3), 200, 508, 511, ...range(512, 576, 3), 700, 1020, 1023]],
     ['map0', mapOffsets],

@@ -40,7 +40,7 @@ export class TracingStorage implements Storage {
     const index = this.durableCount++;
     this.log.push(call);
     const fault = this.fault;
-    if (fault !== null && fault.when(call, index)) {
+    if (fault?.when(call, index)) {
       this.fault = null;
       throw Object.assign(new Error(`${fault.code}: injected failure, ${call.kind} '${call.path}'`), { code: fault.code, syscall: call.kind, path: call.path });
     }

@@ -42,7 +42,7 @@ export function statechartMermaid(): string {
     const targets = info.targets.length === 0 ? [info.source] : info.targets;
     for (const target of targets) lines.push(`  ${source} --> ${mermaidId(target)} : ${label(info)}`);
   }
-  return lines.join('\n') + '\n';
+  return `${lines.join('\n')}\n`;
 }
 
 /** docs/statechart.md: the diagram and the list of transition ids. */

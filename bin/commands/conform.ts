@@ -114,7 +114,7 @@ function writeReports(values: Values, report: ConformanceReport): void {
   if (values.junit !== undefined) writeFileSync(values.junit, junitReport(report));
   if (values.reports !== undefined) {
     mkdirSync(values.reports, { recursive: true });
-    writeFileSync(join(values.reports, 'transitions.json'), JSON.stringify(report.coverage, null, 2) + '\n');
+    writeFileSync(join(values.reports, 'transitions.json'), `${JSON.stringify(report.coverage, null, 2)}\n`);
     writeFileSync(join(values.reports, 'transitions.md'), coverageMarkdown(report.coverage));
     writeFileSync(join(values.reports, 'transitions.html'), coverageHtml(report.coverage, `cowmap conform: ${report.implementation.name}`));
   }

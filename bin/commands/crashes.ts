@@ -172,19 +172,19 @@ export async function crashesMain(argv: string[], output: CrashesOutput): Promis
     const result = await exploreCrashes(options);
     all.push(result.stats);
     if (progress) output.err('\r\x1b[K');
-    output.out(formatSummary(result.stats, options) + '\n');
+    output.out(`${formatSummary(result.stats, options)}\n`);
     if (result.failure !== null) {
-      output.out(formatFailureReport(result.failure) + '\n');
+      output.out(`${formatFailureReport(result.failure)}\n`);
       if (result.failure.file !== null && result.failure.notReplayable === undefined) {
         output.out(`replay it: cowmap replay${values.mutant === undefined ? '' : ` --mutant ${values.mutant}`} ${result.failure.file}\n`);
       }
-      output.out(formatTotals(all) + '\n');
+      output.out(`${formatTotals(all)}\n`);
       return 1;
     }
   }
   const sampled = all.reduce((sum, stats) => sum + stats.sampledPoints, 0);
   output.out(`every crash state recovered to a state the model allows, and finished a cycle${sampled > 0 ? ` (${sampled} crash points sampled, not exhausted)` : ''}\n`);
-  output.out(formatTotals(all) + '\n');
+  output.out(`${formatTotals(all)}\n`);
   return 0;
 }
 

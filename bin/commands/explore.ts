@@ -47,7 +47,7 @@ export const command: Command = {
     const seconds = (performance.now() - started) / 1000;
     const rate = Math.round(result.states / Math.max(seconds, 1e-6));
     process.stdout.write(
-      [
+      `${[
         `explored regions=${regions} values=${valueCount} crash=${values.crash ? 'yes' : 'no'}`,
         `  states:       ${result.states}`,
         `  transitions:  ${result.transitions}`,
@@ -55,7 +55,7 @@ export const command: Command = {
         `  depth:        ${result.depthMax}`,
         `  seconds:      ${seconds.toFixed(2)}`,
         `  states/s:     ${rate}`,
-      ].join('\n') + '\n',
+      ].join('\n')}\n`,
     );
     if (result.stoppedEarly) process.stdout.write(`  stopped early: --states-max ${statesMax} reached; the state space is larger\n`);
     if (result.violation === null) {

@@ -44,7 +44,7 @@ function summary(result: FuzzResult): string {
   if (result.transitions.missing.length > 0 && result.transitions.missing.length <= 8) {
     lines.push(`  not covered:   ${result.transitions.missing.join(', ')}`);
   }
-  return lines.join('\n') + '\n';
+  return `${lines.join('\n')}\n`;
 }
 
 /** `--crash-modes`: undefined (what the implementation offers), none, or a list; null when invalid. */
@@ -161,7 +161,7 @@ export async function fuzzMain(argv: string[], output: FuzzOutput): Promise<numb
     return 0;
   }
   output.out(
-    [
+    `${[
       `FAIL: ${failure.message}`,
       ...failure.differences.map((d) => `  ${d.field}: expected ${d.expected}, observed ${d.observed}`),
       `shortest failing sequence (${failure.steps.length} steps), saved to ${failure.tracePath}${failure.reproduced ? '' : ' (WARNING: replaying the saved trace did not fail again)'}:`,
@@ -171,7 +171,7 @@ export async function fuzzMain(argv: string[], output: FuzzOutput): Promise<numb
       `path: ${failure.path}`,
       'replay:',
       ...failure.replay.map((line) => `  ${line}`),
-    ].join('\n') + '\n',
+    ].join('\n')}\n`,
   );
   return 1;
 }

@@ -42,7 +42,7 @@ export const command: Command = {
       const region = integerOption(values, 'region');
       const offset = integerOption(values, 'offset');
       const length = integerOption(values, 'length');
-      const volumeName: VolumeName = values['secondary'] === true ? 'secondary' : 'primary';
+      const volumeName: VolumeName = values.secondary === true ? 'secondary' : 'primary';
       const byRegion = region !== undefined && offset === undefined && length === undefined;
       const byOffset = region === undefined && offset !== undefined && length !== undefined;
       if (!byRegion && !byOffset) throw new UsageError('give either --region, or --offset and --length');

@@ -64,7 +64,7 @@ export const command: Command = {
     let failed = 0;
     for (const trace of traces) {
       const sut = factory === null ? null : factory();
-      let result;
+      let result: Awaited<ReturnType<typeof replayTrace>>;
       try {
         result = await replayTrace(trace, sut);
       } catch (error) {

@@ -70,13 +70,13 @@ export const command: Command = {
   run: (argv) =>
     runCommand(usage, async () => {
       const { values, positionals } = parseCommandLine(argv, options);
-      if (values['help'] === true) {
-        await writeStdout([`usage: cowmap ${usage}`, '', ...scrubNotes].join('\n') + '\n');
+      if (values.help === true) {
+        await writeStdout(`${[`usage: cowmap ${usage}`, '', ...scrubNotes].join('\n')}\n`);
         return 0;
       }
       const dir = volumeDirArgument(positionals);
-      const repair = values['repair'] === true;
-      const json = values['json'] === true;
+      const repair = values.repair === true;
+      const json = values.json === true;
 
       // scrubDir opens the volume read-only without --repair; with it, its recovery
       // mends what a resend can (and says so) instead of refusing the volume.
@@ -89,13 +89,13 @@ export const command: Command = {
         const output = json
           ? JSON.stringify({ volume: dir, repair, opened: false, error: { code: error.code, message: error.message }, findings: [], repairedRegions: [], regionsChecked: 0 })
           : `${openRefusalLine(error)}\nscrub ${dir}: the volume does not open (E_CORRUPT): 1 finding, nothing checked${repair ? ' or repaired' : ''}`;
-        await writeStdout(output + '\n');
+        await writeStdout(`${output}\n`);
         return 1;
       }
       const output = json
         ? JSON.stringify({ volume: dir, repair, opened: true, error: null, ...report })
         : [...report.findings.map(findingLine), summaryLine(dir, report, repair)].join('\n');
-      await writeStdout(output + '\n');
+      await writeStdout(`${output}\n`);
       return report.findings.every((finding) => finding.repaired) ? 0 : 1;
     }),
 };

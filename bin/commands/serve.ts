@@ -50,7 +50,7 @@ export const command: Command = {
       const secondaryImage = join(secondaryPath(dir, readRecordedSecondary(volume)), fileNames.replicaImage);
       if (snapshotDir !== undefined) mkdirSync(snapshotDir, { recursive: true });
       const log = (line: string): void => {
-        process.stdout.write(line + '\n');
+        process.stdout.write(`${line}\n`);
       };
       const server = new NbdServer(volume, {
         cycleEverySeconds,

@@ -35,7 +35,7 @@ export const command: Command = {
           `next       ${bitString(volume.regions, next)}  ${next.length} dirty (X)`,
           `cow        ${bitString(volume.regions, preserved)}  ${preserved.length} preserved (W)`,
         ];
-        await writeStdout(lines.join('\n') + '\n');
+        await writeStdout(`${lines.join('\n')}\n`);
         return 0;
       }, { readOnly: true });
     }),

@@ -53,7 +53,7 @@ export const command: Command = {
     if (tty) process.stderr.write('\r\x1b[K');
     process.stdout.write(`${summaryTable(result)}\n`);
     mkdirSync(values.reports, { recursive: true });
-    writeFileSync(join(values.reports, 'transitions.json'), JSON.stringify(result.coverage, null, 2) + '\n');
+    writeFileSync(join(values.reports, 'transitions.json'), `${JSON.stringify(result.coverage, null, 2)}\n`);
     writeFileSync(join(values.reports, 'transitions.md'), coverageMarkdown(result.coverage));
     writeFileSync(join(values.reports, 'transitions.html'), coverageHtml(result.coverage));
     process.stdout.write(`transitions covered: ${result.coverage.covered}/${result.coverage.total} (reports in ${values.reports}/transitions.{json,md,html})\n`);

@@ -37,7 +37,10 @@ const removalsInFlightMax = 16;
  * length). Tracked until done, so removeTemporaryDirs() still covers it.
  */
 export function removeTemporaryDirSoon(root: string): void {
-  if (removals.size >= removalsInFlightMax) return removeTemporaryDir(root);
+  if (removals.size >= removalsInFlightMax) {
+    removeTemporaryDir(root);
+    return;
+  }
   const removal: Promise<void> = rm(root, { recursive: true, force: true, maxRetries: 2 })
     .catch(() => removeTemporaryDir(root))
     .finally(() => {

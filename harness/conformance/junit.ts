@@ -77,5 +77,5 @@ export function junitReport(report: ConformanceReport): string {
     const text = [`${messages.count} rejection messages do not name the operation, the region and the phase (a warning; --strict-messages fails them), e.g.:`, ...messages.examples.map((example) => `${example.step}: ${JSON.stringify(example.message)} lacks ${example.missing.join(', ')}`)].join('\n');
     suite.ele('testcase', { classname: 'cowmap.warnings', name: 'rejection messages', time: '0.000' }).ele('system-out').txt(text);
   }
-  return doc.end({ prettyPrint: true }) + '\n';
+  return `${doc.end({ prettyPrint: true })}\n`;
 }

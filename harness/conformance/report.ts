@@ -88,5 +88,5 @@ export function formatReport(report: ConformanceReport): string {
 
 /** The JSON report (the whole ConformanceReport). */
 export function jsonReport(report: ConformanceReport): string {
-  return JSON.stringify(report, null, 2) + '\n';
+  return `${JSON.stringify(report, null, 2)}\n`;
 }

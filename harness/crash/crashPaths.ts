@@ -16,7 +16,7 @@ export function normalizePath(path: string): string {
     parts.push(part);
   }
   const joined = parts.join('/');
-  if (absolute) return '/' + joined;
+  if (absolute) return `/${joined}`;
   return joined === '' ? '.' : joined;
 }
 
@@ -32,7 +32,7 @@ export function parentDir(path: string): string {
 export function isSameOrAncestor(ancestor: string, path: string): boolean {
   if (ancestor === path) return true;
   if (ancestor === '.') return !path.startsWith('/') && !path.startsWith('..');
-  const prefix = ancestor.endsWith('/') ? ancestor : ancestor + '/';
+  const prefix = ancestor.endsWith('/') ? ancestor : `${ancestor}/`;
   return path.startsWith(prefix);
 }
 
@@ -44,8 +44,8 @@ export function pathsRelated(a: string, b: string): boolean {
 export function movedPath(path: string, from: string, to: string): string {
   if (path === from) return to;
   if (isSameOrAncestor(from, path) && from !== '.') {
-    const prefix = from.endsWith('/') ? from : from + '/';
-    return (to.endsWith('/') ? to : to + '/') + path.slice(prefix.length);
+    const prefix = from.endsWith('/') ? from : `${from}/`;
+    return (to.endsWith('/') ? to : `${to}/`) + path.slice(prefix.length);
   }
   return path;
 }

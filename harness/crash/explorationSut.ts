@@ -6,7 +6,7 @@
 
 import { posix } from 'node:path';
 import { isCowmapError } from '../../impl/errors.ts';
-import { ReplicatedVolume } from '../../impl/replicatedVolume.ts';
+import type { ReplicatedVolume } from '../../impl/replicatedVolume.ts';
 import type { Geometry } from '../../model/types.ts';
 import { CrashStorage, isSimulatedCrash } from '../crashStorage.ts';
 import type { ArmCrashOptions, PowerChoices, UnsyncedWriteInfo } from '../crashStorage.ts';

@@ -38,7 +38,7 @@ function specialFailure(explorer: Explorer, found: FoundFailure, special: string
     `#   steps after it: ${shortenLabels(steps.join(', ')) || '(none)'}`,
     `# It failed: ${shortenLabels(found.error.message)}`.split('\n').join('\n# '),
   ];
-  const text = lines.join('\n') + '\n';
+  const text = `${lines.join('\n')}\n`;
   let file: string | null = null;
   const dir = options.failuresDir === undefined ? explorationDefaults.failuresDir : options.failuresDir;
   if (dir !== null) {

@@ -33,7 +33,7 @@ export function formatTrace(header: TraceHeaderWrite, comments: readonly string[
     if ('comment' in record) lines.push(`# ${record.comment}`);
     else lines.push(JSON.stringify(record));
   }
-  return lines.join('\n') + '\n';
+  return `${lines.join('\n')}\n`;
 }
 
 /**

@@ -137,7 +137,9 @@ class RawClient {
     data.writeUInt32BE(nameBytes.length, 0);
     nameBytes.copy(data, 4);
     data.writeUInt16BE(infos.length, 4 + nameBytes.length);
-    infos.forEach((info, index) => data.writeUInt16BE(info, 4 + nameBytes.length + 2 + 2 * index));
+    infos.forEach((info, index) => {
+      data.writeUInt16BE(info, 4 + nameBytes.length + 2 + 2 * index);
+    });
     return data;
   }
 
@@ -581,7 +583,7 @@ describe('NBD end to end', () => {
     // Each step: debugfs -w on the FUSE file (under `timeout`, so a hang fails the test).
     const debugfs = async (commands: string[]): Promise<void> => {
       const file = join(work, 'cmds');
-      writeFileSync(file, commands.join('\n') + '\n');
+      writeFileSync(file, `${commands.join('\n')}\n`);
       const result = await run('timeout', ['20', 'debugfs', '-w', '-f', file, disk]);
       assert.doesNotMatch(result.stderr.replace(/^debugfs [^\n]*\n/, ''), /\S/, `debugfs: ${result.stderr}`);
     };

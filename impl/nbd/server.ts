@@ -145,7 +145,7 @@ export class NbdServer {
     this.batchRegions = Math.max(1, options.batchRegions ?? 8);
     this.payloadMax = options.payloadMax ?? 32 * 1024 * 1024;
     this.replyBufferMax = options.replyBufferMax ?? 64 * 1024 * 1024;
-    this.log = options.log ?? ((line) => process.stdout.write(line + '\n'));
+    this.log = options.log ?? ((line) => process.stdout.write(`${line}\n`));
   }
 
   /** Listens on 127.0.0.1:port (0: any free port) or on a Unix socket; resolves to the port or the path. */
