@@ -47,7 +47,13 @@ export async function benchChecker(config: CheckerConfig, log: Log): Promise<Sec
   const data: Record<string, unknown> = {};
 
   // fast-check command sequences on the reference implementation over CrashStorage.
-  const fuzz = { stepsPerSecond: [] as number[], steps: [] as number[], runs: [] as number[], crashStates: [] as number[], seconds: [] as number[] };
+  const fuzz = {
+    stepsPerSecond: [] as number[],
+    steps: [] as number[],
+    runs: [] as number[],
+    crashStates: [] as number[],
+    seconds: [] as number[],
+  };
   const fuzzFailures: string[] = [];
   for (let repetition = 0; repetition < config.fuzzRepetitions; repetition++) {
     const result = await runFuzz({
@@ -65,9 +71,15 @@ export async function benchChecker(config: CheckerConfig, log: Log): Promise<Sec
     fuzz.runs.push(result.runs);
     fuzz.crashStates.push(result.crashStates);
     fuzz.seconds.push(result.seconds);
-    log(`  fuzz repetition ${repetition + 1}/${config.fuzzRepetitions}: ${result.steps} steps, ${result.runs} runs in ${result.seconds.toFixed(1)} s = ${(result.steps / result.seconds).toFixed(0)} steps/s`);
+    log(
+      `  fuzz repetition ${repetition + 1}/${config.fuzzRepetitions}: ${result.steps} steps, ${result.runs} runs in ${result.seconds.toFixed(1)} s = ${(result.steps / result.seconds).toFixed(0)} steps/s`,
+    );
   }
-  checks.expectAll('checker: fast-check finds no failure in the reference implementation', fuzzFailures, `${fuzz.runs.reduce((a, b) => a + b, 0)} sequences`);
+  checks.expectAll(
+    'checker: fast-check finds no failure in the reference implementation',
+    fuzzFailures,
+    `${fuzz.runs.reduce((a, b) => a + b, 0)} sequences`,
+  );
   figures.push({
     key: 'fuzzStepsPerSecond',
     label: `fast-check steps on the reference implementation + crash layer (runFuzz, ${config.fuzzBudgetMs / 1000} s budget)`,
@@ -78,18 +90,34 @@ export async function benchChecker(config: CheckerConfig, log: Log): Promise<Sec
   data.fuzz = fuzz;
 
   // Crash exploration with its defaults.
-  const crashes = { statesPerSecond: [] as number[], crashStates: [] as number[], runs: [] as number[], seconds: [] as number[] };
+  const crashes = {
+    statesPerSecond: [] as number[],
+    crashStates: [] as number[],
+    runs: [] as number[],
+    seconds: [] as number[],
+  };
   const crashFailures: string[] = [];
   for (let repetition = 0; repetition < config.crashesRepetitions; repetition++) {
-    const result = await exploreCrashes({ length: explorationDefaults.length, regions: explorationDefaults.regions, values: explorationDefaults.values, failuresDir: null });
+    const result = await exploreCrashes({
+      length: explorationDefaults.length,
+      regions: explorationDefaults.regions,
+      values: explorationDefaults.values,
+      failuresDir: null,
+    });
     if (result.failure !== null) crashFailures.push(result.failure.description);
     crashes.statesPerSecond.push(statesPerSecond(result.stats));
     crashes.crashStates.push(result.stats.crashStates);
     crashes.runs.push(result.stats.runs);
     crashes.seconds.push(result.stats.seconds);
-    log(`  crash exploration repetition ${repetition + 1}/${config.crashesRepetitions}: ${result.stats.crashStates} states in ${result.stats.seconds.toFixed(2)} s = ${statesPerSecond(result.stats)} states/s`);
+    log(
+      `  crash exploration repetition ${repetition + 1}/${config.crashesRepetitions}: ${result.stats.crashStates} states in ${result.stats.seconds.toFixed(2)} s = ${statesPerSecond(result.stats)} states/s`,
+    );
   }
-  checks.expectAll('checker: every explored crash state recovers to an allowed state', crashFailures, `${crashes.crashStates[0]} crash states per exploration`);
+  checks.expectAll(
+    'checker: every explored crash state recovers to an allowed state',
+    crashFailures,
+    `${crashes.crashStates[0]} crash states per exploration`,
+  );
   figures.push({
     key: 'crashStatesPerSecond',
     label: `crash states checked (exploreCrashes defaults: length ${explorationDefaults.length}, regions ${explorationDefaults.regions}, values ${explorationDefaults.values})`,
@@ -100,11 +128,21 @@ export async function benchChecker(config: CheckerConfig, log: Log): Promise<Sec
   data.crashes = crashes;
 
   // The model explorer with crashes.
-  const explorer = { statesPerSecond: [] as number[], states: [] as number[], transitions: [] as number[], seconds: [] as number[] };
+  const explorer = {
+    statesPerSecond: [] as number[],
+    states: [] as number[],
+    transitions: [] as number[],
+    seconds: [] as number[],
+  };
   const explorerFailures: string[] = [];
   for (let repetition = 0; repetition < config.explorerRepetitions; repetition++) {
     const started = process.hrtime.bigint();
-    const result = explore({ regions: config.explorerRegions, values: config.explorerValues, crash: true, statesMax: explorerStatesMax });
+    const result = explore({
+      regions: config.explorerRegions,
+      values: config.explorerValues,
+      crash: true,
+      statesMax: explorerStatesMax,
+    });
     const seconds = elapsedSeconds(started);
     if (result.violation !== null) explorerFailures.push(result.violation.violations.map((v) => v.message).join('; '));
     if (result.stoppedEarly) explorerFailures.push(`stopped early at ${result.states} states`);
@@ -112,9 +150,15 @@ export async function benchChecker(config: CheckerConfig, log: Log): Promise<Sec
     explorer.states.push(result.states);
     explorer.transitions.push(result.transitions);
     explorer.seconds.push(seconds);
-    log(`  explorer repetition ${repetition + 1}/${config.explorerRepetitions}: ${result.states} states in ${seconds.toFixed(1)} s = ${(result.states / seconds).toFixed(0)} states/s`);
+    log(
+      `  explorer repetition ${repetition + 1}/${config.explorerRepetitions}: ${result.states} states in ${seconds.toFixed(1)} s = ${(result.states / seconds).toFixed(0)} states/s`,
+    );
   }
-  checks.expectAll('checker: the explorer finds no violation and covers the state space', explorerFailures, `${explorer.states[0]} states`);
+  checks.expectAll(
+    'checker: the explorer finds no violation and covers the state space',
+    explorerFailures,
+    `${explorer.states[0]} states`,
+  );
   figures.push({
     key: 'explorerStatesPerSecond',
     label: `explorer states (regions ${config.explorerRegions}, values ${config.explorerValues}, crash)`,
@@ -125,7 +169,9 @@ export async function benchChecker(config: CheckerConfig, log: Log): Promise<Sec
   data.explorer = { regions: config.explorerRegions, values: config.explorerValues, ...explorer };
 
   // Conformance: the traces through the adapter protocol, and in process for comparison.
-  const traces: Trace[] = config.traceFiles.map((file) => readTrace(readFileSync(join(config.repoRoot, file), 'utf8'), file));
+  const traces: Trace[] = config.traceFiles.map((file) =>
+    readTrace(readFileSync(join(config.repoRoot, file), 'utf8'), file),
+  );
   const adapterCommand = [process.execPath, join(config.repoRoot, 'bin', 'cowmap.js'), 'adapter'];
   const conformance = {
     adapterStepsPerSecond: [] as number[],
@@ -150,7 +196,8 @@ export async function benchChecker(config: CheckerConfig, log: Log): Promise<Sec
       const result = await replayTrace(trace, sut);
       seconds += elapsedSeconds(started);
       steps += result.stats.steps;
-      if (result.failure !== null) conformanceFailures.push(`${trace.file} on ${sut.name}: ${result.failure.message.split('\n')[0]}`);
+      if (result.failure !== null)
+        conformanceFailures.push(`${trace.file} on ${sut.name}: ${result.failure.message.split('\n')[0]}`);
     }
     return { steps, seconds, startSeconds };
   };
@@ -173,10 +220,16 @@ export async function benchChecker(config: CheckerConfig, log: Log): Promise<Sec
     conformance.adapterSeconds.push(adapter.seconds);
     conformance.adapterStartSeconds.push(adapter.startSeconds);
     conformance.inProcessSeconds.push(inProcess.seconds);
-    log(`  conformance repetition ${repetition + 1}/${config.conformanceRepetitions}: ${adapter.steps} steps of ${traces.length} traces through the adapter in ${adapter.seconds.toFixed(1)} s ` +
-      `(${adapter.startSeconds.toFixed(1)} s of it the first process start per trace); in process ${inProcess.seconds.toFixed(1)} s`);
+    log(
+      `  conformance repetition ${repetition + 1}/${config.conformanceRepetitions}: ${adapter.steps} steps of ${traces.length} traces through the adapter in ${adapter.seconds.toFixed(1)} s ` +
+        `(${adapter.startSeconds.toFixed(1)} s of it the first process start per trace); in process ${inProcess.seconds.toFixed(1)} s`,
+    );
   }
-  checks.expectAll('checker: every trace passes through the adapter and in process', conformanceFailures, `${traces.length} traces`);
+  checks.expectAll(
+    'checker: every trace passes through the adapter and in process',
+    conformanceFailures,
+    `${traces.length} traces`,
+  );
   const adapterSummary = summarize(conformance.adapterStepsPerSecond);
   figures.push({
     key: 'conformanceStepsPerSecond',

@@ -141,7 +141,8 @@ class PlainClient {
     const id = this.nextId++;
     this.child.stdin.write(`${JSON.stringify({ id, op, ...fields })}\n`);
     const line = await this.nextLine();
-    if (line === null) throw new Error(`driver: no answer to ${op} (request ${id}) from ${this.child.spawnargs.join(' ')}`);
+    if (line === null)
+      throw new Error(`driver: no answer to ${op} (request ${id}) from ${this.child.spawnargs.join(' ')}`);
     const answer = JSON.parse(line) as Record<string, unknown>;
     if (answer.id !== id) throw new Error(`driver: answer for request ${String(answer.id)} to request ${id}`);
     return answer;
@@ -164,7 +165,12 @@ class PlainClient {
  * 6, startCycle 3, completeCycle 3, read 2 (a quarter of them out of range),
  * an argument out of range 1 (write or transfer past the last region, short data).
  */
-function nextRequest(prng: Prng, regions: number, contents: readonly (readonly string[])[], shortData: string): [string, Record<string, unknown>] {
+function nextRequest(
+  prng: Prng,
+  regions: number,
+  contents: readonly (readonly string[])[],
+  shortData: string,
+): [string, Record<string, unknown>] {
   const pick = (count: number) => prng.nextUint32() % count;
   const region = pick(regions);
   const roll = pick(23);
@@ -172,7 +178,8 @@ function nextRequest(prng: Prng, regions: number, contents: readonly (readonly s
   if (roll < 14) return ['transfer', { region }];
   if (roll < 17) return ['startCycle', {}];
   if (roll < 20) return ['completeCycle', {}];
-  if (roll < 22) return ['read', { region: pick(4) === 0 ? regions : region, volume: pick(2) === 0 ? 'primary' : 'secondary' }];
+  if (roll < 22)
+    return ['read', { region: pick(4) === 0 ? regions : region, volume: pick(2) === 0 ? 'primary' : 'secondary' }];
   const bad = pick(3);
   if (bad === 0) return ['write', { region: regions, data: contents[0]![0]! }];
   if (bad === 1) return ['transfer', { region: regions }];
@@ -195,20 +202,25 @@ class PlainDriver {
   private volumeCount = 0;
   readonly errors: string[] = [];
 
-  constructor(command: readonly string[], private readonly config: ConformSpeedConfig) {
+  constructor(
+    command: readonly string[],
+    private readonly config: ConformSpeedConfig,
+  ) {
     const prng = new Prng(config.seed);
     this.contents = Array.from({ length: config.regions }, () =>
       Array.from({ length: contentsPerRegion }, () => {
         const bytes = Buffer.alloc(config.regionSize);
         for (let i = 0; i < bytes.length; i += 4) bytes.writeUInt32LE(prng.nextUint32(), i);
         return bytes.toString('base64');
-      }));
+      }),
+    );
     this.volumesDir = mkdtempSync(join(config.root, 'driver-'));
     this.client = new PlainClient(command, config.repoRoot);
   }
 
   private expectOk(what: string, answer: Record<string, unknown>): void {
-    if (answer.ok !== true && this.errors.length < 3) this.errors.push(`${what}: ${JSON.stringify(answer).slice(0, 200)}`);
+    if (answer.ok !== true && this.errors.length < 3)
+      this.errors.push(`${what}: ${JSON.stringify(answer).slice(0, 200)}`);
   }
 
   async start(): Promise<void> {
@@ -227,7 +239,15 @@ class PlainDriver {
     const timeLeft = () => process.hrtime.bigint() < deadline;
     while (timeLeft()) {
       const dir = join(this.volumesDir, `volume-${this.volumeCount++}`);
-      this.expectOk('open', await this.client.request('open', { dir, create: true, regions: config.regions, regionSize: config.regionSize }));
+      this.expectOk(
+        'open',
+        await this.client.request('open', {
+          dir,
+          create: true,
+          regions: config.regions,
+          regionSize: config.regionSize,
+        }),
+      );
       this.expectOk('state', await this.client.request('state'));
       const length = prng.nextUint32() % (commandsMax + 1);
       for (let index = 0; index < length && timeLeft(); index++) {
@@ -255,7 +275,10 @@ class CheckedRun {
   /** Every sequence creates its volume afresh in the same process; close() of a sequence only ends its volume. */
   private readonly kept: SystemUnderTest;
 
-  constructor(command: readonly string[], private readonly config: ConformSpeedConfig) {
+  constructor(
+    command: readonly string[],
+    private readonly config: ConformSpeedConfig,
+  ) {
     const sut = new AdapterSut(command, { cwd: config.repoRoot, requestTimeoutMs });
     this.sut = sut;
     this.kept = keptRunning(sut);
@@ -265,7 +288,10 @@ class CheckedRun {
     return this.sut.start();
   }
 
-  async slice(seed: number, seconds: number): Promise<RunFigures & { readonly failure: string | null; readonly runs: number }> {
+  async slice(
+    seed: number,
+    seconds: number,
+  ): Promise<RunFigures & { readonly failure: string | null; readonly runs: number }> {
     const loadAverage = loadAverageNow();
     const result = await runFuzz({
       seed,
@@ -291,7 +317,11 @@ class CheckedRun {
 // ------------------------------------------------------------ a whole conform run
 
 /** A whole `conform --time-budget S` run (every level the adapter offers), as a user starts it. */
-async function runWholeConform(command: readonly string[], config: ConformSpeedConfig, seed: number): Promise<RunFigures & { readonly problem: string | null }> {
+async function runWholeConform(
+  command: readonly string[],
+  config: ConformSpeedConfig,
+  seed: number,
+): Promise<RunFigures & { readonly problem: string | null }> {
   const loadAverage = loadAverageNow();
   const report = await runConformance({
     command,
@@ -303,7 +333,14 @@ async function runWholeConform(command: readonly string[], config: ConformSpeedC
     failuresDir: join(config.root, 'conform-run-failures'),
   });
   const failed = report.levels.flatMap((level) => level.checks).find((check) => check.failure !== null);
-  const problem = report.error !== null ? `${report.error.code}: ${report.error.message}` : failed !== undefined ? `${failed.id}: ${failed.failure!.message.split('\n')[0]}` : report.conforms ? null : 'it does not conform';
+  const problem =
+    report.error !== null
+      ? `${report.error.code}: ${report.error.message}`
+      : failed !== undefined
+        ? `${failed.id}: ${failed.failure!.message.split('\n')[0]}`
+        : report.conforms
+          ? null
+          : 'it does not conform';
   return { steps: report.steps, seconds: report.seconds, loadAverage, problem };
 }
 
@@ -319,16 +356,35 @@ export async function benchConformSpeed(config: ConformSpeedConfig, log: Log): P
   const figures: Figure[] = [];
   const data: Record<string, unknown> = {};
   const adapters: AdapterUnderBench[] = [
-    { key: '', label: 'the Python example (python3 examples/python-adapter/adapter.py)', command: ['python3', join(config.repoRoot, 'examples', 'python-adapter', 'adapter.py')] },
-    { key: 'Node', label: 'the reference adapter (node bin/cowmap.js adapter)', command: [process.execPath, join(config.repoRoot, 'bin', 'cowmap.js'), 'adapter'] },
+    {
+      key: '',
+      label: 'the Python example (python3 examples/python-adapter/adapter.py)',
+      command: ['python3', join(config.repoRoot, 'examples', 'python-adapter', 'adapter.py')],
+    },
+    {
+      key: 'Node',
+      label: 'the reference adapter (node bin/cowmap.js adapter)',
+      command: [process.execPath, join(config.repoRoot, 'bin', 'cowmap.js'), 'adapter'],
+    },
   ];
   const geometry = `${config.regions} x ${config.regionSize} B`;
-  const wholeRun = { stepsPerSecond: [] as number[], steps: [] as number[], seconds: [] as number[], load: [] as number[] };
+  const wholeRun = {
+    stepsPerSecond: [] as number[],
+    steps: [] as number[],
+    seconds: [] as number[],
+    load: [] as number[],
+  };
   const conformProblems: string[] = [];
   for (const adapter of adapters) {
     const series = {
-      driverStepsPerSecond: [] as number[], checkedStepsPerSecond: [] as number[], driverLoad: [] as number[], checkedLoad: [] as number[],
-      driverSteps: [] as number[], checkedSteps: [] as number[], driverRuns: [] as number[], checkedRuns: [] as number[],
+      driverStepsPerSecond: [] as number[],
+      checkedStepsPerSecond: [] as number[],
+      driverLoad: [] as number[],
+      checkedLoad: [] as number[],
+      driverSteps: [] as number[],
+      checkedSteps: [] as number[],
+      driverRuns: [] as number[],
+      checkedRuns: [] as number[],
     };
     const driverErrors: string[] = [];
     const checkedFailures: string[] = [];
@@ -347,7 +403,9 @@ export async function benchConformSpeed(config: ConformSpeedConfig, log: Log): P
           series.driverSteps.push(run.steps);
           series.driverRuns.push(run.runs);
           series.driverLoad.push(run.loadAverage);
-          log(`  ${adapter.key || 'Python'} driver ${repetition + 1}/${config.repetitions}: ${run.steps} steps (${run.runs} sequences) in ${run.seconds.toFixed(1)} s = ${(run.steps / run.seconds).toFixed(0)} steps/s (load ${run.loadAverage})`);
+          log(
+            `  ${adapter.key || 'Python'} driver ${repetition + 1}/${config.repetitions}: ${run.steps} steps (${run.runs} sequences) in ${run.seconds.toFixed(1)} s = ${(run.steps / run.seconds).toFixed(0)} steps/s (load ${run.loadAverage})`,
+          );
         };
         const checked = async () => {
           const run = await ours.slice(seed, config.secondsPerRun);
@@ -356,7 +414,9 @@ export async function benchConformSpeed(config: ConformSpeedConfig, log: Log): P
           series.checkedSteps.push(run.steps);
           series.checkedRuns.push(run.runs);
           series.checkedLoad.push(run.loadAverage);
-          log(`  ${adapter.key || 'Python'} cowmap checked ${repetition + 1}/${config.repetitions}: ${run.steps} steps (${run.runs} sequences) in ${run.seconds.toFixed(1)} s = ${(run.steps / run.seconds).toFixed(0)} steps/s (load ${run.loadAverage})`);
+          log(
+            `  ${adapter.key || 'Python'} cowmap checked ${repetition + 1}/${config.repetitions}: ${run.steps} steps (${run.runs} sequences) in ${run.seconds.toFixed(1)} s = ${(run.steps / run.seconds).toFixed(0)} steps/s (load ${run.loadAverage})`,
+          );
         };
         if (repetition % 2 === 0) {
           await driver();
@@ -380,12 +440,22 @@ export async function benchConformSpeed(config: ConformSpeedConfig, log: Log): P
         wholeRun.steps.push(run.steps);
         wholeRun.seconds.push(run.seconds);
         wholeRun.load.push(run.loadAverage);
-        log(`  Python whole conform --time-budget ${config.conformBudgetSeconds} ${repetition + 1}/${config.conformRepetitions}: ${run.steps} steps in ${run.seconds.toFixed(1)} s = ${(run.steps / run.seconds).toFixed(1)} steps/s (load ${run.loadAverage})`);
+        log(
+          `  Python whole conform --time-budget ${config.conformBudgetSeconds} ${repetition + 1}/${config.conformRepetitions}: ${run.steps} steps in ${run.seconds.toFixed(1)} s = ${(run.steps / run.seconds).toFixed(1)} steps/s (load ${run.loadAverage})`,
+        );
       }
     }
     const name = adapter.key === '' ? 'Python example' : 'reference adapter';
-    checks.expectAll(`conform speed: the plain driver of the ${name} got every state`, driverErrors, `${series.driverSteps.reduce((a, b) => a + b, 0)} steps`);
-    checks.expectAll(`conform speed: cowmap's checked run finds no failure in the ${name}`, checkedFailures, `${series.checkedRuns.reduce((a, b) => a + b, 0)} sequences`);
+    checks.expectAll(
+      `conform speed: the plain driver of the ${name} got every state`,
+      driverErrors,
+      `${series.driverSteps.reduce((a, b) => a + b, 0)} steps`,
+    );
+    checks.expectAll(
+      `conform speed: cowmap's checked run finds no failure in the ${name}`,
+      checkedFailures,
+      `${series.checkedRuns.reduce((a, b) => a + b, 0)} sequences`,
+    );
     const driver = summarize(series.driverStepsPerSecond);
     const checked = summarize(series.checkedStepsPerSecond);
     const ratio = summarize(ratios(series.checkedStepsPerSecond, series.driverStepsPerSecond));
@@ -395,7 +465,8 @@ export async function benchConformSpeed(config: ConformSpeedConfig, log: Log): P
       label: `cowmap's checked steps/s over a plain sequential driver's, through ${adapter.label}${adapter.key === '' ? ' (the headline)' : ''}, ${geometry}`,
       unit: 'ratio',
       summary: ratio,
-      against: 'a plain driver of the same adapter (hello; per sequence open, state, then one operation and state per step, close; nothing checked)',
+      against:
+        'a plain driver of the same adapter (hello; per sequence open, state, then one operation and state per step, close; nothing checked)',
       target: { text: '>= 0.8', met: ratio.median >= 0.8 },
       detail: `${checked.median.toFixed(0)} vs ${driver.median.toFixed(0)} steps/s; ${load}`,
     });
@@ -413,9 +484,16 @@ export async function benchConformSpeed(config: ConformSpeedConfig, log: Log): P
       summary: driver,
       detail: `median ${summarize(series.driverSteps).median.toFixed(0)} steps, ${summarize(series.driverRuns).median.toFixed(0)} sequences; ${describeLoad(series.driverLoad)}`,
     });
-    data[adapter.key === '' ? 'python' : 'node'] = { command: adapter.command.map((part) => part.replace(config.repoRoot, '.')), ...series };
+    data[adapter.key === '' ? 'python' : 'node'] = {
+      command: adapter.command.map((part) => part.replace(config.repoRoot, '.')),
+      ...series,
+    };
   }
-  checks.expectAll('conform speed: the Python example conforms in every whole conform run', conformProblems, `${wholeRun.steps.length} runs`);
+  checks.expectAll(
+    'conform speed: the Python example conforms in every whole conform run',
+    conformProblems,
+    `${wholeRun.steps.length} runs`,
+  );
   const whole = summarize(wholeRun.stepsPerSecond);
   figures.push({
     key: 'conformRunStepsPerSecondPython',

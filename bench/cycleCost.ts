@@ -109,10 +109,14 @@ function runRsync(source: string, destination: string): RsyncRun {
   const holder: { result?: SpawnSyncReturns<string> } = {};
   const seconds = timeSeconds(() => {
     // The shell's /proc/PID/io includes the I/O of the children it has reaped (rsync's three processes).
-    holder.result = spawnSync('sh', ['-c', `rsync ${rsyncArgs.join(' ')} "$1" "$2" && cat /proc/$$/io`, 'rsync-bench', source, destination], {
-      encoding: 'utf8',
-      maxBuffer: 16 << 20,
-    });
+    holder.result = spawnSync(
+      'sh',
+      ['-c', `rsync ${rsyncArgs.join(' ')} "$1" "$2" && cat /proc/$$/io`, 'rsync-bench', source, destination],
+      {
+        encoding: 'utf8',
+        maxBuffer: 16 << 20,
+      },
+    );
     syncFile(destination);
   });
   const finished = holder.result!;
@@ -135,7 +139,9 @@ export function prepareCycleVolume(config: CycleConfig, log: Log): CycleVolume {
   const dir = join(config.root, 'cycle-volume');
   const { regions, regionSize } = config;
   const sizeBytes = regions * regionSize;
-  log(`  cycle: creating a volume of ${regions} regions x ${regionSize / 1024} KiB (${(sizeBytes / (1 << 30)).toFixed(2)} GiB) and filling its primary with seeded bytes`);
+  log(
+    `  cycle: creating a volume of ${regions} regions x ${regionSize / 1024} KiB (${(sizeBytes / (1 << 30)).toFixed(2)} GiB) and filling its primary with seeded bytes`,
+  );
   ReplicatedVolume.create(new NodeStorage(), dir, { regions, regionSize }).close();
   const primaryPath = join(dir, 'primary');
   const imagePath = join(dir, 'secondary', 'image');
@@ -161,8 +167,11 @@ export function benchCycle(config: CycleConfig, volumeFiles: CycleVolume, log: L
     syncFile(rsyncReplica);
   }
   const primaryAllocated = allocatedBytes(primaryPath);
-  checks.expect('cycle: the primary image is fully written (not sparse)', primaryAllocated >= sizeBytes,
-    `${primaryAllocated} bytes allocated of ${sizeBytes}`);
+  checks.expect(
+    'cycle: the primary image is fully written (not sparse)',
+    primaryAllocated >= sizeBytes,
+    `${primaryAllocated} bytes allocated of ${sizeBytes}`,
+  );
 
   const storage = new CountingStorage(new NodeStorage());
   const volume = ReplicatedVolume.open(storage, volumeFiles.dir);
@@ -212,7 +221,9 @@ export function benchCycle(config: CycleConfig, volumeFiles: CycleVolume, log: L
         lastCounts = counts;
         lastBatches = batches;
         if (sent.length !== dirty.length || sent.some((region, index) => region !== dirty[index])) {
-          bytesFailures.push(`repetition ${repetition}: the cycle sent ${sent.length} regions, ${dirty.length} were dirtied`);
+          bytesFailures.push(
+            `repetition ${repetition}: the cycle sent ${sent.length} regions, ${dirty.length} were dirtied`,
+          );
         }
         // Bytes moved: each dirty region read from P and written to S; the metadata:
         // two 512-byte slot updates (swap, completion) and the map pages of C cleared;
@@ -223,7 +234,8 @@ export function benchCycle(config: CycleConfig, volumeFiles: CycleVolume, log: L
         const batchRegions = Math.max(1, Math.floor(cycleBatchBytesMax / regionSize));
         for (let start = 0; start < dirty.length; start += batchRegions) {
           const io = digestBatchIo(dirty.slice(start, start + batchRegions));
-          for (const field of ['bytesRead', 'bytesWritten', 'writeCalls', 'syncCalls'] as const) digestIo[field] += io[field];
+          for (const field of ['bytesRead', 'bytesWritten', 'writeCalls', 'syncCalls'] as const)
+            digestIo[field] += io[field];
         }
         const expected = {
           bytesRead: dirty.length * regionSize + digestIo.bytesRead,
@@ -237,7 +249,8 @@ export function benchCycle(config: CycleConfig, volumeFiles: CycleVolume, log: L
         }
         expectedMetadataBytes = 2 * metadataSlotBytes + footprint.bytes + digestIo.bytesWritten;
         for (const field of ['bytesRead', 'bytesWritten', 'writeCalls', 'syncCalls'] as const) {
-          if (counts[field] !== expected[field]) bytesFailures.push(`repetition ${repetition}: ${field} ${counts[field]}, expected ${expected[field]}`);
+          if (counts[field] !== expected[field])
+            bytesFailures.push(`repetition ${repetition}: ${field} ${counts[field]}, expected ${expected[field]}`);
         }
         series.oursBytesRead.push(counts.bytesRead);
         series.oursBytesWritten.push(counts.bytesWritten);
@@ -246,7 +259,8 @@ export function benchCycle(config: CycleConfig, volumeFiles: CycleVolume, log: L
       } else if (contender === 'rsync') {
         if (!config.rsync) continue;
         rsyncRun = runRsync(primaryPath, rsyncReplica);
-        if (rsyncRun.status !== 0) rsyncFailures.push(`repetition ${repetition}: rsync exited ${rsyncRun.status}: ${rsyncRun.stderr}`);
+        if (rsyncRun.status !== 0)
+          rsyncFailures.push(`repetition ${repetition}: rsync exited ${rsyncRun.status}: ${rsyncRun.stderr}`);
       } else {
         copySeconds = timeSeconds(() => {
           copyFileSync(primaryPath, copyPath);
@@ -260,7 +274,9 @@ export function benchCycle(config: CycleConfig, volumeFiles: CycleVolume, log: L
       const image = readRegionOf(imagePath, region, regionSize);
       const primary = readRegionOf(primaryPath, region, regionSize);
       if (!sameBytes(image, content[index]!) || !sameBytes(primary, content[index]!)) {
-        contentFailures.push(`repetition ${repetition}: region ${region}: the secondary does not hold the primary at the swap`);
+        contentFailures.push(
+          `repetition ${repetition}: region ${region}: the secondary does not hold the primary at the swap`,
+        );
       }
     }
     series.oursSeconds.push(oursSeconds);
@@ -271,28 +287,51 @@ export function benchCycle(config: CycleConfig, volumeFiles: CycleVolume, log: L
       series.rsyncSyscallBytesWritten.push(rsyncRun.syscallBytesWritten);
       series.rsyncLiteralBytes.push(rsyncRun.literalBytes);
     }
-    log(`  cycle repetition ${repetition + 1}/${config.repetitions}: ${dirty.length} dirty regions; ours ${oursSeconds.toFixed(3)} s, ` +
-      `rsync ${rsyncRun === null ? '-' : rsyncRun.seconds.toFixed(3)} s, copy ${copySeconds.toFixed(3)} s${cold ? ' (cold cache)' : ' (warm cache)'}`);
+    log(
+      `  cycle repetition ${repetition + 1}/${config.repetitions}: ${dirty.length} dirty regions; ours ${oursSeconds.toFixed(3)} s, ` +
+        `rsync ${rsyncRun === null ? '-' : rsyncRun.seconds.toFixed(3)} s, copy ${copySeconds.toFixed(3)} s${cold ? ' (cold cache)' : ' (warm cache)'}`,
+    );
   }
   volume.close();
 
-  checks.expectAll(`cycle: bytes moved = dirty regions x region size + metadata (2 x ${metadataSlotBytes} B slots + the map bytes of C)`, bytesFailures,
-    `${dirtyCount} x ${regionSize} B read and written, + ${expectedMetadataBytes} B metadata written (${lastDigestBytes} B of it the secondary's digest table), ${2 * lastBatches + 3} fdatasyncs (${2 * lastBatches} for the transfers in batches of up to ${cycleBatchBytesMax >> 20} MiB: S and its digest table, 2 metadata, 1 map), every repetition`);
-  checks.expectAll('cycle: the secondary holds the primary at the swap for every dirty region (byte compare)', contentFailures, `${dirtyCount} regions, every repetition`);
+  checks.expectAll(
+    `cycle: bytes moved = dirty regions x region size + metadata (2 x ${metadataSlotBytes} B slots + the map bytes of C)`,
+    bytesFailures,
+    `${dirtyCount} x ${regionSize} B read and written, + ${expectedMetadataBytes} B metadata written (${lastDigestBytes} B of it the secondary's digest table), ${2 * lastBatches + 3} fdatasyncs (${2 * lastBatches} for the transfers in batches of up to ${cycleBatchBytesMax >> 20} MiB: S and its digest table, 2 metadata, 1 map), every repetition`,
+  );
+  checks.expectAll(
+    'cycle: the secondary holds the primary at the swap for every dirty region (byte compare)',
+    contentFailures,
+    `${dirtyCount} regions, every repetition`,
+  );
   if (config.rsync) checks.expectAll('cycle: rsync succeeded', rsyncFailures, `exit 0 in every repetition`);
 
   // At the end every copy of the image is the primary, whole (SHA-256 of each file).
   log('  cycle: hashing the primary and every copy of it');
   const primaryHash = hashFile(primaryPath);
-  const copies: [string, string][] = [['secondary image', imagePath], ['plain copy', copyPath]];
+  const copies: [string, string][] = [
+    ['secondary image', imagePath],
+    ['plain copy', copyPath],
+  ];
   if (config.rsync) copies.push(['rsync replica', rsyncReplica]);
-  const hashFailures = copies.filter(([, path]) => hashFile(path) !== primaryHash).map(([name]) => `${name} differs from the primary`);
-  checks.expectAll('cycle: the secondary image, the rsync replica and the copy equal the primary (whole-file SHA-256)', hashFailures, `sha256 ${primaryHash.slice(0, 16)}...`);
-  checks.expect('cycle: the image files have the volume size', statSync(imagePath).size === sizeBytes, `${statSync(imagePath).size} bytes`);
+  const hashFailures = copies
+    .filter(([, path]) => hashFile(path) !== primaryHash)
+    .map(([name]) => `${name} differs from the primary`);
+  checks.expectAll(
+    'cycle: the secondary image, the rsync replica and the copy equal the primary (whole-file SHA-256)',
+    hashFailures,
+    `sha256 ${primaryHash.slice(0, 16)}...`,
+  );
+  checks.expect(
+    'cycle: the image files have the volume size',
+    statSync(imagePath).size === sizeBytes,
+    `${statSync(imagePath).size} bytes`,
+  );
 
   const ours = summarize(series.oursSeconds);
   const copy = summarize(series.copySeconds);
-  const volumeLabel = sizeBytes >= 1 << 30 ? `${(sizeBytes / (1 << 30)).toFixed(0)} GiB` : `${(sizeBytes / (1 << 20)).toFixed(0)} MiB`;
+  const volumeLabel =
+    sizeBytes >= 1 << 30 ? `${(sizeBytes / (1 << 30)).toFixed(0)} GiB` : `${(sizeBytes / (1 << 20)).toFixed(0)} MiB`;
   const figures: SectionResult['figures'] = [];
   const rsyncSummary = series.rsyncSeconds.length > 0 ? summarize(series.rsyncSeconds) : null;
   const literal = series.rsyncLiteralBytes.filter((value): value is number => value !== null);
@@ -308,8 +347,9 @@ export function benchCycle(config: CycleConfig, volumeFiles: CycleVolume, log: L
       against: `rsync ${rsyncArgs.join(' ')} + fdatasync`,
       target: { text: '>= 20', met: speedup.median >= 20 },
       detail: `ours ${ours.median.toFixed(3)} s vs rsync ${rsyncSummary.median.toFixed(3)} s`,
-      why: `our cycle is ${dirtyCount} random ${regionSize / 1024} KiB reads of P${cold ? ' from a cold cache' : ''} and ${dirtyCount} pwrites on S, synced once per batch with the digest table (${2 * lastBatches + 3} fdatasyncs ` +
-        `in all): ${((ours.median / dirtyCount) * 1e6).toFixed(0)} us per region; rsync reads ${(2 * sizeBytes / (1 << 30)).toFixed(0)} GiB sequentially and syncs once`,
+      why:
+        `our cycle is ${dirtyCount} random ${regionSize / 1024} KiB reads of P${cold ? ' from a cold cache' : ''} and ${dirtyCount} pwrites on S, synced once per batch with the digest table (${2 * lastBatches + 3} fdatasyncs ` +
+        `in all): ${((ours.median / dirtyCount) * 1e6).toFixed(0)} us per region; rsync reads ${((2 * sizeBytes) / (1 << 30)).toFixed(0)} GiB sequentially and syncs once`,
     });
   }
   const copySpeedup = summarize(ratios(series.copySeconds, series.oursSeconds));
@@ -334,12 +374,19 @@ export function benchCycle(config: CycleConfig, volumeFiles: CycleVolume, log: L
       label: 'rsync of the primary image to its replica',
       unit: 's',
       summary: rsyncSummary,
-      detail: rsyncRead.length > 0
-        ? `syscall bytes read ${mib(summarize(rsyncRead).median)}, written ${mib(summarize(rsyncWritten).median)} (files and pipes); literal ${literal.length > 0 ? mib(summarize(literal).median) : '?'}`
-        : 'bytes not measured',
+      detail:
+        rsyncRead.length > 0
+          ? `syscall bytes read ${mib(summarize(rsyncRead).median)}, written ${mib(summarize(rsyncWritten).median)} (files and pipes); literal ${literal.length > 0 ? mib(summarize(literal).median) : '?'}`
+          : 'bytes not measured',
     });
   }
-  figures.push({ key: 'cycleCopySeconds', label: 'plain copy of the whole image', unit: 's', summary: copy, detail: `read ${mib(sizeBytes)} + written ${mib(sizeBytes)}` });
+  figures.push({
+    key: 'cycleCopySeconds',
+    label: 'plain copy of the whole image',
+    unit: 's',
+    summary: copy,
+    detail: `read ${mib(sizeBytes)} + written ${mib(sizeBytes)}`,
+  });
 
   return {
     section: 'cycle cost',

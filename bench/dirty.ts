@@ -7,7 +7,8 @@ import { pageBytes as mapPageBytes, regionsPerPage as mapPageRegions } from '../
 
 /** `count` distinct regions of 0..regions-1, seeded, ascending (a partial Fisher-Yates shuffle). */
 export function pickRegions(regions: number, count: number, seed: number): number[] {
-  if (!Number.isInteger(count) || count < 0 || count > regions) throw new RangeError(`pickRegions: ${count} of ${regions}`);
+  if (!Number.isInteger(count) || count < 0 || count > regions)
+    throw new RangeError(`pickRegions: ${count} of ${regions}`);
   const prng = new Prng(seed);
   const order = new Int32Array(regions);
   for (let index = 0; index < regions; index++) order[index] = index;

@@ -36,7 +36,9 @@ const benchDir = dirname(fileURLToPath(import.meta.url));
 const repoRoot = resolve(benchDir, '..');
 
 function usage(message: string): number {
-  process.stderr.write(`bench: ${message}\nusage: node --import tsx bench/run.ts [--quick] [--dir DIR] [--seed N] [--warm] [--only ${sectionNames.join(',')}]\n`);
+  process.stderr.write(
+    `bench: ${message}\nusage: node --import tsx bench/run.ts [--quick] [--dir DIR] [--seed N] [--warm] [--only ${sectionNames.join(',')}]\n`,
+  );
   return 2;
 }
 
@@ -48,24 +50,59 @@ function plan(quick: boolean) {
         write: { regions: 64, regionSize: 4096, chunkRegions: 8, cycles: 3, warmups: 1 },
         swap: { regionCounts: [1024, 16384, 262144], regionSize: 512, repetitions: 5, warmups: 1 },
         cycle: { regions: 1024, regionSize: 65536, dirtyFraction: 0.01, repetitions: 3 },
-        checker: { fuzzBudgetMs: 3_000, fuzzRepetitions: 2, crashesRepetitions: 2, explorerRegions: 3, explorerValues: 2, explorerRepetitions: 2, conformanceRepetitions: 1, traceCount: 8 },
+        checker: {
+          fuzzBudgetMs: 3_000,
+          fuzzRepetitions: 2,
+          crashesRepetitions: 2,
+          explorerRegions: 3,
+          explorerValues: 2,
+          explorerRepetitions: 2,
+          conformanceRepetitions: 1,
+          traceCount: 8,
+        },
         memory: { fuzzBudgetMs: 10_000, cycleRepetitions: 2 },
-        conform: { repetitions: 4, secondsPerRun: 2, regions: 9, regionSize: 4096, conformRepetitions: 1, conformBudgetSeconds: 10 },
+        conform: {
+          repetitions: 4,
+          secondsPerRun: 2,
+          regions: 9,
+          regionSize: 4096,
+          conformRepetitions: 1,
+          conformBudgetSeconds: 10,
+        },
       }
     : {
         write: { regions: 256, regionSize: 4096, chunkRegions: 16, cycles: 8, warmups: 1 },
         swap: { regionCounts: [1024, 16384, 262144], regionSize: 512, repetitions: 15, warmups: 2 },
         cycle: { regions: 16384, regionSize: 65536, dirtyFraction: 0.01, repetitions: 5 },
-        checker: { fuzzBudgetMs: 20_000, fuzzRepetitions: 3, crashesRepetitions: 3, explorerRegions: 4, explorerValues: 2, explorerRepetitions: 3, conformanceRepetitions: 3, traceCount: Infinity },
+        checker: {
+          fuzzBudgetMs: 20_000,
+          fuzzRepetitions: 3,
+          crashesRepetitions: 3,
+          explorerRegions: 4,
+          explorerValues: 2,
+          explorerRepetitions: 3,
+          conformanceRepetitions: 3,
+          traceCount: Infinity,
+        },
         memory: { fuzzBudgetMs: 120_000, cycleRepetitions: 3 },
-        conform: { repetitions: 9, secondsPerRun: 3, regions: 9, regionSize: 4096, conformRepetitions: 3, conformBudgetSeconds: 30 },
+        conform: {
+          repetitions: 9,
+          secondsPerRun: 3,
+          regions: 9,
+          regionSize: 4096,
+          conformRepetitions: 3,
+          conformBudgetSeconds: 30,
+        },
       };
 }
 
 /** traces/fig4.jsonl and traces/scenarios/*.jsonl, as `cowmap replay` is given them. */
 async function conformanceTraces(count: number): Promise<string[]> {
   const { readdirSync } = await import('node:fs');
-  const scenarios = readdirSync(join(repoRoot, 'traces', 'scenarios')).filter((name) => name.endsWith('.jsonl')).sort().map((name) => join('traces', 'scenarios', name));
+  const scenarios = readdirSync(join(repoRoot, 'traces', 'scenarios'))
+    .filter((name) => name.endsWith('.jsonl'))
+    .sort()
+    .map((name) => join('traces', 'scenarios', name));
   return [join('traces', 'fig4.jsonl'), ...scenarios].slice(0, count);
 }
 
@@ -103,7 +140,9 @@ function rowOf(figure: Figure): Row {
     iqr: `${f(summary.q1)}..${f(summary.q3)}`,
     n: String(summary.count),
     target: figure.target === undefined ? '' : `${figure.target.text} ${figure.target.met ? 'MET' : 'MISSED'}`,
-    detail: [figure.label, figure.against === undefined ? '' : `vs ${figure.against}`, figure.detail ?? ''].filter((part) => part !== '').join('; '),
+    detail: [figure.label, figure.against === undefined ? '' : `vs ${figure.against}`, figure.detail ?? '']
+      .filter((part) => part !== '')
+      .join('; '),
   };
 }
 
@@ -118,7 +157,11 @@ const columns: [keyof Row, string][] = [
 
 function textTable(rows: Row[]): string {
   const widths = columns.map(([field, title]) => Math.max(title.length, ...rows.map((row) => row[field].length)));
-  const line = (cells: string[]) => cells.map((cell, index) => cell.padEnd(widths[index]!)).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((cell, index) => cell.padEnd(widths[index]!))
+      .join('  ')
+      .trimEnd();
   const out = [line(columns.map(([, title]) => title)), line(widths.map((width) => '-'.repeat(width)))];
   for (const row of rows) {
     out.push(line(columns.map(([field]) => row[field])));
@@ -130,14 +173,19 @@ function textTable(rows: Row[]): string {
 function markdownTable(rows: Row[]): string {
   const escapeCell = (text: string) => text.replaceAll('|', '\\|');
   const out = ['| figure | median | min..max | IQR | n | target | what |', '|---|---|---|---|---|---|---|'];
-  for (const row of rows) out.push(`| \`${row.key}\` | ${row.median} | ${row.range} | ${row.iqr} | ${row.n} | ${escapeCell(row.target)} | ${escapeCell(row.detail)} |`);
+  for (const row of rows)
+    out.push(
+      `| \`${row.key}\` | ${row.median} | ${row.range} | ${row.iqr} | ${row.n} | ${escapeCell(row.target)} | ${escapeCell(row.detail)} |`,
+    );
   return out.join('\n');
 }
 
 function describeMachineLine(machine: ReturnType<typeof describeMachine>): string {
-  return `${machine.cpuModel}, ${machine.cores} cores, ${(machine.memoryBytes / (1 << 30)).toFixed(1)} GiB memory, node ${machine.nodeVersion}, ${machine.os}; ` +
+  return (
+    `${machine.cpuModel}, ${machine.cores} cores, ${(machine.memoryBytes / (1 << 30)).toFixed(1)} GiB memory, node ${machine.nodeVersion}, ${machine.os}; ` +
     `temp dir ${machine.tempDir} on ${machine.tempFileSystem} (${machine.tempMountSource}, ${machine.tempMountOptions}); ${machine.rsyncVersion ?? 'no rsync'}; ` +
-    `load average at start ${machine.loadAverageAtStart.join(' ')}`;
+    `load average at start ${machine.loadAverageAtStart.join(' ')}`
+  );
 }
 
 // -------------------------------------------------------------------- main
@@ -161,9 +209,11 @@ async function main(argv: string[]): Promise<number> {
     return usage((error as Error).message);
   }
   const seed = Number(values.seed);
-  if (!Number.isSafeInteger(seed) || seed < 0) return usage(`--seed must be a non-negative integer, got ${values.seed}`);
+  if (!Number.isSafeInteger(seed) || seed < 0)
+    return usage(`--seed must be a non-negative integer, got ${values.seed}`);
   const only = values.only === undefined ? [...sectionNames] : values.only.split(',').map((name) => name.trim());
-  for (const name of only) if (!(sectionNames as readonly string[]).includes(name)) return usage(`unknown section '${name}'`);
+  for (const name of only)
+    if (!(sectionNames as readonly string[]).includes(name)) return usage(`unknown section '${name}'`);
   const selected = new Set(only as SectionName[]);
   const quick = values.quick;
   const settings = plan(quick);
@@ -177,7 +227,9 @@ async function main(argv: string[]): Promise<number> {
   log(`cowmap bench${quick ? ' --quick' : ''}: ${describeMachineLine(machine)}`);
   log(`temporary files in ${root}`);
   if (machine.loadAverageAtStart[0]! > machine.cores / 2) {
-    log(`warning: load average ${machine.loadAverageAtStart[0]} on ${machine.cores} cores: other work is running, and every figure will show it`);
+    log(
+      `warning: load average ${machine.loadAverageAtStart[0]} on ${machine.cores} cores: other work is running, and every figure will show it`,
+    );
   }
 
   const sections: SectionResult[] = [];
@@ -189,7 +241,11 @@ async function main(argv: string[]): Promise<number> {
     try {
       sections.push(await body());
     } catch (error) {
-      crashes.push({ name: `${name}: the section ran to the end`, ok: false, detail: error instanceof Error ? (error.stack ?? error.message) : String(error) });
+      crashes.push({
+        name: `${name}: the section ran to the end`,
+        ok: false,
+        detail: error instanceof Error ? (error.stack ?? error.message) : String(error),
+      });
       log(`  ${name} failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
     }
   };
@@ -206,7 +262,11 @@ async function main(argv: string[]): Promise<number> {
     await runSection('memory', () => {
       // The cycle child runs on the cycle benchmark's volume (made here when that section did not run).
       if (cycleVolume === null && !selected.has('cycle')) cycleVolume = prepareCycleVolume(cycleConfig, log);
-      return benchMemory({ root, repoRoot, seed, dirtyFraction: settings.cycle.dirtyFraction, ...settings.memory }, cycleVolume, log);
+      return benchMemory(
+        { root, repoRoot, seed, dirtyFraction: settings.cycle.dirtyFraction, ...settings.memory },
+        cycleVolume,
+        log,
+      );
     });
     await runSection('conform', () => benchConformSpeed({ root, repoRoot, seed, ...settings.conform }, log));
   } finally {
@@ -221,13 +281,19 @@ async function main(argv: string[]): Promise<number> {
   const rows = figures.map(rowOf);
 
   // The table.
-  process.stdout.write(`\ncowmap bench${quick ? ' --quick' : ''} (${seconds.toFixed(0)} s): ${describeMachineLine(machine)}\n\n`);
+  process.stdout.write(
+    `\ncowmap bench${quick ? ' --quick' : ''} (${seconds.toFixed(0)} s): ${describeMachineLine(machine)}\n\n`,
+  );
   process.stdout.write(`${textTable(rows)}\n\n`);
   for (const figure of figures) {
-    if (figure.target !== undefined && !figure.target.met) process.stdout.write(`target missed: ${figure.key} ${formatValue(figure.summary.median, figure.unit)} (${figure.target.text})${figure.why === undefined ? '' : `: ${figure.why}`}\n`);
+    if (figure.target !== undefined && !figure.target.met)
+      process.stdout.write(
+        `target missed: ${figure.key} ${formatValue(figure.summary.median, figure.unit)} (${figure.target.text})${figure.why === undefined ? '' : `: ${figure.why}`}\n`,
+      );
   }
   process.stdout.write('\n');
-  for (const check of checks) process.stdout.write(`${check.ok ? 'ok  ' : 'FAIL'} ${check.name}: ${check.detail.split('\n')[0]}\n`);
+  for (const check of checks)
+    process.stdout.write(`${check.ok ? 'ok  ' : 'FAIL'} ${check.name}: ${check.detail.split('\n')[0]}\n`);
   process.stdout.write(`\n${checks.length - failed.length} passed, ${failed.length} failed\n`);
 
   // results.json: the headline figures by key (their medians), then everything.
@@ -241,15 +307,20 @@ async function main(argv: string[]): Promise<number> {
     seconds: Number(seconds.toFixed(1)),
     seed,
     machine: { ...machine, loadAverageAtEnd },
-    figures: Object.fromEntries(figures.map((figure) => [figure.key, {
-      label: figure.label,
-      unit: figure.unit,
-      ...figure.summary,
-      ...(figure.against === undefined ? {} : { against: figure.against }),
-      ...(figure.target === undefined ? {} : { target: figure.target.text, targetMet: figure.target.met }),
-      ...(figure.detail === undefined ? {} : { detail: figure.detail }),
-      ...(figure.why === undefined ? {} : { why: figure.why }),
-    }])),
+    figures: Object.fromEntries(
+      figures.map((figure) => [
+        figure.key,
+        {
+          label: figure.label,
+          unit: figure.unit,
+          ...figure.summary,
+          ...(figure.against === undefined ? {} : { against: figure.against }),
+          ...(figure.target === undefined ? {} : { target: figure.target.text, targetMet: figure.target.met }),
+          ...(figure.detail === undefined ? {} : { detail: figure.detail }),
+          ...(figure.why === undefined ? {} : { why: figure.why }),
+        },
+      ]),
+    ),
     checks,
     notes: sections.flatMap((section) => section.notes),
     settings,
@@ -279,9 +350,13 @@ async function main(argv: string[]): Promise<number> {
     '',
     '## Targets',
     '',
-    ...figures.filter((figure) => figure.target !== undefined).map((figure) =>
-      `- \`${figure.key}\` ${formatValue(figure.summary.median, figure.unit)}${unitLabel(figure.unit)} (target ${figure.target!.text}): ${figure.target!.met ? 'met' : '**missed**'}` +
-        `${figure.why === undefined ? '' : `; ${figure.why}`}`),
+    ...figures
+      .filter((figure) => figure.target !== undefined)
+      .map(
+        (figure) =>
+          `- \`${figure.key}\` ${formatValue(figure.summary.median, figure.unit)}${unitLabel(figure.unit)} (target ${figure.target!.text}): ${figure.target!.met ? 'met' : '**missed**'}` +
+          `${figure.why === undefined ? '' : `; ${figure.why}`}`,
+      ),
     '',
     '## Checks',
     '',

@@ -32,9 +32,19 @@ export function benchSwap(config: SwapConfig, log: Log): SectionResult {
   const bytes = new SeededBytes(config.seed);
   const volumes = sizes.map((regions) => {
     const storage = new CountingStorage(new NodeStorage());
-    const volume = ReplicatedVolume.create(storage, join(config.root, `swap-${regions}`), { regions, regionSize: config.regionSize });
+    const volume = ReplicatedVolume.create(storage, join(config.root, `swap-${regions}`), {
+      regions,
+      regionSize: config.regionSize,
+    });
     storage.take();
-    return { regions, storage, volume, seconds: [] as number[], durableCalls: [] as number[], bytesWritten: [] as number[] };
+    return {
+      regions,
+      storage,
+      volume,
+      seconds: [] as number[],
+      durableCalls: [] as number[],
+      bytesWritten: [] as number[],
+    };
   });
   const ioFailures: string[] = [];
   const total = config.warmups + config.repetitions;
@@ -49,7 +59,9 @@ export function benchSwap(config: SwapConfig, log: Log): SectionResult {
       const seconds = timeSeconds(() => volume.startCycle());
       const counts = storage.take();
       if (counts.durableCalls !== swapDurableCalls || counts.syncCalls !== 1) {
-        ioFailures.push(`${entry.regions} regions, repetition ${repetition}: ${counts.durableCalls} durable calls (${counts.syncCalls} syncs), expected ${swapDurableCalls} (1)`);
+        ioFailures.push(
+          `${entry.regions} regions, repetition ${repetition}: ${counts.durableCalls} durable calls (${counts.syncCalls} syncs), expected ${swapDurableCalls} (1)`,
+        );
       }
       for (const current of volume.currentRegions()) volume.transfer(current);
       volume.completeCycle();
@@ -61,14 +73,19 @@ export function benchSwap(config: SwapConfig, log: Log): SectionResult {
     }
   }
   for (const entry of volumes) entry.volume.close();
-  checks.expectAll(`swap: ${swapDurableCalls} durable calls (1 metadata write, 1 fdatasync) whatever the number of regions`, ioFailures,
-    `${swapDurableCalls} calls, ${volumes[0]!.bytesWritten[0]} bytes written, for ${sizes.join(', ')} regions`);
+  checks.expectAll(
+    `swap: ${swapDurableCalls} durable calls (1 metadata write, 1 fdatasync) whatever the number of regions`,
+    ioFailures,
+    `${swapDurableCalls} calls, ${volumes[0]!.bytesWritten[0]} bytes written, for ${sizes.join(', ')} regions`,
+  );
 
   const smallest = volumes[0]!;
   const largest = volumes[volumes.length - 1]!;
   const growth = summarize(ratios(largest.seconds, smallest.seconds));
   const microseconds = (seconds: number[]) => summarize(seconds.map((s) => s * 1e6));
-  log(`  swap: ${volumes.map((entry) => `${entry.regions} regions ${microseconds(entry.seconds).median.toFixed(0)} us`).join(', ')}`);
+  log(
+    `  swap: ${volumes.map((entry) => `${entry.regions} regions ${microseconds(entry.seconds).median.toFixed(0)} us`).join(', ')}`,
+  );
   return {
     section: 'swap cost',
     figures: [
@@ -93,6 +110,11 @@ export function benchSwap(config: SwapConfig, log: Log): SectionResult {
     notes: [
       `Swap: ${config.repetitions} repetitions after ${config.warmups} warm-up(s), sizes in rotating order; growth = median over repetitions of (largest / smallest); "flat" is read as a median growth of at most 1.5.`,
     ],
-    data: Object.fromEntries(volumes.map((entry) => [`regions${entry.regions}`, { seconds: entry.seconds, durableCalls: entry.durableCalls, bytesWritten: entry.bytesWritten }])),
+    data: Object.fromEntries(
+      volumes.map((entry) => [
+        `regions${entry.regions}`,
+        { seconds: entry.seconds, durableCalls: entry.durableCalls, bytesWritten: entry.bytesWritten },
+      ]),
+    ),
   };
 }

@@ -171,7 +171,12 @@ export function runNodeChild(script: string, args: readonly string[], cwd: strin
   const nodeArgs = ['--import', 'tsx', script, ...args];
   const started = process.hrtime.bigint();
   const result = haveTime
-    ? spawnSync(timeCommand, ['-v', process.execPath, ...nodeArgs], { cwd, encoding: 'utf8', timeout: timeoutMs, maxBuffer: 64 << 20 })
+    ? spawnSync(timeCommand, ['-v', process.execPath, ...nodeArgs], {
+        cwd,
+        encoding: 'utf8',
+        timeout: timeoutMs,
+        maxBuffer: 64 << 20,
+      })
     : spawnSync(process.execPath, nodeArgs, { cwd, encoding: 'utf8', timeout: timeoutMs, maxBuffer: 64 << 20 });
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   const stdout = result.stdout ?? '';

@@ -88,7 +88,11 @@ class FloorFiles {
   private readonly old: Uint8Array;
   private readonly entry = new Uint8Array(cowEntryBytes);
 
-  constructor(dir: string, private readonly regions: number, private readonly regionSize: number) {
+  constructor(
+    dir: string,
+    private readonly regions: number,
+    private readonly regionSize: number,
+  ) {
     const create = (name: string, sizeBytes: number) => {
       const fd = openSync(join(dir, name), 'wx+');
       ftruncateSync(fd, sizeBytes);
@@ -107,12 +111,14 @@ class FloorFiles {
   /** Preserve the old region (slot + entry, one fdatasync), then the new data (one fdatasync). */
   firstWrite(region: number, data: Uint8Array): void {
     const { regionSize } = this;
-    if (readSync(this.primaryFd, this.old, 0, regionSize, region * regionSize) !== regionSize) throw new Error(`floor: short read at region ${region}`);
+    if (readSync(this.primaryFd, this.old, 0, regionSize, region * regionSize) !== regionSize)
+      throw new Error(`floor: short read at region ${region}`);
     this.entry.set(createHash('sha256').update(this.old).digest(), 16);
     writeSync(this.cowFd, this.old, 0, regionSize, this.slotOffset(region));
     writeSync(this.cowFd, this.entry, 0, cowEntryBytes, region * cowEntryBytes);
     fdatasyncSync(this.cowFd);
-    if (writeSync(this.primaryFd, data, 0, regionSize, region * regionSize) !== regionSize) throw new Error(`floor: short write at region ${region}`);
+    if (writeSync(this.primaryFd, data, 0, regionSize, region * regionSize) !== regionSize)
+      throw new Error(`floor: short write at region ${region}`);
     fdatasyncSync(this.primaryFd);
   }
 
@@ -142,7 +148,8 @@ export function benchWritePath(config: WritePathConfig, log: Log): SectionResult
 
   const bytes = new SeededBytes(config.seed);
   const dataSets = Array.from({ length: dataSetCount }, () => bytes.next(regions * regionSize));
-  const dataOf = (pass: number, region: number) => dataSets[pass % dataSetCount]!.subarray(region * regionSize, (region + 1) * regionSize);
+  const dataOf = (pass: number, region: number) =>
+    dataSets[pass % dataSetCount]!.subarray(region * regionSize, (region + 1) * regionSize);
 
   const series = {
     oursFirstSeconds: [] as number[],
@@ -154,7 +161,12 @@ export function benchWritePath(config: WritePathConfig, log: Log): SectionResult
   const countFailures: string[] = [];
   const contentFailures: string[] = [];
 
-  const expectCounts = (what: string, counts: IoCounts, writes: number, perWrite: { bytesWritten: number; bytesRead: number; writeCalls: number; syncCalls: number }) => {
+  const expectCounts = (
+    what: string,
+    counts: IoCounts,
+    writes: number,
+    perWrite: { bytesWritten: number; bytesRead: number; writeCalls: number; syncCalls: number },
+  ) => {
     for (const field of ['bytesWritten', 'bytesRead', 'writeCalls', 'syncCalls'] as const) {
       const expected = perWrite[field] * writes;
       if (counts[field] !== expected) countFailures.push(`${what}: ${field} ${counts[field]}, expected ${expected}`);
@@ -164,25 +176,35 @@ export function benchWritePath(config: WritePathConfig, log: Log): SectionResult
    * One repetition: ours and the baseline (and, for first writes, the floor) write
    * the same chunk of regions; `turn` rotates which goes first. Returns their seconds.
    */
-  const repetition = (pass: number, chunk: number, turn: number, what: string, perWrite: Parameters<typeof expectCounts>[3], withFloor: boolean) => {
+  const repetition = (
+    pass: number,
+    chunk: number,
+    turn: number,
+    what: string,
+    perWrite: Parameters<typeof expectCounts>[3],
+    withFloor: boolean,
+  ) => {
     const first = chunk * chunkRegions;
     const seconds = { ours: 0, baseline: 0, floor: 0 };
     const runners = {
       ours: () => {
         storage.take();
         seconds.ours = timeSeconds(() => {
-          for (let region = first; region < first + chunkRegions; region++) volume.writeRegion(region, dataOf(pass, region));
+          for (let region = first; region < first + chunkRegions; region++)
+            volume.writeRegion(region, dataOf(pass, region));
         });
         expectCounts(`${what}, chunk ${chunk}`, storage.take(), chunkRegions, perWrite);
       },
       baseline: () => {
         seconds.baseline = timeSeconds(() => {
-          for (let region = first; region < first + chunkRegions; region++) plain.writeRegion(region, dataOf(pass, region));
+          for (let region = first; region < first + chunkRegions; region++)
+            plain.writeRegion(region, dataOf(pass, region));
         });
       },
       floor: () => {
         seconds.floor = timeSeconds(() => {
-          for (let region = first; region < first + chunkRegions; region++) floor.firstWrite(region, dataOf(pass, region));
+          for (let region = first; region < first + chunkRegions; region++)
+            floor.firstWrite(region, dataOf(pass, region));
         });
       },
     };
@@ -190,7 +212,12 @@ export function benchWritePath(config: WritePathConfig, log: Log): SectionResult
     for (let index = 0; index < order.length; index++) runners[order[(index + turn) % order.length]!]();
     return seconds;
   };
-  const firstPerWrite = { bytesWritten: 2 * regionSize + cowEntryBytes, bytesRead: regionSize, writeCalls: 3, syncCalls: 2 };
+  const firstPerWrite = {
+    bytesWritten: 2 * regionSize + cowEntryBytes,
+    bytesRead: regionSize,
+    writeCalls: 3,
+    syncCalls: 2,
+  };
   const steadyPerWrite = { bytesWritten: regionSize, bytesRead: 0, writeCalls: 1, syncCalls: 1 };
 
   const total = config.warmups + config.cycles;
@@ -220,16 +247,21 @@ export function benchWritePath(config: WritePathConfig, log: Log): SectionResult
     }
     // What was written is there: the primary and the plain file hold the last pass.
     for (let region = 0; region < regions; region++) {
-      if (!bytesEqual(volume.readRegion(region), dataOf(steadyPass, region))) contentFailures.push(`cycle ${cycle}: primary region ${region}`);
-      if (!bytesEqual(plain.readRegion(region, regionSize), dataOf(steadyPass, region))) contentFailures.push(`cycle ${cycle}: baseline region ${region}`);
+      if (!bytesEqual(volume.readRegion(region), dataOf(steadyPass, region)))
+        contentFailures.push(`cycle ${cycle}: primary region ${region}`);
+      if (!bytesEqual(plain.readRegion(region, regionSize), dataOf(steadyPass, region)))
+        contentFailures.push(`cycle ${cycle}: baseline region ${region}`);
     }
     // Drain and complete the cycle, untimed: the next one starts with X clear and W empty.
     volume.transferRegions(volume.currentRegions());
     volume.completeCycle();
-    const recent = (values: number[]) => values.slice(-chunkCount).reduce((sum, value) => sum + value, 0) / regions * 1e6;
+    const recent = (values: number[]) =>
+      (values.slice(-chunkCount).reduce((sum, value) => sum + value, 0) / regions) * 1e6;
     if (recorded) {
-      log(`  write path cycle ${cycle - config.warmups + 1}/${config.cycles}: first ${recent(series.oursFirstSeconds).toFixed(0)} vs ${recent(series.baselineFirstSeconds).toFixed(0)} us/write, ` +
-        `steady ${recent(series.oursSteadySeconds).toFixed(0)} vs ${recent(series.baselineSteadySeconds).toFixed(0)} us/write`);
+      log(
+        `  write path cycle ${cycle - config.warmups + 1}/${config.cycles}: first ${recent(series.oursFirstSeconds).toFixed(0)} vs ${recent(series.baselineFirstSeconds).toFixed(0)} us/write, ` +
+          `steady ${recent(series.oursSteadySeconds).toFixed(0)} vs ${recent(series.baselineSteadySeconds).toFixed(0)} us/write`,
+      );
     } else {
       log(`  write path warm-up cycle ${cycle + 1}/${config.warmups}`);
     }
@@ -238,9 +270,16 @@ export function benchWritePath(config: WritePathConfig, log: Log): SectionResult
   plain.close();
   floor.close();
 
-  checks.expectAll('write path: bytes and calls per write (first: 2 regions + 64 bytes written, 1 region read, 3 writes, 2 fdatasyncs; steady: 1 region written, 1 write, 1 fdatasync)', countFailures,
-    `first ${firstPerWrite.bytesWritten} bytes / ${firstPerWrite.syncCalls} fdatasyncs per write, steady ${regionSize} bytes / 1 fdatasync per write, in every chunk`);
-  checks.expectAll('write path: primary and baseline file hold the bytes written', contentFailures, `${regions} regions read back after every cycle`);
+  checks.expectAll(
+    'write path: bytes and calls per write (first: 2 regions + 64 bytes written, 1 region read, 3 writes, 2 fdatasyncs; steady: 1 region written, 1 write, 1 fdatasync)',
+    countFailures,
+    `first ${firstPerWrite.bytesWritten} bytes / ${firstPerWrite.syncCalls} fdatasyncs per write, steady ${regionSize} bytes / 1 fdatasync per write, in every chunk`,
+  );
+  checks.expectAll(
+    'write path: primary and baseline file hold the bytes written',
+    contentFailures,
+    `${regions} regions read back after every cycle`,
+  );
 
   const perWriteMicroseconds = (seconds: number[]) => summarize(seconds.map((s) => (s / chunkRegions) * 1e6));
   const oursFirstUs = perWriteMicroseconds(series.oursFirstSeconds);
@@ -273,7 +312,8 @@ export function benchWritePath(config: WritePathConfig, log: Log): SectionResult
         against: 'pwrite + fdatasync loop, same pattern, same file system',
         target: { text: '<= 2.5', met: firstRatio.median <= 2.5 },
         detail: `${oursFirstUs.median.toFixed(0)} vs ${baselineFirstUs.median.toFixed(0)} us/write; fdatasyncs/write ${firstPerWrite.syncCalls} vs 1`,
-        why: `a first write makes ${firstPerWrite.syncCalls} fdatasyncs (COW file, primary; its next bit is implied by the durable COW entry and synced at completion) to the baseline's 1: ` +
+        why:
+          `a first write makes ${firstPerWrite.syncCalls} fdatasyncs (COW file, primary; its next bit is implied by the durable COW entry and synced at completion) to the baseline's 1: ` +
           `the same system calls made straight with node:fs (writeFirstFloorRatio) cost ${floorRatio.median.toFixed(2)}x the baseline in this run, and ours ${overFloorRatio.median.toFixed(2)}x that floor`,
       },
       {
@@ -292,9 +332,19 @@ export function benchWritePath(config: WritePathConfig, log: Log): SectionResult
         detail: `${oursFirstUs.median.toFixed(0)} vs ${floorFirstUs.median.toFixed(0)} us/write`,
       },
       { key: 'writeSteadyMicroseconds', label: 'steady-state write, ours', unit: 'us/write', summary: oursSteadyUs },
-      { key: 'writeSteadyBaselineMicroseconds', label: 'steady-state write, baseline', unit: 'us/write', summary: baselineSteadyUs },
+      {
+        key: 'writeSteadyBaselineMicroseconds',
+        label: 'steady-state write, baseline',
+        unit: 'us/write',
+        summary: baselineSteadyUs,
+      },
       { key: 'writeFirstMicroseconds', label: 'first write in a cycle, ours', unit: 'us/write', summary: oursFirstUs },
-      { key: 'writeFirstBaselineMicroseconds', label: 'first write pattern, baseline', unit: 'us/write', summary: baselineFirstUs },
+      {
+        key: 'writeFirstBaselineMicroseconds',
+        label: 'first write pattern, baseline',
+        unit: 'us/write',
+        summary: baselineFirstUs,
+      },
       { key: 'writeFirstFloorMicroseconds', label: 'first write, the floor', unit: 'us/write', summary: floorFirstUs },
     ],
     checks: checks.list,

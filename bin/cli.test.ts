@@ -16,7 +16,10 @@ const fig4 = fileURLToPath(new URL('../traces/fig4.jsonl', import.meta.url));
 const scratch = mkdtempSync(join(tmpdir(), 'cowmap-cli-'));
 after(() => rmSync(scratch, { recursive: true, force: true }));
 
-export function cowmap(args: string[], input?: string | Uint8Array): Promise<{ status: number | null; stdout: string; stderr: string; bytes: Buffer }> {
+export function cowmap(
+  args: string[],
+  input?: string | Uint8Array,
+): Promise<{ status: number | null; stdout: string; stderr: string; bytes: Buffer }> {
   const env: NodeJS.ProcessEnv = { ...process.env };
   delete env.NODE_V8_COVERAGE;
   return new Promise((resolve, reject) => {
@@ -48,10 +51,14 @@ describe('cowmap', { concurrency: 4 }, () => {
     assert.match(unknown.stderr, /^cowmap frobnicate: unknown command 'frobnicate'\nusage: cowmap /);
     const help = await cowmap(['--help']);
     assert.equal(help.status, 0);
-    for (const name of ['init', 'write', 'read', 'cycle', 'status', 'scrub', 'serve']) assert.match(help.stdout, new RegExp(`^  ${name} `, 'm'));
+    for (const name of ['init', 'write', 'read', 'cycle', 'status', 'scrub', 'serve'])
+      assert.match(help.stdout, new RegExp(`^  ${name} `, 'm'));
     const version = await cowmap(['--version']);
     assert.equal(version.status, 0);
-    assert.equal(version.stdout, `cowmap ${JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version}\n`);
+    assert.equal(
+      version.stdout,
+      `cowmap ${JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version}\n`,
+    );
   });
 
   it('conform --help lists every option it parses and exits 0', async () => {
@@ -59,13 +66,26 @@ describe('cowmap', { concurrency: 4 }, () => {
     const help = await cowmap(['conform', '--help']);
     assert.equal(help.status, 0);
     assert.equal(help.stdout, conformHelp);
-    for (const name of Object.keys(conformOptions)) assert.match(conformHelp, new RegExp(`--${name}\\b`), `--${name} is in the help`);
+    for (const name of Object.keys(conformOptions))
+      assert.match(conformHelp, new RegExp(`--${name}\\b`), `--${name} is in the help`);
   });
 
   it('mutants --stages runs only the stages asked for, and exits 2 on an unknown stage', async () => {
-    const run = await cowmap(['mutants', '--quick', '--time-budget', '2', '--only', 'no-cow,swap-keeps-next', '--stages', 'traces,crashes']);
+    const run = await cowmap([
+      'mutants',
+      '--quick',
+      '--time-budget',
+      '2',
+      '--only',
+      'no-cow,swap-keeps-next',
+      '--stages',
+      'traces,crashes',
+    ]);
     assert.equal(run.status, 0, run.stderr);
-    assert.match(run.stdout, /^\| mutant \| what it breaks \| traces\/ \| crash exploration \(L=3 N=2\) \| first check that fails \|$/m);
+    assert.match(
+      run.stdout,
+      /^\| mutant \| what it breaks \| traces\/ \| crash exploration \(L=3 N=2\) \| first check that fails \|$/m,
+    );
     assert.match(run.stdout, /^\| no-cow \| .*caught in .*caught in /m);
     assert.match(run.stdout, /^2 caught, 0 missed/m);
     const unknown = await cowmap(['mutants', '--stages', 'fuzz,nope']);
@@ -91,7 +111,10 @@ describe('cowmap', { concurrency: 4 }, () => {
 
   it('replay of an invalid trace exits 2 with E_BAD_REQUEST and the line', async () => {
     const file = join(scratch, 'invalid.jsonl');
-    writeFileSync(file, readFileSync(fig4, 'utf8').replace('{"op": "completeCycle"}', '{"op": "completeCycle", "expectError": "E_WHAT"}'));
+    writeFileSync(
+      file,
+      readFileSync(fig4, 'utf8').replace('{"op": "completeCycle"}', '{"op": "completeCycle", "expectError": "E_WHAT"}'),
+    );
     const run = await cowmap(['replay', '--model-only', file]);
     assert.equal(run.status, 2);
     assert.match(run.stderr, /invalid\.jsonl:\d+: E_BAD_REQUEST: expectError must be one of/);

@@ -18,7 +18,9 @@ try {
 } catch (error) {
   // Only a broken installation gets here (tsx or a source file that does not load):
   // runProcess reports every failure of a command itself.
-  process.stderr.write(`E_INTERNAL: cowmap could not start: ${String(error instanceof Error ? error.message : error).split('\n', 1)[0]}\n`);
+  process.stderr.write(
+    `E_INTERNAL: cowmap could not start: ${String(error instanceof Error ? error.message : error).split('\n', 1)[0]}\n`,
+  );
   if (process.env.COWMAP_DEBUG === '1' && error instanceof Error) process.stderr.write(`${error.stack}\n`);
   process.exitCode = 1;
 }

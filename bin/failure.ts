@@ -72,12 +72,15 @@ export function reportFailure(error: unknown, commandName: string, usageLine: st
   // The class goes after the message, in parentheses: a line holding "Error:" reads
   // as a crash, and scripts that look for one must not find it here.
   const kind = error instanceof Error && error.name !== 'Error' ? ` (${error.name})` : '';
-  const message = firstLine(error instanceof Error ? error.message : String(error)).replace(/Error: /g, 'error, ') + kind;
+  const message =
+    firstLine(error instanceof Error ? error.message : String(error)).replace(/Error: /g, 'error, ') + kind;
   const lines = [`E_INTERNAL: ${commandName === '' ? 'cowmap' : `cowmap ${commandName}`}: ${message}`];
   if (process.env[debugVariable] === '1' && error instanceof Error && error.stack !== undefined) {
     lines.push(error.stack);
   } else {
-    lines.push(`this is a bug in cowmap: please report it with the command that failed (run it again with ${debugVariable}=1 for the stack trace)`);
+    lines.push(
+      `this is a bug in cowmap: please report it with the command that failed (run it again with ${debugVariable}=1 for the stack trace)`,
+    );
   }
   process.stderr.write(`${lines.join('\n')}\n`);
   return exitCowmapError;

@@ -81,7 +81,9 @@ export async function main(argv: string[]): Promise<number> {
   }
   if (name === '--help' || name === '-h' || name === 'help') {
     const topic = rest[0];
-    process.stdout.write(topic !== undefined && Object.hasOwn(loaders, topic) && !ownHelp.has(topic) ? commandHelp(topic, null) : usage());
+    process.stdout.write(
+      topic !== undefined && Object.hasOwn(loaders, topic) && !ownHelp.has(topic) ? commandHelp(topic, null) : usage(),
+    );
     return 0;
   }
   if (name === '--version' || name === '-V' || name === 'version') {

@@ -31,7 +31,13 @@ const scrubExists = existsSync(fileURLToPath(new URL('./commands/scrub.ts', impo
 const isRoot = process.getuid?.() === 0;
 
 /** The commands that take a volume directory, with arguments that would succeed on a healthy volume. */
-const dirCommands: { name: string; args: (dir: string) => string[]; input?: string; writes: boolean; stopAfterSeconds?: number }[] = [
+const dirCommands: {
+  name: string;
+  args: (dir: string) => string[];
+  input?: string;
+  writes: boolean;
+  stopAfterSeconds?: number;
+}[] = [
   { name: 'status', args: (dir) => ['status', dir], writes: false },
   { name: 'read', args: (dir) => ['read', dir, '--region', '0'], writes: false },
   { name: 'read', args: (dir) => ['read', dir, '--offset', '1', '--length', '700', '--secondary'], writes: false },
@@ -39,7 +45,12 @@ const dirCommands: { name: string; args: (dir: string) => string[]; input?: stri
   { name: 'write', args: (dir) => ['write', dir, '--offset', '100'], input: 'hello', writes: true },
   { name: 'cycle', args: (dir) => ['cycle', dir], writes: true },
   // serve runs until stopped: on a volume it can open, a SIGTERM stops it (exit 0).
-  { name: 'serve', args: (dir) => ['serve', dir, '--socket', join(scratch, `nbd-${Math.random().toString(36).slice(2)}.sock`)], writes: true, stopAfterSeconds: 15 },
+  {
+    name: 'serve',
+    args: (dir) => ['serve', dir, '--socket', join(scratch, `nbd-${Math.random().toString(36).slice(2)}.sock`)],
+    writes: true,
+    stopAfterSeconds: 15,
+  },
   ...(scrubExists ? [{ name: 'scrub', args: (dir: string) => ['scrub', dir], writes: false }] : []),
 ];
 
@@ -79,11 +90,19 @@ function childEnv(): NodeJS.ProcessEnv {
 }
 
 /** Runs `command` to its end, in the pool, feeding it `input`; killed after 120 s. */
-function spawnRun(label: string[], command: string[], options: { input?: string | Uint8Array; cwd?: string } = {}): Promise<Run> {
+function spawnRun(
+  label: string[],
+  command: string[],
+  options: { input?: string | Uint8Array; cwd?: string } = {},
+): Promise<Run> {
   return pooled(
     () =>
       new Promise<Run>((resolve, reject) => {
-        const child = spawn(command[0]!, command.slice(1), { cwd: options.cwd ?? scratch, env: childEnv(), stdio: ['pipe', 'pipe', 'pipe'] });
+        const child = spawn(command[0]!, command.slice(1), {
+          cwd: options.cwd ?? scratch,
+          env: childEnv(),
+          stdio: ['pipe', 'pipe', 'pipe'],
+        });
         const out: Buffer[] = [];
         const err: Buffer[] = [];
         child.stdout.on('data', (data: Buffer) => out.push(data));
@@ -98,7 +117,13 @@ function spawnRun(label: string[], command: string[], options: { input?: string 
         });
         child.once('close', (status, signal) => {
           clearTimeout(timer);
-          resolve({ args: label, status, signal, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString('utf8') });
+          resolve({
+            args: label,
+            status,
+            signal,
+            stdout: Buffer.concat(out),
+            stderr: Buffer.concat(err).toString('utf8'),
+          });
         });
       }),
   );
@@ -108,9 +133,15 @@ function spawnRun(label: string[], command: string[], options: { input?: string 
  * Runs cowmap as a process to its end. `stopAfterSeconds` sends it SIGTERM after
  * that long through timeout(1), which keeps reading its output meanwhile.
  */
-function cowmap(args: string[], options: { input?: string | Uint8Array; stopAfterSeconds?: number } = {}): Promise<Run> {
+function cowmap(
+  args: string[],
+  options: { input?: string | Uint8Array; stopAfterSeconds?: number } = {},
+): Promise<Run> {
   const stop = options.stopAfterSeconds;
-  const command = stop === undefined ? [process.execPath, bin, ...args] : ['timeout', '--preserve-status', '-s', 'TERM', String(stop), process.execPath, bin, ...args];
+  const command =
+    stop === undefined
+      ? [process.execPath, bin, ...args]
+      : ['timeout', '--preserve-status', '-s', 'TERM', String(stop), process.execPath, bin, ...args];
   return spawnRun(args, command, { ...(options.input === undefined ? {} : { input: options.input }) });
 }
 
@@ -126,9 +157,16 @@ async function inProcess(args: string[]): Promise<Run> {
   const originals = { stdout: process.stdout.write, stderr: process.stderr.write };
   const capture = (stream: NodeJS.WriteStream, into: string[]) =>
     function (this: NodeJS.WriteStream, chunk: unknown, ...rest: unknown[]): boolean {
-      if (typeof chunk !== 'string') return (stream === process.stdout ? originals.stdout : originals.stderr).call(stream, chunk as Uint8Array, ...(rest as [])) as boolean;
+      if (typeof chunk !== 'string')
+        return (stream === process.stdout ? originals.stdout : originals.stderr).call(
+          stream,
+          chunk as Uint8Array,
+          ...(rest as []),
+        ) as boolean;
       into.push(chunk);
-      const callback = rest.find((value) => typeof value === 'function') as ((error?: Error | null) => void) | undefined;
+      const callback = rest.find((value) => typeof value === 'function') as
+        | ((error?: Error | null) => void)
+        | undefined;
       if (callback !== undefined) process.nextTick(callback);
       return true;
     } as typeof process.stdout.write;
@@ -149,11 +187,16 @@ async function inProcess(args: string[]): Promise<Run> {
 }
 
 function runDirCommand(command: (typeof dirCommands)[number], dir: string): Promise<Run> {
-  return cowmap(command.args(dir), { input: command.input ?? '', ...(command.stopAfterSeconds === undefined ? {} : { stopAfterSeconds: command.stopAfterSeconds }) });
+  return cowmap(command.args(dir), {
+    input: command.input ?? '',
+    ...(command.stopAfterSeconds === undefined ? {} : { stopAfterSeconds: command.stopAfterSeconds }),
+  });
 }
 
 /** Every run of `runs` at once (in the pool), asserted coded in the order given. */
-async function assertAllCoded(runs: { run: Promise<Run>; allowed: readonly number[]; firstLine?: RegExp }[]): Promise<void> {
+async function assertAllCoded(
+  runs: { run: Promise<Run>; allowed: readonly number[]; firstLine?: RegExp }[],
+): Promise<void> {
   const done = await Promise.all(runs.map((entry) => entry.run));
   done.forEach((run, index) => {
     assertCoded(run, runs[index]!.allowed, runs[index]!.firstLine);
@@ -238,7 +281,25 @@ after(() => {
 
 describe('cowmap misuse: the command line itself', () => {
   it('--help of every command exits 0, --version prints the version, a bare cowmap exits 2', async () => {
-    for (const name of ['init', 'status', 'write', 'read', 'cycle', 'serve', 'replay', 'explore', 'fuzz', 'crashes', 'mutants', 'adapter', 'record', 'conform', 'verify', 'diagram', ...(scrubExists ? ['scrub'] : [])]) {
+    for (const name of [
+      'init',
+      'status',
+      'write',
+      'read',
+      'cycle',
+      'serve',
+      'replay',
+      'explore',
+      'fuzz',
+      'crashes',
+      'mutants',
+      'adapter',
+      'record',
+      'conform',
+      'verify',
+      'diagram',
+      ...(scrubExists ? ['scrub'] : []),
+    ]) {
       const run = await inProcess([name, '--help']);
       assertCoded(run, [0]);
       assert.match(run.stdout.toString(), new RegExp(`usage: cowmap ${name}`), name);
@@ -252,8 +313,13 @@ describe('cowmap misuse: the command line itself', () => {
     assert.match(bare.stderr, /^usage: cowmap <command>/);
   });
 
-  it('the same through the binary itself: a command\'s --help, --version, a bare cowmap and a usage error', async () => {
-    const [help, version, bare, usage] = await Promise.all([cowmap(['write', '--help']), cowmap(['--version']), cowmap([]), cowmap(['read', 'v', '--region'])]);
+  it("the same through the binary itself: a command's --help, --version, a bare cowmap and a usage error", async () => {
+    const [help, version, bare, usage] = await Promise.all([
+      cowmap(['write', '--help']),
+      cowmap(['--version']),
+      cowmap([]),
+      cowmap(['read', 'v', '--region']),
+    ]);
     assertCoded(help, [0]);
     assert.match(help.stdout.toString(), /^usage: cowmap write /);
     assertCoded(version, [0]);
@@ -310,7 +376,9 @@ describe('cowmap misuse: volumes that are not there or not volumes', () => {
     const empty = join(scratch, 'empty');
     mkdirSync(empty);
     const dirs = [join(scratch, 'missing'), join(scratch, 'missing', 'deeper'), file, empty];
-    await assertAllCoded(dirs.flatMap((dir) => dirCommands.map((command) => ({ run: runDirCommand(command, dir), allowed: [1] }))));
+    await assertAllCoded(
+      dirs.flatMap((dir) => dirCommands.map((command) => ({ run: runDirCommand(command, dir), allowed: [1] }))),
+    );
     assert.deepEqual(readdirSync(empty), [], 'nothing was created in the empty directory');
   });
 
@@ -320,7 +388,19 @@ describe('cowmap misuse: volumes that are not there or not volumes', () => {
     const long = join(scratch, 'x'.repeat(5000));
     await assertAllCoded([
       { run: cowmap(['init', join(file, 'vol'), '--regions', '4', '--region-size', '512']), allowed: [1] },
-      { run: cowmap(['init', join(scratch, 'next-to-a-file'), '--regions', '4', '--region-size', '512', '--secondary', join(file, 'secondary')]), allowed: [1] },
+      {
+        run: cowmap([
+          'init',
+          join(scratch, 'next-to-a-file'),
+          '--regions',
+          '4',
+          '--region-size',
+          '512',
+          '--secondary',
+          join(file, 'secondary'),
+        ]),
+        allowed: [1],
+      },
       { run: cowmap(['init', long, '--regions', '4', '--region-size', '512']), allowed: [1] },
       ...dirCommands.map((command) => ({ run: runDirCommand(command, long), allowed: [1] })),
     ]);
@@ -352,7 +432,11 @@ describe('cowmap misuse: --file, lengths and offsets', () => {
     const runs = [];
     for (const [index, [file, status, firstLine]] of cases.entries()) {
       const own = await ownVolume(`file-${index}`);
-      runs.push({ run: cowmap(['write', own, '--offset', '0', '--file', file]), allowed: [status], ...(firstLine === undefined ? {} : { firstLine }) });
+      runs.push({
+        run: cowmap(['write', own, '--offset', '0', '--file', file]),
+        allowed: [status],
+        ...(firstLine === undefined ? {} : { firstLine }),
+      });
     }
     await assertAllCoded(runs);
   });
@@ -363,9 +447,17 @@ describe('cowmap misuse: --file, lengths and offsets', () => {
     writeFileSync(big, Buffer.alloc(2000, 0x41));
     // One after the other: they share the volume, which has one holder at a time.
     assertCoded(await cowmap(['write', dir, '--offset', '100', '--file', big]), [1], /^E_RANGE: /);
-    assertCoded(await cowmap(['write', dir, '--offset', '100'], { input: Buffer.alloc(2000, 0x42) }), [1], /^E_RANGE: .*nothing was written/);
+    assertCoded(
+      await cowmap(['write', dir, '--offset', '100'], { input: Buffer.alloc(2000, 0x42) }),
+      [1],
+      /^E_RANGE: .*nothing was written/,
+    );
     assertCoded(await cowmap(['write', dir, '--offset', '5368709120'], { input: 'x' }), [1], /^E_RANGE: /);
-    assert.deepEqual((await cowmap(['read', dir, '--offset', '0', '--length', '2048'])).stdout, before, 'the volume did not change');
+    assert.deepEqual(
+      (await cowmap(['read', dir, '--offset', '0', '--length', '2048'])).stdout,
+      before,
+      'the volume did not change',
+    );
   });
 
   it('huge lengths, offsets and regions are E_RANGE (or bad usage when not an exact integer), never a RangeError', async () => {
@@ -381,7 +473,11 @@ describe('cowmap misuse: --file, lengths and offsets', () => {
     const runs = [];
     for (const [index, [[name, ...options], status, firstLine]] of cases.entries()) {
       const own = await ownVolume(`huge-${index}`);
-      runs.push({ run: cowmap([name!, own, ...options]), allowed: [status], ...(firstLine === undefined ? {} : { firstLine }) });
+      runs.push({
+        run: cowmap([name!, own, ...options]),
+        allowed: [status],
+        ...(firstLine === undefined ? {} : { firstLine }),
+      });
     }
     await assertAllCoded(runs);
   });
@@ -390,12 +486,13 @@ describe('cowmap misuse: --file, lengths and offsets', () => {
     const large = join(scratch, 'large');
     // 24 MiB: three pieces of read's 8 MiB, with a mark at each piece boundary (built in process).
     assertCoded(await inProcess(['init', large, '--regions', '48', '--region-size', String(512 * 1024)]), [0]);
-    for (const offset of [8 << 20, (16 << 20) - 3]) assertCoded(await cowmap(['write', large, '--offset', String(offset)], { input: 'MARK' }), [0]);
+    for (const offset of [8 << 20, (16 << 20) - 3])
+      assertCoded(await cowmap(['write', large, '--offset', String(offset)], { input: 'MARK' }), [0]);
     const run = await cowmap(['read', large, '--offset', '1', '--length', String((24 << 20) - 1)]);
     assertCoded(run, [0]);
     assert.equal(run.stdout.length, (24 << 20) - 1);
     assert.equal(run.stdout.subarray((8 << 20) - 1, (8 << 20) + 3).toString(), 'MARK');
-    assert.equal(run.stdout.subarray((16 << 20) - 4, (16 << 20)).toString(), 'MARK');
+    assert.equal(run.stdout.subarray((16 << 20) - 4, 16 << 20).toString(), 'MARK');
   });
 });
 
@@ -418,8 +515,15 @@ describe('cowmap misuse: extreme geometries', () => {
     for (const [regions, regionSize, status] of cases) {
       const dir = join(scratch, `geometry-${regions}-${regionSize}`, 'vol');
       // In process: init refuses before it touches the file system (the binary's usage errors are asserted above).
-      assertCoded(await inProcess(['init', dir, '--regions', regions, '--region-size', regionSize]), [status], status === 1 ? /^E_SIZE: / : undefined);
-      assert.ok(!existsSync(join(scratch, `geometry-${regions}-${regionSize}`)), `init --regions ${regions} --region-size ${regionSize} created nothing`);
+      assertCoded(
+        await inProcess(['init', dir, '--regions', regions, '--region-size', regionSize]),
+        [status],
+        status === 1 ? /^E_SIZE: / : undefined,
+      );
+      assert.ok(
+        !existsSync(join(scratch, `geometry-${regions}-${regionSize}`)),
+        `init --regions ${regions} --region-size ${regionSize} created nothing`,
+      );
     }
   });
 });
@@ -440,7 +544,10 @@ describe('cowmap misuse: a read-only directory', () => {
       }
       view = source;
     }
-    if (view === null) console.log('# skipped: the read-only cases need a read-only bind mount (mount --bind, then remount,ro), which failed here');
+    if (view === null)
+      console.log(
+        '# skipped: the read-only cases need a read-only bind mount (mount --bind, then remount,ro), which failed here',
+      );
   });
 
   it('status and read succeed without writing anything; write and cycle fail with a code', async (t) => {
@@ -463,7 +570,16 @@ describe('cowmap misuse: a read-only directory', () => {
     // One after the other on the volume; the two inits, which do not open it, at once with them.
     const inits = [
       cowmap(['init', join(view, 'inner'), '--regions', '4', '--region-size', '512']),
-      cowmap(['init', join(scratch, 'rw-vol'), '--regions', '4', '--region-size', '512', '--secondary', join(view, 'elsewhere')]),
+      cowmap([
+        'init',
+        join(scratch, 'rw-vol'),
+        '--regions',
+        '4',
+        '--region-size',
+        '512',
+        '--secondary',
+        join(view, 'elsewhere'),
+      ]),
     ];
     for (const command of dirCommands) {
       assertCoded(await runDirCommand(command, view), command.writes ? [1] : [0, 1]);
@@ -494,9 +610,14 @@ describe('cowmap misuse: a full file system', () => {
     fill(root);
     // One after the other on the volume; the two inits, which do not open it, and serve at once with them.
     const others = [
-      ...dirCommands.filter((command) => command.name === 'serve').map((command) => ({ run: runDirCommand(command, serveDir), allowed: [0, 1] })),
+      ...dirCommands
+        .filter((command) => command.name === 'serve')
+        .map((command) => ({ run: runDirCommand(command, serveDir), allowed: [0, 1] })),
       { run: cowmap(['init', join(root, 'second'), '--regions', '4', '--region-size', '512']), allowed: [1] },
-      { run: cowmap(['init', join(root, 'third', 'deep'), '--regions', '64', '--region-size', String(1 << 20)]), allowed: [1] },
+      {
+        run: cowmap(['init', join(root, 'third', 'deep'), '--regions', '64', '--region-size', String(1 << 20)]),
+        allowed: [1],
+      },
     ];
     for (const command of dirCommands) {
       if (command.name === 'serve') continue;
@@ -505,7 +626,11 @@ describe('cowmap misuse: a full file system', () => {
     assertCoded(await cowmap(['write', dir, '--offset', '0'], { input: Buffer.alloc(2048, 0x43) }), [0, 1]);
     await assertAllCoded(others);
     for (const path of [dir, join(dir, 'secondary'), serveDir, join(serveDir, 'secondary')]) {
-      assert.deepEqual(readdirSync(path).filter((name) => name.includes('.tmp')), [], `no temporary file in ${path}`);
+      assert.deepEqual(
+        readdirSync(path).filter((name) => name.includes('.tmp')),
+        [],
+        `no temporary file in ${path}`,
+      );
     }
   });
 
@@ -516,7 +641,12 @@ describe('cowmap misuse: a full file system', () => {
     const dir = join(small, 'vol');
     const init = await cowmap(['init', dir, '--regions', '16', '--region-size', String(1 << 20)]);
     assertCoded(init, [0, 1]);
-    if (init.status === 0) assertCoded(await cowmap(['write', dir, '--offset', '0'], { input: Buffer.alloc(4 << 20, 0x44) }), [1], /^E_IO: /);
+    if (init.status === 0)
+      assertCoded(
+        await cowmap(['write', dir, '--offset', '0'], { input: Buffer.alloc(4 << 20, 0x44) }),
+        [1],
+        /^E_IO: /,
+      );
   });
 });
 
@@ -524,7 +654,10 @@ describe('cowmap misuse: a volume another process holds', () => {
   it('status, read, write, cycle and a second serve end with a code while serve holds the volume', async () => {
     const dir = join(scratch, 'held');
     await makeVolume(dir);
-    const server = spawn(process.execPath, [bin, 'serve', dir, '--socket', join(scratch, 'held.sock')], { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv() });
+    const server = spawn(process.execPath, [bin, 'serve', dir, '--socket', join(scratch, 'held.sock')], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: childEnv(),
+    });
     try {
       await new Promise<void>((resolve, reject) => {
         let out = '';
@@ -536,9 +669,15 @@ describe('cowmap misuse: a volume another process holds', () => {
       });
       // serve holds the volume: every other command fails to take it (or reads it), so they all run at once.
       await assertAllCoded([
-        ...dirCommands.filter((command) => command.name !== 'serve').map((command) => ({ run: runDirCommand(command, dir), allowed: [0, 1] })),
+        ...dirCommands
+          .filter((command) => command.name !== 'serve')
+          .map((command) => ({ run: runDirCommand(command, dir), allowed: [0, 1] })),
         { run: cowmap(['write', dir, '--region', '3', '--label', 'D1']), allowed: [1], firstLine: /^E_LOCKED: / },
-        { run: cowmap(['serve', dir, '--socket', join(scratch, 'held-2.sock')], { stopAfterSeconds: 15 }), allowed: [1], firstLine: /^E_LOCKED: / },
+        {
+          run: cowmap(['serve', dir, '--socket', join(scratch, 'held-2.sock')], { stopAfterSeconds: 15 }),
+          allowed: [1],
+          firstLine: /^E_LOCKED: /,
+        },
       ]);
     } finally {
       server.kill('SIGTERM');
@@ -556,9 +695,22 @@ describe('cowmap misuse: the environment', () => {
     const pipedDir = join(scratch, 'environment-piped');
     await makeVolume(pipedDir);
     const [removed, closed, piped, replay] = await Promise.all([
-      spawnRun(['status v in a removed directory'], ['sh', '-c', `cd "${gone}" && rmdir "${gone}" && exec "${process.execPath}" "${bin}" status v`]),
-      spawnRun(['write with stdin closed'], ['sh', '-c', `exec "${process.execPath}" "${bin}" write "${closedDir}" --offset 0 <&-`]),
-      spawnRun(['read into head -c 1'], ['sh', '-c', `"${process.execPath}" "${bin}" read "${pipedDir}" --offset 0 --length 2048 | head -c 1 >/dev/null`]),
+      spawnRun(
+        ['status v in a removed directory'],
+        ['sh', '-c', `cd "${gone}" && rmdir "${gone}" && exec "${process.execPath}" "${bin}" status v`],
+      ),
+      spawnRun(
+        ['write with stdin closed'],
+        ['sh', '-c', `exec "${process.execPath}" "${bin}" write "${closedDir}" --offset 0 <&-`],
+      ),
+      spawnRun(
+        ['read into head -c 1'],
+        [
+          'sh',
+          '-c',
+          `"${process.execPath}" "${bin}" read "${pipedDir}" --offset 0 --length 2048 | head -c 1 >/dev/null`,
+        ],
+      ),
       cowmap(['replay', '--model-only', scratch]),
     ]);
     assertCoded(removed, [1], /^E_IO: getcwd: /);
@@ -583,13 +735,27 @@ describe('cowmap misuse: an internal error', () => {
       assert.equal(reportFailure(new TypeError('Cannot read properties of undefined'), 'status', 'status DIR'), 1);
       process.env.COWMAP_DEBUG = '1';
       assert.equal(reportFailure(new RangeError('Invalid typed array length'), 'read', 'read DIR'), 1);
-      assert.equal(reportFailure(Object.assign(new Error('EROFS: read-only file system, open \'/v/lock\''), { code: 'EROFS', syscall: 'open', path: '/v/lock' }), 'status', 'status DIR'), 1);
+      assert.equal(
+        reportFailure(
+          Object.assign(new Error("EROFS: read-only file system, open '/v/lock'"), {
+            code: 'EROFS',
+            syscall: 'open',
+            path: '/v/lock',
+          }),
+          'status',
+          'status DIR',
+        ),
+        1,
+      );
     } finally {
       process.stderr.write = original;
       if (saved === undefined) delete process.env.COWMAP_DEBUG;
       else process.env.COWMAP_DEBUG = saved;
     }
-    assert.match(written[0]!, /^E_INTERNAL: cowmap status: Cannot read properties of undefined \(TypeError\)\nthis is a bug in cowmap: please report it .*COWMAP_DEBUG=1/);
+    assert.match(
+      written[0]!,
+      /^E_INTERNAL: cowmap status: Cannot read properties of undefined \(TypeError\)\nthis is a bug in cowmap: please report it .*COWMAP_DEBUG=1/,
+    );
     assert.doesNotMatch(written[0]!, /^ {4}at /m);
     assert.match(written[1]!, /^E_INTERNAL: cowmap read: Invalid typed array length \(RangeError\)\n.*\n {4}at /);
     assert.equal(written[2], 'E_IO: open: EROFS: /v/lock\n');

@@ -39,7 +39,11 @@ const childEnv: NodeJS.ProcessEnv = { ...process.env };
 delete childEnv.NODE_V8_COVERAGE;
 
 function scrub(args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const result = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', runner, '--', ...args], { encoding: 'utf8', timeout: 120_000, env: childEnv });
+  const result = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', runner, '--', ...args], {
+    encoding: 'utf8',
+    timeout: 120_000,
+    env: childEnv,
+  });
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
@@ -62,14 +66,16 @@ function makeVolume(): string {
   return dir;
 }
 
-
 describe('cowmap scrub', () => {
   it('a clean volume: exit 0, no finding', () => {
     const dir = makeVolume();
     const run = scrub([dir]);
     assert.equal(run.status, 0, run.stderr);
     assert.doesNotMatch(run.stdout, /E_CORRUPT/);
-    assert.match(run.stdout, new RegExp(`^scrub ${dir}: clean: 0 finding\\(s\\), ${regions} region\\(s\\) of P and S checked$`, 'm'));
+    assert.match(
+      run.stdout,
+      new RegExp(`^scrub ${dir}: clean: 0 finding\\(s\\), ${regions} region\\(s\\) of P and S checked$`, 'm'),
+    );
   });
 
   it('a flipped byte in the secondary: exit 1 naming the file, offset and region; --repair and a cycle make S equal P', () => {
@@ -78,7 +84,13 @@ describe('cowmap scrub', () => {
     flipByte(image, 30 * regionSize + 9, 0x01);
     const run = scrub([dir]);
     assert.equal(run.status, 1, run.stderr);
-    assert.match(run.stdout, new RegExp(`^E_CORRUPT: ${image} offset ${30 * regionSize} region 30: region 30 of the secondary does not match its digest`, 'm'));
+    assert.match(
+      run.stdout,
+      new RegExp(
+        `^E_CORRUPT: ${image} offset ${30 * regionSize} region 30: region 30 of the secondary does not match its digest`,
+        'm',
+      ),
+    );
     assert.match(run.stdout, /: 1 left: 1 finding\(s\)/);
 
     const repair = scrub([dir, '--repair']);
@@ -103,7 +115,11 @@ describe('cowmap scrub', () => {
     flipByte(join(dir, 'primary'), 2 * regionSize, 0x01); // region 2 is covered by nothing: P and S must agree
     const run = scrub([dir, '--json']);
     assert.equal(run.status, 1, run.stderr);
-    const report = JSON.parse(run.stdout) as { opened: boolean; findings: { file: string; region: number; offset: number }[]; regionsChecked: number };
+    const report = JSON.parse(run.stdout) as {
+      opened: boolean;
+      findings: { file: string; region: number; offset: number }[];
+      regionsChecked: number;
+    };
     assert.equal(report.opened, true);
     assert.deepEqual(
       report.findings.map(({ file, region, offset }) => ({ file, region, offset })),
@@ -129,7 +145,10 @@ describe('cowmap scrub', () => {
     flipByte(join(dir, 'map1'), 4090, 0x01); // a reserved byte of page 0: its CRC fails
     const run = scrub([dir]);
     assert.equal(run.status, 1, run.stderr);
-    assert.match(run.stdout, new RegExp(`^E_CORRUPT: ${join(dir, 'meta')} offset 0 region -: metadata slot 0 fails its CRC-32`, 'm'));
+    assert.match(
+      run.stdout,
+      new RegExp(`^E_CORRUPT: ${join(dir, 'meta')} offset 0 region -: metadata slot 0 fails its CRC-32`, 'm'),
+    );
     assert.match(run.stdout, new RegExp(`^E_CORRUPT: ${join(dir, 'map1')} offset 0 region 0: `, 'm'));
     const repair = scrub([dir, '--repair']);
     assert.equal(repair.status, 1, repair.stderr);
@@ -163,7 +182,10 @@ describe('cowmap scrub', () => {
     flipByte(join(moved, 'image'), 2 * regionSize, 0x01);
     const run = scrub([dir, '--secondary', moved]);
     assert.equal(run.status, 1, run.stderr);
-    assert.match(run.stdout, new RegExp(`^E_CORRUPT: ${join(moved, 'image')} offset ${2 * regionSize} region 2: `, 'm'));
+    assert.match(
+      run.stdout,
+      new RegExp(`^E_CORRUPT: ${join(moved, 'image')} offset ${2 * regionSize} region 2: `, 'm'),
+    );
     assert.equal(scrub([dir]).status, 1); // the recorded place is empty: open refuses (E_CORRUPT), one line
   });
 

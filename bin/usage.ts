@@ -38,14 +38,24 @@ export const commandUsages: Record<string, CommandUsage> = {
   status: {
     summary: 'show the phase, the maps and the counts',
     usage: 'status DIR',
-    notes: ['Opens the volume read-only: recovery runs in memory and nothing is written, so', 'it works on a read-only or full file system.'],
+    notes: [
+      'Opens the volume read-only: recovery runs in memory and nothing is written, so',
+      'it works on a read-only or full file system.',
+    ],
   },
-  scrub: { summary: 'check every checksum and the secondary', usage: 'scrub DIR [--repair] [--json] [--secondary DIR2]' },
+  scrub: {
+    summary: 'check every checksum and the secondary',
+    usage: 'scrub DIR [--repair] [--json] [--secondary DIR2]',
+  },
   replay: { summary: 'replay traces', usage: 'replay [--model-only | --mutant NAME] FILE... [-- CMD...]' },
-  explore: { summary: 'explore every model state', usage: 'explore --regions N --values V [--crash] [--states-max M] [--out FILE] [--quiet]' },
+  explore: {
+    summary: 'explore every model state',
+    usage: 'explore --regions N --values V [--crash] [--states-max M] [--out FILE] [--quiet]',
+  },
   fuzz: {
     summary: 'fast-check command sequences',
-    usage: 'fuzz [--seed N] [--path P] [--runs R] [--time-budget S] [--regions N] [--region-size B] [--data labels|bytes] [--mutant NAME] [--out-dir DIR] [...]',
+    usage:
+      'fuzz [--seed N] [--path P] [--runs R] [--time-budget S] [--regions N] [--region-size B] [--data labels|bytes] [--mutant NAME] [--out-dir DIR] [...]',
   },
   crashes: {
     summary: 'bounded exhaustive crash exploration',
@@ -59,17 +69,25 @@ export const commandUsages: Record<string, CommandUsage> = {
       'a byte flipped in each checksummed structure. Prints the crash states per kind and the time.',
     ],
   },
-  mutants: { summary: 'the mutation self-check', usage: 'mutants [--seed N] [--time-budget S] [--quick] [--only NAME,...] [--stages KEY,...]' },
+  mutants: {
+    summary: 'the mutation self-check',
+    usage: 'mutants [--seed N] [--time-budget S] [--quick] [--only NAME,...] [--stages KEY,...]',
+  },
   adapter: { summary: 'serve the reference implementation over adapter protocol 1', usage: 'adapter [--mutant NAME]' },
   record: { summary: 'write a v1 trace from a run', usage: 'record fuzz|explore|conform --out FILE [options]' },
   conform: {
     summary: 'conformance of an implementation',
-    usage: 'conform [--up-to L | --level L] [--check ID] [--time-budget S] [--seed N [--path P]] [--regions N --region-size B] [--report F.json] [--junit F.xml] -- CMD...',
+    usage:
+      'conform [--up-to L | --level L] [--check ID] [--time-budget S] [--seed N [--path P]] [--regions N --region-size B] [--report F.json] [--junit F.xml] -- CMD...',
   },
-  verify: { summary: 'the main job', usage: 'verify [--time-budget S] [--seed N] [--mutant NAME] [--quick] [--reports DIR] [--traces DIR]' },
+  verify: {
+    summary: 'the main job',
+    usage: 'verify [--time-budget S] [--seed N] [--mutant NAME] [--quick] [--reports DIR] [--traces DIR]',
+  },
   serve: {
     summary: 'serve the primary over NBD',
-    usage: 'serve DIR [--port P | --socket PATH] [--cycle-every SECONDS] [--export-name NAME] [--batch-regions N] [--snapshot-dir DIR2]',
+    usage:
+      'serve DIR [--port P | --socket PATH] [--cycle-every SECONDS] [--export-name NAME] [--batch-regions N] [--snapshot-dir DIR2]',
   },
   diagram: { summary: 'print the statechart as Mermaid stateDiagram-v2', usage: 'diagram [--markdown]' },
 };

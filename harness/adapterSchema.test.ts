@@ -30,7 +30,18 @@ function validator(name: string): ValidateFunction {
   return validate;
 }
 
-const ops = ['hello', 'open', 'write', 'read', 'startCycle', 'transfer', 'completeCycle', 'state', 'failpoint', 'close'] as const;
+const ops = [
+  'hello',
+  'open',
+  'write',
+  'read',
+  'startCycle',
+  'transfer',
+  'completeCycle',
+  'state',
+  'failpoint',
+  'close',
+] as const;
 const validRequest = validator('request');
 const validErrorAnswer = validator('errorAnswer');
 const validAnswerByOp = new Map<string, ValidateFunction>(ops.map((op) => [op, validator(`${op}Answer`)]));
@@ -69,33 +80,41 @@ export function checkExchange(exchange: Exchange, features: readonly string[]): 
   const where = `${exchange.process}: ${exchange.request.slice(0, 100)} -> ${exchange.answer.slice(0, 200)}`;
   const request = parse(exchange.request);
   const requestValid = request !== undefined && validRequest(request);
-  if (exchange.malformed && requestValid) problems.push(`${where}: the request schema accepts a request meant to be malformed`);
+  if (exchange.malformed && requestValid)
+    problems.push(`${where}: the request schema accepts a request meant to be malformed`);
   if (!exchange.malformed && !requestValid) problems.push(`${where}: request: ${ajv.errorsText(validRequest.errors)}`);
   const answer = parse(exchange.answer);
   if (!isRecord(answer)) return [...problems, `${where}: the answer is not a JSON object`];
-  if (!validLine(answer)) problems.push(`${where}: the line is neither a request nor an answer: ${ajv.errorsText(validLine.errors)}`);
+  if (!validLine(answer))
+    problems.push(`${where}: the line is neither a request nor an answer: ${ajv.errorsText(validLine.errors)}`);
   const op = isRecord(request) && typeof request.op === 'string' ? request.op : null;
   const validAnswer = requestValid && op !== null ? validAnswerByOp.get(op)! : validErrorAnswer;
   if (!validAnswer(answer)) problems.push(`${where}: answer: ${ajv.errorsText(validAnswer.errors)}`);
   const id = isRecord(request) && Number.isSafeInteger(request.id) ? request.id : null;
-  if (answer.id !== id) problems.push(`${where}: the answer's id ${JSON.stringify(answer.id)} is not the request's ${JSON.stringify(id)}`);
+  if (answer.id !== id)
+    problems.push(`${where}: the answer's id ${JSON.stringify(answer.id)} is not the request's ${JSON.stringify(id)}`);
   if (!requestValid && (answer.ok !== false || !isRecord(answer.error) || answer.error.code !== 'E_BAD_REQUEST')) {
     problems.push(`${where}: a malformed request must be answered E_BAD_REQUEST`);
   }
-  if (features.includes('failpoint') && answer.io === undefined) problems.push(`${where}: an adapter offering failpoint must report io`);
-  if (answer.ok === true && op === 'state') problems.push(...checkStateShape(answer).map((problem) => `${where}: ${problem}`));
+  if (features.includes('failpoint') && answer.io === undefined)
+    problems.push(`${where}: an adapter offering failpoint must report io`);
+  if (answer.ok === true && op === 'state')
+    problems.push(...checkStateShape(answer).map((problem) => `${where}: ${problem}`));
   return problems;
 }
 
 /** What the schema cannot say about a state answer: lengths agree, and cow bit r is 1 exactly when cowData[r] is a digest. */
 export function checkStateShape(state: Json): string[] {
   const problems: string[] = [];
-  const lengths = ['current', 'next', 'cow', 'primary', 'secondary', 'cowData'].map((key) => (state[key] as { length?: number } | undefined)?.length);
+  const lengths = ['current', 'next', 'cow', 'primary', 'secondary', 'cowData'].map(
+    (key) => (state[key] as { length?: number } | undefined)?.length,
+  );
   if (new Set(lengths).size !== 1) problems.push(`the bit strings and arrays differ in length: ${lengths.join(', ')}`);
   const cow = typeof state.cow === 'string' ? state.cow : '';
   const cowData = Array.isArray(state.cowData) ? state.cowData : [];
   for (let region = 0; region < Math.min(cow.length, cowData.length); region++) {
-    if ((cow[region] === '1') !== (cowData[region] !== null)) problems.push(`region ${region}: cow bit ${cow[region]} but cowData ${JSON.stringify(cowData[region])}`);
+    if ((cow[region] === '1') !== (cowData[region] !== null))
+      problems.push(`region ${region}: cow bit ${cow[region]} but cowData ${JSON.stringify(cowData[region])}`);
   }
   return problems;
 }
@@ -129,7 +148,10 @@ class AdapterProcess {
 
   /** Sends a request (an object gets the next id unless it has one; a string goes as it is) and returns the parsed answer. */
   async send(request: Json | string, malformed = false): Promise<Json> {
-    const line = typeof request === 'string' ? request : JSON.stringify('id' in request ? request : { id: this.nextId++, ...request });
+    const line =
+      typeof request === 'string'
+        ? request
+        : JSON.stringify('id' in request ? request : { id: this.nextId++, ...request });
     this.child.stdin.write(`${line}\n`);
     const deadline = Date.now() + requestTimeoutMs;
     while (this.lines.length === 0) {
@@ -212,7 +234,11 @@ async function runSession(label: string, command: readonly string[]): Promise<Se
   const expect = async (request: Json | string, wanted: string, malformed = false, on = first): Promise<Json> => {
     const answer = await on.send(request, malformed);
     codes.add(code(answer));
-    assert.equal(code(answer), wanted, `${label}: ${typeof request === 'string' ? request : JSON.stringify(request).slice(0, 120)} answered ${JSON.stringify(answer).slice(0, 300)}`);
+    assert.equal(
+      code(answer),
+      wanted,
+      `${label}: ${typeof request === 'string' ? request : JSON.stringify(request).slice(0, 120)} answered ${JSON.stringify(answer).slice(0, 300)}`,
+    );
     return answer;
   };
   try {
@@ -240,7 +266,11 @@ async function runSession(label: string, command: readonly string[]): Promise<Se
     await expect({ op: 'write', region: 0, data: regionData('A2') }, 'ok');
     await expect({ op: 'write', region: 2, data: regionData('C1') }, 'ok');
     const during = await expect({ op: 'state' }, 'ok');
-    assert.deepEqual([during.phase, during.current, during.next, during.cow], ['replicating', '1100', '1010', '1010'], `${label}: state during the cycle`);
+    assert.deepEqual(
+      [during.phase, during.current, during.next, during.cow],
+      ['replicating', '1100', '1010', '1010'],
+      `${label}: state during the cycle`,
+    );
     await expect({ op: 'transfer', region: 2 }, 'E_NOT_CURRENT');
     await expect({ op: 'completeCycle' }, 'E_NOT_DRAINED');
     await expect({ op: 'transfer', region: 0 }, 'ok');
@@ -274,14 +304,16 @@ async function runSession(label: string, command: readonly string[]): Promise<Se
     await expect({ op: 'open', dir, create: false }, 'E_LOCKED', false, second);
     assert.equal(await second.end(), 0, `${label}: the second process exits with 0 when its stdin closes`);
     const after = await expect({ op: 'state' }, 'ok');
-    for (const key of stateKeys) assert.deepEqual(after[key], before[key], `${label}: ${key} after another process was refused the volume`);
+    for (const key of stateKeys)
+      assert.deepEqual(after[key], before[key], `${label}: ${key} after another process was refused the volume`);
     await expect({ op: 'close' }, 'ok');
     await expect({ op: 'write', region: 0, data: regionData('A3') }, 'E_PHASE');
     await expect({ op: 'open', dir, create: true, regions, regionSize }, 'E_EXISTS');
     const reopened = await expect({ op: 'open', dir, create: false }, 'ok');
     assert.equal(reopened.phase, 'idle');
     const again = await expect({ op: 'state' }, 'ok');
-    for (const key of stateKeys) assert.deepEqual(again[key], before[key], `${label}: ${key} after close and a second open`);
+    for (const key of stateKeys)
+      assert.deepEqual(again[key], before[key], `${label}: ${key} after close and a second open`);
     await expect({ op: 'close' }, 'ok');
     await expect({ op: 'close' }, 'ok');
     assert.ok(damageVolume(dir) > 0);
@@ -300,7 +332,19 @@ const adapters: { readonly label: string; readonly command: readonly string[]; r
   { label: 'the Python example', command: ['python3', 'examples/python-adapter/adapter.py'], python: true },
   { label: 'the skeleton', command: ['python3', 'examples/skeleton-adapter/adapter.py'], python: true },
 ];
-const allCodes = ['ok', 'E_RANGE', 'E_SIZE', 'E_PHASE', 'E_NOT_CURRENT', 'E_NOT_DRAINED', 'E_CORRUPT', 'E_NOT_FOUND', 'E_EXISTS', 'E_LOCKED', 'E_BAD_REQUEST'];
+const allCodes = [
+  'ok',
+  'E_RANGE',
+  'E_SIZE',
+  'E_PHASE',
+  'E_NOT_CURRENT',
+  'E_NOT_DRAINED',
+  'E_CORRUPT',
+  'E_NOT_FOUND',
+  'E_EXISTS',
+  'E_LOCKED',
+  'E_BAD_REQUEST',
+];
 const validated: string[] = [];
 after(() => {
   if (validated.length > 0) console.log(`docs/adapter.schema.json validated: ${validated.join('; ')}`);
@@ -313,27 +357,57 @@ describe('docs/adapter.schema.json', () => {
   });
 
   for (const adapter of adapters) {
-    const skip = adapter.python && pythonMissing ? 'python3 is not installed: the Python adapters are not checked' : false;
+    const skip =
+      adapter.python && pythonMissing ? 'python3 is not installed: the Python adapters are not checked' : false;
     it(`holds for every line of ${adapter.label}`, { skip }, async () => {
       const session = await runSession(adapter.label, adapter.command);
-      assert.deepEqual(allCodes.filter((wanted) => !session.codes.has(wanted)), [], `${adapter.label}: the session covers every code`);
+      assert.deepEqual(
+        allCodes.filter((wanted) => !session.codes.has(wanted)),
+        [],
+        `${adapter.label}: the session covers every code`,
+      );
       const problems = session.exchanges.flatMap((exchange) => checkExchange(exchange, session.features));
       assert.deepEqual(problems, []);
-      const requestsSeen = new Set(session.exchanges.map((exchange) => (parse(exchange.request) as Json | undefined)?.op));
-      assert.deepEqual(ops.filter((op) => !requestsSeen.has(op)), [], `${adapter.label}: the session takes every op`);
+      const requestsSeen = new Set(
+        session.exchanges.map((exchange) => (parse(exchange.request) as Json | undefined)?.op),
+      );
+      assert.deepEqual(
+        ops.filter((op) => !requestsSeen.has(op)),
+        [],
+        `${adapter.label}: the session takes every op`,
+      );
       validated.push(`${adapter.label}: ${session.exchanges.length} requests and ${session.exchanges.length} answers`);
     });
   }
 
   it('the skeleton stays a skeleton: at most 150 lines (examples/skeleton-adapter/README.md)', () => {
     const lines = readFileSync(join(repoRoot, 'examples/skeleton-adapter/adapter.py'), 'utf8').split('\n');
-    assert.ok(lines.length - (lines.at(-1) === '' ? 1 : 0) <= 150, `examples/skeleton-adapter/adapter.py has ${lines.length} lines`);
+    assert.ok(
+      lines.length - (lines.at(-1) === '' ? 1 : 0) <= 150,
+      `examples/skeleton-adapter/adapter.py has ${lines.length} lines`,
+    );
   });
 
   it('rejects malformed answers, which makes the checks above able to fail', () => {
     const digest = 'a'.repeat(64);
-    const state = { id: 3, ok: true, phase: 'idle', current: '00', next: '01', cow: '00', primary: [digest, digest], secondary: [digest, digest], cowData: [null, null], io: 0 };
-    const good: Exchange = { process: 'probe', request: '{"id": 3, "op": "state"}', answer: JSON.stringify(state), malformed: false };
+    const state = {
+      id: 3,
+      ok: true,
+      phase: 'idle',
+      current: '00',
+      next: '01',
+      cow: '00',
+      primary: [digest, digest],
+      secondary: [digest, digest],
+      cowData: [null, null],
+      io: 0,
+    };
+    const good: Exchange = {
+      process: 'probe',
+      request: '{"id": 3, "op": "state"}',
+      answer: JSON.stringify(state),
+      malformed: false,
+    };
     assert.deepEqual(checkExchange(good, ['failpoint']), []);
     const broken: [string, Json | string][] = [
       ['an upper-case digest', { ...state, primary: [digest.toUpperCase(), digest] }],
@@ -355,14 +429,37 @@ describe('docs/adapter.schema.json', () => {
       const line = typeof answer === 'string' ? answer : JSON.stringify(answer);
       assert.notDeepEqual(checkExchange({ ...good, answer: line }, ['failpoint']), [], `the checks accept ${what}`);
     }
-    const hello = (answer: Json): Exchange => ({ process: 'probe', request: '{"id": 1, "op": "hello"}', answer: JSON.stringify({ id: 1, ok: true, ...answer }), malformed: false });
+    const hello = (answer: Json): Exchange => ({
+      process: 'probe',
+      request: '{"id": 1, "op": "hello"}',
+      answer: JSON.stringify({ id: 1, ok: true, ...answer }),
+      malformed: false,
+    });
     assert.deepEqual(checkExchange(hello({ protocol: 1, name: 'x', version: '1', features: [] }), []), []);
-    assert.notDeepEqual(checkExchange(hello({ protocol: 2, name: 'x', version: '1', features: [] }), []), [], 'protocol 2 passes');
-    assert.notDeepEqual(checkExchange(hello({ protocol: 1, name: 'x', version: '1', features: 'failpoint' }), []), [], 'features as a string passes');
-    const read = (data: unknown): Exchange => ({ process: 'probe', request: '{"id": 2, "op": "read", "region": 0, "volume": "primary"}', answer: JSON.stringify({ id: 2, ok: true, data }), malformed: false });
+    assert.notDeepEqual(
+      checkExchange(hello({ protocol: 2, name: 'x', version: '1', features: [] }), []),
+      [],
+      'protocol 2 passes',
+    );
+    assert.notDeepEqual(
+      checkExchange(hello({ protocol: 1, name: 'x', version: '1', features: 'failpoint' }), []),
+      [],
+      'features as a string passes',
+    );
+    const read = (data: unknown): Exchange => ({
+      process: 'probe',
+      request: '{"id": 2, "op": "read", "region": 0, "volume": "primary"}',
+      answer: JSON.stringify({ id: 2, ok: true, data }),
+      malformed: false,
+    });
     assert.deepEqual(checkExchange(read(regionData('A1')), []), []);
     assert.notDeepEqual(checkExchange(read('QQ'), []), [], 'unpadded base64 passes');
-    const unknownOp: Exchange = { process: 'probe', request: '{"id": 5, "op": "frobnicate"}', answer: '{"id": 5, "ok": true}', malformed: true };
+    const unknownOp: Exchange = {
+      process: 'probe',
+      request: '{"id": 5, "op": "frobnicate"}',
+      answer: '{"id": 5, "ok": true}',
+      malformed: true,
+    };
     assert.notDeepEqual(checkExchange(unknownOp, []), [], 'an unknown op answered ok passes');
   });
 });

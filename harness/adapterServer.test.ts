@@ -124,7 +124,11 @@ async function ok(adapter: RawAdapter, op: string, fields: Json = {}): Promise<J
 
 async function rejected(adapter: RawAdapter, code: string, op: string, fields: Json = {}): Promise<Json> {
   const response = await adapter.request(op, fields);
-  assert.equal(response.ok, false, `${op} ${JSON.stringify(fields).slice(0, 80)}: expected ${code}, got ${JSON.stringify(response)}`);
+  assert.equal(
+    response.ok,
+    false,
+    `${op} ${JSON.stringify(fields).slice(0, 80)}: expected ${code}, got ${JSON.stringify(response)}`,
+  );
   assert.equal(response.error.code, code, `${op} ${JSON.stringify(fields).slice(0, 80)}: ${response.error.message}`);
   assert.equal(typeof response.error.message, 'string');
   assert.equal(response.io, 0, `a rejected ${op} makes no durable call`);
@@ -243,7 +247,14 @@ describe('cowmap adapter (raw lines)', () => {
     await rejected(adapter, 'E_SIZE', 'open', { dir: freshDir(), create: true, regions: 4, regionSize: 100 });
     // A refused geometry leaves nothing that fails a valid create in the same directory.
     const sameDir = freshDir();
-    for (const [regions, size] of [[0, regionSize], [-1, regionSize], [4, 0], [4, 511], [4, 513], [4, -512]] as const) {
+    for (const [regions, size] of [
+      [0, regionSize],
+      [-1, regionSize],
+      [4, 0],
+      [4, 511],
+      [4, 513],
+      [4, -512],
+    ] as const) {
       await rejected(adapter, 'E_SIZE', 'open', { dir: sameDir, create: true, regions, regionSize: size });
     }
     await ok(adapter, 'open', { dir: sameDir, create: true, regions: 4, regionSize });
@@ -268,7 +279,10 @@ describe('cowmap adapter (raw lines)', () => {
     const write = await ok(adapter, 'write', { region: 1, data: b64('B1'), extra: 'ignored' });
     assert.ok(write.io > 0);
     assert.equal((await ok(adapter, 'read', { region: 1, volume: 'primary' })).data, b64('B1'));
-    assert.equal((await ok(adapter, 'read', { region: 1, volume: 'secondary' })).data, Buffer.alloc(regionSize).toString('base64'));
+    assert.equal(
+      (await ok(adapter, 'read', { region: 1, volume: 'secondary' })).data,
+      Buffer.alloc(regionSize).toString('base64'),
+    );
     await rejected(adapter, 'E_RANGE', 'write', { region: 4, data: 'AAAA' });
     await rejected(adapter, 'E_RANGE', 'write', { region: -1, data: b64('X') });
     await rejected(adapter, 'E_SIZE', 'write', { region: 0, data: 'AAAA' });
@@ -350,7 +364,10 @@ describe('cowmap adapter (raw lines)', () => {
     // A failpoint armed before open fires inside the create.
     await ok(adapter, 'close');
     await ok(adapter, 'failpoint', { crashAfterIo: 3 });
-    assert.deepEqual(await adapter.crashes('open', { dir: freshDir(), create: true, regions: 4, regionSize }), { code: failpointExitCode, signal: null });
+    assert.deepEqual(await adapter.crashes('open', { dir: freshDir(), create: true, regions: 4, regionSize }), {
+      code: failpointExitCode,
+      signal: null,
+    });
   });
 
   it('failpoint in power mode discards unsynced writes by the seed (torn accepted); recovery finds old or new', async () => {
@@ -362,7 +379,10 @@ describe('cowmap adapter (raw lines)', () => {
     const writeIo = (await ok(adapter, 'write', { region: 2, data: b64('C1') })).io;
     assert.ok(writeIo >= 3);
     await ok(adapter, 'failpoint', { crashAfterIo: writeIo - 1, mode: 'power', seed: 7, torn: true });
-    assert.deepEqual(await adapter.crashes('write', { region: 1, data: b64('B1') }), { code: failpointExitCode, signal: null });
+    assert.deepEqual(await adapter.crashes('write', { region: 1, data: b64('B1') }), {
+      code: failpointExitCode,
+      signal: null,
+    });
     assert.match(adapter.stderr, /power crash/);
 
     adapter = new RawAdapter();
@@ -395,14 +415,24 @@ describe('serveAdapter over streams', () => {
     const input = new PassThrough();
     const output = new PassThrough();
     const logs: string[] = [];
-    const done = serveAdapter({ input, output, maxLineBytes: 64, log: (line) => logs.push(line), exit: () => assert.fail('no exit') });
+    const done = serveAdapter({
+      input,
+      output,
+      maxLineBytes: 64,
+      log: (line) => logs.push(line),
+      exit: () => assert.fail('no exit'),
+    });
     const chunks: Buffer[] = [];
     output.on('data', (chunk: Buffer) => chunks.push(chunk));
     input.write(`{"id": 1, "op": "hello", "pad": "${'x'.repeat(40)}`);
     input.write(`${'y'.repeat(200)}"}\n{"id": 2, "op": "hello"}\n`);
     input.end();
     assert.equal(await done, 0);
-    const responses = Buffer.concat(chunks).toString().trim().split('\n').map((line) => JSON.parse(line) as Json);
+    const responses = Buffer.concat(chunks)
+      .toString()
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Json);
     assert.equal(responses.length, 2);
     assert.deepEqual([responses[0]!.id, responses[0]!.error.code], [null, 'E_BAD_REQUEST']);
     assert.match(responses[0]!.error.message, /exceeds 64 bytes/);
@@ -419,7 +449,13 @@ describe('serveAdapter over streams', () => {
     const input = new PassThrough();
     const output = new PassThrough();
     const logs: string[] = [];
-    const done = serveAdapter({ input, output, volumeClass: Broken, log: (line) => logs.push(line), exit: () => assert.fail('no exit') });
+    const done = serveAdapter({
+      input,
+      output,
+      volumeClass: Broken,
+      log: (line) => logs.push(line),
+      exit: () => assert.fail('no exit'),
+    });
     const chunks: Buffer[] = [];
     output.on('data', (chunk: Buffer) => chunks.push(chunk));
     const dir = freshDir();
@@ -434,7 +470,11 @@ describe('serveAdapter over streams', () => {
     }
     input.end();
     assert.equal(await done, 0);
-    const responses = Buffer.concat(chunks).toString().trim().split('\n').map((line) => JSON.parse(line) as Json);
+    const responses = Buffer.concat(chunks)
+      .toString()
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Json);
     assert.deepEqual(
       responses.map((response) => (response.ok ? 'ok' : response.error.code)),
       ['ok', 'E_IO', 'E_PHASE', 'ok', 'ok'],

@@ -60,7 +60,9 @@ export interface AdapterServerOptions {
 type Fields = Record<string, unknown>;
 
 /** What one request line gives: a response to print, or a crash (print nothing, exit). */
-export type HandleResult = { readonly kind: 'response'; readonly response: Fields } | { readonly kind: 'crash'; readonly crash: SimulatedCrash };
+export type HandleResult =
+  | { readonly kind: 'response'; readonly response: Fields }
+  | { readonly kind: 'crash'; readonly crash: SimulatedCrash };
 
 type Handler = (request: Fields) => Fields | void;
 
@@ -99,7 +101,8 @@ function field(request: Fields, name: string, op: string): unknown {
 
 function integerField(request: Fields, name: string, op: string): number {
   const value = field(request, name, op);
-  if (typeof value !== 'number' || !Number.isInteger(value)) throw badRequest(`${op}: the field '${name}' must be an integer, got ${show(value)}`);
+  if (typeof value !== 'number' || !Number.isInteger(value))
+    throw badRequest(`${op}: the field '${name}' must be an integer, got ${show(value)}`);
   return value;
 }
 
@@ -111,7 +114,8 @@ function stringField(request: Fields, name: string, op: string): string {
 
 function booleanField(request: Fields, name: string, op: string): boolean {
   const value = field(request, name, op);
-  if (typeof value !== 'boolean') throw badRequest(`${op}: the field '${name}' must be true or false, got ${show(value)}`);
+  if (typeof value !== 'boolean')
+    throw badRequest(`${op}: the field '${name}' must be true or false, got ${show(value)}`);
   return value;
 }
 
@@ -170,7 +174,8 @@ export class AdapterServer {
         throw badRequest('the request is not a JSON object on one line');
       }
       if (!isRecord(request)) throw badRequest('the request is not a JSON object');
-      if (!Number.isSafeInteger(request.id)) throw badRequest(`the request has no integer 'id' (got ${show(request.id)})`);
+      if (!Number.isSafeInteger(request.id))
+        throw badRequest(`the request has no integer 'id' (got ${show(request.id)})`);
       id = request.id as number;
       const handler = typeof request.op === 'string' ? this.handlers.get(request.op) : undefined;
       if (handler === undefined) throw badRequest(`unknown op ${show(request.op)}`);
@@ -184,14 +189,20 @@ export class AdapterServer {
         response = this.error(id, error.code, error.message);
       } else {
         // A bug below, or a mutant's broken assertion: answer, log, drop the volume.
-        this.log(`internal error in ${op} (request ${id}): ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+        this.log(
+          `internal error in ${op} (request ${id}): ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
+        );
         try {
           this.dropVolume();
         } catch (closing) {
           if (isSimulatedCrash(closing)) return { kind: 'crash', crash: closing };
           throw closing;
         }
-        response = this.error(id, 'E_IO', `${op}: internal error: ${error instanceof Error ? error.message : String(error)}; the volume was closed, open it again`);
+        response = this.error(
+          id,
+          'E_IO',
+          `${op}: internal error: ${error instanceof Error ? error.message : String(error)}; the volume was closed, open it again`,
+        );
       }
     }
     // A crash due right after the request's last durable call comes before its answer.
@@ -207,7 +218,13 @@ export class AdapterServer {
   /** The answer to a line longer than the bound (skipped unread). */
   oversized(length: number, maxLineBytes: number): HandleResult {
     this.log(`a request line of ${length} bytes was skipped (longer than ${maxLineBytes})`);
-    return { kind: 'response', response: { ...this.error(null, 'E_BAD_REQUEST', `the request line exceeds ${maxLineBytes} bytes`), io: this.storage.takeIoCount() } };
+    return {
+      kind: 'response',
+      response: {
+        ...this.error(null, 'E_BAD_REQUEST', `the request line exceeds ${maxLineBytes} bytes`),
+        io: this.storage.takeIoCount(),
+      },
+    };
   }
 
   /** Closes the volume, if one is open (at the end of input). */
@@ -223,7 +240,15 @@ export class AdapterServer {
   /** The storage crashed under a call that swallowed or replaced the SimulatedCrash. */
   private crashed(): HandleResult {
     const report = this.storage.lastCrash;
-    return { kind: 'crash', crash: new SimulatedCrash('the storage crashed', report?.mode ?? 'process', report?.ioCount ?? this.storage.ioCount, report) };
+    return {
+      kind: 'crash',
+      crash: new SimulatedCrash(
+        'the storage crashed',
+        report?.mode ?? 'process',
+        report?.ioCount ?? this.storage.ioCount,
+        report,
+      ),
+    };
   }
 
   private error(id: number | null, code: string, message: string): Fields {
@@ -248,7 +273,9 @@ export class AdapterServer {
       this.closeVolume();
     } catch (error) {
       if (isSimulatedCrash(error)) throw error;
-      this.log(`closing the volume after an internal error failed too: ${error instanceof Error ? error.message : String(error)}`);
+      this.log(
+        `closing the volume after an internal error failed too: ${error instanceof Error ? error.message : String(error)}`,
+      );
     }
     this.volume = null;
   }
@@ -261,14 +288,18 @@ export class AdapterServer {
 
   private open(request: Fields): Fields {
     const dir = stringField(request, 'dir', 'open');
-    if (dir.length === 0 || dir.includes('\0')) throw badRequest(`open: the field 'dir' must be a path, got ${show(dir)}`);
+    if (dir.length === 0 || dir.includes('\0'))
+      throw badRequest(`open: the field 'dir' must be a path, got ${show(dir)}`);
     const create = booleanField(request, 'create', 'open');
-    const geometry = create ? { regions: integerField(request, 'regions', 'open'), regionSize: integerField(request, 'regionSize', 'open') } : null;
+    const geometry = create
+      ? { regions: integerField(request, 'regions', 'open'), regionSize: integerField(request, 'regionSize', 'open') }
+      : null;
     // One volume at a time: the open one is closed first (so that reopening the
     // same directory in this process does not find it locked by ourselves).
     this.closeVolume();
     if (geometry !== null) {
-      if (existsSync(dir) && !statSync(dir).isDirectory()) throw new CowmapError('E_EXISTS', `create: ${dir} exists and is not a directory`);
+      if (existsSync(dir) && !statSync(dir).isDirectory())
+        throw new CowmapError('E_EXISTS', `create: ${dir} exists and is not a directory`);
       this.volume = this.volumeClass.create(this.storage, dir, geometry);
     } else {
       this.volume = this.volumeClass.open(this.storage, dir);
@@ -286,7 +317,8 @@ export class AdapterServer {
   private read(request: Fields): Fields {
     const region = integerField(request, 'region', 'read');
     const volume = stringField(request, 'volume', 'read');
-    if (volume !== 'primary' && volume !== 'secondary') throw badRequest(`read: the field 'volume' must be "primary" or "secondary", got ${show(volume)}`);
+    if (volume !== 'primary' && volume !== 'secondary')
+      throw badRequest(`read: the field 'volume' must be "primary" or "secondary", got ${show(volume)}`);
     return { data: base64(this.openVolume(`read(region ${region})`).readRegion(region, volume)) };
   }
 
@@ -299,7 +331,8 @@ export class AdapterServer {
   private failpoint(request: Fields): Fields {
     const afterIo = field(request, 'crashAfterIo', 'failpoint');
     const mode = request.mode ?? 'process';
-    if (mode !== 'process' && mode !== 'power') throw badRequest(`failpoint: mode must be "process" or "power", got ${show(mode)}`);
+    if (mode !== 'process' && mode !== 'power')
+      throw badRequest(`failpoint: mode must be "process" or "power", got ${show(mode)}`);
     const seed = request.seed ?? 0;
     if (!Number.isSafeInteger(seed)) throw badRequest(`failpoint: seed must be an integer, got ${show(seed)}`);
     const torn = request.torn ?? false;
@@ -308,7 +341,8 @@ export class AdapterServer {
       this.storage.disarm();
       return {};
     }
-    if (!Number.isSafeInteger(afterIo) || (afterIo as number) < 0) throw badRequest(`failpoint: crashAfterIo must be a count >= 0 or null, got ${show(afterIo)}`);
+    if (!Number.isSafeInteger(afterIo) || (afterIo as number) < 0)
+      throw badRequest(`failpoint: crashAfterIo must be a count >= 0 or null, got ${show(afterIo)}`);
     this.storage.armCrash({ afterIo: afterIo as number, mode, seed: seed as number, torn });
     return {};
   }
@@ -368,7 +402,10 @@ export function serveAdapter(options: ServeOptions = {}): Promise<number> {
       if (result === null) return;
       if (result.kind === 'crash') {
         const crash = result.crash;
-        stop(failpointExitCode, `failpoint: ${crash.mode} crash after durable call ${crash.ioCount}; exiting with ${failpointExitCode} without answering`);
+        stop(
+          failpointExitCode,
+          `failpoint: ${crash.mode} crash after durable call ${crash.ioCount}; exiting with ${failpointExitCode} without answering`,
+        );
         return;
       }
       let line: string;
@@ -389,7 +426,9 @@ export function serveAdapter(options: ServeOptions = {}): Promise<number> {
     const pump = (): void => {
       while (!stopped && !blocked && queue.length > 0) {
         const event = queue.shift()!;
-        answer(event.kind === 'oversized' ? server.oversized(event.length, maxLineBytes) : server.handleLine(event.bytes));
+        answer(
+          event.kind === 'oversized' ? server.oversized(event.length, maxLineBytes) : server.handleLine(event.bytes),
+        );
       }
       if (stopped || blocked || queue.length > 0) return;
       if (!ended) {

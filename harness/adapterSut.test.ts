@@ -37,7 +37,14 @@ function digest(labelOrZero: string | null): string {
 }
 
 /** An expected state, with labels (null: all zero) instead of digests. */
-function expected(phase: SutState['phase'], current: string, next: string, primary: (string | null)[], secondary: (string | null)[], cow: (string | null)[]): SutState {
+function expected(
+  phase: SutState['phase'],
+  current: string,
+  next: string,
+  primary: (string | null)[],
+  secondary: (string | null)[],
+  cow: (string | null)[],
+): SutState {
   return {
     phase,
     current,
@@ -62,7 +69,11 @@ function replayFile(name: string, sut: AdapterSut) {
 }
 
 const implementations = [
-  { label: 'cowmap adapter (reference)', command: [process.execPath, bin, 'adapter'], features: ['failpoint', 'power-loss', 'torn'] },
+  {
+    label: 'cowmap adapter (reference)',
+    command: [process.execPath, bin, 'adapter'],
+    features: ['failpoint', 'power-loss', 'torn'],
+  },
   { label: 'the Python example', command: ['python3', pythonAdapter], features: ['failpoint'] },
 ];
 
@@ -78,15 +89,28 @@ for (const implementation of implementations) {
         await sut.create(geometry);
         const dir = sut.volumeDir!;
         assert.ok(existsSync(dir));
-        const write = async (region: number, label: string): Promise<void> => assertOk(await sut.apply({ type: 'write', region, data: content(label) }), `write ${label}`);
-        const transfer = async (region: number): Promise<void> => assertOk(await sut.apply({ type: 'transfer', region }), `transfer ${region}`);
+        const write = async (region: number, label: string): Promise<void> =>
+          assertOk(await sut.apply({ type: 'write', region, data: content(label) }), `write ${label}`);
+        const transfer = async (region: number): Promise<void> =>
+          assertOk(await sut.apply({ type: 'transfer', region }), `transfer ${region}`);
         const op = (type: 'startCycle' | 'completeCycle') => sut.apply({ type });
 
         for (const [region, label] of ['A0', 'B0', 'C0', 'D0'].entries()) await write(region, label);
         assertOk(await op('startCycle'), 'startCycle');
         for (const region of [0, 1, 2, 3]) await transfer(region);
         assertOk(await op('completeCycle'), 'completeCycle');
-        assert.deepEqual(await sut.state(), expected('idle', '0000', '0000', ['A0', 'B0', 'C0', 'D0'], ['A0', 'B0', 'C0', 'D0'], [null, null, null, null]), 'T0');
+        assert.deepEqual(
+          await sut.state(),
+          expected(
+            'idle',
+            '0000',
+            '0000',
+            ['A0', 'B0', 'C0', 'D0'],
+            ['A0', 'B0', 'C0', 'D0'],
+            [null, null, null, null],
+          ),
+          'T0',
+        );
 
         await write(0, 'A1');
         await write(1, 'B1');
@@ -94,7 +118,18 @@ for (const implementation of implementations) {
         assertOk(await op('startCycle'), 'startCycle');
         await write(1, 'B2');
         for (const region of [0, 1, 3]) await transfer(region);
-        assert.deepEqual(await sut.state(), expected('replicating', '1101', '0100', ['A1', 'B2', 'C0', 'D1'], ['A1', 'B1', 'C0', 'D1'], [null, 'B1', null, null]), 'T1');
+        assert.deepEqual(
+          await sut.state(),
+          expected(
+            'replicating',
+            '1101',
+            '0100',
+            ['A1', 'B2', 'C0', 'D1'],
+            ['A1', 'B1', 'C0', 'D1'],
+            [null, 'B1', null, null],
+          ),
+          'T1',
+        );
         const read = await sut.apply({ type: 'read', region: 1, volume: 'primary' });
         assert.ok(read.ok && read.data !== undefined);
         assert.deepEqual(read.data, content('B2'));
@@ -105,12 +140,30 @@ for (const implementation of implementations) {
         assertOk(await op('completeCycle'), 'completeCycle');
         assertOk(await op('startCycle'), 'startCycle');
         await transfer(1);
-        assert.deepEqual(await sut.state(), expected('replicating', '0100', '0000', ['A1', 'B2', 'C0', 'D1'], ['A1', 'B2', 'C0', 'D1'], [null, null, null, null]), 'T2');
+        assert.deepEqual(
+          await sut.state(),
+          expected(
+            'replicating',
+            '0100',
+            '0000',
+            ['A1', 'B2', 'C0', 'D1'],
+            ['A1', 'B2', 'C0', 'D1'],
+            [null, null, null, null],
+          ),
+          'T2',
+        );
 
         await write(0, 'A0');
         await write(1, 'B0');
         await write(3, 'D0');
-        const t3 = expected('replicating', '0100', '1101', ['A0', 'B0', 'C0', 'D0'], ['A1', 'B2', 'C0', 'D1'], ['A1', 'B2', null, 'D1']);
+        const t3 = expected(
+          'replicating',
+          '0100',
+          '1101',
+          ['A0', 'B0', 'C0', 'D0'],
+          ['A1', 'B2', 'C0', 'D1'],
+          ['A1', 'B2', null, 'D1'],
+        );
         assert.deepEqual(await sut.state(), t3, 'T3');
 
         // Rejections, each with a message and no durable call.
@@ -140,7 +193,17 @@ for (const implementation of implementations) {
         assertCode(await op('completeCycle'), 'E_NOT_DRAINED', 'the sent set is lost with the process');
         await transfer(1);
         assertOk(await op('completeCycle'), 'completeCycle');
-        assert.deepEqual(await sut.state(), expected('idle', '0000', '1101', ['A0', 'B0', 'C0', 'D0'], ['A1', 'B2', 'C0', 'D1'], [null, null, null, null]));
+        assert.deepEqual(
+          await sut.state(),
+          expected(
+            'idle',
+            '0000',
+            '1101',
+            ['A0', 'B0', 'C0', 'D0'],
+            ['A1', 'B2', 'C0', 'D1'],
+            [null, null, null, null],
+          ),
+        );
 
         // create again: a fresh volume in a fresh directory, the same process.
         const samePid = sut.pid;
@@ -165,7 +228,10 @@ for (const implementation of implementations) {
         assertOk(await sut.apply({ type: 'write', region: 0, data: content('A0') }), 'write');
         assertOk(await sut.apply({ type: 'startCycle' }), 'startCycle');
         // The first write of region 0 in the cycle: crash after its first durable call.
-        const result = await sut.applyCrashing({ type: 'write', region: 0, data: content('A1') }, { afterIo: 1, mode: 'process', seed: 0, torn: false });
+        const result = await sut.applyCrashing(
+          { type: 'write', region: 0, data: content('A1') },
+          { afterIo: 1, mode: 'process', seed: 0, torn: false },
+        );
         assert.deepEqual(result, { crashed: true });
         assert.equal(sut.pid, undefined);
         assert.match(sut.lastExit ?? '', /exited with code 86/);
@@ -174,10 +240,14 @@ for (const implementation of implementations) {
         assert.equal(state.phase, 'replicating');
         assert.equal(state.current, '1000');
         assert.ok([digest('A0'), digest('A1')].includes(state.primary[0]!));
-        if (state.primary[0] === digest('A1')) assert.equal(state.cowData[0], digest('A0'), 'new data never without its COW copy');
+        if (state.primary[0] === digest('A1'))
+          assert.equal(state.cowData[0], digest('A0'), 'new data never without its COW copy');
 
         // A failpoint beyond the op's last call: it answers, the SUT keeps running (disarmed).
-        const answered = await sut.applyCrashing({ type: 'write', region: 2, data: content('C1') }, { afterIo: 1000, mode: 'process', seed: 0, torn: false });
+        const answered = await sut.applyCrashing(
+          { type: 'write', region: 2, data: content('C1') },
+          { afterIo: 1000, mode: 'process', seed: 0, torn: false },
+        );
         assert.ok(!answered.crashed);
         assertOk(answered.reply, 'the write answered');
         assert.ok((answered.reply.io ?? 0) > 0);
@@ -187,7 +257,10 @@ for (const implementation of implementations) {
         assertOk(await sut.recover(), 'recover');
         assert.deepEqual(await sut.state(), after, 'an acknowledged write survives the crash that follows it');
         // A rejected op under a failpoint makes no call: it answers.
-        const rejected = await sut.applyCrashing({ type: 'transfer', region: 1 }, { afterIo: 0, mode: 'process', seed: 0, torn: false });
+        const rejected = await sut.applyCrashing(
+          { type: 'transfer', region: 1 },
+          { afterIo: 0, mode: 'process', seed: 0, torn: false },
+        );
         assert.ok(!rejected.crashed);
         assertCode(rejected.reply, 'E_NOT_CURRENT', 'transfer of a clean region');
         assertOk(await sut.apply({ type: 'write', region: 3, data: content('D1') }), 'nothing fires later');
@@ -203,8 +276,15 @@ for (const implementation of implementations) {
         try {
           await sut.create(geometry);
           assertOk(await sut.apply({ type: 'write', region: 1, data: content('B0') }), 'write');
-          for (const [seed, torn] of [[1, false], [2, true], [3, true]] as const) {
-            const result = await sut.applyCrashing({ type: 'write', region: 1, data: content(`B${seed}`) }, { afterIo: 1, mode: 'power', seed, torn });
+          for (const [seed, torn] of [
+            [1, false],
+            [2, true],
+            [3, true],
+          ] as const) {
+            const result = await sut.applyCrashing(
+              { type: 'write', region: 1, data: content(`B${seed}`) },
+              { afterIo: 1, mode: 'power', seed, torn },
+            );
             assert.deepEqual(result, { crashed: true });
             assertOk(await sut.recover(), 'recover');
             const state = await sut.state();
@@ -234,7 +314,11 @@ for (const implementation of implementations) {
     }
 
     it('passes the harness replay of FIG. 4 and of crash traces', async () => {
-      const traces = ['fig4.jsonl', 'scenarios/crash-between-ops-replicating-resends.jsonl', 'scenarios/crash-inside-first-write-in-cycle.jsonl'];
+      const traces = [
+        'fig4.jsonl',
+        'scenarios/crash-between-ops-replicating-resends.jsonl',
+        'scenarios/crash-inside-first-write-in-cycle.jsonl',
+      ];
       if (power) traces.push('scenarios/crash-inside-write-torn.jsonl');
       for (const trace of traces) {
         const sut = new AdapterSut(implementation.command);
@@ -313,7 +397,11 @@ function fake(behavior: string): string[] {
   return [process.execPath, '-e', fakeSut, behavior];
 }
 
-async function protocolFailure(sut: AdapterSut, action: (sut: AdapterSut) => Promise<unknown>, pattern: RegExp): Promise<ProtocolError> {
+async function protocolFailure(
+  sut: AdapterSut,
+  action: (sut: AdapterSut) => Promise<unknown>,
+  pattern: RegExp,
+): Promise<ProtocolError> {
   let caught: unknown = null;
   try {
     await action(sut);
@@ -331,12 +419,20 @@ async function protocolFailure(sut: AdapterSut, action: (sut: AdapterSut) => Pro
 
 describe('AdapterSut protocol violations', () => {
   it('a SUT that prints garbage', async () => {
-    const error = await protocolFailure(new AdapterSut([process.execPath, '-e', "console.log('hello there')"]), (sut) => sut.start(), /printed a line that is not JSON where the answer to request 1 \(hello\) was due: "hello there"/);
+    const error = await protocolFailure(
+      new AdapterSut([process.execPath, '-e', "console.log('hello there')"]),
+      (sut) => sut.start(),
+      /printed a line that is not JSON where the answer to request 1 \(hello\) was due: "hello there"/,
+    );
     assert.equal(error.name, 'ProtocolError');
   });
 
   it('a SUT that exits at start, with its standard error in the message', async () => {
-    await protocolFailure(new AdapterSut([process.execPath, '-e', 'process.exit(3)']), (sut) => sut.create(geometry), /exited with code 3 at start, before answering hello \(its standard error was empty\)/);
+    await protocolFailure(
+      new AdapterSut([process.execPath, '-e', 'process.exit(3)']),
+      (sut) => sut.create(geometry),
+      /exited with code 3 at start, before answering hello \(its standard error was empty\)/,
+    );
     const error = await protocolFailure(
       new AdapterSut([process.execPath, '-e', "process.stderr.write('fake: no config file\\n'); process.exit(3)"]),
       (sut) => sut.start(),
@@ -347,55 +443,103 @@ describe('AdapterSut protocol violations', () => {
   });
 
   it('a command that cannot be started', async () => {
-    await protocolFailure(new AdapterSut(['/nonexistent/cowmap-sut']), (sut) => sut.start(), /could not be started: .*ENOENT/);
+    await protocolFailure(
+      new AdapterSut(['/nonexistent/cowmap-sut']),
+      (sut) => sut.start(),
+      /could not be started: .*ENOENT/,
+    );
   });
 
   it('a SUT that answers with a wrong id, without ok, or with another protocol version', async () => {
-    await protocolFailure(new AdapterSut(fake('wrong-id')), (sut) => sut.start(), /answered request \d+ \(hello\) with id \d+/);
+    await protocolFailure(
+      new AdapterSut(fake('wrong-id')),
+      (sut) => sut.start(),
+      /answered request \d+ \(hello\) with id \d+/,
+    );
     await protocolFailure(new AdapterSut(fake('no-ok')), (sut) => sut.start(), /without a boolean "ok"/);
     await protocolFailure(new AdapterSut(fake('protocol-2')), (sut) => sut.start(), /speaks adapter protocol 2, not 1/);
   });
 
   it('a SUT that answers ok: false without an error, a malformed state, garbage later, or answers twice', async () => {
-    await protocolFailure(new AdapterSut(fake('bad-error')), async (sut) => {
-      await sut.create(geometry);
-      await sut.apply({ type: 'startCycle' });
-    }, /with ok: false but without an error/);
-    await protocolFailure(new AdapterSut(fake('bad-state')), async (sut) => {
-      await sut.create(geometry);
-      await sut.state();
-    }, /malformed state: current must be a string of 4 bits.*primary must be a list of 4/);
-    await protocolFailure(new AdapterSut(fake('garbage-later')), async (sut) => {
-      await sut.create(geometry);
-      await sut.apply({ type: 'transfer', region: 0 });
-    }, /not JSON where the answer to request \d+ \(transfer\) was due: "Segmentation fault"/);
+    await protocolFailure(
+      new AdapterSut(fake('bad-error')),
+      async (sut) => {
+        await sut.create(geometry);
+        await sut.apply({ type: 'startCycle' });
+      },
+      /with ok: false but without an error/,
+    );
+    await protocolFailure(
+      new AdapterSut(fake('bad-state')),
+      async (sut) => {
+        await sut.create(geometry);
+        await sut.state();
+      },
+      /malformed state: current must be a string of 4 bits.*primary must be a list of 4/,
+    );
+    await protocolFailure(
+      new AdapterSut(fake('garbage-later')),
+      async (sut) => {
+        await sut.create(geometry);
+        await sut.apply({ type: 'transfer', region: 0 });
+      },
+      /not JSON where the answer to request \d+ \(transfer\) was due: "Segmentation fault"/,
+    );
     // The second answer to hello is caught as it arrives, or, when it comes late,
     // as the answer to the next request.
-    await protocolFailure(new AdapterSut(fake('answers-twice')), async (sut) => {
-      await sut.create(geometry);
-    }, /printed a line that answers no request|answered request \d+ \(open\) with id 1:/);
+    await protocolFailure(
+      new AdapterSut(fake('answers-twice')),
+      async (sut) => {
+        await sut.create(geometry);
+      },
+      /printed a line that answers no request|answered request \d+ \(open\) with id 1:/,
+    );
   });
 
   it('a SUT that dies outside a failpoint, one that hangs, and a line over the bound', async () => {
-    const died = await protocolFailure(new AdapterSut(fake('dies')), async (sut) => {
-      await sut.create(geometry);
-      await sut.apply({ type: 'startCycle' });
-    }, /exited with code 139 without answering request \d+ \(startCycle\), outside a failpoint/);
+    const died = await protocolFailure(
+      new AdapterSut(fake('dies')),
+      async (sut) => {
+        await sut.create(geometry);
+        await sut.apply({ type: 'startCycle' });
+      },
+      /exited with code 139 without answering request \d+ \(startCycle\), outside a failpoint/,
+    );
     assert.match(died.message, /segmentation fault \(pretend\)/);
-    const hung = await protocolFailure(new AdapterSut(fake('silent'), { requestTimeoutMs: 300 }), (sut) => sut.start(), /no answer to request 1 \(hello\) within 300 ms/);
+    const hung = await protocolFailure(
+      new AdapterSut(fake('silent'), { requestTimeoutMs: 300 }),
+      (sut) => sut.start(),
+      /no answer to request 1 \(hello\) within 300 ms/,
+    );
     assert.match(hung.message, /thinking forever/);
-    await protocolFailure(new AdapterSut(fake('long-line'), { maxLineBytes: 1024 }), (sut) => sut.start(), /printed a line longer than 1024 bytes/);
+    await protocolFailure(
+      new AdapterSut(fake('long-line'), { maxLineBytes: 1024 }),
+      (sut) => sut.start(),
+      /printed a line longer than 1024 bytes/,
+    );
   });
 });
 
 describe('AdapterSut failures a user can act on', () => {
   it('a SUT that answers every request with an error, or every request after hello: a ProtocolError that says so', async () => {
-    await protocolFailure(new AdapterSut(fake('all-errors')), (sut) => sut.create(geometry), /answered hello with an error: E_IO: fake: everything fails/);
-    await protocolFailure(new AdapterSut(fake('errors-after-hello')), (sut) => sut.create(geometry), /could not create a volume of 4 x 512 bytes in .*: open \{create: true\} answered E_IO: fake: everything fails/);
-    await protocolFailure(new AdapterSut(fake('errors-after-hello')), async (sut) => {
-      await sut.start();
-      await sut.state();
-    }, /answered state with an error: E_IO/);
+    await protocolFailure(
+      new AdapterSut(fake('all-errors')),
+      (sut) => sut.create(geometry),
+      /answered hello with an error: E_IO: fake: everything fails/,
+    );
+    await protocolFailure(
+      new AdapterSut(fake('errors-after-hello')),
+      (sut) => sut.create(geometry),
+      /could not create a volume of 4 x 512 bytes in .*: open \{create: true\} answered E_IO: fake: everything fails/,
+    );
+    await protocolFailure(
+      new AdapterSut(fake('errors-after-hello')),
+      async (sut) => {
+        await sut.start();
+        await sut.state();
+      },
+      /answered state with an error: E_IO/,
+    );
   });
 
   it('a SUT that cannot reopen after a kill gives a failing reply, not a ProtocolError', async () => {
@@ -405,7 +549,10 @@ describe('AdapterSut failures a user can act on', () => {
       await sut.crash();
       const reply = await sut.recover();
       assert.equal(reply.ok, false);
-      assert.match(reply.ok ? '' : reply.message, /reopen after the crash: [\s\S]*exited with code 1[\s\S]*cannot read my own files/);
+      assert.match(
+        reply.ok ? '' : reply.message,
+        /reopen after the crash: [\s\S]*exited with code 1[\s\S]*cannot read my own files/,
+      );
     } finally {
       await sut.close().catch(() => undefined);
       sut.kill();
@@ -425,14 +572,24 @@ describe('AdapterSut transcript, temporary directories, one process for every ru
     } finally {
       await sut.close();
     }
-    const requests = lines.filter(([direction]) => direction === 'request').map(([, line]) => JSON.parse(line) as { op: string });
-    const responses = lines.filter(([direction]) => direction === 'response').map(([, line]) => JSON.parse(line) as { ok: boolean });
-    assert.deepEqual(requests.map((request) => request.op), ['hello', 'open', 'transfer']);
+    const requests = lines
+      .filter(([direction]) => direction === 'request')
+      .map(([, line]) => JSON.parse(line) as { op: string });
+    const responses = lines
+      .filter(([direction]) => direction === 'response')
+      .map(([, line]) => JSON.parse(line) as { ok: boolean });
+    assert.deepEqual(
+      requests.map((request) => request.op),
+      ['hello', 'open', 'transfer'],
+    );
     assert.equal(responses.length, 3);
     assert.ok(responses.every((response) => response.ok));
     const notes = lines.filter(([direction]) => direction === 'note').map(([, line]) => line);
     assert.match(notes[0]!, /^started pid \d+: /);
-    assert.ok(notes.some((note) => /^killed pid \d+/.test(note)), notes.join('; '));
+    assert.ok(
+      notes.some((note) => /^killed pid \d+/.test(note)),
+      notes.join('; '),
+    );
   });
 
   it('removeTemporaryDirs removes the volume directory of a SUT that was never closed', async () => {
@@ -472,10 +629,13 @@ describe('AdapterSut transcript, temporary directories, one process for every ru
 
   it('after a crash, standby processes are started ahead; recover takes one; end() ends them all', async () => {
     const started: number[] = [];
-    const sut = new AdapterSut(fake('ok'), { standbyCount: 2, transcript: (direction, line) => {
-      const match = direction === 'note' ? /^started pid (\d+)/.exec(line) : null;
-      if (match !== null) started.push(Number(match[1]));
-    } });
+    const sut = new AdapterSut(fake('ok'), {
+      standbyCount: 2,
+      transcript: (direction, line) => {
+        const match = direction === 'note' ? /^started pid (\d+)/.exec(line) : null;
+        if (match !== null) started.push(Number(match[1]));
+      },
+    });
     try {
       await sut.create(geometry);
       for (let crash = 0; crash < 3; crash++) {

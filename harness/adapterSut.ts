@@ -38,14 +38,24 @@
 import type { Geometry } from '../model/types.ts';
 import { AdapterProcess, preview, ProtocolError } from './adapter/adapterProcess.ts';
 import { decodeBase64, decodeUtf8 } from './adapter/lines.ts';
-import { makeTrackedTemporaryDir, removeTemporaryDir, removeTemporaryDirSoon, temporaryDirRemovalsSettled } from './adapter/temporaryDirs.ts';
+import {
+  makeTrackedTemporaryDir,
+  removeTemporaryDir,
+  removeTemporaryDirSoon,
+  temporaryDirRemovalsSettled,
+} from './adapter/temporaryDirs.ts';
 import type { CrashingReply, CrashRequest, Feature, SutOp, SutReply, SutState, SystemUnderTest } from './sut.ts';
 
 // The pieces live in harness/adapter/; callers keep importing them from here.
 export { ProtocolError } from './adapter/adapterProcess.ts';
 export { decodeBase64, decodeUtf8, LineSplitter } from './adapter/lines.ts';
 export type { LineEvent } from './adapter/lines.ts';
-export { makeTrackedTemporaryDir, removeTemporaryDir, removeTemporaryDirs, temporaryDirRemovalsSettled } from './adapter/temporaryDirs.ts';
+export {
+  makeTrackedTemporaryDir,
+  removeTemporaryDir,
+  removeTemporaryDirs,
+  temporaryDirRemovalsSettled,
+} from './adapter/temporaryDirs.ts';
 
 export const protocolVersion = 1;
 
@@ -154,7 +164,9 @@ export class AdapterSut implements SystemUnderTest {
     this.exitTimeoutMs = options.exitTimeoutMs ?? 10_000;
     this.standbyCount = options.standbyCount ?? 3;
     if (!Number.isSafeInteger(this.standbyCount) || this.standbyCount < 0 || this.standbyCount > standbyCountMax) {
-      throw new RangeError(`AdapterSut: standbyCount must be an integer in 0..${standbyCountMax}, got ${this.standbyCount}`);
+      throw new RangeError(
+        `AdapterSut: standbyCount must be an integer in 0..${standbyCountMax}, got ${this.standbyCount}`,
+      );
     }
     this.keepProcess = options.keepProcess ?? false;
   }
@@ -194,10 +206,17 @@ export class AdapterSut implements SystemUnderTest {
     await this.start();
     this.root = makeTrackedTemporaryDir(this.options.tempPrefix, this.options.tempDir);
     this.geometry = { regions: geometry.regions, regionSize: geometry.regionSize };
-    const response = await this.exchange('open', { dir: this.volumeDir, create: true, regions: geometry.regions, regionSize: geometry.regionSize });
+    const response = await this.exchange('open', {
+      dir: this.volumeDir,
+      create: true,
+      regions: geometry.regions,
+      regionSize: geometry.regionSize,
+    });
     if (!response.ok) {
       // Nothing can run on an implementation that cannot create a volume: a protocol failure, not a verdict.
-      throw this.protocolError(`could not create a volume of ${geometry.regions} x ${geometry.regionSize} bytes in ${this.volumeDir}: open {create: true} answered ${this.describeError(response)}`);
+      throw this.protocolError(
+        `could not create a volume of ${geometry.regions} x ${geometry.regionSize} bytes in ${this.volumeDir}: open {create: true} answered ${this.describeError(response)}`,
+      );
     }
     this.checkPhase('open', response);
   }
@@ -223,11 +242,17 @@ export class AdapterSut implements SystemUnderTest {
     if (crash.mode === 'power') needed.push('power-loss');
     if (crash.mode === 'power' && crash.torn) needed.push('torn');
     const missing = needed.filter((feature) => !this.featureSet.has(feature));
-    if (missing.length > 0) throw new Error(`${this.name}: a crash after io ${crash.afterIo} in ${crash.mode}${crash.torn ? '/torn' : ''} mode needs feature(s) ${missing.join(', ')}, which it does not offer`);
+    if (missing.length > 0)
+      throw new Error(
+        `${this.name}: a crash after io ${crash.afterIo} in ${crash.mode}${crash.torn ? '/torn' : ''} mode needs feature(s) ${missing.join(', ')}, which it does not offer`,
+      );
     const fields: Record<string, unknown> = { crashAfterIo: crash.afterIo, mode: crash.mode, seed: crash.seed };
     if (crash.torn) fields.torn = true;
     const armed = await this.exchange('failpoint', fields);
-    if (!armed.ok) throw this.protocolError(`refused failpoint ${JSON.stringify(fields)} although it offers ${needed.join(', ')}: ${this.describeError(armed)}`);
+    if (!armed.ok)
+      throw this.protocolError(
+        `refused failpoint ${JSON.stringify(fields)} although it offers ${needed.join(', ')}: ${this.describeError(armed)}`,
+      );
     const response = await this.exchange(op.type, this.opFields(op), { crashing: true });
     if (response === null) {
       this.crashes++;
@@ -255,7 +280,11 @@ export class AdapterSut implements SystemUnderTest {
     process.killGroup();
     const gone = await process.waitClosed(this.exitTimeoutMs);
     this.lastExit = process.describeExit();
-    if (!gone) throw new ProtocolError(`${this.name} (pid ${process.pid}) was sent SIGKILL and its output did not close within ${this.exitTimeoutMs} ms`, process.stderr);
+    if (!gone)
+      throw new ProtocolError(
+        `${this.name} (pid ${process.pid}) was sent SIGKILL and its output did not close within ${this.exitTimeoutMs} ms`,
+        process.stderr,
+      );
     await process.waitGroupGone(this.exitTimeoutMs);
   }
 
@@ -301,7 +330,10 @@ export class AdapterSut implements SystemUnderTest {
         if (!gone) {
           process.killGroup();
           await process.waitClosed(this.exitTimeoutMs);
-          throw new ProtocolError(`${this.name} (pid ${process.pid}) did not exit within ${this.exitTimeoutMs} ms after its standard input closed`, process.stderr);
+          throw new ProtocolError(
+            `${this.name} (pid ${process.pid}) did not exit within ${this.exitTimeoutMs} ms after its standard input closed`,
+            process.stderr,
+          );
         }
         await process.waitGroupGone(this.exitTimeoutMs);
       }
@@ -331,7 +363,12 @@ export class AdapterSut implements SystemUnderTest {
       ...(this.options.cwd === undefined ? {} : { cwd: this.options.cwd }),
       ...(this.options.env === undefined ? {} : { env: this.options.env }),
     });
-    this.note('note', process.pid === undefined ? `could not start ${this.command.join(' ')}` : `started pid ${process.pid}${role}: ${this.command.join(' ')}`);
+    this.note(
+      'note',
+      process.pid === undefined
+        ? `could not start ${this.command.join(' ')}`
+        : `started pid ${process.pid}${role}: ${this.command.join(' ')}`,
+    );
     const hello = this.exchangeOn(process, 'hello', {}, { starting: true }).then(
       (response) => ({ response: response! }),
       (error: unknown) => ({ error }),
@@ -362,19 +399,29 @@ export class AdapterSut implements SystemUnderTest {
       throw answered.error;
     }
     const response = answered.response;
-    while (this.crashes > 0 && this.standbys.length < this.standbyCount) this.standbys.push(this.spawn(' (standby, for a later restart)'));
+    while (this.crashes > 0 && this.standbys.length < this.standbyCount)
+      this.standbys.push(this.spawn(' (standby, for a later restart)'));
     if (!response.ok) throw this.protocolError(`answered hello with an error: ${this.describeError(response)}`);
     if (response.protocol !== protocolVersion) {
-      throw this.protocolError(`speaks adapter protocol ${JSON.stringify(response.protocol)}, not ${protocolVersion} (hello answered ${preview(Buffer.from(JSON.stringify(response)))})`);
+      throw this.protocolError(
+        `speaks adapter protocol ${JSON.stringify(response.protocol)}, not ${protocolVersion} (hello answered ${preview(Buffer.from(JSON.stringify(response)))})`,
+      );
     }
     const features = response.features;
     if (!Array.isArray(features) || !features.every((feature) => typeof feature === 'string')) {
       throw this.protocolError(`hello: features must be a list of strings, got ${JSON.stringify(features)}`);
     }
     if (typeof response.name !== 'string' || typeof response.version !== 'string') {
-      throw this.protocolError(`hello: name and version must be strings, got ${JSON.stringify(response.name)} and ${JSON.stringify(response.version)}`);
+      throw this.protocolError(
+        `hello: name and version must be strings, got ${JSON.stringify(response.name)} and ${JSON.stringify(response.version)}`,
+      );
     }
-    this.helloInfo = { protocol: protocolVersion, name: response.name, version: response.version, features: features as string[] };
+    this.helloInfo = {
+      protocol: protocolVersion,
+      name: response.name,
+      version: response.version,
+      features: features as string[],
+    };
     this.featureSet = new Set(knownFeatures.filter((feature) => features.includes(feature)));
   }
 
@@ -424,16 +471,26 @@ export class AdapterSut implements SystemUnderTest {
   private exchange(op: string, fields: Record<string, unknown>): Promise<Response>;
   private exchange(op: string, fields: Record<string, unknown>, mode: { starting?: boolean }): Promise<Response>;
   private exchange(op: string, fields: Record<string, unknown>, mode: { crashing: true }): Promise<Response | null>;
-  private async exchange(op: string, fields: Record<string, unknown>, mode: { starting?: boolean; crashing?: boolean } = {}): Promise<Response | null> {
+  private async exchange(
+    op: string,
+    fields: Record<string, unknown>,
+    mode: { starting?: boolean; crashing?: boolean } = {},
+  ): Promise<Response | null> {
     const process = this.process;
     if (process === null) throw new Error(`${this.name}: no process is running (after a crash, recover first)`);
     return this.exchangeOn(process, op, fields, mode);
   }
 
   /** One request and its answer on `process` (the running one, or a standby saying hello). */
-  private async exchangeOn(process: AdapterProcess, op: string, fields: Record<string, unknown>, mode: { starting?: boolean; crashing?: boolean }): Promise<Response | null> {
+  private async exchangeOn(
+    process: AdapterProcess,
+    op: string,
+    fields: Record<string, unknown>,
+    mode: { starting?: boolean; crashing?: boolean },
+  ): Promise<Response | null> {
     if (process.violation !== null) throw this.protocolError(process.violation, process);
-    if (process.closed) throw this.protocolError(`${process.describeExit()} between requests, before request ${op}`, process);
+    if (process.closed)
+      throw this.protocolError(`${process.describeExit()} between requests, before request ${op}`, process);
     const id = this.nextId++;
     const what = `request ${id} (${op})`;
     const line = JSON.stringify({ id, op, ...fields });
@@ -441,7 +498,15 @@ export class AdapterSut implements SystemUnderTest {
     process.send(`${line}\n`);
     const next = await process.nextLine(this.requestTimeoutMs);
     if (next.kind === 'line') this.note('response', next.bytes.toString('utf8'));
-    else this.note('note', next.kind === 'closed' ? `pid ${process.pid} ${process.describeExit()}` : next.kind === 'timeout' ? `no answer within ${this.requestTimeoutMs} ms` : next.message);
+    else
+      this.note(
+        'note',
+        next.kind === 'closed'
+          ? `pid ${process.pid} ${process.describeExit()}`
+          : next.kind === 'timeout'
+            ? `no answer within ${this.requestTimeoutMs} ms`
+            : next.message,
+      );
     switch (next.kind) {
       case 'violation':
         throw this.protocolError(`${next.message} (while waiting for the answer to ${what})`, process);
@@ -455,7 +520,10 @@ export class AdapterSut implements SystemUnderTest {
           await process.waitGroupGone(this.exitTimeoutMs);
           return null;
         }
-        const when = mode.starting === true ? 'at start, before answering hello' : `without answering ${what}, outside a failpoint`;
+        const when =
+          mode.starting === true
+            ? 'at start, before answering hello'
+            : `without answering ${what}, outside a failpoint`;
         throw this.protocolError(`${process.describeExit()} ${when}`, process);
       }
       case 'line':
@@ -471,22 +539,45 @@ export class AdapterSut implements SystemUnderTest {
       if (text === null) throw new Error('not UTF-8');
       value = JSON.parse(text);
     } catch {
-      throw this.protocolError(`printed a line that is not JSON where the answer to ${what} was due: ${preview(bytes)}`, process);
+      throw this.protocolError(
+        `printed a line that is not JSON where the answer to ${what} was due: ${preview(bytes)}`,
+        process,
+      );
     }
-    if (!isRecord(value)) throw this.protocolError(`answered ${what} with a line that is not a JSON object: ${preview(bytes)}`, process);
-    if (value.id !== id) throw this.protocolError(`answered ${what} with id ${JSON.stringify(value.id) ?? 'missing'}: ${preview(bytes)}`, process);
-    if (typeof value.ok !== 'boolean') throw this.protocolError(`answered ${what} without a boolean "ok": ${preview(bytes)}`, process);
+    if (!isRecord(value))
+      throw this.protocolError(`answered ${what} with a line that is not a JSON object: ${preview(bytes)}`, process);
+    if (value.id !== id)
+      throw this.protocolError(
+        `answered ${what} with id ${JSON.stringify(value.id) ?? 'missing'}: ${preview(bytes)}`,
+        process,
+      );
+    if (typeof value.ok !== 'boolean')
+      throw this.protocolError(`answered ${what} without a boolean "ok": ${preview(bytes)}`, process);
     if (!value.ok) {
       const error = value.error;
-      if (!isRecord(error) || typeof error.code !== 'string' || !errorCodePattern.test(error.code) || typeof error.message !== 'string') {
-        throw this.protocolError(`answered ${what} with ok: false but without an error {code: "E_...", message}: ${preview(bytes)}`, process);
+      if (
+        !isRecord(error) ||
+        typeof error.code !== 'string' ||
+        !errorCodePattern.test(error.code) ||
+        typeof error.message !== 'string'
+      ) {
+        throw this.protocolError(
+          `answered ${what} with ok: false but without an error {code: "E_...", message}: ${preview(bytes)}`,
+          process,
+        );
       }
     }
     if (value.io !== undefined && (!Number.isSafeInteger(value.io) || (value.io as number) < 0)) {
-      throw this.protocolError(`answered ${what} with io ${JSON.stringify(value.io)}, not a count: ${preview(bytes)}`, process);
+      throw this.protocolError(
+        `answered ${what} with io ${JSON.stringify(value.io)}, not a count: ${preview(bytes)}`,
+        process,
+      );
     }
     if (value.io === undefined && this.featureSet.has('failpoint')) {
-      throw this.protocolError(`answered ${what} without io, which a SUT offering failpoint must report: ${preview(bytes)}`, process);
+      throw this.protocolError(
+        `answered ${what} without io, which a SUT offering failpoint must report: ${preview(bytes)}`,
+        process,
+      );
     }
     return value as Response;
   }
@@ -494,7 +585,10 @@ export class AdapterSut implements SystemUnderTest {
   private opFields(op: SutOp): Record<string, unknown> {
     switch (op.type) {
       case 'write':
-        return { region: op.region, data: Buffer.from(op.data.buffer, op.data.byteOffset, op.data.byteLength).toString('base64') };
+        return {
+          region: op.region,
+          data: Buffer.from(op.data.buffer, op.data.byteOffset, op.data.byteLength).toString('base64'),
+        };
       case 'read':
         return { region: op.region, volume: op.volume };
       case 'transfer':
@@ -509,7 +603,12 @@ export class AdapterSut implements SystemUnderTest {
     return typeof response.io === 'number' ? { io: response.io } : {};
   }
 
-  private errorReply(response: Response): { readonly ok: false; readonly code: string; readonly message: string; readonly io?: number } {
+  private errorReply(response: Response): {
+    readonly ok: false;
+    readonly code: string;
+    readonly message: string;
+    readonly io?: number;
+  } {
     const error = response.error as { code: string; message: string };
     return { ok: false, code: error.code, message: error.message, ...this.ioField(response) };
   }
@@ -529,7 +628,9 @@ export class AdapterSut implements SystemUnderTest {
 
   private checkPhase(op: string, response: Response): void {
     if (response.phase !== 'idle' && response.phase !== 'replicating') {
-      throw this.protocolError(`answered ${op} with phase ${JSON.stringify(response.phase)}, not "idle" or "replicating"`);
+      throw this.protocolError(
+        `answered ${op} with phase ${JSON.stringify(response.phase)}, not "idle" or "replicating"`,
+      );
     }
   }
 
@@ -539,17 +640,30 @@ export class AdapterSut implements SystemUnderTest {
     const problems: string[] = [];
     const bits = (field: string): string => {
       const value = response[field];
-      if (typeof value !== 'string' || !bitsPattern.test(value) || (regions !== undefined && value.length !== regions)) {
-        problems.push(`${field} must be a string of ${regions ?? 'n'} bits, got ${JSON.stringify(value)?.slice(0, 80)}`);
+      if (
+        typeof value !== 'string' ||
+        !bitsPattern.test(value) ||
+        (regions !== undefined && value.length !== regions)
+      ) {
+        problems.push(
+          `${field} must be a string of ${regions ?? 'n'} bits, got ${JSON.stringify(value)?.slice(0, 80)}`,
+        );
         return '';
       }
       return value;
     };
     const digests = (field: string, nullable: boolean): (string | null)[] => {
       const value = response[field];
-      const ok = Array.isArray(value) && (regions === undefined || value.length === regions) && value.every((entry) => (typeof entry === 'string' && digestPattern.test(entry)) || (nullable && entry === null));
+      const ok =
+        Array.isArray(value) &&
+        (regions === undefined || value.length === regions) &&
+        value.every(
+          (entry) => (typeof entry === 'string' && digestPattern.test(entry)) || (nullable && entry === null),
+        );
       if (!ok) {
-        problems.push(`${field} must be a list of ${regions ?? 'n'} lower-case SHA-256 digests${nullable ? ' or nulls' : ''}, got ${JSON.stringify(value)?.slice(0, 80)}`);
+        problems.push(
+          `${field} must be a list of ${regions ?? 'n'} lower-case SHA-256 digests${nullable ? ' or nulls' : ''}, got ${JSON.stringify(value)?.slice(0, 80)}`,
+        );
         return [];
       }
       return value as (string | null)[];

@@ -48,9 +48,18 @@ describe('fast-check command sequences', () => {
     assert.equal(result.shrinks, 0);
     assert.ok(result.steps > 30 * 5, `${result.steps} steps`);
     assert.ok(result.crashStates > 30, `${result.crashStates} crash states`);
-    assert.ok(result.transitions.covered >= result.transitions.total - 4, `covered ${result.transitions.covered} of ${result.transitions.total}: missing ${result.transitions.missing.join(', ')}`);
+    assert.ok(
+      result.transitions.covered >= result.transitions.total - 4,
+      `covered ${result.transitions.covered} of ${result.transitions.total}: missing ${result.transitions.missing.join(', ')}`,
+    );
     // Crashes in both phases, and the rejections the generator aims at, were generated.
-    for (const id of ['idle:crash', 'replicating:crash', 'replicating:transfer[notInCurrentMap] E_NOT_CURRENT', 'replicating.sending:completeCycle E_NOT_DRAINED', 'crashed:write E_PHASE']) {
+    for (const id of [
+      'idle:crash',
+      'replicating:crash',
+      'replicating:transfer[notInCurrentMap] E_NOT_CURRENT',
+      'replicating.sending:completeCycle E_NOT_DRAINED',
+      'crashed:write E_PHASE',
+    ]) {
       assert.ok(result.covered.has(id), `not covered: ${id}`);
     }
     assert.ok(!existsSync(join(scratch, `failures-${seed}`)), 'nothing saved when nothing fails');
@@ -59,13 +68,17 @@ describe('fast-check command sequences', () => {
   it('catch a planted bug, shrink it to a short trace that replays, and replay the counterexample from seed and path', async (t) => {
     const seed = 7;
     t.diagnostic(`seed ${seed}`);
-    const broken = () => new ReferenceSut({ volumeClass: SkipsNextBitWhileReplicating, name: 'planted: no next bit while replicating' });
+    const broken = () =>
+      new ReferenceSut({ volumeClass: SkipsNextBitWhileReplicating, name: 'planted: no next bit while replicating' });
     const result = await runFuzz(options(seed, broken));
     const failure = result.failure;
     assert.ok(failure !== null, 'the planted bug was not caught');
     assert.ok(failure.steps.length <= 4, `shrunk to ${failure.steps.length} steps`);
     assert.match(failure.message, /differs from the model's|not one the model allows/);
-    assert.ok(failure.differences.some((d) => d.field.startsWith('next')), JSON.stringify(failure.differences));
+    assert.ok(
+      failure.differences.some((d) => d.field.startsWith('next')),
+      JSON.stringify(failure.differences),
+    );
     assert.ok(failure.reproduced);
 
     assert.equal(failure.tracePath, join(scratch, `failures-${seed}`, `fuzz-${seed}.jsonl`));
@@ -74,7 +87,10 @@ describe('fast-check command sequences', () => {
     assert.match(text, new RegExp(`^# seed: ${seed}$`, 'm'));
     assert.match(text, new RegExp(`^# path: ${failure.path.replace(/[+/]/g, '\\$&')}$`, 'm'));
     assert.match(text, /^# {3}npx cowmap replay .*fuzz-7\.jsonl$/m);
-    assert.match(text, /^# {3}npx cowmap fuzz --seed 7 --path \S+ --regions 4 --data bytes --commands-max 50 --region-size 512 --io-max 12 --crash-modes process,power,torn --crash-between yes$/m);
+    assert.match(
+      text,
+      /^# {3}npx cowmap fuzz --seed 7 --path \S+ --regions 4 --data bytes --commands-max 50 --region-size 512 --io-max 12 --crash-modes process,power,torn --crash-between yes$/m,
+    );
 
     const trace = readTrace(text, failure.tracePath);
     const onBroken = await replayTrace(trace, broken());
@@ -91,7 +107,9 @@ describe('fast-check command sequences', () => {
     assert.equal(again.runs, 1);
     assert.deepEqual(readTrace(again.failure.trace, 'again').steps, trace.steps);
     // ... and on the fixed implementation, that one sequence passes.
-    const fixed = await runFuzz(options(seed, () => new ReferenceSut(), { path: failure.path, failuresDir: join(scratch, 'fixed') }));
+    const fixed = await runFuzz(
+      options(seed, () => new ReferenceSut(), { path: failure.path, failuresDir: join(scratch, 'fixed') }),
+    );
     assert.equal(fixed.failure, null);
     assert.equal(fixed.runs, 1);
   });
@@ -99,7 +117,8 @@ describe('fast-check command sequences', () => {
   it('catch a bug that only a power loss inside an operation shows', async (t) => {
     const seed = 3;
     t.diagnostic(`seed ${seed}`);
-    const broken = () => new ReferenceSut({ volumeClass: AcknowledgesBeforeSync, name: 'planted: write acknowledged before sync' });
+    const broken = () =>
+      new ReferenceSut({ volumeClass: AcknowledgesBeforeSync, name: 'planted: write acknowledged before sync' });
     const result = await runFuzz(options(seed, broken, { numRuns: 300 }));
     assert.ok(result.failure !== null, 'the planted bug was not caught');
     assert.ok(result.failure.steps.length <= 5, `shrunk to ${result.failure.steps.length} steps`);
@@ -120,15 +139,31 @@ describe('fast-check command sequences', () => {
     const crashes = result.failure.steps.flatMap((step) => (step.kind === 'crashInside' ? [step.crash] : []));
     const killAt = crashes.findIndex((crash) => crash.mode === 'process');
     assert.ok(killAt >= 0, 'the shortest failing sequence has a kill inside an operation');
-    assert.ok(crashes.slice(killAt + 1).some((crash) => crash.mode === 'power'), 'and a power crash after it');
+    assert.ok(
+      crashes.slice(killAt + 1).some((crash) => crash.mode === 'power'),
+      'and a power crash after it',
+    );
     assert.ok(result.failure.reproduced);
     // Kills alone never show it: nothing ever takes the page cache back.
-    const killsOnly = await runFuzz(options(seed, broken, { ...small, numRuns: 40, crashModes: ['process'], failuresDir: join(scratch, 'kills-only') }));
+    const killsOnly = await runFuzz(
+      options(seed, broken, {
+        ...small,
+        numRuns: 40,
+        crashModes: ['process'],
+        failuresDir: join(scratch, 'kills-only'),
+      }),
+    );
     assert.equal(killsOnly.failure, null, killsOnly.failure?.message);
   });
 
   it('stop at the time budget', async () => {
-    const result = await runFuzz({ seed: 1, timeBudgetMs: 300, ...base, makeSut: () => new ReferenceSut(), failuresDir: join(scratch, 'budget') });
+    const result = await runFuzz({
+      seed: 1,
+      timeBudgetMs: 300,
+      ...base,
+      makeSut: () => new ReferenceSut(),
+      failuresDir: join(scratch, 'budget'),
+    });
     assert.equal(result.failure, null);
     assert.equal(result.interrupted, true);
     assert.ok(result.runs >= 1);
@@ -147,7 +182,11 @@ describe('cowmap fuzz', () => {
   async function fuzz(args: string[]) {
     let out = '';
     let err = '';
-    const status = await fuzzMain(args, { out: (text) => (out += text), err: (text) => (err += text), progress: false });
+    const status = await fuzzMain(args, {
+      out: (text) => (out += text),
+      err: (text) => (err += text),
+      progress: false,
+    });
     return { status, out, err };
   }
 
@@ -155,7 +194,8 @@ describe('cowmap fuzz', () => {
     const run = await fuzz(['--seed', '11', '--runs', '5', '--out-dir', join(scratch, 'cli')]);
     assert.equal(run.status, 0, run.out + run.err);
     assert.match(run.out, /^seed: 11\n/);
-    for (const count of ['runs:', 'steps:', 'steps/s:', 'crash states:', 'transitions:']) assert.ok(run.out.includes(count), count);
+    for (const count of ['runs:', 'steps:', 'steps/s:', 'crash states:', 'transitions:'])
+      assert.ok(run.out.includes(count), count);
     const random = await fuzz(['--runs', '1', '--out-dir', join(scratch, 'cli')]);
     assert.match(random.out, /^seed: \d+\n/);
   });
@@ -172,14 +212,45 @@ describe('cowmap fuzz', () => {
 
   it('prints a replay command that gives every option the sequences depend on, and reproduces the counterexample', async () => {
     const dir = join(scratch, 'cli-replay');
-    const args = ['--seed', '4', '--runs', '20', '--regions', '9', '--region-size', '1024', '--crash-modes', 'process', '--crash-between', 'no', '--history-operations', '60', '--history-cycles', '2', '--mutant', 'map-keeps-8-bits', '--out-dir', dir];
+    const args = [
+      '--seed',
+      '4',
+      '--runs',
+      '20',
+      '--regions',
+      '9',
+      '--region-size',
+      '1024',
+      '--crash-modes',
+      'process',
+      '--crash-between',
+      'no',
+      '--history-operations',
+      '60',
+      '--history-cycles',
+      '2',
+      '--mutant',
+      'map-keeps-8-bits',
+      '--out-dir',
+      dir,
+    ];
     const run = await fuzz(args);
     assert.equal(run.status, 1, run.out + run.err);
     assert.match(run.out, /data=bytes/);
     const printed = /^ {2}npx cowmap fuzz (.*)$/m.exec(run.out);
     assert.ok(printed !== null, run.out);
     const replayArgs = printed[1]!.split(' ');
-    for (const option of ['--data', '--regions', '--region-size', '--crash-modes', '--crash-between', '--history-operations', '--history-cycles', '--mutant']) assert.ok(replayArgs.includes(option), `${option} missing from ${printed[1]}`);
+    for (const option of [
+      '--data',
+      '--regions',
+      '--region-size',
+      '--crash-modes',
+      '--crash-between',
+      '--history-operations',
+      '--history-cycles',
+      '--mutant',
+    ])
+      assert.ok(replayArgs.includes(option), `${option} missing from ${printed[1]}`);
     const again = await fuzz([...replayArgs, '--out-dir', join(scratch, 'cli-replay-again')]);
     assert.equal(again.status, 1, again.out + again.err);
     const trace = (out: string) => out.slice(out.indexOf('{"trace"'), out.indexOf('\nseed: '));
@@ -187,7 +258,18 @@ describe('cowmap fuzz', () => {
   });
 
   it('runs label data when asked', async () => {
-    const run = await fuzz(['--seed', '3', '--runs', '3', '--data', 'labels', '--labels', '2', '--out-dir', join(scratch, 'cli')]);
+    const run = await fuzz([
+      '--seed',
+      '3',
+      '--runs',
+      '3',
+      '--data',
+      'labels',
+      '--labels',
+      '2',
+      '--out-dir',
+      join(scratch, 'cli'),
+    ]);
     assert.equal(run.status, 0, run.out + run.err);
     assert.match(run.out, /data=labels labels=2/);
   });
@@ -212,10 +294,22 @@ describe('fast-check sequences over every geometry, with full-region bytes and l
     const seed = 808;
     t.diagnostic(`seed ${seed}`);
     for (const crashes of [{}, noCrashes]) {
-      const result = await runFuzz({ seed, numRuns: 2, regions: 9, regionSize: 512, historyMin: history, makeSut: () => new ReferenceSut(), failuresDir: join(scratch, 'history'), ...crashes });
+      const result = await runFuzz({
+        seed,
+        numRuns: 2,
+        regions: 9,
+        regionSize: 512,
+        historyMin: history,
+        makeSut: () => new ReferenceSut(),
+        failuresDir: join(scratch, 'history'),
+        ...crashes,
+      });
       assert.equal(result.failure, null, result.failure?.message);
       assert.equal(result.runs, 2);
-      assert.ok(result.shortestRun !== null && result.shortestRun.operations >= history.operations, JSON.stringify(result.shortestRun));
+      assert.ok(
+        result.shortestRun !== null && result.shortestRun.operations >= history.operations,
+        JSON.stringify(result.shortestRun),
+      );
       assert.ok(result.shortestRun.cycles >= history.cycles, JSON.stringify(result.shortestRun));
       const crashed = [...result.covered].some((id) => id.endsWith(':crash'));
       assert.equal(crashed, crashes !== noCrashes, `crash transitions ${crashed ? '' : 'not '}covered`);
@@ -251,10 +345,16 @@ describe('fast-check sequences over every geometry, with full-region bytes and l
         });
         if (result.failure === null) continue;
         const seconds = (performance.now() - started) / 1000;
-        t.diagnostic(`caught on ${describeGeometry(geometry)} after ${seconds.toFixed(1)} s, shrunk to ${result.failure.steps.length} steps: ${result.failure.message.split('\n')[0]}`);
+        t.diagnostic(
+          `caught on ${describeGeometry(geometry)} after ${seconds.toFixed(1)} s, shrunk to ${result.failure.steps.length} steps: ${result.failure.message.split('\n')[0]}`,
+        );
         assert.ok(result.failure.reproduced);
-        assert.ok(result.failure.steps.length <= (name === 'cow-stops-after-50-ops' ? 150 : 10), `shrunk to ${result.failure.steps.length} steps`);
-        if (result.failure.steps.some((step) => step.kind === 'op' && step.op.type === 'write')) assert.match(result.failure.trace, /"data":\{"base64":"/);
+        assert.ok(
+          result.failure.steps.length <= (name === 'cow-stops-after-50-ops' ? 150 : 10),
+          `shrunk to ${result.failure.steps.length} steps`,
+        );
+        if (result.failure.steps.some((step) => step.kind === 'op' && step.op.type === 'write'))
+          assert.match(result.failure.trace, /"data":\{"base64":"/);
         assert.match(result.failure.trace, /--data bytes .*--history-operations 300 --history-cycles 10/);
         return;
       }
@@ -267,7 +367,18 @@ describe('fast-check sequences over every geometry, with full-region bytes and l
     t.diagnostic(`seed ${seed}`);
     for (const name of ['transfer-stops-at-zero-byte', 'cow-stops-after-50-ops', 'map-keeps-8-bits']) {
       const broken = () => new ReferenceSut({ volumeClass: mutantNamed(name).volumeClass, name });
-      const result = await runFuzz({ seed, numRuns: 30, regions: 4, regionSize: 512, labels: 3, commandsMax: 50, data: 'labels', ...noCrashes, makeSut: broken, failuresDir: join(scratch, 'old') });
+      const result = await runFuzz({
+        seed,
+        numRuns: 30,
+        regions: 4,
+        regionSize: 512,
+        labels: 3,
+        commandsMax: 50,
+        data: 'labels',
+        ...noCrashes,
+        makeSut: broken,
+        failuresDir: join(scratch, 'old'),
+      });
       assert.equal(result.failure, null, `${name}: ${result.failure?.message}`);
     }
   });
@@ -278,13 +389,30 @@ describe('fast-check sequences over every geometry, with full-region bytes and l
     const name = 'cow-stops-after-50-ops';
     const broken = () => new ReferenceSut({ volumeClass: mutantNamed(name).volumeClass, name });
     const common = { seed, regions: 9, regionSize: 512, historyMin: history, ...noCrashes } as const;
-    const found = await runFuzz({ ...common, numRuns: 20, shrinkBudgetMs: 10_000, makeSut: broken, failuresDir: join(scratch, 'long') });
+    const found = await runFuzz({
+      ...common,
+      numRuns: 20,
+      shrinkBudgetMs: 10_000,
+      makeSut: broken,
+      failuresDir: join(scratch, 'long'),
+    });
     assert.ok(found.failure !== null, `${name} not caught`);
-    const again = await runFuzz({ ...common, path: found.failure.path, shrinkBudgetMs: 0, makeSut: broken, failuresDir: join(scratch, 'long-again') });
+    const again = await runFuzz({
+      ...common,
+      path: found.failure.path,
+      shrinkBudgetMs: 0,
+      makeSut: broken,
+      failuresDir: join(scratch, 'long-again'),
+    });
     assert.ok(again.failure !== null);
     assert.equal(again.runs, 1);
     assert.deepEqual(readTrace(again.failure.trace, 'again').steps, readTrace(found.failure.trace, 'found').steps);
-    const fixed = await runFuzz({ ...common, path: found.failure.path, makeSut: () => new ReferenceSut(), failuresDir: join(scratch, 'long-fixed') });
+    const fixed = await runFuzz({
+      ...common,
+      path: found.failure.path,
+      makeSut: () => new ReferenceSut(),
+      failuresDir: join(scratch, 'long-fixed'),
+    });
     assert.equal(fixed.failure, null);
   });
 
@@ -294,12 +422,26 @@ describe('fast-check sequences over every geometry, with full-region bytes and l
     for (const [index, geometry] of conformGeometries.entries()) {
       // The largest volume runs about 20 steps/s in process: a shorter history there; make
       // test runs shorter histories everywhere (make verify, COWMAP_TEST_LEVEL=full, the long ones).
-      const historyMin = geometry.regions > 100 ? atLevel({ operations: 20, cycles: 2 }, { operations: 40, cycles: 3 }) : atLevel({ operations: 100, cycles: 4 }, history);
+      const historyMin =
+        geometry.regions > 100
+          ? atLevel({ operations: 20, cycles: 2 }, { operations: 40, cycles: 3 })
+          : atLevel({ operations: 100, cycles: 4 }, history);
       // With crashes and without, in turn (both on every geometry would double the time).
       for (const crashes of [index % 2 === 0 ? {} : noCrashes]) {
-        const result = await runFuzz({ seed, numRuns: 1, regions: geometry.regions, regionSize: geometry.regionSize, historyMin, ...crashes, makeSut: () => new ReferenceSut(), failuresDir: join(scratch, 'reference') });
+        const result = await runFuzz({
+          seed,
+          numRuns: 1,
+          regions: geometry.regions,
+          regionSize: geometry.regionSize,
+          historyMin,
+          ...crashes,
+          makeSut: () => new ReferenceSut(),
+          failuresDir: join(scratch, 'reference'),
+        });
         assert.equal(result.failure, null, `${describeGeometry(geometry)}: ${result.failure?.message}`);
-        t.diagnostic(`${describeGeometry(geometry)}${crashes === noCrashes ? '' : ' with crashes'}: ${result.steps} steps, ${Math.round(result.steps / result.seconds)} steps/s`);
+        t.diagnostic(
+          `${describeGeometry(geometry)}${crashes === noCrashes ? '' : ' with crashes'}: ${result.steps} steps, ${Math.round(result.steps / result.seconds)} steps/s`,
+        );
       }
     }
   });

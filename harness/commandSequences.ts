@@ -163,7 +163,6 @@ export type { CrashMode, FuzzData, HistoryMin } from './fuzzCommands.ts';
 
 // ------------------------------------------------------------ the runner
 
-
 /** Any error an implementation throws (rather than answers) becomes an OracleFailure, so that the scenario keeps its records. */
 function guarded(sut: SystemUnderTest): SystemUnderTest {
   const wrap = async <T>(what: string, body: () => Promise<T>): Promise<T> => {
@@ -171,7 +170,10 @@ function guarded(sut: SystemUnderTest): SystemUnderTest {
       return await body();
     } catch (error) {
       if (error instanceof OracleFailure) throw error;
-      throw new OracleFailure('sut', `${sut.name} threw during ${what}: ${error instanceof Error ? error.message : String(error)}`);
+      throw new OracleFailure(
+        'sut',
+        `${sut.name} threw during ${what}: ${error instanceof Error ? error.message : String(error)}`,
+      );
     }
   };
   return {
@@ -191,9 +193,13 @@ function guarded(sut: SystemUnderTest): SystemUnderTest {
 export function parseFuzzPath(path: string): { path: string; replayPath: string | undefined } {
   const at = path.indexOf('@');
   const fastCheckPath = at < 0 ? path : path.slice(0, at);
-  if (!/^\d+(:\d+)*$/.test(fastCheckPath)) throw new RangeError(`fuzz: '${path}' is not a path printed by cowmap fuzz (digits and colons, then @ and the replay path)`);
+  if (!/^\d+(:\d+)*$/.test(fastCheckPath))
+    throw new RangeError(
+      `fuzz: '${path}' is not a path printed by cowmap fuzz (digits and colons, then @ and the replay path)`,
+    );
   // A shrunk counterexample of fc.commands cannot be walked to without knowing which commands ran.
-  if (at < 0 && fastCheckPath.includes(':')) throw new RangeError(`fuzz: the path '${path}' lacks its replay part ('@' and what follows, as printed)`);
+  if (at < 0 && fastCheckPath.includes(':'))
+    throw new RangeError(`fuzz: the path '${path}' lacks its replay part ('@' and what follows, as printed)`);
   return { path: fastCheckPath, replayPath: at < 0 ? undefined : path.slice(at + 1) };
 }
 
@@ -218,19 +224,33 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzResult> {
   const seconds = () => (performance.now() - started) / 1000;
   const regionSize = options.regionSize ?? fuzzDefaults.regionSize;
   const ioMax = options.ioMax ?? fuzzDefaults.ioMax;
-  if (!Number.isInteger(options.regions) || options.regions < 1) throw new RangeError('fuzz: regions must be a positive integer');
+  if (!Number.isInteger(options.regions) || options.regions < 1)
+    throw new RangeError('fuzz: regions must be a positive integer');
   const labels = options.labels ?? fuzzDefaults.labels;
   const history = options.historyMin;
-  if (history !== undefined && (!Number.isInteger(history.operations) || history.operations < 0 || !Number.isInteger(history.cycles) || history.cycles < 0)) {
+  if (
+    history !== undefined &&
+    (!Number.isInteger(history.operations) ||
+      history.operations < 0 ||
+      !Number.isInteger(history.cycles) ||
+      history.cycles < 0)
+  ) {
     throw new RangeError('fuzz: historyMin needs non-negative integer operations and cycles');
   }
   // Lengths are uniform up to commandsMax: half again the history's length keeps a third of the sequences long enough.
-  const commandsMax = Math.max(options.commandsMax ?? fuzzDefaults.commandsMax, Math.ceil(((history?.operations ?? 0) * 3) / 2), history?.cycles ?? 0);
+  const commandsMax = Math.max(
+    options.commandsMax ?? fuzzDefaults.commandsMax,
+    Math.ceil(((history?.operations ?? 0) * 3) / 2),
+    history?.cycles ?? 0,
+  );
   const data = options.data ?? fuzzDefaults.data;
-  if (data !== 'labels' && data !== 'bytes') throw new RangeError(`fuzz: data must be 'labels' or 'bytes', got '${String(data)}'`);
+  if (data !== 'labels' && data !== 'bytes')
+    throw new RangeError(`fuzz: data must be 'labels' or 'bytes', got '${String(data)}'`);
   if (!Number.isInteger(labels) || labels < 1) throw new RangeError('fuzz: labels must be a positive integer');
-  if (!Number.isInteger(commandsMax) || commandsMax < 1) throw new RangeError('fuzz: commandsMax must be a positive integer');
-  if (!Number.isInteger(regionSize) || regionSize < sectorSize || regionSize % sectorSize !== 0) throw new RangeError('fuzz: regionSize must be a positive multiple of 512');
+  if (!Number.isInteger(commandsMax) || commandsMax < 1)
+    throw new RangeError('fuzz: commandsMax must be a positive integer');
+  if (!Number.isInteger(regionSize) || regionSize < sectorSize || regionSize % sectorSize !== 0)
+    throw new RangeError('fuzz: regionSize must be a positive multiple of 512');
   const geometry: Geometry = { regions: options.regions, regionSize };
 
   // What the implementation can do decides which crashes are generated.
@@ -248,15 +268,27 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzResult> {
   }
   const crashBetween = options.crashBetween ?? true;
   const cycleWeight = cycleWeightFor(history, crashBetween || crashModes.length > 0);
-  const generation: Generation = { regions: options.regions, labels, regionSize, ioMax, crashModes, crashBetween, data, cycleWeight, sutName };
+  const generation: Generation = {
+    regions: options.regions,
+    labels,
+    regionSize,
+    ioMax,
+    crashModes,
+    crashBetween,
+    data,
+    cycleWeight,
+    sutName,
+  };
 
   const replay = options.path === undefined ? null : parseFuzzPath(options.path);
   // Unbiased: fast-check's bias favours very short sequences; lengths are uniform in 0..commandsMax.
-  const sequences = fc.noBias(fc.commands([commandArbitrary(generation)], {
-    maxCommands: commandsMax,
-    size: 'max',
-    ...(replay?.replayPath === undefined ? {} : { replayPath: replay.replayPath }),
-  }));
+  const sequences = fc.noBias(
+    fc.commands([commandArbitrary(generation)], {
+      maxCommands: commandsMax,
+      size: 'max',
+      ...(replay?.replayPath === undefined ? {} : { replayPath: replay.replayPath }),
+    }),
+  );
 
   const totals = { runs: 0, shrinks: 0, steps: 0, invariantChecks: 0, crashStates: 0 };
   let shortestRun: { operations: number; cycles: number } | null = null;
@@ -267,7 +299,13 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzResult> {
     const now = performance.now();
     if (options.onProgress === undefined || now - lastProgress < 200) return;
     lastProgress = now;
-    options.onProgress({ phase: failedAt === null ? 'search' : 'shrink', runs: totals.runs, shrinks: totals.shrinks, steps: totals.steps, seconds: seconds() });
+    options.onProgress({
+      phase: failedAt === null ? 'search' : 'shrink',
+      runs: totals.runs,
+      shrinks: totals.shrinks,
+      steps: totals.steps,
+      seconds: seconds(),
+    });
   };
 
   const property = fc.asyncProperty(sequences, async (commands) => {
@@ -314,7 +352,8 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzResult> {
       else if (failedAt === null && replay !== null && runsStarted >= 1) stoppedBy = 'path replayed';
       else if (failedAt !== null && now - failedAt >= shrinkBudgetMs) stoppedBy = 'shrink budget';
       // The search skips sequences short of the history (a path replay and shrinking take them as they are).
-      else if (failedAt === null && replay === null && history !== undefined && shortOfHistory(value[0], history)) return new fc.PreconditionFailure(false);
+      else if (failedAt === null && replay === null && history !== undefined && shortOfHistory(value[0], history))
+        return new fc.PreconditionFailure(false);
       else {
         runsStarted++;
         return nestedRun(value);
@@ -338,17 +377,32 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzResult> {
   } catch (error) {
     // fast-check cannot walk a path generated with other options (regions, labels, ...).
     if (replay === null) throw error;
-    throw new RangeError(`fuzz: cannot replay path '${options.path}' with seed ${options.seed}: ${errorMessage(error)} (give the same options as the run that printed it)`);
+    throw new RangeError(
+      `fuzz: cannot replay path '${options.path}' with seed ${options.seed}: ${errorMessage(error)} (give the same options as the run that printed it)`,
+    );
   }
 
   if (replay !== null && totals.runs === 0) {
-    throw new RangeError(`fuzz: the path '${options.path}' with seed ${options.seed} leads to no sequence (give the same options as the run that printed it)`);
+    throw new RangeError(
+      `fuzz: the path '${options.path}' with seed ${options.seed} leads to no sequence (give the same options as the run that printed it)`,
+    );
   }
   let failure: FuzzFailure | null = null;
   if (details.failed && details.counterexample !== null) {
-    failure = await saveFailure(options, generation, geometry, details.counterexample[0], details.counterexamplePath ?? '', details.errorInstance, replay, stoppedBy === 'shrink budget');
+    failure = await saveFailure(
+      options,
+      generation,
+      geometry,
+      details.counterexample[0],
+      details.counterexamplePath ?? '',
+      details.errorInstance,
+      replay,
+      stoppedBy === 'shrink budget',
+    );
   } else if (details.failed && !details.interrupted) {
-    throw new Error(`fuzz: fast-check failed without a counterexample (${details.interrupted ? 'interrupted' : 'too many skips'})`);
+    throw new Error(
+      `fuzz: fast-check failed without a counterexample (${details.interrupted ? 'interrupted' : 'too many skips'})`,
+    );
   }
 
   const transitionIds = allTransitions().map((info) => info.id);
@@ -389,7 +443,9 @@ async function saveFailure(
 
   const book = collected.book;
   const result = await runScenario(guarded(options.makeSut()), geometry, collected.steps, book);
-  const message = result.failure?.message ?? `${errorMessage(error)} (the re-run through runScenario passed: the failure did not reproduce)`;
+  const message =
+    result.failure?.message ??
+    `${errorMessage(error)} (the re-run through runScenario passed: the failure did not reproduce)`;
   const differences = result.failure?.differences ?? (error instanceof OracleFailure ? error.differences : []);
   const stepIndex = result.failure?.stepIndex ?? Math.max(0, collected.steps.length - 1);
   const steps = collected.steps.slice(0, stepIndex + 1);
@@ -398,23 +454,43 @@ async function saveFailure(
   mkdirSync(dir, { recursive: true });
   const tracePath = join(dir, `fuzz-${options.seed}.jsonl`);
   const fuzzArgs = [
-    '--seed', String(options.seed),
-    '--path', path,
-    '--regions', String(generation.regions),
-    '--data', generation.data,
+    '--seed',
+    String(options.seed),
+    '--path',
+    path,
+    '--regions',
+    String(generation.regions),
+    '--data',
+    generation.data,
     ...(generation.data === 'labels' ? ['--labels', String(generation.labels)] : []),
-    '--commands-max', String(options.commandsMax ?? fuzzDefaults.commandsMax),
-    '--region-size', String(generation.regionSize),
-    '--io-max', String(generation.ioMax),
-    '--crash-modes', generation.crashModes.length === 0 ? 'none' : generation.crashModes.join(','),
-    '--crash-between', generation.crashBetween ? 'yes' : 'no',
-    ...(options.historyMin === undefined ? [] : ['--history-operations', String(options.historyMin.operations), '--history-cycles', String(options.historyMin.cycles)]),
+    '--commands-max',
+    String(options.commandsMax ?? fuzzDefaults.commandsMax),
+    '--region-size',
+    String(generation.regionSize),
+    '--io-max',
+    String(generation.ioMax),
+    '--crash-modes',
+    generation.crashModes.length === 0 ? 'none' : generation.crashModes.join(','),
+    '--crash-between',
+    generation.crashBetween ? 'yes' : 'no',
+    ...(options.historyMin === undefined
+      ? []
+      : [
+          '--history-operations',
+          String(options.historyMin.operations),
+          '--history-cycles',
+          String(options.historyMin.cycles),
+        ]),
     ...(options.replayArgs ?? []),
   ];
   const failing = collected.steps[stepIndex];
-  const failingStep = failing === undefined ? 'creating the volume' : `step ${stepIndex + 1} ('${describeScenarioStep(failing, book)}')`;
+  const failingStep =
+    failing === undefined ? 'creating the volume' : `step ${stepIndex + 1} ('${describeScenarioStep(failing, book)}')`;
   const mutantArgs = mutantOf(options.replayArgs ?? []);
-  const replayCommands = options.replayCommands?.(tracePath, path) ?? [`npx cowmap replay ${mutantArgs}${shellQuote(tracePath)}`, `npx cowmap fuzz ${fuzzArgs.map(shellQuote).join(' ')}`];
+  const replayCommands = options.replayCommands?.(tracePath, path) ?? [
+    `npx cowmap replay ${mutantArgs}${shellQuote(tracePath)}`,
+    `npx cowmap fuzz ${fuzzArgs.map(shellQuote).join(' ')}`,
+  ];
   const comments = [
     `Found by cowmap fuzz (fast-check command sequences) on ${generation.sutName}.`,
     `seed: ${options.seed}`,
@@ -423,8 +499,16 @@ async function saveFailure(
     ...message.split('\n').map((line) => `  ${line}`),
     ...differences.map((d) => `  ${d.field}: expected ${d.expected}, observed ${d.observed}`),
     ...(options.replayCommands === undefined
-      ? ['Replay this trace (cowmap replay runs the model beside the reference implementation):', `  ${replayCommands[0]}`, 'Run this counterexample again through fast-check (same options):', `  ${replayCommands[1]}`]
-      : ['Replay this failure (the trace, then the counterexample through fast-check, shrinking on):', ...replayCommands.map((command) => `  ${command}`)]),
+      ? [
+          'Replay this trace (cowmap replay runs the model beside the reference implementation):',
+          `  ${replayCommands[0]}`,
+          'Run this counterexample again through fast-check (same options):',
+          `  ${replayCommands[1]}`,
+        ]
+      : [
+          'Replay this failure (the trace, then the counterexample through fast-check, shrinking on):',
+          ...replayCommands.map((command) => `  ${command}`),
+        ]),
   ];
   const firstLine = message.split('\n')[0]!;
   const trace = scenarioTrace(geometry, result.records, `fuzz failure: ${firstLine}`, comments, options.seed);
@@ -432,5 +516,16 @@ async function saveFailure(
 
   // The saved trace must fail on its own, on a fresh implementation.
   const replayed = await replayTrace(readTrace(readFileSync(tracePath, 'utf8'), tracePath), guarded(options.makeSut()));
-  return { message, differences, path, steps, stepIndex, tracePath, trace, reproduced: replayed.failure !== null, shrinkCutShort, replay: replayCommands };
+  return {
+    message,
+    differences,
+    path,
+    steps,
+    stepIndex,
+    tracePath,
+    trace,
+    reproduced: replayed.failure !== null,
+    shrinkCutShort,
+    replay: replayCommands,
+  };
 }

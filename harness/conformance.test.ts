@@ -37,7 +37,8 @@ const reports = new Map<string, ConformanceReport>();
 describe('conformance', () => {
   it('classifies traces by the level they need', () => {
     const files = traceFiles(tracesDir);
-    const byLevel = (level: Level) => files.filter((file) => traceLevel(readTrace(readFileSync(file, 'utf8'), file)) === level).length;
+    const byLevel = (level: Level) =>
+      files.filter((file) => traceLevel(readTrace(readFileSync(file, 'utf8'), file)) === level).length;
     assert.ok(byLevel('rules') >= 20);
     assert.ok(byLevel('crash') >= 5);
     assert.ok(byLevel('failpoint') >= 5);
@@ -81,21 +82,43 @@ describe('conformance', () => {
     const command = [process.execPath, bin, 'adapter', '--mutant', 'transfer-sends-primary'];
     const seed = 7;
     console.log(`seed ${seed}`);
-    const common = { command, checks: ['rules/fast-check'], level: 'rules' as const, levelMode: 'only' as const, seed, budgetSeconds: 60, traces: [], failuresDir: join(scratch, 'path'), geometry: { regions: 1, regionSize: 65536 } };
+    const common = {
+      command,
+      checks: ['rules/fast-check'],
+      level: 'rules' as const,
+      levelMode: 'only' as const,
+      seed,
+      budgetSeconds: 60,
+      traces: [],
+      failuresDir: join(scratch, 'path'),
+      geometry: { regions: 1, regionSize: 65536 },
+    };
     const report = await runConformance({ ...common, sut: new AdapterSut(command) });
     const failure = report.levels[0]!.checks[0]!.failure;
     assert.ok(failure !== null, 'the mutant fails fast-check');
     const printed = failure.replay.find((line) => line.startsWith('npx cowmap conform'));
-    const match = /--seed (\d+) --path (\S+) --check (\S+) --regions (\d+) --region-size (\d+) -- (.+)$/.exec(printed ?? '');
+    const match = /--seed (\d+) --path (\S+) --check (\S+) --regions (\d+) --region-size (\d+) -- (.+)$/.exec(
+      printed ?? '',
+    );
     assert.ok(match !== null, `a conform replay command: ${printed}`);
     assert.equal(match[3], 'rules/fast-check');
     assert.equal(match[6], command.join(' '), 'against the same adapter command');
     // The saved trace says the same: its replay commands run the adapter, not the reference.
     const saved = readFileSync(failure.trace!, 'utf8');
-    assert.ok(saved.includes(`# ${printed}`) || saved.includes(`#   ${printed}`), `the saved trace carries the conform command:\n${saved.slice(0, 2000)}`);
+    assert.ok(
+      saved.includes(`# ${printed}`) || saved.includes(`#   ${printed}`),
+      `the saved trace carries the conform command:\n${saved.slice(0, 2000)}`,
+    );
     const replays = saved.split('\n').filter((line) => line.includes('npx cowmap replay '));
-    assert.ok(replays.length > 0 && replays.every((line) => line.endsWith(` -- ${command.join(' ')}`)), `and replays against the adapter: ${replays.join(' | ')}`);
-    const again = await runConformance({ ...common, fuzzPath: match[2]!.replace(/^'|'$/g, ''), sut: new AdapterSut(command) });
+    assert.ok(
+      replays.length > 0 && replays.every((line) => line.endsWith(` -- ${command.join(' ')}`)),
+      `and replays against the adapter: ${replays.join(' | ')}`,
+    );
+    const again = await runConformance({
+      ...common,
+      fuzzPath: match[2]!.replace(/^'|'$/g, ''),
+      sut: new AdapterSut(command),
+    });
     const replayed = again.levels[0]!.checks[0]!;
     assert.equal(replayed.status, 'failed');
     assert.equal(replayed.runs >= 1, true);
@@ -105,7 +128,9 @@ describe('conformance', () => {
     const report = reports.get('no-cow');
     assert.ok(report !== undefined, 'the no-cow run above ran');
     // What an adapter may put in a message: escapes of a terminal, NUL, a lone surrogate, markup.
-    const noisy = JSON.parse(JSON.stringify(report), (key, value) => (key === 'message' && typeof value === 'string' ? `${value} \u0000\u001b[31mred\u0007 <b>&</b> ]]> \ud800` : value)) as ConformanceReport;
+    const noisy = JSON.parse(JSON.stringify(report), (key, value) =>
+      key === 'message' && typeof value === 'string' ? `${value} \u0000\u001b[31mred\u0007 <b>&</b> ]]> \ud800` : value,
+    ) as ConformanceReport;
     const xml = junitReport(noisy);
     assert.equal(XMLValidator.validate(xml), true);
     assert.doesNotMatch(xml, notXmlChar);

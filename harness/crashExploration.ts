@@ -114,7 +114,16 @@ import { ExplorationSut } from './crash/explorationSut.ts';
 import { crashRecoveries, RecoveryCrashPlan } from './crash/recoveryCrashes.ts';
 import { crashCreates } from './crash/createCrashes.ts';
 import { exploreRot, rotKind } from './crash/rot.ts';
-import { choiceBitCount, choicesAt, choiceText, dropEverything, explorationModes, noShape, powerChoices, seedFor } from './crash/choices.ts';
+import {
+  choiceBitCount,
+  choicesAt,
+  choiceText,
+  dropEverything,
+  explorationModes,
+  noShape,
+  powerChoices,
+  seedFor,
+} from './crash/choices.ts';
 import type { Choice, ExplorationMode } from './crash/choices.ts';
 import type { ChoiceShape, Restore, VolumeClass } from './crash/explorationSut.ts';
 import { asFailure, traceOfFailure } from './crash/failureTrace.ts';
@@ -338,7 +347,6 @@ export interface PowerLossAfterRecovery {
   readonly seed: number | null;
 }
 
-
 function emptyModeStats(): ModeStats {
   return { points: 0, sampledPoints: 0, runs: 0, states: 0 };
 }
@@ -373,7 +381,8 @@ function emptyStats(): ExplorationStats {
 }
 
 function checkInteger(name: string, value: number, min: number, max: number): void {
-  if (!Number.isInteger(value) || value < min || value > max) throw new RangeError(`crash exploration: ${name} must be an integer in ${min}..${max}, got ${value}`);
+  if (!Number.isInteger(value) || value < min || value > max)
+    throw new RangeError(`crash exploration: ${name} must be an integer in ${min}..${max}, got ${value}`);
 }
 
 const sectorBytes = 512;
@@ -390,7 +399,8 @@ const regionsMax = 1 << 16;
 export function explorationLabel(name: string, value: number, regionSize: number): string {
   const short = `${name}${value}`;
   let label = short;
-  for (let sector = 1; sector < regionSize / sectorBytes; sector++) label += '.'.repeat(sector * sectorBytes - label.length) + short;
+  for (let sector = 1; sector < regionSize / sectorBytes; sector++)
+    label += '.'.repeat(sector * sectorBytes - label.length) + short;
   return label;
 }
 
@@ -400,7 +410,12 @@ export function shortenLabels(text: string): string {
 }
 
 /** The operations of the exploration: writes of every label to every region, the swap, every transfer, completion. */
-export function explorationOps(regions: number, values: number, book: ContentBook, active?: readonly number[]): SutOp[] {
+export function explorationOps(
+  regions: number,
+  values: number,
+  book: ContentBook,
+  active?: readonly number[],
+): SutOp[] {
   const names = defaultNames(regions);
   const ops: SutOp[] = [];
   const touched = active ?? Array.from({ length: regions }, (_, region) => region);
@@ -417,7 +432,9 @@ export function explorationOps(regions: number, values: number, book: ContentBoo
 }
 
 export function modelOpOf(op: SutOp, book: ContentBook): Op {
-  return op.type === 'write' ? { type: 'write', region: op.region, data: book.addBytes(op.data), size: op.data.length } : op;
+  return op.type === 'write'
+    ? { type: 'write', region: op.region, data: book.addBytes(op.data), size: op.data.length }
+    : op;
 }
 
 /**
@@ -427,8 +444,15 @@ export function modelOpOf(op: SutOp, book: ContentBook): Op {
 function richestFirst(nodes: PrefixNode[]): PrefixNode[] {
   const count = (values: readonly boolean[]) => values.filter((value) => value).length;
   const score = (model: ModelState) =>
-    count(model.current) + count(model.next) + 2 * count(model.cow.map((copy) => copy !== null)) + count(model.sent) + (model.phase === 'replicating' ? 1 : 0);
-  return nodes.map((node, index) => ({ node, index, score: score(node.model) })).sort((a, b) => b.score - a.score || a.index - b.index).map(({ node }) => node);
+    count(model.current) +
+    count(model.next) +
+    2 * count(model.cow.map((copy) => copy !== null)) +
+    count(model.sent) +
+    (model.phase === 'replicating' ? 1 : 0);
+  return nodes
+    .map((node, index) => ({ node, index, score: score(node.model) }))
+    .sort((a, b) => b.score - a.score || a.index - b.index)
+    .map(({ node }) => node);
 }
 
 export function describeOp(op: SutOp, book: ContentBook, names: readonly string[]): string {
@@ -480,13 +504,17 @@ export class Explorer {
     checkInteger('samplesMax', this.samplesMax, 1, 1 << 20);
     const regionSize = options.regionSize ?? explorationDefaults.regionSize;
     checkInteger('regionSize', regionSize, 512, 1 << 20);
-    if (regionSize % 512 !== 0) throw new RangeError(`crash exploration: regionSize must be a multiple of 512, got ${regionSize}`);
+    if (regionSize % 512 !== 0)
+      throw new RangeError(`crash exploration: regionSize must be a multiple of 512, got ${regionSize}`);
     this.modes = explorationModes.filter((mode) => (options.modes ?? explorationModes).includes(mode));
     this.geometry = { regions: options.regions, regionSize };
     this.book = new ContentBook(regionSize);
     this.names = defaultNames(options.regions);
     this.ops = explorationOps(options.regions, options.values, this.book, this.activeRegions);
-    this.sut = new ExplorationSut(options.volumeName ?? 'the reference implementation', options.volumeClass ?? ReplicatedVolume);
+    this.sut = new ExplorationSut(
+      options.volumeName ?? 'the reference implementation',
+      options.volumeClass ?? ReplicatedVolume,
+    );
     for (let depth = 1; depth <= options.length; depth++) this.stats.sequences += this.ops.length ** depth;
     this.recoveryCrashes = new RecoveryCrashPlan(options.recoveryPathsMax ?? explorationDefaults.recoveryPathsMax);
     const indexBytes = cowIndexSize(options.regions);
@@ -501,7 +529,11 @@ export class Explorer {
   }
 
   oracleAt(model: ModelState): Oracle {
-    return new Oracle(this.geometry, this.book, this.sut, { state: model, covered: this.covered, stats: this.stats.oracle });
+    return new Oracle(this.geometry, this.book, this.sut, {
+      state: model,
+      covered: this.covered,
+      stats: this.stats.oracle,
+    });
   }
 
   progress(): void {
@@ -519,7 +551,12 @@ export class Explorer {
     const rootModel = initialState(this.geometry, this.book.zero);
     const unmade = await this.createRoot(rootModel);
     if (unmade !== null) return unmade;
-    const root: PrefixNode = { depth: 0, path: [], model: rootModel, restore: { image: sut.files.clone(), sent: [], replay: [] } };
+    const root: PrefixNode = {
+      depth: 0,
+      path: [],
+      model: rootModel,
+      restore: { image: sut.files.clone(), sent: [], replay: [] },
+    };
     this.noteRotNode(root);
     const seen = new Set<string>();
     seen.add(this.nodeKey(root.model, sut.files.digest(), [], true));
@@ -555,7 +592,13 @@ export class Explorer {
         level = next;
       }
       if (this.options.rot !== false) {
-        const rotten = await exploreRot(this, richestFirst([...this.rotNodes.values()]).slice(0, this.options.rotStatesMax ?? explorationDefaults.rotStatesMax));
+        const rotten = await exploreRot(
+          this,
+          richestFirst([...this.rotNodes.values()]).slice(
+            0,
+            this.options.rotStatesMax ?? explorationDefaults.rotStatesMax,
+          ),
+        );
         if (rotten !== null) return rotten;
       }
       return null;
@@ -572,16 +615,34 @@ export class Explorer {
    */
   private async createRoot(rootModel: ModelState): Promise<FoundFailure | null> {
     const label = `create of ${this.geometry.regions} regions of ${this.geometry.regionSize} bytes`;
-    const root: PrefixNode = { depth: 0, path: [], model: rootModel, restore: { image: new MemoryStorage(), sent: [], replay: [] } };
+    const root: PrefixNode = {
+      depth: 0,
+      path: [],
+      model: rootModel,
+      restore: { image: new MemoryStorage(), sent: [], replay: [] },
+    };
     try {
       await this.sut.create(this.geometry);
       if (!this.sut.isClean) {
         const left = this.sut.shape();
-        throw new OracleFailure('sut', `${label} returned with ${left.writes.length} write(s), ${left.truncates} truncate(s) and ${left.namespace} name change(s) not durable`);
+        throw new OracleFailure(
+          'sut',
+          `${label} returned with ${left.writes.length} write(s), ${left.truncates} truncate(s) and ${left.namespace} name change(s) not durable`,
+        );
       }
       return null;
     } catch (error) {
-      return { error: asFailure(error, label), node: root, op: null, plainOp: null, crashAfterIo: null, choice: null, shape: null, steps: [], special: label };
+      return {
+        error: asFailure(error, label),
+        node: root,
+        op: null,
+        plainOp: null,
+        crashAfterIo: null,
+        choice: null,
+        shape: null,
+        steps: [],
+        special: label,
+      };
     }
   }
 
@@ -609,15 +670,32 @@ export class Explorer {
       return null;
     } catch (error) {
       let failure: OracleFailure;
-      if (isCowmapError(error)) failure = new OracleFailure('divergence', `reopening the volume after ${this.describePath(node.path)} failed with ${error.code}: ${error.message}`);
+      if (isCowmapError(error))
+        failure = new OracleFailure(
+          'divergence',
+          `reopening the volume after ${this.describePath(node.path)} failed with ${error.code}: ${error.message}`,
+        );
       else failure = asFailure(error, `reopening the volume after ${this.describePath(node.path)}`);
       const choice: Choice = { mode: 'process', bits: null, seed: 0 };
-      return { error: failure, node, op: null, plainOp: null, crashAfterIo: null, choice, shape: null, steps: [{ kind: 'crash' }, { kind: 'recover' }] };
+      return {
+        error: failure,
+        node,
+        op: null,
+        plainOp: null,
+        crashAfterIo: null,
+        choice,
+        shape: null,
+        steps: [{ kind: 'crash' }, { kind: 'recover' }],
+      };
     }
   }
 
   /** Runs `op` from `node` without a crash: the model and the implementation must agree. */
-  private async expand(node: PrefixNode, op: SutOp, seen: Set<string>): Promise<{ child: PrefixNode | null; io: number | null } | { failure: FoundFailure }> {
+  private async expand(
+    node: PrefixNode,
+    op: SutOp,
+    seen: Set<string>,
+  ): Promise<{ child: PrefixNode | null; io: number | null } | { failure: FoundFailure }> {
     const sut = this.sut;
     this.stats.opRuns++;
     const unopened = this.restoreAt(node);
@@ -628,14 +706,30 @@ export class Explorer {
     try {
       reply = await oracle.step(op, `${this.describe(op)} after ${this.describePath(node.path)}`, null);
     } catch (error) {
-      return { failure: { error: asFailure(error, this.describe(op)), node, op: null, plainOp: op, crashAfterIo: null, choice: null, shape: null, steps } };
+      return {
+        failure: {
+          error: asFailure(error, this.describe(op)),
+          node,
+          op: null,
+          plainOp: op,
+          crashAfterIo: null,
+          choice: null,
+          shape: null,
+          steps,
+        },
+      };
     }
     const io = sut.lastIoCount;
     if (!reply.ok) {
       this.stats.rejected++;
       if (io > 0) {
-        const error = new OracleFailure('sut', `${this.describe(op)} was rejected with ${reply.code} after ${io} durable I/O call(s): a rejection must change nothing`);
-        return { failure: { error, node, op: null, plainOp: op, crashAfterIo: null, choice: null, shape: null, steps } };
+        const error = new OracleFailure(
+          'sut',
+          `${this.describe(op)} was rejected with ${reply.code} after ${io} durable I/O call(s): a rejection must change nothing`,
+        );
+        return {
+          failure: { error, node, op: null, plainOp: op, crashAfterIo: null, choice: null, shape: null, steps },
+        };
       }
       return { child: null, io: null };
     }
@@ -646,7 +740,9 @@ export class Explorer {
     if (seen.has(key)) return { child: null, io };
     seen.add(key);
     this.stats.prefixes++;
-    const restore: Restore = clean ? { image, sent, replay: [] } : { ...node.restore, replay: [...node.restore.replay, op] };
+    const restore: Restore = clean
+      ? { image, sent, replay: [] }
+      : { ...node.restore, replay: [...node.restore.replay, op] };
     return { child: { depth: node.depth + 1, path: [...node.path, op], model: oracle.state, restore }, io };
   }
 
@@ -702,7 +798,10 @@ export class Explorer {
   private dropAllSeed(bitCount: number): number | null {
     let seed = this.dropAllSeeds.get(bitCount);
     if (seed === undefined) {
-      seed = seedFor(new Array<boolean>(bitCount).fill(false), this.options.seedSearchMax ?? explorationDefaults.seedSearchMax);
+      seed = seedFor(
+        new Array<boolean>(bitCount).fill(false),
+        this.options.seedSearchMax ?? explorationDefaults.seedSearchMax,
+      );
       this.dropAllSeeds.set(bitCount, seed);
     }
     return seed;
@@ -714,9 +813,15 @@ export class Explorer {
    * process among them, then a recovery judged as after any crash inside startCycle
    * (the state before it, or after it). `followUp` says, once it starts, how it was made.
    */
-  async powerLossAfterRecovery(oracle: Oracle, label: string, steps: ScenarioStep[], followUp: { powerLoss: PowerLossAfterRecovery | null }): Promise<void> {
+  async powerLossAfterRecovery(
+    oracle: Oracle,
+    label: string,
+    steps: ScenarioStep[],
+    followUp: { powerLoss: PowerLossAfterRecovery | null },
+  ): Promise<void> {
     const sut = this.sut;
-    if (oracle.state.phase !== 'idle' || oracle.state.crashed) throw new OracleFailure('sut', `${label}: the cycle after recovery did not end idle`);
+    if (oracle.state.phase !== 'idle' || oracle.state.crashed)
+      throw new OracleFailure('sut', `${label}: the cycle after recovery did not end idle`);
     this.stats.powerLossesAfterRecovery++;
     const seed = this.dropAllSeed(choiceBitCount(sut.shape(), false));
     followUp.powerLoss = { seed };
@@ -758,7 +863,13 @@ export class Explorer {
         const modeStats = this.stats.byMode[mode];
         modeStats.points++;
         // Process mode needs no shape; the modes run process first, which learns it for the others.
-        const { choices, sampled, bits } = choicesAt(mode, shape ?? noShape, this.subsetBitsMax, this.samplesMax, this.tearable);
+        const { choices, sampled, bits } = choicesAt(
+          mode,
+          shape ?? noShape,
+          this.subsetBitsMax,
+          this.samplesMax,
+          this.tearable,
+        );
         if (mode !== 'process') this.stats.choiceBitsMax[mode] = Math.max(this.stats.choiceBitsMax[mode], bits);
         if (sampled) {
           modeStats.sampledPoints++;
@@ -767,12 +878,26 @@ export class Explorer {
         for (const choice of choices) {
           const how = choiceText(choice);
           const label = `${opText} crashed after io ${afterIo} of ${io} (${mode}${how === '' ? '' : `, ${how}`}) after ${this.describePath(node.path)}`;
-          const found = await this.crashRun(node, judged, label, modeStats, choice, shape, (oracle, steps) => {
-            const crash: CrashRequest = { afterIo, mode: mode === 'process' ? 'process' : 'power', seed: choice.seed, torn: mode === 'torn' };
-            steps.push({ kind: 'crashInside', op, crash });
-            sut.crashChoices = powerChoices(choice, shape);
-            return oracle.stepCrashing(op, crash, label).then(() => undefined);
-          }, { op, afterIo });
+          const found = await this.crashRun(
+            node,
+            judged,
+            label,
+            modeStats,
+            choice,
+            shape,
+            (oracle, steps) => {
+              const crash: CrashRequest = {
+                afterIo,
+                mode: mode === 'process' ? 'process' : 'power',
+                seed: choice.seed,
+                torn: mode === 'torn',
+              };
+              steps.push({ kind: 'crashInside', op, crash });
+              sut.crashChoices = powerChoices(choice, shape);
+              return oracle.stepCrashing(op, crash, label).then(() => undefined);
+            },
+            { op, afterIo },
+          );
           if (found !== null) return found;
           if (mode === 'process' && shape === null) {
             shape = sut.lastShape;
@@ -792,8 +917,21 @@ export class Explorer {
    */
   private fewerCalls(node: PrefixNode, op: SutOp, afterIo: number, io: number): FoundFailure {
     const label = `${this.describe(op)} after ${this.describePath(node.path)}`;
-    const error = new OracleFailure('sut', `${label} made ${io} durable I/O calls once, and fewer than ${afterIo} when run again from the same state: its calls must be the same on every run`);
-    return { error, node, op: null, plainOp: op, crashAfterIo: null, choice: null, shape: null, steps: [{ kind: 'op', op }], special: label };
+    const error = new OracleFailure(
+      'sut',
+      `${label} made ${io} durable I/O calls once, and fewer than ${afterIo} when run again from the same state: its calls must be the same on every run`,
+    );
+    return {
+      error,
+      node,
+      op: null,
+      plainOp: op,
+      crashAfterIo: null,
+      choice: null,
+      shape: null,
+      steps: [{ kind: 'op', op }],
+      special: label,
+    };
   }
 
   /** Crashes between operations at a prefix state: the recovered state must be exactly the model's. */
@@ -818,11 +956,20 @@ export class Explorer {
       for (const choice of choices) {
         const how = choiceText(choice);
         const label = `a ${mode} crash between operations${how === '' ? '' : ` (${how})`} after ${this.describePath(node.path)}`;
-        const found = await this.crashRun(node, judged, label, modeStats, choice, shape, async (oracle, steps) => {
-          steps.push({ kind: 'crash' });
-          sut.betweenCrash = { mode: mode === 'process' ? 'process' : 'power', choices: powerChoices(choice, shape) };
-          await oracle.step({ type: 'crash' }, label);
-        }, null);
+        const found = await this.crashRun(
+          node,
+          judged,
+          label,
+          modeStats,
+          choice,
+          shape,
+          async (oracle, steps) => {
+            steps.push({ kind: 'crash' });
+            sut.betweenCrash = { mode: mode === 'process' ? 'process' : 'power', choices: powerChoices(choice, shape) };
+            await oracle.step({ type: 'crash' }, label);
+          },
+          null,
+        );
         if (found !== null) return found;
       }
     }
@@ -871,11 +1018,28 @@ export class Explorer {
       if (carried !== '') await this.powerLossAfterRecovery(oracle, label, steps, followUp);
       // A path is crashed once per kind of prefix state: the same calls over an empty or a full map differ.
       if (this.recoveryCrashes.wants(`${rotKind(node.model, this.activeRegions)}|${recovery.path}`)) {
-        const found = await crashRecoveries(this, { node, label, choice, shape, crash, inside, recoveryIo: recovery.io });
+        const found = await crashRecoveries(this, {
+          node,
+          label,
+          choice,
+          shape,
+          crash,
+          inside,
+          recoveryIo: recovery.io,
+        });
         if (found !== null) return found;
       }
     } catch (error) {
-      const found: FoundFailure = { error: asFailure(error, label), node, op: inside?.op ?? null, plainOp: null, crashAfterIo: inside?.afterIo ?? null, choice, shape: shape ?? sut.lastShape, steps };
+      const found: FoundFailure = {
+        error: asFailure(error, label),
+        node,
+        op: inside?.op ?? null,
+        plainOp: null,
+        crashAfterIo: inside?.afterIo ?? null,
+        choice,
+        shape: shape ?? sut.lastShape,
+        steps,
+      };
       return followUp.powerLoss === null ? found : { ...found, powerLoss: followUp.powerLoss };
     } finally {
       this.progress();

@@ -521,7 +521,8 @@ test('torn mode: tearSector tears inside a sector, byte by byte; other sectors f
   const report = storage.crashNow('power', {
     torn: true,
     keepSector: (_, sector) => sector === 2,
-    tearSector: (_, sector, covered) => (sector === 0 ? (byte) => byte < covered / 2 : sector === 1 ? (byte) => byte % 2 === 1 : null),
+    tearSector: (_, sector, covered) =>
+      sector === 0 ? (byte) => byte < covered / 2 : sector === 1 ? (byte) => byte % 2 === 1 : null,
   });
   assert.deepEqual(report.writes[0]!.sectorsTorn, [0, 1]);
   assert.deepEqual(report.writes[0]!.sectorsKept, [false, false, true]);
@@ -635,7 +636,7 @@ test('explicit keep choices enumerate every subset of unsynced writes', () => {
   assert.equal(seen.size, 1 << writeCount);
 });
 
-test('a sync makes a file\'s writes leave the unsynced count; other files keep theirs', () => {
+test("a sync makes a file's writes leave the unsynced count; other files keep theirs", () => {
   const { dir, storage } = fresh();
   const f = durableFile(storage, dir, 'f', bytes(1, 0));
   const g = durableFile(storage, dir, 'g', bytes(1, 0));
@@ -882,7 +883,10 @@ test('mkdir is durable only after a sync of its parent: dropped, the directory v
   const handle = durableFile(storage, b, 'f', bytes(2, 3));
   handle.close();
   assert.equal(storage.unsyncedNamespaceCount(), 1);
-  assert.deepEqual(storage.crashNow('power', { keepNamespace: none }).namespace.map((entry) => [entry.kind, entry.kept]), [['mkdir', false]]);
+  assert.deepEqual(
+    storage.crashNow('power', { keepNamespace: none }).namespace.map((entry) => [entry.kind, entry.kept]),
+    [['mkdir', false]],
+  );
   assert.equal(fs.existsSync(a), false, 'syncing a and b does not make a durable in dir');
 
   const other = fresh();
@@ -900,7 +904,13 @@ test('a dropped mkdir drops the later creates inside it; a kept mkdir may lose t
   storage.mkdir(a);
   storage.open(nodePath.join(a, 'f'), { create: true }).close();
   const report = storage.crashNow('power', { keepNamespace: (index) => index === 1 });
-  assert.deepEqual(report.namespace.map((entry) => [entry.kind, entry.kept]), [['mkdir', false], ['create', false]]);
+  assert.deepEqual(
+    report.namespace.map((entry) => [entry.kind, entry.kept]),
+    [
+      ['mkdir', false],
+      ['create', false],
+    ],
+  );
   assert.equal(fs.existsSync(a), false);
 
   const other = fresh();
@@ -967,7 +977,10 @@ test('writes through a handle of an unlinked file come back with it when the unl
 // ----- recovery after a kill: the hand-over of unsynced data ------------------------
 
 /** Kills `storage` (process mode) and hands its unsynced data to a fresh storage, which it returns. */
-function killAndRecover(storage: CrashStorage, options: ConstructorParameters<typeof CrashStorage>[1] = {}): CrashStorage {
+function killAndRecover(
+  storage: CrashStorage,
+  options: ConstructorParameters<typeof CrashStorage>[1] = {},
+): CrashStorage {
   storage.crashNow('process');
   const recovered = new CrashStorage(new FsStorage(), options);
   storage.handOverTo(recovered);
@@ -1004,7 +1017,7 @@ test('a write unsynced at a kill survives it, then a power crash of the recovery
 
     const report = recovered.crashNow('power', { keepWrite: none, keepTruncate: none, keepNamespace: none });
     assert.deepEqual([...fileBytes(path)], syncedSince ? [2, 2, 1, 1] : [1, 1, 1, 1], `synced since: ${syncedSince}`);
-    assert.deepEqual([...fileBytes(otherPath)], [6, 5], 'the recovery storage\'s own synced write stays');
+    assert.deepEqual([...fileBytes(otherPath)], [6, 5], "the recovery storage's own synced write stays");
     assert.deepEqual(
       report.writes.map((write) => [write.kept, write.carried]),
       syncedSince ? [] : [[false, true]],
@@ -1012,7 +1025,7 @@ test('a write unsynced at a kill survives it, then a power crash of the recovery
   }
 });
 
-test('carried writes and truncates are older than the recovery storage\'s own: first in the choice order, across two kills', () => {
+test("carried writes and truncates are older than the recovery storage's own: first in the choice order, across two kills", () => {
   for (const keptIndex of [0, 1]) {
     const { dir, storage } = fresh();
     const path = nodePath.join(dir, 'f');
@@ -1044,7 +1057,10 @@ test('carried writes and truncates are older than the recovery storage\'s own: f
       ],
     );
     const report = second.crashNow('power', { keepWrite: (index) => index === keptIndex, keepTruncate: none });
-    assert.deepEqual(report.truncates.map((truncate) => [truncate.kept, truncate.carried]), [[false, true]]);
+    assert.deepEqual(
+      report.truncates.map((truncate) => [truncate.kept, truncate.carried]),
+      [[false, true]],
+    );
     // The truncate is dropped: the durable length 4 stays.
     assert.deepEqual([...fileBytes(path)], keptIndex === 0 ? [2, 1, 1, 1] : [1, 3, 1, 1], `kept write ${keptIndex}`);
   }
@@ -1129,7 +1145,10 @@ test('carried writes tear per sector in a torn power crash of the recovery stora
     assert.deepEqual(fileBytes(run.path), layout(sectorsKept), `seed ${seed}: exactly the kept sectors, each whole`);
     mixes.add(sectorsKept.map((kept) => (kept ? 'K' : '-')).join(''));
   }
-  assert.ok([...mixes].some((mix) => mix.includes('K') && mix.includes('-')), `some seed tears the write: ${[...mixes].join(' ')}`);
+  assert.ok(
+    [...mixes].some((mix) => mix.includes('K') && mix.includes('-')),
+    `some seed tears the write: ${[...mixes].join(' ')}`,
+  );
 });
 
 test('a power crash hands over nothing; a hand-over needs a dead storage, a fresh receiver, and happens once', () => {
@@ -1155,7 +1174,7 @@ test('a power crash hands over nothing; a hand-over needs a dead storage, a fres
   assert.throws(() => other.storage.handOverTo(other.storage), /must be fresh/);
 });
 
-test('namespace changes not durable at the kill stay not durable after the hand-over: a later power crash may undo them; the receiver\'s bounds apply', () => {
+test("namespace changes not durable at the kill stay not durable after the hand-over: a later power crash may undo them; the receiver's bounds apply", () => {
   const { dir, storage } = fresh();
   const path = nodePath.join(dir, 'created');
   const sub = nodePath.join(dir, 'sub');
@@ -1168,7 +1187,13 @@ test('namespace changes not durable at the kill stay not durable after the hand-
   assert.equal(recovered.unsyncedNamespaceCount(), 2);
   assert.equal(fs.existsSync(path), true, 'the kill keeps the create');
   const report = recovered.crashNow('power', { keepWrite: none, keepNamespace: none });
-  assert.deepEqual(report.namespace.map((entry) => [entry.kind, entry.kept, entry.carried]), [['mkdir', false, true], ['create', false, true]]);
+  assert.deepEqual(
+    report.namespace.map((entry) => [entry.kind, entry.kept, entry.carried]),
+    [
+      ['mkdir', false, true],
+      ['create', false, true],
+    ],
+  );
   assert.equal(fs.existsSync(path), false, 'a power loss after the recovery undoes the create the kill kept');
   assert.equal(fs.existsSync(sub), false, 'and the mkdir');
 
@@ -1197,12 +1222,18 @@ test('namespace changes not durable at the kill stay not durable after the hand-
   const big = fresh();
   durableFile(big.storage, big.dir, 'f', bytes(1, 0)).write(0, bytes(600, 1));
   big.storage.crashNow('process');
-  assert.throws(() => big.storage.handOverTo(new CrashStorage(new FsStorage(), { unsyncedBytesMax: 500 })), /unsyncedBytesMax/);
+  assert.throws(
+    () => big.storage.handOverTo(new CrashStorage(new FsStorage(), { unsyncedBytesMax: 500 })),
+    /unsyncedBytesMax/,
+  );
 });
 
 // ----- randomised cross-check against an in-memory reference ------------------------
 
-type ReferenceRecord = { seq: number; file: number } & ({ kind: 'write'; position: number; data: Uint8Array } | { kind: 'truncate'; length: number });
+type ReferenceRecord = { seq: number; file: number } & (
+  | { kind: 'write'; position: number; data: Uint8Array }
+  | { kind: 'truncate'; length: number }
+);
 
 function applyWrite(content: Uint8Array, position: number, data: Uint8Array): Uint8Array {
   const out = new Uint8Array(Math.max(content.length, position + data.length));
@@ -1218,7 +1249,9 @@ function applyTruncate(content: Uint8Array, length: number): Uint8Array {
 }
 
 function applyRecord(content: Uint8Array, record: ReferenceRecord): Uint8Array {
-  return record.kind === 'write' ? applyWrite(content, record.position, record.data) : applyTruncate(content, record.length);
+  return record.kind === 'write'
+    ? applyWrite(content, record.position, record.data)
+    : applyTruncate(content, record.length);
 }
 
 test('randomised: a power crash leaves exactly the durable content plus the kept records (in-memory reference)', () => {
@@ -1261,7 +1294,9 @@ test('randomised: a power crash leaves exactly the durable content plus the kept
     // Explicit random choices, so that the reference knows them.
     const writeInfos = storage.unsyncedWrites();
     assert.equal(writeInfos.length, pending.filter((record) => record.kind === 'write').length, `seed ${seed}`);
-    const writeChoices = writeInfos.map((info) => Array.from({ length: Math.max(1, info.sectorCount) }, () => prng.nextBool()));
+    const writeChoices = writeInfos.map((info) =>
+      Array.from({ length: Math.max(1, info.sectorCount) }, () => prng.nextBool()),
+    );
     const truncateChoices = Array.from({ length: storage.unsyncedTruncateCount() }, () => prng.nextBool());
     storage.crashNow('power', {
       torn,
@@ -1289,7 +1324,11 @@ test('randomised: a power crash leaves exactly the durable content plus the kept
         if (!kept) return;
         const start = Math.max(record.position, (first + sector) * sectorSize);
         const stop = Math.min(end, (first + sector + 1) * sectorSize);
-        contents[record.file] = applyWrite(contents[record.file]!, start, record.data.subarray(start - record.position, stop - record.position));
+        contents[record.file] = applyWrite(
+          contents[record.file]!,
+          start,
+          record.data.subarray(start - record.position, stop - record.position),
+        );
       });
     }
     names.forEach((name, file) => {

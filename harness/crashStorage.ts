@@ -139,14 +139,42 @@
 import type { FileHandle, Lock, LockOptions, OpenFileOptions, Storage } from '../impl/storage.ts';
 import { Prng } from './prng.ts';
 import { isSameOrAncestor, movedPath, normalizePath, parentDir } from './crash/crashPaths.ts';
-import { carriedMark, coveredBytesOf, patched, recordBytes, recordNames, recordsDepend, resized, sectorCountOf, TrackedFile, undoData } from './crash/unsyncedRecords.ts';
-import type { DataRecord, NamespaceKind, NamespaceRecord, ReplacedTarget, SectorChoice, TruncateRecord, WriteRecord } from './crash/unsyncedRecords.ts';
+import {
+  carriedMark,
+  coveredBytesOf,
+  patched,
+  recordBytes,
+  recordNames,
+  recordsDepend,
+  resized,
+  sectorCountOf,
+  TrackedFile,
+  undoData,
+} from './crash/unsyncedRecords.ts';
+import type {
+  DataRecord,
+  NamespaceKind,
+  NamespaceRecord,
+  ReplacedTarget,
+  SectorChoice,
+  TruncateRecord,
+  WriteRecord,
+} from './crash/unsyncedRecords.ts';
 
 export { normalizePath, parentDir } from './crash/crashPaths.ts';
 export type { NamespaceKind } from './crash/unsyncedRecords.ts';
 
 export type CrashMode = 'process' | 'power';
-export type DurableIoKind = 'create' | 'write' | 'sync' | 'truncate' | 'rename' | 'unlink' | 'mkdir' | 'rmdir' | 'syncDir';
+export type DurableIoKind =
+  | 'create'
+  | 'write'
+  | 'sync'
+  | 'truncate'
+  | 'rename'
+  | 'unlink'
+  | 'mkdir'
+  | 'rmdir'
+  | 'syncDir';
 export type FaultCode = 'ENOSPC' | 'EIO';
 
 export interface IoLogEntry {
@@ -228,7 +256,16 @@ export interface CrashReport {
   ioCount: number;
   /** `carried`: the record was handed over by a crashed process (present only then). */
   /** `sectorsTorn`: the sectors (indexes as in sectorsKept) torn inside by tearSector; their sectorsKept entry is false. */
-  writes: Array<{ index: number; path: string; position: number; length: number; kept: boolean; sectorsKept?: boolean[]; sectorsTorn?: number[]; carried?: true }>;
+  writes: Array<{
+    index: number;
+    path: string;
+    position: number;
+    length: number;
+    kept: boolean;
+    sectorsKept?: boolean[];
+    sectorsTorn?: number[];
+    carried?: true;
+  }>;
   truncates: Array<{ index: number; path: string; length: number; kept: boolean; carried?: true }>;
   namespace: Array<{ index: number; kind: NamespaceKind; path: string; to?: string; kept: boolean; carried?: true }>;
 }
@@ -422,9 +459,16 @@ export class CrashStorage implements Storage {
    * inherits" in the header.
    */
   handOverTo(fresh: CrashStorage): HandOverReport {
-    if (!this.crashed) throw new Error('CrashStorage.handOverTo: only a crashed storage hands over (this one is alive)');
+    if (!this.crashed)
+      throw new Error('CrashStorage.handOverTo: only a crashed storage hands over (this one is alive)');
     if (this.handedOver) throw new Error('CrashStorage.handOverTo: this storage handed over already');
-    if (fresh === this || fresh.crashed || fresh.ioCountTotal > 0 || fresh.trackedFiles.size > 0 || fresh.openHandles.size > 0) {
+    if (
+      fresh === this ||
+      fresh.crashed ||
+      fresh.ioCountTotal > 0 ||
+      fresh.trackedFiles.size > 0 ||
+      fresh.openHandles.size > 0
+    ) {
       throw new Error('CrashStorage.handOverTo: the receiving storage must be fresh (no call made, nothing tracked)');
     }
     this.handedOver = true;
@@ -437,15 +481,24 @@ export class CrashStorage implements Storage {
       // namespace records in their order, all older than anything fresh makes.
       const files = [...this.trackedFiles].filter((file) => file.state !== 'dead');
       const dataRecords = files.flatMap((file) => file.pending).sort((a, b) => a.seq - b.seq);
-      const seqOf = new Map<DataRecord, number>(dataRecords.map((record, index) => [record, index - dataRecords.length]));
+      const seqOf = new Map<DataRecord, number>(
+        dataRecords.map((record, index) => [record, index - dataRecords.length]),
+      );
       for (const file of files) {
         if (file.state === 'live' && file.pending.length > 0 && !fresh.inner.exists(file.path)) {
-          throw new Error(`CrashStorage.handOverTo: ${file.path} holds unsynced data but is gone: files changed behind the crash layer between the crash and the hand-over`);
+          throw new Error(
+            `CrashStorage.handOverTo: ${file.path} holds unsynced data but is gone: files changed behind the crash layer between the crash and the hand-over`,
+          );
         }
         const copy = new TrackedFile(file.path);
         copy.state = file.state;
         copy.content = file.content;
-        copy.pending = file.pending.map((record) => ({ ...record, seq: seqOf.get(record)!, path: file.path, carried: true }));
+        copy.pending = file.pending.map((record) => ({
+          ...record,
+          seq: seqOf.get(record)!,
+          path: file.path,
+          carried: true,
+        }));
         fresh.ensureTrackingRoom();
         fresh.trackedFiles.add(copy);
         if (copy.state === 'live') fresh.filesByPath.set(copy.path, copy);
@@ -462,9 +515,13 @@ export class CrashStorage implements Storage {
         const seq = index - this.namespaceRecords.length;
         const unsyncedDirs = new Set(record.unsyncedDirs);
         let copy: NamespaceRecord;
-        if (record.kind === 'create' || record.kind === 'unlink') copy = { ...record, seq, unsyncedDirs, carried: true, file: copies.get(record.file)! };
+        if (record.kind === 'create' || record.kind === 'unlink')
+          copy = { ...record, seq, unsyncedDirs, carried: true, file: copies.get(record.file)! };
         else if (record.kind === 'rename') {
-          const replaced: ReplacedTarget = record.replaced?.kind === 'file' ? { kind: 'file', file: copies.get(record.replaced.file)! } : record.replaced;
+          const replaced: ReplacedTarget =
+            record.replaced?.kind === 'file'
+              ? { kind: 'file', file: copies.get(record.replaced.file)! }
+              : record.replaced;
           copy = { ...record, seq, unsyncedDirs, carried: true, replaced };
         } else copy = { ...record, seq, unsyncedDirs, carried: true };
         fresh.addNamespaceRecord(copy);
@@ -521,7 +578,14 @@ export class CrashStorage implements Storage {
       const entry = this.beginDurable('create', path, {});
       const innerHandle = this.innerCall(entry, () => this.inner.open(path, options));
       const file = this.adoptFile(key, true);
-      this.addNamespaceRecord({ kind: 'create', seq: entry.seq, path: key, file, unsyncedDirs: new Set([parentDir(key)]), carried: false });
+      this.addNamespaceRecord({
+        kind: 'create',
+        seq: entry.seq,
+        path: key,
+        file,
+        unsyncedDirs: new Set([parentDir(key)]),
+        carried: false,
+      });
       return this.wrapHandle(path, innerHandle, file);
     }
     this.checkAlive();
@@ -538,14 +602,26 @@ export class CrashStorage implements Storage {
     const entry = this.beginDurable('mkdir', path, {});
     this.innerCall(entry, () => this.inner.mkdir(path));
     const key = normalizePath(path);
-    this.addNamespaceRecord({ kind: 'mkdir', seq: entry.seq, path: key, unsyncedDirs: new Set([parentDir(key)]), carried: false });
+    this.addNamespaceRecord({
+      kind: 'mkdir',
+      seq: entry.seq,
+      path: key,
+      unsyncedDirs: new Set([parentDir(key)]),
+      carried: false,
+    });
   }
 
   rmdir(path: string): void {
     const entry = this.beginDurable('rmdir', path, {});
     this.innerCall(entry, () => this.inner.rmdir(path));
     const key = normalizePath(path);
-    this.addNamespaceRecord({ kind: 'rmdir', seq: entry.seq, path: key, unsyncedDirs: new Set([parentDir(key)]), carried: false });
+    this.addNamespaceRecord({
+      kind: 'rmdir',
+      seq: entry.seq,
+      path: key,
+      unsyncedDirs: new Set([parentDir(key)]),
+      carried: false,
+    });
   }
 
   syncDir(path: string): void {
@@ -595,7 +671,14 @@ export class CrashStorage implements Storage {
     if (content === null || content === 'directory') return;
     const file = this.adoptFile(key, false);
     this.orphan(file, content);
-    this.addNamespaceRecord({ kind: 'unlink', seq: entry.seq, path: key, file, unsyncedDirs: new Set([parentDir(key)]), carried: false });
+    this.addNamespaceRecord({
+      kind: 'unlink',
+      seq: entry.seq,
+      path: key,
+      file,
+      unsyncedDirs: new Set([parentDir(key)]),
+      carried: false,
+    });
   }
 
   list(path: string): string[] {
@@ -621,7 +704,11 @@ export class CrashStorage implements Storage {
   }
 
   /** @internal Counts a durable call; crashes or fails it when armed to. */
-  beginDurable(kind: DurableIoKind, path: string, extra: { to?: string; position?: number; length?: number }): IoLogEntry {
+  beginDurable(
+    kind: DurableIoKind,
+    path: string,
+    extra: { to?: string; position?: number; length?: number },
+  ): IoLogEntry {
     if (this.crashed) throw this.deadError();
     const arm = this.crashArm;
     if (arm !== null && this.ioCountTotal >= arm.atCount) this.crashFromArm();
@@ -659,7 +746,16 @@ export class CrashStorage implements Storage {
     const lengthBefore = handle.size();
     const beforeLength = Math.max(0, Math.min(position + data.length, lengthBefore) - position);
     const before = beforeLength > 0 ? handle.read(position, beforeLength).slice() : new Uint8Array(0);
-    const record: WriteRecord = { kind: 'write', seq: entry.seq, carried: false, path: handle.path, position, data: data.slice(), before, lengthBefore };
+    const record: WriteRecord = {
+      kind: 'write',
+      seq: entry.seq,
+      carried: false,
+      path: handle.path,
+      position,
+      data: data.slice(),
+      before,
+      lengthBefore,
+    };
     this.reserve(record);
     try {
       this.innerCall(entry, () => handle.write(position, data));
@@ -679,7 +775,15 @@ export class CrashStorage implements Storage {
     }
     const lengthBefore = handle.size();
     const cut = length < lengthBefore ? handle.read(length, lengthBefore - length).slice() : new Uint8Array(0);
-    const record: TruncateRecord = { kind: 'truncate', seq: entry.seq, carried: false, path: handle.path, length, lengthBefore, cut };
+    const record: TruncateRecord = {
+      kind: 'truncate',
+      seq: entry.seq,
+      carried: false,
+      path: handle.path,
+      length,
+      lengthBefore,
+      cut,
+    };
     this.reserve(record);
     try {
       this.innerCall(entry, () => handle.truncate(length));
@@ -711,7 +815,12 @@ export class CrashStorage implements Storage {
 
   private deadError(): SimulatedCrash {
     const mode = this.lastCrash?.mode ?? 'process';
-    return new SimulatedCrash(`storage crashed (${mode}) at durable I/O call ${this.ioCountTotal}; it is dead`, mode, this.ioCountTotal, null);
+    return new SimulatedCrash(
+      `storage crashed (${mode}) at durable I/O call ${this.ioCountTotal}; it is dead`,
+      mode,
+      this.ioCountTotal,
+      null,
+    );
   }
 
   private crashFromArm(): never {
@@ -773,10 +882,13 @@ export class CrashStorage implements Storage {
       else if (record.kind === 'rename' && record.replaced?.kind === 'file') referenced.add(record.replaced.file);
     }
     for (const file of [...this.trackedFiles]) {
-      if (file.state === 'live' && file.pending.length === 0 && file.handleCount === 0 && !referenced.has(file)) this.forget(file);
+      if (file.state === 'live' && file.pending.length === 0 && file.handleCount === 0 && !referenced.has(file))
+        this.forget(file);
     }
     if (this.trackedFiles.size >= this.trackedFileCountMax) {
-      throw new Error(`CrashStorage: more than trackedFileCountMax = ${this.trackedFileCountMax} files tracked at once`);
+      throw new Error(
+        `CrashStorage: more than trackedFileCountMax = ${this.trackedFileCountMax} files tracked at once`,
+      );
     }
   }
 
@@ -845,7 +957,9 @@ export class CrashStorage implements Storage {
     this.namespaceRecords = kept;
     if (removedDirs.length === 0) return;
     this.namespaceRecords = kept.filter((record) => {
-      const inside = recordNames(record).every((name) => removedDirs.some((dir) => name !== dir && isSameOrAncestor(dir, name)));
+      const inside = recordNames(record).every((name) =>
+        removedDirs.some((dir) => name !== dir && isSameOrAncestor(dir, name)),
+      );
       if (inside && record.kind === 'unlink') this.forget(record.file);
       return !inside;
     });
@@ -853,7 +967,9 @@ export class CrashStorage implements Storage {
 
   private reserve(record: DataRecord): void {
     if (this.unsyncedRecordCount + 1 > this.unsyncedRecordCountMax) {
-      throw new Error(`CrashStorage: more than unsyncedRecordCountMax = ${this.unsyncedRecordCountMax} unsynced writes and truncates`);
+      throw new Error(
+        `CrashStorage: more than unsyncedRecordCountMax = ${this.unsyncedRecordCountMax} unsynced writes and truncates`,
+      );
     }
     const bytes = recordBytes(record);
     if (this.unsyncedBytes + bytes > this.unsyncedBytesMax) this.budgetError(bytes);
@@ -917,7 +1033,15 @@ export class CrashStorage implements Storage {
 
     const seed = choices.seed ?? 0;
     const torn = mode === 'power' && choices.torn === true;
-    const report: CrashReport = { mode, torn, seed, ioCount: this.ioCountTotal, writes: [], truncates: [], namespace: [] };
+    const report: CrashReport = {
+      mode,
+      torn,
+      seed,
+      ioCount: this.ioCountTotal,
+      writes: [],
+      truncates: [],
+      namespace: [],
+    };
     this.lastCrash = report;
     if (mode === 'process') return report;
 
@@ -936,7 +1060,8 @@ export class CrashStorage implements Storage {
         const sectorsTorn: number[] = [];
         const byteMasks: Array<((byte: number) => boolean) | null> = [];
         for (let sector = 0; sector < sectorCount; sector++) {
-          const mask = choices.tearSector?.(index, sector, coveredBytesOf(position, length, sector, this.sectorSize)) ?? null;
+          const mask =
+            choices.tearSector?.(index, sector, coveredBytesOf(position, length, sector, this.sectorSize)) ?? null;
           byteMasks.push(mask);
           if (mask !== null) {
             sectorsTorn.push(sector);
@@ -953,7 +1078,16 @@ export class CrashStorage implements Storage {
         }
         writeKept.set(record, { sectorsKept, byteMasks });
         const tornMark = sectorsTorn.length > 0 ? { sectorsTorn } : {};
-        report.writes.push({ index, path: record.path, position, length, kept: sectorsKept.every((kept) => kept), sectorsKept, ...tornMark, ...carriedMark(record) });
+        report.writes.push({
+          index,
+          path: record.path,
+          position,
+          length,
+          kept: sectorsKept.every((kept) => kept),
+          sectorsKept,
+          ...tornMark,
+          ...carriedMark(record),
+        });
       } else {
         const kept = choices.keepWrite !== undefined ? choices.keepWrite(index) : prng.nextBool();
         writeKept.set(record, kept);
@@ -967,7 +1101,9 @@ export class CrashStorage implements Storage {
       report.truncates.push({ index, path: record.path, length: record.length, kept, ...carriedMark(record) });
     });
     const records = this.namespaceRecords;
-    const namespaceKept = records.map((_, index) => (choices.keepNamespace !== undefined ? choices.keepNamespace(index) : prng.nextBool()));
+    const namespaceKept = records.map((_, index) =>
+      choices.keepNamespace !== undefined ? choices.keepNamespace(index) : prng.nextBool(),
+    );
     for (let earlier = 0; earlier < records.length; earlier++) {
       if (namespaceKept[earlier]) continue;
       for (let later = earlier + 1; later < records.length; later++) {
@@ -977,7 +1113,8 @@ export class CrashStorage implements Storage {
     records.forEach((record, index) => {
       const kept = namespaceKept[index]!;
       const carried = record.carried ? { carried: true as const } : {};
-      if (record.kind === 'rename') report.namespace.push({ index, kind: 'rename', path: record.from, to: record.to, kept, ...carried });
+      if (record.kind === 'rename')
+        report.namespace.push({ index, kind: 'rename', path: record.from, to: record.to, kept, ...carried });
       else report.namespace.push({ index, kind: record.kind, path: record.path, kept, ...carried });
     });
 

@@ -25,14 +25,17 @@ const seed = 20_261_129;
 /** The reference's modes in process: make test leaves power out (the adapter tests cover torn and process); make verify runs all three. */
 const referenceModes = atLevel(['process', 'torn'] as const, ['process', 'power', 'torn'] as const);
 /** The situations run through each adapter (a restart per crash): one in make test, two in make verify. */
-const adapterSituations = atLevel(['idle write, first of its region'], ['idle write, first of its region', 'completeCycle']);
+const adapterSituations = atLevel(
+  ['idle write, first of its region'],
+  ['idle write, first of its region', 'completeCycle'],
+);
 
 function failuresDir(): string {
   return mkdtempSync(join(tmpdir(), 'cowmap-sweep-test-'));
 }
 
 describe('failpoint sweep', () => {
-  it('the situations\' regions span the volume: every boundary region is picked by some situation and seed, two distinct ones where there are two', () => {
+  it("the situations' regions span the volume: every boundary region is picked by some situation and seed, two distinct ones where there are two", () => {
     for (const regions of [1, 2, 9, 65, 1025]) {
       const picked = new Set<number>();
       for (let seed = 0; seed < 50; seed++) {
@@ -43,7 +46,10 @@ describe('failpoint sweep', () => {
           picked.add(region);
         }
       }
-      assert.deepEqual([...picked].sort((a, b) => a - b), boundaryRegions(regions));
+      assert.deepEqual(
+        [...picked].sort((a, b) => a - b),
+        boundaryRegions(regions),
+      );
     }
   });
 
@@ -51,7 +57,13 @@ describe('failpoint sweep', () => {
     const dir = failuresDir();
     const modes = referenceModes.length;
     try {
-      const result = await runFailpointSweep({ geometry: { regions: 9, regionSize: 1024 }, modes: [...referenceModes], seed, failuresDir: dir, makeSut: () => new ReferenceSut() });
+      const result = await runFailpointSweep({
+        geometry: { regions: 9, regionSize: 1024 },
+        modes: [...referenceModes],
+        seed,
+        failuresDir: dir,
+        makeSut: () => new ReferenceSut(),
+      });
       assert.equal(result.failure, null, result.failure?.message);
       // Every situation in every mode crashed at least once, and ran once more to completion.
       assert.ok(result.crashPoints >= situations.length * modes, `crash points ${result.crashPoints}`);
@@ -59,7 +71,10 @@ describe('failpoint sweep', () => {
       assert.ok(result.covered.has('idle:crash') && result.covered.has('replicating:crash'));
       assert.equal(result.swept.length, situations.length * modes);
       for (const entry of result.swept) {
-        assert.ok(entry.complete && entry.crashPoints >= 1, `${entry.situation}, ${entry.mode}: ${entry.crashPoints} crash points, complete ${entry.complete}`);
+        assert.ok(
+          entry.complete && entry.crashPoints >= 1,
+          `${entry.situation}, ${entry.mode}: ${entry.crashPoints} crash points, complete ${entry.complete}`,
+        );
       }
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -70,7 +85,13 @@ describe('failpoint sweep', () => {
     const dir = failuresDir();
     try {
       const mutant = mutants['next-bit-after-data']!;
-      const result = await runFailpointSweep({ geometry: { regions: 65, regionSize: 512 }, modes: ['process'], seed, failuresDir: dir, makeSut: () => new ReferenceSut({ volumeClass: mutant.volumeClass }) });
+      const result = await runFailpointSweep({
+        geometry: { regions: 65, regionSize: 512 },
+        modes: ['process'],
+        seed,
+        failuresDir: dir,
+        makeSut: () => new ReferenceSut({ volumeClass: mutant.volumeClass }),
+      });
       assert.ok(result.failure !== null, 'the mutant passed the sweep');
       assert.match(result.failure.message, /idle write/);
       assert.match(result.failure.message, /recovered state is not one .*the model allows/);
@@ -89,7 +110,14 @@ describe('failpoint sweep', () => {
     let calls = 0;
     const dir = failuresDir();
     try {
-      const result = await runFailpointSweep({ geometry: { regions: 2, regionSize: 512 }, modes: ['process'], seed, failuresDir: dir, makeSut: () => new ReferenceSut(), shouldStop: () => ++calls > 3 });
+      const result = await runFailpointSweep({
+        geometry: { regions: 2, regionSize: 512 },
+        modes: ['process'],
+        seed,
+        failuresDir: dir,
+        makeSut: () => new ReferenceSut(),
+        shouldStop: () => ++calls > 3,
+      });
       assert.equal(result.runs, 3);
       assert.equal(result.failure, null);
     } finally {
@@ -98,7 +126,17 @@ describe('failpoint sweep', () => {
   });
 
   it('rejects an unknown situation name', async () => {
-    await assert.rejects(runFailpointSweep({ geometry: { regions: 2, regionSize: 512 }, modes: ['process'], seed, failuresDir: join(tmpdir(), 'cowmap-sweep-never-made'), makeSut: () => new ReferenceSut(), situationNames: ['idle nap'] }), /no situation named 'idle nap'/);
+    await assert.rejects(
+      runFailpointSweep({
+        geometry: { regions: 2, regionSize: 512 },
+        modes: ['process'],
+        seed,
+        failuresDir: join(tmpdir(), 'cowmap-sweep-never-made'),
+        makeSut: () => new ReferenceSut(),
+        situationNames: ['idle nap'],
+      }),
+      /no situation named 'idle nap'/,
+    );
   });
 
   // Through the adapter: a restart per crash, so one situation per mode keeps it short.
@@ -131,9 +169,18 @@ describe('failpoint sweep', () => {
 
   it(`catches next-bit-after-data through \`cowmap adapter --mutant\` (seed ${seed})`, async () => {
     const dir = failuresDir();
-    const sut = new AdapterSut([process.execPath, bin, 'adapter', '--mutant', 'next-bit-after-data'], { keepProcess: true });
+    const sut = new AdapterSut([process.execPath, bin, 'adapter', '--mutant', 'next-bit-after-data'], {
+      keepProcess: true,
+    });
     try {
-      const result = await runFailpointSweep({ geometry: { regions: 9, regionSize: 512 }, modes: ['process'], seed, failuresDir: dir, makeSut: () => sut, situationNames: ['idle write, first of its region'] });
+      const result = await runFailpointSweep({
+        geometry: { regions: 9, regionSize: 512 },
+        modes: ['process'],
+        seed,
+        failuresDir: dir,
+        makeSut: () => sut,
+        situationNames: ['idle write, first of its region'],
+      });
       assert.ok(result.failure !== null, 'the mutant passed the sweep');
       assert.match(result.failure.message, /idle write, first of its region/);
     } finally {

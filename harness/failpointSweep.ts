@@ -49,7 +49,11 @@ export interface SweepResult {
   readonly crashPoints: number;
   /** Transition ids taken (statechart ids plus the oracle's `<phase>:crash`). */
   readonly covered: ReadonlySet<string>;
-  readonly failure: { readonly message: string; readonly differences: readonly Difference[]; readonly tracePath: string } | null;
+  readonly failure: {
+    readonly message: string;
+    readonly differences: readonly Difference[];
+    readonly tracePath: string;
+  } | null;
   /** What was swept, per situation and mode: the crash points that fired, and whether the op completed within ioCountMax. */
   readonly swept: readonly SweptSituation[];
 }
@@ -89,7 +93,11 @@ const transfer = (region: number): SutOp => ({ type: 'transfer', region });
 /** Every situation the sweep covers, in the order it runs them. */
 export const situations: readonly Situation[] = [
   { name: 'idle write, first of its region', prefix: () => [], operation: ({ region }, write) => write(region) },
-  { name: 'idle write, a rewrite', prefix: ({ region }, write) => [write(region)], operation: ({ region }, write) => write(region) },
+  {
+    name: 'idle write, a rewrite',
+    prefix: ({ region }, write) => [write(region)],
+    operation: ({ region }, write) => write(region),
+  },
   {
     name: 'write in a cycle, first of a region in C',
     prefix: ({ region }, write) => [write(region), startCycle],
@@ -105,15 +113,27 @@ export const situations: readonly Situation[] = [
     prefix: ({ region }, write) => [write(region), startCycle, write(region)],
     operation: ({ region }, write) => write(region),
   },
-  { name: 'startCycle with next bits set', prefix: ({ region, other }, write) => [write(region), write(other)], operation: () => startCycle },
+  {
+    name: 'startCycle with next bits set',
+    prefix: ({ region, other }, write) => [write(region), write(other)],
+    operation: () => startCycle,
+  },
   { name: 'startCycle, empty', prefix: () => [], operation: () => startCycle },
-  { name: 'transfer from the primary', prefix: ({ region, other }, write) => [write(region), write(other), startCycle], operation: ({ region }) => transfer(region) },
+  {
+    name: 'transfer from the primary',
+    prefix: ({ region, other }, write) => [write(region), write(other), startCycle],
+    operation: ({ region }) => transfer(region),
+  },
   {
     name: 'transfer from the COW view',
     prefix: ({ region, other }, write) => [write(region), write(other), startCycle, write(region)],
     operation: ({ region }) => transfer(region),
   },
-  { name: 'transfer, a resend', prefix: ({ region }, write) => [write(region), startCycle, transfer(region)], operation: ({ region }) => transfer(region) },
+  {
+    name: 'transfer, a resend',
+    prefix: ({ region }, write) => [write(region), startCycle, transfer(region)],
+    operation: ({ region }) => transfer(region),
+  },
   {
     name: 'completeCycle',
     // A write during the cycle: its next bit must outlive the completion.
@@ -194,7 +214,10 @@ class ObservedSut implements SystemUnderTest {
 }
 
 function fileSafe(text: string): string {
-  return text.replace(/[^A-Za-z0-9]+/g, '-').replace(/^-|-$/g, '').toLowerCase();
+  return text
+    .replace(/[^A-Za-z0-9]+/g, '-')
+    .replace(/^-|-$/g, '')
+    .toLowerCase();
 }
 
 export async function runFailpointSweep(options: SweepOptions): Promise<SweepResult> {
@@ -205,22 +228,45 @@ export async function runFailpointSweep(options: SweepOptions): Promise<SweepRes
   let steps = 0;
   let crashPoints = 0;
   const swept: SweptSituation[] = [];
-  const result = (failure: SweepResult['failure']): SweepResult => ({ runs, steps, crashPoints, covered, failure, swept });
+  const result = (failure: SweepResult['failure']): SweepResult => ({
+    runs,
+    steps,
+    crashPoints,
+    covered,
+    failure,
+    swept,
+  });
 
-  const unknown = (options.situationNames ?? []).filter((name) => !situations.some((situation) => situation.name === name));
-  if (unknown.length > 0) throw new RangeError(`failpoint sweep: no situation named ${unknown.map((name) => `'${name}'`).join(', ')} (known: ${situations.map((situation) => situation.name).join('; ')})`);
+  const unknown = (options.situationNames ?? []).filter(
+    (name) => !situations.some((situation) => situation.name === name),
+  );
+  if (unknown.length > 0)
+    throw new RangeError(
+      `failpoint sweep: no situation named ${unknown.map((name) => `'${name}'`).join(', ')} (known: ${situations.map((situation) => situation.name).join('; ')})`,
+    );
   for (const [index, situation] of situations.entries()) {
     if (options.situationNames !== undefined && !options.situationNames.includes(situation.name)) continue;
     const picks = picksFor(geometry.regions, index, options.seed);
     for (const mode of options.modes) {
-      const entry = { situation: situation.name, mode, regions: [...new Set([picks.region, picks.other])], crashPoints: 0, complete: false };
+      const entry = {
+        situation: situation.name,
+        mode,
+        regions: [...new Set([picks.region, picks.other])],
+        crashPoints: 0,
+        complete: false,
+      };
       swept.push(entry);
       for (let afterIo = 0; afterIo <= ioCountMax; afterIo++) {
         if (options.shouldStop?.() === true) return result(null);
-        const runSeed = (options.seed + index * 1_000_003 + afterIo * 7919 + options.modes.indexOf(mode) * 104_729) >>> 0;
+        const runSeed =
+          (options.seed + index * 1_000_003 + afterIo * 7919 + options.modes.indexOf(mode) * 104_729) >>> 0;
         const book = new ContentBook(geometry.regionSize);
         const prng = new Prng(runSeed);
-        const write: Writer = (region) => ({ type: 'write', region, data: randomContent(prng.nextUint32(), geometry.regionSize) });
+        const write: Writer = (region) => ({
+          type: 'write',
+          region,
+          data: randomContent(prng.nextUint32(), geometry.regionSize),
+        });
         const scenario: ScenarioStep[] = [
           ...situation.prefix(picks, write).map((op): ScenarioStep => ({ kind: 'op', op })),
           { kind: 'crashInside', op: situation.operation(picks, write), crash: crashRequest(mode, afterIo, runSeed) },
@@ -241,9 +287,16 @@ export async function runFailpointSweep(options: SweepOptions): Promise<SweepRes
             `failed at step ${run.failure.stepIndex + 1}: ${run.failure.message.split('\n')[0]}`,
           ];
           mkdirSync(options.failuresDir, { recursive: true });
-          const tracePath = join(options.failuresDir, `failpoint-${fileSafe(situation.name)}-${mode}-io${afterIo}-${runSeed}.jsonl`);
+          const tracePath = join(
+            options.failuresDir,
+            `failpoint-${fileSafe(situation.name)}-${mode}-io${afterIo}-${runSeed}.jsonl`,
+          );
           writeFileSync(tracePath, scenarioTrace(geometry, run.records, title, comments, runSeed));
-          return result({ message: `${title}: ${run.failure.message}`, differences: run.failure.differences, tracePath });
+          return result({
+            message: `${title}: ${run.failure.message}`,
+            differences: run.failure.differences,
+            tracePath,
+          });
         }
         if (sut.crashedInside === true) {
           crashPoints++;

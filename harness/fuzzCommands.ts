@@ -51,7 +51,16 @@ export interface FuzzModel {
 }
 
 export function freshModel(regionSize: number): FuzzModel {
-  return { crashed: false, phase: 'idle', current: new Set(), currentExact: true, next: new Set(), nextExact: true, sent: new Set(), contents: new RunContents(regionSize) };
+  return {
+    crashed: false,
+    phase: 'idle',
+    current: new Set(),
+    currentExact: true,
+    next: new Set(),
+    nextExact: true,
+    sent: new Set(),
+    contents: new RunContents(regionSize),
+  };
 }
 
 function replaceSet(set: Set<number>, values: Iterable<number>): void {
@@ -111,13 +120,23 @@ function trackOp(model: FuzzModel, op: SutOp, regions: number, regionSize: numbe
 
 /** An operation with a crash inside: whatever of it reached the disk may or may not survive. */
 function trackCrashInside(model: FuzzModel, op: SutOp, regions: number, regionSize: number): void {
-  if (op.type === 'write' && op.region >= 0 && op.region < regions && op.data.length === regionSize && !model.next.has(op.region)) {
+  if (
+    op.type === 'write' &&
+    op.region >= 0 &&
+    op.region < regions &&
+    op.data.length === regionSize &&
+    !model.next.has(op.region)
+  ) {
     model.next.add(op.region);
     model.nextExact = false;
   } else if (op.type === 'startCycle' && model.phase !== 'replicating') {
     trackSwap(model, false);
     model.phase = 'unknown';
-  } else if (op.type === 'completeCycle' && model.phase === 'replicating' && (!model.currentExact || isSubset(model.current, model.sent))) {
+  } else if (
+    op.type === 'completeCycle' &&
+    model.phase === 'replicating' &&
+    (!model.currentExact || isSubset(model.current, model.sent))
+  ) {
     model.currentExact = false;
     model.phase = 'unknown';
   }
@@ -247,7 +266,8 @@ export class PlannedCommand implements fc.AsyncCommand<FuzzModel, SequenceRun> {
         case 'cycle': {
           if (model.phase !== 'replicating') await take({ kind: 'op', op: { type: 'startCycle' } });
           // Bounded by the regions: the superset of C is a set of region indices.
-          for (const region of [...model.current].sort((a, b) => a - b)) await take({ kind: 'op', op: { type: 'transfer', region } });
+          for (const region of [...model.current].sort((a, b) => a - b))
+            await take({ kind: 'op', op: { type: 'transfer', region } });
           await take({ kind: 'op', op: { type: 'completeCycle' } });
           break;
         }
@@ -273,7 +293,8 @@ function makeOp(plan: OpPlan, model: FuzzModel, generation: Generation): { op: S
     }
     case 'write': {
       const data = plan.data;
-      if ('label' in data) return { op: { type: 'write', region: plan.region, data: data.bytes }, naming: { label: data.label } };
+      if ('label' in data)
+        return { op: { type: 'write', region: plan.region, data: data.bytes }, naming: { label: data.label } };
       const content = model.contents.make(data.recipe, plan.region);
       if (data.size !== 'region') {
         const wrong = new Uint8Array(data.size);
@@ -330,12 +351,18 @@ function opArbitraries(generation: Generation) {
   const outside = fc.constantFrom(...outOfRangeRegions(regions));
   const write =
     generation.data === 'labels'
-      ? fc.tuple(region, fc.integer({ min: 1, max: labels })).map(([r, value]): OpPlan => ({ kind: 'write', region: r, data: labelled(r, value) }))
-      : fc.tuple(region, contentRecipeArbitrary()).map(([r, recipe]): OpPlan => ({ kind: 'write', region: r, data: { recipe, size: 'region' } }));
+      ? fc
+          .tuple(region, fc.integer({ min: 1, max: labels }))
+          .map(([r, value]): OpPlan => ({ kind: 'write', region: r, data: labelled(r, value) }))
+      : fc
+          .tuple(region, contentRecipeArbitrary())
+          .map(([r, recipe]): OpPlan => ({ kind: 'write', region: r, data: { recipe, size: 'region' } }));
   const fixed = (op: SutOp): OpPlan => ({ kind: 'fixed', op });
   const transfer = region.map((r) => fixed({ type: 'transfer', region: r }));
   // Biased to the regions the model holds current: a cycle can drain across a large volume.
-  const transferCurrent = fc.tuple(fc.nat({ max: 1 << 16 }), region).map(([pick, otherwise]): OpPlan => ({ kind: 'transferCurrent', pick, otherwise }));
+  const transferCurrent = fc
+    .tuple(fc.nat({ max: 1 << 16 }), region)
+    .map(([pick, otherwise]): OpPlan => ({ kind: 'transferCurrent', pick, otherwise }));
   const startCycle = fc.constant(fixed({ type: 'startCycle' }));
   const completeCycle = fc.constant(fixed({ type: 'completeCycle' }));
   // Arguments the model judges before the state: E_RANGE, then E_SIZE (one byte short, one byte long).
@@ -347,13 +374,23 @@ function opArbitraries(generation: Generation) {
           bytes.set(labelled(r, 1).bytes.subarray(0, size));
           return fixed({ type: 'write', region: r, data: bytes });
         })
-      : fc.tuple(region, contentRecipeArbitrary(), wrongSize).map(([r, recipe, size]): OpPlan => ({ kind: 'write', region: r, data: { recipe, size } }));
+      : fc
+          .tuple(region, contentRecipeArbitrary(), wrongSize)
+          .map(([r, recipe, size]): OpPlan => ({ kind: 'write', region: r, data: { recipe, size } }));
   const badRequest = fc.oneof(
-    fc.tuple(outside, fc.integer({ min: 1, max: labels })).map(([r]): OpPlan => ({ kind: 'write', region: r, data: generation.data === 'labels' ? labelled(0, 1) : { recipe: { kind: 'random', seed: 0 }, size: 'region' } })),
+    fc.tuple(outside, fc.integer({ min: 1, max: labels })).map(
+      ([r]): OpPlan => ({
+        kind: 'write',
+        region: r,
+        data: generation.data === 'labels' ? labelled(0, 1) : { recipe: { kind: 'random', seed: 0 }, size: 'region' },
+      }),
+    ),
     outside.map((r) => fixed({ type: 'transfer', region: r })),
     badWrite,
   );
-  const read = fc.tuple(region, fc.constantFrom<('primary' | 'secondary')[]>('primary', 'secondary')).map(([r, volume]) => fixed({ type: 'read', region: r, volume }));
+  const read = fc
+    .tuple(region, fc.constantFrom<('primary' | 'secondary')[]>('primary', 'secondary'))
+    .map(([r, volume]) => fixed({ type: 'read', region: r, volume }));
   const badRead = outside.map((r) => fixed({ type: 'read', region: r, volume: 'primary' }));
   return { region, write, transfer, transferCurrent, startCycle, completeCycle, badRequest, read, badRead };
 }
@@ -440,16 +477,32 @@ export function commandArbitrary(generation: Generation): fc.Arbitrary<PlannedCo
   if (generation.crashModes.length > 0) {
     // After the k-th I/O call, k in 0..ioMax; the power-loss seed picks what unsynced data survives.
     const crash = fc
-      .tuple(fc.integer({ min: 0, max: ioMax }), fc.constantFrom(...generation.crashModes), fc.integer({ min: 0, max: 0xffff }))
-      .map(([afterIo, mode, seed]): CrashRequest => (mode === 'process' ? { afterIo, mode, seed: 0, torn: false } : { afterIo, mode: 'power', seed, torn: mode === 'torn' }));
-    choices.push({ arbitrary: fc.tuple(mutating, crash).map(([plan, request]) => command([{ kind: 'crashInside', op: plan, crash: request }, { kind: 'recover' }])), weight: 5 });
+      .tuple(
+        fc.integer({ min: 0, max: ioMax }),
+        fc.constantFrom(...generation.crashModes),
+        fc.integer({ min: 0, max: 0xffff }),
+      )
+      .map(
+        ([afterIo, mode, seed]): CrashRequest =>
+          mode === 'process'
+            ? { afterIo, mode, seed: 0, torn: false }
+            : { afterIo, mode: 'power', seed, torn: mode === 'torn' },
+      );
+    choices.push({
+      arbitrary: fc
+        .tuple(mutating, crash)
+        .map(([plan, request]) => command([{ kind: 'crashInside', op: plan, crash: request }, { kind: 'recover' }])),
+      weight: 5,
+    });
     const powerModes = generation.crashModes.filter((mode) => mode !== 'process');
     if (generation.crashModes.includes('process') && powerModes.length > 0) {
       // A kill leaves unsynced writes in the page cache, and recovery inherits them
       // (CrashStorage.handOverTo): a power loss inside the next operation can take
       // back what a recovery read there without syncing it. Apart, the two crashes
       // rarely meet with no sync of the same file in between.
-      const kill = fc.integer({ min: 0, max: ioMax }).map((afterIo): CrashRequest => ({ afterIo, mode: 'process', seed: 0, torn: false }));
+      const kill = fc
+        .integer({ min: 0, max: ioMax })
+        .map((afterIo): CrashRequest => ({ afterIo, mode: 'process', seed: 0, torn: false }));
       // Before the operation's first durable call: nothing of it can sync the inherited writes first.
       const powerLoss = fc
         .tuple(fc.constantFrom(...powerModes), fc.integer({ min: 0, max: 0xffff }))
@@ -458,17 +511,18 @@ export function commandArbitrary(generation: Generation): fc.Arbitrary<PlannedCo
       // recovery and makes at least one durable call, so the crash at call 0 always
       // happens (inside a rejected operation it never would, and the oracle's crash
       // would be a second kill).
-      const killThenPowerLoss = fc.tuple(mutating, kill, ops.write, powerLoss).map(([killed, killRequest, lost, lossRequest]) =>
-        command([
-          { kind: 'crashInside', op: killed, crash: killRequest },
-          { kind: 'recover' },
-          { kind: 'crashInside', op: lost, crash: lossRequest },
-          { kind: 'recover' },
-        ]),
-      );
+      const killThenPowerLoss = fc
+        .tuple(mutating, kill, ops.write, powerLoss)
+        .map(([killed, killRequest, lost, lossRequest]) =>
+          command([
+            { kind: 'crashInside', op: killed, crash: killRequest },
+            { kind: 'recover' },
+            { kind: 'crashInside', op: lost, crash: lossRequest },
+            { kind: 'recover' },
+          ]),
+        );
       choices.push({ arbitrary: killThenPowerLoss, weight: 2 });
     }
   }
   return fc.oneof(...choices);
 }
-

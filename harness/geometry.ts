@@ -48,8 +48,16 @@ const bitEdges: readonly number[] = [8, 64, 1024, 4096, 32768];
  * repeats: 0 and 1, each edge and the region before it, the middle, and the last two.
  */
 export function boundaryRegions(regions: number): number[] {
-  if (!Number.isInteger(regions) || regions < 1) throw new RangeError(`boundaryRegions: regions must be a positive integer, got ${regions}`);
-  const candidates = [0, 1, ...bitEdges.flatMap((edge) => [edge - 1, edge]), Math.floor(regions / 2), regions - 2, regions - 1];
+  if (!Number.isInteger(regions) || regions < 1)
+    throw new RangeError(`boundaryRegions: regions must be a positive integer, got ${regions}`);
+  const candidates = [
+    0,
+    1,
+    ...bitEdges.flatMap((edge) => [edge - 1, edge]),
+    Math.floor(regions / 2),
+    regions - 2,
+    regions - 1,
+  ];
   return [...new Set(candidates.filter((region) => region >= 0 && region < regions))].sort((a, b) => a - b);
 }
 

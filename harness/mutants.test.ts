@@ -40,7 +40,12 @@ const write = (region: number, value: number): ScenarioStep => op({ type: 'write
 const startCycle = op({ type: 'startCycle' });
 const transfer = (region: number): ScenarioStep => op({ type: 'transfer', region });
 const completeCycle = op({ type: 'completeCycle' });
-const cycleOf = (region: number, value: number): ScenarioStep[] => [write(region, value), startCycle, transfer(region), completeCycle];
+const cycleOf = (region: number, value: number): ScenarioStep[] => [
+  write(region, value),
+  startCycle,
+  transfer(region),
+  completeCycle,
+];
 
 /** For each mutant of the new classes: a scenario aimed at its bug. */
 const aimed: Readonly<Record<string, readonly ScenarioStep[]>> = {
@@ -49,10 +54,23 @@ const aimed: Readonly<Record<string, readonly ScenarioStep[]>> = {
   'transfer-stops-at-zero-byte': [write(1, 0), startCycle, transfer(1)],
   'map-keeps-8-bits': [write(8, 0)],
   // 51 accepted operations, then the first write of a cycle.
-  'cow-stops-after-50-ops': [...Array.from({ length: 51 }, (_, index) => write(index % 3, index % 4)), startCycle, write(0, 2)],
+  'cow-stops-after-50-ops': [
+    ...Array.from({ length: 51 }, (_, index) => write(index % 3, index % 4)),
+    startCycle,
+    write(0, 2),
+  ],
   'third-cycle-keeps-next-bit': [...cycleOf(0, 0), ...cycleOf(1, 1), ...cycleOf(2, 2)],
   // A kill right after the first half's sync.
-  'transfer-two-halves': [write(0, 0), startCycle, { kind: 'crashInside', op: { type: 'transfer', region: 0 }, crash: { afterIo: 2, mode: 'process', seed: 0, torn: false } }, { kind: 'recover' }],
+  'transfer-two-halves': [
+    write(0, 0),
+    startCycle,
+    {
+      kind: 'crashInside',
+      op: { type: 'transfer', region: 0 },
+      crash: { afterIo: 2, mode: 'process', seed: 0, torn: false },
+    },
+    { kind: 'recover' },
+  ],
 };
 
 async function run(volumeClass: typeof ReplicatedVolume, name: string, steps: readonly ScenarioStep[]) {
@@ -72,7 +90,14 @@ describe(`mutants of issue 11's classes (seed ${seed})`, () => {
   it('every mutant of these classes that the generic nets miss has an aimed scenario here', () => {
     const atOpen = ['accepts-unaligned-region-size', 'creates-over-existing', 'ignores-lock'];
     const missedByNets = Object.entries(mutants)
-      .filter(([name, mutant]) => mutant.reachedBy !== undefined && !mutant.reachedBy.includes('fuzz') && !mutant.reachedBy.includes('crashes') && !mutant.reachedBy.includes('crashes-wide') && !atOpen.includes(name))
+      .filter(
+        ([name, mutant]) =>
+          mutant.reachedBy !== undefined &&
+          !mutant.reachedBy.includes('fuzz') &&
+          !mutant.reachedBy.includes('crashes') &&
+          !mutant.reachedBy.includes('crashes-wide') &&
+          !atOpen.includes(name),
+      )
       .map(([name]) => name);
     assert.ok(missedByNets.length >= 4);
     for (const name of missedByNets) assert.ok(Object.hasOwn(aimed, name), `no aimed scenario for ${name}`);
@@ -89,28 +114,81 @@ describe(`mutants of issue 11's classes (seed ${seed})`, () => {
     // What the verify stages run: the mutants are correct there, which is why only conform reaches them.
     const small: Geometry = { regions: 2, regionSize: 512 };
     const book = new ContentBook(small.regionSize);
-    const label = (text: string) => { const bytes = new Uint8Array(small.regionSize); bytes.set(new TextEncoder().encode(text)); return bytes; };
-    const steps: ScenarioStep[] = [op({ type: 'write', region: 1, data: label('A1') }), startCycle, op({ type: 'write', region: 1, data: label('A2') }), transfer(1), completeCycle];
-    for (const name of ['transfer-sends-primary-from-region-8', 'write-first-sector-only', 'transfer-stops-at-zero-byte', 'map-keeps-8-bits']) {
-      const result = await runScenario(new ReferenceSut({ volumeClass: mutantNamed(name).volumeClass, name }), small, steps, book);
+    const label = (text: string) => {
+      const bytes = new Uint8Array(small.regionSize);
+      bytes.set(new TextEncoder().encode(text));
+      return bytes;
+    };
+    const steps: ScenarioStep[] = [
+      op({ type: 'write', region: 1, data: label('A1') }),
+      startCycle,
+      op({ type: 'write', region: 1, data: label('A2') }),
+      transfer(1),
+      completeCycle,
+    ];
+    for (const name of [
+      'transfer-sends-primary-from-region-8',
+      'write-first-sector-only',
+      'transfer-stops-at-zero-byte',
+      'map-keeps-8-bits',
+    ]) {
+      const result = await runScenario(
+        new ReferenceSut({ volumeClass: mutantNamed(name).volumeClass, name }),
+        small,
+        steps,
+        book,
+      );
       assert.equal(result.failure, null, `${name}: ${result.failure?.message}`);
     }
   });
 });
 
-const issue12Mutants = ['recovery-without-dir-sync', 'init-overwrites-files', 'recovery-ignores-digests', 'completion-first-map-run', 'recovery-truncates-map', 'metadata-in-place'];
+const issue12Mutants = [
+  'recovery-without-dir-sync',
+  'init-overwrites-files',
+  'recovery-ignores-digests',
+  'completion-first-map-run',
+  'recovery-truncates-map',
+  'metadata-in-place',
+];
 
 describe('mutants of issue 12: each caught by the part of the crash exploration aimed at its class', () => {
   const only = { createCrashes: false, recoveryPathsMax: 0, rot: false, failuresDir: null } as const;
   const aimedExplorations: Readonly<Record<string, { options: ExplorationOptions; failure: RegExp }>> = {
     // A create killed after renaming meta, open without syncing DIR, a power loss after acknowledged writes.
-    'recovery-without-dir-sync': { options: { ...only, length: 0, regions: 2, values: 1, createCrashes: true }, failure: /E_NOT_FOUND/ },
-    'init-overwrites-files': { options: { ...only, length: 0, regions: 2, values: 1, createCrashes: true }, failure: /user's files named primary and cow: it succeeded/ },
-    'recovery-ignores-digests': { options: { ...only, length: 2, regions: 2, values: 1, modes: ['process'], rot: true, scrubStatesMax: 0 }, failure: /rot: a flipped byte at \/volume\/cow/ },
+    'recovery-without-dir-sync': {
+      options: { ...only, length: 0, regions: 2, values: 1, createCrashes: true },
+      failure: /E_NOT_FOUND/,
+    },
+    'init-overwrites-files': {
+      options: { ...only, length: 0, regions: 2, values: 1, createCrashes: true },
+      failure: /user's files named primary and cow: it succeeded/,
+    },
+    'recovery-ignores-digests': {
+      options: { ...only, length: 2, regions: 2, values: 1, modes: ['process'], rot: true, scrubStatesMax: 0 },
+      failure: /rot: a flipped byte at \/volume\/cow/,
+    },
     // Regions 0 and 16: next-map bytes 0 and 2, two runs.
-    'completion-first-map-run': { options: { ...only, length: 4, regions: 17, activeRegions: [0, 16], values: 1, regionSize: 512, modes: ['process'] }, failure: /./ },
-    'recovery-truncates-map': { options: { ...only, length: 0, regions: 2, values: 1, recoveryPathsMax: 2 }, failure: /map1 is 0 bytes/ },
-    'metadata-in-place': { options: { ...only, length: 1, regions: 2, values: 1, modes: ['torn'] }, failure: /no valid metadata slot/ },
+    'completion-first-map-run': {
+      options: {
+        ...only,
+        length: 4,
+        regions: 17,
+        activeRegions: [0, 16],
+        values: 1,
+        regionSize: 512,
+        modes: ['process'],
+      },
+      failure: /./,
+    },
+    'recovery-truncates-map': {
+      options: { ...only, length: 0, regions: 2, values: 1, recoveryPathsMax: 2 },
+      failure: /map1 is 0 bytes/,
+    },
+    'metadata-in-place': {
+      options: { ...only, length: 1, regions: 2, values: 1, modes: ['torn'] },
+      failure: /no valid metadata slot/,
+    },
   };
   it('every issue 12 mutant has an aimed exploration', () => {
     assert.deepEqual(Object.keys(aimedExplorations).sort(), [...issue12Mutants].sort());
@@ -118,20 +196,29 @@ describe('mutants of issue 12: each caught by the part of the crash exploration 
   });
   for (const [name, { options, failure }] of Object.entries(aimedExplorations)) {
     it(`${name}: caught`, async () => {
-      const result = await exploreCrashes({ ...options, volumeClass: mutantNamed(name).volumeClass, volumeName: `mutant ${name}` });
+      const result = await exploreCrashes({
+        ...options,
+        volumeClass: mutantNamed(name).volumeClass,
+        volumeName: `mutant ${name}`,
+      });
       assert.ok(result.failure !== null, `mutant ${name} was not caught`);
       assert.match(result.failure.message, failure);
     });
   }
   it('the same explorations of the ops alone pass on the reference (the create ones are in crashExploration.test.ts)', async () => {
-    for (const name of ['recovery-ignores-digests', 'completion-first-map-run', 'recovery-truncates-map', 'metadata-in-place']) {
+    for (const name of [
+      'recovery-ignores-digests',
+      'completion-first-map-run',
+      'recovery-truncates-map',
+      'metadata-in-place',
+    ]) {
       const result = await exploreCrashes({ ...aimedExplorations[name]!.options });
       assert.equal(result.failure, null, `${name}: ${result.failure?.message}`);
     }
   });
 });
 
-describe('mutants of the adapter protocol\'s own rules at open', () => {
+describe("mutants of the adapter protocol's own rules at open", () => {
   const scratch = makeTemporaryDir('cowmap-mutants-test-');
   after(() => removeTree(scratch));
   const storage = new NodeStorage();
@@ -149,32 +236,51 @@ describe('mutants of the adapter protocol\'s own rules at open', () => {
   };
 
   const cases: readonly [string, string, (volumeClass: typeof ReplicatedVolume) => () => void][] = [
-    ['accepts-unaligned-region-size', 'E_SIZE', (volumeClass) => () => {
-      const volume = volumeClass.create(storage, freshDir(), { regions: 2, regionSize: 1000 });
-      // Unaligned, it still works: only the protocol's E_SIZE rule catches it.
-      volume.writeRegion(1, new Uint8Array(1000).fill(7));
-      assert.deepEqual(volume.readRegion(1), new Uint8Array(1000).fill(7));
-      volume.close();
-    }],
+    [
+      'accepts-unaligned-region-size',
+      'E_SIZE',
+      (volumeClass) => () => {
+        const volume = volumeClass.create(storage, freshDir(), { regions: 2, regionSize: 1000 });
+        // Unaligned, it still works: only the protocol's E_SIZE rule catches it.
+        volume.writeRegion(1, new Uint8Array(1000).fill(7));
+        assert.deepEqual(volume.readRegion(1), new Uint8Array(1000).fill(7));
+        volume.close();
+      },
+    ],
     // Below a sector it still refuses, as the reference does: only the multiple-of-512 rule is broken.
-    ['accepts-unaligned-region-size', 'E_SIZE', (volumeClass) => () => {
-      assert.equal(codeOf(() => volumeClass.create(storage, freshDir(), { regions: 2, regionSize: 256 })), 'E_SIZE');
-      volumeClass.create(storage, freshDir(), { regions: 2, regionSize: 513 }).close();
-    }],
-    ['creates-over-existing', 'E_EXISTS', (volumeClass) => () => {
-      const dir = freshDir();
-      volumeClass.create(storage, dir, geometry).close();
-      volumeClass.create(storage, dir, geometry).close();
-    }],
-    ['ignores-lock', 'E_LOCKED', (volumeClass) => () => {
-      const dir = freshDir();
-      const holder = ReplicatedVolume.create(storage, dir, geometry);
-      try {
-        volumeClass.open(storage, dir).close();
-      } finally {
-        holder.close();
-      }
-    }],
+    [
+      'accepts-unaligned-region-size',
+      'E_SIZE',
+      (volumeClass) => () => {
+        assert.equal(
+          codeOf(() => volumeClass.create(storage, freshDir(), { regions: 2, regionSize: 256 })),
+          'E_SIZE',
+        );
+        volumeClass.create(storage, freshDir(), { regions: 2, regionSize: 513 }).close();
+      },
+    ],
+    [
+      'creates-over-existing',
+      'E_EXISTS',
+      (volumeClass) => () => {
+        const dir = freshDir();
+        volumeClass.create(storage, dir, geometry).close();
+        volumeClass.create(storage, dir, geometry).close();
+      },
+    ],
+    [
+      'ignores-lock',
+      'E_LOCKED',
+      (volumeClass) => () => {
+        const dir = freshDir();
+        const holder = ReplicatedVolume.create(storage, dir, geometry);
+        try {
+          volumeClass.open(storage, dir).close();
+        } finally {
+          holder.close();
+        }
+      },
+    ],
   ];
   for (const [name, code, attempt] of cases) {
     it(`${name}: the reference answers ${code}, the mutant goes on`, () => {

@@ -303,10 +303,17 @@ type Constructed<T> = new (parts: VolumeParts) => T;
  * leaves a name that a power loss after acknowledged writes can take away.
  */
 class RecoveryWithoutDirSync extends ReplicatedVolume {
-  static override open<T extends ReplicatedVolume>(this: Constructed<T>, storage: Storage, dir: string, options: OpenOptions = {}): T {
+  static override open<T extends ReplicatedVolume>(
+    this: Constructed<T>,
+    storage: Storage,
+    dir: string,
+    options: OpenOptions = {},
+  ): T {
     const skipper = new DirSyncSkipper(storage);
     try {
-      return (ReplicatedVolume.open as (this: Constructed<T>, storage: Storage, dir: string, options: OpenOptions) => T).call(this, skipper, dir, options);
+      return (
+        ReplicatedVolume.open as (this: Constructed<T>, storage: Storage, dir: string, options: OpenOptions) => T
+      ).call(this, skipper, dir, options);
     } finally {
       skipper.skipping = false;
     }
@@ -318,12 +325,26 @@ const volumeFileNames = ['meta', 'primary', 'map0', 'map1', 'cow'] as const;
 
 /** init of a directory that holds files named like the volume's removes them first (a user's `primary` included). */
 class InitOverwritesFiles extends ReplicatedVolume {
-  static override create<T extends ReplicatedVolume>(this: Constructed<T>, storage: Storage, dir: string, geometry: Geometry, options: CreateOptions = {}): T {
+  static override create<T extends ReplicatedVolume>(
+    this: Constructed<T>,
+    storage: Storage,
+    dir: string,
+    geometry: Geometry,
+    options: CreateOptions = {},
+  ): T {
     for (const name of volumeFileNames) {
       const path = `${dir}/${name}`;
       if (storage.exists(path)) storage.unlink(path);
     }
-    return (ReplicatedVolume.create as (this: Constructed<T>, storage: Storage, dir: string, geometry: Geometry, options: CreateOptions) => T).call(this, storage, dir, geometry, options);
+    return (
+      ReplicatedVolume.create as (
+        this: Constructed<T>,
+        storage: Storage,
+        dir: string,
+        geometry: Geometry,
+        options: CreateOptions,
+      ) => T
+    ).call(this, storage, dir, geometry, options);
   }
 }
 
@@ -344,14 +365,16 @@ class CompletionWritesFirstMapRun extends ReplicatedVolume {
     const map = this.nextMap;
     const onDisk = map.file.read(0, Math.min(pageBitBytes, Math.ceil(this.regions / 8)));
     const inMemory = new Uint8Array(onDisk.length);
-    for (const region of map.bits.regionsSet()) if (region < regionsPerPage) inMemory[region >> 3]! |= 1 << (region & 7);
+    for (const region of map.bits.regionsSet())
+      if (region < regionsPerPage) inMemory[region >> 3]! |= 1 << (region & 7);
     // The bytes after the first run of bytes that differ from the disk: left out of this write.
     let byte = 0;
     while (byte < onDisk.length && onDisk[byte] === inMemory[byte]) byte++;
     while (byte < onDisk.length && onDisk[byte] !== inMemory[byte]) byte++;
     const left: number[] = [];
     for (const region of map.bits.regionsSet()) {
-      if (region >> 3 >= byte && region < regionsPerPage && ((onDisk[region >> 3]! >> (region & 7)) & 1) === 0) left.push(region);
+      if (region >> 3 >= byte && region < regionsPerPage && ((onDisk[region >> 3]! >> (region & 7)) & 1) === 0)
+        left.push(region);
     }
     for (const region of left) map.bits.clear(region);
     try {
@@ -388,7 +411,11 @@ class RecoveryTruncatesMap extends ReplicatedVolume {
 class MetadataUpdatedInPlace extends ReplicatedVolume {
   constructor(parts: VolumeParts) {
     super(parts);
-    const store = this.metadata as unknown as { winner: MetadataRecord; file: FileHandle; update(change: MetadataChange): void };
+    const store = this.metadata as unknown as {
+      winner: MetadataRecord;
+      file: FileHandle;
+      update(change: MetadataChange): void;
+    };
     store.update = (change: MetadataChange) => {
       const next: MetadataRecord = { ...store.winner, ...change, sequence: store.winner.sequence + 2 };
       store.file.write((next.sequence % 2) * slotSize, encodeSlot(next));
@@ -404,7 +431,10 @@ class MetadataUpdatedInPlace extends ReplicatedVolume {
 class AcceptsUnalignedRegionSize extends ReplicatedVolume {
   protected static override geometryProblem(geometry: Geometry): string | null {
     const { regions, regionSize } = geometry;
-    const judged = Number.isSafeInteger(regionSize) && regionSize > sectorSize ? { regions, regionSize: Math.ceil(regionSize / sectorSize) * sectorSize } : geometry;
+    const judged =
+      Number.isSafeInteger(regionSize) && regionSize > sectorSize
+        ? { regions, regionSize: Math.ceil(regionSize / sectorSize) * sectorSize }
+        : geometry;
     return super.geometryProblem(judged);
   }
 }
@@ -424,24 +454,45 @@ const wideCrashes: readonly MutantStageKey[] = ['crashes-wide'];
 
 export const mutants: Readonly<Record<string, Mutant>> = {
   'no-cow': { volumeClass: NoCopyOnWrite, description: 'no copy-on-write' },
-  'cow-only-current': { volumeClass: CopyOnWriteOnlyInCurrent, description: 'copy-on-write only for regions in the current map' },
-  'second-write-represerves': { volumeClass: SecondWriteRepreserves, description: 'a second write in a cycle re-preserves' },
+  'cow-only-current': {
+    volumeClass: CopyOnWriteOnlyInCurrent,
+    description: 'copy-on-write only for regions in the current map',
+  },
+  'second-write-represerves': {
+    volumeClass: SecondWriteRepreserves,
+    description: 'a second write in a cycle re-preserves',
+  },
   'no-next-bit-in-cycle': { volumeClass: NoNextBitDuringCycle, description: 'the next bit not set during a cycle' },
   'swap-keeps-next': { volumeClass: SwapKeepsNext, description: 'a swap that keeps the next map' },
-  'transfer-sends-primary': { volumeClass: TransferSendsPrimary, description: 'a transfer that sends the primary instead of the snapshot view' },
+  'transfer-sends-primary': {
+    volumeClass: TransferSendsPrimary,
+    description: 'a transfer that sends the primary instead of the snapshot view',
+  },
   'complete-early': { volumeClass: CompletesEarly, description: 'completion before every region is sent' },
   'recovery-drops-cycle': { volumeClass: RecoveryDropsCycle, description: 'recovery that drops a running cycle' },
   // During a cycle the bit rides on the COW entry either way: only idle writes expose it.
-  'next-bit-after-data': { volumeClass: NextBitAfterData, description: 'the next bit made durable after the data (idle writes)' },
+  'next-bit-after-data': {
+    volumeClass: NextBitAfterData,
+    description: 'the next bit made durable after the data (idle writes)',
+  },
   'cow-after-overwrite': { volumeClass: CopyAfterOverwrite, description: 'the COW copy written after the overwrite' },
   'swap-two-steps': { volumeClass: SwapInTwoSteps, description: 'a swap done in two durable steps' },
   'complete-before-next-durable': {
     volumeClass: CompletesBeforeNextDurable,
     description: 'completion before the next bits set in the cycle are durable in the map',
   },
-  'recovery-forgets-next': { volumeClass: RecoveryForgetsNext, description: 'recovery that does not rebuild the next bits from the COW index' },
-  'recovery-trusts-page-cache': { volumeClass: RecoveryTrustsPageCache, description: 'recovery that reads the page cache as durable (no sync at open)' },
-  'ack-before-durable': { volumeClass: AcknowledgedBeforeDurable, description: 'a write acknowledged before it is durable' },
+  'recovery-forgets-next': {
+    volumeClass: RecoveryForgetsNext,
+    description: 'recovery that does not rebuild the next bits from the COW index',
+  },
+  'recovery-trusts-page-cache': {
+    volumeClass: RecoveryTrustsPageCache,
+    description: 'recovery that reads the page cache as durable (no sync at open)',
+  },
+  'ack-before-durable': {
+    volumeClass: AcknowledgedBeforeDurable,
+    description: 'a write acknowledged before it is durable',
+  },
   // Issue 11: the classes of bugs that small geometries, label data and short histories miss.
   'transfer-sends-primary-from-region-8': {
     volumeClass: TransferSendsPrimaryFromRegion8,
@@ -458,7 +509,11 @@ export const mutants: Readonly<Record<string, Mutant>> = {
     // The generators' full-region bytes reach it (label data padded with zeros would not).
     description: 'a transfer that copies a region only up to its first zero byte',
   },
-  'map-keeps-8-bits': { volumeClass: MapKeepsFirst8Bits, description: 'a next map that keeps only its first 8 bits', reachedBy: onlyConform },
+  'map-keeps-8-bits': {
+    volumeClass: MapKeepsFirst8Bits,
+    description: 'a next map that keeps only its first 8 bits',
+    reachedBy: onlyConform,
+  },
   'cow-stops-after-50-ops': {
     volumeClass: CopyOnWriteStopsAfter50Operations,
     description: 'copy-on-write that stops after 50 operations since open',
@@ -480,12 +535,21 @@ export const mutants: Readonly<Record<string, Mutant>> = {
     description: 'create accepts a region size that is not a multiple of 512',
     reachedBy: onlyConform,
   },
-  'creates-over-existing': { volumeClass: CreatesOverExistingVolume, description: 'create over an existing volume replaces it', reachedBy: onlyConform },
-  'ignores-lock': { volumeClass: IgnoresLock, description: 'open of a volume that another live process holds', reachedBy: onlyConform },
+  'creates-over-existing': {
+    volumeClass: CreatesOverExistingVolume,
+    description: 'create over an existing volume replaces it',
+    reachedBy: onlyConform,
+  },
+  'ignores-lock': {
+    volumeClass: IgnoresLock,
+    description: 'open of a volume that another live process holds',
+    reachedBy: onlyConform,
+  },
   // Issue 12: what the crash exploration could not see before (names, create, recovery, rot).
   'recovery-without-dir-sync': {
     volumeClass: RecoveryWithoutDirSync,
-    description: 'open without the syncs of the volume and secondary directories (a meta that a power loss may take away)',
+    description:
+      'open without the syncs of the volume and secondary directories (a meta that a power loss may take away)',
     reachedBy: ['crashes', 'crashes-wide'],
   },
   'init-overwrites-files': {
@@ -517,6 +581,7 @@ export const mutants: Readonly<Record<string, Mutant>> = {
 
 export function mutantNamed(name: string): Mutant {
   const mutant = mutants[name];
-  if (mutant === undefined) throw new RangeError(`no mutant named '${name}' (known: ${Object.keys(mutants).join(', ')})`);
+  if (mutant === undefined)
+    throw new RangeError(`no mutant named '${name}' (known: ${Object.keys(mutants).join(', ')})`);
   return mutant;
 }

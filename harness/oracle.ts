@@ -111,7 +111,10 @@ export function observedOf(state: SutState): ObservedState {
   for (let region = 0; region < state.cowData.length; region++) {
     // docs/protocol.md section 6: the validity of W and its content are one fact, reported twice.
     if ((state.cow[region] === '1') !== (state.cowData[region] !== null)) {
-      throw new OracleFailure('divergence', `the implementation reports cow bit ${state.cow[region]} for region ${region} with cowData ${state.cowData[region] === null ? 'null' : 'present'}`);
+      throw new OracleFailure(
+        'divergence',
+        `the implementation reports cow bit ${state.cow[region]} for region ${region} with cowData ${state.cowData[region] === null ? 'null' : 'present'}`,
+      );
     }
   }
   return {
@@ -159,13 +162,18 @@ export class Oracle {
   /** A model-only copy that continues from a crash outcome (crashed, awaiting recover). */
   fork(outcome: CrashOutcome): Oracle {
     if (this.sut !== null) throw new Error('oracle: only a model-only oracle forks');
-    const forked = new Oracle(this.geometry, this.book, null, { state: rules.crash(outcome.state), covered: this.covered, stats: this.stats });
+    const forked = new Oracle(this.geometry, this.book, null, {
+      state: rules.crash(outcome.state),
+      covered: this.covered,
+      stats: this.stats,
+    });
     forked.pendingOutcomes = [outcome];
     return forked;
   }
 
   private modelOp(op: OracleOp): Op {
-    if (op.type === 'write') return { type: 'write', region: op.region, data: this.book.addBytes(op.data), size: op.data.length };
+    if (op.type === 'write')
+      return { type: 'write', region: op.region, data: this.book.addBytes(op.data), size: op.data.length };
     return op;
   }
 
@@ -180,25 +188,43 @@ export class Oracle {
     this.stats.invariantChecks++;
     this.stats.steps++;
     if (violations.length > 0) {
-      throw new OracleFailure('invariant', `the model broke ${violations[0]!.invariant} at ${label}: ${violations[0]!.message}`, [], violations);
+      throw new OracleFailure(
+        'invariant',
+        `the model broke ${violations[0]!.invariant} at ${label}: ${violations[0]!.message}`,
+        [],
+        violations,
+      );
     }
     this.snapshot = after;
     return rejection === null ? { ok: true } : { ok: false, code: rejection.code, message: rejection.message };
   }
 
-  private checkVerdict(label: string, model: { ok: true } | { ok: false; code: string }, reply: SutReply | null, expectError: string | undefined): void {
+  private checkVerdict(
+    label: string,
+    model: { ok: true } | { ok: false; code: string },
+    reply: SutReply | null,
+    expectError: string | undefined,
+  ): void {
     const modelSays = model.ok ? 'ok' : model.code;
     if (expectError !== undefined && modelSays !== expectError) {
-      throw new OracleFailure('expectError', `${label}: expected ${expectError}, the model says ${modelSays}`, [{ field: 'result', expected: expectError, observed: `${modelSays} (model)` }]);
+      throw new OracleFailure('expectError', `${label}: expected ${expectError}, the model says ${modelSays}`, [
+        { field: 'result', expected: expectError, observed: `${modelSays} (model)` },
+      ]);
     }
     if (expectError === undefined && !model.ok) {
-      throw new OracleFailure('expectError', `${label}: the model rejects it with ${modelSays}`, [{ field: 'result', expected: 'ok', observed: `${modelSays} (model)` }]);
+      throw new OracleFailure('expectError', `${label}: the model rejects it with ${modelSays}`, [
+        { field: 'result', expected: 'ok', observed: `${modelSays} (model)` },
+      ]);
     }
     if (reply !== null) {
       const sutSays = reply.ok ? 'ok' : reply.code;
       if (sutSays !== modelSays) {
         const detail = reply.ok ? '' : `: ${reply.message}`;
-        throw new OracleFailure('divergence', `${label}: the model says ${modelSays}, the implementation ${sutSays}${detail}`, [{ field: 'result', expected: `${modelSays} (model)`, observed: `${sutSays} (implementation)` }]);
+        throw new OracleFailure(
+          'divergence',
+          `${label}: the model says ${modelSays}, the implementation ${sutSays}${detail}`,
+          [{ field: 'result', expected: `${modelSays} (model)`, observed: `${sutSays} (implementation)` }],
+        );
       }
     }
   }
@@ -210,15 +236,22 @@ export class Oracle {
    */
   private checkRejectionMessage(op: SutOp, message: unknown, label: string): void {
     if (typeof message !== 'string' || message.trim().length === 0) {
-      throw new OracleFailure('divergence', `${label}: the rejection has no message (it must be a non-empty string)`, [{ field: 'message', expected: 'a non-empty string', observed: JSON.stringify(message) ?? String(message) }]);
+      throw new OracleFailure('divergence', `${label}: the rejection has no message (it must be a non-empty string)`, [
+        { field: 'message', expected: 'a non-empty string', observed: JSON.stringify(message) ?? String(message) },
+      ]);
     }
     const missing: string[] = [];
     if (!message.includes(op.type)) missing.push(`the operation (${op.type})`);
-    if ('region' in op && !new RegExp(`(^|[^0-9])${op.region}([^0-9]|$)`).test(message)) missing.push(`the region (${op.region})`);
+    if ('region' in op && !new RegExp(`(^|[^0-9])${op.region}([^0-9]|$)`).test(message))
+      missing.push(`the region (${op.region})`);
     if (!message.includes(this.state.phase)) missing.push(`the phase (${this.state.phase})`);
     if (missing.length === 0) return;
     if (this.messageRule.strict) {
-      throw new OracleFailure('divergence', `${label}: the rejection's message does not name ${missing.join(', ')}: "${message}"`, [{ field: 'message', expected: `names ${missing.join(', ')}`, observed: message }]);
+      throw new OracleFailure(
+        'divergence',
+        `${label}: the rejection's message does not name ${missing.join(', ')}: "${message}"`,
+        [{ field: 'message', expected: `names ${missing.join(', ')}`, observed: message }],
+      );
     }
     this.messageRule.warnings?.add({ step: label, message, missing });
   }
@@ -234,7 +267,8 @@ export class Oracle {
     // An operation goes to the implementation first and the model steps while it
     // works (through an adapter, another process): the two are independent until
     // the verdicts are compared, and the model's time hides behind the request's.
-    const applying = this.sut !== null && !wasCrashed && op.type !== 'crash' && op.type !== 'recover' ? this.sut.apply(op) : null;
+    const applying =
+      this.sut !== null && !wasCrashed && op.type !== 'crash' && op.type !== 'recover' ? this.sut.apply(op) : null;
     let verdict: ReturnType<Oracle['stepModel']>;
     try {
       verdict = this.stepModel(this.modelOp(op), label);
@@ -255,14 +289,26 @@ export class Oracle {
       }
       // Between crash and recover the implementation is not running: the model alone decides.
     }
-    this.checkVerdict(label, verdict, reply, expectError === null ? (verdict.ok ? undefined : verdict.code) : expectError);
-    if (reply !== null && !reply.ok && this.sut !== null && op.type !== 'recover' && op.type !== 'crash') this.checkRejectionMessage(op, reply.message, label);
+    this.checkVerdict(
+      label,
+      verdict,
+      reply,
+      expectError === null ? (verdict.ok ? undefined : verdict.code) : expectError,
+    );
+    if (reply !== null && !reply.ok && this.sut !== null && op.type !== 'recover' && op.type !== 'crash')
+      this.checkRejectionMessage(op, reply.message, label);
     if (op.type === 'read' && reply !== null && reply.ok && this.sut !== null) {
       const model = this.state;
       const expected = op.volume === 'primary' ? model.primary[op.region]! : model.secondary[op.region]!;
       const observed = reply.data === undefined ? 'nothing' : this.book.addBytes(reply.data);
       if (observed !== expected) {
-        throw new OracleFailure('divergence', `${label}: read returned other bytes than the model holds`, [{ field: `${op.volume}[${op.region}]`, expected: this.book.show(expected), observed: this.book.show(observed) }]);
+        throw new OracleFailure('divergence', `${label}: read returned other bytes than the model holds`, [
+          {
+            field: `${op.volume}[${op.region}]`,
+            expected: this.book.show(expected),
+            observed: this.book.show(observed),
+          },
+        ]);
       }
     }
     if (op.type === 'recover' && verdict.ok && this.pendingOutcomes !== null) await this.judgeRecovery(label);
@@ -278,7 +324,8 @@ export class Oracle {
   async stepCrashing(op: SutOp, crash: CrashRequest, label: string): Promise<CrashOutcome[]> {
     const modelOp = this.modelOp(op);
     const before = this.state;
-    if (before.crashed) throw new OracleFailure('expectError', `${label}: a crash inside an operation needs a running volume`);
+    if (before.crashed)
+      throw new OracleFailure('expectError', `${label}: a crash inside an operation needs a running volume`);
     let outcomes = crashOutcomes(before, modelOp, { torn: crash.torn });
     if (this.sut !== null) {
       const result = await this.sut.applyCrashing(op, crash);
@@ -308,19 +355,35 @@ export class Oracle {
     }
     const observed = await this.sut.state();
     await this.learnBytes(observed, outcomes);
-    const continued = matchOutcome(outcomes, observedOf(observed), (old, next, seen) => this.book.isSectorMix(old, next, seen));
+    const continued = matchOutcome(outcomes, observedOf(observed), (old, next, seen) =>
+      this.book.isSectorMix(old, next, seen),
+    );
     if (continued === null) {
       const differences = this.differences(outcomes[outcomes.length - 1]!.state, observed);
       if (this.geometry.regions > Oracle.wholeFieldRegionsMax) {
         // Whole states of a large volume would fill the screen: the table compares with the last outcome allowed.
-        throw new OracleFailure('crash-outcome', `${label}: the recovered state is not one of the ${outcomes.length} the model allows after this crash (the table compares it with the last of them)`, differences);
+        throw new OracleFailure(
+          'crash-outcome',
+          `${label}: the recovered state is not one of the ${outcomes.length} the model allows after this crash (the table compares it with the last of them)`,
+          differences,
+        );
       }
       const allowed = outcomes.map((outcome) => this.describeState(outcome.state)).join('\n    or       ');
-      throw new OracleFailure('crash-outcome', `${label}: the recovered state is not one the model allows after this crash\n    allowed: ${allowed}\n    observed: ${this.describeObserved(observed)}`, differences);
+      throw new OracleFailure(
+        'crash-outcome',
+        `${label}: the recovered state is not one the model allows after this crash\n    allowed: ${allowed}\n    observed: ${this.describeObserved(observed)}`,
+        differences,
+      );
     }
     const violations = checkState(continued);
     this.stats.invariantChecks++;
-    if (violations.length > 0) throw new OracleFailure('invariant', `${label}: the recovered state breaks ${violations[0]!.invariant}`, [], violations);
+    if (violations.length > 0)
+      throw new OracleFailure(
+        'invariant',
+        `${label}: the recovered state breaks ${violations[0]!.invariant}`,
+        [],
+        violations,
+      );
     this.snapshot = snapshotOf(continued);
   }
 
@@ -334,9 +397,13 @@ export class Oracle {
       const digest = observed[mix.volume][mix.region];
       if (digest === undefined || this.book.bytesOf(digest) !== undefined) continue;
       const reply = await this.sut!.apply({ type: 'read', region: mix.region, volume: mix.volume });
-      if (!reply.ok || reply.data === undefined) throw new OracleFailure('sut', `reading ${mix.volume}[${mix.region}] after recovery failed`);
+      if (!reply.ok || reply.data === undefined)
+        throw new OracleFailure('sut', `reading ${mix.volume}[${mix.region}] after recovery failed`);
       if (this.book.addBytes(reply.data) !== digest) {
-        throw new OracleFailure('divergence', `${mix.volume}[${mix.region}] reads other bytes than its reported digest`);
+        throw new OracleFailure(
+          'divergence',
+          `${mix.volume}[${mix.region}] reads other bytes than its reported digest`,
+        );
       }
     }
   }
@@ -362,7 +429,8 @@ export class Oracle {
    */
   differences(model: ModelState, state: SutState): Difference[] {
     const observed = observedOf(state);
-    const phase: Difference[] = model.phase === observed.phase ? [] : [{ field: 'phase', expected: model.phase, observed: observed.phase }];
+    const phase: Difference[] =
+      model.phase === observed.phase ? [] : [{ field: 'phase', expected: model.phase, observed: observed.phase }];
     // Compared by content (digests), shown by label: two contents may share a
     // shortened label, and a label may read like an empty slot.
     const fields: [string, readonly (string | null)[], readonly (string | null)[], 'content' | 'bit'][] = [
@@ -383,14 +451,26 @@ export class Oracle {
       if (differing.length === 0) continue;
       if (expected.length !== seen.length || count <= Oracle.wholeFieldRegionsMax) {
         const whole = kind === 'bit' ? [expected.join(''), seen.join('')] : [this.show(expected), this.show(seen)];
-        rows.push({ field, expected: whole[0]!, observed: whole[0] === whole[1] ? `${whole[1]} (other bytes, same label)` : whole[1]! });
+        rows.push({
+          field,
+          expected: whole[0]!,
+          observed: whole[0] === whole[1] ? `${whole[1]} (other bytes, same label)` : whole[1]!,
+        });
         continue;
       }
       for (const region of differing.slice(0, Oracle.regionRowsMax)) {
-        const [shownExpected, shownSeen] = kind === 'bit' ? [expected[region]!, seen[region]!] : showContent(expected[region] ?? null, seen[region] ?? null);
+        const [shownExpected, shownSeen] =
+          kind === 'bit'
+            ? [expected[region]!, seen[region]!]
+            : showContent(expected[region] ?? null, seen[region] ?? null);
         rows.push({ field: `${field}[${region}]`, expected: shownExpected, observed: shownSeen });
       }
-      if (differing.length > Oracle.regionRowsMax) rows.push({ field: `${field}[...]`, expected: '', observed: `and ${differing.length - Oracle.regionRowsMax} more regions differ` });
+      if (differing.length > Oracle.regionRowsMax)
+        rows.push({
+          field: `${field}[...]`,
+          expected: '',
+          observed: `and ${differing.length - Oracle.regionRowsMax} more regions differ`,
+        });
     }
     return [...phase, ...rows];
   }
@@ -405,7 +485,11 @@ export class Oracle {
     if (this.sut === null) return;
     const differences = this.differences(this.state, await this.sut.state());
     if (differences.length > 0) {
-      throw new OracleFailure('divergence', `${label}: the implementation's state differs from the model's`, differences);
+      throw new OracleFailure(
+        'divergence',
+        `${label}: the implementation's state differs from the model's`,
+        differences,
+      );
     }
   }
 }

@@ -37,8 +37,15 @@ describe('path tests on a volume', () => {
       assert.deepEqual(mapping.geometry, volume);
       assert.equal(mapping.regionOf.length, 2);
       assert.notEqual(mapping.regionOf[0], mapping.regionOf[1]);
-      assert.ok(mapping.regionOf.every((region) => boundaries.includes(region)), mapping.regionOf.join(','));
-      assert.deepEqual(pathMapping({ ...model, volume, seed }).regionOf, mapping.regionOf, 'the same seed, the same mapping');
+      assert.ok(
+        mapping.regionOf.every((region) => boundaries.includes(region)),
+        mapping.regionOf.join(','),
+      );
+      assert.deepEqual(
+        pathMapping({ ...model, volume, seed }).regionOf,
+        mapping.regionOf,
+        'the same seed, the same mapping',
+      );
       seen.add(mapping.regionOf.join(','));
     }
     assert.ok(seen.size > 5, `only ${seen.size} mappings in 20 seeds`);
@@ -51,19 +58,38 @@ describe('path tests on a volume', () => {
     const book = new ContentBook(volume.regionSize);
     const steps = paths.flatMap((path) => pathSteps(path, book, mapping));
     const writes = steps.flatMap((step) => (step.kind === 'op' && step.op.type === 'write' ? [step.op] : []));
-    assert.ok(writes.some((op) => op.data.length === volume.regionSize && op.data.subarray(512).some((byte) => byte !== 0)), 'no full-region write');
-    assert.ok(writes.some((op) => op.data.length === volume.regionSize - 1), 'no wrong-size write');
+    assert.ok(
+      writes.some((op) => op.data.length === volume.regionSize && op.data.subarray(512).some((byte) => byte !== 0)),
+      'no full-region write',
+    );
+    assert.ok(
+      writes.some((op) => op.data.length === volume.regionSize - 1),
+      'no wrong-size write',
+    );
     assert.ok(writes.every((op) => op.data.length === volume.regionSize || op.data.length === volume.regionSize - 1));
-    const regions = new Set(steps.flatMap((step) => (step.kind === 'op' && 'region' in step.op ? [step.op.region] : [])));
-    assert.deepEqual([...regions].sort((a, b) => a - b), [...mapping.regionOf, volume.regions].sort((a, b) => a - b));
+    const regions = new Set(
+      steps.flatMap((step) => (step.kind === 'op' && 'region' in step.op ? [step.op.region] : [])),
+    );
+    assert.deepEqual(
+      [...regions].sort((a, b) => a - b),
+      [...mapping.regionOf, volume.regions].sort((a, b) => a - b),
+    );
     // Messages name the bytes by the model's labels (a later write of a region by its number), other bytes by a digest prefix.
     assert.match(book.show(book.addBytes(writes[0]!.data)), /^[A-Z]\d+(~\d+)?$/);
-    assert.ok(writes.some((op) => /^[A-Z]\d+~\d+$/.test(book.show(book.addBytes(op.data)))), 'no near-copy named');
+    assert.ok(
+      writes.some((op) => /^[A-Z]\d+~\d+$/.test(book.show(book.addBytes(op.data)))),
+      'no near-copy named',
+    );
     assert.match(book.show(book.addBytes(new Uint8Array(volume.regionSize).fill(7))), /^#[0-9a-f]{8}$/);
     // Paths made with the model's 512 bytes, run with the volume's regionSize in the options: the same sizes.
     const asVolume = pathMapping({ ...model, regionSize: volume.regionSize, volume, seed: 3 });
-    const sizes = paths.flatMap((path) => pathSteps(path, new ContentBook(volume.regionSize), asVolume)).flatMap((step) => (step.kind === 'op' && step.op.type === 'write' ? [step.op.data.length] : []));
-    assert.deepEqual([...new Set(sizes)].sort((a, b) => a - b), [volume.regionSize - 1, volume.regionSize]);
+    const sizes = paths
+      .flatMap((path) => pathSteps(path, new ContentBook(volume.regionSize), asVolume))
+      .flatMap((step) => (step.kind === 'op' && step.op.type === 'write' ? [step.op.data.length] : []));
+    assert.deepEqual(
+      [...new Set(sizes)].sort((a, b) => a - b),
+      [volume.regionSize - 1, volume.regionSize],
+    );
   });
 
   it('pass on the reference implementation, and catch a bug for regions 8 and up that the model-sized volume misses; the failing path replays', async (t) => {
@@ -83,19 +109,32 @@ describe('path tests on a volume', () => {
     const result = await runPaths(paths, mapped, broken);
     assert.ok(result.failure !== null, `${name} passed the mapped paths`);
     const failure = result.failure.result.failure!;
-    assert.ok(failure.differences.some((d) => d.field.startsWith('secondary')), JSON.stringify(failure.differences));
+    assert.ok(
+      failure.differences.some((d) => d.field.startsWith('secondary')),
+      JSON.stringify(failure.differences),
+    );
 
     const text = scenarioTrace(result.geometry, result.failure.result.records, 'path test', [], seed);
     assert.match(text, /"base64":/);
     const trace = readTrace(text, 'path.jsonl');
-    assert.notEqual((await replayTrace(trace, broken())).failure, null, 'the saved path passes on the broken implementation');
+    assert.notEqual(
+      (await replayTrace(trace, broken())).failure,
+      null,
+      'the saved path passes on the broken implementation',
+    );
     assert.equal((await replayTrace(trace, new ReferenceSut())).failure, null);
   });
 
   it('stop between paths when asked', async () => {
     const paths = shortestPaths(oneRegion);
     let started = 0;
-    const result = await runPaths(paths, { ...oneRegion, volume, seed: 1 }, () => new ReferenceSut(), (done) => (started = done), () => started >= 3);
+    const result = await runPaths(
+      paths,
+      { ...oneRegion, volume, seed: 1 },
+      () => new ReferenceSut(),
+      (done) => (started = done),
+      () => started >= 3,
+    );
     assert.equal(result.paths, 3);
     assert.equal(result.failure, null);
   });

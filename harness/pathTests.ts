@@ -44,7 +44,9 @@ export interface PathOptions {
 export function pathEvents(options: PathOptions): Op[] {
   const last = options.regions;
   return [
-    ...exploreEvents(options.regions, options.values, options.crash).map((op) => (op.type === 'write' ? { ...op, size: options.regionSize } : op)),
+    ...exploreEvents(options.regions, options.values, options.crash).map((op) =>
+      op.type === 'write' ? { ...op, size: options.regionSize } : op,
+    ),
     { type: 'read', region: 0, volume: 'primary' },
     { type: 'read', region: last - 1, volume: 'secondary' },
     { type: 'read', region: last, volume: 'primary' },
@@ -71,7 +73,17 @@ function eventsOf(path: { steps: readonly { event: { type: string } }[] }): Op[]
 
 function serializeSnapshot(snapshot: ModelSnapshot): string {
   const c = snapshot.context;
-  return JSON.stringify([snapshot.value, c.primary, c.secondary, c.current, c.next, c.cow, c.sent, c.primaryAtSwap, c.rejection?.code ?? null]);
+  return JSON.stringify([
+    snapshot.value,
+    c.primary,
+    c.secondary,
+    c.current,
+    c.next,
+    c.cow,
+    c.sent,
+    c.primaryAtSwap,
+    c.rejection?.code ?? null,
+  ]);
 }
 
 /** Shortest paths that together take every transition of the bounded model. */
@@ -141,7 +153,11 @@ export function simplePaths(pathsMax: number): Op[][] {
       return JSON.stringify([snapshot.value, c.primary, c.secondary, c.current, c.next, c.cow, c.sent]) as never;
     },
   });
-  return model.getSimplePaths().map(eventsOf).filter((path) => path.length > 0).slice(0, pathsMax);
+  return model
+    .getSimplePaths()
+    .map(eventsOf)
+    .filter((path) => path.length > 0)
+    .slice(0, pathsMax);
 }
 
 /**
@@ -174,11 +190,16 @@ export function pathMapping(options: PathOptions): PathMapping {
     const geometry = { regions: options.regions, regionSize: options.regionSize };
     return { geometry, regionOf: Array.from({ length: options.regions }, (_, region) => region), seed: null };
   }
-  if (volume.regions < options.regions) throw new RangeError(`path tests: a volume of ${volume.regions} regions cannot hold the model's ${options.regions}`);
+  if (volume.regions < options.regions)
+    throw new RangeError(
+      `path tests: a volume of ${volume.regions} regions cannot hold the model's ${options.regions}`,
+    );
   const seed = options.seed ?? 0;
   const prng = new Prng(seed);
   const boundaries = boundaryRegions(volume.regions);
-  const others = Array.from({ length: Math.min(volume.regions, options.regions) }, (_, region) => region).filter((region) => !boundaries.includes(region));
+  const others = Array.from({ length: Math.min(volume.regions, options.regions) }, (_, region) => region).filter(
+    (region) => !boundaries.includes(region),
+  );
   const candidates = [...boundaries, ...others];
   // Fisher-Yates over the boundaries only: every mapping starts at a boundary.
   for (let index = boundaries.length - 1; index > 0; index--) {
@@ -201,7 +222,8 @@ const nearChanges: readonly NearChange[] = ['lastByte', 'middleSector', 'lastSec
  */
 export function pathSteps(path: readonly Op[], book: ContentBook, mapping?: PathMapping): ScenarioStep[] {
   const volume = mapping?.geometry;
-  const regionOf = (region: number) => (mapping === undefined ? region : (mapping.regionOf[region] ?? mapping.geometry.regions));
+  const regionOf = (region: number) =>
+    mapping === undefined ? region : (mapping.regionOf[region] ?? mapping.geometry.regions);
   const written = new Map<number, { bytes: Uint8Array; name: string }>();
   let writes = 0;
   return path.map((op): ScenarioStep => {
@@ -217,14 +239,16 @@ export function pathSteps(path: readonly Op[], book: ContentBook, mapping?: Path
           const contentSeed = (mapping.seed ^ labelHash(op.data)) >>> 0;
           const before = written.get(op.region);
           const change = nearChanges[writes++ % nearChanges.length]!;
-          const content = before === undefined
-            ? { bytes: randomContent(contentSeed, volume!.regionSize), name: op.data }
-            : { bytes: nearCopy(before.bytes, change, contentSeed + writes), name: `${op.data}~${writes}` };
+          const content =
+            before === undefined
+              ? { bytes: randomContent(contentSeed, volume!.regionSize), name: op.data }
+              : { bytes: nearCopy(before.bytes, change, contentSeed + writes), name: `${op.data}~${writes}` };
           if (size === volume!.regionSize) written.set(op.region, content);
           bytes = content.bytes;
           book.addNamed(bytes, content.name);
         }
-        const data = size === bytes.length ? bytes : size < bytes.length ? bytes.subarray(0, size) : padded(bytes, size);
+        const data =
+          size === bytes.length ? bytes : size < bytes.length ? bytes.subarray(0, size) : padded(bytes, size);
         return { kind: 'op', op: { type: 'write', region: regionOf(op.region), data } };
       }
       case 'crash':

@@ -50,16 +50,27 @@ describe('protocol checks', () => {
       const results = await runProtocolChecks({ command, requestTimeoutMs: 30_000 });
       assert.equal(results.length, protocolChecks.length);
       const failed = results.filter((result) => !result.passed);
-      assert.deepEqual(failed.map((result) => `${result.name}: ${result.message}`), []);
+      assert.deepEqual(
+        failed.map((result) => `${result.name}: ${result.message}`),
+        [],
+      );
     });
   }
 
   it('an adapter that accepts everything fails the rules it ignores, naming the request and the answer', async () => {
-    const results = byName(await runProtocolChecks({ command: [process.execPath, '-e', lenientAdapter, 'lenient'], requestTimeoutMs: 10_000 }));
+    const results = byName(
+      await runProtocolChecks({
+        command: [process.execPath, '-e', lenientAdapter, 'lenient'],
+        requestTimeoutMs: 10_000,
+      }),
+    );
     const unknown = results.get('unknown op')!;
     assert.equal(unknown.passed, false);
     assert.match(unknown.message!, /sent \{"op":"frobnicate","region":0\}: expected E_BAD_REQUEST, got ok/);
-    assert.match(results.get('bad request: write without data')!.message!, /sent \{"op":"write","region":0\}: expected E_BAD_REQUEST, got ok/);
+    assert.match(
+      results.get('bad request: write without data')!.message!,
+      /sent \{"op":"write","region":0\}: expected E_BAD_REQUEST, got ok/,
+    );
     assert.match(results.get('open create over an existing volume')!.message!, /expected E_EXISTS, got ok/);
     assert.match(results.get('open of a missing volume')!.message!, /expected E_NOT_FOUND, got ok/);
     assert.match(results.get('open of a volume another process holds')!.message!, /expected E_LOCKED, got ok/);
@@ -69,13 +80,25 @@ describe('protocol checks', () => {
   });
 
   it('a rejection with an empty message fails', async () => {
-    const results = byName(await runProtocolChecks({ command: [process.execPath, '-e', lenientAdapter, 'empty-messages'], requestTimeoutMs: 10_000 }));
-    assert.match(results.get('bad request: write without data')!.message!, /answered E_BAD_REQUEST with an empty message/);
+    const results = byName(
+      await runProtocolChecks({
+        command: [process.execPath, '-e', lenientAdapter, 'empty-messages'],
+        requestTimeoutMs: 10_000,
+      }),
+    );
+    assert.match(
+      results.get('bad request: write without data')!.message!,
+      /answered E_BAD_REQUEST with an empty message/,
+    );
   });
 
   it('stops between checks when asked', async () => {
     let calls = 0;
-    const results = await runProtocolChecks({ command: ['python3', pythonAdapter], requestTimeoutMs: 30_000, shouldStop: () => ++calls > 2 });
+    const results = await runProtocolChecks({
+      command: ['python3', pythonAdapter],
+      requestTimeoutMs: 30_000,
+      shouldStop: () => ++calls > 2,
+    });
     assert.equal(results.length, 2);
   });
 });

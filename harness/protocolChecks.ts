@@ -78,20 +78,33 @@ async function probe(sut: AdapterSut, op: string, fields: Readonly<Record<string
 }
 
 /** The request must be rejected with `code` (or one of `codes`, where the protocol's words admit two readings). */
-async function expectCode(sut: AdapterSut, op: string, fields: Readonly<Record<string, unknown>>, code: string | readonly string[]): Promise<void> {
+async function expectCode(
+  sut: AdapterSut,
+  op: string,
+  fields: Readonly<Record<string, unknown>>,
+  code: string | readonly string[],
+): Promise<void> {
   const answer = await probe(sut, op, fields);
   const sent = describeRequest(op, fields);
   const codes = typeof code === 'string' ? [code] : code;
   const expected = codes.join(' or ');
   if (answer.ok) throw new CheckFailure(`sent ${sent}: expected ${expected}, got ${describeAnswer(answer)}`);
   const error = answer.error as { code: string; message: string };
-  if (!codes.includes(error.code)) throw new CheckFailure(`sent ${sent}: expected ${expected}, got ${describeAnswer(answer)}`);
-  if (error.message.trim().length === 0) throw new CheckFailure(`sent ${sent}: answered ${error.code} with an empty message (a rejection must say why)`);
+  if (!codes.includes(error.code))
+    throw new CheckFailure(`sent ${sent}: expected ${expected}, got ${describeAnswer(answer)}`);
+  if (error.message.trim().length === 0)
+    throw new CheckFailure(`sent ${sent}: answered ${error.code} with an empty message (a rejection must say why)`);
 }
 
-async function expectOk(sut: AdapterSut, op: string, fields: Readonly<Record<string, unknown>>, why: string): Promise<RawAnswer> {
+async function expectOk(
+  sut: AdapterSut,
+  op: string,
+  fields: Readonly<Record<string, unknown>>,
+  why: string,
+): Promise<RawAnswer> {
   const answer = await probe(sut, op, fields);
-  if (!answer.ok) throw new CheckFailure(`${why}: sent ${describeRequest(op, fields)}, expected ok, got ${describeAnswer(answer)}`);
+  if (!answer.ok)
+    throw new CheckFailure(`${why}: sent ${describeRequest(op, fields)}, expected ok, got ${describeAnswer(answer)}`);
   return answer;
 }
 
@@ -133,7 +146,9 @@ function badRequest(name: string, op: string, fields: (context: Context) => Read
       await expectCode(context.sut, op, fields(context), 'E_BAD_REQUEST');
       const after = await stateOf(context.sut, `after ${describeRequest(op, fields(context))} was rejected`);
       if (op !== 'open' && !sameState(before, after)) {
-        throw new CheckFailure(`sent ${describeRequest(op, fields(context))}: rejected, but the state changed: ${stateDiff(before, after)}`);
+        throw new CheckFailure(
+          `sent ${describeRequest(op, fields(context))}: rejected, but the state changed: ${stateDiff(before, after)}`,
+        );
       }
     },
   };
@@ -160,10 +175,27 @@ const badRequests: readonly Check[] = [
   badRequest('transfer with region 1.5', 'transfer', () => ({ region: 1.5 })),
   badRequest('open without dir', 'open', () => ({ create: false })),
   badRequest('open with dir not a string', 'open', () => ({ dir: 5, create: false })),
-  badRequest('open with create not a boolean', 'open', (context) => ({ dir: context.scratchPath('create-not-boolean'), create: 'yes' })),
-  badRequest('open create with regions a string', 'open', (context) => ({ dir: context.scratchPath('regions-string'), create: true, regions: '8', regionSize: 512 })),
-  badRequest('open create with regionSize 512.5', 'open', (context) => ({ dir: context.scratchPath('region-size-fraction'), create: true, regions: 8, regionSize: 512.5 })),
-  badRequest('open create without regions', 'open', (context) => ({ dir: context.scratchPath('no-regions'), create: true, regionSize: 512 })),
+  badRequest('open with create not a boolean', 'open', (context) => ({
+    dir: context.scratchPath('create-not-boolean'),
+    create: 'yes',
+  })),
+  badRequest('open create with regions a string', 'open', (context) => ({
+    dir: context.scratchPath('regions-string'),
+    create: true,
+    regions: '8',
+    regionSize: 512,
+  })),
+  badRequest('open create with regionSize 512.5', 'open', (context) => ({
+    dir: context.scratchPath('region-size-fraction'),
+    create: true,
+    regions: 8,
+    regionSize: 512.5,
+  })),
+  badRequest('open create without regions', 'open', (context) => ({
+    dir: context.scratchPath('no-regions'),
+    create: true,
+    regionSize: 512,
+  })),
 ];
 
 const unknownOp: Check = {
@@ -185,10 +217,16 @@ const createOverVolume: Check = {
     const dir = sut.volumeDir!;
     // Closed first: whether a process may open a volume it holds itself is not the question here.
     await expectOk(sut, 'close', {}, 'closing the volume');
-    await expectCode(sut, 'open', { dir, create: true, regions: checkGeometry.regions, regionSize: checkGeometry.regionSize }, 'E_EXISTS');
+    await expectCode(
+      sut,
+      'open',
+      { dir, create: true, regions: checkGeometry.regions, regionSize: checkGeometry.regionSize },
+      'E_EXISTS',
+    );
     await expectOk(sut, 'open', { dir, create: false }, 'reopening the volume that create was refused over');
     const after = await stateOf(sut, 'after the reopen');
-    if (!sameState(before, after)) throw new CheckFailure(`create over ${dir} was refused, but the volume changed: ${stateDiff(before, after)}`);
+    if (!sameState(before, after))
+      throw new CheckFailure(`create over ${dir} was refused, but the volume changed: ${stateDiff(before, after)}`);
   },
 };
 
@@ -215,9 +253,15 @@ const secondProcess: Check = {
     const dir = sut.volumeDir!;
     const second = context.secondSut();
     await expectCode(second, 'open', { dir, create: false }, 'E_LOCKED');
-    await expectOk(sut, 'write', { region: last, data }, `after a second process was refused ${dir}, the holder must still work`);
+    await expectOk(
+      sut,
+      'write',
+      { region: last, data },
+      `after a second process was refused ${dir}, the holder must still work`,
+    );
     const state = await stateOf(sut, 'the holder, after the refusal');
-    if (state.next[0] !== '1' || state.next[last] !== '1') throw new CheckFailure(`the holder's writes to regions 0 and ${last} are not in its next map: ${state.next}`);
+    if (state.next[0] !== '1' || state.next[last] !== '1')
+      throw new CheckFailure(`the holder's writes to regions 0 and ${last} are not in its next map: ${state.next}`);
   },
 };
 
@@ -227,8 +271,18 @@ function forbiddenGeometry(regions: number, regionSize: number): Check {
     async run(context) {
       const dir = context.scratchPath(`geometry-${regions}-${regionSize}`);
       // A negative count is a geometry the protocol forbids (E_SIZE) or, read as a malformed field, E_BAD_REQUEST.
-      await expectCode(context.sut, 'open', { dir, create: true, regions, regionSize }, regions < 0 || regionSize < 0 ? ['E_SIZE', 'E_BAD_REQUEST'] : 'E_SIZE');
-      await expectOk(context.sut, 'open', { dir, create: true, regions: checkGeometry.regions, regionSize: checkGeometry.regionSize }, `after E_SIZE, a valid create in the same dir must work`);
+      await expectCode(
+        context.sut,
+        'open',
+        { dir, create: true, regions, regionSize },
+        regions < 0 || regionSize < 0 ? ['E_SIZE', 'E_BAD_REQUEST'] : 'E_SIZE',
+      );
+      await expectOk(
+        context.sut,
+        'open',
+        { dir, create: true, regions: checkGeometry.regions, regionSize: checkGeometry.regionSize },
+        `after E_SIZE, a valid create in the same dir must work`,
+      );
       await expectOk(context.sut, 'close', {}, 'closing it');
     },
   };
@@ -262,16 +316,33 @@ const reopenAfterKill: Check = {
     const before = await stateOf(sut, 'before the kill');
     await sut.crash();
     const reopened = await sut.recover();
-    if (!reopened.ok) throw new CheckFailure(`after a kill (SIGKILL of its process group), a new process answered open {dir, create: false} with ${reopened.code} ${show(reopened.message)}`);
+    if (!reopened.ok)
+      throw new CheckFailure(
+        `after a kill (SIGKILL of its process group), a new process answered open {dir, create: false} with ${reopened.code} ${show(reopened.message)}`,
+      );
     const after = await stateOf(sut, 'after the reopen');
-    if (!sameState(before, after)) throw new CheckFailure(`after a kill between requests and a reopen, the state is not what it was: ${stateDiff(before, after)}`);
+    if (!sameState(before, after))
+      throw new CheckFailure(
+        `after a kill between requests and a reopen, the state is not what it was: ${stateDiff(before, after)}`,
+      );
   },
 };
 
-export const protocolChecks: readonly Check[] = [unknownOp, ...badRequests, createOverVolume, openMissing, secondProcess, ...forbiddenGeometries, reopenAfterKill];
+export const protocolChecks: readonly Check[] = [
+  unknownOp,
+  ...badRequests,
+  createOverVolume,
+  openMissing,
+  secondProcess,
+  ...forbiddenGeometries,
+  reopenAfterKill,
+];
 
 export async function runProtocolChecks(options: ProtocolCheckOptions): Promise<ProtocolCheckResult[]> {
-  const sutOptions: AdapterSutOptions = { requestTimeoutMs: options.requestTimeoutMs, ...(options.transcript === undefined ? {} : { transcript: options.transcript }) };
+  const sutOptions: AdapterSutOptions = {
+    requestTimeoutMs: options.requestTimeoutMs,
+    ...(options.transcript === undefined ? {} : { transcript: options.transcript }),
+  };
   const sut = new AdapterSut(options.command, sutOptions);
   const seconds: AdapterSut[] = [];
   const scratch = makeTrackedTemporaryDir('cowmap-check-');
@@ -300,7 +371,12 @@ export async function runProtocolChecks(options: ProtocolCheckOptions): Promise<
       } finally {
         for (const second of seconds.splice(0)) await closeQuietly(second);
       }
-      results.push({ name: check.name, passed: message === null, message, seconds: (performance.now() - started) / 1000 });
+      results.push({
+        name: check.name,
+        passed: message === null,
+        message,
+        seconds: (performance.now() - started) / 1000,
+      });
     }
   } finally {
     await closeQuietly(sut);

@@ -1,7 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { changedSector, contentRecipeArbitrary, nearCopy, randomContent, recentContentsMax, RunContents } from './regionData.ts';
+import {
+  changedSector,
+  contentRecipeArbitrary,
+  nearCopy,
+  randomContent,
+  recentContentsMax,
+  RunContents,
+} from './regionData.ts';
 import type { ContentRecipe } from './regionData.ts';
 
 /** The byte offsets where two equal-length contents differ. */
@@ -33,7 +40,10 @@ describe('region data', () => {
         const sector = changedSector(change, regionSize);
         const changed = differences(base, nearCopy(base, change, 1));
         assert.ok(changed.length > 0, `${regionSize} ${change}: no difference`);
-        assert.ok(changed.every((offset) => Math.floor(offset / 512) === sector), `${regionSize} ${change}: differs outside sector ${sector}`);
+        assert.ok(
+          changed.every((offset) => Math.floor(offset / 512) === sector),
+          `${regionSize} ${change}: differs outside sector ${sector}`,
+        );
       }
       assert.equal(changedSector('lastSector', regionSize), regionSize / 512 - 1);
     }
@@ -60,9 +70,16 @@ describe('region data', () => {
     assert.equal(contents.make({ kind: 'near', base: 3, change: 'lastByte', seed: 5 }, 8).name, 'r1~last');
     // Nothing written to the region yet: a near-copy of zeros.
     assert.equal(contents.make({ kind: 'near', base: 0, change: 'lastByte', seed: 5 }, 9).name, '0~last');
-    assert.equal(contents.make({ kind: 'zero' }, 9).bytes.every((byte) => byte === 0), true);
-    for (let seed = 0; seed < 3 * recentContentsMax; seed++) contents.noteWritten(seed, contents.make({ kind: 'random', seed }, seed));
-    assert.match(contents.make({ kind: 'near', base: recentContentsMax, change: 'lastByte', seed: 0 }, 0).name, /^r\d+~last$/);
+    assert.equal(
+      contents.make({ kind: 'zero' }, 9).bytes.every((byte) => byte === 0),
+      true,
+    );
+    for (let seed = 0; seed < 3 * recentContentsMax; seed++)
+      contents.noteWritten(seed, contents.make({ kind: 'random', seed }, seed));
+    assert.match(
+      contents.make({ kind: 'near', base: recentContentsMax, change: 'lastByte', seed: 0 }, 0).name,
+      /^r\d+~last$/,
+    );
   });
 
   it('recipes are random content, near-copies and zeros, and replay from a seed', (t) => {
@@ -71,7 +88,10 @@ describe('region data', () => {
     const sample = fc.sample(contentRecipeArbitrary(), { seed, numRuns: 900 });
     const kinds = new Map<string, number>();
     for (const recipe of sample) kinds.set(recipe.kind, (kinds.get(recipe.kind) ?? 0) + 1);
-    assert.ok(kinds.get('random')! > 250 && kinds.get('near')! > 250 && kinds.get('zero')! > 30, JSON.stringify([...kinds]));
+    assert.ok(
+      kinds.get('random')! > 250 && kinds.get('near')! > 250 && kinds.get('zero')! > 30,
+      JSON.stringify([...kinds]),
+    );
     const changes = new Set(sample.flatMap((recipe: ContentRecipe) => (recipe.kind === 'near' ? [recipe.change] : [])));
     assert.deepEqual([...changes].sort(), ['lastByte', 'lastSector', 'middleSector']);
     assert.deepEqual(fc.sample(contentRecipeArbitrary(), { seed, numRuns: 900 }), sample);

@@ -46,7 +46,11 @@ const seedArbitrary = fc.integer({ min: 0, max: 0x7fff_ffff });
 export function contentRecipeArbitrary(): fc.Arbitrary<ContentRecipe> {
   const random = seedArbitrary.map((seed): ContentRecipe => ({ kind: 'random', seed }));
   const near = fc
-    .tuple(fc.integer({ min: 0, max: recentContentsMax }), fc.constantFrom<NearChange[]>('lastByte', 'middleSector', 'lastSector'), seedArbitrary)
+    .tuple(
+      fc.integer({ min: 0, max: recentContentsMax }),
+      fc.constantFrom<NearChange[]>('lastByte', 'middleSector', 'lastSector'),
+      seedArbitrary,
+    )
     .map(([base, change, seed]): ContentRecipe => ({ kind: 'near', base, change, seed }));
   const zero = fc.constant<ContentRecipe>({ kind: 'zero' });
   return fc.oneof({ arbitrary: random, weight: 4 }, { arbitrary: near, weight: 4 }, { arbitrary: zero, weight: 1 });
@@ -131,7 +135,10 @@ export class RunContents {
         const base = recipe.base === 0 ? this.byRegion.get(region) : this.recent[this.recent.length - recipe.base];
         // Nothing written yet to start from: the region's initial zeros.
         const from = base ?? this.zero;
-        return { bytes: nearCopy(from.bytes, recipe.change, recipe.seed), name: nearName(from.name, changeName(recipe.change, this.regionSize)) };
+        return {
+          bytes: nearCopy(from.bytes, recipe.change, recipe.seed),
+          name: nearName(from.name, changeName(recipe.change, this.regionSize)),
+        };
       }
     }
   }

@@ -17,19 +17,27 @@ describe('model-only replay', () => {
   });
 
   it('names the line, the step and both states when an expectation is changed', async () => {
-    const changed = fig4.replace('"secondary": ["A1", "B1", "C0", "D1"]}, "at": "T1"', '"secondary": ["A1", "B2", "C0", "D1"]}, "at": "T1"');
+    const changed = fig4.replace(
+      '"secondary": ["A1", "B1", "C0", "D1"]}, "at": "T1"',
+      '"secondary": ["A1", "B2", "C0", "D1"]}, "at": "T1"',
+    );
     assert.notEqual(changed, fig4);
     const result = await replayTrace(readTrace(changed, 'fig4.jsonl'), null);
     assert.ok(result.failure !== null);
     assert.equal(result.failure.line, 21);
-    assert.deepEqual(result.failure.differences, [{ field: 'secondary', expected: 'A1 B2 C0 D1', observed: 'A1 B1 C0 D1' }]);
+    assert.deepEqual(result.failure.differences, [
+      { field: 'secondary', expected: 'A1 B2 C0 D1', observed: 'A1 B1 C0 D1' },
+    ]);
     const text = formatFailure(result.failure);
     assert.match(text, /^fig4\.jsonl:21: expect at T1/);
     assert.match(text, /secondary\s+A1 B2 C0 D1\s+A1 B1 C0 D1/);
   });
 
   it('fails an expectError the model does not give, and an op the model rejects', async () => {
-    const wrongCode = await replayTrace(readTrace(`${header}\n{"op": "transfer", "region": 0, "expectError": "E_NOT_CURRENT"}\n`, 't'), null);
+    const wrongCode = await replayTrace(
+      readTrace(`${header}\n{"op": "transfer", "region": 0, "expectError": "E_NOT_CURRENT"}\n`, 't'),
+      null,
+    );
     assert.match(wrongCode.failure?.message ?? '', /expected E_NOT_CURRENT, the model says E_PHASE/);
     const rejected = await replayTrace(readTrace(`${header}\n{"op": "completeCycle"}\n`, 't'), null);
     assert.match(rejected.failure?.message ?? '', /rejects it with E_PHASE/);
@@ -69,7 +77,10 @@ describe('replay against the implementation', () => {
     const { mutants } = await import('./mutants.ts');
     const file = new URL('../traces/regressions/long-labels-compared-by-content.jsonl', import.meta.url);
     const trace = readTrace(readFileSync(file, 'utf8'), 'long-labels.jsonl');
-    const broken = await replayTrace(trace, new ReferenceSut({ volumeClass: mutants['transfer-sends-primary']!.volumeClass }));
+    const broken = await replayTrace(
+      trace,
+      new ReferenceSut({ volumeClass: mutants['transfer-sends-primary']!.volumeClass }),
+    );
     assert.ok(broken.failure !== null);
     assert.match(broken.failure.differences[0]?.observed ?? '', /other bytes, same label/);
     assert.equal((await replayTrace(trace, new ReferenceSut())).failure, null);
@@ -88,7 +99,10 @@ describe('rejection messages', () => {
       }
     }
     const terse = await replayTrace(readTrace(text, 't'), new TerseSut());
-    assert.match(terse.failure?.message ?? '', /does not name the operation \(transfer\), the region \(1\), the phase \(idle\)/);
+    assert.match(
+      terse.failure?.message ?? '',
+      /does not name the operation \(transfer\), the region \(1\), the phase \(idle\)/,
+    );
   });
 });
 
@@ -98,11 +112,17 @@ describe('traces of failures', () => {
     const { ReferenceSut } = await import('./referenceSut.ts');
     const { mutantNamed } = await import('./mutants.ts');
     // The write makes fewer than 99 I/O calls: it completes, then the crash follows.
-    const records = [{ op: 'startCycle' }, { op: 'write', region: 'A', data: 'A1', crashAfterIo: 99, mode: 'process' }] as never[];
+    const records = [
+      { op: 'startCycle' },
+      { op: 'write', region: 'A', data: 'A1', crashAfterIo: 99, mode: 'process' },
+    ] as never[];
     const text = scenarioTrace({ regions: 2, regionSize: 512 }, records, 'ends on a crash step', ['a test']);
     assert.match(text.trimEnd().split('\n').at(-1)!, /"op":"recover"/);
     const trace = readTrace(text, 'saved.jsonl');
-    const broken = await replayTrace(trace, new ReferenceSut({ volumeClass: mutantNamed('no-next-bit-in-cycle').volumeClass, name: 'no-next-bit-in-cycle' }));
+    const broken = await replayTrace(
+      trace,
+      new ReferenceSut({ volumeClass: mutantNamed('no-next-bit-in-cycle').volumeClass, name: 'no-next-bit-in-cycle' }),
+    );
     assert.ok(broken.failure !== null, 'the saved trace passes on the broken implementation');
     assert.match(formatFailure(broken.failure), /next/);
     const reference = await replayTrace(trace, new ReferenceSut());

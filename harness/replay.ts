@@ -71,11 +71,13 @@ async function runFrom(context: ReplayContext, oracle: Oracle, fromIndex: number
   let lastStep = 'the start';
   for (let index = fromIndex; index < trace.steps.length; index++) {
     const step = trace.steps[index]!;
-    const describe = step.kind === 'op' ? describeStep(step, names) : `expect${step.at === undefined ? '' : ` at ${step.at}`}`;
+    const describe =
+      step.kind === 'op' ? describeStep(step, names) : `expect${step.at === undefined ? '' : ` at ${step.at}`}`;
     try {
       if (step.kind === 'expect') {
         const differences = checkExpectation(oracle.state, step.expect, oracle.book);
-        if (differences.length > 0) throw new OracleFailure('expect', `${describe} failed after ${lastStep}`, differences);
+        if (differences.length > 0)
+          throw new OracleFailure('expect', `${describe} failed after ${lastStep}`, differences);
         continue;
       }
       lastStep = `'${describe}' (line ${step.line})`;
@@ -85,7 +87,8 @@ async function runFrom(context: ReplayContext, oracle: Oracle, fromIndex: number
         if (context.sut === null) {
           for (const outcome of outcomes.slice(1)) {
             context.branches++;
-            if (context.branches > branchesMax) throw new OracleFailure('sut', `more than ${branchesMax} crash branches`);
+            if (context.branches > branchesMax)
+              throw new OracleFailure('sut', `more than ${branchesMax} crash branches`);
             const failure = await runFrom(context, oracle.fork(outcome), index + 1);
             if (failure !== null) return failure;
           }
@@ -117,7 +120,11 @@ async function runFrom(context: ReplayContext, oracle: Oracle, fromIndex: number
  * default: strictly for the reference implementation, with warnings for one
  * behind the adapter; see withMessageRule).
  */
-export async function replayTrace(trace: Trace, sut: SystemUnderTest | null, options: { readonly messages?: MessageRule } = {}): Promise<ReplayResult> {
+export async function replayTrace(
+  trace: Trace,
+  sut: SystemUnderTest | null,
+  options: { readonly messages?: MessageRule } = {},
+): Promise<ReplayResult> {
   const messages = options.messages;
   return messages === undefined ? replayOn(trace, sut) : withMessageRule(messages, () => replayOn(trace, sut));
 }
@@ -138,17 +145,27 @@ async function replayOn(trace: Trace, sut: SystemUnderTest | null): Promise<Repl
 
 /** A failure as a reader wants it: the file and line, the step, then expected and observed side by side. */
 export function formatFailure(failure: ReplayFailure): string {
-  return [`${failure.file}:${failure.line}: ${failure.step}`, `  ${failure.message}`, ...formatDifferences(failure.differences, failure.observedBy)].join('\n');
+  return [
+    `${failure.file}:${failure.line}: ${failure.step}`,
+    `  ${failure.message}`,
+    ...formatDifferences(failure.differences, failure.observedBy),
+  ].join('\n');
 }
 
 /** The expected / observed table of a failure (no lines when nothing differs field by field). */
-export function formatDifferences(differences: readonly Difference[], observedBy: 'model' | 'implementation'): string[] {
+export function formatDifferences(
+  differences: readonly Difference[],
+  observedBy: 'model' | 'implementation',
+): string[] {
   if (differences.length === 0) return [];
   const fieldWidth = Math.max(5, ...differences.map((d) => d.field.length));
   const expectedWidth = Math.max(8, ...differences.map((d) => d.expected.length));
   const observedTitle = observedBy === 'model' ? 'observed (model)' : 'observed (implementation)';
   return [
     `  ${'field'.padEnd(fieldWidth)}  ${'expected'.padEnd(expectedWidth)}  ${observedTitle}`,
-    ...differences.map((difference) => `  ${difference.field.padEnd(fieldWidth)}  ${difference.expected.padEnd(expectedWidth)}  ${difference.observed}`),
+    ...differences.map(
+      (difference) =>
+        `  ${difference.field.padEnd(fieldWidth)}  ${difference.expected.padEnd(expectedWidth)}  ${difference.observed}`,
+    ),
   ];
 }

@@ -40,7 +40,8 @@ export function describeScenarioStep(step: ScenarioStep, book?: ContentBook): st
   if ('region' in op) text += ` ${op.region}`;
   if (op.type === 'write') text += ` ${book?.show(book.addBytes(op.data)) ?? `${op.data.length} bytes`}`;
   if (op.type === 'read') text += ` ${op.volume}`;
-  if (step.kind === 'crashInside') text += ` (crash after io ${step.crash.afterIo}, ${step.crash.mode}${step.crash.torn ? ' torn' : ''}, seed ${step.crash.seed})`;
+  if (step.kind === 'crashInside')
+    text += ` (crash after io ${step.crash.afterIo}, ${step.crash.mode}${step.crash.torn ? ' torn' : ''}, seed ${step.crash.seed})`;
   return text;
 }
 
@@ -49,7 +50,12 @@ function dataRecord(data: Uint8Array, book: ContentBook): string | { base64: str
   return label ?? { base64: Buffer.from(data).toString('base64') };
 }
 
-function opRecord(op: SutOp, book: ContentBook, names: readonly string[], extra: Record<string, unknown>): TraceRecord | null {
+function opRecord(
+  op: SutOp,
+  book: ContentBook,
+  names: readonly string[],
+  extra: Record<string, unknown>,
+): TraceRecord | null {
   const region = 'region' in op ? (names[op.region] ?? op.region) : undefined;
   switch (op.type) {
     case 'write':
@@ -68,7 +74,12 @@ function opRecord(op: SutOp, book: ContentBook, names: readonly string[], extra:
  * Runs the steps on a fresh volume of `geometry` in `sut`, through the oracle.
  * `book` must know the labels of the data written, for a readable trace.
  */
-export async function runScenario(sut: SystemUnderTest | null, geometry: Geometry, steps: readonly ScenarioStep[], book: ContentBook): Promise<ScenarioResult> {
+export async function runScenario(
+  sut: SystemUnderTest | null,
+  geometry: Geometry,
+  steps: readonly ScenarioStep[],
+  book: ContentBook,
+): Promise<ScenarioResult> {
   const oracle = new Oracle(geometry, book, sut);
   const names = defaultNames(geometry.regions);
   const records: TraceRecord[] = [];
@@ -81,7 +92,12 @@ export async function runScenario(sut: SystemUnderTest | null, geometry: Geometr
       const label = `step ${index + 1} '${describeScenarioStep(step, book)}'`;
       if (step.kind === 'crashInside') {
         const crash = step.crash;
-        const extra = { crashAfterIo: crash.afterIo, mode: crash.mode, ...(crash.mode === 'power' ? { seed: crash.seed } : {}), ...(crash.torn ? { torn: true } : {}) };
+        const extra = {
+          crashAfterIo: crash.afterIo,
+          mode: crash.mode,
+          ...(crash.mode === 'power' ? { seed: crash.seed } : {}),
+          ...(crash.torn ? { torn: true } : {}),
+        };
         const record = opRecord(step.op, book, names, extra);
         if (record !== null) records.push(record);
         await oracle.stepCrashing(step.op, crash, label);
@@ -89,7 +105,10 @@ export async function runScenario(sut: SystemUnderTest | null, geometry: Geometr
       }
       const op = step.kind === 'op' ? step.op : { type: step.kind };
       // The record goes in before the step runs, so that a failing step is in the trace.
-      const modelOp: Op = op.type === 'write' ? { type: 'write', region: op.region, data: book.addBytes(op.data), size: op.data.length } : op;
+      const modelOp: Op =
+        op.type === 'write'
+          ? { type: 'write', region: op.region, data: book.addBytes(op.data), size: op.data.length }
+          : op;
       const rejection = judge(oracle.state, modelOp);
       const expectError = rejection === null ? {} : { expectError: rejection.code };
       if (step.kind === 'op') {
@@ -116,8 +135,20 @@ export async function runScenario(sut: SystemUnderTest | null, geometry: Geometr
  * the `recover` that docs/traces.md requires after such a step: it is added, so that the
  * trace is valid; a replay fails on the crash step, before reaching it.
  */
-export function scenarioTrace(geometry: Geometry, records: readonly TraceRecord[], title: string, comments: readonly string[], seed?: string | number): string {
-  const header = { regions: geometry.regions, regionSize: geometry.regionSize, names: defaultNames(geometry.regions), title, ...(seed === undefined ? {} : { seed }) };
+export function scenarioTrace(
+  geometry: Geometry,
+  records: readonly TraceRecord[],
+  title: string,
+  comments: readonly string[],
+  seed?: string | number,
+): string {
+  const header = {
+    regions: geometry.regions,
+    regionSize: geometry.regionSize,
+    names: defaultNames(geometry.regions),
+    title,
+    ...(seed === undefined ? {} : { seed }),
+  };
   const last = records.at(-1);
   const endsOnCrash = last !== undefined && 'crashAfterIo' in last && last.crashAfterIo !== undefined;
   return formatTrace(header, comments, endsOnCrash ? [...records, { op: 'recover' } as TraceRecord] : records);

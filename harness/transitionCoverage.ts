@@ -11,7 +11,13 @@ import type { TransitionInfo } from '../model/transitions.ts';
 export interface TransitionCoverage {
   readonly total: number;
   readonly covered: number;
-  readonly transitions: readonly { readonly id: string; readonly source: string; readonly targets: readonly string[]; readonly result: string; readonly hits: number }[];
+  readonly transitions: readonly {
+    readonly id: string;
+    readonly source: string;
+    readonly targets: readonly string[];
+    readonly result: string;
+    readonly hits: number;
+  }[];
   readonly missing: readonly string[];
 }
 
@@ -34,7 +40,10 @@ export function coverageGate(coverage: TransitionCoverage): string | null {
 }
 
 export function coverageMarkdown(coverage: TransitionCoverage): string {
-  const rows = coverage.transitions.map((t) => `| \`${t.id}\` | ${t.targets.length === 0 ? '(stays)' : t.targets.join(', ')} | ${t.result} | ${t.hits === 0 ? '**never**' : t.hits} |`);
+  const rows = coverage.transitions.map(
+    (t) =>
+      `| \`${t.id}\` | ${t.targets.length === 0 ? '(stays)' : t.targets.join(', ')} | ${t.result} | ${t.hits === 0 ? '**never**' : t.hits} |`,
+  );
   return [
     '# Transition coverage',
     '',
@@ -55,7 +64,11 @@ function statePath(node: AnyStateNode): string {
   return node.path.length === 0 ? node.machine.id : node.path.join('.');
 }
 
-function stateBox(node: AnyStateNode, bySource: Map<string, TransitionCoverage['transitions'][number][]>, depthMax: number): string {
+function stateBox(
+  node: AnyStateNode,
+  bySource: Map<string, TransitionCoverage['transitions'][number][]>,
+  depthMax: number,
+): string {
   if (depthMax < 0) throw new Error('coverage: the statechart is nested deeper than expected');
   const path = statePath(node);
   const rows = (bySource.get(path) ?? []).map((t) => {
@@ -76,7 +89,10 @@ export function coverageHtml(coverage: TransitionCoverage, title = 'cowmap trans
     list.push(t);
     bySource.set(t.source, list);
   }
-  const missing = coverage.missing.length === 0 ? '<p class="ok">Every transition was exercised.</p>' : `<p class="bad">Never exercised:</p><ul>${coverage.missing.map((id) => `<li class="missed">${escapeHtml(id)}</li>`).join('')}</ul>`;
+  const missing =
+    coverage.missing.length === 0
+      ? '<p class="ok">Every transition was exercised.</p>'
+      : `<p class="bad">Never exercised:</p><ul>${coverage.missing.map((id) => `<li class="missed">${escapeHtml(id)}</li>`).join('')}</ul>`;
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title>
 <style>

@@ -78,11 +78,29 @@ export function traceStage(name: string, files: (context: VerifyContext) => read
         crashStates += result.stats.crashStates;
         addHits(hits, result.covered);
         if (result.failure !== null) {
-          return { stage: name, runs, steps, crashStates, invariantChecks: checks, seconds: elapsed(started), hits, failure: `${formatFailure(result.failure)}\nreplay: npx cowmap replay ${file}` };
+          return {
+            stage: name,
+            runs,
+            steps,
+            crashStates,
+            invariantChecks: checks,
+            seconds: elapsed(started),
+            hits,
+            failure: `${formatFailure(result.failure)}\nreplay: npx cowmap replay ${file}`,
+          };
         }
         context.onProgress?.(name, `${runs} traces`);
       }
-      return { stage: name, runs, steps, crashStates, invariantChecks: checks, seconds: elapsed(started), hits, failure: null };
+      return {
+        stage: name,
+        runs,
+        steps,
+        crashStates,
+        invariantChecks: checks,
+        seconds: elapsed(started),
+        hits,
+        failure: null,
+      };
     },
   };
 }
@@ -101,24 +119,46 @@ export function pathStage(options: PathOptions, simplePathsMax: number): Stage {
       let runs = 0;
       let steps = 0;
       for (const [pathOptions, paths] of sets) {
-        const result = await runPaths(paths, pathOptions, context.makeSut, (done) => context.onProgress?.(name, `${runs + done}/${sets[0]![1].length + sets[1]![1].length} paths`));
+        const result = await runPaths(paths, pathOptions, context.makeSut, (done) =>
+          context.onProgress?.(name, `${runs + done}/${sets[0]![1].length + sets[1]![1].length} paths`),
+        );
         runs += result.paths;
         steps += result.steps;
         addHits(hits, result.covered);
         if (result.failure !== null) {
           const failure = result.failure.result.failure!;
           return {
-            stage: name, runs, steps, crashStates: 0, invariantChecks: steps, seconds: elapsed(started), hits,
+            stage: name,
+            runs,
+            steps,
+            crashStates: 0,
+            invariantChecks: steps,
+            seconds: elapsed(started),
+            hits,
             failure: `path ${result.paths}: ${failure.message}\n  path: ${result.failure.path.map((op) => op.type + ('region' in op ? ` ${op.region}` : '')).join(', ')}`,
           };
         }
       }
-      return { stage: name, runs, steps, crashStates: 0, invariantChecks: steps, seconds: elapsed(started), hits, failure: null };
+      return {
+        stage: name,
+        runs,
+        steps,
+        crashStates: 0,
+        invariantChecks: steps,
+        seconds: elapsed(started),
+        hits,
+        failure: null,
+      };
     },
   };
 }
 
-export function fuzzStage(options: { regions: number; labels: number; commandsMax: number; mutantArgs: readonly string[] }): Stage {
+export function fuzzStage(options: {
+  regions: number;
+  labels: number;
+  commandsMax: number;
+  mutantArgs: readonly string[];
+}): Stage {
   const name = `fast-check sequences (N=${options.regions})`;
   return {
     name,
@@ -134,7 +174,10 @@ export function fuzzStage(options: { regions: number; labels: number; commandsMa
         replayArgs: options.mutantArgs,
         onProgress: (progress) => context.onProgress?.(name, `${progress.runs} runs, ${progress.steps} steps`),
       });
-      const failure = result.failure === null ? null : `${result.failure.message}\nseed ${result.seed}, path ${result.failure.path}; the shortest failing sequence is saved in ${result.failure.tracePath}\nreplay:\n${result.failure.replay.map((line) => `  ${line}`).join('\n')}`;
+      const failure =
+        result.failure === null
+          ? null
+          : `${result.failure.message}\nseed ${result.seed}, path ${result.failure.path}; the shortest failing sequence is saved in ${result.failure.tracePath}\nreplay:\n${result.failure.replay.map((line) => `  ${line}`).join('\n')}`;
       return {
         stage: name,
         runs: result.runs,
@@ -150,7 +193,13 @@ export function fuzzStage(options: { regions: number; labels: number; commandsMa
   };
 }
 
-export function crashStage(options: { length: number; regions: number; values: number; volumeClass: VolumeClass; volumeName: string }): Stage {
+export function crashStage(options: {
+  length: number;
+  regions: number;
+  values: number;
+  volumeClass: VolumeClass;
+  volumeName: string;
+}): Stage {
   const name = `crash exploration (L=${options.length} N=${options.regions})`;
   return {
     name,
@@ -190,7 +239,12 @@ export async function verify(stages: readonly Stage[], context: VerifyContext): 
     results.push(result);
     for (const [id, count] of result.hits) addHits(hits, [id], count);
     if (result.failure !== null) {
-      return { stages: results, coverage: transitionCoverage(hits), failure: { stage: stage.name, message: result.failure, seconds: elapsed(started) }, seconds: elapsed(started) };
+      return {
+        stages: results,
+        coverage: transitionCoverage(hits),
+        failure: { stage: stage.name, message: result.failure, seconds: elapsed(started) },
+        seconds: elapsed(started),
+      };
     }
   }
   const coverage = transitionCoverage(hits);
@@ -213,7 +267,8 @@ export function summaryTable(result: VerifyResult): string {
     stage.seconds.toFixed(1),
     (stage.failure === null ? 'ok' : 'FAILED') + (stage.note === undefined ? '' : ` (${stage.note})`),
   ]);
-  const sum = (pick: (stage: StageResult) => number) => String(result.stages.reduce((acc, stage) => acc + pick(stage), 0));
+  const sum = (pick: (stage: StageResult) => number) =>
+    String(result.stages.reduce((acc, stage) => acc + pick(stage), 0));
   rows.push([
     'total',
     sum((s) => s.runs),
@@ -225,6 +280,12 @@ export function summaryTable(result: VerifyResult): string {
     result.failure === null ? 'ok' : `FAILED in ${result.failure.stage}`,
   ]);
   const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]!.length)));
-  const line = (cells: readonly string[]) => cells.map((cell, column) => (column === 0 || column === cells.length - 1 ? cell.padEnd(widths[column]!) : cell.padStart(widths[column]!))).join('  ').trimEnd();
+  const line = (cells: readonly string[]) =>
+    cells
+      .map((cell, column) =>
+        column === 0 || column === cells.length - 1 ? cell.padEnd(widths[column]!) : cell.padStart(widths[column]!),
+      )
+      .join('  ')
+      .trimEnd();
   return [line(header), line(widths.map((width) => '-'.repeat(width))), ...rows.map(line)].join('\n');
 }

@@ -84,7 +84,10 @@ export class Bitmap {
   }
 
   private checkRegion(region: number): void {
-    assert(Number.isInteger(region) && region >= 0 && region < this.regions, `bitmap region ${region} of ${this.regions}`);
+    assert(
+      Number.isInteger(region) && region >= 0 && region < this.regions,
+      `bitmap region ${region} of ${this.regions}`,
+    );
   }
 }
 

@@ -24,14 +24,16 @@ export function parseCommandLine(argv: string[], options: OptionSpec): { values:
     const { values, positionals } = parseArgs({ args: argv, options, strict: true, allowPositionals: true });
     return { values: values as ParsedValues, positionals };
   } catch (error) {
-    if (error instanceof TypeError && typeof (error as { code?: unknown }).code === 'string') throw new UsageError(error.message);
+    if (error instanceof TypeError && typeof (error as { code?: unknown }).code === 'string')
+      throw new UsageError(error.message);
     throw error;
   }
 }
 
 /** The one positional argument, the volume directory. */
 export function volumeDirArgument(positionals: string[]): string {
-  if (positionals.length !== 1) throw new UsageError(`expected one volume directory, got ${positionals.length} arguments`);
+  if (positionals.length !== 1)
+    throw new UsageError(`expected one volume directory, got ${positionals.length} arguments`);
   if (positionals[0] === '') throw new UsageError('the volume directory is an empty string');
   return positionals[0]!;
 }
@@ -45,7 +47,8 @@ export function stringOption(values: ParsedValues, name: string): string | undef
 export function integerOption(values: ParsedValues, name: string): number | undefined {
   const text = stringOption(values, name);
   if (text === undefined) return undefined;
-  if (!/^[0-9]+$/.test(text) || !Number.isSafeInteger(Number(text))) throw new UsageError(`--${name} must be a non-negative integer, got '${text}'`);
+  if (!/^[0-9]+$/.test(text) || !Number.isSafeInteger(Number(text)))
+    throw new UsageError(`--${name} must be a non-negative integer, got '${text}'`);
   return Number(text);
 }
 
@@ -82,7 +85,11 @@ export async function runCommand(usage: string, body: () => Promise<number> | nu
  * closes it. `readOnly` opens it without writing anything (OpenOptions.readOnly):
  * what status and read use, so that they work on a read-only file system.
  */
-export async function withVolume<T>(dir: string, body: (volume: ReplicatedVolume) => Promise<T> | T, options: { readOnly?: boolean } = {}): Promise<T> {
+export async function withVolume<T>(
+  dir: string,
+  body: (volume: ReplicatedVolume) => Promise<T> | T,
+  options: { readOnly?: boolean } = {},
+): Promise<T> {
   const volume = ReplicatedVolume.open(new NodeStorage(), dir, options.readOnly === true ? { readOnly: true } : {});
   try {
     return await body(volume);

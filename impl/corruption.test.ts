@@ -28,7 +28,6 @@ beforeEach(() => {
 
 afterEach(() => removeTree(root));
 
-
 function create(): void {
   ReplicatedVolume.create(storage, dir, { regions, regionSize }).close();
 }
@@ -41,8 +40,6 @@ function using<T>(body: (volume: ReplicatedVolume) => T, options = {}): T {
     volume.close();
   }
 }
-
-
 
 function expectOpenFails(code: ErrorCode, ...messages: RegExp[]): void {
   assert.throws(
@@ -253,12 +250,16 @@ describe('the secondary through the volume', () => {
       cycle(volume);
     });
     flipByte(join(dir, 'secondary', 'image'), 4 * regionSize + 2);
-    using((volume) => {
-      assert.throws(
-        () => volume.readRegion(4, 'secondary'),
-        (error: unknown) => error instanceof CowmapError && error.code === 'E_CORRUPT' && /region 4/.test(error.message),
-      );
-    }, { readOnly: true });
+    using(
+      (volume) => {
+        assert.throws(
+          () => volume.readRegion(4, 'secondary'),
+          (error: unknown) =>
+            error instanceof CowmapError && error.code === 'E_CORRUPT' && /region 4/.test(error.message),
+        );
+      },
+      { readOnly: true },
+    );
   });
 });
 
@@ -284,7 +285,10 @@ describe('scrub of a directory (ReplicatedVolume.scrubDir)', () => {
     });
     flipByte(file('map0'), 2000);
     const report = ReplicatedVolume.scrubDir(storage, dir, { repair: false });
-    assert.deepEqual(report.findings.map((finding) => [finding.file, finding.offset, finding.repaired]), [[file('map0'), 0, false]]);
+    assert.deepEqual(
+      report.findings.map((finding) => [finding.file, finding.offset, finding.repaired]),
+      [[file('map0'), 0, false]],
+    );
     using((volume) => assert.deepEqual(volume.nextRegions(), []));
     assert.deepEqual(ReplicatedVolume.scrubDir(storage, dir, { repair: false }).findings, []);
   });
@@ -293,7 +297,10 @@ describe('scrub of a directory (ReplicatedVolume.scrubDir)', () => {
     create();
     using((volume) => volume.writeRegion(11, labelBytes('x', regionSize)));
     flipByte(file('map1'), 11 >> 3, 1 << (11 & 7));
-    assert.throws(() => ReplicatedVolume.scrubDir(storage, dir, { repair: false }), (error: unknown) => error instanceof CowmapError && error.code === 'E_CORRUPT');
+    assert.throws(
+      () => ReplicatedVolume.scrubDir(storage, dir, { repair: false }),
+      (error: unknown) => error instanceof CowmapError && error.code === 'E_CORRUPT',
+    );
     const report = ReplicatedVolume.scrubDir(storage, dir, { repair: true });
     const finding = report.findings.find((entry) => entry.file === file('map1'));
     assert.ok(finding?.repaired && finding.region === 11, JSON.stringify(report.findings));
@@ -328,7 +335,11 @@ describe('scrub of a directory (ReplicatedVolume.scrubDir)', () => {
       volume.writeRegion(3, labelBytes('x', regionSize));
     });
     flipByte(file('meta'), 100);
-    assert.throws(() => ReplicatedVolume.scrubDir(storage, dir, { repair: true }), (error: unknown) => error instanceof CowmapError && error.code === 'E_CORRUPT' && /meta slot 0/.test(error.message));
+    assert.throws(
+      () => ReplicatedVolume.scrubDir(storage, dir, { repair: true }),
+      (error: unknown) =>
+        error instanceof CowmapError && error.code === 'E_CORRUPT' && /meta slot 0/.test(error.message),
+    );
   });
 });
 
@@ -344,7 +355,10 @@ describe('scrub of the COW index while idle', () => {
     });
     flipByte(file('cow'), 2 * entrySize + 5);
     const report = ReplicatedVolume.scrubDir(storage, dir, { repair: false });
-    assert.deepEqual(report.findings.map((finding) => [finding.file, finding.offset, finding.region]), [[file('cow'), 2 * entrySize, 2]]);
+    assert.deepEqual(
+      report.findings.map((finding) => [finding.file, finding.offset, finding.region]),
+      [[file('cow'), 2 * entrySize, 2]],
+    );
     const repaired = ReplicatedVolume.scrubDir(storage, dir, { repair: true });
     assert.ok(repaired.findings.every((finding) => finding.repaired));
     assert.deepEqual(readWholeFile(file('cow')).subarray(2 * entrySize, 3 * entrySize), new Uint8Array(entrySize));

@@ -103,7 +103,8 @@ export class CowStore {
   static load(file: FileHandle, regions: number, regionSize: number): CowStore {
     const expected = cowFileSize(regions, regionSize);
     const actual = file.size();
-    if (actual !== expected) throw new CowmapError('E_CORRUPT', `open: ${file.path} is ${actual} bytes, not ${expected}`);
+    if (actual !== expected)
+      throw new CowmapError('E_CORRUPT', `open: ${file.path} is ${actual} bytes, not ${expected}`);
     return new CowStore(file, regions, regionSize);
   }
 
@@ -154,7 +155,10 @@ export class CowStore {
     assert(digest !== undefined && this.preserved.has(region), `read of region ${region}, which is not preserved`);
     const content = this.data.readRegion(region);
     if (!bytesEqual(sha256(content), digest)) {
-      throw new CowmapError('E_CORRUPT', `the COW copy of region ${region} in ${this.file.path} does not match its digest`);
+      throw new CowmapError(
+        'E_CORRUPT',
+        `the COW copy of region ${region} in ${this.file.path} does not match its digest`,
+      );
     }
     return content;
   }
@@ -198,7 +202,11 @@ export class CowStore {
           return;
         }
         if (tornPreserve(region, entry.digest)) return;
-        refuse(region, this.data.offsetOf(region), `the COW copy of cycle ${cycle} fails its SHA-256 and the primary no longer holds it (not a torn preserve)`);
+        refuse(
+          region,
+          this.data.offsetOf(region),
+          `the COW copy of cycle ${cycle} fails its SHA-256 and the primary no longer holds it (not a torn preserve)`,
+        );
       },
       (region, fields) => {
         // A damaged entry of the running cycle (its cycle or its stamp says so:
@@ -210,7 +218,11 @@ export class CowStore {
         if (fields.cycle !== cycle && fields.stamp !== sequence) return;
         const slotDigest = sha256(this.data.readRegion(region));
         if (bytesDiffering(slotDigest, fields.digest) > 1 || tornPreserve(region, slotDigest)) return;
-        refuse(region, region * entrySize, `the COW index entry of cycle ${cycle} fails its CRC-32 while its slot holds a complete copy that the primary no longer holds (rot, not a torn preserve)`);
+        refuse(
+          region,
+          region * entrySize,
+          `the COW index entry of cycle ${cycle} fails its CRC-32 while its slot holds a complete copy that the primary no longer holds (rot, not a torn preserve)`,
+        );
       },
     );
   }
@@ -221,7 +233,10 @@ export class CowStore {
   }
 
   /** Calls `visit` for each valid entry, in region order, reading the index in bounded chunks. */
-  private scanIndex(visit: (region: number, entry: DecodedEntry & { kind: 'valid' }) => void, visitDamaged: (region: number, fields: EntryFields) => void = () => {}): CycleScan {
+  private scanIndex(
+    visit: (region: number, entry: DecodedEntry & { kind: 'valid' }) => void,
+    visitDamaged: (region: number, fields: EntryFields) => void = () => {},
+  ): CycleScan {
     const regions = this.regions;
     const scan: CycleScan = { damagedEntries: [], stampMax: 0 };
     for (let first = 0; first < regions; first += entriesPerReadMax) {
@@ -254,10 +269,22 @@ export class CowStore {
     const scan = this.scanIndex((region, entry) => {
       if (cycle === null || entry.cycle !== cycle || entry.region !== region) return;
       if (bytesEqual(sha256(this.data.readRegion(region)), entry.digest)) return;
-      findings.push({ file: this.file.path, offset: this.data.offsetOf(region), region, problem: `the COW copy of region ${region} fails its SHA-256`, repaired: false });
+      findings.push({
+        file: this.file.path,
+        offset: this.data.offsetOf(region),
+        region,
+        problem: `the COW copy of region ${region} fails its SHA-256`,
+        repaired: false,
+      });
     });
     for (const region of scan.damagedEntries) {
-      findings.push({ file: this.file.path, offset: region * entrySize, region, problem: `the COW index entry of region ${region} fails its CRC-32`, repaired: false });
+      findings.push({
+        file: this.file.path,
+        offset: region * entrySize,
+        region,
+        problem: `the COW index entry of region ${region} fails its CRC-32`,
+        repaired: false,
+      });
     }
     return findings.sort((a, b) => (a.region ?? 0) - (b.region ?? 0));
   }

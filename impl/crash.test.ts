@@ -89,7 +89,8 @@ class CrashingStorage implements Storage {
       sync() {
         storage.durable();
         inner.sync();
-        for (let i = storage.unsynced.length - 1; i >= 0; i--) if (storage.unsynced[i]!.path === path) storage.unsynced.splice(i, 1);
+        for (let i = storage.unsynced.length - 1; i >= 0; i--)
+          if (storage.unsynced[i]!.path === path) storage.unsynced.splice(i, 1);
       },
       truncate(length) {
         assert.equal(storage.crashAt, null, 'truncate while armed is not modelled');
@@ -163,13 +164,15 @@ class CrashingStorage implements Storage {
       file.sync();
       file.close();
     };
-    for (let i = this.unsynced.length - 1; i >= 0; i--) patch(this.unsynced[i]!.path, this.unsynced[i]!.position, this.unsynced[i]!.before);
+    for (let i = this.unsynced.length - 1; i >= 0; i--)
+      patch(this.unsynced[i]!.path, this.unsynced[i]!.position, this.unsynced[i]!.before);
     this.unsynced.forEach((write, writeIndex) => {
       const end = write.position + write.after.length;
       let sectorIndex = 0;
       for (let start = write.position; start < end; sectorIndex++) {
         const stop = Math.min(end, (Math.floor(start / sectorSize) + 1) * sectorSize);
-        if (keep(writeIndex, sectorIndex)) patch(write.path, start, write.after.subarray(start - write.position, stop - write.position));
+        if (keep(writeIndex, sectorIndex))
+          patch(write.path, start, write.after.subarray(start - write.position, stop - write.position));
         start = stop;
       }
     });
@@ -197,18 +200,20 @@ interface Mode {
 const modes: Mode[] = [
   { name: 'process', torn: false, keep: () => () => true },
   { name: 'power, all lost', torn: false, keep: () => () => false },
-  ...[1, 2, 3].map((seed): Mode => ({
-    name: `power, seed ${seed}`,
-    torn: false,
-    keep: () => {
-      const coin = coins(seed);
-      const decided = new Map<number, boolean>();
-      return (writeIndex) => {
-        if (!decided.has(writeIndex)) decided.set(writeIndex, coin());
-        return decided.get(writeIndex)!;
-      };
-    },
-  })),
+  ...[1, 2, 3].map(
+    (seed): Mode => ({
+      name: `power, seed ${seed}`,
+      torn: false,
+      keep: () => {
+        const coin = coins(seed);
+        const decided = new Map<number, boolean>();
+        return (writeIndex) => {
+          if (!decided.has(writeIndex)) decided.set(writeIndex, coin());
+          return decided.get(writeIndex)!;
+        };
+      },
+    }),
+  ),
   ...[1, 2, 3, 4].map((seed): Mode => ({ name: `torn, seed ${seed}`, torn: true, keep: () => coins(seed * 7919) })),
 ];
 
@@ -256,8 +261,20 @@ const scenarios: Scenario[] = [
   { name: 'write idle, next bit set', setup: idle, kind: 'write', region: 1, data: content('B2') },
   { name: 'write idle, next bit clear', setup: idle, kind: 'write', region: 2, data: content('C1') },
   { name: 'startCycle', setup: idle, kind: 'startCycle', region: 0 },
-  { name: 'write replicating, in C, first in cycle', setup: replicating, kind: 'write', region: 1, data: content('B2') },
-  { name: 'write replicating, outside C, first in cycle', setup: replicating, kind: 'write', region: 0, data: content('A1') },
+  {
+    name: 'write replicating, in C, first in cycle',
+    setup: replicating,
+    kind: 'write',
+    region: 1,
+    data: content('B2'),
+  },
+  {
+    name: 'write replicating, outside C, first in cycle',
+    setup: replicating,
+    kind: 'write',
+    region: 0,
+    data: content('A1'),
+  },
   { name: 'write replicating, already preserved', setup: replicating, kind: 'write', region: 3, data: content('D2') },
   { name: 'transfer from P', setup: replicating, kind: 'transfer', region: 1 },
   {
@@ -323,7 +340,11 @@ function crashInside(storage: CrashingStorage, dir: string, scenario: Scenario, 
 function isSectorMix(bytes: Uint8Array, a: Uint8Array, b: Uint8Array): boolean {
   for (let start = 0; start < bytes.length; start += sectorSize) {
     const sector = bytes.subarray(start, start + sectorSize);
-    if (!isDeepStrictEqual(sector, a.subarray(start, start + sectorSize)) && !isDeepStrictEqual(sector, b.subarray(start, start + sectorSize))) return false;
+    if (
+      !isDeepStrictEqual(sector, a.subarray(start, start + sectorSize)) &&
+      !isDeepStrictEqual(sector, b.subarray(start, start + sectorSize))
+    )
+      return false;
   }
   return true;
 }
@@ -343,7 +364,8 @@ function observe(volume: ReplicatedVolume, region: number): Observed {
 
 /** The state with region `region`'s entries blanked, to compare everything else. */
 function without(state: VolumeState, region: number, fields: Array<'primary' | 'secondary' | 'next' | 'cow'>) {
-  const blank = <T>(values: readonly T[], field: string) => values.map((value, r) => (r === region && fields.includes(field as never) ? '*' : value));
+  const blank = <T>(values: readonly T[], field: string) =>
+    values.map((value, r) => (r === region && fields.includes(field as never) ? '*' : value));
   return {
     phase: state.phase,
     current: state.current,
@@ -355,7 +377,14 @@ function without(state: VolumeState, region: number, fields: Array<'primary' | '
   };
 }
 
-function assertAllowed(scenario: Scenario, mode: Mode, was: Observed, will: Observed, got: Observed, context: string): void {
+function assertAllowed(
+  scenario: Scenario,
+  mode: Mode,
+  was: Observed,
+  will: Observed,
+  got: Observed,
+  context: string,
+): void {
   const r = scenario.region;
   const [b, a, g] = [was.state, will.state, got.state];
   if (scenario.kind === 'startCycle' || scenario.kind === 'completeCycle') {
@@ -364,7 +393,10 @@ function assertAllowed(scenario: Scenario, mode: Mode, was: Observed, will: Obse
   }
   if (scenario.kind === 'transferRegions') {
     const listed = scenario.regions!;
-    const others = (state: VolumeState) => ({ ...state, secondary: state.secondary.filter((_, region) => !listed.includes(region)) });
+    const others = (state: VolumeState) => ({
+      ...state,
+      secondary: state.secondary.filter((_, region) => !listed.includes(region)),
+    });
     assert.deepEqual(others(g), others(b), `${context}: more than S of ${listed.join(', ')} changed`);
     for (const region of listed) {
       const allowed = mode.torn
@@ -375,26 +407,45 @@ function assertAllowed(scenario: Scenario, mode: Mode, was: Observed, will: Obse
     return;
   }
   if (scenario.kind === 'transfer') {
-    assert.deepEqual(without(g, r, ['secondary']), without(b, r, ['secondary']), `${context}: more than S[${r}] changed`);
-    const allowed = mode.torn ? isSectorMix(got.secondary, was.secondary, will.secondary) : g.secondary[r] === b.secondary[r] || g.secondary[r] === a.secondary[r];
+    assert.deepEqual(
+      without(g, r, ['secondary']),
+      without(b, r, ['secondary']),
+      `${context}: more than S[${r}] changed`,
+    );
+    const allowed = mode.torn
+      ? isSectorMix(got.secondary, was.secondary, will.secondary)
+      : g.secondary[r] === b.secondary[r] || g.secondary[r] === a.secondary[r];
     assert.ok(allowed, `${context}: S[${r}] is not old, new${mode.torn ? ' or a sector mix' : ''}`);
     return;
   }
-  assert.deepEqual(without(g, r, ['primary', 'next', 'cow']), without(b, r, ['primary', 'next', 'cow']), `${context}: more than P, X, W of ${r} changed`);
+  assert.deepEqual(
+    without(g, r, ['primary', 'next', 'cow']),
+    without(b, r, ['primary', 'next', 'cow']),
+    `${context}: more than P, X, W of ${r} changed`,
+  );
   const primaryOld = g.primary[r] === b.primary[r];
-  const primaryAllowed = mode.torn ? isSectorMix(got.primary, was.primary, will.primary) : primaryOld || g.primary[r] === a.primary[r];
+  const primaryAllowed = mode.torn
+    ? isSectorMix(got.primary, was.primary, will.primary)
+    : primaryOld || g.primary[r] === a.primary[r];
   assert.ok(primaryAllowed, `${context}: P[${r}] is not old, new${mode.torn ? ' or a sector mix' : ''}`);
   assert.ok(g.next[r] === b.next[r] || g.next[r] === a.next[r], `${context}: X[${r}]`);
   const cowBefore = g.cow[r] === b.cow[r] && g.cowData[r] === b.cowData[r];
   const cowAfter = g.cow[r] === a.cow[r] && g.cowData[r] === a.cowData[r];
   assert.ok(cowBefore || cowAfter, `${context}: W[${r}] is neither empty nor the preserved old P[${r}]`);
-  if (!primaryOld) assert.ok(g.next[r] === '1' && cowAfter, `${context}: P[${r}] changed before its next bit and COW copy were durable`);
+  if (!primaryOld)
+    assert.ok(
+      g.next[r] === '1' && cowAfter,
+      `${context}: P[${r}] changed before its next bit and COW copy were durable`,
+    );
 }
 
 function assertCovered(state: VolumeState, context: string): void {
   for (let region = 0; region < regions; region++) {
     if (state.primary[region] !== state.secondary[region]) {
-      assert.ok(state.current[region] === '1' || state.next[region] === '1', `${context}: INV-COVER fails for region ${region}`);
+      assert.ok(
+        state.current[region] === '1' || state.next[region] === '1',
+        `${context}: INV-COVER fails for region ${region}`,
+      );
     }
   }
 }
@@ -432,7 +483,11 @@ describe('crash inside an operation (docs/protocol.md section 5)', () => {
           if (crashed) assertAllowed(scenario, mode, was, will, got, context);
           else assert.deepEqual(got.state, will.state, `${context}: not exactly the state after`);
           assertCovered(got.state, context);
-          assert.deepEqual(recovered.unsentRegions(), recovered.currentRegions(), `${context}: something counts as sent after recovery`);
+          assert.deepEqual(
+            recovered.unsentRegions(),
+            recovered.currentRegions(),
+            `${context}: something counts as sent after recovery`,
+          );
           recovered.close();
           removeTree(dir);
           if (!crashed) break;
@@ -465,7 +520,11 @@ describe('a power loss after a kill, a recovery and a completed cycle (docs/prot
         // Power loss: every write not synced by now is lost.
         later.loseUnsynced(() => false);
         const reopened = ReplicatedVolume.open(plain, dir);
-        assert.deepEqual(reopened.state(), settled, `${context}, then a power loss: not the state that recovery and the cycle left`);
+        assert.deepEqual(
+          reopened.state(),
+          settled,
+          `${context}, then a power loss: not the state that recovery and the cycle left`,
+        );
         reopened.close();
         removeTree(dir);
         if (!crashed) break;

@@ -67,8 +67,17 @@ describe('create never destroys what is not its own', () => {
     a.writeRegion(0, data);
     a.close();
     const before = treeOf(root);
-    for (const secondaryDir of [join(volumeA, 'secondary'), volumeA, join(volumeA, 'x'), join(volumeA, 'secondary', 'x')]) {
-      expectCode(() => create(nodeStorage, join(root, 'B'), secondaryDir), 'E_EXISTS', /another volume|secondary of another volume/);
+    for (const secondaryDir of [
+      join(volumeA, 'secondary'),
+      volumeA,
+      join(volumeA, 'x'),
+      join(volumeA, 'secondary', 'x'),
+    ]) {
+      expectCode(
+        () => create(nodeStorage, join(root, 'B'), secondaryDir),
+        'E_EXISTS',
+        /another volume|secondary of another volume/,
+      );
       assert.deepEqual(treeOf(root), before, `nothing changed by --secondary ${secondaryDir}`);
     }
     expectCode(() => create(nodeStorage, join(volumeA, 'secondary')), 'E_EXISTS', /secondary/);
@@ -84,7 +93,11 @@ describe('create never destroys what is not its own', () => {
     writeFileSync(join(dir, 'primary'), 'the user owns this');
     writeFileSync(join(dir, 'notes'), 'and this');
     const before = treeOf(root);
-    expectCode(() => create(nodeStorage, dir), 'E_EXISTS', new RegExp(`${join(dir, 'notes')}.*${join(dir, 'primary')}|not empty`));
+    expectCode(
+      () => create(nodeStorage, dir),
+      'E_EXISTS',
+      new RegExp(`${join(dir, 'notes')}.*${join(dir, 'primary')}|not empty`),
+    );
     assert.deepEqual(treeOf(root), before);
     assert.equal(readFileSync(join(dir, 'primary'), 'utf8'), 'the user owns this');
   });
@@ -107,12 +120,20 @@ describe('create never destroys what is not its own', () => {
     expectCode(() => create(nodeStorage, join(root, 'file')), 'E_EXISTS', /not a directory/);
     expectCode(() => create(nodeStorage, join(root, 'file', 'v')), 'E_EXISTS', /not a directory/);
     expectCode(() => create(nodeStorage, join(root, 'v'), join(root, 'file')), 'E_EXISTS', /not a directory/);
-    expectCode(() => create(nodeStorage, join(root, 'v'), join(root, 'full')), 'E_EXISTS', new RegExp(`not empty.*${join(root, 'full', 'image')}`));
+    expectCode(
+      () => create(nodeStorage, join(root, 'v'), join(root, 'full')),
+      'E_EXISTS',
+      new RegExp(`not empty.*${join(root, 'full', 'image')}`),
+    );
     assert.deepEqual(treeOf(root), before);
   });
 
   test('a volume inside its secondary, or a secondary under a volume file name: E_BAD_REQUEST, nothing made', () => {
-    expectCode(() => create(nodeStorage, join(root, 's', 'v'), join(root, 's')), 'E_BAD_REQUEST', /inside its secondary/);
+    expectCode(
+      () => create(nodeStorage, join(root, 's', 'v'), join(root, 's')),
+      'E_BAD_REQUEST',
+      /inside its secondary/,
+    );
     expectCode(() => create(nodeStorage, join(root, 'v'), join(root, 'v', 'primary')), 'E_BAD_REQUEST', /volume file/);
     assert.deepEqual(treeOf(root), {});
   });
@@ -138,7 +159,10 @@ describe('a failed create removes exactly what it made', () => {
       const storage = new TracingStorage(nodeStorage);
       storage.failWhen((call) => call.kind === 'truncate' && basename(call.path) === 'cow');
       const dir = join(root, place.dir);
-      const error = expectCode(() => create(storage, dir, place.secondary === undefined ? undefined : join(root, place.secondary)), 'E_IO');
+      const error = expectCode(
+        () => create(storage, dir, place.secondary === undefined ? undefined : join(root, place.secondary)),
+        'E_IO',
+      );
       assert.equal(storage.disarm(), false, 'the fault fired');
       assert.equal(error.message.split('ENOSPC').length, 2, `the errno once: ${error.message}`);
       assert.match(error.message, new RegExp(`^create\\(${dir}\\): ENOSPC: .*'${join(dir, 'cow')}'`));
@@ -160,7 +184,11 @@ describe('a failed create removes exactly what it made', () => {
       } catch (error) {
         assert.ok(error instanceof CowmapError && error.code === 'E_IO', `call ${index}: ${String(error)}`);
         assert.doesNotMatch(error.message, /failed too/, `call ${index}: the cleanup worked`);
-        assert.deepEqual(treeOf(root), before, `after a failure at durable call ${index} (${storage.log[index]?.kind} ${storage.log[index]?.path})`);
+        assert.deepEqual(
+          treeOf(root),
+          before,
+          `after a failure at durable call ${index} (${storage.log[index]?.kind} ${storage.log[index]?.path})`,
+        );
         failures++;
         continue;
       }
@@ -175,7 +203,11 @@ describe('a failed create removes exactly what it made', () => {
 describe('geometry and durable names', () => {
   test('init --regions 16777216 --region-size 1048576 (2^44 bytes, above 2^42): E_SIZE with nothing made', () => {
     const storage = new TracingStorage(nodeStorage);
-    expectCode(() => create(storage, join(root, 'big', 'v'), undefined, { regions: 16777216, regionSize: 1048576 }), 'E_SIZE', /exceed/);
+    expectCode(
+      () => create(storage, join(root, 'big', 'v'), undefined, { regions: 16777216, regionSize: 1048576 }),
+      'E_SIZE',
+      /exceed/,
+    );
     assert.equal(storage.durableCalls, 0);
     assert.deepEqual(treeOf(root), {});
     create(nodeStorage, join(root, 'edge'), undefined, { regions: 4096, regionSize: 1 << 26 }); // 2^38 bytes: allowed (sparse files).
@@ -193,12 +225,15 @@ describe('geometry and durable names', () => {
       [join(root, 'a'), join(root, 'a', 'b'), dir, join(root, 's'), secondaryDir],
       'one directory at a time, top down',
     );
-    for (const { path, index } of made) assert.deepEqual(log[index + 1], { kind: 'syncDir', path: dirname(path) }, `${path} synced into its parent`);
+    for (const { path, index } of made)
+      assert.deepEqual(log[index + 1], { kind: 'syncDir', path: dirname(path) }, `${path} synced into its parent`);
     const renameIndex = log.findIndex((call) => call.kind === 'rename');
     assert.equal(log[renameIndex]!.to, join(dir, 'meta'));
     for (const [index, call] of log.entries()) {
       if (call.kind !== 'create' || basename(call.path) === 'meta.tmp') continue;
-      const synced = log.slice(index + 1, renameIndex).some((later) => later.kind === 'syncDir' && later.path === dirname(call.path));
+      const synced = log
+        .slice(index + 1, renameIndex)
+        .some((later) => later.kind === 'syncDir' && later.path === dirname(call.path));
       assert.ok(synced, `${call.path} is in a synced directory before the metadata rename`);
     }
     assert.ok(

@@ -18,21 +18,38 @@ import { RegionFile } from './regionFile.ts';
 import { FileReplica } from './replica.ts';
 import type { FileHandle, Lock, Storage } from './storage.ts';
 import { CreatedNames, refuseOccupiedVolumeDir, refuseSecondaryPlace } from './volumeNamespace.ts';
-import { asVolumeError, OpenedFiles, releaseLock, unheldLock, type CreateOptions, type VolumeParts, type VolumeRules } from './volumeParts.ts';
+import {
+  asVolumeError,
+  OpenedFiles,
+  releaseLock,
+  unheldLock,
+  type CreateOptions,
+  type VolumeParts,
+  type VolumeRules,
+} from './volumeParts.ts';
 
 /**
  * Makes the files of a volume in `dir` and returns them open, the lock held.
  * E_BAD_REQUEST, E_SIZE, E_EXISTS, E_LOCKED as docs/protocol.md section 2 orders
  * them, all before anything is created; a storage error is E_IO.
  */
-export function createVolumeParts(storage: Storage, dir: string, geometry: Geometry, options: CreateOptions, rules: VolumeRules): VolumeParts {
+export function createVolumeParts(
+  storage: Storage,
+  dir: string,
+  geometry: Geometry,
+  options: CreateOptions,
+  rules: VolumeRules,
+): VolumeParts {
   // The arguments before the state, E_BAD_REQUEST before E_SIZE (docs/protocol.md section 2).
   const recorded = recordedSecondary(dir, options.secondaryDir);
   if (options.secondaryDir !== undefined && sameDir(dir, options.secondaryDir)) {
     throw new CowmapError('E_BAD_REQUEST', `create: the secondary must not be the volume directory ${dir}`);
   }
   if (new TextEncoder().encode(recorded).length > secondaryBytesMax) {
-    throw new CowmapError('E_BAD_REQUEST', `create: the secondary path ${recorded} is longer than ${secondaryBytesMax} bytes`);
+    throw new CowmapError(
+      'E_BAD_REQUEST',
+      `create: the secondary path ${recorded} is longer than ${secondaryBytesMax} bytes`,
+    );
   }
   const problem = rules.geometryProblem({ regions: geometry.regions, regionSize: geometry.regionSize });
   if (problem !== null) throw new CowmapError('E_SIZE', `create: ${problem}`);
@@ -52,7 +69,8 @@ export function createVolumeParts(storage: Storage, dir: string, geometry: Geome
   try {
     created.makeDirs(dir);
     lock = takeCreateLock(storage, dir, rules, created);
-    if (rules.refusesExistingVolume) refuseOccupiedVolumeDir(storage, dir); // Again, now that no other create can be at work here.
+    if (rules.refusesExistingVolume)
+      refuseOccupiedVolumeDir(storage, dir); // Again, now that no other create can be at work here.
     else removeExistingVolume(storage, dir, secondaryDir);
 
     const { regions, regionSize } = geometry;
@@ -67,7 +85,10 @@ export function createVolumeParts(storage: Storage, dir: string, geometry: Geome
       return file;
     };
     const primaryFile = createFile(fileNames.primary, volumeSize(geometry));
-    const mapFiles = [createFile(fileNames.maps[0], mapFileSize(regions)), createFile(fileNames.maps[1], mapFileSize(regions))] as const;
+    const mapFiles = [
+      createFile(fileNames.maps[0], mapFileSize(regions)),
+      createFile(fileNames.maps[1], mapFileSize(regions)),
+    ] as const;
     const cowFile = createFile(fileNames.cow, cowFileSize(regions, regionSize));
     const volumeId = new Uint8Array(randomBytes(volumeIdSize));
     created.makeDirs(secondaryDir);
@@ -76,7 +97,16 @@ export function createVolumeParts(storage: Storage, dir: string, geometry: Geome
     for (const name of storage.list(secondaryDir)) created.addFile(volumePath(secondaryDir, name));
     storage.syncDir(dir);
 
-    const record: MetadataRecord = { sequence: 1, volumeId, regions, regionSize, cycle: 0, phase: 'idle', currentMap: 0, secondary: recorded };
+    const record: MetadataRecord = {
+      sequence: 1,
+      volumeId,
+      regions,
+      regionSize,
+      cycle: 0,
+      phase: 'idle',
+      currentMap: 0,
+      secondary: recorded,
+    };
     // meta.tmp, then its rename to meta, then a sync of DIR: the volume exists once that sync returns.
     created.addFile(volumePath(dir, fileNames.metadataTemporary));
     created.addFile(volumePath(dir, fileNames.metadata));
@@ -100,7 +130,8 @@ export function createVolumeParts(storage: Storage, dir: string, geometry: Geome
     // process dying, which removes nothing.
     let cleanupError: unknown = null;
     try {
-      if (rules.refusesExistingVolume && (isStorageError(error) || error instanceof CowmapError)) cleanupError = created.undo();
+      if (rules.refusesExistingVolume && (isStorageError(error) || error instanceof CowmapError))
+        cleanupError = created.undo();
     } finally {
       if (lock !== null) releaseLock(lock);
     }
@@ -136,5 +167,9 @@ function removeExistingVolume(storage: Storage, dir: string, secondaryDir: strin
 function withCleanupError(error: unknown, cleanupError: unknown): unknown {
   if (cleanupError === null || !(error instanceof CowmapError)) return error;
   const detail = cleanupError instanceof Error ? cleanupError.message : String(cleanupError);
-  return new CowmapError(error.code, `${error.message}; removing what this create made failed too (${detail}): remove the leftovers by hand`, { cause: error });
+  return new CowmapError(
+    error.code,
+    `${error.message}; removing what this create made failed too (${detail}): remove the leftovers by hand`,
+    { cause: error },
+  );
 }

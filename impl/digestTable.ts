@@ -46,7 +46,12 @@ export function digestTableSize(regions: number): number {
  * `regions`), for the benches that count bytes and calls: each touched page read
  * once and written once, one write per run of adjacent pages, one sync.
  */
-export function digestBatchIo(regions: readonly number[]): { bytesRead: number; bytesWritten: number; writeCalls: number; syncCalls: number } {
+export function digestBatchIo(regions: readonly number[]): {
+  bytesRead: number;
+  bytesWritten: number;
+  writeCalls: number;
+  syncCalls: number;
+} {
   if (regions.length === 0) return { bytesRead: 0, bytesWritten: 0, writeCalls: 0, syncCalls: 0 };
   const pages = [...new Set(regions.map((region) => Math.floor(region / entriesPerPage)))].sort((a, b) => a - b);
   const runs = pages.filter((page, index) => index === 0 || page !== pages[index - 1]! + 1).length;
@@ -87,7 +92,8 @@ export class DigestTable {
   static load(file: FileHandle, regions: number, regionSize: number): DigestTable {
     const expected = digestTableSize(regions);
     const actual = file.size();
-    if (actual !== expected) throw new CowmapError('E_CORRUPT', `open: ${file.path} is ${actual} bytes, ${regions} regions need ${expected}`);
+    if (actual !== expected)
+      throw new CowmapError('E_CORRUPT', `open: ${file.path} is ${actual} bytes, ${regions} regions need ${expected}`);
     return new DigestTable(file, regions, regionSize);
   }
 
@@ -96,7 +102,10 @@ export class DigestTable {
   }
 
   pageOf(region: number): number {
-    assert(Number.isInteger(region) && region >= 0 && region < this.regions, `digest of region ${region} of ${this.regions}`);
+    assert(
+      Number.isInteger(region) && region >= 0 && region < this.regions,
+      `digest of region ${region} of ${this.regions}`,
+    );
     return Math.floor(region / entriesPerPage);
   }
 
@@ -144,7 +153,11 @@ export class DigestTable {
     for (const [region, crc] of crcs) {
       const bytes = pages.get(this.pageOf(region));
       assert(bytes !== undefined, `digest of region ${region} updated without its page`);
-      new DataView(bytes.buffer, bytes.byteOffset).setUint32((region % entriesPerPage) * entryBytes, this.stored(crc), true);
+      new DataView(bytes.buffer, bytes.byteOffset).setUint32(
+        (region % entriesPerPage) * entryBytes,
+        this.stored(crc),
+        true,
+      );
     }
     this.writePages(pages);
   }
@@ -157,7 +170,8 @@ export class DigestTable {
       const bytes = new Uint8Array(digestPageBytes);
       const view = new DataView(bytes.buffer);
       const { first, end } = this.regionsOf(page);
-      for (let region = first; region < end; region++) view.setUint32((region - first) * entryBytes, this.stored(entryOf(region)), true);
+      for (let region = first; region < end; region++)
+        view.setUint32((region - first) * entryBytes, this.stored(entryOf(region)), true);
       written.set(page, bytes);
     }
     this.writePages(written);
@@ -198,7 +212,11 @@ export class DigestTable {
 
   private entryIn(read: Page, region: number): number {
     const index = region % entriesPerPage;
-    return (new DataView(read.bytes.buffer, read.bytes.byteOffset).getUint32(index * entryBytes, true) ^ this.zeroRegionCrc) >>> 0;
+    return (
+      (new DataView(read.bytes.buffer, read.bytes.byteOffset).getUint32(index * entryBytes, true) ^
+        this.zeroRegionCrc) >>>
+      0
+    );
   }
 
   private holdsPending(page: number): boolean {

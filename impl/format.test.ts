@@ -29,7 +29,6 @@ beforeEach(() => {
 
 afterEach(() => removeTree(root));
 
-
 function create(at = dir, options = {}): void {
   ReplicatedVolume.create(storage, at, { regions, regionSize }, options).close();
 }
@@ -43,8 +42,6 @@ function using<T>(body: (volume: ReplicatedVolume) => T, at = dir): T {
     volume.close();
   }
 }
-
-
 
 function resizeFile(path: string, length: number): void {
   const file = storage.open(path, { create: false });
@@ -63,7 +60,6 @@ function fileSize(path: string): number {
     file.close();
   }
 }
-
 
 function expectOpenFails(code: ErrorCode, message?: RegExp): void {
   assert.throws(
@@ -93,7 +89,11 @@ describe('files', () => {
     assert.equal(mapFileSize(32640), 4096);
     assert.equal(mapFileSize(32641), 8192);
     assert.equal(fileSize(join(dir, 'cow')), cowFileSize(regions, regionSize));
-    assert.equal(cowFileSize(regions, regionSize), 1024 + regions * regionSize, 'index of 10 x 64 bytes rounded up to 1024');
+    assert.equal(
+      cowFileSize(regions, regionSize),
+      1024 + regions * regionSize,
+      'index of 10 x 64 bytes rounded up to 1024',
+    );
     assert.equal(fileSize(join(dir, 'secondary', 'image')), regions * regionSize);
     assert.equal(fileSize(join(dir, 'secondary', 'replica')), 512);
     // Sequence 1 is in slot 1; slot 0 is still zero.
@@ -102,7 +102,12 @@ describe('files', () => {
     assert.ok(bytes.subarray(0, slotSize).every((byte) => byte === 0));
     const record = decodeSlot(bytes.subarray(slotSize), 1, 'meta');
     assert.notEqual(record, 'absent');
-    assert.deepEqual(record === 'absent' ? null : [record.sequence, record.regions, record.regionSize, record.cycle, record.phase, record.currentMap], [1, regions, regionSize, 0, 'idle', 0]);
+    assert.deepEqual(
+      record === 'absent'
+        ? null
+        : [record.sequence, record.regions, record.regionSize, record.cycle, record.phase, record.currentMap],
+      [1, regions, regionSize, 0, 'idle', 0],
+    );
   });
 
   test('a slot is little-endian with a CRC-32 over its first 508 bytes', () => {
@@ -290,7 +295,11 @@ describe('COW index', () => {
     });
     using((volume) => assert.deepEqual(volume.preservedRegions(), []));
     const entry = readFileBytes(join(dir, 'cow'), 2 * entrySize, entrySize);
-    assert.equal(new DataView(entry.buffer, entry.byteOffset).getBigUint64(0, true), 1n, 'the entry still names cycle 1');
+    assert.equal(
+      new DataView(entry.buffer, entry.byteOffset).getBigUint64(0, true),
+      1n,
+      'the entry still names cycle 1',
+    );
   });
 });
 
@@ -321,7 +330,10 @@ describe('create and the secondary', () => {
     storage.mkdir(join(root, 'moved'));
     storage.rename(dir, join(root, 'moved', 'vol'));
     storage.rename(join(root, 'elsewhere'), join(root, 'moved', 'elsewhere'));
-    using((volume) => assert.deepEqual(volume.readRegion(0, 'secondary'), labelBytes('A1', regionSize)), join(root, 'moved', 'vol'));
+    using(
+      (volume) => assert.deepEqual(volume.readRegion(0, 'secondary'), labelBytes('A1', regionSize)),
+      join(root, 'moved', 'vol'),
+    );
   });
 
   test('the secondary must not be the volume directory: E_BAD_REQUEST', () => {

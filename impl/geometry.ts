@@ -27,7 +27,12 @@ export function geometryProblem(geometry: Geometry): string | null {
   if (!Number.isSafeInteger(regions) || regions < 1 || regions > regionsMax) {
     return `regions must be an integer in 1..${regionsMax}, got ${regions}`;
   }
-  if (!Number.isSafeInteger(regionSize) || regionSize < sectorSize || regionSize > regionSizeMax || regionSize % sectorSize !== 0) {
+  if (
+    !Number.isSafeInteger(regionSize) ||
+    regionSize < sectorSize ||
+    regionSize > regionSizeMax ||
+    regionSize % sectorSize !== 0
+  ) {
     return `regionSize must be a multiple of ${sectorSize} in ${sectorSize}..${regionSizeMax}, got ${regionSize}`;
   }
   if (regions * regionSize > volumeSizeMax) {

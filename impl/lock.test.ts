@@ -47,13 +47,19 @@ function nextMessage<T>(child: ChildProcess, accept: (message: T) => boolean): P
   });
 }
 
-test(`${trialCount} takeovers of a dead holder's lock by ${contenderCount} racing processes: one holder every time`, { timeout: 300_000 }, async () => {
+test(`${trialCount} takeovers of a dead holder's lock by ${contenderCount} racing processes: one holder every time`, {
+  timeout: 300_000,
+}, async () => {
   const contenders = Array.from({ length: contenderCount }, () => startChild(['contend']));
   try {
-    await Promise.all(contenders.map((child) => nextMessage(child, (message: { ready?: boolean }) => message.ready === true)));
+    await Promise.all(
+      contenders.map((child) => nextMessage(child, (message: { ready?: boolean }) => message.ready === true)),
+    );
     let wins = 0;
     for (let first = 0; first < trialCount; first += dirsPerHolder) {
-      const dirs = Array.from({ length: Math.min(dirsPerHolder, trialCount - first) }, (_, index) => join(root, `v${first + index}`));
+      const dirs = Array.from({ length: Math.min(dirsPerHolder, trialCount - first) }, (_, index) =>
+        join(root, `v${first + index}`),
+      );
       for (const dir of dirs) storage.mkdir(dir);
       const holder = startChild(['hold', ...dirs]);
       const { held } = await nextMessage(holder, (message: { held?: number }) => message.held !== undefined);
@@ -65,7 +71,9 @@ test(`${trialCount} takeovers of a dead holder's lock by ${contenderCount} racin
       assert.equal(signal, 'SIGKILL');
       for (const dir of dirs) {
         const at = Date.now() + 30;
-        const answers = contenders.map((child) => nextMessage(child, (message: { dir?: string }) => message.dir === dir));
+        const answers = contenders.map((child) =>
+          nextMessage(child, (message: { dir?: string }) => message.dir === dir),
+        );
         for (const child of contenders) child.send({ dir, at });
         const results = (await Promise.all(answers)) as Array<{ held: boolean }>;
         const winners = results.flatMap((result, index) => (result.held ? [index] : []));

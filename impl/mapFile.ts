@@ -21,7 +21,15 @@ import { Bitmap } from './bitmap.ts';
 import { isAllZero } from './checksum.ts';
 import { CowmapError } from './errors.ts';
 import { mapSize } from './geometry.ts';
-import { checkPage, encodePage, mapFileSize, mapPageCount, pageBitBytes, pageBytes, regionsPerPage } from './mapPage.ts';
+import {
+  checkPage,
+  encodePage,
+  mapFileSize,
+  mapPageCount,
+  pageBitBytes,
+  pageBytes,
+  regionsPerPage,
+} from './mapPage.ts';
 import type { ScrubFinding } from './scrubFinding.ts';
 import type { FileHandle } from './storage.ts';
 
@@ -75,7 +83,9 @@ export class MapFile {
       const first = page * pageBitBytes;
       const end = Math.min(first + pageBitBytes, bytes.length);
       bytes.set(pageData.subarray(0, end - first), first);
-      const paddingClear = isAllZero(pageData.subarray(end - first, pageBitBytes)) && (end < bytes.length || Bitmap.paddingClear(regions, bytes));
+      const paddingClear =
+        isAllZero(pageData.subarray(end - first, pageBitBytes)) &&
+        (end < bytes.length || Bitmap.paddingClear(regions, bytes));
       if (check.valid && !paddingClear) {
         // Under a valid CRC: not a torn page, a map of another geometry.
         throw new CowmapError('E_CORRUPT', `open: ${file.path} page ${page} has bits set past region ${regions - 1}`);
@@ -152,7 +162,10 @@ export class MapFile {
    */
   flush(): void {
     if (this.deferredPages.isClear()) return;
-    this.writeRuns((page) => this.deferredPages.has(page), (page) => this.encode(page));
+    this.writeRuns(
+      (page) => this.deferredPages.has(page),
+      (page) => this.encode(page),
+    );
     this.file.sync();
     this.deferredPages.clearAll();
   }
@@ -167,10 +180,17 @@ export class MapFile {
     const dirty = new Bitmap(this.pageCount);
     const bytes = this.bits.bytes;
     for (let page = 0; page < this.pageCount; page++) {
-      if (this.failed.has(page) || !isAllZero(bytes.subarray(page * pageBitBytes, Math.min((page + 1) * pageBitBytes, bytes.length)))) dirty.set(page);
+      if (
+        this.failed.has(page) ||
+        !isAllZero(bytes.subarray(page * pageBitBytes, Math.min((page + 1) * pageBitBytes, bytes.length)))
+      )
+        dirty.set(page);
     }
     this.bits.clearAll();
-    const writeCount = this.writeRuns((page) => dirty.has(page), (page) => this.encode(page));
+    const writeCount = this.writeRuns(
+      (page) => dirty.has(page),
+      (page) => this.encode(page),
+    );
     if (writeCount > 0) this.file.sync();
     this.failed.clear();
   }
@@ -206,7 +226,10 @@ export class MapFile {
       touched.set(Math.floor(region / regionsPerPage));
     }
     if (touched.isClear()) return;
-    this.writeRuns((page) => touched.has(page), (page) => this.encode(page));
+    this.writeRuns(
+      (page) => touched.has(page),
+      (page) => this.encode(page),
+    );
     this.file.sync();
     for (const page of touched.regionsSet()) {
       this.failed.delete(page);
@@ -236,7 +259,10 @@ export class MapFile {
   private encode(page: number): Uint8Array {
     assert(this.sequenceOf !== null, `${this.file.path}: a map write before the volume gave its metadata sequence`);
     const first = page * pageBitBytes;
-    return encodePage(this.bits.bytes.subarray(first, Math.min(first + pageBitBytes, this.bits.bytes.length)), this.sequenceOf());
+    return encodePage(
+      this.bits.bytes.subarray(first, Math.min(first + pageBitBytes, this.bits.bytes.length)),
+      this.sequenceOf(),
+    );
   }
 
   /** Writes the pages of each run of adjacent marked pages with one pwrite; returns the number of writes. */

@@ -94,10 +94,15 @@ export function decodeSlot(bytes: Uint8Array, slot: number, path: string): Metad
   if (view.getUint32(offsets.checksum, true) !== crc32(bytes.subarray(0, offsets.checksum))) return 'absent';
   const where = `open: ${path} slot ${slot}`;
   for (let i = 0; i < magic.length; i++) {
-    if (bytes[offsets.magic + i] !== magic[i]) throw new CowmapError('E_CORRUPT', `${where}: bad magic under a valid checksum (not a cowmap metadata file)`);
+    if (bytes[offsets.magic + i] !== magic[i])
+      throw new CowmapError('E_CORRUPT', `${where}: bad magic under a valid checksum (not a cowmap metadata file)`);
   }
   const version = view.getUint32(offsets.version, true);
-  if (version !== formatVersion) throw new CowmapError('E_CORRUPT', `${where}: unknown format version ${version} (this build reads ${formatVersion})`);
+  if (version !== formatVersion)
+    throw new CowmapError(
+      'E_CORRUPT',
+      `${where}: unknown format version ${version} (this build reads ${formatVersion})`,
+    );
 
   const sequence = Number(view.getBigUint64(offsets.sequence, true));
   const cycle = Number(view.getBigUint64(offsets.cycle, true));
@@ -111,7 +116,9 @@ export function decodeSlot(bytes: Uint8Array, slot: number, path: string): Metad
 
   let secondary: string;
   try {
-    secondary = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(offsets.secondary, offsets.secondary + secondaryLength));
+    secondary = new TextDecoder('utf-8', { fatal: true }).decode(
+      bytes.subarray(offsets.secondary, offsets.secondary + secondaryLength),
+    );
   } catch (error) {
     if (!(error instanceof TypeError)) throw error;
     throw new CowmapError('E_CORRUPT', `${where}: the secondary path is not UTF-8`);
@@ -139,7 +146,8 @@ function fieldsProblem(
   currentMap: number,
   secondaryLength: number,
 ): string | null {
-  if (!Number.isSafeInteger(sequence) || sequence < 1 || sequence % slotCount !== slot) return `sequence ${sequence} cannot be in slot ${slot}`;
+  if (!Number.isSafeInteger(sequence) || sequence < 1 || sequence % slotCount !== slot)
+    return `sequence ${sequence} cannot be in slot ${slot}`;
   if (!Number.isSafeInteger(cycle)) return `cycle ${cycle} out of range`;
   const geometry = geometryProblem({ regions, regionSize });
   if (geometry !== null) return geometry;
@@ -213,7 +221,8 @@ export class MetadataStore {
       if (decoded !== 'absent') slots.push(decoded);
       else if (!isAllZero(slotBytes)) damagedSlot = slot;
     }
-    if (slots.length === 0) throw new CowmapError('E_CORRUPT', `open: ${file.path} has no valid metadata slot (bad magic or checksum)`);
+    if (slots.length === 0)
+      throw new CowmapError('E_CORRUPT', `open: ${file.path} has no valid metadata slot (bad magic or checksum)`);
     slots.sort((a, b) => b.sequence - a.sequence);
     const winner = slots[0]!;
     const loser = slots[1];
@@ -224,7 +233,11 @@ export class MetadataStore {
         winner.regionSize === loser.regionSize &&
         winner.secondary === loser.secondary &&
         Buffer.from(winner.volumeId).equals(loser.volumeId);
-      if (!agree) throw new CowmapError('E_CORRUPT', `open: ${file.path} slots disagree (sequences ${winner.sequence} and ${loser.sequence})`);
+      if (!agree)
+        throw new CowmapError(
+          'E_CORRUPT',
+          `open: ${file.path} slots disagree (sequences ${winner.sequence} and ${loser.sequence})`,
+        );
     }
     return new MetadataStore(file, winner, damagedSlot);
   }
@@ -250,9 +263,17 @@ export class MetadataStore {
     const findings: ScrubFinding[] = [];
     for (let slot = 0; slot < slotCount; slot++) {
       const slotBytes = bytes.subarray(slot * slotSize, (slot + 1) * slotSize);
-      const valid = new DataView(slotBytes.buffer, slotBytes.byteOffset, slotSize).getUint32(offsets.checksum, true) === crc32(slotBytes.subarray(0, offsets.checksum));
+      const valid =
+        new DataView(slotBytes.buffer, slotBytes.byteOffset, slotSize).getUint32(offsets.checksum, true) ===
+        crc32(slotBytes.subarray(0, offsets.checksum));
       if (valid || isAllZero(slotBytes)) continue;
-      findings.push({ file: this.file.path, offset: slot * slotSize, region: null, problem: `metadata slot ${slot} fails its CRC-32 (never repaired)`, repaired: false });
+      findings.push({
+        file: this.file.path,
+        offset: slot * slotSize,
+        region: null,
+        problem: `metadata slot ${slot} fails its CRC-32 (never repaired)`,
+        repaired: false,
+      });
     }
     return findings;
   }

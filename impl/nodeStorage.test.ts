@@ -29,8 +29,14 @@ describe('file handles', () => {
   test('create is exclusive; reads past the end are zeros; writes land where asked', () => {
     const path = join(root, 'f');
     const file = storage.open(path, { create: true });
-    assert.throws(() => storage.open(path, { create: true }), (error: unknown) => codeOf(error) === 'EEXIST');
-    assert.throws(() => storage.open(join(root, 'missing'), { create: false }), (error: unknown) => codeOf(error) === 'ENOENT');
+    assert.throws(
+      () => storage.open(path, { create: true }),
+      (error: unknown) => codeOf(error) === 'EEXIST',
+    );
+    assert.throws(
+      () => storage.open(join(root, 'missing'), { create: false }),
+      (error: unknown) => codeOf(error) === 'ENOENT',
+    );
     file.write(3, Uint8Array.of(1, 2));
     file.sync();
     assert.equal(file.size(), 5);
@@ -65,12 +71,21 @@ describe('file handles', () => {
   test('mkdir makes one directory: ENOENT without its parent, EEXIST when present; rmdir removes an empty one', () => {
     const parent = join(root, 'a');
     const child = join(parent, 'b');
-    assert.throws(() => storage.mkdir(child), (error: unknown) => codeOf(error) === 'ENOENT');
+    assert.throws(
+      () => storage.mkdir(child),
+      (error: unknown) => codeOf(error) === 'ENOENT',
+    );
     assert.ok(!storage.exists(parent), 'nothing made by a failed mkdir');
     storage.mkdir(parent);
-    assert.throws(() => storage.mkdir(parent), (error: unknown) => codeOf(error) === 'EEXIST');
+    assert.throws(
+      () => storage.mkdir(parent),
+      (error: unknown) => codeOf(error) === 'EEXIST',
+    );
     storage.mkdir(child);
-    assert.throws(() => storage.rmdir(parent), (error: unknown) => codeOf(error) === 'ENOTEMPTY');
+    assert.throws(
+      () => storage.rmdir(parent),
+      (error: unknown) => codeOf(error) === 'ENOTEMPTY',
+    );
     storage.rmdir(child);
     storage.rmdir(parent);
     assert.deepEqual(storage.list(root), []);
@@ -90,7 +105,10 @@ describe('locks', () => {
     assert.equal(storage.lock(dir, { shared: true }), null, 'shared while an exclusive holder has it');
     lock!.release();
     lock!.release();
-    assert.ok(storage.exists(join(dir, lockFileName)), 'the lock file stays: removing it would let two takers lock two files');
+    assert.ok(
+      storage.exists(join(dir, lockFileName)),
+      'the lock file stays: removing it would let two takers lock two files',
+    );
     const again = storage.lock(join(root, 'link'));
     assert.notEqual(again, null);
     again!.release();
@@ -123,7 +141,10 @@ describe('locks', () => {
   });
 
   test('a lock on a missing directory is a storage error, not a lock', () => {
-    assert.throws(() => storage.lock(join(root, 'missing')), (error: unknown) => codeOf(error) === 'ENOENT');
+    assert.throws(
+      () => storage.lock(join(root, 'missing')),
+      (error: unknown) => codeOf(error) === 'ENOENT',
+    );
   });
 
   test('a second open of a volume, also through a symlink: E_LOCKED, until the first closes', () => {

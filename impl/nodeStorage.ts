@@ -91,7 +91,9 @@ class NodeFileHandle implements FileHandle {
     let done = 0;
     let stallCount = 0;
     while (done < data.length) {
-      const count = withPath(this.path, () => writeSync(this.descriptor, data, done, data.length - done, position + done));
+      const count = withPath(this.path, () =>
+        writeSync(this.descriptor, data, done, data.length - done, position + done),
+      );
       stallCount = count === 0 ? stallCount + 1 : 0;
       assert(stallCount <= stallCountMax, `write of ${this.path} makes no progress`);
       done += count;

@@ -49,8 +49,13 @@ describe('open', () => {
     assert.equal(parts.readOnly, false);
     assert.deepEqual(storage.log[0], { kind: 'syncDir', path: dir }, 'the first call');
     const secondarySync = storage.log.findIndex((call) => call.kind === 'syncDir' && call.path === secondaryDir);
-    const firstSecondaryOpen = storage.log.findIndex((call) => call.kind === 'open' && call.path.startsWith(`${secondaryDir}/`));
-    assert.ok(secondarySync >= 0 && secondarySync < firstSecondaryOpen, `the secondary's directory synced (${secondarySync}) before its files are opened (${firstSecondaryOpen})`);
+    const firstSecondaryOpen = storage.log.findIndex(
+      (call) => call.kind === 'open' && call.path.startsWith(`${secondaryDir}/`),
+    );
+    assert.ok(
+      secondarySync >= 0 && secondarySync < firstSecondaryOpen,
+      `the secondary's directory synced (${secondarySync}) before its files are opened (${firstSecondaryOpen})`,
+    );
   });
 
   test('read-only: every file O_RDONLY, no durable call at all, parts.readOnly', () => {
@@ -105,7 +110,11 @@ describe('read-only file system', () => {
         assert.equal(storage.durableCalls, 0);
         assert.throws(
           () => open(nodeStorage, false),
-          (error: unknown) => error instanceof CowmapError && error.code === 'E_IO' && /EROFS/.test(error.message) && error.message.split('EROFS').length === 2,
+          (error: unknown) =>
+            error instanceof CowmapError &&
+            error.code === 'E_IO' &&
+            /EROFS/.test(error.message) &&
+            error.message.split('EROFS').length === 2,
         );
       } finally {
         spawnSync('umount', [root]);

@@ -12,7 +12,15 @@ import { MetadataStore } from './metadata.ts';
 import { RegionFile } from './regionFile.ts';
 import { FileReplica } from './replica.ts';
 import type { FileHandle, Lock, Storage } from './storage.ts';
-import { asVolumeError, OpenedFiles, releaseLock, unheldLock, type OpenOptions, type VolumeParts, type VolumeRules } from './volumeParts.ts';
+import {
+  asVolumeError,
+  OpenedFiles,
+  releaseLock,
+  unheldLock,
+  type OpenOptions,
+  type VolumeParts,
+  type VolumeRules,
+} from './volumeParts.ts';
 
 /**
  * Opens the files of the volume in `dir`, the lock held (shared when read-only).
@@ -59,14 +67,30 @@ export function openVolumeParts(storage: Storage, dir: string, options: OpenOpti
     const primaryFile = openFile(fileNames.primary);
     const primarySize = primaryFile.size();
     if (primarySize !== volumeSize(metadata.record)) {
-      throw new CowmapError('E_CORRUPT', `open: ${primaryFile.path} is ${primarySize} bytes, not ${volumeSize(metadata.record)}`);
+      throw new CowmapError(
+        'E_CORRUPT',
+        `open: ${primaryFile.path} is ${primarySize} bytes, not ${volumeSize(metadata.record)}`,
+      );
     }
-    const maps: [MapFile, MapFile] = [MapFile.load(openFile(fileNames.maps[0]), regions), MapFile.load(openFile(fileNames.maps[1]), regions)];
+    const maps: [MapFile, MapFile] = [
+      MapFile.load(openFile(fileNames.maps[0]), regions),
+      MapFile.load(openFile(fileNames.maps[1]), regions),
+    ];
     const cow = CowStore.load(openFile(fileNames.cow), regions, regionSize);
     const replicaDir = options.secondaryDir ?? secondaryPath(dir, secondary);
     if (syncing && storage.exists(replicaDir)) storage.syncDir(replicaDir);
     opened.replica = FileReplica.open(storage, replicaDir, { volumeId, regions, regionSize }, { readOnly });
-    return { storage, dir, lock, metadata, maps, primary: new RegionFile(primaryFile, regions, regionSize), cow, replica: opened.replica, readOnly };
+    return {
+      storage,
+      dir,
+      lock,
+      metadata,
+      maps,
+      primary: new RegionFile(primaryFile, regions, regionSize),
+      cow,
+      replica: opened.replica,
+      readOnly,
+    };
   } catch (error) {
     opened.closeAll();
     releaseLock(lock);

@@ -25,7 +25,6 @@ beforeEach(() => {
 
 afterEach(() => removeTree(root));
 
-
 function expectCode(call: () => unknown, code: ErrorCode, message?: RegExp): void {
   assert.throws(call, (error: unknown) => {
     assert.ok(error instanceof CowmapError, String(error));
@@ -42,7 +41,8 @@ function snapshot(): Map<string, Uint8Array> {
     if (name === 'secondary' || name === 'lock') continue;
     files.set(name, readWholeFile(join(dir, name)));
   }
-  for (const name of storage.list(join(dir, 'secondary'))) files.set(`secondary/${name}`, readWholeFile(join(dir, 'secondary', name)));
+  for (const name of storage.list(join(dir, 'secondary')))
+    files.set(`secondary/${name}`, readWholeFile(join(dir, 'secondary', name)));
   return files;
 }
 
@@ -60,7 +60,11 @@ describe('read-only open', () => {
       const refused = /while replicating: the volume is open read-only/;
       expectCode(() => volume.writeRegion(0, labelBytes('x', regionSize)), 'E_BAD_REQUEST', refused);
       expectCode(() => volume.write(0, labelBytes('x', regionSize)), 'E_BAD_REQUEST', refused);
-      expectCode(() => volume.startCycle(), 'E_BAD_REQUEST', /startCycle\(\) while replicating: the volume is open read-only/);
+      expectCode(
+        () => volume.startCycle(),
+        'E_BAD_REQUEST',
+        /startCycle\(\) while replicating: the volume is open read-only/,
+      );
       expectCode(() => volume.transfer(1), 'E_BAD_REQUEST', /transfer\(region 1\)/);
       expectCode(() => volume.transferRegions([1]), 'E_BAD_REQUEST', refused);
       expectCode(() => volume.completeCycle(), 'E_BAD_REQUEST', /completeCycle/);

@@ -44,7 +44,10 @@ export interface RecoveryFiles {
  */
 export function checkMetadataEvidence(files: RecoveryFiles): void {
   if (files.metadata.damagedSlot === null) return;
-  const candidates: { stamp: number; what: string }[] = files.maps.map((map) => ({ stamp: map.loadedStampMax, what: `a page of ${map.file.path}` }));
+  const candidates: { stamp: number; what: string }[] = files.maps.map((map) => ({
+    stamp: map.loadedStampMax,
+    what: `a page of ${map.file.path}`,
+  }));
   candidates.push({ stamp: files.cow.scanStamps().stampMax, what: `an entry of ${files.cow.file.path}` });
   candidates.sort((a, b) => b.stamp - a.stamp);
   files.metadata.checkEvidence(candidates[0]!);
@@ -67,14 +70,22 @@ export function primaryMatchesSecondary(files: RecoveryFiles, region: number): b
  * While idle only X counts (recovery clears C). `rewrite` (a read-write open)
  * rewrites each kept page with a fresh CRC: crash cleanup, like finishing a completion.
  */
-export function checkMapPages(files: RecoveryFiles, replicating: boolean, rewrite: boolean, repairs: RecoveryRepair | null = null): void {
+export function checkMapPages(
+  files: RecoveryFiles,
+  replicating: boolean,
+  rewrite: boolean,
+  repairs: RecoveryRepair | null = null,
+): void {
   const maps = replicating ? [files.currentMap, files.nextMap] : [files.nextMap];
   if (!replicating && repairs !== null) {
     // Idle, C is not used and recovery clears it; scrub --repair still says which page failed.
     for (const { page, problem } of files.currentMap.failedPages()) {
       const { first } = files.currentMap.regionsOfPage(page);
       const cleared = `map page ${page} ${problem}: the current map is not used while idle; cleared`;
-      repairs.repair({ file: files.currentMap.file.path, offset: page * pageBytes, region: first, problem: cleared }, []);
+      repairs.repair(
+        { file: files.currentMap.file.path, offset: page * pageBytes, region: first, problem: cleared },
+        [],
+      );
     }
   }
   for (const map of maps) {
@@ -112,12 +123,20 @@ export function checkMapPages(files: RecoveryFiles, replicating: boolean, rewrit
  * is left uncovered (not in C or X, no copy) and the primary differs from the
  * secondary, the entry was a durable copy that rot took: E_CORRUPT.
  */
-export function checkDamagedEntries(files: RecoveryFiles, damagedEntries: readonly number[], repairs: RecoveryRepair | null = null): void {
+export function checkDamagedEntries(
+  files: RecoveryFiles,
+  damagedEntries: readonly number[],
+  repairs: RecoveryRepair | null = null,
+): void {
   for (const region of damagedEntries) {
     if (files.currentMap.has(region) || files.nextMap.has(region) || files.cow.holds(region)) continue;
     if (primaryMatchesSecondary(files, region)) continue;
     const problem = `the COW index entry fails its CRC-32 and region ${region} is uncovered while the primary differs from the secondary`;
-    if (repairs === null) throw new CowmapError('E_CORRUPT', `open: ${files.cow.file.path} offset ${region * entrySize} region ${region}: ${problem}`);
+    if (repairs === null)
+      throw new CowmapError(
+        'E_CORRUPT',
+        `open: ${files.cow.file.path} offset ${region * entrySize} region ${region}: ${problem}`,
+      );
     repairs.repair({ file: files.cow.file.path, offset: region * entrySize, region, problem }, [region]);
   }
 }

@@ -24,7 +24,10 @@ export class RegionFile {
   }
 
   offsetOf(region: number): number {
-    assert(Number.isInteger(region) && region >= 0 && region < this.regions, `region ${region} of ${this.regions} in ${this.file.path}`);
+    assert(
+      Number.isInteger(region) && region >= 0 && region < this.regions,
+      `region ${region} of ${this.regions} in ${this.file.path}`,
+    );
     return this.baseOffset + region * this.regionSize;
   }
 

@@ -33,9 +33,6 @@ function content(seed: number): Uint8Array {
   return Uint8Array.from({ length: regionSize }, (_, i) => (seed * 31 + i * 7) & 0xff);
 }
 
-
-
-
 function expectCorrupt(call: () => unknown, message: RegExp, code: ErrorCode = 'E_CORRUPT'): void {
   assert.throws(call, (error: unknown) => {
     assert.ok(error instanceof CowmapError, `expected a CowmapError, got ${String(error)}`);
@@ -101,7 +98,10 @@ describe('the digest table', () => {
     flipByte(join(dir, 'image'), 2 * regionSize + 100);
     withReplica((replica) => {
       assert.notDeepEqual(replica.readRegion(2), content(2)); // unverified: the bytes as they are
-      expectCorrupt(() => replica.readRegion(2, { verify: true }), new RegExp(`image offset ${2 * regionSize} region 2: the region does not match its digest`));
+      expectCorrupt(
+        () => replica.readRegion(2, { verify: true }),
+        new RegExp(`image offset ${2 * regionSize} region 2: the region does not match its digest`),
+      );
       assert.equal(replica.verifyRegion(2), false);
       assert.equal(replica.verifyRegion(1), true);
     });
@@ -112,7 +112,10 @@ describe('the digest table', () => {
     withReplica((replica) => replica.writeRegions([1030, 1031], (region) => content(region)), 2100);
     flipByte(join(dir, 'digests'), digestPageBytes + 11 * 4 + 1); // region 1031's entry
     withReplica((replica) => {
-      expectCorrupt(() => replica.digestOf(1030), /digests offset 4096 region 1030: page 1 of the digest table fails its CRC-32/);
+      expectCorrupt(
+        () => replica.digestOf(1030),
+        /digests offset 4096 region 1030: page 1 of the digest table fails its CRC-32/,
+      );
       expectCorrupt(() => replica.readRegion(1100, { verify: true }), /digests offset 4096 region 1100: page 1 /);
       assert.equal(replica.digestOf(0), crc32(new Uint8Array(regionSize))); // page 0 is fine
       assert.deepEqual(replica.digestPageProblems(), [{ page: 1, offset: 4096, firstRegion: 1020, regionCount: 1020 }]);
@@ -210,7 +213,12 @@ describe('the digest table', () => {
       replica.close();
     }
     // Pages 0, 1, 2 (one run) and 4: 4 pages, 2 writes.
-    assert.deepEqual(digestBatchIo(batch), { bytesRead: 4 * digestPageBytes, bytesWritten: 4 * digestPageBytes, writeCalls: 2, syncCalls: 1 });
+    assert.deepEqual(digestBatchIo(batch), {
+      bytesRead: 4 * digestPageBytes,
+      bytesWritten: 4 * digestPageBytes,
+      writeCalls: 2,
+      syncCalls: 1,
+    });
     assert.deepEqual(counted, digestBatchIo(batch));
     assert.deepEqual(digestBatchIo([]), { bytesRead: 0, bytesWritten: 0, writeCalls: 0, syncCalls: 0 });
   });

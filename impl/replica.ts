@@ -113,9 +113,11 @@ function headerProblem(bytes: Uint8Array, identity: ReplicaIdentity): string | n
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   for (let i = 0; i < magic.length; i++) if (bytes[headerOffsets.magic + i] !== magic[i]) return 'bad magic';
   // The CRC before the version: a flipped byte in the version field is rot, not a format.
-  if (view.getUint32(headerOffsets.checksum, true) !== crc32(bytes.subarray(0, headerOffsets.checksum))) return 'bad checksum';
+  if (view.getUint32(headerOffsets.checksum, true) !== crc32(bytes.subarray(0, headerOffsets.checksum)))
+    return 'bad checksum';
   const version = view.getUint32(headerOffsets.version, true);
-  if (version === 1) return `format version 1 (a secondary without ${digestsFileName}, from an older build) is not supported by this build (format version ${replicaFormatVersion})`;
+  if (version === 1)
+    return `format version 1 (a secondary without ${digestsFileName}, from an older build) is not supported by this build (format version ${replicaFormatVersion})`;
   if (version !== replicaFormatVersion) return `unknown format version ${version}`;
   const volumeId = bytes.subarray(headerOffsets.volumeId, headerOffsets.volumeId + volumeIdSize);
   if (!Buffer.from(volumeId).equals(identity.volumeId)) return 'it belongs to another volume';
@@ -173,7 +175,8 @@ export class FileReplica implements Replica {
     const handles: FileHandle[] = [];
     let madeDir = false;
     const createFile = (path: string, size: number): FileHandle => {
-      if (storage.exists(path)) throw new CowmapError('E_EXISTS', `create: ${path} exists; the secondary's directory must hold nothing`);
+      if (storage.exists(path))
+        throw new CowmapError('E_EXISTS', `create: ${path} exists; the secondary's directory must hold nothing`);
       const file = storage.open(path, { create: true });
       createdPaths.push(path);
       handles.push(file);
@@ -222,12 +225,16 @@ export class FileReplica implements Replica {
     let problem: string | null;
     try {
       if (!readOnly) header.sync();
-      problem = header.size() !== sectorSize ? `header is ${header.size()} bytes` : headerProblem(header.read(0, sectorSize), identity);
+      problem =
+        header.size() !== sectorSize
+          ? `header is ${header.size()} bytes`
+          : headerProblem(header.read(0, sectorSize), identity);
     } finally {
       header.close();
     }
     if (problem?.startsWith('format version')) throw new CowmapError('E_CORRUPT', `open: ${paths.header}: ${problem}`);
-    if (problem !== null) throw new CowmapError('E_CORRUPT', `open: the secondary in ${dir} is not this volume's: ${problem}`);
+    if (problem !== null)
+      throw new CowmapError('E_CORRUPT', `open: the secondary in ${dir} is not this volume's: ${problem}`);
     // After the header: a version 1 secondary has no table, and says so above.
     if (!storage.exists(paths.digests)) throw new CowmapError('E_CORRUPT', `open: ${paths.digests} is missing`);
 
@@ -238,7 +245,8 @@ export class FileReplica implements Replica {
       if (!readOnly) image.sync();
       const expected = volumeSize(identity);
       const actual = image.size();
-      if (actual !== expected) throw new CowmapError('E_CORRUPT', `open: ${paths.image} is ${actual} bytes, not ${expected}`);
+      if (actual !== expected)
+        throw new CowmapError('E_CORRUPT', `open: ${paths.image} is ${actual} bytes, not ${expected}`);
       const digestsFile = storage.open(paths.digests, { create: false, readOnly });
       handles.push(digestsFile);
       if (!readOnly) digestsFile.sync();

@@ -194,8 +194,12 @@ describe('FIG. 4 (docs/protocol.md section 7)', () => {
     v.writeRegion(D, label('D0'));
     cycle();
     assert.deepEqual(named(v.state(), labels), {
-      phase: 'idle', current: '0000', next: '0000', cow: [null, null, null, null],
-      primary: ['A0', 'B0', 'C0', 'D0'], secondary: ['A0', 'B0', 'C0', 'D0'],
+      phase: 'idle',
+      current: '0000',
+      next: '0000',
+      cow: [null, null, null, null],
+      primary: ['A0', 'B0', 'C0', 'D0'],
+      secondary: ['A0', 'B0', 'C0', 'D0'],
     });
     // 2.
     v.writeRegion(A, label('A1'));
@@ -205,8 +209,12 @@ describe('FIG. 4 (docs/protocol.md section 7)', () => {
     // 3.
     v.startCycle();
     assert.deepEqual(named(v.state(), labels), {
-      phase: 'replicating', current: '1101', next: '0000', cow: [null, null, null, null],
-      primary: ['A1', 'B1', 'C0', 'D1'], secondary: ['A0', 'B0', 'C0', 'D0'],
+      phase: 'replicating',
+      current: '1101',
+      next: '0000',
+      cow: [null, null, null, null],
+      primary: ['A1', 'B1', 'C0', 'D1'],
+      secondary: ['A0', 'B0', 'C0', 'D0'],
     });
     // 4., 5. T1
     v.writeRegion(B, label('B2'));
@@ -214,24 +222,36 @@ describe('FIG. 4 (docs/protocol.md section 7)', () => {
     v.transfer(B);
     v.transfer(D);
     assert.deepEqual(named(v.state(), labels), {
-      phase: 'replicating', current: '1101', next: '0100', cow: [null, 'B1', null, null],
-      primary: ['A1', 'B2', 'C0', 'D1'], secondary: ['A1', 'B1', 'C0', 'D1'],
+      phase: 'replicating',
+      current: '1101',
+      next: '0100',
+      cow: [null, 'B1', null, null],
+      primary: ['A1', 'B2', 'C0', 'D1'],
+      secondary: ['A1', 'B1', 'C0', 'D1'],
     });
     // 6., 7. T2
     v.completeCycle();
     v.startCycle();
     v.transfer(B);
     assert.deepEqual(named(v.state(), labels), {
-      phase: 'replicating', current: '0100', next: '0000', cow: [null, null, null, null],
-      primary: ['A1', 'B2', 'C0', 'D1'], secondary: ['A1', 'B2', 'C0', 'D1'],
+      phase: 'replicating',
+      current: '0100',
+      next: '0000',
+      cow: [null, null, null, null],
+      primary: ['A1', 'B2', 'C0', 'D1'],
+      secondary: ['A1', 'B2', 'C0', 'D1'],
     });
     // 8. T3: every region overwritten is preserved, in C or not.
     v.writeRegion(A, label('A0'));
     v.writeRegion(B, label('B0'));
     v.writeRegion(D, label('D0'));
     assert.deepEqual(named(v.state(), labels), {
-      phase: 'replicating', current: '0100', next: '1101', cow: ['A1', 'B2', null, 'D1'],
-      primary: ['A0', 'B0', 'C0', 'D0'], secondary: ['A1', 'B2', 'C0', 'D1'],
+      phase: 'replicating',
+      current: '0100',
+      next: '1101',
+      cow: ['A1', 'B2', null, 'D1'],
+      primary: ['A0', 'B0', 'C0', 'D0'],
+      secondary: ['A1', 'B2', 'C0', 'D1'],
     });
     assert.equal(v.state().cow, '1101');
     // The rejections of the trace, then the rest of it.
@@ -240,13 +260,21 @@ describe('FIG. 4 (docs/protocol.md section 7)', () => {
     expectCode(() => v.writeRegion(4, label('E0')), 'E_RANGE');
     v.completeCycle();
     assert.deepEqual(named(v.state(), labels), {
-      phase: 'idle', current: '0000', next: '1101', cow: [null, null, null, null],
-      primary: ['A0', 'B0', 'C0', 'D0'], secondary: ['A1', 'B2', 'C0', 'D1'],
+      phase: 'idle',
+      current: '0000',
+      next: '1101',
+      cow: [null, null, null, null],
+      primary: ['A0', 'B0', 'C0', 'D0'],
+      secondary: ['A1', 'B2', 'C0', 'D1'],
     });
     cycle();
     assert.deepEqual(named(v.state(), labels), {
-      phase: 'idle', current: '0000', next: '0000', cow: [null, null, null, null],
-      primary: ['A0', 'B0', 'C0', 'D0'], secondary: ['A0', 'B0', 'C0', 'D0'],
+      phase: 'idle',
+      current: '0000',
+      next: '0000',
+      cow: [null, null, null, null],
+      primary: ['A0', 'B0', 'C0', 'D0'],
+      secondary: ['A0', 'B0', 'C0', 'D0'],
     });
   });
 
@@ -276,7 +304,12 @@ describe('rejections (docs/protocol.md sections 2 and 4)', () => {
     const v = createVolume();
     for (const region of [-1, 4, 1.5, Number.NaN]) rejected(v, () => v.writeRegion(region, label('x')), 'E_RANGE');
     rejected(v, () => v.writeRegion(4, new Uint8Array(3)), 'E_RANGE');
-    rejected(v, () => v.writeRegion(0, new Uint8Array(regionSize - 1)), 'E_SIZE', /write\(region 0\) while idle: .*512 bytes/);
+    rejected(
+      v,
+      () => v.writeRegion(0, new Uint8Array(regionSize - 1)),
+      'E_SIZE',
+      /write\(region 0\) while idle: .*512 bytes/,
+    );
     rejected(v, () => v.writeRegion(0, new Uint8Array(regionSize + 1)), 'E_SIZE');
     v.startCycle();
     rejected(v, () => v.writeRegion(7, new Uint8Array(1)), 'E_RANGE', /while replicating/);
@@ -403,8 +436,13 @@ describe('byte API', () => {
     const bytes = new Uint8Array(2 * regionSize + 10).map((_, i) => (i % 251) + 1);
     const mark = storage.mark();
     v.write(regionSize - 5, bytes);
-    const primaryWrites = storage.durableSince(mark).filter((entry) => entry.kind === 'write' && entry.file === 'primary');
-    assert.deepEqual(primaryWrites.map((entry) => entry.position), [0, 1, 2, 3].map((region) => region * regionSize));
+    const primaryWrites = storage
+      .durableSince(mark)
+      .filter((entry) => entry.kind === 'write' && entry.file === 'primary');
+    assert.deepEqual(
+      primaryWrites.map((entry) => entry.position),
+      [0, 1, 2, 3].map((region) => region * regionSize),
+    );
     assert.deepEqual(v.read(regionSize - 5, bytes.length), bytes);
     assert.deepEqual(v.readRegion(0).subarray(0, regionSize - 5), new Uint8Array(regionSize - 5));
     assert.equal(v.state().next, '1111');
@@ -464,7 +502,10 @@ describe('recovery (docs/protocol.md section 2, recover)', () => {
     v = reopen(v);
     const mark = storage.mark();
     v.writeRegion(1, label('B3'));
-    assert.deepEqual(storage.durableSince(mark).map((entry) => `${entry.kind} ${entry.file}`), ['write primary', 'sync primary']);
+    assert.deepEqual(
+      storage.durableSince(mark).map((entry) => `${entry.kind} ${entry.file}`),
+      ['write primary', 'sync primary'],
+    );
     assert.equal(v.state().cowData[1], digest(label('B1')));
   });
 
@@ -510,16 +551,26 @@ describe('recovery (docs/protocol.md section 2, recover)', () => {
 });
 
 describe('durable order and I/O per operation (docs/protocol.md section 5)', () => {
-  const calls = (entries: IoEntry[]) => entries.map((entry) => `${entry.kind} ${entry.file}${entry.position === undefined ? '' : ` @${entry.position}`}`);
+  const calls = (entries: IoEntry[]) =>
+    entries.map((entry) => `${entry.kind} ${entry.file}${entry.position === undefined ? '' : ` @${entry.position}`}`);
 
   test('a write while idle: next bit durable, then the data', () => {
     const v = createVolume(16);
     let mark = storage.mark();
     v.writeRegion(9, label('x'));
-    assert.deepEqual(calls(storage.durableSince(mark)), ['write map1 @0', 'sync map1', `write primary @${9 * regionSize}`, 'sync primary']);
+    assert.deepEqual(calls(storage.durableSince(mark)), [
+      'write map1 @0',
+      'sync map1',
+      `write primary @${9 * regionSize}`,
+      'sync primary',
+    ]);
     mark = storage.mark();
     v.writeRegion(9, label('y'));
-    assert.deepEqual(calls(storage.durableSince(mark)), [`write primary @${9 * regionSize}`, 'sync primary'], 'bit already set: no metadata I/O');
+    assert.deepEqual(
+      calls(storage.durableSince(mark)),
+      [`write primary @${9 * regionSize}`, 'sync primary'],
+      'bit already set: no metadata I/O',
+    );
   });
 
   test('a write while replicating: COW copy durable, then the data; the next bit is written and synced at completion', () => {
@@ -544,16 +595,24 @@ describe('durable order and I/O per operation (docs/protocol.md section 5)', () 
     // A region outside C is preserved as well (FIG. 4B T3), once.
     mark = storage.mark();
     v.writeRegion(12, label('z'));
-    assert.deepEqual(calls(storage.durableSince(mark)).map((call) => call.split(' @')[0]), [
-      'write cow', 'write cow', 'sync cow', 'write primary', 'sync primary',
-    ]);
+    assert.deepEqual(
+      calls(storage.durableSince(mark)).map((call) => call.split(' @')[0]),
+      ['write cow', 'write cow', 'sync cow', 'write primary', 'sync primary'],
+    );
     // Completion writes the next map's bytes (regions 3 and 12: bytes 0 and 1, one
     // run) and syncs them before the metadata update that makes the COW entries
     // stale; then it clears the current map (map1: region 3, byte 0).
     for (const region of v.currentRegions()) v.transfer(region);
     mark = storage.mark();
     v.completeCycle();
-    assert.deepEqual(calls(storage.durableSince(mark)), ['write map0 @0', 'sync map0', 'write meta @512', 'sync meta', 'write map1 @0', 'sync map1']);
+    assert.deepEqual(calls(storage.durableSince(mark)), [
+      'write map0 @0',
+      'sync map0',
+      'write meta @512',
+      'sync meta',
+      'write map1 @0',
+      'sync map1',
+    ]);
   });
 
   test('transfer: the secondary region is durable before it returns; complete: one metadata update, then the map', () => {
@@ -564,7 +623,12 @@ describe('durable order and I/O per operation (docs/protocol.md section 5)', () 
     let mark = storage.mark();
     v.transfer(13);
     // The secondary's digest table follows the image (docs/format.md, "DIR2/digests").
-    assert.deepEqual(calls(storage.durableSince(mark)), [`write image @${13 * regionSize}`, 'write digests @0', 'sync image', 'sync digests']);
+    assert.deepEqual(calls(storage.durableSince(mark)), [
+      `write image @${13 * regionSize}`,
+      'write digests @0',
+      'sync image',
+      'sync digests',
+    ]);
     v.transfer(5);
     mark = storage.mark();
     v.completeCycle();
@@ -628,7 +692,10 @@ describe('durable order and I/O per operation (docs/protocol.md section 5)', () 
         assert.equal(entry.file, 'meta', where);
       }
     }
-    assert.equal(storage.log.slice(mark).filter((entry) => entry.kind === 'write' && entry.file === 'image').length, dirty.length);
+    assert.equal(
+      storage.log.slice(mark).filter((entry) => entry.kind === 'write' && entry.file === 'image').length,
+      dirty.length,
+    );
   });
 });
 
@@ -695,9 +762,18 @@ describe('storage errors: E_IO and a poisoned handle', () => {
   ];
 
   /** The recovered state is one docs/protocol.md section 5 allows after a crash inside the operation (region 1 is the one it touches). */
-  function assertAllowed(name: string, before: VolumeState, after: VolumeState, recovered: VolumeState, context: string): void {
+  function assertAllowed(
+    name: string,
+    before: VolumeState,
+    after: VolumeState,
+    recovered: VolumeState,
+    context: string,
+  ): void {
     if (name === 'startCycle' || name === 'completeCycle') {
-      assert.ok(isDeepStrictEqual(recovered, before) || isDeepStrictEqual(recovered, after), `${context}: neither before nor after`);
+      assert.ok(
+        isDeepStrictEqual(recovered, before) || isDeepStrictEqual(recovered, after),
+        `${context}: neither before nor after`,
+      );
       return;
     }
     const region = 1;
@@ -729,8 +805,12 @@ describe('storage errors: E_IO and a poisoned handle', () => {
     assert.equal(r.current, b.current);
     assert.ok(r.primary === b.primary || r.primary === a.primary, `${context}: P is neither old nor new`);
     assert.ok(r.next === b.next || r.next === a.next, `${context}: X`);
-    assert.ok((r.cow === b.cow && r.cowData === b.cowData) || (r.cow === a.cow && r.cowData === a.cowData), `${context}: W`);
-    if (r.primary !== b.primary) assert.ok(r.next === a.next && r.cowData === a.cowData, `${context}: new data without its bit or its copy`);
+    assert.ok(
+      (r.cow === b.cow && r.cowData === b.cowData) || (r.cow === a.cow && r.cowData === a.cowData),
+      `${context}: W`,
+    );
+    if (r.primary !== b.primary)
+      assert.ok(r.next === a.next && r.cowData === a.cowData, `${context}: new data without its bit or its copy`);
   }
 
   for (const operation of operations) {
@@ -756,7 +836,10 @@ describe('storage errors: E_IO and a poisoned handle', () => {
         // INV-COVER holds after recovery.
         for (let region = 0; region < 4; region++) {
           if (recovered.primary[region] !== recovered.secondary[region]) {
-            assert.ok(recovered.current[region] === '1' || recovered.next[region] === '1', `k=${k}: region ${region} uncovered`);
+            assert.ok(
+              recovered.current[region] === '1' || recovered.next[region] === '1',
+              `k=${k}: region ${region} uncovered`,
+            );
           }
         }
         // The recovered volume works: at most two cycles bring S to P (LIVENESS).

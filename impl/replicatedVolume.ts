@@ -56,14 +56,27 @@ import { geometryProblem, type Geometry } from './geometry.ts';
 import type { MapFile } from './mapFile.ts';
 import type { MetadataStore, Phase } from './metadata.ts';
 import { openVolumeParts } from './openVolume.ts';
-import { checkDamagedEntries, checkMapPages, checkMetadataEvidence, OpenRepairs, type RecoveryFiles } from './recoveryChecks.ts';
+import {
+  checkDamagedEntries,
+  checkMapPages,
+  checkMetadataEvidence,
+  OpenRepairs,
+  type RecoveryFiles,
+} from './recoveryChecks.ts';
 import type { RegionFile } from './regionFile.ts';
 import { scrubVolume } from './scrub.ts';
 import type { ScrubOptions, ScrubReport } from './scrubFinding.ts';
 import { volumeScrubTarget, type ScrubbedVolume } from './volumeScrub.ts';
 import type { Replica } from './replica.ts';
 import type { Lock, Storage } from './storage.ts';
-import { asVolumeError, closeParts, type CreateOptions, type OpenOptions, type VolumeParts, type VolumeRules } from './volumeParts.ts';
+import {
+  asVolumeError,
+  closeParts,
+  type CreateOptions,
+  type OpenOptions,
+  type VolumeParts,
+  type VolumeRules,
+} from './volumeParts.ts';
 
 export type { Phase } from './metadata.ts';
 export type VolumeName = 'primary' | 'secondary';
@@ -183,7 +196,12 @@ export class ReplicatedVolume {
    * not a volume this build wrote (never repaired silently). The files:
    * impl/openVolume.ts.
    */
-  static open<T extends ReplicatedVolume>(this: VolumeClass<T>, storage: Storage, dir: string, options: OpenOptions = {}): T {
+  static open<T extends ReplicatedVolume>(
+    this: VolumeClass<T>,
+    storage: Storage,
+    dir: string,
+    options: OpenOptions = {},
+  ): T {
     const parts = openVolumeParts(storage, dir, options, volumeRules(this));
     // A file that the metadata needs and that is missing: the volume is inconsistent.
     return recoverParts(this, parts, `open(${dir})`, 'E_CORRUPT');
@@ -204,7 +222,10 @@ export class ReplicatedVolume {
     options: ScrubOptions & Pick<OpenOptions, 'secondaryDir'>,
   ): ScrubReport {
     const repair = options.repair === true;
-    const openOptions: OpenOptions = { readOnly: !repair, ...(options.secondaryDir === undefined ? {} : { secondaryDir: options.secondaryDir }) };
+    const openOptions: OpenOptions = {
+      readOnly: !repair,
+      ...(options.secondaryDir === undefined ? {} : { secondaryDir: options.secondaryDir }),
+    };
     const repairs = new OpenRepairs();
     const parts = openVolumeParts(storage, dir, openOptions, volumeRules(this));
     const volume = recoverParts(this, parts, `scrub(${dir})`, 'E_CORRUPT', repair ? repairs : null);
@@ -212,7 +233,11 @@ export class ReplicatedVolume {
       const report = volume.scrub({ repair });
       const repairedRegions = new Bitmap(volume.regions);
       for (const region of [...repairs.regions, ...report.repairedRegions]) repairedRegions.set(region);
-      return { ...report, findings: [...repairs.findings, ...report.findings], repairedRegions: repairedRegions.regionsSet() };
+      return {
+        ...report,
+        findings: [...repairs.findings, ...report.findings],
+        repairedRegions: repairedRegions.regionsSet(),
+      };
     } finally {
       volume.close();
     }
@@ -307,7 +332,8 @@ export class ReplicatedVolume {
     const repair = typeof options === 'object' && options !== null ? options.repair : undefined;
     const where = this.where('scrub', repair === true ? 'repair' : '');
     this.checkUsable(where);
-    if (typeof repair !== 'boolean') throw new CowmapError('E_BAD_REQUEST', `${where}: options.repair must be true or false`);
+    if (typeof repair !== 'boolean')
+      throw new CowmapError('E_BAD_REQUEST', `${where}: options.repair must be true or false`);
     if (repair) this.checkWritable(where);
     return this.perform(where, () => scrubVolume(volumeScrubTarget(this.scrubbed()), { repair }));
   }
@@ -347,7 +373,9 @@ export class ReplicatedVolume {
     this.checkUsable(where);
     this.checkVolumeName(where, volume);
     this.checkRegion(where, region);
-    return this.perform(where, () => (volume === 'primary' ? this.primary.readRegion(region) : this.readSecondary(region)));
+    return this.perform(where, () =>
+      volume === 'primary' ? this.primary.readRegion(region) : this.readSecondary(region),
+    );
   }
 
   /** The swap: C := X, X := clear, W := empty, phase replicating. */
@@ -366,7 +394,8 @@ export class ReplicatedVolume {
     this.checkWritable(where);
     this.checkRegion(where, region);
     if (this.phase !== 'replicating') throw new CowmapError('E_PHASE', `${where}: no cycle is running`);
-    if (!this.currentMap.has(region)) throw new CowmapError('E_NOT_CURRENT', `${where}: region ${region} is not in the current map`);
+    if (!this.currentMap.has(region))
+      throw new CowmapError('E_NOT_CURRENT', `${where}: region ${region} is not in the current map`);
     this.perform(where, () => {
       this.sendRegions([region]);
       // Volatile on purpose: after a crash every region of C is sent again.
@@ -392,7 +421,10 @@ export class ReplicatedVolume {
     if (this.phase !== 'replicating') throw new CowmapError('E_PHASE', `${where}: no cycle is running`);
     for (const region of regions) {
       if (!this.currentMap.has(region)) {
-        throw new CowmapError('E_NOT_CURRENT', `${this.where('transferRegions', `region ${region}`)}: region ${region} is not in the current map`);
+        throw new CowmapError(
+          'E_NOT_CURRENT',
+          `${this.where('transferRegions', `region ${region}`)}: region ${region} is not in the current map`,
+        );
       }
     }
     this.perform(where, () => {
@@ -410,7 +442,10 @@ export class ReplicatedVolume {
     if (!this.isDrained()) {
       const unsent = this.unsentRegions();
       const listed = unsent.slice(0, regionsListedMax).join(', ') + (unsent.length > regionsListedMax ? ', ...' : '');
-      throw new CowmapError('E_NOT_DRAINED', `${where}: ${unsent.length} region(s) of the current map not sent: ${listed}`);
+      throw new CowmapError(
+        'E_NOT_DRAINED',
+        `${where}: ${unsent.length} region(s) of the current map not sent: ${listed}`,
+      );
     }
     this.perform(where, () => this.clearCurrent());
   }
@@ -561,7 +596,11 @@ export class ReplicatedVolume {
     assert(this.currentMap.isClear(), 'the map that becomes next at the swap is not clear');
     // Idle writes sync their bits, and completion made the deferred ones durable.
     assert(!this.nextMap.hasDeferred, 'next bits still deferred at the swap');
-    this.metadata.update({ phase: 'replicating', cycle: record.cycle + 1, currentMap: record.currentMap === 0 ? 1 : 0 });
+    this.metadata.update({
+      phase: 'replicating',
+      cycle: record.cycle + 1,
+      currentMap: record.currentMap === 0 ? 1 : 0,
+    });
     this.cow.forget();
     this.sent.clearAll();
   }
@@ -689,7 +728,10 @@ export class ReplicatedVolume {
   private checkUsable(where: string): void {
     if (this.closed) throw new CowmapError('E_PHASE', `${where}: the volume is closed`);
     if (this.failure !== null) {
-      throw new CowmapError('E_IO', `${where}: the handle failed earlier (${this.failure}); reopen the volume to recover`);
+      throw new CowmapError(
+        'E_IO',
+        `${where}: the handle failed earlier (${this.failure}); reopen the volume to recover`,
+      );
     }
   }
 
@@ -713,14 +755,26 @@ export class ReplicatedVolume {
 
   private checkVolumeName(where: string, volume: VolumeName): void {
     if (volume !== 'primary' && volume !== 'secondary') {
-      throw new CowmapError('E_BAD_REQUEST', `${where}: volume must be "primary" or "secondary", got ${String(volume)}`);
+      throw new CowmapError(
+        'E_BAD_REQUEST',
+        `${where}: volume must be "primary" or "secondary", got ${String(volume)}`,
+      );
     }
   }
 
   private checkByteRange(where: string, offset: number, length: number): void {
     const sizeBytes = this.sizeBytes;
-    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > sizeBytes) {
-      throw new CowmapError('E_RANGE', `${where}: bytes ${offset}..${offset + length} are outside the volume of ${sizeBytes} bytes`);
+    if (
+      !Number.isSafeInteger(offset) ||
+      !Number.isSafeInteger(length) ||
+      offset < 0 ||
+      length < 0 ||
+      offset + length > sizeBytes
+    ) {
+      throw new CowmapError(
+        'E_RANGE',
+        `${where}: bytes ${offset}..${offset + length} are outside the volume of ${sizeBytes} bytes`,
+      );
     }
   }
 
@@ -745,9 +799,14 @@ function errorName(error: unknown): string {
 
 /** The rules of a volume class (its static members; a mutant's subclass overrides some). */
 function volumeRules(volumeClass: unknown): VolumeRules {
-  const rules = volumeClass as typeof ReplicatedVolume & { syncFilesAtOpen: boolean; refusesExistingVolume: boolean; honoursLock: boolean };
+  const rules = volumeClass as typeof ReplicatedVolume & {
+    syncFilesAtOpen: boolean;
+    refusesExistingVolume: boolean;
+    honoursLock: boolean;
+  };
   return {
-    geometryProblem: (geometry) => (rules as unknown as { geometryProblem(g: Geometry): string | null }).geometryProblem(geometry),
+    geometryProblem: (geometry) =>
+      (rules as unknown as { geometryProblem(g: Geometry): string | null }).geometryProblem(geometry),
     refusesExistingVolume: rules.refusesExistingVolume,
     honoursLock: rules.honoursLock,
     syncFilesAtOpen: rules.syncFilesAtOpen,

@@ -54,14 +54,21 @@ after(() => removeTree(root));
 
 /** The offsets to flip in each file: every structure's fields, sampled. */
 function flipOffsets(): [string, number[]][] {
-  const range = (first: number, end: number, step: number) => Array.from({ length: Math.ceil((end - first) / step) }, (_, i) => first + i * step);
+  const range = (first: number, end: number, step: number) =>
+    Array.from({ length: Math.ceil((end - first) / step) }, (_, i) => first + i * step);
   const mapOffsets = [0, 1, 2, 3, 100, 4079, 4080, 4087, 4088, 4092, 4095];
   const indexSize = cowIndexSize(regions);
-  const slots = [3, 5, 14].flatMap((region) => [indexSize + region * regionSize, indexSize + region * regionSize + 300]);
+  const slots = [3, 5, 14].flatMap((region) => [
+    indexSize + region * regionSize,
+    indexSize + region * regionSize + 300,
+  ]);
   // COWMAP_ROT_EVERY_BYTE=1: every byte of the metadata and the COW index (slow).
   const step = process.env.COWMAP_ROT_EVERY_BYTE === '1' ? 1 : 0;
   return [
-    ['meta', step === 1 ? range(0, 1024, 1) : [...range(0, 64, 3), 200, 508, 511, ...range(512, 576, 3), 700, 1020, 1023]],
+    [
+      'meta',
+      step === 1 ? range(0, 1024, 1) : [...range(0, 64, 3), 200, 508, 511, ...range(512, 576, 3), 700, 1020, 1023],
+    ],
     ['map0', mapOffsets],
     ['map1', mapOffsets],
     ['cow', [...range(0, 17 * 64, step === 1 ? 1 : 5), ...slots]],
@@ -81,7 +88,11 @@ function runToTheEnd(dir: string): 'E_CORRUPT' | 'synced' {
     if (volume.phase === 'replicating') {
       volume.transferRegions(volume.currentRegions());
       for (let region = 0; region < regions; region++) {
-        assert.deepEqual(volume.readRegion(region, 'secondary'), pointInTime[region], `region ${region}: the point in time of the running cycle`);
+        assert.deepEqual(
+          volume.readRegion(region, 'secondary'),
+          pointInTime[region],
+          `region ${region}: the point in time of the running cycle`,
+        );
       }
       volume.completeCycle();
     }
@@ -130,7 +141,8 @@ describe('a flipped byte in a synced file of the volume', () => {
       }
       // Each file has bytes whose rot is caught, and X (all clear on disk: its bits are deferred) bytes whose rot is harmless.
       // (With the default bit: another may only set map bits, which is harmless.)
-      if (flipMask === 0x10) assert.ok(outcomes.E_CORRUPT > 0 || name === 'map1', `${name}: ${JSON.stringify(outcomes)}`);
+      if (flipMask === 0x10)
+        assert.ok(outcomes.E_CORRUPT > 0 || name === 'map1', `${name}: ${JSON.stringify(outcomes)}`);
     });
   }
 });
@@ -169,7 +181,9 @@ describe('a flipped byte in a map of an idle volume', () => {
           try {
             outcomes[runToTheEnd(dir)]++;
           } catch (error) {
-            assert.fail(`${name} offset ${offset} bit ${bit}: ${error instanceof Error ? error.message : String(error)}`);
+            assert.fail(
+              `${name} offset ${offset} bit ${bit}: ${error instanceof Error ? error.message : String(error)}`,
+            );
           } finally {
             removeTree(dir);
           }

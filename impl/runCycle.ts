@@ -24,7 +24,10 @@ export interface CycleRun {
 }
 
 /** Runs (or resumes) one cycle to completion; `onBatch` hears the progress after each batch. */
-export function runCycle(volume: ReplicatedVolume, onBatch?: (sentCount: number, totalCount: number) => void): CycleRun {
+export function runCycle(
+  volume: ReplicatedVolume,
+  onBatch?: (sentCount: number, totalCount: number) => void,
+): CycleRun {
   const resumed = volume.phase === 'replicating';
   if (!resumed) volume.startCycle();
   const regions = volume.currentRegions();

@@ -35,7 +35,6 @@ function content(seed: number): Uint8Array {
   return Uint8Array.from({ length: regionSize }, (_, i) => (seed * 131 + i * 7 + 1) & 0xff);
 }
 
-
 /** A volume whose regions 0, 7, 1500 and 2099 went out in one cycle, and region 9 written since (in X). */
 function makeVolume(): void {
   const volume = ReplicatedVolume.create(storage, dir, { regions, regionSize });
@@ -132,7 +131,16 @@ describe('scrub on a volume', () => {
   test('without --repair scrub writes nothing, findings or not', () => {
     makeVolume();
     flipByte(join(dir, 'secondary', 'image'), 2099 * regionSize);
-    const files = ['meta', 'primary', 'map0', 'map1', 'cow', 'secondary/image', 'secondary/digests', 'secondary/replica'].map((name) => join(dir, name));
+    const files = [
+      'meta',
+      'primary',
+      'map0',
+      'map1',
+      'cow',
+      'secondary/image',
+      'secondary/digests',
+      'secondary/replica',
+    ].map((name) => join(dir, name));
     const hashes = (): string[] =>
       files.map((path) => {
         const file = storage.open(path, { create: false });
@@ -227,7 +235,13 @@ describe('scrub on a volume', () => {
 function syntheticTarget(
   replica: FileReplica,
   primary: Uint8Array[],
-  given: { covered?: number[]; pending?: number[]; metadata?: TargetFinding[]; map?: TargetFinding[]; cow?: TargetFinding[] },
+  given: {
+    covered?: number[];
+    pending?: number[];
+    metadata?: TargetFinding[];
+    map?: TargetFinding[];
+    cow?: TargetFinding[];
+  },
   calls: string[],
 ): ScrubTarget {
   const pending = new Set(given.pending ?? []);
@@ -253,41 +267,67 @@ function syntheticTarget(
 
 describe('scrubVolume on a given target', () => {
   const targetRegions = 30;
-  const finding = (file: string, region: number | null): TargetFinding => ({ file: join(dir, file), offset: 0, region, problem: 'flipped', repaired: false });
+  const finding = (file: string, region: number | null): TargetFinding => ({
+    file: join(dir, file),
+    offset: 0,
+    region,
+    problem: 'flipped',
+    repaired: false,
+  });
 
   function replicaWith(sent: number[]): FileReplica {
     const secondary = join(root, 'secondary');
-    FileReplica.create(storage, secondary, { volumeId: new Uint8Array(16), regions: targetRegions, regionSize }).close();
-    const replica = FileReplica.open(storage, secondary, { volumeId: new Uint8Array(16), regions: targetRegions, regionSize });
+    FileReplica.create(storage, secondary, {
+      volumeId: new Uint8Array(16),
+      regions: targetRegions,
+      regionSize,
+    }).close();
+    const replica = FileReplica.open(storage, secondary, {
+      volumeId: new Uint8Array(16),
+      regions: targetRegions,
+      regionSize,
+    });
     replica.writeRegions(sent, (region) => content(region));
     return replica;
   }
 
   function primaryWith(sent: number[]): Uint8Array[] {
-    return Array.from({ length: targetRegions }, (_, region) => (sent.includes(region) ? content(region) : new Uint8Array(regionSize)));
+    return Array.from({ length: targetRegions }, (_, region) =>
+      sent.includes(region) ? content(region) : new Uint8Array(regionSize),
+    );
   }
 
-  test('the volume\'s own findings: metadata never repaired, a map page marks its range, a COW copy is dropped; X first', () => {
+  test("the volume's own findings: metadata never repaired, a map page marks its range, a COW copy is dropped; X first", () => {
     const replica = replicaWith([3]);
     try {
       const calls: string[] = [];
       const target = syntheticTarget(
         replica,
         primaryWith([3]),
-        { metadata: [finding('meta', null)], map: [{ ...finding('map1', 0), affected: { first: 0, count: 5 } }], cow: [finding('cow', 20)] },
+        {
+          metadata: [finding('meta', null)],
+          map: [{ ...finding('map1', 0), affected: { first: 0, count: 5 } }],
+          cow: [finding('cow', 20)],
+        },
         calls,
       );
       const report = scrubVolume(target, { repair: false });
-      assert.deepEqual(report.findings.map((f) => [f.file, f.repaired]), [
-        [join(dir, 'meta'), false],
-        [join(dir, 'map1'), false],
-        [join(dir, 'cow'), false],
-      ]);
+      assert.deepEqual(
+        report.findings.map((f) => [f.file, f.repaired]),
+        [
+          [join(dir, 'meta'), false],
+          [join(dir, 'map1'), false],
+          [join(dir, 'cow'), false],
+        ],
+      );
       assert.deepEqual(calls, []);
       assert.equal(report.regionsChecked, targetRegions);
 
       const repaired = scrubVolume(target, { repair: true });
-      assert.deepEqual(repaired.findings.map((f) => f.repaired), [false, true, true]);
+      assert.deepEqual(
+        repaired.findings.map((f) => f.repaired),
+        [false, true, true],
+      );
       assert.deepEqual(repaired.repairedRegions, [0, 1, 2, 3, 4, 20]);
       assert.deepEqual(calls, ['markNext 0,1,2,3,4,20', 'rewriteMapPages', 'dropCopy 20']);
     } finally {
@@ -295,7 +335,7 @@ describe('scrubVolume on a given target', () => {
     }
   });
 
-  test('a pending region\'s S is not judged; a covered region\'s P is not judged; both are where neither holds', () => {
+  test("a pending region's S is not judged; a covered region's P is not judged; both are where neither holds", () => {
     const replica = replicaWith([3, 4]);
     try {
       const primary = primaryWith([3, 4]);
@@ -304,11 +344,16 @@ describe('scrubVolume on a given target', () => {
       primary[7] = content(97);
       const calls: string[] = [];
       // 3 covered (written since it went out), 4 not, 7 not: findings for 4 and 7 on P.
-      const report = scrubVolume(syntheticTarget(replica, primary, { covered: [3], pending: [4] }, calls), { repair: false });
-      assert.deepEqual(report.findings.map((f) => [f.file, f.region, f.offset]), [
-        [join(dir, 'primary'), 4, 4 * regionSize],
-        [join(dir, 'primary'), 7, 7 * regionSize],
-      ]);
+      const report = scrubVolume(syntheticTarget(replica, primary, { covered: [3], pending: [4] }, calls), {
+        repair: false,
+      });
+      assert.deepEqual(
+        report.findings.map((f) => [f.file, f.region, f.offset]),
+        [
+          [join(dir, 'primary'), 4, 4 * regionSize],
+          [join(dir, 'primary'), 7, 7 * regionSize],
+        ],
+      );
       // Region 3: covered and not pending, so S is checked (and agrees) and P is not.
       assert.equal(report.regionsChecked, targetRegions);
     } finally {
@@ -360,7 +405,11 @@ describe('a power loss inside a batch of transfers (docs/format.md, "DIR2/digest
         const recovered = ReplicatedVolume.open(storage, dir);
         try {
           assert.equal(recovered.phase, 'replicating', context);
-          assert.deepEqual(recovered.scrub({ repair: false }).findings, [], `${context}: a pending region's torn page or stale entry is no finding`);
+          assert.deepEqual(
+            recovered.scrub({ repair: false }).findings,
+            [],
+            `${context}: a pending region's torn page or stale entry is no finding`,
+          );
           runCycle(recovered);
           const state = recovered.state();
           assert.deepEqual(state.secondary, state.primary, `${context}: S equals P after the cycle`);
@@ -374,7 +423,6 @@ describe('a power loss inside a batch of transfers (docs/format.md, "DIR2/digest
     });
   }
 });
-
 
 describe('a power loss inside scrub --repair', () => {
   test('after a crash at any durable call of the repair, scrub --repair again and one cycle make S equal P', () => {
@@ -405,7 +453,10 @@ describe('a power loss inside scrub --repair', () => {
       if (crashed) crashes++;
 
       const again = scrub(true);
-      assert.ok(again.findings.every((finding) => finding.repaired), `crash after call ${k}: what is left is repaired`);
+      assert.ok(
+        again.findings.every((finding) => finding.repaired),
+        `crash after call ${k}: what is left is repaired`,
+      );
       cycleUntilEqual();
       assert.deepEqual(scrub().findings, [], `crash after call ${k}: clean after the cycle`);
       removeTree(dir);

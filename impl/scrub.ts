@@ -85,7 +85,11 @@ export function scrubVolume(target: ScrubTarget, options: ScrubOptions): ScrubRe
   const own = (findings: TargetFinding[], repairable: boolean, droppedCopy = false): void => {
     for (const { affected, ...finding } of findings) {
       const range = affected ?? (finding.region === null ? null : { first: finding.region, count: 1 });
-      noted.push({ finding: { ...finding, repaired: false }, affected: repairable ? range : null, droppedCopy: droppedCopy && finding.region !== null });
+      noted.push({
+        finding: { ...finding, repaired: false },
+        affected: repairable ? range : null,
+        droppedCopy: droppedCopy && finding.region !== null,
+      });
     }
   };
   own(target.metadataFindings(), false);
@@ -123,7 +127,8 @@ function digestPageFinding(target: ScrubTarget, page: DigestPageProblem): Noted 
 function checkRegions(target: ScrubTarget, failingPages: readonly DigestPageProblem[], noted: Noted[]): number {
   const { replica, regionSize } = target;
   const skipped = new Bitmap(target.regions);
-  for (const page of failingPages) for (let region = page.firstRegion; region < page.firstRegion + page.regionCount; region++) skipped.set(region);
+  for (const page of failingPages)
+    for (let region = page.firstRegion; region < page.firstRegion + page.regionCount; region++) skipped.set(region);
   let regionsChecked = 0;
   for (let region = 0; region < target.regions; region++) {
     if (skipped.has(region)) continue;
@@ -135,13 +140,27 @@ function checkRegions(target: ScrubTarget, failingPages: readonly DigestPageProb
     if (checkSecondary) {
       const read = crc32(replica.readRegion(region));
       if (read !== digest) {
-        noted.push(regionFinding(replica.imagePath, region, regionSize, `region ${region} of the secondary does not match its digest in ${replica.digestsPath} (CRC-32 ${hex(read)}, the table holds ${hex(digest)})`));
+        noted.push(
+          regionFinding(
+            replica.imagePath,
+            region,
+            regionSize,
+            `region ${region} of the secondary does not match its digest in ${replica.digestsPath} (CRC-32 ${hex(read)}, the table holds ${hex(digest)})`,
+          ),
+        );
       }
     }
     if (checkPrimary) {
       const read = crc32(target.readPrimary(region));
       if (read !== digest) {
-        noted.push(regionFinding(target.primaryPath, region, regionSize, `region ${region} of the primary differs from the secondary's digest (CRC-32 ${hex(read)}, the table holds ${hex(digest)}) while no map bit and no COW copy covers it: P and S must agree there`));
+        noted.push(
+          regionFinding(
+            target.primaryPath,
+            region,
+            regionSize,
+            `region ${region} of the primary differs from the secondary's digest (CRC-32 ${hex(read)}, the table holds ${hex(digest)}) while no map bit and no COW copy covers it: P and S must agree there`,
+          ),
+        );
       }
     }
   }
@@ -149,7 +168,10 @@ function checkRegions(target: ScrubTarget, failingPages: readonly DigestPageProb
 }
 
 function regionFinding(file: string, region: number, regionSize: number, problem: string): Noted {
-  return { finding: { file, offset: region * regionSize, region, problem, repaired: false }, affected: { first: region, count: 1 } };
+  return {
+    finding: { file, offset: region * regionSize, region, problem, repaired: false },
+    affected: { first: region, count: 1 },
+  };
 }
 
 function hex(crc: number): string {
@@ -165,7 +187,10 @@ function repair(
   const marked = new Bitmap(target.regions);
   for (const { affected } of noted) {
     if (affected === null) continue;
-    assert(affected.first >= 0 && affected.count >= 0 && affected.first + affected.count <= target.regions, `repair range ${affected.first}+${affected.count}`);
+    assert(
+      affected.first >= 0 && affected.count >= 0 && affected.first + affected.count <= target.regions,
+      `repair range ${affected.first}+${affected.count}`,
+    );
     for (let region = affected.first; region < affected.first + affected.count; region++) marked.set(region);
   }
   const regions = marked.regionsSet();

@@ -34,7 +34,6 @@ beforeEach(() => {
 
 afterEach(() => removeTree(root));
 
-
 function secondaryEqualsPrimary(): boolean {
   const volume = ReplicatedVolume.open(storage, dir, { readOnly: true });
   try {
@@ -62,7 +61,11 @@ for (const [name, position, what] of [
     assert.equal(repaired.findings[0]!.file, join(dir, name));
     assert.equal(repaired.findings[0]!.repaired, true);
     assert.match(repaired.findings[0]!.problem, /map page 0 fails its CRC-32/);
-    assert.deepEqual(ReplicatedVolume.scrubDir(storage, dir, { repair: false }).findings, [], 'the page is whole again');
+    assert.deepEqual(
+      ReplicatedVolume.scrubDir(storage, dir, { repair: false }).findings,
+      [],
+      'the page is whole again',
+    );
     const volume = ReplicatedVolume.open(storage, dir);
     try {
       runCycle(volume);

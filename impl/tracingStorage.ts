@@ -42,7 +42,11 @@ export class TracingStorage implements Storage {
     const fault = this.fault;
     if (fault?.when(call, index)) {
       this.fault = null;
-      throw Object.assign(new Error(`${fault.code}: injected failure, ${call.kind} '${call.path}'`), { code: fault.code, syscall: call.kind, path: call.path });
+      throw Object.assign(new Error(`${fault.code}: injected failure, ${call.kind} '${call.path}'`), {
+        code: fault.code,
+        syscall: call.kind,
+        path: call.path,
+      });
     }
   }
 

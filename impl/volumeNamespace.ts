@@ -33,7 +33,8 @@ function entriesOf(storage: Storage, dir: string): string[] | null {
   try {
     return storage.list(dir);
   } catch (error) {
-    if (errorCode(error) === 'ENOTDIR') throw new CowmapError('E_EXISTS', `create: ${dir} exists and is not a directory`);
+    if (errorCode(error) === 'ENOTDIR')
+      throw new CowmapError('E_EXISTS', `create: ${dir} exists and is not a directory`);
     throw error;
   }
 }
@@ -70,14 +71,18 @@ export function refuseOccupiedVolumeDir(storage: Storage, dir: string): void {
   }
   const names = entries.filter((name) => name !== fileNames.lock);
   if (names.length === 0) return;
-  if (names.includes(fileNames.metadata)) throw new CowmapError('E_EXISTS', `create: a volume exists in ${dir} (${volumePath(dir, fileNames.metadata)})`);
+  if (names.includes(fileNames.metadata))
+    throw new CowmapError('E_EXISTS', `create: a volume exists in ${dir} (${volumePath(dir, fileNames.metadata)})`);
   if (names.every((name) => leftoverNames.includes(name))) {
     throw new CowmapError(
       'E_EXISTS',
       `create: ${dir} holds ${namesList(dir, names)} but no ${fileNames.metadata}, so no volume: an init that was cut short, or files of the same names that are not a volume's; create touches neither: remove them to create the volume here`,
     );
   }
-  throw new CowmapError('E_EXISTS', `create: ${dir} is not empty: it holds ${namesList(dir, names)}; a volume is created only in a missing or empty directory`);
+  throw new CowmapError(
+    'E_EXISTS',
+    `create: ${dir} is not empty: it holds ${namesList(dir, names)}; a volume is created only in a missing or empty directory`,
+  );
 }
 
 /**
@@ -91,17 +96,26 @@ export function refuseSecondaryPlace(storage: Storage, dir: string, secondaryDir
   const fromVolume = relative(volume, secondary);
   const fromSecondary = relative(secondary, volume);
   if (!fromSecondary.startsWith('..') && fromSecondary !== '') {
-    throw new CowmapError('E_BAD_REQUEST', `create: the volume directory ${dir} must not be inside its secondary ${secondaryDir}`);
+    throw new CowmapError(
+      'E_BAD_REQUEST',
+      `create: the volume directory ${dir} must not be inside its secondary ${secondaryDir}`,
+    );
   }
   if (!fromVolume.startsWith('..') && volumeDirNames.includes(fromVolume.split(sep)[0]!)) {
-    throw new CowmapError('E_BAD_REQUEST', `create: the secondary ${secondaryDir} would take the name of a volume file in ${dir}`);
+    throw new CowmapError(
+      'E_BAD_REQUEST',
+      `create: the secondary ${secondaryDir} would take the name of a volume file in ${dir}`,
+    );
   }
   for (let ancestor = dirname(secondary); ; ancestor = dirname(ancestor)) {
     if (ancestor !== volume) {
       for (const name of [fileNames.metadata, fileNames.replicaHeader]) {
         const path = volumePath(ancestor, name);
         if (storage.exists(path)) {
-          throw new CowmapError('E_EXISTS', `create: the secondary ${secondaryDir} would be inside another volume's directory ${ancestor} (it holds ${path})`);
+          throw new CowmapError(
+            'E_EXISTS',
+            `create: the secondary ${secondaryDir} would be inside another volume's directory ${ancestor} (it holds ${path})`,
+          );
         }
       }
     }
@@ -113,13 +127,22 @@ export function refuseSecondaryPlace(storage: Storage, dir: string, secondaryDir
     return;
   }
   if (entries.includes(fileNames.replicaHeader)) {
-    throw new CowmapError('E_EXISTS', `create: ${secondaryDir} holds the secondary of another volume (${volumePath(secondaryDir, fileNames.replicaHeader)})`);
+    throw new CowmapError(
+      'E_EXISTS',
+      `create: ${secondaryDir} holds the secondary of another volume (${volumePath(secondaryDir, fileNames.replicaHeader)})`,
+    );
   }
   if (entries.includes(fileNames.metadata)) {
-    throw new CowmapError('E_EXISTS', `create: ${secondaryDir} is another volume's directory (${volumePath(secondaryDir, fileNames.metadata)})`);
+    throw new CowmapError(
+      'E_EXISTS',
+      `create: ${secondaryDir} is another volume's directory (${volumePath(secondaryDir, fileNames.metadata)})`,
+    );
   }
   if (entries.length > 0) {
-    throw new CowmapError('E_EXISTS', `create: the secondary ${secondaryDir} is not empty: it holds ${namesList(secondaryDir, entries)}`);
+    throw new CowmapError(
+      'E_EXISTS',
+      `create: the secondary ${secondaryDir} is not empty: it holds ${namesList(secondaryDir, entries)}`,
+    );
   }
 }
 
@@ -141,14 +164,16 @@ export class CreatedNames {
     // create killed after its mkdir and before the sync of its parent, a user's
     // mkdir): sync each one's parent, top down, before building on them.
     const existing: string[] = [];
-    for (let path = missing.length > 0 ? dirname(missing[0]!) : dir; dirname(path) !== path; path = dirname(path)) existing.unshift(path);
+    for (let path = missing.length > 0 ? dirname(missing[0]!) : dir; dirname(path) !== path; path = dirname(path))
+      existing.unshift(path);
     for (const path of existing) this.storage.syncDir(dirname(path));
     for (const path of missing) {
       try {
         this.storage.mkdir(path);
       } catch (error) {
         // Made by someone else since create looked (another create, most likely): not ours to use.
-        if (errorCode(error) === 'EEXIST') throw new CowmapError('E_EXISTS', `create: ${path} appeared while create was making it`);
+        if (errorCode(error) === 'EEXIST')
+          throw new CowmapError('E_EXISTS', `create: ${path} appeared while create was making it`);
         throw error;
       }
       this.dirs.push(path);

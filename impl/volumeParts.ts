@@ -83,7 +83,8 @@ export function asVolumeError(error: unknown, where: string, missingAs: 'E_IO' |
 /** Closes every file of `parts` and releases its lock (create's and open's way out on an error). */
 export function closeParts(parts: VolumeParts): void {
   const opened = new OpenedFiles();
-  for (const file of [parts.metadata.file, parts.maps[0].file, parts.maps[1].file, parts.primary.file, parts.cow.file]) opened.add(file);
+  for (const file of [parts.metadata.file, parts.maps[0].file, parts.maps[1].file, parts.primary.file, parts.cow.file])
+    opened.add(file);
   opened.replica = parts.replica;
   try {
     opened.closeAll();
@@ -109,7 +110,10 @@ export class OpenedFiles {
    */
   closeAll(): void {
     let rethrow: { error: unknown } | null = null;
-    const closers = [...this.files.map((file) => () => file.close()), ...(this.replica === null ? [] : [() => this.replica!.close()])];
+    const closers = [
+      ...this.files.map((file) => () => file.close()),
+      ...(this.replica === null ? [] : [() => this.replica!.close()]),
+    ];
     for (const close of closers) {
       try {
         close();

@@ -36,7 +36,10 @@ export function volumeScrubTarget(volume: ScrubbedVolume): ScrubTarget {
     primaryPath: volume.files.primary.file.path,
     readPrimary: (region) => volume.files.primary.readRegion(region),
     replica: volume.files.replica,
-    covered: (region) => volume.files.nextMap.has(region) || (replicating() && volume.files.currentMap.has(region)) || volume.files.cow.holds(region),
+    covered: (region) =>
+      volume.files.nextMap.has(region) ||
+      (replicating() && volume.files.currentMap.has(region)) ||
+      volume.files.cow.holds(region),
     pending: (region) => volume.isPending(region),
     markNext: (regions) => volume.files.nextMap.setMany(regions),
     rewriteMapPages: () => {

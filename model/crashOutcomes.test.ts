@@ -7,14 +7,19 @@ import type { ModelState } from './types.ts';
 
 const start = rules.initialState({ regions: 2, regionSize: 512 }, 'z');
 const bits = (values: readonly boolean[]) => values.map((b) => (b ? '1' : '0')).join('');
-const summary = (state: ModelState) => `${state.phase} P=${state.primary.join(',')} X=${bits(state.next)} W=${state.cow.map((c) => c ?? '_').join(',')}`;
+const summary = (state: ModelState) =>
+  `${state.phase} P=${state.primary.join(',')} X=${bits(state.next)} W=${state.cow.map((c) => c ?? '_').join(',')}`;
 const observe = (state: ModelState): ObservedState => state;
 const never = () => false;
 
 describe('crash outcomes', () => {
   it('of an idle write: old data with or without the bit, or new data with the bit', () => {
     const outcomes = crashOutcomes(start, { type: 'write', region: 0, data: 'A1', size: 512 }, { torn: false });
-    assert.deepEqual(outcomes.map((o) => summary(o.state)).sort(), ['idle P=A1,z X=10 W=_,_', 'idle P=z,z X=00 W=_,_', 'idle P=z,z X=10 W=_,_']);
+    assert.deepEqual(outcomes.map((o) => summary(o.state)).sort(), [
+      'idle P=A1,z X=10 W=_,_',
+      'idle P=z,z X=00 W=_,_',
+      'idle P=z,z X=10 W=_,_',
+    ]);
     assert.ok(outcomes.every((o) => !o.state.crashed && o.mix === null));
   });
 
@@ -30,11 +35,17 @@ describe('crash outcomes', () => {
   it('of startCycle and completeCycle: before or after, nothing in between', () => {
     const written = rules.write(start, 1, 'B1');
     const swap = crashOutcomes(written, { type: 'startCycle' }, { torn: false });
-    assert.deepEqual(swap.map((o) => `${o.state.phase} C=${bits(o.state.current)} X=${bits(o.state.next)}`).sort(), ['idle C=00 X=01', 'replicating C=01 X=00']);
+    assert.deepEqual(swap.map((o) => `${o.state.phase} C=${bits(o.state.current)} X=${bits(o.state.next)}`).sort(), [
+      'idle C=00 X=01',
+      'replicating C=01 X=00',
+    ]);
     const sent = rules.sendRegion(rules.swapMaps(written), 1);
     const done = crashOutcomes(sent, { type: 'completeCycle' }, { torn: false });
     assert.deepEqual(done.map((o) => o.state.phase).sort(), ['idle', 'replicating']);
-    assert.ok(done.every((o) => o.state.sent.every((s) => !s)), 'the sent set is volatile');
+    assert.ok(
+      done.every((o) => o.state.sent.every((s) => !s)),
+      'the sent set is volatile',
+    );
   });
 
   it('of a torn transfer: the secondary may be a sector-wise mix', () => {
@@ -44,7 +55,11 @@ describe('crash outcomes', () => {
     assert.deepEqual(torn?.mix, { volume: 'secondary', region: 0, old: 'z', new: 'A1' });
     const observed = { ...observe(torn!.state), secondary: ['mixed', 'z'] };
     assert.equal(matchOutcome(outcomes, observed, never), null, 'not a mix when the bytes say no');
-    const continued = matchOutcome(outcomes, observed, (old, next, seen) => old === 'z' && next === 'A1' && seen === 'mixed');
+    const continued = matchOutcome(
+      outcomes,
+      observed,
+      (old, next, seen) => old === 'z' && next === 'A1' && seen === 'mixed',
+    );
     assert.deepEqual(continued?.secondary, ['mixed', 'z']);
   });
 

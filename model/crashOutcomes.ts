@@ -93,17 +93,29 @@ export function crashOutcomes(before: ModelState, op: Op, options: CrashOptions)
         outcomes = writeOutcomes(before, op.region, op.data, options);
         break;
       case 'startCycle':
-        outcomes = [{ state: before, mix: null }, { state: rules.swapMaps(before), mix: null }];
+        outcomes = [
+          { state: before, mix: null },
+          { state: rules.swapMaps(before), mix: null },
+        ];
         break;
       case 'completeCycle':
-        outcomes = [{ state: before, mix: null }, { state: rules.completeCycle(before), mix: null }];
+        outcomes = [
+          { state: before, mix: null },
+          { state: rules.completeCycle(before), mix: null },
+        ];
         break;
       case 'transfer': {
         const after = rules.sendRegion(before, op.region);
         const old = before.secondary[op.region]!;
         const sentContent = after.secondary[op.region]!;
-        const mix: Mix | null = options.torn && old !== sentContent ? { volume: 'secondary', region: op.region, old, new: sentContent } : null;
-        outcomes = [{ state: before, mix: null }, { state: after, mix }];
+        const mix: Mix | null =
+          options.torn && old !== sentContent
+            ? { volume: 'secondary', region: op.region, old, new: sentContent }
+            : null;
+        outcomes = [
+          { state: before, mix: null },
+          { state: after, mix },
+        ];
         break;
       }
       case 'read':
@@ -118,7 +130,9 @@ export function crashOutcomes(before: ModelState, op: Op, options: CrashOptions)
     const candidate = { state: recovered(outcome.state), mix: outcome.mix };
     const violations = checkState(candidate.state);
     if (violations.length > 0) {
-      throw new Error(`model: a crash outcome of ${op.type} breaks ${violations[0]!.invariant}: ${violations[0]!.message}`);
+      throw new Error(
+        `model: a crash outcome of ${op.type} breaks ${violations[0]!.invariant}: ${violations[0]!.message}`,
+      );
     }
     unique.set(keyOf(candidate), candidate);
   }
@@ -141,13 +155,19 @@ export function matchOutcome(
 ): ModelState | null {
   for (const { state, mix } of outcomes) {
     if (state.phase !== observed.phase) continue;
-    if (!sameList(state.current, observed.current) || !sameList(state.next, observed.next) || !sameList(state.cow, observed.cow)) continue;
+    if (
+      !sameList(state.current, observed.current) ||
+      !sameList(state.next, observed.next) ||
+      !sameList(state.cow, observed.cow)
+    )
+      continue;
     let primary = state.primary;
     let secondary = state.secondary;
     if (mix !== null) {
       const seen = observed[mix.volume][mix.region]!;
       if (seen !== mix.old && seen !== mix.new && isSectorMix(mix.old, mix.new, seen)) {
-        if (mix.volume === 'primary') primary = primary.map((content, region) => (region === mix.region ? seen : content));
+        if (mix.volume === 'primary')
+          primary = primary.map((content, region) => (region === mix.region ? seen : content));
         else secondary = secondary.map((content, region) => (region === mix.region ? seen : content));
       }
     }

@@ -8,7 +8,13 @@ describe('the statechart diagram', () => {
   it('is generated from the machine: every state and every transition appears', () => {
     const mermaid = statechartMermaid();
     assert.match(mermaid, /^stateDiagram-v2\n/);
-    for (const state of ['idle', 'replicating_sending', 'replicating_drained', 'crashed_whileIdle', 'crashed_whileReplicating']) {
+    for (const state of [
+      'idle',
+      'replicating_sending',
+      'replicating_drained',
+      'crashed_whileIdle',
+      'crashed_whileReplicating',
+    ]) {
       assert.ok(mermaid.includes(`as ${state}`), state);
     }
     const edges = mermaid.split('\n').filter((line) => line.includes(' --> ') && !line.includes('[*]'));

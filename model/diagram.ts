@@ -47,7 +47,10 @@ export function statechartMermaid(): string {
 
 /** docs/statechart.md: the diagram and the list of transition ids. */
 export function statechartDocument(): string {
-  const rows = allTransitions().map((info) => `| \`${info.id}\` | ${info.targets.length === 0 ? '(stays)' : info.targets.join(', ')} | ${info.rejects ?? 'accepted'} |`);
+  const rows = allTransitions().map(
+    (info) =>
+      `| \`${info.id}\` | ${info.targets.length === 0 ? '(stays)' : info.targets.join(', ')} | ${info.rejects ?? 'accepted'} |`,
+  );
   return [
     '# The statechart',
     '',

@@ -15,11 +15,14 @@ const noCopyOnWrite: StepFunction = (state, op) => {
 
 const swapKeepsNext: StepFunction = (state, op) => {
   const result = rules.step(state, op);
-  return op.type === 'startCycle' && result.ok ? { ok: true, state: { ...result.state, next: state.next.slice() } } : result;
+  return op.type === 'startCycle' && result.ok
+    ? { ok: true, state: { ...result.state, next: state.next.slice() } }
+    : result;
 };
 
 const completesEarly: StepFunction = (state, op) => {
-  if (op.type === 'completeCycle' && state.phase === 'replicating' && !state.crashed) return { ok: true, state: rules.completeCycle(state) };
+  if (op.type === 'completeCycle' && state.phase === 'replicating' && !state.crashed)
+    return { ok: true, state: rules.completeCycle(state) };
   return rules.step(state, op);
 };
 
@@ -66,7 +69,10 @@ describe('the explorer', () => {
       const result = explore({ regions: 2, values: 2, crash: true, statesMax: 1_000_000, step });
       assert.ok(result.violation !== null, 'a violation is found');
       assert.equal(result.violation.violations[0]!.invariant, invariant);
-      assert.ok(result.violation.path.length <= lengthMax, `path of ${result.violation.path.length} steps: ${result.violation.path.map((op) => op.type).join(', ')}`);
+      assert.ok(
+        result.violation.path.length <= lengthMax,
+        `path of ${result.violation.path.length} steps: ${result.violation.path.map((op) => op.type).join(', ')}`,
+      );
       // The path really breaks the invariant under the broken rules, and not under the right ones.
       const broken = (stepWith: StepFunction) => {
         let state = rules.initialState({ regions: 2, regionSize: 512 }, '');

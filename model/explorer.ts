@@ -85,7 +85,10 @@ class StateCodec {
   private readonly valueRadix: number;
   private readonly regionRadix: number;
 
-  constructor(readonly geometry: Geometry, values: number) {
+  constructor(
+    readonly geometry: Geometry,
+    values: number,
+  ) {
     this.valueRadix = values + 1;
     this.regionRadix = this.valueRadix ** 3 * 2 * 2 * 2 * (this.valueRadix + 1);
     if (this.regionRadix ** geometry.regions * 4 > Number.MAX_SAFE_INTEGER) {
@@ -101,7 +104,8 @@ class StateCodec {
 
   private index(region: number, content: Content): number {
     const found = this.contentIndex[region]!.get(content);
-    if (found === undefined) throw new Error(`explore: region ${region} holds content '${content}' that no event writes`);
+    if (found === undefined)
+      throw new Error(`explore: region ${region} holds content '${content}' that no event writes`);
     return found;
   }
 
@@ -155,7 +159,18 @@ class StateCodec {
       secondary.push(labels[digit % v]!);
       primary.push(labels[Math.floor(digit / v)]!);
     }
-    return { geometry: this.geometry, phase, crashed, primary, secondary, current, next, cow, sent, primaryAtSwap: phase === 'idle' ? null : atSwap };
+    return {
+      geometry: this.geometry,
+      phase,
+      crashed,
+      primary,
+      secondary,
+      current,
+      next,
+      cow,
+      sent,
+      primaryAtSwap: phase === 'idle' ? null : atSwap,
+    };
   }
 }
 
@@ -210,7 +225,10 @@ export function explore(options: ExploreOptions): ExploreResult {
     depthMax: depth[keys.length - 1]!,
     stoppedEarly: false,
     geometry,
-    violation: { path: extra === null ? pathTo(at, parent, via, events) : [...pathTo(at, parent, via, events), extra], violations },
+    violation: {
+      path: extra === null ? pathTo(at, parent, via, events) : [...pathTo(at, parent, via, events), extra],
+      violations,
+    },
   });
   const initialViolations = [...checkState(initial), ...checkLiveness(initial)];
   if (initialViolations.length > 0) return failure(0, null, initialViolations);
@@ -226,7 +244,9 @@ export function explore(options: ExploreOptions): ExploreResult {
       if (!result.ok) {
         rejections++;
         if (codec.encode(result.state) !== keys[cursor]) {
-          return failure(cursor, op, [{ invariant: 'INV-MINIMAL', region: null, message: `a rejected ${op.type} changed the state` }]);
+          return failure(cursor, op, [
+            { invariant: 'INV-MINIMAL', region: null, message: `a rejected ${op.type} changed the state` },
+          ]);
         }
         continue;
       }
@@ -255,5 +275,13 @@ export function explore(options: ExploreOptions): ExploreResult {
       }
     }
   }
-  return { states: keys.length, transitions, rejections, depthMax: depth[keys.length - 1]!, stoppedEarly, geometry, violation: null };
+  return {
+    states: keys.length,
+    transitions,
+    rejections,
+    depthMax: depth[keys.length - 1]!,
+    stoppedEarly,
+    geometry,
+    violation: null,
+  };
 }

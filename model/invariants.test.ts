@@ -37,32 +37,47 @@ describe('invariants', () => {
     assert.ok(names(dirty).includes('INV-CLEAN'));
     const swapped = rules.swapMaps(rules.write(start, 0, 'A1'));
     const keptNext: ModelState = { ...swapped, next: [true, false] };
-    assert.deepEqual(checkTransition(start, { type: 'startCycle' }, keptNext).map((v) => v.invariant), ['INV-CLEAN']);
+    assert.deepEqual(
+      checkTransition(start, { type: 'startCycle' }, keptNext).map((v) => v.invariant),
+      ['INV-CLEAN'],
+    );
   });
 
   it('INV-POINT-IN-TIME catches a completion with S != P@swap', () => {
     const swapped = rules.swapMaps(rules.write(start, 0, 'A1'));
     const unsent = rules.completeCycle(swapped);
-    assert.deepEqual(checkTransition(swapped, { type: 'completeCycle' }, unsent).map((v) => v.invariant), ['INV-POINT-IN-TIME']);
+    assert.deepEqual(
+      checkTransition(swapped, { type: 'completeCycle' }, unsent).map((v) => v.invariant),
+      ['INV-POINT-IN-TIME'],
+    );
   });
 
   it('INV-MINIMAL catches a transfer of a region outside C', () => {
     const swapped = rules.swapMaps(rules.write(rules.write(start, 0, 'A1'), 1, 'B1'));
     const onlyA = { ...swapped, current: [true, false] };
     const sentB = rules.sendRegion(onlyA, 1);
-    assert.deepEqual(checkTransition(onlyA, { type: 'transfer', region: 1 }, sentB).map((v) => v.invariant), ['INV-MINIMAL']);
+    assert.deepEqual(
+      checkTransition(onlyA, { type: 'transfer', region: 1 }, sentB).map((v) => v.invariant),
+      ['INV-MINIMAL'],
+    );
   });
 
   it('INV-DURABLE catches a recovery that loses a write', () => {
     const written = rules.crash(rules.write(start, 0, 'A1'));
     const lost = { ...rules.recover(written), primary: ['z', 'z'] };
-    assert.deepEqual(checkTransition(written, { type: 'recover' }, lost).map((v) => v.invariant), ['INV-DURABLE']);
+    assert.deepEqual(
+      checkTransition(written, { type: 'recover' }, lost).map((v) => v.invariant),
+      ['INV-DURABLE'],
+    );
   });
 
   it('LIVENESS holds from a crashed cycle and fails when a bit is lost', () => {
     const crashed = rules.crash(rules.write(rules.swapMaps(rules.write(start, 0, 'A1')), 1, 'B1'));
     assert.deepEqual(checkLiveness(crashed), []);
     const stuck: ModelState = { ...start, primary: ['A1', 'z'] };
-    assert.deepEqual(checkLiveness(stuck).map((v) => v.invariant), ['LIVENESS']);
+    assert.deepEqual(
+      checkLiveness(stuck).map((v) => v.invariant),
+      ['LIVENESS'],
+    );
   });
 });

@@ -32,7 +32,13 @@ export function checkState(state: ModelState): Violation[] {
   const regions = state.geometry.regions;
   for (let region = 0; region < regions; region++) {
     if (state.primary[region] !== state.secondary[region] && !state.current[region] && !state.next[region]) {
-      found.push(violation('INV-COVER', region, `P[${region}] != S[${region}] but neither C[${region}] nor X[${region}] is set: the update would be lost`));
+      found.push(
+        violation(
+          'INV-COVER',
+          region,
+          `P[${region}] != S[${region}] but neither C[${region}] nor X[${region}] is set: the update would be lost`,
+        ),
+      );
     }
   }
   if (state.phase === 'replicating') {
@@ -42,14 +48,21 @@ export function checkState(state: ModelState): Violation[] {
     } else {
       for (let region = 0; region < regions; region++) {
         if (view(state, region) !== atSwap[region]) {
-          found.push(violation('INV-SNAPSHOT', region, `view(${region}) differs from P@swap[${region}]: the point-in-time content is lost`));
+          found.push(
+            violation(
+              'INV-SNAPSHOT',
+              region,
+              `view(${region}) differs from P@swap[${region}]: the point-in-time content is lost`,
+            ),
+          );
         }
       }
     }
   } else {
     for (let region = 0; region < regions; region++) {
       if (state.current[region]) found.push(violation('INV-CLEAN', region, `idle with C[${region}] set`));
-      if (state.cow[region] !== null) found.push(violation('INV-CLEAN', region, `idle with W[${region}] holding a copy`));
+      if (state.cow[region] !== null)
+        found.push(violation('INV-CLEAN', region, `idle with W[${region}] holding a copy`));
     }
   }
   return found;
@@ -66,27 +79,38 @@ export function checkTransition(before: ModelState, op: Op, after: ModelState): 
     const atSwap = before.primaryAtSwap;
     for (let region = 0; region < regions; region++) {
       if (atSwap === null || after.secondary[region] !== atSwap[region]) {
-        found.push(violation('INV-POINT-IN-TIME', region, `the cycle completed with S[${region}] != P@swap[${region}]`));
+        found.push(
+          violation('INV-POINT-IN-TIME', region, `the cycle completed with S[${region}] != P@swap[${region}]`),
+        );
       }
     }
   }
   if (op.type === 'startCycle' && after.phase === 'replicating') {
     for (let region = 0; region < regions; region++) {
       if (after.next[region]) found.push(violation('INV-CLEAN', region, `X[${region}] set right after the swap`));
-      if (after.cow[region] !== null) found.push(violation('INV-CLEAN', region, `W[${region}] holds a copy right after the swap`));
+      if (after.cow[region] !== null)
+        found.push(violation('INV-CLEAN', region, `W[${region}] holds a copy right after the swap`));
     }
   }
   for (let region = 0; region < regions; region++) {
     if (before.secondary[region] === after.secondary[region]) continue;
     const sentHere = op.type === 'transfer' && op.region === region && before.current[region] === true;
     if (!sentHere) {
-      found.push(violation('INV-MINIMAL', region, `S[${region}] changed by ${op.type} though it was not a transfer of a region in C`));
+      found.push(
+        violation(
+          'INV-MINIMAL',
+          region,
+          `S[${region}] changed by ${op.type} though it was not a transfer of a region in C`,
+        ),
+      );
     }
   }
   if (op.type === 'recover' || op.type === 'crash') {
     for (let region = 0; region < regions; region++) {
       if (before.primary[region] !== after.primary[region]) {
-        found.push(violation('INV-DURABLE', region, `P[${region}] changed across ${op.type}: an acknowledged write was lost`));
+        found.push(
+          violation('INV-DURABLE', region, `P[${region}] changed across ${op.type}: an acknowledged write was lost`),
+        );
       }
     }
   }

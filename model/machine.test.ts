@@ -10,7 +10,17 @@ import { allTransitions, snapshotOf, stateOf, stepMachine } from './transitions.
 import type { ModelState, Op } from './types.ts';
 
 function key(state: ModelState): string {
-  return JSON.stringify([state.phase, state.crashed, state.primary, state.secondary, state.current, state.next, state.cow, state.sent, state.primaryAtSwap]);
+  return JSON.stringify([
+    state.phase,
+    state.crashed,
+    state.primary,
+    state.secondary,
+    state.current,
+    state.next,
+    state.cow,
+    state.sent,
+    state.primaryAtSwap,
+  ]);
 }
 
 describe('the statechart', () => {
@@ -49,7 +59,11 @@ describe('the statechart', () => {
         for (const id of taken) covered.add(id);
         transitions++;
         const byMachine = stateOf(after);
-        assert.equal(after.context.rejection?.code ?? 'ok', byRules.ok ? 'ok' : byRules.rejection.code, `${op.type} in ${key(state)}`);
+        assert.equal(
+          after.context.rejection?.code ?? 'ok',
+          byRules.ok ? 'ok' : byRules.rejection.code,
+          `${op.type} in ${key(state)}`,
+        );
         assert.equal(key(byMachine), key(byRules.state), `${op.type} in ${key(state)}`);
         const isCrashed = typeof after.value === 'object' && 'crashed' in after.value;
         assert.equal(isCrashed, byRules.state.crashed);
@@ -61,7 +75,9 @@ describe('the statechart', () => {
     }
     assert.equal(seen.size, 1980);
     assert.ok(transitions > 30_000);
-    const missing = allTransitions().map((t) => t.id).filter((id) => !covered.has(id));
+    const missing = allTransitions()
+      .map((t) => t.id)
+      .filter((id) => !covered.has(id));
     assert.deepEqual(missing, []);
   });
 });

@@ -28,7 +28,10 @@ function regionOf(op: Op): number {
 
 /** Applies a rule of rules.ts and clears the last rejection: the operation was accepted. */
 function accepted(rule: (state: ModelState, op: Op) => ModelState) {
-  return assign<ModelContext, Op, undefined, Op, never>(({ context, event }) => ({ ...rule(context, event), rejection: null }));
+  return assign<ModelContext, Op, undefined, Op, never>(({ context, event }) => ({
+    ...rule(context, event),
+    rejection: null,
+  }));
 }
 
 export const replicationMachine = setup({
@@ -59,7 +62,9 @@ export const replicationMachine = setup({
     reject: assign(({ context, event }, params: { code: RejectCode }) => {
       const rejection = rules.judge(context, event);
       if (rejection === null || rejection.code !== params.code) {
-        throw new Error(`model: the statechart rejects ${event.type} with ${params.code}, the rules say ${rejection?.code ?? 'allowed'}`);
+        throw new Error(
+          `model: the statechart rejects ${event.type} with ${params.code}, the rules say ${rejection?.code ?? 'allowed'}`,
+        );
       }
       return { rejection };
     }),

@@ -31,10 +31,19 @@ describe('rules', () => {
   it('produce the FIG. 4 tables at T1, T2 and T3', () => {
     let state = rules.initialState(geometry, '');
     state = run(state, [write(0, 'A0'), write(1, 'B0'), write(2, 'C0'), write(3, 'D0'), { type: 'startCycle' }]);
-    state = run(state, [0, 1, 2, 3].map((region): Op => ({ type: 'transfer', region })));
+    state = run(
+      state,
+      [0, 1, 2, 3].map((region): Op => ({ type: 'transfer', region })),
+    );
     state = run(state, [{ type: 'completeCycle' }, write(0, 'A1'), write(1, 'B1'), write(3, 'D1')]);
     assert.equal(bits(state.next), '1101');
-    state = run(state, [{ type: 'startCycle' }, write(1, 'B2'), { type: 'transfer', region: 0 }, { type: 'transfer', region: 1 }, { type: 'transfer', region: 3 }]);
+    state = run(state, [
+      { type: 'startCycle' },
+      write(1, 'B2'),
+      { type: 'transfer', region: 0 },
+      { type: 'transfer', region: 1 },
+      { type: 'transfer', region: 3 },
+    ]);
     // T1
     assert.deepEqual(state.primary, ['A1', 'B2', 'C0', 'D1']);
     assert.deepEqual(state.cow, [null, 'B1', null, null]);
@@ -53,7 +62,12 @@ describe('rules', () => {
   });
 
   it('preserve only on the first write of a cycle', () => {
-    let state = run(rules.initialState(geometry, 'z'), [write(0, 'A1'), { type: 'startCycle' }, write(0, 'A2'), write(0, 'A3')]);
+    let state = run(rules.initialState(geometry, 'z'), [
+      write(0, 'A1'),
+      { type: 'startCycle' },
+      write(0, 'A2'),
+      write(0, 'A3'),
+    ]);
     assert.equal(state.cow[0], 'A1');
     assert.equal(state.primary[0], 'A3');
     state = run(state, [{ type: 'transfer', region: 0 }]);
@@ -66,7 +80,12 @@ describe('rules', () => {
   });
 
   it('keep the C bits set until completion, and allow a resend', () => {
-    const state = run(rules.initialState(geometry, 'z'), [write(1, 'B1'), { type: 'startCycle' }, { type: 'transfer', region: 1 }, { type: 'transfer', region: 1 }]);
+    const state = run(rules.initialState(geometry, 'z'), [
+      write(1, 'B1'),
+      { type: 'startCycle' },
+      { type: 'transfer', region: 1 },
+      { type: 'transfer', region: 1 },
+    ]);
     assert.equal(bits(state.current), '0100');
     assert.equal(rules.everyCurrentRegionSent(state), true);
   });
@@ -77,7 +96,13 @@ describe('rules', () => {
   });
 
   it('lose the sent set in a crash, so a resumed cycle must send again', () => {
-    let state = run(rules.initialState(geometry, 'z'), [write(0, 'A1'), { type: 'startCycle' }, { type: 'transfer', region: 0 }, { type: 'crash' }, { type: 'recover' }]);
+    let state = run(rules.initialState(geometry, 'z'), [
+      write(0, 'A1'),
+      { type: 'startCycle' },
+      { type: 'transfer', region: 0 },
+      { type: 'crash' },
+      { type: 'recover' },
+    ]);
     assert.equal(state.phase, 'replicating');
     const early = rules.step(state, { type: 'completeCycle' });
     assert.equal(early.ok, false);

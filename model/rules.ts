@@ -170,7 +170,9 @@ export function judge(state: ModelState, op: Op): Rejection | null {
       }
       return null;
     case 'read':
-      return regionInRange(state, op.region) ? null : rejection(state, op, 'E_RANGE', `region outside 0..${regions - 1}`);
+      return regionInRange(state, op.region)
+        ? null
+        : rejection(state, op, 'E_RANGE', `region outside 0..${regions - 1}`);
     case 'startCycle':
       return state.phase === 'idle' ? null : rejection(state, op, 'E_PHASE', 'a cycle is already running');
     case 'transfer':
@@ -181,7 +183,12 @@ export function judge(state: ModelState, op: Op): Rejection | null {
     case 'completeCycle':
       if (state.phase !== 'replicating') return rejection(state, op, 'E_PHASE', 'no cycle is running');
       if (!everyCurrentRegionSent(state)) {
-        return rejection(state, op, 'E_NOT_DRAINED', 'some regions of the current map were not sent since the swap or the last recovery');
+        return rejection(
+          state,
+          op,
+          'E_NOT_DRAINED',
+          'some regions of the current map were not sent since the swap or the last recovery',
+        );
       }
       return null;
     default:

@@ -34,7 +34,12 @@ function guardName(definition: AnyTransitionDefinition): string | null {
 function rejectCode(definition: AnyTransitionDefinition): string | null {
   for (const action of definition.actions as readonly unknown[]) {
     const like = action as ActionLike;
-    if (typeof action === 'object' && action !== null && like.type === 'reject' && typeof like.params?.code === 'string') {
+    if (
+      typeof action === 'object' &&
+      action !== null &&
+      like.type === 'reject' &&
+      typeof like.params?.code === 'string'
+    ) {
       return like.params.code;
     }
   }

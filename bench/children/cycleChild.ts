@@ -31,12 +31,14 @@ for (let index = 0; index < dirty.length; index++) {
 }
 const volumeBytes = volume.sizeBytes;
 volume.close();
-process.stdout.write(`${JSON.stringify({
-  ok: mismatches === 0 && sent.length === dirty.length,
-  sent: sent.length,
-  mismatches,
-  cycleSeconds,
-  volumeBytes,
-  // maxRSS is in kilobytes (KiB) on Linux.
-  maxRssBytes: process.resourceUsage().maxRSS * 1024,
-})}\n`);
+process.stdout.write(
+  `${JSON.stringify({
+    ok: mismatches === 0 && sent.length === dirty.length,
+    sent: sent.length,
+    mismatches,
+    cycleSeconds,
+    volumeBytes,
+    // maxRSS is in kilobytes (KiB) on Linux.
+    maxRssBytes: process.resourceUsage().maxRSS * 1024,
+  })}\n`,
+);

@@ -23,12 +23,14 @@ const result = await runFuzz({
   makeSut: () => new ReferenceSut(),
   failuresDir,
 });
-process.stdout.write(`${JSON.stringify({
-  ok: result.failure === null,
-  failure: result.failure === null ? null : result.failure.message.split('\n')[0],
-  steps: result.steps,
-  runs: result.runs,
-  seconds: result.seconds,
-  // maxRSS is in kilobytes (KiB) on Linux.
-  maxRssBytes: process.resourceUsage().maxRSS * 1024,
-})}\n`);
+process.stdout.write(
+  `${JSON.stringify({
+    ok: result.failure === null,
+    failure: result.failure === null ? null : result.failure.message.split('\n')[0],
+    steps: result.steps,
+    runs: result.runs,
+    seconds: result.seconds,
+    // maxRSS is in kilobytes (KiB) on Linux.
+    maxRssBytes: process.resourceUsage().maxRSS * 1024,
+  })}\n`,
+);

@@ -15,12 +15,19 @@ export { failpointExitCode };
 export const command: Command = {
   summary: 'serve the reference implementation over the adapter protocol: adapter [--mutant NAME]',
   async run(argv) {
-    const { values, positionals } = parseArgs({ args: argv, options: { mutant: { type: 'string' } }, strict: true, allowPositionals: true });
-    if (positionals.length > 0) return usageError('adapter', `adapter takes no arguments, got '${positionals.join(' ')}'`);
+    const { values, positionals } = parseArgs({
+      args: argv,
+      options: { mutant: { type: 'string' } },
+      strict: true,
+      allowPositionals: true,
+    });
+    if (positionals.length > 0)
+      return usageError('adapter', `adapter takes no arguments, got '${positionals.join(' ')}'`);
     const mutantName = values.mutant;
     if (mutantName === undefined) return serveAdapter();
     const mutant = Object.hasOwn(mutants, mutantName) ? mutants[mutantName] : undefined;
-    if (mutant === undefined) return usageError('adapter', `no mutant named '${mutantName}' (known: ${Object.keys(mutants).join(', ')})`);
+    if (mutant === undefined)
+      return usageError('adapter', `no mutant named '${mutantName}' (known: ${Object.keys(mutants).join(', ')})`);
     return serveAdapter({ volumeClass: mutant.volumeClass, name: `cowmap-reference+mutant:${mutantName}` });
   },
 };

@@ -116,7 +116,10 @@ function writeReports(values: Values, report: ConformanceReport): void {
     mkdirSync(values.reports, { recursive: true });
     writeFileSync(join(values.reports, 'transitions.json'), `${JSON.stringify(report.coverage, null, 2)}\n`);
     writeFileSync(join(values.reports, 'transitions.md'), coverageMarkdown(report.coverage));
-    writeFileSync(join(values.reports, 'transitions.html'), coverageHtml(report.coverage, `cowmap conform: ${report.implementation.name}`));
+    writeFileSync(
+      join(values.reports, 'transitions.html'),
+      coverageHtml(report.coverage, `cowmap conform: ${report.implementation.name}`),
+    );
   }
 }
 
@@ -131,11 +134,16 @@ function settingsOf(values: Values): Settings | null {
   const onlyLevel = levelOption('--level', values.level);
   const upTo = levelOption('--up-to', values['up-to']);
   if (onlyLevel === null || upTo === null) return null;
-  if (onlyLevel !== undefined && upTo !== undefined) return said('--level (one level) and --up-to (the levels up to one) go apart');
+  if (onlyLevel !== undefined && upTo !== undefined)
+    return said('--level (one level) and --up-to (the levels up to one) go apart');
   const checks = values.check ?? [];
   const unknown = unknownCheckNames(checks);
-  if (unknown.length > 0) return said(`--check: no check named ${unknown.join(', ')} (checks: ${allCheckIds().join(', ')}; or a kind: ${checkKinds.join(', ')})`);
-  const seed = values.seed === undefined ? randomInt(2 ** 31 - 1) : integerOption('--seed', values.seed, 0, 2 ** 31 - 1);
+  if (unknown.length > 0)
+    return said(
+      `--check: no check named ${unknown.join(', ')} (checks: ${allCheckIds().join(', ')}; or a kind: ${checkKinds.join(', ')})`,
+    );
+  const seed =
+    values.seed === undefined ? randomInt(2 ** 31 - 1) : integerOption('--seed', values.seed, 0, 2 ** 31 - 1);
   const budget = integerOption('--time-budget', values['time-budget'] ?? String(defaultBudgetSeconds), 1, 86_400);
   const timeout = integerOption('--request-timeout', values['request-timeout'], 1, 3600);
   const geometry = geometryOption(values);
@@ -143,7 +151,9 @@ function settingsOf(values: Values): Settings | null {
   if (values.path !== undefined) {
     const generated = checks.length === 1 && /(^|\/)(fast-check|history)$/.test(checks[0]!);
     if (values.seed === undefined || geometry === undefined || !generated) {
-      return said('--path replays one fast-check counterexample: give it with --seed, --check (a fast-check or history check), --regions and --region-size, as the failure printed them');
+      return said(
+        '--path replays one fast-check counterexample: give it with --seed, --check (a fast-check or history check), --regions and --region-size, as the failure printed them',
+      );
     }
   }
   const tracesDir = values.traces ?? bundledTracesDir;
@@ -151,7 +161,17 @@ function settingsOf(values: Values): Settings | null {
   const extraTraces = values.trace ?? [];
   const missingTrace = extraTraces.find((file) => !existsSync(file));
   if (missingTrace !== undefined) return said(`--trace: no file ${missingTrace}`);
-  return { level: onlyLevel ?? upTo ?? 'power', levelMode: onlyLevel === undefined ? 'upTo' : 'only', checks, seed, budget, timeout, geometry, tracesDir, extraTraces };
+  return {
+    level: onlyLevel ?? upTo ?? 'power',
+    levelMode: onlyLevel === undefined ? 'upTo' : 'only',
+    checks,
+    seed,
+    budget,
+    timeout,
+    geometry,
+    tracesDir,
+    extraTraces,
+  };
 }
 
 interface Settings {
@@ -177,8 +197,14 @@ async function conform(values: Values, sutCommand: string[]): Promise<number> {
   process.stdout.write(`seed: ${seed}\n`);
   const transcriptFd = values.transcript === undefined ? null : openSync(values.transcript, 'w');
   const marks = { request: '>', response: '<', note: '#' } as const;
-  const transcript = transcriptFd === null ? undefined : (direction: keyof typeof marks, line: string) => void writeSync(transcriptFd, `${marks[direction]} ${line}\n`);
-  const sut = new AdapterSut(sutCommand, { requestTimeoutMs: timeout * 1000, ...(transcript === undefined ? {} : { transcript }) });
+  const transcript =
+    transcriptFd === null
+      ? undefined
+      : (direction: keyof typeof marks, line: string) => void writeSync(transcriptFd, `${marks[direction]} ${line}\n`);
+  const sut = new AdapterSut(sutCommand, {
+    requestTimeoutMs: timeout * 1000,
+    ...(transcript === undefined ? {} : { transcript }),
+  });
   const controller = new AbortController();
   const progress = new ProgressPrinter(process.stderr);
   const run = new ConformanceRun({
@@ -251,7 +277,11 @@ export const command: Command = {
       return 0;
     }
     const { values } = parseArgs({ args: own, options: conformOptions, strict: true });
-    if (sutCommand.length === 0) return usageError('conform', 'conform needs the implementation\'s command after --, e.g. cowmap conform -- npx cowmap adapter');
+    if (sutCommand.length === 0)
+      return usageError(
+        'conform',
+        "conform needs the implementation's command after --, e.g. cowmap conform -- npx cowmap adapter",
+      );
     try {
       return await conform(values, sutCommand);
     } catch (error) {

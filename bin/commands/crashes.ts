@@ -23,8 +23,21 @@
 // status: 0 every crash state passes, 1 a failure (saved and printed), 2 bad usage.
 
 import { parseArgs } from 'node:util';
-import { exploreCrashes, explorationDefaults, explorationModes, formatFailureReport, formatSummary, statesPerKind, statesPerSecond } from '../../harness/crashExploration.ts';
-import type { ExplorationMode, ExplorationOptions, ExplorationStats, VolumeClass } from '../../harness/crashExploration.ts';
+import {
+  exploreCrashes,
+  explorationDefaults,
+  explorationModes,
+  formatFailureReport,
+  formatSummary,
+  statesPerKind,
+  statesPerSecond,
+} from '../../harness/crashExploration.ts';
+import type {
+  ExplorationMode,
+  ExplorationOptions,
+  ExplorationStats,
+  VolumeClass,
+} from '../../harness/crashExploration.ts';
 import { mutants } from '../../harness/mutants.ts';
 import type { Command } from '../main.ts';
 import { integerOption, usageError, usageProblem } from './options.ts';
@@ -36,24 +49,72 @@ export interface CrashesOutput {
   readonly progress: boolean;
 }
 
-type Shape = Pick<ExplorationOptions, 'length' | 'regions' | 'values' | 'regionSize' | 'activeRegions' | 'recoveryPathsMax' | 'rotStatesMax' | 'scrubStatesMax'>;
+type Shape = Pick<
+  ExplorationOptions,
+  | 'length'
+  | 'regions'
+  | 'values'
+  | 'regionSize'
+  | 'activeRegions'
+  | 'recoveryPathsMax'
+  | 'rotStatesMax'
+  | 'scrubStatesMax'
+>;
 
 /** The explorations run with no geometry option: deep and small, then wide. */
 export const defaultPlan: readonly Shape[] = [
-  { length: explorationDefaults.length, regions: explorationDefaults.regions, values: explorationDefaults.values, regionSize: explorationDefaults.regionSize, recoveryPathsMax: 64, rotStatesMax: 24, scrubStatesMax: 4 },
-  { length: 4, regions: 17, values: 2, regionSize: 512, activeRegions: [0, 9, 16], recoveryPathsMax: 64, rotStatesMax: 24, scrubStatesMax: 4 },
+  {
+    length: explorationDefaults.length,
+    regions: explorationDefaults.regions,
+    values: explorationDefaults.values,
+    regionSize: explorationDefaults.regionSize,
+    recoveryPathsMax: 64,
+    rotStatesMax: 24,
+    scrubStatesMax: 4,
+  },
+  {
+    length: 4,
+    regions: 17,
+    values: 2,
+    regionSize: 512,
+    activeRegions: [0, 9, 16],
+    recoveryPathsMax: 64,
+    rotStatesMax: 24,
+    scrubStatesMax: 4,
+  },
   // Past 1024 regions recovery reads the COW index in more than one chunk (impl/cowStore.ts, entriesPerReadMax).
-  { length: 3, regions: 1030, values: 1, regionSize: 512, activeRegions: [0, 1025], recoveryPathsMax: 16, rotStatesMax: 2, scrubStatesMax: 1 },
+  {
+    length: 3,
+    regions: 1030,
+    values: 1,
+    regionSize: 512,
+    activeRegions: [0, 1025],
+    recoveryPathsMax: 16,
+    rotStatesMax: 2,
+    scrubStatesMax: 1,
+  },
 ];
 
 /** --quick: the same two, shallow, for the test suite (a few seconds). */
 export const quickPlan: readonly Shape[] = [
   { length: 2, regions: 2, values: 1, regionSize: 1024, recoveryPathsMax: 2, rotStatesMax: 1, scrubStatesMax: 1 },
-  { length: 2, regions: 17, values: 1, regionSize: 512, activeRegions: [0, 16], recoveryPathsMax: 1, rotStatesMax: 1, scrubStatesMax: 0 },
+  {
+    length: 2,
+    regions: 17,
+    values: 1,
+    regionSize: 512,
+    activeRegions: [0, 16],
+    recoveryPathsMax: 1,
+    rotStatesMax: 1,
+    scrubStatesMax: 0,
+  },
 ];
 
 function parseModes(text: string): ExplorationMode[] | null {
-  const modes = text.split(',').map((mode) => mode.trim()).filter((mode) => mode !== '');
+  const modes = text
+    .split(',')
+    .map((mode) => mode.trim())
+    .filter((mode) => mode !== '');
   if (modes.length === 0) return null;
   for (const mode of modes) if (!(explorationModes as readonly string[]).includes(mode)) return null;
   return modes as ExplorationMode[];
@@ -78,7 +139,8 @@ function progressLine(stats: ExplorationStats): string {
 /** The crash states per kind over every exploration run, with the time: the last lines of the output. */
 export function formatTotals(all: readonly ExplorationStats[]): string {
   const totals = new Map<string, number>();
-  for (const stats of all) for (const { kind, states } of statesPerKind(stats)) totals.set(kind, (totals.get(kind) ?? 0) + states);
+  for (const stats of all)
+    for (const { kind, states } of statesPerKind(stats)) totals.set(kind, (totals.get(kind) ?? 0) + states);
   const seconds = all.reduce((sum, stats) => sum + stats.seconds, 0);
   const kinds = [...totals].map(([kind, states]) => `${kind} ${states.toLocaleString('en-US')}`).join(', ');
   return `crash states per kind: ${kinds}; ${[...totals.values()].reduce((a, b) => a + b, 0).toLocaleString('en-US')} in all, in ${seconds.toFixed(1)} s`;
@@ -116,18 +178,30 @@ export async function crashesMain(argv: string[], output: CrashesOutput): Promis
   const samples = integerOption('--samples', values.samples, 1, 1 << 20);
   if (subsetBits === null || samples === null) return usageError('crashes');
   const modes = parseModes(values.modes);
-  if (modes === null) return usageError('crashes', `--modes must be a comma-separated list of ${explorationModes.join(', ')}, got '${values.modes}'`);
+  if (modes === null)
+    return usageError(
+      'crashes',
+      `--modes must be a comma-separated list of ${explorationModes.join(', ')}, got '${values.modes}'`,
+    );
 
   // One exploration when any geometry option is given (the rest from the small default), else the plan.
-  const custom = [values.length, values.regions, values.active, values.values, values['region-size']].some((value) => value !== undefined);
+  const custom = [values.length, values.regions, values.active, values.values, values['region-size']].some(
+    (value) => value !== undefined,
+  );
   let plan: readonly Shape[];
   if (custom) {
     const length = integerOption('--length', values.length ?? String(explorationDefaults.length), 0, 8);
     const regions = integerOption('--regions', values.regions ?? String(explorationDefaults.regions), 1, 1 << 16);
     const valueCount = integerOption('--values', values.values ?? String(explorationDefaults.values), 1, 8);
-    const regionSize = integerOption('--region-size', values['region-size'] ?? String(explorationDefaults.regionSize), 512, 1 << 20);
+    const regionSize = integerOption(
+      '--region-size',
+      values['region-size'] ?? String(explorationDefaults.regionSize),
+      512,
+      1 << 20,
+    );
     if (length === null || regions === null || valueCount === null || regionSize === null) return usageError('crashes');
-    if (regionSize % 512 !== 0) return usageError('crashes', `--region-size must be a multiple of 512, got ${regionSize}`);
+    if (regionSize % 512 !== 0)
+      return usageError('crashes', `--region-size must be a multiple of 512, got ${regionSize}`);
     let activeRegions: number[] | undefined;
     if (values.active !== undefined) {
       const parsed = parseRegionList(values.active, regions);
@@ -140,13 +214,18 @@ export async function crashesMain(argv: string[], output: CrashesOutput): Promis
   } else {
     plan = values.quick ? quickPlan : defaultPlan;
   }
-  const recoveryPaths = values['recovery-paths'] === undefined ? undefined : integerOption('--recovery-paths', values['recovery-paths'], 0, 1 << 16);
-  const rotStates = values['rot-states'] === undefined ? undefined : integerOption('--rot-states', values['rot-states'], 0, 1 << 16);
+  const recoveryPaths =
+    values['recovery-paths'] === undefined
+      ? undefined
+      : integerOption('--recovery-paths', values['recovery-paths'], 0, 1 << 16);
+  const rotStates =
+    values['rot-states'] === undefined ? undefined : integerOption('--rot-states', values['rot-states'], 0, 1 << 16);
   if (recoveryPaths === null || rotStates === null) return usageError('crashes');
   let volumeClass: VolumeClass | undefined;
   if (values.mutant !== undefined) {
     const mutant = mutants[values.mutant];
-    if (mutant === undefined) return usageError('crashes', `no mutant named '${values.mutant}' (known: ${Object.keys(mutants).join(', ')})`);
+    if (mutant === undefined)
+      return usageError('crashes', `no mutant named '${values.mutant}' (known: ${Object.keys(mutants).join(', ')})`);
     volumeClass = mutant.volumeClass;
   }
 
@@ -176,14 +255,18 @@ export async function crashesMain(argv: string[], output: CrashesOutput): Promis
     if (result.failure !== null) {
       output.out(`${formatFailureReport(result.failure)}\n`);
       if (result.failure.file !== null && result.failure.notReplayable === undefined) {
-        output.out(`replay it: cowmap replay${values.mutant === undefined ? '' : ` --mutant ${values.mutant}`} ${result.failure.file}\n`);
+        output.out(
+          `replay it: cowmap replay${values.mutant === undefined ? '' : ` --mutant ${values.mutant}`} ${result.failure.file}\n`,
+        );
       }
       output.out(`${formatTotals(all)}\n`);
       return 1;
     }
   }
   const sampled = all.reduce((sum, stats) => sum + stats.sampledPoints, 0);
-  output.out(`every crash state recovered to a state the model allows, and finished a cycle${sampled > 0 ? ` (${sampled} crash points sampled, not exhausted)` : ''}\n`);
+  output.out(
+    `every crash state recovered to a state the model allows, and finished a cycle${sampled > 0 ? ` (${sampled} crash points sampled, not exhausted)` : ''}\n`,
+  );
   output.out(`${formatTotals(all)}\n`);
   return 0;
 }

@@ -2,7 +2,14 @@
 // middle of a cycle that a crash interrupted, resumes it), sends every region of
 // the current map, completes. A progress bar goes to stderr when it is a terminal.
 
-import { parseCommandLine, runCommand, summarizeRegions, volumeDirArgument, withVolume, writeStdout } from '../../impl/commandLine.ts';
+import {
+  parseCommandLine,
+  runCommand,
+  summarizeRegions,
+  volumeDirArgument,
+  withVolume,
+  writeStdout,
+} from '../../impl/commandLine.ts';
 import { runCycle } from '../../impl/runCycle.ts';
 import type { Command } from '../main.ts';
 
@@ -13,7 +20,9 @@ const progressDrawsMax = 200;
 
 function drawProgress(sentCount: number, totalCount: number): void {
   const filled = totalCount === 0 ? progressWidth : Math.round((sentCount / totalCount) * progressWidth);
-  process.stderr.write(`\r[${'#'.repeat(filled)}${'.'.repeat(progressWidth - filled)}] ${sentCount}/${totalCount} regions`);
+  process.stderr.write(
+    `\r[${'#'.repeat(filled)}${'.'.repeat(progressWidth - filled)}] ${sentCount}/${totalCount} regions`,
+  );
 }
 
 export const command: Command = {

@@ -8,7 +8,11 @@ import type { Command } from '../main.ts';
 export const command: Command = {
   summary: 'print the statechart as Mermaid',
   async run(argv) {
-    const { values } = parseArgs({ args: argv, options: { markdown: { type: 'boolean', default: false } }, strict: true });
+    const { values } = parseArgs({
+      args: argv,
+      options: { markdown: { type: 'boolean', default: false } },
+      strict: true,
+    });
     process.stdout.write(values.markdown ? statechartDocument() : statechartMermaid());
     return 0;
   },

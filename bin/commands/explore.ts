@@ -40,7 +40,10 @@ export const command: Command = {
       crash: values.crash,
       statesMax,
       onProgress: progress
-        ? (p) => process.stderr.write(`\r  ${p.states.toLocaleString('en-US')} states, ${p.transitions.toLocaleString('en-US')} transitions, depth ${p.depth}`)
+        ? (p) =>
+            process.stderr.write(
+              `\r  ${p.states.toLocaleString('en-US')} states, ${p.transitions.toLocaleString('en-US')} transitions, depth ${p.depth}`,
+            )
         : undefined,
     });
     if (progress) process.stderr.write('\r\x1b[K');
@@ -57,9 +60,14 @@ export const command: Command = {
         `  states/s:     ${rate}`,
       ].join('\n')}\n`,
     );
-    if (result.stoppedEarly) process.stdout.write(`  stopped early: --states-max ${statesMax} reached; the state space is larger\n`);
+    if (result.stoppedEarly)
+      process.stdout.write(`  stopped early: --states-max ${statesMax} reached; the state space is larger\n`);
     if (result.violation === null) {
-      process.stdout.write(result.stoppedEarly ? 'no violation in the states explored\n' : 'every invariant holds in every reachable state\n');
+      process.stdout.write(
+        result.stoppedEarly
+          ? 'no violation in the states explored\n'
+          : 'every invariant holds in every reachable state\n',
+      );
       return 0;
     }
     const names = Array.from({ length: regions }, (_, region) => regionName(region, regions));
@@ -72,12 +80,20 @@ export const command: Command = {
     });
     const first = result.violation.violations[0]!;
     const text = formatTrace(
-      { regions, regionSize: exploreRegionSize, names, title: `explorer counterexample: ${first.invariant}`, source: `cowmap explore --regions ${regions} --values ${valueCount}${values.crash ? ' --crash' : ''}` },
+      {
+        regions,
+        regionSize: exploreRegionSize,
+        names,
+        title: `explorer counterexample: ${first.invariant}`,
+        source: `cowmap explore --regions ${regions} --values ${valueCount}${values.crash ? ' --crash' : ''}`,
+      },
       [`The shortest path to a state that breaks ${first.invariant}: ${first.message}`],
       recordsOfOps(result.violation.path, names, (index) => rejectedAt[index] ?? null),
     );
     writeFileSync(values.out, text);
-    process.stdout.write(`VIOLATION ${first.invariant}: ${first.message}\nshortest path (${result.violation.path.length} steps), written to ${values.out}:\n${text}`);
+    process.stdout.write(
+      `VIOLATION ${first.invariant}: ${first.message}\nshortest path (${result.violation.path.length} steps), written to ${values.out}:\n${text}`,
+    );
     return 1;
   },
 };

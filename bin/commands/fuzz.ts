@@ -37,7 +37,11 @@ function summary(result: FuzzResult): string {
     `  steps:         ${result.steps}`,
     `  steps/s:       ${rate}`,
     `  crash states:  ${result.crashStates}`,
-    ...(result.shortestRun === null ? [] : [`  shortest run:  ${result.shortestRun.operations} operations, ${result.shortestRun.cycles} cycles completed`]),
+    ...(result.shortestRun === null
+      ? []
+      : [
+          `  shortest run:  ${result.shortestRun.operations} operations, ${result.shortestRun.cycles} cycles completed`,
+        ]),
     `  transitions:   ${result.transitions.covered} of ${result.transitions.total} covered`,
     `  seconds:       ${result.seconds.toFixed(2)}`,
   ];
@@ -53,7 +57,8 @@ function parseCrashModes(text: string | undefined): readonly CrashMode[] | undef
   if (text === 'none') return [];
   const modes = text.split(',');
   const known: readonly string[] = ['process', 'power', 'torn'];
-  if (modes.length === 0 || !modes.every((mode) => known.includes(mode)) || new Set(modes).size !== modes.length) return null;
+  if (modes.length === 0 || !modes.every((mode) => known.includes(mode)) || new Set(modes).size !== modes.length)
+    return null;
   return modes as CrashMode[];
 }
 
@@ -83,23 +88,42 @@ export async function fuzzMain(argv: string[], output: FuzzOutput): Promise<numb
     strict: true,
     allowPositionals: false,
   });
-  const seed = values.seed === undefined ? randomInt(0, seedMax) : integerOption('--seed', values.seed, seedMin, seedMax);
+  const seed =
+    values.seed === undefined ? randomInt(0, seedMax) : integerOption('--seed', values.seed, seedMin, seedMax);
   const runs = values.runs === undefined ? undefined : integerOption('--runs', values.runs, 1, 1_000_000_000);
-  const budgetSeconds = values['time-budget'] === undefined ? undefined : integerOption('--time-budget', values['time-budget'], 1, 7 * 24 * 3600);
+  const budgetSeconds =
+    values['time-budget'] === undefined
+      ? undefined
+      : integerOption('--time-budget', values['time-budget'], 1, 7 * 24 * 3600);
   const regions = integerOption('--regions', values.regions, 1, regionsMax);
   const labels = integerOption('--labels', values.labels, 1, 99);
   const commandsMax = integerOption('--commands-max', values['commands-max'], 1, 10_000);
   const regionSize = integerOption('--region-size', values['region-size'], 512, 1 << 20);
   const ioMax = integerOption('--io-max', values['io-max'], 0, 1000);
-  if (seed === null || runs === null || budgetSeconds === null || regions === null || labels === null || commandsMax === null || regionSize === null || ioMax === null) {
+  if (
+    seed === null ||
+    runs === null ||
+    budgetSeconds === null ||
+    regions === null ||
+    labels === null ||
+    commandsMax === null ||
+    regionSize === null ||
+    ioMax === null
+  ) {
     return usageError('fuzz');
   }
   if (regionSize % 512 !== 0) return usageError('fuzz', `--region-size must be a multiple of 512, got ${regionSize}`);
-  if (values.data !== 'labels' && values.data !== 'bytes') return usageError('fuzz', `--data must be labels or bytes, got '${values.data}'`);
+  if (values.data !== 'labels' && values.data !== 'bytes')
+    return usageError('fuzz', `--data must be labels or bytes, got '${values.data}'`);
   const data: FuzzData = values.data;
   const crashModes = parseCrashModes(values['crash-modes']);
-  if (crashModes === null) return usageError('fuzz', `--crash-modes must be none or a comma list of process, power, torn, got '${values['crash-modes']}'`);
-  if (values['crash-between'] !== 'yes' && values['crash-between'] !== 'no') return usageError('fuzz', `--crash-between must be yes or no, got '${values['crash-between']}'`);
+  if (crashModes === null)
+    return usageError(
+      'fuzz',
+      `--crash-modes must be none or a comma list of process, power, torn, got '${values['crash-modes']}'`,
+    );
+  if (values['crash-between'] !== 'yes' && values['crash-between'] !== 'no')
+    return usageError('fuzz', `--crash-between must be yes or no, got '${values['crash-between']}'`);
   const crashBetween = values['crash-between'] === 'yes';
   let historyMin: HistoryMin | undefined;
   if (values['history-operations'] !== undefined || values['history-cycles'] !== undefined) {
@@ -113,16 +137,20 @@ export async function fuzzMain(argv: string[], output: FuzzOutput): Promise<numb
   let sutName = 'the reference implementation';
   if (values.mutant !== undefined) {
     const mutant = mutants[values.mutant];
-    if (mutant === undefined) return usageError('fuzz', `no mutant named '${values.mutant}' (known: ${Object.keys(mutants).join(', ')})`);
+    if (mutant === undefined)
+      return usageError('fuzz', `no mutant named '${values.mutant}' (known: ${Object.keys(mutants).join(', ')})`);
     volumeClass = mutant.volumeClass;
     sutName = `mutant '${values.mutant}' (${mutant.description})`;
   }
 
   // The seed first: every random run can be repeated.
   output.out(`seed: ${seed}\n`);
-  const historyText = historyMin === undefined ? '' : ` history>=${historyMin.operations} ops/${historyMin.cycles} cycles`;
-  output.out(`fuzz on ${sutName}: regions=${regions} region-size=${regionSize} data=${data}${data === 'labels' ? ` labels=${labels}` : ''} commands-max=${commandsMax} io-max=${ioMax}${historyText}` +
-    `${runs === undefined ? '' : ` runs=${runs}`}${budgetSeconds === undefined ? '' : ` time-budget=${budgetSeconds}s`}${values.path === undefined ? '' : ` path=${values.path}`}\n`);
+  const historyText =
+    historyMin === undefined ? '' : ` history>=${historyMin.operations} ops/${historyMin.cycles} cycles`;
+  output.out(
+    `fuzz on ${sutName}: regions=${regions} region-size=${regionSize} data=${data}${data === 'labels' ? ` labels=${labels}` : ''} commands-max=${commandsMax} io-max=${ioMax}${historyText}` +
+      `${runs === undefined ? '' : ` runs=${runs}`}${budgetSeconds === undefined ? '' : ` time-budget=${budgetSeconds}s`}${values.path === undefined ? '' : ` path=${values.path}`}\n`,
+  );
 
   const showProgress = output.progress && !values.quiet;
   let result: FuzzResult;
@@ -145,7 +173,12 @@ export async function fuzzMain(argv: string[], output: FuzzOutput): Promise<numb
       failuresDir: values['out-dir'],
       replayArgs: values.mutant === undefined ? [] : ['--mutant', values.mutant],
       ...(showProgress
-        ? { onProgress: (p) => output.err(`\r  ${p.phase === 'search' ? `${p.runs} runs` : `shrinking (${p.shrinks} tried)`}, ${p.steps} steps, ${p.seconds.toFixed(0)} s\x1b[K`) }
+        ? {
+            onProgress: (p) =>
+              output.err(
+                `\r  ${p.phase === 'search' ? `${p.runs} runs` : `shrinking (${p.shrinks} tried)`}, ${p.steps} steps, ${p.seconds.toFixed(0)} s\x1b[K`,
+              ),
+          }
         : {}),
     });
   } catch (error) {
@@ -165,7 +198,11 @@ export async function fuzzMain(argv: string[], output: FuzzOutput): Promise<numb
       `FAIL: ${failure.message}`,
       ...failure.differences.map((d) => `  ${d.field}: expected ${d.expected}, observed ${d.observed}`),
       `shortest failing sequence (${failure.steps.length} steps), saved to ${failure.tracePath}${failure.reproduced ? '' : ' (WARNING: replaying the saved trace did not fail again)'}:`,
-      ...(failure.shrinkCutShort ? ['(the shrink budget ran out: a shorter one may exist; the fuzz command below resumes shrinking from this one)'] : []),
+      ...(failure.shrinkCutShort
+        ? [
+            '(the shrink budget ran out: a shorter one may exist; the fuzz command below resumes shrinking from this one)',
+          ]
+        : []),
       failure.trace.trimEnd(),
       `seed: ${seed}`,
       `path: ${failure.path}`,

@@ -1,7 +1,14 @@
 // cowmap init DIR --regions N --region-size BYTES [--secondary DIR2]
 // The geometry is checked (E_SIZE, impl/geometry.ts) before anything is created.
 
-import { parseCommandLine, requiredIntegerOption, runCommand, stringOption, volumeDirArgument, writeStdout } from '../../impl/commandLine.ts';
+import {
+  parseCommandLine,
+  requiredIntegerOption,
+  runCommand,
+  stringOption,
+  volumeDirArgument,
+  writeStdout,
+} from '../../impl/commandLine.ts';
 import { checkGeometry } from '../../impl/geometry.ts';
 import { NodeStorage } from '../../impl/nodeStorage.ts';
 import { ReplicatedVolume } from '../../impl/replicatedVolume.ts';
@@ -24,9 +31,16 @@ export const command: Command = {
       const secondaryDir = stringOption(values, 'secondary');
       // create checks it too; checking here keeps even a directory from being made.
       checkGeometry({ regions, regionSize });
-      const volume = ReplicatedVolume.create(new NodeStorage(), dir, { regions, regionSize }, secondaryDir === undefined ? {} : { secondaryDir });
+      const volume = ReplicatedVolume.create(
+        new NodeStorage(),
+        dir,
+        { regions, regionSize },
+        secondaryDir === undefined ? {} : { secondaryDir },
+      );
       volume.close();
-      await writeStdout(`created ${dir}: ${regions} regions of ${regionSize} bytes (${regions * regionSize} bytes), secondary in ${secondaryDir ?? `${dir}/secondary`}\n`);
+      await writeStdout(
+        `created ${dir}: ${regions} regions of ${regionSize} bytes (${regions * regionSize} bytes), secondary in ${secondaryDir ?? `${dir}/secondary`}\n`,
+      );
       return 0;
     }),
 };

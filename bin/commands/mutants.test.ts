@@ -16,7 +16,18 @@ function cowmap(args: readonly string[]) {
 
 describe('cowmap mutants (seed 1)', () => {
   it('--stages conform: conform catches no-cow through the adapter, and the table says at which level', () => {
-    const run = cowmap(['mutants', '--quick', '--seed', '1', '--time-budget', '20', '--only', 'no-cow', '--stages', 'conform']);
+    const run = cowmap([
+      'mutants',
+      '--quick',
+      '--seed',
+      '1',
+      '--time-budget',
+      '20',
+      '--only',
+      'no-cow',
+      '--stages',
+      'conform',
+    ]);
     assert.equal(run.status, 0, run.stderr);
     assert.match(run.stdout, /^\| mutant \| caught \| level \| check that caught it \| seconds to be caught \|$/m);
     assert.match(run.stdout, /^\| no-cow \| yes \| rules \| .+ \| \d+\.\d \|$/m);
@@ -24,18 +35,49 @@ describe('cowmap mutants (seed 1)', () => {
   });
 
   it('--stages crashes-wide: the 17-region exploration catches the completion that writes only the first run of map bytes', () => {
-    const run = cowmap(['mutants', '--quick', '--seed', '1', '--time-budget', '5', '--only', 'completion-first-map-run,map-keeps-8-bits', '--stages', 'crashes-wide']);
+    const run = cowmap([
+      'mutants',
+      '--quick',
+      '--seed',
+      '1',
+      '--time-budget',
+      '5',
+      '--only',
+      'completion-first-map-run,map-keeps-8-bits',
+      '--stages',
+      'crashes-wide',
+    ]);
     assert.equal(run.status, 0, run.stderr);
-    assert.match(run.stdout, /^\| mutant \| what it breaks \| crash exploration, wide \(17 regions\) \| first check that fails \|$/m);
+    assert.match(
+      run.stdout,
+      /^\| mutant \| what it breaks \| crash exploration, wide \(17 regions\) \| first check that fails \|$/m,
+    );
     assert.match(run.stdout, /^\| completion-first-map-run \| .+ \| caught in [\d.]+ s \| .+ \|$/m);
     assert.match(run.stdout, /^1 caught, 0 missed/m);
-    assert.match(run.stdout, /^not run \(none of these stages reaches their class\): map-keeps-8-bits \(reached by conform\)$/m);
+    assert.match(
+      run.stdout,
+      /^not run \(none of these stages reaches their class\): map-keeps-8-bits \(reached by conform\)$/m,
+    );
   });
 
   it('without conform, a mutant only conform reaches is not run, and named', () => {
-    const run = cowmap(['mutants', '--quick', '--seed', '1', '--time-budget', '1', '--only', 'no-cow,map-keeps-8-bits', '--stages', 'crashes']);
+    const run = cowmap([
+      'mutants',
+      '--quick',
+      '--seed',
+      '1',
+      '--time-budget',
+      '1',
+      '--only',
+      'no-cow,map-keeps-8-bits',
+      '--stages',
+      'crashes',
+    ]);
     assert.equal(run.status, 0, run.stderr);
     assert.match(run.stdout, /^1 caught, 0 missed/m);
-    assert.match(run.stdout, /^not run \(none of these stages reaches their class\): map-keeps-8-bits \(reached by conform\)$/m);
+    assert.match(
+      run.stdout,
+      /^not run \(none of these stages reaches their class\): map-keeps-8-bits \(reached by conform\)$/m,
+    );
   });
 });

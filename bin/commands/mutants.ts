@@ -75,9 +75,19 @@ const wideStageName = 'crash exploration, wide (17 regions)';
  */
 async function wideCrashes(volumeClass: VolumeClass, quick: boolean, failuresDir: string): Promise<Detection> {
   const shape = defaultPlan[1]!;
-  const result = await exploreCrashes({ ...shape, ...(quick ? { activeRegions: [0, 16], values: 1, recoveryPathsMax: 4, rotStatesMax: 2, scrubStatesMax: 1 } : {}), volumeClass, failuresDir });
+  const result = await exploreCrashes({
+    ...shape,
+    ...(quick ? { activeRegions: [0, 16], values: 1, recoveryPathsMax: 4, rotStatesMax: 2, scrubStatesMax: 1 } : {}),
+    volumeClass,
+    failuresDir,
+  });
   const caught = result.failure !== null;
-  return { stage: wideStageName, caught, seconds: result.stats.seconds, check: caught ? checkOf(result.failure!.message) : '' };
+  return {
+    stage: wideStageName,
+    caught,
+    seconds: result.stats.seconds,
+    check: caught ? checkOf(result.failure!.message) : '',
+  };
 }
 const stageKeys: readonly string[] = mutantStageKeys;
 const conformStageName = 'conform (adapter)';
@@ -87,8 +97,13 @@ const cowmapBin = fileURLToPath(new URL('../cowmap.js', import.meta.url));
 
 /** The first line of a failure that says which check it was. */
 function checkOf(message: string): string {
-  const line = message.split('\n').find((text) => /differs|allows|says|broke|breaks|expected|rejects|not one/.test(text)) ?? message.split('\n')[0]!;
-  return line.trim().replace(/^line \d+ '[^']*': |^step \d+ '[^']*': |^path \d+: |^step \d+ \([^)]*\): /, '').slice(0, 80);
+  const line =
+    message.split('\n').find((text) => /differs|allows|says|broke|breaks|expected|rejects|not one/.test(text)) ??
+    message.split('\n')[0]!;
+  return line
+    .trim()
+    .replace(/^line \d+ '[^']*': |^step \d+ '[^']*': |^path \d+: |^step \d+ \([^)]*\): /, '')
+    .slice(0, 80);
 }
 
 /**
@@ -100,17 +115,39 @@ export function firstCatch(report: ConformanceReport): ConformDetection {
   for (const level of report.levels) {
     for (const check of level.checks) {
       if (check.failure !== null) {
-        return { stage: conformStageName, caught: true, seconds: report.seconds, level: level.level, check: `${check.name}: ${checkOf(check.failure.message)}` };
+        return {
+          stage: conformStageName,
+          caught: true,
+          seconds: report.seconds,
+          level: level.level,
+          check: `${check.name}: ${checkOf(check.failure.message)}`,
+        };
       }
     }
   }
   // A run that could not judge (the adapter broke the protocol) rejects the implementation too.
-  if (report.error !== null) return { stage: conformStageName, caught: true, seconds: report.seconds, level: null, check: `the run could not judge: ${report.error.message.split('\n')[0]!.slice(0, 80)}` };
-  return { stage: conformStageName, caught: !report.conforms, seconds: report.seconds, level: null, check: report.conforms ? '' : 'DOES NOT CONFORM' };
+  if (report.error !== null)
+    return {
+      stage: conformStageName,
+      caught: true,
+      seconds: report.seconds,
+      level: null,
+      check: `the run could not judge: ${report.error.message.split('\n')[0]!.slice(0, 80)}`,
+    };
+  return {
+    stage: conformStageName,
+    caught: !report.conforms,
+    seconds: report.seconds,
+    level: null,
+    check: report.conforms ? '' : 'DOES NOT CONFORM',
+  };
 }
 
 /** `cowmap conform` against the mutant served by `cowmap adapter --mutant NAME`, every level. */
-async function conformAgainst(name: string, options: { seed: number; budgetSeconds: number; quick: boolean; failuresDir: string }): Promise<ConformDetection> {
+async function conformAgainst(
+  name: string,
+  options: { seed: number; budgetSeconds: number; quick: boolean; failuresDir: string },
+): Promise<ConformDetection> {
   const command = [process.execPath, cowmapBin, 'adapter', '--mutant', name];
   const sut = new AdapterSut(command);
   const started = performance.now();
@@ -131,7 +168,13 @@ async function conformAgainst(name: string, options: { seed: number; budgetSecon
     // An adapter that breaks the protocol is rejected too (conform exits 2 for it).
     if (!(error instanceof ProtocolError)) throw error;
     const seconds = (performance.now() - started) / 1000;
-    return { stage: conformStageName, caught: true, seconds, level: null, check: `the adapter broke the protocol: ${error.message.split('\n')[0]!.slice(0, 80)}` };
+    return {
+      stage: conformStageName,
+      caught: true,
+      seconds,
+      level: null,
+      check: `the adapter broke the protocol: ${error.message.split('\n')[0]!.slice(0, 80)}`,
+    };
   } finally {
     sut.kill();
   }
@@ -187,14 +230,18 @@ export const command: Command = {
     const budget = integerOption('--time-budget', values['time-budget'], 1, 86_400);
     if (seed === null || budget === null) return usageError('mutants');
     const asked = values.only === undefined ? Object.keys(mutants) : values.only.split(',');
-    for (const name of asked) if (!Object.hasOwn(mutants, name)) return usageError('mutants', `no mutant named '${name}'`);
+    for (const name of asked)
+      if (!Object.hasOwn(mutants, name)) return usageError('mutants', `no mutant named '${name}'`);
     const keys = values.stages === undefined ? stageKeys : values.stages.split(',');
     for (const key of keys) {
       if (!stageKeys.includes(key)) return usageError('mutants', `no stage '${key}' (stages: ${stageKeys.join(', ')})`);
     }
     const runConform = keys.includes(conformKey);
     const runWide = keys.includes(wideKey);
-    const verifyKeys = keys.filter((key) => key !== conformKey && key !== wideKey) as Exclude<MutantStageKey, 'conform' | 'crashes-wide'>[];
+    const verifyKeys = keys.filter((key) => key !== conformKey && key !== wideKey) as Exclude<
+      MutantStageKey,
+      'conform' | 'crashes-wide'
+    >[];
     const selected = (stageName: string) => verifyKeys.some((key) => verifyStageKeys[key].test(stageName));
     // A mutant that none of the stages asked for reaches would be missed by design: it is not run.
     const names = asked.filter((name) => {
@@ -212,8 +259,13 @@ export const command: Command = {
         const detections: Detection[] = [];
         // Every stage on its own, so the table shows what each check catches, not
         // only the first: the hand-written traces should not be the only net.
-        const stages = standardStages({ quick: values.quick, mutantName: name, volumeClass: mutant.volumeClass }).filter((stage) => selected(stage.name));
-        if (stages.length !== verifyKeys.length) throw new Error(`mutants: ${stages.length} stages matched ${verifyKeys.length} keys`);
+        const stages = standardStages({
+          quick: values.quick,
+          mutantName: name,
+          volumeClass: mutant.volumeClass,
+        }).filter((stage) => selected(stage.name));
+        if (stages.length !== verifyKeys.length)
+          throw new Error(`mutants: ${stages.length} stages matched ${verifyKeys.length} keys`);
         for (const stage of stages) {
           const result = await verify([stage], {
             makeSut: () => new ReferenceSut({ volumeClass: mutant.volumeClass, name: label }),
@@ -224,26 +276,41 @@ export const command: Command = {
           });
           const stageResult = result.stages[0]!;
           const caught = stageResult.failure !== null;
-          detections.push({ stage: stage.name, caught, seconds: stageResult.seconds, check: caught ? checkOf(stageResult.failure!) : '' });
+          detections.push({
+            stage: stage.name,
+            caught,
+            seconds: stageResult.seconds,
+            check: caught ? checkOf(stageResult.failure!) : '',
+          });
         }
         if (runWide) detections.push(await wideCrashes(mutant.volumeClass, values.quick, scratch));
-        const conform = runConform ? await conformAgainst(name, { seed, budgetSeconds: budget, quick: values.quick, failuresDir: scratch }) : null;
+        const conform = runConform
+          ? await conformAgainst(name, { seed, budgetSeconds: budget, quick: values.quick, failuresDir: scratch })
+          : null;
         rows.push({ name, description: mutant.description, detections, conform });
         const all = [...detections, ...(conform === null ? [] : [conform])];
         const caughtBy = all.filter((d) => d.caught).length;
-        process.stderr.write(`${caughtBy === 0 ? 'MISSED' : 'caught'} ${name}: ${caughtBy}/${all.length} stages${conform === null ? '' : `; conform ${conform.caught ? `at ${conform.level ?? 'the protocol'} in ${conform.seconds.toFixed(1)} s` : 'MISSED it'}`}\n`);
+        process.stderr.write(
+          `${caughtBy === 0 ? 'MISSED' : 'caught'} ${name}: ${caughtBy}/${all.length} stages${conform === null ? '' : `; conform ${conform.caught ? `at ${conform.level ?? 'the protocol'} in ${conform.seconds.toFixed(1)} s` : 'MISSED it'}`}\n`,
+        );
       }
     } finally {
       rmSync(scratch, { recursive: true, force: true });
     }
-    const missed = rows.filter((row) => ![...row.detections, ...(row.conform === null ? [] : [row.conform])].some((d) => d.caught)).length;
+    const missed = rows.filter(
+      (row) => ![...row.detections, ...(row.conform === null ? [] : [row.conform])].some((d) => d.caught),
+    ).length;
     const conformMissed = rows.filter((row) => row.conform !== null && !row.conform.caught).length;
     const lines = [
       ...stageTable(rows),
       ...conformTable(rows),
       `${rows.length - missed} caught, ${missed} missed (seed ${seed}, time budget ${budget} s per randomised stage${runConform ? ' and per conform run' : ''})` +
         (runConform ? `; conform caught ${rows.length - conformMissed} of ${rows.length}` : ''),
-      ...(skipped.length === 0 ? [] : [`not run (none of these stages reaches their class): ${skipped.map((name) => `${name} (reached by ${mutants[name]!.reachedBy!.join(', ')})`).join(', ')}`]),
+      ...(skipped.length === 0
+        ? []
+        : [
+            `not run (none of these stages reaches their class): ${skipped.map((name) => `${name} (reached by ${mutants[name]!.reachedBy!.join(', ')})`).join(', ')}`,
+          ]),
     ];
     process.stdout.write(`${lines.join('\n')}\n`);
     return missed > 0 ? 1 : 0;

@@ -26,6 +26,8 @@ export function integerOption(name: string, text: string | undefined, min: numbe
 export function usageError(command: string, detail?: string): number {
   const problems = detail === undefined ? [...pendingProblems] : [detail];
   pendingProblems.length = 0;
-  process.stderr.write(formatUsageError(command, usageOf(command), problems.length === 0 ? 'bad usage' : problems.join('; ')));
+  process.stderr.write(
+    formatUsageError(command, usageOf(command), problems.length === 0 ? 'bad usage' : problems.join('; ')),
+  );
   return exitUsage;
 }

@@ -4,7 +4,15 @@
 // works on a read-only directory or file system. A byte range goes out piece by
 // piece, never more than about `pieceBytes` in memory, whatever --length asks for.
 
-import { integerOption, parseCommandLine, runCommand, UsageError, volumeDirArgument, withVolume, writeStdout } from '../../impl/commandLine.ts';
+import {
+  integerOption,
+  parseCommandLine,
+  runCommand,
+  UsageError,
+  volumeDirArgument,
+  withVolume,
+  writeStdout,
+} from '../../impl/commandLine.ts';
 import type { ReplicatedVolume, VolumeName } from '../../impl/replicatedVolume.ts';
 import type { Command } from '../main.ts';
 
@@ -13,7 +21,12 @@ const usage = 'read DIR --region R | --offset O --length L [--secondary]';
 export const pieceBytes = 8 << 20;
 
 /** Writes `length` bytes at `offset` of one image to standard output, a piece at a time. */
-async function streamRange(volume: ReplicatedVolume, offset: number, length: number, volumeName: VolumeName): Promise<void> {
+async function streamRange(
+  volume: ReplicatedVolume,
+  offset: number,
+  length: number,
+  volumeName: VolumeName,
+): Promise<void> {
   const end = offset + length;
   if (!Number.isSafeInteger(end) || end > volume.sizeBytes) {
     // Out of range: the volume's own check refuses it (E_RANGE) before it allocates anything.

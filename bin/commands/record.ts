@@ -26,7 +26,8 @@ export const command: Command = {
   summary: 'write a v1 trace from a run',
   async run(argv) {
     const [source, ...others] = argv;
-    if (source === undefined || !(sources as readonly string[]).includes(source)) return usageError('record', `record needs one of ${sources.join(', ')}`);
+    if (source === undefined || !(sources as readonly string[]).includes(source))
+      return usageError('record', `record needs one of ${sources.join(', ')}`);
     const { out, rest } = takeOut(others);
     if (out === null) return usageError('record', 'record needs --out FILE');
     const scratch = mkdtempSync(join(tmpdir(), 'cowmap-record-'));
@@ -46,7 +47,9 @@ export const command: Command = {
         status = await conform.run([...own, '--out-dir', scratch, ...sut]);
       }
       if (status === 2) return 2;
-      const written = readdirSync(scratch).filter((name) => name.endsWith('.jsonl')).sort();
+      const written = readdirSync(scratch)
+        .filter((name) => name.endsWith('.jsonl'))
+        .sort();
       if (written.length === 0) {
         process.stdout.write(`record: the ${source} run found no failure; nothing recorded\n`);
         return 1;

@@ -55,12 +55,16 @@ export const command: Command = {
       return usageError('replay', `no mutant named '${values.mutant}' (known: ${Object.keys(mutants).join(', ')})`);
     }
     const mutant = values.mutant === undefined ? undefined : mutants[values.mutant];
-    if (sutCommand.length > 0 && (values['model-only'] || mutant !== undefined)) return usageError('replay', '-- CMD goes with neither --model-only nor --mutant');
+    if (sutCommand.length > 0 && (values['model-only'] || mutant !== undefined))
+      return usageError('replay', '-- CMD goes with neither --model-only nor --mutant');
     const factory: SutFactory | null = values['model-only']
       ? null
       : sutCommand.length > 0
         ? () => new AdapterSut(sutCommand)
-        : () => (mutant === undefined ? createReferenceSut() : createReferenceSut({ volumeClass: mutant.volumeClass, name: `mutant ${values.mutant}` }));
+        : () =>
+            mutant === undefined
+              ? createReferenceSut()
+              : createReferenceSut({ volumeClass: mutant.volumeClass, name: `mutant ${values.mutant}` });
     let failed = 0;
     for (const trace of traces) {
       const sut = factory === null ? null : factory();
@@ -75,7 +79,9 @@ export const command: Command = {
       const side = sut === null ? 'model' : `model and ${sut.name}`;
       if (result.failure === null) {
         const branches = result.branches > 1 ? `, ${result.branches} crash branches` : '';
-        process.stdout.write(`ok   ${trace.file} on the ${side} (${result.stats.steps} steps, ${result.stats.invariantChecks} invariant checks${branches})\n`);
+        process.stdout.write(
+          `ok   ${trace.file} on the ${side} (${result.stats.steps} steps, ${result.stats.invariantChecks} invariant checks${branches})\n`,
+        );
       } else {
         failed++;
         process.stdout.write(`FAIL ${trace.file} on the ${side}\n${formatFailure(result.failure)}\n`);

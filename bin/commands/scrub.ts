@@ -20,7 +20,7 @@ const usage = 'scrub DIR [--repair] [--json] [--secondary DIR2]';
 /** What --help says beyond the usage line (bin/usage.ts can carry it as the command's notes). */
 export const scrubNotes = [
   'Reads both metadata slots, every map page, every COW entry of the running cycle and',
-  'its slot, every page of the secondary\'s digest table, every region of the secondary',
+  "its slot, every page of the secondary's digest table, every region of the secondary",
   'against its digest (except regions of a running cycle not sent since the open), and',
   'every region of the primary that no map bit and no COW copy covers against the same',
   'digest. Each mismatch is one line: E_CORRUPT: <file> offset <n> region <r>: <problem>.',
@@ -54,13 +54,22 @@ export function findingLine(finding: ScrubFinding): string {
 export function openRefusalLine(error: CowmapError): string {
   const match = /(\S+) offset (\d+) region (\d+|-): (.*)$/s.exec(error.message);
   if (match === null) return `E_CORRUPT: ${error.message}`;
-  return findingLine({ file: match[1]!, offset: Number(match[2]), region: match[3] === '-' ? null : Number(match[3]), problem: match[4]!, repaired: false });
+  return findingLine({
+    file: match[1]!,
+    offset: Number(match[2]),
+    region: match[3] === '-' ? null : Number(match[3]),
+    problem: match[4]!,
+    repaired: false,
+  });
 }
 
 function summaryLine(dir: string, report: ScrubReport, repair: boolean): string {
   const left = report.findings.filter((finding) => !finding.repaired).length;
   const counts = `${report.findings.length} finding(s)${repair ? `, ${report.findings.length - left} repaired` : ''}, ${report.regionsChecked} region(s) of P and S checked`;
-  const marked = repair && report.repairedRegions.length > 0 ? `; ${report.repairedRegions.length} region(s) marked in the next map: run a cycle to resend them` : '';
+  const marked =
+    repair && report.repairedRegions.length > 0
+      ? `; ${report.repairedRegions.length} region(s) marked in the next map: run a cycle to resend them`
+      : '';
   const verdict = report.findings.length === 0 ? 'clean' : left === 0 ? 'repaired' : `${left} left`;
   return `scrub ${dir}: ${verdict}: ${counts}${marked}`;
 }
@@ -83,11 +92,22 @@ export const command: Command = {
       const secondaryDir = stringOption(values, 'secondary');
       let report: ScrubReport;
       try {
-        report = ReplicatedVolume.scrubDir(new NodeStorage(), dir, { repair, ...(secondaryDir === undefined ? {} : { secondaryDir }) });
+        report = ReplicatedVolume.scrubDir(new NodeStorage(), dir, {
+          repair,
+          ...(secondaryDir === undefined ? {} : { secondaryDir }),
+        });
       } catch (error) {
         if (!(error instanceof CowmapError) || error.code !== 'E_CORRUPT') throw error;
         const output = json
-          ? JSON.stringify({ volume: dir, repair, opened: false, error: { code: error.code, message: error.message }, findings: [], repairedRegions: [], regionsChecked: 0 })
+          ? JSON.stringify({
+              volume: dir,
+              repair,
+              opened: false,
+              error: { code: error.code, message: error.message },
+              findings: [],
+              repairedRegions: [],
+              regionsChecked: 0,
+            })
           : `${openRefusalLine(error)}\nscrub ${dir}: the volume does not open (E_CORRUPT): 1 finding, nothing checked${repair ? ' or repaired' : ''}`;
         await writeStdout(`${output}\n`);
         return 1;

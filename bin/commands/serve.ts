@@ -11,7 +11,14 @@
 
 import { copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseCommandLine, runCommand, stringOption, UsageError, volumeDirArgument, integerOption } from '../../impl/commandLine.ts';
+import {
+  parseCommandLine,
+  runCommand,
+  stringOption,
+  UsageError,
+  volumeDirArgument,
+  integerOption,
+} from '../../impl/commandLine.ts';
 import { CowmapError } from '../../impl/errors.ts';
 import { fileNames, secondaryPath } from '../../impl/layout.ts';
 import { NbdServer } from '../../impl/nbd/server.ts';
@@ -19,7 +26,8 @@ import { NodeStorage } from '../../impl/nodeStorage.ts';
 import { ReplicatedVolume } from '../../impl/replicatedVolume.ts';
 import type { Command } from '../main.ts';
 
-const usage = 'serve DIR [--port P | --socket PATH] [--cycle-every SECONDS] [--export-name NAME] [--batch-regions N] [--snapshot-dir DIR2]';
+const usage =
+  'serve DIR [--port P | --socket PATH] [--cycle-every SECONDS] [--export-name NAME] [--batch-regions N] [--snapshot-dir DIR2]';
 
 export const command: Command = {
   summary: 'serve a volume over NBD, with cycles while clients write',
@@ -55,13 +63,17 @@ export const command: Command = {
       const server = new NbdServer(volume, {
         cycleEverySeconds,
         log,
-        ...(stringOption(values, 'export-name') === undefined ? {} : { exportName: stringOption(values, 'export-name')! }),
+        ...(stringOption(values, 'export-name') === undefined
+          ? {}
+          : { exportName: stringOption(values, 'export-name')! }),
         ...(batchRegions === undefined ? {} : { batchRegions }),
         ...(snapshotDir === undefined
           ? {}
           : {
-              onSwap: (cycle: number) => copyFileSync(join(dir, fileNames.primary), join(snapshotDir, `cycle-${cycle}.primary`)),
-              onCycle: (report: { cycle: number }) => copyFileSync(secondaryImage, join(snapshotDir, `cycle-${report.cycle}.secondary`)),
+              onSwap: (cycle: number) =>
+                copyFileSync(join(dir, fileNames.primary), join(snapshotDir, `cycle-${cycle}.primary`)),
+              onCycle: (report: { cycle: number }) =>
+                copyFileSync(secondaryImage, join(snapshotDir, `cycle-${report.cycle}.secondary`)),
             }),
       });
       let where: number | string;
@@ -72,7 +84,11 @@ export const command: Command = {
         // The address is taken or not ours: the environment, not the usage (exit 1).
         const code = (error as { code?: unknown }).code;
         const place = socketPath ?? `127.0.0.1:${port ?? 10809}`;
-        throw new CowmapError('E_IO', `serve: listen: ${typeof code === 'string' ? code : (error as Error).message}: ${place}`, { cause: error });
+        throw new CowmapError(
+          'E_IO',
+          `serve: listen: ${typeof code === 'string' ? code : (error as Error).message}: ${place}`,
+          { cause: error },
+        );
       }
       log(
         `serving ${dir} (${volume.sizeBytes} bytes, ${volume.regions} regions of ${volume.regionSize}) on ${typeof where === 'number' ? `nbd://127.0.0.1:${where}` : `nbd+unix:///?socket=${where}`}` +
@@ -90,7 +106,9 @@ export const command: Command = {
       log(`stopped (${stopped}) after ${server.cyclesCompleted} cycle(s)`);
       if (server.failure === null) return 0;
       // The failure went to the log (stdout) when it happened; stderr says it in the one format.
-      process.stderr.write(/^E_[A-Z_]+: /.test(server.failure) ? `${server.failure}\n` : `E_IO: serve: cycle: ${server.failure}\n`);
+      process.stderr.write(
+        /^E_[A-Z_]+: /.test(server.failure) ? `${server.failure}\n` : `E_IO: serve: cycle: ${server.failure}\n`,
+      );
       return 1;
     }),
 };

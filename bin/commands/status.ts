@@ -22,21 +22,25 @@ export const command: Command = {
     runCommand(usage, async () => {
       const { positionals } = parseCommandLine(argv, {});
       const dir = volumeDirArgument(positionals);
-      return withVolume(dir, async (volume) => {
-        const current = volume.currentRegions();
-        const next = volume.nextRegions();
-        const preserved = volume.preservedRegions();
-        const lines = [
-          `volume     ${dir}`,
-          `geometry   ${volume.regions} regions x ${volume.regionSize} bytes (${volume.sizeBytes} bytes)`,
-          `phase      ${volume.phase}${volume.phase === 'replicating' ? ` (cycle ${volume.cycle}, resumed: every current region must be sent again)` : ''}`,
-          `cycles     ${volume.cycle} started`,
-          `current    ${bitString(volume.regions, current)}  ${current.length} dirty (C)`,
-          `next       ${bitString(volume.regions, next)}  ${next.length} dirty (X)`,
-          `cow        ${bitString(volume.regions, preserved)}  ${preserved.length} preserved (W)`,
-        ];
-        await writeStdout(`${lines.join('\n')}\n`);
-        return 0;
-      }, { readOnly: true });
+      return withVolume(
+        dir,
+        async (volume) => {
+          const current = volume.currentRegions();
+          const next = volume.nextRegions();
+          const preserved = volume.preservedRegions();
+          const lines = [
+            `volume     ${dir}`,
+            `geometry   ${volume.regions} regions x ${volume.regionSize} bytes (${volume.sizeBytes} bytes)`,
+            `phase      ${volume.phase}${volume.phase === 'replicating' ? ` (cycle ${volume.cycle}, resumed: every current region must be sent again)` : ''}`,
+            `cycles     ${volume.cycle} started`,
+            `current    ${bitString(volume.regions, current)}  ${current.length} dirty (C)`,
+            `next       ${bitString(volume.regions, next)}  ${next.length} dirty (X)`,
+            `cow        ${bitString(volume.regions, preserved)}  ${preserved.length} preserved (W)`,
+          ];
+          await writeStdout(`${lines.join('\n')}\n`);
+          return 0;
+        },
+        { readOnly: true },
+      );
     }),
 };

@@ -37,7 +37,8 @@ function openInputFile(path: string): number {
     isDirectory = statSync(path).isDirectory();
   } catch (error) {
     const code = (error as { code?: unknown }).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') throw new CowmapError('E_NOT_FOUND', `write: --file ${path}: no such file`, { cause: error });
+    if (code === 'ENOENT' || code === 'ENOTDIR')
+      throw new CowmapError('E_NOT_FOUND', `write: --file ${path}: no such file`, { cause: error });
     throw error;
   }
   if (isDirectory) throw new CowmapError('E_BAD_REQUEST', `write: --file ${path} is a directory, not a file`);
@@ -59,7 +60,11 @@ async function* inputChunks(fd: number | null): AsyncGenerator<Uint8Array> {
 }
 
 /** Writes the whole input at `offset`, piece by piece; returns the number of bytes written. */
-async function writeInput(volume: ReplicatedVolume, offset: number, chunks: AsyncIterable<Uint8Array>): Promise<number> {
+async function writeInput(
+  volume: ReplicatedVolume,
+  offset: number,
+  chunks: AsyncIterable<Uint8Array>,
+): Promise<number> {
   const room = volume.sizeBytes - offset;
   let pending: Uint8Array[] = [];
   let pendingLength = 0;
@@ -109,7 +114,8 @@ export const command: Command = {
       const file = stringOption(values, 'file');
       const byRegion = region !== undefined && label !== undefined && offset === undefined && file === undefined;
       const byOffset = offset !== undefined && region === undefined && label === undefined;
-      if (!byRegion && !byOffset) throw new UsageError('give either --region and --label, or --offset (with --file or standard input)');
+      if (!byRegion && !byOffset)
+        throw new UsageError('give either --region and --label, or --offset (with --file or standard input)');
 
       const fd = file === undefined ? null : openInputFile(file);
       try {
@@ -118,7 +124,10 @@ export const command: Command = {
             // A label region: the label's UTF-8 bytes, then zeros up to regionSize (docs/protocol.md section 7).
             const text = new TextEncoder().encode(label);
             if (text.length > volume.regionSize) {
-              throw new CowmapError('E_SIZE', `write(region ${region}): the label is ${text.length} bytes, a region holds ${volume.regionSize}`);
+              throw new CowmapError(
+                'E_SIZE',
+                `write(region ${region}): the label is ${text.length} bytes, a region holds ${volume.regionSize}`,
+              );
             }
             const data = new Uint8Array(volume.regionSize);
             data.set(text);

@@ -16,7 +16,11 @@ export class ProtocolError extends Error {
     /** The tail of the implementation's standard error. */
     readonly stderr: string = '',
   ) {
-    super(stderr.length > 0 ? `${message}\n--- its standard error (the last ${Buffer.byteLength(stderr)} bytes) ---\n${stderr.trimEnd()}` : `${message} (its standard error was empty)`);
+    super(
+      stderr.length > 0
+        ? `${message}\n--- its standard error (the last ${Buffer.byteLength(stderr)} bytes) ---\n${stderr.trimEnd()}`
+        : `${message} (its standard error was empty)`,
+    );
   }
 }
 
@@ -72,7 +76,11 @@ function describeExit(exit: ExitStatus | null, spawnError: Error | null): string
   return exit.signal !== null ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
 }
 
-type NextLine = { readonly kind: 'line'; readonly bytes: Buffer } | { readonly kind: 'closed' } | { readonly kind: 'timeout' } | { readonly kind: 'violation'; readonly message: string };
+type NextLine =
+  | { readonly kind: 'line'; readonly bytes: Buffer }
+  | { readonly kind: 'closed' }
+  | { readonly kind: 'timeout' }
+  | { readonly kind: 'violation'; readonly message: string };
 
 export class AdapterProcess {
   private readonly child: ChildProcess;
@@ -89,7 +97,10 @@ export class AdapterProcess {
   closed = false;
   private readonly closedPromise: Promise<void>;
 
-  constructor(command: readonly string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; maxLineBytes: number; stderrBytesMax: number }) {
+  constructor(
+    command: readonly string[],
+    options: { cwd?: string; env?: NodeJS.ProcessEnv; maxLineBytes: number; stderrBytesMax: number },
+  ) {
     this.splitter = new LineSplitter(options.maxLineBytes);
     this.stderrRing = new ByteRing(options.stderrBytesMax);
     let markClosed!: () => void;

@@ -1,7 +1,9 @@
 // Lines and fields of the adapter protocol (docs/adapter.md), shared by both ends:
 // a bounded line splitter, strict UTF-8 and strict padded base64.
 
-export type LineEvent = { readonly kind: 'line'; readonly bytes: Buffer } | { readonly kind: 'oversized'; readonly length: number };
+export type LineEvent =
+  | { readonly kind: 'line'; readonly bytes: Buffer }
+  | { readonly kind: 'oversized'; readonly length: number };
 
 /**
  * Splits a byte stream into lines ("\n", an optional "\r" before it dropped),
@@ -16,7 +18,8 @@ export class LineSplitter {
   private skipped = 0;
 
   constructor(readonly maxLineBytes: number) {
-    if (!Number.isSafeInteger(maxLineBytes) || maxLineBytes < 1) throw new RangeError(`LineSplitter: maxLineBytes must be a positive integer, got ${maxLineBytes}`);
+    if (!Number.isSafeInteger(maxLineBytes) || maxLineBytes < 1)
+      throw new RangeError(`LineSplitter: maxLineBytes must be a positive integer, got ${maxLineBytes}`);
   }
 
   /** Whether the line now arriving is already longer than the bound. */

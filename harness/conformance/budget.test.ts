@@ -23,7 +23,7 @@ describe('the time-budget rule', () => {
     assert.equal(checkAllotmentMs('history', 21_000, 0, 15_000), 21_000);
   });
 
-  it('lets shrinking use the rest of the run, the check\'s share with --keep-going, and at least a quarter of the share', () => {
+  it("lets shrinking use the rest of the run, the check's share with --keep-going, and at least a quarter of the share", () => {
     // 60 s budget, 40 s left, a check of 10 s: the rest is 40 - 10 - 3 (the reserve) = 27 s.
     assert.equal(shrinkBudgetMs(10_000, 40_000, 60_000, false), 27_000);
     assert.equal(shrinkBudgetMs(10_000, 40_000, 60_000, true), 10_000);

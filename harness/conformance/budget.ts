@@ -35,7 +35,14 @@ export const defaultBudgetSeconds = 240;
 export const levelWeights: Readonly<Record<Level, number>> = { rules: 3, crash: 3, failpoint: 3, power: 2 };
 
 /** Weights of the bounded checks inside a level (the cheap ones take what they need). */
-export const checkWeights: Readonly<Record<CheckKind, number>> = { traces: 0, protocol: 0, paths: 3, sweep: 4, 'fast-check': 3, history: 0 };
+export const checkWeights: Readonly<Record<CheckKind, number>> = {
+  traces: 0,
+  protocol: 0,
+  paths: 3,
+  sweep: 4,
+  'fast-check': 3,
+  history: 0,
+};
 
 /**
  * The reserve is this many times a history's estimate: the estimate comes from
@@ -60,7 +67,12 @@ export function historyReserveMs(levelShareMs: number, historyEstimateMs: number
  * A bounded check's allotment: its weighted share of the level's time left less
  * the history's reserve; the long history, last, takes all the level has left.
  */
-export function checkAllotmentMs(kind: CheckKind, levelRemainingMs: number, weightsLeft: number, reserveMs: number): number {
+export function checkAllotmentMs(
+  kind: CheckKind,
+  levelRemainingMs: number,
+  weightsLeft: number,
+  reserveMs: number,
+): number {
   if (kind === 'history') return Math.max(0, levelRemainingMs);
   return share(levelRemainingMs - reserveMs, checkWeights[kind], weightsLeft);
 }
@@ -75,7 +87,12 @@ export function share(remainingMs: number, weight: number, weightsLeft: number):
 }
 
 /** The shrink budget of a failure found in a check with `allotmentMs`, when the run has `runRemainingMs` left at its start. */
-export function shrinkBudgetMs(allotmentMs: number, runRemainingMs: number, budgetMs: number, keepGoing: boolean): number {
+export function shrinkBudgetMs(
+  allotmentMs: number,
+  runRemainingMs: number,
+  budgetMs: number,
+  keepGoing: boolean,
+): number {
   const rest = runRemainingMs - allotmentMs - reserveFraction * budgetMs;
   const floor = allotmentMs / 4;
   return Math.max(floor, keepGoing ? Math.min(allotmentMs, rest) : rest);

@@ -23,9 +23,16 @@ interface Outcome {
 }
 
 /** Runs `cowmap conform ARGS`, with its own temporary folder; `onStarted` may signal it. */
-function conform(args: readonly string[], tempDir: string, onStarted?: (pid: number, stdout: () => string) => void): Promise<Outcome> {
+function conform(
+  args: readonly string[],
+  tempDir: string,
+  onStarted?: (pid: number, stdout: () => string) => void,
+): Promise<Outcome> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [bin, 'conform', ...args], { env: { ...process.env, TMPDIR: tempDir }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [bin, 'conform', ...args], {
+      env: { ...process.env, TMPDIR: tempDir },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk) => (stdout += chunk));
@@ -50,7 +57,21 @@ describe('conform, as a user meets it', () => {
     const dir = mkdtempSync(join(scratch, 'nonsense-'));
     const report = join(dir, 'report.json');
     const junit = join(dir, 'junit.xml');
-    const outcome = await conform(['--seed', '1', '--report', report, '--junit', junit, '--out-dir', dir, '--', ...fakeAdapter(`'\\u0007 nonsense'`)], dir);
+    const outcome = await conform(
+      [
+        '--seed',
+        '1',
+        '--report',
+        report,
+        '--junit',
+        junit,
+        '--out-dir',
+        dir,
+        '--',
+        ...fakeAdapter(`'\\u0007 nonsense'`),
+      ],
+      dir,
+    );
     assert.equal(outcome.status, 2, outcome.stdout + outcome.stderr);
     assertNoStackTrace(outcome);
     assert.match(outcome.stdout, /E_BAD_REQUEST: the implementation broke adapter protocol 1/);
@@ -64,7 +85,17 @@ describe('conform, as a user meets it', () => {
 
   it('an adapter that answers every request with an error: exit 2, no stack trace', async () => {
     const dir = mkdtempSync(join(scratch, 'errors-'));
-    const outcome = await conform(['--seed', '1', '--out-dir', dir, '--', ...fakeAdapter(`{ id, ok: false, error: { code: 'E_IO', message: 'no' } }`)], dir);
+    const outcome = await conform(
+      [
+        '--seed',
+        '1',
+        '--out-dir',
+        dir,
+        '--',
+        ...fakeAdapter(`{ id, ok: false, error: { code: 'E_IO', message: 'no' } }`),
+      ],
+      dir,
+    );
     assert.equal(outcome.status, 2, outcome.stdout + outcome.stderr);
     assertNoStackTrace(outcome);
     assert.match(outcome.stdout, /hello/);
@@ -72,7 +103,12 @@ describe('conform, as a user meets it', () => {
 
   it('bad usage: exit 2 with the reason', async () => {
     const dir = mkdtempSync(join(scratch, 'usage-'));
-    for (const args of [['--check', 'nonsense'], ['--level', 'rules', '--up-to', 'crash'], ['--path', '1:2', '--seed', '1'], ['--regions', '3']]) {
+    for (const args of [
+      ['--check', 'nonsense'],
+      ['--level', 'rules', '--up-to', 'crash'],
+      ['--path', '1:2', '--seed', '1'],
+      ['--regions', '3'],
+    ]) {
       const outcome = await conform([...args, '--', 'true'], dir);
       assert.equal(outcome.status, 2, args.join(' '));
       // The one format of a usage error (bin/failure.ts): "cowmap conform: problem", then the usage line.
@@ -83,20 +119,41 @@ describe('conform, as a user meets it', () => {
   it('SIGTERM: exit 143, a partial report marked interrupted, no temporary directory left', async () => {
     const dir = mkdtempSync(join(scratch, 'term-'));
     const report = join(dir, 'report.json');
-    const outcome = await conform(['--seed', '1', '--time-budget', '120', '--report', report, '--out-dir', join(dir, 'failures'), '--', process.execPath, bin, 'adapter'], dir, (pid, output) => {
-      // Once the run is under way (the progress line or the first check), stop it.
-      const poll = setInterval(() => {
-        if (/seed: 1/.test(output())) {
-          clearInterval(poll);
-          setTimeout(() => process.kill(pid, 'SIGTERM'), 3000);
-        }
-      }, 100);
-    });
+    const outcome = await conform(
+      [
+        '--seed',
+        '1',
+        '--time-budget',
+        '120',
+        '--report',
+        report,
+        '--out-dir',
+        join(dir, 'failures'),
+        '--',
+        process.execPath,
+        bin,
+        'adapter',
+      ],
+      dir,
+      (pid, output) => {
+        // Once the run is under way (the progress line or the first check), stop it.
+        const poll = setInterval(() => {
+          if (/seed: 1/.test(output())) {
+            clearInterval(poll);
+            setTimeout(() => process.kill(pid, 'SIGTERM'), 3000);
+          }
+        }, 100);
+      },
+    );
     assert.equal(outcome.status, 143, outcome.stdout + outcome.stderr);
     assertNoStackTrace(outcome);
     const json = JSON.parse(readFileSync(report, 'utf8'));
     assert.equal(json.interrupted, true);
     assert.equal(json.conforms, false);
-    assert.deepEqual(readdirSync(dir).filter((name) => name.startsWith('cowmap-adapter-')), [], 'no temporary volume directory is left');
+    assert.deepEqual(
+      readdirSync(dir).filter((name) => name.startsWith('cowmap-adapter-')),
+      [],
+      'no temporary volume directory is left',
+    );
   });
 });

@@ -48,7 +48,11 @@ export function newTally(): CheckTally {
 }
 
 /** Counts a unit that ran: its steps, its transitions, its time (for estimates). */
-export function countUnit(context: CheckContext, tally: CheckTally, unit: { runs: number; steps: number; crashPoints: number; covered: Iterable<string>; ms: number }): void {
+export function countUnit(
+  context: CheckContext,
+  tally: CheckTally,
+  unit: { runs: number; steps: number; crashPoints: number; covered: Iterable<string>; ms: number },
+): void {
   tally.runs += unit.runs;
   tally.steps += unit.steps;
   tally.crashPoints += unit.crashPoints;
@@ -61,13 +65,24 @@ export function firstFailure(cases: readonly CaseResult[]): CheckFailure | null 
   return cases.find((item) => item.failure !== null)?.failure ?? null;
 }
 
-export function checkResult(spec: CheckSpec, tally: CheckTally, describe: (geometry: Geometry) => string, seconds: number, allotmentMs: number | null): CheckResult {
+export function checkResult(
+  spec: CheckSpec,
+  tally: CheckTally,
+  describe: (geometry: Geometry) => string,
+  seconds: number,
+  allotmentMs: number | null,
+): CheckResult {
   const failure = firstFailure(tally.cases);
   return {
     id: spec.id,
     level: spec.level,
     name: spec.title,
-    status: failure !== null ? 'failed' : tally.runs === 0 && tally.cases.every((item) => item.skipped !== null) ? 'not run' : 'passed',
+    status:
+      failure !== null
+        ? 'failed'
+        : tally.runs === 0 && tally.cases.every((item) => item.skipped !== null)
+          ? 'not run'
+          : 'passed',
     runs: tally.runs,
     steps: tally.steps,
     crashPoints: tally.crashPoints,

@@ -8,12 +8,24 @@ import { Oracle } from '../oracle.ts';
 import type { SutState } from '../sut.ts';
 import { ContentBook } from '../trace/content.ts';
 
-function stateOf(book: ContentBook, regions: number, change: (state: { secondary: string[]; next: string[] }) => void): SutState {
+function stateOf(
+  book: ContentBook,
+  regions: number,
+  change: (state: { secondary: string[]; next: string[] }) => void,
+): SutState {
   const zero = book.zero;
   const secondary = Array<string>(regions).fill(zero);
   const next = Array<string>(regions).fill('0');
   change({ secondary, next });
-  return { phase: 'idle', current: '0'.repeat(regions), next: next.join(''), cow: '0'.repeat(regions), primary: Array<string>(regions).fill(zero), secondary, cowData: Array<null>(regions).fill(null) };
+  return {
+    phase: 'idle',
+    current: '0'.repeat(regions),
+    next: next.join(''),
+    cow: '0'.repeat(regions),
+    primary: Array<string>(regions).fill(zero),
+    secondary,
+    cowData: Array<null>(regions).fill(null),
+  };
 }
 
 describe('the differences of a failure', () => {
@@ -23,23 +35,35 @@ describe('the differences of a failure', () => {
     const oracle = new Oracle({ regions, regionSize: 512 }, book, null);
     const other = book.addLabel('B1');
     const model = initialState({ regions, regionSize: 512 }, book.zero);
-    const rows = oracle.differences(model, stateOf(book, regions, (state) => {
-      state.secondary[8] = other;
-      state.next[64] = '1';
-    }));
-    assert.deepEqual(rows.map((row) => row.field), ['secondary[8]', 'next[64]']);
+    const rows = oracle.differences(
+      model,
+      stateOf(book, regions, (state) => {
+        state.secondary[8] = other;
+        state.next[64] = '1';
+      }),
+    );
+    assert.deepEqual(
+      rows.map((row) => row.field),
+      ['secondary[8]', 'next[64]'],
+    );
     assert.equal(rows[0]!.observed, 'B1');
     assert.deepEqual([rows[1]!.expected, rows[1]!.observed], ['0', '1']);
-    const many = oracle.differences(model, stateOf(book, regions, (state) => state.next.fill('1')));
+    const many = oracle.differences(
+      model,
+      stateOf(book, regions, (state) => state.next.fill('1')),
+    );
     assert.equal(many.length, 9);
     assert.match(many[8]!.observed, /and 57 more regions differ/);
   });
 
-  it('show a small volume\'s differing field whole', () => {
+  it("show a small volume's differing field whole", () => {
     const book = new ContentBook(512);
     const oracle = new Oracle({ regions: 3, regionSize: 512 }, book, null);
     const model = initialState({ regions: 3, regionSize: 512 }, book.zero);
-    const rows = oracle.differences(model, stateOf(book, 3, (state) => (state.next[1] = '1')));
+    const rows = oracle.differences(
+      model,
+      stateOf(book, 3, (state) => (state.next[1] = '1')),
+    );
     assert.deepEqual(rows, [{ field: 'next', expected: '000', observed: '010' }]);
   });
 });

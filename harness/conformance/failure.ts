@@ -17,8 +17,25 @@ export function replayCommand(file: string, command: readonly string[]): string 
 }
 
 /** `npx cowmap conform --seed N --path P --check ID --regions N --region-size B -- CMD`: a fast-check counterexample, against the adapter. */
-export function conformPathCommand(options: { readonly seed: number; readonly path: string; readonly checkId: string; readonly geometry: Geometry; readonly command: readonly string[] }): string {
-  const own = ['--seed', String(options.seed), '--path', options.path, '--check', options.checkId, '--regions', String(options.geometry.regions), '--region-size', String(options.geometry.regionSize)];
+export function conformPathCommand(options: {
+  readonly seed: number;
+  readonly path: string;
+  readonly checkId: string;
+  readonly geometry: Geometry;
+  readonly command: readonly string[];
+}): string {
+  const own = [
+    '--seed',
+    String(options.seed),
+    '--path',
+    options.path,
+    '--check',
+    options.checkId,
+    '--regions',
+    String(options.geometry.regions),
+    '--region-size',
+    String(options.geometry.regionSize),
+  ];
   return `npx cowmap conform ${shellLine(own)} -- ${shellLine(options.command)}`;
 }
 
@@ -33,7 +50,13 @@ export function fromReplay(failure: ReplayFailure, command: readonly string[]): 
 }
 
 /** A failure of a generated scenario (a path, a sweep run) whose trace was saved at `trace`. */
-export function fromScenario(step: string | null, message: string, differences: readonly Difference[], trace: string, command: readonly string[]): CheckFailure {
+export function fromScenario(
+  step: string | null,
+  message: string,
+  differences: readonly Difference[],
+  trace: string,
+  command: readonly string[],
+): CheckFailure {
   return {
     step,
     message: [message, ...formatDifferences(differences, 'implementation')].join('\n'),
@@ -45,8 +68,14 @@ export function fromScenario(step: string | null, message: string, differences: 
 
 export function fromFuzz(failure: FuzzFailure, conformCommand: string, command: readonly string[]): CheckFailure {
   const notes: string[] = [];
-  if (failure.shrinkCutShort) notes.push('(the shrink budget ran out: a shorter failing sequence may exist; the conform command below shrinks on from this one)');
-  if (!failure.reproduced) notes.push('(the saved trace did not fail again on a fresh run: the failure may depend on timing or on state outside the volume)');
+  if (failure.shrinkCutShort)
+    notes.push(
+      '(the shrink budget ran out: a shorter failing sequence may exist; the conform command below shrinks on from this one)',
+    );
+  if (!failure.reproduced)
+    notes.push(
+      '(the saved trace did not fail again on a fresh run: the failure may depend on timing or on state outside the volume)',
+    );
   return {
     step: `step ${failure.stepIndex + 1} of ${failure.steps.length}`,
     message: [failure.message, ...formatDifferences(failure.differences, 'implementation'), ...notes].join('\n'),

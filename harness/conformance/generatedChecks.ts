@@ -36,7 +36,10 @@ function geometryDeadline(check: Deadline, geometriesLeft: number): Deadline {
 }
 
 function fileSafe(text: string): string {
-  return text.replace(/[^A-Za-z0-9]+/g, '-').replace(/^-|-$/g, '').toLowerCase();
+  return text
+    .replace(/[^A-Za-z0-9]+/g, '-')
+    .replace(/^-|-$/g, '')
+    .toLowerCase();
 }
 
 function geometryDir(context: CheckContext, spec: CheckSpec, geometry: Geometry): string {
@@ -55,7 +58,12 @@ export function pathModelRegions(quick: boolean): number {
  * round, so that a budget too short for every path on every geometry still runs
  * different paths on different geometries.
  */
-export async function runPathCheck(spec: CheckSpec, geometries: readonly Geometry[], deadline: Deadline, context: CheckContext): Promise<CheckTally> {
+export async function runPathCheck(
+  spec: CheckSpec,
+  geometries: readonly Geometry[],
+  deadline: Deadline,
+  context: CheckContext,
+): Promise<CheckTally> {
   const tally = newTally();
   if (deadline.passed()) {
     tally.cutByBudget = true;
@@ -63,7 +71,12 @@ export async function runPathCheck(spec: CheckSpec, geometries: readonly Geometr
   }
   // The model's regions, no more than the volume has; the paths of each model once.
   const pathsByRegions = new Map<number, Op[][]>();
-  const modelOf = (geometry: Geometry): PathOptions => ({ regions: Math.min(pathModelRegions(context.quick), geometry.regions), values: 1, crash: spec.crashBetween, regionSize: 512 });
+  const modelOf = (geometry: Geometry): PathOptions => ({
+    regions: Math.min(pathModelRegions(context.quick), geometry.regions),
+    values: 1,
+    crash: spec.crashBetween,
+    regionSize: 512,
+  });
   let total = 0;
   let planned = 0;
   for (const [index, geometry] of geometries.entries()) {
@@ -98,8 +111,17 @@ export async function runPathCheck(spec: CheckSpec, geometries: readonly Geometr
       countUnit(context, tally, { runs: 1, steps: result.steps, crashPoints: crashes, covered: result.covered, ms });
       total++;
       if (!tally.geometries.includes(geometry)) tally.geometries.push(geometry);
-      const failure = result.failure === null ? null : savePathFailure(spec, geometry, pathIndex, result.failure.result, context);
-      tally.cases.push({ name, geometry: describeGeometry(geometry), runs: 1, steps: result.steps, seconds: ms / 1000, failure, skipped: null });
+      const failure =
+        result.failure === null ? null : savePathFailure(spec, geometry, pathIndex, result.failure.result, context);
+      tally.cases.push({
+        name,
+        geometry: describeGeometry(geometry),
+        runs: 1,
+        steps: result.steps,
+        seconds: ms / 1000,
+        failure,
+        skipped: null,
+      });
       if (failure !== null && !context.keepGoing) return tally;
     }
   }
@@ -107,14 +129,32 @@ export async function runPathCheck(spec: CheckSpec, geometries: readonly Geometr
   return tally;
 }
 
-function savePathFailure(spec: CheckSpec, geometry: Geometry, pathIndex: number, scenario: NonNullable<Awaited<ReturnType<typeof runPaths>>['failure']>['result'], context: CheckContext) {
+function savePathFailure(
+  spec: CheckSpec,
+  geometry: Geometry,
+  pathIndex: number,
+  scenario: NonNullable<Awaited<ReturnType<typeof runPaths>>['failure']>['result'],
+  context: CheckContext,
+) {
   const failure = scenario.failure!;
   mkdirSync(context.failuresDir, { recursive: true });
-  const file = join(context.failuresDir, `conform-${fileSafe(spec.id)}-${geometry.regions}x${geometry.regionSize}-path-${pathIndex + 1}.jsonl`);
-  writeFileSync(file, scenarioTrace(geometry, scenario.records, `conformance path test ${pathIndex + 1} (${spec.id}) on ${describeGeometry(geometry)}`, [
-    `A path test of the statechart that ${context.sut.name} fails: ${failure.message.split('\n')[0]}`,
-    `replay: ${replayCommand(file, context.command)}`,
-  ], context.seed));
+  const file = join(
+    context.failuresDir,
+    `conform-${fileSafe(spec.id)}-${geometry.regions}x${geometry.regionSize}-path-${pathIndex + 1}.jsonl`,
+  );
+  writeFileSync(
+    file,
+    scenarioTrace(
+      geometry,
+      scenario.records,
+      `conformance path test ${pathIndex + 1} (${spec.id}) on ${describeGeometry(geometry)}`,
+      [
+        `A path test of the statechart that ${context.sut.name} fails: ${failure.message.split('\n')[0]}`,
+        `replay: ${replayCommand(file, context.command)}`,
+      ],
+      context.seed,
+    ),
+  );
   return fromScenario(`step ${failure.stepIndex + 1}`, failure.message, failure.differences, file, context.command);
 }
 
@@ -135,12 +175,22 @@ export function fuzzOptionsFor(spec: CheckSpec, geometry: Geometry, context: Che
     makeSut: () => context.sut,
     failuresDir: geometryDir(context, spec, geometry),
     // The saved trace's comments replay it against the same adapter, not the reference.
-    replayCommands: (tracePath, path) => [replayCommand(tracePath, context.command), conformPathCommand({ seed: context.seed, path, checkId: spec.id, geometry, command: context.command })],
+    replayCommands: (tracePath, path) => [
+      replayCommand(tracePath, context.command),
+      conformPathCommand({ seed: context.seed, path, checkId: spec.id, geometry, command: context.command }),
+    ],
   };
 }
 
 /** One runFuzz on one geometry, counted into the tally as one case. */
-async function fuzzCase(spec: CheckSpec, geometry: Geometry, extra: Partial<FuzzOptions>, allotmentMs: number, context: CheckContext, tally: CheckTally): Promise<boolean> {
+async function fuzzCase(
+  spec: CheckSpec,
+  geometry: Geometry,
+  extra: Partial<FuzzOptions>,
+  allotmentMs: number,
+  context: CheckContext,
+  tally: CheckTally,
+): Promise<boolean> {
   tally.geometries.push(geometry);
   const base = context.stepsDone;
   context.progress(spec.id, describeGeometry(geometry));
@@ -149,25 +199,68 @@ async function fuzzCase(spec: CheckSpec, geometry: Geometry, extra: Partial<Fuzz
     ...fuzzOptionsFor(spec, geometry, context),
     timeBudgetMs: allotmentMs,
     shrinkBudgetMs: shrinkBudgetMs(allotmentMs, context.runDeadline.remainingMs(), context.budgetMs, context.keepGoing),
-    onProgress: (progress) => context.progress(spec.id, `${describeGeometry(geometry)}: ${progress.phase === 'shrink' ? `shrinking, ${progress.shrinks} tries` : `${progress.runs} runs`}`, base + progress.steps),
+    onProgress: (progress) =>
+      context.progress(
+        spec.id,
+        `${describeGeometry(geometry)}: ${progress.phase === 'shrink' ? `shrinking, ${progress.shrinks} tries` : `${progress.runs} runs`}`,
+        base + progress.steps,
+      ),
     ...extra,
   });
   const ms = performance.now() - started;
-  countUnit(context, tally, { runs: result.runs, steps: result.steps, crashPoints: result.crashStates, covered: [], ms });
+  countUnit(context, tally, {
+    runs: result.runs,
+    steps: result.steps,
+    crashPoints: result.crashStates,
+    covered: [],
+    ms,
+  });
   for (const [id, times] of result.hits) context.hits.set(id, (context.hits.get(id) ?? 0) + times);
-  const failure = result.failure === null
-    ? null
-    : fromFuzz(result.failure, conformPathCommand({ seed: context.seed, path: result.failure.path, checkId: spec.id, geometry, command: context.command }), context.command);
-  tally.cases.push({ name: describeGeometry(geometry), geometry: describeGeometry(geometry), runs: result.runs, steps: result.steps, seconds: ms / 1000, failure, skipped: null });
+  const failure =
+    result.failure === null
+      ? null
+      : fromFuzz(
+          result.failure,
+          conformPathCommand({
+            seed: context.seed,
+            path: result.failure.path,
+            checkId: spec.id,
+            geometry,
+            command: context.command,
+          }),
+          context.command,
+        );
+  tally.cases.push({
+    name: describeGeometry(geometry),
+    geometry: describeGeometry(geometry),
+    runs: result.runs,
+    steps: result.steps,
+    seconds: ms / 1000,
+    failure,
+    skipped: null,
+  });
   return failure !== null;
 }
 
 function skippedCase(geometry: Geometry) {
-  return { name: describeGeometry(geometry), geometry: describeGeometry(geometry), runs: 0, steps: 0, seconds: 0, failure: null, skipped: 'not run: cut by the time budget' };
+  return {
+    name: describeGeometry(geometry),
+    geometry: describeGeometry(geometry),
+    runs: 0,
+    steps: 0,
+    seconds: 0,
+    failure: null,
+    skipped: 'not run: cut by the time budget',
+  };
 }
 
 /** fast-check sequences on every geometry, each an equal share of the check's time (fast-check runs until its deadline by design). */
-export async function runFuzzCheck(spec: CheckSpec, geometries: readonly Geometry[], deadline: Deadline, context: CheckContext): Promise<CheckTally> {
+export async function runFuzzCheck(
+  spec: CheckSpec,
+  geometries: readonly Geometry[],
+  deadline: Deadline,
+  context: CheckContext,
+): Promise<CheckTally> {
   const tally = newTally();
   for (const [index, geometry] of geometries.entries()) {
     if (context.interrupted()) break;
@@ -188,7 +281,12 @@ export async function runFuzzCheck(spec: CheckSpec, geometries: readonly Geometr
  * A budget that fits a few runs a level spends them on different geometries in
  * different levels and seeds: the first is the (seed + level)-th.
  */
-export async function runHistoryCheck(spec: CheckSpec, geometries: readonly Geometry[], deadline: Deadline, context: CheckContext): Promise<CheckTally> {
+export async function runHistoryCheck(
+  spec: CheckSpec,
+  geometries: readonly Geometry[],
+  deadline: Deadline,
+  context: CheckContext,
+): Promise<CheckTally> {
   const tally = newTally();
   const offset = (context.seed + levels.indexOf(spec.level)) % geometries.length;
   for (let turn = 0; turn < geometries.length; turn++) {
@@ -199,24 +297,59 @@ export async function runHistoryCheck(spec: CheckSpec, geometries: readonly Geom
       tally.cases.push(skippedCase(geometry));
       continue;
     }
-    if ((await fuzzCase(spec, geometry, { numRuns: 1 }, deadline.remainingMs(), context, tally)) && !context.keepGoing) return tally;
+    if ((await fuzzCase(spec, geometry, { numRuns: 1 }, deadline.remainingMs(), context, tally)) && !context.keepGoing)
+      return tally;
   }
   return tally;
 }
 
 /** `--path`: one fast-check counterexample replayed against the adapter (and shrunk on if it still fails). */
-export async function replayFuzzPath(spec: CheckSpec, geometry: Geometry, path: string, context: CheckContext): Promise<CheckTally> {
+export async function replayFuzzPath(
+  spec: CheckSpec,
+  geometry: Geometry,
+  path: string,
+  context: CheckContext,
+): Promise<CheckTally> {
   const tally = newTally();
   tally.geometries.push(geometry);
   context.progress(spec.id, `${describeGeometry(geometry)}: path ${path}`);
   const started = performance.now();
-  const result = await runFuzz({ ...fuzzOptionsFor(spec, geometry, context), path, shrinkBudgetMs: context.runDeadline.remainingMs() });
+  const result = await runFuzz({
+    ...fuzzOptionsFor(spec, geometry, context),
+    path,
+    shrinkBudgetMs: context.runDeadline.remainingMs(),
+  });
   const ms = performance.now() - started;
-  countUnit(context, tally, { runs: result.runs, steps: result.steps, crashPoints: result.crashStates, covered: result.covered, ms });
-  const failure = result.failure === null
-    ? null
-    : fromFuzz(result.failure, conformPathCommand({ seed: context.seed, path: result.failure.path, checkId: spec.id, geometry, command: context.command }), context.command);
-  tally.cases.push({ name: describeGeometry(geometry), geometry: describeGeometry(geometry), runs: result.runs, steps: result.steps, seconds: ms / 1000, failure, skipped: null });
+  countUnit(context, tally, {
+    runs: result.runs,
+    steps: result.steps,
+    crashPoints: result.crashStates,
+    covered: result.covered,
+    ms,
+  });
+  const failure =
+    result.failure === null
+      ? null
+      : fromFuzz(
+          result.failure,
+          conformPathCommand({
+            seed: context.seed,
+            path: result.failure.path,
+            checkId: spec.id,
+            geometry,
+            command: context.command,
+          }),
+          context.command,
+        );
+  tally.cases.push({
+    name: describeGeometry(geometry),
+    geometry: describeGeometry(geometry),
+    runs: result.runs,
+    steps: result.steps,
+    seconds: ms / 1000,
+    failure,
+    skipped: null,
+  });
   return tally;
 }
 
@@ -250,7 +383,12 @@ export function sweepOrder(): string[] {
  * for every situation still sweeps different ones in different runs and levels,
  * and every situation lands on several geometries over runs.
  */
-export async function runSweepCheck(spec: CheckSpec, geometries: readonly Geometry[], deadline: Deadline, context: CheckContext): Promise<CheckTally> {
+export async function runSweepCheck(
+  spec: CheckSpec,
+  geometries: readonly Geometry[],
+  deadline: Deadline,
+  context: CheckContext,
+): Promise<CheckTally> {
   const tally = newTally();
   const names = sweepOrder();
   const offset = context.seed + levels.indexOf(spec.level);
@@ -260,7 +398,15 @@ export async function runSweepCheck(spec: CheckSpec, geometries: readonly Geomet
     if (context.interrupted()) break;
     if (deadline.passed()) {
       tally.cutByBudget = true;
-      tally.cases.push({ name, geometry: null, runs: 0, steps: 0, seconds: 0, failure: null, skipped: 'not run: cut by the time budget' });
+      tally.cases.push({
+        name,
+        geometry: null,
+        runs: 0,
+        steps: 0,
+        seconds: 0,
+        failure: null,
+        skipped: 'not run: cut by the time budget',
+      });
       continue;
     }
     let cut = false;
@@ -276,17 +422,39 @@ export async function runSweepCheck(spec: CheckSpec, geometries: readonly Geomet
         cut = context.interrupted() || deadline.passed() || !deadline.fits(context.rate.estimateMs(12));
         return cut;
       },
-      onProgress: (text) => context.progress(spec.id, `${describeGeometry(geometry)}: ${text.replace(/^failpoint sweep: /, '')}`),
+      onProgress: (text) =>
+        context.progress(spec.id, `${describeGeometry(geometry)}: ${text.replace(/^failpoint sweep: /, '')}`),
     });
     const ms = performance.now() - started;
-    countUnit(context, tally, { runs: result.runs, steps: result.steps, crashPoints: result.crashPoints, covered: result.covered, ms });
+    countUnit(context, tally, {
+      runs: result.runs,
+      steps: result.steps,
+      crashPoints: result.crashPoints,
+      covered: result.covered,
+      ms,
+    });
     if (cut && !context.interrupted()) tally.cutByBudget = true;
     if (result.runs === 0) continue;
     if (!tally.geometries.includes(geometry)) tally.geometries.push(geometry);
-    const failure = result.failure === null
-      ? null
-      : fromScenario(null, result.failure.message, result.failure.differences, result.failure.tracePath, context.command);
-    tally.cases.push({ name, geometry: describeGeometry(geometry), runs: result.runs, steps: result.steps, seconds: ms / 1000, failure, skipped: null });
+    const failure =
+      result.failure === null
+        ? null
+        : fromScenario(
+            null,
+            result.failure.message,
+            result.failure.differences,
+            result.failure.tracePath,
+            context.command,
+          );
+    tally.cases.push({
+      name,
+      geometry: describeGeometry(geometry),
+      runs: result.runs,
+      steps: result.steps,
+      seconds: ms / 1000,
+      failure,
+      skipped: null,
+    });
     if (failure !== null && !context.keepGoing) return tally;
   }
   return tally;

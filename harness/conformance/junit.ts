@@ -42,10 +42,22 @@ function addCase(suite: XMLBuilder, classname: string, item: CaseResult): void {
 function addCheck(root: XMLBuilder, check: CheckResult): void {
   const failures = check.cases.filter((item) => item.failure !== null).length;
   const skipped = check.cases.filter((item) => item.skipped !== null).length;
-  const suite = root.ele('testsuite', { name: `cowmap.${check.id}`, tests: String(check.cases.length), failures: String(failures), errors: '0', skipped: String(skipped), time: seconds(check.seconds) });
+  const suite = root.ele('testsuite', {
+    name: `cowmap.${check.id}`,
+    tests: String(check.cases.length),
+    failures: String(failures),
+    errors: '0',
+    skipped: String(skipped),
+    time: seconds(check.seconds),
+  });
   const classname = `cowmap.${check.id.replace('/', '.')}`;
   for (const item of check.cases) addCase(suite, classname, item);
-  if (check.cutByBudget) suite.ele('system-out').txt(`${check.id} was cut by the time budget: ${check.runs} runs, ${check.steps} steps in ${check.seconds.toFixed(1)} s`);
+  if (check.cutByBudget)
+    suite
+      .ele('system-out')
+      .txt(
+        `${check.id} was cut by the time budget: ${check.runs} runs, ${check.steps} steps in ${check.seconds.toFixed(1)} s`,
+      );
 }
 
 export function junitReport(report: ConformanceReport): string {
@@ -60,22 +72,59 @@ export function junitReport(report: ConformanceReport): string {
   });
   for (const level of report.levels) {
     if (level.status === 'skipped' || (level.status === 'not run' && level.checks.length === 0)) {
-      const suite = root.ele('testsuite', { name: `cowmap.${level.level}`, tests: '1', failures: '0', errors: '0', skipped: '1', time: '0.000' });
-      suite.ele('testcase', { classname: `cowmap.${level.level}`, name: level.level, time: '0.000' }).ele('skipped', { message: level.reason ?? level.status });
+      const suite = root.ele('testsuite', {
+        name: `cowmap.${level.level}`,
+        tests: '1',
+        failures: '0',
+        errors: '0',
+        skipped: '1',
+        time: '0.000',
+      });
+      suite
+        .ele('testcase', { classname: `cowmap.${level.level}`, name: level.level, time: '0.000' })
+        .ele('skipped', { message: level.reason ?? level.status });
       continue;
     }
     for (const check of level.checks) addCheck(root, check);
   }
   if (report.error !== null || report.interrupted) {
-    const suite = root.ele('testsuite', { name: 'cowmap.run', tests: '1', failures: '0', errors: '1', skipped: '0', time: seconds(report.seconds) });
-    const message = report.error === null ? 'the run was interrupted: the report is partial' : `${report.error.code}: ${report.error.message}`;
-    suite.ele('testcase', { classname: 'cowmap.run', name: 'the run', time: seconds(report.seconds) }).ele('error', { message: firstLine(message), type: report.error?.code ?? 'interrupted' }).txt(message);
+    const suite = root.ele('testsuite', {
+      name: 'cowmap.run',
+      tests: '1',
+      failures: '0',
+      errors: '1',
+      skipped: '0',
+      time: seconds(report.seconds),
+    });
+    const message =
+      report.error === null
+        ? 'the run was interrupted: the report is partial'
+        : `${report.error.code}: ${report.error.message}`;
+    suite
+      .ele('testcase', { classname: 'cowmap.run', name: 'the run', time: seconds(report.seconds) })
+      .ele('error', { message: firstLine(message), type: report.error?.code ?? 'interrupted' })
+      .txt(message);
   }
   const messages = report.warnings.messages;
   if (messages.count > 0) {
-    const suite = root.ele('testsuite', { name: 'cowmap.warnings', tests: '1', failures: '0', errors: '0', skipped: '0', time: '0.000' });
-    const text = [`${messages.count} rejection messages do not name the operation, the region and the phase (a warning; --strict-messages fails them), e.g.:`, ...messages.examples.map((example) => `${example.step}: ${JSON.stringify(example.message)} lacks ${example.missing.join(', ')}`)].join('\n');
-    suite.ele('testcase', { classname: 'cowmap.warnings', name: 'rejection messages', time: '0.000' }).ele('system-out').txt(text);
+    const suite = root.ele('testsuite', {
+      name: 'cowmap.warnings',
+      tests: '1',
+      failures: '0',
+      errors: '0',
+      skipped: '0',
+      time: '0.000',
+    });
+    const text = [
+      `${messages.count} rejection messages do not name the operation, the region and the phase (a warning; --strict-messages fails them), e.g.:`,
+      ...messages.examples.map(
+        (example) => `${example.step}: ${JSON.stringify(example.message)} lacks ${example.missing.join(', ')}`,
+      ),
+    ].join('\n');
+    suite
+      .ele('testcase', { classname: 'cowmap.warnings', name: 'rejection messages', time: '0.000' })
+      .ele('system-out')
+      .txt(text);
   }
   return `${doc.end({ prettyPrint: true })}\n`;
 }

@@ -28,14 +28,21 @@ class WordedSut extends ReferenceSut {
 describe('rejection messages', () => {
   it('worded its own way: a warning, counted with examples, and the trace passes', async () => {
     const warnings = new MessageWarnings();
-    const result = await replayTrace(trace, new WordedSut(() => 'a cycle is not running'), { messages: { strict: false, warnings } });
+    const result = await replayTrace(trace, new WordedSut(() => 'a cycle is not running'), {
+      messages: { strict: false, warnings },
+    });
     assert.equal(result.failure, null);
     assert.equal(warnings.count, 2);
-    assert.match(warnings.examples[0]!.missing.join(', '), /the operation \(transfer\), the region \(1\), the phase \(idle\)/);
+    assert.match(
+      warnings.examples[0]!.missing.join(', '),
+      /the operation \(transfer\), the region \(1\), the phase \(idle\)/,
+    );
   });
 
   it('worded its own way under --strict-messages: a failure', async () => {
-    const result = await replayTrace(trace, new WordedSut(() => 'a cycle is not running'), { messages: { strict: true } });
+    const result = await replayTrace(trace, new WordedSut(() => 'a cycle is not running'), {
+      messages: { strict: true },
+    });
     assert.match(result.failure?.message ?? '', /does not name the operation \(transfer\)/);
   });
 
@@ -44,9 +51,12 @@ describe('rejection messages', () => {
     assert.match(result.failure?.message ?? '', /has no message/);
   });
 
-  it('the reference implementation\'s messages name all three', async () => {
+  it("the reference implementation's messages name all three", async () => {
     const warnings = new MessageWarnings();
-    assert.equal((await replayTrace(trace, new ReferenceSut(), { messages: { strict: false, warnings } })).failure, null);
+    assert.equal(
+      (await replayTrace(trace, new ReferenceSut(), { messages: { strict: false, warnings } })).failure,
+      null,
+    );
     assert.equal(warnings.count, 0);
   });
 });

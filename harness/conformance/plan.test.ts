@@ -1,11 +1,24 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Feature } from '../sut.ts';
-import { allCheckIds, checkSelected, isBounded, levelChecks, levels, selectedLevels, unknownCheckNames } from './plan.ts';
+import {
+  allCheckIds,
+  checkSelected,
+  isBounded,
+  levelChecks,
+  levels,
+  selectedLevels,
+  unknownCheckNames,
+} from './plan.ts';
 
 describe('the plan of checks', () => {
   it('runs the cheap checks whole and bounds the others', () => {
-    assert.deepEqual(levelChecks('rules', new Set()).filter((spec) => !isBounded(spec.kind)).map((spec) => spec.id), ['rules/traces', 'rules/protocol']);
+    assert.deepEqual(
+      levelChecks('rules', new Set())
+        .filter((spec) => !isBounded(spec.kind))
+        .map((spec) => spec.id),
+      ['rules/traces', 'rules/protocol'],
+    );
     for (const level of levels) {
       const kinds = levelChecks(level, new Set()).map((spec) => spec.kind);
       assert.ok(kinds.includes('history'), `${level} has a long history`);
@@ -15,7 +28,10 @@ describe('the plan of checks', () => {
 
   it('crashes as each level asks, torn only where offered', () => {
     const all = new Set<Feature>(['failpoint', 'power-loss', 'torn']);
-    assert.deepEqual(levelChecks('rules', all).map((spec) => [spec.crashBetween, spec.crashModes.length]), levelChecks('rules', all).map(() => [false, 0]));
+    assert.deepEqual(
+      levelChecks('rules', all).map((spec) => [spec.crashBetween, spec.crashModes.length]),
+      levelChecks('rules', all).map(() => [false, 0]),
+    );
     assert.ok(levelChecks('crash', all).every((spec) => spec.crashBetween && spec.crashModes.length === 0));
     assert.deepEqual(levelChecks('failpoint', all)[0]!.crashModes, ['process']);
     assert.deepEqual(levelChecks('power', all)[0]!.crashModes, ['power', 'torn']);
@@ -24,8 +40,14 @@ describe('the plan of checks', () => {
 
   it('selects checks by id or kind, and names the unknown ones', () => {
     const specs = levels.flatMap((level) => levelChecks(level, new Set()));
-    assert.deepEqual(specs.filter((spec) => checkSelected(spec, ['paths'])).map((spec) => spec.id), ['rules/paths', 'crash/paths']);
-    assert.deepEqual(specs.filter((spec) => checkSelected(spec, ['crash/history'])).map((spec) => spec.id), ['crash/history']);
+    assert.deepEqual(
+      specs.filter((spec) => checkSelected(spec, ['paths'])).map((spec) => spec.id),
+      ['rules/paths', 'crash/paths'],
+    );
+    assert.deepEqual(
+      specs.filter((spec) => checkSelected(spec, ['crash/history'])).map((spec) => spec.id),
+      ['crash/history'],
+    );
     assert.equal(specs.filter((spec) => checkSelected(spec, [])).length, specs.length);
     assert.deepEqual(unknownCheckNames(['paths', 'rules/sweep', 'nonsense']), ['rules/sweep', 'nonsense']);
     assert.equal(new Set(allCheckIds()).size, allCheckIds().length, 'ids are unique');

@@ -121,7 +121,14 @@ export function traceLevel(trace: Trace): Level {
   let level: Level = 'rules';
   for (const step of trace.steps) {
     if (step.kind !== 'op') continue;
-    const needs: Level = step.crashAt?.mode === 'power' ? 'power' : step.crashAt !== undefined ? 'failpoint' : step.op === 'crash' ? 'crash' : 'rules';
+    const needs: Level =
+      step.crashAt?.mode === 'power'
+        ? 'power'
+        : step.crashAt !== undefined
+          ? 'failpoint'
+          : step.op === 'crash'
+            ? 'crash'
+            : 'rules';
     if (levels.indexOf(needs) > levels.indexOf(level)) level = needs;
   }
   return level;

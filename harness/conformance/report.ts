@@ -5,13 +5,15 @@ import { readFileSync } from 'node:fs';
 import type { CheckResult, ConformanceReport } from './result.ts';
 
 /** cowmap's version, from its package.json (found from this file, not the working directory). */
-export const cowmapVersion: string = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+export const cowmapVersion: string = (
+  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
 
 export const budgetRuleSummary =
   'traces and protocol rules of every level run first, whole; then levels share what is left by weight (rules 3, crash 3, failpoint 3, power 2) in order; ' +
   'a level keeps back time for its long history (2.5 times its estimate, at most half the level), path tests 3, failpoint sweep 4 and fast-check 3 share the rest, ' +
   'the long history runs last with what the level has left; unused time flows to the next; a unit expected to end past its deadline does not start; ' +
-  'shrinking may use the rest of the run (--keep-going: the check\'s share)';
+  "shrinking may use the rest of the run (--keep-going: the check's share)";
 
 /** Transitions not taken named in the summary (more: see --reports). */
 const missingShownMax = 6;
@@ -31,8 +33,12 @@ function checkLine(check: CheckResult): string {
   const mark = check.status === 'failed' ? 'FAIL' : check.status === 'not run' ? 'skip' : 'ok  ';
   const parts = [plural(check.runs, 'run'), plural(check.steps, 'step')];
   if (check.crashPoints > 0) parts.push(plural(check.crashPoints, 'crash point'));
-  if (check.geometries.length > 0) parts.push(`${check.geometries.length} geometr${check.geometries.length === 1 ? 'y' : 'ies'}`);
-  const time = check.allotmentSeconds === null ? `${check.seconds.toFixed(1)} s` : `${check.seconds.toFixed(1)} s of ${check.allotmentSeconds.toFixed(1)} s`;
+  if (check.geometries.length > 0)
+    parts.push(`${check.geometries.length} geometr${check.geometries.length === 1 ? 'y' : 'ies'}`);
+  const time =
+    check.allotmentSeconds === null
+      ? `${check.seconds.toFixed(1)} s`
+      : `${check.seconds.toFixed(1)} s of ${check.allotmentSeconds.toFixed(1)} s`;
   return `  ${mark} ${check.id.padEnd(20)} ${check.name}: ${parts.join(', ')}, ${time}${check.cutByBudget ? ' (cut by the budget)' : ''}`;
 }
 
@@ -46,7 +52,8 @@ function failureLines(check: CheckResult): string[] {
     if (failure.trace !== null) lines.push(`       shortest failing trace: ${failure.trace}`);
     for (const command of failure.replay) lines.push(`       replay: ${command}`);
   }
-  if (failed.length > failuresShownMax) lines.push(`       ... and ${failed.length - failuresShownMax} more failed cases (see --report)`);
+  if (failed.length > failuresShownMax)
+    lines.push(`       ... and ${failed.length - failuresShownMax} more failed cases (see --report)`);
   return lines;
 }
 
@@ -61,7 +68,9 @@ export function formatReport(report: ConformanceReport): string {
   ];
   for (const level of report.levels) {
     const status = level.status === 'not run' ? 'NOT RUN' : level.status.toUpperCase();
-    lines.push(`level ${level.level}: ${status}${level.reason === null ? '' : ` (${level.reason})`}${level.checks.length === 0 ? '' : ` in ${level.seconds.toFixed(1)} s`}`);
+    lines.push(
+      `level ${level.level}: ${status}${level.reason === null ? '' : ` (${level.reason})`}${level.checks.length === 0 ? '' : ` in ${level.seconds.toFixed(1)} s`}`,
+    );
     for (const check of level.checks) {
       lines.push(checkLine(check));
       lines.push(...failureLines(check));
@@ -69,20 +78,41 @@ export function formatReport(report: ConformanceReport): string {
   }
   lines.push('');
   const coverage = report.coverage;
-  const missing = coverage.missing.length === 0 ? '' : coverage.missing.length <= missingShownMax ? ` (not taken: ${coverage.missing.join(', ')})` : '';
+  const missing =
+    coverage.missing.length === 0
+      ? ''
+      : coverage.missing.length <= missingShownMax
+        ? ` (not taken: ${coverage.missing.join(', ')})`
+        : '';
   lines.push(`covered: ${coverage.covered}/${coverage.total} transitions of the statechart${missing}`);
   lines.push(`geometries: ${report.geometries.length === 0 ? '(none)' : report.geometries.join(', ')}`);
-  lines.push(`${report.steps} steps, ${report.crashPoints} crash points, in ${report.seconds.toFixed(1)} s (${Math.round(report.steps / Math.max(report.seconds, 1e-3))} steps/s)`);
-  if (report.budget.cutChecks.length > 0) lines.push(`cut by the time budget: ${report.budget.cutChecks.join(', ')} (a longer --time-budget runs more of them)`);
+  lines.push(
+    `${report.steps} steps, ${report.crashPoints} crash points, in ${report.seconds.toFixed(1)} s (${Math.round(report.steps / Math.max(report.seconds, 1e-3))} steps/s)`,
+  );
+  if (report.budget.cutChecks.length > 0)
+    lines.push(
+      `cut by the time budget: ${report.budget.cutChecks.join(', ')} (a longer --time-budget runs more of them)`,
+    );
   const messages = report.warnings.messages;
   if (messages.count > 0) {
-    lines.push(`warning: ${messages.count} rejection message${messages.count === 1 ? ' does' : 's do'} not name the operation, the region and the phase (docs/protocol.md section 4); they pass, --strict-messages fails them. For example:`);
-    for (const example of messages.examples) lines.push(`  ${example.step}: ${JSON.stringify(example.message)} lacks ${example.missing.join(', ')}`);
+    lines.push(
+      `warning: ${messages.count} rejection message${messages.count === 1 ? ' does' : 's do'} not name the operation, the region and the phase (docs/protocol.md section 4); they pass, --strict-messages fails them. For example:`,
+    );
+    for (const example of messages.examples)
+      lines.push(`  ${example.step}: ${JSON.stringify(example.message)} lacks ${example.missing.join(', ')}`);
   }
   if (report.error !== null) lines.push(`${report.error.code}: ${report.error.message}`);
   const passed = report.levels.filter((level) => level.status === 'passed').map((level) => level.level);
   lines.push(`levels passed: ${passed.length === 0 ? 'none' : passed.join(', ')}`);
-  lines.push(report.interrupted ? 'INTERRUPTED (the report is partial)' : report.error !== null ? 'NOT JUDGED' : report.conforms ? 'CONFORMS' : 'DOES NOT CONFORM');
+  lines.push(
+    report.interrupted
+      ? 'INTERRUPTED (the report is partial)'
+      : report.error !== null
+        ? 'NOT JUDGED'
+        : report.conforms
+          ? 'CONFORMS'
+          : 'DOES NOT CONFORM',
+  );
   return lines.join('\n');
 }
 

@@ -64,7 +64,11 @@ export interface LevelResult {
 
 export interface MessageWarningsReport {
   readonly count: number;
-  readonly examples: readonly { readonly step: string; readonly message: string; readonly missing: readonly string[] }[];
+  readonly examples: readonly {
+    readonly step: string;
+    readonly message: string;
+    readonly missing: readonly string[];
+  }[];
 }
 
 export interface ConformanceReport {
@@ -72,7 +76,11 @@ export interface ConformanceReport {
   readonly protocol: 1;
   /** ISO 8601. */
   readonly startedAt: string;
-  readonly implementation: { readonly name: string; readonly version: string | null; readonly command: readonly string[] };
+  readonly implementation: {
+    readonly name: string;
+    readonly version: string | null;
+    readonly command: readonly string[];
+  };
   readonly command: readonly string[];
   readonly features: readonly Feature[];
   readonly seed: number;

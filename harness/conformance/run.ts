@@ -15,10 +15,26 @@ import { keptRunning } from '../sut.ts';
 import type { Feature, SystemUnderTest } from '../sut.ts';
 import { readTrace } from '../trace/reader.ts';
 import { transitionCoverage } from '../transitionCoverage.ts';
-import { checkAllotmentMs, checkWeights, Deadline, defaultBudgetSeconds, historyReserveMs, levelWeights, share, StepRate } from './budget.ts';
+import {
+  checkAllotmentMs,
+  checkWeights,
+  Deadline,
+  defaultBudgetSeconds,
+  historyReserveMs,
+  levelWeights,
+  share,
+  StepRate,
+} from './budget.ts';
 import { checkResult } from './context.ts';
 import type { CheckContext, CheckTally } from './context.ts';
-import { historyStepsEstimate, replayFuzzPath, runFuzzCheck, runHistoryCheck, runPathCheck, runSweepCheck } from './generatedChecks.ts';
+import {
+  historyStepsEstimate,
+  replayFuzzPath,
+  runFuzzCheck,
+  runHistoryCheck,
+  runPathCheck,
+  runSweepCheck,
+} from './generatedChecks.ts';
 import { checkSelected, isBounded, levelChecks, levelNeeds, selectedLevels, traceLevel, tracesTorn } from './plan.ts';
 import type { CheckSpec, Level } from './plan.ts';
 import type { ProgressStatus } from './progress.ts';
@@ -31,7 +47,10 @@ export interface ConformanceOptions {
   /** The adapter command (for the replay commands printed and the protocol checks' own processes). */
   readonly command: readonly string[];
   /** The implementation, kept running across checks (an AdapterSut of `command`). */
-  readonly sut: SystemUnderTest & { start?(): Promise<void>; readonly hello?: { readonly name: string; readonly version: string } | null };
+  readonly sut: SystemUnderTest & {
+    start?(): Promise<void>;
+    readonly hello?: { readonly name: string; readonly version: string } | null;
+  };
   /** The highest level (default power), or the only one with levelMode 'only'. */
   readonly level?: Level;
   readonly levelMode?: 'only' | 'upTo';
@@ -62,7 +81,8 @@ export interface ConformanceOptions {
 
 /** A ProtocolError, or any error, as the report's error. */
 export function errorOf(error: unknown): { code: string; message: string } {
-  if (error instanceof ProtocolError) return { code: 'E_BAD_REQUEST', message: `the implementation broke adapter protocol 1: ${error.message}` };
+  if (error instanceof ProtocolError)
+    return { code: 'E_BAD_REQUEST', message: `the implementation broke adapter protocol 1: ${error.message}` };
   const code = (error as { code?: unknown } | null)?.code;
   const message = error instanceof Error ? error.message : String(error);
   return { code: typeof code === 'string' && /^E_[A-Z_]+$/.test(code) ? code : 'E_INTERNAL', message };
@@ -71,7 +91,9 @@ export function errorOf(error: unknown): { code: string; message: string } {
 /** The geometries a run uses: the pinned one, or the set (without the largest with quick). */
 export function runGeometries(options: Pick<ConformanceOptions, 'geometry' | 'quick'>): Geometry[] {
   if (options.geometry !== undefined) return [options.geometry];
-  return options.quick === true ? conformGeometries.filter((geometry) => geometry.regions < 1000) : [...conformGeometries];
+  return options.quick === true
+    ? conformGeometries.filter((geometry) => geometry.regions < 1000)
+    : [...conformGeometries];
 }
 
 interface LevelPlan {
@@ -126,7 +148,8 @@ export class ConformanceRun {
       // Killed to end a request in flight: not the implementation's fault.
       if (!this.interrupted) this.error = errorOf(error);
       // The user sees `CODE: message`; COWMAP_DEBUG=1 shows where cowmap met it.
-      if (process.env.COWMAP_DEBUG === '1') process.stderr.write(`${error instanceof Error ? error.stack : String(error)}\n`);
+      if (process.env.COWMAP_DEBUG === '1')
+        process.stderr.write(`${error instanceof Error ? error.stack : String(error)}\n`);
     }
     if (!this.interrupted) {
       try {
@@ -186,15 +209,23 @@ export class ConformanceRun {
    */
   private async runLevels(): Promise<void> {
     const options = this.options;
-    const traces = options.traces.map((file) => traceEntry(readTrace(readFileSync(file, 'utf8'), file), options.tracesDir ?? null));
+    const traces = options.traces.map((file) =>
+      traceEntry(readTrace(readFileSync(file, 'utf8'), file), options.tracesDir ?? null),
+    );
     await options.sut.start?.();
     const features = options.sut.features;
     const shared = { features, traces, geometries: runGeometries(options), context: this.context() };
     this.plans = selectedLevels(options.level ?? 'power', options.levelMode ?? 'upTo').map((level): LevelPlan => {
       const missing = levelNeeds[level].filter((feature) => !features.has(feature));
-      if (missing.length > 0) return { level, specs: [], skipped: { status: 'skipped', reason: `the implementation does not offer ${missing.join(', ')}` } };
+      if (missing.length > 0)
+        return {
+          level,
+          specs: [],
+          skipped: { status: 'skipped', reason: `the implementation does not offer ${missing.join(', ')}` },
+        };
       const specs = levelChecks(level, features).filter((spec) => checkSelected(spec, options.checks ?? []));
-      if (specs.length === 0) return { level, specs, skipped: { status: 'not run', reason: 'no check of this level selected (--check)' } };
+      if (specs.length === 0)
+        return { level, specs, skipped: { status: 'not run', reason: 'no check of this level selected (--check)' } };
       return { level, specs, skipped: null };
     });
     const active = this.plans.filter((plan) => plan.skipped === null);
@@ -209,9 +240,16 @@ export class ConformanceRun {
     for (const [index, plan] of withBounded.entries()) {
       if (this.stopped()) return;
       const levelsLeft = withBounded.slice(index).reduce((sum, next) => sum + levelWeights[next.level], 0);
-      const levelDeadline = new Deadline(Math.min(this.runDeadline.atMs, performance.now() + share(this.runDeadline.remainingMs(), levelWeights[plan.level], levelsLeft)));
+      const levelDeadline = new Deadline(
+        Math.min(
+          this.runDeadline.atMs,
+          performance.now() + share(this.runDeadline.remainingMs(), levelWeights[plan.level], levelsLeft),
+        ),
+      );
       const bounded = plan.specs.filter((item) => isBounded(item.kind));
-      const reserveMs = bounded.some((item) => item.kind === 'history') ? historyReserveMs(levelDeadline.remainingMs(), this.rateOf(plan.level).estimateMs(historyStepsEstimate)) : 0;
+      const reserveMs = bounded.some((item) => item.kind === 'history')
+        ? historyReserveMs(levelDeadline.remainingMs(), this.rateOf(plan.level).estimateMs(historyStepsEstimate))
+        : 0;
       for (const [at, spec] of bounded.entries()) {
         if (this.stopped()) return;
         const checksLeft = bounded.slice(at).reduce((sum, next) => sum + checkWeights[next.kind], 0);
@@ -225,7 +263,10 @@ export class ConformanceRun {
   /** Interrupted, or a check failed and --keep-going was not given. */
   private stopped(): boolean {
     if (this.interrupted) return true;
-    return !this.options.keepGoing && [...this.checksByLevel.values()].some((checks) => checks.some((check) => check.status === 'failed'));
+    return (
+      !this.options.keepGoing &&
+      [...this.checksByLevel.values()].some((checks) => checks.some((check) => check.status === 'failed'))
+    );
   }
 
   /** The cheap checks stop at the run's deadline, except with --quick (make test's smoke runs: every trace, whatever the budget). */
@@ -242,7 +283,13 @@ export class ConformanceRun {
     return rate;
   }
 
-  private async runCheck(level: Level, spec: CheckSpec, allotmentMs: number | null, shared: SharedInputs, levelDeadline?: Deadline): Promise<void> {
+  private async runCheck(
+    level: Level,
+    spec: CheckSpec,
+    allotmentMs: number | null,
+    shared: SharedInputs,
+    levelDeadline?: Deadline,
+  ): Promise<void> {
     this.currentLevel = level;
     this.levelRate = this.rateOf(level);
     const started = performance.now();
@@ -250,7 +297,10 @@ export class ConformanceRun {
     if (allotmentMs !== null) {
       tally = await this.runBounded(spec, new Deadline(Math.min(levelDeadline!.atMs, started + allotmentMs)), shared);
     } else if (spec.kind === 'traces') {
-      const selected = shared.traces.filter(({ trace }) => traceLevel(trace) === level && (level !== 'power' || shared.features.has('torn') || !tracesTorn(trace)));
+      const selected = shared.traces.filter(
+        ({ trace }) =>
+          traceLevel(trace) === level && (level !== 'power' || shared.features.has('torn') || !tracesTorn(trace)),
+      );
       tally = await runTraceCheck(spec, selected, this.cheapDeadline(), shared.context);
     } else {
       tally = await runProtocolCheck(spec, this.cheapDeadline(), shared.context);
@@ -263,7 +313,8 @@ export class ConformanceRun {
 
   private runBounded(spec: CheckSpec, deadline: Deadline, shared: SharedInputs): Promise<CheckTally> {
     const { geometries, context } = shared;
-    if (this.options.fuzzPath !== undefined) return replayFuzzPath(spec, geometries[0]!, this.options.fuzzPath, context);
+    if (this.options.fuzzPath !== undefined)
+      return replayFuzzPath(spec, geometries[0]!, this.options.fuzzPath, context);
     switch (spec.kind) {
       case 'paths':
         return runPathCheck(spec, geometries, deadline, context);
@@ -277,12 +328,20 @@ export class ConformanceRun {
   }
 
   private levelResult(plan: LevelPlan): LevelResult {
-    if (plan.skipped !== null) return { level: plan.level, status: plan.skipped.status, reason: plan.skipped.reason, checks: [], seconds: 0 };
+    if (plan.skipped !== null)
+      return { level: plan.level, status: plan.skipped.status, reason: plan.skipped.reason, checks: [], seconds: 0 };
     const checks = this.checksByLevel.get(plan.level) ?? [];
     const seconds = checks.reduce((sum, check) => sum + check.seconds, 0);
-    if (checks.some((check) => check.status === 'failed')) return { level: plan.level, status: 'failed', reason: null, checks, seconds };
+    if (checks.some((check) => check.status === 'failed'))
+      return { level: plan.level, status: 'failed', reason: null, checks, seconds };
     if (this.finished.has(plan.level)) return { level: plan.level, status: 'passed', reason: null, checks, seconds };
-    const reason = this.interrupted ? 'interrupted' : this.error !== null ? 'stopped by an error' : this.stopped() ? 'an earlier check failed; --keep-going runs every check' : 'running';
+    const reason = this.interrupted
+      ? 'interrupted'
+      : this.error !== null
+        ? 'stopped by an error'
+        : this.stopped()
+          ? 'an earlier check failed; --keep-going runs every check'
+          : 'running';
     return { level: plan.level, status: 'not run', reason, checks, seconds };
   }
 
@@ -297,19 +356,31 @@ export class ConformanceRun {
       cowmapVersion,
       protocol: 1,
       startedAt: this.startedAt,
-      implementation: { name: hello?.name ?? options.sut.name, version: hello?.version ?? null, command: options.command },
+      implementation: {
+        name: hello?.name ?? options.sut.name,
+        version: hello?.version ?? null,
+        command: options.command,
+      },
       command: options.command,
       features: [...options.sut.features],
       seed: options.seed,
       geometries: [...this.geometriesRun.keys()],
-      budget: { seconds: this.budgetMs / 1000, rule: budgetRuleSummary, cutChecks: checks.filter((check) => check.cutByBudget).map((check) => check.id) },
+      budget: {
+        seconds: this.budgetMs / 1000,
+        rule: budgetRuleSummary,
+        cutChecks: checks.filter((check) => check.cutByBudget).map((check) => check.id),
+      },
       strictMessages: options.strictMessages === true,
       levels,
       warnings: { messages: { count: this.warnings.count, examples: this.warnings.examples } },
       coverage: transitionCoverage(this.hits),
       interrupted,
       error: this.error,
-      conforms: !interrupted && this.error === null && levels.every((level) => level.status !== 'failed') && levels.some((level) => level.status === 'passed'),
+      conforms:
+        !interrupted &&
+        this.error === null &&
+        levels.every((level) => level.status !== 'failed') &&
+        levels.some((level) => level.status === 'passed'),
       seconds: (performance.now() - this.started) / 1000,
       steps: checks.reduce((sum, check) => sum + check.steps, 0),
       crashPoints: checks.reduce((sum, check) => sum + check.crashPoints, 0),

@@ -26,7 +26,12 @@ export function traceEntry(trace: Trace, tracesDir: string | null): TraceEntry {
 
 const notRun = 'not run: an earlier case failed (--keep-going runs every one)';
 
-export async function runTraceCheck(spec: CheckSpec, entries: readonly TraceEntry[], deadline: Deadline | null, context: CheckContext): Promise<CheckTally> {
+export async function runTraceCheck(
+  spec: CheckSpec,
+  entries: readonly TraceEntry[],
+  deadline: Deadline | null,
+  context: CheckContext,
+): Promise<CheckTally> {
   const tally = newTally();
   let stopped = false;
   for (const { trace, name } of entries) {
@@ -34,22 +39,52 @@ export async function runTraceCheck(spec: CheckSpec, entries: readonly TraceEntr
     const outOfTime = deadline?.passed() === true;
     if (stopped || context.interrupted() || outOfTime) {
       tally.cutByBudget ||= outOfTime && !stopped && !context.interrupted();
-      tally.cases.push({ name, geometry, runs: 0, steps: 0, seconds: 0, failure: null, skipped: context.interrupted() ? 'not run: interrupted' : stopped ? notRun : 'not run: the time budget was spent' });
+      tally.cases.push({
+        name,
+        geometry,
+        runs: 0,
+        steps: 0,
+        seconds: 0,
+        failure: null,
+        skipped: context.interrupted()
+          ? 'not run: interrupted'
+          : stopped
+            ? notRun
+            : 'not run: the time budget was spent',
+      });
       continue;
     }
     context.progress(spec.id, name);
     const started = performance.now();
     const result = await replayTrace(trace, context.sut);
     const ms = performance.now() - started;
-    countUnit(context, tally, { runs: 1, steps: result.stats.steps, crashPoints: result.stats.crashStates, covered: result.covered, ms });
+    countUnit(context, tally, {
+      runs: 1,
+      steps: result.stats.steps,
+      crashPoints: result.stats.crashStates,
+      covered: result.covered,
+      ms,
+    });
     const failure = result.failure === null ? null : fromReplay(result.failure, context.command);
-    tally.cases.push({ name, geometry, runs: 1, steps: result.stats.steps, seconds: ms / 1000, failure, skipped: null });
+    tally.cases.push({
+      name,
+      geometry,
+      runs: 1,
+      steps: result.stats.steps,
+      seconds: ms / 1000,
+      failure,
+      skipped: null,
+    });
     if (failure !== null && !context.keepGoing) stopped = true;
   }
   return tally;
 }
 
-export async function runProtocolCheck(spec: CheckSpec, deadline: Deadline | null, context: CheckContext): Promise<CheckTally> {
+export async function runProtocolCheck(
+  spec: CheckSpec,
+  deadline: Deadline | null,
+  context: CheckContext,
+): Promise<CheckTally> {
   const tally = newTally();
   if (deadline?.passed() === true) {
     tally.cutByBudget = true;

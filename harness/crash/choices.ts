@@ -32,7 +32,12 @@ export interface Choice {
 export const noShape: ChoiceShape = { writes: [], truncates: 0, namespace: 0 };
 
 /** Explicit choices of a power crash that keeps nothing unsynced. */
-export const dropEverything: PowerChoices = { keepWrite: () => false, keepSector: () => false, keepTruncate: () => false, keepNamespace: () => false };
+export const dropEverything: PowerChoices = {
+  keepWrite: () => false,
+  keepSector: () => false,
+  keepTruncate: () => false,
+  keepNamespace: () => false,
+};
 
 /** Choice bits at a crash point: writes (torn: their sectors), then truncates, then namespace operations. */
 export function choiceBitCount(shape: ChoiceShape, torn: boolean): number {
@@ -53,7 +58,9 @@ export function explicitChoices(shape: ChoiceShape, torn: boolean, bits: readonl
     keepTruncate: (index) => bits[writeBits + index] === true,
     keepNamespace: (index) => bits[writeBits + shape.truncates + index] === true,
   };
-  return torn ? { ...choices, keepSector: (writeIndex, sector) => bits[sectorOffsets[writeIndex]! + sector] === true } : choices;
+  return torn
+    ? { ...choices, keepSector: (writeIndex, sector) => bits[sectorOffsets[writeIndex]! + sector] === true }
+    : choices;
 }
 
 /** The crash layer's explicit choices for a tear: the one sector torn inside, everything else kept or dropped. */
@@ -117,9 +124,16 @@ export function choicesAt(
   if (mode === 'process') return { choices: [{ mode, bits: null, seed: 0 }], sampled: false, bits: 0 };
   if (shape === noShape) throw new Error('exploration: a power or torn crash point without its shape');
   const bitCount = choiceBitCount(shape, mode === 'torn');
-  const tears: Choice[] = mode === 'torn' && tearable !== null ? tearsAt(shape, tearable).map((tear) => ({ mode, bits: null, seed: 0, tear })) : [];
+  const tears: Choice[] =
+    mode === 'torn' && tearable !== null
+      ? tearsAt(shape, tearable).map((tear) => ({ mode, bits: null, seed: 0, tear }))
+      : [];
   if (bitCount > subsetBitsMax) {
-    return { choices: [...Array.from({ length: samplesMax }, (_, seed): Choice => ({ mode, bits: null, seed })), ...tears], sampled: true, bits: bitCount };
+    return {
+      choices: [...Array.from({ length: samplesMax }, (_, seed): Choice => ({ mode, bits: null, seed })), ...tears],
+      sampled: true,
+      bits: bitCount,
+    };
   }
   const choices: Choice[] = [];
   // Keep-everything first: it is the process-mode state, so it dedupes at once.
@@ -156,7 +170,10 @@ export function describeBits(bits: readonly boolean[], shape: ChoiceShape, torn:
   for (const write of shape.writes) {
     const where = `write ${write.index} (${write.path} @${write.position}+${write.length})`;
     if (torn) {
-      const sectors = bits.slice(index, index + write.sectorCount).map((kept) => (kept ? 'K' : '-')).join('');
+      const sectors = bits
+        .slice(index, index + write.sectorCount)
+        .map((kept) => (kept ? 'K' : '-'))
+        .join('');
       parts.push(`${where} sectors ${sectors}`);
       index += write.sectorCount;
     } else {
@@ -164,20 +181,25 @@ export function describeBits(bits: readonly boolean[], shape: ChoiceShape, torn:
       index++;
     }
   }
-  for (let truncate = 0; truncate < shape.truncates; truncate++) parts.push(`truncate ${truncate} ${bits[index++] ? 'kept' : 'dropped'}`);
+  for (let truncate = 0; truncate < shape.truncates; truncate++)
+    parts.push(`truncate ${truncate} ${bits[index++] ? 'kept' : 'dropped'}`);
   for (let op = 0; op < shape.namespace; op++) parts.push(`namespace op ${op} ${bits[index++] ? 'kept' : 'dropped'}`);
   return parts.length === 0 ? 'nothing was unsynced' : parts.join('; ');
 }
 
 export function describeTear(tear: SectorTear, shape: ChoiceShape): string {
   const write = shape.writes[tear.write];
-  const where = write === undefined ? `write ${tear.write}` : `write ${write.index} (${write.path} @${write.position}+${write.length})`;
+  const where =
+    write === undefined
+      ? `write ${tear.write}`
+      : `write ${write.index} (${write.path} @${write.position}+${write.length})`;
   return `${where} torn inside sector ${tear.sector} (${tear.newHalf === 'head' ? 'first' : 'second'} half of its bytes new), everything else unsynced ${tear.othersKept ? 'kept' : 'dropped'}`;
 }
 
 /** A choice in a label: the subset as bits, the seed, or the tear. */
 export function choiceText(choice: Choice): string {
-  if (choice.tear !== undefined) return `tear w${choice.tear.write}s${choice.tear.sector} ${choice.tear.newHalf} new, others ${choice.tear.othersKept ? 'kept' : 'dropped'}`;
+  if (choice.tear !== undefined)
+    return `tear w${choice.tear.write}s${choice.tear.sector} ${choice.tear.newHalf} new, others ${choice.tear.othersKept ? 'kept' : 'dropped'}`;
   if (choice.bits !== null) return `subset ${choice.bits.map((kept) => (kept ? 1 : 0)).join('')}`;
   return choice.mode === 'process' ? '' : `seed ${choice.seed}`;
 }

@@ -31,10 +31,21 @@ export async function crashCreates(explorer: Explorer, root: PrefixNode): Promis
   try {
     const made = sut.createCrashing(explorer.geometry, null);
     if (made.crashed) throw new Error('exploration: create crashed with no crash armed');
-    if (!made.reply.ok) throw new OracleFailure('sut', `create on fresh files says ${made.reply.code}: ${made.reply.message}`);
+    if (!made.reply.ok)
+      throw new OracleFailure('sut', `create on fresh files says ${made.reply.code}: ${made.reply.message}`);
     io = made.reply.io ?? 0;
   } catch (error) {
-    return { error: asFailure(error, 'create'), node: root, op: null, plainOp: null, crashAfterIo: null, choice: null, shape: null, steps: [], special: 'create on fresh files' };
+    return {
+      error: asFailure(error, 'create'),
+      node: root,
+      op: null,
+      plainOp: null,
+      crashAfterIo: null,
+      choice: null,
+      shape: null,
+      steps: [],
+      special: 'create on fresh files',
+    };
   }
   // Last call first: the crashes after the metadata is in place (where open's own
   // directory sync matters) are judged before those that leave a bare directory.
@@ -45,7 +56,10 @@ export async function crashCreates(explorer: Explorer, root: PrefixNode): Promis
     let shape: ChoiceShape | null = null;
     for (const mode of ['process', ...explorer.modes.filter((mode) => mode !== 'process')] as const) {
       if (mode !== 'process' && shape === null) break;
-      const { choices } = mode === 'process' ? { choices: [{ mode, bits: null, seed: 0 } as Choice] } : choicesAt(mode, shape!, explorer.subsetBitsMax, explorer.samplesMax, explorer.tearable);
+      const { choices } =
+        mode === 'process'
+          ? { choices: [{ mode, bits: null, seed: 0 } as Choice] }
+          : choicesAt(mode, shape!, explorer.subsetBitsMax, explorer.samplesMax, explorer.tearable);
       for (const choice of choices) {
         const found = await oneCreateCrash(explorer, root, judged, afterIo, io, choice, shape);
         // A create that finished before its k-th call (its call count changed) has nothing to crash there.
@@ -82,16 +96,35 @@ function keepsForeignFiles(explorer: Explorer, root: PrefixNode): FoundFailure |
     }
     const reply = sut.createOver(files, explorer.geometry);
     if (reply.ok || reply.code !== 'E_EXISTS') {
-      throw new OracleFailure('sut', `${label}: ${reply.ok ? 'it succeeded' : `${reply.code}: ${reply.message}`}; it must refuse with E_EXISTS`);
+      throw new OracleFailure(
+        'sut',
+        `${label}: ${reply.ok ? 'it succeeded' : `${reply.code}: ${reply.message}`}; it must refuse with E_EXISTS`,
+      );
     }
     for (const { name, bytes } of foreignFiles) {
       const path = `${volumeDir}/${name}`;
       const size = files.fileSize(path);
-      const kept = size === bytes.length && files.open(path, { create: false }).read(0, size).every((byte, index) => byte === bytes[index]);
-      if (!kept) throw new OracleFailure('sut', `${label}: it refused, but ${path} is ${size === null ? 'gone' : 'changed'}`);
+      const kept =
+        size === bytes.length &&
+        files
+          .open(path, { create: false })
+          .read(0, size)
+          .every((byte, index) => byte === bytes[index]);
+      if (!kept)
+        throw new OracleFailure('sut', `${label}: it refused, but ${path} is ${size === null ? 'gone' : 'changed'}`);
     }
   } catch (error) {
-    return { error: asFailure(error, label), node: root, op: null, plainOp: null, crashAfterIo: null, choice: null, shape: null, steps: [], special: label };
+    return {
+      error: asFailure(error, label),
+      node: root,
+      op: null,
+      plainOp: null,
+      crashAfterIo: null,
+      choice: null,
+      shape: null,
+      steps: [],
+      special: label,
+    };
   }
   return null;
 }
@@ -113,7 +146,11 @@ async function oneCreateCrash(
   const label = `create crashed after io ${afterIo} of ${io} (${choice.mode}${how === '' ? '' : `, ${how}`})`;
   const steps: ScenarioStep[] = [];
   try {
-    const crashed = sut.createCrashing(geometry, { afterIo, mode: choice.mode === 'process' ? 'process' : 'power', ...powerChoices(choice, shape) });
+    const crashed = sut.createCrashing(geometry, {
+      afterIo,
+      mode: choice.mode === 'process' ? 'process' : 'power',
+      ...powerChoices(choice, shape),
+    });
     if (!crashed.crashed) return 'uncrashed';
     const carried = choice.mode === 'process' ? sut.carriedSignature() : '';
     const key = `${sut.files.digest()}|${carried}`;
@@ -127,12 +164,18 @@ async function oneCreateCrash(
     const opened = await sut.recover();
     if (!opened.ok) {
       if (opened.code !== 'E_NOT_FOUND') {
-        throw new OracleFailure('sut', `open after ${label} says ${opened.code}: ${opened.message}; a create cut short must leave no volume (E_NOT_FOUND) or the fresh one`);
+        throw new OracleFailure(
+          'sut',
+          `open after ${label} says ${opened.code}: ${opened.message}; a create cut short must leave no volume (E_NOT_FOUND) or the fresh one`,
+        );
       }
       const again = sut.createAgain(geometry);
       if (!again.ok) {
         if (again.code === 'E_EXISTS') return null;
-        throw new OracleFailure('sut', `create again after ${label} and an open that said E_NOT_FOUND: ${again.code}: ${again.message}; it may only refuse with E_EXISTS`);
+        throw new OracleFailure(
+          'sut',
+          `create again after ${label} and an open that said E_NOT_FOUND: ${again.code}: ${again.message}; it may only refuse with E_EXISTS`,
+        );
       }
     }
     // The volume there must be the fresh one, all zeros, and usable.
@@ -146,7 +189,17 @@ async function oneCreateCrash(
     await explorer.finishCycle(oracle, label, steps);
     if (carried !== '') await explorer.powerLossAfterRecovery(oracle, label, steps, { powerLoss: null });
   } catch (error) {
-    return { error: asFailure(error, label), node: root, op: null, plainOp: null, crashAfterIo: afterIo, choice, shape, steps, special: label };
+    return {
+      error: asFailure(error, label),
+      node: root,
+      op: null,
+      plainOp: null,
+      crashAfterIo: afterIo,
+      choice,
+      shape,
+      steps,
+      special: label,
+    };
   } finally {
     explorer.progress();
   }

@@ -54,7 +54,11 @@ export const volumeDir = '/volume';
 
 /** What a power crash of `storage` now could keep or drop. */
 function shapeOf(storage: CrashStorage): ChoiceShape {
-  return { writes: storage.unsyncedWrites(), truncates: storage.unsyncedTruncateCount(), namespace: storage.unsyncedNamespaceCount() };
+  return {
+    writes: storage.unsyncedWrites(),
+    truncates: storage.unsyncedTruncateCount(),
+    namespace: storage.unsyncedNamespaceCount(),
+  };
 }
 
 /** The volume in memory as a SystemUnderTest, with explicit crash choices and save/restore. */
@@ -167,7 +171,13 @@ export class ExplorationSut implements SystemUnderTest {
 
   async applyCrashing(op: SutOp, crash: CrashRequest): Promise<CrashingReply> {
     const storage = this.crashStorage;
-    storage.armCrash({ seed: crash.seed, torn: crash.torn, ...this.crashChoices, afterIo: crash.afterIo, mode: crash.mode });
+    storage.armCrash({
+      seed: crash.seed,
+      torn: crash.torn,
+      ...this.crashChoices,
+      afterIo: crash.afterIo,
+      mode: crash.mode,
+    });
     try {
       const reply = this.run(op);
       // A crash due right after the operation's last I/O call comes before its answer.
@@ -198,7 +208,8 @@ export class ExplorationSut implements SystemUnderTest {
   }
 
   async crash(): Promise<void> {
-    if (this.storage !== null && !this.storage.isCrashed) this.storage.crashNow(this.betweenCrash.mode, this.betweenCrash.choices);
+    if (this.storage !== null && !this.storage.isCrashed)
+      this.storage.crashNow(this.betweenCrash.mode, this.betweenCrash.choices);
     this.volume = null;
   }
 
@@ -212,8 +223,12 @@ export class ExplorationSut implements SystemUnderTest {
     if (!storage.isCrashed || storage.lastCrash?.mode !== 'process') return '';
     const writes = storage.unsyncedWrites().map((write) => `${write.path}@${write.position}+${write.length}`);
     const truncateCount = storage.unsyncedTruncateCount();
-    const names = storage.unsyncedNamespace().map((change) => `${change.kind} ${change.path}${change.to === undefined ? '' : ` ${change.to}`}`);
-    return writes.length + truncateCount + names.length === 0 ? '' : `carried ${writes.join(',')}, ${truncateCount} truncates, names ${names.join(',')}`;
+    const names = storage
+      .unsyncedNamespace()
+      .map((change) => `${change.kind} ${change.path}${change.to === undefined ? '' : ` ${change.to}`}`);
+    return writes.length + truncateCount + names.length === 0
+      ? ''
+      : `carried ${writes.join(',')}, ${truncateCount} truncates, names ${names.join(',')}`;
   }
 
   /** The storage the next recovery runs on: a fresh one, inheriting from a storage dead of a kill. */
@@ -230,7 +245,12 @@ export class ExplorationSut implements SystemUnderTest {
    * Runs `body` (create or open) with a crash armed as `arm` says, on `storage`:
    * crashed, or the reply (a rejection as a reply).
    */
-  private runArmed(storage: CrashStorage, arm: ArmCrashOptions | null, what: string, body: () => RestorableVolume): CrashingReply {
+  private runArmed(
+    storage: CrashStorage,
+    arm: ArmCrashOptions | null,
+    what: string,
+    body: () => RestorableVolume,
+  ): CrashingReply {
     if (arm !== null) storage.armCrash(arm);
     try {
       this.volume = this.guard(what, body);
@@ -245,7 +265,8 @@ export class ExplorationSut implements SystemUnderTest {
         return { crashed: true };
       }
       storage.disarm();
-      if (isCowmapError(error)) return { crashed: false, reply: { ok: false, code: error.code, message: error.message } };
+      if (isCowmapError(error))
+        return { crashed: false, reply: { ok: false, code: error.code, message: error.message } };
       throw error;
     }
   }
@@ -298,7 +319,10 @@ export class ExplorationSut implements SystemUnderTest {
    * Runs `body` on the open volume with a crash armed (null: none): crashed, or
    * its durable call count. Errors, CowmapErrors included, are thrown as they are.
    */
-  runCrashing(arm: ArmCrashOptions | null, body: (volume: RestorableVolume) => unknown): { crashed: true } | { crashed: false; io: number } {
+  runCrashing(
+    arm: ArmCrashOptions | null,
+    body: (volume: RestorableVolume) => unknown,
+  ): { crashed: true } | { crashed: false; io: number } {
     const storage = this.crashStorage;
     const volume = this.open;
     storage.takeIoCount();
@@ -327,7 +351,9 @@ export class ExplorationSut implements SystemUnderTest {
     const storage = this.recoveryStorage();
     storage.takeIoCount();
     if (arm !== null) storage.armCrash(arm);
-    const volumeClass = this.volumeClass as unknown as { scrubDir(storage: CrashStorage, dir: string, options: { repair: boolean }): unknown };
+    const volumeClass = this.volumeClass as unknown as {
+      scrubDir(storage: CrashStorage, dir: string, options: { repair: boolean }): unknown;
+    };
     try {
       this.guard('scrubDir', () => volumeClass.scrubDir(storage, volumeDir, { repair: true }));
       storage.crashIfDue();
@@ -364,7 +390,13 @@ export class ExplorationSut implements SystemUnderTest {
     const result = this.runArmed(storage, null, 'open', () => this.volumeClass.open(storage, volumeDir));
     if (result.crashed) throw new Error('exploration: recovery crashed with no crash armed');
     this.lastRecoveryIo = result.reply.ok ? (result.reply.io ?? 0) : 0;
-    this.lastRecoveryPath = storage.takeLog().map((entry) => `${entry.kind} ${posix.basename(entry.path)}${entry.position === undefined ? '' : `@${entry.position}`}`).join(', ');
+    this.lastRecoveryPath = storage
+      .takeLog()
+      .map(
+        (entry) =>
+          `${entry.kind} ${posix.basename(entry.path)}${entry.position === undefined ? '' : `@${entry.position}`}`,
+      )
+      .join(', ');
     return result.reply;
   }
 
@@ -383,6 +415,9 @@ export class ExplorationSut implements SystemUnderTest {
 /** An error as text with the first frames of its stack: what a failure report shows of an unexpected throw. */
 export function errorWithTrace(error: unknown, frames = 8): string {
   if (!(error instanceof Error)) return String(error);
-  const stack = (error.stack ?? '').split('\n').filter((line) => line.trimStart().startsWith('at ')).slice(0, frames);
+  const stack = (error.stack ?? '')
+    .split('\n')
+    .filter((line) => line.trimStart().startsWith('at '))
+    .slice(0, frames);
   return [`${error.name}: ${error.message}`, ...stack.map((line) => `    ${line.trim()}`)].join('\n');
 }

@@ -18,7 +18,16 @@ import { OracleFailure } from '../oracle.ts';
 import { runScenario, scenarioTrace } from '../scenario.ts';
 import type { ScenarioStep } from '../scenario.ts';
 import type { TraceRecord } from '../trace/writer.ts';
-import { choiceBitCount, describeBits, describeTear, drawBits, dropEverything, explicitChoices, powerChoices, seedFor } from './choices.ts';
+import {
+  choiceBitCount,
+  describeBits,
+  describeTear,
+  drawBits,
+  dropEverything,
+  explicitChoices,
+  powerChoices,
+  seedFor,
+} from './choices.ts';
 import type { PowerChoices } from '../crashStorage.ts';
 import { errorWithTrace, ExplorationSut } from './explorationSut.ts';
 import type { BetweenCrash } from './explorationSut.ts';
@@ -27,9 +36,20 @@ import type { BetweenCrash } from './explorationSut.ts';
  * A failure that trace format v1 cannot say (a crash inside create or inside
  * recovery, rot): the steps in words, saved as a text file next to the traces.
  */
-function specialFailure(explorer: Explorer, found: FoundFailure, special: string, options: ExplorationOptions): ExplorationFailure {
+function specialFailure(
+  explorer: Explorer,
+  found: FoundFailure,
+  special: string,
+  options: ExplorationOptions,
+): ExplorationFailure {
   const volumeName = options.volumeName ?? 'the reference implementation';
-  const steps = found.steps.map((step) => (step.kind === 'op' ? explorer.describe(step.op) : step.kind === 'crashInside' ? `${explorer.describe(step.op)} crashed after io ${step.crash.afterIo}` : step.kind));
+  const steps = found.steps.map((step) =>
+    step.kind === 'op'
+      ? explorer.describe(step.op)
+      : step.kind === 'crashInside'
+        ? `${explorer.describe(step.op)} crashed after io ${step.crash.afterIo}`
+        : step.kind,
+  );
   const lines = [
     `# Found by the crash exploration (harness/crashExploration.ts) on ${volumeName}, geometry ${geometry(explorer)}.`,
     `# Not expressible in trace format v1; the case in words:`,
@@ -47,7 +67,16 @@ function specialFailure(explorer: Explorer, found: FoundFailure, special: string
     file = join(dir, `crash-${slug(volumeName)}-${slug(special)}-${hash}.txt`);
     writeFileSync(file, text);
   }
-  return { message: found.error.message, differences: found.error.differences, description: special, trace: text, file, reproduced: false, exact: false, notReplayable: special };
+  return {
+    message: found.error.message,
+    differences: found.error.differences,
+    description: special,
+    trace: text,
+    file,
+    reproduced: false,
+    exact: false,
+    notReplayable: special,
+  };
 }
 
 function geometry(explorer: Explorer): string {
@@ -57,12 +86,19 @@ function geometry(explorer: Explorer): string {
 /** Any error as a failure: an OracleFailure as it is; anything else the implementation threw, with its trace. */
 export function asFailure(error: unknown, where: string): OracleFailure {
   if (error instanceof OracleFailure) return error;
-  if (isCowmapError(error)) return new OracleFailure('sut', `${where}: an unexpected ${error.code} escaped: ${errorWithTrace(error)}`);
+  if (isCowmapError(error))
+    return new OracleFailure('sut', `${where}: an unexpected ${error.code} escaped: ${errorWithTrace(error)}`);
   return new OracleFailure('sut', `${where}: the implementation threw ${errorWithTrace(error)}`);
 }
 
 function slug(text: string): string {
-  return text.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 40) || 'x';
+  return (
+    text
+      .toLowerCase()
+      .replace(/[^a-z0-9]+/g, '-')
+      .replace(/^-|-$/g, '')
+      .slice(0, 40) || 'x'
+  );
 }
 
 /** One way to write the failing case as a v1 trace, and what the rerun needs to match it. */
@@ -88,13 +124,24 @@ function traceCandidates(explorer: Explorer, found: FoundFailure, seedSearchMax:
   const process: BetweenCrash = { mode: 'process', choices: {} };
   if (choice === null || choice.mode === 'process') {
     const powerLoss = found.powerLoss;
-    if (powerLoss === undefined) return [{ steps: [...prefix, ...found.steps], crashChoices: {}, betweenCrash: process, comment: null, exact: true }];
+    if (powerLoss === undefined)
+      return [
+        { steps: [...prefix, ...found.steps], crashChoices: {}, betweenCrash: process, comment: null, exact: true },
+      ];
     const how =
       powerLoss.seed === null
         ? `must keep nothing unsynced; no seed in 0..${seedSearchMax} draws that with the crash layer's coins, so the seed given does NOT reproduce it exactly`
         : `keeps nothing unsynced (seed ${powerLoss.seed} draws that with the crash layer's coins)`;
     const comment = `the process crash below leaves unsynced writes in the page cache, which recovery inherits; after the recovery and a finished cycle, the power crash inside startCycle (crashAfterIo 0) ${how}.`;
-    return [{ steps: [...prefix, ...found.steps], crashChoices: powerLoss.seed === null ? dropEverything : {}, betweenCrash: process, comment, exact: powerLoss.seed !== null }];
+    return [
+      {
+        steps: [...prefix, ...found.steps],
+        crashChoices: powerLoss.seed === null ? dropEverything : {},
+        betweenCrash: process,
+        comment,
+        exact: powerLoss.seed !== null,
+      },
+    ];
   }
   const torn = choice.mode === 'torn';
   const shape = found.shape ?? { writes: [], truncates: 0, namespace: 0 };
@@ -123,15 +170,28 @@ function traceCandidates(explorer: Explorer, found: FoundFailure, seedSearchMax:
   }
   const mode = `${choice.mode === 'torn' ? 'torn power' : 'power'} crash`;
   if (found.op !== null) {
-    const steps = [...prefix, ...found.steps.map((step) => (step.kind === 'crashInside' ? { ...step, crash: { ...step.crash, seed } } : step))];
-    return [{ steps, crashChoices: explicit, betweenCrash: process, comment: `the ${mode} below keeps ${kept}.`, exact: seedExact }];
+    const steps = [
+      ...prefix,
+      ...found.steps.map((step) => (step.kind === 'crashInside' ? { ...step, crash: { ...step.crash, seed } } : step)),
+    ];
+    return [
+      {
+        steps,
+        crashChoices: explicit,
+        betweenCrash: process,
+        comment: `the ${mode} below keeps ${kept}.`,
+        exact: seedExact,
+      },
+    ];
   }
   // A power crash between operations: v1 has only process crashes there. The same
   // crash is the next operation crashed before its first durable call (crashAfterIo
   // 0): nothing more is unsynced then, and the coins fall the same way.
   const candidates: TraceCandidate[] = [];
   const after = found.steps.slice(1);
-  const accepted = explorer.ops.filter((op) => judge(found.node.model, modelOpOf(op, explorer.book)) === null).sort((a, b) => nextOpOrder(a) - nextOpOrder(b));
+  const accepted = explorer.ops
+    .filter((op) => judge(found.node.model, modelOpOf(op, explorer.book)) === null)
+    .sort((a, b) => nextOpOrder(a) - nextOpOrder(b));
   for (const op of accepted) {
     const crash: CrashRequest = { afterIo: 0, mode: 'power', seed, torn };
     candidates.push({
@@ -152,22 +212,36 @@ function traceCandidates(explorer: Explorer, found: FoundFailure, seedSearchMax:
   return candidates;
 }
 
-export async function traceOfFailure(explorer: Explorer, found: FoundFailure, options: ExplorationOptions): Promise<ExplorationFailure> {
+export async function traceOfFailure(
+  explorer: Explorer,
+  found: FoundFailure,
+  options: ExplorationOptions,
+): Promise<ExplorationFailure> {
   const { book, geometry, names } = explorer;
   const volumeName = options.volumeName ?? 'the reference implementation';
   const choice = found.choice;
   if (found.special !== undefined) return specialFailure(explorer, found, found.special, options);
   // Rerun from scratch, no restore: the prefix, then the crash, recovery and finishing steps as found.
   let chosen: { candidate: TraceCandidate; result: Awaited<ReturnType<typeof runScenario>> } | null = null;
-  for (const candidate of traceCandidates(explorer, found, options.seedSearchMax ?? explorationDefaults.seedSearchMax)) {
-    const sut = new ExplorationSut(volumeName, options.volumeClass ?? ReplicatedVolume, candidate.crashChoices, candidate.betweenCrash);
+  for (const candidate of traceCandidates(
+    explorer,
+    found,
+    options.seedSearchMax ?? explorationDefaults.seedSearchMax,
+  )) {
+    const sut = new ExplorationSut(
+      volumeName,
+      options.volumeClass ?? ReplicatedVolume,
+      candidate.crashChoices,
+      candidate.betweenCrash,
+    );
     const result = await runScenario(sut, geometry, candidate.steps, book);
     if (chosen === null || (chosen.result.failure === null && result.failure !== null)) chosen = { candidate, result };
     if (result.failure !== null) break;
   }
   const { candidate, result } = chosen!;
   const records: TraceRecord[] = [...result.records];
-  if (candidate.comment !== null) records.splice(Math.min(found.node.path.length, records.length), 0, { comment: shortenLabels(candidate.comment) });
+  if (candidate.comment !== null)
+    records.splice(Math.min(found.node.path.length, records.length), 0, { comment: shortenLabels(candidate.comment) });
   const what =
     found.op !== null
       ? `${describeOp(found.op, book, names)} crashed after io ${found.crashAfterIo} (${choice?.mode ?? 'process'})`
@@ -189,12 +263,23 @@ export async function traceOfFailure(explorer: Explorer, found: FoundFailure, op
   if (dir !== null) {
     mkdirSync(dir, { recursive: true });
     const hash = createHash('sha256').update(trace).digest('hex').slice(0, 8);
-    const crashed = found.op !== null ? `${found.op.type}-io${found.crashAfterIo}-${choice?.mode ?? 'process'}` : choice !== null ? `between-${choice.mode}` : `${found.plainOp?.type ?? 'op'}-nocrash`;
+    const crashed =
+      found.op !== null
+        ? `${found.op.type}-io${found.crashAfterIo}-${choice?.mode ?? 'process'}`
+        : choice !== null
+          ? `between-${choice.mode}`
+          : `${found.plainOp?.type ?? 'op'}-nocrash`;
     const where = found.powerLoss === undefined ? crashed : `${crashed}-then-power`;
     file = join(dir, `crash-${slug(options.volumeName ?? 'reference')}-${slug(where)}-${hash}.jsonl`);
     writeFileSync(file, trace);
   }
-  return { message: found.error.message, differences: found.error.differences, description, trace, file, reproduced: result.failure !== null, exact: candidate.exact };
+  return {
+    message: found.error.message,
+    differences: found.error.differences,
+    description,
+    trace,
+    file,
+    reproduced: result.failure !== null,
+    exact: candidate.exact,
+  };
 }
-
-

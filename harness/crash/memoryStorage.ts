@@ -123,7 +123,8 @@ export class MemoryStorage implements Storage {
     const key = normalized(path);
     if (this.files.has(key)) throw storageError('ENOTDIR', 'rmdir', path);
     if (!this.dirs.has(key)) throw storageError('ENOENT', 'rmdir', path);
-    if (key === '/' || this.list(key).length > 0) throw storageError(key === '/' ? 'EBUSY' : 'ENOTEMPTY', 'rmdir', path);
+    if (key === '/' || this.list(key).length > 0)
+      throw storageError(key === '/' ? 'EBUSY' : 'ENOTEMPTY', 'rmdir', path);
     this.dirs.delete(key);
   }
 

@@ -112,14 +112,16 @@ async function oneRecoveryCrash(
   if (unopened !== null) return { failure: unopened, crashed: false };
   const oracle = explorer.oracleAt(site.node.model);
   const steps: ScenarioStep[] = [];
-  const secondText = second === null ? '' : `, then the next recovery crashed after io ${second} (power, keeping nothing unsynced)`;
+  const secondText =
+    second === null ? '' : `, then the next recovery crashed after io ${second} (power, keeping nothing unsynced)`;
   const label = `${site.label}; its recovery crashed after io ${afterIo} of ${site.recoveryIo} (${how.text})${secondText}`;
   try {
     await site.crash(oracle, steps);
     if (!sut.recoverCrashing({ ...how.arm, afterIo }).crashed) return { failure: null, crashed: false };
     steps.push({ kind: 'recover' }, { kind: 'crash' });
     if (second !== null) {
-      if (!sut.recoverCrashing({ mode: 'power', ...dropEverything, afterIo: second }).crashed) return { failure: null, crashed: false };
+      if (!sut.recoverCrashing({ mode: 'power', ...dropEverything, afterIo: second }).crashed)
+        return { failure: null, crashed: false };
       steps.push({ kind: 'recover' }, { kind: 'crash' });
     }
     const carried = sut.carriedSignature();

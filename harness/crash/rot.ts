@@ -70,7 +70,13 @@ const pageBytes = 4096;
 const digestEntriesPerPage = 1020;
 
 /** The offsets rot flips in one file, by its name (see the head of this file). */
-function targetsOf(path: string, size: number, regionSize: number, regions: number, active: readonly number[]): RotTarget[] {
+function targetsOf(
+  path: string,
+  size: number,
+  regionSize: number,
+  regions: number,
+  active: readonly number[],
+): RotTarget[] {
   const name = posix.basename(path);
   const out: RotTarget[] = [];
   const add = (offset: number, what: string) => {
@@ -81,13 +87,17 @@ function targetsOf(path: string, size: number, regionSize: number, regions: numb
     case 'lock':
       return [];
     case 'meta':
-      for (const slot of [0, 1]) for (const [offset, field] of metaFields) add(slot * 512 + offset, `slot ${slot} ${field}`);
+      for (const slot of [0, 1])
+        for (const [offset, field] of metaFields) add(slot * 512 + offset, `slot ${slot} ${field}`);
       return out;
     case 'map0':
     case 'map1':
       for (const region of active) {
         const page = Math.floor(region / (8 * 4080));
-        add(size >= pageBytes ? page * pageBytes + ((region >> 3) % 4080) : region >> 3, `page bits of region ${region}`);
+        add(
+          size >= pageBytes ? page * pageBytes + ((region >> 3) % 4080) : region >> 3,
+          `page bits of region ${region}`,
+        );
       }
       if (size >= pageBytes) {
         add(4080, 'page 0 stamp');
@@ -128,7 +138,12 @@ function targetsOf(path: string, size: number, regionSize: number, regions: numb
 }
 
 /** Every rot target of the volume's files (and its secondary's) as they are in `sut`. */
-export function rotTargets(sut: ExplorationSut, regionSize: number, regions: number, active: readonly number[]): RotTarget[] {
+export function rotTargets(
+  sut: ExplorationSut,
+  regionSize: number,
+  regions: number,
+  active: readonly number[],
+): RotTarget[] {
   const files = sut.files;
   const targets: RotTarget[] = [];
   for (const path of files.filePaths()) {
@@ -161,7 +176,9 @@ export interface PointInTime {
  * state() reports them.
  */
 export function pointInTimeAfterCycle(model: ModelState): PointInTime {
-  const view = model.primary.map((content, region) => (model.phase === 'replicating' ? (model.cow[region] ?? content) : content));
+  const view = model.primary.map((content, region) =>
+    model.phase === 'replicating' ? (model.cow[region] ?? content) : content,
+  );
   return { before: model.secondary, view };
 }
 
@@ -192,11 +209,26 @@ export async function exploreRot(explorer: Explorer, nodes: readonly PrefixNode[
 }
 
 function rotFailure(node: PrefixNode, label: string, error: unknown): FoundFailure {
-  return { error: asFailure(error, label), node, op: null, plainOp: null, crashAfterIo: null, choice: null, shape: null, steps: [], special: label };
+  return {
+    error: asFailure(error, label),
+    node,
+    op: null,
+    plainOp: null,
+    crashAfterIo: null,
+    choice: null,
+    shape: null,
+    steps: [],
+    special: label,
+  };
 }
 
 /** Flips `target` one way, then judges; the failure, or null. */
-async function oneRot(explorer: Explorer, node: PrefixNode, target: RotTarget, way: RotWay): Promise<FoundFailure | null> {
+async function oneRot(
+  explorer: Explorer,
+  node: PrefixNode,
+  target: RotTarget,
+  way: RotWay,
+): Promise<FoundFailure | null> {
   const sut = explorer.sut;
   const stats = explorer.stats.rot;
   const label = `rot: a flipped byte at ${target.path} offset ${target.offset} (${target.what}), ${way === 'restart' ? 'then a restart' : 'under the running volume'}, after ${explorer.describePath(node.path)}`;
@@ -205,7 +237,8 @@ async function oneRot(explorer: Explorer, node: PrefixNode, target: RotTarget, w
     const unopened = explorer.restoreAt(node);
     if (unopened !== null) return unopened;
     if (way === 'restart') await sut.crash();
-    if (!sut.rot(target.path, target.offset)) throw new Error(`exploration: no byte at ${target.path} offset ${target.offset} to flip`);
+    if (!sut.rot(target.path, target.offset))
+      throw new Error(`exploration: no byte at ${target.path} offset ${target.offset} to flip`);
     const verdict = await runToTheEnd(explorer, way === 'restart', label, pointInTimeAfterCycle(node.model));
     if (verdict === 'detected') stats.detected++;
     else stats.healed++;
@@ -222,13 +255,21 @@ async function oneRot(explorer: Explorer, node: PrefixNode, target: RotTarget, w
  * checks S = P. 'detected' when the volume said E_CORRUPT on the way; any other
  * refusal, an error, or S differing from P at the end is a failure (thrown).
  */
-export async function runToTheEnd(explorer: Explorer, reopen: boolean, label: string, pointInTime: PointInTime | null): Promise<'detected' | 'healed'> {
+export async function runToTheEnd(
+  explorer: Explorer,
+  reopen: boolean,
+  label: string,
+  pointInTime: PointInTime | null,
+): Promise<'detected' | 'healed'> {
   const sut = explorer.sut;
   const reopenNow = async (): Promise<boolean> => {
     const reply = await sut.recover();
     if (reply.ok) return true;
     if (reply.code === 'E_CORRUPT') return false;
-    throw new OracleFailure('sut', `${label}: open says ${reply.code}: ${reply.message}; after rot only E_CORRUPT may refuse`);
+    throw new OracleFailure(
+      'sut',
+      `${label}: open says ${reply.code}: ${reply.message}; after rot only E_CORRUPT may refuse`,
+    );
   };
   try {
     if (reopen && !(await reopenNow())) return 'detected';
@@ -238,9 +279,14 @@ export async function runToTheEnd(explorer: Explorer, reopen: boolean, label: st
       // the model says: a volume that did not say E_CORRUPT must not have repaired
       // silently (a rotted COW copy taken for a torn one sends P's new data instead).
       const secondary = sut.openVolume.state().secondary;
-      const differing = secondary.flatMap((digest, region) => (digest === pointInTime.before[region] || digest === pointInTime.view[region] ? [] : [region]));
+      const differing = secondary.flatMap((digest, region) =>
+        digest === pointInTime.before[region] || digest === pointInTime.view[region] ? [] : [region],
+      );
       if (differing.length > 0) {
-        throw new OracleFailure('sut', `${label}: the volume never reported E_CORRUPT, and the cycle after the flip left S other than the point in time at region(s) ${differing.join(', ')}`);
+        throw new OracleFailure(
+          'sut',
+          `${label}: the volume never reported E_CORRUPT, and the cycle after the flip left S other than the point in time at region(s) ${differing.join(', ')}`,
+        );
       }
     }
     cycle(sut);
@@ -250,12 +296,16 @@ export async function runToTheEnd(explorer: Explorer, reopen: boolean, label: st
     const state = sut.openVolume.state();
     const differing = state.primary.flatMap((digest, region) => (digest === state.secondary[region] ? [] : [region]));
     if (differing.length > 0) {
-      throw new OracleFailure('sut', `${label}: the volume never reported E_CORRUPT, and after three cycles S differs from P at region(s) ${differing.join(', ')}`);
+      throw new OracleFailure(
+        'sut',
+        `${label}: the volume never reported E_CORRUPT, and after three cycles S differs from P at region(s) ${differing.join(', ')}`,
+      );
     }
     return 'healed';
   } catch (error) {
     if (isCowmapError(error) && error.code === 'E_CORRUPT') return 'detected';
-    if (isCowmapError(error)) throw new OracleFailure('sut', `${label}: ${error.code} where only E_CORRUPT may refuse: ${error.message}`);
+    if (isCowmapError(error))
+      throw new OracleFailure('sut', `${label}: ${error.code} where only E_CORRUPT may refuse: ${error.message}`);
     throw error;
   }
 }
@@ -289,7 +339,12 @@ const scrubCrashModes: ReadonlyArray<{ text: string; arm: Omit<ArmCrashOptions, 
  * E_CORRUPT: what no resend mends, the metadata's evidence rule). Crashed at each
  * of its durable calls, then run again uncrashed, then judged the same way.
  */
-async function crashScrubDirs(explorer: Explorer, node: PrefixNode, target: RotTarget, base: string): Promise<FoundFailure | null> {
+async function crashScrubDirs(
+  explorer: Explorer,
+  node: PrefixNode,
+  target: RotTarget,
+  base: string,
+): Promise<FoundFailure | null> {
   const sut = explorer.sut;
   const stats = explorer.stats.inside.scrub;
   const label = `${base.replace('scrub --repair', 'scrub DIR --repair (open refused the volume)')}`;
@@ -370,7 +425,9 @@ async function crashScrubs(explorer: Explorer, node: PrefixNode, target: RotTarg
       const label = `${base}, crashed after io ${afterIo} of ${io} (${how.text})`;
       try {
         await prepare();
-        const result = sut.runCrashing({ ...how.arm, afterIo }, (volume) => (volume as unknown as { scrub: Scrub }).scrub({ repair: true }));
+        const result = sut.runCrashing({ ...how.arm, afterIo }, (volume) =>
+          (volume as unknown as { scrub: Scrub }).scrub({ repair: true }),
+        );
         if (!result.crashed) continue;
         const key = `${sut.files.digest()}|${sut.carriedSignature()}`;
         if (judged.has(key)) {

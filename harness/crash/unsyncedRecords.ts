@@ -55,7 +55,15 @@ export type NamespaceRecord =
   | { kind: 'create'; seq: number; path: string; file: TrackedFile; unsyncedDirs: Set<string>; carried: boolean }
   | { kind: 'unlink'; seq: number; path: string; file: TrackedFile; unsyncedDirs: Set<string>; carried: boolean }
   | { kind: 'mkdir' | 'rmdir'; seq: number; path: string; unsyncedDirs: Set<string>; carried: boolean }
-  | { kind: 'rename'; seq: number; from: string; to: string; replaced: ReplacedTarget; unsyncedDirs: Set<string>; carried: boolean };
+  | {
+      kind: 'rename';
+      seq: number;
+      from: string;
+      to: string;
+      replaced: ReplacedTarget;
+      unsyncedDirs: Set<string>;
+      carried: boolean;
+    };
 
 export type NamespaceKind = NamespaceRecord['kind'];
 

@@ -83,7 +83,8 @@ export class ContentBook {
     // Labels made to fill every sector (the crash exploration's `A1....A1`) read as their name.
     const dot = label.indexOf('.');
     const head = dot > 0 ? label.slice(0, dot) : '';
-    if (head !== '' && head.length <= labelShownMax && label.split(/\.+/).every((part) => part === head || part === '')) return head;
+    if (head !== '' && head.length <= labelShownMax && label.split(/\.+/).every((part) => part === head || part === ''))
+      return head;
     return `${label.slice(0, labelShownMax)}…`;
   }
 

@@ -13,7 +13,8 @@ export function contentOf(data: TraceData, book: ContentBook): Content {
 
 function allowed(expected: ExpectedContent, book: ContentBook): (Content | null)[] {
   if (expected === null) return [null];
-  if (Array.isArray(expected)) return (expected as readonly (TraceData | null)[]).map((item) => (item === null ? null : contentOf(item, book)));
+  if (Array.isArray(expected))
+    return (expected as readonly (TraceData | null)[]).map((item) => (item === null ? null : contentOf(item, book)));
   return [contentOf(expected as TraceData, book)];
 }
 

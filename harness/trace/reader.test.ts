@@ -9,7 +9,11 @@ const header = '{"trace": "cowmap", "version": 1, "regions": 4, "regionSize": 51
 function invalid(text: string, line: number, pattern: RegExp): void {
   assert.throws(
     () => readTrace(text, 'bad.jsonl'),
-    (error: unknown) => error instanceof TraceError && error.code === 'E_BAD_REQUEST' && error.line === line && pattern.test(error.message),
+    (error: unknown) =>
+      error instanceof TraceError &&
+      error.code === 'E_BAD_REQUEST' &&
+      error.line === line &&
+      pattern.test(error.message),
   );
 }
 
@@ -23,13 +27,19 @@ describe('the trace reader', () => {
   });
 
   it('gives default names, ignores comments, blank lines and unknown record fields', () => {
-    const trace = readTrace(`# a comment\n\n${header}\n  # indented comment\n{"op": "write", "region": "C", "data": "x", "note": "ignored"}\n`, 't');
+    const trace = readTrace(
+      `# a comment\n\n${header}\n  # indented comment\n{"op": "write", "region": "C", "data": "x", "note": "ignored"}\n`,
+      't',
+    );
     assert.deepEqual(trace.header.names, ['A', 'B', 'C', 'D']);
     assert.deepEqual(trace.steps, [{ kind: 'op', line: 5, op: 'write', region: 2, data: { label: 'x' } }]);
   });
 
   it('reads crash points and base64 data', () => {
-    const trace = readTrace(`${header}\n{"op": "write", "region": 0, "data": {"base64": "AAAA"}, "crashAfterIo": 2, "mode": "power", "seed": 7, "torn": true}\n{"op": "recover"}\n`, 't');
+    const trace = readTrace(
+      `${header}\n{"op": "write", "region": 0, "data": {"base64": "AAAA"}, "crashAfterIo": 2, "mode": "power", "seed": 7, "torn": true}\n{"op": "recover"}\n`,
+      't',
+    );
     const step = trace.steps[0]!;
     assert.ok(step.kind === 'op');
     assert.deepEqual(step.crashAt, { afterIo: 2, mode: 'power', seed: 7, torn: true });
@@ -58,7 +68,15 @@ describe('the trace reader', () => {
     invalid(`${header}\n{"op": "crash"}\n{"op": "startCycle"}`, 3, /expectError.*E_PHASE/);
     invalid(`${header}\n{"op": "startCycle", "crashAfterIo": -1}`, 2, /non-negative/);
     invalid(`${header}\n{"op": "crash"}\n{"op": "recover", "crashAfterIo": 1}`, 3, /cannot go with recover/);
-    invalid(`${header}\n{"op": "startCycle", "crashAfterIo": 1}\n{"expect": {"phase": "idle"}}`, 2, /must be followed by recover/);
-    invalid(`${header}\n{"op": "startCycle", "crashAfterIo": 1, "mode": "process", "torn": true}`, 2, /torn needs mode/);
+    invalid(
+      `${header}\n{"op": "startCycle", "crashAfterIo": 1}\n{"expect": {"phase": "idle"}}`,
+      2,
+      /must be followed by recover/,
+    );
+    invalid(
+      `${header}\n{"op": "startCycle", "crashAfterIo": 1, "mode": "process", "torn": true}`,
+      2,
+      /torn needs mode/,
+    );
   });
 });

@@ -13,7 +13,18 @@
 import { regionsMax } from '../../model/rules.ts';
 import { TraceError } from './traceError.ts';
 import { errorCodes, traceVersion } from './trace.ts';
-import type { CrashPoint, ErrorCode, Expectation, ExpectedContent, OpStep, StepOp, Trace, TraceData, TraceHeader, TraceStep } from './trace.ts';
+import type {
+  CrashPoint,
+  ErrorCode,
+  Expectation,
+  ExpectedContent,
+  OpStep,
+  StepOp,
+  Trace,
+  TraceData,
+  TraceHeader,
+  TraceStep,
+} from './trace.ts';
 
 const stepOps: readonly StepOp[] = ['write', 'startCycle', 'transfer', 'completeCycle', 'cycle', 'crash', 'recover'];
 const regionOps: readonly StepOp[] = ['write', 'transfer'];
@@ -29,11 +40,16 @@ function isObject(value: Json | undefined): value is JsonObject {
 }
 
 export function defaultNames(regions: number): string[] {
-  return Array.from({ length: regions }, (_, region) => (regions <= 26 ? String.fromCharCode(65 + region) : String(region)));
+  return Array.from({ length: regions }, (_, region) =>
+    regions <= 26 ? String.fromCharCode(65 + region) : String(region),
+  );
 }
 
 class LineReader {
-  constructor(readonly file: string, readonly line: number) {}
+  constructor(
+    readonly file: string,
+    readonly line: number,
+  ) {}
 
   fail(detail: string): never {
     throw new TraceError(this.file, this.line, detail);
@@ -43,20 +59,32 @@ class LineReader {
 function readHeader(at: LineReader, record: JsonObject): TraceHeader {
   if (record.trace !== 'cowmap') at.fail('the first record must be the header {"trace": "cowmap", "version": 1, ...}');
   const version = record.version;
-  if (typeof version !== 'number' || !Number.isInteger(version) || version < 1) at.fail('the header needs an integer version');
-  if (version > traceVersion) at.fail(`trace version ${version} is newer than this reader, which reads version ${traceVersion}`);
+  if (typeof version !== 'number' || !Number.isInteger(version) || version < 1)
+    at.fail('the header needs an integer version');
+  if (version > traceVersion)
+    at.fail(`trace version ${version} is newer than this reader, which reads version ${traceVersion}`);
   const regions = record.regions;
   if (typeof regions !== 'number' || !Number.isInteger(regions) || regions < 1 || regions > regionsMax) {
     at.fail(`regions must be an integer in 1..${regionsMax}`);
   }
   const regionSize = record.regionSize;
-  if (typeof regionSize !== 'number' || !Number.isInteger(regionSize) || regionSize < 512 || regionSize % 512 !== 0 || regionSize > regionSizeMax) {
+  if (
+    typeof regionSize !== 'number' ||
+    !Number.isInteger(regionSize) ||
+    regionSize < 512 ||
+    regionSize % 512 !== 0 ||
+    regionSize > regionSizeMax
+  ) {
     at.fail(`regionSize must be a positive multiple of 512 up to ${regionSizeMax}`);
   }
   let names = defaultNames(regions);
   if (record.names !== undefined) {
     const given = record.names;
-    if (!Array.isArray(given) || given.length !== regions || !given.every((name) => typeof name === 'string' && name.length > 0)) {
+    if (
+      !Array.isArray(given) ||
+      given.length !== regions ||
+      !given.every((name) => typeof name === 'string' && name.length > 0)
+    ) {
       at.fail(`names must be ${regions} non-empty strings`);
     }
     names = given as string[];
@@ -72,7 +100,8 @@ function readHeader(at: LineReader, record: JsonObject): TraceHeader {
     }
   }
   if (record.seed !== undefined) {
-    if (typeof record.seed !== 'string' && typeof record.seed !== 'number') at.fail('seed must be a string or a number');
+    if (typeof record.seed !== 'string' && typeof record.seed !== 'number')
+      at.fail('seed must be a string or a number');
     extra.seed = record.seed;
   }
   return { ...header, ...extra };
@@ -93,17 +122,25 @@ function readRegion(at: LineReader, value: Json | undefined, header: TraceHeader
 
 function readData(at: LineReader, value: Json | undefined, header: TraceHeader): TraceData {
   if (typeof value === 'string') {
-    if (new TextEncoder().encode(value).length > header.regionSize) at.fail(`label '${value}' is longer than regionSize ${header.regionSize}`);
+    if (new TextEncoder().encode(value).length > header.regionSize)
+      at.fail(`label '${value}' is longer than regionSize ${header.regionSize}`);
     return { label: value };
   }
   if (isObject(value) && typeof value.base64 === 'string') {
-    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(value.base64) || value.base64.length % 4 !== 0) at.fail('data.base64 is not valid base64');
+    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(value.base64) || value.base64.length % 4 !== 0)
+      at.fail('data.base64 is not valid base64');
     return { base64: value.base64 };
   }
   return at.fail('data must be a label or {"base64": "..."}');
 }
 
-function readExpectedContent(at: LineReader, value: Json | undefined, header: TraceHeader, allowNull: boolean, depth: number): ExpectedContent {
+function readExpectedContent(
+  at: LineReader,
+  value: Json | undefined,
+  header: TraceHeader,
+  allowNull: boolean,
+  depth: number,
+): ExpectedContent {
   if (value === null) {
     if (!allowNull) at.fail('null is allowed only in cow');
     return null;
@@ -119,7 +156,8 @@ function readExpect(at: LineReader, value: Json | undefined, header: TraceHeader
   if (!isObject(value)) return at.fail('expect must be an object');
   const expectation: { -readonly [K in keyof Expectation]: Expectation[K] } = {};
   for (const key of Object.keys(value)) {
-    if (!(expectKeys as readonly string[]).includes(key)) at.fail(`unknown expectation '${key}' (known: ${expectKeys.join(', ')})`);
+    if (!(expectKeys as readonly string[]).includes(key))
+      at.fail(`unknown expectation '${key}' (known: ${expectKeys.join(', ')})`);
   }
   if (value.phase !== undefined) {
     if (value.phase !== 'idle' && value.phase !== 'replicating') at.fail('phase must be "idle" or "replicating"');
@@ -148,7 +186,8 @@ function readCrashPoint(at: LineReader, record: JsonObject): CrashPoint | undefi
     return undefined;
   }
   const afterIo = record.crashAfterIo;
-  if (typeof afterIo !== 'number' || !Number.isInteger(afterIo) || afterIo < 0) at.fail('crashAfterIo must be a non-negative integer');
+  if (typeof afterIo !== 'number' || !Number.isInteger(afterIo) || afterIo < 0)
+    at.fail('crashAfterIo must be a non-negative integer');
   const mode = record.mode ?? 'process';
   if (mode !== 'process' && mode !== 'power') at.fail('mode must be "process" or "power"');
   const seed = record.seed ?? 0;
@@ -161,7 +200,8 @@ function readCrashPoint(at: LineReader, record: JsonObject): CrashPoint | undefi
 
 function readOp(at: LineReader, record: JsonObject, header: TraceHeader): OpStep {
   const op = record.op as StepOp;
-  if (typeof record.op !== 'string' || !stepOps.includes(op)) at.fail(`unknown op '${String(record.op)}' (known: ${stepOps.join(', ')})`);
+  if (typeof record.op !== 'string' || !stepOps.includes(op))
+    at.fail(`unknown op '${String(record.op)}' (known: ${stepOps.join(', ')})`);
   const step: { -readonly [K in keyof OpStep]: OpStep[K] } = { kind: 'op', line: at.line, op };
   if (regionOps.includes(op)) step.region = readRegion(at, record.region, header);
   else if (record.region !== undefined) at.fail(`${op} takes no region`);
@@ -197,7 +237,8 @@ function parseRecord(at: LineReader, text: string): JsonObject {
 /** Reads and validates a whole trace; throws TraceError on the first invalid line. */
 export function readTrace(text: string, file: string): Trace {
   const lines = text.split('\n');
-  if (lines.length > traceLinesMax) throw new TraceError(file, traceLinesMax, `a trace has at most ${traceLinesMax} lines`);
+  if (lines.length > traceLinesMax)
+    throw new TraceError(file, traceLinesMax, `a trace has at most ${traceLinesMax} lines`);
   let header: TraceHeader | null = null;
   const steps: TraceStep[] = [];
   let crashedSince: number | null = null;
@@ -216,7 +257,11 @@ export function readTrace(text: string, file: string): Trace {
       const label = parsed.at;
       if (label !== undefined && typeof label !== 'string') at.fail('at must be a string');
       const expect = readExpect(at, parsed.expect, header);
-      steps.push(typeof label === 'string' ? { kind: 'expect', line: at.line, expect, at: label } : { kind: 'expect', line: at.line, expect });
+      steps.push(
+        typeof label === 'string'
+          ? { kind: 'expect', line: at.line, expect, at: label }
+          : { kind: 'expect', line: at.line, expect },
+      );
       continue;
     }
     const step = readOp(at, parsed, header);
@@ -228,7 +273,12 @@ export function readTrace(text: string, file: string): Trace {
     if (step.crashAt !== undefined) crashedSince = at.line;
     steps.push(step);
   }
-  if (header === null) throw new TraceError(file, lines.length, 'no header: the first record must be {"trace": "cowmap", "version": 1, ...}');
+  if (header === null)
+    throw new TraceError(
+      file,
+      lines.length,
+      'no header: the first record must be {"trace": "cowmap", "version": 1, ...}',
+    );
   const last = steps.filter((step): step is OpStep => step.kind === 'op').at(-1);
   if (last?.crashAt !== undefined) {
     // The recovered state is judged at recovery: a trace that ends first would check nothing.

@@ -3,8 +3,16 @@
 export const traceVersion = 1;
 
 export const errorCodes = [
-  'E_RANGE', 'E_SIZE', 'E_PHASE', 'E_NOT_CURRENT', 'E_NOT_DRAINED', 'E_CORRUPT',
-  'E_NOT_FOUND', 'E_EXISTS', 'E_LOCKED', 'E_BAD_REQUEST',
+  'E_RANGE',
+  'E_SIZE',
+  'E_PHASE',
+  'E_NOT_CURRENT',
+  'E_NOT_DRAINED',
+  'E_CORRUPT',
+  'E_NOT_FOUND',
+  'E_EXISTS',
+  'E_LOCKED',
+  'E_BAD_REQUEST',
 ] as const;
 export type ErrorCode = (typeof errorCodes)[number];
 
@@ -73,8 +81,10 @@ export interface Trace {
 export function describeStep(step: OpStep, names: readonly string[]): string {
   const parts: string[] = [step.op];
   if (step.region !== undefined) parts.push(names[step.region] ?? String(step.region));
-  if (step.data !== undefined) parts.push('label' in step.data ? step.data.label : `base64:${step.data.base64.slice(0, 12)}`);
-  if (step.crashAt !== undefined) parts.push(`(crash after io ${step.crashAt.afterIo}, ${step.crashAt.mode}${step.crashAt.torn ? ', torn' : ''})`);
+  if (step.data !== undefined)
+    parts.push('label' in step.data ? step.data.label : `base64:${step.data.base64.slice(0, 12)}`);
+  if (step.crashAt !== undefined)
+    parts.push(`(crash after io ${step.crashAt.afterIo}, ${step.crashAt.mode}${step.crashAt.torn ? ', torn' : ''})`);
   if (step.expectError !== undefined) parts.push(`expecting ${step.expectError}`);
   return parts.join(' ');
 }

@@ -12,8 +12,20 @@ export interface TraceRecordWrite {
 
 export type TraceRecord =
   | TraceRecordWrite
-  | { readonly op: 'startCycle' | 'completeCycle' | 'cycle' | 'crash' | 'recover'; readonly expectError?: string; readonly crashAfterIo?: number; readonly mode?: 'process' | 'power'; readonly seed?: number; readonly torn?: boolean }
-  | { readonly op: 'transfer'; readonly region: string | number; readonly expectError?: string; readonly crashAfterIo?: number }
+  | {
+      readonly op: 'startCycle' | 'completeCycle' | 'cycle' | 'crash' | 'recover';
+      readonly expectError?: string;
+      readonly crashAfterIo?: number;
+      readonly mode?: 'process' | 'power';
+      readonly seed?: number;
+      readonly torn?: boolean;
+    }
+  | {
+      readonly op: 'transfer';
+      readonly region: string | number;
+      readonly expectError?: string;
+      readonly crashAfterIo?: number;
+    }
   | { readonly expect: Record<string, unknown>; readonly at?: string }
   | { readonly comment: string };
 
@@ -26,7 +38,11 @@ export interface TraceHeaderWrite {
   readonly seed?: string | number;
 }
 
-export function formatTrace(header: TraceHeaderWrite, comments: readonly string[], records: readonly TraceRecord[]): string {
+export function formatTrace(
+  header: TraceHeaderWrite,
+  comments: readonly string[],
+  records: readonly TraceRecord[],
+): string {
   const lines = [JSON.stringify({ trace: 'cowmap', version: traceVersion, ...header })];
   for (const comment of comments) lines.push(`# ${comment}`);
   for (const record of records) {
@@ -40,7 +56,11 @@ export function formatTrace(header: TraceHeaderWrite, comments: readonly string[
  * Model operations as trace records. Write data is the model's content, which
  * for the explorer is a label; `names` gives the region names.
  */
-export function recordsOfOps(ops: readonly Op[], names: readonly string[], rejected: (index: number) => string | null): TraceRecord[] {
+export function recordsOfOps(
+  ops: readonly Op[],
+  names: readonly string[],
+  rejected: (index: number) => string | null,
+): TraceRecord[] {
   return ops.map((op, index) => {
     const expectError = rejected(index);
     const extra = expectError === null ? {} : { expectError };

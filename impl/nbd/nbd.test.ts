@@ -40,7 +40,11 @@ function missing(...tools: string[]): string | undefined {
 }
 
 /** Runs a command without blocking the event loop (an in-process server must keep serving). */
-function run(cmd: string, args: string[], options: { allowFail?: boolean } = {}): Promise<{ status: number; stdout: string; stderr: string }> {
+function run(
+  cmd: string,
+  args: string[],
+  options: { allowFail?: boolean } = {},
+): Promise<{ status: number; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -50,7 +54,8 @@ function run(cmd: string, args: string[], options: { allowFail?: boolean } = {})
     child.on('error', reject);
     child.on('close', (status) => {
       const result = { status: status ?? -1, stdout, stderr };
-      if (status !== 0 && options.allowFail !== true) reject(new Error(`${cmd} ${args.join(' ')} exited ${status}\n${stdout}\n${stderr}`));
+      if (status !== 0 && options.allowFail !== true)
+        reject(new Error(`${cmd} ${args.join(' ')} exited ${status}\n${stdout}\n${stderr}`));
       else resolve(result);
     });
   });
@@ -155,7 +160,15 @@ class RawClient {
     return info.data.readBigUInt64BE(2);
   }
 
-  request(type: number, offset: number, length: number, payload?: Buffer, cookie = 7n, flags = 0, magic = nbd.REQUEST_MAGIC): void {
+  request(
+    type: number,
+    offset: number,
+    length: number,
+    payload?: Buffer,
+    cookie = 7n,
+    flags = 0,
+    magic = nbd.REQUEST_MAGIC,
+  ): void {
     const header = Buffer.alloc(28);
     header.writeUInt32BE(magic, 0);
     header.writeUInt16BE(flags, 4);
@@ -181,7 +194,12 @@ async function withServer(
 ): Promise<void> {
   const volume = createVolume(options.regions ?? 8, options.regionSize ?? 4096);
   const lines: string[] = [];
-  const server = new NbdServer(volume, { log: (line) => lines.push(line), exportName: 'vol', batchRegions: 2, ...(options.payloadMax === undefined ? {} : { payloadMax: options.payloadMax }) });
+  const server = new NbdServer(volume, {
+    log: (line) => lines.push(line),
+    exportName: 'vol',
+    batchRegions: 2,
+    ...(options.payloadMax === undefined ? {} : { payloadMax: options.payloadMax }),
+  });
   const port = (await server.listen({ port: 0 })) as number;
   try {
     await body(server, port, volume, lines);
@@ -360,7 +378,10 @@ describe('NBD protocol (raw client)', () => {
     const reopened = ReplicatedVolume.open(new NodeStorage(), dir);
     const reports: CycleReport[] = [];
     const lines: string[] = [];
-    const server = new NbdServer(reopened, { log: (line) => lines.push(line), onCycle: (report) => reports.push(report) });
+    const server = new NbdServer(reopened, {
+      log: (line) => lines.push(line),
+      onCycle: (report) => reports.push(report),
+    });
     assert.equal(server.resumeInterruptedCycle(), true);
     await server.whenIdle();
     assert.deepEqual([reports[0]!.resumed, reports[0]!.regions], [true, 4]);
@@ -397,7 +418,9 @@ describe('NBD protocol (raw client)', () => {
 export const serveScript = join(import.meta.dirname, 'runServe.ts');
 
 describe('NBD end to end', () => {
-  test('a. qemu-io writes patterns at many offsets and sizes; the primary matches', { skip: missing('qemu-io') }, async () => {
+  test('a. qemu-io writes patterns at many offsets and sizes; the primary matches', {
+    skip: missing('qemu-io'),
+  }, async () => {
     const volume = createVolume(64, 65536); // 4 MiB
     const server = new NbdServer(volume, { log: () => {}, cycleEverySeconds: 0.05 });
     const port = (await server.listen({ port: 0 })) as number;
@@ -418,7 +441,8 @@ describe('NBD end to end', () => {
       expected.fill(pattern, offset, offset + length);
     }
     args.push('-c', 'flush');
-    for (const [offset, length, pattern] of writes.slice(1)) args.push('-c', `read -P 0x${pattern.toString(16)} ${offset} ${length}`);
+    for (const [offset, length, pattern] of writes.slice(1))
+      args.push('-c', `read -P 0x${pattern.toString(16)} ${offset} ${length}`);
     args.push(`nbd://127.0.0.1:${port}`);
     const result = await run('qemu-io', args);
     assert.doesNotMatch(result.stdout + result.stderr, /Pattern verification failed|error/i);
@@ -428,7 +452,9 @@ describe('NBD end to end', () => {
     volume.close();
   });
 
-  test('b. mke2fs -d, nbdcopy onto the export while cycles run; each secondary = primary@swap and passes e2fsck', { skip: missing('mke2fs', 'e2fsck', 'nbdcopy', 'nbdkit') }, async (t) => {
+  test('b. mke2fs -d, nbdcopy onto the export while cycles run; each secondary = primary@swap and passes e2fsck', {
+    skip: missing('mke2fs', 'e2fsck', 'nbdcopy', 'nbdkit'),
+  }, async (t) => {
     const work = join(root, 'b');
     mkdirSync(join(work, 'tree/sub/deeper'), { recursive: true });
     // make test copies an 8 MiB file system of 12 files; make verify (COWMAP_TEST_LEVEL=full) 32 MiB of 48.
@@ -436,7 +462,10 @@ describe('NBD end to end', () => {
     for (let index = 0; index < files; index++) {
       const bytes = Buffer.alloc(1000 + index * 14000);
       for (let at = 0; at < bytes.length; at++) bytes[at] = (at * 31 + index) & 0xff;
-      writeFileSync(join(work, index % 3 === 0 ? 'tree' : index % 3 === 1 ? 'tree/sub' : 'tree/sub/deeper', `file${index}.bin`), bytes);
+      writeFileSync(
+        join(work, index % 3 === 0 ? 'tree' : index % 3 === 1 ? 'tree/sub' : 'tree/sub/deeper', `file${index}.bin`),
+        bytes,
+      );
     }
     const size = atLevel(8, 32) * 1024 * 1024;
     const image = join(work, 'fs.img');
@@ -482,7 +511,10 @@ describe('NBD end to end', () => {
     let clean = 0;
     for (const report of reports) {
       const secondary = readFileSync(join(snaps, `${report.cycle}.secondary`));
-      assert.ok(secondary.equals(readFileSync(join(snaps, `${report.cycle}.primary`))), `cycle ${report.cycle}: S = P@swap`);
+      assert.ok(
+        secondary.equals(readFileSync(join(snaps, `${report.cycle}.primary`))),
+        `cycle ${report.cycle}: S = P@swap`,
+      );
     }
     // e2fsck on the last secondary (the whole file system) and on a few taken mid-copy
     // whose superblock is there already (a copy cut at any point is not a file system).
@@ -501,10 +533,13 @@ describe('NBD end to end', () => {
     writeFileSync(plain, Buffer.alloc(0));
     spawnSync('truncate', ['-s', String(size), plain]);
     const nbdkitPort = 20000 + (process.pid % 20000);
-    const kit = spawn('nbdkit', ['-f', '-i', '127.0.0.1', '-p', String(nbdkitPort), 'file', plain], { stdio: 'ignore' });
+    const kit = spawn('nbdkit', ['-f', '-i', '127.0.0.1', '-p', String(nbdkitPort), 'file', plain], {
+      stdio: 'ignore',
+    });
     try {
       for (let attempt = 0; attempt < 50; attempt++) {
-        if ((await run('nbdinfo', ['--size', `nbd://127.0.0.1:${nbdkitPort}`], { allowFail: true })).status === 0) break;
+        if ((await run('nbdinfo', ['--size', `nbd://127.0.0.1:${nbdkitPort}`], { allowFail: true })).status === 0)
+          break;
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
       const kitStarted = process.hrtime.bigint();
@@ -541,7 +576,10 @@ describe('NBD end to end', () => {
   const fuseSkip =
     missing('nbdfuse', 'fusermount3', 'mke2fs', 'debugfs', 'e2fsck') ??
     (existsSync('/dev/fuse') ? undefined : 'FUSE does not work here: no /dev/fuse in this container');
-  test('c. nbdfuse + mke2fs + debugfs writes and removes files between cycles; each secondary = primary@swap and passes e2fsck', { skip: fuseSkip, timeout: 60000 }, async (t) => {
+  test('c. nbdfuse + mke2fs + debugfs writes and removes files between cycles; each secondary = primary@swap and passes e2fsck', {
+    skip: fuseSkip,
+    timeout: 60000,
+  }, async (t) => {
     const work = join(root, 'c');
     const mount = join(work, 'mnt');
     const snaps = join(work, 'snaps');
@@ -570,7 +608,10 @@ describe('NBD end to end', () => {
     let fuseErr = '';
     fuse.stderr!.on('data', (chunk) => (fuseErr += chunk));
     const fuseExited = new Promise<void>((resolve) => fuse.on('exit', () => resolve()));
-    const mounted = (): boolean => readFileSync('/proc/mounts', 'utf8').split('\n').some((line) => line.split(' ')[1] === mount);
+    const mounted = (): boolean =>
+      readFileSync('/proc/mounts', 'utf8')
+        .split('\n')
+        .some((line) => line.split(' ')[1] === mount);
     // One cycle, waited for: at this point every debugfs/mke2fs run has exited, so all of its
     // writes went through FUSE -> NBD and were acknowledged (the server acknowledges a write
     // only once it is durable), and the swap sees a consistent file system. A swap in the
@@ -589,7 +630,8 @@ describe('NBD end to end', () => {
     };
     const steps = 6;
     try {
-      for (let attempt = 0; attempt < 200 && !mounted(); attempt++) await new Promise((resolve) => setTimeout(resolve, 25));
+      for (let attempt = 0; attempt < 200 && !mounted(); attempt++)
+        await new Promise((resolve) => setTimeout(resolve, 25));
       assert.ok(mounted(), `nbdfuse mounted ${mount}: ${fuseErr}`);
       await run('timeout', ['20', 'mke2fs', '-q', '-F', '-t', 'ext4', disk]);
       await cycle();
@@ -612,7 +654,10 @@ describe('NBD end to end', () => {
       if ((await run('timeout', ['10', 'fusermount3', '-u', mount], { allowFail: true })).status !== 0) {
         await run('timeout', ['10', 'fusermount3', '-u', '-z', mount], { allowFail: true });
       }
-      const exited = await Promise.race([fuseExited.then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 5000))]);
+      const exited = await Promise.race([
+        fuseExited.then(() => true),
+        new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 5000)),
+      ]);
       if (!exited) fuse.kill('SIGKILL');
       await server.close();
       await server.whenIdle();
@@ -622,7 +667,10 @@ describe('NBD end to end', () => {
     assert.equal(reports.length, steps + 1);
     for (const report of reports) {
       const secondary = join(snaps, `${report.cycle}.secondary`);
-      assert.ok(readFileSync(secondary).equals(readFileSync(join(snaps, `${report.cycle}.primary`))), `cycle ${report.cycle}: S = P@swap`);
+      assert.ok(
+        readFileSync(secondary).equals(readFileSync(join(snaps, `${report.cycle}.primary`))),
+        `cycle ${report.cycle}: S = P@swap`,
+      );
       // e2fsck -n on the scratch copy taken at completion, never on the volume's own file.
       const fsck = await run('e2fsck', ['-fn', secondary], { allowFail: true });
       assert.equal(fsck.status, 0, `cycle ${report.cycle}: e2fsck -fn\n${fsck.stdout}${fsck.stderr}`);
@@ -645,10 +693,15 @@ describe('NBD end to end', () => {
   });
 });
 
-
 /** A `cowmap serve` child and its stdout lines. */
-function serveChild(args: string[]): { child: ChildProcess; lines: string[]; waitFor: (pattern: RegExp, timeoutMs?: number) => Promise<string> } {
-  const child = spawn(process.execPath, ['--import', 'tsx', serveScript, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+function serveChild(args: string[]): {
+  child: ChildProcess;
+  lines: string[];
+  waitFor: (pattern: RegExp, timeoutMs?: number) => Promise<string>;
+} {
+  const child = spawn(process.execPath, ['--import', 'tsx', serveScript, ...args], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const lines: string[] = [];
   let partial = '';
   const listeners = new Set<() => void>();
@@ -680,7 +733,9 @@ function serveChild(args: string[]): { child: ChildProcess; lines: string[]; wai
   return { child, lines, waitFor };
 }
 
-test('d. cowmap serve killed during writes: acknowledged writes survive, the cycle resumes, e2fsck passes on the secondary', { skip: missing('qemu-io', 'mke2fs', 'e2fsck', 'nbdcopy') }, async (t) => {
+test('d. cowmap serve killed during writes: acknowledged writes survive, the cycle resumes, e2fsck passes on the secondary', {
+  skip: missing('qemu-io', 'mke2fs', 'e2fsck', 'nbdcopy'),
+}, async (t) => {
   const dir = freshDir();
   ReplicatedVolume.create(new NodeStorage(), dir, { regions: 256, regionSize: 65536 }).close(); // 16 MiB
   const socket = join(root, 'd.sock');
@@ -689,7 +744,8 @@ test('d. cowmap serve killed during writes: acknowledged writes survive, the cyc
   await first.waitFor(/^serving /);
   // 64 writes of 128 KiB, each followed by a flush; killed part way.
   const args = ['-f', 'raw'];
-  for (let index = 0; index < 64; index++) args.push('-c', `write -P ${index + 1} ${index * 131072 * 2} 131072`, '-c', 'flush');
+  for (let index = 0; index < 64; index++)
+    args.push('-c', `write -P ${index + 1} ${index * 131072 * 2} 131072`, '-c', 'flush');
   const writer = spawn('qemu-io', [...args, uri], { stdio: ['ignore', 'pipe', 'pipe'] });
   let written = '';
   writer.stdout.on('data', (chunk) => (written += chunk));
@@ -711,13 +767,19 @@ test('d. cowmap serve killed during writes: acknowledged writes survive, the cyc
     }, 1);
   });
   await writerDone;
-  await new Promise((resolve) => (first.child.exitCode !== null || first.child.signalCode !== null ? resolve(null) : first.child.on('exit', resolve)));
-  const acknowledged = [...written.matchAll(/^wrote 131072\/131072 bytes at offset (\d+)/gm)].map((match) => Number(match[1]));
+  await new Promise((resolve) =>
+    first.child.exitCode !== null || first.child.signalCode !== null ? resolve(null) : first.child.on('exit', resolve),
+  );
+  const acknowledged = [...written.matchAll(/^wrote 131072\/131072 bytes at offset (\d+)/gm)].map((match) =>
+    Number(match[1]),
+  );
   assert.ok(acknowledged.length > 0);
   const reopened = ReplicatedVolume.open(new NodeStorage(), dir);
   const interrupted = reopened.phase === 'replicating';
   reopened.close();
-  t.diagnostic(`d: ${acknowledged.length} writes acknowledged before the kill; killed ${interrupted ? 'inside a cycle' : 'between cycles'}`);
+  t.diagnostic(
+    `d: ${acknowledged.length} writes acknowledged before the kill; killed ${interrupted ? 'inside a cycle' : 'between cycles'}`,
+  );
   if (existsSync(socket)) rmSync(socket);
 
   const second = serveChild([dir, '--socket', socket]);
@@ -731,7 +793,8 @@ test('d. cowmap serve killed during writes: acknowledged writes survive, the cyc
   // Then a file system over it, a cycle on demand (SIGUSR1), and e2fsck on the secondary.
   const work = join(root, 'd');
   mkdirSync(join(work, 'tree'), { recursive: true });
-  for (let index = 0; index < 10; index++) writeFileSync(join(work, 'tree', `f${index}`), Buffer.alloc(50000 * (index + 1), index));
+  for (let index = 0; index < 10; index++)
+    writeFileSync(join(work, 'tree', `f${index}`), Buffer.alloc(50000 * (index + 1), index));
   const image = join(work, 'fs.img');
   await run('mke2fs', ['-q', '-F', '-t', 'ext4', '-d', join(work, 'tree'), image, '16M']);
   await run('nbdcopy', ['--flush', image, uri]);

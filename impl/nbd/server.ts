@@ -212,7 +212,9 @@ export class NbdServer {
       }
       const regions = resumed ? this.volume.unsentRegions() : this.volume.currentRegions();
       this.running = { cycle: this.volume.cycle, resumed, regions, next: 0, started: process.hrtime.bigint() };
-      this.log(`cycle ${this.volume.cycle}: ${resumed ? 'resuming an interrupted cycle' : 'swap'}, ${regions.length} region(s) to send`);
+      this.log(
+        `cycle ${this.volume.cycle}: ${resumed ? 'resuming an interrupted cycle' : 'swap'}, ${regions.length} region(s) to send`,
+      );
       setImmediate(() => this.step());
     } catch (error) {
       this.fail(error);
@@ -261,7 +263,8 @@ export class NbdServer {
   private fail(error: unknown): void {
     this.running = null;
     this.pending = false;
-    this.failure = error instanceof Error ? `${(error as { code?: string }).code ?? error.name}: ${error.message}` : String(error);
+    this.failure =
+      error instanceof Error ? `${(error as { code?: string }).code ?? error.name}: ${error.message}` : String(error);
     this.log(`cycle: stopped: ${this.failure}`);
     this.notifyIdle();
   }
@@ -533,7 +536,14 @@ class Connection {
     return true;
   }
 
-  private serve(type: number, flags: number, cookie: Buffer, offset: bigint, length: number, payload: Buffer | null): void {
+  private serve(
+    type: number,
+    flags: number,
+    cookie: Buffer,
+    offset: bigint,
+    length: number,
+    payload: Buffer | null,
+  ): void {
     const volume = this.server.volume;
     const knownFlags = nbd.CMD_FLAG_FUA | nbd.CMD_FLAG_NO_HOLE;
     if (type === nbd.CMD_DISC) {
