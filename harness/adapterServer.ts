@@ -37,8 +37,9 @@ import { NodeStorage } from '../impl/nodeStorage.ts';
 import { ReplicatedVolume } from '../impl/replicatedVolume.ts';
 import { decodeBase64, decodeUtf8, LineSplitter, protocolVersion, type LineEvent } from './adapterSut.ts';
 import { CrashStorage, isSimulatedCrash, SimulatedCrash } from './crashStorage.ts';
+import type { VolumeClass } from './types.ts';
 
-export type VolumeClass = typeof ReplicatedVolume;
+export type { VolumeClass } from './types.ts';
 
 /** The exit status at a failpoint (the same as the Python example's). */
 export const failpointExitCode = 86;

@@ -37,7 +37,7 @@ import { sectorSize } from '../impl/geometry.ts';
 import { allTransitions } from '../model/transitions.ts';
 import type { Geometry } from '../model/types.ts';
 import { commandArbitrary, cycleWeightFor, freshModel, SequenceRun, shortOfHistory } from './fuzzCommands.ts';
-import type { CrashMode, FuzzData, FuzzModel, Generation, HistoryMin } from './fuzzCommands.ts';
+import type { FuzzData, FuzzModel, Generation, HistoryMin } from './fuzzCommands.ts';
 import { Oracle, OracleFailure } from './oracle.ts';
 import type { Difference } from './oracle.ts';
 import { replayTrace } from './replay.ts';
@@ -47,6 +47,7 @@ import type { SystemUnderTest } from './sut.ts';
 import { ContentBook } from './trace/content.ts';
 import { shellQuote } from './shellQuote.ts';
 import { readTrace } from './trace/reader.ts';
+import type { FaultMode } from './types.ts';
 
 export const fuzzDefaults = {
   regions: 4,
@@ -99,7 +100,7 @@ export interface FuzzOptions {
   readonly ioMax?: number;
   readonly makeSut: () => SystemUnderTest;
   /** The crashes inside an operation to generate (default: what the implementation's features offer; [] for none). */
-  readonly crashModes?: readonly CrashMode[];
+  readonly crashModes?: readonly FaultMode[];
   /** Whether to generate crashes between operations (default true). */
   readonly crashBetween?: boolean;
   /** Where a failing sequence is saved (default traces/failures). */
@@ -159,7 +160,7 @@ export interface FuzzResult {
   readonly failure: FuzzFailure | null;
 }
 
-export type { CrashMode, FuzzData, HistoryMin } from './fuzzCommands.ts';
+export type { FuzzData, HistoryMin } from './fuzzCommands.ts';
 
 // ------------------------------------------------------------ the runner
 
@@ -258,7 +259,7 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzResult> {
   const features = probe.features;
   const sutName = probe.name;
   await probe.close();
-  const crashModes: CrashMode[] = [];
+  const crashModes: FaultMode[] = [];
   if (options.crashModes !== undefined) {
     crashModes.push(...options.crashModes);
   } else if (features.has('failpoint')) {

@@ -102,7 +102,7 @@ import { cowIndexSize } from '../impl/cowStore.ts';
 import { isCowmapError } from '../impl/errors.ts';
 import { ReplicatedVolume } from '../impl/replicatedVolume.ts';
 import { initialState } from '../model/rules.ts';
-import type { Geometry, ModelState, Op } from '../model/types.ts';
+import type { Geometry, ModelState } from '../model/types.ts';
 import type { UnsyncedWriteInfo } from './crashStorage.ts';
 import { Oracle, OracleFailure } from './oracle.ts';
 import type { Difference, OracleStats } from './oracle.ts';
@@ -431,11 +431,7 @@ export function explorationOps(
   return ops;
 }
 
-export function modelOpOf(op: SutOp, book: ContentBook): Op {
-  return op.type === 'write'
-    ? { type: 'write', region: op.region, data: book.addBytes(op.data), size: op.data.length }
-    : op;
-}
+export { modelOpOf } from './sut.ts';
 
 /**
  * Prefix states for rot, those with the most to lose first: a running cycle with

@@ -164,7 +164,9 @@ import type {
 export { normalizePath, parentDir } from './crash/crashPaths.ts';
 export type { NamespaceKind } from './crash/unsyncedRecords.ts';
 
-export type CrashMode = 'process' | 'power';
+import type { CrashMode } from './types.ts';
+
+export type { CrashMode } from './types.ts';
 export type DurableIoKind =
   | 'create'
   | 'write'

@@ -16,7 +16,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Geometry } from '../model/types.ts';
-import type { CrashMode } from './fuzzCommands.ts';
+import type { FaultMode } from './types.ts';
 import type { Difference } from './oracle.ts';
 import { boundaryRegions } from './geometry.ts';
 import { Prng } from './prng.ts';
@@ -28,7 +28,7 @@ import { ContentBook } from './trace/content.ts';
 
 export interface SweepOptions {
   readonly geometry: Geometry;
-  readonly modes: readonly CrashMode[];
+  readonly modes: readonly FaultMode[];
   readonly seed: number;
   readonly failuresDir: string;
   /** The implementation; called once per run (a kept-running adapter may return the same one). */
@@ -60,7 +60,7 @@ export interface SweepResult {
 
 export interface SweptSituation {
   readonly situation: string;
-  readonly mode: CrashMode;
+  readonly mode: FaultMode;
   readonly regions: readonly number[];
   readonly crashPoints: number;
   /** The operation completed before a failpoint at some k <= ioCountMax: every point inside it was tried. */
@@ -152,7 +152,7 @@ export function picksFor(regions: number, index: number, seed: number): Picks {
   return { region, other };
 }
 
-function crashRequest(mode: CrashMode, afterIo: number, seed: number): CrashRequest {
+function crashRequest(mode: FaultMode, afterIo: number, seed: number): CrashRequest {
   return { afterIo, mode: mode === 'process' ? 'process' : 'power', seed, torn: mode === 'torn' };
 }
 

@@ -15,6 +15,7 @@ import type { ScenarioStep } from './scenario.ts';
 import type { CrashRequest, SutOp } from './sut.ts';
 import { type ContentBook, labelBytes } from './trace/content.ts';
 import { defaultNames } from './trace/reader.ts';
+import type { FaultMode } from './types.ts';
 
 export type FuzzData = 'labels' | 'bytes';
 
@@ -312,15 +313,13 @@ export interface Generation {
   readonly labels: number;
   readonly regionSize: number;
   readonly ioMax: number;
-  readonly crashModes: readonly CrashMode[];
+  readonly crashModes: readonly FaultMode[];
   readonly crashBetween: boolean;
   readonly data: FuzzData;
   /** Weight of the cycle command among the others (more when a history asks for many cycles). */
   readonly cycleWeight: number;
   readonly sutName: string;
 }
-
-export type CrashMode = 'process' | 'power' | 'torn';
 
 /**
  * The label of the k-th value of a region: `A1`, `B3`, ... Above one sector it is

@@ -20,6 +20,8 @@ import type { ModelSnapshot } from '../model/transitions.ts';
 import type { Geometry, ModelState, Op } from '../model/types.ts';
 import { AdapterSut } from './adapterSut.ts';
 import type { ContentBook } from './trace/content.ts';
+import { modelOpOf } from './sut.ts';
+import { bits } from './types.ts';
 import type { CrashRequest, SutOp, SutReply, SutState, SystemUnderTest } from './sut.ts';
 
 export interface Difference {
@@ -99,10 +101,6 @@ export interface OracleStats {
   crashStates: number;
 }
 
-function bits(values: readonly boolean[]): string {
-  return values.map((bit) => (bit ? '1' : '0')).join('');
-}
-
 function parseBits(text: string): boolean[] {
   return [...text].map((bit) => bit === '1');
 }
@@ -172,9 +170,7 @@ export class Oracle {
   }
 
   private modelOp(op: OracleOp): Op {
-    if (op.type === 'write')
-      return { type: 'write', region: op.region, data: this.book.addBytes(op.data), size: op.data.length };
-    return op;
+    return modelOpOf(op, this.book);
   }
 
   /** Steps the model; checks the invariants on the new state and on the transition. */

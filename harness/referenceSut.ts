@@ -10,8 +10,9 @@ import { ReplicatedVolume } from '../impl/replicatedVolume.ts';
 import type { Geometry } from '../model/types.ts';
 import { CrashStorage, isSimulatedCrash } from './crashStorage.ts';
 import type { CrashingReply, CrashRequest, Feature, SutOp, SutReply, SutState, SystemUnderTest } from './sut.ts';
+import type { VolumeClass } from './types.ts';
 
-export type VolumeClass = typeof ReplicatedVolume;
+export type { VolumeClass } from './types.ts';
 
 export interface ReferenceSutOptions {
   /** The volume class: ReplicatedVolume, or a mutant subclass. */

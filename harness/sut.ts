@@ -2,7 +2,9 @@
 // this process, or any implementation driven through the adapter protocol
 // (docs/adapter.md). Every generator, the replay and the conformance runner use it.
 
-import type { Geometry } from '../model/types.ts';
+import type { Geometry, Op } from '../model/types.ts';
+import type { ContentBook } from './trace/content.ts';
+import type { CrashMode } from './types.ts';
 
 /** The state an implementation reports (docs/protocol.md section 6; the adapter's `state` op). */
 export interface SutState {
@@ -30,7 +32,7 @@ export type SutReply =
 export interface CrashRequest {
   /** Crash right after the k-th durable I/O call of the operation (0: before the first). */
   readonly afterIo: number;
-  readonly mode: 'process' | 'power';
+  readonly mode: CrashMode;
   readonly seed: number;
   readonly torn: boolean;
 }
@@ -74,4 +76,14 @@ export function keptRunning(sut: SystemUnderTest): SystemUnderTest {
     recover: () => sut.recover(),
     close: async () => {},
   };
+}
+
+/** The model's operation for a harness operation: a write's bytes become a content of the book. */
+export function modelOpOf(
+  op: SutOp | { readonly type: 'crash' } | { readonly type: 'recover' },
+  book: ContentBook,
+): Op {
+  return op.type === 'write'
+    ? { type: 'write', region: op.region, data: book.addBytes(op.data), size: op.data.length }
+    : op;
 }

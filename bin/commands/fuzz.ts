@@ -12,7 +12,8 @@
 import { randomInt } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { fuzzDefaults, runFuzz } from '../../harness/commandSequences.ts';
-import type { CrashMode, FuzzData, FuzzResult, HistoryMin } from '../../harness/commandSequences.ts';
+import type { FuzzData, FuzzResult, HistoryMin } from '../../harness/commandSequences.ts';
+import type { FaultMode } from '../../harness/types.ts';
 import { regionsMax } from '../../model/rules.ts';
 import { mutants } from '../../harness/mutants.ts';
 import { ReferenceSut } from '../../harness/referenceSut.ts';
@@ -52,14 +53,14 @@ function summary(result: FuzzResult): string {
 }
 
 /** `--crash-modes`: undefined (what the implementation offers), none, or a list; null when invalid. */
-function parseCrashModes(text: string | undefined): readonly CrashMode[] | undefined | null {
+function parseCrashModes(text: string | undefined): readonly FaultMode[] | undefined | null {
   if (text === undefined) return undefined;
   if (text === 'none') return [];
   const modes = text.split(',');
   const known: readonly string[] = ['process', 'power', 'torn'];
   if (modes.length === 0 || !modes.every((mode) => known.includes(mode)) || new Set(modes).size !== modes.length)
     return null;
-  return modes as CrashMode[];
+  return modes as FaultMode[];
 }
 
 /** The command, with its output streams as parameters (for tests). */

@@ -15,7 +15,7 @@
 // A check is named `<level>/<kind>` (`crash/fast-check`), stable across runs and
 // seeds: CI history and `--check` rely on it.
 
-import type { CrashMode } from '../commandSequences.ts';
+import type { FaultMode } from '../types.ts';
 import type { Feature } from '../sut.ts';
 import type { Trace } from '../trace/trace.ts';
 
@@ -40,7 +40,7 @@ export interface CheckSpec {
   /** Kills between requests. */
   readonly crashBetween: boolean;
   /** Crashes inside requests (resolved against the features: torn only where offered). */
-  readonly crashModes: readonly CrashMode[];
+  readonly crashModes: readonly FaultMode[];
 }
 
 /** What a level needs of an implementation (hello's features). */
@@ -74,7 +74,7 @@ const levelSuffixes: Readonly<Record<Level, string>> = {
   power: 'with power loss',
 };
 
-function crashModesOf(level: Level, features: ReadonlySet<Feature>): CrashMode[] {
+function crashModesOf(level: Level, features: ReadonlySet<Feature>): FaultMode[] {
   if (level === 'failpoint') return ['process'];
   if (level === 'power') return features.has('torn') ? ['power', 'torn'] : ['power'];
   return [];

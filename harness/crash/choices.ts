@@ -7,8 +7,11 @@ import type { PowerChoices, UnsyncedWriteInfo } from '../crashStorage.ts';
 import { Prng } from '../prng.ts';
 import type { ChoiceShape } from './explorationSut.ts';
 
-export type ExplorationMode = 'process' | 'power' | 'torn';
-export const explorationModes: readonly ExplorationMode[] = ['process', 'power', 'torn'];
+import { type FaultMode, faultModes } from '../types.ts';
+
+/** The faults the exploration injects (a crash of either mode, or a torn power loss). */
+export type ExplorationMode = FaultMode;
+export const explorationModes: readonly ExplorationMode[] = faultModes;
 
 /** One sector of one unsynced write torn inside: its first half new and the rest old, or the reverse. */
 export interface SectorTear {

@@ -6,7 +6,6 @@
 
 import { posix } from 'node:path';
 import { isCowmapError } from '../../impl/errors.ts';
-import type { ReplicatedVolume } from '../../impl/replicatedVolume.ts';
 import type { Geometry } from '../../model/types.ts';
 import { CrashStorage, isSimulatedCrash } from '../crashStorage.ts';
 import type { ArmCrashOptions, PowerChoices, UnsyncedWriteInfo } from '../crashStorage.ts';
@@ -14,8 +13,9 @@ import { OracleFailure } from '../oracle.ts';
 import { applyToVolume } from '../referenceSut.ts';
 import type { CrashingReply, CrashRequest, Feature, SutOp, SutReply, SutState, SystemUnderTest } from '../sut.ts';
 import { MemoryStorage } from './memoryStorage.ts';
+import type { CrashMode, VolumeClass } from '../types.ts';
 
-export type VolumeClass = typeof ReplicatedVolume;
+export type { VolumeClass } from '../types.ts';
 
 /** The volume class under test, with access to its volatile sent set (for save and restore). */
 export function restorableClass(base: VolumeClass) {
@@ -46,7 +46,7 @@ export interface Restore {
 }
 
 export interface BetweenCrash {
-  readonly mode: 'process' | 'power';
+  readonly mode: CrashMode;
   readonly choices: PowerChoices;
 }
 

@@ -4,6 +4,7 @@
 
 import type { Content, ModelState } from '../../model/types.ts';
 import type { Difference } from '../oracle.ts';
+import { bits } from '../types.ts';
 import type { ContentBook } from './content.ts';
 import type { Expectation, ExpectedContent, TraceData } from './trace.ts';
 
@@ -21,10 +22,6 @@ function allowed(expected: ExpectedContent, book: ContentBook): (Content | null)
 function showExpected(expected: ExpectedContent, book: ContentBook): string {
   const options = allowed(expected, book).map((content) => book.show(content));
   return options.length === 1 ? options[0]! : `{${options.join('|')}}`;
-}
-
-function bits(values: readonly boolean[]): string {
-  return values.map((bit) => (bit ? '1' : '0')).join('');
 }
 
 export function checkExpectation(state: ModelState, expect: Expectation, book: ContentBook): Difference[] {

@@ -1,5 +1,7 @@
 // Trace format version 1 (docs/traces.md), as the harness holds it once read.
 
+import type { CrashMode } from '../types.ts';
+
 export const traceVersion = 1;
 
 export const errorCodes = [
@@ -34,7 +36,7 @@ export type TraceData = { readonly label: string } | { readonly base64: string }
 
 export interface CrashPoint {
   readonly afterIo: number;
-  readonly mode: 'process' | 'power';
+  readonly mode: CrashMode;
   readonly seed: number;
   /** Project extension: with mode power, unsynced sector writes may also be torn. */
   readonly torn: boolean;

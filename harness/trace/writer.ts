@@ -3,6 +3,7 @@
 
 import type { Op } from '../../model/types.ts';
 import { traceVersion } from './trace.ts';
+import type { CrashMode } from '../types.ts';
 
 export interface TraceRecordWrite {
   readonly op: 'write';
@@ -16,7 +17,7 @@ export type TraceRecord =
       readonly op: 'startCycle' | 'completeCycle' | 'cycle' | 'crash' | 'recover';
       readonly expectError?: string;
       readonly crashAfterIo?: number;
-      readonly mode?: 'process' | 'power';
+      readonly mode?: CrashMode;
       readonly seed?: number;
       readonly torn?: boolean;
     }
