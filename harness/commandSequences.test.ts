@@ -7,7 +7,7 @@ import { fuzzMain } from '../bin/commands/fuzz.ts';
 import { ReplicatedVolume } from '../impl/replicatedVolume.ts';
 import { parseFuzzPath, runFuzz } from './commandSequences.ts';
 import { describeGeometry, conformGeometries } from './geometry.ts';
-import { mutantNamed, mutants } from './mutants.ts';
+import { mutantNamed } from './mutants.ts';
 import type { FuzzOptions } from './commandSequences.ts';
 import { ReferenceSut } from './referenceSut.ts';
 import { replayTrace } from './replay.ts';
@@ -130,7 +130,7 @@ describe('fast-check command sequences', () => {
   it('catch a recovery that takes the page cache for durable: a kill inside an operation, its recovery, then a power loss', async (t) => {
     const seed = 2;
     t.diagnostic(`seed ${seed}`);
-    const volumeClass = mutants['recovery-trusts-page-cache']!.volumeClass;
+    const volumeClass = mutantNamed('recovery-trusts-page-cache').volumeClass;
     const broken = () => new ReferenceSut({ volumeClass, name: 'mutant recovery-trusts-page-cache' });
     const small = { regions: 2, labels: 2, commandsMax: 30 } as const;
     const result = await runFuzz(options(seed, broken, { ...small, numRuns: 300 }));

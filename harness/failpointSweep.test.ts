@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { AdapterSut } from './adapterSut.ts';
 import { picksFor, runFailpointSweep, situations } from './failpointSweep.ts';
 import { boundaryRegions } from './geometry.ts';
-import { mutants } from './mutants.ts';
+import { mutantNamed } from './mutants.ts';
 import { ReferenceSut } from './referenceSut.ts';
 import { replayTrace } from './replay.ts';
 import { readTrace } from './trace/reader.ts';
@@ -84,7 +84,7 @@ describe('failpoint sweep', () => {
   it(`catches an idle write whose next bit reaches disk after its data, with a trace that fails again on replay (seed ${seed})`, async () => {
     const dir = failuresDir();
     try {
-      const mutant = mutants['next-bit-after-data']!;
+      const mutant = mutantNamed('next-bit-after-data');
       const result = await runFailpointSweep({
         geometry: { regions: 65, regionSize: 512 },
         modes: ['process'],

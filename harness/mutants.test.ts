@@ -289,3 +289,18 @@ describe("mutants of the adapter protocol's own rules at open", () => {
     });
   }
 });
+
+describe('mutantNamed', () => {
+  it('finds every mutant of the table by its name', () => {
+    for (const [name, mutant] of Object.entries(mutants)) assert.equal(mutantNamed(name), mutant);
+  });
+  it('refuses an unknown name, or an inherited key, with the known names', () => {
+    for (const name of ['no-such-thing', 'constructor', 'toString']) {
+      assert.throws(
+        () => mutantNamed(name),
+        (error: unknown) =>
+          error instanceof RangeError && error.message.startsWith(`no mutant named '${name}' (known: no-cow, `),
+      );
+    }
+  });
+});

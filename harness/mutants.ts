@@ -579,8 +579,13 @@ export const mutants: Readonly<Record<string, Mutant>> = {
   },
 };
 
+/**
+ * The one lookup of a mutant by name (the CLI's --mutant, --only and the tests):
+ * an unknown name is a RangeError that lists the known ones. Own keys only, so
+ * that `constructor` or `toString` is no mutant.
+ */
 export function mutantNamed(name: string): Mutant {
-  const mutant = mutants[name];
+  const mutant = Object.hasOwn(mutants, name) ? mutants[name] : undefined;
   if (mutant === undefined)
     throw new RangeError(`no mutant named '${name}' (known: ${Object.keys(mutants).join(', ')})`);
   return mutant;
