@@ -221,7 +221,8 @@ export class CowStore {
         refuse(
           region,
           region * entrySize,
-          `the COW index entry of cycle ${cycle} fails its CRC-32 while its slot holds a complete copy that the primary no longer holds (rot, not a torn preserve)`,
+          `the COW index entry of cycle ${cycle} fails its CRC-32 while its slot holds a complete copy that the ` +
+            `primary no longer holds (rot, not a torn preserve)`,
         );
       },
     );

@@ -228,7 +228,8 @@ export class DigestTable {
   private rotError(page: number, region: number, where: string): CowmapError {
     return new CowmapError(
       'E_CORRUPT',
-      `${where}: ${this.file.path} offset ${this.offsetOf(page)} region ${region}: page ${page} of the digest table fails its CRC-32 and holds no region of the running cycle left to send (rot)`,
+      `${where}: ${this.file.path} offset ${this.offsetOf(page)} region ${region}: page ${page} of the ` +
+        `digest table fails its CRC-32 and holds no region of the running cycle left to send (rot)`,
     );
   }
 

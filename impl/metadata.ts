@@ -253,7 +253,9 @@ export class MetadataStore {
     if (this.damagedSlot === null || laterStamp === null || laterStamp.stamp <= this.winner.sequence) return;
     throw new CowmapError(
       'E_CORRUPT',
-      `open: ${this.file.path} slot ${this.damagedSlot} fails its checksum, and ${laterStamp.what} is stamped with metadata sequence ${laterStamp.stamp}, later than the surviving slot's ${this.winner.sequence}: a newer record was lost`,
+      `open: ${this.file.path} slot ${this.damagedSlot} fails its checksum, and ${laterStamp.what} is ` +
+        `stamped with metadata sequence ${laterStamp.stamp}, later than the surviving slot's ` +
+        `${this.winner.sequence}: a newer record was lost`,
     );
   }
 

@@ -97,7 +97,9 @@ export function checkMapPages(
         if (map.has(region)) continue;
         if (replicating && (other.has(region) || files.cow.holds(region))) continue;
         if (primaryMatchesSecondary(files, region)) continue;
-        const message = `page ${page} ${problem}, and region ${region} has its bit clear while the primary differs from what the secondary was last sent (a lost bit, not a torn update)`;
+        const message =
+          `page ${page} ${problem}, and region ${region} has its bit clear while the primary differs from what ` +
+          `the secondary was last sent (a lost bit, not a torn update)`;
         if (repairs === null) throw new CowmapError('E_CORRUPT', `open: ${map.file.path} ${message}`);
         // None of the page's bits can be trusted: every region of it is resent.
         const regions: number[] = [];

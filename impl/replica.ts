@@ -117,7 +117,10 @@ function headerProblem(bytes: Uint8Array, identity: ReplicaIdentity): string | n
     return 'bad checksum';
   const version = view.getUint32(headerOffsets.version, true);
   if (version === 1)
-    return `format version 1 (a secondary without ${digestsFileName}, from an older build) is not supported by this build (format version ${replicaFormatVersion})`;
+    return (
+      `format version 1 (a secondary without ${digestsFileName}, from an older build) is not supported by ` +
+      `this build (format version ${replicaFormatVersion})`
+    );
   if (version !== replicaFormatVersion) return `unknown format version ${version}`;
   const volumeId = bytes.subarray(headerOffsets.volumeId, headerOffsets.volumeId + volumeIdSize);
   if (!Buffer.from(volumeId).equals(identity.volumeId)) return 'it belongs to another volume';
@@ -291,7 +294,8 @@ export class FileReplica implements Replica {
     if (options.verify === true && crc32(bytes) !== this.digests.entry(region, `read(region ${region})`)) {
       throw new CowmapError(
         'E_CORRUPT',
-        `read(region ${region}): ${this.imagePath} offset ${this.image.offsetOf(region)} region ${region}: the region does not match its digest in ${this.digestsPath}`,
+        `read(region ${region}): ${this.imagePath} offset ${this.image.offsetOf(region)} region ${region}: ` +
+          `the region does not match its digest in ${this.digestsPath}`,
       );
     }
     return bytes;

@@ -158,7 +158,8 @@ function checkRegions(target: ScrubTarget, failingPages: readonly DigestPageProb
             target.primaryPath,
             region,
             regionSize,
-            `region ${region} of the primary differs from the secondary's digest (CRC-32 ${hex(read)}, the table holds ${hex(digest)}) while no map bit and no COW copy covers it: P and S must agree there`,
+            `region ${region} of the primary differs from the secondary's digest (CRC-32 ${hex(read)}, the table ` +
+              `holds ${hex(digest)}) while no map bit and no COW copy covers it: P and S must agree there`,
           ),
         );
       }
@@ -204,7 +205,9 @@ function repair(
     if (entry.affected === null) continue;
     entry.finding.repaired = true;
     if (entry.droppedCopy) {
-      entry.finding.problem += `; copy dropped: region ${entry.finding.region} goes out with the primary's data in this cycle, so it is not point-in-time for this one cycle`;
+      entry.finding.problem +=
+        `; copy dropped: region ${entry.finding.region} goes out with the primary's data in this cycle, so it ` +
+        `is not point-in-time for this one cycle`;
     }
   }
   return regions;

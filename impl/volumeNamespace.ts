@@ -76,7 +76,9 @@ export function refuseOccupiedVolumeDir(storage: Storage, dir: string): void {
   if (names.every((name) => leftoverNames.includes(name))) {
     throw new CowmapError(
       'E_EXISTS',
-      `create: ${dir} holds ${namesList(dir, names)} but no ${fileNames.metadata}, so no volume: an init that was cut short, or files of the same names that are not a volume's; create touches neither: remove them to create the volume here`,
+      `create: ${dir} holds ${namesList(dir, names)} but no ${fileNames.metadata}, so no volume: an init ` +
+        `that was cut short, or files of the same names that are not a volume's; create touches neither: ` +
+        `remove them to create the volume here`,
     );
   }
   throw new CowmapError(

@@ -245,7 +245,8 @@ export class NbdServer {
         seconds,
       };
       this.log(
-        `cycle ${report.cycle}: ${report.resumed ? 'resumed and completed' : 'completed'}, sent ${report.regions} region(s), ${report.bytes} bytes in ${seconds.toFixed(3)} s`,
+        `cycle ${report.cycle}: ${report.resumed ? 'resumed and completed' : 'completed'}, sent ` +
+          `${report.regions} region(s), ${report.bytes} bytes in ${seconds.toFixed(3)} s`,
       );
       this.options.onCycle?.(report);
     } catch (error) {
