@@ -1,5 +1,5 @@
-// Corruption of the volume's own files (issue 12, "Detect corruption; never repair
-// silently"; docs/format.md, "Recovery"): each damaged structure is either a torn
+// Corruption of the volume's own files (detected, never repaired silently;
+// docs/format.md, "Recovery"): each damaged structure is either a torn
 // update that recovery may keep (with evidence that nothing is lost) or E_CORRUPT
 // naming the file and the region. Each case flips or tears real bytes on disk.
 

@@ -1,5 +1,5 @@
-// Rot in the volume's own files (issue 12, "Detect corruption; never repair
-// silently"): one byte flipped in a synced file of a volume in the middle of a
+// Rot in the volume's own files (detected, never repaired silently; docs/format.md,
+// "Recovery"): one byte flipped in a synced file of a volume in the middle of a
 // cycle, at many offsets of DIR/meta, both maps and DIR/cow. Whatever the byte,
 // the volume must either refuse with E_CORRUPT (at open, or when a damaged copy
 // is read) or run its cycles to the end with the secondary equal to the primary
