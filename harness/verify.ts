@@ -9,7 +9,7 @@
 import { readFileSync } from 'node:fs';
 import type { Op } from '../model/types.ts';
 import { replayTrace, formatFailure } from './replay.ts';
-import { runFuzz } from './commandSequences.ts';
+import { runFuzz } from './fuzz/run.ts';
 import { exploreCrashes, formatFailureReport, statesPerSecond } from './crashExploration.ts';
 import type { VolumeClass } from './crashExploration.ts';
 import { runPaths, shortestPaths, simplePathOptions, simplePaths } from './pathTests.ts';
@@ -135,7 +135,9 @@ export function pathStage(options: PathOptions, simplePathsMax: number): Stage {
             invariantChecks: steps,
             seconds: elapsed(started),
             hits,
-            failure: `path ${result.paths}: ${failure.message}\n  path: ${result.failure.path.map((op) => op.type + ('region' in op ? ` ${op.region}` : '')).join(', ')}`,
+            failure: `path ${result.paths}: ${failure.message}\n  path: ${result.failure.path
+              .map((op) => op.type + ('region' in op ? ` ${op.region}` : ''))
+              .join(', ')}`,
           };
         }
       }
@@ -177,7 +179,9 @@ export function fuzzStage(options: {
       const failure =
         result.failure === null
           ? null
-          : `${result.failure.message}\nseed ${result.seed}, path ${result.failure.path}; the shortest failing sequence is saved in ${result.failure.tracePath}\nreplay:\n${result.failure.replay.map((line) => `  ${line}`).join('\n')}`;
+          : `${result.failure.message}\nseed ${result.seed}, path ${result.failure.path}; ` +
+            `the shortest failing sequence is saved in ${result.failure.tracePath}\n` +
+            `replay:\n${result.failure.replay.map((line) => `  ${line}`).join('\n')}`;
       return {
         stage: name,
         runs: result.runs,

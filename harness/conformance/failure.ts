@@ -4,7 +4,7 @@
 // commands that replay it against the same adapter command.
 
 import type { Geometry } from '../../model/types.ts';
-import type { FuzzFailure } from '../commandSequences.ts';
+import type { FuzzFailure } from '../fuzz/options.ts';
 import { shellLine, shellQuote } from '../shellQuote.ts';
 import type { Difference } from '../oracle.ts';
 import { formatDifferences, formatFailure } from '../replay.ts';

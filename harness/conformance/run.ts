@@ -27,14 +27,9 @@ import {
 } from './budget.ts';
 import { checkResult } from './context.ts';
 import type { CheckContext, CheckTally } from './context.ts';
-import {
-  historyStepsEstimate,
-  replayFuzzPath,
-  runFuzzCheck,
-  runHistoryCheck,
-  runPathCheck,
-  runSweepCheck,
-} from './generatedChecks.ts';
+import { historyStepsEstimate, replayFuzzPath, runFuzzCheck, runHistoryCheck } from './fuzzChecks.ts';
+import { runPathCheck } from './pathCheck.ts';
+import { runSweepCheck } from './sweepCheck.ts';
 import { checkSelected, isBounded, levelChecks, levelNeeds, selectedLevels, traceLevel, tracesTorn } from './plan.ts';
 import type { CheckSpec, Level } from './plan.ts';
 import type { ProgressStatus } from './progress.ts';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { situations } from '../failpointSweep.ts';
-import { sweepOrder } from './generatedChecks.ts';
+import { sweepOrder } from './sweepCheck.ts';
 
 describe('the sweep order', () => {
   it('takes every situation once, and any four in a row crash inside at least two kinds of operation, the first four inside all four', () => {
