@@ -242,7 +242,8 @@ export async function runFailpointSweep(options: SweepOptions): Promise<SweepRes
   );
   if (unknown.length > 0)
     throw new RangeError(
-      `failpoint sweep: no situation named ${unknown.map((name) => `'${name}'`).join(', ')} (known: ${situations.map((situation) => situation.name).join('; ')})`,
+      `failpoint sweep: no situation named ${unknown.map((name) => `'${name}'`).join(', ')} ` +
+        `(known: ${situations.map((situation) => situation.name).join('; ')})`,
     );
   for (const [index, situation] of situations.entries()) {
     if (options.situationNames !== undefined && !options.situationNames.includes(situation.name)) continue;

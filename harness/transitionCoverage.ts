@@ -36,7 +36,8 @@ export function transitionCoverage(hits: ReadonlyMap<string, number>): Transitio
 /** The gate: null when every transition was taken, else a message naming each one that was not. */
 export function coverageGate(coverage: TransitionCoverage): string | null {
   if (coverage.missing.length === 0) return null;
-  return `transition coverage gate: ${coverage.missing.length} of ${coverage.total} transitions never exercised:\n${coverage.missing.map((id) => `  - ${id}`).join('\n')}`;
+  const missing = coverage.missing.map((id) => `  - ${id}`).join('\n');
+  return `transition coverage gate: ${coverage.missing.length} of ${coverage.total} transitions never exercised:\n${missing}`;
 }
 
 export function coverageMarkdown(coverage: TransitionCoverage): string {
@@ -74,7 +75,9 @@ function stateBox(
   const rows = (bySource.get(path) ?? []).map((t) => {
     const mark = t.hits === 0 ? 'missed' : 'taken';
     const event = t.id.slice(path.length + 1);
-    return `<li class="${mark}"><span class="event">${escapeHtml(event)}</span> &rarr; ${escapeHtml(t.targets.length === 0 ? '(stays)' : t.targets.join(', '))} <span class="hits">${t.hits === 0 ? 'never taken' : `${t.hits}&times;`}</span></li>`;
+    const targets = escapeHtml(t.targets.length === 0 ? '(stays)' : t.targets.join(', '));
+    const hits = t.hits === 0 ? 'never taken' : `${t.hits}&times;`;
+    return `<li class="${mark}"><span class="event">${escapeHtml(event)}</span> &rarr; ${targets} <span class="hits">${hits}</span></li>`;
   });
   const children = Object.values(node.states).map((child) => stateBox(child, bySource, depthMax - 1));
   const title = node.path.length === 0 ? `machine ${escapeHtml(node.machine.id)}` : escapeHtml(node.key);
@@ -82,6 +85,9 @@ function stateBox(
 }
 
 /** A self-contained page: the statechart's states as nested boxes, each transition green (taken) or red (never). */
+/** The page's note on where its transitions come from. */
+const generatedFrom = 'Generated from the statechart <code>model/machine.ts</code>; each transition by its stable id.';
+
 export function coverageHtml(coverage: TransitionCoverage, title = 'cowmap transition coverage'): string {
   const bySource = new Map<string, TransitionCoverage['transitions'][number][]>();
   for (const t of coverage.transitions) {
@@ -110,7 +116,7 @@ li.missed::marker { content: "\\2718  "; }
 .ok { color: #176b1f; } .bad { color: #b00020; }
 </style></head><body>
 <h1>${escapeHtml(title)}</h1>
-<p>transitions covered: <strong>${coverage.covered}/${coverage.total}</strong>. Generated from the statechart <code>model/machine.ts</code>; each transition by its stable id.</p>
+<p>transitions covered: <strong>${coverage.covered}/${coverage.total}</strong>. ${generatedFrom}</p>
 ${missing}
 ${stateBox(replicationMachine.root, bySource, 16)}
 </body></html>

@@ -10,7 +10,9 @@ import type { SutOp, SutReply } from '../sut.ts';
 import { readTrace } from '../trace/reader.ts';
 
 const trace = readTrace(
-  '{"trace": "cowmap", "version": 1, "regions": 2, "regionSize": 512, "names": ["A", "B"], "title": "t"}\n{"op": "transfer", "region": 1, "expectError": "E_PHASE"}\n{"op": "completeCycle", "expectError": "E_PHASE"}\n',
+  '{"trace": "cowmap", "version": 1, "regions": 2, "regionSize": 512, "names": ["A", "B"], "title": "t"}\n' +
+    '{"op": "transfer", "region": 1, "expectError": "E_PHASE"}\n' +
+    '{"op": "completeCycle", "expectError": "E_PHASE"}\n',
   'messages.jsonl',
 );
 

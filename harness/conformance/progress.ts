@@ -12,7 +12,8 @@ export interface ProgressStatus {
 }
 
 export function formatProgress(status: ProgressStatus): string {
-  return `level ${status.level}, ${status.check}: ${status.detail}; ${status.steps} steps, ${Math.round(status.elapsedSeconds)} s elapsed, ${Math.round(status.remainingSeconds)} s of the budget left`;
+  const time = `${Math.round(status.elapsedSeconds)} s elapsed, ${Math.round(status.remainingSeconds)} s of the budget left`;
+  return `level ${status.level}, ${status.check}: ${status.detail}; ${status.steps} steps, ${time}`;
 }
 
 export const progressIntervalMs = 10_000;

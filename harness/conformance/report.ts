@@ -10,9 +10,12 @@ export const cowmapVersion: string = (
 ).version;
 
 export const budgetRuleSummary =
-  'traces and protocol rules of every level run first, whole; then levels share what is left by weight (rules 3, crash 3, failpoint 3, power 2) in order; ' +
-  'a level keeps back time for its long history (2.5 times its estimate, at most half the level), path tests 3, failpoint sweep 4 and fast-check 3 share the rest, ' +
-  'the long history runs last with what the level has left; unused time flows to the next; a unit expected to end past its deadline does not start; ' +
+  'traces and protocol rules of every level run first, whole; ' +
+  'then levels share what is left by weight (rules 3, crash 3, failpoint 3, power 2) in order; ' +
+  'a level keeps back time for its long history (2.5 times its estimate, at most half the level), ' +
+  'path tests 3, failpoint sweep 4 and fast-check 3 share the rest, ' +
+  'the long history runs last with what the level has left; unused time flows to the next; ' +
+  'a unit expected to end past its deadline does not start; ' +
   "shrinking may use the rest of the run (--keep-going: the check's share)";
 
 /** Transitions not taken named in the summary (more: see --reports). */
@@ -58,7 +61,8 @@ function failureLines(check: CheckResult): string[] {
 }
 
 export function formatReport(report: ConformanceReport): string {
-  const implementation = `${report.implementation.name}${report.implementation.version === null ? '' : ` ${report.implementation.version}`} (${report.command.join(' ')})`;
+  const version = report.implementation.version === null ? '' : ` ${report.implementation.version}`;
+  const implementation = `${report.implementation.name}${version} (${report.command.join(' ')})`;
   const lines = [
     `cowmap ${report.cowmapVersion} conformance, adapter protocol ${report.protocol}`,
     `implementation: ${implementation}`,
@@ -69,7 +73,8 @@ export function formatReport(report: ConformanceReport): string {
   for (const level of report.levels) {
     const status = level.status === 'not run' ? 'NOT RUN' : level.status.toUpperCase();
     lines.push(
-      `level ${level.level}: ${status}${level.reason === null ? '' : ` (${level.reason})`}${level.checks.length === 0 ? '' : ` in ${level.seconds.toFixed(1)} s`}`,
+      `level ${level.level}: ${status}${level.reason === null ? '' : ` (${level.reason})`}` +
+        `${level.checks.length === 0 ? '' : ` in ${level.seconds.toFixed(1)} s`}`,
     );
     for (const check of level.checks) {
       lines.push(checkLine(check));
@@ -87,7 +92,8 @@ export function formatReport(report: ConformanceReport): string {
   lines.push(`covered: ${coverage.covered}/${coverage.total} transitions of the statechart${missing}`);
   lines.push(`geometries: ${report.geometries.length === 0 ? '(none)' : report.geometries.join(', ')}`);
   lines.push(
-    `${report.steps} steps, ${report.crashPoints} crash points, in ${report.seconds.toFixed(1)} s (${Math.round(report.steps / Math.max(report.seconds, 1e-3))} steps/s)`,
+    `${report.steps} steps, ${report.crashPoints} crash points, in ${report.seconds.toFixed(1)} s ` +
+      `(${Math.round(report.steps / Math.max(report.seconds, 1e-3))} steps/s)`,
   );
   if (report.budget.cutChecks.length > 0)
     lines.push(
@@ -96,7 +102,8 @@ export function formatReport(report: ConformanceReport): string {
   const messages = report.warnings.messages;
   if (messages.count > 0) {
     lines.push(
-      `warning: ${messages.count} rejection message${messages.count === 1 ? ' does' : 's do'} not name the operation, the region and the phase (docs/protocol.md section 4); they pass, --strict-messages fails them. For example:`,
+      `warning: ${messages.count} rejection message${messages.count === 1 ? ' does' : 's do'} not name the operation, ` +
+        'the region and the phase (docs/protocol.md section 4); they pass, --strict-messages fails them. For example:',
     );
     for (const example of messages.examples)
       lines.push(`  ${example.step}: ${JSON.stringify(example.message)} lacks ${example.missing.join(', ')}`);
