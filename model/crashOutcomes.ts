@@ -15,6 +15,7 @@
 // names the two contents and the harness checks the bytes (`isSectorMix`).
 
 import { checkState } from './invariants.ts';
+import { ModelError } from './modelError.ts';
 import * as rules from './rules.ts';
 import type { Content, ModelState, Op, Phase } from './types.ts';
 
@@ -78,8 +79,29 @@ function writeOutcomes(before: ModelState, region: number, data: Content, option
 /**
  * The recovered states allowed after a crash inside `op`, started in `before`.
  * A crash between operations is `op = { type: 'crash' }`: exactly the state.
+ * Each outcome keeps every state invariant (the model asserts it).
  */
 export function crashOutcomes(before: ModelState, op: Op, options: CrashOptions): CrashOutcome[] {
+  const unique = new Map<string, CrashOutcome>();
+  for (const outcome of crashOutcomesUnchecked(before, op, options)) unique.set(keyOf(outcome), outcome);
+  const outcomes = [...unique.values()];
+  for (const outcome of outcomes) {
+    const violations = checkState(outcome.state);
+    if (violations.length > 0) {
+      throw new ModelError(
+        `model: a crash outcome of ${op.type} breaks ${violations[0]!.invariant}: ${violations[0]!.message}`,
+      );
+    }
+  }
+  return outcomes;
+}
+
+/**
+ * The same outcomes, neither checked nor deduplicated (one may repeat): the
+ * explorer, which calls it millions of times, deduplicates by its own state key
+ * and checks each outcome itself, reporting a broken one with its path.
+ */
+export function crashOutcomesUnchecked(before: ModelState, op: Op, options: CrashOptions): CrashOutcome[] {
   let outcomes: CrashOutcome[];
   const rejected = rules.judge(before, op) !== null;
   if (before.crashed) {
@@ -125,18 +147,7 @@ export function crashOutcomes(before: ModelState, op: Op, options: CrashOptions)
         break;
     }
   }
-  const unique = new Map<string, CrashOutcome>();
-  for (const outcome of outcomes) {
-    const candidate = { state: recovered(outcome.state), mix: outcome.mix };
-    const violations = checkState(candidate.state);
-    if (violations.length > 0) {
-      throw new Error(
-        `model: a crash outcome of ${op.type} breaks ${violations[0]!.invariant}: ${violations[0]!.message}`,
-      );
-    }
-    unique.set(keyOf(candidate), candidate);
-  }
-  return [...unique.values()];
+  return outcomes.map((outcome) => ({ state: recovered(outcome.state), mix: outcome.mix }));
 }
 
 function sameList<T>(a: readonly T[], b: readonly T[]): boolean {

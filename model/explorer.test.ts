@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { crashOutcomesUnchecked } from './crashOutcomes.ts';
 import { explore } from './explorer.ts';
-import type { StepFunction } from './explorer.ts';
-import { checkState, checkTransition } from './invariants.ts';
+import type { ExploreViolation, StepFunction } from './explorer.ts';
+import { checkCrashOutcome, checkLiveness, checkState, checkTransition } from './invariants.ts';
 import * as rules from './rules.ts';
+import type { ModelState } from './types.ts';
 
 // Broken rules, planted to show that the explorer finds what they break.
 const noCopyOnWrite: StepFunction = (state, op) => {
@@ -34,15 +36,97 @@ const sendsPrimary: StepFunction = (state, op) => {
   return { ok: true, state: { ...result.state, secondary } };
 };
 
+const startCycleRejected: StepFunction = (state, op) =>
+  op.type === 'startCycle' && rules.judge(state, op) === null
+    ? { ok: false, state, rejection: { code: 'E_PHASE', message: 'startCycle(no region) while idle: planted' } }
+    : rules.step(state, op);
+
+/** Recovery of a crashed cycle puts back the preserved copy of every region, as if to undo the cycle's writes. */
+const recoveryRevertsToCopy: StepFunction = (state, op) => {
+  const result = rules.step(state, op);
+  if (op.type !== 'recover' || !result.ok || state.phase !== 'replicating') return result;
+  const primary = result.state.primary.map((content, region) => state.cow[region] ?? content);
+  return { ok: true, state: { ...result.state, primary } };
+};
+
+/** Completion puts back the preserved copies into P before it empties W (a cycle's end outside a cycle). */
+const completionRevertsToCopy: StepFunction = (state, op) => {
+  const result = rules.step(state, op);
+  if (op.type !== 'completeCycle' || !result.ok) return result;
+  const primary = result.state.primary.map((content, region) => state.cow[region] ?? content);
+  return { ok: true, state: { ...result.state, primary } };
+};
+
+const recoveryZeroes: StepFunction = (state, op) => {
+  const result = rules.step(state, op);
+  if (op.type !== 'recover' || !result.ok) return result;
+  return { ok: true, state: { ...result.state, primary: result.state.primary.map(() => '') } };
+};
+
+const transferClearsCurrent: StepFunction = (state, op) => {
+  const result = rules.step(state, op);
+  if (op.type !== 'transfer' || !result.ok) return result;
+  const current = result.state.current.slice();
+  current[op.region] = false;
+  return { ok: true, state: { ...result.state, current } };
+};
+
+const crashKeepsSent: StepFunction = (state, op) => {
+  const result = rules.step(state, op);
+  return op.type === 'crash' && result.ok ? { ok: true, state: { ...result.state, sent: state.sent } } : result;
+};
+
+/**
+ * Copy-on-write judged by the next bit instead of W. Between operations a write
+ * during a cycle sets both, so only a crash inside a write (its bit durable, its
+ * copy not) reaches a state where the two differ.
+ */
+const copyOnWriteByNextBit: StepFunction = (state, op) => {
+  if (op.type !== 'write' || rules.judge(state, op) !== null || state.phase !== 'replicating') {
+    return rules.step(state, op);
+  }
+  const preserved = state.next[op.region] ? state : rules.preserveRegion(state, op.region);
+  return { ok: true, state: rules.markNext(rules.writePrimary(preserved, op.region, op.data), op.region) };
+};
+
+/** The invariants a path breaks, stepped with `stepWith` and following the recorded crash outcomes. */
+function brokenAlong(found: ExploreViolation, stepWith: StepFunction): string[] {
+  let state: ModelState = rules.initialState({ regions: 2, regionSize: 512 }, '');
+  const names: string[] = [];
+  for (const [index, op] of found.path.entries()) {
+    const outcome = found.crashInside[index] ?? null;
+    if (outcome !== null) {
+      const recovered = crashOutcomesUnchecked(state, op, { torn: false })[outcome]!.state;
+      names.push(...checkCrashOutcome(state, op, recovered).map((v) => v.invariant));
+      state = { ...recovered, crashed: true };
+    } else {
+      const next = stepWith(state, op);
+      if (next.ok) names.push(...checkTransition(state, op, next.state).map((v) => v.invariant));
+      state = next.state;
+    }
+    names.push(...checkState(state).map((v) => v.invariant));
+    names.push(...checkLiveness(state, stepWith).map((v) => v.invariant));
+  }
+  return names;
+}
+
 describe('the explorer', () => {
-  it('finds the independent counts for N=2 and N=3 with crashes, and no violation', () => {
+  it('finds the independent counts for N=2 and N=3 with crash outcomes followed, and no violation', () => {
     const small = explore({ regions: 2, values: 2, crash: true, statesMax: 1_000_000 });
-    assert.equal(small.states, 1980);
+    assert.equal(small.states, 7528);
     assert.equal(small.violation, null);
+    // An independent count gives 457,040 states for N=3, V=2 with every crash outcome followed.
     const result = explore({ regions: 3, values: 2, crash: true, statesMax: 1_000_000 });
-    assert.equal(result.states, 57_078);
-    assert.equal(result.transitions, 359_586);
+    assert.equal(result.states, 457_040);
+    assert.equal(result.transitions, 3_104_744);
     assert.equal(result.stoppedEarly, false);
+    assert.equal(result.violation, null);
+  });
+
+  it('with crashes between operations only, finds the earlier counts', () => {
+    const result = explore({ regions: 2, values: 2, crash: true, crashInside: false, statesMax: 1_000_000 });
+    assert.equal(result.states, 1980);
+    assert.equal(result.crashOutcomes, 0);
     assert.equal(result.violation, null);
   });
 
@@ -55,14 +139,23 @@ describe('the explorer', () => {
   it('says when --states-max stopped it early', () => {
     const result = explore({ regions: 3, values: 2, crash: true, statesMax: 1000 });
     assert.equal(result.states, 1000);
+    assert.equal(result.violation, null);
     assert.equal(result.stoppedEarly, true);
   });
 
   const planted: [string, StepFunction, string, number][] = [
     ['no copy-on-write during a cycle', noCopyOnWrite, 'INV-SNAPSHOT', 2],
-    ['a swap that keeps the next map', swapKeepsNext, 'INV-CLEAN', 2],
+    // LIVENESS looks ahead with the broken swap too: X never clears, one step before INV-CLEAN sees it.
+    ['a swap that keeps the next map', swapKeepsNext, 'LIVENESS', 1],
     ['completion before every region is sent', completesEarly, 'INV-POINT-IN-TIME', 3],
     ['a transfer that sends the primary', sendsPrimary, 'INV-POINT-IN-TIME', 6],
+    ['startCycle always rejected', startCycleRejected, 'LIVENESS', 1],
+    ['a recovery that reverts P to its COW copies', recoveryRevertsToCopy, 'INV-DURABLE', 5],
+    ['a completion that reverts P to its COW copies', completionRevertsToCopy, 'INV-DURABLE', 5],
+    ['a recovery that zeroes P', recoveryZeroes, 'INV-DURABLE', 3],
+    ['a transfer that clears its current bit', transferClearsCurrent, 'INV-CURRENT', 3],
+    ['a crash that keeps the sent set', crashKeepsSent, 'INV-VOLATILE', 4],
+    ['copy-on-write judged by the next bit', copyOnWriteByNextBit, 'INV-SNAPSHOT', 5],
   ];
   for (const [name, step, invariant, lengthMax] of planted) {
     it(`finds a planted bug, ${name}, with a shortest path of at most ${lengthMax} steps`, () => {
@@ -74,19 +167,26 @@ describe('the explorer', () => {
         `path of ${result.violation.path.length} steps: ${result.violation.path.map((op) => op.type).join(', ')}`,
       );
       // The path really breaks the invariant under the broken rules, and not under the right ones.
-      const broken = (stepWith: StepFunction) => {
-        let state = rules.initialState({ regions: 2, regionSize: 512 }, '');
-        const found: string[] = [];
-        for (const op of result.violation!.path) {
-          const next = stepWith(state, op);
-          found.push(...checkState(next.state).map((v) => v.invariant));
-          if (next.ok) found.push(...checkTransition(state, op, next.state).map((v) => v.invariant));
-          state = next.state;
-        }
-        return found;
-      };
-      assert.ok(broken(step).includes(invariant));
-      assert.deepEqual(broken(rules.step), []);
+      assert.ok(brokenAlong(result.violation, step).includes(invariant));
+      assert.deepEqual(brokenAlong(result.violation, rules.step), []);
     });
   }
+
+  it('finds a bug that only a crash inside an operation reaches, and only with crash outcomes followed', () => {
+    const between = explore({
+      regions: 2,
+      values: 2,
+      crash: true,
+      crashInside: false,
+      statesMax: 1_000_000,
+      step: copyOnWriteByNextBit,
+    });
+    assert.equal(between.violation, null);
+    const inside = explore({ regions: 2, values: 2, crash: true, statesMax: 1_000_000, step: copyOnWriteByNextBit });
+    assert.ok(inside.violation !== null);
+    assert.ok(
+      inside.violation.crashInside.some((outcome) => outcome !== null),
+      'the path crashes inside an operation',
+    );
+  });
 });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { checkLiveness, checkState, checkTransition } from './invariants.ts';
+import { checkCrashOutcome, checkLiveness, checkState, checkTransition } from './invariants.ts';
 import * as rules from './rules.ts';
 import type { ModelState } from './types.ts';
 
@@ -38,7 +38,7 @@ describe('invariants', () => {
     const swapped = rules.swapMaps(rules.write(start, 0, 'A1'));
     const keptNext: ModelState = { ...swapped, next: [true, false] };
     assert.deepEqual(
-      checkTransition(start, { type: 'startCycle' }, keptNext).map((v) => v.invariant),
+      checkTransition(rules.write(start, 0, 'A1'), { type: 'startCycle' }, keptNext).map((v) => v.invariant),
       ['INV-CLEAN'],
     );
   });
@@ -77,6 +77,63 @@ describe('invariants', () => {
     const stuck: ModelState = { ...start, primary: ['A1', 'z'] };
     assert.deepEqual(
       checkLiveness(stuck).map((v) => v.invariant),
+      ['LIVENESS'],
+    );
+  });
+
+  it('INV-DURABLE catches an accepted operation that changes P other than by the write acknowledged', () => {
+    const written = rules.write(start, 0, 'A1');
+    const wrongRegion = { ...written, primary: ['A1', 'B9'] };
+    const write = { type: 'write', region: 0, data: 'A1', size: 512 } as const;
+    assert.deepEqual(
+      checkTransition(start, write, wrongRegion).map((v) => `${v.invariant} ${v.region}`),
+      ['INV-DURABLE 1'],
+    );
+    const sent = rules.sendRegion(rules.sendRegion(rules.swapMaps(rules.write(written, 1, 'B1')), 0), 1);
+    const reverted = { ...rules.completeCycle(sent), primary: ['z', 'B1'] };
+    assert.deepEqual(
+      checkTransition(sent, { type: 'completeCycle' }, reverted).map((v) => v.invariant),
+      ['INV-DURABLE'],
+    );
+  });
+
+  it('INV-DURABLE lets a crash inside a write leave the old or the new content of that region only', () => {
+    const write = { type: 'write', region: 0, data: 'A1', size: 512 } as const;
+    assert.deepEqual(checkCrashOutcome(start, write, start), []);
+    assert.deepEqual(checkCrashOutcome(start, write, rules.write(start, 0, 'A1')), []);
+    const other = { ...start, primary: ['z', 'B1'] };
+    assert.deepEqual(
+      checkCrashOutcome(start, write, other).map((v) => v.invariant),
+      ['INV-DURABLE'],
+    );
+  });
+
+  it('INV-CURRENT catches a transfer that clears its current bit', () => {
+    const swapped = rules.swapMaps(rules.write(start, 0, 'A1'));
+    const sent = rules.sendRegion(swapped, 0);
+    const cleared = { ...sent, current: [false, false] };
+    assert.deepEqual(checkTransition(swapped, { type: 'transfer', region: 0 }, sent), []);
+    assert.deepEqual(
+      checkTransition(swapped, { type: 'transfer', region: 0 }, cleared).map((v) => v.invariant),
+      ['INV-CURRENT'],
+    );
+  });
+
+  it('INV-VOLATILE catches a crash that keeps the sent set', () => {
+    const sent = rules.sendRegion(rules.swapMaps(rules.write(start, 0, 'A1')), 0);
+    assert.deepEqual(checkState(rules.crash(sent)), []);
+    assert.deepEqual(names({ ...sent, crashed: true }), ['INV-VOLATILE']);
+  });
+
+  it('LIVENESS looks ahead with the rules it is given', () => {
+    const written = rules.write(start, 0, 'A1');
+    assert.deepEqual(checkLiveness(written), []);
+    const neverStarts = (state: ModelState, op: Parameters<typeof rules.step>[1]) =>
+      op.type === 'startCycle'
+        ? { ok: false as const, state, rejection: { code: 'E_PHASE' as const, message: 'planted' } }
+        : rules.step(state, op);
+    assert.deepEqual(
+      checkLiveness(written, neverStarts).map((v) => v.invariant),
       ['LIVENESS'],
     );
   });

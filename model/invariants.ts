@@ -5,7 +5,11 @@
 // every step, on the model and on the state an implementation reports.
 
 import { everyCurrentRegionSent, step, view } from './rules.ts';
-import type { ModelState, Op } from './types.ts';
+import type { StepResult } from './rules.ts';
+import type { Content, ModelState, Op } from './types.ts';
+
+/** The rules a check looks ahead with: the real ones, or the ones under test (a planted bug). */
+export type StepFunction = (state: ModelState, op: Op) => StepResult;
 
 export type InvariantName =
   | 'INV-COVER'
@@ -14,6 +18,8 @@ export type InvariantName =
   | 'INV-CLEAN'
   | 'INV-MINIMAL'
   | 'INV-DURABLE'
+  | 'INV-CURRENT'
+  | 'INV-VOLATILE'
   | 'LIVENESS';
 
 export interface Violation {
@@ -26,10 +32,18 @@ function violation(invariant: InvariantName, region: number | null, message: str
   return { invariant, region, message };
 }
 
-/** INV-COVER, INV-SNAPSHOT and the idle half of INV-CLEAN: true of every state. */
+/** INV-COVER, INV-SNAPSHOT, INV-VOLATILE and the idle half of INV-CLEAN: true of every state. */
 export function checkState(state: ModelState): Violation[] {
   const found: Violation[] = [];
   const regions = state.geometry.regions;
+  if (state.crashed) {
+    // The sent set is the only volatile state (section 1): a crash loses it, so nothing counts as sent until recovery.
+    for (let region = 0; region < regions; region++) {
+      if (state.sent[region]) {
+        found.push(violation('INV-VOLATILE', region, `crashed with region ${region} still counted as sent`));
+      }
+    }
+  }
   for (let region = 0; region < regions; region++) {
     if (state.primary[region] !== state.secondary[region] && !state.current[region] && !state.next[region]) {
       found.push(
@@ -69,8 +83,8 @@ export function checkState(state: ModelState): Violation[] {
 }
 
 /**
- * INV-POINT-IN-TIME, the swap half of INV-CLEAN, INV-MINIMAL and INV-DURABLE:
- * true of every accepted operation from `before` to `after`.
+ * INV-POINT-IN-TIME, the swap half of INV-CLEAN, INV-MINIMAL, INV-DURABLE and
+ * INV-CURRENT: true of every accepted operation from `before` to `after`.
  */
 export function checkTransition(before: ModelState, op: Op, after: ModelState): Violation[] {
   const found: Violation[] = [];
@@ -105,33 +119,97 @@ export function checkTransition(before: ModelState, op: Op, after: ModelState): 
       );
     }
   }
-  if (op.type === 'recover' || op.type === 'crash') {
-    for (let region = 0; region < regions; region++) {
-      if (before.primary[region] !== after.primary[region]) {
-        found.push(
-          violation('INV-DURABLE', region, `P[${region}] changed across ${op.type}: an acknowledged write was lost`),
-        );
-      }
+  found.push(...checkDurable(before, op, after.primary, 'acknowledged'));
+  found.push(...checkCurrentFixed(before, op, after));
+  return found;
+}
+
+/**
+ * The content each region's last acknowledged write left in `P`, after `op` was
+ * accepted in `before`. The record of acknowledged writes is kept beside the
+ * state: by induction it is `P` of the state before (every step checks it), so
+ * only the write acknowledged now changes it.
+ */
+export function acknowledgedAfter(before: ModelState, op: Op): readonly Content[] {
+  if (op.type !== 'write') return before.primary;
+  const acknowledged = before.primary.slice();
+  acknowledged[op.region] = op.data;
+  return acknowledged;
+}
+
+/**
+ * INV-DURABLE: `P` holds every acknowledged write and nothing else. After an
+ * accepted operation (`mode` 'acknowledged') `P` is the record of acknowledged
+ * writes exactly; after a crash inside `op` ('crash-outcome') a region that `op`
+ * was writing may hold its old or its new content, every other region its record.
+ */
+export function checkDurable(
+  before: ModelState,
+  op: Op,
+  primary: readonly Content[],
+  mode: 'acknowledged' | 'crash-outcome',
+): Violation[] {
+  const found: Violation[] = [];
+  const acknowledged = acknowledgedAfter(before, op);
+  for (let region = 0; region < before.geometry.regions; region++) {
+    if (primary[region] === acknowledged[region]) continue;
+    const unacknowledged = mode === 'crash-outcome' && op.type === 'write' && op.region === region;
+    if (unacknowledged && primary[region] === before.primary[region]) continue;
+    const what = mode === 'acknowledged' ? `after ${op.type}` : `after a crash inside ${op.type}`;
+    found.push(
+      violation(
+        'INV-DURABLE',
+        region,
+        `P[${region}] ${what} is not the last acknowledged write to it: an acknowledged write was lost or changed`,
+      ),
+    );
+  }
+  return found;
+}
+
+/**
+ * INV-CURRENT: `C` is fixed at the swap and cleared only when the cycle
+ * completes, never bit by bit as regions are sent (section 1). Only startCycle
+ * and completeCycle change it.
+ */
+export function checkCurrentFixed(before: ModelState, op: Op, after: ModelState): Violation[] {
+  if (op.type === 'startCycle' || op.type === 'completeCycle') return [];
+  const found: Violation[] = [];
+  for (let region = 0; region < before.geometry.regions; region++) {
+    if (before.current[region] !== after.current[region]) {
+      found.push(
+        violation('INV-CURRENT', region, `C[${region}] changed by ${op.type}: only the swap and completion change C`),
+      );
     }
   }
   return found;
 }
 
 /**
+ * The checks of a crash inside `op` started in `before`, on one recovered outcome:
+ * INV-DURABLE (only the write cut short may have left its old content) and
+ * INV-CURRENT (C is the one before the operation, unless the swap or completion did it).
+ */
+export function checkCrashOutcome(before: ModelState, op: Op, outcome: ModelState): Violation[] {
+  return [...checkDurable(before, op, outcome.primary, 'crash-outcome'), ...checkCurrentFixed(before, op, outcome)];
+}
+
+/**
  * LIVENESS: with no new writes, at most two complete cycles make S = P with C
  * and X all clear. From a crashed state, recovery comes first; a running cycle
- * is finished (it counts as the first of the two).
+ * is finished (it counts as the first of the two). It looks ahead with `stepOf`,
+ * the rules under test: a broken rule must not hide behind the real ones.
  */
-export function checkLiveness(start: ModelState): Violation[] {
-  let state = start.crashed ? step(start, { type: 'recover' }).state : start;
+export function checkLiveness(start: ModelState, stepOf: StepFunction = step): Violation[] {
+  let state = start.crashed ? stepOf(start, { type: 'recover' }).state : start;
   const cyclesMax = 2;
   for (let cycle = 0; cycle < cyclesMax; cycle++) {
-    if (state.phase === 'idle') state = step(state, { type: 'startCycle' }).state;
+    if (state.phase === 'idle') state = stepOf(state, { type: 'startCycle' }).state;
     for (let region = 0; region < state.geometry.regions; region++) {
-      if (state.current[region]) state = step(state, { type: 'transfer', region }).state;
+      if (state.current[region]) state = stepOf(state, { type: 'transfer', region }).state;
     }
     if (!everyCurrentRegionSent(state)) break;
-    state = step(state, { type: 'completeCycle' }).state;
+    state = stepOf(state, { type: 'completeCycle' }).state;
     if (inStep(state)) return [];
   }
   return [violation('LIVENESS', null, `${cyclesMax} complete cycles with no writes did not bring S in step with P`)];

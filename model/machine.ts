@@ -10,6 +10,7 @@
 // whileReplicating: the phase that the durable state holds, which recovery resumes).
 
 import { assign, setup } from 'xstate';
+import { ModelError } from './modelError.ts';
 import * as rules from './rules.ts';
 import type { Geometry, ModelState, Op, Rejection, RejectCode } from './types.ts';
 
@@ -22,7 +23,7 @@ export interface MachineInput {
 }
 
 function regionOf(op: Op): number {
-  if (!('region' in op)) throw new Error(`model: ${op.type} carries no region`);
+  if (!('region' in op)) throw new ModelError(`model: ${op.type} carries no region`);
   return op.region;
 }
 
@@ -62,7 +63,7 @@ export const replicationMachine = setup({
     reject: assign(({ context, event }, params: { code: RejectCode }) => {
       const rejection = rules.judge(context, event);
       if (rejection === null || rejection.code !== params.code) {
-        throw new Error(
+        throw new ModelError(
           `model: the statechart rejects ${event.type} with ${params.code}, the rules say ${rejection?.code ?? 'allowed'}`,
         );
       }

@@ -5,6 +5,7 @@
 //
 // Every function returns a new state and never mutates its argument.
 
+import { ModelError } from './modelError.ts';
 import type { Content, Geometry, ModelState, Op, Rejection, RejectCode } from './types.ts';
 
 export const regionsMax = 1 << 20;
@@ -192,7 +193,7 @@ export function judge(state: ModelState, op: Op): Rejection | null {
       }
       return null;
     default:
-      throw new Error(`model: unknown operation ${(op as { type: string }).type}`);
+      throw new ModelError(`model: unknown operation ${(op as { type: string }).type}`);
   }
 }
 
