@@ -1,27 +1,54 @@
 // The statechart and the pure rules agree on every transition of the two-region
-// state space (with crashes, reads and every rejection), and every statechart
-// transition is taken somewhere in it.
+// state space (with crashes, reads and every rejection): the verdict, the context
+// and the state the statechart ends in. Every statechart transition is taken
+// somewhere in it. A planted disagreement on either side is reported.
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { exploreEvents } from './explorer.ts';
+import { createMachine, transition } from 'xstate';
+import type { AnyMachineSnapshot, AnyStateMachine } from 'xstate';
+import { checkAgreement } from './agreement.ts';
+import type { Statechart } from './agreement.ts';
+import type { StepFunction } from './invariants.ts';
+import { replicationMachine } from './machine.ts';
 import * as rules from './rules.ts';
-import { allTransitions, snapshotOf, stateOf, stepMachine } from './transitions.ts';
-import type { ModelState, Op } from './types.ts';
+import { allTransitions, stateValueOf } from './transitions.ts';
+import type { Op } from './types.ts';
 
-function key(state: ModelState): string {
-  return JSON.stringify([
-    state.phase,
-    state.crashed,
-    state.primary,
-    state.secondary,
-    state.current,
-    state.next,
-    state.cow,
-    state.sent,
-    state.primaryAtSwap,
-  ]);
+const extraEvents: Op[] = [
+  { type: 'read', region: 0, volume: 'primary' },
+  { type: 'read', region: 1, volume: 'secondary' },
+  { type: 'read', region: 2, volume: 'primary' },
+  { type: 'write', region: 2, data: 'X', size: 512 },
+  { type: 'write', region: 0, data: 'A9', size: 100 },
+  { type: 'transfer', region: 5 },
+];
+
+/** The model's statechart with one change: recovery of a crashed cycle goes to idle. */
+function recoveryToIdleMachine(): AnyStateMachine {
+  const config = replicationMachine.config;
+  const crashed = config.states!.crashed!;
+  const whileReplicating = { on: { recover: { target: '#cowmap.idle', actions: 'recover' } } };
+  const broken = {
+    ...config,
+    states: { ...config.states, crashed: { ...crashed, states: { ...crashed.states, whileReplicating } } },
+  };
+  return createMachine(broken as typeof config, replicationMachine.implementations) as unknown as AnyStateMachine;
 }
+
+function statechartOf(machine: AnyStateMachine): Statechart {
+  return {
+    snapshotOf: (state) => machine.resolveState({ value: stateValueOf(state), context: { ...state, rejection: null } }),
+    step: (snapshot, op) => ({ snapshot: transition(machine, snapshot, op)[0] as AnyMachineSnapshot, taken: [] }),
+  };
+}
+
+/** The rules with one change: recovery of a crashed cycle goes to idle (and drops the cycle). */
+const recoveryToIdleRules: StepFunction = (state, op) => {
+  const result = rules.step(state, op);
+  if (op.type !== 'recover' || !result.ok || state.phase !== 'replicating') return result;
+  return { ok: true, state: rules.completeCycle(result.state) };
+};
 
 describe('the statechart', () => {
   it('has a stable, unique id for every transition', () => {
@@ -33,51 +60,40 @@ describe('the statechart', () => {
   });
 
   it('agrees with the pure rules on every transition of the N=2 state space, and takes every transition', () => {
-    const regions = 2;
-    const events: Op[] = [
-      ...exploreEvents(regions, 2, true),
-      { type: 'read', region: 0, volume: 'primary' },
-      { type: 'read', region: 1, volume: 'secondary' },
-      { type: 'read', region: 2, volume: 'primary' },
-      { type: 'write', region: 2, data: 'X', size: 512 },
-      { type: 'write', region: 0, data: 'A9', size: 100 },
-      { type: 'transfer', region: 5 },
-    ];
-    const start = rules.initialState({ regions, regionSize: 512 }, '');
-    const seen = new Map<string, ModelState>([[key(start), start]]);
-    const queue: ModelState[] = [start];
-    const covered = new Set<string>();
-    let transitions = 0;
-    const statesMax = 10_000;
-    while (queue.length > 0) {
-      assert.ok(seen.size <= statesMax, 'the N=2 state space is bounded');
-      const state = queue.shift()!;
-      const snapshot = snapshotOf(state);
-      for (const op of events) {
-        const byRules = rules.step(state, op);
-        const { snapshot: after, taken } = stepMachine(snapshot, op);
-        for (const id of taken) covered.add(id);
-        transitions++;
-        const byMachine = stateOf(after);
-        assert.equal(
-          after.context.rejection?.code ?? 'ok',
-          byRules.ok ? 'ok' : byRules.rejection.code,
-          `${op.type} in ${key(state)}`,
-        );
-        assert.equal(key(byMachine), key(byRules.state), `${op.type} in ${key(state)}`);
-        const isCrashed = typeof after.value === 'object' && 'crashed' in after.value;
-        assert.equal(isCrashed, byRules.state.crashed);
-        if (!seen.has(key(byRules.state))) {
-          seen.set(key(byRules.state), byRules.state);
-          queue.push(byRules.state);
-        }
-      }
-    }
-    assert.equal(seen.size, 1980);
-    assert.ok(transitions > 30_000);
+    const result = checkAgreement({ regions: 2, values: 2, extraEvents, statesMax: 10_000 });
+    assert.deepEqual(result.disagreements, []);
+    assert.equal(result.states, 1980);
+    assert.ok(result.transitions > 30_000);
     const missing = allTransitions()
       .map((t) => t.id)
-      .filter((id) => !covered.has(id));
+      .filter((id) => !result.covered.has(id));
     assert.deepEqual(missing, []);
+  });
+
+  it('reports a planted statechart whose recovery during a cycle goes to idle', () => {
+    const result = checkAgreement({
+      regions: 2,
+      values: 2,
+      statechart: statechartOf(recoveryToIdleMachine()),
+      statesMax: 10_000,
+    });
+    assert.ok(result.disagreements.length > 0);
+    const first = result.disagreements[0]!;
+    assert.equal(first.what, 'state value');
+    assert.equal(first.op.type, 'recover');
+    assert.equal(first.byStatechart, '"idle"');
+    assert.match(first.byRules, /replicating/);
+    // Its context still comes from the right rule: only the state value shows the bug.
+    assert.ok(result.disagreements.every((d) => d.what === 'state value' && d.op.type === 'recover'));
+  });
+
+  it('reports planted rules whose recovery during a cycle goes to idle', () => {
+    const result = checkAgreement({ regions: 2, values: 2, step: recoveryToIdleRules, statesMax: 10_000 });
+    const first = result.disagreements[0]!;
+    assert.equal(first.op.type, 'recover');
+    assert.deepEqual(
+      result.disagreements.filter((d) => d.op === first.op && d.before === first.before).map((d) => d.what),
+      ['context', 'state value'],
+    );
   });
 });

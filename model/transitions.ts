@@ -139,14 +139,21 @@ function eventlessTransitions(): readonly TransitionInfo[] {
   return eventlessCached;
 }
 
+export type ModelStateValue =
+  | 'idle'
+  | { readonly replicating: 'sending' | 'drained' }
+  | { readonly crashed: 'whileIdle' | 'whileReplicating' };
+
+/** The statechart state that holds a model state: what the rules say the statechart must be in. */
+export function stateValueOf(state: ModelState): ModelStateValue {
+  if (state.crashed) return { crashed: state.phase === 'idle' ? 'whileIdle' : 'whileReplicating' };
+  if (state.phase === 'idle') return 'idle';
+  return { replicating: everyCurrentRegionSent(state) ? 'drained' : 'sending' };
+}
+
 /** The statechart snapshot that holds a model state (for continuing from a crash outcome). */
 export function snapshotOf(state: ModelState): ModelSnapshot {
-  const value = state.crashed
-    ? { crashed: state.phase === 'idle' ? 'whileIdle' : 'whileReplicating' }
-    : state.phase === 'idle'
-      ? 'idle'
-      : { replicating: everyCurrentRegionSent(state) ? 'drained' : 'sending' };
-  return replicationMachine.resolveState({ value, context: { ...state, rejection: null } });
+  return replicationMachine.resolveState({ value: stateValueOf(state), context: { ...state, rejection: null } });
 }
 
 /** The model state a snapshot holds. */
