@@ -41,15 +41,14 @@ export function ratios(numerators: readonly number[], denominators: readonly num
   return numerators.map((value, index) => value / denominators[index]!);
 }
 
+/** Seconds since `started` (a reading of process.hrtime.bigint(), the monotonic clock). */
+export function secondsSince(started: bigint): number {
+  return Number(process.hrtime.bigint() - started) / 1e9;
+}
+
 /** Elapsed seconds of a synchronous body, by the monotonic clock. */
 export function timeSeconds(body: () => void): number {
   const started = process.hrtime.bigint();
   body();
-  return Number(process.hrtime.bigint() - started) / 1e9;
-}
-
-export async function timeSecondsAsync(body: () => Promise<void>): Promise<number> {
-  const started = process.hrtime.bigint();
-  await body();
-  return Number(process.hrtime.bigint() - started) / 1e9;
+  return secondsSince(started);
 }
