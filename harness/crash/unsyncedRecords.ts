@@ -1,7 +1,7 @@
-// What the crash layer (harness/crashStorage.ts) holds about unsynced state: the
-// records of unsynced writes and truncates (with their before-images), the files
-// they belong to (followed across renames like inodes), the non-durable namespace
-// changes, and the small helpers that decide and undo them.
+// What the crash layer (harness/crash/crashStorage.ts) holds about unsynced state:
+// the records of unsynced writes and truncates (with their before-images), the
+// files they belong to (followed across renames like inodes), the non-durable
+// namespace changes, and the small helpers that decide and undo them.
 
 import type { FileHandle } from '../../impl/storage.ts';
 import { pathsRelated } from './crashPaths.ts';
@@ -131,4 +131,26 @@ export function undoData(handle: FileHandle, record: DataRecord): void {
   }
   handle.truncate(record.lengthBefore);
   if (record.cut.length > 0) handle.write(record.length, record.cut);
+}
+
+/** An unsynced write as CrashStorage.unsyncedWrites tells it, indexed as `keepWrite` and `keepSector` see it. */
+export interface UnsyncedWriteInfo {
+  index: number;
+  path: string;
+  position: number;
+  length: number;
+  /** How many sectors the write covers (its torn choice points). */
+  sectorCount: number;
+  /** Made by a crashed process and handed over (handOverTo): older than every write of this storage. */
+  carried: boolean;
+}
+
+/** A non-durable namespace change as CrashStorage.unsyncedNamespace tells it, indexed as `keepNamespace` sees it. */
+export interface UnsyncedNamespaceInfo {
+  index: number;
+  kind: NamespaceKind;
+  path: string;
+  /** rename: the destination. */
+  to?: string;
+  carried: boolean;
 }
