@@ -2,7 +2,7 @@
 // shared by the cycle benchmark and its child process (the memory benchmark).
 
 import { Prng } from '../harness/prng.ts';
-import { SeededBytes } from './system.ts';
+import { SeededBytes } from './seededBytes.ts';
 import { pageBytes as mapPageBytes, regionsPerPage as mapPageRegions } from '../impl/mapPage.ts';
 
 /** `count` distinct regions of 0..regions-1, seeded, ascending (a partial Fisher-Yates shuffle). */

@@ -1,9 +1,9 @@
-// What the benchmarks need from the machine: its description, the page cache
-// dropped between contenders (when allowed), rsync installed, seeded bytes, and
-// a child's peak resident memory.
+// What the benchmarks need from the machine: its description and load, the page
+// cache dropped between contenders (when allowed), rsync installed, and the files
+// of a volume made durable, hashed and measured on disk.
 
 import { spawnSync } from 'node:child_process';
-import { createCipheriv, createHash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { closeSync, fdatasyncSync, openSync, readSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, freemem, loadavg, release, totalmem, type } from 'node:os';
 
@@ -21,6 +21,11 @@ export interface MachineDescription {
   rsyncVersion: string | null;
   /** 1, 5 and 15 minute load averages when the bench started (other work on the machine perturbs every figure). */
   loadAverageAtStart: number[];
+}
+
+/** The 1, 5 and 15 minute load averages now, to two decimals. */
+export function loadAverages(): number[] {
+  return loadavg().map((value) => Number(value.toFixed(2)));
 }
 
 function run(command: string, args: readonly string[]): { status: number | null; stdout: string; stderr: string } {
@@ -56,7 +61,7 @@ export function describeMachine(tempDir: string): MachineDescription {
     tempMountSource,
     tempMountOptions,
     rsyncVersion: rsyncVersion(),
-    loadAverageAtStart: loadavg().map((value) => Number(value.toFixed(2))),
+    loadAverageAtStart: loadAverages(),
   };
 }
 
@@ -66,7 +71,10 @@ export function rsyncVersion(): string | null {
   return result.stdout.split('\n')[0]?.trim() ?? null;
 }
 
-/** rsync, installed with apt-get when missing (the machine is Debian and we are root). Returns its version or null. */
+/**
+ * rsync, installed with apt-get when missing (the machine is Debian and we are
+ * root). Returns its version or null.
+ */
 export function ensureRsync(log: (line: string) => void): string | null {
   const present = rsyncVersion();
   if (present !== null) return present;
@@ -108,24 +116,6 @@ export function syncFile(path: string): void {
   }
 }
 
-/**
- * A seeded stream of pseudo-random bytes: AES-128-CTR over zeros, with the key made
- * from the seed. Fast (GB/s), and the same seed gives the same bytes on every run.
- */
-export class SeededBytes {
-  private readonly cipher;
-
-  constructor(seed: number) {
-    const key = createHash('sha256').update(`cowmap-bench-${seed}`).digest().subarray(0, 16);
-    this.cipher = createCipheriv('aes-128-ctr', key, Buffer.alloc(16));
-  }
-
-  next(length: number): Uint8Array {
-    const bytes = this.cipher.update(Buffer.alloc(length));
-    return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  }
-}
-
 /** SHA-256 of a whole file, read in chunks of `chunkBytes`, as hex. */
 export function hashFile(path: string, chunkBytes = 8 << 20): string {
   const hash = createHash('sha256');
@@ -153,49 +143,12 @@ export function allocatedBytes(path: string): number {
   return statSync(path).blocks * 512;
 }
 
-export interface ChildRun {
-  status: number | null;
-  /** The child's stdout, parsed as the JSON object it prints last. */
-  report: Record<string, unknown> | null;
-  /** Peak resident memory of the child by /usr/bin/time -v, when present. */
-  peakRssBytesByTime: number | null;
-  stderrTail: string;
-  seconds: number;
-}
-
-const timeCommand = '/usr/bin/time';
-
-/** Runs `node --import tsx SCRIPT ARGS` (under /usr/bin/time -v when it exists) and reads its peak RSS. */
-export function runNodeChild(script: string, args: readonly string[], cwd: string, timeoutMs: number): ChildRun {
-  const haveTime = spawnSync(timeCommand, ['-V'], { encoding: 'utf8' }).error === undefined;
-  const nodeArgs = ['--import', 'tsx', script, ...args];
-  const started = process.hrtime.bigint();
-  const result = haveTime
-    ? spawnSync(timeCommand, ['-v', process.execPath, ...nodeArgs], {
-        cwd,
-        encoding: 'utf8',
-        timeout: timeoutMs,
-        maxBuffer: 64 << 20,
-      })
-    : spawnSync(process.execPath, nodeArgs, { cwd, encoding: 'utf8', timeout: timeoutMs, maxBuffer: 64 << 20 });
-  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  const stdout = result.stdout ?? '';
-  const stderr = result.stderr ?? '';
-  let report: Record<string, unknown> | null = null;
-  const lastLine = stdout.trim().split('\n').at(-1);
-  if (lastLine?.startsWith('{')) {
-    try {
-      report = JSON.parse(lastLine) as Record<string, unknown>;
-    } catch {
-      report = null;
-    }
-  }
-  const match = /Maximum resident set size \(kbytes\): (\d+)/.exec(stderr);
-  return {
-    status: result.status,
-    report,
-    peakRssBytesByTime: match === null ? null : Number(match[1]) * 1024,
-    stderrTail: stderr.trim().split('\n').slice(-30).join('\n'),
-    seconds,
-  };
+/** The machine in one line, for the log and the table's heading. */
+export function describeMachineLine(machine: MachineDescription): string {
+  return (
+    `${machine.cpuModel}, ${machine.cores} cores, ${(machine.memoryBytes / (1 << 30)).toFixed(1)} GiB memory, ` +
+    `node ${machine.nodeVersion}, ${machine.os}; temp dir ${machine.tempDir} on ${machine.tempFileSystem} ` +
+    `(${machine.tempMountSource}, ${machine.tempMountOptions}); ${machine.rsyncVersion ?? 'no rsync'}; ` +
+    `load average at start ${machine.loadAverageAtStart.join(' ')}`
+  );
 }

@@ -10,6 +10,7 @@ import { NodeStorage } from '../../impl/nodeStorage.ts';
 import { ReplicatedVolume } from '../../impl/replicatedVolume.ts';
 import { runCycle } from '../../impl/runCycle.ts';
 import { dirtyContent, pickRegions } from '../dirty.ts';
+import { secondsSince } from '../stats.ts';
 
 const [dir, dirtyText, seedText] = process.argv.slice(2);
 const dirtyCount = Number(dirtyText);
@@ -24,7 +25,7 @@ const content = dirtyContent(dirty, volume.regionSize, seed);
 for (let index = 0; index < dirty.length; index++) volume.writeRegion(dirty[index]!, content[index]!);
 const started = process.hrtime.bigint();
 const sent = runCycle(volume).regions;
-const cycleSeconds = Number(process.hrtime.bigint() - started) / 1e9;
+const cycleSeconds = secondsSince(started);
 let mismatches = 0;
 for (let index = 0; index < dirty.length; index++) {
   if (!Buffer.from(volume.readRegion(dirty[index]!, 'secondary')).equals(Buffer.from(content[index]!))) mismatches++;

@@ -1,0 +1,148 @@
+// What a whole `make bench` run found, and its three outputs: the table on stdout,
+// bench/results.json (the headline figures by key, then everything) and
+// bench/RESULTS.md.
+
+import type { Plan } from './plan.ts';
+import type { Check, Figure, SectionResult } from './report.ts';
+import { formatValue, markdownTable, type Row, textTable, unitLabel } from './resultsTable.ts';
+import { describeMachineLine, type MachineDescription } from './system.ts';
+
+export interface BenchOutcome {
+  readonly quick: boolean;
+  readonly seed: number;
+  readonly startedAt: Date;
+  readonly seconds: number;
+  readonly machine: MachineDescription;
+  readonly loadAverageAtEnd: number[];
+  readonly settings: Plan;
+  readonly sections: readonly SectionResult[];
+  readonly figures: readonly Figure[];
+  /** Every section's checks, then one failed check for each section that threw. */
+  readonly checks: readonly Check[];
+}
+
+const firstLine = (text: string) => text.split('\n')[0];
+
+function failedChecks(outcome: BenchOutcome): Check[] {
+  return outcome.checks.filter((check) => !check.ok);
+}
+
+export function benchPassed(outcome: BenchOutcome): boolean {
+  return failedChecks(outcome).length === 0;
+}
+
+/** The table, the missed targets and the checks, as `make bench` prints them. */
+export function textReport(outcome: BenchOutcome, rows: readonly Row[]): string {
+  const { figures, checks } = outcome;
+  const failed = failedChecks(outcome);
+  const out = [
+    '',
+    `cowmap bench${outcome.quick ? ' --quick' : ''} (${outcome.seconds.toFixed(0)} s): ` +
+      describeMachineLine(outcome.machine),
+    '',
+    textTable([...rows]),
+    '',
+  ];
+  for (const figure of figures) {
+    if (figure.target === undefined || figure.target.met) continue;
+    out.push(
+      `target missed: ${figure.key} ${formatValue(figure.summary.median, figure.unit)} (${figure.target.text})` +
+        `${figure.why === undefined ? '' : `: ${figure.why}`}`,
+    );
+  }
+  out.push('');
+  for (const check of checks) out.push(`${check.ok ? 'ok  ' : 'FAIL'} ${check.name}: ${firstLine(check.detail)}`);
+  out.push('', `${checks.length - failed.length} passed, ${failed.length} failed`, '');
+  return out.join('\n');
+}
+
+function figureEntry(figure: Figure): Record<string, unknown> {
+  return {
+    label: figure.label,
+    unit: figure.unit,
+    ...figure.summary,
+    ...(figure.against === undefined ? {} : { against: figure.against }),
+    ...(figure.target === undefined ? {} : { target: figure.target.text, targetMet: figure.target.met }),
+    ...(figure.detail === undefined ? {} : { detail: figure.detail }),
+    ...(figure.why === undefined ? {} : { why: figure.why }),
+  };
+}
+
+/** results.json: the headline figures by key (their medians), then everything. */
+export function resultsJson(outcome: BenchOutcome): string {
+  const { figures, sections } = outcome;
+  const headline: Record<string, number> = {};
+  for (const figure of figures) headline[figure.key] = Number(figure.summary.median.toPrecision(6));
+  const results = {
+    ...headline,
+    ok: benchPassed(outcome),
+    quick: outcome.quick,
+    startedAt: outcome.startedAt.toISOString(),
+    seconds: Number(outcome.seconds.toFixed(1)),
+    seed: outcome.seed,
+    machine: { ...outcome.machine, loadAverageAtEnd: outcome.loadAverageAtEnd },
+    figures: Object.fromEntries(figures.map((figure) => [figure.key, figureEntry(figure)])),
+    checks: outcome.checks,
+    notes: sections.flatMap((section) => section.notes),
+    settings: outcome.settings,
+    data: Object.fromEntries(sections.map((section) => [section.section, section.data])),
+  };
+  return `${JSON.stringify(results, null, 2)}\n`;
+}
+
+function machineLines(outcome: BenchOutcome): string[] {
+  const { machine } = outcome;
+  return [
+    `- CPU: ${machine.cpuModel}, ${machine.cores} cores`,
+    `- memory: ${(machine.memoryBytes / (1 << 30)).toFixed(1)} GiB`,
+    `- node: ${machine.nodeVersion}; OS: ${machine.os}`,
+    `- temporary files: ${machine.tempDir}, file system ${machine.tempFileSystem} on ${machine.tempMountSource} ` +
+      `(${machine.tempMountOptions})`,
+    `- rsync: ${machine.rsyncVersion ?? 'not available'}`,
+    `- load average at start (1, 5, 15 min): ${machine.loadAverageAtStart.join(', ')}; ` +
+      `at end: ${outcome.loadAverageAtEnd.join(', ')} (other work on the machine shifts every figure)`,
+  ];
+}
+
+function targetLine(figure: Figure): string {
+  const target = figure.target!;
+  return (
+    `- \`${figure.key}\` ${formatValue(figure.summary.median, figure.unit)}${unitLabel(figure.unit)} ` +
+    `(target ${target.text}): ${target.met ? 'met' : '**missed**'}${figure.why === undefined ? '' : `; ${figure.why}`}`
+  );
+}
+
+/** bench/RESULTS.md. */
+export function resultsMarkdown(outcome: BenchOutcome, rows: readonly Row[]): string {
+  const { figures, checks, sections, quick } = outcome;
+  return [
+    '# cowmap benchmark results',
+    '',
+    `Generated by \`make bench\` (\`node --import tsx bench/run.ts${quick ? ' --quick' : ''}\`) on ` +
+      `${outcome.startedAt.toISOString()}, in ${outcome.seconds.toFixed(0)} s. ` +
+      'Each figure is the median over repeated runs, with its range (min..max) and interquartile range; ' +
+      'every ratio is taken per repetition against a baseline run interleaved with ours in the same run. ' +
+      'No timing is asserted: the bench fails only when a result is wrong.',
+    '',
+    '## Machine',
+    '',
+    ...machineLines(outcome),
+    '',
+    '## Figures',
+    '',
+    markdownTable([...rows]),
+    '',
+    '## Targets',
+    '',
+    ...figures.filter((figure) => figure.target !== undefined).map(targetLine),
+    '',
+    '## Checks',
+    '',
+    ...checks.map((check) => `- ${check.ok ? 'ok' : '**FAIL**'}: ${check.name}: ${firstLine(check.detail)}`),
+    '',
+    '## How it was measured',
+    '',
+    ...sections.flatMap((section) => section.notes).map((note) => `- ${note}`),
+    '',
+  ].join('\n');
+}
