@@ -4,21 +4,17 @@
 //   CowmapError                    "CODE: message"                              exit 1
 //   storage error that escaped     "E_IO: <operation>: <errno>: <path>"         exit 1
 //   usage error                    "cowmap <cmd>: <problem>" + "usage: ..."     exit 2
+//                                  + "see 'cowmap <cmd> --help'"
 //   anything else (a bug)          "E_INTERNAL: <message>" + how to report it   exit 1
 //
 // The stack of an internal error is printed only with COWMAP_DEBUG=1 in the
 // environment, for whoever reports or fixes the bug.
 
 import { CowmapError, isStorageError } from '../impl/errors.ts';
-import { exitCowmapError, exitUsage, formatUsageError, UsageError } from '../impl/commandLine.ts';
+import { parseArgsProblem } from './parseCommand.ts';
+import { exitCowmapError, exitUsage, formatUsageError, UsageError } from './usageError.ts';
 
 export const debugVariable = 'COWMAP_DEBUG';
-
-/** True when util.parseArgs refused the options (unknown option, missing value, ...). */
-function isParseArgsError(error: unknown): error is Error {
-  const code = (error as { code?: unknown } | null)?.code;
-  return error instanceof Error && typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS');
-}
 
 /** `E_IO: open: EROFS: /mnt/vol/lock` for a node:fs error (syscall, errno name, path). */
 export function storageErrorLine(error: Error & { code: string }): string {
@@ -53,12 +49,14 @@ function firstLine(text: string): string {
 }
 
 /**
- * Writes what `error` means to stderr and returns the exit status. `usageLine` is
- * the failing command's usage (`init DIR --regions N ...`), for usage errors.
+ * Writes what `error` means to stderr and returns the exit status. `usage` is the
+ * failing command's usage after its name (`DIR --regions N ...`), for usage
+ * errors; null when `commandName` is no command.
  */
-export function reportFailure(error: unknown, commandName: string, usageLine: string): number {
-  if (error instanceof UsageError || isParseArgsError(error)) {
-    process.stderr.write(formatUsageError(commandName, usageLine, error.message));
+export function reportFailure(error: unknown, commandName: string, usage: string | null): number {
+  const problem = error instanceof UsageError ? error.message : parseArgsProblem(error);
+  if (problem !== null) {
+    process.stderr.write(formatUsageError(commandName, usage, problem));
     return exitUsage;
   }
   if (error instanceof CowmapError) {

@@ -1,4 +1,4 @@
-// Every `cowmap` command run the way a hostile tester runs it (issue 12, item 5):
+// Every `cowmap` command run the way a hostile tester runs it:
 // on a read-only directory, on a full file system, with missing and wrong --file
 // paths, huge lengths and offsets, extreme geometries, unknown options. Whatever
 // happens, the command exits 0, 1 or 2, a failure says "CODE: message" or
@@ -24,7 +24,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { main } from './main.ts';
+import { runInProcess } from './runInProcess.ts';
 
 const bin = fileURLToPath(new URL('./cowmap.js', import.meta.url));
 const scrubExists = existsSync(fileURLToPath(new URL('./commands/scrub.ts', import.meta.url)));
@@ -145,45 +145,10 @@ function cowmap(
   return spawnRun(args, command, { ...(options.input === undefined ? {} : { input: options.input }) });
 }
 
-/**
- * Runs main(args) in this process with what it writes to stdout and stderr
- * captured (text only: the test runner's own reports pass through), its
- * returned status standing for the exit status. For the cases that only
- * exercise the command line, and for building test volumes.
- */
+/** main(args) in this process (bin/runInProcess.ts), as a Run. */
 async function inProcess(args: string[]): Promise<Run> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const originals = { stdout: process.stdout.write, stderr: process.stderr.write };
-  const capture = (stream: NodeJS.WriteStream, into: string[]) =>
-    function (this: NodeJS.WriteStream, chunk: unknown, ...rest: unknown[]): boolean {
-      if (typeof chunk !== 'string')
-        return (stream === process.stdout ? originals.stdout : originals.stderr).call(
-          stream,
-          chunk as Uint8Array,
-          ...(rest as []),
-        ) as boolean;
-      into.push(chunk);
-      const callback = rest.find((value) => typeof value === 'function') as
-        | ((error?: Error | null) => void)
-        | undefined;
-      if (callback !== undefined) process.nextTick(callback);
-      return true;
-    } as typeof process.stdout.write;
-  const savedDebug = process.env.COWMAP_DEBUG;
-  process.env.COWMAP_DEBUG = '';
-  process.stdout.write = capture(process.stdout, out);
-  process.stderr.write = capture(process.stderr, err);
-  let status: number;
-  try {
-    status = await main(args);
-  } finally {
-    process.stdout.write = originals.stdout;
-    process.stderr.write = originals.stderr;
-    if (savedDebug === undefined) delete process.env.COWMAP_DEBUG;
-    else process.env.COWMAP_DEBUG = savedDebug;
-  }
-  return { args, status, signal: null, stdout: Buffer.from(out.join('')), stderr: err.join('') };
+  const run = await runInProcess(args);
+  return { ...run, signal: null };
 }
 
 function runDirCommand(command: (typeof dirCommands)[number], dir: string): Promise<Run> {
@@ -203,9 +168,10 @@ async function assertAllCoded(
   });
 }
 
-/** The promise of item 5: an allowed status, a coded first line on failure, never a trace. */
+/** The promise of every command: an allowed status, a coded first line on failure, never a trace. */
 function assertCoded(run: Run, allowed: readonly number[], firstLine?: RegExp): void {
-  const what = `cowmap ${run.args.join(' ')} (status ${run.status}, signal ${run.signal})\nstderr: ${run.stderr}\nstdout: ${run.stdout.toString('utf8').slice(0, 2000)}`;
+  const stdout = run.stdout.toString('utf8').slice(0, 2000);
+  const what = `cowmap ${run.args.join(' ')} (status ${run.status}, signal ${run.signal})\nstderr: ${run.stderr}\nstdout: ${stdout}`;
   assert.ok(run.status !== null && allowed.includes(run.status), `exit status not in ${allowed.join('/')}: ${what}`);
   assert.doesNotMatch(run.stderr, /^ {4}at /m, `a stack trace: ${what}`);
   assert.ok(!run.stderr.includes('Error:'), `"Error:" on stderr: ${what}`);
@@ -280,7 +246,7 @@ after(() => {
 });
 
 describe('cowmap misuse: the command line itself', () => {
-  it('--help of every command exits 0, --version prints the version, a bare cowmap exits 2', async () => {
+  it('--help of every command exits 0, --version prints the version, a bare cowmap prints the help (exit 0)', async () => {
     for (const name of [
       'init',
       'status',
@@ -309,8 +275,12 @@ describe('cowmap misuse: the command line itself', () => {
     assert.match(version.stdout.toString(), /^cowmap \d+\.\d+\.\d+/);
     assert.match((await inProcess(['--help'])).stdout.toString(), /COWMAP_DEBUG=1/);
     const bare = await inProcess([]);
-    assert.equal(bare.status, 2);
-    assert.match(bare.stderr, /^usage: cowmap <command>/);
+    assertCoded(bare, [0]);
+    assert.match(bare.stdout.toString(), /^usage: cowmap <command>/);
+    assert.equal(
+      (await inProcess(['help', 'init'])).stdout.toString(),
+      (await inProcess(['init', '--help'])).stdout.toString(),
+    );
   });
 
   it("the same through the binary itself: a command's --help, --version, a bare cowmap and a usage error", async () => {
@@ -324,13 +294,14 @@ describe('cowmap misuse: the command line itself', () => {
     assert.match(help.stdout.toString(), /^usage: cowmap write /);
     assertCoded(version, [0]);
     assert.match(version.stdout.toString(), /^cowmap \d+\.\d+\.\d+/);
-    assert.equal(bare.status, 2);
-    assert.match(bare.stderr, /^usage: cowmap <command>/);
+    assertCoded(bare, [0]);
+    assert.match(bare.stdout.toString(), /^usage: cowmap <command>/);
     assertCoded(usage, [2], /^cowmap read: /);
     assert.match(usage.stderr.split('\n')[1] ?? '', /^usage: cowmap read\b/, usage.stderr);
+    assert.equal(usage.stderr.split('\n')[2], "see 'cowmap read --help'", usage.stderr);
   });
 
-  it('usage errors of every command exit 2 in one format: "cowmap CMD: problem", then "usage: cowmap CMD ..."', async () => {
+  it('usage errors of every command exit 2 in one format: "cowmap CMD: problem", "usage: cowmap CMD ...", a pointer to --help', async () => {
     const cases: string[][] = [
       ['init', 'v', '--bogus'],
       ['init', 'v', '--regions', '4'],
@@ -362,10 +333,21 @@ describe('cowmap misuse: the command line itself', () => {
     for (const args of cases) {
       const run = await inProcess(args);
       assertCoded(run, [2], new RegExp(`^cowmap ${args[0]}: `));
-      assert.match(run.stderr.split('\n')[1] ?? '', new RegExp(`^usage: cowmap ${args[0]}\\b`), run.stderr);
+      const lines = run.stderr.split('\n');
+      assert.match(lines[1] ?? '', new RegExp(`^usage: cowmap ${args[0]}\\b`), run.stderr);
+      assert.deepEqual(lines.slice(2), [`see 'cowmap ${args[0]} --help'`, ''], run.stderr);
     }
     const unknown = await inProcess(['frobnicate']);
     assertCoded(unknown, [2], /^cowmap frobnicate: unknown command 'frobnicate'/);
+    // An unknown option: exactly the one format, whatever the command.
+    for (const name of ['init', 'verify', 'conform', 'scrub']) {
+      const run = await inProcess([name, '--bogus']);
+      const usage = (await import('./commandList.ts')).commandNamed(name)!.usage;
+      assert.equal(
+        run.stderr,
+        `cowmap ${name}: unknown option '--bogus'\nusage: cowmap ${name} ${usage}\nsee 'cowmap ${name} --help'\n`,
+      );
+    }
   });
 });
 

@@ -1,9 +1,13 @@
 // cowmap scrub as a user runs it: exit 0 on a clean volume; after a flipped byte,
 // exit 1 and a line naming the file and the region; --repair then a cycle gives a
 // secondary equal to the primary; --json; a volume that open refuses; usage.
+// The cases run main() in this process (bin/runInProcess.ts): they are about
+// what scrub finds and prints, not the process boundary, and a process start
+// costs seconds on a loaded machine. The last case runs the binary itself, for
+// the exit statuses and standard error as a shell sees them.
 
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -11,9 +15,9 @@ import { makeTemporaryDir, NodeStorage, removeTree } from '../impl/nodeStorage.t
 import { ReplicatedVolume } from '../impl/replicatedVolume.ts';
 import { runCycle } from '../impl/runCycle.ts';
 import { flipByte } from '../impl/testFiles.ts';
+import { runInProcess } from './runInProcess.ts';
 
-const commandFile = fileURLToPath(new URL('./commands/scrub.ts', import.meta.url));
-const failureFile = fileURLToPath(new URL('./failure.ts', import.meta.url));
+const bin = fileURLToPath(new URL('./cowmap.js', import.meta.url));
 const storage = new NodeStorage();
 const regionSize = 512;
 const regions = 40;
@@ -24,27 +28,24 @@ before(() => {
 });
 after(() => removeTree(root));
 
-// The command's own run function in a process of its own, errors reported as
-// bin/main.ts reports them (until bin/main.ts lists scrub, cowmap.js cannot run it).
-const runner = `
-const { command } = await import(${JSON.stringify(commandFile)});
-const { reportFailure } = await import(${JSON.stringify(failureFile)});
-try { process.exitCode = await command.run(process.argv.slice(1)); }
-catch (error) { process.exitCode = reportFailure(error, 'scrub', 'scrub DIR [--repair] [--json] [--secondary DIR2]'); }
-`;
+async function scrub(args: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
+  const run = await runInProcess(['scrub', ...args]);
+  return { status: run.status, stdout: run.stdout.toString('utf8'), stderr: run.stderr };
+}
 
-// The process writes no coverage file at its exit: impl/scrub.ts is covered in
-// process by impl/scrub.test.ts, and the file cost seconds per process under c8.
-const childEnv: NodeJS.ProcessEnv = { ...process.env };
-delete childEnv.NODE_V8_COVERAGE;
-
-function scrub(args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const result = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', runner, '--', ...args], {
-    encoding: 'utf8',
-    timeout: 120_000,
-    env: childEnv,
+/** `cowmap scrub ARGS` as a process of its own, writing no coverage file (impl/scrub.ts is covered in process). */
+function scrubProcess(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  delete env.NODE_V8_COVERAGE;
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [bin, 'scrub', ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk) => (stdout += chunk));
+    child.stderr.on('data', (chunk) => (stderr += chunk));
+    child.once('error', reject);
+    child.once('close', (status) => resolve({ status, stdout, stderr }));
   });
-  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
 function content(seed: number): Uint8Array {
@@ -66,10 +67,10 @@ function makeVolume(): string {
   return dir;
 }
 
-describe('cowmap scrub', () => {
-  it('a clean volume: exit 0, no finding', () => {
+describe('cowmap scrub', async () => {
+  it('a clean volume: exit 0, no finding', async () => {
     const dir = makeVolume();
-    const run = scrub([dir]);
+    const run = await scrub([dir]);
     assert.equal(run.status, 0, run.stderr);
     assert.doesNotMatch(run.stdout, /E_CORRUPT/);
     assert.match(
@@ -78,11 +79,11 @@ describe('cowmap scrub', () => {
     );
   });
 
-  it('a flipped byte in the secondary: exit 1 naming the file, offset and region; --repair and a cycle make S equal P', () => {
+  it('a flipped byte in the secondary: exit 1 naming the file, offset and region; --repair and a cycle make S equal P', async () => {
     const dir = makeVolume();
     const image = join(dir, 'secondary', 'image');
     flipByte(image, 30 * regionSize + 9, 0x01);
-    const run = scrub([dir]);
+    const run = await scrub([dir]);
     assert.equal(run.status, 1, run.stderr);
     assert.match(
       run.stdout,
@@ -93,7 +94,7 @@ describe('cowmap scrub', () => {
     );
     assert.match(run.stdout, /: 1 left: 1 finding\(s\)/);
 
-    const repair = scrub([dir, '--repair']);
+    const repair = await scrub([dir, '--repair']);
     assert.equal(repair.status, 0, repair.stdout + repair.stderr);
     assert.match(repair.stdout, /region 30: .*\(repaired: marked for the next cycle\)$/m);
     assert.match(repair.stdout, /1 region\(s\) marked in the next map/);
@@ -107,13 +108,13 @@ describe('cowmap scrub', () => {
     } finally {
       volume.close();
     }
-    assert.equal(scrub([dir]).status, 0);
+    assert.equal((await scrub([dir])).status, 0);
   });
 
-  it('--json: one object with the findings', () => {
+  it('--json: one object with the findings', async () => {
     const dir = makeVolume();
     flipByte(join(dir, 'primary'), 2 * regionSize, 0x01); // region 2 is covered by nothing: P and S must agree
-    const run = scrub([dir, '--json']);
+    const run = await scrub([dir, '--json']);
     assert.equal(run.status, 1, run.stderr);
     const report = JSON.parse(run.stdout) as {
       opened: boolean;
@@ -128,34 +129,34 @@ describe('cowmap scrub', () => {
     assert.equal(report.regionsChecked, regions);
   });
 
-  it('a volume that open refuses with E_CORRUPT: that one line, exit 1', () => {
+  it('a volume that open refuses with E_CORRUPT: that one line, exit 1', async () => {
     const dir = makeVolume();
     flipByte(join(dir, 'secondary', 'replica'), 40, 0x01); // the header's CRC fails
-    const run = scrub([dir]);
+    const run = await scrub([dir]);
     assert.equal(run.status, 1, run.stderr);
     assert.match(run.stdout, /^E_CORRUPT: open: the secondary in .* is not this volume's: bad checksum$/m);
     assert.match(run.stdout, /the volume does not open \(E_CORRUPT\)/);
-    const json = JSON.parse(scrub([dir, '--json']).stdout) as { opened: boolean; error: { code: string } };
+    const json = JSON.parse((await scrub([dir, '--json'])).stdout) as { opened: boolean; error: { code: string } };
     assert.deepEqual([json.opened, json.error.code], [false, 'E_CORRUPT']);
   });
 
-  it('a flipped byte in a metadata slot or a map page: exit 1 naming the file; --repair cannot repair the metadata (exit 1)', () => {
+  it('a flipped byte in a metadata slot or a map page: exit 1 naming the file; --repair cannot repair the metadata (exit 1)', async () => {
     const dir = makeVolume();
     flipByte(join(dir, 'meta'), 100, 0x01); // slot 0, the older one
     flipByte(join(dir, 'map1'), 4090, 0x01); // a reserved byte of page 0: its CRC fails
-    const run = scrub([dir]);
+    const run = await scrub([dir]);
     assert.equal(run.status, 1, run.stderr);
     assert.match(
       run.stdout,
       new RegExp(`^E_CORRUPT: ${join(dir, 'meta')} offset 0 region -: metadata slot 0 fails its CRC-32`, 'm'),
     );
     assert.match(run.stdout, new RegExp(`^E_CORRUPT: ${join(dir, 'map1')} offset 0 region 0: `, 'm'));
-    const repair = scrub([dir, '--repair']);
+    const repair = await scrub([dir, '--repair']);
     assert.equal(repair.status, 1, repair.stderr);
     assert.match(repair.stdout, /metadata slot 0 fails its CRC-32 \(never repaired\)$/m);
   });
 
-  it('a COW slot of the running cycle that fails its digest after the primary moved on: open refuses, one line naming DIR/cow and the region', () => {
+  it('a COW slot of the running cycle that fails its digest after the primary moved on: open refuses, one line naming DIR/cow and the region', async () => {
     const dir = makeVolume();
     const volume = ReplicatedVolume.open(storage, dir);
     try {
@@ -169,35 +170,36 @@ describe('cowmap scrub', () => {
     const slotOffset = file.size() - regions * regionSize + 5 * regionSize;
     file.close();
     flipByte(cow, slotOffset + 1, 0x01);
-    const run = scrub([dir]);
+    const run = await scrub([dir]);
     assert.equal(run.status, 1, run.stderr);
     assert.match(run.stdout, new RegExp(`^E_CORRUPT: ${cow} offset ${slotOffset} region 5: `, 'm'));
     assert.match(run.stdout, /the volume does not open \(E_CORRUPT\)/);
   });
 
-  it('--secondary DIR2: scrubs a secondary that moved away from where the volume recorded it', () => {
+  it('--secondary DIR2: scrubs a secondary that moved away from where the volume recorded it', async () => {
     const dir = makeVolume();
     const moved = join(root, `moved${volumeCount}`);
     storage.rename(join(dir, 'secondary'), moved);
     flipByte(join(moved, 'image'), 2 * regionSize, 0x01);
-    const run = scrub([dir, '--secondary', moved]);
+    const run = await scrub([dir, '--secondary', moved]);
     assert.equal(run.status, 1, run.stderr);
     assert.match(
       run.stdout,
       new RegExp(`^E_CORRUPT: ${join(moved, 'image')} offset ${2 * regionSize} region 2: `, 'm'),
     );
-    assert.equal(scrub([dir]).status, 1); // the recorded place is empty: open refuses (E_CORRUPT), one line
+    assert.equal((await scrub([dir])).status, 1); // the recorded place is empty: open refuses (E_CORRUPT), one line
   });
 
-  it('--help exits 0; a missing DIR is a usage error (exit 2); no volume is E_NOT_FOUND (exit 1)', () => {
-    const help = scrub(['--help']);
+  it('--help exits 0; through the binary: a missing DIR is a usage error (exit 2), no volume E_NOT_FOUND (exit 1)', async () => {
+    const [usage, missing] = await Promise.all([scrubProcess([]), scrubProcess([join(root, 'nothing')])]);
+    const help = await scrub(['--help']);
     assert.equal(help.status, 0);
     assert.match(help.stdout, /^usage: cowmap scrub DIR \[--repair\] \[--json\] \[--secondary DIR2\]$/m);
-    const usage = scrub([]);
+    for (const option of ['--repair', '--json', '--secondary DIR2']) assert.ok(help.stdout.includes(option), option);
     assert.equal(usage.status, 2);
-    assert.match(usage.stderr, /^cowmap scrub: expected one volume directory/m);
-    const missing = scrub([join(root, 'nothing')]);
+    assert.match(usage.stderr, /^cowmap scrub: expected one volume directory/);
+    assert.match(usage.stderr, /\nsee 'cowmap scrub --help'\n$/);
     assert.equal(missing.status, 1);
-    assert.match(missing.stderr, /^E_NOT_FOUND: /m);
+    assert.match(missing.stderr, /^E_NOT_FOUND: /);
   });
 });

@@ -11,7 +11,6 @@
 import { randomInt } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { AdapterSut, removeTemporaryDirs } from '../../harness/adapterSut.ts';
 import { defaultBudgetSeconds } from '../../harness/conformance/budget.ts';
 import { junitReport } from '../../harness/conformance/junit.ts';
@@ -24,92 +23,37 @@ import { ConformanceRun, errorOf } from '../../harness/conformance/run.ts';
 import { TraceError } from '../../harness/trace/traceError.ts';
 import { bundledTracesDir, traceFiles } from '../../harness/trace/traceFiles.ts';
 import { coverageHtml, coverageMarkdown } from '../../harness/transitionCoverage.ts';
-import type { Command } from '../main.ts';
-import { integerOption, usageError, usageProblem } from './options.ts';
-
-/** Splits `options -- command` (the command's own arguments are not ours to parse). */
-export function splitCommand(argv: readonly string[]): { own: string[]; command: string[] } {
-  const at = argv.indexOf('--');
-  return at < 0 ? { own: [...argv], command: [] } : { own: argv.slice(0, at), command: argv.slice(at + 1) };
-}
-
-export const conformOptions = {
-  level: { type: 'string' },
-  'up-to': { type: 'string' },
-  check: { type: 'string', multiple: true },
-  'time-budget': { type: 'string' },
-  seed: { type: 'string' },
-  path: { type: 'string' },
-  regions: { type: 'string' },
-  'region-size': { type: 'string' },
-  trace: { type: 'string', multiple: true },
-  traces: { type: 'string' },
-  'keep-going': { type: 'boolean', default: false },
-  'strict-messages': { type: 'boolean', default: false },
-  quick: { type: 'boolean', default: false },
-  transcript: { type: 'string' },
-  report: { type: 'string' },
-  junit: { type: 'string' },
-  reports: { type: 'string' },
-  'out-dir': { type: 'string' },
-  'request-timeout': { type: 'string', default: '30' },
-} as const;
-
-/** `cowmap conform --help`: one line per option of `conformOptions` (a test keeps them in step). */
-export const conformHelp = `usage: cowmap conform [options] -- CMD...
-Runs the conformance suite against the implementation that CMD starts (adapter
-protocol 1, docs/adapter.md). Exit 0 conforms, 1 does not, 2 bad usage or an
-implementation that breaks the protocol, 130/143 interrupted.
-
-  --up-to LEVEL         the levels up to LEVEL (rules, crash, failpoint, power; default power)
-  --level LEVEL         only LEVEL
-  --check ID            only this check (e.g. rules/protocol, crash/fast-check; repeatable)
-  --time-budget S       the whole run, in seconds (default ${defaultBudgetSeconds})
-  --seed N              the seed of every generated check (default random, printed)
-  --path P              with --seed, --check, --regions, --region-size: replay one fast-check counterexample
-  --regions N           with --region-size: run the generated checks on this geometry only
-  --region-size B       region size in bytes, a multiple of 512
-  --trace FILE          a trace to run beside the bundled ones (repeatable)
-  --traces DIR          the bundled traces' folder (default cowmap's own)
-  --keep-going          go on after a failure
-  --strict-messages     fail on a rejection message that does not name the operation, region and phase
-  --quick               small path models and whole cheap checks (for CI smoke runs)
-  --transcript FILE     every request and answer, in order
-  --report FILE         the JSON report
-  --junit FILE          the JUnit XML report
-  --reports DIR         the transition coverage (JSON, Markdown, HTML)
-  --out-dir DIR         where failing traces are saved (default traces/failures)
-  --request-timeout S   an answer's deadline, in seconds (default 30)
-  -h, --help            this text
-`;
+import { sectorSize } from '../../impl/geometry.ts';
+import type { Values } from '../command.ts';
+import { defineCommand } from '../command.ts';
+import { description } from '../descriptions/conform.ts';
+import { budgetSecondsBounds, integerOption, optionalIntegerOption, seedBounds } from '../integerOption.ts';
+import { UsageError } from '../usageError.ts';
 
 /** How long the `cowmap` process may linger after its report before it leaves anyway. */
 const exitGraceMs = 3_000;
 
-type Values = ReturnType<typeof parseArgs<{ args: string[]; options: typeof conformOptions; strict: true }>>['values'];
+type ConformValues = Values<typeof description.options>;
 
-function levelOption(name: string, text: string | undefined): Level | null | undefined {
+function levelOption(name: string, text: string | undefined): Level | undefined {
   if (text === undefined) return undefined;
   if ((levels as readonly string[]).includes(text)) return text as Level;
-  return usageProblem(`${name} must be one of ${levels.join(', ')}, got '${text}'`);
+  throw new UsageError(`--${name} must be one of ${levels.join(', ')}, got '${text}'`);
 }
 
-/** The pinned geometry, or undefined, or null (bad usage, said). */
-function geometryOption(values: Values): { regions: number; regionSize: number } | undefined | null {
+/** The pinned geometry, or undefined. */
+function geometryOption(values: ConformValues): { regions: number; regionSize: number } | undefined {
   if (values.regions === undefined && values['region-size'] === undefined) return undefined;
-  if (values.regions === undefined || values['region-size'] === undefined) {
-    return usageProblem('--regions and --region-size go together');
-  }
-  const regions = integerOption('--regions', values.regions, 1, 2 ** 31 - 1);
-  const regionSize = integerOption('--region-size', values['region-size'], 512, 2 ** 30);
-  if (regions === null || regionSize === null) return null;
-  if (regionSize % 512 !== 0) {
-    return usageProblem(`--region-size must be a multiple of 512, got ${regionSize}`);
-  }
+  if (values.regions === undefined || values['region-size'] === undefined)
+    throw new UsageError('--regions and --region-size go together');
+  const regions = integerOption('regions', values.regions, { min: 1, max: 2 ** 31 - 1 });
+  const regionSize = integerOption('region-size', values['region-size'], { min: sectorSize, max: 2 ** 30 });
+  if (regionSize % sectorSize !== 0)
+    throw new UsageError(`--region-size must be a multiple of ${sectorSize}, got ${regionSize}`);
   return { regions, regionSize };
 }
 
-function writeReports(values: Values, report: ConformanceReport): void {
+function writeReports(values: ConformValues, report: ConformanceReport): void {
   if (values.report !== undefined) writeFileSync(values.report, jsonReport(report));
   if (values.junit !== undefined) writeFileSync(values.junit, junitReport(report));
   if (values.reports !== undefined) {
@@ -129,38 +73,36 @@ function exitStatus(report: ConformanceReport, signal: NodeJS.Signals | null): n
   return report.conforms ? 0 : 1;
 }
 
-/** The run's settings from the options, or null (bad usage, said on standard error). */
-function settingsOf(values: Values): Settings | null {
-  const onlyLevel = levelOption('--level', values.level);
-  const upTo = levelOption('--up-to', values['up-to']);
-  if (onlyLevel === null || upTo === null) return null;
+/** The run's settings from the options (a UsageError when they do not make one). */
+function settingsOf(values: ConformValues): Settings {
+  const onlyLevel = levelOption('level', values.level);
+  const upTo = levelOption('up-to', values['up-to']);
   if (onlyLevel !== undefined && upTo !== undefined)
-    return said('--level (one level) and --up-to (the levels up to one) go apart');
+    throw new UsageError('--level (one level) and --up-to (the levels up to one) go apart');
   const checks = values.check ?? [];
   const unknown = unknownCheckNames(checks);
   if (unknown.length > 0)
-    return said(
+    throw new UsageError(
       `--check: no check named ${unknown.join(', ')} (checks: ${allCheckIds().join(', ')}; or a kind: ${checkKinds.join(', ')})`,
     );
-  const seed =
-    values.seed === undefined ? randomInt(2 ** 31 - 1) : integerOption('--seed', values.seed, 0, 2 ** 31 - 1);
-  const budget = integerOption('--time-budget', values['time-budget'] ?? String(defaultBudgetSeconds), 1, 86_400);
-  const timeout = integerOption('--request-timeout', values['request-timeout'], 1, 3600);
+  const seed = values.seed === undefined ? randomInt(seedBounds.max) : integerOption('seed', values.seed, seedBounds);
+  const budget =
+    optionalIntegerOption('time-budget', values['time-budget'], budgetSecondsBounds) ?? defaultBudgetSeconds;
+  const timeout = integerOption('request-timeout', values['request-timeout'], { min: 1, max: 3600 });
   const geometry = geometryOption(values);
-  if (seed === null || budget === null || timeout === null || geometry === null) return null;
   if (values.path !== undefined) {
     const generated = checks.length === 1 && /(^|\/)(fast-check|history)$/.test(checks[0]!);
     if (values.seed === undefined || geometry === undefined || !generated) {
-      return said(
+      throw new UsageError(
         '--path replays one fast-check counterexample: give it with --seed, --check (a fast-check or history check), --regions and --region-size, as the failure printed them',
       );
     }
   }
   const tracesDir = values.traces ?? bundledTracesDir;
-  if (!existsSync(tracesDir)) return said(`--traces: no folder ${tracesDir}`);
+  if (!existsSync(tracesDir)) throw new UsageError(`--traces: no folder ${tracesDir}`);
   const extraTraces = values.trace ?? [];
   const missingTrace = extraTraces.find((file) => !existsSync(file));
-  if (missingTrace !== undefined) return said(`--trace: no file ${missingTrace}`);
+  if (missingTrace !== undefined) throw new UsageError(`--trace: no file ${missingTrace}`);
   return {
     level: onlyLevel ?? upTo ?? 'power',
     levelMode: onlyLevel === undefined ? 'upTo' : 'only',
@@ -186,13 +128,7 @@ interface Settings {
   readonly extraTraces: readonly string[];
 }
 
-function said(detail: string): null {
-  return usageProblem(detail);
-}
-
-async function conform(values: Values, sutCommand: string[]): Promise<number> {
-  const settings = settingsOf(values);
-  if (settings === null) return usageError('conform');
+async function conform(values: ConformValues, sutCommand: string[], settings: Settings): Promise<number> {
   const { seed, budget, timeout, geometry, tracesDir, extraTraces } = settings;
   process.stdout.write(`seed: ${seed}\n`);
   const transcriptFd = values.transcript === undefined ? null : openSync(values.transcript, 'w');
@@ -268,31 +204,22 @@ async function conform(values: Values, sutCommand: string[]): Promise<number> {
   }
 }
 
-export const command: Command = {
-  summary: 'run the conformance suite against an implementation',
-  async run(argv) {
-    const { own, command: sutCommand } = splitCommand(argv);
-    if (own.includes('--help') || own.includes('-h')) {
-      process.stdout.write(conformHelp);
-      return 0;
+export const command = defineCommand(description, async ({ values, trailing }) => {
+  if (trailing.length === 0)
+    throw new UsageError(
+      "conform needs the implementation's command after --, e.g. cowmap conform -- npx cowmap adapter",
+    );
+  // Bad usage first (a UsageError, exit 2); then nothing the run meets prints a stack trace.
+  const settings = settingsOf(values);
+  try {
+    return await conform(values, trailing, settings);
+  } catch (error) {
+    if (error instanceof TraceError) {
+      process.stderr.write(`${error.message}\n`);
+      return 2;
     }
-    const { values } = parseArgs({ args: own, options: conformOptions, strict: true });
-    if (sutCommand.length === 0)
-      return usageError(
-        'conform',
-        "conform needs the implementation's command after --, e.g. cowmap conform -- npx cowmap adapter",
-      );
-    try {
-      return await conform(values, sutCommand);
-    } catch (error) {
-      // Never a stack trace: a trace that does not parse, a report that cannot be written, anything else.
-      if (error instanceof TraceError) {
-        process.stderr.write(`${error.message}\n`);
-        return 2;
-      }
-      const { code, message } = errorOf(error);
-      process.stderr.write(`${code}: ${message}\n`);
-      return code === 'E_INTERNAL' ? 1 : 2;
-    }
-  },
-};
+    const { code, message } = errorOf(error);
+    process.stderr.write(`${code}: ${message}\n`);
+    return code === 'E_INTERNAL' ? 1 : 2;
+  }
+});

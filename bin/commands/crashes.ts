@@ -22,7 +22,6 @@
 // Prints the summary of each and the crash states per kind with the time. Exit
 // status: 0 every crash state passes, 1 a failure (saved and printed), 2 bad usage.
 
-import { parseArgs } from 'node:util';
 import {
   exploreCrashes,
   explorationDefaults,
@@ -38,9 +37,15 @@ import type {
   ExplorationStats,
   VolumeClass,
 } from '../../harness/crashExploration.ts';
-import { mutants } from '../../harness/mutants.ts';
-import type { Command } from '../main.ts';
-import { integerOption, usageError, usageProblem } from './options.ts';
+import { sectorSize } from '../../impl/geometry.ts';
+import type { Values } from '../command.ts';
+import { defineCommand } from '../command.ts';
+import { description } from '../descriptions/crashes.ts';
+import { reportFailure } from '../failure.ts';
+import { integerOption, optionalIntegerOption } from '../integerOption.ts';
+import { mutantOption } from '../mutantOption.ts';
+import { parseCommandArgs } from '../parseCommand.ts';
+import { UsageError } from '../usageError.ts';
 
 export interface CrashesOutput {
   readonly out: (text: string) => void;
@@ -110,26 +115,51 @@ export const quickPlan: readonly Shape[] = [
   },
 ];
 
-function parseModes(text: string): ExplorationMode[] | null {
+type CrashesValues = Values<typeof description.options>;
+
+/** The most regions an exploration writes (--active). */
+const activeRegionsMax = 8;
+
+function parseModes(text: string): ExplorationMode[] {
   const modes = text
     .split(',')
     .map((mode) => mode.trim())
     .filter((mode) => mode !== '');
-  if (modes.length === 0) return null;
-  for (const mode of modes) if (!(explorationModes as readonly string[]).includes(mode)) return null;
+  if (modes.length === 0 || !modes.every((mode) => (explorationModes as readonly string[]).includes(mode)))
+    throw new UsageError(`--modes must be a comma-separated list of ${explorationModes.join(', ')}, got '${text}'`);
   return modes as ExplorationMode[];
 }
 
-function parseRegionList(text: string, regions: number): number[] | null {
+function parseRegionList(text: string, regions: number): number[] {
   const list = text.split(',').map((part) => part.trim());
-  if (list.length === 0 || list.length > 8) return usageProblem(`--active takes 1 to 8 regions, got '${text}'`);
+  if (list.length === 0 || list.length > activeRegionsMax)
+    throw new UsageError(`--active takes 1 to ${activeRegionsMax} regions, got '${text}'`);
   const out: number[] = [];
   for (const part of list) {
-    const region = integerOption('--active', part, 0, regions - 1);
-    if (region === null) return null;
+    const region = integerOption('active', part, { min: 0, max: regions - 1 });
     if (!out.includes(region)) out.push(region);
   }
   return out;
+}
+
+/** The one exploration that geometry options ask for (the rest from the small default). */
+function customShape(values: CrashesValues): Shape {
+  const length = integerOption('length', values.length ?? String(explorationDefaults.length), { min: 0, max: 8 });
+  const regions = integerOption('regions', values.regions ?? String(explorationDefaults.regions), {
+    min: 1,
+    max: 1 << 16,
+  });
+  const valueCount = integerOption('values', values.values ?? String(explorationDefaults.values), { min: 1, max: 8 });
+  const regionSize = integerOption('region-size', values['region-size'] ?? String(explorationDefaults.regionSize), {
+    min: sectorSize,
+    max: 1 << 20,
+  });
+  if (regionSize % sectorSize !== 0)
+    throw new UsageError(`--region-size must be a multiple of ${sectorSize}, got ${regionSize}`);
+  if (values.active === undefined && regions > activeRegionsMax)
+    throw new UsageError(`--regions ${regions} needs --active (at most ${activeRegionsMax} regions written)`);
+  const activeRegions = values.active === undefined ? undefined : parseRegionList(values.active, regions);
+  return { length, regions, values: valueCount, regionSize, activeRegions };
 }
 
 function progressLine(stats: ExplorationStats): string {
@@ -146,88 +176,36 @@ export function formatTotals(all: readonly ExplorationStats[]): string {
   return `crash states per kind: ${kinds}; ${[...totals.values()].reduce((a, b) => a + b, 0).toLocaleString('en-US')} in all, in ${seconds.toFixed(1)} s`;
 }
 
-/** The command, with its output streams as parameters (for tests). */
+/** The command, with its output streams as parameters (for tests): parses `argv`, reports bad usage, runs. */
 export async function crashesMain(argv: string[], output: CrashesOutput): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      quick: { type: 'boolean', default: false },
-      length: { type: 'string' },
-      regions: { type: 'string' },
-      active: { type: 'string' },
-      values: { type: 'string' },
-      modes: { type: 'string', default: explorationModes.join(',') },
-      'subset-bits': { type: 'string', default: String(explorationDefaults.subsetBitsMax) },
-      samples: { type: 'string', default: String(explorationDefaults.samplesMax) },
-      'region-size': { type: 'string' },
-      mutant: { type: 'string' },
-      'out-dir': { type: 'string', default: explorationDefaults.failuresDir },
-      'no-dedupe': { type: 'boolean', default: false },
-      'no-create': { type: 'boolean', default: false },
-      'no-recovery': { type: 'boolean', default: false },
-      'no-rot': { type: 'boolean', default: false },
-      'no-byte-tears': { type: 'boolean', default: false },
-      'recovery-paths': { type: 'string' },
-      'rot-states': { type: 'string' },
-      quiet: { type: 'boolean', default: false },
-    },
-    strict: true,
-    allowPositionals: false,
-  });
-  const subsetBits = integerOption('--subset-bits', values['subset-bits'], 0, 20);
-  const samples = integerOption('--samples', values.samples, 1, 1 << 20);
-  if (subsetBits === null || samples === null) return usageError('crashes');
-  const modes = parseModes(values.modes);
-  if (modes === null)
-    return usageError(
-      'crashes',
-      `--modes must be a comma-separated list of ${explorationModes.join(', ')}, got '${values.modes}'`,
-    );
+  try {
+    const { values } = parseCommandArgs(description, argv, () => undefined);
+    return await crashes(values as CrashesValues, output);
+  } catch (error) {
+    if (error instanceof UsageError) return reportFailure(error, description.name, description.usage);
+    throw error;
+  }
+}
 
-  // One exploration when any geometry option is given (the rest from the small default), else the plan.
+async function crashes(values: CrashesValues, output: CrashesOutput): Promise<number> {
+  const subsetBits = integerOption('subset-bits', values['subset-bits'] ?? String(explorationDefaults.subsetBitsMax), {
+    min: 0,
+    max: 20,
+  });
+  const samples = integerOption('samples', values.samples ?? String(explorationDefaults.samplesMax), {
+    min: 1,
+    max: 1 << 20,
+  });
+  const modes = parseModes(values.modes ?? explorationModes.join(','));
+  // One exploration when any geometry option is given, else the plan.
   const custom = [values.length, values.regions, values.active, values.values, values['region-size']].some(
     (value) => value !== undefined,
   );
-  let plan: readonly Shape[];
-  if (custom) {
-    const length = integerOption('--length', values.length ?? String(explorationDefaults.length), 0, 8);
-    const regions = integerOption('--regions', values.regions ?? String(explorationDefaults.regions), 1, 1 << 16);
-    const valueCount = integerOption('--values', values.values ?? String(explorationDefaults.values), 1, 8);
-    const regionSize = integerOption(
-      '--region-size',
-      values['region-size'] ?? String(explorationDefaults.regionSize),
-      512,
-      1 << 20,
-    );
-    if (length === null || regions === null || valueCount === null || regionSize === null) return usageError('crashes');
-    if (regionSize % 512 !== 0)
-      return usageError('crashes', `--region-size must be a multiple of 512, got ${regionSize}`);
-    let activeRegions: number[] | undefined;
-    if (values.active !== undefined) {
-      const parsed = parseRegionList(values.active, regions);
-      if (parsed === null) return usageError('crashes');
-      activeRegions = parsed;
-    } else if (regions > 8) {
-      return usageError('crashes', `--regions ${regions} needs --active (at most 8 regions written)`);
-    }
-    plan = [{ length, regions, values: valueCount, regionSize, activeRegions }];
-  } else {
-    plan = values.quick ? quickPlan : defaultPlan;
-  }
-  const recoveryPaths =
-    values['recovery-paths'] === undefined
-      ? undefined
-      : integerOption('--recovery-paths', values['recovery-paths'], 0, 1 << 16);
-  const rotStates =
-    values['rot-states'] === undefined ? undefined : integerOption('--rot-states', values['rot-states'], 0, 1 << 16);
-  if (recoveryPaths === null || rotStates === null) return usageError('crashes');
-  let volumeClass: VolumeClass | undefined;
-  if (values.mutant !== undefined) {
-    const mutant = mutants[values.mutant];
-    if (mutant === undefined)
-      return usageError('crashes', `no mutant named '${values.mutant}' (known: ${Object.keys(mutants).join(', ')})`);
-    volumeClass = mutant.volumeClass;
-  }
+  const plan: readonly Shape[] = custom ? [customShape(values)] : values.quick ? quickPlan : defaultPlan;
+  const recoveryPaths = optionalIntegerOption('recovery-paths', values['recovery-paths'], { min: 0, max: 1 << 16 });
+  const rotStates = optionalIntegerOption('rot-states', values['rot-states'], { min: 0, max: 1 << 16 });
+  const volumeClass: VolumeClass | undefined =
+    values.mutant === undefined ? undefined : mutantOption(values.mutant).volumeClass;
 
   const progress = output.progress && !values.quiet;
   const all: ExplorationStats[] = [];
@@ -239,7 +217,7 @@ export async function crashesMain(argv: string[], output: CrashesOutput): Promis
       samplesMax: samples,
       volumeClass,
       volumeName: values.mutant === undefined ? 'the reference implementation' : `mutant ${values.mutant}`,
-      failuresDir: values['out-dir'],
+      failuresDir: values['out-dir'] ?? explorationDefaults.failuresDir,
       dedupePrefixes: !values['no-dedupe'],
       createCrashes: !values['no-create'],
       recoveryPathsMax: values['no-recovery'] ? 0 : (recoveryPaths ?? shape.recoveryPathsMax),
@@ -271,12 +249,10 @@ export async function crashesMain(argv: string[], output: CrashesOutput): Promis
   return 0;
 }
 
-export const command: Command = {
-  summary: 'bounded exhaustive crash exploration',
-  run: (argv) =>
-    crashesMain(argv, {
-      out: (text) => process.stdout.write(text),
-      err: (text) => process.stderr.write(text),
-      progress: process.stderr.isTTY === true,
-    }),
-};
+export const command = defineCommand(description, ({ values }) =>
+  crashes(values, {
+    out: (text) => process.stdout.write(text),
+    err: (text) => process.stderr.write(text),
+    progress: process.stderr.isTTY === true,
+  }),
+);

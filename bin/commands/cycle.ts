@@ -2,18 +2,12 @@
 // middle of a cycle that a crash interrupted, resumes it), sends every region of
 // the current map, completes. A progress bar goes to stderr when it is a terminal.
 
-import {
-  parseCommandLine,
-  runCommand,
-  summarizeRegions,
-  volumeDirArgument,
-  withVolume,
-  writeStdout,
-} from '../../impl/commandLine.ts';
 import { runCycle } from '../../impl/runCycle.ts';
-import type { Command } from '../main.ts';
+import { defineCommand } from '../command.ts';
+import { description } from '../descriptions/cycle.ts';
+import { writeStdout } from '../stdout.ts';
+import { volumeDirArgument, withVolume } from '../volume.ts';
 
-const usage = 'cycle DIR';
 const progressWidth = 40;
 /** Progress redraws per cycle at most, so that a large cycle does not flood the terminal. */
 const progressDrawsMax = 200;
@@ -25,29 +19,31 @@ function drawProgress(sentCount: number, totalCount: number): void {
   );
 }
 
-export const command: Command = {
-  summary: 'run (or resume) one replication cycle',
-  run: (argv) =>
-    runCommand(usage, async () => {
-      const { positionals } = parseCommandLine(argv, {});
-      const dir = volumeDirArgument(positionals);
-      return withVolume(dir, async (volume) => {
-        const progress = process.stderr.isTTY === true;
-        let drawnStep = -1;
-        const { cycle, resumed, regions } = runCycle(volume, (sentCount, totalCount) => {
-          const step = Math.floor((sentCount * progressDrawsMax) / totalCount);
-          if (progress && step !== drawnStep) {
-            drawnStep = step;
-            drawProgress(sentCount, totalCount);
-          }
-        });
-        if (progress && regions.length > 0) process.stderr.write('\n');
-        const bytes = regions.length * volume.regionSize;
-        await writeStdout(
-          `${resumed ? 'resumed' : 'ran'} cycle ${cycle}: sent ${regions.length} region(s), ${bytes} bytes\n` +
-            `regions: ${summarizeRegions(regions)}\n`,
-        );
-        return 0;
-      });
-    }),
-};
+/** A list of regions for people: the first `shownMax`, then a count of the rest. */
+export function summarizeRegions(regions: readonly number[], shownMax = 64): string {
+  if (regions.length === 0) return '(none)';
+  const shown = regions.slice(0, shownMax).join(' ');
+  return regions.length > shownMax ? `${shown} ... (${regions.length - shownMax} more)` : shown;
+}
+
+export const command = defineCommand(description, ({ positionals }) => {
+  const dir = volumeDirArgument(positionals);
+  return withVolume(dir, async (volume) => {
+    const progress = process.stderr.isTTY === true;
+    let drawnStep = -1;
+    const { cycle, resumed, regions } = runCycle(volume, (sentCount, totalCount) => {
+      const step = Math.floor((sentCount * progressDrawsMax) / totalCount);
+      if (progress && step !== drawnStep) {
+        drawnStep = step;
+        drawProgress(sentCount, totalCount);
+      }
+    });
+    if (progress && regions.length > 0) process.stderr.write('\n');
+    const bytes = regions.length * volume.regionSize;
+    await writeStdout(
+      `${resumed ? 'resumed' : 'ran'} cycle ${cycle}: sent ${regions.length} region(s), ${bytes} bytes\n` +
+        `regions: ${summarizeRegions(regions)}\n`,
+    );
+    return 0;
+  });
+});

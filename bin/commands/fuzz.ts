@@ -10,16 +10,21 @@
 // it are printed: they give every option the sequences depend on), 2 bad usage.
 
 import { randomInt } from 'node:crypto';
-import { parseArgs } from 'node:util';
 import { fuzzDefaults, runFuzz } from '../../harness/commandSequences.ts';
 import type { FuzzData, FuzzResult, HistoryMin } from '../../harness/commandSequences.ts';
 import type { FaultMode } from '../../harness/types.ts';
 import { regionsMax } from '../../model/rules.ts';
-import { mutants } from '../../harness/mutants.ts';
 import { ReferenceSut } from '../../harness/referenceSut.ts';
 import type { VolumeClass } from '../../harness/referenceSut.ts';
-import type { Command } from '../main.ts';
-import { integerOption, usageError } from './options.ts';
+import { sectorSize } from '../../impl/geometry.ts';
+import type { Values } from '../command.ts';
+import { defineCommand } from '../command.ts';
+import { description } from '../descriptions/fuzz.ts';
+import { reportFailure } from '../failure.ts';
+import { integerOption, optionalIntegerOption } from '../integerOption.ts';
+import { mutantOption } from '../mutantOption.ts';
+import { parseCommandArgs } from '../parseCommand.ts';
+import { UsageError } from '../usageError.ts';
 
 export interface FuzzOutput {
   readonly out: (text: string) => void;
@@ -28,8 +33,8 @@ export interface FuzzOutput {
   readonly progress: boolean;
 }
 
-const seedMin = -0x8000_0000;
-const seedMax = 0x7fff_ffff;
+/** fast-check takes any 32-bit signed seed; a random one is drawn from the non-negative half. */
+const seedBounds = { min: -0x8000_0000, max: 0x7fff_ffff };
 
 function summary(result: FuzzResult): string {
   const rate = Math.round(result.steps / Math.max(result.seconds, 1e-6));
@@ -52,97 +57,79 @@ function summary(result: FuzzResult): string {
   return `${lines.join('\n')}\n`;
 }
 
-/** `--crash-modes`: undefined (what the implementation offers), none, or a list; null when invalid. */
-function parseCrashModes(text: string | undefined): readonly FaultMode[] | undefined | null {
+/** `--crash-modes`: undefined (what the implementation offers), none, or a list. */
+function parseCrashModes(text: string | undefined): readonly FaultMode[] | undefined {
   if (text === undefined) return undefined;
   if (text === 'none') return [];
   const modes = text.split(',');
   const known: readonly string[] = ['process', 'power', 'torn'];
   if (modes.length === 0 || !modes.every((mode) => known.includes(mode)) || new Set(modes).size !== modes.length)
-    return null;
+    throw new UsageError(`--crash-modes must be none or a comma list of process, power, torn, got '${text}'`);
   return modes as FaultMode[];
 }
 
-/** The command, with its output streams as parameters (for tests). */
-export async function fuzzMain(argv: string[], output: FuzzOutput): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      seed: { type: 'string' },
-      path: { type: 'string' },
-      runs: { type: 'string' },
-      'time-budget': { type: 'string' },
-      regions: { type: 'string', default: String(fuzzDefaults.regions) },
-      labels: { type: 'string', default: String(fuzzDefaults.labels) },
-      data: { type: 'string', default: fuzzDefaults.data },
-      'crash-modes': { type: 'string' },
-      'crash-between': { type: 'string', default: 'yes' },
-      'history-operations': { type: 'string' },
-      'history-cycles': { type: 'string' },
-      'commands-max': { type: 'string', default: String(fuzzDefaults.commandsMax) },
-      'region-size': { type: 'string', default: String(fuzzDefaults.regionSize) },
-      'io-max': { type: 'string', default: String(fuzzDefaults.ioMax) },
-      mutant: { type: 'string' },
-      'out-dir': { type: 'string', default: fuzzDefaults.failuresDir },
-      quiet: { type: 'boolean', default: false },
-    },
-    strict: true,
-    allowPositionals: false,
-  });
-  const seed =
-    values.seed === undefined ? randomInt(0, seedMax) : integerOption('--seed', values.seed, seedMin, seedMax);
-  const runs = values.runs === undefined ? undefined : integerOption('--runs', values.runs, 1, 1_000_000_000);
-  const budgetSeconds =
-    values['time-budget'] === undefined
-      ? undefined
-      : integerOption('--time-budget', values['time-budget'], 1, 7 * 24 * 3600);
-  const regions = integerOption('--regions', values.regions, 1, regionsMax);
-  const labels = integerOption('--labels', values.labels, 1, 99);
-  const commandsMax = integerOption('--commands-max', values['commands-max'], 1, 10_000);
-  const regionSize = integerOption('--region-size', values['region-size'], 512, 1 << 20);
-  const ioMax = integerOption('--io-max', values['io-max'], 0, 1000);
-  if (
-    seed === null ||
-    runs === null ||
-    budgetSeconds === null ||
-    regions === null ||
-    labels === null ||
-    commandsMax === null ||
-    regionSize === null ||
-    ioMax === null
-  ) {
-    return usageError('fuzz');
-  }
-  if (regionSize % 512 !== 0) return usageError('fuzz', `--region-size must be a multiple of 512, got ${regionSize}`);
-  if (values.data !== 'labels' && values.data !== 'bytes')
-    return usageError('fuzz', `--data must be labels or bytes, got '${values.data}'`);
-  const data: FuzzData = values.data;
-  const crashModes = parseCrashModes(values['crash-modes']);
-  if (crashModes === null)
-    return usageError(
-      'fuzz',
-      `--crash-modes must be none or a comma list of process, power, torn, got '${values['crash-modes']}'`,
-    );
-  if (values['crash-between'] !== 'yes' && values['crash-between'] !== 'no')
-    return usageError('fuzz', `--crash-between must be yes or no, got '${values['crash-between']}'`);
-  const crashBetween = values['crash-between'] === 'yes';
-  let historyMin: HistoryMin | undefined;
-  if (values['history-operations'] !== undefined || values['history-cycles'] !== undefined) {
-    const operations = integerOption('--history-operations', values['history-operations'] ?? '0', 0, 1_000_000);
-    const cycles = integerOption('--history-cycles', values['history-cycles'] ?? '0', 0, 100_000);
-    if (operations === null || cycles === null) return usageError('fuzz');
-    historyMin = { operations, cycles };
-  }
+/** One of `choices`, or a UsageError naming them. */
+function choiceOption<T extends string>(name: string, text: string, choices: readonly T[]): T {
+  if ((choices as readonly string[]).includes(text)) return text as T;
+  throw new UsageError(`--${name} must be ${choices.join(' or ')}, got '${text}'`);
+}
 
-  let volumeClass: VolumeClass | undefined;
-  let sutName = 'the reference implementation';
-  if (values.mutant !== undefined) {
-    const mutant = mutants[values.mutant];
-    if (mutant === undefined)
-      return usageError('fuzz', `no mutant named '${values.mutant}' (known: ${Object.keys(mutants).join(', ')})`);
-    volumeClass = mutant.volumeClass;
-    sutName = `mutant '${values.mutant}' (${mutant.description})`;
+/** The run's settings from the options (a UsageError when they do not make one). */
+function settingsOf(values: Values<typeof description.options>) {
+  const regionSize = integerOption('region-size', values['region-size'] ?? String(fuzzDefaults.regionSize), {
+    min: sectorSize,
+    max: 1 << 20,
+  });
+  if (regionSize % sectorSize !== 0)
+    throw new UsageError(`--region-size must be a multiple of ${sectorSize}, got ${regionSize}`);
+  const historyMin: HistoryMin | undefined =
+    values['history-operations'] === undefined && values['history-cycles'] === undefined
+      ? undefined
+      : {
+          operations: integerOption('history-operations', values['history-operations'] ?? '0', {
+            min: 0,
+            max: 1_000_000,
+          }),
+          cycles: integerOption('history-cycles', values['history-cycles'] ?? '0', { min: 0, max: 100_000 }),
+        };
+  return {
+    seed: values.seed === undefined ? randomInt(0, seedBounds.max) : integerOption('seed', values.seed, seedBounds),
+    runs: optionalIntegerOption('runs', values.runs, { min: 1, max: 1_000_000_000 }),
+    budgetSeconds: optionalIntegerOption('time-budget', values['time-budget'], { min: 1, max: 7 * 24 * 3600 }),
+    regions: integerOption('regions', values.regions ?? String(fuzzDefaults.regions), { min: 1, max: regionsMax }),
+    labels: integerOption('labels', values.labels ?? String(fuzzDefaults.labels), { min: 1, max: 99 }),
+    commandsMax: integerOption('commands-max', values['commands-max'] ?? String(fuzzDefaults.commandsMax), {
+      min: 1,
+      max: 10_000,
+    }),
+    regionSize,
+    ioMax: integerOption('io-max', values['io-max'] ?? String(fuzzDefaults.ioMax), { min: 0, max: 1000 }),
+    data: choiceOption<FuzzData>('data', values.data ?? fuzzDefaults.data, ['labels', 'bytes']),
+    crashModes: parseCrashModes(values['crash-modes']),
+    crashBetween: choiceOption('crash-between', values['crash-between'], ['yes', 'no']) === 'yes',
+    historyMin,
+    mutant: values.mutant === undefined ? undefined : mutantOption(values.mutant),
+  };
+}
+
+/** The command, with its output streams as parameters (for tests): parses `argv`, reports bad usage, runs. */
+export async function fuzzMain(argv: string[], output: FuzzOutput): Promise<number> {
+  try {
+    const { values } = parseCommandArgs(description, argv, () => undefined);
+    return await fuzz(values as Values<typeof description.options>, output);
+  } catch (error) {
+    if (error instanceof UsageError) return reportFailure(error, description.name, description.usage);
+    throw error;
   }
+}
+
+async function fuzz(values: Values<typeof description.options>, output: FuzzOutput): Promise<number> {
+  const settings = settingsOf(values);
+  const { seed, runs, budgetSeconds, regions, labels, commandsMax, regionSize, ioMax, data } = settings;
+  const { crashModes, crashBetween, historyMin, mutant } = settings;
+  const volumeClass: VolumeClass | undefined = mutant?.volumeClass;
+  const sutName =
+    mutant === undefined ? 'the reference implementation' : `mutant '${values.mutant}' (${mutant.description})`;
 
   // The seed first: every random run can be repeated.
   output.out(`seed: ${seed}\n`);
@@ -171,7 +158,7 @@ export async function fuzzMain(argv: string[], output: FuzzOutput): Promise<numb
       ...(crashModes === undefined ? {} : { crashModes }),
       ...(historyMin === undefined ? {} : { historyMin }),
       makeSut: () => new ReferenceSut({ ...(volumeClass === undefined ? {} : { volumeClass }), name: sutName }),
-      failuresDir: values['out-dir'],
+      failuresDir: values['out-dir'] ?? fuzzDefaults.failuresDir,
       replayArgs: values.mutant === undefined ? [] : ['--mutant', values.mutant],
       ...(showProgress
         ? {
@@ -184,7 +171,7 @@ export async function fuzzMain(argv: string[], output: FuzzOutput): Promise<numb
     });
   } catch (error) {
     if (showProgress) output.err('\r\x1b[K');
-    if (error instanceof RangeError) return usageError('fuzz', error.message);
+    if (error instanceof RangeError) throw new UsageError(error.message);
     throw error;
   }
   if (showProgress) output.err('\r\x1b[K');
@@ -214,13 +201,10 @@ export async function fuzzMain(argv: string[], output: FuzzOutput): Promise<numb
   return 1;
 }
 
-export const command: Command = {
-  summary: 'fast-check command sequences against the reference implementation',
-  run(argv) {
-    return fuzzMain(argv, {
-      out: (text) => process.stdout.write(text),
-      err: (text) => process.stderr.write(text),
-      progress: process.stderr.isTTY === true,
-    });
-  },
-};
+export const command = defineCommand(description, ({ values }) =>
+  fuzz(values, {
+    out: (text) => process.stdout.write(text),
+    err: (text) => process.stderr.write(text),
+    progress: process.stderr.isTTY === true,
+  }),
+);

@@ -20,7 +20,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { AdapterSut, ProtocolError } from '../../harness/adapterSut.ts';
 import { exploreCrashes } from '../../harness/crashExploration.ts';
 import type { VolumeClass } from '../../harness/crashExploration.ts';
@@ -33,8 +32,11 @@ import { ReferenceSut } from '../../harness/referenceSut.ts';
 import { bundledTracesDir, traceFiles } from '../../harness/trace/traceFiles.ts';
 import { standardStages } from '../../harness/verifyPlan.ts';
 import { verify } from '../../harness/verify.ts';
-import type { Command } from '../main.ts';
-import { integerOption, usageError } from './options.ts';
+import { defineCommand } from '../command.ts';
+import { description } from '../descriptions/mutants.ts';
+import { budgetSecondsBounds, integerOption, seedBounds } from '../integerOption.ts';
+import { mutantOption } from '../mutantOption.ts';
+import { UsageError } from '../usageError.ts';
 
 interface Detection {
   readonly stage: string;
@@ -212,107 +214,91 @@ function conformTable(rows: readonly Row[]): string[] {
   ];
 }
 
-export const command: Command = {
-  summary: 'the mutation self-check',
-  async run(argv) {
-    const { values } = parseArgs({
-      args: argv,
-      options: {
-        seed: { type: 'string', default: '1' },
-        'time-budget': { type: 'string', default: '30' },
-        quick: { type: 'boolean', default: false },
-        only: { type: 'string' },
-        stages: { type: 'string' },
-      },
-      strict: true,
-    });
-    const seed = integerOption('--seed', values.seed, 0, 2 ** 31 - 1);
-    const budget = integerOption('--time-budget', values['time-budget'], 1, 86_400);
-    if (seed === null || budget === null) return usageError('mutants');
-    const asked = values.only === undefined ? Object.keys(mutants) : values.only.split(',');
-    for (const name of asked)
-      if (!Object.hasOwn(mutants, name)) return usageError('mutants', `no mutant named '${name}'`);
-    const keys = values.stages === undefined ? stageKeys : values.stages.split(',');
-    for (const key of keys) {
-      if (!stageKeys.includes(key)) return usageError('mutants', `no stage '${key}' (stages: ${stageKeys.join(', ')})`);
-    }
-    const runConform = keys.includes(conformKey);
-    const runWide = keys.includes(wideKey);
-    const verifyKeys = keys.filter((key) => key !== conformKey && key !== wideKey) as Exclude<
-      MutantStageKey,
-      'conform' | 'crashes-wide'
-    >[];
-    const selected = (stageName: string) => verifyKeys.some((key) => verifyStageKeys[key].test(stageName));
-    // A mutant that none of the stages asked for reaches would be missed by design: it is not run.
-    const names = asked.filter((name) => {
-      const reachedBy = mutants[name]!.reachedBy;
-      return reachedBy === undefined || reachedBy.some((key) => keys.includes(key));
-    });
-    const skipped = asked.filter((name) => !names.includes(name));
-    // Failing traces of mutants go to a scratch folder: they are expected, not news.
-    const scratch = mkdtempSync(join(tmpdir(), 'cowmap-mutants-'));
-    const rows: Row[] = [];
-    try {
-      for (const name of names) {
-        const mutant = mutants[name]!;
-        const label = `mutant ${name}`;
-        const detections: Detection[] = [];
-        // Every stage on its own, so the table shows what each check catches, not
-        // only the first: the hand-written traces should not be the only net.
-        const stages = standardStages({
-          quick: values.quick,
-          mutantName: name,
-          volumeClass: mutant.volumeClass,
-        }).filter((stage) => selected(stage.name));
-        if (stages.length !== verifyKeys.length)
-          throw new Error(`mutants: ${stages.length} stages matched ${verifyKeys.length} keys`);
-        for (const stage of stages) {
-          const result = await verify([stage], {
-            makeSut: () => new ReferenceSut({ volumeClass: mutant.volumeClass, name: label }),
-            seed,
-            budgetSeconds: budget,
-            traceFiles: traceFiles(bundledTracesDir),
-            failuresDir: scratch,
-          });
-          const stageResult = result.stages[0]!;
-          const caught = stageResult.failure !== null;
-          detections.push({
-            stage: stage.name,
-            caught,
-            seconds: stageResult.seconds,
-            check: caught ? checkOf(stageResult.failure!) : '',
-          });
-        }
-        if (runWide) detections.push(await wideCrashes(mutant.volumeClass, values.quick, scratch));
-        const conform = runConform
-          ? await conformAgainst(name, { seed, budgetSeconds: budget, quick: values.quick, failuresDir: scratch })
-          : null;
-        rows.push({ name, description: mutant.description, detections, conform });
-        const all = [...detections, ...(conform === null ? [] : [conform])];
-        const caughtBy = all.filter((d) => d.caught).length;
-        process.stderr.write(
-          `${caughtBy === 0 ? 'MISSED' : 'caught'} ${name}: ${caughtBy}/${all.length} stages${conform === null ? '' : `; conform ${conform.caught ? `at ${conform.level ?? 'the protocol'} in ${conform.seconds.toFixed(1)} s` : 'MISSED it'}`}\n`,
-        );
+export const command = defineCommand(description, async ({ values }) => {
+  const seed = integerOption('seed', values.seed, seedBounds);
+  const budget = integerOption('time-budget', values['time-budget'], budgetSecondsBounds);
+  const asked = values.only === undefined ? Object.keys(mutants) : values.only.split(',');
+  for (const name of asked) mutantOption(name);
+  const keys = values.stages === undefined ? stageKeys : values.stages.split(',');
+  for (const key of keys) {
+    if (!stageKeys.includes(key)) throw new UsageError(`no stage '${key}' (stages: ${stageKeys.join(', ')})`);
+  }
+  const runConform = keys.includes(conformKey);
+  const runWide = keys.includes(wideKey);
+  const verifyKeys = keys.filter((key) => key !== conformKey && key !== wideKey) as Exclude<
+    MutantStageKey,
+    'conform' | 'crashes-wide'
+  >[];
+  const selected = (stageName: string) => verifyKeys.some((key) => verifyStageKeys[key].test(stageName));
+  // A mutant that none of the stages asked for reaches would be missed by design: it is not run.
+  const names = asked.filter((name) => {
+    const reachedBy = mutants[name]!.reachedBy;
+    return reachedBy === undefined || reachedBy.some((key) => keys.includes(key));
+  });
+  const skipped = asked.filter((name) => !names.includes(name));
+  // Failing traces of mutants go to a scratch folder: they are expected, not news.
+  const scratch = mkdtempSync(join(tmpdir(), 'cowmap-mutants-'));
+  const rows: Row[] = [];
+  try {
+    for (const name of names) {
+      const mutant = mutants[name]!;
+      const label = `mutant ${name}`;
+      const detections: Detection[] = [];
+      // Every stage on its own, so the table shows what each check catches, not
+      // only the first: the hand-written traces should not be the only net.
+      const stages = standardStages({
+        quick: values.quick,
+        mutantName: name,
+        volumeClass: mutant.volumeClass,
+      }).filter((stage) => selected(stage.name));
+      if (stages.length !== verifyKeys.length)
+        throw new Error(`mutants: ${stages.length} stages matched ${verifyKeys.length} keys`);
+      for (const stage of stages) {
+        const result = await verify([stage], {
+          makeSut: () => new ReferenceSut({ volumeClass: mutant.volumeClass, name: label }),
+          seed,
+          budgetSeconds: budget,
+          traceFiles: traceFiles(bundledTracesDir),
+          failuresDir: scratch,
+        });
+        const stageResult = result.stages[0]!;
+        const caught = stageResult.failure !== null;
+        detections.push({
+          stage: stage.name,
+          caught,
+          seconds: stageResult.seconds,
+          check: caught ? checkOf(stageResult.failure!) : '',
+        });
       }
-    } finally {
-      rmSync(scratch, { recursive: true, force: true });
+      if (runWide) detections.push(await wideCrashes(mutant.volumeClass, values.quick, scratch));
+      const conform = runConform
+        ? await conformAgainst(name, { seed, budgetSeconds: budget, quick: values.quick, failuresDir: scratch })
+        : null;
+      rows.push({ name, description: mutant.description, detections, conform });
+      const all = [...detections, ...(conform === null ? [] : [conform])];
+      const caughtBy = all.filter((d) => d.caught).length;
+      process.stderr.write(
+        `${caughtBy === 0 ? 'MISSED' : 'caught'} ${name}: ${caughtBy}/${all.length} stages${conform === null ? '' : `; conform ${conform.caught ? `at ${conform.level ?? 'the protocol'} in ${conform.seconds.toFixed(1)} s` : 'MISSED it'}`}\n`,
+      );
     }
-    const missed = rows.filter(
-      (row) => ![...row.detections, ...(row.conform === null ? [] : [row.conform])].some((d) => d.caught),
-    ).length;
-    const conformMissed = rows.filter((row) => row.conform !== null && !row.conform.caught).length;
-    const lines = [
-      ...stageTable(rows),
-      ...conformTable(rows),
-      `${rows.length - missed} caught, ${missed} missed (seed ${seed}, time budget ${budget} s per randomised stage${runConform ? ' and per conform run' : ''})` +
-        (runConform ? `; conform caught ${rows.length - conformMissed} of ${rows.length}` : ''),
-      ...(skipped.length === 0
-        ? []
-        : [
-            `not run (none of these stages reaches their class): ${skipped.map((name) => `${name} (reached by ${mutants[name]!.reachedBy!.join(', ')})`).join(', ')}`,
-          ]),
-    ];
-    process.stdout.write(`${lines.join('\n')}\n`);
-    return missed > 0 ? 1 : 0;
-  },
-};
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+  const missed = rows.filter(
+    (row) => ![...row.detections, ...(row.conform === null ? [] : [row.conform])].some((d) => d.caught),
+  ).length;
+  const conformMissed = rows.filter((row) => row.conform !== null && !row.conform.caught).length;
+  const lines = [
+    ...stageTable(rows),
+    ...conformTable(rows),
+    `${rows.length - missed} caught, ${missed} missed (seed ${seed}, time budget ${budget} s per randomised stage${runConform ? ' and per conform run' : ''})` +
+      (runConform ? `; conform caught ${rows.length - conformMissed} of ${rows.length}` : ''),
+    ...(skipped.length === 0
+      ? []
+      : [
+          `not run (none of these stages reaches their class): ${skipped.map((name) => `${name} (reached by ${mutants[name]!.reachedBy!.join(', ')})`).join(', ')}`,
+        ]),
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+  return missed > 0 ? 1 : 0;
+});

@@ -4,19 +4,16 @@
 // works on a read-only directory or file system. A byte range goes out piece by
 // piece, never more than about `pieceBytes` in memory, whatever --length asks for.
 
-import {
-  integerOption,
-  parseCommandLine,
-  runCommand,
-  UsageError,
-  volumeDirArgument,
-  withVolume,
-  writeStdout,
-} from '../../impl/commandLine.ts';
 import type { ReplicatedVolume, VolumeName } from '../../impl/replicatedVolume.ts';
-import type { Command } from '../main.ts';
+import { defineCommand } from '../command.ts';
+import { description } from '../descriptions/read.ts';
+import { integerMax, optionalIntegerOption } from '../integerOption.ts';
+import { writeStdout } from '../stdout.ts';
+import { UsageError } from '../usageError.ts';
+import { volumeDirArgument, withVolume } from '../volume.ts';
 
-const usage = 'read DIR --region R | --offset O --length L [--secondary]';
+/** Any offset, length or region: past the volume's end is E_RANGE (the volume's own check), not bad usage. */
+const addressBounds = { min: 0, max: integerMax };
 /** The most a piece of a byte range holds (rounded up to whole regions at its end). */
 export const pieceBytes = 8 << 20;
 
@@ -41,33 +38,23 @@ async function streamRange(
   }
 }
 
-export const command: Command = {
-  summary: 'read a region or a byte range',
-  run: (argv) =>
-    runCommand(usage, async () => {
-      const { values, positionals } = parseCommandLine(argv, {
-        region: { type: 'string' },
-        offset: { type: 'string' },
-        length: { type: 'string' },
-        secondary: { type: 'boolean' },
-      });
-      const dir = volumeDirArgument(positionals);
-      const region = integerOption(values, 'region');
-      const offset = integerOption(values, 'offset');
-      const length = integerOption(values, 'length');
-      const volumeName: VolumeName = values.secondary === true ? 'secondary' : 'primary';
-      const byRegion = region !== undefined && offset === undefined && length === undefined;
-      const byOffset = region === undefined && offset !== undefined && length !== undefined;
-      if (!byRegion && !byOffset) throw new UsageError('give either --region, or --offset and --length');
+export const command = defineCommand(description, async ({ values, positionals }) => {
+  const dir = volumeDirArgument(positionals);
+  const region = optionalIntegerOption('region', values.region, addressBounds);
+  const offset = optionalIntegerOption('offset', values.offset, addressBounds);
+  const length = optionalIntegerOption('length', values.length, addressBounds);
+  const volumeName: VolumeName = values.secondary === true ? 'secondary' : 'primary';
+  const byRegion = region !== undefined && offset === undefined && length === undefined;
+  const byOffset = region === undefined && offset !== undefined && length !== undefined;
+  if (!byRegion && !byOffset) throw new UsageError('give either --region, or --offset and --length');
 
-      await withVolume(
-        dir,
-        async (volume) => {
-          if (byRegion) await writeStdout(volume.readRegion(region!, volumeName));
-          else await streamRange(volume, offset!, length!, volumeName);
-        },
-        { readOnly: true },
-      );
-      return 0;
-    }),
-};
+  await withVolume(
+    dir,
+    async (volume) => {
+      if (byRegion) await writeStdout(volume.readRegion(region!, volumeName));
+      else await streamRange(volume, offset!, length!, volumeName);
+    },
+    { readOnly: true },
+  );
+  return 0;
+});

@@ -9,36 +9,13 @@
 // refuses with E_CORRUPT is reported as that one finding, exit 1.
 
 import { CowmapError } from '../../impl/errors.ts';
-import { parseCommandLine, runCommand, stringOption, volumeDirArgument, writeStdout } from '../../impl/commandLine.ts';
 import { NodeStorage } from '../../impl/nodeStorage.ts';
 import { ReplicatedVolume } from '../../impl/replicatedVolume.ts';
 import type { ScrubFinding, ScrubReport } from '../../impl/scrubFinding.ts';
-import type { Command } from '../main.ts';
-
-const usage = 'scrub DIR [--repair] [--json] [--secondary DIR2]';
-
-/** What --help says beyond the usage line (bin/usage.ts can carry it as the command's notes). */
-export const scrubNotes = [
-  'Reads both metadata slots, every map page, every COW entry of the running cycle and',
-  "its slot, every page of the secondary's digest table, every region of the secondary",
-  'against its digest (except regions of a running cycle not sent since the open), and',
-  'every region of the primary that no map bit and no COW copy covers against the same',
-  'digest. Each mismatch is one line: E_CORRUPT: <file> offset <n> region <r>: <problem>.',
-  '  --repair          open read-write and mark every affected region in the next map: the',
-  '                    next cycle resends it from the primary; rewrite failing table and map',
-  '                    pages; drop a COW copy that fails its digest (that region is then not',
-  '                    point-in-time for the running cycle). Metadata is never repaired.',
-  '  --json            print the report as one JSON object instead of lines',
-  '  --secondary DIR2  the secondary is there, not where the volume recorded it',
-  'exit status: 0 no finding (or every one repaired), 1 a finding left, 2 bad usage.',
-];
-
-const options = {
-  repair: { type: 'boolean' },
-  json: { type: 'boolean' },
-  secondary: { type: 'string' },
-  help: { type: 'boolean' },
-} as const;
+import { defineCommand } from '../command.ts';
+import { description } from '../descriptions/scrub.ts';
+import { writeStdout } from '../stdout.ts';
+import { volumeDirArgument } from '../volume.ts';
 
 /** One finding's line; the region is "-" for a structure that is no region's (a metadata slot). */
 export function findingLine(finding: ScrubFinding): string {
@@ -74,48 +51,39 @@ function summaryLine(dir: string, report: ScrubReport, repair: boolean): string 
   return `scrub ${dir}: ${verdict}: ${counts}${marked}`;
 }
 
-export const command: Command = {
-  summary: 'check every checksum and the secondary; --repair marks what fails for the next cycle',
-  run: (argv) =>
-    runCommand(usage, async () => {
-      const { values, positionals } = parseCommandLine(argv, options);
-      if (values.help === true) {
-        await writeStdout(`${[`usage: cowmap ${usage}`, '', ...scrubNotes].join('\n')}\n`);
-        return 0;
-      }
-      const dir = volumeDirArgument(positionals);
-      const repair = values.repair === true;
-      const json = values.json === true;
+export const command = defineCommand(description, async ({ values, positionals }) => {
+  const dir = volumeDirArgument(positionals);
+  const repair = values.repair === true;
+  const json = values.json === true;
 
-      // scrubDir opens the volume read-only without --repair; with it, its recovery
-      // mends what a resend can (and says so) instead of refusing the volume.
-      const secondaryDir = stringOption(values, 'secondary');
-      let report: ScrubReport;
-      try {
-        report = ReplicatedVolume.scrubDir(new NodeStorage(), dir, {
+  // scrubDir opens the volume read-only without --repair; with it, its recovery
+  // mends what a resend can (and says so) instead of refusing the volume.
+  const secondaryDir = values.secondary;
+  let report: ScrubReport;
+  try {
+    report = ReplicatedVolume.scrubDir(new NodeStorage(), dir, {
+      repair,
+      ...(secondaryDir === undefined ? {} : { secondaryDir }),
+    });
+  } catch (error) {
+    if (!(error instanceof CowmapError) || error.code !== 'E_CORRUPT') throw error;
+    const output = json
+      ? JSON.stringify({
+          volume: dir,
           repair,
-          ...(secondaryDir === undefined ? {} : { secondaryDir }),
-        });
-      } catch (error) {
-        if (!(error instanceof CowmapError) || error.code !== 'E_CORRUPT') throw error;
-        const output = json
-          ? JSON.stringify({
-              volume: dir,
-              repair,
-              opened: false,
-              error: { code: error.code, message: error.message },
-              findings: [],
-              repairedRegions: [],
-              regionsChecked: 0,
-            })
-          : `${openRefusalLine(error)}\nscrub ${dir}: the volume does not open (E_CORRUPT): 1 finding, nothing checked${repair ? ' or repaired' : ''}`;
-        await writeStdout(`${output}\n`);
-        return 1;
-      }
-      const output = json
-        ? JSON.stringify({ volume: dir, repair, opened: true, error: null, ...report })
-        : [...report.findings.map(findingLine), summaryLine(dir, report, repair)].join('\n');
-      await writeStdout(`${output}\n`);
-      return report.findings.every((finding) => finding.repaired) ? 0 : 1;
-    }),
-};
+          opened: false,
+          error: { code: error.code, message: error.message },
+          findings: [],
+          repairedRegions: [],
+          regionsChecked: 0,
+        })
+      : `${openRefusalLine(error)}\nscrub ${dir}: the volume does not open (E_CORRUPT): 1 finding, nothing checked${repair ? ' or repaired' : ''}`;
+    await writeStdout(`${output}\n`);
+    return 1;
+  }
+  const output = json
+    ? JSON.stringify({ volume: dir, repair, opened: true, error: null, ...report })
+    : [...report.findings.map(findingLine), summaryLine(dir, report, repair)].join('\n');
+  await writeStdout(`${output}\n`);
+  return report.findings.every((finding) => finding.repaired) ? 0 : 1;
+});

@@ -11,107 +11,85 @@
 
 import { copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import {
-  parseCommandLine,
-  runCommand,
-  stringOption,
-  UsageError,
-  volumeDirArgument,
-  integerOption,
-} from '../../impl/commandLine.ts';
 import { CowmapError } from '../../impl/errors.ts';
 import { fileNames, secondaryPath } from '../../impl/layout.ts';
 import { NbdServer } from '../../impl/nbd/server.ts';
 import { NodeStorage } from '../../impl/nodeStorage.ts';
 import { ReplicatedVolume } from '../../impl/replicatedVolume.ts';
-import type { Command } from '../main.ts';
+import { defineCommand } from '../command.ts';
+import { description } from '../descriptions/serve.ts';
+import { integerMax, optionalIntegerOption } from '../integerOption.ts';
+import { UsageError } from '../usageError.ts';
+import { volumeDirArgument } from '../volume.ts';
 
-const usage =
-  'serve DIR [--port P | --socket PATH] [--cycle-every SECONDS] [--export-name NAME] [--batch-regions N] [--snapshot-dir DIR2]';
+export const command = defineCommand(description, async ({ values, positionals }) => {
+  const dir = volumeDirArgument(positionals);
+  const port = optionalIntegerOption('port', values.port, { min: 0, max: 65535 });
+  const socketPath = values.socket;
+  if (port !== undefined && socketPath !== undefined) throw new UsageError('give --port or --socket, not both');
+  const everyText = values['cycle-every'];
+  const cycleEverySeconds = everyText === undefined ? 0 : Number(everyText);
+  if (!Number.isFinite(cycleEverySeconds) || cycleEverySeconds < 0 || everyText === '') {
+    throw new UsageError(`--cycle-every must be a non-negative number of seconds, got '${everyText}'`);
+  }
+  const batchRegions = optionalIntegerOption('batch-regions', values['batch-regions'], { min: 0, max: integerMax });
+  const snapshotDir = values['snapshot-dir'];
 
-export const command: Command = {
-  summary: 'serve a volume over NBD, with cycles while clients write',
-  run: (argv) =>
-    runCommand(usage, async () => {
-      const { values, positionals } = parseCommandLine(argv, {
-        port: { type: 'string' },
-        socket: { type: 'string' },
-        'cycle-every': { type: 'string' },
-        'export-name': { type: 'string' },
-        'batch-regions': { type: 'string' },
-        'snapshot-dir': { type: 'string' },
-      });
-      const dir = volumeDirArgument(positionals);
-      const port = integerOption(values, 'port');
-      const socketPath = stringOption(values, 'socket');
-      if (port !== undefined && socketPath !== undefined) throw new UsageError('give --port or --socket, not both');
-      if (port !== undefined && port > 65535) throw new UsageError(`--port must be at most 65535, got ${port}`);
-      const everyText = stringOption(values, 'cycle-every');
-      const cycleEverySeconds = everyText === undefined ? 0 : Number(everyText);
-      if (!Number.isFinite(cycleEverySeconds) || cycleEverySeconds < 0 || everyText === '') {
-        throw new UsageError(`--cycle-every must be a non-negative number of seconds, got '${everyText}'`);
-      }
-      const batchRegions = integerOption(values, 'batch-regions');
-      const snapshotDir = stringOption(values, 'snapshot-dir');
-
-      const volume = ReplicatedVolume.open(new NodeStorage(), dir);
-      const secondaryImage = join(secondaryPath(dir, readRecordedSecondary(volume)), fileNames.replicaImage);
-      if (snapshotDir !== undefined) mkdirSync(snapshotDir, { recursive: true });
-      const log = (line: string): void => {
-        process.stdout.write(`${line}\n`);
-      };
-      const server = new NbdServer(volume, {
-        cycleEverySeconds,
-        log,
-        ...(stringOption(values, 'export-name') === undefined
-          ? {}
-          : { exportName: stringOption(values, 'export-name')! }),
-        ...(batchRegions === undefined ? {} : { batchRegions }),
-        ...(snapshotDir === undefined
-          ? {}
-          : {
-              onSwap: (cycle: number) =>
-                copyFileSync(join(dir, fileNames.primary), join(snapshotDir, `cycle-${cycle}.primary`)),
-              onCycle: (report: { cycle: number }) =>
-                copyFileSync(secondaryImage, join(snapshotDir, `cycle-${report.cycle}.secondary`)),
-            }),
-      });
-      let where: number | string;
-      try {
-        where = await server.listen(socketPath === undefined ? { port: port ?? 10809 } : { socketPath });
-      } catch (error) {
-        volume.close();
-        // The address is taken or not ours: the environment, not the usage (exit 1).
-        const code = (error as { code?: unknown }).code;
-        const place = socketPath ?? `127.0.0.1:${port ?? 10809}`;
-        throw new CowmapError(
-          'E_IO',
-          `serve: listen: ${typeof code === 'string' ? code : (error as Error).message}: ${place}`,
-          { cause: error },
-        );
-      }
-      log(
-        `serving ${dir} (${volume.sizeBytes} bytes, ${volume.regions} regions of ${volume.regionSize}) on ${typeof where === 'number' ? `nbd://127.0.0.1:${where}` : `nbd+unix:///?socket=${where}`}` +
-          (cycleEverySeconds > 0 ? `, a cycle every ${cycleEverySeconds} s` : '') +
-          `; SIGUSR1 runs a cycle (pid ${process.pid})`,
-      );
-      server.resumeInterruptedCycle();
-      process.on('SIGUSR1', () => server.requestCycle());
-      const stopped = await new Promise<string>((resolve) => {
-        process.once('SIGINT', () => resolve('SIGINT'));
-        process.once('SIGTERM', () => resolve('SIGTERM'));
-      });
-      await server.close();
-      volume.close();
-      log(`stopped (${stopped}) after ${server.cyclesCompleted} cycle(s)`);
-      if (server.failure === null) return 0;
-      // The failure went to the log (stdout) when it happened; stderr says it in the one format.
-      process.stderr.write(
-        /^E_[A-Z_]+: /.test(server.failure) ? `${server.failure}\n` : `E_IO: serve: cycle: ${server.failure}\n`,
-      );
-      return 1;
-    }),
-};
+  const volume = ReplicatedVolume.open(new NodeStorage(), dir);
+  const secondaryImage = join(secondaryPath(dir, readRecordedSecondary(volume)), fileNames.replicaImage);
+  if (snapshotDir !== undefined) mkdirSync(snapshotDir, { recursive: true });
+  const log = (line: string): void => {
+    process.stdout.write(`${line}\n`);
+  };
+  const server = new NbdServer(volume, {
+    cycleEverySeconds,
+    log,
+    ...(values['export-name'] === undefined ? {} : { exportName: values['export-name'] }),
+    ...(batchRegions === undefined ? {} : { batchRegions }),
+    ...(snapshotDir === undefined
+      ? {}
+      : {
+          onSwap: (cycle: number) =>
+            copyFileSync(join(dir, fileNames.primary), join(snapshotDir, `cycle-${cycle}.primary`)),
+          onCycle: (report: { cycle: number }) =>
+            copyFileSync(secondaryImage, join(snapshotDir, `cycle-${report.cycle}.secondary`)),
+        }),
+  });
+  let where: number | string;
+  try {
+    where = await server.listen(socketPath === undefined ? { port: port ?? 10809 } : { socketPath });
+  } catch (error) {
+    volume.close();
+    // The address is taken or not ours: the environment, not the usage (exit 1).
+    const code = (error as { code?: unknown }).code;
+    const place = socketPath ?? `127.0.0.1:${port ?? 10809}`;
+    throw new CowmapError(
+      'E_IO',
+      `serve: listen: ${typeof code === 'string' ? code : (error as Error).message}: ${place}`,
+      { cause: error },
+    );
+  }
+  log(
+    `serving ${dir} (${volume.sizeBytes} bytes, ${volume.regions} regions of ${volume.regionSize}) on ${typeof where === 'number' ? `nbd://127.0.0.1:${where}` : `nbd+unix:///?socket=${where}`}` +
+      (cycleEverySeconds > 0 ? `, a cycle every ${cycleEverySeconds} s` : '') +
+      `; SIGUSR1 runs a cycle (pid ${process.pid})`,
+  );
+  server.resumeInterruptedCycle();
+  process.on('SIGUSR1', () => server.requestCycle());
+  const stopped = await new Promise<string>((resolve) => {
+    process.once('SIGINT', () => resolve('SIGINT'));
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+  });
+  await server.close();
+  volume.close();
+  log(`stopped (${stopped}) after ${server.cyclesCompleted} cycle(s)`);
+  if (server.failure === null) return 0;
+  // The failure went to the log (stdout) when it happened; stderr says it in the one format.
+  process.stderr.write(
+    /^E_[A-Z_]+: /.test(server.failure) ? `${server.failure}\n` : `E_IO: serve: cycle: ${server.failure}\n`,
+  );
+  return 1;
+});
 
 /** The secondary's recorded location: ReplicatedVolume keeps it in its metadata. */
 function readRecordedSecondary(volume: ReplicatedVolume): string {

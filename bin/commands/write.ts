@@ -12,21 +12,17 @@
 // regions is not atomic anyway: docs/protocol.md section 5).
 
 import { closeSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
-import {
-  integerOption,
-  parseCommandLine,
-  runCommand,
-  stringOption,
-  UsageError,
-  volumeDirArgument,
-  withVolume,
-  writeStdout,
-} from '../../impl/commandLine.ts';
 import { CowmapError } from '../../impl/errors.ts';
 import type { ReplicatedVolume } from '../../impl/replicatedVolume.ts';
-import type { Command } from '../main.ts';
+import { defineCommand } from '../command.ts';
+import { description } from '../descriptions/write.ts';
+import { integerMax, optionalIntegerOption } from '../integerOption.ts';
+import { writeStdout } from '../stdout.ts';
+import { UsageError } from '../usageError.ts';
+import { volumeDirArgument, withVolume } from '../volume.ts';
 
-const usage = 'write DIR --region R --label TEXT | --offset O [--file F]';
+/** Any offset or region: past the volume's end is E_RANGE (the volume's own check), not bad usage. */
+const addressBounds = { min: 0, max: integerMax };
 /** About how much of the input is held before it goes to the volume. */
 export const pieceBytes = 8 << 20;
 
@@ -97,59 +93,49 @@ async function writeInput(
   return written;
 }
 
-export const command: Command = {
-  summary: 'write a region or a byte range',
-  run: (argv) =>
-    runCommand(usage, async () => {
-      const { values, positionals } = parseCommandLine(argv, {
-        region: { type: 'string' },
-        label: { type: 'string' },
-        offset: { type: 'string' },
-        file: { type: 'string' },
-      });
-      const dir = volumeDirArgument(positionals);
-      const region = integerOption(values, 'region');
-      const label = stringOption(values, 'label');
-      const offset = integerOption(values, 'offset');
-      const file = stringOption(values, 'file');
-      const byRegion = region !== undefined && label !== undefined && offset === undefined && file === undefined;
-      const byOffset = offset !== undefined && region === undefined && label === undefined;
-      if (!byRegion && !byOffset)
-        throw new UsageError('give either --region and --label, or --offset (with --file or standard input)');
+export const command = defineCommand(description, async ({ values, positionals }) => {
+  const dir = volumeDirArgument(positionals);
+  const region = optionalIntegerOption('region', values.region, addressBounds);
+  const label = values.label;
+  const offset = optionalIntegerOption('offset', values.offset, addressBounds);
+  const file = values.file;
+  const byRegion = region !== undefined && label !== undefined && offset === undefined && file === undefined;
+  const byOffset = offset !== undefined && region === undefined && label === undefined;
+  if (!byRegion && !byOffset)
+    throw new UsageError('give either --region and --label, or --offset (with --file or standard input)');
 
-      const fd = file === undefined ? null : openInputFile(file);
-      try {
-        return await withVolume(dir, async (volume) => {
-          if (byRegion) {
-            // A label region: the label's UTF-8 bytes, then zeros up to regionSize (docs/protocol.md section 7).
-            const text = new TextEncoder().encode(label);
-            if (text.length > volume.regionSize) {
-              throw new CowmapError(
-                'E_SIZE',
-                `write(region ${region}): the label is ${text.length} bytes, a region holds ${volume.regionSize}`,
-              );
-            }
-            const data = new Uint8Array(volume.regionSize);
-            data.set(text);
-            volume.writeRegion(region, data);
-            await writeStdout(`wrote region ${region} (${data.length} bytes)\n`);
-            return 0;
-          }
-          if (fd !== null) {
-            const stats = fstatSync(fd);
-            if (stats.isFile() && offset! + stats.size > volume.sizeBytes) {
-              throw new CowmapError(
-                'E_RANGE',
-                `write(offset ${offset}, length ${stats.size}) while ${volume.phase}: bytes ${offset}..${offset! + stats.size} of --file ${file} are outside the volume of ${volume.sizeBytes} bytes; nothing was written`,
-              );
-            }
-          }
-          const written = await writeInput(volume, offset!, inputChunks(fd));
-          await writeStdout(`wrote ${written} bytes at offset ${offset}\n`);
-          return 0;
-        });
-      } finally {
-        if (fd !== null) closeSync(fd);
+  const fd = file === undefined ? null : openInputFile(file);
+  try {
+    return await withVolume(dir, async (volume) => {
+      if (byRegion) {
+        // A label region: the label's UTF-8 bytes, then zeros up to regionSize (docs/protocol.md section 7).
+        const text = new TextEncoder().encode(label);
+        if (text.length > volume.regionSize) {
+          throw new CowmapError(
+            'E_SIZE',
+            `write(region ${region}): the label is ${text.length} bytes, a region holds ${volume.regionSize}`,
+          );
+        }
+        const data = new Uint8Array(volume.regionSize);
+        data.set(text);
+        volume.writeRegion(region, data);
+        await writeStdout(`wrote region ${region} (${data.length} bytes)\n`);
+        return 0;
       }
-    }),
-};
+      if (fd !== null) {
+        const stats = fstatSync(fd);
+        if (stats.isFile() && offset! + stats.size > volume.sizeBytes) {
+          throw new CowmapError(
+            'E_RANGE',
+            `write(offset ${offset}, length ${stats.size}) while ${volume.phase}: bytes ${offset}..${offset! + stats.size} of --file ${file} are outside the volume of ${volume.sizeBytes} bytes; nothing was written`,
+          );
+        }
+      }
+      const written = await writeInput(volume, offset!, inputChunks(fd));
+      await writeStdout(`wrote ${written} bytes at offset ${offset}\n`);
+      return 0;
+    });
+  } finally {
+    if (fd !== null) closeSync(fd);
+  }
+});

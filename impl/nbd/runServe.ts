@@ -1,5 +1,5 @@
-// `cowmap serve` without the command registry (bin/main.ts), for the tests and for
-// use before the command is registered: node --import tsx impl/nbd/runServe.ts DIR ...
-import { command } from '../../bin/commands/serve.ts';
+// `cowmap serve` as a script, for impl/nbd/nbd.test.ts (serveScript) until it runs
+// bin/cowmap.js serve itself: node --import tsx impl/nbd/runServe.ts DIR ...
+import { main } from '../../bin/main.ts';
 
-process.exitCode = await command.run(process.argv.slice(2));
+process.exitCode = await main(['serve', ...process.argv.slice(2)]);
