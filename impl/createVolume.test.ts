@@ -12,7 +12,7 @@ import { CowmapError, type ErrorCode } from './errors.ts';
 import { makeTemporaryDir, NodeStorage, removeTree } from './nodeStorage.ts';
 import { ReplicatedVolume } from './replicatedVolume.ts';
 import type { Storage } from './storage.ts';
-import { TracingStorage } from './tracingStorage.ts';
+import { FailingStorage, RecordingStorage } from '../harness/storage/storageDoubles.ts';
 
 const geometry = { regions: 20, regionSize: 512 };
 const nodeStorage = new NodeStorage();
@@ -156,7 +156,7 @@ describe('a failed create removes exactly what it made', () => {
     test(`ENOSPC on the truncate of the cow file, ${place.name}: the tree is as before`, () => {
       for (const path of place.made) mkdirSync(join(root, path));
       const before = treeOf(root);
-      const storage = new TracingStorage(nodeStorage);
+      const storage = new FailingStorage(nodeStorage);
       storage.failWhen((call) => call.kind === 'truncate' && basename(call.path) === 'cow');
       const dir = join(root, place.dir);
       const error = expectCode(
@@ -177,22 +177,25 @@ describe('a failed create removes exactly what it made', () => {
     const secondaryDir = join(root, 's', 't');
     let failures = 0;
     for (let index = 0; ; index++) {
-      const storage = new TracingStorage(nodeStorage);
-      storage.failWhen((_, callIndex) => callIndex === index, index % 2 === 0 ? 'ENOSPC' : 'EIO');
+      // The recorder outside the failing storage logs the failed call too.
+      const failing = new FailingStorage(nodeStorage);
+      const storage = new RecordingStorage(failing);
+      failing.failAt(index, index % 2 === 0 ? 'ENOSPC' : 'EIO');
       try {
         create(storage, dir, secondaryDir);
       } catch (error) {
         assert.ok(error instanceof CowmapError && error.code === 'E_IO', `call ${index}: ${String(error)}`);
         assert.doesNotMatch(error.message, /failed too/, `call ${index}: the cleanup worked`);
+        const failed = storage.durableSince()[index];
         assert.deepEqual(
           treeOf(root),
           before,
-          `after a failure at durable call ${index} (${storage.log[index]?.kind} ${storage.log[index]?.path})`,
+          `after a failure at durable call ${index} (${failed?.kind} ${failed?.path})`,
         );
         failures++;
         continue;
       }
-      assert.equal(storage.disarm(), true, 'the create that succeeded made fewer durable calls than the index');
+      assert.equal(failing.disarm(), true, 'the create that succeeded made fewer durable calls than the index');
       break;
     }
     assert.ok(failures >= 20, `${failures} failure points`);
@@ -202,7 +205,7 @@ describe('a failed create removes exactly what it made', () => {
 
 describe('geometry and durable names', () => {
   test('init --regions 16777216 --region-size 1048576 (2^44 bytes, above 2^42): E_SIZE with nothing made', () => {
-    const storage = new TracingStorage(nodeStorage);
+    const storage = new RecordingStorage(nodeStorage);
     expectCode(
       () => create(storage, join(root, 'big', 'v'), undefined, { regions: 16777216, regionSize: 1048576 }),
       'E_SIZE',
@@ -214,11 +217,11 @@ describe('geometry and durable names', () => {
   });
 
   test('each new directory is synced into its parent at once, each new file into its directory before the metadata rename, and DIR after it', () => {
-    const storage = new TracingStorage(nodeStorage);
+    const storage = new RecordingStorage(nodeStorage);
     const dir = join(root, 'a', 'b', 'v');
     const secondaryDir = join(root, 's', 't');
     create(storage, dir, secondaryDir);
-    const log = storage.log.filter((call) => call.kind !== 'open');
+    const log = storage.durableSince();
     const made = log.flatMap((call, index) => (call.kind === 'mkdir' ? [{ path: call.path, index }] : []));
     assert.deepEqual(
       made.map((entry) => entry.path),

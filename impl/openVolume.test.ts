@@ -8,13 +8,13 @@ import { spawnSync } from 'node:child_process';
 import { unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, test } from 'node:test';
+import { RecordingStorage } from '../harness/storage/storageDoubles.ts';
 import { CowmapError } from './errors.ts';
 import { geometryProblem } from './geometry.ts';
 import { lockFileName, makeTemporaryDir, NodeStorage, removeTree } from './nodeStorage.ts';
 import { openVolumeParts } from './openVolume.ts';
 import { ReplicatedVolume } from './replicatedVolume.ts';
 import type { Storage } from './storage.ts';
-import { TracingStorage } from './tracingStorage.ts';
 import { closeParts, type VolumeParts, type VolumeRules } from './volumeParts.ts';
 
 const geometry = { regions: 20, regionSize: 512 };
@@ -43,7 +43,7 @@ function expectLocked(call: () => unknown): void {
 
 describe('open', () => {
   test('syncs DIR before it reads anything, and the secondary directory before the secondary', () => {
-    const storage = new TracingStorage(nodeStorage);
+    const storage = new RecordingStorage(nodeStorage);
     const parts = open(storage, false);
     closeParts(parts);
     assert.equal(parts.readOnly, false);
@@ -59,7 +59,7 @@ describe('open', () => {
   });
 
   test('read-only: every file O_RDONLY, no durable call at all, parts.readOnly', () => {
-    const storage = new TracingStorage(nodeStorage);
+    const storage = new RecordingStorage(nodeStorage);
     const parts = open(storage, true);
     closeParts(parts);
     assert.equal(parts.readOnly, true);
@@ -102,7 +102,7 @@ describe('read-only file system', () => {
         return;
       }
       try {
-        const storage = new TracingStorage(nodeStorage);
+        const storage = new RecordingStorage(nodeStorage);
         const parts = open(storage, true);
         // With the file there, the lock is taken on an O_RDONLY descriptor: a second process
         // could not take it exclusively; without it, there is nothing to lock on a file system nobody can write.
