@@ -8,14 +8,17 @@
 // first is made with chmod and the second is skipped, said on stdout. Every mount
 // is undone in an after hook, whatever failed.
 //
-// Speed (make test stays under 5 minutes on 2 cores): the cases that only
-// exercise the command line (--help, --version, usage errors, geometries init
-// refuses) call main() from bin/main.ts in this process with its output
-// captured; a few of each kind still run as real `node bin/cowmap.js`
-// processes, with the start-up guard and the environment cases. The other
-// processes run concurrently, at most `poolSize` at a time, without
-// NODE_V8_COVERAGE: every line they reach is covered in process by the other
-// tests, and writing a coverage file at each exit cost a third of their time.
+// Speed (make test stays under 5 minutes on 2 cores): every case that is not
+// about the process boundary calls main() from bin/main.ts in this process with
+// its output captured (bin/runInProcess.ts), one at a time: --help, --version,
+// usage errors, geometries init refuses, the DIR commands on what is no volume,
+// read-only and full file systems and a held volume where they write text. A
+// process of its own stays for serve (it runs until stopped), for read's bytes
+// on stdout, for input on stdin, for a few of each kind of the command line
+// itself, and for the start-up guard and the environment cases. Those processes
+// run concurrently, at most `poolSize` at a time, without NODE_V8_COVERAGE:
+// every line they reach is covered in process by the other tests, and writing a
+// coverage file at each exit cost a third of their time.
 
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
@@ -24,6 +27,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { NodeStorage } from '../impl/nodeStorage.ts';
+import { ReplicatedVolume } from '../impl/replicatedVolume.ts';
 import { runInProcess } from './runInProcess.ts';
 
 const bin = fileURLToPath(new URL('./cowmap.js', import.meta.url));
@@ -145,13 +150,26 @@ function cowmap(
   return spawnRun(args, command, { ...(options.input === undefined ? {} : { input: options.input }) });
 }
 
-/** main(args) in this process (bin/runInProcess.ts), as a Run. */
-async function inProcess(args: string[]): Promise<Run> {
-  const run = await runInProcess(args);
-  return { ...run, signal: null };
+/** The in-process runs, one after the other: each captures the process's stdout and stderr while it runs. */
+let inProcessQueue: Promise<unknown> = Promise.resolve();
+
+/** main(args) in this process (bin/runInProcess.ts), as a Run, after the in-process runs queued before it. */
+function inProcess(args: string[]): Promise<Run> {
+  const run = inProcessQueue.then(() => runInProcess(args)).then((done) => ({ ...done, signal: null }));
+  inProcessQueue = run.catch(() => {});
+  return run;
 }
 
-function runDirCommand(command: (typeof dirCommands)[number], dir: string): Promise<Run> {
+/**
+ * A DIR command, in process where the process adds nothing: a process of its own
+ * for serve (it runs until stopped when it opens the volume), and, unless
+ * `failsAtOpen` (the volume cannot open: nothing is read from stdin or written as
+ * bytes to stdout), for read (bytes on stdout) and for a command fed on stdin.
+ */
+function runDirCommand(command: (typeof dirCommands)[number], dir: string, failsAtOpen = false): Promise<Run> {
+  const ownProcess =
+    command.name === 'serve' || (!failsAtOpen && (command.name === 'read' || command.input !== undefined));
+  if (!ownProcess) return inProcess(command.args(dir));
   return cowmap(command.args(dir), {
     input: command.input ?? '',
     ...(command.stopAfterSeconds === undefined ? {} : { stopAfterSeconds: command.stopAfterSeconds }),
@@ -188,6 +206,16 @@ async function makeVolume(dir: string): Promise<void> {
   assertCoded(await inProcess(['write', dir, '--region', '0', '--label', 'A1']), [0]);
   assertCoded(await inProcess(['cycle', dir]), [0]);
   assertCoded(await inProcess(['write', dir, '--region', '2', '--label', 'C1']), [0]);
+}
+
+/** The first `length` bytes of the volume in `dir`, read in process through the implementation (read-only). */
+function volumeBytes(dir: string, length: number): Buffer {
+  const volume = ReplicatedVolume.open(new NodeStorage(), dir, { readOnly: true });
+  try {
+    return Buffer.from(volume.read(0, length, 'primary'));
+  } finally {
+    volume.close();
+  }
 }
 
 let volumes = 0;
@@ -359,7 +387,7 @@ describe('cowmap misuse: volumes that are not there or not volumes', () => {
     mkdirSync(empty);
     const dirs = [join(scratch, 'missing'), join(scratch, 'missing', 'deeper'), file, empty];
     await assertAllCoded(
-      dirs.flatMap((dir) => dirCommands.map((command) => ({ run: runDirCommand(command, dir), allowed: [1] }))),
+      dirs.flatMap((dir) => dirCommands.map((command) => ({ run: runDirCommand(command, dir, true), allowed: [1] }))),
     );
     assert.deepEqual(readdirSync(empty), [], 'nothing was created in the empty directory');
   });
@@ -369,9 +397,9 @@ describe('cowmap misuse: volumes that are not there or not volumes', () => {
     writeFileSync(file, 'x');
     const long = join(scratch, 'x'.repeat(5000));
     await assertAllCoded([
-      { run: cowmap(['init', join(file, 'vol'), '--regions', '4', '--region-size', '512']), allowed: [1] },
+      { run: inProcess(['init', join(file, 'vol'), '--regions', '4', '--region-size', '512']), allowed: [1] },
       {
-        run: cowmap([
+        run: inProcess([
           'init',
           join(scratch, 'next-to-a-file'),
           '--regions',
@@ -383,8 +411,8 @@ describe('cowmap misuse: volumes that are not there or not volumes', () => {
         ]),
         allowed: [1],
       },
-      { run: cowmap(['init', long, '--regions', '4', '--region-size', '512']), allowed: [1] },
-      ...dirCommands.map((command) => ({ run: runDirCommand(command, long), allowed: [1] })),
+      { run: inProcess(['init', long, '--regions', '4', '--region-size', '512']), allowed: [1] },
+      ...dirCommands.map((command) => ({ run: runDirCommand(command, long, true), allowed: [1] })),
     ]);
     assert.ok(!existsSync(join(scratch, 'next-to-a-file', 'meta')), 'a failed init leaves no volume behind');
   });
@@ -415,7 +443,7 @@ describe('cowmap misuse: --file, lengths and offsets', () => {
     for (const [index, [file, status, firstLine]] of cases.entries()) {
       const own = await ownVolume(`file-${index}`);
       runs.push({
-        run: cowmap(['write', own, '--offset', '0', '--file', file]),
+        run: inProcess(['write', own, '--offset', '0', '--file', file]),
         allowed: [status],
         ...(firstLine === undefined ? {} : { firstLine }),
       });
@@ -424,22 +452,18 @@ describe('cowmap misuse: --file, lengths and offsets', () => {
   });
 
   it('an input longer than the room to the end of the volume is E_RANGE and writes nothing', async () => {
-    const before = (await cowmap(['read', dir, '--offset', '0', '--length', '2048'])).stdout;
+    const before = volumeBytes(dir, 2048);
     const big = join(scratch, 'big-input');
     writeFileSync(big, Buffer.alloc(2000, 0x41));
     // One after the other: they share the volume, which has one holder at a time.
-    assertCoded(await cowmap(['write', dir, '--offset', '100', '--file', big]), [1], /^E_RANGE: /);
+    assertCoded(await inProcess(['write', dir, '--offset', '100', '--file', big]), [1], /^E_RANGE: /);
     assertCoded(
       await cowmap(['write', dir, '--offset', '100'], { input: Buffer.alloc(2000, 0x42) }),
       [1],
       /^E_RANGE: .*nothing was written/,
     );
     assertCoded(await cowmap(['write', dir, '--offset', '5368709120'], { input: 'x' }), [1], /^E_RANGE: /);
-    assert.deepEqual(
-      (await cowmap(['read', dir, '--offset', '0', '--length', '2048'])).stdout,
-      before,
-      'the volume did not change',
-    );
+    assert.deepEqual(volumeBytes(dir, 2048), before, 'the volume did not change');
   });
 
   it('huge lengths, offsets and regions are E_RANGE (or bad usage when not an exact integer), never a RangeError', async () => {
@@ -456,7 +480,7 @@ describe('cowmap misuse: --file, lengths and offsets', () => {
     for (const [index, [[name, ...options], status, firstLine]] of cases.entries()) {
       const own = await ownVolume(`huge-${index}`);
       runs.push({
-        run: cowmap([name!, own, ...options]),
+        run: inProcess([name!, own, ...options]),
         allowed: [status],
         ...(firstLine === undefined ? {} : { firstLine }),
       });
@@ -468,8 +492,10 @@ describe('cowmap misuse: --file, lengths and offsets', () => {
     const large = join(scratch, 'large');
     // 24 MiB: three pieces of read's 8 MiB, with a mark at each piece boundary (built in process).
     assertCoded(await inProcess(['init', large, '--regions', '48', '--region-size', String(512 * 1024)]), [0]);
+    const mark = join(scratch, 'mark');
+    writeFileSync(mark, 'MARK');
     for (const offset of [8 << 20, (16 << 20) - 3])
-      assertCoded(await cowmap(['write', large, '--offset', String(offset)], { input: 'MARK' }), [0]);
+      assertCoded(await inProcess(['write', large, '--offset', String(offset), '--file', mark]), [0]);
     const run = await cowmap(['read', large, '--offset', '1', '--length', String((24 << 20) - 1)]);
     assertCoded(run, [0]);
     assert.equal(run.stdout.length, (24 << 20) - 1);
@@ -535,15 +561,15 @@ describe('cowmap misuse: a read-only directory', () => {
   it('status and read succeed without writing anything; write and cycle fail with a code', async (t) => {
     if (view === null) return t.skip('no read-only bind mount on this machine');
     const listing = readdirSync(source).sort();
-    const status = await cowmap(['status', view]);
+    const status = await inProcess(['status', view]);
     assertCoded(status, [0]);
     assert.match(status.stdout.toString(), /next +0010 +1 dirty \(X\)/);
     const region = await cowmap(['read', view, '--region', '0', '--secondary']);
     assertCoded(region, [0]);
     assert.equal(region.stdout.subarray(0, 2).toString(), 'A1');
     assertCoded(await cowmap(['read', view, '--offset', '1024', '--length', '2']), [0]);
-    assertCoded(await cowmap(['write', view, '--region', '1', '--label', 'B2']), [1]);
-    assertCoded(await cowmap(['cycle', view]), [1]);
+    assertCoded(await inProcess(['write', view, '--region', '1', '--label', 'B2']), [1]);
+    assertCoded(await inProcess(['cycle', view]), [1]);
     assert.deepEqual(readdirSync(source).sort(), listing, 'no file left behind (no lock file, no temporary)');
   });
 
@@ -551,8 +577,8 @@ describe('cowmap misuse: a read-only directory', () => {
     if (view === null) return t.skip('no read-only bind mount on this machine');
     // One after the other on the volume; the two inits, which do not open it, at once with them.
     const inits = [
-      cowmap(['init', join(view, 'inner'), '--regions', '4', '--region-size', '512']),
-      cowmap([
+      inProcess(['init', join(view, 'inner'), '--regions', '4', '--region-size', '512']),
+      inProcess([
         'init',
         join(scratch, 'rw-vol'),
         '--regions',
@@ -595,9 +621,9 @@ describe('cowmap misuse: a full file system', () => {
       ...dirCommands
         .filter((command) => command.name === 'serve')
         .map((command) => ({ run: runDirCommand(command, serveDir), allowed: [0, 1] })),
-      { run: cowmap(['init', join(root, 'second'), '--regions', '4', '--region-size', '512']), allowed: [1] },
+      { run: inProcess(['init', join(root, 'second'), '--regions', '4', '--region-size', '512']), allowed: [1] },
       {
-        run: cowmap(['init', join(root, 'third', 'deep'), '--regions', '64', '--region-size', String(1 << 20)]),
+        run: inProcess(['init', join(root, 'third', 'deep'), '--regions', '64', '--region-size', String(1 << 20)]),
         allowed: [1],
       },
     ];
@@ -621,7 +647,7 @@ describe('cowmap misuse: a full file system', () => {
     const small = tmpfs(1 << 20);
     if (small === null) return t.skip('no second tmpfs');
     const dir = join(small, 'vol');
-    const init = await cowmap(['init', dir, '--regions', '16', '--region-size', String(1 << 20)]);
+    const init = await inProcess(['init', dir, '--regions', '16', '--region-size', String(1 << 20)]);
     assertCoded(init, [0, 1]);
     if (init.status === 0)
       assertCoded(
@@ -654,7 +680,7 @@ describe('cowmap misuse: a volume another process holds', () => {
         ...dirCommands
           .filter((command) => command.name !== 'serve')
           .map((command) => ({ run: runDirCommand(command, dir), allowed: [0, 1] })),
-        { run: cowmap(['write', dir, '--region', '3', '--label', 'D1']), allowed: [1], firstLine: /^E_LOCKED: / },
+        { run: inProcess(['write', dir, '--region', '3', '--label', 'D1']), allowed: [1], firstLine: /^E_LOCKED: / },
         {
           run: cowmap(['serve', dir, '--socket', join(scratch, 'held-2.sock')], { stopAfterSeconds: 15 }),
           allowed: [1],
@@ -693,7 +719,7 @@ describe('cowmap misuse: the environment', () => {
           `"${process.execPath}" "${bin}" read "${pipedDir}" --offset 0 --length 2048 | head -c 1 >/dev/null`,
         ],
       ),
-      cowmap(['replay', '--model-only', scratch]),
+      inProcess(['replay', '--model-only', scratch]),
     ]);
     assertCoded(removed, [1], /^E_IO: getcwd: /);
     assertCoded(closed, [0, 1]);
