@@ -1,6 +1,7 @@
 // The volume against docs/protocol.md: the FIG. 4 scenario, every rule and rejection, the
 // byte API, recovery of a running cycle, the durable order and the amount of I/O
-// of each operation (through a logging Storage written here), and storage errors.
+// of each operation (through the recording and failing storage doubles of
+// harness/storage/), and storage errors.
 
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -10,7 +11,7 @@ import { afterEach, beforeEach, describe, test } from 'node:test';
 import { CowmapError, type ErrorCode } from './errors.ts';
 import { makeTemporaryDir, NodeStorage, removeTree } from './nodeStorage.ts';
 import { ReplicatedVolume, type VolumeState } from './replicatedVolume.ts';
-import type { FileHandle, Lock, LockOptions, OpenFileOptions, Storage } from './storage.ts';
+import { FailingStorage, RecordingStorage, type StorageCallKind } from '../harness/storage/storageDoubles.ts';
 
 const regionSize = 512;
 
@@ -24,106 +25,31 @@ function digest(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
-type IoKind = 'create' | 'write' | 'sync' | 'truncate' | 'rename' | 'unlink' | 'rmdir' | 'mkdir' | 'syncDir' | 'read';
+/** A call as these tests read it: by its file's base name; opens left out. */
 interface IoEntry {
-  kind: IoKind;
+  kind: Exclude<StorageCallKind, 'open'>;
   /** The file's base name: meta, primary, map0, map1, cow, image, ... */
   file: string;
   position?: number;
   length?: number;
 }
 
-/** Logs every call (reads too), and fails the k-th durable call when asked. */
-class LoggingStorage implements Storage {
-  readonly log: IoEntry[] = [];
-  private durableCount = 0;
-  private failure: { atDurable: number; error: unknown } | null = null;
-
-  constructor(private readonly inner: Storage) {}
-
-  /** The durable call `atDurable` from now (0: the next one) throws `error` without being made. */
-  failAt(atDurable: number, error: unknown): void {
-    this.failure = { atDurable: this.durableCount + atDurable, error };
-  }
-
-  mark(): number {
-    return this.log.length;
-  }
-
-  durableSince(mark: number): IoEntry[] {
-    return this.log.slice(mark).filter((entry) => entry.kind !== 'read');
-  }
-
-  durable(entry: IoEntry): void {
-    if (this.failure !== null && this.failure.atDurable === this.durableCount) {
-      const { error } = this.failure;
-      this.failure = null;
-      throw error;
-    }
-    this.durableCount++;
-    this.log.push(entry);
-  }
-
-  open(path: string, options: OpenFileOptions): FileHandle {
-    if (options.create) this.durable({ kind: 'create', file: basename(path) });
-    const inner = this.inner.open(path, options);
-    const file = basename(path);
-    const storage = this;
-    return {
-      path,
-      read(position, length) {
-        storage.log.push({ kind: 'read', file, position, length });
-        return inner.read(position, length);
-      },
-      write(position, data) {
-        storage.durable({ kind: 'write', file, position, length: data.length });
-        inner.write(position, data);
-      },
-      sync() {
-        storage.durable({ kind: 'sync', file });
-        inner.sync();
-      },
-      truncate(length) {
-        storage.durable({ kind: 'truncate', file, length });
-        inner.truncate(length);
-      },
-      size: () => inner.size(),
-      close: () => inner.close(),
-    };
-  }
-  exists(path: string): boolean {
-    return this.inner.exists(path);
-  }
-  mkdir(path: string): void {
-    this.durable({ kind: 'mkdir', file: basename(path) });
-    this.inner.mkdir(path);
-  }
-  syncDir(path: string): void {
-    this.durable({ kind: 'syncDir', file: basename(path) });
-    this.inner.syncDir(path);
-  }
-  rename(from: string, to: string): void {
-    this.durable({ kind: 'rename', file: basename(from) });
-    this.inner.rename(from, to);
-  }
-  unlink(path: string): void {
-    this.durable({ kind: 'unlink', file: basename(path) });
-    this.inner.unlink(path);
-  }
-  rmdir(path: string): void {
-    this.durable({ kind: 'rmdir', file: basename(path) });
-    this.inner.rmdir(path);
-  }
-  list(path: string): string[] {
-    return this.inner.list(path);
-  }
-  lock(dir: string, options?: LockOptions): Lock | null {
-    return this.inner.lock(dir, options);
-  }
-}
-
 function storageError(code: string): Error {
   return Object.assign(new Error(`${code}: injected`), { code, syscall: 'write' });
+}
+
+/** The calls since `mark`, reads included. */
+function callsSince(mark: number): IoEntry[] {
+  return recorder
+    .since(mark)
+    .flatMap(({ kind, path, position, length }) =>
+      kind === 'open' ? [] : [{ kind, file: basename(path), position, length }],
+    );
+}
+
+/** The durable calls since `mark`. */
+function durableSince(mark: number): IoEntry[] {
+  return callsSince(mark).filter((entry) => entry.kind !== 'read');
 }
 
 function expectCode(call: () => unknown, code: ErrorCode, message?: RegExp): void {
@@ -136,12 +62,15 @@ function expectCode(call: () => unknown, code: ErrorCode, message?: RegExp): voi
 }
 
 let root: string;
-let storage: LoggingStorage;
+// The recorder under the failing storage: a call made to fail is not logged.
+let recorder: RecordingStorage;
+let storage: FailingStorage;
 const volumes: ReplicatedVolume[] = [];
 
 beforeEach(() => {
   root = makeTemporaryDir('cowmap-volume-');
-  storage = new LoggingStorage(new NodeStorage());
+  recorder = new RecordingStorage(new NodeStorage());
+  storage = new FailingStorage(recorder);
 });
 
 afterEach(() => {
@@ -293,9 +222,9 @@ describe('rejections (docs/protocol.md sections 2 and 4)', () => {
   function rejected(v: ReplicatedVolume, call: () => unknown, code: ErrorCode, message?: RegExp): void {
     const before = v.state();
     const sent = v.unsentRegions();
-    const mark = storage.mark();
+    const mark = recorder.mark();
     expectCode(call, code, message);
-    assert.deepEqual(storage.durableSince(mark), [], 'a rejected call made durable I/O');
+    assert.deepEqual(durableSince(mark), [], 'a rejected call made durable I/O');
     assert.deepEqual(v.state(), before, 'a rejected call changed the state');
     assert.deepEqual(v.unsentRegions(), sent, 'a rejected call changed the sent set');
   }
@@ -434,11 +363,9 @@ describe('byte API', () => {
   test('a write spanning regions applies region by region in ascending order', () => {
     const v = createVolume();
     const bytes = new Uint8Array(2 * regionSize + 10).map((_, i) => (i % 251) + 1);
-    const mark = storage.mark();
+    const mark = recorder.mark();
     v.write(regionSize - 5, bytes);
-    const primaryWrites = storage
-      .durableSince(mark)
-      .filter((entry) => entry.kind === 'write' && entry.file === 'primary');
+    const primaryWrites = durableSince(mark).filter((entry) => entry.kind === 'write' && entry.file === 'primary');
     assert.deepEqual(
       primaryWrites.map((entry) => entry.position),
       [0, 1, 2, 3].map((region) => region * regionSize),
@@ -462,9 +389,9 @@ describe('byte API', () => {
 
   test('a zero-length write does nothing; read works on the secondary', () => {
     const v = createVolume();
-    const mark = storage.mark();
+    const mark = recorder.mark();
     v.write(4 * regionSize, new Uint8Array(0));
-    assert.deepEqual(storage.durableSince(mark), []);
+    assert.deepEqual(durableSince(mark), []);
     v.write(10, Uint8Array.of(1, 2, 3));
     v.startCycle();
     v.transfer(0);
@@ -500,10 +427,10 @@ describe('recovery (docs/protocol.md section 2, recover)', () => {
     v.startCycle();
     v.writeRegion(1, label('B2'));
     v = reopen(v);
-    const mark = storage.mark();
+    const mark = recorder.mark();
     v.writeRegion(1, label('B3'));
     assert.deepEqual(
-      storage.durableSince(mark).map((entry) => `${entry.kind} ${entry.file}`),
+      durableSince(mark).map((entry) => `${entry.kind} ${entry.file}`),
       ['write primary', 'sync primary'],
     );
     assert.equal(v.state().cowData[1], digest(label('B1')));
@@ -543,10 +470,10 @@ describe('recovery (docs/protocol.md section 2, recover)', () => {
     v = reopen(v);
     assert.equal(v.phase, 'idle');
     assert.equal(v.state().current, '0000');
-    const mark = storage.mark();
+    const mark = recorder.mark();
     v.startCycle();
     assert.equal(v.state().next, '0000', 'the map that became next is clear');
-    assert.equal(storage.durableSince(mark).length, 2);
+    assert.equal(durableSince(mark).length, 2);
   });
 });
 
@@ -556,18 +483,18 @@ describe('durable order and I/O per operation (docs/protocol.md section 5)', () 
 
   test('a write while idle: next bit durable, then the data', () => {
     const v = createVolume(16);
-    let mark = storage.mark();
+    let mark = recorder.mark();
     v.writeRegion(9, label('x'));
-    assert.deepEqual(calls(storage.durableSince(mark)), [
+    assert.deepEqual(calls(durableSince(mark)), [
       'write map1 @0',
       'sync map1',
       `write primary @${9 * regionSize}`,
       'sync primary',
     ]);
-    mark = storage.mark();
+    mark = recorder.mark();
     v.writeRegion(9, label('y'));
     assert.deepEqual(
-      calls(storage.durableSince(mark)),
+      calls(durableSince(mark)),
       [`write primary @${9 * regionSize}`, 'sync primary'],
       'bit already set: no metadata I/O',
     );
@@ -577,35 +504,35 @@ describe('durable order and I/O per operation (docs/protocol.md section 5)', () 
     const v = createVolume(16);
     v.writeRegion(3, label('old'));
     v.startCycle();
-    let mark = storage.mark();
+    let mark = recorder.mark();
     v.writeRegion(3, label('new'));
     const cowIndexSize = 16 * 64;
     // No map I/O: the durable COW entry implies the bit, and recovery rebuilds it
     // from the entry.
-    assert.deepEqual(calls(storage.durableSince(mark)), [
+    assert.deepEqual(calls(durableSince(mark)), [
       `write cow @${cowIndexSize + 3 * regionSize}`,
       `write cow @${3 * 64}`,
       'sync cow',
       `write primary @${3 * regionSize}`,
       'sync primary',
     ]);
-    mark = storage.mark();
+    mark = recorder.mark();
     v.writeRegion(3, label('newer'));
-    assert.deepEqual(calls(storage.durableSince(mark)), [`write primary @${3 * regionSize}`, 'sync primary']);
+    assert.deepEqual(calls(durableSince(mark)), [`write primary @${3 * regionSize}`, 'sync primary']);
     // A region outside C is preserved as well (FIG. 4B T3), once.
-    mark = storage.mark();
+    mark = recorder.mark();
     v.writeRegion(12, label('z'));
     assert.deepEqual(
-      calls(storage.durableSince(mark)).map((call) => call.split(' @')[0]),
+      calls(durableSince(mark)).map((call) => call.split(' @')[0]),
       ['write cow', 'write cow', 'sync cow', 'write primary', 'sync primary'],
     );
     // Completion writes the next map's bytes (regions 3 and 12: bytes 0 and 1, one
     // run) and syncs them before the metadata update that makes the COW entries
     // stale; then it clears the current map (map1: region 3, byte 0).
     for (const region of v.currentRegions()) v.transfer(region);
-    mark = storage.mark();
+    mark = recorder.mark();
     v.completeCycle();
-    assert.deepEqual(calls(storage.durableSince(mark)), [
+    assert.deepEqual(calls(durableSince(mark)), [
       'write map0 @0',
       'sync map0',
       'write meta @512',
@@ -620,29 +547,29 @@ describe('durable order and I/O per operation (docs/protocol.md section 5)', () 
     v.writeRegion(5, label('a'));
     v.writeRegion(13, label('b'));
     v.startCycle();
-    let mark = storage.mark();
+    let mark = recorder.mark();
     v.transfer(13);
     // The secondary's digest table follows the image (docs/format.md, "DIR2/digests").
-    assert.deepEqual(calls(storage.durableSince(mark)), [
+    assert.deepEqual(calls(durableSince(mark)), [
       `write image @${13 * regionSize}`,
       'write digests @0',
       'sync image',
       'sync digests',
     ]);
     v.transfer(5);
-    mark = storage.mark();
+    mark = recorder.mark();
     v.completeCycle();
     // Sequence 3 goes to slot 1 (bytes 512..1023); map1 was current in cycle 1.
-    assert.deepEqual(calls(storage.durableSince(mark)), ['write meta @512', 'sync meta', 'write map1 @0', 'sync map1']);
+    assert.deepEqual(calls(durableSince(mark)), ['write meta @512', 'sync meta', 'write map1 @0', 'sync map1']);
   });
 
   for (const regions of [8, 65536]) {
     test(`the swap is one metadata update, 2 durable calls, with ${regions} regions`, () => {
       const v = createVolume(regions);
       for (const region of [0, 5, regions - 1]) v.writeRegion(region, label('x'));
-      const mark = storage.mark();
+      const mark = recorder.mark();
       v.startCycle();
-      assert.deepEqual(calls(storage.log.slice(mark)), ['write meta @0', 'sync meta']);
+      assert.deepEqual(calls(callsSince(mark)), ['write meta @0', 'sync meta']);
       assert.deepEqual(v.currentRegions(), [0, 5, regions - 1]);
       assert.deepEqual(v.nextRegions(), []);
     });
@@ -652,9 +579,9 @@ describe('durable order and I/O per operation (docs/protocol.md section 5)', () 
     const v = createVolume(16);
     for (const region of [2, 9, 14]) v.writeRegion(region, label(`r${region}`));
     v.startCycle();
-    const mark = storage.mark();
+    const mark = recorder.mark();
     v.transferRegions([14, 2, 9]);
-    assert.deepEqual(calls(storage.durableSince(mark)), [
+    assert.deepEqual(calls(durableSince(mark)), [
       `write image @${14 * regionSize}`,
       `write image @${2 * regionSize}`,
       `write image @${9 * regionSize}`,
@@ -672,11 +599,11 @@ describe('durable order and I/O per operation (docs/protocol.md section 5)', () 
     for (const region of dirty) v.writeRegion(region, label(`r${region}`));
     v.startCycle();
     v.writeRegion(40, label('again'));
-    const mark = storage.mark();
+    const mark = recorder.mark();
     for (const region of v.currentRegions()) v.transfer(region);
     v.completeCycle();
     const cowIndexSize = regions * 64;
-    for (const entry of storage.log.slice(mark)) {
+    for (const entry of callsSince(mark)) {
       if (entry.kind === 'sync') continue;
       const where = `${entry.kind} ${entry.file} @${entry.position}`;
       if (entry.file === 'primary' || entry.file === 'image') {
@@ -693,7 +620,7 @@ describe('durable order and I/O per operation (docs/protocol.md section 5)', () 
       }
     }
     assert.equal(
-      storage.log.slice(mark).filter((entry) => entry.kind === 'write' && entry.file === 'image').length,
+      callsSince(mark).filter((entry) => entry.kind === 'write' && entry.file === 'image').length,
       dirty.length,
     );
   });
@@ -818,9 +745,9 @@ describe('storage errors: E_IO and a poisoned handle', () => {
       const reference = createVolume(4, regionSize, 'reference');
       operation.setup(reference);
       const before = reference.state();
-      const mark = storage.mark();
+      const mark = recorder.mark();
       operation.run(reference);
-      assert.equal(storage.durableSince(mark).length, operation.durableCount);
+      assert.equal(durableSince(mark).length, operation.durableCount);
       const after = reference.state();
       for (let k = 0; k < operation.durableCount; k++) {
         let v = createVolume(4, regionSize, `vol-${k}`);
