@@ -9,89 +9,29 @@
 // alone, and after a crash inside an operation it follows every allowed outcome
 // (a torn region is followed as its old and its new content).
 
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { crashOutcomes, matchOutcome } from '../model/crashOutcomes.ts';
-import type { CrashOutcome, ObservedState } from '../model/crashOutcomes.ts';
+import type { CrashOutcome } from '../model/crashOutcomes.ts';
 import { checkLiveness, checkState, checkTransition } from '../model/invariants.ts';
-import type { Violation } from '../model/invariants.ts';
+import { ModelError } from '../model/modelError.ts';
 import * as rules from '../model/rules.ts';
-import { snapshotOf, stateOf, stepMachine } from '../model/transitions.ts';
-import type { ModelSnapshot } from '../model/transitions.ts';
+import { modelStatechart, stateOf } from '../model/transitions.ts';
+import type { ModelSnapshot, Statechart } from '../model/transitions.ts';
 import type { Geometry, ModelState, Op } from '../model/types.ts';
-import { AdapterSut } from './adapterSut.ts';
+import { checkRejectionMessage, messageRuleFor } from './oracle/messageRule.ts';
+import type { MessageRule } from './oracle/messageRule.ts';
+import { OracleFailure } from './oracle/oracleFailure.ts';
+import type { Difference } from './oracle/oracleFailure.ts';
+import { StateDescriber, observedOf } from './oracle/stateDifferences.ts';
 import type { ContentBook } from './trace/content.ts';
 import { modelOpOf } from './sut.ts';
-import { bits } from './types.ts';
 import type { CrashRequest, SutOp, SutReply, SutState, SystemUnderTest } from './sut.ts';
 
-export interface Difference {
-  readonly field: string;
-  readonly expected: string;
-  readonly observed: string;
-}
-
-export type FailureKind = 'expectError' | 'invariant' | 'divergence' | 'crash-outcome' | 'expect' | 'sut';
-
-/** A check that failed: what was expected, what was observed, side by side. */
-export class OracleFailure extends Error {
-  constructor(
-    readonly kind: FailureKind,
-    message: string,
-    readonly differences: readonly Difference[] = [],
-    readonly violations: readonly Violation[] = [],
-  ) {
-    super(message);
-    this.name = 'OracleFailure';
-  }
-}
-
-/** A rejection whose message does not name the operation, the region or the phase. */
-export interface MessageWarning {
-  readonly step: string;
-  readonly message: string;
-  readonly missing: readonly string[];
-}
-
-/** Message warnings of a run: how many, and the first few as examples. */
-export class MessageWarnings {
-  static readonly examplesMax = 5;
-  count = 0;
-  readonly examples: MessageWarning[] = [];
-
-  add(warning: MessageWarning): void {
-    this.count++;
-    if (this.examples.length < MessageWarnings.examplesMax) this.examples.push(warning);
-  }
-}
-
-/**
- * How rejection messages are judged. The verdict rests on what the protocol
- * defines (states, codes, data): a message must be a non-empty string, and
- * whether it names the operation, the region and the phase (docs/protocol.md
- * section 4 asks for it) is a warning, or a failure when `strict`.
- */
-export interface MessageRule {
-  readonly strict: boolean;
-  /** Where warnings go (none: they are dropped). */
-  readonly warnings?: MessageWarnings;
-}
-
-const messageRuleScope = new AsyncLocalStorage<MessageRule>();
-
-/**
- * Runs `body` (and everything it awaits, generators included) with `rule`. Outside
- * any scope the rule is strict for the reference implementation in this process
- * (its messages name all three: `cowmap verify`, `cowmap replay` without a
- * command, the mutants) and lenient for an implementation behind the adapter
- * (`cowmap replay FILE -- CMD`), whose wording is its own.
- */
-export function withMessageRule<T>(rule: MessageRule, body: () => Promise<T>): Promise<T> {
-  return messageRuleScope.run(rule, body);
-}
-
-function messageRuleFor(sut: SystemUnderTest | null): MessageRule {
-  return messageRuleScope.getStore() ?? { strict: !(sut instanceof AdapterSut) };
-}
+// The oracle's public words live beside it, one concept a file; importers take them from here.
+export { MessageWarnings, withMessageRule } from './oracle/messageRule.ts';
+export type { MessageRule, MessageWarning } from './oracle/messageRule.ts';
+export { OracleFailure } from './oracle/oracleFailure.ts';
+export type { Difference, FailureKind } from './oracle/oracleFailure.ts';
+export { observedOf } from './oracle/stateDifferences.ts';
 
 export type OracleOp = SutOp | { readonly type: 'crash' } | { readonly type: 'recover' };
 
@@ -99,30 +39,6 @@ export interface OracleStats {
   steps: number;
   invariantChecks: number;
   crashStates: number;
-}
-
-function parseBits(text: string): boolean[] {
-  return [...text].map((bit) => bit === '1');
-}
-
-export function observedOf(state: SutState): ObservedState {
-  for (let region = 0; region < state.cowData.length; region++) {
-    // docs/protocol.md section 6: the validity of W and its content are one fact, reported twice.
-    if ((state.cow[region] === '1') !== (state.cowData[region] !== null)) {
-      throw new OracleFailure(
-        'divergence',
-        `the implementation reports cow bit ${state.cow[region]} for region ${region} with cowData ${state.cowData[region] === null ? 'null' : 'present'}`,
-      );
-    }
-  }
-  return {
-    phase: state.phase,
-    current: parseBits(state.current),
-    next: parseBits(state.next),
-    cow: state.cowData.map((digest, region) => (state.cow[region] === '1' ? digest : null)),
-    primary: state.primary,
-    secondary: state.secondary,
-  };
 }
 
 export class Oracle {
@@ -133,14 +49,20 @@ export class Oracle {
   readonly stats: OracleStats;
   /** Taken once, at construction: a scope entered later does not change a running oracle. */
   private readonly messageRule: MessageRule;
+  private readonly describer: StateDescriber;
+  /** The model the oracle steps: the statechart, or (a test) a broken one. */
+  private readonly statechart: Statechart<ModelSnapshot>;
 
   constructor(
     readonly geometry: Geometry,
     readonly book: ContentBook,
     readonly sut: SystemUnderTest | null,
     from?: { state: ModelState; covered: Set<string>; stats: OracleStats },
+    model: { readonly statechart?: Statechart<ModelSnapshot> } = {},
   ) {
-    this.snapshot = snapshotOf(from?.state ?? rules.initialState(geometry, book.zero));
+    this.statechart = model.statechart ?? modelStatechart;
+    this.describer = new StateDescriber(book);
+    this.snapshot = this.snapshotOf(from?.state ?? rules.initialState(geometry, book.zero));
     this.covered = from?.covered ?? new Set<string>();
     this.stats = from?.stats ?? { steps: 0, invariantChecks: 0, crashStates: 0 };
     this.messageRule = messageRuleFor(sut);
@@ -160,13 +82,28 @@ export class Oracle {
   /** A model-only copy that continues from a crash outcome (crashed, awaiting recover). */
   fork(outcome: CrashOutcome): Oracle {
     if (this.sut !== null) throw new Error('oracle: only a model-only oracle forks');
-    const forked = new Oracle(this.geometry, this.book, null, {
-      state: rules.crash(outcome.state),
-      covered: this.covered,
-      stats: this.stats,
-    });
+    const from = { state: rules.crash(outcome.state), covered: this.covered, stats: this.stats };
+    const forked = new Oracle(this.geometry, this.book, null, from, { statechart: this.statechart });
     forked.pendingOutcomes = [outcome];
     return forked;
+  }
+
+  private snapshotOf(state: ModelState): ModelSnapshot {
+    return this.statechart.snapshotOf(state);
+  }
+
+  /** One step of the statechart; a broken model (ModelError) fails the step like any check. */
+  private modelStep(op: Op, label: string): { snapshot: ModelSnapshot; taken: readonly string[] } {
+    return this.modelCall(label, () => this.statechart.step(this.snapshot, op));
+  }
+
+  private modelCall<T>(label: string, body: () => T): T {
+    try {
+      return body();
+    } catch (error) {
+      if (!(error instanceof ModelError)) throw error;
+      throw new OracleFailure('model', `${label}: the model itself is broken: ${error.message}`);
+    }
   }
 
   private modelOp(op: OracleOp): Op {
@@ -176,7 +113,7 @@ export class Oracle {
   /** Steps the model; checks the invariants on the new state and on the transition. */
   private stepModel(op: Op, label: string): { ok: true } | { ok: false; code: string; message: string } {
     const before = this.state;
-    const { snapshot: after, taken } = stepMachine(this.snapshot, op);
+    const { snapshot: after, taken } = this.modelStep(op, label);
     for (const id of taken) this.covered.add(id);
     const rejection = after.context.rejection;
     const violations = [...checkState(stateOf(after)), ...checkLiveness(stateOf(after))];
@@ -226,33 +163,6 @@ export class Oracle {
   }
 
   /**
-   * docs/protocol.md section 4: a rejection says why in a message that names the
-   * operation, the region and the phase. A message that is not a non-empty string
-   * fails; one that names less is a warning (a failure under a strict rule).
-   */
-  private checkRejectionMessage(op: SutOp, message: unknown, label: string): void {
-    if (typeof message !== 'string' || message.trim().length === 0) {
-      throw new OracleFailure('divergence', `${label}: the rejection has no message (it must be a non-empty string)`, [
-        { field: 'message', expected: 'a non-empty string', observed: JSON.stringify(message) ?? String(message) },
-      ]);
-    }
-    const missing: string[] = [];
-    if (!message.includes(op.type)) missing.push(`the operation (${op.type})`);
-    if ('region' in op && !new RegExp(`(^|[^0-9])${op.region}([^0-9]|$)`).test(message))
-      missing.push(`the region (${op.region})`);
-    if (!message.includes(this.state.phase)) missing.push(`the phase (${this.state.phase})`);
-    if (missing.length === 0) return;
-    if (this.messageRule.strict) {
-      throw new OracleFailure(
-        'divergence',
-        `${label}: the rejection's message does not name ${missing.join(', ')}: "${message}"`,
-        [{ field: 'message', expected: `names ${missing.join(', ')}`, observed: message }],
-      );
-    }
-    this.messageRule.warnings?.add({ step: label, message, missing });
-  }
-
-  /**
    * One operation on the model and the implementation. `expectError` is the code
    * the caller expects (undefined: the operation must succeed on the model; null:
    * whatever the model says). Returns the implementation's reply, or the model's
@@ -292,7 +202,7 @@ export class Oracle {
       expectError === null ? (verdict.ok ? undefined : verdict.code) : expectError,
     );
     if (reply !== null && !reply.ok && this.sut !== null && op.type !== 'recover' && op.type !== 'crash')
-      this.checkRejectionMessage(op, reply.message, label);
+      checkRejectionMessage(this.messageRule, op, reply.message, label, this.state.phase);
     if (op.type === 'read' && reply !== null && reply.ok && this.sut !== null) {
       const model = this.state;
       const expected = op.volume === 'primary' ? model.primary[op.region]! : model.secondary[op.region]!;
@@ -322,7 +232,7 @@ export class Oracle {
     const before = this.state;
     if (before.crashed)
       throw new OracleFailure('expectError', `${label}: a crash inside an operation needs a running volume`);
-    let outcomes = crashOutcomes(before, modelOp, { torn: crash.torn });
+    let outcomes = this.modelCall(label, () => crashOutcomes(before, modelOp, { torn: crash.torn }));
     if (this.sut !== null) {
       const result = await this.sut.applyCrashing(op, crash);
       if (!result.crashed) {
@@ -337,7 +247,7 @@ export class Oracle {
     this.stats.steps++;
     this.covered.add(`${before.phase}:crash`);
     this.pendingOutcomes = outcomes;
-    this.snapshot = snapshotOf(rules.crash(outcomes[0]!.state));
+    this.snapshot = this.snapshotOf(rules.crash(outcomes[0]!.state));
     return outcomes;
   }
 
@@ -346,7 +256,7 @@ export class Oracle {
     this.pendingOutcomes = null;
     this.stats.crashStates++;
     if (this.sut === null) {
-      this.snapshot = snapshotOf(outcomes[0]!.state);
+      this.snapshot = this.snapshotOf(outcomes[0]!.state);
       return;
     }
     const observed = await this.sut.state();
@@ -380,7 +290,7 @@ export class Oracle {
         [],
         violations,
       );
-    this.snapshot = snapshotOf(continued);
+    this.snapshot = this.snapshotOf(continued);
   }
 
   /**
@@ -404,77 +314,23 @@ export class Oracle {
     }
   }
 
-  private show(list: readonly (string | null)[]): string {
-    return list.map((content) => this.book.show(content)).join(' ');
-  }
-
   describeState(state: ModelState): string {
-    return `${state.phase} P=${this.show(state.primary)} S=${this.show(state.secondary)} C=${bits(state.current)} X=${bits(state.next)} W=${this.show(state.cow)}`;
+    return this.describer.describeState(state);
   }
 
   describeObserved(state: SutState): string {
-    const observed = observedOf(state);
-    return `${state.phase} P=${this.show(observed.primary)} S=${this.show(observed.secondary)} C=${state.current} X=${state.next} W=${this.show(observed.cow)}`;
+    return this.describer.describeObserved(state);
   }
 
-  /**
-   * The fields where the implementation's state differs from the model's. A
-   * volume of a few regions shows each differing field whole; a larger one shows
-   * the differing regions one by one (`secondary[8]`, `next[64]`), the first
-   * `regionRowsMax` of them, so that a table stays readable at 1,000 regions.
-   */
+  /** The fields where the implementation's state differs from the model's (see StateDescriber). */
   differences(model: ModelState, state: SutState): Difference[] {
-    const observed = observedOf(state);
-    const phase: Difference[] =
-      model.phase === observed.phase ? [] : [{ field: 'phase', expected: model.phase, observed: observed.phase }];
-    // Compared by content (digests), shown by label: two contents may share a
-    // shortened label, and a label may read like an empty slot.
-    const fields: [string, readonly (string | null)[], readonly (string | null)[], 'content' | 'bit'][] = [
-      ['primary', model.primary, observed.primary, 'content'],
-      ['secondary', model.secondary, observed.secondary, 'content'],
-      ['current', model.current.map((bit) => (bit ? '1' : '0')), [...state.current], 'bit'],
-      ['next', model.next.map((bit) => (bit ? '1' : '0')), [...state.next], 'bit'],
-      ['cow', model.cow, observed.cow, 'content'],
-    ];
-    const showContent = (expected: string | null, seen: string | null): [string, string] => {
-      const [shownExpected, shownSeen] = [this.book.show(expected), this.book.show(seen)];
-      return [shownExpected, shownExpected === shownSeen ? `${shownSeen} (other bytes, same label)` : shownSeen];
-    };
-    const rows: Difference[] = [];
-    for (const [field, expected, seen, kind] of fields) {
-      const count = Math.max(expected.length, seen.length);
-      const differing = [...Array(count).keys()].filter((region) => expected[region] !== seen[region]);
-      if (differing.length === 0) continue;
-      if (expected.length !== seen.length || count <= Oracle.wholeFieldRegionsMax) {
-        const whole = kind === 'bit' ? [expected.join(''), seen.join('')] : [this.show(expected), this.show(seen)];
-        rows.push({
-          field,
-          expected: whole[0]!,
-          observed: whole[0] === whole[1] ? `${whole[1]} (other bytes, same label)` : whole[1]!,
-        });
-        continue;
-      }
-      for (const region of differing.slice(0, Oracle.regionRowsMax)) {
-        const [shownExpected, shownSeen] =
-          kind === 'bit'
-            ? [expected[region]!, seen[region]!]
-            : showContent(expected[region] ?? null, seen[region] ?? null);
-        rows.push({ field: `${field}[${region}]`, expected: shownExpected, observed: shownSeen });
-      }
-      if (differing.length > Oracle.regionRowsMax)
-        rows.push({
-          field: `${field}[...]`,
-          expected: '',
-          observed: `and ${differing.length - Oracle.regionRowsMax} more regions differ`,
-        });
-    }
-    return [...phase, ...rows];
+    return this.describer.differences(model, state);
   }
 
   /** Up to this many regions, a differing field is shown whole. */
-  static readonly wholeFieldRegionsMax = 8;
+  static readonly wholeFieldRegionsMax = StateDescriber.wholeFieldRegionsMax;
   /** Beyond it, this many differing regions of a field are shown one by one. */
-  static readonly regionRowsMax = 8;
+  static readonly regionRowsMax = StateDescriber.regionRowsMax;
 
   /** Compares the implementation's whole observable state with the model's. */
   async compare(label: string): Promise<void> {

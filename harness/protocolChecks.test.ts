@@ -29,9 +29,19 @@ process.stdin.on('data', (chunk) => {
     buffered = buffered.slice(newline + 1);
     const ok = (fields) => process.stdout.write(JSON.stringify({ id: request.id, ok: true, ...fields, io: 0 }) + '\\n');
     if (request.op === 'hello') ok({ protocol: 1, name: 'lenient', version: '0', features: [] });
-    else if (request.op === 'open') { if (request.create === true && Number.isInteger(request.regions) && request.regions > 0) regions = request.regions; ok({ phase: 'idle' }); }
-    else if (request.op === 'state') ok({ phase: 'idle', current: '0'.repeat(regions), next: '0'.repeat(regions), cow: '0'.repeat(regions), primary: Array(regions).fill(zero), secondary: Array(regions).fill(zero), cowData: Array(regions).fill(null) });
-    else if (behavior === 'empty-messages' && request.op === 'write') process.stdout.write(JSON.stringify({ id: request.id, ok: false, error: { code: 'E_BAD_REQUEST', message: '' }, io: 0 }) + '\\n');
+    else if (request.op === 'open') {
+      if (request.create === true && Number.isInteger(request.regions) && request.regions > 0) regions = request.regions;
+      ok({ phase: 'idle' });
+    }
+    else if (request.op === 'state') {
+      const bits = '0'.repeat(regions);
+      const contents = Array(regions).fill(zero);
+      ok({ phase: 'idle', current: bits, next: bits, cow: bits, primary: contents, secondary: contents, cowData: Array(regions).fill(null) });
+    }
+    else if (behavior === 'empty-messages' && request.op === 'write') {
+      const error = { code: 'E_BAD_REQUEST', message: '' };
+      process.stdout.write(JSON.stringify({ id: request.id, ok: false, error, io: 0 }) + '\\n');
+    }
     else ok({});
   }
 });

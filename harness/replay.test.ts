@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
+import { idleTransferNotCurrentStatechart } from '../model/plantedStatecharts.ts';
 import { formatFailure, replayTrace } from './replay.ts';
 import type { SutOp } from './sut.ts';
 import { readTrace } from './trace/reader.ts';
@@ -65,9 +66,36 @@ describe('model-only replay', () => {
   });
 
   it('checks that every op between crash and recover is rejected', async () => {
-    const text = `${header}\n{"op": "crash"}\n{"op": "write", "region": 0, "data": "x", "expectError": "E_PHASE"}\n{"op": "recover"}\n{"op": "recover", "expectError": "E_PHASE"}\n`;
+    const text = [
+      header,
+      '{"op": "crash"}',
+      '{"op": "write", "region": 0, "data": "x", "expectError": "E_PHASE"}',
+      '{"op": "recover"}',
+      '{"op": "recover", "expectError": "E_PHASE"}',
+      '',
+    ].join('\n');
     const result = await replayTrace(readTrace(text, 't'), null);
     assert.equal(result.failure, null);
+  });
+});
+
+describe('a broken model during replay', () => {
+  it('is a formatted failure naming the line, not an uncaught error', async () => {
+    const text = [
+      header,
+      '{"op": "write", "region": "A", "data": "A1"}',
+      '{"op": "transfer", "region": "A", "expectError": "E_PHASE"}',
+      '{"op": "startCycle"}',
+      '',
+    ].join('\n');
+    const trace = readTrace(text, 'broken.jsonl');
+    assert.equal((await replayTrace(trace, null)).failure, null);
+    const result = await replayTrace(trace, null, { statechart: idleTransferNotCurrentStatechart() });
+    assert.ok(result.failure !== null);
+    assert.equal(result.failure.line, 3);
+    assert.equal(result.failure.observedBy, 'model');
+    assert.match(result.failure.message, /the model itself is broken: .*E_NOT_CURRENT, the rules say E_PHASE/);
+    assert.match(formatFailure(result.failure), /^broken\.jsonl:3: transfer/);
   });
 });
 

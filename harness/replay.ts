@@ -5,6 +5,8 @@
 // Model-only, a step with crashAfterIo forks the replay: the rest of the trace runs
 // once for every recovered state the model allows, and each run must pass.
 
+import { ModelError } from '../model/modelError.ts';
+import type { ModelSnapshot, Statechart } from '../model/transitions.ts';
 import { Oracle, OracleFailure, withMessageRule } from './oracle.ts';
 import type { Difference, MessageRule, OracleStats } from './oracle.ts';
 import type { SutOp, SystemUnderTest } from './sut.ts';
@@ -32,6 +34,13 @@ export interface ReplayResult {
 }
 
 export const branchesMax = 256;
+
+export interface ReplayOptions {
+  /** How rejection messages are judged (see withMessageRule). */
+  readonly messages?: MessageRule;
+  /** The model to replay on: the statechart by default; a test plants a broken one. */
+  readonly statechart?: Statechart<ModelSnapshot>;
+}
 
 interface ReplayContext {
   readonly trace: Trace;
@@ -101,37 +110,48 @@ async function runFrom(context: ReplayContext, oracle: Oracle, fromIndex: number
         await oracle.step(sutOp(step, oracle), label, step.expectError);
       }
     } catch (error) {
-      if (!(error instanceof OracleFailure)) throw error;
-      return {
-        file: trace.file,
-        line: step.line,
-        step: describe,
-        message: error.message,
-        differences: error.differences,
-        observedBy: error.kind === 'divergence' || error.kind === 'crash-outcome' ? 'implementation' : 'model',
-      };
+      const failure = failureOf(error, step.line, describe);
+      if (failure === null) throw error;
+      return { file: trace.file, ...failure };
     }
   }
   return null;
 }
 
 /**
+ * A failed check, or a broken model (a ModelError the oracle did not already turn
+ * into a failure), as the failure of the trace's line; null for any other error.
+ */
+function failureOf(error: unknown, line: number, step: string): Omit<ReplayFailure, 'file'> | null {
+  if (error instanceof ModelError) {
+    const message = `line ${line} '${step}': the model itself is broken: ${error.message}`;
+    return { line, step, message, differences: [], observedBy: 'model' };
+  }
+  if (!(error instanceof OracleFailure)) return null;
+  const observedBy = error.kind === 'divergence' || error.kind === 'crash-outcome' ? 'implementation' : 'model';
+  return { line, step, message: error.message, differences: error.differences, observedBy };
+}
+
+/**
  * Replays a trace; `options.messages` sets how rejection messages are judged (by
  * default: strictly for the reference implementation, with warnings for one
- * behind the adapter; see withMessageRule).
+ * behind the adapter; see withMessageRule). A broken model fails the trace at the
+ * line where it broke, like any other check.
  */
 export async function replayTrace(
   trace: Trace,
   sut: SystemUnderTest | null,
-  options: { readonly messages?: MessageRule } = {},
+  options: ReplayOptions = {},
 ): Promise<ReplayResult> {
   const messages = options.messages;
-  return messages === undefined ? replayOn(trace, sut) : withMessageRule(messages, () => replayOn(trace, sut));
+  const replay = () => replayOn(trace, sut, options);
+  return messages === undefined ? replay() : withMessageRule(messages, replay);
 }
 
-async function replayOn(trace: Trace, sut: SystemUnderTest | null): Promise<ReplayResult> {
+async function replayOn(trace: Trace, sut: SystemUnderTest | null, options: ReplayOptions): Promise<ReplayResult> {
   const book = new ContentBook(trace.header.regionSize);
-  const oracle = new Oracle({ regions: trace.header.regions, regionSize: trace.header.regionSize }, book, sut);
+  const geometry = { regions: trace.header.regions, regionSize: trace.header.regionSize };
+  const oracle = new Oracle(geometry, book, sut, undefined, { statechart: options.statechart });
   const context: ReplayContext = { trace, sut, branches: 1 };
   let failure: ReplayFailure | null;
   try {

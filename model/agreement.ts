@@ -8,18 +8,9 @@ import type { AnyMachineSnapshot } from 'xstate';
 import { exploreEvents, exploreRegionSize } from './exploreEvents.ts';
 import type { StepFunction } from './invariants.ts';
 import * as rules from './rules.ts';
-import { snapshotOf, stateValueOf, stepMachine } from './transitions.ts';
-import type { ModelSnapshot } from './transitions.ts';
+import { modelStatechart, stateValueOf } from './transitions.ts';
+import type { ModelSnapshot, Statechart } from './transitions.ts';
 import type { ModelState, Op } from './types.ts';
-
-/** A statechart as the agreement check drives it: a snapshot holding a model state, and one step. */
-export interface Statechart<Snapshot extends AnyMachineSnapshot = AnyMachineSnapshot> {
-  snapshotOf(state: ModelState): Snapshot;
-  /** One event; `taken` is the ids of the transitions it took (for coverage). */
-  step(snapshot: Snapshot, op: Op): { readonly snapshot: Snapshot; readonly taken: readonly string[] };
-}
-
-export const modelStatechart: Statechart<ModelSnapshot> = { snapshotOf, step: stepMachine };
 
 export interface Disagreement {
   readonly what: 'result' | 'context' | 'state value';

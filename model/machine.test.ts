@@ -5,14 +5,11 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { createMachine, transition } from 'xstate';
-import type { AnyMachineSnapshot, AnyStateMachine } from 'xstate';
 import { checkAgreement } from './agreement.ts';
-import type { Statechart } from './agreement.ts';
 import type { StepFunction } from './invariants.ts';
-import { replicationMachine } from './machine.ts';
+import { recoveryToIdleStatechart } from './plantedStatecharts.ts';
 import * as rules from './rules.ts';
-import { allTransitions, stateValueOf } from './transitions.ts';
+import { allTransitions } from './transitions.ts';
 import type { Op } from './types.ts';
 
 const extraEvents: Op[] = [
@@ -23,25 +20,6 @@ const extraEvents: Op[] = [
   { type: 'write', region: 0, data: 'A9', size: 100 },
   { type: 'transfer', region: 5 },
 ];
-
-/** The model's statechart with one change: recovery of a crashed cycle goes to idle. */
-function recoveryToIdleMachine(): AnyStateMachine {
-  const config = replicationMachine.config;
-  const crashed = config.states!.crashed!;
-  const whileReplicating = { on: { recover: { target: '#cowmap.idle', actions: 'recover' } } };
-  const broken = {
-    ...config,
-    states: { ...config.states, crashed: { ...crashed, states: { ...crashed.states, whileReplicating } } },
-  };
-  return createMachine(broken as typeof config, replicationMachine.implementations) as unknown as AnyStateMachine;
-}
-
-function statechartOf(machine: AnyStateMachine): Statechart {
-  return {
-    snapshotOf: (state) => machine.resolveState({ value: stateValueOf(state), context: { ...state, rejection: null } }),
-    step: (snapshot, op) => ({ snapshot: transition(machine, snapshot, op)[0] as AnyMachineSnapshot, taken: [] }),
-  };
-}
 
 /** The rules with one change: recovery of a crashed cycle goes to idle (and drops the cycle). */
 const recoveryToIdleRules: StepFunction = (state, op) => {
@@ -74,7 +52,7 @@ describe('the statechart', () => {
     const result = checkAgreement({
       regions: 2,
       values: 2,
-      statechart: statechartOf(recoveryToIdleMachine()),
+      statechart: recoveryToIdleStatechart(),
       statesMax: 10_000,
     });
     assert.ok(result.disagreements.length > 0);

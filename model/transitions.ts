@@ -5,7 +5,7 @@
 // `replicating.sending:always[everyCurrentRegionSent]`.
 
 import { getMicrosteps, transition } from 'xstate';
-import type { AnyStateNode, AnyTransitionDefinition, SnapshotFrom } from 'xstate';
+import type { AnyMachineSnapshot, AnyStateNode, AnyTransitionDefinition, SnapshotFrom } from 'xstate';
 import { replicationMachine } from './machine.ts';
 import { everyCurrentRegionSent } from './rules.ts';
 import type { ModelState, Op } from './types.ts';
@@ -161,3 +161,15 @@ export function stateOf(snapshot: ModelSnapshot): ModelState {
   const { rejection: _rejection, ...state } = snapshot.context;
   return state;
 }
+
+/**
+ * A statechart as the agreement check and the oracle drive it: a snapshot holding
+ * a model state, and one step. The model's is `modelStatechart`; a test may plant a broken one.
+ */
+export interface Statechart<Snapshot extends AnyMachineSnapshot = AnyMachineSnapshot> {
+  snapshotOf(state: ModelState): Snapshot;
+  /** One event; `taken` is the ids of the transitions it took (for coverage). */
+  step(snapshot: Snapshot, op: Op): { readonly snapshot: Snapshot; readonly taken: readonly string[] };
+}
+
+export const modelStatechart: Statechart<ModelSnapshot> = { snapshotOf, step: stepMachine };
