@@ -4,25 +4,10 @@
 // event says it.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { LineSplitter } from './lines.ts';
+import { LineSplitter, preview } from './lines.ts';
 
 // ---------------------------------------------------------------------------
-// Errors and the child's standard error
-
-export class ProtocolError extends Error {
-  override readonly name = 'ProtocolError';
-  constructor(
-    message: string,
-    /** The tail of the implementation's standard error. */
-    readonly stderr: string = '',
-  ) {
-    super(
-      stderr.length > 0
-        ? `${message}\n--- its standard error (the last ${Buffer.byteLength(stderr)} bytes) ---\n${stderr.trimEnd()}`
-        : `${message} (its standard error was empty)`,
-    );
-  }
-}
+// Its standard error
 
 /** The last `max` bytes of a stream. */
 class ByteRing {
@@ -55,11 +40,6 @@ class ByteRing {
   text(): string {
     return Buffer.concat(this.chunks, this.length).toString('utf8');
   }
-}
-
-export function preview(bytes: Uint8Array, max = 200): string {
-  const text = Buffer.from(bytes.buffer, bytes.byteOffset, Math.min(bytes.byteLength, max)).toString('utf8');
-  return JSON.stringify(text) + (bytes.byteLength > max ? ` (${bytes.byteLength} bytes in all)` : '');
 }
 
 // ---------------------------------------------------------------------------

@@ -102,3 +102,14 @@ export function decodeBase64(text: string): Buffer | null {
   if (text.length % 4 !== 0 || !base64Pattern.test(text)) return null;
   return Buffer.from(text, 'base64');
 }
+
+/** Bytes as base64 (a region's data in a request or an answer). */
+export function encodeBase64(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
+}
+
+/** The start of a line as a JSON string, for a message that quotes what the other end printed. */
+export function preview(bytes: Uint8Array, max = 200): string {
+  const text = Buffer.from(bytes.buffer, bytes.byteOffset, Math.min(bytes.byteLength, max)).toString('utf8');
+  return JSON.stringify(text) + (bytes.byteLength > max ? ` (${bytes.byteLength} bytes in all)` : '');
+}
