@@ -45,12 +45,21 @@ export function statechartMermaid(): string {
   return `${lines.join('\n')}\n`;
 }
 
+/** A Markdown table with its columns padded to their widest cell, as the docs' formatter leaves it. */
+function markdownTable(header: readonly string[], rows: readonly (readonly string[])[]): string[] {
+  const widths = header.map((title, column) => Math.max(title.length, 3, ...rows.map((row) => row[column]!.length)));
+  const line = (cells: readonly string[]) =>
+    `| ${cells.map((cell, column) => cell.padEnd(widths[column]!)).join(' | ')} |`;
+  return [line(header), line(widths.map((width) => '-'.repeat(width))), ...rows.map(line)];
+}
+
 /** docs/statechart.md: the diagram and the list of transition ids. */
 export function statechartDocument(): string {
-  const rows = allTransitions().map(
-    (info) =>
-      `| \`${info.id}\` | ${info.targets.length === 0 ? '(stays)' : info.targets.join(', ')} | ${info.rejects ?? 'accepted'} |`,
-  );
+  const rows = allTransitions().map((info) => [
+    `\`${info.id}\``,
+    info.targets.length === 0 ? '(stays)' : info.targets.join(', '),
+    info.rejects ?? 'accepted',
+  ]);
   return [
     '# The statechart',
     '',
@@ -61,9 +70,7 @@ export function statechartDocument(): string {
     statechartMermaid().trimEnd(),
     '```',
     '',
-    '| transition id | target | result |',
-    '|---|---|---|',
-    ...rows,
+    ...markdownTable(['transition id', 'target', 'result'], rows),
     '',
   ].join('\n');
 }
