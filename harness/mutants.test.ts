@@ -1,4 +1,4 @@
-// Each mutant of issue 11's classes is a real bug: a scenario aimed at its class
+// Each mutant of the classes small tests miss is a real bug: a scenario aimed at its class
 // fails on it and passes on the reference implementation. (`cowmap mutants`
 // checks that the suite's own generators find them without being aimed.)
 
@@ -77,7 +77,7 @@ async function run(volumeClass: typeof ReplicatedVolume, name: string, steps: re
   return runScenario(new ReferenceSut({ volumeClass, name }), geometry, steps, new ContentBook(geometry.regionSize));
 }
 
-describe(`mutants of issue 11's classes (seed ${seed})`, () => {
+describe(`mutants of the classes small tests miss (seed ${seed})`, () => {
   for (const [name, steps] of Object.entries(aimed)) {
     it(`${name}: an aimed scenario fails on it and passes on the reference`, async () => {
       const broken = await run(mutantNamed(name).volumeClass, `mutant ${name}`, steps);
@@ -101,11 +101,11 @@ describe(`mutants of issue 11's classes (seed ${seed})`, () => {
       .map(([name]) => name);
     assert.ok(missedByNets.length >= 4);
     for (const name of missedByNets) assert.ok(Object.hasOwn(aimed, name), `no aimed scenario for ${name}`);
-    // Issue 12's mutants need what the adapter protocol cannot ask for (names that a
+    // The names-and-integrity mutants need what the adapter protocol cannot ask for (names that a
     // power loss takes back, rot, tears inside a sector, crashes inside create or
     // recovery): the crash exploration reaches them, tested below.
     for (const [name, mutant] of Object.entries(mutants)) {
-      if (issue12Mutants.includes(name)) continue;
+      if (namesAndIntegrityMutants.includes(name)) continue;
       assert.ok(mutant.reachedBy === undefined || mutant.reachedBy.includes('conform'), `conform must reach ${name}`);
     }
   });
@@ -143,7 +143,7 @@ describe(`mutants of issue 11's classes (seed ${seed})`, () => {
   });
 });
 
-const issue12Mutants = [
+const namesAndIntegrityMutants = [
   'recovery-without-dir-sync',
   'init-overwrites-files',
   'recovery-ignores-digests',
@@ -152,7 +152,7 @@ const issue12Mutants = [
   'metadata-in-place',
 ];
 
-describe('mutants of issue 12: each caught by the part of the crash exploration aimed at its class', () => {
+describe('mutants of names and integrity: each caught by the part of the crash exploration aimed at its class', () => {
   const only = { createCrashes: false, recoveryPathsMax: 0, rot: false, failuresDir: null } as const;
   const aimedExplorations: Readonly<Record<string, { options: ExplorationOptions; failure: RegExp }>> = {
     // A create killed after renaming meta, open without syncing DIR, a power loss after acknowledged writes.
@@ -190,9 +190,9 @@ describe('mutants of issue 12: each caught by the part of the crash exploration 
       failure: /no valid metadata slot/,
     },
   };
-  it('every issue 12 mutant has an aimed exploration', () => {
-    assert.deepEqual(Object.keys(aimedExplorations).sort(), [...issue12Mutants].sort());
-    for (const name of issue12Mutants) assert.ok(Object.hasOwn(mutants, name), name);
+  it('every names-and-integrity mutant has an aimed exploration', () => {
+    assert.deepEqual(Object.keys(aimedExplorations).sort(), [...namesAndIntegrityMutants].sort());
+    for (const name of namesAndIntegrityMutants) assert.ok(Object.hasOwn(mutants, name), name);
   });
   for (const [name, { options, failure }] of Object.entries(aimedExplorations)) {
     it(`${name}: caught`, async () => {
