@@ -94,7 +94,8 @@ function settingsOf(values: ConformValues): Settings {
     const generated = checks.length === 1 && /(^|\/)(fast-check|history)$/.test(checks[0]!);
     if (values.seed === undefined || geometry === undefined || !generated) {
       throw new UsageError(
-        '--path replays one fast-check counterexample: give it with --seed, --check (a fast-check or history check), --regions and --region-size, as the failure printed them',
+        '--path replays one fast-check counterexample: give it with --seed, --check (a fast-check or history check), ' +
+          '--regions and --region-size, as the failure printed them',
       );
     }
   }

@@ -163,7 +163,11 @@ function customShape(values: CrashesValues): Shape {
 }
 
 function progressLine(stats: ExplorationStats): string {
-  return `\r  ${stats.prefixes.toLocaleString('en-US')} prefixes, ${stats.crashPoints.toLocaleString('en-US')} crash points, ${stats.crashStates.toLocaleString('en-US')} crash states, ${statesPerSecond(stats)} states/s`;
+  const count = (value: number): string => value.toLocaleString('en-US');
+  return (
+    `\r  ${count(stats.prefixes)} prefixes, ${count(stats.crashPoints)} crash points, ` +
+    `${count(stats.crashStates)} crash states, ${statesPerSecond(stats)} states/s`
+  );
 }
 
 /** The crash states per kind over every exploration run, with the time: the last lines of the output. */

@@ -136,8 +136,10 @@ async function fuzz(values: Values<typeof description.options>, output: FuzzOutp
   const historyText =
     historyMin === undefined ? '' : ` history>=${historyMin.operations} ops/${historyMin.cycles} cycles`;
   output.out(
-    `fuzz on ${sutName}: regions=${regions} region-size=${regionSize} data=${data}${data === 'labels' ? ` labels=${labels}` : ''} commands-max=${commandsMax} io-max=${ioMax}${historyText}` +
-      `${runs === undefined ? '' : ` runs=${runs}`}${budgetSeconds === undefined ? '' : ` time-budget=${budgetSeconds}s`}${values.path === undefined ? '' : ` path=${values.path}`}\n`,
+    `fuzz on ${sutName}: regions=${regions} region-size=${regionSize} data=${data}` +
+      `${data === 'labels' ? ` labels=${labels}` : ''} commands-max=${commandsMax} io-max=${ioMax}${historyText}` +
+      `${runs === undefined ? '' : ` runs=${runs}`}${budgetSeconds === undefined ? '' : ` time-budget=${budgetSeconds}s`}` +
+      `${values.path === undefined ? '' : ` path=${values.path}`}\n`,
   );
 
   const showProgress = output.progress && !values.quiet;
@@ -185,7 +187,8 @@ async function fuzz(values: Values<typeof description.options>, output: FuzzOutp
     `${[
       `FAIL: ${failure.message}`,
       ...failure.differences.map((d) => `  ${d.field}: expected ${d.expected}, observed ${d.observed}`),
-      `shortest failing sequence (${failure.steps.length} steps), saved to ${failure.tracePath}${failure.reproduced ? '' : ' (WARNING: replaying the saved trace did not fail again)'}:`,
+      `shortest failing sequence (${failure.steps.length} steps), saved to ${failure.tracePath}` +
+        `${failure.reproduced ? '' : ' (WARNING: replaying the saved trace did not fail again)'}:`,
       ...(failure.shrinkCutShort
         ? [
             '(the shrink budget ran out: a shorter one may exist; the fuzz command below resumes shrinking from this one)',

@@ -182,6 +182,15 @@ async function conformAgainst(
   }
 }
 
+/** What the progress line says of conform's run against a mutant (nothing when conform did not run). */
+function conformNote(conform: ConformDetection | null): string {
+  if (conform === null) return '';
+  const where = conform.caught
+    ? `at ${conform.level ?? 'the protocol'} in ${conform.seconds.toFixed(1)} s`
+    : 'MISSED it';
+  return `; conform ${where}`;
+}
+
 function stageTable(rows: readonly Row[]): string[] {
   const withStages = rows.filter((row) => row.detections.length > 0);
   const stageNames = withStages[0]?.detections.map((d) => d.stage) ?? [];
@@ -208,7 +217,9 @@ function conformTable(rows: readonly Row[]): string[] {
     '|---|---|---|---|---|',
     ...run.map((row) => {
       const d = row.conform!;
-      return `| ${row.name} | ${d.caught ? 'yes' : '**no**'} | ${d.level ?? (d.caught ? '(protocol)' : '')} | ${d.check.replace(/\|/g, '\\|')} | ${d.caught ? d.seconds.toFixed(1) : `(${d.seconds.toFixed(1)} run)`} |`;
+      const level = d.level ?? (d.caught ? '(protocol)' : '');
+      const seconds = d.caught ? d.seconds.toFixed(1) : `(${d.seconds.toFixed(1)} run)`;
+      return `| ${row.name} | ${d.caught ? 'yes' : '**no**'} | ${level} | ${d.check.replace(/\|/g, '\\|')} | ${seconds} |`;
     }),
     '',
   ];
@@ -278,7 +289,7 @@ export const command = defineCommand(description, async ({ values }) => {
       const all = [...detections, ...(conform === null ? [] : [conform])];
       const caughtBy = all.filter((d) => d.caught).length;
       process.stderr.write(
-        `${caughtBy === 0 ? 'MISSED' : 'caught'} ${name}: ${caughtBy}/${all.length} stages${conform === null ? '' : `; conform ${conform.caught ? `at ${conform.level ?? 'the protocol'} in ${conform.seconds.toFixed(1)} s` : 'MISSED it'}`}\n`,
+        `${caughtBy === 0 ? 'MISSED' : 'caught'} ${name}: ${caughtBy}/${all.length} stages${conformNote(conform)}\n`,
       );
     }
   } finally {
@@ -296,7 +307,9 @@ export const command = defineCommand(description, async ({ values }) => {
     ...(skipped.length === 0
       ? []
       : [
-          `not run (none of these stages reaches their class): ${skipped.map((name) => `${name} (reached by ${mutants[name]!.reachedBy!.join(', ')})`).join(', ')}`,
+          `not run (none of these stages reaches their class): ${skipped
+            .map((name) => `${name} (reached by ${mutants[name]!.reachedBy!.join(', ')})`)
+            .join(', ')}`,
         ]),
   ];
   process.stdout.write(`${lines.join('\n')}\n`);

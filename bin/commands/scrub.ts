@@ -42,7 +42,8 @@ export function openRefusalLine(error: CowmapError): string {
 
 function summaryLine(dir: string, report: ScrubReport, repair: boolean): string {
   const left = report.findings.filter((finding) => !finding.repaired).length;
-  const counts = `${report.findings.length} finding(s)${repair ? `, ${report.findings.length - left} repaired` : ''}, ${report.regionsChecked} region(s) of P and S checked`;
+  const repaired = repair ? `, ${report.findings.length - left} repaired` : '';
+  const counts = `${report.findings.length} finding(s)${repaired}, ${report.regionsChecked} region(s) of P and S checked`;
   const marked =
     repair && report.repairedRegions.length > 0
       ? `; ${report.repairedRegions.length} region(s) marked in the next map: run a cycle to resend them`

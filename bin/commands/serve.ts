@@ -70,7 +70,8 @@ export const command = defineCommand(description, async ({ values, positionals }
     );
   }
   log(
-    `serving ${dir} (${volume.sizeBytes} bytes, ${volume.regions} regions of ${volume.regionSize}) on ${typeof where === 'number' ? `nbd://127.0.0.1:${where}` : `nbd+unix:///?socket=${where}`}` +
+    `serving ${dir} (${volume.sizeBytes} bytes, ${volume.regions} regions of ${volume.regionSize}) on ` +
+      `${typeof where === 'number' ? `nbd://127.0.0.1:${where}` : `nbd+unix:///?socket=${where}`}` +
       (cycleEverySeconds > 0 ? `, a cycle every ${cycleEverySeconds} s` : '') +
       `; SIGUSR1 runs a cycle (pid ${process.pid})`,
   );

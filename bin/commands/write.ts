@@ -78,7 +78,8 @@ async function writeInput(
     if (written + pendingLength > room) {
       throw new CowmapError(
         'E_RANGE',
-        `write(offset ${offset}) while ${volume.phase}: the input holds more than the ${Math.max(room, 0)} bytes from offset ${offset} to the end of the volume of ${volume.sizeBytes} bytes` +
+        `write(offset ${offset}) while ${volume.phase}: the input holds more than the ${Math.max(room, 0)} bytes ` +
+          `from offset ${offset} to the end of the volume of ${volume.sizeBytes} bytes` +
           (written > 0 ? `; its first ${written} bytes were written` : '; nothing was written'),
       );
     }
@@ -127,7 +128,8 @@ export const command = defineCommand(description, async ({ values, positionals }
         if (stats.isFile() && offset! + stats.size > volume.sizeBytes) {
           throw new CowmapError(
             'E_RANGE',
-            `write(offset ${offset}, length ${stats.size}) while ${volume.phase}: bytes ${offset}..${offset! + stats.size} of --file ${file} are outside the volume of ${volume.sizeBytes} bytes; nothing was written`,
+            `write(offset ${offset}, length ${stats.size}) while ${volume.phase}: bytes ${offset}..${offset! + stats.size} ` +
+              `of --file ${file} are outside the volume of ${volume.sizeBytes} bytes; nothing was written`,
           );
         }
       }
