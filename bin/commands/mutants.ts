@@ -32,6 +32,7 @@ import { ReferenceSut } from '../../harness/referenceSut.ts';
 import { bundledTracesDir, traceFiles } from '../../harness/trace/traceFiles.ts';
 import { standardStages } from '../../harness/verifyPlan.ts';
 import { verify } from '../../harness/verify.ts';
+import type { Values } from '../command.ts';
 import { defineCommand } from '../command.ts';
 import { description } from '../descriptions/mutants.ts';
 import { budgetSecondsBounds, integerOption, seedBounds } from '../integerOption.ts';
@@ -59,7 +60,7 @@ interface Row {
 }
 
 /** Stage keys for --stages, matched against the start of each verify stage's name; `conform` is the adapter run. */
-const verifyStageKeys: Readonly<Record<Exclude<MutantStageKey, 'conform' | 'crashes-wide'>, RegExp>> = {
+const verifyStageKeys: Readonly<Record<VerifyStageKey, RegExp>> = {
   fig4: /^FIG\. 4/,
   traces: /^traces\//,
   paths: /^path tests/,
@@ -225,7 +226,21 @@ function conformTable(rows: readonly Row[]): string[] {
   ];
 }
 
-export const command = defineCommand(description, async ({ values }) => {
+type VerifyStageKey = Exclude<MutantStageKey, 'conform' | 'crashes-wide'>;
+
+/** What the options ask for: the mutants to run (and those skipped), the stages, the seed and budget. */
+interface Selection {
+  readonly seed: number;
+  readonly budget: number;
+  readonly quick: boolean;
+  readonly names: readonly string[];
+  readonly skipped: readonly string[];
+  readonly verifyKeys: readonly VerifyStageKey[];
+  readonly runWide: boolean;
+  readonly runConform: boolean;
+}
+
+function selectionOf(values: Values<typeof description.options>): Selection {
   const seed = integerOption('seed', values.seed, seedBounds);
   const budget = integerOption('time-budget', values['time-budget'], budgetSecondsBounds);
   const asked = values.only === undefined ? Object.keys(mutants) : values.only.split(',');
@@ -234,67 +249,65 @@ export const command = defineCommand(description, async ({ values }) => {
   for (const key of keys) {
     if (!stageKeys.includes(key)) throw new UsageError(`no stage '${key}' (stages: ${stageKeys.join(', ')})`);
   }
-  const runConform = keys.includes(conformKey);
-  const runWide = keys.includes(wideKey);
-  const verifyKeys = keys.filter((key) => key !== conformKey && key !== wideKey) as Exclude<
-    MutantStageKey,
-    'conform' | 'crashes-wide'
-  >[];
-  const selected = (stageName: string) => verifyKeys.some((key) => verifyStageKeys[key].test(stageName));
   // A mutant that none of the stages asked for reaches would be missed by design: it is not run.
   const names = asked.filter((name) => {
     const reachedBy = mutants[name]!.reachedBy;
     return reachedBy === undefined || reachedBy.some((key) => keys.includes(key));
   });
-  const skipped = asked.filter((name) => !names.includes(name));
-  // Failing traces of mutants go to a scratch folder: they are expected, not news.
-  const scratch = mkdtempSync(join(tmpdir(), 'cowmap-mutants-'));
-  const rows: Row[] = [];
-  try {
-    for (const name of names) {
-      const mutant = mutants[name]!;
-      const label = `mutant ${name}`;
-      const detections: Detection[] = [];
-      // Every stage on its own, so the table shows what each check catches, not
-      // only the first: the hand-written traces should not be the only net.
-      const stages = standardStages({
-        quick: values.quick,
-        mutantName: name,
-        volumeClass: mutant.volumeClass,
-      }).filter((stage) => selected(stage.name));
-      if (stages.length !== verifyKeys.length)
-        throw new Error(`mutants: ${stages.length} stages matched ${verifyKeys.length} keys`);
-      for (const stage of stages) {
-        const result = await verify([stage], {
-          makeSut: () => new ReferenceSut({ volumeClass: mutant.volumeClass, name: label }),
-          seed,
-          budgetSeconds: budget,
-          traceFiles: traceFiles(bundledTracesDir),
-          failuresDir: scratch,
-        });
-        const stageResult = result.stages[0]!;
-        const caught = stageResult.failure !== null;
-        detections.push({
-          stage: stage.name,
-          caught,
-          seconds: stageResult.seconds,
-          check: caught ? checkOf(stageResult.failure!) : '',
-        });
-      }
-      if (runWide) detections.push(await wideCrashes(mutant.volumeClass, values.quick, scratch));
-      const conform = runConform
-        ? await conformAgainst(name, { seed, budgetSeconds: budget, quick: values.quick, failuresDir: scratch })
-        : null;
-      rows.push({ name, description: mutant.description, detections, conform });
-      const all = [...detections, ...(conform === null ? [] : [conform])];
-      const caughtBy = all.filter((d) => d.caught).length;
-      process.stderr.write(
-        `${caughtBy === 0 ? 'MISSED' : 'caught'} ${name}: ${caughtBy}/${all.length} stages${conformNote(conform)}\n`,
-      );
-    }
-  } finally {
-    rmSync(scratch, { recursive: true, force: true });
+  return {
+    seed,
+    budget,
+    quick: values.quick,
+    names,
+    skipped: asked.filter((name) => !names.includes(name)),
+    verifyKeys: keys.filter((key) => key !== conformKey && key !== wideKey) as VerifyStageKey[],
+    runWide: keys.includes(wideKey),
+    runConform: keys.includes(conformKey),
+  };
+}
+
+/**
+ * Every selected stage against the mutant `name`, each on its own, so the table
+ * shows what each check catches, not only the first: the hand-written traces
+ * should not be the only net. Failing traces go to `scratch`.
+ */
+async function mutantRow(name: string, selection: Selection, scratch: string): Promise<Row> {
+  const mutant = mutants[name]!;
+  const { seed, budget, quick, verifyKeys } = selection;
+  const selected = (stageName: string) => verifyKeys.some((key) => verifyStageKeys[key].test(stageName));
+  const stages = standardStages({ quick, mutantName: name, volumeClass: mutant.volumeClass }).filter((stage) =>
+    selected(stage.name),
+  );
+  if (stages.length !== verifyKeys.length)
+    throw new Error(`mutants: ${stages.length} stages matched ${verifyKeys.length} keys`);
+  const detections: Detection[] = [];
+  for (const stage of stages) {
+    const result = await verify([stage], {
+      makeSut: () => new ReferenceSut({ volumeClass: mutant.volumeClass, name: `mutant ${name}` }),
+      seed,
+      budgetSeconds: budget,
+      traceFiles: traceFiles(bundledTracesDir),
+      failuresDir: scratch,
+    });
+    const stageResult = result.stages[0]!;
+    const caught = stageResult.failure !== null;
+    detections.push({
+      stage: stage.name,
+      caught,
+      seconds: stageResult.seconds,
+      check: caught ? checkOf(stageResult.failure!) : '',
+    });
   }
+  if (selection.runWide) detections.push(await wideCrashes(mutant.volumeClass, quick, scratch));
+  const conform = selection.runConform
+    ? await conformAgainst(name, { seed, budgetSeconds: budget, quick, failuresDir: scratch })
+    : null;
+  return { name, description: mutant.description, detections, conform };
+}
+
+/** The tables, the count of caught and missed mutants, and the mutants not run. */
+function summaryLines(rows: readonly Row[], selection: Selection): { lines: string[]; missed: number } {
+  const { seed, budget, runConform, skipped } = selection;
   const missed = rows.filter(
     (row) => ![...row.detections, ...(row.conform === null ? [] : [row.conform])].some((d) => d.caught),
   ).length;
@@ -302,7 +315,8 @@ export const command = defineCommand(description, async ({ values }) => {
   const lines = [
     ...stageTable(rows),
     ...conformTable(rows),
-    `${rows.length - missed} caught, ${missed} missed (seed ${seed}, time budget ${budget} s per randomised stage${runConform ? ' and per conform run' : ''})` +
+    `${rows.length - missed} caught, ${missed} missed (seed ${seed}, time budget ${budget} s per randomised stage` +
+      `${runConform ? ' and per conform run' : ''})` +
       (runConform ? `; conform caught ${rows.length - conformMissed} of ${rows.length}` : ''),
     ...(skipped.length === 0
       ? []
@@ -312,6 +326,28 @@ export const command = defineCommand(description, async ({ values }) => {
             .join(', ')}`,
         ]),
   ];
+  return { lines, missed };
+}
+
+export const command = defineCommand(description, async ({ values }) => {
+  const selection = selectionOf(values);
+  // Failing traces of mutants go to a scratch folder: they are expected, not news.
+  const scratch = mkdtempSync(join(tmpdir(), 'cowmap-mutants-'));
+  const rows: Row[] = [];
+  try {
+    for (const name of selection.names) {
+      const row = await mutantRow(name, selection, scratch);
+      rows.push(row);
+      const all = [...row.detections, ...(row.conform === null ? [] : [row.conform])];
+      const caughtBy = all.filter((d) => d.caught).length;
+      process.stderr.write(
+        `${caughtBy === 0 ? 'MISSED' : 'caught'} ${name}: ${caughtBy}/${all.length} stages${conformNote(row.conform)}\n`,
+      );
+    }
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+  const { lines, missed } = summaryLines(rows, selection);
   process.stdout.write(`${lines.join('\n')}\n`);
   return missed > 0 ? 1 : 0;
 });
