@@ -68,6 +68,24 @@ function parseCrashModes(text: string | undefined): readonly FaultMode[] | undef
   return modes as FaultMode[];
 }
 
+/** What a failure prints: the difference, the saved trace, and how to replay it. */
+function failureReport(failure: NonNullable<FuzzResult['failure']>, seed: number): string {
+  return `${[
+    `FAIL: ${failure.message}`,
+    ...failure.differences.map((d) => `  ${d.field}: expected ${d.expected}, observed ${d.observed}`),
+    `shortest failing sequence (${failure.steps.length} steps), saved to ${failure.tracePath}` +
+      `${failure.reproduced ? '' : ' (WARNING: replaying the saved trace did not fail again)'}:`,
+    ...(failure.shrinkCutShort
+      ? ['(the shrink budget ran out: a shorter one may exist; the fuzz command below resumes shrinking from this one)']
+      : []),
+    failure.trace.trimEnd(),
+    `seed: ${seed}`,
+    `path: ${failure.path}`,
+    'replay:',
+    ...failure.replay.map((line) => `  ${line}`),
+  ].join('\n')}\n`;
+}
+
 /** One of `choices`, or a UsageError naming them. */
 function choiceOption<T extends string>(name: string, text: string, choices: readonly T[]): T {
   if ((choices as readonly string[]).includes(text)) return text as T;
@@ -183,24 +201,7 @@ async function fuzz(values: Values<typeof description.options>, output: FuzzOutp
     output.out(`ok: no failure in ${result.runs} runs (seed ${seed})\n`);
     return 0;
   }
-  output.out(
-    `${[
-      `FAIL: ${failure.message}`,
-      ...failure.differences.map((d) => `  ${d.field}: expected ${d.expected}, observed ${d.observed}`),
-      `shortest failing sequence (${failure.steps.length} steps), saved to ${failure.tracePath}` +
-        `${failure.reproduced ? '' : ' (WARNING: replaying the saved trace did not fail again)'}:`,
-      ...(failure.shrinkCutShort
-        ? [
-            '(the shrink budget ran out: a shorter one may exist; the fuzz command below resumes shrinking from this one)',
-          ]
-        : []),
-      failure.trace.trimEnd(),
-      `seed: ${seed}`,
-      `path: ${failure.path}`,
-      'replay:',
-      ...failure.replay.map((line) => `  ${line}`),
-    ].join('\n')}\n`,
-  );
+  output.out(failureReport(failure, seed));
   return 1;
 }
 
