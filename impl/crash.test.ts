@@ -1,11 +1,12 @@
 // Crashes inside every operation, after each of its durable I/O calls, in the
 // three models of docs/protocol.md section 5: process (every write kept), power (each
 // unsynced write kept or dropped whole) and torn (each unsynced write kept or
-// dropped per 512-byte sector). After recovery the state must be one that section
-// 5 allows, and INV-COVER must hold. The crash layer here is a small one written
-// for this test (the conformance harness has its own): it models lost and torn
-// file writes only, so crashes are armed after create, when every namespace
-// operation is already durable.
+// dropped per sector of impl/geometry.ts's sectorSize). After recovery the state
+// must be one that section 5 allows, and INV-COVER must hold. The crash layer is
+// the harness's (harness/crash/, through the storage double family), over
+// node:fs; crashes are armed after create, when every namespace operation is
+// already durable, and the operations truncate nothing: only file writes are
+// kept, dropped or torn, by the choices of each mode.
 //
 // A second suite kills the process inside each operation, recovers and finishes
 // the cycle on storage that still owes the killed process's unsynced writes, and
@@ -20,164 +21,12 @@ import { sectorSize } from './geometry.ts';
 import { makeTemporaryDir, NodeStorage, removeTree } from './nodeStorage.ts';
 import { ReplicatedVolume, type VolumeState } from './replicatedVolume.ts';
 import { runCycle } from './runCycle.ts';
-import type { FileHandle, Lock, LockOptions, OpenFileOptions, Storage } from './storage.ts';
-
-class Crash extends Error {
-  override readonly name = 'Crash';
-}
-
-interface UnsyncedWrite {
-  path: string;
-  position: number;
-  before: Uint8Array;
-  after: Uint8Array;
-}
-
-/** Crashes at the durable call after the k-th from arming; then loses unsynced writes as told. */
-class CrashingStorage implements Storage {
-  private ioCount = 0;
-  private crashAt: number | null = null;
-  private dead = false;
-  private readonly unsynced: UnsyncedWrite[];
-  private readonly handles: FileHandle[] = [];
-  private readonly locks: Lock[] = [];
-
-  /** `owed`: unsynced writes of a process killed earlier, still in the page cache. */
-  constructor(
-    private readonly inner: Storage,
-    owed: readonly UnsyncedWrite[] = [],
-  ) {
-    this.unsynced = [...owed];
-  }
-
-  arm(afterIo: number): void {
-    assert.equal(this.unsynced.length, 0, 'armed with unsynced writes about');
-    this.crashAt = this.ioCount + afterIo;
-  }
-
-  private alive(): void {
-    if (this.dead) throw new Crash('the storage crashed earlier');
-  }
-
-  private durable(): void {
-    this.alive();
-    if (this.crashAt !== null && this.ioCount >= this.crashAt) {
-      this.dead = true;
-      throw new Crash(`crash after durable call ${this.ioCount}`);
-    }
-    this.ioCount++;
-  }
-
-  open(path: string, options: OpenFileOptions): FileHandle {
-    this.alive();
-    if (options.create) this.durable();
-    const inner = this.inner.open(path, options);
-    this.handles.push(inner);
-    const storage = this;
-    return {
-      path,
-      read(position, length) {
-        storage.alive();
-        return inner.read(position, length);
-      },
-      write(position, data) {
-        storage.durable();
-        const before = inner.read(position, data.length);
-        inner.write(position, data);
-        storage.unsynced.push({ path, position, before, after: data.slice() });
-      },
-      sync() {
-        storage.durable();
-        inner.sync();
-        for (let i = storage.unsynced.length - 1; i >= 0; i--)
-          if (storage.unsynced[i]!.path === path) storage.unsynced.splice(i, 1);
-      },
-      truncate(length) {
-        assert.equal(storage.crashAt, null, 'truncate while armed is not modelled');
-        storage.durable();
-        inner.truncate(length);
-        inner.sync();
-      },
-      size() {
-        storage.alive();
-        return inner.size();
-      },
-      close: () => inner.close(),
-    };
-  }
-  exists(path: string): boolean {
-    this.alive();
-    return this.inner.exists(path);
-  }
-  list(path: string): string[] {
-    this.alive();
-    return this.inner.list(path);
-  }
-  // Namespace operations happen only in create, before any crash is armed.
-  mkdir(path: string): void {
-    this.durable();
-    this.inner.mkdir(path);
-  }
-  syncDir(path: string): void {
-    this.durable();
-    this.inner.syncDir(path);
-  }
-  rename(from: string, to: string): void {
-    this.durable();
-    this.inner.rename(from, to);
-  }
-  unlink(path: string): void {
-    this.durable();
-    this.inner.unlink(path);
-  }
-  rmdir(path: string): void {
-    this.durable();
-    this.inner.rmdir(path);
-  }
-  lock(dir: string, options?: LockOptions): Lock | null {
-    this.alive();
-    const lock = this.inner.lock(dir, options);
-    if (lock !== null) this.locks.push(lock);
-    return lock;
-  }
-
-  /** A process kill: handles closed, locks released, nothing lost. Returns the writes the page cache still owes the disk. */
-  kill(): UnsyncedWrite[] {
-    this.dead = true;
-    for (const handle of this.handles) handle.close();
-    for (const lock of this.locks) lock.release();
-    return [...this.unsynced];
-  }
-
-  /**
-   * The process is gone: handles closed, locks released. Then the unsynced writes
-   * are undone newest first and re-applied oldest first, sector by sector, where
-   * `keep(writeIndex, sectorIndex)` says so (sectors counted from file offset 0).
-   */
-  loseUnsynced(keep: (writeIndex: number, sectorIndex: number) => boolean): void {
-    this.dead = true;
-    for (const handle of this.handles) handle.close();
-    for (const lock of this.locks) lock.release();
-    const patch = (path: string, position: number, bytes: Uint8Array) => {
-      const file = this.inner.open(path, { create: false });
-      file.write(position, bytes);
-      file.sync();
-      file.close();
-    };
-    for (let i = this.unsynced.length - 1; i >= 0; i--)
-      patch(this.unsynced[i]!.path, this.unsynced[i]!.position, this.unsynced[i]!.before);
-    this.unsynced.forEach((write, writeIndex) => {
-      const end = write.position + write.after.length;
-      let sectorIndex = 0;
-      for (let start = write.position; start < end; sectorIndex++) {
-        const stop = Math.min(end, (Math.floor(start / sectorSize) + 1) * sectorSize);
-        if (keep(writeIndex, sectorIndex))
-          patch(write.path, start, write.after.subarray(start - write.position, stop - write.position));
-        start = stop;
-      }
-    });
-  }
-}
+import {
+  type ArmCrashOptions,
+  type CrashReport,
+  CrashStorage,
+  isSimulatedCrash,
+} from '../harness/storage/storageDoubles.ts';
 
 /** A small seeded generator (mulberry32) for the keep/drop coins. */
 function coins(seed: number): () => boolean {
@@ -195,6 +44,20 @@ interface Mode {
   name: string;
   torn: boolean;
   keep: () => (writeIndex: number, sectorIndex: number) => boolean;
+}
+
+/** The crash layer's crash for a mode: the kind of crash, and the mode's keep choices for the unsynced writes. */
+function crashOf(mode: Mode): Omit<ArmCrashOptions, 'afterIo'> {
+  if (mode.name === 'process') return { mode: 'process' };
+  const keep = mode.keep();
+  if (mode.torn) return { mode: 'power', torn: true, keepSector: keep };
+  return { mode: 'power', keepWrite: (writeIndex) => keep(writeIndex, 0) };
+}
+
+/** Nothing but file writes was unsynced at the crash (see the header). */
+function assertWritesOnly(report: CrashReport | null, context: string): void {
+  assert.ok(report !== null, `${context}: no crash report`);
+  assert.deepEqual([report.truncates, report.namespace], [[], []], `${context}: an unsynced truncate or name`);
 }
 
 const modes: Mode[] = [
@@ -320,20 +183,30 @@ function run(volume: ReplicatedVolume, scenario: Scenario): void {
 
 /**
  * Creates a volume in `dir` on `storage`, sets the scenario up, then runs its
- * operation armed to crash after durable call `k`. True when it crashed; false
- * when it made fewer calls and completed.
+ * operation armed to crash as `crash` says after durable call `k`; when it made
+ * fewer calls and completed, the crash comes right after it. True when it
+ * crashed inside the operation.
  */
-function crashInside(storage: CrashingStorage, dir: string, scenario: Scenario, k: number): boolean {
+function crashInside(
+  storage: CrashStorage,
+  dir: string,
+  scenario: Scenario,
+  k: number,
+  crash: Omit<ArmCrashOptions, 'afterIo'>,
+): boolean {
   const volume = ReplicatedVolume.create(storage, dir, { regions, regionSize });
   scenario.setup(volume);
-  storage.arm(k);
+  assert.equal(storage.unsyncedWriteCount(), 0, 'armed with unsynced writes about');
+  storage.armCrash({ afterIo: k, ...crash });
   try {
     run(volume, scenario);
-    return false;
   } catch (error) {
-    if (!(error instanceof Crash)) throw error;
+    if (!isSimulatedCrash(error)) throw error;
+    assertWritesOnly(error.report, `${scenario.name}, crash after durable call ${k}`);
     return true;
   }
+  assertWritesOnly(storage.crashNow(crash.mode, crash), `${scenario.name}, crash after it completed`);
+  return false;
 }
 
 /** Every sector of `bytes` is that sector of `a` or of `b`. */
@@ -473,10 +346,8 @@ describe('crash inside an operation (docs/protocol.md section 5)', () => {
         for (let k = 0; ; k++) {
           assert.ok(k < 32, 'an operation of more than 32 durable calls');
           const dir = join(root, `${caseCount++}`);
-          const storage = new CrashingStorage(plain);
-          const crashed = crashInside(storage, dir, scenario, k);
           // Completed: the crash comes right after it, and must change nothing.
-          storage.loseUnsynced(mode.keep());
+          const crashed = crashInside(new CrashStorage(plain), dir, scenario, k, crashOf(mode));
           const recovered = ReplicatedVolume.open(plain, dir);
           const got = observe(recovered, scenario.region);
           const context = `${scenario.name}, ${mode.name}, crash after durable call ${k}${crashed ? '' : ' (completed)'}`;
@@ -507,18 +378,19 @@ describe('a power loss after a kill, a recovery and a completed cycle (docs/prot
       for (let k = 0; ; k++) {
         assert.ok(k < 32, 'an operation of more than 32 durable calls');
         const dir = join(root, `${caseCount++}`);
-        const killed = new CrashingStorage(plain);
-        const crashed = crashInside(killed, dir, scenario, k);
+        const killed = new CrashStorage(plain);
+        const crashed = crashInside(killed, dir, scenario, k, { mode: 'process' });
         // Recovery and a whole cycle on storage that still owes the killed process's writes.
-        const later = new CrashingStorage(plain, killed.kill());
+        const later = new CrashStorage(plain);
+        killed.handOverTo(later);
         const recovered = ReplicatedVolume.open(later, dir);
         // The cycle that recovery resumed, if any, run to completion.
         if (recovered.phase === 'replicating') runCycle(recovered);
         const settled = recovered.state();
         const context = `${scenario.name}, killed after durable call ${k}${crashed ? '' : ' (completed)'}`;
         assertCovered(settled, context);
-        // Power loss: every write not synced by now is lost.
-        later.loseUnsynced(() => false);
+        // Power loss: every write, truncate and name not made durable by now is lost.
+        later.crashNow('power', { keepWrite: () => false, keepTruncate: () => false, keepNamespace: () => false });
         const reopened = ReplicatedVolume.open(plain, dir);
         assert.deepEqual(
           reopened.state(),

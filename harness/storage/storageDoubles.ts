@@ -6,7 +6,8 @@
 // RecordingStorage outside a FailingStorage logs the failed call too.
 
 export { CrashStorage, type CrashStorageOptions } from '../crash/crashStorage.ts';
-export { isSimulatedCrash, SimulatedCrash } from '../crash/crashReport.ts';
+export { type CrashReport, isSimulatedCrash, SimulatedCrash } from '../crash/crashReport.ts';
+export type { ArmCrashOptions, PowerChoices } from '../crash/powerChoices.ts';
 export { CountingStorage, type IoCounts } from './countingStorage.ts';
 export { FailingStorage, type FailWhen, type Failure } from './failingStorage.ts';
 export { MemoryStorage } from './memoryStorage.ts';
