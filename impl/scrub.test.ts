@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import { sha256Hex } from './checksum.ts';
 import { digestPageBytes } from './digestTable.ts';
-import { CrashStorage, isSimulatedCrash } from '../harness/crashStorage.ts';
+import { CrashStorage, isSimulatedCrash } from '../harness/storage/storageDoubles.ts';
 import { makeTemporaryDir, NodeStorage, removeTree } from './nodeStorage.ts';
 import { ReplicatedVolume } from './replicatedVolume.ts';
 import { runCycle } from './runCycle.ts';
