@@ -25,6 +25,7 @@ import { runScenario, scenarioTrace } from './scenario.ts';
 import type { ScenarioStep } from './scenario.ts';
 import type { CrashingReply, CrashRequest, SutOp, SystemUnderTest } from './sut.ts';
 import { ContentBook } from './trace/content.ts';
+import { fileSafe } from './fileSafe.ts';
 
 export interface SweepOptions {
   readonly geometry: Geometry;
@@ -213,38 +214,76 @@ class ObservedSut implements SystemUnderTest {
   }
 }
 
-function fileSafe(text: string): string {
-  return text
-    .replace(/[^A-Za-z0-9]+/g, '-')
-    .replace(/^-|-$/g, '')
-    .toLowerCase();
+/** The situations asked for, checked: an unknown name is a RangeError that lists the known ones. */
+function checkSituationNames(names: readonly string[] | undefined): void {
+  const unknown = (names ?? []).filter((name) => !situations.some((situation) => situation.name === name));
+  if (unknown.length > 0)
+    throw new RangeError(
+      `failpoint sweep: no situation named ${unknown.map((name) => `'${name}'`).join(', ')} ` +
+        `(known: ${situations.map((situation) => situation.name).join('; ')})`,
+    );
+}
+
+/** One run of a situation: where it crashes, and its seed. */
+interface SweepRun {
+  readonly situation: Situation;
+  readonly picks: Picks;
+  readonly mode: FaultMode;
+  readonly afterIo: number;
+  readonly runSeed: number;
+}
+
+/** The run's scenario: the prefix, the operation with its failpoint, recover, then the cycle's end and one more. */
+function sweepScenario(run: SweepRun, geometry: Geometry): ScenarioStep[] {
+  const { situation, picks, mode, afterIo, runSeed } = run;
+  const prng = new Prng(runSeed);
+  const write: Writer = (region) => ({
+    type: 'write',
+    region,
+    data: randomContent(prng.nextUint32(), geometry.regionSize),
+  });
+  return [
+    ...situation.prefix(picks, write).map((op): ScenarioStep => ({ kind: 'op', op })),
+    { kind: 'crashInside', op: situation.operation(picks, write), crash: crashRequest(mode, afterIo, runSeed) },
+    { kind: 'recover' },
+    ...tail(picks).map((op): ScenarioStep => ({ kind: 'op', op })),
+  ];
+}
+
+/** A failing run, saved as a trace in failuresDir. */
+function saveSweepFailure(
+  options: SweepOptions,
+  run: SweepRun,
+  sutName: string,
+  scenario: Awaited<ReturnType<typeof runScenario>>,
+): NonNullable<SweepResult['failure']> {
+  const { geometry } = options;
+  const { situation, picks, mode, afterIo, runSeed } = run;
+  const failure = scenario.failure!;
+  const title = `failpoint sweep: ${situation.name}, ${mode} crash after io ${afterIo}`;
+  const comments = [
+    `${title}, on ${sutName}`,
+    `regions ${picks.region} and ${picks.other} of ${geometry.regions} x ${geometry.regionSize} B, seed ${runSeed}`,
+    `failed at step ${failure.stepIndex + 1}: ${failure.message.split('\n')[0]}`,
+  ];
+  mkdirSync(options.failuresDir, { recursive: true });
+  const tracePath = join(
+    options.failuresDir,
+    `failpoint-${fileSafe(situation.name)}-${mode}-io${afterIo}-${runSeed}.jsonl`,
+  );
+  writeFileSync(tracePath, scenarioTrace(geometry, scenario.records, title, comments, runSeed));
+  return { message: `${title}: ${failure.message}`, differences: failure.differences, tracePath };
 }
 
 export async function runFailpointSweep(options: SweepOptions): Promise<SweepResult> {
   const { geometry } = options;
   const ioCountMax = options.ioCountMax ?? sweepDefaults.ioCountMax;
   const covered = new Set<string>();
-  let runs = 0;
-  let steps = 0;
-  let crashPoints = 0;
+  const totals = { runs: 0, steps: 0, crashPoints: 0 };
   const swept: SweptSituation[] = [];
-  const result = (failure: SweepResult['failure']): SweepResult => ({
-    runs,
-    steps,
-    crashPoints,
-    covered,
-    failure,
-    swept,
-  });
+  const result = (failure: SweepResult['failure']): SweepResult => ({ ...totals, covered, failure, swept });
 
-  const unknown = (options.situationNames ?? []).filter(
-    (name) => !situations.some((situation) => situation.name === name),
-  );
-  if (unknown.length > 0)
-    throw new RangeError(
-      `failpoint sweep: no situation named ${unknown.map((name) => `'${name}'`).join(', ')} ` +
-        `(known: ${situations.map((situation) => situation.name).join('; ')})`,
-    );
+  checkSituationNames(options.situationNames);
   for (const [index, situation] of situations.entries()) {
     if (options.situationNames !== undefined && !options.situationNames.includes(situation.name)) continue;
     const picks = picksFor(geometry.regions, index, options.seed);
@@ -261,46 +300,21 @@ export async function runFailpointSweep(options: SweepOptions): Promise<SweepRes
         if (options.shouldStop?.() === true) return result(null);
         const runSeed =
           (options.seed + index * 1_000_003 + afterIo * 7919 + options.modes.indexOf(mode) * 104_729) >>> 0;
-        const book = new ContentBook(geometry.regionSize);
-        const prng = new Prng(runSeed);
-        const write: Writer = (region) => ({
-          type: 'write',
-          region,
-          data: randomContent(prng.nextUint32(), geometry.regionSize),
-        });
-        const scenario: ScenarioStep[] = [
-          ...situation.prefix(picks, write).map((op): ScenarioStep => ({ kind: 'op', op })),
-          { kind: 'crashInside', op: situation.operation(picks, write), crash: crashRequest(mode, afterIo, runSeed) },
-          { kind: 'recover' },
-          ...tail(picks).map((op): ScenarioStep => ({ kind: 'op', op })),
-        ];
+        const run: SweepRun = { situation, picks, mode, afterIo, runSeed };
         const sut = new ObservedSut(options.makeSut());
         options.onProgress?.(`failpoint sweep: ${situation.name}, ${mode}, crash after io ${afterIo}`);
-        const run = await runScenario(sut, geometry, scenario, book);
-        runs++;
-        steps += sut.steps;
-        for (const id of run.covered) covered.add(id);
-        if (run.failure !== null) {
-          const title = `failpoint sweep: ${situation.name}, ${mode} crash after io ${afterIo}`;
-          const comments = [
-            `${title}, on ${sut.name}`,
-            `regions ${picks.region} and ${picks.other} of ${geometry.regions} x ${geometry.regionSize} B, seed ${runSeed}`,
-            `failed at step ${run.failure.stepIndex + 1}: ${run.failure.message.split('\n')[0]}`,
-          ];
-          mkdirSync(options.failuresDir, { recursive: true });
-          const tracePath = join(
-            options.failuresDir,
-            `failpoint-${fileSafe(situation.name)}-${mode}-io${afterIo}-${runSeed}.jsonl`,
-          );
-          writeFileSync(tracePath, scenarioTrace(geometry, run.records, title, comments, runSeed));
-          return result({
-            message: `${title}: ${run.failure.message}`,
-            differences: run.failure.differences,
-            tracePath,
-          });
-        }
+        const scenario = await runScenario(
+          sut,
+          geometry,
+          sweepScenario(run, geometry),
+          new ContentBook(geometry.regionSize),
+        );
+        totals.runs++;
+        totals.steps += sut.steps;
+        for (const id of scenario.covered) covered.add(id);
+        if (scenario.failure !== null) return result(saveSweepFailure(options, run, sut.name, scenario));
         if (sut.crashedInside === true) {
-          crashPoints++;
+          totals.crashPoints++;
           entry.crashPoints++;
         } else {
           // The operation completed before its k-th call: every failpoint inside it was swept.

@@ -6,18 +6,12 @@ import type { Geometry } from '../../model/types.ts';
 import { Deadline, share } from './budget.ts';
 import type { CheckContext } from './context.ts';
 import type { CheckSpec } from './plan.ts';
+import { fileSafe } from '../fileSafe.ts';
 
 /** A geometry's deadline: an equal share of what the check has left, no later than the check's own. */
 export function geometryDeadline(check: Deadline, geometriesLeft: number): Deadline {
   const now = performance.now();
   return new Deadline(Math.min(check.atMs, now + share(check.remainingMs(), 1, geometriesLeft)));
-}
-
-export function fileSafe(text: string): string {
-  return text
-    .replace(/[^A-Za-z0-9]+/g, '-')
-    .replace(/^-|-$/g, '')
-    .toLowerCase();
 }
 
 export function geometryDir(context: CheckContext, spec: CheckSpec, geometry: Geometry): string {

@@ -13,7 +13,8 @@ import { countUnit, newTally } from './context.ts';
 import type { CheckContext, CheckTally } from './context.ts';
 import { fromScenario, replayCommand } from './failure.ts';
 import type { CheckSpec } from './plan.ts';
-import { fileSafe, geometryDeadline } from './geometryUnits.ts';
+import { geometryDeadline } from './geometryUnits.ts';
+import { fileSafe } from '../fileSafe.ts';
 
 /** The model's regions for path tests: two (one with --quick), mapped onto each volume. */
 export function pathModelRegions(quick: boolean): number {

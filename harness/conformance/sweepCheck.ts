@@ -63,53 +63,66 @@ export async function runSweepCheck(
       });
       continue;
     }
-    let cut = false;
-    const started = performance.now();
-    const result = await runFailpointSweep({
-      geometry,
-      modes: spec.crashModes,
-      seed: context.seed,
-      failuresDir: context.failuresDir,
-      makeSut: () => context.sut,
-      situationNames: [name],
-      shouldStop: () => {
-        cut = context.interrupted() || deadline.passed() || !deadline.fits(context.rate.estimateMs(12));
-        return cut;
-      },
-      onProgress: (text) =>
-        context.progress(spec.id, `${describeGeometry(geometry)}: ${text.replace(/^failpoint sweep: /, '')}`),
-    });
-    const ms = performance.now() - started;
-    countUnit(context, tally, {
-      runs: result.runs,
-      steps: result.steps,
-      crashPoints: result.crashPoints,
-      covered: result.covered,
-      ms,
-    });
-    if (cut && !context.interrupted()) tally.cutByBudget = true;
-    if (result.runs === 0) continue;
-    if (!tally.geometries.includes(geometry)) tally.geometries.push(geometry);
-    const failure =
-      result.failure === null
-        ? null
-        : fromScenario(
-            null,
-            result.failure.message,
-            result.failure.differences,
-            result.failure.tracePath,
-            context.command,
-          );
-    tally.cases.push({
-      name,
-      geometry: describeGeometry(geometry),
-      runs: result.runs,
-      steps: result.steps,
-      seconds: ms / 1000,
-      failure,
-      skipped: null,
-    });
-    if (failure !== null && !context.keepGoing) return tally;
+    const failed = await sweepSituation(spec, name, geometry, deadline, context, tally);
+    if (failed && !context.keepGoing) return tally;
   }
   return tally;
+}
+
+/** One situation swept whole on one geometry, counted into the tally as a case; true when it failed. */
+async function sweepSituation(
+  spec: CheckSpec,
+  name: string,
+  geometry: Geometry,
+  deadline: Deadline,
+  context: CheckContext,
+  tally: CheckTally,
+): Promise<boolean> {
+  let cut = false;
+  const started = performance.now();
+  const result = await runFailpointSweep({
+    geometry,
+    modes: spec.crashModes,
+    seed: context.seed,
+    failuresDir: context.failuresDir,
+    makeSut: () => context.sut,
+    situationNames: [name],
+    shouldStop: () => {
+      cut = context.interrupted() || deadline.passed() || !deadline.fits(context.rate.estimateMs(12));
+      return cut;
+    },
+    onProgress: (text) =>
+      context.progress(spec.id, `${describeGeometry(geometry)}: ${text.replace(/^failpoint sweep: /, '')}`),
+  });
+  const ms = performance.now() - started;
+  countUnit(context, tally, {
+    runs: result.runs,
+    steps: result.steps,
+    crashPoints: result.crashPoints,
+    covered: result.covered,
+    ms,
+  });
+  if (cut && !context.interrupted()) tally.cutByBudget = true;
+  if (result.runs === 0) return false;
+  if (!tally.geometries.includes(geometry)) tally.geometries.push(geometry);
+  const failure =
+    result.failure === null
+      ? null
+      : fromScenario(
+          null,
+          result.failure.message,
+          result.failure.differences,
+          result.failure.tracePath,
+          context.command,
+        );
+  tally.cases.push({
+    name,
+    geometry: describeGeometry(geometry),
+    runs: result.runs,
+    steps: result.steps,
+    seconds: ms / 1000,
+    failure,
+    skipped: null,
+  });
+  return failure !== null;
 }
