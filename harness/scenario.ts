@@ -4,10 +4,11 @@
 // exploration all run their cases through here.
 
 import { judge } from '../model/rules.ts';
-import type { Geometry, Op } from '../model/types.ts';
+import type { Geometry } from '../model/types.ts';
 import { Oracle, OracleFailure } from './oracle.ts';
 import type { Difference, OracleStats } from './oracle.ts';
-import type { CrashRequest, SutOp, SystemUnderTest } from './sut.ts';
+import type { CrashRequest, SutOp, SystemUnderTest } from './sut/systemUnderTest.ts';
+import { modelOpOf } from './sut/systemUnderTest.ts';
 import type { ContentBook } from './trace/content.ts';
 import { defaultNames } from './trace/reader.ts';
 import { formatTrace } from './trace/writer.ts';
@@ -105,11 +106,7 @@ export async function runScenario(
       }
       const op = step.kind === 'op' ? step.op : { type: step.kind };
       // The record goes in before the step runs, so that a failing step is in the trace.
-      const modelOp: Op =
-        op.type === 'write'
-          ? { type: 'write', region: op.region, data: book.addBytes(op.data), size: op.data.length }
-          : op;
-      const rejection = judge(oracle.state, modelOp);
+      const rejection = judge(oracle.state, modelOpOf(op, book));
       const expectError = rejection === null ? {} : { expectError: rejection.code };
       if (step.kind === 'op') {
         const record = opRecord(step.op, book, names, expectError);

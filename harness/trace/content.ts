@@ -10,6 +10,7 @@
 // for people only and never stands for the bytes in a trace.
 
 import { createHash } from 'node:crypto';
+import { sectorSize } from '../../impl/geometry.ts';
 
 export const zeroLabel = '';
 export const labelShownMax = 16;
@@ -88,15 +89,15 @@ export class ContentBook {
     return `${label.slice(0, labelShownMax)}…`;
   }
 
-  /** Whether `observed` is, sector by sector, `old` or `next` (the torn model). */
-  isSectorMix(old: string, next: string, observed: string, sectorSize = 512): boolean {
+  /** Whether `observed` is, sector by sector of `sectorBytes`, `old` or `next` (the torn model). */
+  isSectorMix(old: string, next: string, observed: string, sectorBytes = sectorSize): boolean {
     const a = this.bytesOf(old);
     const b = this.bytesOf(next);
     const seen = this.bytesOf(observed);
     if (a === undefined || b === undefined || seen === undefined) return false;
     if (a.length !== seen.length || b.length !== seen.length) return false;
-    for (let offset = 0; offset < seen.length; offset += sectorSize) {
-      const end = Math.min(offset + sectorSize, seen.length);
+    for (let offset = 0; offset < seen.length; offset += sectorBytes) {
+      const end = Math.min(offset + sectorBytes, seen.length);
       let fromOld = true;
       let fromNew = true;
       for (let i = offset; i < end && (fromOld || fromNew); i++) {
