@@ -3,9 +3,11 @@
 // drifts) and a change of load on a shared machine shifts every side of a repetition
 // alike.
 
+import assert from 'node:assert/strict';
+
 /** `items` rotated left by `turn`: turn 0 is the order given, turn 1 starts at the second item. */
 export function rotated<T>(items: readonly T[], turn: number): T[] {
-  if (!Number.isInteger(turn) || turn < 0) throw new RangeError(`rotated: turn ${turn}`);
+  assert(Number.isInteger(turn) && turn >= 0, `rotated: turn ${turn} is not a whole number >= 0`);
   return items.map((_, index) => items[(index + turn) % items.length]!);
 }
 
