@@ -32,8 +32,6 @@ import { emptySeries, sum } from './series.ts';
 import { ratios, summarize } from './stats.ts';
 import { runWholeConform } from './wholeConformRun.ts';
 
-export type { ConformSpeedConfig } from './conformSpeedSettings.ts';
-
 interface AdapterUnderBench {
   /** Key suffix and label. */
   readonly key: '' | 'Node';

@@ -16,11 +16,11 @@
 
 import { copyFileSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { slotSize as metadataSlotBytes } from '../impl/metadata.ts';
 import { NodeStorage } from '../impl/nodeStorage.ts';
 import { ReplicatedVolume } from '../impl/replicatedVolume.ts';
 import { cycleBatchBytesMax } from '../impl/runCycle.ts';
 import { CountingStorage } from './countingStorage.ts';
-import { metadataSlotBytes } from './cycleExpectedIo.ts';
 import { type CycleConfig, type CycleFiles, CycleRepetitions } from './cycleRepetitions.ts';
 import type { CycleVolume } from './cycleVolume.ts';
 import { Checks, type Figure, type Log, type SectionResult } from './report.ts';
@@ -28,8 +28,6 @@ import { rsyncArgs } from './rsyncRun.ts';
 import { ratios, summarize } from './stats.ts';
 import { allocatedBytes, dropCaches, hashFile, syncFile } from './system.ts';
 import { mib, volumeSizeLabel } from './units.ts';
-
-export type { CycleConfig } from './cycleRepetitions.ts';
 
 /** What the figures and notes say about the run: its sizes and what the last cycle moved. */
 interface CycleOutcome {

@@ -2,12 +2,10 @@
 // checks the counts of every cycle against it (docs/format.md).
 
 import { digestBatchIo } from '../impl/digestTable.ts';
+// One metadata update writes one 512-byte slot (docs/format.md).
 import { slotSize as metadataSlotBytes } from '../impl/metadata.ts';
 import { cycleBatchBytesMax } from '../impl/runCycle.ts';
 import { mapFootprint } from './dirty.ts';
-
-/** Bytes of one metadata update (one 512-byte slot, docs/format.md). */
-export { metadataSlotBytes };
 
 const ioFields = ['bytesRead', 'bytesWritten', 'writeCalls', 'syncCalls'] as const;
 type IoField = (typeof ioFields)[number];

@@ -21,8 +21,6 @@ import { Checks, type Figure, type Log, type SectionResult } from './report.ts';
 import { ratios, summarize } from './stats.ts';
 import { firstWriteIo, steadyWriteIo, type WritePathConfig, WritePathRepetitions } from './writePathRepetitions.ts';
 
-export type { WritePathConfig } from './writePathRepetitions.ts';
-
 const baselineText = 'pwrite + fdatasync loop, same pattern, same file system';
 
 /** Microseconds per write of each contender, from the seconds of its chunks. */
