@@ -4,19 +4,20 @@
 // requests, a second process on a held volume, close and a second open, and a damaged
 // volume. Every request line is validated against the request schema (the malformed ones
 // must be rejected by it, as the adapter must reject them with E_BAD_REQUEST), and every
-// answer against the answer schema of its request's op. A last case shows that the
-// checks reject malformed answers.
+// answer against the answer schema of its request's op (the session is
+// harness/adapter/schemaSession.ts). A last case shows that the checks reject
+// malformed answers.
 
 import './noChildCoverage.ts'; // first: the adapters and cowmap processes it starts write no coverage files
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Ajv, type ValidateFunction } from 'ajv';
+import { isJsonObject, type JsonObject } from './adapter/protocol.ts';
+import { type Exchange, regionData, runSession } from './adapter/schemaSession.ts';
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 const schema = JSON.parse(readFileSync(join(repoRoot, 'docs/adapter.schema.json'), 'utf8')) as Record<string, unknown>;
@@ -47,25 +48,6 @@ const validErrorAnswer = validator('errorAnswer');
 const validAnswerByOp = new Map<string, ValidateFunction>(ops.map((op) => [op, validator(`${op}Answer`)]));
 const validLine = ajv.getSchema(schemaId)!;
 
-const requestTimeoutMs = 30_000;
-const stateKeys = ['phase', 'current', 'next', 'cow', 'primary', 'secondary', 'cowData'] as const;
-const regions = 4;
-const regionSize = 512;
-
-type Json = Record<string, unknown>;
-
-/** One request line and the answer line it got. `malformed`: the request is meant to break the schema. */
-export interface Exchange {
-  readonly process: string;
-  readonly request: string;
-  readonly answer: string;
-  readonly malformed: boolean;
-}
-
-function isRecord(value: unknown): value is Json {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
 function parse(line: string): unknown {
   try {
     return JSON.parse(line) as unknown;
@@ -84,16 +66,16 @@ export function checkExchange(exchange: Exchange, features: readonly string[]): 
     problems.push(`${where}: the request schema accepts a request meant to be malformed`);
   if (!exchange.malformed && !requestValid) problems.push(`${where}: request: ${ajv.errorsText(validRequest.errors)}`);
   const answer = parse(exchange.answer);
-  if (!isRecord(answer)) return [...problems, `${where}: the answer is not a JSON object`];
+  if (!isJsonObject(answer)) return [...problems, `${where}: the answer is not a JSON object`];
   if (!validLine(answer))
     problems.push(`${where}: the line is neither a request nor an answer: ${ajv.errorsText(validLine.errors)}`);
-  const op = isRecord(request) && typeof request.op === 'string' ? request.op : null;
+  const op = isJsonObject(request) && typeof request.op === 'string' ? request.op : null;
   const validAnswer = requestValid && op !== null ? validAnswerByOp.get(op)! : validErrorAnswer;
   if (!validAnswer(answer)) problems.push(`${where}: answer: ${ajv.errorsText(validAnswer.errors)}`);
-  const id = isRecord(request) && Number.isSafeInteger(request.id) ? request.id : null;
+  const id = isJsonObject(request) && Number.isSafeInteger(request.id) ? request.id : null;
   if (answer.id !== id)
     problems.push(`${where}: the answer's id ${JSON.stringify(answer.id)} is not the request's ${JSON.stringify(id)}`);
-  if (!requestValid && (answer.ok !== false || !isRecord(answer.error) || answer.error.code !== 'E_BAD_REQUEST')) {
+  if (!requestValid && (answer.ok !== false || !isJsonObject(answer.error) || answer.error.code !== 'E_BAD_REQUEST')) {
     problems.push(`${where}: a malformed request must be answered E_BAD_REQUEST`);
   }
   if (features.includes('failpoint') && answer.io === undefined)
@@ -104,7 +86,7 @@ export function checkExchange(exchange: Exchange, features: readonly string[]): 
 }
 
 /** What the schema cannot say about a state answer: lengths agree, and cow bit r is 1 exactly when cowData[r] is a digest. */
-export function checkStateShape(state: Json): string[] {
+export function checkStateShape(state: JsonObject): string[] {
   const problems: string[] = [];
   const lengths = ['current', 'next', 'cow', 'primary', 'secondary', 'cowData'].map(
     (key) => (state[key] as { length?: number } | undefined)?.length,
@@ -117,213 +99,6 @@ export function checkStateShape(state: Json): string[] {
       problems.push(`region ${region}: cow bit ${cow[region]} but cowData ${JSON.stringify(cowData[region])}`);
   }
   return problems;
-}
-
-/** One adapter process: requests go in one at a time; every line both ways is kept. */
-class AdapterProcess {
-  readonly exchanges: Exchange[] = [];
-  private readonly child: ChildProcessWithoutNullStreams;
-  private readonly lines: string[] = [];
-  private waiting: (() => void) | null = null;
-  private closed = false;
-  private nextId = 1;
-  stderr = '';
-
-  constructor(
-    readonly label: string,
-    command: readonly string[],
-  ) {
-    this.child = spawn(command[0]!, command.slice(1), { cwd: repoRoot, stdio: 'pipe', detached: true });
-    this.child.stderr.on('data', (chunk: Buffer) => (this.stderr = (this.stderr + chunk.toString()).slice(-4000)));
-    const reader = createInterface({ input: this.child.stdout });
-    reader.on('line', (line) => {
-      this.lines.push(line);
-      this.waiting?.();
-    });
-    reader.on('close', () => {
-      this.closed = true;
-      this.waiting?.();
-    });
-  }
-
-  /** Sends a request (an object gets the next id unless it has one; a string goes as it is) and returns the parsed answer. */
-  async send(request: Json | string, malformed = false): Promise<Json> {
-    const line =
-      typeof request === 'string'
-        ? request
-        : JSON.stringify('id' in request ? request : { id: this.nextId++, ...request });
-    this.child.stdin.write(`${line}\n`);
-    const deadline = Date.now() + requestTimeoutMs;
-    while (this.lines.length === 0) {
-      if (this.closed) throw new Error(`${this.label} exited before answering ${line}; its stderr:\n${this.stderr}`);
-      if (Date.now() > deadline) throw new Error(`${this.label} did not answer ${line} within ${requestTimeoutMs} ms`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, 1000);
-        this.waiting = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.waiting = null;
-    }
-    const answer = this.lines.shift()!;
-    this.exchanges.push({ process: this.label, request: line, answer, malformed });
-    const parsed = parse(answer);
-    assert.ok(isRecord(parsed), `${this.label}: the answer to ${line} is not a JSON object: ${answer}`);
-    return parsed;
-  }
-
-  /** Ends stdin and waits for the exit; kills the process group if it does not come. */
-  async end(): Promise<number | null> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return this.child.exitCode;
-    const exited = new Promise<number | null>((resolve) => this.child.once('exit', (code) => resolve(code)));
-    this.child.stdin.end();
-    const timer = setTimeout(() => this.kill(), 10_000);
-    const code = await exited;
-    clearTimeout(timer);
-    return code;
-  }
-
-  kill(): void {
-    try {
-      if (this.child.pid !== undefined) process.kill(-this.child.pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
-}
-
-function regionData(label: string, size = regionSize): string {
-  const bytes = Buffer.alloc(size);
-  bytes.write(label);
-  return bytes.toString('base64');
-}
-
-function code(answer: Json): string {
-  return answer.ok === true ? 'ok' : isRecord(answer.error) ? String(answer.error.code) : '?';
-}
-
-/** Overwrites every file under dir with bytes no implementation takes for its metadata. */
-function damageVolume(dir: string): number {
-  let files = 0;
-  for (const name of readdirSync(dir)) {
-    const path = join(dir, name);
-    const stat = statSync(path);
-    if (stat.isDirectory()) files += damageVolume(path);
-    else if (stat.isFile()) {
-      writeFileSync(path, Buffer.alloc(Math.max(stat.size, 64), 0xa5));
-      files++;
-    }
-  }
-  return files;
-}
-
-interface Session {
-  readonly exchanges: Exchange[];
-  readonly features: string[];
-  readonly codes: Set<string>;
-}
-
-/** The scripted session: every op, every code but E_IO, malformed input, a second process, close and a second open. */
-async function runSession(label: string, command: readonly string[]): Promise<Session> {
-  const root = mkdtempSync(join(tmpdir(), 'cowmap-schema-'));
-  const dir = join(root, 'volume');
-  const first = new AdapterProcess(label, command);
-  const processes = [first];
-  const codes = new Set<string>();
-  const expect = async (request: Json | string, wanted: string, malformed = false, on = first): Promise<Json> => {
-    const answer = await on.send(request, malformed);
-    codes.add(code(answer));
-    assert.equal(
-      code(answer),
-      wanted,
-      `${label}: ${typeof request === 'string' ? request : JSON.stringify(request).slice(0, 120)} answered ${JSON.stringify(answer).slice(0, 300)}`,
-    );
-    return answer;
-  };
-  try {
-    const hello = await expect({ op: 'hello' }, 'ok');
-    const features = hello.features as string[];
-    await expect({ op: 'open', dir: join(root, 'none'), create: false }, 'E_NOT_FOUND');
-    await expect({ op: 'state' }, 'E_PHASE');
-    await expect({ op: 'open', dir, create: true, regions: 0, regionSize }, 'E_SIZE');
-    await expect({ op: 'open', dir, create: true, regions, regionSize: 1000 }, 'E_SIZE');
-    await expect({ op: 'open', dir, create: true, regions, regionSize }, 'ok');
-    await expect({ op: 'write', region: 0, data: regionData('A1') }, 'ok');
-    await expect({ op: 'write', region: 1, data: regionData('B1') }, 'ok');
-    await expect({ op: 'write', region: regions, data: regionData('X') }, 'E_RANGE');
-    await expect({ op: 'write', region: 0, data: regionData('short', 100) }, 'E_SIZE');
-    await expect({ op: 'write', region: 9, data: regionData('short', 100) }, 'E_RANGE');
-    const read = await expect({ op: 'read', region: 0, volume: 'primary' }, 'ok');
-    assert.equal(read.data, regionData('A1'));
-    await expect({ op: 'read', region: 0, volume: 'secondary' }, 'ok');
-    await expect({ op: 'read', region: 7, volume: 'primary' }, 'E_RANGE');
-    await expect({ op: 'transfer', region: 0 }, 'E_PHASE');
-    await expect({ op: 'transfer', region: 9 }, 'E_RANGE');
-    await expect({ op: 'completeCycle' }, 'E_PHASE');
-    await expect({ op: 'startCycle' }, 'ok');
-    await expect({ op: 'startCycle' }, 'E_PHASE');
-    await expect({ op: 'write', region: 0, data: regionData('A2') }, 'ok');
-    await expect({ op: 'write', region: 2, data: regionData('C1') }, 'ok');
-    const during = await expect({ op: 'state' }, 'ok');
-    assert.deepEqual(
-      [during.phase, during.current, during.next, during.cow],
-      ['replicating', '1100', '1010', '1010'],
-      `${label}: state during the cycle`,
-    );
-    await expect({ op: 'transfer', region: 2 }, 'E_NOT_CURRENT');
-    await expect({ op: 'completeCycle' }, 'E_NOT_DRAINED');
-    await expect({ op: 'transfer', region: 0 }, 'ok');
-    await expect({ op: 'transfer', region: 1 }, 'ok');
-    await expect({ op: 'completeCycle' }, 'ok');
-    // Disarming is a no-op where failpoints are offered; elsewhere the op is not known.
-    await expect({ op: 'failpoint', crashAfterIo: null }, features.includes('failpoint') ? 'ok' : 'E_BAD_REQUEST');
-    // Malformed requests: the schema rejects each, and so must the adapter (E_BAD_REQUEST), and it keeps running.
-    const malformed: (Json | string)[] = [
-      { op: 'frobnicate' },
-      { op: 'write', region: 0 },
-      { op: 'write', region: 0, data: '@@@@' },
-      { op: 'write', region: 0, data: regionData('A3').slice(0, -2) },
-      { op: 'write', region: '1', data: regionData('A3') },
-      { op: 'transfer', region: 1.5 },
-      { op: 'transfer', region: null },
-      { op: 'read', region: 0, volume: 'tertiary' },
-      { op: 'open', create: false },
-      { op: 'open', dir, create: 'yes' },
-      { op: 'open', dir: join(root, 'other'), create: true, regions: '4', regionSize },
-      'this is not JSON',
-      '[1, 2]',
-      '{"op": "hello"}',
-    ];
-    for (const request of malformed) await expect(request, 'E_BAD_REQUEST', true);
-    const before = await expect({ op: 'state' }, 'ok');
-    // A second process on the held volume: E_LOCKED, and the holder is not disturbed.
-    const second = new AdapterProcess(`${label} (second process)`, command);
-    processes.push(second);
-    await expect({ op: 'hello' }, 'ok', false, second);
-    await expect({ op: 'open', dir, create: false }, 'E_LOCKED', false, second);
-    assert.equal(await second.end(), 0, `${label}: the second process exits with 0 when its stdin closes`);
-    const after = await expect({ op: 'state' }, 'ok');
-    for (const key of stateKeys)
-      assert.deepEqual(after[key], before[key], `${label}: ${key} after another process was refused the volume`);
-    await expect({ op: 'close' }, 'ok');
-    await expect({ op: 'write', region: 0, data: regionData('A3') }, 'E_PHASE');
-    await expect({ op: 'open', dir, create: true, regions, regionSize }, 'E_EXISTS');
-    const reopened = await expect({ op: 'open', dir, create: false }, 'ok');
-    assert.equal(reopened.phase, 'idle');
-    const again = await expect({ op: 'state' }, 'ok');
-    for (const key of stateKeys)
-      assert.deepEqual(again[key], before[key], `${label}: ${key} after close and a second open`);
-    await expect({ op: 'close' }, 'ok');
-    await expect({ op: 'close' }, 'ok');
-    assert.ok(damageVolume(dir) > 0);
-    await expect({ op: 'open', dir, create: false }, 'E_CORRUPT');
-    assert.equal(await first.end(), 0, `${label}: exits with 0 when its stdin closes`);
-    return { exchanges: processes.flatMap((process) => process.exchanges), features, codes };
-  } finally {
-    for (const process of processes) process.kill();
-    rmSync(root, { recursive: true, force: true });
-  }
 }
 
 const pythonMissing = spawnSync('python3', ['--version']).status !== 0;
@@ -350,7 +125,8 @@ after(() => {
   if (validated.length > 0) console.log(`docs/adapter.schema.json validated: ${validated.join('; ')}`);
 });
 
-describe('docs/adapter.schema.json', () => {
+// The three sessions side by side: each mostly waits on its processes.
+describe('docs/adapter.schema.json', { concurrency: true }, () => {
   it('compiles under draft-07 and defines an answer shape for every op', () => {
     assert.equal(schema.$schema, 'http://json-schema.org/draft-07/schema#');
     for (const op of ops) assert.ok(validAnswerByOp.get(op));
@@ -369,7 +145,7 @@ describe('docs/adapter.schema.json', () => {
       const problems = session.exchanges.flatMap((exchange) => checkExchange(exchange, session.features));
       assert.deepEqual(problems, []);
       const requestsSeen = new Set(
-        session.exchanges.map((exchange) => (parse(exchange.request) as Json | undefined)?.op),
+        session.exchanges.map((exchange) => (parse(exchange.request) as JsonObject | undefined)?.op),
       );
       assert.deepEqual(
         ops.filter((op) => !requestsSeen.has(op)),
@@ -409,7 +185,7 @@ describe('docs/adapter.schema.json', () => {
       malformed: false,
     };
     assert.deepEqual(checkExchange(good, ['failpoint']), []);
-    const broken: [string, Json | string][] = [
+    const broken: [string, JsonObject | string][] = [
       ['an upper-case digest', { ...state, primary: [digest.toUpperCase(), digest] }],
       ['no cowData', { ...state, cowData: undefined }],
       ['a bit string with a 2', { ...state, next: '02' }],
@@ -429,7 +205,7 @@ describe('docs/adapter.schema.json', () => {
       const line = typeof answer === 'string' ? answer : JSON.stringify(answer);
       assert.notDeepEqual(checkExchange({ ...good, answer: line }, ['failpoint']), [], `the checks accept ${what}`);
     }
-    const hello = (answer: Json): Exchange => ({
+    const hello = (answer: JsonObject): Exchange => ({
       process: 'probe',
       request: '{"id": 1, "op": "hello"}',
       answer: JSON.stringify({ id: 1, ok: true, ...answer }),
