@@ -3,7 +3,7 @@ export { asFailure } from './sut/thrown.ts';
 export type { ChoiceShape } from './sut/volumeSut.ts';
 export type { VolumeClass } from './types.ts';
 export { modelOpOf } from './sut/systemUnderTest.ts';
-export { MemoryStorage } from './crash/memoryStorage.ts';
+export { MemoryStorage } from './storage/memoryStorage.ts';
 export { explorationModes, seedFor } from './exploration/choices.ts';
 export type { ExplorationMode } from './exploration/choices.ts';
 export { Explorer, exploreCrashes } from './exploration/explorer.ts';

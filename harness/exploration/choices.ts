@@ -3,7 +3,8 @@
 // a bound, seeded samples beyond it, and in torn mode tears INSIDE a sector (byte
 // by byte), which the crash layer's seeded coins never draw.
 
-import type { PowerChoices, UnsyncedWriteInfo } from '../crashStorage.ts';
+import type { PowerChoices } from '../crash/powerChoices.ts';
+import type { UnsyncedWriteInfo } from '../crash/unsyncedRecords.ts';
 import { Prng } from '../prng.ts';
 import type { ChoiceShape } from '../sut/volumeSut.ts';
 

@@ -11,7 +11,7 @@
 // loss and a second recovery that still find it.
 
 import { initialState } from '../../model/rules.ts';
-import { MemoryStorage } from '../crash/memoryStorage.ts';
+import { MemoryStorage } from '../storage/memoryStorage.ts';
 import { OracleFailure } from '../oracle.ts';
 import type { ScenarioStep } from '../scenario.ts';
 import { memoryFiles, volumeDir } from '../sut/explorationSut.ts';

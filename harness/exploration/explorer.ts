@@ -45,9 +45,10 @@
 //     scrub --repair (scrubCrashes.ts);
 //   - torn mode tears the volume's own records inside a sector (choices.ts);
 //   - a wide geometry explored through a few of its regions (activeRegions).
-// The crash layer (harness/crashStorage.ts) makes names durable only by a sync of
-// their directory, also across a kill: see its head for the model. An error the
-// implementation throws is a failure with its stack, never a crash of the explorer.
+// The crash layer (harness/crash/crashStorage.ts) makes names durable only by a
+// sync of their directory, also across a kill: see its head for the model. An
+// error the implementation throws is a failure with its stack, never a crash of
+// the explorer.
 // Cases trace format v1 cannot say are saved as text (failureTrace.ts).
 //
 // HOW IT IS MADE FAST
@@ -106,8 +107,8 @@ import { isCowmapError } from '../../impl/errors.ts';
 import { ReplicatedVolume } from '../../impl/replicatedVolume.ts';
 import { initialState } from '../../model/rules.ts';
 import type { Geometry, ModelState } from '../../model/types.ts';
-import { MemoryStorage } from '../crash/memoryStorage.ts';
-import type { UnsyncedWriteInfo } from '../crashStorage.ts';
+import type { UnsyncedWriteInfo } from '../crash/unsyncedRecords.ts';
+import { MemoryStorage } from '../storage/memoryStorage.ts';
 import { Oracle, OracleFailure } from '../oracle.ts';
 import { ExplorationSut } from '../sut/explorationSut.ts';
 import type { SutOp } from '../sut/systemUnderTest.ts';

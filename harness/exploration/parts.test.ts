@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { sectorSize } from '../../impl/geometry.ts';
-import { MemoryStorage } from '../crash/memoryStorage.ts';
+import { MemoryStorage } from '../storage/memoryStorage.ts';
 import { Prng } from '../prng.ts';
 import { choicesAt, seedFor } from './choices.ts';
 import { exploreCrashes } from './explorer.ts';

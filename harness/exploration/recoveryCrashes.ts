@@ -15,7 +15,7 @@
 // the same recovery code with other bytes; a bound (recoveryPathsMax) keeps the
 // cost linear in the exploration.
 
-import type { ArmCrashOptions } from '../crashStorage.ts';
+import type { ArmCrashOptions } from '../crash/powerChoices.ts';
 import type { ScenarioStep } from '../scenario.ts';
 import type { SutOp } from '../sut/systemUnderTest.ts';
 import type { ChoiceShape } from '../sut/volumeSut.ts';

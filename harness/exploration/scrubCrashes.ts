@@ -5,7 +5,7 @@
 // it is crashed the same way.
 
 import { isCowmapError } from '../../impl/errors.ts';
-import type { ArmCrashOptions } from '../crashStorage.ts';
+import type { ArmCrashOptions } from '../crash/powerChoices.ts';
 import { dropEverything } from './choices.ts';
 import type { Explorer } from './explorer.ts';
 import type { FoundFailure } from './found.ts';

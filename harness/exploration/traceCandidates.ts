@@ -6,7 +6,7 @@
 // a last resort the process crash v1 can say. failureTrace.ts reruns them in turn.
 
 import { judge } from '../../model/rules.ts';
-import type { PowerChoices } from '../crashStorage.ts';
+import type { PowerChoices } from '../crash/powerChoices.ts';
 import type { ScenarioStep } from '../scenario.ts';
 import type { CrashRequest, SutOp } from '../sut/systemUnderTest.ts';
 import { modelOpOf } from '../sut/systemUnderTest.ts';

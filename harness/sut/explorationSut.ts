@@ -6,8 +6,8 @@
 // layer, as the device would). Anything the volume throws is a failure with its
 // stack (throwsAreFailures), never a crash of the explorer.
 
-import { MemoryStorage } from '../crash/memoryStorage.ts';
-import type { PowerChoices } from '../crashStorage.ts';
+import { MemoryStorage } from '../storage/memoryStorage.ts';
+import type { PowerChoices } from '../crash/powerChoices.ts';
 import type { VolumeClass } from '../types.ts';
 import type { SutOp } from './systemUnderTest.ts';
 import type { BetweenCrash, VolumeFiles } from './volumeSut.ts';

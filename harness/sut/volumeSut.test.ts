@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { describe, it } from 'node:test';
 import { ReplicatedVolume } from '../../impl/replicatedVolume.ts';
-import { MemoryStorage } from '../crash/memoryStorage.ts';
+import { MemoryStorage } from '../storage/memoryStorage.ts';
 import { ExplorationSut, memoryFiles } from './explorationSut.ts';
 import { ReferenceSut } from './referenceSut.ts';
 

@@ -1,8 +1,8 @@
 // One volume in this process as a SystemUnderTest (systemUnderTest.ts): a
 // ReplicatedVolume, or a subclass of it (a planted mutant, the exploration's
 // restorable volume), over the crash-simulating storage layer
-// (harness/crashStorage.ts), on the files a factory gives it: real files in a
-// temporary directory (referenceSut.ts) or files in memory (explorationSut.ts).
+// (harness/crash/crashStorage.ts), on the files a factory gives it: real files
+// in a temporary directory (referenceSut.ts) or in memory (explorationSut.ts).
 //
 // The harness can crash it after any durable I/O call of an operation, of create,
 // of a recovery or of scrub --repair, in process, power or torn mode, with the
@@ -17,8 +17,11 @@ import { isCowmapError } from '../../impl/errors.ts';
 import type { ReplicatedVolume } from '../../impl/replicatedVolume.ts';
 import type { Storage } from '../../impl/storage.ts';
 import type { Geometry } from '../../model/types.ts';
-import { CrashStorage, isSimulatedCrash } from '../crashStorage.ts';
-import type { ArmCrashOptions, IoLogEntry, PowerChoices, UnsyncedWriteInfo } from '../crashStorage.ts';
+import { isSimulatedCrash } from '../crash/crashReport.ts';
+import { CrashStorage } from '../crash/crashStorage.ts';
+import type { IoLogEntry } from '../crash/ioLog.ts';
+import type { ArmCrashOptions, PowerChoices } from '../crash/powerChoices.ts';
+import type { UnsyncedWriteInfo } from '../crash/unsyncedRecords.ts';
 import { OracleFailure } from '../oracle.ts';
 import type { CrashMode, VolumeClass } from '../types.ts';
 import { applyToVolume } from './applyToVolume.ts';
