@@ -2,26 +2,23 @@
 // hello, every op, E_BAD_REQUEST for whatever a client may send, E_PHASE with no
 // volume, failpoints that count across requests and exit with 86 without an
 // answer (process and power modes, recovered by a new process), --mutant, and the
-// end of input. The oversized-line path runs in process over streams.
+// end of input. The oversized-line path and internal errors run in process over
+// streams (adapter/serveAdapter.test.ts); the raw-line client is adapter/rawAdapter.ts.
 
 import './noChildCoverage.ts'; // first: the adapters and cowmap processes it starts write no coverage files
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { after, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { ReplicatedVolume } from '../impl/replicatedVolume.ts';
 import { failpointExitCode } from './adapter/adapterServer.ts';
-import { LineSplitter } from './adapter/lines.ts';
-import { serveAdapter } from './adapter/serveAdapter.ts';
+import { type Json, killRunningAdapters, ok, RawAdapter, rejected } from './adapter/rawAdapter.ts';
 
-const bin = fileURLToPath(new URL('../bin/cowmap.js', import.meta.url));
 const scratch = mkdtempSync(join(tmpdir(), 'cowmap-adapter-server-'));
 after(() => rmSync(scratch, { recursive: true, force: true }));
+// A failing case leaves its adapters running, which would keep the file from ending.
+after(killRunningAdapters);
 
 const regionSize = 512;
 let dirCount = 0;
@@ -40,109 +37,6 @@ function digest(bytes: Uint8Array): string {
 }
 
 const zeroDigest = digest(Buffer.alloc(regionSize));
-
-// biome-ignore lint/suspicious/noExplicitAny: raw replies, whose fields each test checks one by one
-type Json = Record<string, any>;
-
-/** The adapters started and not ended: a failing test leaves its own, which after() kills so that the file can end. */
-const running = new Set<RawAdapter>();
-after(() => {
-  for (const adapter of running) adapter.child.kill('SIGKILL');
-});
-
-/** One `cowmap adapter` process, driven by raw lines. */
-class RawAdapter {
-  readonly child: ChildProcess;
-  private readonly lines: Buffer[] = [];
-  private wake: (() => void) | null = null;
-  private closed = false;
-  stderr = '';
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  private nextId = 1;
-
-  constructor(args: string[] = []) {
-    this.child = spawn(process.execPath, [bin, 'adapter', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-    const splitter = new LineSplitter(1 << 26);
-    this.child.stdout!.on('data', (chunk: Buffer) => {
-      for (const event of splitter.push(chunk)) if (event.kind === 'line') this.lines.push(event.bytes);
-      this.wake?.();
-    });
-    this.child.stderr!.on('data', (chunk: Buffer) => (this.stderr += chunk.toString()));
-    this.child.stdin!.on('error', () => {});
-    running.add(this);
-    this.exited = new Promise((resolve) => {
-      this.child.on('close', (code, signal) => {
-        running.delete(this);
-        this.closed = true;
-        this.wake?.();
-        resolve({ code, signal });
-      });
-    });
-  }
-
-  send(line: string | Buffer): void {
-    this.child.stdin!.write(typeof line === 'string' ? `${line}\n` : Buffer.concat([line, Buffer.from('\n')]));
-  }
-
-  /** The next response line, parsed; null when the process ended without one. */
-  async next(timeoutMs = 20_000): Promise<Json | null> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.lines.length === 0) {
-      if (this.closed) return null;
-      if (Date.now() > deadline) throw new Error(`no response within ${timeoutMs} ms; stderr: ${this.stderr}`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, 100);
-        this.wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-    }
-    return JSON.parse(this.lines.shift()!.toString('utf8')) as Json;
-  }
-
-  async request(op: string, fields: Json = {}): Promise<Json> {
-    const id = this.nextId++;
-    this.send(JSON.stringify({ id, op, ...fields }));
-    const response = await this.next();
-    assert.ok(response !== null, `the adapter ended without answering ${op}; stderr: ${this.stderr}`);
-    assert.equal(response.id, id, JSON.stringify(response));
-    return response;
-  }
-
-  /** Sends a request that must make the process exit without an answer; returns the exit. */
-  async crashes(op: string, fields: Json = {}): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-    this.send(JSON.stringify({ id: this.nextId++, op, ...fields }));
-    const response = await this.next();
-    assert.equal(response, null, `expected an exit without an answer, got ${JSON.stringify(response)}`);
-    return this.exited;
-  }
-
-  async end(): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-    this.child.stdin!.end();
-    return this.exited;
-  }
-}
-
-async function ok(adapter: RawAdapter, op: string, fields: Json = {}): Promise<Json> {
-  const response = await adapter.request(op, fields);
-  assert.equal(response.ok, true, `${op}: ${JSON.stringify(response)}`);
-  assert.ok(Number.isInteger(response.io) && response.io >= 0, `${op}: io ${response.io}`);
-  return response;
-}
-
-async function rejected(adapter: RawAdapter, code: string, op: string, fields: Json = {}): Promise<Json> {
-  const response = await adapter.request(op, fields);
-  assert.equal(
-    response.ok,
-    false,
-    `${op} ${JSON.stringify(fields).slice(0, 80)}: expected ${code}, got ${JSON.stringify(response)}`,
-  );
-  assert.equal(response.error.code, code, `${op} ${JSON.stringify(fields).slice(0, 80)}: ${response.error.message}`);
-  assert.equal(typeof response.error.message, 'string');
-  assert.equal(response.io, 0, `a rejected ${op} makes no durable call`);
-  return response;
-}
 
 function b64(label: string): string {
   return content(label).toString('base64');
@@ -421,80 +315,5 @@ describe('cowmap adapter (raw lines)', { concurrency: 2 }, () => {
     const unknown = new RawAdapter(['--mutant', 'no-such-thing']);
     assert.equal((await unknown.exited).code, 2);
     assert.match(unknown.stderr, /no mutant named 'no-such-thing'.*no-cow/s);
-  });
-});
-
-describe('serveAdapter over streams', () => {
-  it('skips a line longer than the bound and answers E_BAD_REQUEST with id null, then goes on', async () => {
-    const input = new PassThrough();
-    const output = new PassThrough();
-    const logs: string[] = [];
-    const done = serveAdapter({
-      input,
-      output,
-      maxLineBytes: 64,
-      log: (line) => logs.push(line),
-      exit: () => assert.fail('no exit'),
-    });
-    const chunks: Buffer[] = [];
-    output.on('data', (chunk: Buffer) => chunks.push(chunk));
-    input.write(`{"id": 1, "op": "hello", "pad": "${'x'.repeat(40)}`);
-    input.write(`${'y'.repeat(200)}"}\n{"id": 2, "op": "hello"}\n`);
-    input.end();
-    assert.equal(await done, 0);
-    const responses = Buffer.concat(chunks)
-      .toString()
-      .trim()
-      .split('\n')
-      .map((line) => JSON.parse(line) as Json);
-    assert.equal(responses.length, 2);
-    assert.deepEqual([responses[0]!.id, responses[0]!.error.code], [null, 'E_BAD_REQUEST']);
-    assert.match(responses[0]!.error.message, /exceeds 64 bytes/);
-    assert.deepEqual([responses[1]!.id, responses[1]!.ok], [2, true]);
-    assert.equal(logs.length, 1);
-  });
-
-  it('answers E_IO for an internal error, drops the volume, and keeps serving', async () => {
-    class Broken extends ReplicatedVolume {
-      protected override swapMaps(): void {
-        throw new TypeError('a bug in swapMaps');
-      }
-    }
-    const input = new PassThrough();
-    const output = new PassThrough();
-    const logs: string[] = [];
-    const done = serveAdapter({
-      input,
-      output,
-      volumeClass: Broken,
-      log: (line) => logs.push(line),
-      exit: () => assert.fail('no exit'),
-    });
-    const chunks: Buffer[] = [];
-    output.on('data', (chunk: Buffer) => chunks.push(chunk));
-    const dir = freshDir();
-    for (const request of [
-      { id: 1, op: 'open', dir, create: true, regions: 2, regionSize },
-      { id: 2, op: 'startCycle' },
-      { id: 3, op: 'state' },
-      { id: 4, op: 'open', dir, create: false },
-      { id: 5, op: 'state' },
-    ]) {
-      input.write(`${JSON.stringify(request)}\n`);
-    }
-    input.end();
-    assert.equal(await done, 0);
-    const responses = Buffer.concat(chunks)
-      .toString()
-      .trim()
-      .split('\n')
-      .map((line) => JSON.parse(line) as Json);
-    assert.deepEqual(
-      responses.map((response) => (response.ok ? 'ok' : response.error.code)),
-      ['ok', 'E_IO', 'E_PHASE', 'ok', 'ok'],
-    );
-    assert.match(responses[1]!.error.message, /internal error: a bug in swapMaps/);
-    assert.equal(responses[4]!.phase, 'idle');
-    assert.match(logs.join('\n'), /TypeError: a bug in swapMaps/);
   });
 });
