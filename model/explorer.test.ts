@@ -2,8 +2,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { crashOutcomesUnchecked } from './crashOutcomes.ts';
 import { explore } from './explorer.ts';
-import type { ExploreViolation, StepFunction } from './explorer.ts';
+import type { ExploreViolation } from './explorer.ts';
 import { checkCrashOutcome, checkLiveness, checkState, checkTransition } from './invariants.ts';
+import type { StepFunction } from './invariants.ts';
 import * as rules from './rules.ts';
 import type { ModelState } from './types.ts';
 

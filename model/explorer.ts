@@ -21,8 +21,6 @@ import type { Geometry, ModelState, Op } from './types.ts';
 
 // Moved to model/exploreEvents.ts; this re-export stays until its importers move.
 export { exploreEvents, exploreRegionSize, regionName, valueLabel } from './exploreEvents.ts';
-// Defined once in model/invariants.ts (LIVENESS looks ahead with it); the explorer's tests import it from here.
-export type { StepFunction } from './invariants.ts';
 
 export interface ExploreOptions {
   readonly regions: number;
