@@ -15,7 +15,7 @@ import { AdapterSut } from './adapter/adapterSut.ts';
 import { ProtocolError } from './adapter/protocolError.ts';
 import { temporaryDirRemovalsSettled } from './adapter/temporaryDirs.ts';
 import { formatFailure, replayTrace } from './replay.ts';
-import type { SutReply, SutState } from './sut.ts';
+import type { SutReply, SutState } from './sut/systemUnderTest.ts';
 import { readTrace } from './trace/reader.ts';
 
 const bin = fileURLToPath(new URL('../bin/cowmap.js', import.meta.url));

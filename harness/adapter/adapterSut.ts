@@ -33,7 +33,15 @@
 // reaches what a wrapper such as npx or a shell script started under it.
 
 import type { Geometry } from '../../model/types.ts';
-import type { CrashingReply, CrashRequest, Feature, SutOp, SutReply, SutState, SystemUnderTest } from '../sut.ts';
+import type {
+  CrashingReply,
+  CrashRequest,
+  Feature,
+  SutOp,
+  SutReply,
+  SutState,
+  SystemUnderTest,
+} from '../sut/systemUnderTest.ts';
 import { AdapterProcess } from './adapterProcess.ts';
 import { type AdapterSutLimits, type AdapterSutOptions, adapterSutLimits } from './adapterSutOptions.ts';
 import {

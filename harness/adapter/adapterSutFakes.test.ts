@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { describe, it } from 'node:test';
-import type { SutReply } from '../sut.ts';
+import type { SutReply } from '../sut/systemUnderTest.ts';
 import { AdapterSut } from './adapterSut.ts';
 import type { Transcript } from './adapterSutOptions.ts';
 import { ProtocolError } from './protocolError.ts';

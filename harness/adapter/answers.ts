@@ -4,7 +4,7 @@
 // asked for (hello's fields, a phase, a state, a region's data). Whatever is
 // wrong goes to `fail`, which the caller turns into a ProtocolError.
 
-import type { Feature, SutOp, SutReply, SutState } from '../sut.ts';
+import type { Feature, SutOp, SutReply, SutState } from '../sut/systemUnderTest.ts';
 import { decodeBase64, decodeUtf8, preview } from './lines.ts';
 import { isJsonObject, type JsonObject, protocolFeatures, protocolVersion } from './protocol.ts';
 

@@ -2,7 +2,7 @@
 // version hello names, the features an implementation may offer, and what a
 // line must decode to before its fields are read.
 
-import type { Feature } from '../sut.ts';
+import type { Feature } from '../sut/systemUnderTest.ts';
 
 /** The protocol version this suite speaks (hello's `protocol`). */
 export const protocolVersion = 1;

@@ -4,7 +4,7 @@
 // protocol failure, but for an exit inside a failpoint, which is the crash the
 // caller asked for.
 
-import type { SutOp } from '../sut.ts';
+import type { SutOp } from '../sut/systemUnderTest.ts';
 import type { AdapterProcess } from './adapterProcess.ts';
 import type { Transcript } from './adapterSutOptions.ts';
 import { type Answer, parseAnswer } from './answers.ts';
