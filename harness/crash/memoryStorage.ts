@@ -1,2 +1,0 @@
-// Moved to harness/storage/memoryStorage.ts; this re-export stays until its importers move.
-export { MemoryStorage } from '../storage/memoryStorage.ts';
