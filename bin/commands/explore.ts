@@ -4,10 +4,10 @@
 
 import { writeFileSync } from 'node:fs';
 import { explore, exploreRegionSize, regionName } from '../../model/explorer.ts';
-import { judge, step } from '../../model/rules.ts';
-import { initialState } from '../../model/rules.ts';
-import type { ModelState } from '../../model/types.ts';
-import { formatTrace, recordsOfOps } from '../../harness/trace/writer.ts';
+import { crashOutcomesUnchecked } from '../../model/crashOutcomes.ts';
+import { initialState, judge, step } from '../../model/rules.ts';
+import type { ModelState, Op } from '../../model/types.ts';
+import { formatTrace, recordsOfOps, type TraceRecord } from '../../harness/trace/writer.ts';
 import { defineCommand } from '../command.ts';
 import { description } from '../descriptions/explore.ts';
 import { integerOption } from '../integerOption.ts';
@@ -39,6 +39,7 @@ export const command = defineCommand(description, ({ values }) => {
       `  states:       ${result.states}`,
       `  transitions:  ${result.transitions}`,
       `  rejections:   ${result.rejections} (checked to change nothing; not counted as transitions)`,
+      `  crash outcomes followed inside operations: ${result.crashOutcomes}`,
       `  depth:        ${result.depthMax}`,
       `  seconds:      ${seconds.toFixed(2)}`,
       `  states/s:     ${rate}`,
@@ -55,13 +56,7 @@ export const command = defineCommand(description, ({ values }) => {
     return 0;
   }
   const names = Array.from({ length: regions }, (_, region) => regionName(region, regions));
-  // Replay the path on the rules to mark the steps that are rejections (expectError).
-  let state: ModelState = initialState({ regions, regionSize: exploreRegionSize }, '');
-  const rejectedAt: (string | null)[] = result.violation.path.map((op) => {
-    const rejection = judge(state, op);
-    state = step(state, op).state;
-    return rejection?.code ?? null;
-  });
+  const records = counterexampleRecords(regions, result.violation.path, result.violation.crashInside, names);
   const first = result.violation.violations[0]!;
   const text = formatTrace(
     {
@@ -72,7 +67,7 @@ export const command = defineCommand(description, ({ values }) => {
       source: `cowmap explore --regions ${regions} --values ${valueCount}${values.crash ? ' --crash' : ''}`,
     },
     [`The shortest path to a state that breaks ${first.invariant}: ${first.message}`],
-    recordsOfOps(result.violation.path, names, (index) => rejectedAt[index] ?? null),
+    records,
   );
   writeFileSync(values.out, text);
   process.stdout.write(
@@ -80,3 +75,35 @@ export const command = defineCommand(description, ({ values }) => {
   );
   return 1;
 });
+
+/**
+ * The explorer's path as trace records. A step whose crash came inside the operation
+ * carries a crash point (`crashAfterIo: 0`, power mode): replayed on the model alone
+ * it forks into every outcome docs/protocol.md section 5 allows, the explorer's among
+ * them. A path that ends inside such a crash gets the `recover` that judges it.
+ */
+export function counterexampleRecords(
+  regions: number,
+  path: readonly Op[],
+  crashInside: readonly (number | null)[],
+  names: readonly string[],
+): TraceRecord[] {
+  // Replay the path on the rules to mark the steps that are rejections (expectError).
+  let state: ModelState = initialState({ regions, regionSize: exploreRegionSize }, '');
+  const rejectedAt = path.map((op, index) => {
+    const rejection = judge(state, op);
+    const outcome = crashInside[index] ?? null;
+    state =
+      outcome === null
+        ? step(state, op).state
+        : { ...crashOutcomesUnchecked(state, op, { torn: false })[outcome]!.state, crashed: true };
+    return rejection?.code ?? null;
+  });
+  const records = recordsOfOps(path, names, (index) => rejectedAt[index] ?? null).map((record, index) =>
+    crashInside[index] === null || crashInside[index] === undefined
+      ? record
+      : { ...record, crashAfterIo: 0, mode: 'power' as const },
+  );
+  if (crashInside.at(-1) !== null && crashInside.at(-1) !== undefined) records.push({ op: 'recover' });
+  return records;
+}
