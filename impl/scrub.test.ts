@@ -176,34 +176,38 @@ describe('scrub on a volume', () => {
     });
   }
 
-  test('a flipped byte in a COW slot of the running cycle: a finding naming DIR/cow and the region; --repair drops it, and the cycles that follow make S equal P', () => {
-    makeVolume();
-    const volume = ReplicatedVolume.open(storage, dir);
-    try {
-      volume.startCycle(); // C = {9}
-      volume.writeRegion(9, content(109)); // W[9] := content(9), X[9] set
-      volume.writeRegion(7, content(107)); // W[7] := content(7), outside C
-      const cow = join(dir, 'cow');
-      const file = storage.open(cow, { create: false });
-      const slotOffset = file.size() - regions * regionSize + 9 * regionSize; // the data slots end the file
-      file.close();
-      flipByte(cow, slotOffset + 5);
-      const report = volume.scrub({ repair: false });
-      assert.deepEqual(summary(report), [{ file: cow, offset: slotOffset, region: 9, repaired: false }]);
-      const repaired = volume.scrub({ repair: true });
-      assert.deepEqual(summary(repaired), [{ file: cow, offset: slotOffset, region: 9, repaired: true }]);
-      assert.match(repaired.findings[0]!.problem, /copy dropped: region 9 .* not point-in-time for this one cycle/);
-      assert.ok(volume.nextRegions().includes(9));
-      assert.deepEqual(volume.preservedRegions(), [7]);
-      runCycle(volume); // finishes this cycle: region 9 goes out with P's data
-      runCycle(volume); // the next one resends 7 and 9
-      const state = volume.state();
-      assert.deepEqual(state.secondary, state.primary);
-    } finally {
-      volume.close();
-    }
-    assert.deepEqual(scrub().findings, []);
-  });
+  test(
+    'a flipped byte in a COW slot of the running cycle: a finding naming DIR/cow and the region; --repair ' +
+      'drops it, and the cycles that follow make S equal P',
+    () => {
+      makeVolume();
+      const volume = ReplicatedVolume.open(storage, dir);
+      try {
+        volume.startCycle(); // C = {9}
+        volume.writeRegion(9, content(109)); // W[9] := content(9), X[9] set
+        volume.writeRegion(7, content(107)); // W[7] := content(7), outside C
+        const cow = join(dir, 'cow');
+        const file = storage.open(cow, { create: false });
+        const slotOffset = file.size() - regions * regionSize + 9 * regionSize; // the data slots end the file
+        file.close();
+        flipByte(cow, slotOffset + 5);
+        const report = volume.scrub({ repair: false });
+        assert.deepEqual(summary(report), [{ file: cow, offset: slotOffset, region: 9, repaired: false }]);
+        const repaired = volume.scrub({ repair: true });
+        assert.deepEqual(summary(repaired), [{ file: cow, offset: slotOffset, region: 9, repaired: true }]);
+        assert.match(repaired.findings[0]!.problem, /copy dropped: region 9 .* not point-in-time for this one cycle/);
+        assert.ok(volume.nextRegions().includes(9));
+        assert.deepEqual(volume.preservedRegions(), [7]);
+        runCycle(volume); // finishes this cycle: region 9 goes out with P's data
+        runCycle(volume); // the next one resends 7 and 9
+        const state = volume.state();
+        assert.deepEqual(state.secondary, state.primary);
+      } finally {
+        volume.close();
+      }
+      assert.deepEqual(scrub().findings, []);
+    },
+  );
 
   test('a pending region (in C, not sent since the open) is not judged; once sent it is', () => {
     makeVolume();
@@ -367,60 +371,64 @@ describe('a power loss inside a batch of transfers (docs/format.md, "DIR2/digest
   const sentRegions = [3, 1019, 1020, 1050];
 
   for (const tearInside of [false, true]) {
-    test(`torn ${tearInside ? 'inside sectors' : 'by sectors'}: the torn page holds pending regions, so it is no finding; the cycle rewrites it and S equals P`, () => {
-      let crashes = 0;
-      for (let k = 0; ; k++) {
-        assert.ok(k < 32, 'a batch of more than 32 durable calls');
-        dir = join(root, `vol${k}${tearInside ? 't' : 's'}`);
-        const created = ReplicatedVolume.create(storage, dir, { regions, regionSize });
-        for (const region of sentRegions) created.writeRegion(region, content(region));
-        created.startCycle();
-        created.close();
+    test(
+      `torn ${tearInside ? 'inside sectors' : 'by sectors'}: the torn page holds pending regions, so it is ` +
+        `no finding; the cycle rewrites it and S equals P`,
+      () => {
+        let crashes = 0;
+        for (let k = 0; ; k++) {
+          assert.ok(k < 32, 'a batch of more than 32 durable calls');
+          dir = join(root, `vol${k}${tearInside ? 't' : 's'}`);
+          const created = ReplicatedVolume.create(storage, dir, { regions, regionSize });
+          for (const region of sentRegions) created.writeRegion(region, content(region));
+          created.startCycle();
+          created.close();
 
-        const crashing = new CrashStorage(new NodeStorage());
-        const volume = ReplicatedVolume.open(crashing, dir);
-        crashing.armCrash({
-          afterIo: k,
-          mode: 'power',
-          torn: true,
-          seed: k,
-          ...(tearInside ? { tearSector: () => (byte: number) => (byte * 7 + k) % 3 === 0 } : {}),
-        });
-        let crashed = false;
-        try {
-          volume.transferRegions(sentRegions);
-        } catch (error) {
-          if (!isSimulatedCrash(error)) throw error;
-          crashed = true;
-        }
-        try {
-          volume.close();
-        } catch {
-          // The crashed storage refuses every call; the files are already the post-crash state.
-        }
-        if (!crashed) break;
-        crashes++;
+          const crashing = new CrashStorage(new NodeStorage());
+          const volume = ReplicatedVolume.open(crashing, dir);
+          crashing.armCrash({
+            afterIo: k,
+            mode: 'power',
+            torn: true,
+            seed: k,
+            ...(tearInside ? { tearSector: () => (byte: number) => (byte * 7 + k) % 3 === 0 } : {}),
+          });
+          let crashed = false;
+          try {
+            volume.transferRegions(sentRegions);
+          } catch (error) {
+            if (!isSimulatedCrash(error)) throw error;
+            crashed = true;
+          }
+          try {
+            volume.close();
+          } catch {
+            // The crashed storage refuses every call; the files are already the post-crash state.
+          }
+          if (!crashed) break;
+          crashes++;
 
-        const context = `crash after durable call ${k} of the batch`;
-        const recovered = ReplicatedVolume.open(storage, dir);
-        try {
-          assert.equal(recovered.phase, 'replicating', context);
-          assert.deepEqual(
-            recovered.scrub({ repair: false }).findings,
-            [],
-            `${context}: a pending region's torn page or stale entry is no finding`,
-          );
-          runCycle(recovered);
-          const state = recovered.state();
-          assert.deepEqual(state.secondary, state.primary, `${context}: S equals P after the cycle`);
-          assert.deepEqual(recovered.scrub({ repair: false }).findings, [], `${context}: clean after the cycle`);
-        } finally {
-          recovered.close();
+          const context = `crash after durable call ${k} of the batch`;
+          const recovered = ReplicatedVolume.open(storage, dir);
+          try {
+            assert.equal(recovered.phase, 'replicating', context);
+            assert.deepEqual(
+              recovered.scrub({ repair: false }).findings,
+              [],
+              `${context}: a pending region's torn page or stale entry is no finding`,
+            );
+            runCycle(recovered);
+            const state = recovered.state();
+            assert.deepEqual(state.secondary, state.primary, `${context}: S equals P after the cycle`);
+            assert.deepEqual(recovered.scrub({ repair: false }).findings, [], `${context}: clean after the cycle`);
+          } finally {
+            recovered.close();
+          }
         }
-      }
-      // 4 image writes, 1 write of the two adjacent pages, 2 syncs: a crash after each of the first 7 calls... at least 6.
-      assert.ok(crashes >= 6, `only ${crashes} crash points inside the batch`);
-    });
+        // 4 image writes, 1 write of the two adjacent pages, 2 syncs: a crash after each of the first 7 calls... at least 6.
+        assert.ok(crashes >= 6, `only ${crashes} crash points inside the batch`);
+      },
+    );
   }
 });
 

@@ -44,7 +44,10 @@ function conform(
 
 /** An adapter in one line of JavaScript: answers every request with `answer(id)`. */
 function fakeAdapter(answer: string): string[] {
-  const script = `require('readline').createInterface({ input: process.stdin }).on('line', (line) => { let id = null; try { id = JSON.parse(line).id; } catch {} process.stdout.write(JSON.stringify(${answer}) + '\\n'); });`;
+  const script =
+    `require('readline').createInterface({ input: process.stdin }).on('line', (line) => { let id = null; ` +
+    `try { id = JSON.parse(line).id; } catch {} process.stdout.write(JSON.stringify(${answer}) + '\\n'); ` +
+    `});`;
   return [process.execPath, '-e', script];
 }
 

@@ -560,7 +560,9 @@ describe('NBD end to end', () => {
         `b: ${during} cycles during the copy (${reports.length} in all), regions per cycle ${regionsPerCycle.join(',')}; ` +
         `sequential 32 KiB copy with snapshot hooks ${cowmapSeconds.toFixed(2)} s; ` +
         `default nbdcopy of the ${size >> 20} MiB image: cowmap ${servedSeconds.toFixed(2)} s (${(size / 1048576 / servedSeconds).toFixed(1)} MiB/s), ` +
-        `nbdkit file ${kitSeconds.toFixed(2)} s (${(size / 1048576 / kitSeconds).toFixed(1)} MiB/s), cowmap/nbdkit time ratio ${(servedSeconds / kitSeconds).toFixed(1)}x; e2fsck -fn clean on ${clean} of ${checked} secondaries (mid-copy ones are a block copy cut short, not a file system state)`;
+        `nbdkit file ${kitSeconds.toFixed(2)} s (${(size / 1048576 / kitSeconds).toFixed(1)} MiB/s), ` +
+        `cowmap/nbdkit time ratio ${(servedSeconds / kitSeconds).toFixed(1)}x; e2fsck -fn clean on ${clean} ` +
+        `of ${checked} secondaries (mid-copy ones are a block copy cut short, not a file system state)`;
       t.diagnostic(note);
       process.stderr.write(`# ${note}\n`);
     } finally {
@@ -687,7 +689,9 @@ describe('NBD end to end', () => {
     const dumped = join(work, 'dumped');
     await run('debugfs', ['-R', `dump /f${steps} ${dumped}`, last]);
     assert.ok(readFileSync(dumped).equals(readFileSync(sources[steps % 4]!)), `f${steps} reads back`);
-    const note = `c: ${reports.length} cycles (regions per cycle ${reports.map((report) => report.regions).join(',')}), each secondary = P@swap and e2fsck -fn clean`;
+    const note =
+      `c: ${reports.length} cycles (regions per cycle ` +
+      `${reports.map((report) => report.regions).join(',')}), each secondary = P@swap and e2fsck -fn clean`;
     t.diagnostic(note);
     process.stderr.write(`# ${note}\n`);
   });
