@@ -415,7 +415,8 @@ describe('NBD protocol (raw client)', () => {
 
 // ------------------------------------------------------------ real clients
 
-export const serveScript = join(import.meta.dirname, 'runServe.ts');
+/** The `cowmap` command itself, as users run it. */
+const cowmapScript = join(import.meta.dirname, '../../bin/cowmap.js');
 
 describe('NBD end to end', () => {
   test('a. qemu-io writes patterns at many offsets and sizes; the primary matches', {
@@ -703,7 +704,7 @@ function serveChild(args: string[]): {
   lines: string[];
   waitFor: (pattern: RegExp, timeoutMs?: number) => Promise<string>;
 } {
-  const child = spawn(process.execPath, ['--import', 'tsx', serveScript, ...args], {
+  const child = spawn(process.execPath, [cowmapScript, 'serve', ...args], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const lines: string[] = [];
