@@ -1,22 +1,17 @@
 // Trace format version 1 (docs/traces.md), as the harness holds it once read.
 
+import { type ErrorCode as VolumeErrorCode, errorCodes as volumeErrorCodes } from '../../impl/errors.ts';
 import type { CrashMode } from '../types.ts';
 
 export const traceVersion = 1;
 
-export const errorCodes = [
-  'E_RANGE',
-  'E_SIZE',
-  'E_PHASE',
-  'E_NOT_CURRENT',
-  'E_NOT_DRAINED',
-  'E_CORRUPT',
-  'E_NOT_FOUND',
-  'E_EXISTS',
-  'E_LOCKED',
-  'E_BAD_REQUEST',
-] as const;
-export type ErrorCode = (typeof errorCodes)[number];
+/**
+ * The codes a step may expect (docs/traces.md, `expectError`): every code of
+ * docs/protocol.md section 2 but E_IO, a failing storage call, which no trace can
+ * ask an implementation for.
+ */
+export type ErrorCode = Exclude<VolumeErrorCode, 'E_IO'>;
+export const errorCodes: readonly ErrorCode[] = volumeErrorCodes.filter((code): code is ErrorCode => code !== 'E_IO');
 
 export interface TraceHeader {
   readonly trace: 'cowmap';
