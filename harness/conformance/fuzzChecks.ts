@@ -64,15 +64,22 @@ async function fuzzCase(
       ),
     ...extra,
   });
-  const ms = performance.now() - started;
-  countUnit(context, tally, {
-    runs: result.runs,
-    steps: result.steps,
-    crashPoints: result.crashStates,
-    covered: [],
-    ms,
-  });
   for (const [id, times] of result.hits) context.hits.set(id, (context.hits.get(id) ?? 0) + times);
+  // The transitions it covered are counted by their hits, just above.
+  return recordFuzzCase(spec, geometry, result, [], performance.now() - started, context, tally);
+}
+
+/** A runFuzz's result counted into the tally as one case (with the command that replays its failure); true if it failed. */
+function recordFuzzCase(
+  spec: CheckSpec,
+  geometry: Geometry,
+  result: FuzzResult,
+  covered: Iterable<string>,
+  ms: number,
+  context: CheckContext,
+  tally: CheckTally,
+): boolean {
+  countUnit(context, tally, { runs: result.runs, steps: result.steps, crashPoints: result.crashStates, covered, ms });
   const failure =
     result.failure === null
       ? null
@@ -176,36 +183,6 @@ export async function replayFuzzPath(
     path,
     shrinkBudgetMs: context.runDeadline.remainingMs(),
   });
-  const ms = performance.now() - started;
-  countUnit(context, tally, {
-    runs: result.runs,
-    steps: result.steps,
-    crashPoints: result.crashStates,
-    covered: result.covered,
-    ms,
-  });
-  const failure =
-    result.failure === null
-      ? null
-      : fromFuzz(
-          result.failure,
-          conformPathCommand({
-            seed: context.seed,
-            path: result.failure.path,
-            checkId: spec.id,
-            geometry,
-            command: context.command,
-          }),
-          context.command,
-        );
-  tally.cases.push({
-    name: describeGeometry(geometry),
-    geometry: describeGeometry(geometry),
-    runs: result.runs,
-    steps: result.steps,
-    seconds: ms / 1000,
-    failure,
-    skipped: null,
-  });
+  recordFuzzCase(spec, geometry, result, result.covered, performance.now() - started, context, tally);
   return tally;
 }
