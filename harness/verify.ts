@@ -70,28 +70,7 @@ export function traceStage(name: string, files: (context: VerifyContext) => read
       let checks = 0;
       let crashStates = 0;
       let runs = 0;
-      for (const file of files(context)) {
-        const result = await replayTrace(readTrace(readFileSync(file, 'utf8'), file), context.makeSut());
-        runs++;
-        steps += result.stats.steps;
-        checks += result.stats.invariantChecks;
-        crashStates += result.stats.crashStates;
-        addHits(hits, result.covered);
-        if (result.failure !== null) {
-          return {
-            stage: name,
-            runs,
-            steps,
-            crashStates,
-            invariantChecks: checks,
-            seconds: elapsed(started),
-            hits,
-            failure: `${formatFailure(result.failure)}\nreplay: npx cowmap replay ${file}`,
-          };
-        }
-        context.onProgress?.(name, `${runs} traces`);
-      }
-      return {
+      const outcome = (failure: string | null) => ({
         stage: name,
         runs,
         steps,
@@ -99,8 +78,21 @@ export function traceStage(name: string, files: (context: VerifyContext) => read
         invariantChecks: checks,
         seconds: elapsed(started),
         hits,
-        failure: null,
-      };
+        failure,
+      });
+      for (const file of files(context)) {
+        const result = await replayTrace(readTrace(readFileSync(file, 'utf8'), file), context.makeSut());
+        runs++;
+        steps += result.stats.steps;
+        checks += result.stats.invariantChecks;
+        crashStates += result.stats.crashStates;
+        addHits(hits, result.covered);
+        const failure =
+          result.failure === null ? null : `${formatFailure(result.failure)}\nreplay: npx cowmap replay ${file}`;
+        if (failure !== null) return outcome(failure);
+        context.onProgress?.(name, `${runs} traces`);
+      }
+      return outcome(null);
     },
   };
 }
