@@ -2,10 +2,10 @@
 // the adapter, as the conformance suite's generated checks run it.
 
 import { join } from 'node:path';
-import { AdapterSut } from '../harness/adapterSut.ts';
-import { runFuzz } from '../harness/commandSequences.ts';
-import type { SystemUnderTest } from '../harness/sut.ts';
-import { keptRunning } from '../harness/sut.ts';
+import { AdapterSut } from '../harness/adapter/adapterSut.ts';
+import { runFuzz } from '../harness/fuzz/run.ts';
+import type { SystemUnderTest } from '../harness/sut/systemUnderTest.ts';
+import { keptRunning } from '../harness/sut/systemUnderTest.ts';
 import {
   commandsMax,
   type ConformSpeedConfig,

@@ -7,9 +7,12 @@
 // A failure found by any of them is a failed check (the bench exits 1).
 
 import { join } from 'node:path';
-import { fuzzDefaults, runFuzz } from '../harness/commandSequences.ts';
-import { exploreCrashes, explorationDefaults, statesPerSecond } from '../harness/crashExploration.ts';
-import { ReferenceSut } from '../harness/referenceSut.ts';
+import { fuzzDefaults } from '../harness/fuzz/options.ts';
+import { runFuzz } from '../harness/fuzz/run.ts';
+import { exploreCrashes } from '../harness/exploration/explorer.ts';
+import { explorationDefaults } from '../harness/exploration/options.ts';
+import { statesPerSecond } from '../harness/exploration/report.ts';
+import { ReferenceSut } from '../harness/sut/referenceSut.ts';
 import { explore } from '../model/explorer.ts';
 import { measureConformance } from './checkerConformance.ts';
 import { Checks, type Figure, type Log, type SectionResult } from './report.ts';

@@ -5,10 +5,10 @@
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AdapterSut } from '../harness/adapterSut.ts';
-import { ReferenceSut } from '../harness/referenceSut.ts';
+import { AdapterSut } from '../harness/adapter/adapterSut.ts';
+import { ReferenceSut } from '../harness/sut/referenceSut.ts';
 import { replayTrace } from '../harness/replay.ts';
-import type { SystemUnderTest } from '../harness/sut.ts';
+import type { SystemUnderTest } from '../harness/sut/systemUnderTest.ts';
 import { readTrace } from '../harness/trace/reader.ts';
 import type { Trace } from '../harness/trace/trace.ts';
 import type { Checks, Figure, Log } from './report.ts';

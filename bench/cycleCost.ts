@@ -20,7 +20,7 @@ import { slotSize as metadataSlotBytes } from '../impl/metadata.ts';
 import { NodeStorage } from '../impl/nodeStorage.ts';
 import { ReplicatedVolume } from '../impl/replicatedVolume.ts';
 import { cycleBatchBytesMax } from '../impl/runCycle.ts';
-import { CountingStorage } from './countingStorage.ts';
+import { CountingStorage } from '../harness/storage/countingStorage.ts';
 import { type CycleConfig, type CycleFiles, CycleRepetitions } from './cycleRepetitions.ts';
 import type { CycleVolume } from './cycleVolume.ts';
 import { Checks, type Figure, type Log, type SectionResult } from './report.ts';

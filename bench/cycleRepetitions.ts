@@ -10,7 +10,7 @@ import { copyFileSync, closeSync, openSync, readSync } from 'node:fs';
 import type { ReplicatedVolume } from '../impl/replicatedVolume.ts';
 import { bytesEqual } from '../impl/checksum.ts';
 import { runCycle } from '../impl/runCycle.ts';
-import type { CountingStorage, IoCounts } from './countingStorage.ts';
+import type { CountingStorage, IoCounts } from '../harness/storage/countingStorage.ts';
 import { type CycleExpectedIo, cycleExpectedIo, ioMismatches } from './cycleExpectedIo.ts';
 import { dirtyContent, pickRegions } from './dirty.ts';
 import type { Log } from './report.ts';

@@ -9,7 +9,7 @@
 import { join } from 'node:path';
 import { NodeStorage } from '../impl/nodeStorage.ts';
 import { ReplicatedVolume } from '../impl/replicatedVolume.ts';
-import { CountingStorage } from './countingStorage.ts';
+import { CountingStorage } from '../harness/storage/countingStorage.ts';
 import { Checks, type Figure, type Log, type SectionResult } from './report.ts';
 import { rotated } from './rotation.ts';
 import { SeededBytes } from './seededBytes.ts';

@@ -2,7 +2,7 @@
 // with a time budget, every level the adapter offers, as a user starts it.
 
 import { join } from 'node:path';
-import { AdapterSut } from '../harness/adapterSut.ts';
+import { AdapterSut } from '../harness/adapter/adapterSut.ts';
 import { runConformance } from '../harness/conformance/run.ts';
 import { bundledTracesDir, traceFiles } from '../harness/trace/traceFiles.ts';
 import { type ConformSpeedConfig, loadAverageNow, requestTimeoutMs, type RunFigures } from './conformSpeedSettings.ts';

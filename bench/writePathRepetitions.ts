@@ -11,7 +11,7 @@ import { bytesEqual } from '../impl/checksum.ts';
 import { entrySize as cowEntryBytes } from '../impl/cowStore.ts';
 import { NodeStorage } from '../impl/nodeStorage.ts';
 import { ReplicatedVolume } from '../impl/replicatedVolume.ts';
-import { CountingStorage, type IoCounts } from './countingStorage.ts';
+import { CountingStorage, type IoCounts } from '../harness/storage/countingStorage.ts';
 import { FloorFiles } from './floorFiles.ts';
 import { PlainFile } from './plainFile.ts';
 import type { Log } from './report.ts';

@@ -10,7 +10,7 @@ import { runFuzz } from './fuzz/run.ts';
 import { describeGeometry, conformGeometries } from './geometry.ts';
 import { mutantNamed } from './mutants.ts';
 import type { FuzzOptions } from './fuzz/options.ts';
-import { ReferenceSut } from './referenceSut.ts';
+import { ReferenceSut } from './sut/referenceSut.ts';
 import { replayTrace } from './replay.ts';
 import { readTrace } from './trace/reader.ts';
 import { atLevel } from './testLevel.ts';

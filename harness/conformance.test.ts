@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { XMLValidator } from 'fast-xml-parser';
-import { AdapterSut } from './adapterSut.ts';
+import { AdapterSut } from './adapter/adapterSut.ts';
 import { junitReport, runConformance, traceLevel } from './conformance.ts';
 import type { ConformanceReport, Level } from './conformance.ts';
 import { replayTrace } from './replay.ts';

@@ -23,7 +23,7 @@ import { Prng } from './prng.ts';
 import { randomContent } from './regionData.ts';
 import { runScenario, scenarioTrace } from './scenario.ts';
 import type { ScenarioStep } from './scenario.ts';
-import type { CrashingReply, CrashRequest, SutOp, SystemUnderTest } from './sut.ts';
+import type { CrashingReply, CrashRequest, SutOp, SystemUnderTest } from './sut/systemUnderTest.ts';
 import { ContentBook } from './trace/content.ts';
 import { fileSafe } from './fileSafe.ts';
 

@@ -10,14 +10,14 @@ import { isCowmapError } from '../impl/errors.ts';
 import { makeTemporaryDir, NodeStorage, removeTree } from '../impl/nodeStorage.ts';
 import { ReplicatedVolume } from '../impl/replicatedVolume.ts';
 import type { Geometry } from '../model/types.ts';
-import { exploreCrashes } from './crashExploration.ts';
-import type { ExplorationOptions } from './crashExploration.ts';
+import { exploreCrashes } from './exploration/explorer.ts';
+import type { ExplorationOptions } from './exploration/options.ts';
 import { mutantNamed, mutants } from './mutants.ts';
 import { Prng } from './prng.ts';
-import { ReferenceSut } from './referenceSut.ts';
+import { ReferenceSut } from './sut/referenceSut.ts';
 import { runScenario } from './scenario.ts';
 import type { ScenarioStep } from './scenario.ts';
-import type { SutOp } from './sut.ts';
+import type { SutOp } from './sut/systemUnderTest.ts';
 import { ContentBook } from './trace/content.ts';
 
 const geometry: Geometry = { regions: 9, regionSize: 1024 };

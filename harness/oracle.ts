@@ -23,8 +23,8 @@ import { OracleFailure } from './oracle/oracleFailure.ts';
 import type { Difference } from './oracle/oracleFailure.ts';
 import { StateDescriber, observedOf } from './oracle/stateDifferences.ts';
 import type { ContentBook } from './trace/content.ts';
-import { modelOpOf } from './sut.ts';
-import type { CrashRequest, SutOp, SutReply, SutState, SystemUnderTest } from './sut.ts';
+import { modelOpOf } from './sut/systemUnderTest.ts';
+import type { CrashRequest, SutOp, SutReply, SutState, SystemUnderTest } from './sut/systemUnderTest.ts';
 
 // The oracle's public words live beside it, one concept a file; importers take them from here.
 export { MessageWarnings, withMessageRule } from './oracle/messageRule.ts';

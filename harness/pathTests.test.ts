@@ -4,7 +4,7 @@ import { boundaryRegions } from './geometry.ts';
 import { mutantNamed } from './mutants.ts';
 import { pathMapping, pathSteps, runPaths, shortestPaths } from './pathTests.ts';
 import type { PathOptions } from './pathTests.ts';
-import { ReferenceSut } from './referenceSut.ts';
+import { ReferenceSut } from './sut/referenceSut.ts';
 import { replayTrace } from './replay.ts';
 import { scenarioTrace } from './scenario.ts';
 import { ContentBook } from './trace/content.ts';

@@ -11,7 +11,7 @@
 import { initialTransition } from 'xstate';
 import { createTestModel } from 'xstate/graph';
 import { sectorSize } from '../impl/geometry.ts';
-import { exploreEvents, valueLabel } from '../model/explorer.ts';
+import { exploreEvents, valueLabel } from '../model/exploreEvents.ts';
 import { replicationMachine } from '../model/machine.ts';
 import { stepMachine } from '../model/transitions.ts';
 import type { ModelSnapshot } from '../model/transitions.ts';
@@ -22,7 +22,7 @@ import { nearCopy, randomContent } from './regionData.ts';
 import type { NearChange } from './regionData.ts';
 import { runScenario } from './scenario.ts';
 import type { ScenarioResult, ScenarioStep } from './scenario.ts';
-import type { SystemUnderTest } from './sut.ts';
+import type { SystemUnderTest } from './sut/systemUnderTest.ts';
 import { ContentBook } from './trace/content.ts';
 
 export interface PathOptions {

@@ -13,9 +13,12 @@
 
 import { join } from 'node:path';
 import type { Geometry } from '../model/types.ts';
-import { AdapterSut, makeTrackedTemporaryDir, ProtocolError, removeTemporaryDir } from './adapterSut.ts';
-import type { AdapterSutOptions, RawAnswer } from './adapterSut.ts';
-import type { SutState } from './sut.ts';
+import { AdapterSut } from './adapter/adapterSut.ts';
+import { makeTrackedTemporaryDir, removeTemporaryDir } from './adapter/temporaryDirs.ts';
+import { ProtocolError } from './adapter/protocolError.ts';
+import type { AdapterSutOptions } from './adapter/adapterSutOptions.ts';
+import type { RawAnswer } from './adapter/answers.ts';
+import type { SutState } from './sut/systemUnderTest.ts';
 
 export interface ProtocolCheckResult {
   readonly name: string;

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { idleTransferNotCurrentStatechart } from '../model/plantedStatecharts.ts';
 import { formatFailure, replayTrace } from './replay.ts';
-import type { SutOp } from './sut.ts';
+import type { SutOp } from './sut/systemUnderTest.ts';
 import { readTrace } from './trace/reader.ts';
 
 const fig4 = readFileSync(new URL('../traces/fig4.jsonl', import.meta.url), 'utf8');
@@ -101,7 +101,7 @@ describe('a broken model during replay', () => {
 
 describe('replay against the implementation', () => {
   it('compares content, not labels: two long labels with the same start still differ', async () => {
-    const { ReferenceSut } = await import('./referenceSut.ts');
+    const { ReferenceSut } = await import('./sut/referenceSut.ts');
     const { mutants } = await import('./mutants.ts');
     const file = new URL('../traces/regressions/long-labels-compared-by-content.jsonl', import.meta.url);
     const trace = readTrace(readFileSync(file, 'utf8'), 'long-labels.jsonl');
@@ -117,7 +117,7 @@ describe('replay against the implementation', () => {
 
 describe('rejection messages', () => {
   it('must name the operation, the region and the phase (docs/protocol.md section 4)', async () => {
-    const { ReferenceSut } = await import('./referenceSut.ts');
+    const { ReferenceSut } = await import('./sut/referenceSut.ts');
     const text = `${header}\n{"op": "transfer", "region": 1, "expectError": "E_PHASE"}\n`;
     assert.equal((await replayTrace(readTrace(text, 't'), new ReferenceSut())).failure, null);
     class TerseSut extends ReferenceSut {
@@ -137,7 +137,7 @@ describe('rejection messages', () => {
 describe('traces of failures', () => {
   it('a scenario that failed on a crash step is saved with the recover docs/traces.md requires, and still fails there', async () => {
     const { scenarioTrace } = await import('./scenario.ts');
-    const { ReferenceSut } = await import('./referenceSut.ts');
+    const { ReferenceSut } = await import('./sut/referenceSut.ts');
     const { mutantNamed } = await import('./mutants.ts');
     // The write makes fewer than 99 I/O calls: it completes, then the crash follows.
     const records = [

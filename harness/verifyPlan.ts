@@ -3,7 +3,7 @@
 
 import { fileURLToPath } from 'node:url';
 import { ReplicatedVolume } from '../impl/replicatedVolume.ts';
-import type { VolumeClass } from './crashExploration.ts';
+import type { VolumeClass } from './types.ts';
 import { crashStage, fuzzStage, pathStage, traceStage } from './verify.ts';
 import type { Stage } from './verify.ts';
 

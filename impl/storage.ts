@@ -1,6 +1,6 @@
 // The storage the reference volume runs on: a set of files, as docs/protocol.md section 5
 // describes the device. The volume sees files only through this interface, so that
-// the harness can wrap it (harness/crashStorage.ts) to count durable I/O calls,
+// the harness can wrap it (harness/crash/crashStorage.ts) to count durable I/O calls,
 // crash after the k-th one, lose or tear unsynced writes, and inject ENOSPC or EIO.
 //
 // The interface is synchronous on purpose: every call is one system call, made in

@@ -19,9 +19,6 @@ import * as rules from './rules.ts';
 import { StateCodec } from './stateCodec.ts';
 import type { Geometry, ModelState, Op } from './types.ts';
 
-// Moved to model/exploreEvents.ts; this re-export stays until its importers move.
-export { exploreEvents, exploreRegionSize, regionName, valueLabel } from './exploreEvents.ts';
-
 export interface ExploreOptions {
   readonly regions: number;
   readonly values: number;

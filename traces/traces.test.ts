@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { createReferenceSut } from '../harness/referenceSut.ts';
+import { createReferenceSut } from '../harness/sut/referenceSut.ts';
 import { formatFailure, replayTrace } from '../harness/replay.ts';
 import { readTrace } from '../harness/trace/reader.ts';
 import { traceFiles } from '../harness/trace/traceFiles.ts';

@@ -4,8 +4,9 @@
 //
 //   node --import tsx bench/children/fuzzChild.ts BUDGET_MS SEED FAILURES_DIR
 
-import { fuzzDefaults, runFuzz } from '../../harness/commandSequences.ts';
-import { ReferenceSut } from '../../harness/referenceSut.ts';
+import { fuzzDefaults } from '../../harness/fuzz/options.ts';
+import { runFuzz } from '../../harness/fuzz/run.ts';
+import { ReferenceSut } from '../../harness/sut/referenceSut.ts';
 
 const [budgetText, seedText, failuresDir] = process.argv.slice(2);
 const budgetMs = Number(budgetText);

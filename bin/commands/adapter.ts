@@ -4,7 +4,8 @@
 // features failpoint, power-loss and torn. Logs go to stderr. Exit status: 0 when
 // stdin closes, 86 at a failpoint (without answering), 2 for bad usage.
 
-import { failpointExitCode, serveAdapter } from '../../harness/adapterServer.ts';
+import { failpointExitCode } from '../../harness/adapter/adapterServer.ts';
+import { serveAdapter } from '../../harness/adapter/serveAdapter.ts';
 import { defineCommand } from '../command.ts';
 import { description } from '../descriptions/adapter.ts';
 import { mutantOption } from '../mutantOption.ts';

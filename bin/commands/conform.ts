@@ -11,7 +11,8 @@
 import { randomInt } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { AdapterSut, removeTemporaryDirs } from '../../harness/adapterSut.ts';
+import { AdapterSut } from '../../harness/adapter/adapterSut.ts';
+import { removeTemporaryDirs } from '../../harness/adapter/temporaryDirs.ts';
 import { defaultBudgetSeconds } from '../../harness/conformance/budget.ts';
 import { junitReport } from '../../harness/conformance/junit.ts';
 import { allCheckIds, checkKinds, levels, unknownCheckNames } from '../../harness/conformance/plan.ts';

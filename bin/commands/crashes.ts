@@ -3,7 +3,7 @@
 //                [--region-size BYTES] [--mutant NAME] [--out-dir DIR] [--no-dedupe]
 //                [--no-create] [--no-recovery] [--no-rot] [--no-byte-tears]
 //                [--recovery-paths P] [--rot-states K] [--quiet]
-// Bounded exhaustive crash exploration (harness/crashExploration.ts): every
+// Bounded exhaustive crash exploration (harness/exploration/explorer.ts): every
 // operation sequence up to length L, each accepted operation crashed at every
 // durable I/O call, in process, power (every subset of the unsynced writes and
 // names up to 2^B, else S seeded samples) and torn mode (sector-wise, and the
@@ -22,22 +22,23 @@
 // Prints the summary of each and the crash states per kind with the time. Exit
 // status: 0 every crash state passes, 1 a failure (saved and printed), 2 bad usage.
 
+import { exploreCrashes } from '../../harness/exploration/explorer.ts';
 import {
-  exploreCrashes,
+  explorationBounds,
   explorationDefaults,
-  explorationModes,
+  explorationOptionsProblem,
+} from '../../harness/exploration/options.ts';
+import { explorationModes } from '../../harness/exploration/choices.ts';
+import {
   formatFailureReport,
   formatSummary,
   statesPerKind,
   statesPerSecond,
-} from '../../harness/crashExploration.ts';
-import type {
-  ExplorationMode,
-  ExplorationOptions,
-  ExplorationStats,
-  VolumeClass,
-} from '../../harness/crashExploration.ts';
-import { sectorSize } from '../../impl/geometry.ts';
+} from '../../harness/exploration/report.ts';
+import type { ExplorationMode } from '../../harness/exploration/choices.ts';
+import type { ExplorationOptions } from '../../harness/exploration/options.ts';
+import type { ExplorationStats } from '../../harness/exploration/stats.ts';
+import type { VolumeClass } from '../../harness/types.ts';
 import type { Values } from '../command.ts';
 import { defineCommand } from '../command.ts';
 import { description } from '../descriptions/crashes.ts';
@@ -117,8 +118,9 @@ export const quickPlan: readonly Shape[] = [
 
 type CrashesValues = Values<typeof description.options>;
 
-/** The most regions an exploration writes (--active). */
-const activeRegionsMax = 8;
+/** The bounds are the exploration's own (harness/exploration/options.ts): one table, checked once more there. */
+const bounds = explorationBounds;
+const activeRegionsMax = bounds.activeRegionCount.max;
 
 function parseModes(text: string): ExplorationMode[] {
   const modes = text
@@ -144,18 +146,14 @@ function parseRegionList(text: string, regions: number): number[] {
 
 /** The one exploration that geometry options ask for (the rest from the small default). */
 function customShape(values: CrashesValues): Shape {
-  const length = integerOption('length', values.length ?? String(explorationDefaults.length), { min: 0, max: 8 });
-  const regions = integerOption('regions', values.regions ?? String(explorationDefaults.regions), {
-    min: 1,
-    max: 1 << 16,
-  });
-  const valueCount = integerOption('values', values.values ?? String(explorationDefaults.values), { min: 1, max: 8 });
-  const regionSize = integerOption('region-size', values['region-size'] ?? String(explorationDefaults.regionSize), {
-    min: sectorSize,
-    max: 1 << 20,
-  });
-  if (regionSize % sectorSize !== 0)
-    throw new UsageError(`--region-size must be a multiple of ${sectorSize}, got ${regionSize}`);
+  const length = integerOption('length', values.length ?? String(explorationDefaults.length), bounds.length);
+  const regions = integerOption('regions', values.regions ?? String(explorationDefaults.regions), bounds.regions);
+  const valueCount = integerOption('values', values.values ?? String(explorationDefaults.values), bounds.values);
+  const regionSize = integerOption(
+    'region-size',
+    values['region-size'] ?? String(explorationDefaults.regionSize),
+    bounds.regionSize,
+  );
   if (values.active === undefined && regions > activeRegionsMax)
     throw new UsageError(`--regions ${regions} needs --active (at most ${activeRegionsMax} regions written)`);
   const activeRegions = values.active === undefined ? undefined : parseRegionList(values.active, regions);
@@ -192,22 +190,20 @@ export async function crashesMain(argv: string[], output: CrashesOutput): Promis
 }
 
 async function crashes(values: CrashesValues, output: CrashesOutput): Promise<number> {
-  const subsetBits = integerOption('subset-bits', values['subset-bits'] ?? String(explorationDefaults.subsetBitsMax), {
-    min: 0,
-    max: 20,
-  });
-  const samples = integerOption('samples', values.samples ?? String(explorationDefaults.samplesMax), {
-    min: 1,
-    max: 1 << 20,
-  });
+  const subsetBits = integerOption(
+    'subset-bits',
+    values['subset-bits'] ?? String(explorationDefaults.subsetBitsMax),
+    bounds.subsetBitsMax,
+  );
+  const samples = integerOption('samples', values.samples ?? String(explorationDefaults.samplesMax), bounds.samplesMax);
   const modes = parseModes(values.modes ?? explorationModes.join(','));
   // One exploration when any geometry option is given, else the plan.
   const custom = [values.length, values.regions, values.active, values.values, values['region-size']].some(
     (value) => value !== undefined,
   );
   const plan: readonly Shape[] = custom ? [customShape(values)] : values.quick ? quickPlan : defaultPlan;
-  const recoveryPaths = optionalIntegerOption('recovery-paths', values['recovery-paths'], { min: 0, max: 1 << 16 });
-  const rotStates = optionalIntegerOption('rot-states', values['rot-states'], { min: 0, max: 1 << 16 });
+  const recoveryPaths = optionalIntegerOption('recovery-paths', values['recovery-paths'], bounds.recoveryPathsMax);
+  const rotStates = optionalIntegerOption('rot-states', values['rot-states'], bounds.rotStatesMax);
   const volumeClass: VolumeClass | undefined =
     values.mutant === undefined ? undefined : mutantOption(values.mutant).volumeClass;
 
@@ -230,6 +226,9 @@ async function crashes(values: CrashesValues, output: CrashesOutput): Promise<nu
       byteTears: !values['no-byte-tears'],
       onProgress: progress ? (stats) => output.err(progressLine(stats)) : undefined,
     };
+    // What the option parsing above does not see (a region size that is no multiple of the sector, ...).
+    const problem = explorationOptionsProblem(options);
+    if (problem !== null) throw new UsageError(problem);
     const result = await exploreCrashes(options);
     all.push(result.stats);
     if (progress) output.err('\r\x1b[K');

@@ -3,7 +3,8 @@
 // writes the shortest path as a v1 trace, prints it, and exits 1.
 
 import { writeFileSync } from 'node:fs';
-import { explore, exploreRegionSize, regionName } from '../../model/explorer.ts';
+import { exploreRegionSize, regionName } from '../../model/exploreEvents.ts';
+import { explore } from '../../model/explorer.ts';
 import { crashOutcomesUnchecked } from '../../model/crashOutcomes.ts';
 import { initialState, judge, step } from '../../model/rules.ts';
 import type { ModelState, Op } from '../../model/types.ts';

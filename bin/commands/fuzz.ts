@@ -10,12 +10,13 @@
 // it are printed: they give every option the sequences depend on), 2 bad usage.
 
 import { randomInt } from 'node:crypto';
-import { fuzzDefaults, runFuzz } from '../../harness/commandSequences.ts';
-import type { FuzzData, FuzzResult, HistoryMin } from '../../harness/commandSequences.ts';
+import { fuzzDefaults } from '../../harness/fuzz/options.ts';
+import { runFuzz } from '../../harness/fuzz/run.ts';
+import type { FuzzData, FuzzResult, HistoryMin } from '../../harness/fuzz/options.ts';
 import type { FaultMode } from '../../harness/types.ts';
 import { regionsMax } from '../../model/rules.ts';
-import { ReferenceSut } from '../../harness/referenceSut.ts';
-import type { VolumeClass } from '../../harness/referenceSut.ts';
+import { ReferenceSut } from '../../harness/sut/referenceSut.ts';
+import type { VolumeClass } from '../../harness/types.ts';
 import { sectorSize } from '../../impl/geometry.ts';
 import type { Values } from '../command.ts';
 import { defineCommand } from '../command.ts';

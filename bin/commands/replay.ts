@@ -6,9 +6,10 @@
 
 import { readFileSync } from 'node:fs';
 import { formatFailure, replayTrace } from '../../harness/replay.ts';
-import { AdapterSut, ProtocolError } from '../../harness/adapterSut.ts';
-import { createReferenceSut } from '../../harness/referenceSut.ts';
-import type { SystemUnderTest } from '../../harness/sut.ts';
+import { AdapterSut } from '../../harness/adapter/adapterSut.ts';
+import { ProtocolError } from '../../harness/adapter/protocolError.ts';
+import { createReferenceSut } from '../../harness/sut/referenceSut.ts';
+import type { SystemUnderTest } from '../../harness/sut/systemUnderTest.ts';
 import { readTrace } from '../../harness/trace/reader.ts';
 import { TraceError } from '../../harness/trace/traceError.ts';
 import type { Trace } from '../../harness/trace/trace.ts';

@@ -6,7 +6,7 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomInt } from 'node:crypto';
-import { ReferenceSut } from '../../harness/referenceSut.ts';
+import { ReferenceSut } from '../../harness/sut/referenceSut.ts';
 import { bundledTracesDir, traceFiles } from '../../harness/trace/traceFiles.ts';
 import { coverageHtml, coverageMarkdown } from '../../harness/transitionCoverage.ts';
 import { standardStages } from '../../harness/verifyPlan.ts';

@@ -2,8 +2,8 @@
 // settings, the clock, the coverage, and the progress line.
 
 import type { Geometry } from '../../model/types.ts';
-import type { AdapterSutOptions } from '../adapterSut.ts';
-import type { SystemUnderTest } from '../sut.ts';
+import type { AdapterSutOptions } from '../adapter/adapterSutOptions.ts';
+import type { SystemUnderTest } from '../sut/systemUnderTest.ts';
 import { addHits } from '../transitionCoverage.ts';
 import type { Deadline, StepRate } from './budget.ts';
 import type { CheckSpec } from './plan.ts';

@@ -4,9 +4,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { MessageWarnings } from '../oracle.ts';
-import { ReferenceSut } from '../referenceSut.ts';
+import { ReferenceSut } from '../sut/referenceSut.ts';
 import { replayTrace } from '../replay.ts';
-import type { SutOp, SutReply } from '../sut.ts';
+import type { SutOp, SutReply } from '../sut/systemUnderTest.ts';
 import { readTrace } from '../trace/reader.ts';
 
 const trace = readTrace(

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { Feature } from '../sut.ts';
+import type { Feature } from '../sut/systemUnderTest.ts';
 import {
   allCheckIds,
   checkSelected,

@@ -16,7 +16,7 @@
 // seeds: CI history and `--check` rely on it.
 
 import type { FaultMode } from '../types.ts';
-import type { Feature } from '../sut.ts';
+import type { Feature } from '../sut/systemUnderTest.ts';
 import type { Trace } from '../trace/trace.ts';
 
 export const levels = ['rules', 'crash', 'failpoint', 'power'] as const;

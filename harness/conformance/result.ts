@@ -3,7 +3,7 @@
 
 import type { Difference } from '../oracle.ts';
 import type { TransitionCoverage } from '../transitionCoverage.ts';
-import type { Feature } from '../sut.ts';
+import type { Feature } from '../sut/systemUnderTest.ts';
 import type { Level } from './plan.ts';
 
 /** A failure as a user acts on it: where, what differs, the trace kept, and the commands that replay it. */

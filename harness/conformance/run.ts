@@ -7,12 +7,12 @@
 
 import { readFileSync } from 'node:fs';
 import type { Geometry } from '../../model/types.ts';
-import type { AdapterSutOptions } from '../adapterSut.ts';
-import { ProtocolError } from '../adapterSut.ts';
+import type { AdapterSutOptions } from '../adapter/adapterSutOptions.ts';
+import { ProtocolError } from '../adapter/protocolError.ts';
 import { conformGeometries, describeGeometry } from '../geometry.ts';
 import { MessageWarnings, withMessageRule } from '../oracle.ts';
-import { keptRunning } from '../sut.ts';
-import type { Feature, SystemUnderTest } from '../sut.ts';
+import { keptRunning } from '../sut/systemUnderTest.ts';
+import type { Feature, SystemUnderTest } from '../sut/systemUnderTest.ts';
 import { readTrace } from '../trace/reader.ts';
 import { transitionCoverage } from '../transitionCoverage.ts';
 import {

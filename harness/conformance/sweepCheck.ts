@@ -1,5 +1,5 @@
 import type { Geometry } from '../../model/types.ts';
-import type { SutOp } from '../sut.ts';
+import type { SutOp } from '../sut/systemUnderTest.ts';
 import { runFailpointSweep, situations } from '../failpointSweep.ts';
 import { describeGeometry } from '../geometry.ts';
 import type { Deadline } from './budget.ts';

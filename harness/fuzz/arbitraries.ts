@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { sectorSize } from '../../impl/geometry.ts';
 import { outOfRangeRegions, regionArbitrary } from '../geometry.ts';
 import { contentRecipeArbitrary } from '../regionData.ts';
-import type { CrashRequest, SutOp } from '../sut.ts';
+import type { CrashRequest, SutOp } from '../sut/systemUnderTest.ts';
 import { labelBytes } from '../trace/content.ts';
 import { defaultNames } from '../trace/reader.ts';
 import { PlannedCommand } from './command.ts';

@@ -7,7 +7,7 @@ import type { Oracle } from '../oracle.ts';
 import type { ContentRecipe } from '../regionData.ts';
 import { describeScenarioStep } from '../scenario.ts';
 import type { ScenarioStep } from '../scenario.ts';
-import type { CrashRequest, SutOp } from '../sut.ts';
+import type { CrashRequest, SutOp } from '../sut/systemUnderTest.ts';
 import type { ContentBook } from '../trace/content.ts';
 import type { Generation, HistoryMin } from './generation.ts';
 import { trackStep } from './model.ts';

@@ -2,7 +2,7 @@
 // answers) becomes an OracleFailure, so that the scenario keeps its records.
 
 import { OracleFailure } from '../oracle.ts';
-import type { SystemUnderTest } from '../sut.ts';
+import type { SystemUnderTest } from '../sut/systemUnderTest.ts';
 
 export function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);

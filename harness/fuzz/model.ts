@@ -2,7 +2,7 @@
 // runs them): what it keeps of the system and how each step run changes it.
 
 import type { ScenarioStep } from '../scenario.ts';
-import type { SutOp } from '../sut.ts';
+import type { SutOp } from '../sut/systemUnderTest.ts';
 import { RunContents } from '../regionData.ts';
 import type { Generation } from './generation.ts';
 

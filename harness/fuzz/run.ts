@@ -39,7 +39,7 @@ import { sectorSize } from '../../impl/geometry.ts';
 import { allTransitions } from '../../model/transitions.ts';
 import type { Geometry } from '../../model/types.ts';
 import { Oracle } from '../oracle.ts';
-import type { SystemUnderTest } from '../sut.ts';
+import type { SystemUnderTest } from '../sut/systemUnderTest.ts';
 import { ContentBook } from '../trace/content.ts';
 import type { FaultMode } from '../types.ts';
 import { commandArbitrary, cycleWeightFor } from './arbitraries.ts';

@@ -3,8 +3,8 @@
 
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Phase } from '../../model/types.ts';
-import { AdapterSut } from '../adapterSut.ts';
-import type { SutOp, SystemUnderTest } from '../sut.ts';
+import { AdapterSut } from '../adapter/adapterSut.ts';
+import type { SutOp, SystemUnderTest } from '../sut/systemUnderTest.ts';
 import { OracleFailure } from './oracleFailure.ts';
 
 /** A rejection whose message does not name the operation, the region or the phase. */

@@ -4,7 +4,7 @@
 
 import type { ObservedState } from '../../model/crashOutcomes.ts';
 import type { ModelState } from '../../model/types.ts';
-import type { SutState } from '../sut.ts';
+import type { SutState } from '../sut/systemUnderTest.ts';
 import type { ContentBook } from '../trace/content.ts';
 import { bits } from '../types.ts';
 import { OracleFailure } from './oracleFailure.ts';

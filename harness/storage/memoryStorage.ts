@@ -1,5 +1,5 @@
 // The memory storage double: files and directories in memory, the device under
-// the crash layer in the crash exploration (harness/crashExploration.ts), with the
+// the crash layer in the crash exploration (harness/exploration/), with the
 // semantics of node:fs that the volume and the crash layer rely on; copied and
 // digested in microseconds, so that a prefix state is saved and restored cheaply.
 
