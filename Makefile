@@ -46,7 +46,7 @@ format: $(STAMP)
 # exploration; the full table is `make mutants`) and of the conformance suite
 # against the Python example (every level it offers) and the skeleton adapter
 # (rules and crash). The reference adapter's own conformance, and conform failing
-# mutants, are node tests (harness/conformance.test.ts).
+# mutants, are node tests (harness/conformance/conformance.test.ts).
 SMOKE := smoke-verify smoke-mutants smoke-conform-python smoke-conform-skeleton
 
 # Three jobs at a time: the node tests spend much of their time waiting on children.

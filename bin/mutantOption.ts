@@ -1,8 +1,8 @@
 // `--mutant NAME` and `--only NAME,...`: the mutant of that name, or a usage error
 // that lists the known ones (harness/mutants.ts mutantNamed is the one lookup).
 
-import { mutantNamed } from '../harness/mutants.ts';
-import type { Mutant } from '../harness/mutants.ts';
+import { mutantNamed } from '../harness/mutants/mutants.ts';
+import type { Mutant } from '../harness/mutants/mutants.ts';
 import { UsageError } from './usageError.ts';
 
 export function mutantOption(name: string): Mutant {

@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { AdapterSut } from './adapter/adapterSut.ts';
 import { picksFor, runFailpointSweep, situations } from './failpointSweep.ts';
 import { boundaryRegions } from './geometry.ts';
-import { mutantNamed } from './mutants.ts';
+import { mutantNamed } from './mutants/mutants.ts';
 import { ReferenceSut } from './sut/referenceSut.ts';
 import { replayTrace } from './replay.ts';
 import { readTrace } from './trace/reader.ts';

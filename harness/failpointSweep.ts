@@ -17,7 +17,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Geometry } from '../model/types.ts';
 import type { FaultMode } from './types.ts';
-import type { Difference } from './oracle.ts';
+import type { Difference } from './oracle/oracle.ts';
 import { boundaryRegions } from './geometry.ts';
 import { Prng } from './prng.ts';
 import { randomContent } from './regionData.ts';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { boundaryRegions } from './geometry.ts';
-import { mutantNamed } from './mutants.ts';
+import { mutantNamed } from './mutants/mutants.ts';
 import { pathMapping, pathSteps, runPaths, shortestPaths } from './pathTests.ts';
 import type { PathOptions } from './pathTests.ts';
 import { ReferenceSut } from './sut/referenceSut.ts';

@@ -102,7 +102,7 @@ describe('a broken model during replay', () => {
 describe('replay against the implementation', () => {
   it('compares content, not labels: two long labels with the same start still differ', async () => {
     const { ReferenceSut } = await import('./sut/referenceSut.ts');
-    const { mutants } = await import('./mutants.ts');
+    const { mutants } = await import('./mutants/mutants.ts');
     const file = new URL('../traces/regressions/long-labels-compared-by-content.jsonl', import.meta.url);
     const trace = readTrace(readFileSync(file, 'utf8'), 'long-labels.jsonl');
     const broken = await replayTrace(
@@ -138,7 +138,7 @@ describe('traces of failures', () => {
   it('a scenario that failed on a crash step is saved with the recover docs/traces.md requires, and still fails there', async () => {
     const { scenarioTrace } = await import('./scenario.ts');
     const { ReferenceSut } = await import('./sut/referenceSut.ts');
-    const { mutantNamed } = await import('./mutants.ts');
+    const { mutantNamed } = await import('./mutants/mutants.ts');
     // The write makes fewer than 99 I/O calls: it completes, then the crash follows.
     const records = [
       { op: 'startCycle' },

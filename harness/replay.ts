@@ -7,8 +7,8 @@
 
 import { ModelError } from '../model/modelError.ts';
 import type { ModelSnapshot, Statechart } from '../model/transitions.ts';
-import { Oracle, OracleFailure, withMessageRule } from './oracle.ts';
-import type { Difference, MessageRule, OracleStats } from './oracle.ts';
+import { Oracle, OracleFailure, withMessageRule } from './oracle/oracle.ts';
+import type { Difference, MessageRule, OracleStats } from './oracle/oracle.ts';
 import type { SutOp, SystemUnderTest } from './sut/systemUnderTest.ts';
 import { ContentBook } from './trace/content.ts';
 import { checkExpectation, contentOf } from './trace/expectation.ts';

@@ -5,8 +5,8 @@
 
 import { judge } from '../model/rules.ts';
 import type { Geometry } from '../model/types.ts';
-import { Oracle, OracleFailure } from './oracle.ts';
-import type { Difference, OracleStats } from './oracle.ts';
+import { Oracle, OracleFailure } from './oracle/oracle.ts';
+import type { Difference, OracleStats } from './oracle/oracle.ts';
 import type { CrashRequest, SutOp, SystemUnderTest } from './sut/systemUnderTest.ts';
 import { modelOpOf } from './sut/systemUnderTest.ts';
 import type { ContentBook } from './trace/content.ts';

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { initialState } from '../../model/rules.ts';
-import { Oracle } from '../oracle.ts';
+import { Oracle } from '../oracle/oracle.ts';
 import type { SutState } from '../sut/systemUnderTest.ts';
 import { ContentBook } from '../trace/content.ts';
 

@@ -6,7 +6,7 @@
 import type { Geometry } from '../../model/types.ts';
 import type { FuzzFailure } from '../fuzz/options.ts';
 import { shellLine, shellQuote } from '../shellQuote.ts';
-import type { Difference } from '../oracle.ts';
+import type { Difference } from '../oracle/oracle.ts';
 import { formatDifferences, formatFailure } from '../replay.ts';
 import type { ReplayFailure } from '../replay.ts';
 import type { CheckFailure } from './result.ts';

@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { MessageWarnings } from '../oracle.ts';
+import { MessageWarnings } from '../oracle/oracle.ts';
 import { ReferenceSut } from '../sut/referenceSut.ts';
 import { replayTrace } from '../replay.ts';
 import type { SutOp, SutReply } from '../sut/systemUnderTest.ts';

@@ -1,7 +1,7 @@
 // The results of a conformance run: one vocabulary for the runner, the console
 // summary, the JSON report and the JUnit file.
 
-import type { Difference } from '../oracle.ts';
+import type { Difference } from '../oracle/oracle.ts';
 import type { TransitionCoverage } from '../transitionCoverage.ts';
 import type { Feature } from '../sut/systemUnderTest.ts';
 import type { Level } from './plan.ts';

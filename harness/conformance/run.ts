@@ -10,7 +10,7 @@ import type { Geometry } from '../../model/types.ts';
 import type { AdapterSutOptions } from '../adapter/adapterSutOptions.ts';
 import { ProtocolError } from '../adapter/protocolError.ts';
 import { conformGeometries, describeGeometry } from '../geometry.ts';
-import { MessageWarnings, withMessageRule } from '../oracle.ts';
+import { MessageWarnings, withMessageRule } from '../oracle/oracle.ts';
 import { keptRunning } from '../sut/systemUnderTest.ts';
 import type { Feature, SystemUnderTest } from '../sut/systemUnderTest.ts';
 import { readTrace } from '../trace/reader.ts';

@@ -4,8 +4,8 @@
 // per choice; a run whose post-crash state was judged before at the same crash
 // site is a duplicate (see the head of explorer.ts, HOW IT IS MADE FAST).
 
-import type { Oracle } from '../oracle.ts';
-import { OracleFailure } from '../oracle.ts';
+import type { Oracle } from '../oracle/oracle.ts';
+import { OracleFailure } from '../oracle/oracle.ts';
 import type { ScenarioStep } from '../scenario.ts';
 import type { CrashRequest, SutOp } from '../sut/systemUnderTest.ts';
 import { asFailure } from '../sut/thrown.ts';

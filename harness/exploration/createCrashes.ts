@@ -12,7 +12,7 @@
 
 import { initialState } from '../../model/rules.ts';
 import { MemoryStorage } from '../storage/memoryStorage.ts';
-import { OracleFailure } from '../oracle.ts';
+import { OracleFailure } from '../oracle/oracle.ts';
 import type { ScenarioStep } from '../scenario.ts';
 import { memoryFiles, volumeDir } from '../sut/explorationSut.ts';
 import type { SutOp } from '../sut/systemUnderTest.ts';

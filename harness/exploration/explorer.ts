@@ -109,7 +109,7 @@ import { initialState } from '../../model/rules.ts';
 import type { Geometry, ModelState } from '../../model/types.ts';
 import type { UnsyncedWriteInfo } from '../crash/unsyncedRecords.ts';
 import { MemoryStorage } from '../storage/memoryStorage.ts';
-import { Oracle, OracleFailure } from '../oracle.ts';
+import { Oracle, OracleFailure } from '../oracle/oracle.ts';
 import { ExplorationSut } from '../sut/explorationSut.ts';
 import type { SutOp } from '../sut/systemUnderTest.ts';
 import { asFailure } from '../sut/thrown.ts';

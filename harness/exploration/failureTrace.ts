@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ReplicatedVolume } from '../../impl/replicatedVolume.ts';
-import type { Difference } from '../oracle.ts';
+import type { Difference } from '../oracle/oracle.ts';
 import { runScenario, scenarioTrace } from '../scenario.ts';
 import type { ScenarioResult } from '../scenario.ts';
 import { ExplorationSut } from '../sut/explorationSut.ts';

@@ -2,7 +2,7 @@
 // the crash it made, and the steps it ran, enough to run it again from scratch
 // (failureTrace.ts) and to say it in words.
 
-import type { OracleFailure } from '../oracle.ts';
+import type { OracleFailure } from '../oracle/oracle.ts';
 import type { ScenarioStep } from '../scenario.ts';
 import type { SutOp } from '../sut/systemUnderTest.ts';
 import { asFailure } from '../sut/thrown.ts';

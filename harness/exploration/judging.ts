@@ -5,8 +5,8 @@
 // power loss that drops everything still unsynced, and a second recovery: what
 // the first recovery read and built on must survive it.
 
-import type { Oracle } from '../oracle.ts';
-import { OracleFailure } from '../oracle.ts';
+import type { Oracle } from '../oracle/oracle.ts';
+import { OracleFailure } from '../oracle/oracle.ts';
 import type { ScenarioStep } from '../scenario.ts';
 import type { CrashRequest, SutOp } from '../sut/systemUnderTest.ts';
 import { choiceBitCount, dropEverything, seedFor } from './choices.ts';

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { ReplicatedVolume } from '../../impl/replicatedVolume.ts';
-import { mutantNamed } from '../mutants.ts';
+import { mutantNamed } from '../mutants/mutants.ts';
 import { replayTrace } from '../replay.ts';
 import { createReferenceSut } from '../sut/referenceSut.ts';
 import { readTrace } from '../trace/reader.ts';

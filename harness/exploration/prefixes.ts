@@ -5,7 +5,7 @@
 // nearest all-durable ancestor's and the operations since.
 
 import type { ModelState } from '../../model/types.ts';
-import { OracleFailure } from '../oracle.ts';
+import { OracleFailure } from '../oracle/oracle.ts';
 import type { ScenarioStep } from '../scenario.ts';
 import type { Restore } from '../sut/explorationSut.ts';
 import type { SutOp, SutReply } from '../sut/systemUnderTest.ts';

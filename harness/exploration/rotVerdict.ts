@@ -5,7 +5,7 @@
 
 import { isCowmapError } from '../../impl/errors.ts';
 import type { ModelState } from '../../model/types.ts';
-import { OracleFailure } from '../oracle.ts';
+import { OracleFailure } from '../oracle/oracle.ts';
 import type { ExplorationSut } from '../sut/explorationSut.ts';
 import type { Explorer } from './explorer.ts';
 

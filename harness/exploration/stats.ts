@@ -3,7 +3,7 @@
 // recovery and scrub, rot, and the oracle's own counts. The report prints them
 // (report.ts); `cowmap crashes` sums the states per kind over its explorations.
 
-import type { OracleStats } from '../oracle.ts';
+import type { OracleStats } from '../oracle/oracle.ts';
 import type { ExplorationMode } from './choices.ts';
 
 export interface ModeStats {

@@ -3,7 +3,7 @@
 // (harness/fuzz/model.ts), run through SequenceRun, whose oracle judges each.
 
 import type fc from 'fast-check';
-import type { Oracle } from '../oracle.ts';
+import type { Oracle } from '../oracle/oracle.ts';
 import type { ContentRecipe } from '../regionData.ts';
 import { describeScenarioStep } from '../scenario.ts';
 import type { ScenarioStep } from '../scenario.ts';

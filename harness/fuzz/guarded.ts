@@ -1,7 +1,7 @@
 // The implementation as the fuzz runs see it: an error it throws (rather than
 // answers) becomes an OracleFailure, so that the scenario keeps its records.
 
-import { OracleFailure } from '../oracle.ts';
+import { OracleFailure } from '../oracle/oracle.ts';
 import type { SystemUnderTest } from '../sut/systemUnderTest.ts';
 
 export function errorMessage(error: unknown): string {

@@ -3,7 +3,7 @@
 
 import { join } from 'node:path';
 import type { ScenarioStep } from '../scenario.ts';
-import type { Difference } from '../oracle.ts';
+import type { Difference } from '../oracle/oracle.ts';
 import type { SystemUnderTest } from '../sut/systemUnderTest.ts';
 import type { FaultMode } from '../types.ts';
 import type { FuzzData, HistoryMin } from './generation.ts';

@@ -38,7 +38,7 @@ import fc from 'fast-check';
 import { sectorSize } from '../../impl/geometry.ts';
 import { allTransitions } from '../../model/transitions.ts';
 import type { Geometry } from '../../model/types.ts';
-import { Oracle } from '../oracle.ts';
+import { Oracle } from '../oracle/oracle.ts';
 import type { SystemUnderTest } from '../sut/systemUnderTest.ts';
 import { ContentBook } from '../trace/content.ts';
 import type { FaultMode } from '../types.ts';

@@ -2,7 +2,7 @@
 // first failure) and shrinks (after it), the oracle's steps, invariant checks
 // and crash states, the transitions taken, and the shortest passing sequence.
 
-import type { Oracle } from '../oracle.ts';
+import type { Oracle } from '../oracle/oracle.ts';
 import type { SequenceRun } from './command.ts';
 import type { FuzzOptions } from './options.ts';
 

@@ -3,7 +3,7 @@
 // implementation, reported with its stack, never a crash of the checker.
 
 import { isCowmapError } from '../../impl/errors.ts';
-import { OracleFailure } from '../oracle.ts';
+import { OracleFailure } from '../oracle/oracle.ts';
 
 /** An error as text with the first frames of its stack: what a failure report shows of an unexpected throw. */
 export function errorWithTrace(error: unknown, frames = 8): string {

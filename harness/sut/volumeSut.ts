@@ -22,7 +22,7 @@ import { CrashStorage } from '../crash/crashStorage.ts';
 import type { IoLogEntry } from '../crash/ioLog.ts';
 import type { ArmCrashOptions, PowerChoices } from '../crash/powerChoices.ts';
 import type { UnsyncedWriteInfo } from '../crash/unsyncedRecords.ts';
-import { OracleFailure } from '../oracle.ts';
+import { OracleFailure } from '../oracle/oracle.ts';
 import type { CrashMode, VolumeClass } from '../types.ts';
 import { applyToVolume } from './applyToVolume.ts';
 import type {

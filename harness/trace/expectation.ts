@@ -3,7 +3,7 @@
 // of allowed contents), current and next (bit strings, region 0 first).
 
 import type { Content, ModelState } from '../../model/types.ts';
-import type { Difference } from '../oracle.ts';
+import type { Difference } from '../oracle/oracle.ts';
 import { bits } from '../types.ts';
 import type { ContentBook } from './content.ts';
 import type { Expectation, ExpectedContent, TraceData } from './trace.ts';

@@ -5,22 +5,22 @@
 // The protocol violations of broken SUTs, the transcript, the temporary
 // directories and the standbys are shown on fakes (adapter/adapterSutFakes.test.ts).
 
-import './noChildCoverage.ts'; // first: the adapters and cowmap processes it starts write no coverage files
+import '../noChildCoverage.ts'; // first: the adapters and cowmap processes it starts write no coverage files
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { AdapterSut } from './adapter/adapterSut.ts';
-import { ProtocolError } from './adapter/protocolError.ts';
-import { temporaryDirRemovalsSettled } from './adapter/temporaryDirs.ts';
-import { formatFailure, replayTrace } from './replay.ts';
-import type { SutReply, SutState } from './sut/systemUnderTest.ts';
-import { readTrace } from './trace/reader.ts';
+import { AdapterSut } from './adapterSut.ts';
+import { ProtocolError } from './protocolError.ts';
+import { temporaryDirRemovalsSettled } from './temporaryDirs.ts';
+import { formatFailure, replayTrace } from '../replay.ts';
+import type { SutReply, SutState } from '../sut/systemUnderTest.ts';
+import { readTrace } from '../trace/reader.ts';
 
-const bin = fileURLToPath(new URL('../bin/cowmap.js', import.meta.url));
-const pythonAdapter = fileURLToPath(new URL('../examples/python-adapter/adapter.py', import.meta.url));
-const tracePath = (name: string): string => fileURLToPath(new URL(`../traces/${name}`, import.meta.url));
+const bin = fileURLToPath(new URL('../../bin/cowmap.js', import.meta.url));
+const pythonAdapter = fileURLToPath(new URL('../../examples/python-adapter/adapter.py', import.meta.url));
+const tracePath = (name: string): string => fileURLToPath(new URL(`../../traces/${name}`, import.meta.url));
 
 const regionSize = 512;
 const geometry = { regions: 4, regionSize };

@@ -2,23 +2,23 @@
 // fails on it and passes on the reference implementation. (`cowmap mutants`
 // checks that the suite's own generators find them without being aimed.)
 
-import './noChildCoverage.ts'; // first: the adapters and cowmap processes it starts write no coverage files
+import '../noChildCoverage.ts'; // first: the adapters and cowmap processes it starts write no coverage files
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { isCowmapError } from '../impl/errors.ts';
-import { makeTemporaryDir, NodeStorage, removeTree } from '../impl/nodeStorage.ts';
-import { ReplicatedVolume } from '../impl/replicatedVolume.ts';
-import type { Geometry } from '../model/types.ts';
-import { exploreCrashes } from './exploration/explorer.ts';
-import type { ExplorationOptions } from './exploration/options.ts';
+import { isCowmapError } from '../../impl/errors.ts';
+import { makeTemporaryDir, NodeStorage, removeTree } from '../../impl/nodeStorage.ts';
+import { ReplicatedVolume } from '../../impl/replicatedVolume.ts';
+import type { Geometry } from '../../model/types.ts';
+import { exploreCrashes } from '../exploration/explorer.ts';
+import type { ExplorationOptions } from '../exploration/options.ts';
 import { mutantNamed, mutants } from './mutants.ts';
-import { Prng } from './prng.ts';
-import { ReferenceSut } from './sut/referenceSut.ts';
-import { runScenario } from './scenario.ts';
-import type { ScenarioStep } from './scenario.ts';
-import type { SutOp } from './sut/systemUnderTest.ts';
-import { ContentBook } from './trace/content.ts';
+import { Prng } from '../prng.ts';
+import { ReferenceSut } from '../sut/referenceSut.ts';
+import { runScenario } from '../scenario.ts';
+import type { ScenarioStep } from '../scenario.ts';
+import type { SutOp } from '../sut/systemUnderTest.ts';
+import { ContentBook } from '../trace/content.ts';
 
 const geometry: Geometry = { regions: 9, regionSize: 1024 };
 const seed = 11;

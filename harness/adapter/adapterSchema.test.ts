@@ -8,7 +8,7 @@
 // harness/adapter/schemaSession.ts). A last case shows that the checks reject
 // malformed answers.
 
-import './noChildCoverage.ts'; // first: the adapters and cowmap processes it starts write no coverage files
+import '../noChildCoverage.ts'; // first: the adapters and cowmap processes it starts write no coverage files
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -16,11 +16,11 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Ajv, type ValidateFunction } from 'ajv';
-import { isJsonObject, type JsonObject } from './adapter/protocol.ts';
-import { type Exchange, regionData, runSession } from './adapter/schemaSession.ts';
-import { errorCodes } from './trace/trace.ts';
+import { isJsonObject, type JsonObject } from './protocol.ts';
+import { type Exchange, regionData, runSession } from './schemaSession.ts';
+import { errorCodes } from '../trace/trace.ts';
 
-const repoRoot = fileURLToPath(new URL('..', import.meta.url));
+const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 const schema = JSON.parse(readFileSync(join(repoRoot, 'docs/adapter.schema.json'), 'utf8')) as Record<string, unknown>;
 const ajv = new Ajv({ allErrors: true, strict: true, strictRequired: false });
 ajv.addSchema(schema);

@@ -12,7 +12,7 @@
 // regions, bytes past the first sector, long histories): such a mutant names the
 // stages that reach it in `reachedBy`.
 
-import type { ReplicatedVolume } from '../impl/replicatedVolume.ts';
+import type { ReplicatedVolume } from '../../impl/replicatedVolume.ts';
 import {
   AcknowledgedBeforeDurable,
   CompletesBeforeNextDurable,
@@ -21,7 +21,7 @@ import {
   RecoveryForgetsNext,
   RecoveryTrustsPageCache,
   SwapInTwoSteps,
-} from './mutants/durableOrder.ts';
+} from './durableOrder.ts';
 import {
   CompletesEarly,
   CopyOnWriteOnlyInCurrent,
@@ -31,7 +31,7 @@ import {
   SecondWriteRepreserves,
   SwapKeepsNext,
   TransferSendsPrimary,
-} from './mutants/mapsAndCopies.ts';
+} from './mapsAndCopies.ts';
 import {
   CompletionWritesFirstMapRun,
   InitOverwritesFiles,
@@ -39,8 +39,8 @@ import {
   RecoveryIgnoresDigests,
   RecoveryTruncatesMap,
   RecoveryWithoutDirSync,
-} from './mutants/namesAndIntegrity.ts';
-import { AcceptsUnalignedRegionSize, CreatesOverExistingVolume, IgnoresLock } from './mutants/openRules.ts';
+} from './namesAndIntegrity.ts';
+import { AcceptsUnalignedRegionSize, CreatesOverExistingVolume, IgnoresLock } from './openRules.ts';
 import {
   CopyOnWriteStopsAfter50Operations,
   MapKeepsFirst8Bits,
@@ -49,7 +49,7 @@ import {
   TransferSendsPrimaryFromRegion8,
   TransferStopsAtZeroByte,
   WritesFirstSectorOnly,
-} from './mutants/smallTestsMiss.ts';
+} from './smallTestsMiss.ts';
 
 /** The stages of `cowmap mutants`: the verify stages, then conform through the adapter. */
 export const mutantStageKeys = ['fig4', 'traces', 'paths', 'fuzz', 'crashes', 'crashes-wide', 'conform'] as const;

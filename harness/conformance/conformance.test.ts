@@ -3,7 +3,7 @@
 // (make test also runs `cowmap conform` against the reference adapter and the
 // Python example, expecting them to conform.)
 
-import './noChildCoverage.ts'; // first: the adapters and cowmap processes it starts write no coverage files
+import '../noChildCoverage.ts'; // first: the adapters and cowmap processes it starts write no coverage files
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,15 +11,18 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { XMLValidator } from 'fast-xml-parser';
-import { AdapterSut } from './adapter/adapterSut.ts';
-import { junitReport, runConformance, traceLevel } from './conformance.ts';
-import type { ConformanceReport, Level } from './conformance.ts';
-import { replayTrace } from './replay.ts';
-import { readTrace } from './trace/reader.ts';
-import { traceFiles } from './trace/traceFiles.ts';
+import { AdapterSut } from '../adapter/adapterSut.ts';
+import { junitReport } from './junit.ts';
+import { runConformance } from './run.ts';
+import { traceLevel } from './plan.ts';
+import type { ConformanceReport } from './result.ts';
+import type { Level } from './plan.ts';
+import { replayTrace } from '../replay.ts';
+import { readTrace } from '../trace/reader.ts';
+import { traceFiles } from '../trace/traceFiles.ts';
 
-const bin = fileURLToPath(new URL('../bin/cowmap.js', import.meta.url));
-const tracesDir = fileURLToPath(new URL('../traces', import.meta.url));
+const bin = fileURLToPath(new URL('../../bin/cowmap.js', import.meta.url));
+const tracesDir = fileURLToPath(new URL('../../traces', import.meta.url));
 const scratch = mkdtempSync(join(tmpdir(), 'cowmap-conform-'));
 after(() => rmSync(scratch, { recursive: true, force: true }));
 

@@ -9,29 +9,29 @@
 // alone, and after a crash inside an operation it follows every allowed outcome
 // (a torn region is followed as its old and its new content).
 
-import { crashOutcomes, matchOutcome } from '../model/crashOutcomes.ts';
-import type { CrashOutcome } from '../model/crashOutcomes.ts';
-import { checkLiveness, checkState, checkTransition } from '../model/invariants.ts';
-import { ModelError } from '../model/modelError.ts';
-import * as rules from '../model/rules.ts';
-import { modelStatechart, stateOf } from '../model/transitions.ts';
-import type { ModelSnapshot, Statechart } from '../model/transitions.ts';
-import type { Geometry, ModelState, Op } from '../model/types.ts';
-import { checkRejectionMessage, messageRuleFor } from './oracle/messageRule.ts';
-import type { MessageRule } from './oracle/messageRule.ts';
-import { OracleFailure } from './oracle/oracleFailure.ts';
-import type { Difference } from './oracle/oracleFailure.ts';
-import { StateDescriber, observedOf } from './oracle/stateDifferences.ts';
-import type { ContentBook } from './trace/content.ts';
-import { modelOpOf } from './sut/systemUnderTest.ts';
-import type { CrashRequest, SutOp, SutReply, SutState, SystemUnderTest } from './sut/systemUnderTest.ts';
+import { crashOutcomes, matchOutcome } from '../../model/crashOutcomes.ts';
+import type { CrashOutcome } from '../../model/crashOutcomes.ts';
+import { checkLiveness, checkState, checkTransition } from '../../model/invariants.ts';
+import { ModelError } from '../../model/modelError.ts';
+import * as rules from '../../model/rules.ts';
+import { modelStatechart, stateOf } from '../../model/transitions.ts';
+import type { ModelSnapshot, Statechart } from '../../model/transitions.ts';
+import type { Geometry, ModelState, Op } from '../../model/types.ts';
+import { checkRejectionMessage, messageRuleFor } from './messageRule.ts';
+import type { MessageRule } from './messageRule.ts';
+import { OracleFailure } from './oracleFailure.ts';
+import type { Difference } from './oracleFailure.ts';
+import { StateDescriber, observedOf } from './stateDifferences.ts';
+import type { ContentBook } from '../trace/content.ts';
+import { modelOpOf } from '../sut/systemUnderTest.ts';
+import type { CrashRequest, SutOp, SutReply, SutState, SystemUnderTest } from '../sut/systemUnderTest.ts';
 
 // The oracle's public words live beside it, one concept a file; importers take them from here.
-export { MessageWarnings, withMessageRule } from './oracle/messageRule.ts';
-export type { MessageRule, MessageWarning } from './oracle/messageRule.ts';
-export { OracleFailure } from './oracle/oracleFailure.ts';
-export type { Difference, FailureKind } from './oracle/oracleFailure.ts';
-export { observedOf } from './oracle/stateDifferences.ts';
+export { MessageWarnings, withMessageRule } from './messageRule.ts';
+export type { MessageRule, MessageWarning } from './messageRule.ts';
+export { OracleFailure } from './oracleFailure.ts';
+export type { Difference, FailureKind } from './oracleFailure.ts';
+export { observedOf } from './stateDifferences.ts';
 
 export type OracleOp = SutOp | { readonly type: 'crash' } | { readonly type: 'recover' };
 

@@ -5,15 +5,15 @@
 // end of input. The oversized-line path and internal errors run in process over
 // streams (adapter/serveAdapter.test.ts); the raw-line client is adapter/rawAdapter.ts.
 
-import './noChildCoverage.ts'; // first: the adapters and cowmap processes it starts write no coverage files
+import '../noChildCoverage.ts'; // first: the adapters and cowmap processes it starts write no coverage files
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { failpointExitCode } from './adapter/adapterServer.ts';
-import { type Json, killRunningAdapters, ok, RawAdapter, rejected } from './adapter/rawAdapter.ts';
+import { failpointExitCode } from './adapterServer.ts';
+import { type Json, killRunningAdapters, ok, RawAdapter, rejected } from './rawAdapter.ts';
 
 const scratch = mkdtempSync(join(tmpdir(), 'cowmap-adapter-server-'));
 after(() => rmSync(scratch, { recursive: true, force: true }));
