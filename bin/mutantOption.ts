@@ -1,5 +1,5 @@
 // `--mutant NAME` and `--only NAME,...`: the mutant of that name, or a usage error
-// that lists the known ones (harness/mutants.ts mutantNamed is the one lookup).
+// that lists the known ones (harness/mutants/mutants.ts mutantNamed is the one lookup).
 
 import { mutantNamed } from '../harness/mutants/mutants.ts';
 import type { Mutant } from '../harness/mutants/mutants.ts';

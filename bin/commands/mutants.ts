@@ -13,7 +13,7 @@
 // conform); crashes-wide is the 17-region exploration of `cowmap crashes`.
 // `make test` runs only the two generic nets, fuzz and crashes, which must catch
 // every mutant they can reach on their own; a mutant whose class none of the
-// stages asked for reaches (harness/mutants.ts `reachedBy`: regions 8 and up,
+// stages asked for reaches (harness/mutants/mutants.ts `reachedBy`: regions 8 and up,
 // long histories, a second process) is not run, and said so.
 
 import { mkdtempSync, rmSync } from 'node:fs';

@@ -13,7 +13,7 @@ export const description = {
       help: 'seconds for each randomised stage and each conform run',
     },
     quick: { type: 'boolean', default: false, help: 'the quick stages (as verify --quick)' },
-    only: { type: 'string', value: 'NAME,...', help: 'only these mutants (harness/mutants.ts)' },
+    only: { type: 'string', value: 'NAME,...', help: 'only these mutants (harness/mutants/mutants.ts)' },
     stages: {
       type: 'string',
       value: 'KEY,...',

@@ -1,5 +1,5 @@
 // The bounded crash exploration catches planted broken variants (the named
-// mutants of harness/mutants.ts), in process, power and torn mode, inside an
+// mutants of harness/mutants/mutants.ts), in process, power and torn mode, inside an
 // operation and between operations, and after the recovery of a kill; the trace it
 // saves replays with the project's replayer, on real files, against the same
 // variant, and passes on the reference.
