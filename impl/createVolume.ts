@@ -29,18 +29,17 @@ import {
 } from './volumeParts.ts';
 
 /**
- * Makes the files of a volume in `dir` and returns them open, the lock held.
- * E_BAD_REQUEST, E_SIZE, E_EXISTS, E_LOCKED as docs/protocol.md section 2 orders
- * them, all before anything is created; a storage error is E_IO.
+ * What create refuses before it makes anything: the arguments before the state,
+ * E_BAD_REQUEST before E_SIZE (docs/protocol.md section 2), then E_EXISTS for a
+ * place that holds files. Returns the secondary as recorded and as a path.
  */
-export function createVolumeParts(
+function refuseCreate(
   storage: Storage,
   dir: string,
   geometry: Geometry,
   options: CreateOptions,
   rules: VolumeRules,
-): VolumeParts {
-  // The arguments before the state, E_BAD_REQUEST before E_SIZE (docs/protocol.md section 2).
+): { recorded: string; secondaryDir: string } {
   const recorded = recordedSecondary(dir, options.secondaryDir);
   if (options.secondaryDir !== undefined && sameDir(dir, options.secondaryDir)) {
     throw new CowmapError('E_BAD_REQUEST', `create: the secondary must not be the volume directory ${dir}`);
@@ -62,7 +61,22 @@ export function createVolumeParts(
   } catch (error) {
     throw asVolumeError(error, `create(${dir})`, 'E_IO');
   }
+  return { recorded, secondaryDir };
+}
 
+/**
+ * Makes the files of a volume in `dir` and returns them open, the lock held.
+ * E_BAD_REQUEST, E_SIZE, E_EXISTS, E_LOCKED as docs/protocol.md section 2 orders
+ * them, all before anything is created; a storage error is E_IO.
+ */
+export function createVolumeParts(
+  storage: Storage,
+  dir: string,
+  geometry: Geometry,
+  options: CreateOptions,
+  rules: VolumeRules,
+): VolumeParts {
+  const { recorded, secondaryDir } = refuseCreate(storage, dir, geometry, options, rules);
   const opened = new OpenedFiles();
   const created = new CreatedNames(storage);
   let lock: Lock | null = null;
