@@ -22,8 +22,3 @@ export const faultModes: readonly FaultMode[] = ['process', 'power', 'torn'];
 
 /** The reference volume's class, or a subclass of it (a planted mutant). */
 export type VolumeClass = typeof ReplicatedVolume;
-
-/** Bits as a string of 0 and 1, region 0 first: how failures and traces print maps. */
-export function bits(values: readonly boolean[]): string {
-  return values.map((value) => (value ? '1' : '0')).join('');
-}

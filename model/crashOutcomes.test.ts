@@ -2,11 +2,11 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { crashOutcomes, matchOutcome } from './crashOutcomes.ts';
 import type { ObservedState } from './crashOutcomes.ts';
+import { bits } from './bits.ts';
 import * as rules from './rules.ts';
 import type { ModelState } from './types.ts';
 
 const start = rules.initialState({ regions: 2, regionSize: 512 }, 'z');
-const bits = (values: readonly boolean[]) => values.map((b) => (b ? '1' : '0')).join('');
 const summary = (state: ModelState) =>
   `${state.phase} P=${state.primary.join(',')} X=${bits(state.next)} W=${state.cow.map((c) => c ?? '_').join(',')}`;
 const observe = (state: ModelState): ObservedState => state;

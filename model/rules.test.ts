@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { bits } from './bits.ts';
 import * as rules from './rules.ts';
 import type { ModelState, Op } from './types.ts';
 
@@ -14,8 +15,6 @@ function run(state: ModelState, ops: Op[]): ModelState {
   }
   return state;
 }
-
-const bits = (values: readonly boolean[]) => values.map((b) => (b ? '1' : '0')).join('');
 
 describe('rules', () => {
   it('start as docs/protocol.md section 1 says: zeros, clear bits, empty W, idle', () => {

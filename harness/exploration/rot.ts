@@ -12,6 +12,7 @@
 // --repair is also crashed at each of its durable calls (when the volume has a
 // scrub; scrubCrashes.ts): the same judgment holds after recovery.
 
+import { bits } from '../../model/bits.ts';
 import type { ModelState } from '../../model/types.ts';
 import type { Explorer } from './explorer.ts';
 import type { FoundFailure } from './found.ts';
@@ -27,8 +28,9 @@ type RotWay = 'restart' | 'running';
 
 /** The kind of a prefix state, for choosing one state of each kind (see the head of this file). */
 export function rotKind(model: ModelState, active: readonly number[]): string {
-  const bits = (values: readonly boolean[]) => active.map((region) => (values[region] ? '1' : '0')).join('');
-  return `${model.phase} C${bits(model.current)} X${bits(model.next)} W${bits(model.cow.map((copy) => copy !== null))} sent${bits(model.sent)}`;
+  const activeBits = (values: readonly boolean[]) => bits(active.map((region) => values[region] === true));
+  const copies = model.cow.map((copy) => copy !== null);
+  return `${model.phase} C${activeBits(model.current)} X${activeBits(model.next)} W${activeBits(copies)} sent${activeBits(model.sent)}`;
 }
 
 /**

@@ -6,7 +6,7 @@ import type { ObservedState } from '../../model/crashOutcomes.ts';
 import type { ModelState } from '../../model/types.ts';
 import type { SutState } from '../sut/systemUnderTest.ts';
 import type { ContentBook } from '../trace/content.ts';
-import { bits } from '../types.ts';
+import { bits } from '../../model/bits.ts';
 import { OracleFailure } from './oracleFailure.ts';
 import type { Difference } from './oracleFailure.ts';
 
@@ -68,8 +68,8 @@ export class StateDescriber {
     const fields: [string, readonly (string | null)[], readonly (string | null)[], 'content' | 'bit'][] = [
       ['primary', model.primary, observed.primary, 'content'],
       ['secondary', model.secondary, observed.secondary, 'content'],
-      ['current', model.current.map((bit) => (bit ? '1' : '0')), [...state.current], 'bit'],
-      ['next', model.next.map((bit) => (bit ? '1' : '0')), [...state.next], 'bit'],
+      ['current', [...bits(model.current)], [...state.current], 'bit'],
+      ['next', [...bits(model.next)], [...state.next], 'bit'],
       ['cow', model.cow, observed.cow, 'content'],
     ];
     const showContent = (expected: string | null, seen: string | null): [string, string] => {

@@ -4,7 +4,7 @@
 
 import type { Content, ModelState } from '../../model/types.ts';
 import type { Difference } from '../oracle/oracle.ts';
-import { bits } from '../types.ts';
+import { bits } from '../../model/bits.ts';
 import type { ContentBook } from './content.ts';
 import type { Expectation, ExpectedContent, TraceData } from './trace.ts';
 
