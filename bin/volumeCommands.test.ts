@@ -6,9 +6,9 @@ import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
-import { makeTemporaryDir, removeTree } from './nodeStorage.ts';
+import { makeTemporaryDir, removeTree } from '../impl/nodeStorage.ts';
 
-const cowmap = join(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'cowmap.js');
+const cowmap = join(dirname(fileURLToPath(import.meta.url)), 'cowmap.js');
 let root: string;
 
 before(() => {
