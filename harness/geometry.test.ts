@@ -12,7 +12,7 @@ import {
 const mebibyte = 1 << 20;
 
 describe('the geometries every level runs', () => {
-  it('have the region counts and sizes issue 11 asks for, each valid and cheap', () => {
+  it('have the region counts and sizes docs/conformance.md names, each valid and cheap', () => {
     const counts = new Set(conformGeometries.map((geometry) => geometry.regions));
     for (const count of [1, 2, 3, 8, 9, 64, 65]) assert.ok(counts.has(count), `no geometry of ${count} regions`);
     assert.ok(
