@@ -35,13 +35,17 @@ const bin = fileURLToPath(new URL('./cowmap.js', import.meta.url));
 const scrubExists = existsSync(fileURLToPath(new URL('./commands/scrub.ts', import.meta.url)));
 const isRoot = process.getuid?.() === 0;
 
+/** What serve prints once it listens. */
+const servingLine = /^serving /m;
+
 /** The commands that take a volume directory, with arguments that would succeed on a healthy volume. */
 const dirCommands: {
   name: string;
   args: (dir: string) => string[];
   input?: string;
   writes: boolean;
-  stopAfterSeconds?: number;
+  /** It runs until stopped when it opens the volume: stop it (SIGTERM) once its stdout says this. */
+  stopWhen?: RegExp;
 }[] = [
   { name: 'status', args: (dir) => ['status', dir], writes: false },
   { name: 'read', args: (dir) => ['read', dir, '--region', '0'], writes: false },
@@ -49,12 +53,12 @@ const dirCommands: {
   { name: 'write', args: (dir) => ['write', dir, '--region', '1', '--label', 'B2'], writes: true },
   { name: 'write', args: (dir) => ['write', dir, '--offset', '100'], input: 'hello', writes: true },
   { name: 'cycle', args: (dir) => ['cycle', dir], writes: true },
-  // serve runs until stopped: on a volume it can open, a SIGTERM stops it (exit 0).
+  // serve runs until stopped: on a volume it can open, a SIGTERM once it serves stops it (exit 0).
   {
     name: 'serve',
     args: (dir) => ['serve', dir, '--socket', join(scratch, `nbd-${Math.random().toString(36).slice(2)}.sock`)],
     writes: true,
-    stopAfterSeconds: 15,
+    stopWhen: servingLine,
   },
   ...(scrubExists ? [{ name: 'scrub', args: (dir: string) => ['scrub', dir], writes: false }] : []),
 ];
@@ -98,7 +102,7 @@ function childEnv(): NodeJS.ProcessEnv {
 function spawnRun(
   label: string[],
   command: string[],
-  options: { input?: string | Uint8Array; cwd?: string } = {},
+  options: { input?: string | Uint8Array; cwd?: string; stopWhen?: RegExp } = {},
 ): Promise<Run> {
   return pooled(
     () =>
@@ -110,7 +114,15 @@ function spawnRun(
         });
         const out: Buffer[] = [];
         const err: Buffer[] = [];
-        child.stdout.on('data', (data: Buffer) => out.push(data));
+        let stopSent = false;
+        child.stdout.on('data', (data: Buffer) => {
+          out.push(data);
+          // Once: a second SIGTERM would kill it while it shuts down.
+          if (!stopSent && options.stopWhen?.test(Buffer.concat(out).toString('utf8'))) {
+            stopSent = true;
+            child.kill('SIGTERM');
+          }
+        });
         child.stderr.on('data', (data: Buffer) => err.push(data));
         // A command that never reads its standard input closes it first: not a failure here.
         child.stdin.on('error', () => {});
@@ -135,19 +147,12 @@ function spawnRun(
 }
 
 /**
- * Runs cowmap as a process to its end. `stopAfterSeconds` sends it SIGTERM after
- * that long through timeout(1), which keeps reading its output meanwhile.
+ * Runs cowmap as a process to its end. `stopWhen` sends it SIGTERM once its
+ * stdout matches (serve, once it serves): not after a fixed time, which a loaded
+ * machine can pass before the process has even started.
  */
-function cowmap(
-  args: string[],
-  options: { input?: string | Uint8Array; stopAfterSeconds?: number } = {},
-): Promise<Run> {
-  const stop = options.stopAfterSeconds;
-  const command =
-    stop === undefined
-      ? [process.execPath, bin, ...args]
-      : ['timeout', '--preserve-status', '-s', 'TERM', String(stop), process.execPath, bin, ...args];
-  return spawnRun(args, command, { ...(options.input === undefined ? {} : { input: options.input }) });
+function cowmap(args: string[], options: { input?: string | Uint8Array; stopWhen?: RegExp } = {}): Promise<Run> {
+  return spawnRun(args, [process.execPath, bin, ...args], options);
 }
 
 /** The in-process runs, one after the other: each captures the process's stdout and stderr while it runs. */
@@ -172,7 +177,7 @@ function runDirCommand(command: (typeof dirCommands)[number], dir: string, fails
   if (!ownProcess) return inProcess(command.args(dir));
   return cowmap(command.args(dir), {
     input: command.input ?? '',
-    ...(command.stopAfterSeconds === undefined ? {} : { stopAfterSeconds: command.stopAfterSeconds }),
+    ...(command.stopWhen === undefined ? {} : { stopWhen: command.stopWhen }),
   });
 }
 
@@ -682,7 +687,7 @@ describe('cowmap misuse: a volume another process holds', () => {
           .map((command) => ({ run: runDirCommand(command, dir), allowed: [0, 1] })),
         { run: inProcess(['write', dir, '--region', '3', '--label', 'D1']), allowed: [1], firstLine: /^E_LOCKED: / },
         {
-          run: cowmap(['serve', dir, '--socket', join(scratch, 'held-2.sock')], { stopAfterSeconds: 15 }),
+          run: cowmap(['serve', dir, '--socket', join(scratch, 'held-2.sock')], { stopWhen: servingLine }),
           allowed: [1],
           firstLine: /^E_LOCKED: /,
         },
