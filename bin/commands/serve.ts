@@ -69,6 +69,13 @@ export const command = defineCommand(description, async ({ values, positionals }
       { cause: error },
     );
   }
+  // The signals are ours before the line that says we serve: whoever reads that line
+  // and stops us at once must find SIGTERM handled (the volume closed), not fatal.
+  process.on('SIGUSR1', () => server.requestCycle());
+  const stopSignal = new Promise<string>((resolve) => {
+    process.once('SIGINT', () => resolve('SIGINT'));
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+  });
   log(
     `serving ${dir} (${volume.sizeBytes} bytes, ${volume.regions} regions of ${volume.regionSize}) on ` +
       `${typeof where === 'number' ? `nbd://127.0.0.1:${where}` : `nbd+unix:///?socket=${where}`}` +
@@ -76,11 +83,7 @@ export const command = defineCommand(description, async ({ values, positionals }
       `; SIGUSR1 runs a cycle (pid ${process.pid})`,
   );
   server.resumeInterruptedCycle();
-  process.on('SIGUSR1', () => server.requestCycle());
-  const stopped = await new Promise<string>((resolve) => {
-    process.once('SIGINT', () => resolve('SIGINT'));
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-  });
+  const stopped = await stopSignal;
   await server.close();
   volume.close();
   log(`stopped (${stopped}) after ${server.cyclesCompleted} cycle(s)`);
