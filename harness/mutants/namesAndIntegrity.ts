@@ -7,38 +7,15 @@ import type { Geometry } from '../../impl/geometry.ts';
 import { pageBitBytes, regionsPerPage } from '../../impl/mapPage.ts';
 import { encodeSlot, slotSize, type MetadataChange, type MetadataRecord } from '../../impl/metadata.ts';
 import { ReplicatedVolume } from '../../impl/replicatedVolume.ts';
-import type { FileHandle, Lock, LockOptions, OpenFileOptions, Storage } from '../../impl/storage.ts';
+import type { FileHandle, Storage } from '../../impl/storage.ts';
+import { HookedStorage } from '../storage/hookedStorage.ts';
 import type { CreateOptions, OpenOptions, VolumeParts } from '../../impl/volumeParts.ts';
-/** A Storage whose syncDir does nothing while `skipping` is set; everything else passes through. */
-class DirSyncSkipper implements Storage {
+/** The storage family's pass-through (harness/storage/) whose syncDir does nothing while `skipping` is set. */
+class DirSyncSkipper extends HookedStorage {
   skipping = true;
-  constructor(private readonly inner: Storage) {}
-  open(path: string, options: OpenFileOptions): FileHandle {
-    return this.inner.open(path, options);
-  }
-  exists(path: string): boolean {
-    return this.inner.exists(path);
-  }
-  mkdir(path: string): void {
-    this.inner.mkdir(path);
-  }
-  rmdir(path: string): void {
-    this.inner.rmdir(path);
-  }
-  syncDir(path: string): void {
-    if (!this.skipping) this.inner.syncDir(path);
-  }
-  rename(from: string, to: string): void {
-    this.inner.rename(from, to);
-  }
-  unlink(path: string): void {
-    this.inner.unlink(path);
-  }
-  list(path: string): string[] {
-    return this.inner.list(path);
-  }
-  lock(dir: string, options?: LockOptions): Lock | null {
-    return this.inner.lock(dir, options);
+  protected before(): void {}
+  override syncDir(path: string): void {
+    if (!this.skipping) super.syncDir(path);
   }
 }
 
