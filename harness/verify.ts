@@ -111,6 +111,17 @@ export function pathStage(options: PathOptions, simplePathsMax: number): Stage {
       ];
       let runs = 0;
       let steps = 0;
+      // Path tests check every invariant at every step of the model, so their checks are their steps.
+      const outcome = (failure: string | null) => ({
+        stage: name,
+        runs,
+        steps,
+        crashStates: 0,
+        invariantChecks: steps,
+        seconds: elapsed(started),
+        hits,
+        failure,
+      });
       for (const [pathOptions, paths] of sets) {
         const result = await runPaths(paths, pathOptions, context.makeSut, (done) =>
           context.onProgress?.(name, `${runs + done}/${sets[0]![1].length + sets[1]![1].length} paths`),
@@ -120,30 +131,11 @@ export function pathStage(options: PathOptions, simplePathsMax: number): Stage {
         addHits(hits, result.covered);
         if (result.failure !== null) {
           const failure = result.failure.result.failure!;
-          return {
-            stage: name,
-            runs,
-            steps,
-            crashStates: 0,
-            invariantChecks: steps,
-            seconds: elapsed(started),
-            hits,
-            failure: `path ${result.paths}: ${failure.message}\n  path: ${result.failure.path
-              .map((op) => op.type + ('region' in op ? ` ${op.region}` : ''))
-              .join(', ')}`,
-          };
+          const path = result.failure.path.map((op) => op.type + ('region' in op ? ` ${op.region}` : '')).join(', ');
+          return outcome(`path ${result.paths}: ${failure.message}\n  path: ${path}`);
         }
       }
-      return {
-        stage: name,
-        runs,
-        steps,
-        crashStates: 0,
-        invariantChecks: steps,
-        seconds: elapsed(started),
-        hits,
-        failure: null,
-      };
+      return outcome(null);
     },
   };
 }
