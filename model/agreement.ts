@@ -5,6 +5,7 @@
 // the statechart. Either side can be replaced by a broken one (a planted bug).
 
 import type { AnyMachineSnapshot } from 'xstate';
+import { crashOutcomesUnchecked } from './crashOutcomes.ts';
 import { exploreEvents, exploreRegionSize } from './exploreEvents.ts';
 import type { StepFunction } from './invariants.ts';
 import * as rules from './rules.ts';
@@ -81,8 +82,10 @@ function compareStep(state: ModelState, op: Op, byRules: rules.StepResult, after
 
 /**
  * Breadth first over the states the rules reach with the explorer's operations
- * (crash and recover included) and `extraEvents`: every operation in every state
- * on both sides, compared.
+ * (crash and recover included) and `extraEvents`, and, as the explorer does, the
+ * crashed states that a crash inside each accepted operation may leave
+ * (docs/protocol.md section 5): every operation in every state on both sides,
+ * compared. The oracle drives the statechart from such states too.
  */
 export function checkAgreement<Snapshot extends AnyMachineSnapshot = ModelSnapshot>(
   options: AgreementOptions<Snapshot>,
@@ -106,10 +109,17 @@ export function checkAgreement<Snapshot extends AnyMachineSnapshot = ModelSnapsh
       for (const id of taken) covered.add(id);
       transitions++;
       disagreements.push(...compareStep(state, op, byRules, after));
-      const key = stateKey(byRules.state);
-      if (seen.has(key) || seen.size >= options.statesMax) continue;
-      seen.add(key);
-      queue.push(byRules.state);
+      const next = [byRules.state];
+      if (byRules.ok && !state.crashed && op.type !== 'crash' && op.type !== 'recover') {
+        for (const outcome of crashOutcomesUnchecked(state, op, { torn: false }))
+          next.push({ ...outcome.state, crashed: true });
+      }
+      for (const reached of next) {
+        const key = stateKey(reached);
+        if (seen.has(key) || seen.size >= options.statesMax) continue;
+        seen.add(key);
+        queue.push(reached);
+      }
     }
   }
   return { states: seen.size, transitions, covered, disagreements: disagreements.slice(0, disagreementsMax) };
