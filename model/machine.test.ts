@@ -9,7 +9,7 @@ import { checkAgreement } from './agreement.ts';
 import type { StepFunction } from './invariants.ts';
 import { recoveryToIdleStatechart } from './plantedStatecharts.ts';
 import * as rules from './rules.ts';
-import { allTransitions } from './transitions.ts';
+import { allTransitions, modelStatechart, stepFunctionOf } from './transitions.ts';
 import type { Op } from './types.ts';
 
 const extraEvents: Op[] = [
@@ -47,6 +47,23 @@ describe('the statechart', () => {
       .map((t) => t.id)
       .filter((id) => !result.covered.has(id));
     assert.deepEqual(missing, []);
+  });
+
+  it("as a step function (what the oracle's LIVENESS looks ahead with) gives the rules' results, rejections included", () => {
+    const byChart = stepFunctionOf(modelStatechart);
+    let state = rules.initialState({ regions: 2, regionSize: 512 }, '');
+    const ops: Op[] = [
+      { type: 'write', region: 0, data: 'A1', size: 512 },
+      { type: 'transfer', region: 0 },
+      { type: 'startCycle' },
+      { type: 'crash' },
+      { type: 'recover' },
+    ];
+    for (const op of ops) {
+      const expected = rules.step(state, op);
+      assert.deepEqual(byChart(state, op), expected, op.type);
+      state = expected.state;
+    }
   });
 
   it('reports a planted statechart whose recovery during a cycle goes to idle', () => {

@@ -9,6 +9,7 @@ import type { AnyMachineSnapshot, AnyStateNode, AnyTransitionDefinition, Snapsho
 import { replicationMachine } from './machine.ts';
 import { everyCurrentRegionSent } from './rules.ts';
 import type { ModelState, Op } from './types.ts';
+import type { StepFunction } from './invariants.ts';
 
 export type ModelSnapshot = SnapshotFrom<typeof replicationMachine>;
 
@@ -173,3 +174,15 @@ export interface Statechart<Snapshot extends AnyMachineSnapshot = AnyMachineSnap
 }
 
 export const modelStatechart: Statechart<ModelSnapshot> = { snapshotOf, step: stepMachine };
+
+/**
+ * The statechart as a step function of model states: what LIVENESS looks ahead
+ * with when the statechart, not the rules, is under test (a planted one included).
+ */
+export function stepFunctionOf(chart: Statechart<ModelSnapshot>): StepFunction {
+  return (state, op) => {
+    const after = chart.step(chart.snapshotOf(state), op).snapshot;
+    const rejection = after.context.rejection;
+    return rejection === null ? { ok: true, state: stateOf(after) } : { ok: false, state, rejection };
+  };
+}

@@ -11,10 +11,10 @@
 
 import { crashOutcomes, matchOutcome } from '../../model/crashOutcomes.ts';
 import type { CrashOutcome } from '../../model/crashOutcomes.ts';
-import { checkLiveness, checkState, checkTransition } from '../../model/invariants.ts';
+import { checkLiveness, checkState, checkTransition, type StepFunction } from '../../model/invariants.ts';
 import { ModelError } from '../../model/modelError.ts';
 import * as rules from '../../model/rules.ts';
-import { modelStatechart, stateOf } from '../../model/transitions.ts';
+import { modelStatechart, stateOf, stepFunctionOf } from '../../model/transitions.ts';
 import type { ModelSnapshot, Statechart } from '../../model/transitions.ts';
 import type { Geometry, ModelState, Op } from '../../model/types.ts';
 import { checkRejectionMessage, messageRuleFor } from './messageRule.ts';
@@ -52,6 +52,8 @@ export class Oracle {
   private readonly describer: StateDescriber;
   /** The model the oracle steps: the statechart, or (a test) a broken one. */
   private readonly statechart: Statechart<ModelSnapshot>;
+  /** LIVENESS looks ahead with the statechart this oracle steps, not with the rules. */
+  private readonly lookAhead: StepFunction;
 
   constructor(
     readonly geometry: Geometry,
@@ -61,6 +63,7 @@ export class Oracle {
     model: { readonly statechart?: Statechart<ModelSnapshot> } = {},
   ) {
     this.statechart = model.statechart ?? modelStatechart;
+    this.lookAhead = stepFunctionOf(this.statechart);
     this.describer = new StateDescriber(book);
     this.snapshot = this.snapshotOf(from?.state ?? rules.initialState(geometry, book.zero));
     this.covered = from?.covered ?? new Set<string>();
@@ -116,7 +119,7 @@ export class Oracle {
     const { snapshot: after, taken } = this.modelStep(op, label);
     for (const id of taken) this.covered.add(id);
     const rejection = after.context.rejection;
-    const violations = [...checkState(stateOf(after)), ...checkLiveness(stateOf(after))];
+    const violations = [...checkState(stateOf(after)), ...checkLiveness(stateOf(after), this.lookAhead)];
     if (rejection === null) violations.push(...checkTransition(before, op, stateOf(after)));
     this.stats.invariantChecks++;
     this.stats.steps++;
