@@ -110,109 +110,142 @@ export interface Session {
   readonly codes: Set<string>;
 }
 
+/** What each step of the script needs: where the volume is, and the one way to send and check. */
+interface Script {
+  readonly label: string;
+  readonly command: readonly string[];
+  readonly root: string;
+  readonly dir: string;
+  readonly processes: RecordingProcess[];
+  /** Sends `request` (to `on`, the first process by default) and asserts the answer's code. */
+  expect(request: JsonObject | string, wanted: string, malformed?: boolean, on?: RecordingProcess): Promise<JsonObject>;
+}
+
 /** The scripted session: every op, every code but E_IO, malformed input, a second process, close and a second open. */
 export async function runSession(label: string, command: readonly string[]): Promise<Session> {
   const root = mkdtempSync(join(tmpdir(), 'cowmap-schema-'));
-  const dir = join(root, 'volume');
   const first = new RecordingProcess(label, command);
   const processes = [first];
   const codes = new Set<string>();
-  const expect = async (
-    request: JsonObject | string,
-    wanted: string,
-    malformed = false,
-    on = first,
-  ): Promise<JsonObject> => {
-    const answer = await on.send(request, malformed);
-    codes.add(code(answer));
-    assert.equal(
-      code(answer),
-      wanted,
-      `${label}: ${typeof request === 'string' ? request : JSON.stringify(request).slice(0, 120)} answered ${JSON.stringify(answer).slice(0, 300)}`,
-    );
-    return answer;
+  const script: Script = {
+    label,
+    command,
+    root,
+    dir: join(root, 'volume'),
+    processes,
+    async expect(request, wanted, malformed = false, on = first) {
+      const answer = await on.send(request, malformed);
+      codes.add(code(answer));
+      const sent = typeof request === 'string' ? request : JSON.stringify(request).slice(0, 120);
+      assert.equal(code(answer), wanted, `${label}: ${sent} answered ${JSON.stringify(answer).slice(0, 300)}`);
+      return answer;
+    },
   };
   try {
-    const hello = await expect({ op: 'hello' }, 'ok');
-    const features = hello.features as string[];
-    await expect({ op: 'open', dir: join(root, 'none'), create: false }, 'E_NOT_FOUND');
-    await expect({ op: 'state' }, 'E_PHASE');
-    await expect({ op: 'open', dir, create: true, regions: 0, regionSize }, 'E_SIZE');
-    await expect({ op: 'open', dir, create: true, regions, regionSize: 1000 }, 'E_SIZE');
-    await expect({ op: 'open', dir, create: true, regions, regionSize }, 'ok');
-    await expect({ op: 'write', region: 0, data: regionData('A1') }, 'ok');
-    await expect({ op: 'write', region: 1, data: regionData('B1') }, 'ok');
-    await expect({ op: 'write', region: regions, data: regionData('X') }, 'E_RANGE');
-    await expect({ op: 'write', region: 0, data: regionData('short', 100) }, 'E_SIZE');
-    await expect({ op: 'write', region: 9, data: regionData('short', 100) }, 'E_RANGE');
-    const read = await expect({ op: 'read', region: 0, volume: 'primary' }, 'ok');
-    assert.equal(read.data, regionData('A1'));
-    await expect({ op: 'read', region: 0, volume: 'secondary' }, 'ok');
-    await expect({ op: 'read', region: 7, volume: 'primary' }, 'E_RANGE');
-    await expect({ op: 'transfer', region: 0 }, 'E_PHASE');
-    await expect({ op: 'transfer', region: 9 }, 'E_RANGE');
-    await expect({ op: 'completeCycle' }, 'E_PHASE');
-    await expect({ op: 'startCycle' }, 'ok');
-    await expect({ op: 'startCycle' }, 'E_PHASE');
-    await expect({ op: 'write', region: 0, data: regionData('A2') }, 'ok');
-    await expect({ op: 'write', region: 2, data: regionData('C1') }, 'ok');
-    const during = await expect({ op: 'state' }, 'ok');
-    assert.deepEqual(
-      [during.phase, during.current, during.next, during.cow],
-      ['replicating', '1100', '1010', '1010'],
-      `${label}: state during the cycle`,
-    );
-    await expect({ op: 'transfer', region: 2 }, 'E_NOT_CURRENT');
-    await expect({ op: 'completeCycle' }, 'E_NOT_DRAINED');
-    await expect({ op: 'transfer', region: 0 }, 'ok');
-    await expect({ op: 'transfer', region: 1 }, 'ok');
-    await expect({ op: 'completeCycle' }, 'ok');
-    // Disarming is a no-op where failpoints are offered; elsewhere the op is not known.
-    await expect({ op: 'failpoint', crashAfterIo: null }, features.includes('failpoint') ? 'ok' : 'E_BAD_REQUEST');
-    // Malformed requests: the schema rejects each, and so must the adapter (E_BAD_REQUEST), and it keeps running.
-    const malformed: (JsonObject | string)[] = [
-      { op: 'frobnicate' },
-      { op: 'write', region: 0 },
-      { op: 'write', region: 0, data: '@@@@' },
-      { op: 'write', region: 0, data: regionData('A3').slice(0, -2) },
-      { op: 'write', region: '1', data: regionData('A3') },
-      { op: 'transfer', region: 1.5 },
-      { op: 'transfer', region: null },
-      { op: 'read', region: 0, volume: 'tertiary' },
-      { op: 'open', create: false },
-      { op: 'open', dir, create: 'yes' },
-      { op: 'open', dir: join(root, 'other'), create: true, regions: '4', regionSize },
-      'this is not JSON',
-      '[1, 2]',
-      '{"op": "hello"}',
-    ];
-    for (const request of malformed) await expect(request, 'E_BAD_REQUEST', true);
-    const before = await expect({ op: 'state' }, 'ok');
-    // A second process on the held volume: E_LOCKED, and the holder is not disturbed.
-    const second = new RecordingProcess(`${label} (second process)`, command);
-    processes.push(second);
-    await expect({ op: 'hello' }, 'ok', false, second);
-    await expect({ op: 'open', dir, create: false }, 'E_LOCKED', false, second);
-    assert.equal(await second.end(), 0, `${label}: the second process exits with 0 when its stdin closes`);
-    const after = await expect({ op: 'state' }, 'ok');
-    for (const key of stateKeys)
-      assert.deepEqual(after[key], before[key], `${label}: ${key} after another process was refused the volume`);
-    await expect({ op: 'close' }, 'ok');
-    await expect({ op: 'write', region: 0, data: regionData('A3') }, 'E_PHASE');
-    await expect({ op: 'open', dir, create: true, regions, regionSize }, 'E_EXISTS');
-    const reopened = await expect({ op: 'open', dir, create: false }, 'ok');
-    assert.equal(reopened.phase, 'idle');
-    const again = await expect({ op: 'state' }, 'ok');
-    for (const key of stateKeys)
-      assert.deepEqual(again[key], before[key], `${label}: ${key} after close and a second open`);
-    await expect({ op: 'close' }, 'ok');
-    await expect({ op: 'close' }, 'ok');
-    assert.ok(damageVolume(dir) > 0);
-    await expect({ op: 'open', dir, create: false }, 'E_CORRUPT');
+    const features = await openAndRejections(script);
+    await oneCycle(script, features);
+    await malformedRequests(script);
+    const before = await script.expect({ op: 'state' }, 'ok');
+    await secondProcessRefused(script, before);
+    await closeReopenAndDamage(script, before);
     assert.equal(await first.end(), 0, `${label}: exits with 0 when its stdin closes`);
     return { exchanges: processes.flatMap((process) => process.exchanges), features, codes };
   } finally {
     for (const process of processes) process.kill();
     rmSync(root, { recursive: true, force: true });
   }
+}
+
+/** hello, the rejections before a volume is open, open, writes and reads (their rejections too); the features. */
+async function openAndRejections(script: Script): Promise<string[]> {
+  const hello = await script.expect({ op: 'hello' }, 'ok');
+  const features = hello.features as string[];
+  await script.expect({ op: 'open', dir: join(script.root, 'none'), create: false }, 'E_NOT_FOUND');
+  await script.expect({ op: 'state' }, 'E_PHASE');
+  await script.expect({ op: 'open', dir: script.dir, create: true, regions: 0, regionSize }, 'E_SIZE');
+  await script.expect({ op: 'open', dir: script.dir, create: true, regions, regionSize: 1000 }, 'E_SIZE');
+  await script.expect({ op: 'open', dir: script.dir, create: true, regions, regionSize }, 'ok');
+  await script.expect({ op: 'write', region: 0, data: regionData('A1') }, 'ok');
+  await script.expect({ op: 'write', region: 1, data: regionData('B1') }, 'ok');
+  await script.expect({ op: 'write', region: regions, data: regionData('X') }, 'E_RANGE');
+  await script.expect({ op: 'write', region: 0, data: regionData('short', 100) }, 'E_SIZE');
+  await script.expect({ op: 'write', region: 9, data: regionData('short', 100) }, 'E_RANGE');
+  const read = await script.expect({ op: 'read', region: 0, volume: 'primary' }, 'ok');
+  assert.equal(read.data, regionData('A1'));
+  await script.expect({ op: 'read', region: 0, volume: 'secondary' }, 'ok');
+  await script.expect({ op: 'read', region: 7, volume: 'primary' }, 'E_RANGE');
+  await script.expect({ op: 'transfer', region: 0 }, 'E_PHASE');
+  await script.expect({ op: 'transfer', region: 9 }, 'E_RANGE');
+  await script.expect({ op: 'completeCycle' }, 'E_PHASE');
+  return features;
+}
+
+/** One cycle with its rejections, and the failpoint op where it is offered. */
+async function oneCycle(script: Script, features: readonly string[]): Promise<void> {
+  await script.expect({ op: 'startCycle' }, 'ok');
+  await script.expect({ op: 'startCycle' }, 'E_PHASE');
+  await script.expect({ op: 'write', region: 0, data: regionData('A2') }, 'ok');
+  await script.expect({ op: 'write', region: 2, data: regionData('C1') }, 'ok');
+  const during = await script.expect({ op: 'state' }, 'ok');
+  assert.deepEqual(
+    [during.phase, during.current, during.next, during.cow],
+    ['replicating', '1100', '1010', '1010'],
+    `${script.label}: state during the cycle`,
+  );
+  await script.expect({ op: 'transfer', region: 2 }, 'E_NOT_CURRENT');
+  await script.expect({ op: 'completeCycle' }, 'E_NOT_DRAINED');
+  await script.expect({ op: 'transfer', region: 0 }, 'ok');
+  await script.expect({ op: 'transfer', region: 1 }, 'ok');
+  await script.expect({ op: 'completeCycle' }, 'ok');
+  // Disarming is a no-op where failpoints are offered; elsewhere the op is not known.
+  await script.expect({ op: 'failpoint', crashAfterIo: null }, features.includes('failpoint') ? 'ok' : 'E_BAD_REQUEST');
+}
+
+/** Malformed requests: the schema rejects each, and so must the adapter, which keeps running. */
+async function malformedRequests(script: Script): Promise<void> {
+  const malformed: (JsonObject | string)[] = [
+    { op: 'frobnicate' },
+    { op: 'write', region: 0 },
+    { op: 'write', region: 0, data: '@@@@' },
+    { op: 'write', region: 0, data: regionData('A3').slice(0, -2) },
+    { op: 'write', region: '1', data: regionData('A3') },
+    { op: 'transfer', region: 1.5 },
+    { op: 'transfer', region: null },
+    { op: 'read', region: 0, volume: 'tertiary' },
+    { op: 'open', create: false },
+    { op: 'open', dir: script.dir, create: 'yes' },
+    { op: 'open', dir: join(script.root, 'other'), create: true, regions: '4', regionSize },
+    'this is not JSON',
+    '[1, 2]',
+    '{"op": "hello"}',
+  ];
+  for (const request of malformed) await script.expect(request, 'E_BAD_REQUEST', true);
+}
+
+/** A second process on the held volume: E_LOCKED, and the holder's state is as `before`. */
+async function secondProcessRefused(script: Script, before: JsonObject): Promise<void> {
+  const second = new RecordingProcess(`${script.label} (second process)`, script.command);
+  script.processes.push(second);
+  await script.expect({ op: 'hello' }, 'ok', false, second);
+  await script.expect({ op: 'open', dir: script.dir, create: false }, 'E_LOCKED', false, second);
+  assert.equal(await second.end(), 0, `${script.label}: the second process exits with 0 when its stdin closes`);
+  const after = await script.expect({ op: 'state' }, 'ok');
+  for (const key of stateKeys)
+    assert.deepEqual(after[key], before[key], `${script.label}: ${key} after another process was refused the volume`);
+}
+
+/** close, a second open that finds the same state, and an open of the damaged volume (E_CORRUPT). */
+async function closeReopenAndDamage(script: Script, before: JsonObject): Promise<void> {
+  await script.expect({ op: 'close' }, 'ok');
+  await script.expect({ op: 'write', region: 0, data: regionData('A3') }, 'E_PHASE');
+  await script.expect({ op: 'open', dir: script.dir, create: true, regions, regionSize }, 'E_EXISTS');
+  const reopened = await script.expect({ op: 'open', dir: script.dir, create: false }, 'ok');
+  assert.equal(reopened.phase, 'idle');
+  const again = await script.expect({ op: 'state' }, 'ok');
+  for (const key of stateKeys)
+    assert.deepEqual(again[key], before[key], `${script.label}: ${key} after close and a second open`);
+  await script.expect({ op: 'close' }, 'ok');
+  await script.expect({ op: 'close' }, 'ok');
+  assert.ok(damageVolume(script.dir) > 0);
+  await script.expect({ op: 'open', dir: script.dir, create: false }, 'E_CORRUPT');
 }
