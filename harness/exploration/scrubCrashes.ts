@@ -61,33 +61,17 @@ async function crashScrubDirs(
     if (isCowmapError(error) && error.code === 'E_CORRUPT') return null;
     return foundInWords(node, label, error);
   }
-  const judged = new Set<string>();
-  for (let afterIo = 0; afterIo < io; afterIo++) {
-    stats.points++;
-    for (const how of scrubCrashModes) {
-      stats.runs++;
-      const crashed = `${label}, crashed after io ${afterIo} of ${io} (${how.text}), then scrub --repair again`;
-      try {
-        await prepare();
-        if (!sut.scrubDirCrashing({ ...how.arm, afterIo }).crashed) continue;
-        const key = `${sut.files.digest()}|${sut.carriedSignature()}`;
-        if (judged.has(key)) {
-          explorer.stats.duplicates++;
-          continue;
-        }
-        judged.add(key);
-        stats.states++;
-        if (sut.scrubDirCrashing(null).crashed) throw new Error('exploration: scrubDir crashed with no crash armed');
-        await runToTheEnd(explorer, true, crashed, null);
-      } catch (error) {
-        if (isCowmapError(error) && error.code === 'E_CORRUPT') continue;
-        return foundInWords(node, crashed, error);
-      } finally {
-        explorer.progress();
-      }
-    }
-  }
-  return null;
+  return crashAtEachCall(explorer, node, io, {
+    labelOf: (point) => `${label}, ${point}, then scrub --repair again`,
+    crashAt: async (arm) => {
+      await prepare();
+      return sut.scrubDirCrashing(arm).crashed;
+    },
+    judge: async (crashed) => {
+      if (sut.scrubDirCrashing(null).crashed) throw new Error('exploration: scrubDir crashed with no crash armed');
+      await runToTheEnd(explorer, true, crashed, null);
+    },
+  });
 }
 
 /** After rot and a restart, scrub --repair crashed at each of its durable calls; then judged as rot is. */
@@ -97,7 +81,6 @@ export async function crashScrubs(
   target: RotTarget,
 ): Promise<FoundFailure | null> {
   const sut = explorer.sut;
-  const stats = explorer.stats.inside.scrub;
   const base =
     `scrub --repair after a flipped byte at ${target.path} offset ${target.offset} (${target.what}) ` +
     `and a restart, after ${explorer.describePath(node.path)}`;
@@ -118,18 +101,50 @@ export async function crashScrubs(
     if (isCowmapError(error) && error.code === 'E_CORRUPT') return null;
     return foundInWords(node, base, error);
   }
+  return crashAtEachCall(explorer, node, io, {
+    labelOf: (point) => `${base}, ${point}`,
+    crashAt: async (arm) => {
+      await prepare();
+      return sut.runCrashing(arm, (volume) => (volume as unknown as { scrub: Scrub }).scrub({ repair: true })).crashed;
+    },
+    // scrub --repair may drop a rotted COW copy: that region is not point-in-time for this one cycle (docs/format.md, "Scrub").
+    judge: async (label) => {
+      await runToTheEnd(explorer, true, label, null);
+    },
+  });
+}
+
+/** How one scrub is crashed and judged, for crashAtEachCall. */
+interface ScrubCrashing {
+  readonly labelOf: (point: string) => string;
+  /** Prepares the state, runs the scrub armed with `arm`; true if it crashed. */
+  readonly crashAt: (arm: ArmCrashOptions) => Promise<boolean>;
+  /** Judges the crashed state (recovery, the cycles, S = P); throws what it finds. */
+  readonly judge: (label: string) => Promise<void>;
+}
+
+/**
+ * The scrub crashed after each of its `io` durable calls in each mode; a crashed
+ * state whose files and carried state equal one judged already is counted as a
+ * duplicate, the others judged. E_CORRUPT is an allowed verdict (docs/format.md,
+ * "Recovery"); anything else thrown is the failure found.
+ */
+async function crashAtEachCall(
+  explorer: Explorer,
+  node: PrefixNode,
+  io: number,
+  scrub: ScrubCrashing,
+): Promise<FoundFailure | null> {
+  const sut = explorer.sut;
+  const stats = explorer.stats.inside.scrub;
   const judged = new Set<string>();
   for (let afterIo = 0; afterIo < io; afterIo++) {
     stats.points++;
     for (const how of scrubCrashModes) {
       stats.runs++;
-      const label = `${base}, crashed after io ${afterIo} of ${io} (${how.text})`;
+      const label = scrub.labelOf(`crashed after io ${afterIo} of ${io} (${how.text})`);
       try {
-        await prepare();
-        const result = sut.runCrashing({ ...how.arm, afterIo }, (volume) =>
-          (volume as unknown as { scrub: Scrub }).scrub({ repair: true }),
-        );
-        if (!result.crashed) continue;
+        if (!(await scrub.crashAt({ ...how.arm, afterIo }))) continue;
         const key = `${sut.files.digest()}|${sut.carriedSignature()}`;
         if (judged.has(key)) {
           explorer.stats.duplicates++;
@@ -137,8 +152,7 @@ export async function crashScrubs(
         }
         judged.add(key);
         stats.states++;
-        // scrub --repair may drop a rotted COW copy: that region is not point-in-time for this one cycle (docs/format.md, "Scrub").
-        await runToTheEnd(explorer, true, label, null);
+        await scrub.judge(label);
       } catch (error) {
         if (isCowmapError(error) && error.code === 'E_CORRUPT') continue;
         return foundInWords(node, label, error);
