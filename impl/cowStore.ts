@@ -149,6 +149,30 @@ export class CowStore {
     this.digests.set(region, digest);
   }
 
+  /**
+   * preserve() of each region with ONE sync for the lot (the NBD path's group
+   * commit): every slot and entry written, then the sync; until it returns each
+   * entry is lost, torn or whole, judged by its digest as for one preserve.
+   */
+  preserveMany(regions: readonly number[], contentOf: (region: number) => Uint8Array, cycle: number): void {
+    if (regions.length === 0) return;
+    assert(this.sequenceOf !== null, `${this.file.path}: a preserve before the volume gave its metadata sequence`);
+    const sequence = this.sequenceOf();
+    const digests: Uint8Array[] = [];
+    for (const region of regions) {
+      const content = contentOf(region);
+      const digest = sha256(content);
+      this.data.writeRegion(region, content);
+      this.file.write(region * entrySize, encodeEntry(region, cycle, digest, sequence));
+      digests.push(digest);
+    }
+    this.file.sync();
+    regions.forEach((region, index) => {
+      this.preserved.set(region);
+      this.digests.set(region, digests[index]!);
+    });
+  }
+
   /** The preserved copy of `region`; E_CORRUPT if the slot no longer matches its digest. */
   read(region: number): Uint8Array {
     const digest = this.digests.get(region);

@@ -80,6 +80,11 @@ import {
 
 export type { Phase } from './metadata.ts';
 export type VolumeName = 'primary' | 'secondary';
+/** One write of writeMany: `bytes` at byte `offset` of P. */
+export interface ByteWrite {
+  readonly offset: number;
+  readonly bytes: Uint8Array;
+}
 
 /** What `state()` reports (docs/protocol.md section 6, docs/adapter.md `state`). */
 export interface VolumeState {
@@ -125,6 +130,8 @@ export class ReplicatedVolume {
   private readonly lock: Lock;
   /** Why the handle is poisoned, or null while it is usable. */
   private failure: string | null = null;
+  /** writeMany left bytes of P in the OS that no fdatasync has covered yet (flush, startCycle and close sync them). */
+  protected primaryUnsynced = false;
   private closed = false;
 
   /**
@@ -246,6 +253,9 @@ export class ReplicatedVolume {
   /** Closes the files and releases the lock. Allowed in any state, poisoned included; idempotent. */
   close(): void {
     if (this.closed) return;
+    // A clean close makes the buffered writes durable; a poisoned handle must not
+    // sync (after a failed fdatasync a retry can report success over lost data).
+    if (this.primaryUnsynced && this.failure === null && !this.readOnly) this.flush();
     this.closed = true;
     closeParts({
       storage: this.storage,
@@ -286,6 +296,22 @@ export class ReplicatedVolume {
   nextRegions(): number[] {
     this.checkUsable(this.where('nextRegions'));
     return this.nextMap.bits.regionsSet();
+  }
+
+  /** X[region]: set in memory, durable or deferred (for BLOCK_STATUS's map of the next map). */
+  hasNext(region: number): boolean {
+    const where = this.where('hasNext', `region ${region}`);
+    this.checkUsable(where);
+    this.checkRegion(where, region);
+    return this.nextMap.has(region);
+  }
+
+  /** C[region]: always false while idle (the current map file is ignored then). */
+  hasCurrent(region: number): boolean {
+    const where = this.where('hasCurrent', `region ${region}`);
+    this.checkUsable(where);
+    this.checkRegion(where, region);
+    return this.phase === 'replicating' && this.currentMap.has(region);
   }
 
   /** The regions whose COW slot holds a copy for the running cycle: empty while idle. */
@@ -384,7 +410,16 @@ export class ReplicatedVolume {
     this.checkUsable(where);
     this.checkWritable(where);
     if (this.phase !== 'idle') throw new CowmapError('E_PHASE', `${where}: a cycle is running`);
-    this.perform(where, () => this.swapMaps());
+    this.perform(where, () => {
+      // P@swap must be durable before the swap is: a transfer reads P through the
+      // page cache, and a power loss that took back a buffered write the cycle sent
+      // would leave S ahead of P in a region no map covers any more.
+      if (this.primaryUnsynced) {
+        this.primary.sync();
+        this.primaryUnsynced = false;
+      }
+      this.swapMaps();
+    });
   }
 
   /** S[region] := view(region); the region counts as sent. Sending again is allowed. */
@@ -488,6 +523,55 @@ export class ReplicatedVolume {
     });
   }
 
+  /**
+   * The NBD write path (docs/format.md, "The buffered write path"): every write
+   * is judged before any I/O, then the writes share their durable steps (group
+   * commit). While replicating, each touched region without a COW copy this cycle
+   * is preserved, ONE fdatasync of the COW file for all of them; while idle, the
+   * clear next bits of the touched regions are set with ONE fdatasync of the map
+   * (while replicating they are deferred: the durable COW entries imply them).
+   * Only then are the writes' own bytes pwritten into P, in the order given, and
+   * NOT synced: when this returns they are in the OS, durable after `flush`. The
+   * order keeps docs/protocol.md section 5: P[r] changes only after its COW copy
+   * and its next bit are durable, so a crash leaves each region old, new or torn
+   * with both there, as a crash inside its write would.
+   */
+  writeMany(writes: readonly ByteWrite[]): void {
+    const where = this.where('writeMany', Array.isArray(writes) ? `${writes.length} write(s)` : '');
+    this.checkUsable(where);
+    this.checkWritable(where);
+    if (!Array.isArray(writes)) throw new CowmapError('E_BAD_REQUEST', `${where}: writes must be an array`);
+    for (const write of writes) {
+      const each = this.where('writeMany', `offset ${write?.offset}`);
+      if (!(write?.bytes instanceof Uint8Array)) throw new CowmapError('E_BAD_REQUEST', `${each}: data must be bytes`);
+      this.checkByteRange(each, write.offset, write.bytes.length);
+    }
+    const touched = regionsTouched(writes, this.regionSize);
+    if (touched.length === 0) return;
+    this.perform(where, () => {
+      if (this.phase === 'replicating') this.preserveRegions(touched.filter((region) => this.needsPreserve(region)));
+      this.markNextMany(touched);
+      for (const write of writes) {
+        if (write.bytes.length > 0) this.primary.file.write(this.primary.baseOffset + write.offset, write.bytes);
+      }
+      this.primaryUnsynced = true;
+    });
+  }
+
+  /**
+   * fdatasync of P when writeMany left bytes unsynced (no I/O otherwise): every
+   * write that returned before this call is durable when it returns (NBD FLUSH).
+   */
+  flush(): void {
+    const where = this.where('flush');
+    this.checkUsable(where);
+    if (!this.primaryUnsynced) return;
+    this.perform(where, () => {
+      this.primary.sync();
+      this.primaryUnsynced = false;
+    });
+  }
+
   /** `length` bytes at `offset` of P, or of S with `volume: 'secondary'`. */
   read(offset: number, length: number, volume: VolumeName = 'primary'): Uint8Array {
     const where = this.where('read', `offset ${offset}, length ${length}`);
@@ -560,6 +644,21 @@ export class ReplicatedVolume {
   /** W[region] := P[region], durable when this returns (data slot, index entry, one sync). */
   protected preserveRegion(region: number): void {
     this.cow.preserve(region, this.primary.readRegion(region), this.metadata.record.cycle);
+  }
+
+  /** preserveRegion of each region with ONE sync of the COW file for the lot (writeMany's group commit). */
+  protected preserveRegions(regions: readonly number[]): void {
+    const cycle = this.metadata.record.cycle;
+    this.cow.preserveMany(regions, (region) => this.primary.readRegion(region), cycle);
+  }
+
+  /** markNext of each region, with ONE sync of the map for the bits set while idle (writeMany's group commit). */
+  protected markNextMany(regions: readonly number[]): void {
+    if (this.phase === 'idle') {
+      this.nextMap.setMany(regions);
+      return;
+    }
+    for (const region of regions) this.markNext(region);
   }
 
   /**
@@ -791,6 +890,17 @@ export class ReplicatedVolume {
       throw asVolumeError(error, where, 'E_IO');
     }
   }
+}
+
+/** The regions a list of byte writes touches, ascending, each once. */
+function regionsTouched(writes: readonly ByteWrite[], regionSize: number): number[] {
+  const touched = new Set<number>();
+  for (const { offset, bytes } of writes) {
+    if (bytes.length === 0) continue;
+    const last = Math.floor((offset + bytes.length - 1) / regionSize);
+    for (let region = Math.floor(offset / regionSize); region <= last; region++) touched.add(region);
+  }
+  return [...touched].sort((a, b) => a - b);
 }
 
 function errorName(error: unknown): string {
