@@ -55,8 +55,10 @@ export const CMD_DISC = 2;
 export const CMD_FLUSH = 3;
 export const CMD_TRIM = 4;
 export const CMD_WRITE_ZEROES = 6;
+export const CMD_BLOCK_STATUS = 7;
 export const CMD_FLAG_FUA = 1 << 0;
 export const CMD_FLAG_NO_HOLE = 1 << 1;
+export const CMD_FLAG_REQ_ONE = 1 << 3;
 
 // Error values of a simple reply.
 export const EPERM = 1;
