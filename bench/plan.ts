@@ -1,6 +1,9 @@
 // How much each section of `make bench` does: the full run, and `--quick` (a
 // smaller volume, fewer repetitions, shorter budgets, for development).
 
+/** The NBD section's images: 64 MiB, 64 KiB regions for cowmap; the steady job's area is their first 8 MiB. */
+const nbdGeometry = { regions: 1024, regionSize: 65536, steadyAreaBytes: 8 << 20 };
+
 export function plan(quick: boolean) {
   return quick
     ? {
@@ -26,6 +29,7 @@ export function plan(quick: boolean) {
           conformRepetitions: 1,
           conformBudgetSeconds: 10,
         },
+        nbd: { ...nbdGeometry, repetitions: 2, jobSeconds: 2, firstWrites: 64, chunkRegions: 8 },
       }
     : {
         write: { regions: 256, regionSize: 4096, chunkRegions: 16, cycles: 8, warmups: 1 },
@@ -50,6 +54,7 @@ export function plan(quick: boolean) {
           conformRepetitions: 3,
           conformBudgetSeconds: 30,
         },
+        nbd: { ...nbdGeometry, repetitions: 5, jobSeconds: 3, firstWrites: 256, chunkRegions: 16 },
       };
 }
 

@@ -12,8 +12,9 @@
 //               file system is the one measured
 //   --seed N    the seed of every random choice (default 1)
 //   --warm      do not drop the page cache before each cycle contender
-//   --only S    a comma-separated subset of: write,swap,cycle,checker,memory,conform
-//               (`--only conform` runs only conformVsDriverRatio, about a minute)
+//   --only S    a comma-separated subset of: write,swap,cycle,checker,memory,conform,nbd
+//               (`--only conform` runs only conformVsDriverRatio, about a minute; `--only nbd`
+//               the NBD section, which needs fio with its nbd engine and nbdkit)
 
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -26,6 +27,7 @@ import { benchConformSpeed } from './conformSpeed.ts';
 import { benchCycle } from './cycleCost.ts';
 import { type CycleVolume, prepareCycleVolume } from './cycleVolume.ts';
 import { benchMemory } from './memory.ts';
+import { benchNbd } from './nbd.ts';
 import { type Plan, plan } from './plan.ts';
 import type { Check, SectionResult } from './report.ts';
 import { rowOf } from './resultsTable.ts';
@@ -34,7 +36,7 @@ import { benchSwap } from './swapCost.ts';
 import { describeMachine, describeMachineLine, ensureRsync, loadAverages } from './system.ts';
 import { benchWritePath } from './writePath.ts';
 
-const sectionNames = ['write', 'swap', 'cycle', 'checker', 'memory', 'conform'] as const;
+const sectionNames = ['write', 'swap', 'cycle', 'checker', 'memory', 'conform', 'nbd'] as const;
 type SectionName = (typeof sectionNames)[number];
 
 const benchDir = dirname(fileURLToPath(import.meta.url));
@@ -125,6 +127,7 @@ async function runSections(options: Options, settings: Plan, root: string, rsync
     return benchMemory(memoryConfig, cycleVolume, log);
   });
   await runSection('conform', () => benchConformSpeed({ root, repoRoot, seed, ...settings.conform }, log));
+  await runSection('nbd', () => benchNbd({ root, repoRoot, seed, ...settings.nbd }, log));
   return { sections, crashes };
 }
 

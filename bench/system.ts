@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { closeSync, fdatasyncSync, openSync, readSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, freemem, loadavg, release, totalmem, type } from 'node:os';
+import { summarize } from './stats.ts';
 
 export interface MachineDescription {
   cpuModel: string;
@@ -26,6 +27,13 @@ export interface MachineDescription {
 /** The 1, 5 and 15 minute load averages now, to two decimals. */
 export function loadAverages(): number[] {
   return loadavg().map((value) => Number(value.toFixed(2)));
+}
+
+/** 1-minute load averages taken at the starts of a section's runs, as "load average MEDIAN (MIN..MAX)". */
+export function describeLoad(values: readonly number[]): string {
+  if (values.length === 0) return 'load average not taken';
+  const { median, min, max } = summarize(values);
+  return `load average ${median.toFixed(2)} (${min.toFixed(2)}..${max.toFixed(2)})`;
 }
 
 function run(command: string, args: readonly string[]): { status: number | null; stdout: string; stderr: string } {
