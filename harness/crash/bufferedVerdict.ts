@@ -67,7 +67,7 @@ export function primaryProblems(got: Uint8Array, outcome: CrashOutcome): string[
     }
     const byte = firstDifference(got, before.current);
     return [
-      `process crash: P is not every returned write plus a prefix of the batch in flight ` +
+      `after a kill: P is not every returned write plus a prefix of the batch in flight ` +
         `(byte ${byte} is ${got[byte]}, the returned writes left ${before.current[byte]})`,
     ];
   }

@@ -4,6 +4,10 @@
 // after EVERY durable call k of the history (and once after its end), in each
 // fault mode of the layer (process, power, torn; the power coins seeded from the
 // history's seed and k), then recovery and the judgement of bufferedVerdict.ts.
+// A fourth way kills the process, recovers on storage that still owes the killed
+// process's unsynced writes (the crash layer's hand-over), and then loses power
+// with nothing unsynced kept: a recovery that took the page cache's P for durable
+// would lose returned writes there (docs/protocol.md section 5, rules 2 and 4).
 //
 // Each crash point runs the history again from the volume as created (a clone of
 // the memory image), so that the k-th durable call is the same call on every run
@@ -28,9 +32,13 @@ export interface BufferedExploration {
   readonly failuresMax?: number;
 }
 
+/** A fault mode of the crash layer, or a kill whose recovery then loses power. */
+export type BufferedFault = FaultMode | 'kill, recovery, power loss';
+const bufferedFaults: readonly BufferedFault[] = [...faultModes, 'kill, recovery, power loss'];
+
 export interface BufferedFailure {
   readonly seed: number;
-  readonly fault: FaultMode;
+  readonly fault: BufferedFault;
   /** The crash came right after this durable call of the history (0: before the first). */
   readonly afterIo: number;
   /** Which call the crash interrupted, e.g. "call 3 (writeMany)", or "after the last call". */
@@ -42,7 +50,7 @@ export interface BufferedResult {
   histories: number;
   /** Durable calls crashed after (each history's calls plus its end), once per history. */
   crashPoints: number;
-  /** Recoveries judged: a crash point in each fault mode. */
+  /** Recoveries judged: a crash point in each fault mode (and a kill, recovery and power loss). */
   outcomesJudged: number;
   /** Crash points per fault mode at which the crash came inside a call. */
   crashesInside: number;
@@ -60,9 +68,9 @@ export function exploreBufferedWrites(options: BufferedExploration): BufferedRes
     const history = makeHistory(options.seed + index);
     const image = createdImage(history);
     result.histories++;
-    for (const fault of faultModes) {
+    for (const fault of bufferedFaults) {
       const points = exploreMode(history, image, volumeClass, fault, result, failuresMax);
-      if (fault === faultModes[0]) result.crashPoints += points;
+      if (fault === bufferedFaults[0]) result.crashPoints += points;
       if (result.failures.length >= failuresMax) break;
     }
   }
@@ -81,16 +89,18 @@ function exploreMode(
   history: BufferedHistory,
   image: MemoryStorage,
   volumeClass: VolumeClass,
-  fault: FaultMode,
+  fault: BufferedFault,
   result: BufferedResult,
   failuresMax: number,
 ): number {
   for (let afterIo = 0; afterIo < durableCallsMax; afterIo++) {
-    const { outcome, callIndex } = crashRun(history, image, volumeClass, fault, afterIo);
+    const { outcome, callIndex, storage } = crashRun(history, image, volumeClass, fault, afterIo);
     const completed = callIndex === history.calls.length;
     if (!completed) result.crashesInside++;
     result.outcomesJudged++;
-    const problems = judgeOutcome(outcome, volumeClass);
+    const problems =
+      fault === 'kill, recovery, power loss' ? recoverThenLosePower(outcome.files, storage, volumeClass) : [];
+    if (problems.length === 0) problems.push(...judgeOutcome(outcome, volumeClass));
     if (problems.length > 0) {
       const call = history.calls[callIndex];
       const where = call === undefined ? 'after the last call' : `call ${callIndex} (${call.kind})`;
@@ -102,9 +112,26 @@ function exploreMode(
   throw new Error(`buffered writes: history of seed ${history.seed} makes more than ${durableCallsMax} durable calls`);
 }
 
+/**
+ * After a kill: recovery (open, then close) on a fresh crash storage that the dead
+ * one hands its unsynced records to, then a power loss that keeps none of what is
+ * still unsynced. The files are then judged as after the kill alone.
+ */
+function recoverThenLosePower(files: MemoryStorage, killed: CrashStorage, volumeClass: VolumeClass): string[] {
+  const fresh = new CrashStorage(files);
+  killed.handOverTo(fresh);
+  try {
+    volumeClass.open(fresh, historyDir).close();
+  } catch (error) {
+    return [`recovery after the kill failed: ${error instanceof Error ? error.message : String(error)}`];
+  }
+  fresh.crashNow('power', { keepWrite: () => false, keepTruncate: () => false, keepNamespace: () => false });
+  return [];
+}
+
 /** The crash of a fault mode, its coins seeded from the history and the crash point. */
-function crashOptions(fault: FaultMode, seed: number, afterIo: number): ArmCrashOptions {
-  if (fault === 'process') return { afterIo, mode: 'process' };
+function crashOptions(fault: BufferedFault, seed: number, afterIo: number): ArmCrashOptions {
+  if (fault === 'process' || fault === 'kill, recovery, power loss') return { afterIo, mode: 'process' };
   return { afterIo, mode: 'power', torn: fault === 'torn', seed: seed * 4099 + afterIo };
 }
 
@@ -117,9 +144,9 @@ function crashRun(
   history: BufferedHistory,
   image: MemoryStorage,
   volumeClass: VolumeClass,
-  fault: FaultMode,
+  fault: BufferedFault,
   afterIo: number,
-): { outcome: CrashOutcome; callIndex: number } {
+): { outcome: CrashOutcome; callIndex: number; storage: CrashStorage } {
   const files = image.clone();
   const storage = new CrashStorage(files);
   const reopen = (): ReplicatedVolume => volumeClass.open(storage, historyDir);
@@ -136,13 +163,14 @@ function crashRun(
   const call = history.calls[callIndex];
   const last = Math.min(callIndex + 1, history.calls.length);
   const outcome: CrashOutcome = {
-    fault,
+    // After the kill and the power loss, P must still hold what the kill alone left.
+    fault: fault === 'kill, recovery, power loss' ? 'process' : fault,
     files,
     before: history.promises[callIndex]!,
     after: history.promises[last]!,
     inFlight: call?.kind === 'writeMany' ? call.writes : [],
   };
-  return { outcome, callIndex };
+  return { outcome, callIndex, storage };
 }
 
 /** One line per failure (at most `linesMax`), with what replays it. */
