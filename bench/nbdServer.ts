@@ -13,7 +13,7 @@ const host = '127.0.0.1';
 const readyTimeoutMs = 60_000;
 const connectRetryMs = 50;
 const stopGraceMs = 10_000;
-const stderrKeptChars = 4000;
+const stderrKeptChars = 2000;
 
 /** A port that was free a moment ago on 127.0.0.1 (the kernel's choice). */
 export function freePort(): Promise<number> {
@@ -57,6 +57,43 @@ export interface ServerExit {
   readonly killed: boolean;
 }
 
+/**
+ * The groups of the servers running now. A server has a group of its own, so a
+ * Ctrl-C or a TERM to the bench does not reach it: while any runs, the bench ends
+ * them before it dies of such a signal, and on any exit.
+ */
+const liveGroups = new Set<number>();
+
+function endLiveGroups(): void {
+  for (const pid of liveGroups) signalGroup(pid, 'SIGKILL');
+  liveGroups.clear();
+}
+
+function dieOf(signal: NodeJS.Signals): void {
+  endLiveGroups();
+  untrackSignals();
+  process.kill(process.pid, signal);
+}
+
+function trackSignals(): void {
+  if (liveGroups.size > 0) return;
+  process.on('SIGINT', dieOf);
+  process.on('SIGTERM', dieOf);
+  process.on('exit', endLiveGroups);
+}
+
+/** The server's group is no longer ours to end once its leader has exited (its id may be reused). */
+function forget(pid: number | undefined): void {
+  if (pid === undefined || !liveGroups.delete(pid)) return;
+  if (liveGroups.size === 0) untrackSignals();
+}
+
+function untrackSignals(): void {
+  process.off('SIGINT', dieOf);
+  process.off('SIGTERM', dieOf);
+  process.off('exit', endLiveGroups);
+}
+
 export class NbdServer {
   readonly lines: ServerLine[] = [];
   private stderrText = '';
@@ -78,9 +115,15 @@ export class NbdServer {
     private readonly clock: bigint,
   ) {
     this.child = spawn(command, args, { cwd, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const pid = this.child.pid;
+    if (pid !== undefined) {
+      trackSignals();
+      liveGroups.add(pid);
+    }
     this.exited = new Promise((resolve) => {
       this.child.once('exit', (code, signal) => {
         this.exit = { code, signal, killed: this.killed };
+        forget(this.child.pid);
         resolve(this.exit);
       });
       this.child.once('error', (error) => {
@@ -93,7 +136,8 @@ export class NbdServer {
       this.lines.push({ text, atSeconds: secondsSince(this.clock) });
     });
     this.child.stderr!.on('data', (chunk: Buffer) => {
-      this.stderrText = (this.stderrText + chunk.toString('utf8')).slice(-stderrKeptChars);
+      // The first failure says most; what follows it (a stack, the same again) says less.
+      if (this.stderrText.length < stderrKeptChars) this.stderrText += chunk.toString('utf8').slice(0, stderrKeptChars);
     });
   }
 
@@ -101,8 +145,9 @@ export class NbdServer {
     return `nbd://${host}:${this.port}`;
   }
 
-  get stderrTail(): string {
-    return this.stderrText.trim().split('\n').slice(-3).join(' ');
+  /** The first lines of the server's stderr, in one line. */
+  get stderrHead(): string {
+    return this.stderrText.trim().split('\n').slice(0, 2).join(' ');
   }
 
   /** Resolves once a TCP connect succeeds; throws when the server exits first or does not listen in time. */
@@ -113,14 +158,13 @@ export class NbdServer {
       if (Date.now() > deadline) throw new Error(`${this.name} did not listen on port ${this.port} in time`);
       await pause(connectRetryMs);
     }
-    throw new Error(`${this.name} exited before it listened (${JSON.stringify(this.exit)}): ${this.stderrTail}`);
+    throw new Error(`${this.name} exited before it listened (${JSON.stringify(this.exit)}): ${this.stderrHead}`);
   }
 
   /** TERM to the whole group, KILL after the grace period; resolves with how it ended. */
   async stop(): Promise<ServerExit> {
-    if (this.exit !== null) return this.exit;
     const pid = this.child.pid;
-    if (pid === undefined) return this.exited;
+    if (this.exit !== null || pid === undefined) return this.exited;
     signalGroup(pid, 'SIGTERM');
     const timer = setTimeout(() => {
       this.killed = true;
@@ -130,8 +174,6 @@ export class NbdServer {
       return await this.exited;
     } finally {
       clearTimeout(timer);
-      // Whatever the leader left behind in its group goes too.
-      signalGroup(pid, 'SIGKILL');
     }
   }
 }

@@ -102,7 +102,9 @@ function completedCycles(server: NbdServer) {
 async function timedJob(server: NbdServer, runs: ServerRuns, name: JobName, context: TurnContext) {
   const job = sectionJobs(context.jobs)[name];
   const startSeconds = secondsSince(context.clock);
-  const result = await runFio(job, server.uri);
+  const result = await runFio(job, server.uri).catch((error: unknown) => {
+    throw new Error(`${(error as Error).message}\n${server.name}'s stderr: ${server.stderrHead || '(empty)'}`);
+  });
   const endSeconds = secondsSince(context.clock);
   if (result.error !== 0 || result.ioBytes === 0)
     context.failures.push(`${server.name} ${name}: fio error ${result.error}, ${result.ioBytes} bytes`);
@@ -117,7 +119,7 @@ async function stopChecked(server: NbdServer, context: TurnContext): Promise<Ser
   const exit = await server.stop();
   if (exit.killed || exit.code !== 0)
     context.failures.push(
-      `${server.name} did not stop cleanly on SIGTERM: ${JSON.stringify(exit)} ${server.stderrTail}`,
+      `${server.name} did not stop cleanly on SIGTERM: ${JSON.stringify(exit)} ${server.stderrHead}`,
     );
   return exit;
 }
