@@ -250,13 +250,35 @@ export class ReplicatedVolume {
     }
   }
 
-  /** Closes the files and releases the lock. Allowed in any state, poisoned included; idempotent. */
+  /**
+   * Flushes buffered writes, closes the files and releases the lock. Allowed in any
+   * state, poisoned included; idempotent. E_IO when that flush fails: the volume is
+   * closed anyway, and reopening recovers from what is durable.
+   */
   close(): void {
     if (this.closed) return;
     // A clean close makes the buffered writes durable; a poisoned handle must not
     // sync (after a failed fdatasync a retry can report success over lost data).
-    if (this.primaryUnsynced && this.failure === null && !this.readOnly) this.flush();
+    // A sync that fails here poisons the handle and is reported, but the volume is
+    // closed all the same: its files and its lock must not outlive the close.
+    let flushFailure: { error: unknown } | null = null;
+    if (this.primaryUnsynced && this.failure === null && !this.readOnly) {
+      try {
+        this.flush();
+      } catch (error) {
+        flushFailure = { error };
+      }
+    }
     this.closed = true;
+    try {
+      this.closeFiles();
+    } catch (error) {
+      if (flushFailure === null) throw error;
+    }
+    if (flushFailure !== null) throw flushFailure.error;
+  }
+
+  private closeFiles(): void {
     closeParts({
       storage: this.storage,
       dir: this.dir,

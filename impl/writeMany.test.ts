@@ -280,6 +280,14 @@ describe('durability points', () => {
     const calls = callsOf(() => volume.close());
     assert.equal(countOf(calls, 'sync primary'), 0, calls.join(', '));
   });
+  test('a close whose sync of P fails reports E_IO and still closes: the lock is released, a reopen recovers', () => {
+    volume.writeMany([{ offset: 0, bytes: filled(10, 1) }]);
+    failing.failWhen((call) => call.kind === 'sync' && basename(call.path) === 'primary', 'EIO');
+    expectCode(() => volume.close(), 'E_IO');
+    const reopened = ReplicatedVolume.open(memory, dir);
+    reopened.close();
+    volume.close();
+  });
 });
 
 describe('cycles after buffered writes', () => {
