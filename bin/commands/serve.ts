@@ -1,5 +1,8 @@
 // cowmap serve DIR [--port P | --socket PATH] [--cycle-every SECONDS] [--export-name NAME]
-//                  [--batch-regions N] [--snapshot-dir DIR2]
+//                  [--batch-regions N] [--snapshot-dir DIR2] and the limits (docs/nbd.md, "Limits"):
+//                  [--max-request-bytes N] [--buffer-bytes N] [--max-connections N]
+//                  [--handshake-timeout SECONDS] [--request-timeout SECONDS]
+//                  [--batch-requests N] [--chunk-bytes N] [--summary-every SECONDS]
 //
 // Serves the volume in DIR over NBD (docs/nbd.md) on 127.0.0.1 or a Unix socket,
 // and runs replication cycles while clients write: every --cycle-every seconds,
@@ -13,10 +16,12 @@ import { copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { CowmapError } from '../../impl/errors.ts';
 import { fileNames, secondaryPath } from '../../impl/layout.ts';
-import { NbdServer } from '../../impl/nbd/server.ts';
+import { requestShareBytes } from '../../impl/nbd/bufferBudget.ts';
+import { serveDefaults } from '../../impl/nbd/serveDefaults.ts';
+import { NbdServer, type NbdServerOptions } from '../../impl/nbd/server.ts';
 import { NodeStorage } from '../../impl/nodeStorage.ts';
 import { ReplicatedVolume } from '../../impl/replicatedVolume.ts';
-import { defineCommand } from '../command.ts';
+import { defineCommand, type Values } from '../command.ts';
 import { description } from '../descriptions/serve.ts';
 import { integerMax, optionalIntegerOption } from '../integerOption.ts';
 import { UsageError } from '../usageError.ts';
@@ -33,6 +38,7 @@ export const command = defineCommand(description, async ({ values, positionals }
     throw new UsageError(`--cycle-every must be a non-negative number of seconds, got '${everyText}'`);
   }
   const batchRegions = optionalIntegerOption('batch-regions', values['batch-regions'], { min: 0, max: integerMax });
+  const limits = limitOptions(values);
   const snapshotDir = values['snapshot-dir'];
 
   const volume = ReplicatedVolume.open(new NodeStorage(), dir);
@@ -46,6 +52,7 @@ export const command = defineCommand(description, async ({ values, positionals }
     log,
     ...(values['export-name'] === undefined ? {} : { exportName: values['export-name'] }),
     ...(batchRegions === undefined ? {} : { batchRegions }),
+    ...limits,
     ...(snapshotDir === undefined
       ? {}
       : {
@@ -94,6 +101,33 @@ export const command = defineCommand(description, async ({ values, positionals }
   );
   return 1;
 });
+
+/** The limits of the options table (docs/nbd.md, "Limits"): integers in bounds, the buffer cap above one request. */
+function limitOptions(values: Values<typeof description.options>): NbdServerOptions {
+  const read = (name: keyof typeof values, min: number, max = integerMax): number | undefined =>
+    optionalIntegerOption(name, values[name] as string | undefined, { min, max });
+  // The NBD length field is 32 bits; the block size maximum of NBD_INFO_BLOCK_SIZE too.
+  const payloadMax = read('max-request-bytes', 1, 2 ** 32 - 1);
+  const bufferBytesMax = read('buffer-bytes', 1);
+  const options: NbdServerOptions = {
+    payloadMax,
+    bufferBytesMax,
+    connectionsMax: read('max-connections', 1),
+    handshakeTimeoutSeconds: read('handshake-timeout', 1, 86_400),
+    requestTimeoutSeconds: read('request-timeout', 1, 86_400),
+    batchRequestsMax: read('batch-requests', 1, 65_536),
+    chunkBytes: read('chunk-bytes', 512, 2 ** 31),
+    summaryEverySeconds: read('summary-every', 0, 86_400),
+  };
+  const payload = payloadMax ?? serveDefaults.payloadMax;
+  const buffer = bufferBytesMax ?? serveDefaults.bufferBytesMax;
+  if (buffer < payload + requestShareBytes) {
+    throw new UsageError(
+      `--buffer-bytes (${buffer}) must hold one largest request: --max-request-bytes (${payload}) + ${requestShareBytes}`,
+    );
+  }
+  return Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined));
+}
 
 /** The secondary's recorded location: ReplicatedVolume keeps it in its metadata. */
 function readRecordedSecondary(volume: ReplicatedVolume): string {

@@ -1,10 +1,13 @@
+import { serveDefaults } from '../../impl/nbd/serveDefaults.ts';
 import type { Command, CommandDescription } from '../command.ts';
 
 export const description = {
   name: 'serve',
   summary: 'serve a volume over NBD, with cycles while clients write',
   usage:
-    'DIR [--port P | --socket PATH] [--cycle-every SECONDS] [--export-name NAME] [--batch-regions N] [--snapshot-dir DIR2]',
+    'DIR [--port P | --socket PATH] [--cycle-every SECONDS] [--export-name NAME] [--batch-regions N] [--snapshot-dir DIR2]' +
+    ' [--max-request-bytes N] [--buffer-bytes N] [--max-connections N] [--handshake-timeout SECONDS]' +
+    ' [--request-timeout SECONDS] [--batch-requests N] [--chunk-bytes N] [--summary-every SECONDS]',
   positionals: true,
   options: {
     port: { type: 'string', value: 'P', help: 'the TCP port on 127.0.0.1 (default 10809)' },
@@ -15,16 +18,60 @@ export const description = {
       help: 'run a cycle this often (0 or absent: only on SIGUSR1)',
     },
     'export-name': { type: 'string', value: 'NAME', help: 'the export name (the default export "" is accepted too)' },
-    'batch-regions': { type: 'string', value: 'N', help: 'regions transferred per batch of a cycle (default 8)' },
+    'batch-regions': {
+      type: 'string',
+      value: 'N',
+      help: `regions per transfer slice of a cycle, one sync of the secondary each (default ${serveDefaults.batchRegions})`,
+    },
     'snapshot-dir': {
       type: 'string',
       value: 'DIR2',
       help: 'for tests: copy the primary image at each swap and the secondary image at each completion into DIR2',
     },
+    'max-request-bytes': {
+      type: 'string',
+      value: 'N',
+      help: `largest READ/WRITE payload; more is refused with EINVAL (default ${serveDefaults.payloadMax})`,
+    },
+    'buffer-bytes': {
+      type: 'string',
+      value: 'N',
+      help: `one cap on payload and reply bytes held, all connections together (default ${serveDefaults.bufferBytesMax})`,
+    },
+    'max-connections': {
+      type: 'string',
+      value: 'N',
+      help: `more connections are closed at once (default ${serveDefaults.connectionsMax})`,
+    },
+    'handshake-timeout': {
+      type: 'string',
+      value: 'SECONDS',
+      help: `close a connection still in the handshake after this (default ${serveDefaults.handshakeTimeoutSeconds})`,
+    },
+    'request-timeout': {
+      type: 'string',
+      value: 'SECONDS',
+      help: `close a connection whose request payload stalls this long (default ${serveDefaults.requestTimeoutSeconds})`,
+    },
+    'batch-requests': {
+      type: 'string',
+      value: 'N',
+      help: `most requests in one group-commit batch (default ${serveDefaults.batchRequestsMax})`,
+    },
+    'chunk-bytes': {
+      type: 'string',
+      value: 'N',
+      help: `TRIM and WRITE_ZEROES run in chunks of this size, one per batch (default ${serveDefaults.chunkBytes})`,
+    },
+    'summary-every': {
+      type: 'string',
+      value: 'SECONDS',
+      help: `a summary line this often when no cycle sent anything; 0: never (default ${serveDefaults.summaryEverySeconds})`,
+    },
   },
   notes: [
     'SIGINT or SIGTERM stops the server and closes the volume (a running cycle is resumed',
-    'by the next open); SIGUSR1 runs a cycle. See docs/nbd.md.',
+    'by the next open); SIGUSR1 runs a cycle. See docs/nbd.md (its "Limits" section for the options).',
   ],
   load: (): Promise<Command> => import('../commands/serve.ts').then((m) => m.command),
 } as const satisfies CommandDescription;

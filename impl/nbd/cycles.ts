@@ -1,11 +1,11 @@
 // The cycle runner of `cowmap serve`: startCycle (the swap), a transfer of every
-// region of C in batches of `batchRegions` (one transferRegions call, so one sync
-// of the secondary, per batch), completeCycle. Each batch is a setImmediate
-// callback, so client requests are served between batches: a write during a cycle
-// takes the copy-on-write path of the volume, which keeps the snapshot view the
-// cycle sends (docs/protocol.md INV-SNAPSHOT). A request during a running cycle
+// region of C in slices of `batchRegions` (one transferRegions call, so one sync
+// of the secondary, per slice), completeCycle. The slices run in the server's one
+// pump (batchScheduler.ts), interleaved fairly with client batches: a write during
+// a cycle takes the copy-on-write path of the volume, which keeps the snapshot view
+// the cycle sends (docs/protocol.md INV-SNAPSHOT). A request during a running cycle
 // starts one more right after it. A volume opened in the middle of a cycle resumes
-// it (`resumeInterrupted`).
+// it (`resumeInterrupted`). Only cycles that send something are logged.
 
 import type { ReplicatedVolume } from '../replicatedVolume.ts';
 
@@ -15,15 +15,21 @@ export interface CycleReport {
   regions: number;
   bytes: number;
   seconds: number;
+  /** The secondary's age right after this completion: now minus this cycle's swap (null for a resumed cycle). */
+  lagSeconds: number | null;
 }
 
 export interface CycleOptions {
   readonly batchRegions: number;
   readonly log: (line: string) => void;
+  /** Asks the pump to run `step` soon (a cycle began). */
+  readonly wake: () => void;
   /** Called right after each swap (not on a resume), for tests: the primary is P@swap now. */
   readonly onSwap?: (cycle: number) => void;
   /** Called right after each completed cycle. */
   readonly onCycle?: (report: CycleReport) => void;
+  /** Called at each cycle event (begin, completion, failure): the server rewrites its status file. */
+  readonly onEvent?: () => void;
 }
 
 interface RunningCycle {
@@ -31,7 +37,9 @@ interface RunningCycle {
   resumed: boolean;
   regions: number[];
   next: number;
-  started: bigint;
+  /** Wall clock of the swap (null when resumed: the swap was before this process). */
+  swapAt: Date | null;
+  startedMs: number;
 }
 
 export class CycleRunner {
@@ -43,6 +51,12 @@ export class CycleRunner {
   /** Set once a cycle step failed: the volume handle is poisoned (E_IO) and cycles stop. */
   failure: string | null = null;
   completed = 0;
+  /** Cycles completed that had nothing to send (not logged one by one). */
+  completedEmpty = 0;
+  lastCompletedCycle: number | null = null;
+  /** The swap time of the last completed (not resumed) cycle: the secondary's point in time. */
+  lastCompletedSwapAt: Date | null = null;
+  lastCycleSeconds: number | null = null;
 
   constructor(volume: ReplicatedVolume, options: CycleOptions) {
     this.volume = volume;
@@ -51,6 +65,11 @@ export class CycleRunner {
 
   get isRunning(): boolean {
     return this.running !== null;
+  }
+
+  /** Regions of the running cycle not sent yet (0 when none runs). */
+  get regionsLeft(): number {
+    return this.running === null ? 0 : this.running.regions.length - this.running.next;
   }
 
   /** Resolves once no cycle runs and none is pending. */
@@ -83,26 +102,30 @@ export class CycleRunner {
         this.options.onSwap?.(this.volume.cycle);
       }
       const regions = resumed ? this.volume.unsentRegions() : this.volume.currentRegions();
-      this.running = { cycle: this.volume.cycle, resumed, regions, next: 0, started: process.hrtime.bigint() };
-      this.options.log(
-        `cycle ${this.volume.cycle}: ${resumed ? 'resuming an interrupted cycle' : 'swap'}, ${regions.length} region(s) to send`,
-      );
-      setImmediate(() => this.step());
+      const swapAt = resumed ? null : new Date();
+      this.running = { cycle: this.volume.cycle, resumed, regions, next: 0, swapAt, startedMs: performance.now() };
+      if (regions.length > 0 || resumed) {
+        const what = resumed ? 'resuming an interrupted cycle' : 'swap';
+        this.options.log(`cycle ${this.volume.cycle}: ${what}, ${regions.length} region(s) to send`);
+      }
     } catch (error) {
       this.fail(error);
+      return;
     }
+    this.options.onEvent?.();
+    this.options.wake();
   }
 
-  private step(): void {
+  /** One slice: a transferRegions call of up to `batchRegions` regions; the completion after the last. */
+  step(): void {
     const running = this.running;
     if (running === null) return;
     try {
-      const end = Math.min(running.regions.length, running.next + this.options.batchRegions);
-      this.volume.transferRegions(running.regions.slice(running.next, end));
-      running.next = end;
       if (running.next < running.regions.length) {
-        setImmediate(() => this.step());
-        return;
+        const end = Math.min(running.regions.length, running.next + this.options.batchRegions);
+        this.volume.transferRegions(running.regions.slice(running.next, end));
+        running.next = end;
+        if (running.next < running.regions.length) return;
       }
       this.volume.completeCycle();
       this.running = null;
@@ -112,6 +135,7 @@ export class CycleRunner {
       this.fail(error);
       return;
     }
+    this.options.onEvent?.();
     if (this.pending) {
       this.pending = false;
       this.begin(this.volume.phase === 'replicating');
@@ -121,18 +145,28 @@ export class CycleRunner {
   }
 
   private report(running: RunningCycle): void {
-    const seconds = Number(process.hrtime.bigint() - running.started) / 1e9;
+    const seconds = (performance.now() - running.startedMs) / 1000;
+    const lagSeconds = running.swapAt === null ? null : (Date.now() - running.swapAt.getTime()) / 1000;
     const report: CycleReport = {
       cycle: running.cycle,
       resumed: running.resumed,
       regions: running.regions.length,
       bytes: running.regions.length * this.volume.regionSize,
       seconds,
+      lagSeconds,
     };
-    this.options.log(
-      `cycle ${report.cycle}: ${report.resumed ? 'resumed and completed' : 'completed'}, sent ` +
-        `${report.regions} region(s), ${report.bytes} bytes in ${seconds.toFixed(3)} s`,
-    );
+    this.lastCompletedCycle = running.cycle;
+    this.lastCycleSeconds = seconds;
+    if (running.swapAt !== null) this.lastCompletedSwapAt = running.swapAt;
+    if (report.regions === 0 && !report.resumed) this.completedEmpty++;
+    else {
+      // `cycle N: completed, sent R region(s), B bytes in S s` stays a prefix: the bench and tests parse it.
+      this.options.log(
+        `cycle ${report.cycle}: ${report.resumed ? 'resumed and completed' : 'completed'}, sent ` +
+          `${report.regions} region(s), ${report.bytes} bytes in ${seconds.toFixed(3)} s` +
+          (lagSeconds === null ? '' : `, lag ${lagSeconds.toFixed(3)} s`),
+      );
+    }
     this.options.onCycle?.(report);
   }
 
@@ -142,6 +176,7 @@ export class CycleRunner {
     this.failure =
       error instanceof Error ? `${(error as { code?: string }).code ?? error.name}: ${error.message}` : String(error);
     this.options.log(`cycle: stopped: ${this.failure}`);
+    this.options.onEvent?.();
     this.notifyIdle();
   }
 

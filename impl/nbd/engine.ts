@@ -1,106 +1,174 @@
-// Runs the requests of the transmission phase against the volume and answers them.
-// Today one request at a time, in arrival order: each runs to its end (its I/O
-// durable) before the next one.
+// Runs one batch of requests against the volume and answers them (group commit,
+// docs/nbd.md "FLUSH and FUA"): every WRITE and one chunk of each TRIM /
+// WRITE_ZEROES of the batch in ONE volume.writeMany (one COW sync, one map sync,
+// the bytes into the OS); their replies at once, except FUA's; then the READs and
+// BLOCK_STATUS, each answered as it completes; then, when the batch holds a FLUSH
+// or a FUA write, ONE volume.flush() and their replies. A FLUSH is answered only
+// after every write answered before it arrived is durable: those writes ran in this
+// batch or an earlier one, so their bytes are in the OS, and the flush syncs P.
 
 import { CowmapError } from '../errors.ts';
-import type { ReplicatedVolume } from '../replicatedVolume.ts';
+import type { ByteWrite, ReplicatedVolume } from '../replicatedVolume.ts';
 import { blockStatusExtents } from './blockStatus.ts';
-import type { Session } from './handshake.ts';
 import * as nbd from './protocol.ts';
-import type { Replies } from './replies.ts';
+import type { QueuedRequest } from './requestQueue.ts';
 
-/** One framed request of a connection. */
-export interface Request {
-  readonly type: number;
-  readonly flags: number;
-  readonly cookie: Buffer;
-  readonly offset: bigint;
-  readonly length: number;
-  /** A WRITE's payload; null for every other command. */
-  readonly payload: Buffer | null;
-}
+export type { QueuedRequest, Request, RequestOrigin } from './requestQueue.ts';
 
-/** What a request needs of the connection it came on. */
-export interface RequestOrigin {
-  readonly replies: Replies;
-  readonly session: Session;
+/** One request of a batch; for TRIM and WRITE_ZEROES one chunk of its range. */
+export interface BatchEntry {
+  readonly request: QueuedRequest;
+  /** The chunk of a zeroing: byte offset in the export and length; null for other commands. */
+  readonly chunk: { readonly offset: number; readonly length: number } | null;
 }
 
 export interface EngineOptions {
   readonly payloadMax: number;
+  /** TRIM / WRITE_ZEROES chunk size: the zeros written per batch for one request. */
+  readonly chunkBytes: number;
   readonly log: (line: string) => void;
 }
 
-const zeroChunk = 4 * 1024 * 1024;
+/** What a batch did, for the server's summary line. */
+export interface BatchCounts {
+  requests: number;
+  bytesWritten: number;
+}
+
+const knownFlags = nbd.CMD_FLAG_FUA | nbd.CMD_FLAG_NO_HOLE | nbd.CMD_FLAG_REQ_ONE;
 
 export class Engine {
   private readonly volume: ReplicatedVolume;
   private readonly options: EngineOptions;
+  /** Shared, never written: the source of every zeroing chunk. */
+  private readonly zeros: Uint8Array;
 
   constructor(volume: ReplicatedVolume, options: EngineOptions) {
     this.volume = volume;
     this.options = options;
+    this.zeros = new Uint8Array(options.chunkBytes);
   }
 
-  /** Runs one request (never DISC: the connection handles it) and sends its reply. */
-  submit(origin: RequestOrigin, request: Request): void {
-    const { type, flags, cookie, offset, length } = request;
-    const replies = origin.replies;
-    const knownFlags = nbd.CMD_FLAG_FUA | nbd.CMD_FLAG_NO_HOLE | nbd.CMD_FLAG_REQ_ONE;
-    if (nbd.commandNames[type] === undefined || (flags & ~knownFlags) !== 0) {
-      replies.error(cookie, nbd.EINVAL, 'unknown command or flag');
-      return;
-    }
-    if (type === nbd.CMD_FLUSH) {
-      this.run(origin, request, () => this.volume.flush());
-      return;
-    }
-    const writes = type === nbd.CMD_WRITE || type === nbd.CMD_WRITE_ZEROES || type === nbd.CMD_TRIM;
+  get chunkBytes(): number {
+    return this.options.chunkBytes;
+  }
+
+  /** True when the request can run; else it is answered with its error (see `judge`). */
+  admit(request: QueuedRequest): boolean {
+    const refusal = this.judge(request);
+    if (refusal === null) return true;
+    this.answer(request, () => request.origin.replies.error(request.cookie, refusal.errno, refusal.message));
+    return false;
+  }
+
+  /**
+   * NBD_EINVAL / NBD_ENOSPC for a request that cannot run (unknown command or
+   * flag, past the end, over the payload limit); null when it can.
+   */
+  private judge(request: QueuedRequest): { errno: number; message: string } | null {
+    const { type, flags, offset, length } = request;
+    if (nbd.commandNames[type] === undefined || type === nbd.CMD_DISC || (flags & ~knownFlags) !== 0)
+      return { errno: nbd.EINVAL, message: 'unknown command or flag' };
+    if (type === nbd.CMD_FLUSH) return null;
     if (offset + BigInt(length) > BigInt(this.volume.sizeBytes)) {
-      replies.error(cookie, writes && type !== nbd.CMD_TRIM ? nbd.ENOSPC : nbd.EINVAL, 'past the end');
-      return;
+      const zeroing = type === nbd.CMD_WRITE || type === nbd.CMD_WRITE_ZEROES;
+      return { errno: zeroing ? nbd.ENOSPC : nbd.EINVAL, message: 'past the end' };
     }
-    const start = Number(offset);
-    if (type === nbd.CMD_READ || type === nbd.CMD_WRITE) {
-      if (length > this.options.payloadMax) {
-        replies.error(cookie, nbd.EINVAL, 'over the payload limit');
-        return;
-      }
-    }
-    this.run(origin, request, () => {
-      if (type === nbd.CMD_READ) {
-        replies.read(cookie, start, this.volume.read(start, length));
-        return;
-      }
-      if (type === nbd.CMD_BLOCK_STATUS) {
-        replies.blockStatus(cookie, blockStatusExtents(this.volume, origin.session, start, length, flags));
-        return;
-      }
-      if (type === nbd.CMD_WRITE) {
-        this.volume.writeMany([{ offset: start, bytes: request.payload! }]);
-      } else {
-        // TRIM and WRITE_ZEROES: writes of zeros, in chunks.
-        const zeros = new Uint8Array(Math.min(length, zeroChunk));
-        for (let done = 0; done < length; done += zeros.length) {
-          const part = Math.min(zeros.length, length - done);
-          this.volume.writeMany([{ offset: start + done, bytes: zeros.subarray(0, part) }]);
-        }
-      }
-      if ((flags & nbd.CMD_FLAG_FUA) !== 0) this.volume.flush();
-      replies.done(cookie);
-    });
+    if ((type === nbd.CMD_READ || type === nbd.CMD_WRITE) && length > this.options.payloadMax)
+      return { errno: nbd.EINVAL, message: 'over the payload limit' };
+    return null;
   }
 
-  private run(origin: RequestOrigin, request: Request, body: () => void): void {
-    try {
-      body();
-      if (request.type === nbd.CMD_FLUSH) origin.replies.done(request.cookie);
-    } catch (error) {
-      const detail = error instanceof CowmapError ? `${error.code}: ${error.message}` : String(error);
-      const name = nbd.commandNames[request.type];
-      this.options.log(`nbd: ${name} at ${request.offset}, length ${request.length} failed: ${detail}`);
-      const errno = error instanceof CowmapError && error.code !== 'E_IO' ? nbd.EINVAL : nbd.EIO;
-      origin.replies.error(request.cookie, errno, detail);
+  /** Runs the batch (its requests admitted already: see `admit`) and answers every request that finished. */
+  runBatch(entries: readonly BatchEntry[]): BatchCounts {
+    const writes: BatchEntry[] = [];
+    const reads: QueuedRequest[] = [];
+    const flushes: QueuedRequest[] = [];
+    for (const entry of entries) {
+      const type = entry.request.type;
+      if (type === nbd.CMD_FLUSH) flushes.push(entry.request);
+      else if (type === nbd.CMD_READ || type === nbd.CMD_BLOCK_STATUS) reads.push(entry.request);
+      else writes.push(entry);
     }
+    const bytesWritten = this.runWrites(writes, flushes);
+    for (const request of reads) this.runRead(request);
+    this.runFlush(flushes);
+    return { requests: entries.length, bytesWritten };
+  }
+
+  /** One writeMany for all; replies of the writes that finished, except FUA ones (added to `syncs`). */
+  private runWrites(writes: readonly BatchEntry[], syncs: QueuedRequest[]): number {
+    if (writes.length === 0) return 0;
+    const byteWrites: ByteWrite[] = writes.map(({ request, chunk }) =>
+      chunk === null
+        ? { offset: Number(request.offset), bytes: request.payload! }
+        : { offset: chunk.offset, bytes: this.zeros.subarray(0, chunk.length) },
+    );
+    try {
+      this.volume.writeMany(byteWrites);
+    } catch (error) {
+      for (const { request } of writes) this.fail(request, error);
+      return 0;
+    }
+    let bytesWritten = 0;
+    for (const { request, chunk } of writes) {
+      request.payload = null;
+      if (chunk === null) bytesWritten += request.length;
+      else {
+        bytesWritten += chunk.length;
+        request.zeroedBytes += chunk.length;
+        if (request.zeroedBytes < request.length) continue;
+      }
+      if ((request.flags & nbd.CMD_FLAG_FUA) !== 0) syncs.push(request);
+      else this.answer(request, () => request.origin.replies.done(request.cookie));
+    }
+    return bytesWritten;
+  }
+
+  private runRead(request: QueuedRequest): void {
+    const start = Number(request.offset);
+    const replies = request.origin.replies;
+    let body: () => void;
+    try {
+      if (request.type === nbd.CMD_READ) {
+        const data = this.volume.read(start, request.length);
+        body = () => replies.read(request.cookie, start, data);
+      } else {
+        const extents = blockStatusExtents(this.volume, request.origin.session, start, request.length, request.flags);
+        body = () => replies.blockStatus(request.cookie, extents);
+      }
+    } catch (error) {
+      this.fail(request, error);
+      return;
+    }
+    this.answer(request, body);
+  }
+
+  /** ONE flush for every FLUSH and FUA write of the batch, then their replies. */
+  private runFlush(syncs: readonly QueuedRequest[]): void {
+    if (syncs.length === 0) return;
+    try {
+      this.volume.flush();
+    } catch (error) {
+      for (const request of syncs) this.fail(request, error);
+      return;
+    }
+    for (const request of syncs) this.answer(request, () => request.origin.replies.done(request.cookie));
+  }
+
+  /** Sends a reply (when the connection is still there) and tells the connection. */
+  private answer(request: QueuedRequest, send: () => void): void {
+    request.finished = true;
+    if (request.origin.open) send();
+    request.origin.answered(request);
+  }
+
+  /** NBD_EIO for a storage failure (the handle is poisoned: docs/format.md), NBD_EINVAL for any other refusal. */
+  private fail(request: QueuedRequest, error: unknown): void {
+    const detail = error instanceof CowmapError ? `${error.code}: ${error.message}` : String(error);
+    const name = nbd.commandNames[request.type];
+    this.options.log(`nbd: ${name} at ${request.offset}, length ${request.length} failed: ${detail}`);
+    const errno = error instanceof CowmapError && error.code !== 'E_IO' ? nbd.EINVAL : nbd.EIO;
+    this.answer(request, () => request.origin.replies.error(request.cookie, errno, detail));
   }
 }
