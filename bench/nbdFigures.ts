@@ -35,11 +35,14 @@ function formatRate(value: number, measure: RatioSpec['measure']): string {
   return measure === 'iops' ? `${Math.round(value).toLocaleString('en-US')} IOPS` : `${value.toFixed(1)} MiB/s`;
 }
 
+const displayNames: Record<ServerName, string> = { cowmap: 'cowmap', nbdkit: 'nbdkit', qemuNbd: 'qemu-nbd' };
+
+/** The 1-minute load average at the start of each server's turns: "load average cowmap 1.20 (0.90..1.60), ...". */
 function loadText(runs: RunsByServer): string {
   const parts = (['cowmap', 'nbdkit', 'qemuNbd'] as const)
     .filter((name) => runs[name] !== undefined)
-    .map((name) => `${name} turns ${describeLoad(runs[name]!.load)}`);
-  return parts.join(', ');
+    .map((name) => `${displayNames[name]} ${describeLoad(runs[name]!.load).replace('load average ', '')}`);
+  return `load average at the turns' starts: ${parts.join(', ')}`;
 }
 
 /** qemu-nbd's median and its ratio to nbdkit, or "–" without it. */

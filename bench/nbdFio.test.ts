@@ -38,11 +38,18 @@ test('fioArgs: the nbd engine and URI, fsync, area and time only when asked', ()
       iodepth: 8,
       fsync: true,
       areaBytes: 8 << 20,
-      runtimeSeconds: 3,
+      runtimeSeconds: 2.5,
     },
     uri,
   );
-  for (const arg of ['--ioengine=nbd', `--uri=${uri}`, '--fsync=1', `--size=${8 << 20}`, '--time_based', '--runtime=3'])
+  for (const arg of [
+    '--ioengine=nbd',
+    `--uri=${uri}`,
+    '--fsync=1',
+    `--size=${8 << 20}`,
+    '--time_based',
+    '--runtime=2500ms',
+  ])
     assert.ok(timed.includes(arg), arg);
   const pass = fioArgs({ name: 'fill', rw: 'write', blockBytes: 1 << 20, iodepth: 8, fsync: false }, uri);
   assert.ok(pass.includes('--bs=1048576') && pass.includes('--output-format=json'));

@@ -67,7 +67,9 @@ export function fioArgs(job: FioJob, uri: string): string[] {
   ];
   if (job.fsync) args.push('--fsync=1');
   if (job.areaBytes !== undefined) args.push(`--size=${job.areaBytes}`);
-  if (job.runtimeSeconds !== undefined) args.push('--time_based', `--runtime=${job.runtimeSeconds}`);
+  // In milliseconds: fio reads a bare number as whole seconds.
+  if (job.runtimeSeconds !== undefined)
+    args.push('--time_based', `--runtime=${Math.round(job.runtimeSeconds * 1000)}ms`);
   return args;
 }
 

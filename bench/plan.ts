@@ -29,7 +29,7 @@ export function plan(quick: boolean) {
           conformRepetitions: 1,
           conformBudgetSeconds: 10,
         },
-        nbd: { ...nbdGeometry, repetitions: 2, jobSeconds: 2, firstWrites: 64, chunkRegions: 8 },
+        nbd: { ...nbdGeometry, repetitions: 2, jobSeconds: 1.5, firstWrites: 64, chunkRegions: 8 },
       }
     : {
         write: { regions: 256, regionSize: 4096, chunkRegions: 16, cycles: 8, warmups: 1 },
