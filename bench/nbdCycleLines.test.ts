@@ -38,4 +38,5 @@ test('cycleWindow counts the cycles of the window and the longest time since the
   assert.deepEqual(none, { completed: 0, lengthsSeconds: [], lagSeconds: 3 });
   assert.match(describeCycleWindows([window, none]), /^2 cycle\(s\) completed, length median 0\.750 s, max 1\.000 s; /);
   assert.match(describeCycleWindows([none]), /^no cycle completed; replica lag median 3\.00 s, max 3\.00 s$/);
+  assert.equal(describeCycleWindows([]), 'no job ran');
 });

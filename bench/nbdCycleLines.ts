@@ -74,6 +74,7 @@ export function cycleWindow(all: readonly CompletedCycle[], startSeconds: number
 
 /** The cycles of several windows together: how many completed, median and max length, median and max lag. */
 export function describeCycleWindows(windows: readonly CycleWindow[]): string {
+  if (windows.length === 0) return 'no job ran';
   const lengths = windows.flatMap((window) => window.lengthsSeconds);
   const completed = windows.reduce((total, window) => total + window.completed, 0);
   const lags = summarize(windows.map((window) => window.lagSeconds));
