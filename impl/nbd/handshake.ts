@@ -1,17 +1,36 @@
 // The fixed newstyle handshake and the option haggling (NetworkBlockDevice
-// doc/proto.md): NBD_OPT_EXPORT_NAME / GO / INFO / LIST / ABORT. It reads from the
-// connection's input and writes option replies; when the client picks the export
-// it hands the connection a Session for the transmission phase.
+// doc/proto.md): NBD_OPT_EXPORT_NAME / GO / INFO / LIST / ABORT, STRUCTURED_REPLY,
+// LIST_META_CONTEXT and SET_META_CONTEXT. It reads from the connection's input and
+// writes option replies; when the client picks the export it hands the connection a
+// Session for the transmission phase.
 
 import type { ByteQueue } from './byteQueue.ts';
+import {
+  contextSelected,
+  contextsListed,
+  type MetaContext,
+  metaContexts,
+  metaContextReplyData,
+  parseMetaContextRequest,
+} from './metaContexts.ts';
 import * as nbd from './protocol.ts';
 
 /** What the handshake settled for the transmission phase. */
 export interface Session {
   /** NBD_OPT_STRUCTURED_REPLY was acknowledged. */
   structuredReplies: boolean;
-  /** The metadata contexts selected by NBD_OPT_SET_META_CONTEXT: id -> name. */
+  /** The metadata contexts selected by the last NBD_OPT_SET_META_CONTEXT: id -> name (metaContexts.ts). */
   readonly metaContexts: Map<number, string>;
+  /**
+   * The most extents in one BLOCK_STATUS chunk: the spec's 2^20, fewer when the
+   * advertised payload maximum is smaller (no chunk may carry more than it).
+   */
+  readonly extentsMax: number;
+}
+
+/** The most extents of 8 bytes (after the 4-byte context id) that fit a chunk payload of `payloadMax` bytes. */
+export function extentsMaxOf(payloadMax: number): number {
+  return Math.max(1, Math.min(nbd.BLOCK_STATUS_EXTENTS_MAX, Math.floor((payloadMax - 4) / 8)));
 }
 
 /** What the handshake needs of its export. */
@@ -41,11 +60,12 @@ export class Handshake {
   private readonly facts: ExportFacts;
   private state: 'clientFlags' | 'options' = 'clientFlags';
   private noZeroes = false;
-  readonly session: Session = { structuredReplies: false, metaContexts: new Map() };
+  readonly session: Session;
 
   constructor(link: HandshakeLink, facts: ExportFacts) {
     this.link = link;
     this.facts = facts;
+    this.session = { structuredReplies: false, metaContexts: new Map(), extentsMax: extentsMaxOf(facts.payloadMax) };
   }
 
   /** The server's greeting, sent when the connection opens. */
@@ -109,6 +129,13 @@ export class Handshake {
       case nbd.OPT_INFO:
       case nbd.OPT_GO:
         return this.infoOrGo(option, data);
+      case nbd.OPT_STRUCTURED_REPLY:
+        this.structuredReply(option, data);
+        return 'handled';
+      case nbd.OPT_LIST_META_CONTEXT:
+      case nbd.OPT_SET_META_CONTEXT:
+        this.metaContext(option, data);
+        return 'handled';
       default:
         this.error(option, nbd.REP_ERR_UNSUP, `option ${option} is not supported`);
         return 'handled';
@@ -125,6 +152,55 @@ export class Handshake {
     reply.writeUInt32BE(name.length, 0);
     name.copy(reply, 4);
     this.reply(option, nbd.REP_SERVER, reply);
+    this.reply(option, nbd.REP_ACK);
+  }
+
+  /** A repeated NBD_OPT_STRUCTURED_REPLY is acknowledged again: it changes nothing. */
+  private structuredReply(option: number, data: Buffer): void {
+    if (data.length !== 0) {
+      this.error(option, nbd.REP_ERR_INVALID, 'NBD_OPT_STRUCTURED_REPLY takes no data');
+      return;
+    }
+    this.session.structuredReplies = true;
+    this.reply(option, nbd.REP_ACK);
+  }
+
+  /**
+   * LIST answers what the queries name (every context for no query), with id 0 as the
+   * spec asks; SET selects the exactly named contexts, replacing the previous selection
+   * even when it fails (the spec), and only after structured replies were negotiated.
+   * LIST before them is answered (the spec lets a server refuse it, not must).
+   */
+  private metaContext(option: number, data: Buffer): void {
+    const set = option === nbd.OPT_SET_META_CONTEXT;
+    if (set) this.session.metaContexts.clear();
+    if (set && !this.session.structuredReplies) {
+      this.error(option, nbd.REP_ERR_INVALID, 'NBD_OPT_SET_META_CONTEXT before NBD_OPT_STRUCTURED_REPLY');
+      return;
+    }
+    const request = parseMetaContextRequest(data);
+    if (request === null) {
+      this.error(option, nbd.REP_ERR_INVALID, 'malformed NBD_OPT_LIST/SET_META_CONTEXT data');
+      return;
+    }
+    if (!this.facts.knowsExport(request.exportName)) {
+      this.error(option, nbd.REP_ERR_UNKNOWN, `no export named '${request.exportName}'`);
+      return;
+    }
+    const matched = new Set<MetaContext>();
+    for (const query of request.queries) {
+      if (set) {
+        const context = contextSelected(query);
+        if (context !== undefined) matched.add(context);
+      } else {
+        for (const context of contextsListed(query)) matched.add(context);
+      }
+    }
+    const answered = !set && request.queries.length === 0 ? metaContexts : [...matched].sort((a, b) => a.id - b.id);
+    for (const context of answered) {
+      if (set) this.session.metaContexts.set(context.id, context.name);
+      this.reply(option, nbd.REP_META_CONTEXT, metaContextReplyData(set ? context.id : 0, context.name));
+    }
     this.reply(option, nbd.REP_ACK);
   }
 

@@ -1,6 +1,7 @@
 // The constants of the NBD protocol (NetworkBlockDevice, doc/proto.md) that the
-// cowmap export uses: the fixed newstyle handshake, the option haggling, and the
-// transmission phase with simple replies. All integers are big-endian on the wire.
+// cowmap export uses: the fixed newstyle handshake, the option haggling (with
+// structured replies and metadata contexts), and the transmission phase with simple
+// and structured replies. All integers are big-endian on the wire.
 
 export const NBDMAGIC = 0x4e42444d41474943n;
 export const IHAVEOPT = 0x49484156454f5054n;
@@ -8,6 +9,7 @@ export const IHAVEOPT = 0x49484156454f5054n;
 export const OPTION_REPLY_MAGIC = 0x0003e889045565a9n;
 export const REQUEST_MAGIC = 0x25609513;
 export const SIMPLE_REPLY_MAGIC = 0x67446698;
+export const STRUCTURED_REPLY_MAGIC = 0x668e33ef;
 
 // Handshake flags (server) and client flags.
 export const FLAG_FIXED_NEWSTYLE = 1 << 0;
@@ -21,11 +23,15 @@ export const OPT_ABORT = 2;
 export const OPT_LIST = 3;
 export const OPT_INFO = 6;
 export const OPT_GO = 7;
+export const OPT_STRUCTURED_REPLY = 8;
+export const OPT_LIST_META_CONTEXT = 9;
+export const OPT_SET_META_CONTEXT = 10;
 
 // Option reply types.
 export const REP_ACK = 1;
 export const REP_SERVER = 2;
 export const REP_INFO = 3;
+export const REP_META_CONTEXT = 4;
 const REP_FLAG_ERROR = 0x80000000;
 export const REP_ERR_UNSUP = (REP_FLAG_ERROR | 1) >>> 0;
 export const REP_ERR_POLICY = (REP_FLAG_ERROR | 2) >>> 0;
@@ -60,6 +66,19 @@ export const CMD_FLAG_FUA = 1 << 0;
 export const CMD_FLAG_NO_HOLE = 1 << 1;
 export const CMD_FLAG_REQ_ONE = 1 << 3;
 
+// Structured reply chunks: the flag of the last chunk of a reply, and the chunk types.
+export const REPLY_FLAG_DONE = 1 << 0;
+export const REPLY_TYPE_NONE = 0;
+export const REPLY_TYPE_OFFSET_DATA = 1;
+export const REPLY_TYPE_BLOCK_STATUS = 5;
+export const REPLY_TYPE_ERROR = (1 << 15) | 1;
+
+// Status flags of BLOCK_STATUS extents: base:allocation's, and qemu:dirty-bitmap:*'s
+// (QEMU docs/interop/nbd.rst).
+export const STATE_HOLE = 1 << 0;
+export const STATE_ZERO = 1 << 1;
+export const STATE_DIRTY = 1 << 0;
+
 // Error values of a simple reply.
 export const EPERM = 1;
 export const EIO = 5;
@@ -74,6 +93,12 @@ export const ESHUTDOWN = 108;
 export const REQUEST_HEADER_SIZE = 28;
 export const OPTION_HEADER_SIZE = 16;
 export const SIMPLE_REPLY_HEADER_SIZE = 16;
+export const STRUCTURED_REPLY_HEADER_SIZE = 20;
+
+/** The longest string the protocol carries (an error chunk's message, a context name), in bytes. */
+export const STRING_BYTES_MAX = 4096;
+/** The most extents in one NBD_REPLY_TYPE_BLOCK_STATUS chunk that the spec suggests (2^20: 8 MiB). */
+export const BLOCK_STATUS_EXTENTS_MAX = 1 << 20;
 
 export const commandNames: Record<number, string> = {
   [CMD_READ]: 'READ',
@@ -82,4 +107,5 @@ export const commandNames: Record<number, string> = {
   [CMD_FLUSH]: 'FLUSH',
   [CMD_TRIM]: 'TRIM',
   [CMD_WRITE_ZEROES]: 'WRITE_ZEROES',
+  [CMD_BLOCK_STATUS]: 'BLOCK_STATUS',
 };
