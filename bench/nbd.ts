@@ -115,7 +115,7 @@ function sectionNotes(config: NbdConfig, tools: NbdTools): string[] {
 }
 
 /** The in-process first writes, with the load average before and after. */
-function firstWrites(config: NbdConfig, checks: Checks, log: Log) {
+function firstWriteOverFloor(config: NbdConfig, checks: Checks, log: Log) {
   const load = [loadAverages()[0]!];
   const outcome = measureFirstWrites(config);
   load.push(loadAverages()[0]!);
@@ -143,7 +143,7 @@ export async function benchNbd(config: NbdConfig, log: Log): Promise<SectionResu
     };
   }
   const checks = new Checks();
-  const first = firstWrites(config, checks, log);
+  const first = firstWriteOverFloor(config, checks, log);
   const images = prepareImages(config);
   const failures: string[] = [];
   const context: TurnContext = {
