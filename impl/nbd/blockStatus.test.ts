@@ -12,7 +12,7 @@ import { Prng } from '../../harness/prng.ts';
 import { isCowmapError } from '../errors.ts';
 import { NodeStorage } from '../nodeStorage.ts';
 import { ReplicatedVolume } from '../replicatedVolume.ts';
-import { blockStatusExtents, regionRuns, regionsScannedMax } from './blockStatus.ts';
+import { blockStatusExtents, blockStatusReplyBytesMax, regionRuns, regionsScannedMax } from './blockStatus.ts';
 import type { Session } from './handshake.ts';
 import { metaContexts } from './metaContexts.ts';
 import * as nbd from './protocol.ts';
@@ -109,6 +109,17 @@ describe('BLOCK_STATUS extents', () => {
     }
   });
 
+  test('the reply bytes to reserve: one extent per region touched, within the bounds; one with REQ_ONE', () => {
+    const session = sessionWith([1, 2, 3]);
+    const chunk = (extents: number) => 20 + 4 + 8 * extents;
+    assert.equal(blockStatusReplyBytesMax(session, 4096, 4095, 2, 0), chunk(1) + 2 * chunk(2), 'two regions touched');
+    assert.equal(blockStatusReplyBytesMax(session, 4096, 0, 4096, 0), 3 * chunk(1));
+    assert.equal(blockStatusReplyBytesMax(session, 4096, 0, 40960, nbd.CMD_FLAG_REQ_ONE), 3 * chunk(1));
+    const huge = blockStatusReplyBytesMax(sessionWith([2]), 512, 0, 0xffffffff, 0);
+    assert.equal(huge, chunk(nbd.BLOCK_STATUS_EXTENTS_MAX), 'at most 2^20 extents');
+    assert.equal(blockStatusReplyBytesMax(sessionWith([2], 7), 512, 0, 0xffffffff, 0), chunk(7));
+  });
+
   test('a reply stops at extentsMax extents and at regionsScannedMax regions', () => {
     const alternate = (region: number) => region % 2 === 1;
     assert.deepEqual(regionRuns(512, 0, 512 * 10, 3, alternate), [
@@ -147,8 +158,13 @@ describe('BLOCK_STATUS extents', () => {
         const offset = prng.nextInt(regions * regionSize);
         const length = 1 + prng.nextInt(regions * regionSize - offset);
         const flags = prng.nextInt(4) === 0 ? nbd.CMD_FLAG_REQ_ONE : 0;
-        const extents = blockStatusExtents(volume, sessionWith([2]), offset, length, flags)[0]!.extents;
-        checkExtents(extents, offset, length, flags, new Set(written), `seed ${seed} round ${round}`);
+        const session = sessionWith([1, 2, 3]);
+        const contexts = blockStatusExtents(volume, session, offset, length, flags);
+        const label = `seed ${seed} round ${round}`;
+        checkExtents(contexts[1]!.extents, offset, length, flags, new Set(written), label);
+        const replyBytes = contexts.reduce((sum, context) => sum + 20 + 4 + 8 * context.extents.length, 0);
+        const bound = blockStatusReplyBytesMax(session, regionSize, offset, length, flags);
+        assert.ok(replyBytes <= bound, `${label}: a reply of ${replyBytes} bytes over its reserved ${bound}`);
       }
     } finally {
       volume.close();

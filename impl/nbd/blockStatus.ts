@@ -55,6 +55,31 @@ export function blockStatusExtents(
 }
 
 /**
+ * The most bytes the reply to a BLOCK_STATUS of `length` bytes at `offset` can take
+ * (every chunk's header and payload), known before it runs: what a buffer budget
+ * reserves for it. A dirty-bitmap chunk has at most one extent per region the range
+ * touches, within the reply's bounds; base:allocation's has one.
+ */
+export function blockStatusReplyBytesMax(
+  session: Session,
+  regionSize: number,
+  offset: number,
+  length: number,
+  flags: number,
+): number {
+  const extentsMax = (flags & nbd.CMD_FLAG_REQ_ONE) !== 0 ? 1 : session.extentsMax;
+  const regionsTouched =
+    length === 0 ? 1 : Math.floor((offset + length - 1) / regionSize) - Math.floor(offset / regionSize) + 1;
+  const dirtyExtentsMax = Math.min(extentsMax, regionsTouched, regionsScannedMax);
+  let bytes = 0;
+  for (const id of session.metaContexts.keys()) {
+    const extents = metaContextOfId(id)?.kind === 'allocation' ? 1 : dirtyExtentsMax;
+    bytes += nbd.STRUCTURED_REPLY_HEADER_SIZE + 4 + 8 * extents;
+  }
+  return bytes;
+}
+
+/**
  * The runs of regions over [offset, offset + length) with the same `dirty` bit, as
  * extents (flag STATE_DIRTY when dirty), at most `extentsMax` of them and at most
  * `regionsScannedMax` regions looked at.
