@@ -2,7 +2,8 @@
 // and QEMU's tools against an in-process server on port 0: qemu-io writes, then
 // `nbdinfo --map=qemu:dirty-bitmap:cowmap-next` lists exactly the written regions;
 // after a swap cowmap-current lists them and cowmap-next is clean; `nbdinfo --map`
-// (base:allocation) and `qemu-img map` see all data; qemu-io reads the data back;
+// (base:allocation) and `qemu-img map` see all data, and qemu-img map with the
+// x-dirty-bitmap option (QEMU's client reading a bitmap) sees the same dirty regions; qemu-io reads the data back;
 // nbdcopy (structured replies by default) copies in and out byte for byte. Skipped,
 // naming the tool, when one is not installed.
 
@@ -89,7 +90,9 @@ test('nbdinfo maps cowmap-next and cowmap-current; qemu-io, qemu-img and nbdcopy
     await run('qemu-io', ['-f', 'raw', '-c', `write -P 0x11 ${15 * regionSize + 5} 1`, uri]);
     assert.deepEqual(await dirtyRegions(uri, 'cowmap-next'), [1, 8, 9, 15]);
     assert.deepEqual(await dirtyRegions(uri, 'cowmap-current'), [], 'C is clear while idle');
+    assert.deepEqual(await qemuDirtyRegions(port, 'cowmap-next'), [1, 8, 9, 15]);
     volume.startCycle();
+    assert.deepEqual(await qemuDirtyRegions(port, 'cowmap-current'), [1, 8, 9, 15]);
     assert.deepEqual(await dirtyRegions(uri, 'cowmap-current'), [1, 8, 9, 15]);
     assert.deepEqual(await dirtyRegions(uri, 'cowmap-next'), []);
     assert.deepEqual(await map(uri), [[0, regions * regionSize, 0, 'data']], 'base:allocation: all data');
@@ -127,6 +130,20 @@ test('nbdinfo maps cowmap-next and cowmap-current; qemu-io, qemu-img and nbdcopy
     volume.close();
   }
 });
+
+/**
+ * The dirty regions as QEMU's own client reads a bitmap: `qemu-img map` with the nbd
+ * driver's x-dirty-bitmap option, which reports a dirty extent as `"data": false`.
+ */
+async function qemuDirtyRegions(port: number, name: string): Promise<number[]> {
+  const options = `driver=nbd,server.type=inet,server.host=127.0.0.1,server.port=${port},x-dirty-bitmap=qemu:dirty-bitmap:${name}`;
+  const entries = JSON.parse(await run('qemu-img', ['map', '--output=json', '--image-opts', options]));
+  const dirty: number[] = [];
+  for (const { start, length, data } of entries as { start: number; length: number; data: boolean }[]) {
+    if (!data) for (let byte = start; byte < start + length; byte += regionSize) dirty.push(byte / regionSize);
+  }
+  return dirty;
+}
 
 /** nbdcopy of random bytes into the export and back out: both copies equal the bytes. */
 async function copyInAndOut(uri: string): Promise<void> {
