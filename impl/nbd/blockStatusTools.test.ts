@@ -3,9 +3,9 @@
 // `nbdinfo --map=qemu:dirty-bitmap:cowmap-next` lists exactly the written regions;
 // after a swap cowmap-current lists them and cowmap-next is clean; `nbdinfo --map`
 // (base:allocation) and `qemu-img map` see all data, and qemu-img map with the
-// x-dirty-bitmap option (QEMU's client reading a bitmap) sees the same dirty regions; qemu-io reads the data back;
-// nbdcopy (structured replies by default) copies in and out byte for byte. Skipped,
-// naming the tool, when one is not installed.
+// x-dirty-bitmap option (QEMU's client reading a bitmap) sees the same dirty regions;
+// qemu-io reads the data back; nbdcopy (structured replies by default) copies in and
+// out byte for byte. Skipped, naming the tool, when one is not installed.
 
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
