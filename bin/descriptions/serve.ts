@@ -21,7 +21,7 @@ export const description = {
     'batch-regions': {
       type: 'string',
       value: 'N',
-      help: `regions per transfer slice of a cycle, one sync of the secondary each (default ${serveDefaults.batchRegions})`,
+      help: `regions per transfer slice of a cycle, one sync of the secondary each (default: ${serveDefaults.sliceBytes >> 20} MiB of regions)`,
     },
     'snapshot-dir': {
       type: 'string',

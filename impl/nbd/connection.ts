@@ -63,6 +63,8 @@ export class Connection implements RequestOrigin {
   /** Requests queued or in a batch, not answered yet. */
   private inFlight = 0;
   private disconnecting = false;
+  /** corkReplies calls not yet matched by uncorkReplies. */
+  private corks = 0;
   private socketPaused = false;
   private pumpPending = false;
   private handshakeTimer: NodeJS.Timeout | null;
@@ -106,12 +108,24 @@ export class Connection implements RequestOrigin {
     if (this.state === 'closed') return;
     if (request.type === nbd.CMD_READ || request.type === nbd.CMD_BLOCK_STATUS) {
       this.unflushedBytes += request.reservedBytes;
-      this.releaseFlushed();
+      if (this.corks === 0) this.releaseFlushed();
     } else {
       this.release(request.reservedBytes);
     }
     if (this.disconnecting && this.inFlight === 0) this.close(null);
     else this.pumpSoon();
+  }
+
+  corkReplies(): void {
+    this.corks++;
+    this.socket.cork();
+  }
+
+  uncorkReplies(): void {
+    if (this.corks === 0) throw new Error('uncorkReplies without corkReplies');
+    this.corks--;
+    this.socket.uncork();
+    if (this.corks === 0 && this.unflushedBytes > 0 && this.state !== 'closed') this.releaseFlushed();
   }
 
   close(reason: string | null): void {
@@ -286,7 +300,19 @@ export class Connection implements RequestOrigin {
     }
     this.framed = null;
     this.inFlight++;
-    this.queue.push({ ...framed, payload, origin: this, zeroedBytes: 0, finished: false });
+    const { type, flags, cookie, offset, length, reservedBytes } = framed;
+    this.queue.push({
+      type,
+      flags,
+      cookie,
+      offset,
+      length,
+      payload,
+      reservedBytes,
+      origin: this,
+      zeroedBytes: 0,
+      finished: false,
+    });
     this.server.scheduler.queued(this.queue);
     return true;
   }

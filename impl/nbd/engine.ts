@@ -90,10 +90,25 @@ export class Engine {
       else if (type === nbd.CMD_READ || type === nbd.CMD_BLOCK_STATUS) reads.push(entry.request);
       else writes.push(entry);
     }
-    const bytesWritten = this.runWrites(writes, flushes);
+    const bytesWritten = this.phase(writes, () => this.runWrites(writes, flushes));
     for (const request of reads) this.runRead(request);
     this.runFlush(flushes);
     return { requests: entries.length, bytesWritten };
+  }
+
+  /**
+   * Runs `body` with the replies of the phase's connections corked, so that they
+   * leave as one write per connection when the phase ends (not behind a later
+   * phase: the flush comes after both).
+   */
+  private phase<T>(entries: readonly (BatchEntry | QueuedRequest)[], body: () => T): T {
+    const origins = new Set(entries.map((entry) => ('request' in entry ? entry.request : entry).origin));
+    for (const origin of origins) origin.corkReplies();
+    try {
+      return body();
+    } finally {
+      for (const origin of origins) origin.uncorkReplies();
+    }
   }
 
   /** One writeMany for all; replies of the writes that finished, except FUA ones (added to `syncs`). */
@@ -141,7 +156,13 @@ export class Engine {
       this.fail(request, error);
       return;
     }
-    this.answer(request, body);
+    // The header and the data leave in one write, as soon as this read is done.
+    request.origin.corkReplies();
+    try {
+      this.answer(request, body);
+    } finally {
+      request.origin.uncorkReplies();
+    }
   }
 
   /** ONE flush for every FLUSH and FUA write of the batch, then their replies. */

@@ -26,6 +26,9 @@ export interface RequestOrigin {
   readonly open: boolean;
   /** The request was answered: its reservation goes once the reply has left the socket's buffer. */
   answered(request: QueuedRequest): void;
+  /** Replies from here to `uncorkReplies` leave together (one writev): the engine brackets each phase of a batch. */
+  corkReplies(): void;
+  uncorkReplies(): void;
 }
 
 export interface QueuedRequest extends Request {

@@ -15,8 +15,13 @@ export const serveDefaults = {
   /** TRIM / WRITE_ZEROES bytes written per batch. */
   chunkBytes: 1024 * 1024,
   summaryEverySeconds: 60,
-  /** Regions per transferRegions call of a cycle (one sync of the secondary each). */
-  batchRegions: 8,
+  /**
+   * Bytes per transfer slice of a cycle when --batch-regions is not given: the
+   * slice is one transferRegions call (one sync of the secondary), so larger
+   * slices sync less; 8 MiB keeps a slice to tens of milliseconds, which is what a
+   * client request may wait behind it. 256 KiB regions: 32 per slice.
+   */
+  sliceBytes: 8 * 1024 * 1024,
   /** Requests a connection may have queued before it stops reading its socket. */
   queuedPerConnectionMax: 1024,
 } as const;

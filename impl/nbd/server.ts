@@ -39,7 +39,7 @@ export interface NbdServerOptions {
   exportName?: string;
   /** Run a cycle every this many seconds (0 or absent: only on request). */
   cycleEverySeconds?: number;
-  /** Regions per transfer slice of a cycle (one sync of the secondary each). */
+  /** Regions per transfer slice of a cycle (one sync of the secondary each); default: 8 MiB of regions. */
   batchRegions?: number;
   /** The largest READ or WRITE payload accepted. */
   payloadMax?: number;
@@ -106,7 +106,7 @@ export class NbdServer {
       log: this.log,
     });
     this.cycles = new CycleRunner(volume, {
-      batchRegions: Math.max(1, options.batchRegions ?? serveDefaults.batchRegions),
+      batchRegions: Math.max(1, options.batchRegions ?? Math.floor(serveDefaults.sliceBytes / volume.regionSize)),
       log: this.log,
       wake: () => this.scheduler.wake(),
       onSwap: options.onSwap,
