@@ -4,7 +4,7 @@
 // round, at most `batchRequestsMax` per batch; between client batches the running
 // cycle gets transfer slices, fairly: a slice runs when the client batches since
 // the last one took at least as long as it did (so the cycle gets about half of
-// the time while clients saturate), or at once when no client waits.
+// the time while clients saturate), or at once in a turn without client requests.
 // Each turn is one setImmediate callback, so sockets are read between turns.
 
 import { performance } from 'node:perf_hooks';
@@ -40,10 +40,14 @@ export class BatchScheduler {
   private lastSliceMs = 0;
   readonly totals: SchedulerTotals = { requests: 0, bytesWritten: 0, batches: 0 };
 
-  constructor(engine: Engine, cycles: CycleSlices, batchRequestsMax: number) {
+  /** The clock of the fair share, in ms (tests give their own). */
+  private readonly now: () => number;
+
+  constructor(engine: Engine, cycles: CycleSlices, batchRequestsMax: number, now = () => performance.now()) {
     this.engine = engine;
     this.cycles = cycles;
     this.batchRequestsMax = Math.max(1, batchRequestsMax);
+    this.now = now;
   }
 
   /** A connection queued a request. */
@@ -64,8 +68,9 @@ export class BatchScheduler {
 
   private turn(): void {
     this.scheduled = false;
-    if (this.ring.length > 0) {
-      const started = performance.now();
+    const clientTurn = this.ring.length > 0;
+    if (clientTurn) {
+      const started = this.now();
       const entries = this.collect();
       if (entries.length > 0) {
         const counts = this.engine.runBatch(entries);
@@ -73,12 +78,14 @@ export class BatchScheduler {
         this.totals.bytesWritten += counts.bytesWritten;
         this.totals.batches++;
       }
-      if (this.cycles.isRunning) this.creditMs += performance.now() - started;
+      if (this.cycles.isRunning) this.creditMs += this.now() - started;
     }
-    if (this.cycles.isRunning && (this.ring.length === 0 || this.creditMs >= this.lastSliceMs)) {
-      const started = performance.now();
+    // Not `ring.length === 0`: a batch often empties the queues, and the clients'
+    // next requests are on their way; a slice waits for its credit then.
+    if (this.cycles.isRunning && (!clientTurn || this.creditMs >= this.lastSliceMs)) {
+      const started = this.now();
       this.cycles.step();
-      this.lastSliceMs = performance.now() - started;
+      this.lastSliceMs = this.now() - started;
       this.creditMs = this.cycles.isRunning ? this.creditMs - this.lastSliceMs : 0;
     }
     if (this.ring.length > 0 || this.cycles.isRunning) this.wake();
