@@ -628,9 +628,10 @@ describe('NBD end to end', () => {
         .some((line) => line.split(' ')[1] === mount);
     // One cycle, waited for: at this point every debugfs/mke2fs run has exited, so all of its
     // writes went through FUSE -> NBD and were acknowledged (the server acknowledges a write
-    // only once it is durable), and the swap sees a consistent file system. A swap in the
-    // middle of a debugfs run would snapshot a half-updated file system, which e2fsck may
-    // rightly reject; that is why the cycles are triggered between the debugfs runs.
+    // once its bytes are in P, and the swap syncs P first), and the swap sees a consistent
+    // file system. A swap in the middle of a debugfs run would snapshot a half-updated file
+    // system, which e2fsck may rightly reject; that is why the cycles are triggered between
+    // the debugfs runs.
     const cycle = async (): Promise<void> => {
       server.requestCycle();
       await server.whenIdle();
@@ -801,7 +802,8 @@ test('d. cowmap serve killed during writes: acknowledged writes survive, the cyc
   const second = serveChild([dir, '--socket', socket]);
   await second.waitFor(/^serving /);
   if (interrupted) await second.waitFor(/resumed and completed/);
-  // The client reconnects: every acknowledged write is there.
+  // The client reconnects: every acknowledged write is there (a process kill: the OS keeps
+  // what the server wrote into P; a power loss would keep only the flushed writes).
   const check = ['-f', 'raw'];
   for (const offset of acknowledged) check.push('-c', `read -P ${offset / (131072 * 2) + 1} ${offset} 131072`);
   const verified = await run('qemu-io', [...check, uri]);
