@@ -3,8 +3,9 @@
 // bounded (docs/nbd.md, "Limits"): a request reserves its payload or reply bytes
 // (plus a fixed share) from the server's one buffer budget before its payload is
 // read; when the budget or the connection's queue is full the socket is paused
-// and resumed as replies leave. A READ's reservation is released once its reply
-// has left the socket's buffer; a WRITE's once it is written (its payload is gone).
+// and resumed as replies leave. A reservation is released once the request's reply
+// has left the socket's buffer. In the handshake, reading stops while more than
+// `handshakeRepliesMax` bytes of option replies wait to be read by the client.
 
 import type { Socket } from 'node:net';
 import type { BatchScheduler } from './batchScheduler.ts';
@@ -42,6 +43,8 @@ interface Framed {
 }
 
 const emptyWrite = Buffer.alloc(0);
+/** Option replies waiting in the socket's buffer above which the handshake stops reading (NBD_OPT_LIST in a loop). */
+const handshakeRepliesMax = 1024 * 1024;
 
 export class Connection implements RequestOrigin {
   readonly socket: Socket;
@@ -57,7 +60,7 @@ export class Connection implements RequestOrigin {
   private waiter: BudgetWaiter | null = null;
   /** Bytes of the budget this connection holds; all released when it closes. */
   private heldBytes = 0;
-  /** READ reply bytes answered but maybe still in the socket's buffer, and those a write callback will release. */
+  /** Reservations of answered requests whose replies may still be in the socket's buffer, and those a write callback will release. */
   private unflushedBytes = 0;
   private markedBytes = 0;
   /** Requests queued or in a batch, not answered yet. */
@@ -89,6 +92,7 @@ export class Connection implements RequestOrigin {
       this.requestTimer?.refresh();
       this.pump();
     });
+    socket.on('drain', () => this.pump());
     socket.on('error', () => this.drop());
     socket.on('close', () => this.drop());
     this.handshake.greet();
@@ -102,16 +106,14 @@ export class Connection implements RequestOrigin {
     return this.state !== 'closed';
   }
 
-  /** The engine answered `request`: its reservation goes (a READ's once the reply left the socket's buffer). */
+  /** The engine answered `request`: its reservation goes once the reply has left the socket's buffer. */
   answered(request: QueuedRequest): void {
     this.inFlight--;
     if (this.state === 'closed') return;
-    if (request.type === nbd.CMD_READ || request.type === nbd.CMD_BLOCK_STATUS) {
-      this.unflushedBytes += request.reservedBytes;
-      if (this.corks === 0) this.releaseFlushed();
-    } else {
-      this.release(request.reservedBytes);
-    }
+    // Every reply, a WRITE's too, keeps its reservation until it has left the socket's
+    // buffer: a client that sends and never reads then runs into the cap.
+    this.unflushedBytes += request.reservedBytes;
+    if (this.corks === 0) this.releaseFlushed();
     if (this.disconnecting && this.inFlight === 0) this.close(null);
     else this.pumpSoon();
   }
@@ -207,8 +209,9 @@ export class Connection implements RequestOrigin {
     this.socketPaused = pause;
   }
 
-  /** Waiting for the budget, for room in the queue, or for the answers before a DISC. */
+  /** Waiting for the budget, for room in the queue, for the answers before a DISC, or for the client to read option replies. */
   private blocked(): boolean {
+    if (this.state === 'handshake') return this.socket.writableLength > handshakeRepliesMax;
     return this.waiter !== null || this.queue.full || this.disconnecting;
   }
 
