@@ -1,7 +1,14 @@
 // cowmap status DIR: the phase, the maps and the counts. The volume is opened
 // read-only (OpenOptions.readOnly): recovery runs in memory only and nothing is
 // written, so status works on a read-only directory or file system and on a full one.
+// While `cowmap serve` holds the volume (E_LOCKED), status shows what the server
+// wrote in DIR/serve.status instead (impl/nbd/serveStatus.ts), with the age of the
+// secondary's point in time; a file whose pid is dead is stale (a killed server's)
+// and the E_LOCKED error stands.
 
+import { isCowmapError } from '../../impl/errors.ts';
+import { lagSeconds, processIsAlive, readServeStatus, type ServeStatus } from '../../impl/nbd/serveStatus.ts';
+import type { ReplicatedVolume } from '../../impl/replicatedVolume.ts';
 import { defineCommand } from '../command.ts';
 import { description } from '../descriptions/status.ts';
 import { writeStdout } from '../stdout.ts';
@@ -17,26 +24,85 @@ function bitString(regions: number, set: number[]): string {
   return bits.join('') + (regions > shown ? `... (first ${shown} of ${regions})` : '');
 }
 
-export const command = defineCommand(description, ({ positionals }) => {
+function volumeLines(dir: string, volume: ReplicatedVolume): string[] {
+  const current = volume.currentRegions();
+  const next = volume.nextRegions();
+  const preserved = volume.preservedRegions();
+  return [
+    `volume     ${dir}`,
+    `geometry   ${volume.regions} regions x ${volume.regionSize} bytes (${volume.sizeBytes} bytes)`,
+    `phase      ${volume.phase}${volume.phase === 'replicating' ? ` (cycle ${volume.cycle}, resumed: every current region must be sent again)` : ''}`,
+    `cycles     ${volume.cycle} started`,
+    `current    ${bitString(volume.regions, current)}  ${current.length} dirty (C)`,
+    `next       ${bitString(volume.regions, next)}  ${next.length} dirty (X)`,
+    `cow        ${bitString(volume.regions, preserved)}  ${preserved.length} preserved (W)`,
+  ];
+}
+
+function volumeJson(dir: string, volume: ReplicatedVolume): object {
+  return {
+    volume: dir,
+    regions: volume.regions,
+    regionSize: volume.regionSize,
+    sizeBytes: volume.sizeBytes,
+    phase: volume.phase,
+    cycle: volume.cycle,
+    currentRegions: volume.currentRegions(),
+    nextRegions: volume.nextRegions(),
+    preservedRegions: volume.preservedRegions(),
+  };
+}
+
+/** The lag as a sentence: the secondary's point in time is this old. */
+export function lagText(lag: number | null): string {
+  return lag === null
+    ? 'unknown: no cycle completed since the server started'
+    : `secondary's point in time: ${lag.toFixed(1)} s old`;
+}
+
+function serverLines(dir: string, status: ServeStatus, lag: number | null): string[] {
+  const cycle = status.cycleRunning ? `cycle ${status.cycle} running` : `cycle ${status.cycle}, none running`;
+  return [
+    `volume     ${dir}: held by cowmap serve (pid ${status.pid}); from its status file, updated ${status.updatedAt}`,
+    `listening  ${status.listening}, ${status.connections} connection(s), ${status.bufferedBytes} bytes buffered`,
+    `phase      ${status.phase} (${cycle})`,
+    `regions    ${status.nextRegions} next, ${status.regionsLeft} left to send in this cycle`,
+    `cycles     ${status.cyclesCompleted} completed since the server started` +
+      (status.lastCompletedCycle === null
+        ? ''
+        : ` (last: cycle ${status.lastCompletedCycle}, ${status.lastCycleSeconds ?? '?'} s)`),
+    `lag        ${lagText(lag)}`,
+    `failure    ${status.failure ?? 'none'}`,
+  ];
+}
+
+/** The server's status when a live server holds the volume, else null (the E_LOCKED error stands). */
+function liveServeStatus(dir: string): ServeStatus | null {
+  const status = readServeStatus(dir);
+  return status !== null && processIsAlive(status.pid) ? status : null;
+}
+
+export const command = defineCommand(description, async ({ values, positionals }) => {
   const dir = volumeDirArgument(positionals);
-  return withVolume(
-    dir,
-    async (volume) => {
-      const current = volume.currentRegions();
-      const next = volume.nextRegions();
-      const preserved = volume.preservedRegions();
-      const lines = [
-        `volume     ${dir}`,
-        `geometry   ${volume.regions} regions x ${volume.regionSize} bytes (${volume.sizeBytes} bytes)`,
-        `phase      ${volume.phase}${volume.phase === 'replicating' ? ` (cycle ${volume.cycle}, resumed: every current region must be sent again)` : ''}`,
-        `cycles     ${volume.cycle} started`,
-        `current    ${bitString(volume.regions, current)}  ${current.length} dirty (C)`,
-        `next       ${bitString(volume.regions, next)}  ${next.length} dirty (X)`,
-        `cow        ${bitString(volume.regions, preserved)}  ${preserved.length} preserved (W)`,
-      ];
-      await writeStdout(`${lines.join('\n')}\n`);
-      return 0;
-    },
-    { readOnly: true },
-  );
+  const json = values.json === true;
+  try {
+    return await withVolume(
+      dir,
+      async (volume) => {
+        const text = json ? JSON.stringify(volumeJson(dir, volume)) : volumeLines(dir, volume).join('\n');
+        await writeStdout(`${text}\n`);
+        return 0;
+      },
+      { readOnly: true },
+    );
+  } catch (error) {
+    const status = isCowmapError(error, 'E_LOCKED') ? liveServeStatus(dir) : null;
+    if (status === null) throw error;
+    const lag = lagSeconds(status, new Date());
+    const text = json
+      ? JSON.stringify({ volume: dir, heldBy: 'cowmap serve', server: status, lagSeconds: lag })
+      : serverLines(dir, status, lag).join('\n');
+    await writeStdout(`${text}\n`);
+    return 0;
+  }
 });

@@ -3,12 +3,16 @@ import type { Command, CommandDescription } from '../command.ts';
 export const description = {
   name: 'status',
   summary: 'show the phase, the maps and the counts',
-  usage: 'DIR',
+  usage: 'DIR [--json]',
   positionals: true,
-  options: {},
+  options: {
+    json: { type: 'boolean', help: 'one JSON object instead of the lines' },
+  },
   notes: [
     'Opens the volume read-only: recovery runs in memory and nothing is written, so',
-    'it works on a read-only or full file system.',
+    'it works on a read-only or full file system. While cowmap serve holds the volume,',
+    "shows the server's status from DIR/serve.status instead: its connections, the",
+    "cycle, the regions left and the age of the secondary's point in time.",
   ],
   load: (): Promise<Command> => import('../commands/status.ts').then((m) => m.command),
 } as const satisfies CommandDescription;

@@ -1,0 +1,126 @@
+// cowmap status while another process holds the volume: the server's status file
+// shown (lines and --json) when its pid lives, the E_LOCKED error when it is stale;
+// and `cowmap serve` itself: its status while it serves, then a TERM stops it and
+// releases the lock, so that status opens the volume again.
+
+import assert from 'node:assert/strict';
+import { type ChildProcess, fork, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { startServeChild } from '../../impl/nbd/serveChild.ts';
+import { type ServeStatus, serveStatusPath, writeServeStatus } from '../../impl/nbd/serveStatus.ts';
+import { NodeStorage } from '../../impl/nodeStorage.ts';
+import { ReplicatedVolume } from '../../impl/replicatedVolume.ts';
+
+const cowmap = join(import.meta.dirname, '../cowmap.js');
+const lockChild = join(import.meta.dirname, '../../impl/lockChild.ts');
+const root = mkdtempSync(join(tmpdir(), 'cowmap-status-'));
+after(() => rmSync(root, { recursive: true, force: true }));
+
+function status(dir: string, ...options: string[]): { code: number | null; stdout: string; stderr: string } {
+  const result = spawnSync(process.execPath, [cowmap, 'status', dir, ...options], { encoding: 'utf8' });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+function createVolume(name: string): string {
+  const dir = join(root, name);
+  ReplicatedVolume.create(new NodeStorage(), dir, { regions: 4, regionSize: 4096 }).close();
+  return dir;
+}
+
+/** A process that holds the volume's lock (impl/lockChild.ts), as a server would. */
+async function holdLock(dir: string): Promise<ChildProcess> {
+  const child = fork(lockChild, ['hold', dir], { execArgv: ['--import', 'tsx'], stdio: 'ignore' });
+  const held = await new Promise<number>((resolve) => child.once('message', (m: { held: number }) => resolve(m.held)));
+  assert.equal(held, 1);
+  return child;
+}
+
+function statusOf(pid: number, overrides: Partial<ServeStatus> = {}): ServeStatus {
+  return {
+    pid,
+    updatedAt: new Date().toISOString(),
+    listening: '127.0.0.1:10809',
+    connections: 3,
+    bufferedBytes: 0,
+    cycle: 5,
+    phase: 'replicating',
+    cycleRunning: true,
+    regionsLeft: 2,
+    nextRegions: 1,
+    cyclesCompleted: 4,
+    lastCompletedCycle: 4,
+    lastCompletedSwapAt: new Date(Date.now() - 12_300).toISOString(),
+    lastCycleSeconds: 0.5,
+    failure: null,
+    ...overrides,
+  };
+}
+
+test('a live server: its status and the lag, in lines and in JSON; a stale file: E_LOCKED', async () => {
+  const dir = createVolume('held');
+  const holder = await holdLock(dir);
+  try {
+    assert.match(status(dir).stderr, /^E_LOCKED: /);
+    writeServeStatus(dir, statusOf(holder.pid!));
+    let result = status(dir);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, new RegExp(`held by cowmap serve \\(pid ${holder.pid}\\)`));
+    assert.match(result.stdout, /listening +127\.0\.0\.1:10809, 3 connection\(s\)/);
+    assert.match(result.stdout, /regions +1 next, 2 left to send/);
+    assert.match(result.stdout, /cycles +4 completed since the server started \(last: cycle 4, 0\.5 s\)/);
+    assert.match(result.stdout, /lag +secondary's point in time: 1\d\.\d s old/);
+    writeServeStatus(dir, statusOf(holder.pid!, { lastCompletedSwapAt: null, failure: 'E_IO: boom' }));
+    result = status(dir, '--json');
+    assert.equal(result.code, 0, result.stderr);
+    const parsed = JSON.parse(result.stdout);
+    assert.equal(parsed.server.pid, holder.pid);
+    assert.equal(parsed.lagSeconds, null);
+    assert.equal(parsed.server.failure, 'E_IO: boom');
+    assert.match(status(dir).stdout, /lag +unknown: no cycle completed since the server started/);
+    const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
+    writeServeStatus(dir, statusOf(dead));
+    result = status(dir);
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /^E_LOCKED: /);
+  } finally {
+    holder.kill('SIGKILL');
+  }
+});
+
+test('an unheld volume with a serve.status left behind: status opens it (--json: its maps), scrub finds nothing', () => {
+  const dir = createVolume('free');
+  writeServeStatus(dir, statusOf(process.pid));
+  const result = status(dir, '--json');
+  assert.equal(result.code, 0, result.stderr);
+  const parsed = JSON.parse(result.stdout);
+  assert.deepEqual([parsed.regions, parsed.phase, parsed.nextRegions], [4, 'idle', []]);
+  // scrub reads the volume's own files by name: the extra file is no finding.
+  const scrub = spawnSync(process.execPath, [cowmap, 'scrub', dir], { encoding: 'utf8' });
+  assert.equal(scrub.status, 0, scrub.stdout + scrub.stderr);
+});
+
+test('cowmap serve: status shows it while it serves; a TERM stops it and releases the lock', async () => {
+  const dir = createVolume('served');
+  const socketPath = join(root, 'served.sock');
+  const server = startServeChild([dir, '--socket', socketPath, '--cycle-every', '0.2']);
+  try {
+    await server.waitFor(/^serving /);
+    // The server writes its status file at least every second.
+    for (let tries = 0; tries < 100 && !existsSync(serveStatusPath(dir)); tries++) await sleep(100);
+    const serving = status(dir);
+    assert.equal(serving.code, 0, `status while serving: ${serving.stderr}`);
+    assert.match(serving.stdout, new RegExp(`pid ${server.pid}\\)`));
+    server.signalGroup('SIGTERM');
+    assert.equal(await server.exited, 0, server.stderr());
+  } finally {
+    await server.stop();
+  }
+  const result = status(dir);
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(result.stdout, /^volume /);
+  assert.equal(existsSync(serveStatusPath(dir)), false, 'serve removes its status file when it stops');
+});
