@@ -124,7 +124,7 @@ function firstWriteOverFloor(config: NbdConfig, checks: Checks, log: Log) {
     outcome.failures,
     `${config.firstWrites} writes`,
   );
-  const figure = firstWriteFigure(outcome.series, config.chunkRegions, load);
+  const figure = firstWriteFigure(outcome, config, load);
   log(`  first write over its floor: ${figure.summary.median.toFixed(2)} (${figure.detail})`);
   return { figure, outcome };
 }
@@ -198,7 +198,7 @@ export async function benchNbd(config: NbdConfig, log: Log): Promise<SectionResu
     figures,
     checks: checks.list,
     notes: sectionNotes(config, tools),
-    data: { tools, runs, cycles, firstWrite: first.outcome.series },
+    data: { tools, runs, cycles, firstWrite: { ...first.outcome.series, oursIo: first.outcome.oursIo } },
   };
 }
 

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { bytesEqual } from '../impl/checksum.ts';
 import { NodeStorage } from '../impl/nodeStorage.ts';
 import { ReplicatedVolume } from '../impl/replicatedVolume.ts';
+import { CountingStorage, type IoCounts } from '../harness/storage/countingStorage.ts';
 import { rotated } from './rotation.ts';
 import { SeededBytes } from './seededBytes.ts';
 import { emptySeries } from './series.ts';
@@ -70,8 +71,13 @@ class FloorPair {
 }
 
 /** A volume in a running cycle: created, every region written durably (writeMany, flush), then startCycle. */
-function volumeInCycle(dir: string, content: Uint8Array, config: FirstWriteConfig): ReplicatedVolume {
-  const volume = ReplicatedVolume.create(new NodeStorage(), dir, {
+function volumeInCycle(
+  storage: CountingStorage,
+  dir: string,
+  content: Uint8Array,
+  config: FirstWriteConfig,
+): ReplicatedVolume {
+  const volume = ReplicatedVolume.create(storage, dir, {
     regions: config.regions,
     regionSize: config.regionSize,
   });
@@ -88,6 +94,8 @@ export interface FirstWriteOutcome {
   readonly series: { oursSeconds: number[]; floorSeconds: number[] };
   /** What went wrong with the volume's result (a region not preserved, bytes not read back). */
   readonly failures: string[];
+  /** The volume's I/O over all of its first writes (the floor's is 1 read, 2 writes, 2 fdatasyncs a write). */
+  readonly oursIo: IoCounts;
 }
 
 /** Runs the chunks; the volume and the floor's files are made, and removed with `root`, by the section. */
@@ -100,12 +108,15 @@ export function measureFirstWrites(config: FirstWriteConfig): FirstWriteOutcome 
   const bytes = new SeededBytes(config.seed);
   const content = bytes.next(regions * regionSize);
   const data = bytes.next(firstWrites * writeBytes);
-  const volume = volumeInCycle(join(dir, 'volume'), content, config);
+  const storage = new CountingStorage(new NodeStorage());
+  const volume = volumeInCycle(storage, join(dir, 'volume'), content, config);
   const floor = new FloorPair(dir, content, regionSize);
   const series = emptySeries('oursSeconds', 'floorSeconds');
   const failures: string[] = [];
   const dataOf = (index: number) => data.subarray(index * writeBytes, (index + 1) * writeBytes);
+  let oursIo: IoCounts;
   try {
+    storage.take();
     for (let chunk = 0; chunk < firstWrites / chunkRegions; chunk++) {
       const indexes = Array.from({ length: chunkRegions }, (_, index) => chunk * chunkRegions + index);
       const ours = () => {
@@ -127,12 +138,13 @@ export function measureFirstWrites(config: FirstWriteConfig): FirstWriteOutcome 
       };
       for (const body of rotated([ours, floorChunk], chunk)) body();
     }
+    oursIo = storage.take();
     checkFirstWrites(volume, firstWrites, regionSize, dataOf, failures);
   } finally {
     volume.close();
     floor.close();
   }
-  return { series, failures };
+  return { series, failures, oursIo };
 }
 
 /** Every written region was preserved in this cycle and reads back the bytes written. */
