@@ -11,16 +11,37 @@ describe('BufferBudget', () => {
     const granted: string[] = [];
     assert.equal(budget.reserve({ bytes: 60, granted: () => granted.push('a') }), true);
     assert.equal(budget.reserve({ bytes: 50, granted: () => granted.push('big') }), false);
-    // 30 would fit, but a waiter is queued: nobody overtakes it (a large request is not starved).
-    assert.equal(budget.reserve({ bytes: 30, granted: () => granted.push('small') }), false);
+    assert.equal(budget.reserve({ bytes: 45, granted: () => granted.push('second') }), false);
     assert.equal(budget.usedBytes, 60);
     budget.release(10);
     assert.deepEqual(granted, ['big'], 'the head waiter fits once 10 bytes are back');
     assert.equal(budget.usedBytes, 100);
     budget.release(60);
-    assert.deepEqual(granted, ['big', 'small']);
-    assert.equal(budget.usedBytes, 70);
+    assert.deepEqual(granted, ['big', 'second']);
+    assert.equal(budget.usedBytes, 85);
     assert.equal(budget.waiting, 0);
+  });
+
+  test('a reservation that fits passes the waiters, for a cap of bytes per head waiter: a large one is not starved', () => {
+    const budget = new BufferBudget(100, 4);
+    const granted: string[] = [];
+    budget.reserve({ bytes: 60, granted: () => granted.push('stalled') }); // a client that never sends its payload
+    assert.equal(budget.reserve({ bytes: 50, granted: () => granted.push('big') }), false);
+    // Small requests of other clients pass the stalled head, each released after it runs...
+    for (let index = 0; index < 10; index++) {
+      assert.equal(budget.reserve({ bytes: 10, granted: () => {} }), true, `small ${index} passes`);
+      budget.release(10);
+    }
+    // ... until a cap's worth (100 bytes) has passed the head waiter: then they queue behind it.
+    assert.equal(budget.reserve({ bytes: 10, granted: () => granted.push('small') }), false);
+    budget.release(60);
+    assert.deepEqual(granted, ['big', 'small']);
+    // A new head waiter: bytes may pass it again, as far as they fit.
+    assert.equal(budget.reserve({ bytes: 50, granted: () => granted.push('next') }), false);
+    assert.equal(budget.reserve({ bytes: 30, granted: () => {} }), true, '30 fits beside the 60 used');
+    assert.equal(budget.reserve({ bytes: 20, granted: () => granted.push('full') }), false, '20 does not: 90 used');
+    budget.release(50);
+    assert.deepEqual(granted, ['big', 'small', 'next'], 'the 20 waits behind the head waiter it could not pass');
   });
 
   test('cancel forgets a waiter and lets the next one in', () => {

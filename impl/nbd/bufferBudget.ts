@@ -2,9 +2,13 @@
 // connections (docs/nbd.md, "Limits"): a WRITE's payload, a READ's reply, and a
 // small fixed share per queued request. A connection reserves before it reads a
 // payload or queues a request; a reservation that does not fit waits in FIFO
-// order (a large request is not starved by a stream of small ones) and is granted
-// as bytes are released. Every grant fits the cap alone, so a waiter is always
-// granted once the others' replies have left: waiting never deadlocks.
+// order and is granted as bytes are released. A reservation that fits may pass
+// the waiters, but only for a cap's worth of bytes per head waiter: so a stalled
+// large request at the head (a client that stops sending its payload, closed
+// only by the request timeout) does not hold up a small READ of another client,
+// and a stream of small requests cannot starve a large one. Every grant fits the
+// cap alone, so a waiter is always granted once the others' replies have left:
+// waiting never deadlocks.
 
 export interface BudgetWaiter {
   readonly bytes: number;
@@ -17,6 +21,8 @@ export class BufferBudget {
   usedBytes = 0;
   private readonly waitersMax: number;
   private waiters: BudgetWaiter[] = [];
+  /** Bytes granted past the current head waiter; at `capBytes` nobody passes it any more. */
+  private passedBytes = 0;
 
   /** `waitersMax`: one waiter per connection at most, so the connection limit bounds the queue. */
   constructor(capBytes: number, waitersMax: number) {
@@ -31,13 +37,17 @@ export class BufferBudget {
 
   /**
    * Grants `waiter.bytes` now (true) or queues the waiter (false: `granted` is
-   * called later). Nobody overtakes a queued waiter.
+   * called later). A reservation that fits passes the queued waiters only while
+   * less than a cap's worth of bytes has passed the head one.
    */
   reserve(waiter: BudgetWaiter): boolean {
     if (waiter.bytes > this.capBytes)
       throw new Error(`a reservation of ${waiter.bytes} bytes over the cap ${this.capBytes}`);
-    if (this.waiters.length === 0 && this.usedBytes + waiter.bytes <= this.capBytes) {
+    const passing = this.waiters.length > 0;
+    const fits = this.usedBytes + waiter.bytes <= this.capBytes;
+    if (fits && (!passing || this.passedBytes + waiter.bytes <= this.capBytes)) {
       this.usedBytes += waiter.bytes;
+      if (passing) this.passedBytes += waiter.bytes;
       return true;
     }
     if (this.waiters.length >= this.waitersMax) throw new Error(`more than ${this.waitersMax} budget waiters`);
@@ -50,6 +60,7 @@ export class BufferBudget {
     const index = this.waiters.indexOf(waiter);
     if (index < 0) return;
     this.waiters.splice(index, 1);
+    if (index === 0) this.passedBytes = 0;
     this.grantWaiters();
   }
 
@@ -63,6 +74,7 @@ export class BufferBudget {
   private grantWaiters(): void {
     while (this.waiters.length > 0 && this.usedBytes + this.waiters[0]!.bytes <= this.capBytes) {
       const waiter = this.waiters.shift()!;
+      this.passedBytes = 0;
       this.usedBytes += waiter.bytes;
       waiter.granted();
     }
