@@ -91,7 +91,7 @@ export const command = defineCommand(description, async ({ values, positionals }
   );
   server.resumeInterruptedCycle();
   const stopped = await stopSignal;
-  await server.close();
+  await server.close({ leaveCycle: true });
   volume.close();
   log(`stopped (${stopped}) after ${server.cyclesCompleted} cycle(s)`);
   if (server.failure === null) return 0;

@@ -85,6 +85,16 @@ export class CycleRunner {
     return true;
   }
 
+  /**
+   * Forgets the running cycle without completing or failing it (the server stops
+   * and the volume is about to close): the next open resumes it.
+   */
+  leave(): void {
+    this.running = null;
+    this.pending = false;
+    this.notifyIdle();
+  }
+
   /** Starts a cycle now, or right after the running one. */
   request(): void {
     if (this.failure !== null) return;

@@ -40,6 +40,8 @@ const knownFlags = nbd.CMD_FLAG_FUA | nbd.CMD_FLAG_NO_HOLE | nbd.CMD_FLAG_REQ_ON
 export class Engine {
   private readonly volume: ReplicatedVolume;
   private readonly options: EngineOptions;
+  /** The failures of the running batch, logged together at its end. */
+  private failures: string[] = [];
   /** Shared, never written: the source of every zeroing chunk. */
   private readonly zeros: Uint8Array;
 
@@ -90,9 +92,15 @@ export class Engine {
       else if (type === nbd.CMD_READ || type === nbd.CMD_BLOCK_STATUS) reads.push(entry.request);
       else writes.push(entry);
     }
+    this.failures = [];
     const bytesWritten = this.phase(writes, () => this.runWrites(writes, flushes));
     for (const request of reads) this.runRead(request);
     this.runFlush(flushes);
+    // One line per batch, not per request: a poisoned volume fails every request.
+    if (this.failures.length > 0) {
+      const more = this.failures.length > 1 ? ` (and ${this.failures.length - 1} more request(s) of the batch)` : '';
+      this.options.log(`${this.failures[0]}${more}`);
+    }
     return { requests: entries.length, bytesWritten };
   }
 
@@ -188,7 +196,7 @@ export class Engine {
   private fail(request: QueuedRequest, error: unknown): void {
     const detail = error instanceof CowmapError ? `${error.code}: ${error.message}` : String(error);
     const name = nbd.commandNames[request.type];
-    this.options.log(`nbd: ${name} at ${request.offset}, length ${request.length} failed: ${detail}`);
+    this.failures.push(`nbd: ${name} at ${request.offset}, length ${request.length} failed: ${detail}`);
     const errno = error instanceof CowmapError && error.code !== 'E_IO' ? nbd.EINVAL : nbd.EIO;
     this.answer(request, () => request.origin.replies.error(request.cookie, errno, detail));
   }

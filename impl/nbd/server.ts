@@ -146,8 +146,13 @@ export class NbdServer {
     });
   }
 
-  /** Stops the timers, refuses new connections and drops the open ones. The volume stays open. */
-  async close(): Promise<void> {
+  /**
+   * Stops the timers, refuses new connections and drops the open ones. The volume
+   * stays open; a running cycle goes on, unless `leaveCycle` (the volume is closed
+   * next: the cycle is left for the next open to resume, not failed by the close).
+   */
+  async close(options: { leaveCycle?: boolean } = {}): Promise<void> {
+    if (options.leaveCycle === true) this.cycles.leave();
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
     this.reporter.stop();
