@@ -208,7 +208,9 @@ export function firstWriteFigure(
   const { series, oursIo } = outcome;
   const { chunkRegions, firstWrites } = config;
   const each = (count: number) => Number((count / firstWrites).toFixed(2));
-  const io = `${each(oursIo.readCalls)} reads, ${each(oursIo.writeCalls)} writes, ${each(oursIo.syncCalls)} fdatasyncs`;
+  const io =
+    `${each(oursIo.readCalls)} read(s), ${each(oursIo.writeCalls)} write(s), ` +
+    `${each(oursIo.syncCalls)} fdatasync(s)`;
   const summary = summarize(ratios(series.oursSeconds, series.floorSeconds));
   const us = (seconds: number[]) => summarize(seconds.map((value) => (value / chunkRegions) * 1e6)).median.toFixed(0);
   return {
@@ -221,8 +223,8 @@ export function firstWriteFigure(
     against: 'the floor: the same I/O with node:fs on plain files of the same size',
     target: { text: '<= 1.3', met: summary.median <= 1.3 },
     detail:
-      `${us(series.oursSeconds)} vs ${us(series.floorSeconds)} us/write; ours ${io} a write ` +
-      `(the floor 1, 2, 2); ${describeLoad(load)}`,
+      `${us(series.oursSeconds)} vs ${us(series.floorSeconds)} us/write; ours per write ${io} ` +
+      `(the floor: 1, 2, 2); ${describeLoad(load)}`,
     why:
       'beyond the floor, ours hashes the old region (SHA-256) and writes its 64-byte COW entry, in the same ' +
       "fdatasync of the COW file as the slot: a second extent of that file to sync, and the volume's checks",
