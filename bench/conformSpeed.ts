@@ -30,6 +30,7 @@ import { Checks, type Figure, type Log, type SectionResult } from './report.ts';
 import { runInTurn } from './rotation.ts';
 import { emptySeries, sum } from './series.ts';
 import { ratios, summarize } from './stats.ts';
+import { describeLoad } from './system.ts';
 import { runWholeConform } from './wholeConformRun.ts';
 
 interface AdapterUnderBench {
@@ -73,11 +74,6 @@ function adaptersUnderBench(repoRoot: string): AdapterUnderBench[] {
       command: [process.execPath, join(repoRoot, 'bin', 'cowmap.js'), 'adapter'],
     },
   ];
-}
-
-function describeLoad(values: readonly number[]): string {
-  const summary = summarize(values);
-  return `load average ${summary.median.toFixed(2)} (${summary.min.toFixed(2)}..${summary.max.toFixed(2)})`;
 }
 
 function describeSlice(run: RunFigures & { readonly runs: number }): string {
