@@ -42,8 +42,6 @@ export const command = defineCommand(description, async ({ values, positionals }
   const snapshotDir = values['snapshot-dir'];
 
   const volume = ReplicatedVolume.open(new NodeStorage(), dir);
-  const secondaryImage = join(secondaryPath(dir, readRecordedSecondary(volume)), fileNames.replicaImage);
-  if (snapshotDir !== undefined) mkdirSync(snapshotDir, { recursive: true });
   const log = (line: string): void => {
     process.stdout.write(`${line}\n`);
   };
@@ -53,14 +51,7 @@ export const command = defineCommand(description, async ({ values, positionals }
     ...(values['export-name'] === undefined ? {} : { exportName: values['export-name'] }),
     ...(batchRegions === undefined ? {} : { batchRegions }),
     ...limits,
-    ...(snapshotDir === undefined
-      ? {}
-      : {
-          onSwap: (cycle: number) =>
-            copyFileSync(join(dir, fileNames.primary), join(snapshotDir, `cycle-${cycle}.primary`)),
-          onCycle: (report: { cycle: number }) =>
-            copyFileSync(secondaryImage, join(snapshotDir, `cycle-${report.cycle}.secondary`)),
-        }),
+    ...(snapshotDir === undefined ? {} : snapshotHooks(volume, dir, snapshotDir)),
   });
   let where: number | string;
   try {
@@ -101,6 +92,16 @@ export const command = defineCommand(description, async ({ values, positionals }
   );
   return 1;
 });
+
+/** --snapshot-dir: the primary image copied at each swap, the secondary image at each completion. */
+function snapshotHooks(volume: ReplicatedVolume, dir: string, snapshotDir: string): NbdServerOptions {
+  const secondaryImage = join(secondaryPath(dir, readRecordedSecondary(volume)), fileNames.replicaImage);
+  mkdirSync(snapshotDir, { recursive: true });
+  return {
+    onSwap: (cycle) => copyFileSync(join(dir, fileNames.primary), join(snapshotDir, `cycle-${cycle}.primary`)),
+    onCycle: (report) => copyFileSync(secondaryImage, join(snapshotDir, `cycle-${report.cycle}.secondary`)),
+  };
+}
 
 /** The limits of the options table (docs/nbd.md, "Limits"): integers in bounds, the buffer cap above one request. */
 function limitOptions(values: Values<typeof description.options>): NbdServerOptions {
