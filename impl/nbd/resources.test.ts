@@ -161,7 +161,10 @@ describe('50 clients stalled in maximal WRITEs', { timeout: 120_000 }, () => {
       const handshakeMs = readSentAt - connectAt;
       peak = Math.max(peak, residentBytes(server.pid));
       const growth = peak - before;
-      const note = `RSS ${(before / mebibyte).toFixed(0)} MiB before, peak ${(peak / mebibyte).toFixed(0)} MiB (growth ${(growth / mebibyte).toFixed(0)} MiB, bound ${(bufferBytesMax + 64 * mebibyte) / mebibyte} MiB); the 51st client's handshake took ${handshakeMs.toFixed(0)} ms, its READ ${readMs.toFixed(0)} ms`;
+      const inMiB = (bytes: number): string => `${(bytes / mebibyte).toFixed(0)} MiB`;
+      const note =
+        `RSS ${inMiB(before)} before, peak ${inMiB(peak)} (growth ${inMiB(growth)}, bound ${inMiB(bufferBytesMax + 64 * mebibyte)}); ` +
+        `the 51st client's handshake took ${handshakeMs.toFixed(0)} ms, its READ ${readMs.toFixed(0)} ms`;
       t.diagnostic(note);
       process.stderr.write(`# ${note}\n`);
       assert.equal(read.length, 4096);
