@@ -17,6 +17,7 @@ import { ReplicatedVolume } from '../replicatedVolume.ts';
 import { runCycle } from '../runCycle.ts';
 import { AcknowledgedWrites, type SentWrite } from './acknowledgedWrites.ts';
 import { startServeChild } from './serveChild.ts';
+import { readServeStatus } from './serveStatus.ts';
 import { NbdTestClient } from './testClient.ts';
 import { seedFrom, type TestRandom, testRandom } from './testRandom.ts';
 
@@ -131,6 +132,8 @@ async function killDuringWrites(seed: number): Promise<string> {
   } finally {
     await server.stop();
   }
+  // The killed server's status file stays behind, stale (its pid is dead): open must not mind it.
+  assert.notEqual(readServeStatus(dir), null, 'serve wrote no DIR/serve.status in its run');
   checkAfterCrash(dir, log, seed);
   const acknowledged = log.writes.filter((write) => write.acknowledged).length;
   return (
