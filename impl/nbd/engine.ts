@@ -93,7 +93,7 @@ export class Engine {
       else writes.push(entry);
     }
     this.failures = [];
-    const bytesWritten = this.phase(writes, () => this.runWrites(writes, flushes));
+    const bytesWritten = this.corked(writes, () => this.runWrites(writes, flushes));
     for (const request of reads) this.runRead(request);
     this.runFlush(flushes);
     // One line per batch, not per request: a poisoned volume fails every request.
@@ -105,12 +105,12 @@ export class Engine {
   }
 
   /**
-   * Runs `body` with the replies of the phase's connections corked, so that they
-   * leave as one write per connection when the phase ends (not behind a later
-   * phase: the flush comes after both).
+   * Runs `body` with the connections of `writes` corked, so that the write replies
+   * leave as one socket write per connection as soon as the writes are done (not
+   * behind the reads or the flush).
    */
-  private phase<T>(entries: readonly (BatchEntry | QueuedRequest)[], body: () => T): T {
-    const origins = new Set(entries.map((entry) => ('request' in entry ? entry.request : entry).origin));
+  private corked<T>(writes: readonly BatchEntry[], body: () => T): T {
+    const origins = new Set(writes.map(({ request }) => request.origin));
     for (const origin of origins) origin.corkReplies();
     try {
       return body();
