@@ -28,6 +28,8 @@ export interface ConnectionServer extends ExportFacts {
   readonly scheduler: BatchScheduler;
   readonly budget: BufferBudget;
   readonly limits: ConnectionLimits;
+  /** The volume's region size: BLOCK_STATUS extents are runs of regions. */
+  readonly regionSize: number;
   logLine(line: string): void;
 }
 
@@ -260,7 +262,12 @@ export class Connection implements RequestOrigin {
       this.replies.error(cookie, nbd.EINVAL, 'over the payload limit');
       return true;
     }
-    const dataBytes = type === nbd.CMD_WRITE || (type === nbd.CMD_READ && length <= payloadMax) ? length : 0;
+    const dataBytes =
+      type === nbd.CMD_WRITE || (type === nbd.CMD_READ && length <= payloadMax)
+        ? length
+        : type === nbd.CMD_BLOCK_STATUS
+          ? this.blockStatusReplyBytes(offset, length)
+          : 0;
     const framed: Framed = {
       type,
       flags,
@@ -287,6 +294,18 @@ export class Connection implements RequestOrigin {
     this.heldBytes += framed.reservedBytes;
     framed.granted = true;
     return true;
+  }
+
+  /**
+   * The most bytes a BLOCK_STATUS reply can take: per negotiated context, its id and
+   * one 8-byte extent per region the range touches (extents are runs of regions),
+   * at most `extentsMax` of them; never more than the payload limit.
+   */
+  private blockStatusReplyBytes(offset: bigint, length: number): number {
+    const regionSize = this.server.regionSize;
+    const regions = Math.floor((Number(offset % BigInt(regionSize)) + length + regionSize - 1) / regionSize);
+    const perContext = 4 + 8 * Math.min(this.session.extentsMax, Math.max(1, regions));
+    return Math.min(this.server.limits.payloadMax, this.session.metaContexts.size * perContext);
   }
 
   /** The reserved request: its payload (a WRITE), then into the queue. */

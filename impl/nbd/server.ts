@@ -213,6 +213,10 @@ export class NbdServer {
     return this.volume.sizeBytes;
   }
 
+  get regionSize(): number {
+    return this.volume.regionSize;
+  }
+
   get payloadMax(): number {
     return this.limits.payloadMax;
   }
