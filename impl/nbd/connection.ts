@@ -162,7 +162,7 @@ export class Connection implements RequestOrigin {
     this.server.budget.release(bytes);
   }
 
-  /** Releases the READ replies that left the socket's buffer: at once when it is empty, else after a marker write. */
+  /** Releases the reservations of replies that left the socket's buffer: at once when it is empty, else after a marker write. */
   private releaseFlushed(): void {
     if (this.socket.writableLength === 0 && this.markedBytes === 0) {
       const bytes = this.unflushedBytes;
