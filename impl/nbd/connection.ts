@@ -9,6 +9,7 @@
 
 import type { Socket } from 'node:net';
 import type { BatchScheduler } from './batchScheduler.ts';
+import { blockStatusReplyBytesMax } from './blockStatus.ts';
 import { type BudgetWaiter, type BufferBudget, requestShareBytes } from './bufferBudget.ts';
 import { ByteQueue } from './byteQueue.ts';
 import { type ExportFacts, Handshake } from './handshake.ts';
@@ -266,7 +267,7 @@ export class Connection implements RequestOrigin {
       type === nbd.CMD_WRITE || (type === nbd.CMD_READ && length <= payloadMax)
         ? length
         : type === nbd.CMD_BLOCK_STATUS
-          ? this.blockStatusReplyBytes(offset, length)
+          ? this.blockStatusReplyBytes(offset, length, flags)
           : 0;
     const framed: Framed = {
       type,
@@ -297,15 +298,14 @@ export class Connection implements RequestOrigin {
   }
 
   /**
-   * The most bytes a BLOCK_STATUS reply can take: per negotiated context, its id and
-   * one 8-byte extent per region the range touches (extents are runs of regions),
-   * at most `extentsMax` of them; never more than the payload limit.
+   * What a BLOCK_STATUS reserves: the most its reply can take (blockStatus.ts), but
+   * never more than the payload limit, so that every reservation fits the cap alone
+   * (a reply over it needs ranges of millions of regions with several contexts).
    */
-  private blockStatusReplyBytes(offset: bigint, length: number): number {
-    const regionSize = this.server.regionSize;
-    const regions = Math.floor((Number(offset % BigInt(regionSize)) + length + regionSize - 1) / regionSize);
-    const perContext = 4 + 8 * Math.min(this.session.extentsMax, Math.max(1, regions));
-    return Math.min(this.server.limits.payloadMax, this.session.metaContexts.size * perContext);
+  private blockStatusReplyBytes(offset: bigint, length: number, flags: number): number {
+    const start = Number(offset > BigInt(Number.MAX_SAFE_INTEGER) ? 0n : offset);
+    const bytes = blockStatusReplyBytesMax(this.session, this.server.regionSize, start, length, flags);
+    return Math.min(this.server.limits.payloadMax, bytes);
   }
 
   /** The reserved request: its payload (a WRITE), then into the queue. */
