@@ -2,6 +2,7 @@
 // `writeMany` and `flush` (the NBD write path: group commit, durable at flush;
 // docs/format.md, "The buffered write path") and `read`.
 
+import { assert } from './assert.ts';
 import { CowmapError } from './errors.ts';
 
 import type { ByteWrite, VolumeName } from './volumeCore.ts';
@@ -90,12 +91,20 @@ export class VolumeBytes extends VolumeSteps {
       throw new CowmapError('E_SIZE', `${where}: a read returns at most ${readBytesMax} bytes (1 GiB); read in parts`);
     }
     return this.perform(where, () => {
+      if (length === 0) return new Uint8Array(0);
+      // P is a plain image: its bytes are read as they are (a 4 KiB NBD READ reads
+      // 4 KiB, not its whole region). S is read by whole regions, each checked
+      // against its digest-table entry.
+      if (volume === 'primary') {
+        const bytes = this.primary.file.read(this.primary.baseOffset + offset, length);
+        assert(bytes.length === length, `short read of ${length} bytes at ${offset} in ${this.primary.file.path}`);
+        return bytes;
+      }
       const result = new Uint8Array(length);
-      if (length === 0) return result;
       const first = Math.floor(offset / this.regionSize);
       const last = Math.floor((offset + length - 1) / this.regionSize);
       for (let region = first; region <= last; region++) {
-        const content = volume === 'primary' ? this.primary.readRegion(region) : this.readSecondary(region);
+        const content = this.readSecondary(region);
         const regionStart = region * this.regionSize;
         const start = Math.max(offset, regionStart);
         const end = Math.min(offset + length, regionStart + this.regionSize);
