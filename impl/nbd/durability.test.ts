@@ -193,14 +193,18 @@ function fioMissing(): string | undefined {
 
 const fioSkip = fioMissing();
 
-function runFio(args: readonly string[], cwd: string): Promise<{ status: number; output: string }> {
+function runFio(args: readonly string[], cwd: string): Promise<{ status: number; stdout: string; output: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn('fio', args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
     let output = '';
-    child.stdout.on('data', (chunk) => (output += chunk));
+    child.stdout.on('data', (chunk) => {
+      stdout += chunk;
+      output += chunk;
+    });
     child.stderr.on('data', (chunk) => (output += chunk));
     child.on('error', reject);
-    child.on('close', (status) => resolve({ status: status ?? -1, output }));
+    child.on('close', (status) => resolve({ status: status ?? -1, stdout, output }));
   });
 }
 
@@ -219,13 +223,12 @@ function fioJobArgs(socketPath: string, name: string, blockSize: string, sizeByt
 }
 
 const fioBlockBytes = 4096;
-const ioUnits: Record<string, number> = { B: 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 };
-
-/** The bytes of fio's `READ:` or `WRITE:` summary line (`io=9796KiB`). */
-function fioIoBytes(output: string, direction: 'READ' | 'WRITE'): number {
-  const match = new RegExp(`${direction}: bw=[^\\n]*io=([\\d.]+)(B|KiB|MiB|GiB)`).exec(output);
-  assert.ok(match !== null, `no ${direction} summary from fio:\n${output}`);
-  return Math.round(Number(match[1]) * ioUnits[match[2]!]!);
+/** The bytes fio completed in `direction`, from its JSON report (`--output-format=json`; the nbd engine prints a line first). */
+function fioIoBytes(run: { stdout: string; output: string }, direction: 'read' | 'write'): number {
+  const start = run.stdout.search(/^\{/m);
+  assert.ok(start >= 0, `no JSON report from fio:\n${run.output}`);
+  const report = JSON.parse(run.stdout.slice(start)) as { jobs: Record<string, { io_bytes: number }>[] };
+  return report.jobs[0]![direction]!.io_bytes;
 }
 
 /**
@@ -237,8 +240,9 @@ function fioIoBytes(output: string, direction: 'READ' | 'WRITE'): number {
  * (fio cannot say "acknowledged before a completed flush": the test of our own
  * client above checks that.)
  */
-function judgeFioVerify(output: string, writtenBytes: number): string {
-  const verifiedBytes = fioIoBytes(output, 'READ');
+function judgeFioVerify(run: { stdout: string; output: string }, writtenBytes: number): string {
+  const output = run.output;
+  const verifiedBytes = fioIoBytes(run, 'read');
   const bad = new Set<string>();
   for (const line of output.split('\n')) {
     if (!line.startsWith('verify:') && !/verify failed/.test(line)) continue;
@@ -283,17 +287,23 @@ describe('fio over the export', { skip: fioSkip, timeout: 300_000 }, () => {
     const socketPath = join(root, 'fio-kill.sock');
     const work = join(root, 'fio-kill');
     mkdirSync(work);
-    const job = [...fioJobArgs(socketPath, 'killed', `${fioBlockBytes}`, 256 * regionSize), '--fsync=1'];
+    const job = [
+      ...fioJobArgs(socketPath, 'killed', `${fioBlockBytes}`, 256 * regionSize),
+      '--fsync=1',
+      '--output-format=json',
+      // At most 1000 writes a second: the 4096 writes take 4 s or more, so the kill at 2 s lands mid-job.
+      '--rate_iops=1000',
+    ];
     const first = startServeChild([dir, '--socket', socketPath, '--cycle-every', '0.2']);
     let written: number;
     try {
       await first.waitFor(/^serving /);
       const fio = runFio([...job, '--do_verify=0', '--verify_state_save=1'], work);
-      await sleep(1500);
+      await sleep(2000);
       first.signalGroup('SIGKILL');
       const result = await fio;
       assert.notEqual(result.status, 0, 'fio finished before the kill: the job is too small');
-      written = fioIoBytes(result.output, 'WRITE');
+      written = fioIoBytes(result, 'write');
     } finally {
       await first.stop();
     }
@@ -306,7 +316,7 @@ describe('fio over the export', { skip: fioSkip, timeout: 300_000 }, () => {
     try {
       await second.waitFor(/^serving /);
       const verify = await runFio([...job, '--verify_only', '--verify_state_load=1', '--verify_fatal=0'], work);
-      const note = judgeFioVerify(verify.output, written);
+      const note = judgeFioVerify(verify, written);
       t.diagnostic(note);
       process.stderr.write(`# ${note}\n`);
     } finally {
