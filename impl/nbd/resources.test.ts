@@ -81,13 +81,15 @@ describe('a 64 MiB WRITE_ZEROES during a cycle', { timeout: 120_000 }, () => {
       const read = await reader.read((chunks - 1) * chunkBytes, 4096);
       const readAt = performance.now();
       const chunksAtReply = zeroedChunks();
+      const cycleAtReply = server.cycleRunning;
       const zeroesDone = zeroesAnsweredAt > 0;
       await zeroes;
       const chunkMs = (zeroesAnsweredAt - started) / chunks;
       const note =
         `READ answered in ${(readAt - sentAt).toFixed(1)} ms while the WRITE_ZEROES ran ${chunksAtReply - chunksAtSend} ` +
         `chunk(s) (${chunksAtSend} before it was sent); the WRITE_ZEROES took ${(zeroesAnsweredAt - started).toFixed(0)} ms, ` +
-        `${chunkMs.toFixed(2)} ms a chunk, so 100 ms allows ${Math.floor(100 / chunkMs)} chunks`;
+        `${chunkMs.toFixed(2)} ms a chunk, so 100 ms allows ${Math.floor(100 / chunkMs)} chunks; ` +
+        `the cycle was ${cycleAtReply ? 'still' : 'no longer'} running at the READ's reply`;
       t.diagnostic(note);
       process.stderr.write(`# ${note}\n`);
       assert.equal(zeroesDone, false, 'the READ was answered before the WRITE_ZEROES');
