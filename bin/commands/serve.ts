@@ -19,6 +19,7 @@ import { fileNames, secondaryPath } from '../../impl/layout.ts';
 import { requestShareBytes } from '../../impl/nbd/bufferBudget.ts';
 import { serveDefaults } from '../../impl/nbd/serveDefaults.ts';
 import { NbdServer, type NbdServerOptions } from '../../impl/nbd/server.ts';
+import { removeStaleSocket } from '../../impl/nbd/staleSocket.ts';
 import { NodeStorage } from '../../impl/nodeStorage.ts';
 import { ReplicatedVolume } from '../../impl/replicatedVolume.ts';
 import { defineCommand, type Values } from '../command.ts';
@@ -55,6 +56,9 @@ export const command = defineCommand(description, async ({ values, positionals }
   });
   let where: number | string;
   try {
+    if (socketPath !== undefined && (await removeStaleSocket(socketPath))) {
+      log(`serve: removed ${socketPath}: a socket file nobody listens on (left by a killed server)`);
+    }
     where = await server.listen(socketPath === undefined ? { port: port ?? 10809 } : { socketPath });
   } catch (error) {
     volume.close();

@@ -35,7 +35,17 @@ export interface BatchCounts {
   bytesWritten: number;
 }
 
-const knownFlags = nbd.CMD_FLAG_FUA | nbd.CMD_FLAG_NO_HOLE | nbd.CMD_FLAG_REQ_ONE;
+/**
+ * The command flags each command accepts (doc/proto.md, "Request message"): FUA on
+ * every command (a no-op where nothing is written), NO_HOLE only on WRITE_ZEROES,
+ * REQ_ONE only on BLOCK_STATUS; any other flag is NBD_EINVAL.
+ */
+function flagsAllowed(type: number): number {
+  let allowed = nbd.CMD_FLAG_FUA;
+  if (type === nbd.CMD_WRITE_ZEROES) allowed |= nbd.CMD_FLAG_NO_HOLE;
+  if (type === nbd.CMD_BLOCK_STATUS) allowed |= nbd.CMD_FLAG_REQ_ONE;
+  return allowed;
+}
 
 export class Engine {
   private readonly volume: ReplicatedVolume;
@@ -69,7 +79,7 @@ export class Engine {
    */
   private judge(request: QueuedRequest): { errno: number; message: string } | null {
     const { type, flags, offset, length } = request;
-    if (nbd.commandNames[type] === undefined || type === nbd.CMD_DISC || (flags & ~knownFlags) !== 0)
+    if (nbd.commandNames[type] === undefined || type === nbd.CMD_DISC || (flags & ~flagsAllowed(type)) !== 0)
       return { errno: nbd.EINVAL, message: 'unknown command or flag' };
     if (type === nbd.CMD_FLUSH) return null;
     if (offset + BigInt(length) > BigInt(this.volume.sizeBytes)) {
@@ -198,6 +208,8 @@ export class Engine {
     const name = nbd.commandNames[request.type];
     this.failures.push(`nbd: ${name} at ${request.offset}, length ${request.length} failed: ${detail}`);
     const errno = error instanceof CowmapError && error.code !== 'E_IO' ? nbd.EINVAL : nbd.EIO;
-    this.answer(request, () => request.origin.replies.error(request.cookie, errno, detail));
+    // The client gets the code and the operation, not the server's paths (the log has the detail).
+    const told = error instanceof CowmapError ? `${error.code} in ${name}` : `internal error in ${name}`;
+    this.answer(request, () => request.origin.replies.error(request.cookie, errno, told));
   }
 }

@@ -129,12 +129,16 @@ export class NbdServer {
   listen(where: { port?: number; socketPath?: string }): Promise<number | string> {
     const server = createServer({ noDelay: true }, (socket) => this.accept(socket));
     this.server = server;
-    const every = this.options.cycleEverySeconds ?? 0;
-    if (every > 0) this.timer = setInterval(() => this.requestCycle(), every * 1000);
     return new Promise((resolve, reject) => {
-      server.once('error', reject);
+      server.once('error', (error) => {
+        // Nothing may keep the process alive after a failed listen (no cycle timer yet).
+        this.server = null;
+        reject(error);
+      });
       const done = (): void => {
-        server.off('error', reject);
+        server.removeAllListeners('error');
+        const every = this.options.cycleEverySeconds ?? 0;
+        if (every > 0) this.timer = setInterval(() => this.requestCycle(), every * 1000);
         server.on('error', (error) => this.log(`nbd: server error: ${error.message}`));
         const address = server.address();
         const listening = typeof address === 'string' ? address : `127.0.0.1:${(address as AddressInfo).port}`;
