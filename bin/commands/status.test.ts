@@ -14,15 +14,17 @@ import { startServeChild } from '../../impl/nbd/serveChild.ts';
 import { type ServeStatus, serveStatusPath, writeServeStatus } from '../../impl/nbd/serveStatus.ts';
 import { NodeStorage } from '../../impl/nodeStorage.ts';
 import { ReplicatedVolume } from '../../impl/replicatedVolume.ts';
+import { runInProcess } from '../runInProcess.ts';
 
 const cowmap = join(import.meta.dirname, '../cowmap.js');
 const lockChild = join(import.meta.dirname, '../../impl/lockChild.ts');
 const root = mkdtempSync(join(tmpdir(), 'cowmap-status-'));
 after(() => rmSync(root, { recursive: true, force: true }));
 
-function status(dir: string, ...options: string[]): { code: number | null; stdout: string; stderr: string } {
-  const result = spawnSync(process.execPath, [cowmap, 'status', dir, ...options], { encoding: 'utf8' });
-  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+/** `cowmap status` in this process (bin/runInProcess.ts): a process start costs seconds on a loaded machine. */
+async function status(dir: string, ...options: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const result = await runInProcess(['status', dir, ...options]);
+  return { code: result.status, stdout: result.stdout.toString('utf8'), stderr: result.stderr };
 }
 
 function createVolume(name: string): string {
@@ -64,9 +66,9 @@ test('a live server: its status and the lag, in lines and in JSON; a stale file:
   const dir = createVolume('held');
   const holder = await holdLock(dir);
   try {
-    assert.match(status(dir).stderr, /^E_LOCKED: /);
+    assert.match((await status(dir)).stderr, /^E_LOCKED: /);
     writeServeStatus(dir, statusOf(holder.pid!));
-    let result = status(dir);
+    let result = await status(dir);
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stdout, new RegExp(`held by cowmap serve \\(pid ${holder.pid}\\)`));
     assert.match(result.stdout, /listening +127\.0\.0\.1:10809, 3 connection\(s\)/);
@@ -74,16 +76,16 @@ test('a live server: its status and the lag, in lines and in JSON; a stale file:
     assert.match(result.stdout, /cycles +4 completed since the server started \(last: cycle 4, 0\.5 s\)/);
     assert.match(result.stdout, /lag +secondary's point in time: 1\d\.\d s old/);
     writeServeStatus(dir, statusOf(holder.pid!, { lastCompletedSwapAt: null, failure: 'E_IO: boom' }));
-    result = status(dir, '--json');
+    result = await status(dir, '--json');
     assert.equal(result.code, 0, result.stderr);
     const parsed = JSON.parse(result.stdout);
     assert.equal(parsed.server.pid, holder.pid);
     assert.equal(parsed.lagSeconds, null);
     assert.equal(parsed.server.failure, 'E_IO: boom');
-    assert.match(status(dir).stdout, /lag +unknown: no cycle completed since the server started/);
+    assert.match((await status(dir)).stdout, /lag +unknown: no cycle completed since the server started/);
     const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
     writeServeStatus(dir, statusOf(dead));
-    result = status(dir);
+    result = await status(dir);
     assert.equal(result.code, 1);
     assert.match(result.stderr, /^E_LOCKED: /);
   } finally {
@@ -91,10 +93,10 @@ test('a live server: its status and the lag, in lines and in JSON; a stale file:
   }
 });
 
-test('an unheld volume with a serve.status left behind: status opens it (--json: its maps), scrub finds nothing', () => {
+test('an unheld volume with a serve.status left behind: status opens it (--json: its maps), scrub finds nothing', async () => {
   const dir = createVolume('free');
   writeServeStatus(dir, statusOf(process.pid));
-  const result = status(dir, '--json');
+  const result = await status(dir, '--json');
   assert.equal(result.code, 0, result.stderr);
   const parsed = JSON.parse(result.stdout);
   assert.deepEqual([parsed.regions, parsed.phase, parsed.nextRegions], [4, 'idle', []]);
@@ -111,7 +113,7 @@ test('cowmap serve: status shows it while it serves; a TERM stops it and release
     await server.waitFor(/^serving /);
     // The server writes its status file at least every second.
     for (let tries = 0; tries < 100 && !existsSync(serveStatusPath(dir)); tries++) await sleep(100);
-    const serving = status(dir);
+    const serving = await status(dir);
     assert.equal(serving.code, 0, `status while serving: ${serving.stderr}`);
     assert.match(serving.stdout, new RegExp(`pid ${server.pid}\\)`));
     // To the server's pid only, as a supervisor that knows the main pid sends it.
@@ -120,7 +122,7 @@ test('cowmap serve: status shows it while it serves; a TERM stops it and release
   } finally {
     await server.stop();
   }
-  const result = status(dir);
+  const result = await status(dir);
   assert.equal(result.code, 0, result.stderr);
   assert.match(result.stdout, /^volume /);
   assert.equal(existsSync(serveStatusPath(dir)), false, 'serve removes its status file when it stops');
