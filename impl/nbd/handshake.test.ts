@@ -42,10 +42,10 @@ async function withServer(body: (port: number, volume: ReplicatedVolume) => Prom
 
 /** A client in the transmission phase with structured replies and these contexts selected. */
 async function negotiated(port: number, queries: readonly string[]): Promise<StructuredTestClient> {
-  const client = await StructuredTestClient.open(port);
+  const client = await StructuredTestClient.connect(port);
   assert.deepEqual(types(await client.ask(nbd.OPT_STRUCTURED_REPLY)), [nbd.REP_ACK]);
   await client.ask(nbd.OPT_SET_META_CONTEXT, metaContextData('vol', queries));
-  await client.go('vol');
+  await client.goTo('vol');
   return client;
 }
 
@@ -54,7 +54,7 @@ const types = (replies: readonly { type: number }[]) => replies.map((reply) => r
 describe('option haggling', () => {
   test('STRUCTURED_REPLY: ACK; with data NBD_REP_ERR_INVALID', async () => {
     await withServer(async (port) => {
-      const client = await StructuredTestClient.open(port);
+      const client = await StructuredTestClient.connect(port);
       assert.deepEqual(types(await client.ask(nbd.OPT_STRUCTURED_REPLY, Buffer.alloc(1))), [nbd.REP_ERR_INVALID]);
       assert.deepEqual(types(await client.ask(nbd.OPT_STRUCTURED_REPLY)), [nbd.REP_ACK]);
       client.close();
@@ -63,7 +63,7 @@ describe('option haggling', () => {
 
   test('LIST: every context for no query, wildcards, unknown names ignored, ids 0; unknown export', async () => {
     await withServer(async (port) => {
-      const client = await StructuredTestClient.open(port);
+      const client = await StructuredTestClient.connect(port);
       const list = async (queries: string[], name = 'vol') => {
         const replies = await client.ask(nbd.OPT_LIST_META_CONTEXT, metaContextData(name, queries));
         assert.equal(replies.at(-1)!.type, nbd.REP_ACK);
@@ -95,7 +95,7 @@ describe('option haggling', () => {
 
   test('SET: refused before STRUCTURED_REPLY; stable ids; wildcards select nothing; a second SET replaces', async () => {
     await withServer(async (port) => {
-      const client = await StructuredTestClient.open(port);
+      const client = await StructuredTestClient.connect(port);
       const set = (queries: string[]) => client.ask(nbd.OPT_SET_META_CONTEXT, metaContextData('vol', queries));
       assert.deepEqual(types(await set([next])), [nbd.REP_ERR_INVALID]);
       await client.ask(nbd.OPT_STRUCTURED_REPLY);
@@ -108,9 +108,9 @@ describe('option haggling', () => {
       assert.deepEqual(types(await client.ask(nbd.OPT_SET_META_CONTEXT, metaContextData('other', [next]))), [
         nbd.REP_ERR_UNKNOWN,
       ]);
-      await client.go('vol');
+      await client.goTo('vol');
       // The failed SET replaced the selection with none: BLOCK_STATUS is refused.
-      client.request(nbd.CMD_BLOCK_STATUS, 0, regionSize, 5n);
+      client.send(nbd.CMD_BLOCK_STATUS, 0, regionSize, 5n);
       const [refused] = await client.structuredReply();
       assert.ok(refused!.kind === 'chunk' && refused.type === nbd.REPLY_TYPE_ERROR);
       assert.equal(decodeError(refused.payload).errno, nbd.EINVAL);
@@ -124,26 +124,26 @@ describe('transmission with structured replies', () => {
     await withServer(async (port, volume) => {
       const client = await negotiated(port, []);
       const data = Buffer.alloc(3000, 0x5a);
-      client.request(nbd.CMD_WRITE, 1000, data.length, 1n, 0, data);
+      client.send(nbd.CMD_WRITE, 1000, data.length, 1n, 0, data);
       assert.deepEqual(await client.message(), { kind: 'simple', error: 0, cookie: 1n });
-      client.request(nbd.CMD_READ, 999, 3002, 2n);
+      client.send(nbd.CMD_READ, 999, 3002, 2n);
       const [read] = await client.structuredReply();
       assert.ok(read!.kind === 'chunk');
       assert.deepEqual([read.type, read.flags, read.cookie], [nbd.REPLY_TYPE_OFFSET_DATA, nbd.REPLY_FLAG_DONE, 2n]);
       assert.equal(read.payload.readBigUInt64BE(0), 999n);
       assert.ok(read.payload.subarray(8).equals(Buffer.concat([Buffer.alloc(1), data, Buffer.alloc(1)])));
-      client.request(nbd.CMD_READ, regions * regionSize, 1, 3n);
+      client.send(nbd.CMD_READ, regions * regionSize, 1, 3n);
       const [error] = await client.structuredReply();
       assert.ok(error!.kind === 'chunk');
       assert.deepEqual([error.type, error.flags, error.cookie], [nbd.REPLY_TYPE_ERROR, nbd.REPLY_FLAG_DONE, 3n]);
       const decoded = decodeError(error.payload);
       assert.equal(decoded.errno, nbd.EINVAL);
       assert.ok(decoded.message.length > 0, 'the error carries a message');
-      client.request(nbd.CMD_READ, 0, 0, 5n);
+      client.send(nbd.CMD_READ, 0, 0, 5n);
       const [empty] = await client.structuredReply();
       assert.ok(empty!.kind === 'chunk', 'no simple reply to a READ');
       assert.deepEqual([empty.type, empty.flags, empty.payload.length], [nbd.REPLY_TYPE_NONE, nbd.REPLY_FLAG_DONE, 0]);
-      client.request(nbd.CMD_BLOCK_STATUS, 0, regionSize, 4n);
+      client.send(nbd.CMD_BLOCK_STATUS, 0, regionSize, 4n);
       const [noContext] = await client.structuredReply();
       assert.ok(noContext!.kind === 'chunk' && noContext.type === nbd.REPLY_TYPE_ERROR);
       assert.equal(decodeError(noContext.payload).errno, nbd.EINVAL, 'BLOCK_STATUS without a context');
@@ -157,7 +157,7 @@ describe('transmission with structured replies', () => {
       volume.write(2 * regionSize, Uint8Array.of(1));
       volume.write(3 * regionSize + 7, Uint8Array.of(1));
       const client = await negotiated(port, [current, next, 'base:allocation']);
-      client.request(nbd.CMD_BLOCK_STATUS, 100, 5 * regionSize, 1n);
+      client.send(nbd.CMD_BLOCK_STATUS, 100, 5 * regionSize, 1n);
       const chunks = await client.structuredReply();
       assert.deepEqual(
         chunks.map((chunk) => (chunk.kind === 'chunk' ? [chunk.type, chunk.flags, chunk.cookie] : chunk)),
@@ -181,7 +181,7 @@ describe('transmission with structured replies', () => {
         },
         { contextId: 3, extents: [[5 * r, 0]] },
       ]);
-      client.request(nbd.CMD_BLOCK_STATUS, 2 * r + 1, 4 * r, 2n, nbd.CMD_FLAG_REQ_ONE);
+      client.send(nbd.CMD_BLOCK_STATUS, 2 * r + 1, 4 * r, 2n, nbd.CMD_FLAG_REQ_ONE);
       const one = (await client.structuredReply()).map((chunk) =>
         decodeBlockStatus((chunk as { payload: Buffer }).payload),
       );
@@ -190,7 +190,7 @@ describe('transmission with structured replies', () => {
         { contextId: 2, extents: [[2 * r - 1, 1]] },
         { contextId: 3, extents: [[4 * r, 0]] },
       ]);
-      client.request(nbd.CMD_BLOCK_STATUS, regions * r - 10, 11, 3n);
+      client.send(nbd.CMD_BLOCK_STATUS, regions * r - 10, 11, 3n);
       const [past] = await client.structuredReply();
       assert.ok(past!.kind === 'chunk' && past.type === nbd.REPLY_TYPE_ERROR);
       assert.equal(decodeError(past.payload).errno, nbd.EINVAL);
@@ -200,12 +200,12 @@ describe('transmission with structured replies', () => {
 
   test('without STRUCTURED_REPLY the replies stay simple, and BLOCK_STATUS is NBD_EINVAL', async () => {
     await withServer(async (port) => {
-      const client = await StructuredTestClient.open(port);
-      await client.go('');
-      client.request(nbd.CMD_READ, 0, 4, 1n);
+      const client = await StructuredTestClient.connect(port);
+      await client.goTo('');
+      client.send(nbd.CMD_READ, 0, 4, 1n);
       const read = await client.message(4);
       assert.deepEqual(read, { kind: 'simple', error: 0, cookie: 1n, data: Buffer.alloc(4) });
-      client.request(nbd.CMD_BLOCK_STATUS, 0, 4, 2n);
+      client.send(nbd.CMD_BLOCK_STATUS, 0, 4, 2n);
       assert.deepEqual(await client.message(), { kind: 'simple', error: nbd.EINVAL, cookie: 2n });
       client.close();
     });

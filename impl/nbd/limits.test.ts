@@ -80,12 +80,7 @@ class Client {
   }
 
   request(type: number, cookie: number, offset: number, length: number, payload?: Buffer): void {
-    const header = Buffer.alloc(28);
-    header.writeUInt32BE(nbd.REQUEST_MAGIC, 0);
-    header.writeUInt16BE(type, 6);
-    header.writeBigUInt64BE(BigInt(cookie), 8);
-    header.writeBigUInt64BE(BigInt(offset), 16);
-    header.writeUInt32BE(length, 24);
+    const header = nbd.encodeRequest({ type, offset, length, cookie: BigInt(cookie) });
     this.socket.write(payload === undefined ? header : Buffer.concat([header, payload]));
   }
 

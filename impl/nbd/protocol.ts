@@ -109,3 +109,22 @@ export const commandNames: Record<number, string> = {
   [CMD_WRITE_ZEROES]: 'WRITE_ZEROES',
   [CMD_BLOCK_STATUS]: 'BLOCK_STATUS',
 };
+
+/** A request header (doc/proto.md, "Request message"); `magic` other than REQUEST_MAGIC only to test a server. */
+export function encodeRequest(request: {
+  readonly type: number;
+  readonly offset: number;
+  readonly length: number;
+  readonly cookie: bigint;
+  readonly flags?: number;
+  readonly magic?: number;
+}): Buffer {
+  const header = Buffer.alloc(REQUEST_HEADER_SIZE);
+  header.writeUInt32BE(request.magic ?? REQUEST_MAGIC, 0);
+  header.writeUInt16BE(request.flags ?? 0, 4);
+  header.writeUInt16BE(request.type, 6);
+  header.writeBigUInt64BE(request.cookie, 8);
+  header.writeBigUInt64BE(BigInt(request.offset), 16);
+  header.writeUInt32BE(request.length, 24);
+  return header;
+}

@@ -24,9 +24,9 @@ export class RawClient {
     socket.on('error', () => {});
   }
 
-  static open(port: number): Promise<RawClient> {
+  static open<T extends RawClient>(this: new (socket: Socket) => T, port: number): Promise<T> {
     return new Promise((resolve, reject) => {
-      const socket = connect(port, '127.0.0.1', () => resolve(new RawClient(socket)));
+      const socket = connect(port, '127.0.0.1', () => resolve(new this(socket)));
       socket.once('error', reject);
     });
   }
@@ -111,13 +111,7 @@ export class RawClient {
     flags = 0,
     magic = nbd.REQUEST_MAGIC,
   ): void {
-    const header = Buffer.alloc(28);
-    header.writeUInt32BE(magic, 0);
-    header.writeUInt16BE(flags, 4);
-    header.writeUInt16BE(type, 6);
-    header.writeBigUInt64BE(cookie, 8);
-    header.writeBigUInt64BE(BigInt(offset), 16);
-    header.writeUInt32BE(length, 24);
+    const header = nbd.encodeRequest({ type, offset, length, cookie, flags, magic });
     this.write(payload === undefined ? header : Buffer.concat([header, payload]));
   }
 

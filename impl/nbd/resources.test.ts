@@ -116,13 +116,7 @@ function residentBytes(pid: number): number {
 /** A socket past the handshake that sends a maximal WRITE's header and `sentBytes` of its payload, then stalls. */
 async function stalledWrite(socketPath: string, payloadMax: number, sentBytes: number): Promise<NbdTestClient> {
   const client = await NbdTestClient.connect({ socketPath });
-  const header = Buffer.alloc(nbd.REQUEST_HEADER_SIZE);
-  header.writeUInt32BE(nbd.REQUEST_MAGIC, 0);
-  header.writeUInt16BE(nbd.CMD_WRITE, 6);
-  header.writeBigUInt64BE(1n, 8);
-  header.writeBigUInt64BE(0n, 16);
-  header.writeUInt32BE(payloadMax, 24);
-  client.socket.write(header);
+  client.socket.write(nbd.encodeRequest({ type: nbd.CMD_WRITE, offset: 0, length: payloadMax, cookie: 1n }));
   client.socket.write(Buffer.alloc(sentBytes, 0x5a));
   return client;
 }

@@ -5,8 +5,8 @@
 // One exchange at a time. Test-only: nothing outside *.test.ts imports this file.
 
 import assert from 'node:assert/strict';
-import { connect, type Socket } from 'node:net';
 import * as nbd from './protocol.ts';
+import { RawClient } from './rawClient.ts';
 
 export interface OptionReply {
   readonly option: number;
@@ -25,69 +25,16 @@ export type ReplyMessage =
       readonly payload: Buffer;
     };
 
-export class StructuredTestClient {
-  private readonly socket: Socket;
-  private buffer = Buffer.alloc(0);
-  private waiter: (() => void) | null = null;
-  private closed = false;
-
-  private constructor(socket: Socket) {
-    this.socket = socket;
-    socket.on('data', (chunk: Buffer) => {
-      this.buffer = Buffer.concat([this.buffer, chunk]);
-      this.waiter?.();
-    });
-    socket.on('close', () => {
-      this.closed = true;
-      this.waiter?.();
-    });
-    socket.on('error', () => {});
-  }
-
+export class StructuredTestClient extends RawClient {
   /** Connects, checks the greeting and sends the client flags (fixed newstyle, no zeroes). */
-  static async open(port: number): Promise<StructuredTestClient> {
-    const socket = await new Promise<Socket>((resolve, reject) => {
-      const opened = connect(port, '127.0.0.1', () => resolve(opened));
-      opened.once('error', reject);
-    });
-    const client = new StructuredTestClient(socket);
-    const greeting = await client.read(18);
-    assert.equal(greeting.readBigUInt64BE(0), nbd.NBDMAGIC);
-    assert.equal(greeting.readBigUInt64BE(8), nbd.IHAVEOPT);
-    const flags = Buffer.alloc(4);
-    flags.writeUInt32BE(nbd.FLAG_C_FIXED_NEWSTYLE | nbd.FLAG_C_NO_ZEROES);
-    socket.write(flags);
+  static async connect(port: number): Promise<StructuredTestClient> {
+    const client = await StructuredTestClient.open(port);
+    await client.greeting();
     return client;
   }
 
   close(): void {
     this.socket.destroy();
-  }
-
-  async read(count: number): Promise<Buffer> {
-    while (this.buffer.length < count) {
-      if (this.closed) throw new Error(`connection closed with ${this.buffer.length} of ${count} bytes`);
-      await new Promise<void>((resolve) => (this.waiter = resolve));
-      this.waiter = null;
-    }
-    const bytes = Buffer.from(this.buffer.subarray(0, count));
-    this.buffer = this.buffer.subarray(count);
-    return bytes;
-  }
-
-  option(option: number, data: Buffer = Buffer.alloc(0)): void {
-    const header = Buffer.alloc(nbd.OPTION_HEADER_SIZE);
-    header.writeBigUInt64BE(nbd.IHAVEOPT, 0);
-    header.writeUInt32BE(option, 8);
-    header.writeUInt32BE(data.length, 12);
-    this.socket.write(Buffer.concat([header, data]));
-  }
-
-  async optionReply(): Promise<OptionReply> {
-    const header = await this.read(20);
-    assert.equal(header.readBigUInt64BE(0), nbd.OPTION_REPLY_MAGIC);
-    const data = await this.read(header.readUInt32BE(16));
-    return { option: header.readUInt32BE(8), type: header.readUInt32BE(12), data };
   }
 
   /** Every reply to one option up to and including its ACK or error. */
@@ -106,8 +53,8 @@ export class StructuredTestClient {
     return this.optionReplies();
   }
 
-  /** NBD_OPT_GO for `name`; returns the export size. */
-  async go(name = ''): Promise<bigint> {
+  /** NBD_OPT_GO for `name` (after connect, which did the greeting); returns the export size. */
+  async goTo(name: string): Promise<bigint> {
     const nameBytes = Buffer.from(name);
     const data = Buffer.alloc(4 + nameBytes.length + 2);
     data.writeUInt32BE(nameBytes.length, 0);
@@ -119,15 +66,9 @@ export class StructuredTestClient {
     return exportInfo.data.readBigUInt64BE(2);
   }
 
-  request(type: number, offset: number, length: number, cookie: bigint, flags = 0, payload?: Buffer): void {
-    const header = Buffer.alloc(nbd.REQUEST_HEADER_SIZE);
-    header.writeUInt32BE(nbd.REQUEST_MAGIC, 0);
-    header.writeUInt16BE(flags, 4);
-    header.writeUInt16BE(type, 6);
-    header.writeBigUInt64BE(cookie, 8);
-    header.writeBigUInt64BE(BigInt(offset), 16);
-    header.writeUInt32BE(length, 24);
-    this.socket.write(payload === undefined ? header : Buffer.concat([header, payload]));
+  /** A request with the cookie and flags first (RawClient.request has them last). */
+  send(type: number, offset: number, length: number, cookie: bigint, flags = 0, payload?: Buffer): void {
+    this.request(type, offset, length, payload, cookie, flags);
   }
 
   /** One reply message; a simple reply to a READ must be read with `simpleDataLength`. */

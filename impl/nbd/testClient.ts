@@ -185,13 +185,7 @@ export class NbdTestClient {
       await new Promise<void>((resolve) => this.slotWaiters.push(resolve));
     if (this.closedError !== null) throw this.closedError;
     const cookie = this.nextCookie++;
-    const header = Buffer.alloc(nbd.REQUEST_HEADER_SIZE);
-    header.writeUInt32BE(nbd.REQUEST_MAGIC, 0);
-    header.writeUInt16BE(flags, 4);
-    header.writeUInt16BE(type, 6);
-    header.writeBigUInt64BE(cookie, 8);
-    header.writeBigUInt64BE(BigInt(offset), 16);
-    header.writeUInt32BE(length, 24);
+    const header = nbd.encodeRequest({ type, offset, length, cookie, flags });
     const reply = new Promise<NbdReply>((resolve, reject) => {
       this.pending.set(cookie, { type, length, resolve, reject });
     });
@@ -228,10 +222,7 @@ export class NbdTestClient {
 
   /** NBD_CMD_DISC, then waits for the server to close the connection. */
   async disconnect(): Promise<void> {
-    const header = Buffer.alloc(nbd.REQUEST_HEADER_SIZE);
-    header.writeUInt32BE(nbd.REQUEST_MAGIC, 0);
-    header.writeUInt16BE(nbd.CMD_DISC, 6);
-    this.socket.write(header);
+    this.socket.write(nbd.encodeRequest({ type: nbd.CMD_DISC, offset: 0, length: 0, cookie: 0n }));
     await this.closed;
   }
 
