@@ -16,8 +16,8 @@ import { describeFailures, exploreBufferedWrites } from './bufferedWrites.ts';
 
 const seedVariable = 'COWMAP_BUFFERED_SEED';
 const seed = Number(process.env[seedVariable] ?? 20261130);
-/** About 10 s at the quick level on a quiet core (make test), about a minute of CPU at the full one (make verify). */
-const historyCount = atLevel(40, 300);
+/** About 4 s at the quick level on a quiet core (make test), about a minute of CPU at the full one (make verify). */
+const historyCount = atLevel(16, 300);
 /** A planted bug has this many histories to be caught in. */
 const plantedHistoryCount = atLevel(40, 100);
 
