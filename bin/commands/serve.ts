@@ -112,7 +112,7 @@ function limitOptions(values: Values<typeof description.options>): NbdServerOpti
   const read = (name: keyof typeof values, min: number, max = integerMax): number | undefined =>
     optionalIntegerOption(name, values[name] as string | undefined, { min, max });
   // The NBD length field is 32 bits; the block size maximum of NBD_INFO_BLOCK_SIZE too.
-  const payloadMax = read('max-request-bytes', 1, 2 ** 32 - 1);
+  const payloadMax = read('max-request-bytes', 512, 2 ** 32 - 1);
   const bufferBytesMax = read('buffer-bytes', 1);
   const options: NbdServerOptions = {
     payloadMax,

@@ -75,6 +75,8 @@ export class Connection implements RequestOrigin {
   private pumpPending = false;
   private handshakeTimer: NodeJS.Timeout | null;
   private requestTimer: NodeJS.Timeout | null = null;
+  /** Armed while replies wait in the socket's buffer: a client that never reads them would hold their reservations. */
+  private replyTimer: NodeJS.Timeout | null = null;
 
   constructor(server: ConnectionServer, socket: Socket) {
     this.server = server;
@@ -139,6 +141,11 @@ export class Connection implements RequestOrigin {
     this.drop();
     this.socket.end();
     this.socket.destroySoon();
+    // A client that does not read keeps the socket (and its connection slot) until the
+    // replies drain: past the request timeout it is cut off.
+    if (this.socket.writableLength > 0) {
+      setTimeout(() => this.socket.destroy(), this.server.limits.requestTimeoutMs).unref();
+    }
   }
 
   /** The connection is gone: timers stop, the queue is dropped, every reserved byte goes back. */
@@ -147,6 +154,7 @@ export class Connection implements RequestOrigin {
     this.state = 'closed';
     if (this.handshakeTimer !== null) clearTimeout(this.handshakeTimer);
     if (this.requestTimer !== null) clearTimeout(this.requestTimer);
+    this.clearReplyTimer();
     this.handshakeTimer = null;
     this.requestTimer = null;
     if (this.waiter !== null) this.server.budget.cancel(this.waiter);
@@ -173,12 +181,14 @@ export class Connection implements RequestOrigin {
     }
     if (this.markedBytes > 0) return;
     this.markedBytes = this.unflushedBytes;
+    this.armReplyTimer();
     this.socket.write(emptyWrite, () => {
       if (this.state === 'closed') return;
       const bytes = this.markedBytes;
       this.markedBytes = 0;
       this.unflushedBytes -= bytes;
       this.release(bytes);
+      this.clearReplyTimer();
       if (this.unflushedBytes > 0) this.releaseFlushed();
     });
   }
@@ -298,14 +308,14 @@ export class Connection implements RequestOrigin {
   }
 
   /**
-   * What a BLOCK_STATUS reserves: the most its reply can take (blockStatus.ts), but
-   * never more than the payload limit, so that every reservation fits the cap alone
-   * (a reply over it needs ranges of millions of regions with several contexts).
+   * What a BLOCK_STATUS reserves: the most its reply can take (blockStatus.ts), up
+   * to a chunk per context of nearly `payloadMax` each; never more than the cap, so
+   * that every reservation fits it alone.
    */
   private blockStatusReplyBytes(offset: bigint, length: number, flags: number): number {
     const start = Number(offset > BigInt(Number.MAX_SAFE_INTEGER) ? 0n : offset);
     const bytes = blockStatusReplyBytesMax(this.session, this.server.regionSize, start, length, flags);
-    return Math.min(this.server.limits.payloadMax, bytes);
+    return Math.min(this.server.budget.capBytes, bytes);
   }
 
   /** The reserved request: its payload (a WRITE), then into the queue. */
@@ -348,6 +358,28 @@ export class Connection implements RequestOrigin {
       this.server.limits.requestTimeoutMs,
     );
     this.requestTimer.unref();
+  }
+
+  /**
+   * Replies that do not leave the socket's buffer for the request timeout: the client
+   * stopped reading, and its reservations would fill the one cap that every
+   * connection shares, stalling them all. It is cut off and its bytes go back.
+   */
+  private armReplyTimer(): void {
+    if (this.replyTimer !== null) return;
+    const seconds = this.server.limits.requestTimeoutMs / 1000;
+    this.replyTimer = setTimeout(() => {
+      this.server.logLine(`nbd: closing a connection: its replies were not read for ${seconds} s`);
+      this.drop();
+      this.socket.destroy();
+    }, this.server.limits.requestTimeoutMs);
+    this.replyTimer.unref();
+  }
+
+  private clearReplyTimer(): void {
+    if (this.replyTimer === null) return;
+    clearTimeout(this.replyTimer);
+    this.replyTimer = null;
   }
 
   private clearRequestTimer(): void {

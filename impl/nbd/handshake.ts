@@ -243,7 +243,9 @@ export class Handshake {
       const blockSize = Buffer.alloc(14);
       blockSize.writeUInt16BE(nbd.INFO_BLOCK_SIZE, 0);
       blockSize.writeUInt32BE(1, 2);
-      blockSize.writeUInt32BE(4096, 6);
+      // The preferred size is a power of 2 no larger than the maximum (doc/proto.md):
+      // 4096, or less under a smaller --max-request-bytes.
+      blockSize.writeUInt32BE(Math.min(4096, 2 ** Math.floor(Math.log2(this.facts.payloadMax))), 6);
       blockSize.writeUInt32BE(this.facts.payloadMax, 10);
       this.reply(option, nbd.REP_INFO, blockSize);
     }

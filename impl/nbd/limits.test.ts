@@ -186,6 +186,30 @@ describe('limits', () => {
     });
   });
 
+  test('a client that never reads its replies is cut off after the request timeout, its reservations freed', async () => {
+    const readBytes = 16384;
+    const cap = 4 * (readBytes + requestShareBytes);
+    const options = { payloadMax: readBytes, bufferBytesMax: cap, requestTimeoutSeconds: 0.3 };
+    await withServer(options, async (server, port, lines) => {
+      const hog = await Client.open(port);
+      await hog.go();
+      hog.socket.pause(); // it never reads again: its replies fill the kernel's buffers, then the cap
+      for (let cookie = 0; cookie < 2000; cookie++)
+        hog.request(nbd.CMD_READ, cookie, (cookie % 64) * readBytes, readBytes);
+      const cutOff = (): boolean => lines.some((line) => line.includes('its replies were not read for 0.3 s'));
+      for (let attempt = 0; attempt < 100 && !cutOff(); attempt++) await settle(20);
+      assert.ok(cutOff(), lines.join('\n'));
+      await settle(20);
+      assert.equal(server.budget.usedBytes, 0, 'its reservations went back');
+      const other = await Client.open(port);
+      await other.go();
+      other.request(nbd.CMD_READ, 1, 0, readBytes);
+      assert.equal((await other.reply(readBytes)).error, 0, 'the server serves on');
+      other.socket.destroy();
+      hog.socket.destroy();
+    });
+  });
+
   test('DISC after outstanding requests: they are answered, then the connection closes', async () => {
     await withServer({}, async (_server, port) => {
       const client = await Client.open(port);
