@@ -8,7 +8,7 @@
 // out byte for byte. Skipped, naming the tool, when one is not installed.
 
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +16,7 @@ import { after, test } from 'node:test';
 import { Prng } from '../../harness/prng.ts';
 import { NodeStorage } from '../nodeStorage.ts';
 import { ReplicatedVolume } from '../replicatedVolume.ts';
+import { run as runTool } from './nbdTestTools.ts';
 import { NbdServer } from './server.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'cowmap-nbd-tools-'));
@@ -34,20 +35,9 @@ function missingTools(): string | undefined {
   return reason;
 }
 
-/** Runs a tool without blocking the event loop (the in-process server must keep serving); its stdout. */
-function run(cmd: string, args: readonly string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk) => (stdout += chunk));
-    child.stderr.on('data', (chunk) => (stderr += chunk));
-    child.on('error', reject);
-    child.on('close', (status) => {
-      if (status === 0) resolve(stdout);
-      else reject(new Error(`${cmd} ${args.join(' ')} exited ${status}\n${stdout}\n${stderr}`));
-    });
-  });
+/** A tool's stdout, run without blocking the event loop (the in-process server must keep serving). */
+async function run(cmd: string, args: string[]): Promise<string> {
+  return (await runTool(cmd, args)).stdout;
 }
 
 /** `nbdinfo --map` lines: offset, length, flags, description. */

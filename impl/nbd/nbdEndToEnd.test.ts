@@ -10,6 +10,19 @@ import { describe, test } from 'node:test';
 import { atLevel } from '../../harness/testLevel.ts';
 import { createVolume, missing, root, run } from './nbdTestTools.ts';
 import { type CycleReport, NbdServer } from './server.ts';
+import type { ReplicatedVolume } from '../replicatedVolume.ts';
+
+/** A server whose every swap copies the primary to SNAPS/N.primary and every completion the secondary to SNAPS/N.secondary. */
+function snapshottingServer(volume: ReplicatedVolume, snaps: string, reports: CycleReport[]): NbdServer {
+  return new NbdServer(volume, {
+    log: () => {},
+    onSwap: (cycle) => copyFileSync(join(volume.dir, 'primary'), join(snaps, `${cycle}.primary`)),
+    onCycle: (report) => {
+      copyFileSync(join(volume.dir, 'secondary/image'), join(snaps, `${report.cycle}.secondary`));
+      reports.push(report);
+    },
+  });
+}
 
 describe('NBD end to end', () => {
   test('a. qemu-io writes patterns at many offsets and sizes; the primary matches', {
@@ -68,14 +81,7 @@ describe('NBD end to end', () => {
     const snaps = join(work, 'snaps');
     mkdirSync(snaps);
     const reports: CycleReport[] = [];
-    const server = new NbdServer(volume, {
-      log: () => {},
-      onSwap: (cycle) => copyFileSync(join(volume.dir, 'primary'), join(snaps, `${cycle}.primary`)),
-      onCycle: (report) => {
-        copyFileSync(join(volume.dir, 'secondary/image'), join(snaps, `${report.cycle}.secondary`));
-        reports.push(report);
-      },
-    });
+    const server = snapshottingServer(volume, snaps, reports);
     const port = (await server.listen({ port: 0 })) as number;
     // The copy streams from nbdcopy's standard input, fed in eight pieces with a
     // cycle run (and waited for) after each: swaps land in the middle of the copy
@@ -201,14 +207,7 @@ describe('NBD end to end', () => {
     }
     const volume = createVolume(256, 65536); // 16 MiB
     const reports: CycleReport[] = [];
-    const server = new NbdServer(volume, {
-      log: () => {},
-      onSwap: (cycle) => copyFileSync(join(volume.dir, 'primary'), join(snaps, `${cycle}.primary`)),
-      onCycle: (report) => {
-        copyFileSync(join(volume.dir, 'secondary/image'), join(snaps, `${report.cycle}.secondary`));
-        reports.push(report);
-      },
-    });
+    const server = snapshottingServer(volume, snaps, reports);
     const port = (await server.listen({ port: 0 })) as number;
     const disk = join(mount, 'disk');
     const fuse = spawn('nbdfuse', [disk, `nbd://127.0.0.1:${port}`], { stdio: ['ignore', 'ignore', 'pipe'] });
