@@ -136,18 +136,26 @@ export class ReplicatedVolume extends VolumeBytes {
 
   /** X[region]: set in memory, durable or deferred (for BLOCK_STATUS's map of the next map). */
   hasNext(region: number): boolean {
-    const where = this.where('hasNext', `region ${region}`);
-    this.checkUsable(where);
-    this.checkRegion(where, region);
+    this.checkRegionQuery('hasNext', region);
     return this.nextMap.has(region);
   }
 
   /** C[region]: always false while idle (the current map file is ignored then). */
   hasCurrent(region: number): boolean {
-    const where = this.where('hasCurrent', `region ${region}`);
+    this.checkRegionQuery('hasCurrent', region);
+    return this.phase === 'replicating' && this.currentMap.has(region);
+  }
+
+  /**
+   * checkUsable and checkRegion for a per-region query that BLOCK_STATUS asks up to
+   * 2^20 times a reply: the message naming the call is built only for a rejection.
+   */
+  private checkRegionQuery(operation: string, region: number): void {
+    const usable = !this.closed && this.failure === null;
+    if (usable && Number.isInteger(region) && region >= 0 && region < this.regions) return;
+    const where = this.where(operation, `region ${region}`);
     this.checkUsable(where);
     this.checkRegion(where, region);
-    return this.phase === 'replicating' && this.currentMap.has(region);
   }
 
   /** The regions whose COW slot holds a copy for the running cycle: empty while idle. */

@@ -239,6 +239,20 @@ describe('what writeMany writes', () => {
   });
 });
 
+describe('the maps as BLOCK_STATUS asks them', () => {
+  test('hasNext and hasCurrent follow X and C; a region out of range is E_RANGE, a closed volume E_PHASE', () => {
+    volume.writeMany([{ offset: 2 * regionSize, bytes: filled(1, 1) }]);
+    assert.deepEqual([volume.hasNext(2), volume.hasNext(3), volume.hasCurrent(2)], [true, false, false]);
+    volume.startCycle();
+    assert.deepEqual([volume.hasNext(2), volume.hasCurrent(2), volume.hasCurrent(3)], [false, true, false]);
+    expectCode(() => volume.hasNext(regions), 'E_RANGE');
+    expectCode(() => volume.hasCurrent(-1), 'E_RANGE');
+    expectCode(() => volume.hasNext(0.5), 'E_RANGE');
+    volume.close();
+    expectCode(() => volume.hasNext(0), 'E_PHASE');
+  });
+});
+
 describe('durability points', () => {
   test('the swap after unflushed writes syncs P first, then the metadata; without them it does not sync P', () => {
     volume.writeMany([{ offset: 0, bytes: filled(10, 1) }]);
