@@ -31,6 +31,20 @@ export class CowmapError extends Error {
   }
 }
 
+/**
+ * A fault of the link to a remote secondary or of the far side (refused, dropped,
+ * an NBD error reply, a FLUSH that failed) that outlasted the replica's retries. The
+ * call that saw it changed nothing durable on the primary: the regions it was
+ * sending are not counted as sent and the cycle stays running, so the handle is NOT
+ * poisoned (impl/volumeCore.ts, perform) and the call may be retried. Code E_IO.
+ */
+export class ReplicaLinkError extends CowmapError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('E_IO', message, options);
+    this.name = 'ReplicaLinkError';
+  }
+}
+
 export function isCowmapError(error: unknown, code?: ErrorCode): error is CowmapError {
   return error instanceof CowmapError && (code === undefined || error.code === code);
 }

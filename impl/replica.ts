@@ -79,7 +79,48 @@ export interface Replica {
    * of S now (the regions are resent by the next cycle anyway), durable on return.
    */
   rewriteDigestPages(pages: readonly number[]): void;
+  /**
+   * The volume swapped, or opened in the middle of a cycle: `cycle` is running from
+   * now on (docs/protocol.md section 9). No I/O: a remote replica sends its start
+   * signal before the cycle's first region; a directory replica does nothing.
+   */
+  cycleRunning(cycle: number): void;
+  /**
+   * Completion's first step, before the volume's durable update: every transfer of
+   * `cycle` is confirmed by the far side and the cycle's end is signalled (a remote
+   * replica: the complete control block, then a FLUSH). ReplicaLinkError when the
+   * far side did not confirm: the cycle stays running. A directory replica: nothing.
+   */
+  confirmCycle(cycle: number): void;
+  /**
+   * S[region] as the secondary's consistent image holds it: P@swap of the last
+   * completed cycle (INV-DR, docs/protocol.md section 9). Only a replica that keeps
+   * a consistent image has it; the others are undefined here.
+   */
+  readonly readConsistentRegion?: (region: number) => Uint8Array;
+  /** Where the link to a remote replica stands (`cowmap status`, serve.status); undefined for a local one. */
+  readonly linkStatus?: () => LinkStatus;
   close(): void;
+}
+
+/** The link to a remote secondary, as status reports it. */
+export interface LinkStatus {
+  /** The secondary as recorded (nbd://HOST:PORT/EXPORT or nbd+unix:///EXPORT?socket=PATH). */
+  readonly url: string;
+  /** up: connected and handshaken; down: the last attempt failed; idle: not connected yet (connects on first use). */
+  readonly state: 'up' | 'down' | 'idle';
+  /** The last fault seen ("connect: ECONNREFUSED", "FLUSH: EIO reply", ...), null when none since open. */
+  readonly lastError: string | null;
+  /** When lastError happened, ms since the epoch; null when none. */
+  readonly lastErrorAtMs: number | null;
+  /** Connection attempts that failed since the last success. */
+  readonly failedAttempts: number;
+  /**
+   * The far side's control block as last read or written: the last cycle it
+   * confirmed complete and that cycle's swap time (0 unknown); null before the
+   * first connect.
+   */
+  readonly far: { readonly completedCycle: number; readonly swapTimeMs: number } | null;
 }
 
 /** What a replica must match: the volume's id (from its metadata) and geometry. */
@@ -325,6 +366,11 @@ export class FileReplica implements Replica {
     this.digests.rewritePages(pages, (region) => crc32(this.image.readRegion(region)));
     this.digests.sync();
   }
+
+  /** A directory replica has no signals: every write is durable before writeRegions returns. */
+  cycleRunning(_cycle: number): void {}
+
+  confirmCycle(_cycle: number): void {}
 
   close(): void {
     closeQuietly(this.digests.file);

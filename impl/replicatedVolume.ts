@@ -248,6 +248,26 @@ export class ReplicatedVolume extends VolumeBytes {
     );
   }
 
+  /**
+   * The secondary's consistent image at `region`: P@swap of the last completed cycle
+   * (INV-DR, docs/protocol.md section 9), whatever a running cycle has sent so far.
+   * E_BAD_REQUEST when the secondary keeps no consistent image (a directory or a
+   * plain NBD export: their S is updated in place).
+   */
+  readConsistent(region: number): Uint8Array {
+    const where = this.where('readConsistent', `region ${region}`);
+    this.checkUsable(where);
+    this.checkRegion(where, region);
+    const read = this.replica.readConsistentRegion;
+    if (read === undefined) {
+      throw new CowmapError(
+        'E_BAD_REQUEST',
+        `${where}: the secondary keeps no consistent image (it is updated in place)`,
+      );
+    }
+    return this.perform(where, () => read(region));
+  }
+
   /** The swap: C := X, X := clear, W := empty, phase replicating. */
   startCycle(): void {
     const where = this.where('startCycle');
@@ -263,6 +283,7 @@ export class ReplicatedVolume extends VolumeBytes {
         this.primaryUnsynced = false;
       }
       this.swapMaps();
+      this.replica.cycleRunning(this.cycle);
     });
   }
 
@@ -326,7 +347,12 @@ export class ReplicatedVolume extends VolumeBytes {
         `${where}: ${unsent.length} region(s) of the current map not sent: ${listed}`,
       );
     }
-    this.perform(where, () => this.clearCurrent());
+    this.perform(where, () => {
+      // A remote secondary confirms the cycle (its complete signal and a FLUSH) before
+      // the durable step that completes it here: never complete what the far side lost.
+      this.replica.confirmCycle(this.cycle);
+      this.clearCurrent();
+    });
   }
 }
 

@@ -10,7 +10,7 @@
 import { assert } from './assert.ts';
 import { Bitmap } from './bitmap.ts';
 import type { CowStore } from './cowStore.ts';
-import { CowmapError, isStorageError } from './errors.ts';
+import { CowmapError, isStorageError, ReplicaLinkError } from './errors.ts';
 import { geometryProblem, type Geometry } from './geometry.ts';
 import type { MapFile } from './mapFile.ts';
 import type { MetadataStore, Phase } from './metadata.ts';
@@ -92,6 +92,8 @@ export class VolumeCore {
     this.cow.stampWith(() => this.metadata.record.sequence);
     // The replica checks S and its digest table only where the entry is current.
     this.replica.setPending((region) => this.isPending(region));
+    // A cycle a crash interrupted resumes at open: the far side hears it before any region.
+    if (this.phase === 'replicating') this.replica.cycleRunning(this.cycle);
     assert(this.replica.regions === this.regions && this.replica.regionSize === this.regionSize, 'replica geometry');
   }
 
@@ -253,12 +255,15 @@ export class VolumeCore {
   /**
    * Runs the I/O of an accepted call. Whatever it throws poisons the handle (its
    * in-memory state may be ahead of or behind the disk); a storage error becomes
-   * E_IO, anything else travels up untouched.
+   * E_IO, anything else travels up untouched. Except a ReplicaLinkError: the remote
+   * replica throws it before the call changed anything durable here.
    */
   protected perform<T>(where: string, body: () => T): T {
     try {
       return body();
     } catch (error) {
+      // The link failed before the primary changed anything durable: retry, no reopen.
+      if (error instanceof ReplicaLinkError) throw error;
       this.failure = isStorageError(error) ? `${error.code} in ${where}` : `${errorName(error)} in ${where}`;
       throw asVolumeError(error, where, 'E_IO');
     }
