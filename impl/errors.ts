@@ -32,16 +32,22 @@ export class CowmapError extends Error {
 }
 
 /**
- * A fault of the link to a remote secondary or of the far side (refused, dropped,
- * an NBD error reply, a FLUSH that failed) that outlasted the replica's retries. The
- * call that saw it changed nothing durable on the primary: the regions it was
- * sending are not counted as sent and the cycle stays running, so the handle is NOT
- * poisoned (impl/volumeCore.ts, perform) and the call may be retried. Code E_IO.
+ * A fault of the link to a remote secondary or of the far side that outlasted the
+ * replica's retries: E_IO (refused, dropped, an NBD error reply, a FLUSH that
+ * failed), or E_CORRUPT (the far side is the wrong size, another volume's, or lost
+ * cycles it had confirmed complete). The call that saw it changed nothing durable
+ * on the primary: the regions it was sending are not counted as sent and the cycle
+ * stays running, so the handle is NOT poisoned (impl/volumeCore.ts, perform) and
+ * the call may be retried. `lostSent`: the far side lost regions of the running
+ * cycle that it had confirmed, so every region of C counts as unsent again.
  */
 export class ReplicaLinkError extends CowmapError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super('E_IO', message, options);
+  readonly lostSent: boolean;
+
+  constructor(code: 'E_IO' | 'E_CORRUPT', message: string, options?: { cause?: unknown; lostSent?: boolean }) {
+    super(code, message, options);
     this.name = 'ReplicaLinkError';
+    this.lostSent = options?.lostSent === true;
   }
 }
 

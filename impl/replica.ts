@@ -81,7 +81,7 @@ export interface Replica {
   rewriteDigestPages(pages: readonly number[]): void;
   /**
    * The volume swapped, or opened in the middle of a cycle: `cycle` is running from
-   * now on (docs/protocol.md section 9). No I/O: a remote replica sends its start
+   * now on (docs/protocol.md section 10). No I/O: a remote replica sends its start
    * signal before the cycle's first region; a directory replica does nothing.
    */
   cycleRunning(cycle: number): void;
@@ -94,7 +94,7 @@ export interface Replica {
   confirmCycle(cycle: number): void;
   /**
    * S[region] as the secondary's consistent image holds it: P@swap of the last
-   * completed cycle (INV-DR, docs/protocol.md section 9). Only a replica that keeps
+   * completed cycle (INV-DR, docs/protocol.md section 10). Only a replica that keeps
    * a consistent image has it; the others are undefined here.
    */
   readonly readConsistentRegion?: (region: number) => Uint8Array;

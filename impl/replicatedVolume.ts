@@ -1,9 +1,8 @@
 import { Bitmap } from './bitmap.ts';
 import { sha256Hex } from './checksum.ts';
 import { createVolumeParts } from './createVolume.ts';
-import { CowmapError } from './errors.ts';
+import { CowmapError, ReplicaLinkError } from './errors.ts';
 import type { Geometry } from './geometry.ts';
-import type { MapFile } from './mapFile.ts';
 import type { Phase } from './metadata.ts';
 import { openVolumeParts } from './openVolume.ts';
 import { OpenRepairs } from './recoveryChecks.ts';
@@ -11,14 +10,8 @@ import { scrubVolume } from './scrub.ts';
 import type { ScrubOptions, ScrubReport } from './scrubFinding.ts';
 import { volumeScrubTarget, type ScrubbedVolume } from './volumeScrub.ts';
 import type { Storage } from './storage.ts';
-import {
-  asVolumeError,
-  closeParts,
-  type CreateOptions,
-  type OpenOptions,
-  type VolumeParts,
-  type VolumeRules,
-} from './volumeParts.ts';
+import type { CreateOptions, OpenOptions } from './volumeParts.ts';
+import { recoverParts, type VolumeClass, volumeRules } from './volumeRecovery.ts';
 import { VolumeBytes } from './volumeBytes.ts';
 import type { VolumeName } from './volumeCore.ts';
 export type { ByteWrite, Phase, VolumeName } from './volumeCore.ts';
@@ -38,8 +31,6 @@ export interface VolumeState {
 }
 
 export type { CreateOptions, OpenOptions, VolumeParts } from './volumeParts.ts';
-
-type VolumeClass<T> = new (parts: VolumeParts) => T;
 
 /** Regions named in one message at most. */
 const regionsListedMax = 8;
@@ -250,7 +241,7 @@ export class ReplicatedVolume extends VolumeBytes {
 
   /**
    * The secondary's consistent image at `region`: P@swap of the last completed cycle
-   * (INV-DR, docs/protocol.md section 9), whatever a running cycle has sent so far.
+   * (INV-DR, docs/protocol.md section 10), whatever a running cycle has sent so far.
    * E_BAD_REQUEST when the secondary keeps no consistent image (a directory or a
    * plain NBD export: their S is updated in place).
    */
@@ -350,51 +341,14 @@ export class ReplicatedVolume extends VolumeBytes {
     this.perform(where, () => {
       // A remote secondary confirms the cycle (its complete signal and a FLUSH) before
       // the durable step that completes it here: never complete what the far side lost.
-      this.replica.confirmCycle(this.cycle);
+      try {
+        this.replica.confirmCycle(this.cycle);
+      } catch (error) {
+        // The far side lost regions it had confirmed: all of C goes again before completion.
+        if (error instanceof ReplicaLinkError && error.lostSent) this.sent.clearAll();
+        throw error;
+      }
       this.clearCurrent();
     });
-  }
-}
-
-/** The rules of a volume class (its static members; a mutant's subclass overrides some). */
-function volumeRules(volumeClass: unknown): VolumeRules {
-  const rules = volumeClass as typeof ReplicatedVolume & {
-    syncFilesAtOpen: boolean;
-    refusesExistingVolume: boolean;
-    honoursLock: boolean;
-  };
-  return {
-    geometryProblem: (geometry) =>
-      (rules as unknown as { geometryProblem(g: Geometry): string | null }).geometryProblem(geometry),
-    refusesExistingVolume: rules.refusesExistingVolume,
-    honoursLock: rules.honoursLock,
-    syncFilesAtOpen: rules.syncFilesAtOpen,
-  };
-}
-
-/** Builds the volume on its parts and runs recovery; on any failure the parts are closed and the lock released. */
-function recoverParts<T extends ReplicatedVolume>(
-  volumeClass: VolumeClass<T>,
-  parts: VolumeParts,
-  where: string,
-  missingAs: 'E_IO' | 'E_CORRUPT',
-  repairs: OpenRepairs | null = null,
-): T {
-  try {
-    const volume = new volumeClass(parts);
-    const internals = volume as unknown as { recover(): void; openRepairs: OpenRepairs | null; nextMap: MapFile };
-    if (repairs !== null) {
-      repairs.nextMap = () => internals.nextMap;
-      internals.openRepairs = repairs;
-    }
-    try {
-      internals.recover();
-    } finally {
-      internals.openRepairs = null;
-    }
-    return volume;
-  } catch (error) {
-    closeParts(parts);
-    throw asVolumeError(error, where, missingAs);
   }
 }

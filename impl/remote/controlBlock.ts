@@ -1,5 +1,5 @@
 // The control block: the last 4096 bytes of a remote secondary's NBD export, past
-// the image (docs/protocol.md section 9). It names the volume the export belongs to
+// the image (docs/protocol.md section 10). It names the volume the export belongs to
 // and where replication stands on the far side. The primary writes it at three
 // moments, each followed by a FLUSH before the primary relies on it:
 //
