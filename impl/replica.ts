@@ -100,6 +100,12 @@ export interface Replica {
   readonly readConsistentRegion?: (region: number) => Uint8Array;
   /** Where the link to a remote replica stands (`cowmap status`, serve.status); undefined for a local one. */
   readonly linkStatus?: () => LinkStatus;
+  /**
+   * Connects if not connected (bounded by the link's connect timeout), reads the far
+   * side's control block, writes nothing, and returns the link's status (`cowmap
+   * status` of a volume nobody serves). Undefined for a local replica.
+   */
+  readonly probeLink?: () => LinkStatus;
   close(): void;
 }
 
