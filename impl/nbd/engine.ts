@@ -6,11 +6,16 @@
 // or a FUA write, ONE volume.flush() and their replies. A FLUSH is answered only
 // after every write answered before it arrived is durable: those writes ran in this
 // batch or an earlier one, so their bytes are in the OS, and the flush syncs P.
+//
+// What the batch runs against is an ExportTarget: a volume (`cowmap serve`, through
+// volumeTarget) or a receiver store (`cowmap receive`, impl/receive/receiveServerTarget.ts).
 
 import { CowmapError } from '../errors.ts';
-import type { ByteWrite, ReplicatedVolume } from '../replicatedVolume.ts';
+import { type ByteWrite, ReplicatedVolume } from '../replicatedVolume.ts';
 import { blockStatusExtents } from './blockStatus.ts';
+import type { Session } from './handshake.ts';
 import * as nbd from './protocol.ts';
+import type { ContextExtents } from './replies.ts';
 import type { QueuedRequest } from './requestQueue.ts';
 
 export type { QueuedRequest, Request, RequestOrigin } from './requestQueue.ts';
@@ -27,6 +32,49 @@ export interface EngineOptions {
   /** TRIM / WRITE_ZEROES chunk size: the zeros written per batch for one request. */
   readonly chunkBytes: number;
   readonly log: (line: string) => void;
+}
+
+/** One write of a batch: a WRITE's payload, or a chunk of zeros (`zeroes`: its bytes are all zero, shared). */
+export interface TargetWrite extends ByteWrite {
+  readonly zeroes: boolean;
+}
+
+/** What one export serves: the engine's only view of the volume or store behind it. */
+export interface ExportTarget {
+  readonly sizeBytes: number;
+  /** NBD_CMD_TRIM is served (as a write of zeros); otherwise it is NBD_EINVAL. */
+  readonly trims: boolean;
+  /**
+   * Applies `writes` in their order (the order each connection sent them); calls
+   * `failed` for every write that was not applied, with its error (a CowmapError
+   * other than E_IO is a refusal: NBD_EINVAL; anything else NBD_EIO).
+   */
+  writeMany(writes: readonly TargetWrite[], failed: (index: number, error: unknown) => void): void;
+  read(offset: number, length: number): Uint8Array;
+  /** Every write applied before it is durable when it returns. */
+  flush(): void;
+  /** BLOCK_STATUS; absent: the command is NBD_EINVAL (and the handshake offers no metadata context). */
+  blockStatus?(session: Session, offset: number, length: number, flags: number): ContextExtents[];
+}
+
+/** A volume as an export target: a failed writeMany fails every write of the batch (the handle is poisoned). */
+export function volumeTarget(volume: ReplicatedVolume): ExportTarget {
+  return {
+    get sizeBytes() {
+      return volume.sizeBytes;
+    },
+    trims: true,
+    writeMany(writes, failed) {
+      try {
+        volume.writeMany(writes);
+      } catch (error) {
+        for (let index = 0; index < writes.length; index++) failed(index, error);
+      }
+    },
+    read: (offset, length) => volume.read(offset, length),
+    flush: () => volume.flush(),
+    blockStatus: (session, offset, length, flags) => blockStatusExtents(volume, session, offset, length, flags),
+  };
 }
 
 /** What a batch did, for the server's summary line. */
@@ -48,15 +96,15 @@ function flagsAllowed(type: number): number {
 }
 
 export class Engine {
-  private readonly volume: ReplicatedVolume;
+  private readonly target: ExportTarget;
   private readonly options: EngineOptions;
   /** The failures of the running batch, logged together at its end. */
   private failures: string[] = [];
   /** Shared, never written: the source of every zeroing chunk. */
   private readonly zeros: Uint8Array;
 
-  constructor(volume: ReplicatedVolume, options: EngineOptions) {
-    this.volume = volume;
+  constructor(target: ExportTarget | ReplicatedVolume, options: EngineOptions) {
+    this.target = target instanceof ReplicatedVolume ? volumeTarget(target) : target;
     this.options = options;
     this.zeros = new Uint8Array(options.chunkBytes);
   }
@@ -81,8 +129,13 @@ export class Engine {
     const { type, flags, offset, length } = request;
     if (nbd.commandNames[type] === undefined || type === nbd.CMD_DISC || (flags & ~flagsAllowed(type)) !== 0)
       return { errno: nbd.EINVAL, message: 'unknown command or flag' };
+    if (
+      (type === nbd.CMD_TRIM && !this.target.trims) ||
+      (type === nbd.CMD_BLOCK_STATUS && this.target.blockStatus === undefined)
+    )
+      return { errno: nbd.EINVAL, message: 'a command this export does not serve' };
     if (type === nbd.CMD_FLUSH) return null;
-    if (offset + BigInt(length) > BigInt(this.volume.sizeBytes)) {
+    if (offset + BigInt(length) > BigInt(this.target.sizeBytes)) {
       const zeroing = type === nbd.CMD_WRITE || type === nbd.CMD_WRITE_ZEROES;
       return { errno: zeroing ? nbd.ENOSPC : nbd.EINVAL, message: 'past the end' };
     }
@@ -144,19 +197,19 @@ export class Engine {
   /** One writeMany for all; replies of the writes that finished, except FUA ones (added to `syncs`). */
   private runWrites(writes: readonly BatchEntry[], syncs: QueuedRequest[]): number {
     if (writes.length === 0) return 0;
-    const byteWrites: ByteWrite[] = writes.map(({ request, chunk }) =>
+    const targetWrites: TargetWrite[] = writes.map(({ request, chunk }) =>
       chunk === null
-        ? { offset: Number(request.offset), bytes: request.payload! }
-        : { offset: chunk.offset, bytes: this.zeros.subarray(0, chunk.length) },
+        ? { offset: Number(request.offset), bytes: request.payload!, zeroes: false }
+        : { offset: chunk.offset, bytes: this.zeros.subarray(0, chunk.length), zeroes: true },
     );
-    try {
-      this.volume.writeMany(byteWrites);
-    } catch (error) {
-      for (const { request } of writes) this.fail(request, error);
-      return 0;
-    }
+    const failures = new Map<number, unknown>();
+    this.target.writeMany(targetWrites, (index, error) => failures.set(index, error));
     let bytesWritten = 0;
-    for (const { request, chunk } of writes) {
+    for (const [index, { request, chunk }] of writes.entries()) {
+      if (failures.has(index)) {
+        this.fail(request, failures.get(index));
+        continue;
+      }
       request.payload = null;
       if (chunk === null) bytesWritten += request.length;
       else {
@@ -176,10 +229,10 @@ export class Engine {
     let body: () => void;
     try {
       if (request.type === nbd.CMD_READ) {
-        const data = this.volume.read(start, request.length);
+        const data = this.target.read(start, request.length);
         body = () => replies.read(request.cookie, start, data);
       } else {
-        const extents = blockStatusExtents(this.volume, request.origin.session, start, request.length, request.flags);
+        const extents = this.target.blockStatus!(request.origin.session, start, request.length, request.flags);
         body = () => replies.blockStatus(request.cookie, extents);
       }
     } catch (error) {
@@ -200,7 +253,7 @@ export class Engine {
   private runFlush(syncs: readonly QueuedRequest[]): void {
     if (syncs.length === 0) return;
     try {
-      this.volume.flush();
+      this.target.flush();
     } catch (error) {
       for (const request of syncs) this.fail(request, error);
       return;

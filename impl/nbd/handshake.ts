@@ -40,6 +40,11 @@ export interface ExportFacts {
   readonly transmissionFlags: number;
   /** The largest READ/WRITE payload (NBD_INFO_BLOCK_SIZE maximum). */
   readonly payloadMax: number;
+  /**
+   * False: no metadata context is offered (an export without BLOCK_STATUS, such as
+   * `cowmap receive`'s): LIST and SET answer none. Absent: every context of metaContexts.ts.
+   */
+  readonly metaContextsServed?: boolean;
   knowsExport(name: string): boolean;
 }
 
@@ -188,7 +193,8 @@ export class Handshake {
       return;
     }
     const matched = new Set<MetaContext>();
-    for (const query of request.queries) {
+    const served = this.facts.metaContextsServed !== false;
+    for (const query of served ? request.queries : []) {
       if (set) {
         const context = contextSelected(query);
         if (context !== undefined) matched.add(context);
@@ -196,7 +202,8 @@ export class Handshake {
         for (const context of contextsListed(query)) matched.add(context);
       }
     }
-    const answered = !set && request.queries.length === 0 ? metaContexts : [...matched].sort((a, b) => a.id - b.id);
+    const everyContext = served ? metaContexts : [];
+    const answered = !set && request.queries.length === 0 ? everyContext : [...matched].sort((a, b) => a.id - b.id);
     for (const context of answered) {
       if (set) this.session.metaContexts.set(context.id, context.name);
       this.reply(option, nbd.REP_META_CONTEXT, metaContextReplyData(set ? context.id : 0, context.name));
