@@ -1,0 +1,147 @@
+// A receiver store as the NBD engine's export target (impl/nbd/engine.ts): the writes
+// of a batch go to the store one by one, in the order the connections sent them (a
+// control block write precedes, on the same connection, the writes it governs:
+// docs/receive.md, "Order"). A refusal of the store (a write outside a cycle, another
+// volume's control block) fails that write alone: NBD_EINVAL and a log line (the
+// engine's). A storage error fails it with NBD_EIO, and from then on every write and
+// FLUSH fails with NBD_EIO until the receiver is restarted: after a failed write or
+// fsync the state of the files is unknown (a later fsync may succeed without the lost
+// pages, "fsyncgate"), so only recovery at the next open may say what is durable.
+//
+// It also watches the signals: after a write to the control region it asks the store
+// where replication stands and reports each cycle started and completed (`events`).
+
+import { CowmapError } from '../errors.ts';
+import type { ExportTarget, TargetWrite } from '../nbd/engine.ts';
+import { controlBlockSize } from '../remote/controlBlock.ts';
+
+// TEMPORARY, until impl/receive/receiverStore.ts is committed: the API of the round's
+// contract, then imported from there.
+export interface ReceiverStatus {
+  exportSize: number;
+  identity: { volumeId: Uint8Array; regions: number; regionSize: number } | null;
+  completedCycle: number | null;
+  completedSwapTimeMs: number;
+  runningCycle: number | null;
+  journalBytes: number;
+}
+export interface ReceiverStore {
+  readonly exportSize: number;
+  write(offset: number, bytes: Uint8Array): void;
+  writeZeroes(offset: number, length: number): void;
+  flush(): void;
+  readLatest(offset: number, length: number): Uint8Array;
+  readConsistent(offset: number, length: number): Uint8Array;
+  status(): ReceiverStatus;
+  close(): void;
+}
+
+/** What the target tells its server about the cycles (log lines, the status file). */
+export interface ReceiveEvents {
+  cycleStarted(cycle: number, status: ReceiverStatus): void;
+  /** `bytes`: image bytes written while the cycle ran; `seconds`: from its first signal to its commit (null if before this run). */
+  cycleCompleted(cycle: number, bytes: number, seconds: number | null, status: ReceiverStatus): void;
+  /** The first storage error: the receiver takes no more writes. */
+  stopped(error: unknown): void;
+}
+
+export class ReceiveServerTarget implements ExportTarget {
+  readonly store: ReceiverStore;
+  readonly trims = false;
+  /** The storage error after which writes and flushes fail (null while healthy). */
+  failure: unknown = null;
+  /** Image bytes written since the running cycle started. */
+  cycleBytes = 0;
+  /** Image and control bytes written since the server started. */
+  bytesReceived = 0;
+  private readonly events: ReceiveEvents;
+  private readonly controlOffset: number;
+  private last: ReceiverStatus;
+  private cycleStartedMs: number | null = null;
+
+  constructor(store: ReceiverStore, events: ReceiveEvents) {
+    this.store = store;
+    this.events = events;
+    this.controlOffset = store.exportSize - controlBlockSize;
+    this.last = store.status();
+  }
+
+  get sizeBytes(): number {
+    return this.store.exportSize;
+  }
+
+  /** Where replication stands, as of the last control write (or the open). */
+  get status(): ReceiverStatus {
+    return this.last;
+  }
+
+  writeMany(writes: readonly TargetWrite[], failed: (index: number, error: unknown) => void): void {
+    for (const [index, write] of writes.entries()) {
+      if (this.failure !== null) {
+        failed(index, this.stoppedError());
+        continue;
+      }
+      try {
+        if (write.zeroes) this.store.writeZeroes(write.offset, write.bytes.length);
+        else this.store.write(write.offset, write.bytes);
+      } catch (error) {
+        if (isRefusal(error)) failed(index, error);
+        else {
+          this.stop(error);
+          failed(index, error);
+        }
+        continue;
+      }
+      this.bytesReceived += write.bytes.length;
+      if (write.offset + write.bytes.length > this.controlOffset) this.afterControlWrite();
+      else this.cycleBytes += write.bytes.length;
+    }
+  }
+
+  read(offset: number, length: number): Uint8Array {
+    return this.store.readLatest(offset, length);
+  }
+
+  flush(): void {
+    if (this.failure !== null) throw this.stoppedError();
+    try {
+      this.store.flush();
+    } catch (error) {
+      this.stop(error);
+      throw error;
+    }
+  }
+
+  private stop(error: unknown): void {
+    this.failure = error;
+    this.events.stopped(error);
+  }
+
+  private stoppedError(): CowmapError {
+    const detail = this.failure instanceof Error ? this.failure.message : String(this.failure);
+    return new CowmapError('E_IO', `the receiver takes no writes after a storage error (${detail}): restart it`);
+  }
+
+  /** A control block was written: a cycle may have started or completed. */
+  private afterControlWrite(): void {
+    const before = this.last;
+    const now = this.store.status();
+    this.last = now;
+    if (now.completedCycle !== null && now.completedCycle !== before.completedCycle) {
+      const seconds = this.cycleStartedMs === null ? null : (Date.now() - this.cycleStartedMs) / 1000;
+      this.events.cycleCompleted(now.completedCycle, this.cycleBytes, seconds, now);
+      this.cycleBytes = 0;
+      this.cycleStartedMs = null;
+    }
+    if (now.runningCycle !== null && now.runningCycle !== before.runningCycle) {
+      this.cycleBytes = 0;
+      this.cycleStartedMs = Date.now();
+      this.events.cycleStarted(now.runningCycle, now);
+    }
+  }
+}
+
+/** A store's refusal of bad input (NBD_EINVAL), as opposed to a storage error (NBD_EIO). */
+function isRefusal(error: unknown): boolean {
+  return error instanceof CowmapError && error.code !== 'E_IO';
+}
