@@ -58,6 +58,18 @@ function statusOf(pid: number, overrides: Partial<ServeStatus> = {}): ServeStatu
     lastCompletedSwapAt: new Date(Date.now() - 12_300).toISOString(),
     lastCycleSeconds: 0.5,
     failure: null,
+    link: null,
+    retry: {
+      paused: false,
+      failedAttempts: 0,
+      lastError: null,
+      lastErrorAtMs: null,
+      downSinceMs: null,
+      nextRetryAtMs: null,
+      faultsTotal: 0,
+      resends: 0,
+      regionsResent: 0,
+    },
     ...overrides,
   };
 }
@@ -88,6 +100,61 @@ test('a live server: its status and the lag, in lines and in JSON; a stale file:
     result = await status(dir);
     assert.equal(result.code, 1);
     assert.match(result.stderr, /^E_LOCKED: /);
+  } finally {
+    holder.kill('SIGKILL');
+  }
+});
+
+test('a live server with a remote secondary: the link, the far side, the paused cycle and its retries', async () => {
+  const dir = createVolume('remote');
+  const holder = await holdLock(dir);
+  try {
+    const now = Date.now();
+    const link = {
+      url: 'nbd://127.0.0.1:10810/',
+      state: 'down' as const,
+      lastError: 'E_IO: connect: ECONNREFUSED',
+      lastErrorAtMs: now - 4_200,
+      failedAttempts: 3,
+      far: { completedCycle: 4, swapTimeMs: now - 61_000 },
+    };
+    const retry = {
+      ...statusOf(0).retry,
+      paused: true,
+      failedAttempts: 3,
+      lastError: link.lastError,
+      lastErrorAtMs: link.lastErrorAtMs,
+      downSinceMs: now - 9_000,
+      nextRetryAtMs: now + 1_500,
+      faultsTotal: 5,
+      resends: 1,
+      regionsResent: 2,
+    };
+    writeServeStatus(dir, statusOf(holder.pid!, { link, retry }));
+    const result = await status(dir);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /^secondary +nbd:\/\/127\.0\.0\.1:10810\/$/m);
+    assert.match(
+      result.stdout,
+      /^link +down, 3 failed attempt\(s\) since the last success; last error 4\.\d s ago: E_IO: connect: ECONNREFUSED$/m,
+    );
+    assert.match(result.stdout, /^far side +cycle 4 completed; its point in time is 6\d\.\d s old$/m);
+    assert.match(
+      result.stdout,
+      /^retries +cycle paused after 3 failed attempt\(s\), next attempt in 1\.\d s; 5 link fault\(s\), 1 resend\(s\) \(2 region\(s\)\)/m,
+    );
+    const parsed = JSON.parse((await status(dir, '--json')).stdout);
+    assert.deepEqual(
+      [parsed.link.url, parsed.link.state, parsed.link.failedAttempts, parsed.link.farCompletedCycle],
+      [link.url, 'down', 3, 4],
+    );
+    assert.ok(parsed.link.farAgeSeconds >= 61 && parsed.link.farAgeSeconds < 120, String(parsed.link.farAgeSeconds));
+    assert.ok(parsed.link.lastErrorAgeSeconds >= 4.2, String(parsed.link.lastErrorAgeSeconds));
+    assert.equal(parsed.server.retry.paused, true);
+    // A directory secondary: no link lines, link null in JSON.
+    writeServeStatus(dir, statusOf(holder.pid!));
+    assert.doesNotMatch((await status(dir)).stdout, /^(secondary|link|far side|retries) /m);
+    assert.equal(JSON.parse((await status(dir, '--json')).stdout).link, null);
   } finally {
     holder.kill('SIGKILL');
   }

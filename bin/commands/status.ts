@@ -5,9 +5,19 @@
 // wrote in DIR/serve.status instead (impl/nbd/serveStatus.ts), with the age of the
 // secondary's point in time; a file whose pid is dead is stale (a killed server's)
 // and the E_LOCKED error stands.
+//
+// A remote secondary (an NBD export, docs/remote.md): its URL, the link's state,
+// the last error and its age, the failed attempts, and the far side's last
+// completed cycle with the age of its point in time (now - its swap time). A
+// volume nobody serves asks the far side (Replica.probeLink: a connect bounded by
+// the link's connect timeout, a read of the control block, nothing written); a
+// served one shows what the server last saw, and the cycle's pause and retries.
 
+import type { CycleRetryStatus } from '../../impl/nbd/cycles.ts';
 import { isCowmapError } from '../../impl/errors.ts';
 import { lagSeconds, processIsAlive, readServeStatus, type ServeStatus } from '../../impl/nbd/serveStatus.ts';
+import { type LinkReport, linkLines, linkReport, volumeLink } from '../../impl/nbd/volumeLink.ts';
+import type { LinkStatus } from '../../impl/replica.ts';
 import type { ReplicatedVolume } from '../../impl/replicatedVolume.ts';
 import { defineCommand } from '../command.ts';
 import { description } from '../descriptions/status.ts';
@@ -76,6 +86,48 @@ function serverLines(dir: string, status: ServeStatus, lag: number | null): stri
   ];
 }
 
+/** The cycle's pause and retries after link faults, when there were any. */
+function retryLines(retry: CycleRetryStatus, nowMs: number): string[] {
+  if (retry.faultsTotal === 0) return [];
+  const next =
+    retry.nextRetryAtMs === null
+      ? ''
+      : `, next attempt in ${Math.max(0, (retry.nextRetryAtMs - nowMs) / 1000).toFixed(1)} s`;
+  const state = retry.paused
+    ? `cycle paused after ${retry.failedAttempts} failed attempt(s)${next}`
+    : 'no cycle paused';
+  return [
+    `retries    ${state}; ${retry.faultsTotal} link fault(s), ${retry.resends} resend(s) ` +
+      `(${retry.regionsResent} region(s)) since the server started`,
+  ];
+}
+
+/**
+ * The far side's link for a volume nobody serves: probeLink (a connect and a read,
+ * nothing written). A probe that throws is reported as a down link, not as a failure
+ * of status: the volume itself is fine.
+ */
+function probedLink(volume: ReplicatedVolume, nowMs: number): LinkReport | null {
+  const link = volumeLink(volume);
+  if (link.probeLink === undefined) return null;
+  let status: LinkStatus;
+  try {
+    status = link.probeLink();
+  } catch (error) {
+    const base = link.linkStatus?.();
+    const message = isCowmapError(error) ? `${error.code}: ${error.message}` : String(error);
+    status = {
+      url: base?.url ?? '?',
+      state: 'down',
+      lastError: message,
+      lastErrorAtMs: nowMs,
+      failedAttempts: (base?.failedAttempts ?? 0) + 1,
+      far: base?.far ?? null,
+    };
+  }
+  return linkReport(status, nowMs);
+}
+
 /** The server's status when a live server holds the volume, else null (the E_LOCKED error stands). */
 function liveServeStatus(dir: string): ServeStatus | null {
   const status = readServeStatus(dir);
@@ -89,7 +141,10 @@ export const command = defineCommand(description, async ({ values, positionals }
     return await withVolume(
       dir,
       async (volume) => {
-        const text = json ? JSON.stringify(volumeJson(dir, volume)) : volumeLines(dir, volume).join('\n');
+        const link = probedLink(volume, Date.now());
+        const text = json
+          ? JSON.stringify({ ...volumeJson(dir, volume), ...(link === null ? {} : { link }) })
+          : [...volumeLines(dir, volume), ...(link === null ? [] : linkLines(link))].join('\n');
         await writeStdout(`${text}\n`);
         return 0;
       },
@@ -98,10 +153,16 @@ export const command = defineCommand(description, async ({ values, positionals }
   } catch (error) {
     const status = isCowmapError(error, 'E_LOCKED') ? liveServeStatus(dir) : null;
     if (status === null) throw error;
-    const lag = lagSeconds(status, new Date());
+    const now = new Date();
+    const lag = lagSeconds(status, now);
+    const link = status.link === null ? null : linkReport(status.link, now.getTime());
     const text = json
-      ? JSON.stringify({ volume: dir, heldBy: 'cowmap serve', server: status, lagSeconds: lag })
-      : serverLines(dir, status, lag).join('\n');
+      ? JSON.stringify({ volume: dir, heldBy: 'cowmap serve', server: status, lagSeconds: lag, link })
+      : [
+          ...serverLines(dir, status, lag),
+          ...(link === null ? [] : linkLines(link)),
+          ...retryLines(status.retry, now.getTime()),
+        ].join('\n');
     await writeStdout(`${text}\n`);
     return 0;
   }

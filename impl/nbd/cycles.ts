@@ -6,8 +6,31 @@
 // the cycle sends (docs/protocol.md INV-SNAPSHOT). A request during a running cycle
 // starts one more right after it. A volume opened in the middle of a cycle resumes
 // it (`resumeInterrupted`). Only cycles that send something are logged.
+//
+// A remote secondary (docs/remote.md): a slice or the completion that throws
+// ReplicaLinkError changed nothing durable on the primary (impl/errors.ts), so the
+// cycle pauses instead of failing: the server goes on serving, and the same slice
+// (or the completion) is tried again from a timer with a bounded backoff
+// (linkRetry.ts). A completion refused with `lostSent` (the far side lost regions
+// it had confirmed in this cycle) sends the regions the volume counts as unsent
+// again, then completes. Any other error stops the cycles (the handle is poisoned).
 
+import { ReplicaLinkError } from '../errors.ts';
 import type { ReplicatedVolume } from '../replicatedVolume.ts';
+import { type BackoffPolicy, cycleRetryBackoff, LinkRetry, type RetryEvent, type RetryState } from './linkRetry.ts';
+
+/** What the runner uses of the volume (a test may hand it a volume whose replica fails on cue). */
+export type CycleVolume = Pick<
+  ReplicatedVolume,
+  | 'phase'
+  | 'cycle'
+  | 'regionSize'
+  | 'startCycle'
+  | 'currentRegions'
+  | 'unsentRegions'
+  | 'transferRegions'
+  | 'completeCycle'
+>;
 
 export interface CycleReport {
   cycle: number;
@@ -17,6 +40,10 @@ export interface CycleReport {
   seconds: number;
   /** The secondary's age right after this completion: now minus this cycle's swap (null for a resumed cycle). */
   lagSeconds: number | null;
+  /** Slices or completions of this cycle that a link fault paused (each retried later). */
+  linkFaults: number;
+  /** Regions sent again because the far side lost them after confirming them (`lostSent`). */
+  regionsResent: number;
 }
 
 export interface CycleOptions {
@@ -28,8 +55,21 @@ export interface CycleOptions {
   readonly onSwap?: (cycle: number) => void;
   /** Called right after each completed cycle. */
   readonly onCycle?: (report: CycleReport) => void;
-  /** Called at each cycle event (begin, completion, failure): the server rewrites its status file. */
+  /** Called at each cycle event (begin, completion, failure, pause): the server rewrites its status file. */
   readonly onEvent?: () => void;
+  /** The waits between attempts after a link fault (default cycleRetryBackoff: 0.5 s doubling to 30 s). */
+  readonly retryBackoff?: BackoffPolicy;
+}
+
+/** The link faults the runner saw, for serve.status (serveStatus.ts). */
+export interface CycleRetryStatus extends RetryState {
+  /** A cycle is paused, waiting for its retry. */
+  readonly paused: boolean;
+  /** Link faults since the server started (every failed attempt). */
+  readonly faultsTotal: number;
+  /** Completions refused because the far side lost confirmed regions (each resent them). */
+  readonly resends: number;
+  readonly regionsResent: number;
 }
 
 interface RunningCycle {
@@ -40,11 +80,14 @@ interface RunningCycle {
   /** Wall clock of the swap (null when resumed: the swap was before this process). */
   swapAt: Date | null;
   startedMs: number;
+  linkFaults: number;
+  regionsResent: number;
 }
 
 export class CycleRunner {
-  private readonly volume: ReplicatedVolume;
+  private readonly volume: CycleVolume;
   private readonly options: CycleOptions;
+  private readonly retry: LinkRetry;
   private running: RunningCycle | null = null;
   private pending = false;
   private idleWaiters: (() => void)[] = [];
@@ -57,14 +100,34 @@ export class CycleRunner {
   /** The swap time of the last completed (not resumed) cycle: the secondary's point in time. */
   lastCompletedSwapAt: Date | null = null;
   lastCycleSeconds: number | null = null;
+  private faultsTotal = 0;
+  private resends = 0;
+  private regionsResent = 0;
 
-  constructor(volume: ReplicatedVolume, options: CycleOptions) {
+  constructor(volume: CycleVolume, options: CycleOptions) {
     this.volume = volume;
     this.options = options;
+    this.retry = new LinkRetry(options.retryBackoff ?? cycleRetryBackoff);
   }
 
+  /** A slice is ready to run (the pump's question): a cycle is open and not paused after a link fault. */
   get isRunning(): boolean {
+    return this.running !== null && !this.retry.waiting;
+  }
+
+  /** A cycle is open, running or paused. */
+  get hasCycle(): boolean {
     return this.running !== null;
+  }
+
+  get retryStatus(): CycleRetryStatus {
+    return {
+      ...this.retry.status,
+      paused: this.running !== null && this.retry.waiting,
+      faultsTotal: this.faultsTotal,
+      resends: this.resends,
+      regionsResent: this.regionsResent,
+    };
   }
 
   /** Regions of the running cycle not sent yet (0 when none runs). */
@@ -90,6 +153,7 @@ export class CycleRunner {
    * and the volume is about to close): the next open resumes it.
    */
   leave(): void {
+    this.retry.cancel();
     this.running = null;
     this.pending = false;
     this.notifyIdle();
@@ -113,7 +177,17 @@ export class CycleRunner {
       }
       const regions = resumed ? this.volume.unsentRegions() : this.volume.currentRegions();
       const swapAt = resumed ? null : new Date();
-      this.running = { cycle: this.volume.cycle, resumed, regions, next: 0, swapAt, startedMs: performance.now() };
+      const startedMs = performance.now();
+      this.running = {
+        cycle: this.volume.cycle,
+        resumed,
+        regions,
+        next: 0,
+        swapAt,
+        startedMs,
+        linkFaults: 0,
+        regionsResent: 0,
+      };
       if (regions.length > 0 || resumed) {
         const what = resumed ? 'resuming an interrupted cycle' : 'swap';
         this.options.log(`cycle ${this.volume.cycle}: ${what}, ${regions.length} region(s) to send`);
@@ -126,23 +200,29 @@ export class CycleRunner {
     this.options.wake();
   }
 
-  /** One slice: a transferRegions call of up to `batchRegions` regions; the completion after the last. */
+  /**
+   * One slice: a transferRegions call of up to `batchRegions` regions; the
+   * completion after the last. A link fault pauses the cycle (see the top of the file).
+   */
   step(): void {
     const running = this.running;
-    if (running === null) return;
+    if (running === null || this.retry.waiting) return;
     try {
       if (running.next < running.regions.length) {
         const end = Math.min(running.regions.length, running.next + this.options.batchRegions);
         this.volume.transferRegions(running.regions.slice(running.next, end));
         running.next = end;
+        this.linkWorked(running);
         if (running.next < running.regions.length) return;
       }
       this.volume.completeCycle();
+      this.linkWorked(running);
       this.running = null;
       this.completed++;
       this.report(running);
     } catch (error) {
-      this.fail(error);
+      if (error instanceof ReplicaLinkError) this.pause(running, error);
+      else this.fail(error);
       return;
     }
     this.options.onEvent?.();
@@ -152,6 +232,50 @@ export class CycleRunner {
     } else {
       this.notifyIdle();
     }
+  }
+
+  /** A link fault: nothing durable changed; the cycle waits for its retry, clients go on. */
+  private pause(running: RunningCycle, error: ReplicaLinkError): void {
+    running.linkFaults++;
+    this.faultsTotal++;
+    const event = this.retry.failed(error);
+    this.logFault(running.cycle, event, error);
+    if (error.lostSent) this.resendLost(running);
+    if (event.kind !== 'back' && event.kind !== 'fine') this.retry.retryIn(event.delayMs, () => this.options.wake());
+    this.options.onEvent?.();
+  }
+
+  /** The far side lost regions it had confirmed: the volume counts them unsent again; they go again. */
+  private resendLost(running: RunningCycle): void {
+    running.regions = this.volume.unsentRegions();
+    running.next = 0;
+    running.regionsResent += running.regions.length;
+    this.resends++;
+    this.regionsResent += running.regions.length;
+    this.options.log(
+      `cycle ${running.cycle}: the secondary lost regions it had confirmed; ` +
+        `${running.regions.length} region(s) to send again`,
+    );
+  }
+
+  private logFault(cycle: number, event: RetryEvent, error: ReplicaLinkError): void {
+    if (event.kind !== 'down' && event.kind !== 'changed') return;
+    const what = event.kind === 'down' ? 'link down' : 'link still down, now';
+    const backoff = this.options.retryBackoff ?? cycleRetryBackoff;
+    this.options.log(
+      `cycle ${cycle}: ${what}: ${error.code}: ${error.message}; paused, clients still served; ` +
+        `retrying in ${seconds(event.delayMs)} s (backoff up to ${seconds(backoff.maxMs)} s)`,
+    );
+  }
+
+  private linkWorked(running: RunningCycle): void {
+    const event = this.retry.succeeded();
+    if (event.kind !== 'back') return;
+    this.options.log(
+      `cycle ${running.cycle}: link back after ${event.failedAttempts} failed attempt(s) over ` +
+        `${seconds(event.downMs)} s; the cycle goes on`,
+    );
+    this.options.onEvent?.();
   }
 
   private report(running: RunningCycle): void {
@@ -164,6 +288,8 @@ export class CycleRunner {
       bytes: running.regions.length * this.volume.regionSize,
       seconds,
       lagSeconds,
+      linkFaults: running.linkFaults,
+      regionsResent: running.regionsResent,
     };
     this.lastCompletedCycle = running.cycle;
     this.lastCycleSeconds = seconds;
@@ -174,13 +300,17 @@ export class CycleRunner {
       this.options.log(
         `cycle ${report.cycle}: ${report.resumed ? 'resumed and completed' : 'completed'}, sent ` +
           `${report.regions} region(s), ${report.bytes} bytes in ${seconds.toFixed(3)} s` +
-          (lagSeconds === null ? '' : `, lag ${lagSeconds.toFixed(3)} s`),
+          (lagSeconds === null ? '' : `, lag ${lagSeconds.toFixed(3)} s`) +
+          (running.linkFaults === 0
+            ? ''
+            : `, ${running.linkFaults} link fault(s), ${running.regionsResent} region(s) resent`),
       );
     }
     this.options.onCycle?.(report);
   }
 
   private fail(error: unknown): void {
+    this.retry.cancel();
     this.running = null;
     this.pending = false;
     this.failure =
@@ -195,4 +325,9 @@ export class CycleRunner {
     this.idleWaiters = [];
     for (const resolve of waiters) resolve();
   }
+}
+
+/** Milliseconds as seconds for a log line: "0.5", "30". */
+function seconds(ms: number): string {
+  return String(Math.round(ms) / 1000);
 }

@@ -57,6 +57,9 @@ test('cycle lines for a cycle that sends, none for an empty one; summaries; the 
     assert.ok(after !== null);
     assert.deepEqual([after.cyclesCompleted, after.lastCompletedCycle, after.phase], [2, 2, 'idle']);
     assert.notEqual(after.lastCompletedSwapAt, null);
+    // A directory secondary: no link to report, no retries.
+    assert.equal(after.link, null);
+    assert.deepEqual([after.retry.paused, after.retry.faultsTotal, after.retry.lastError], [false, 0, null]);
   } finally {
     await server.close();
     volume.close();

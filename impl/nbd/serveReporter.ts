@@ -8,6 +8,7 @@ import type { SchedulerTotals } from './batchScheduler.ts';
 import type { BufferBudget } from './bufferBudget.ts';
 import type { CycleRunner } from './cycles.ts';
 import { removeServeStatus, type ServeStatus, writeServeStatus } from './serveStatus.ts';
+import { linkStatusOf } from './volumeLink.ts';
 
 /** What the reporter reads of the server. */
 export interface ReportedServer {
@@ -82,7 +83,7 @@ export class ServeReporter {
       bufferedBytes: this.server.budget.usedBytes,
       cycle: volume.cycle,
       phase: volume.phase,
-      cycleRunning: cycles.isRunning,
+      cycleRunning: cycles.hasCycle,
       regionsLeft: cycles.regionsLeft,
       nextRegions: safeCount(() => volume.nextRegions().length),
       cyclesCompleted: cycles.completed,
@@ -90,6 +91,8 @@ export class ServeReporter {
       lastCompletedSwapAt: cycles.lastCompletedSwapAt?.toISOString() ?? null,
       lastCycleSeconds: cycles.lastCycleSeconds,
       failure: cycles.failure,
+      link: safeLink(volume),
+      retry: cycles.retryStatus,
     };
   }
 
@@ -117,5 +120,14 @@ function safeCount(read: () => number): number {
     return read();
   } catch {
     return 0;
+  }
+}
+
+/** The replica's link status (no I/O); null for a local secondary or when it cannot answer. */
+function safeLink(volume: ReplicatedVolume): ServeStatus['link'] {
+  try {
+    return linkStatusOf(volume);
+  } catch {
+    return null;
   }
 }

@@ -33,6 +33,25 @@ function sampleStatus(overrides: Partial<ServeStatus> = {}): ServeStatus {
     lastCompletedSwapAt: '2026-01-01T00:00:00.000Z',
     lastCycleSeconds: 0.25,
     failure: null,
+    link: {
+      url: 'nbd://127.0.0.1:10810/',
+      state: 'down',
+      lastError: 'E_IO: connect: ECONNREFUSED',
+      lastErrorAtMs: 1767225605000,
+      failedAttempts: 2,
+      far: { completedCycle: 6, swapTimeMs: 1767225600000 },
+    },
+    retry: {
+      paused: true,
+      failedAttempts: 2,
+      lastError: 'E_IO: connect: ECONNREFUSED',
+      lastErrorAtMs: 1767225605000,
+      downSinceMs: 1767225604000,
+      nextRetryAtMs: 1767225606000,
+      faultsTotal: 3,
+      resends: 1,
+      regionsResent: 4,
+    },
     ...overrides,
   };
 }
@@ -66,10 +85,27 @@ test('a missing, empty, cut-short or foreign file reads as no status', () => {
     bad.push(JSON.stringify({ ...sampleStatus(), pid: 0 }), JSON.stringify({ ...sampleStatus(), cycle: '7' }));
     const { failure: _failure, ...withoutFailure } = sampleStatus();
     bad.push(JSON.stringify(withoutFailure));
+    // The link and the retries are checked field by field too.
+    const { retry: _retry, ...withoutRetry } = sampleStatus();
+    bad.push(JSON.stringify(withoutRetry), JSON.stringify({ ...sampleStatus(), link: [] }));
+    const link = sampleStatus().link!;
+    bad.push(JSON.stringify({ ...sampleStatus(), link: { ...link, state: 'sideways' } }));
+    bad.push(JSON.stringify({ ...sampleStatus(), link: { ...link, far: { completedCycle: '6', swapTimeMs: 0 } } }));
+    bad.push(JSON.stringify({ ...sampleStatus(), retry: { ...sampleStatus().retry, paused: 'yes' } }));
     for (const text of bad) {
       writeFileSync(serveStatusPath(dir), text);
       assert.equal(readServeStatus(dir), null, text);
     }
+  });
+});
+
+test('a directory secondary has no link; a link that never reached the far side has no far block', () => {
+  withDir((dir) => {
+    writeServeStatus(dir, sampleStatus({ link: null }));
+    assert.equal(readServeStatus(dir)?.link, null);
+    const link = { ...sampleStatus().link!, state: 'idle' as const, far: null, lastError: null, lastErrorAtMs: null };
+    writeServeStatus(dir, sampleStatus({ link }));
+    assert.deepEqual(readServeStatus(dir)?.link, link);
   });
 });
 

@@ -9,6 +9,8 @@
 
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { LinkStatus } from '../replica.ts';
+import type { CycleRetryStatus } from './cycles.ts';
 
 /** The file's name in the volume directory, and the temporary name a rewrite goes through. */
 export const serveStatusFileName = 'serve.status';
@@ -27,7 +29,7 @@ export interface ServeStatus {
   /** The volume's cycle number and phase. */
   cycle: number;
   phase: 'idle' | 'replicating';
-  /** A cycle is being run by the server's cycle runner right now. */
+  /** The server's cycle runner has a cycle open: sending, or paused after a link fault (see `retry`). */
   cycleRunning: boolean;
   /** Current regions not yet sent in the running cycle (0 when idle). */
   regionsLeft: number;
@@ -41,6 +43,10 @@ export interface ServeStatus {
   lastCycleSeconds: number | null;
   /** The last cycle failure's message, null when the last cycle did not fail. */
   failure: string | null;
+  /** The link to a remote secondary as its replica reports it; null for a directory secondary. */
+  link: LinkStatus | null;
+  /** The cycle's pauses after link faults and their retries (cycles.ts, linkRetry.ts). */
+  retry: CycleRetryStatus;
 }
 
 export function serveStatusPath(dir: string): string {
@@ -60,7 +66,7 @@ export function removeServeStatus(dir: string): void {
   rmSync(join(dir, serveStatusTemporaryFileName), { force: true });
 }
 
-type FieldKind = 'number' | 'string' | 'boolean' | 'number|null' | 'string|null';
+type FieldKind = 'number' | 'string' | 'boolean' | 'number|null' | 'string|null' | 'object' | 'object|null';
 
 const fieldKinds: Readonly<Record<keyof ServeStatus, FieldKind>> = {
   pid: 'number',
@@ -78,21 +84,64 @@ const fieldKinds: Readonly<Record<keyof ServeStatus, FieldKind>> = {
   lastCompletedSwapAt: 'string|null',
   lastCycleSeconds: 'number|null',
   failure: 'string|null',
+  link: 'object|null',
+  retry: 'object',
+};
+
+const linkKinds: Readonly<Record<keyof LinkStatus, FieldKind>> = {
+  url: 'string',
+  state: 'string',
+  lastError: 'string|null',
+  lastErrorAtMs: 'number|null',
+  failedAttempts: 'number',
+  far: 'object|null',
+};
+
+const farKinds: Readonly<Record<keyof NonNullable<LinkStatus['far']>, FieldKind>> = {
+  completedCycle: 'number',
+  swapTimeMs: 'number',
+};
+
+const retryKinds: Readonly<Record<keyof CycleRetryStatus, FieldKind>> = {
+  paused: 'boolean',
+  failedAttempts: 'number',
+  lastError: 'string|null',
+  lastErrorAtMs: 'number|null',
+  downSinceMs: 'number|null',
+  nextRetryAtMs: 'number|null',
+  faultsTotal: 'number',
+  resends: 'number',
+  regionsResent: 'number',
 };
 
 function hasKind(value: unknown, kind: FieldKind): boolean {
   if (value === null) return kind.endsWith('|null');
+  if (Array.isArray(value)) return false;
   return typeof value === kind.replace('|null', '');
+}
+
+/** Every field of `kinds` is in `value` with its kind (null is no record). */
+function hasFields(value: unknown, kinds: Readonly<Record<string, FieldKind>>): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const record = value as Record<string, unknown>;
+  return Object.entries(kinds).every(([field, kind]) => hasKind(record[field], kind));
+}
+
+function isLinkStatus(value: unknown): boolean {
+  if (!hasFields(value, linkKinds)) return false;
+  if (value.state !== 'up' && value.state !== 'down' && value.state !== 'idle') return false;
+  return value.far === null || hasFields(value.far, farKinds);
 }
 
 /** `parsed` as a ServeStatus, or null when a field is missing or of another type. */
 function asServeStatus(parsed: unknown): ServeStatus | null {
-  if (typeof parsed !== 'object' || parsed === null) return null;
-  const record = parsed as Record<string, unknown>;
-  for (const [field, kind] of Object.entries(fieldKinds)) if (!hasKind(record[field], kind)) return null;
+  if (!hasFields(parsed, fieldKinds)) return null;
+  const record = parsed;
+  if (record.link !== null && !isLinkStatus(record.link)) return null;
+  if (!hasFields(record.retry, retryKinds)) return null;
   if (record.phase !== 'idle' && record.phase !== 'replicating') return null;
   if (!Number.isSafeInteger(record.pid) || (record.pid as number) <= 0) return null;
-  return parsed as ServeStatus;
+  return parsed as unknown as ServeStatus;
 }
 
 /**
