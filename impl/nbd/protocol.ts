@@ -128,3 +128,45 @@ export function encodeRequest(request: {
   header.writeUInt32BE(request.length, 24);
   return header;
 }
+
+// What a client needs beyond the server's constants: the remaining option reply errors
+// (doc/proto.md, "Option reply types"), the oldstyle greeting's magic (to refuse it by
+// name), and the names of errno values and option replies for its error messages.
+export const REP_ERR_PLATFORM = (REP_FLAG_ERROR | 4) >>> 0;
+export const REP_ERR_TLS_REQD = (REP_FLAG_ERROR | 5) >>> 0;
+export const REP_ERR_SHUTDOWN = (REP_FLAG_ERROR | 7) >>> 0;
+export const REP_ERR_BLOCK_SIZE_REQD = (REP_FLAG_ERROR | 8) >>> 0;
+export const REP_ERR_TOO_BIG = (REP_FLAG_ERROR | 9) >>> 0;
+/** True for every NBD_REP_ERR_* (bit 31 set). */
+export function isOptionReplyError(type: number): boolean {
+  return (type & REP_FLAG_ERROR) !== 0;
+}
+/** The second magic of an oldstyle greeting, where a newstyle server sends IHAVEOPT. */
+export const CLISERV_MAGIC = 0x00420281861253n;
+
+export const errnoNames: Record<number, string> = {
+  [EPERM]: 'EPERM',
+  [EIO]: 'EIO',
+  [ENOMEM]: 'ENOMEM',
+  [EINVAL]: 'EINVAL',
+  [ENOSPC]: 'ENOSPC',
+  [EOVERFLOW]: 'EOVERFLOW',
+  [ENOTSUP]: 'ENOTSUP',
+  [ESHUTDOWN]: 'ESHUTDOWN',
+};
+
+export const optionReplyNames: Record<number, string> = {
+  [REP_ACK]: 'NBD_REP_ACK',
+  [REP_SERVER]: 'NBD_REP_SERVER',
+  [REP_INFO]: 'NBD_REP_INFO',
+  [REP_META_CONTEXT]: 'NBD_REP_META_CONTEXT',
+  [REP_ERR_UNSUP]: 'NBD_REP_ERR_UNSUP',
+  [REP_ERR_POLICY]: 'NBD_REP_ERR_POLICY',
+  [REP_ERR_INVALID]: 'NBD_REP_ERR_INVALID',
+  [REP_ERR_PLATFORM]: 'NBD_REP_ERR_PLATFORM',
+  [REP_ERR_TLS_REQD]: 'NBD_REP_ERR_TLS_REQD',
+  [REP_ERR_UNKNOWN]: 'NBD_REP_ERR_UNKNOWN',
+  [REP_ERR_SHUTDOWN]: 'NBD_REP_ERR_SHUTDOWN',
+  [REP_ERR_BLOCK_SIZE_REQD]: 'NBD_REP_ERR_BLOCK_SIZE_REQD',
+  [REP_ERR_TOO_BIG]: 'NBD_REP_ERR_TOO_BIG',
+};
