@@ -10,7 +10,14 @@
 // SIGTERM stops the server, closes the volume and exits 0 (a running cycle is
 // left as it is and resumed by the next open). --snapshot-dir is for tests: at
 // every swap the primary image is copied to DIR2/cycle-N.primary, and at every
-// completion the secondary image to DIR2/cycle-N.secondary.
+// completion the secondary image to DIR2/cycle-N.secondary; only with a directory
+// secondary (a remote one's image is a file of another process, maybe on another
+// machine, and a consistent one is not a plain image: a usage error says so).
+//
+// A remote secondary (docs/remote.md): the volume is opened with a link retry
+// budget of 0, one attempt per call, so that a cycle slice never holds the event
+// loop for longer than the link's connect or request timeout; the cycle runner
+// retries a slice that a link fault stopped, from a timer (impl/nbd/cycles.ts).
 
 import { copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -20,6 +27,7 @@ import { requestShareBytes } from '../../impl/nbd/bufferBudget.ts';
 import { serveDefaults } from '../../impl/nbd/serveDefaults.ts';
 import { NbdServer, type NbdServerOptions } from '../../impl/nbd/server.ts';
 import { removeStaleSocket } from '../../impl/nbd/staleSocket.ts';
+import { volumeLink } from '../../impl/nbd/volumeLink.ts';
 import { NodeStorage } from '../../impl/nodeStorage.ts';
 import { ReplicatedVolume } from '../../impl/replicatedVolume.ts';
 import { defineCommand, type Values } from '../command.ts';
@@ -43,6 +51,7 @@ export const command = defineCommand(description, async ({ values, positionals }
   const snapshotDir = values['snapshot-dir'];
 
   const volume = ReplicatedVolume.open(new NodeStorage(), dir);
+  if (snapshotDir !== undefined) refuseSnapshotsOfRemote(volume);
   const log = (line: string): void => {
     process.stdout.write(`${line}\n`);
   };
@@ -105,6 +114,18 @@ function snapshotHooks(volume: ReplicatedVolume, dir: string, snapshotDir: strin
     onSwap: (cycle) => copyFileSync(join(dir, fileNames.primary), join(snapshotDir, `cycle-${cycle}.primary`)),
     onCycle: (report) => copyFileSync(secondaryImage, join(snapshotDir, `cycle-${report.cycle}.secondary`)),
   };
+}
+
+/** --snapshot-dir copies a directory secondary's image file: a usage error for any other kind (the volume is closed first). */
+function refuseSnapshotsOfRemote(volume: ReplicatedVolume): void {
+  const recorded = readRecordedSecondary(volume);
+  const remote = volumeLink(volume).linkStatus !== undefined;
+  if (!remote && !recorded.startsWith('consistent:')) return;
+  volume.close();
+  throw new UsageError(
+    `--snapshot-dir copies a secondary directory's image, and this volume's secondary is ${remote ? 'an NBD export' : 'a consistent secondary'}` +
+      ` (${recorded}): not supported; read the far side's image there instead (cowmap read DIR2 --consistent for cowmap receive)`,
+  );
 }
 
 /** The limits of the options table (docs/nbd.md, "Limits"): integers in bounds, the buffer cap above one request. */
