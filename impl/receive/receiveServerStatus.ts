@@ -7,6 +7,7 @@
 
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { ReceiveServer } from './receiveServer.ts';
 
 export const receiveStatusFileName = 'receive.status';
 const receiveStatusTemporaryFileName = 'receive.status.tmp';
@@ -78,4 +79,64 @@ export function readReceiveStatus(dir: string): ReceiveStatus | null {
     nullableNumberFields.every((field) => record[field] === null || typeof record[field] === 'number') &&
     nullableStringFields.every((field) => record[field] === null || typeof record[field] === 'string');
   return fits ? (parsed as ReceiveStatus) : null;
+}
+
+/** What the server reports now (`listening`: where it listens). */
+export function receiveStatusOf(server: ReceiveServer, listening: string): ReceiveStatus {
+  const status = server.status;
+  const identity = status.identity;
+  const swapMs = status.completedSwapTimeMs;
+  const failure = server.target.failure;
+  return {
+    pid: process.pid,
+    updatedAt: new Date().toISOString(),
+    listening,
+    connections: server.connectionCount,
+    exportSize: server.sizeBytes,
+    volumeId: identity === null ? null : Buffer.from(identity.volumeId).toString('hex'),
+    regions: identity?.regions ?? null,
+    regionSize: identity?.regionSize ?? null,
+    completedCycle: status.completedCycle,
+    completedSwapAt: status.completedCycle === null || swapMs === 0 ? null : new Date(swapMs).toISOString(),
+    runningCycle: status.runningCycle,
+    journalBytes: status.journalBytes,
+    cyclesCompleted: server.cyclesCompleted,
+    lastCycleSeconds: server.lastCycle?.seconds ?? null,
+    bytesReceived: server.target.bytesReceived,
+    failure: failure === null ? null : failure instanceof Error ? failure.message : String(failure),
+  };
+}
+
+/** The status file, kept by a receiver: now, at every `write()` (a cycle event) and every second, until `stop()`. */
+export interface StatusFileKeeper {
+  write(): void;
+  stop(): void;
+}
+
+export function keepReceiveStatus(
+  dir: string,
+  server: ReceiveServer,
+  listening: string,
+  log: (line: string) => void,
+): StatusFileKeeper {
+  let warned = false;
+  const write = (): void => {
+    try {
+      writeReceiveStatus(dir, receiveStatusOf(server, listening));
+    } catch (error) {
+      // Informative only: a status that cannot be written never stops the receiver.
+      if (!warned) log(`receive: cannot write ${receiveStatusPath(dir)}: ${(error as Error).message}`);
+      warned = true;
+    }
+  };
+  const timer = setInterval(write, 1000);
+  timer.unref();
+  write();
+  return {
+    write,
+    stop: () => {
+      clearInterval(timer);
+      removeReceiveStatus(dir);
+    },
+  };
 }

@@ -1,9 +1,9 @@
 // A receiver store as the NBD engine's export target (impl/nbd/engine.ts): the writes
 // of a batch go to the store one by one, in the order the connections sent them (a
 // control block write precedes, on the same connection, the writes it governs:
-// docs/receive.md, "Order"). A refusal of the store (a write outside a cycle, another
-// volume's control block) fails that write alone: NBD_EINVAL and a log line (the
-// engine's). A storage error fails it with NBD_EIO, and from then on every write and
+// docs/receive.md, "The order it relies on"). A refusal of the store (a write outside
+// a cycle, another volume's control block) fails that write alone: NBD_EINVAL and a
+// log line (the engine's); so does a full journal, with NBD_EIO. A storage error fails it with NBD_EIO, and from then on every write and
 // FLUSH fails with NBD_EIO until the receiver is restarted: after a failed write or
 // fsync the state of the files is unknown (a later fsync may succeed without the lost
 // pages, "fsyncgate"), so only recovery at the next open may say what is durable.
@@ -11,7 +11,7 @@
 // It also watches the signals: after a write to the control region it asks the store
 // where replication stands and reports each cycle started and completed (`events`).
 
-import { CowmapError } from '../errors.ts';
+import { CowmapError, isStorageError } from '../errors.ts';
 import type { ExportTarget, TargetWrite } from '../nbd/engine.ts';
 import { controlBlockSize } from '../remote/controlBlock.ts';
 
@@ -85,11 +85,8 @@ export class ReceiveServerTarget implements ExportTarget {
         if (write.zeroes) this.store.writeZeroes(write.offset, write.bytes.length);
         else this.store.write(write.offset, write.bytes);
       } catch (error) {
-        if (isRefusal(error)) failed(index, error);
-        else {
-          this.stop(error);
-          failed(index, error);
-        }
+        if (stopsReceiver(error)) this.stop(error);
+        failed(index, error);
         continue;
       }
       this.bytesReceived += write.bytes.length;
@@ -141,7 +138,12 @@ export class ReceiveServerTarget implements ExportTarget {
   }
 }
 
-/** A store's refusal of bad input (NBD_EINVAL), as opposed to a storage error (NBD_EIO). */
-function isRefusal(error: unknown): boolean {
-  return error instanceof CowmapError && error.code !== 'E_IO';
+/**
+ * A storage error (raw, or the store's E_IO caused by one): the files' state is unknown.
+ * Not a refusal (E_BAD_REQUEST, E_CORRUPT, E_RANGE: NBD_EINVAL) nor an E_IO of the
+ * store's own that changed nothing (a full journal: NBD_EIO for that write alone).
+ */
+function stopsReceiver(error: unknown): boolean {
+  if (!(error instanceof CowmapError)) return true;
+  return error.code === 'E_IO' && isStorageError(error.cause);
 }
