@@ -133,6 +133,17 @@ export class FaultProxy implements ConnectionHost {
     this.pending = [];
   }
 
+  /** `schedule` from now on: its triggers count requests from here (the counts of requests restart). */
+  arm(schedule: FaultSchedule): void {
+    this.pending = [...schedule.faults];
+    for (const command of Object.keys(this.counts.requests) as TriggerCommand[]) this.counts.requests[command] = 0;
+  }
+
+  /** The far side's failure to start again after a fault, if any (then every connection is refused). */
+  get farProblem(): string | null {
+    return this.farError === null ? null : `${this.farError.message} ${this.far.stderrHead}`.trim();
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
     this.calm();

@@ -1,0 +1,81 @@
+// The fault proxy in a process of its own (proxyProcess.ts starts it): a primary
+// whose NBD secondary is reached through the proxy blocks its thread while the
+// replica's worker talks to the far side, so the proxy cannot share that thread.
+// One JSON request a line on stdin, one JSON answer a line on stdout:
+//
+//   {"op":"begin","far":FarSideSpec,"listen":ProxyListen}  the far side started, the proxy listening, no faults
+//   {"op":"arm","schedule":FaultSchedule}                   the schedule applies from the next request on
+//   {"op":"calm"}                                           no more faults
+//   {"op":"counts"}                                         ProxyCounts and the far side's problem, if any
+//   {"op":"end"}                                            proxy and far side stopped (another begin may follow)
+//
+// Every answer is {"ok":true,...} or {"ok":false,"error":"..."}. Stdin's end stops
+// everything and exits.
+
+import { createInterface } from 'node:readline';
+import { FarSide, type FarSideSpec } from './farSide.ts';
+import { FaultProxy, type ProxyListen } from './faultProxy.ts';
+import type { FaultSchedule } from './schedule.ts';
+
+type Request =
+  | { op: 'begin'; far: FarSideSpec; listen: ProxyListen }
+  | { op: 'arm'; schedule: FaultSchedule }
+  | { op: 'calm' }
+  | { op: 'counts' }
+  | { op: 'end' };
+
+let proxy: FaultProxy | null = null;
+
+function answer(body: Record<string, unknown>): void {
+  process.stdout.write(`${JSON.stringify(body)}\n`);
+}
+
+function running(): FaultProxy {
+  if (proxy === null) throw new Error('no proxy: begin first');
+  return proxy;
+}
+
+async function handle(request: Request): Promise<Record<string, unknown>> {
+  switch (request.op) {
+    case 'begin': {
+      if (proxy !== null) throw new Error('a proxy is running: end it first');
+      const started = new FaultProxy(new FarSide(request.far), request.listen, { seed: 0, faults: [] });
+      await started.start();
+      proxy = started;
+      return {};
+    }
+    case 'arm':
+      running().arm(request.schedule);
+      return {};
+    case 'calm':
+      running().calm();
+      return {};
+    case 'counts':
+      return { counts: running().counts, farProblem: running().farProblem };
+    case 'end': {
+      const stopping = running();
+      proxy = null;
+      await stopping.stop();
+      return {};
+    }
+  }
+}
+
+// Requests are handled one at a time, in order.
+let queue: Promise<void> = Promise.resolve();
+createInterface({ input: process.stdin })
+  .on('line', (line) => {
+    queue = queue.then(async () => {
+      try {
+        answer({ ok: true, ...(await handle(JSON.parse(line) as Request)) });
+      } catch (error) {
+        answer({ ok: false, error: error instanceof Error ? error.message : String(error) });
+      }
+    });
+  })
+  .on('close', () => {
+    queue = queue.then(async () => {
+      await proxy?.stop();
+      process.exit(0);
+    });
+  });
