@@ -22,6 +22,8 @@ export interface NbdClientOptions {
   readonly requestTimeoutMs: number;
   /** Requests on the wire at once; more wait in the client's queue. */
   readonly inFlightMax: number;
+  /** Requests (pieces of calls) waiting for a slot, at most (default 65536); past it a call fails with E_BAD_REQUEST. */
+  readonly queuedRequestsMax?: number;
 }
 
 /**
@@ -81,15 +83,16 @@ export class NbdClient {
     }
   }
 
-  read(offset: number, length: number): Promise<Uint8Array> {
+  async read(offset: number, length: number): Promise<Uint8Array> {
     this.checkRange('READ', offset, length);
-    if (length === 0) return Promise.resolve(new Uint8Array(0));
+    if (length === 0) return new Uint8Array(0);
     if (length <= this.payloadMax) return this.transmission.submit(nbd.CMD_READ, offset, length);
     const data = Buffer.allocUnsafe(length);
     const pieces = this.pieces(offset, length, this.payloadMax).map(async ([pieceOffset, pieceLength]) => {
       (await this.transmission.submit(nbd.CMD_READ, pieceOffset, pieceLength)).copy(data, pieceOffset - offset);
     });
-    return Promise.all(pieces).then(() => data);
+    await Promise.all(pieces);
+    return data;
   }
 
   /**
@@ -176,9 +179,10 @@ export class NbdClient {
 }
 
 function checkOptions(options: NbdClientOptions): void {
-  for (const key of ['connectTimeoutMs', 'requestTimeoutMs', 'inFlightMax'] as const) {
+  for (const key of ['connectTimeoutMs', 'requestTimeoutMs', 'inFlightMax', 'queuedRequestsMax'] as const) {
     const value = options[key];
-    if (!Number.isSafeInteger(value) || value < 1)
+    if (value === undefined && key === 'queuedRequestsMax') continue;
+    if (!Number.isSafeInteger(value) || value! < 1)
       throw new CowmapError('E_BAD_REQUEST', `NbdClientOptions.${key} ${value}: expected a positive integer`);
   }
 }

@@ -12,12 +12,13 @@ import * as nbd from '../protocol.ts';
 import { NbdLinkError, NbdReplyError } from './nbdErrors.ts';
 import { ReplyReader, type SimpleReply } from './replyReader.ts';
 
-/** Requests waiting for a slot on the wire, at most: a caller past it has lost track of its requests. */
-export const queuedRequestsMax = 1 << 16;
+/** Requests waiting for a slot on the wire, at most, by default: a caller past it has lost track of its requests. */
+export const queuedRequestsMaxDefault = 1 << 16;
 
 export interface TransmissionOptions {
   readonly requestTimeoutMs: number;
   readonly inFlightMax: number;
+  readonly queuedRequestsMax?: number;
 }
 
 interface Request {
@@ -112,6 +113,7 @@ export class Transmission {
             cause: this.failure,
           }),
         );
+      const queuedRequestsMax = this.options.queuedRequestsMax ?? queuedRequestsMaxDefault;
       if (this.waiting.length >= queuedRequestsMax)
         return reject(
           new CowmapError('E_BAD_REQUEST', `${describe(request)}: ${queuedRequestsMax} requests are waiting already`),
