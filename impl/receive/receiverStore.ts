@@ -75,21 +75,22 @@ export class ReceiverStore {
   readonly dir: string;
   readonly exportSize: number;
   readonly readOnly: boolean;
-  private readonly state: ReceiverStateFile;
-  private readonly image: FileHandle;
+  protected readonly state: ReceiverStateFile;
+  protected readonly image: FileHandle;
   private readonly journalFiles: readonly [FileHandle, FileHandle];
   private readonly lock: Lock;
   private readonly journalBytesMax: number;
   private readonly extentsMax: number;
   /** The open, uncommitted journal of the running cycle, or null. */
-  private journal: ReceiverJournal | null = null;
+  protected journal: ReceiverJournal | null = null;
   /** Read-only open only: a committed journal recovery would apply, read over the image. */
   private committedOverlay: ReceiverJournal | null = null;
   private closed = false;
   /** The storage error that stopped the store, or null. */
   private failure: Error | null = null;
 
-  private constructor(dir: string, files: ReceiverFiles, options: ReceiverStoreOptions) {
+  // Protected, not private: the crash exploration plants bugs in subclasses (harness/crash/receiverCrashes.test.ts).
+  protected constructor(dir: string, files: ReceiverFiles, options: ReceiverStoreOptions) {
     this.dir = dir;
     this.state = files.state;
     this.image = files.image;
@@ -117,13 +118,13 @@ export class ReceiverStore {
       imageFresh: true,
       journal: { epoch: 0, file: 0, cycle: null, committedBytes: null },
     });
-    return new ReceiverStore(dir, files, { ...options, readOnly: false });
+    return new this(dir, files, { ...options, readOnly: false });
   }
 
   /** Opens the store in `dir` and recovers it (see the head of this file); E_CORRUPT when it is not one or is damaged. */
   static open(storage: Storage, dir: string, options: ReceiverStoreOptions = {}): ReceiverStore {
     const files = openReceiverFiles(storage, dir, options.readOnly === true);
-    const store = new ReceiverStore(dir, files, options);
+    const store = new this(dir, files, options);
     try {
       store.recover();
     } catch (error) {
@@ -200,7 +201,7 @@ export class ReceiverStore {
     this.lock.release();
   }
 
-  private recover(): void {
+  protected recover(): void {
     const { journal } = this.state.state;
     if (journal.cycle === null) return;
     const file = this.journalFiles[journal.file];
@@ -356,18 +357,22 @@ export class ReceiverStore {
       );
     const journal = this.runningJournal('control block', this.controlOffset, bytes.length);
     journal.appendData(this.controlOffset, bytes);
+    this.commit(journal, block);
+  }
+
+  /** The journal synced, THE commit (one slot write and its sync), then the journal applied. */
+  protected commit(journal: ReceiverJournal, block: ControlBlock): void {
     journal.sync();
-    // THE commit: one slot write and its sync.
     this.state.update({
       completedCycle: block.cycle,
       completedSwapTimeMs: block.swapTimeMs,
-      journal: { ...state.journal, committedBytes: journal.tail },
+      journal: { ...this.state.state.journal, committedBytes: journal.tail },
     });
     this.applyCommitted(journal);
   }
 
   /** Applies a committed journal to the image, syncs it, and closes the journal (one state update). */
-  private applyCommitted(journal: ReceiverJournal): void {
+  protected applyCommitted(journal: ReceiverJournal): void {
     const state: ReceiverState = this.state.state;
     assert(state.journal.committedBytes === journal.tail, 'apply of a journal that is not the committed one');
     applyJournal(journal, this.image, state.imageFresh);
