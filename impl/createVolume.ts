@@ -11,11 +11,19 @@ import { randomBytes } from 'node:crypto';
 import { cowFileSize, CowStore } from './cowStore.ts';
 import { CowmapError, isStorageError } from './errors.ts';
 import { volumeSize, type Geometry } from './geometry.ts';
-import { fileNames, recordedSecondary, sameDir, secondaryPath, volumeFileNames, volumePath } from './layout.ts';
+import { fileNames, recordedSecondary, sameDir, volumeFileNames, volumePath } from './layout.ts';
 import { MapFile, mapFileSize } from './mapFile.ts';
 import { MetadataStore, secondaryBytesMax, volumeIdSize, type MetadataRecord } from './metadata.ts';
 import { RegionFile } from './regionFile.ts';
-import { FileReplica } from './replica.ts';
+import {
+  checkNbdUrl,
+  consistentPrefix,
+  createReplica,
+  localSecondaryDir,
+  type SecondaryKind,
+  secondaryKindOf,
+} from './remote/replicaKinds.ts';
+import type { Replica, ReplicaIdentity } from './replica.ts';
 import type { FileHandle, Lock, Storage } from './storage.ts';
 import { CreatedNames, refuseOccupiedVolumeDir, refuseSecondaryPlace } from './volumeNamespace.ts';
 import {
@@ -28,10 +36,38 @@ import {
   type VolumeRules,
 } from './volumeParts.ts';
 
+/** The secondary as the metadata records it, and its kind: E_BAD_REQUEST for options that ask for two, or a bad URL. */
+function recordedOf(dir: string, options: CreateOptions): { recorded: string; kind: SecondaryKind } {
+  const { secondaryDir, secondaryUrl, consistentSecondaryDir } = options;
+  if ([secondaryDir, secondaryUrl, consistentSecondaryDir].filter((given) => given !== undefined).length > 1) {
+    throw new CowmapError(
+      'E_BAD_REQUEST',
+      'create: give one secondary: a directory, an NBD URL or a consistent directory',
+    );
+  }
+  if (secondaryUrl !== undefined) {
+    checkNbdUrl(secondaryUrl);
+    return { recorded: secondaryUrl, kind: secondaryKindOf(secondaryUrl) };
+  }
+  const localDir = consistentSecondaryDir ?? secondaryDir;
+  if (localDir !== undefined && sameDir(dir, localDir)) {
+    throw new CowmapError('E_BAD_REQUEST', `create: the secondary must not be the volume directory ${dir}`);
+  }
+  const recorded =
+    consistentSecondaryDir === undefined
+      ? recordedSecondary(dir, secondaryDir)
+      : `${consistentPrefix}${recordedSecondary(dir, consistentSecondaryDir)}`;
+  const kind = secondaryKindOf(recorded);
+  if (kind.kind === 'nbd' || (consistentSecondaryDir === undefined && kind.kind !== 'directory'))
+    throw new CowmapError('E_BAD_REQUEST', `create: the secondary directory ${secondaryDir} reads as another kind`);
+  return { recorded, kind };
+}
+
 /**
  * What create refuses before it makes anything: the arguments before the state,
  * E_BAD_REQUEST before E_SIZE (docs/protocol.md section 2), then E_EXISTS for a
- * place that holds files. Returns the secondary as recorded and as a path.
+ * place that holds files. Returns the secondary as recorded, its kind and its
+ * directory (null for an NBD secondary: nothing of it is local but DIR/remote-digests).
  */
 function refuseCreate(
   storage: Storage,
@@ -39,29 +75,26 @@ function refuseCreate(
   geometry: Geometry,
   options: CreateOptions,
   rules: VolumeRules,
-): { recorded: string; secondaryDir: string } {
-  const recorded = recordedSecondary(dir, options.secondaryDir);
-  if (options.secondaryDir !== undefined && sameDir(dir, options.secondaryDir)) {
-    throw new CowmapError('E_BAD_REQUEST', `create: the secondary must not be the volume directory ${dir}`);
-  }
+): { recorded: string; kind: SecondaryKind; secondaryDir: string | null } {
+  const { recorded, kind } = recordedOf(dir, options);
   if (new TextEncoder().encode(recorded).length > secondaryBytesMax) {
     throw new CowmapError(
       'E_BAD_REQUEST',
-      `create: the secondary path ${recorded} is longer than ${secondaryBytesMax} bytes`,
+      `create: the secondary ${recorded} is longer than ${secondaryBytesMax} bytes`,
     );
   }
   const problem = rules.geometryProblem({ regions: geometry.regions, regionSize: geometry.regionSize });
   if (problem !== null) throw new CowmapError('E_SIZE', `create: ${problem}`);
-  const secondaryDir = secondaryPath(dir, recorded);
+  const secondaryDir = localSecondaryDir(dir, kind);
   try {
     if (rules.refusesExistingVolume) {
       refuseOccupiedVolumeDir(storage, dir);
-      refuseSecondaryPlace(storage, dir, secondaryDir);
+      if (secondaryDir !== null) refuseSecondaryPlace(storage, dir, secondaryDir);
     }
   } catch (error) {
     throw asVolumeError(error, `create(${dir})`, 'E_IO');
   }
-  return { recorded, secondaryDir };
+  return { recorded, kind, secondaryDir };
 }
 
 /**
@@ -76,7 +109,7 @@ export function createVolumeParts(
   options: CreateOptions,
   rules: VolumeRules,
 ): VolumeParts {
-  const { recorded, secondaryDir } = refuseCreate(storage, dir, geometry, options, rules);
+  const { recorded, kind, secondaryDir } = refuseCreate(storage, dir, geometry, options, rules);
   const opened = new OpenedFiles();
   const created = new CreatedNames(storage);
   let lock: Lock | null = null;
@@ -105,10 +138,15 @@ export function createVolumeParts(
     ] as const;
     const cowFile = createFile(fileNames.cow, cowFileSize(regions, regionSize));
     const volumeId = new Uint8Array(randomBytes(volumeIdSize));
-    created.makeDirs(secondaryDir);
-    // FileReplica.create removes its own files when it fails, and syncs the secondary's directory.
-    opened.replica = FileReplica.create(storage, secondaryDir, { volumeId, regions, regionSize });
-    for (const name of storage.list(secondaryDir)) created.addFile(volumePath(secondaryDir, name));
+    opened.replica = createSecondary(
+      storage,
+      dir,
+      kind,
+      secondaryDir,
+      { volumeId, regions, regionSize },
+      options,
+      created,
+    );
     storage.syncDir(dir);
 
     const record: MetadataRecord = {
@@ -154,6 +192,32 @@ export function createVolumeParts(
 }
 
 /**
+ * Makes the secondary (impl/remote/replicaKinds.ts) and records what it made for a
+ * failed create to remove: its directory's files (the place was empty or missing),
+ * or DIR/remote-digests. A replica syncs its own directory; a remote one's claim of
+ * the far side is durable (FLUSHed) when this returns.
+ */
+function createSecondary(
+  storage: Storage,
+  dir: string,
+  kind: SecondaryKind,
+  secondaryDir: string | null,
+  identity: ReplicaIdentity,
+  options: CreateOptions,
+  created: CreatedNames,
+): Replica {
+  if (secondaryDir === null) created.addFile(volumePath(dir, fileNames.remoteDigests));
+  else created.makeDirs(secondaryDir);
+  try {
+    const choice = { link: options.link, linkFactory: options.linkFactory };
+    return createReplica(storage, dir, kind, secondaryDir, identity, choice);
+  } finally {
+    if (secondaryDir !== null && storage.exists(secondaryDir))
+      for (const name of storage.list(secondaryDir)) created.addFile(volumePath(secondaryDir, name));
+  }
+}
+
+/**
  * Takes the lock of a new volume's directory. The lock file is this create's when
  * it was not there before: a failure removes it (while holding the lock, so that
  * no taker is left holding a removed file: impl/nodeStorage.ts checks for that).
@@ -168,12 +232,12 @@ function takeCreateLock(storage: Storage, dir: string, rules: VolumeRules, creat
 }
 
 /** Only for the mutant that creates over an existing volume: the files the old create used to remove. */
-function removeExistingVolume(storage: Storage, dir: string, secondaryDir: string): void {
+function removeExistingVolume(storage: Storage, dir: string, secondaryDir: string | null): void {
   for (const name of volumeFileNames) {
     const path = volumePath(dir, name);
     if (storage.exists(path)) storage.unlink(path);
   }
-  if (!storage.exists(secondaryDir)) return;
+  if (secondaryDir === null || !storage.exists(secondaryDir)) return;
   for (const name of storage.list(secondaryDir)) storage.unlink(volumePath(secondaryDir, name));
 }
 

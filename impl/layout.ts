@@ -15,6 +15,8 @@ export const fileNames = {
   replicaHeader: 'replica',
   replicaImage: 'image',
   defaultSecondary: 'secondary',
+  /** The digest table of a remote secondary (docs/remote.md): in DIR, since the far side is a plain export. */
+  remoteDigests: 'remote-digests',
 } as const;
 
 /** The files of a volume directory that create writes before the metadata. */
@@ -24,6 +26,7 @@ export const volumeFileNames = [
   fileNames.maps[0],
   fileNames.maps[1],
   fileNames.cow,
+  fileNames.remoteDigests,
 ] as const;
 
 export function volumePath(dir: string, name: string): string {

@@ -6,11 +6,11 @@
 import { CowStore } from './cowStore.ts';
 import { CowmapError } from './errors.ts';
 import { volumeSize } from './geometry.ts';
-import { fileNames, secondaryPath, volumePath } from './layout.ts';
+import { fileNames, volumePath } from './layout.ts';
 import { MapFile } from './mapFile.ts';
 import { MetadataStore } from './metadata.ts';
 import { RegionFile } from './regionFile.ts';
-import { FileReplica } from './replica.ts';
+import { localSecondaryDir, openReplica, secondaryKindOf } from './remote/replicaKinds.ts';
 import type { FileHandle, Lock, Storage } from './storage.ts';
 import {
   asVolumeError,
@@ -77,9 +77,14 @@ export function openVolumeParts(storage: Storage, dir: string, options: OpenOpti
       MapFile.load(openFile(fileNames.maps[1]), regions),
     ];
     const cow = CowStore.load(openFile(fileNames.cow), regions, regionSize);
-    const replicaDir = options.secondaryDir ?? secondaryPath(dir, secondary);
-    if (syncing && storage.exists(replicaDir)) storage.syncDir(replicaDir);
-    opened.replica = FileReplica.open(storage, replicaDir, { volumeId, regions, regionSize }, { readOnly });
+    // A local secondary's directory (null for an NBD one, whose far side open never contacts).
+    const kind = secondaryKindOf(secondary);
+    const recordedDir = localSecondaryDir(dir, kind);
+    const replicaDir = recordedDir === null ? null : (options.secondaryDir ?? recordedDir);
+    if (syncing && replicaDir !== null && storage.exists(replicaDir)) storage.syncDir(replicaDir);
+    const at = { cycle: metadata.record.cycle, replicating: metadata.record.phase === 'replicating' };
+    const choice = { link: options.link, linkFactory: options.linkFactory, readOnly, syncAtOpen: syncing };
+    opened.replica = openReplica(storage, dir, kind, replicaDir, { volumeId, regions, regionSize }, at, choice);
     return {
       storage,
       dir,

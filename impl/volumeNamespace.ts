@@ -18,6 +18,7 @@ const volumeDirNames: readonly string[] = [
   fileNames.maps[1],
   fileNames.cow,
   fileNames.lock,
+  fileNames.remoteDigests,
 ];
 
 /** The names a create cut short by a crash can leave in DIR (its default secondary included). */

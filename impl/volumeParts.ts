@@ -9,16 +9,26 @@ import type { CowStore } from './cowStore.ts';
 import type { MapFile } from './mapFile.ts';
 import type { MetadataStore } from './metadata.ts';
 import type { RegionFile } from './regionFile.ts';
+import type { LinkChoice } from './remote/replicaKinds.ts';
 import type { Replica } from './replica.ts';
 import type { FileHandle, Lock, Storage } from './storage.ts';
 
-export interface CreateOptions {
-  /** The secondary's directory; DIR/secondary when absent. Recorded in the metadata. */
+/**
+ * The secondary of a new volume: at most one of secondaryDir, secondaryUrl and
+ * consistentSecondaryDir (docs/remote.md, "The secondary kinds"); a directory
+ * secondary in DIR/secondary when none is given. Recorded in the metadata.
+ */
+export interface CreateOptions extends LinkChoice {
+  /** The secondary's directory (FileReplica). */
   secondaryDir?: string;
+  /** An NBD export (nbd://HOST[:PORT][/EXPORT], nbd+unix:///EXPORT?socket=PATH) of exactly the volume's size + 4096 bytes. */
+  secondaryUrl?: string;
+  /** A local secondary that keeps a consistent image (ReceiverReplica), in this directory. */
+  consistentSecondaryDir?: string;
 }
 
-export interface OpenOptions {
-  /** Where the secondary is now, when it moved away from the recorded place. */
+export interface OpenOptions extends LinkChoice {
+  /** Where a local secondary is now, when it moved away from the recorded place (ignored for an NBD one). */
   secondaryDir?: string;
   /**
    * Open for reading only (`cowmap status`, `read`, `scrub` without --repair):

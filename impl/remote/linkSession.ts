@@ -1,0 +1,181 @@
+// The connection of a remote replica and its faults (docs/remote.md, "Faults and
+// retries"): connects lazily, checks the far side on every connect before anything
+// is written (the export's size, then the control block through the replica's
+// judge), and runs each operation with retries: a LinkFault drops the connection,
+// waits with bounded exponential backoff and runs the WHOLE operation again, within
+// the retry budget; past it the operation fails with ReplicaLinkError E_IO naming
+// the operation and the last fault. The link's status is kept for `cowmap status`.
+
+import { ReplicaLinkError } from '../errors.ts';
+import type { Geometry } from '../geometry.ts';
+import type { LinkStatus } from '../replica.ts';
+import {
+  controlBlockSize,
+  controlOffsetOf,
+  type DecodedControl,
+  decodeControlBlock,
+  exportSizeOf,
+} from './controlBlock.ts';
+import type { LinkOptions } from './linkOptions.ts';
+import { LinkFault, type RemoteExportInfo, type RemoteLink, type RemoteLinkFactory } from './remoteLink.ts';
+
+/**
+ * Judges the far side's control block at a connect: throws ReplicaLinkError (never
+ * retried) when the export must not be used, returns otherwise.
+ */
+export type FarJudge = (decoded: DecodedControl) => void;
+
+/** One operation's own retry budget, when not the link's (a probe makes one attempt). */
+export interface RunOptions {
+  retryBudgetMs?: number;
+}
+
+const sleeper = new Int32Array(new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT));
+
+/** Blocks the thread for `ms` (the replica is synchronous: nothing else runs meanwhile). */
+function sleepMs(ms: number): void {
+  if (ms > 0) Atomics.wait(sleeper, 0, 0, ms);
+}
+
+export class LinkSession {
+  readonly url: string;
+  private readonly options: LinkOptions;
+  private readonly factory: RemoteLinkFactory;
+  private readonly geometry: Geometry;
+  /** Set by the replica: how a connect judges the far side's control block. */
+  judge: FarJudge = () => {};
+  private link: RemoteLink | null = null;
+  private exportInfo: RemoteExportInfo | null = null;
+  /** Counts successful connects: an operation tells a new connection from the one it used before. */
+  private connects = 0;
+  private state: LinkStatus['state'] = 'idle';
+  private lastError: string | null = null;
+  private lastErrorAtMs: number | null = null;
+  private failedAttempts = 0;
+  /** What status shows of the far side; the replica updates it as it reads and writes control blocks. */
+  far: LinkStatus['far'] = null;
+
+  constructor(url: string, geometry: Geometry, options: LinkOptions, factory: RemoteLinkFactory) {
+    this.url = url;
+    this.geometry = geometry;
+    this.options = options;
+    this.factory = factory;
+  }
+
+  /** The serial number of the current connection (0: none yet). */
+  get connection(): number {
+    return this.connects;
+  }
+
+  get info(): RemoteExportInfo {
+    if (this.exportInfo === null) throw new LinkFault('link', 'not connected');
+    return this.exportInfo;
+  }
+
+  status(): LinkStatus {
+    return {
+      url: this.url,
+      state: this.state,
+      lastError: this.lastError,
+      lastErrorAtMs: this.lastErrorAtMs,
+      failedAttempts: this.failedAttempts,
+      far: this.far,
+    };
+  }
+
+  /**
+   * Runs `body` on a connected, checked link; after a LinkFault, reconnects and runs
+   * it again (from its start) until the budget is spent. ReplicaLinkError from the
+   * judge or the body is not retried.
+   */
+  run<T>(operation: string, body: (link: RemoteLink) => T, runOptions: RunOptions = {}): T {
+    const budgetMs = runOptions.retryBudgetMs ?? this.options.retryBudgetMs;
+    const startedAtMs = Date.now();
+    let backoffMs = this.options.backoffFirstMs;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return body(this.connected());
+      } catch (error) {
+        if (!(error instanceof LinkFault)) {
+          if (error instanceof ReplicaLinkError) this.noteError(`${error.code}: ${error.message}`);
+          throw error;
+        }
+        this.noteError(error.message);
+        this.drop();
+        const elapsedMs = Date.now() - startedAtMs;
+        if (elapsedMs + backoffMs > budgetMs) {
+          throw new ReplicaLinkError(
+            'E_IO',
+            `${operation}: the secondary ${this.url} failed: ${error.message} ` +
+              `(${attempt} attempt(s) in ${elapsedMs} ms, retry budget ${budgetMs} ms)`,
+            { cause: error },
+          );
+        }
+        sleepMs(backoffMs);
+        backoffMs = Math.min(backoffMs * 2, this.options.backoffMaxMs);
+      }
+    }
+  }
+
+  /** Ends the connection (NBD_CMD_DISC) and the link. */
+  close(): void {
+    const link = this.link;
+    this.link = null;
+    this.exportInfo = null;
+    if (link === null) return;
+    link.disconnect();
+    link.close();
+  }
+
+  /** The link, connected and checked: a new connection is checked before the caller writes anything. */
+  private connected(): RemoteLink {
+    if (this.link?.connected === true && this.exportInfo !== null) return this.link;
+    this.link ??= this.factory(this.url, this.options);
+    let info: RemoteExportInfo;
+    try {
+      info = this.link.connect();
+    } catch (error) {
+      if (error instanceof LinkFault) this.failedAttempts++;
+      throw error;
+    }
+    this.failedAttempts = 0;
+    this.state = 'up';
+    const expectedSize = exportSizeOf(this.geometry);
+    if (info.exportSize !== expectedSize) {
+      this.refuse();
+      throw new ReplicaLinkError(
+        'E_CORRUPT',
+        `the secondary ${this.url} is ${info.exportSize} bytes; this volume needs an export of exactly ` +
+          `${expectedSize} bytes (${this.geometry.regions} x ${this.geometry.regionSize} + ${controlBlockSize})`,
+      );
+    }
+    const decoded = decodeControlBlock(this.link.read(controlOffsetOf(this.geometry), controlBlockSize));
+    try {
+      this.judge(decoded);
+    } catch (error) {
+      this.refuse();
+      throw error;
+    }
+    this.exportInfo = info;
+    this.connects++;
+    return this.link;
+  }
+
+  /** The far side is not to be used: the connection ends (a judge's ReplicaLinkError says why). */
+  private refuse(): void {
+    this.state = 'down';
+    this.link?.disconnect();
+  }
+
+  /** After a fault: the connection is gone (the link dropped it already); the next run reconnects. */
+  private drop(): void {
+    this.exportInfo = null;
+    this.state = 'down';
+    this.link?.disconnect();
+  }
+
+  private noteError(message: string): void {
+    this.lastError = message;
+    this.lastErrorAtMs = Date.now();
+  }
+}

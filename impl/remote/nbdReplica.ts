@@ -1,0 +1,359 @@
+// The secondary as an NBD export on another machine (docs/remote.md): S is the export's
+// first regions * regionSize bytes, the control block (impl/remote/controlBlock.ts) the
+// 4096 bytes after them. The replica is synchronous like every Replica: its NBD client
+// runs in a worker thread (impl/remote/workerLink.ts).
+//
+// The wire sequence of a batch of transfers: the cycle's start block when this
+// connection has not sent it yet, the regions' WRITEs (adjacent regions merged, many in
+// flight), every reply, the block (N, sending, k + 1), its reply, FLUSH. Only when the
+// FLUSH returned do the regions count as sent: then their digests are written to
+// DIR/remote-digests and synced, and writeRegions returns. confirmCycle: (N, complete),
+// its reply, FLUSH. A fault retries the whole batch on a new connection within the
+// retry budget (impl/remote/linkSession.ts); every connect checks the export's size,
+// identity and staleness (impl/remote/farProgress.ts) before anything is written.
+// Nothing connects at open: a primary keeps taking writes while its secondary is away.
+
+import { assert } from '../assert.ts';
+import { crc32 } from '../checksum.ts';
+import { DigestTable, digestTableSize } from '../digestTable.ts';
+import { CowmapError, ReplicaLinkError } from '../errors.ts';
+import { volumeSize } from '../geometry.ts';
+import { fileNames, parentDir, volumePath } from '../layout.ts';
+import type { DigestPageProblem, LinkStatus, ReadRegionOptions, Replica, ReplicaIdentity } from '../replica.ts';
+import type { FileHandle, Storage } from '../storage.ts';
+import {
+  type ControlBlock,
+  type ControlState,
+  controlBlockSize,
+  controlIdentityProblem,
+  controlOffsetOf,
+  type DecodedControl,
+  decodeControlBlock,
+  encodeControlBlock,
+} from './controlBlock.ts';
+import { type FarProgress, judgeFar } from './farProgress.ts';
+import { LinkSession } from './linkSession.ts';
+import { type LinkOptions, linkOptionsWith } from './linkOptions.ts';
+import { runWrites } from './regionRuns.ts';
+import type { RemoteLinkFactory, RemoteWrite } from './remoteLink.ts';
+import { workerLinkFactory } from './workerLink.ts';
+
+export interface NbdReplicaOptions {
+  /** The link's timeouts and retries; linkOptionsDefault for what is not given. */
+  link?: Partial<LinkOptions>;
+  /** Tests put an in-memory export here; the NBD client in a worker thread by default. */
+  linkFactory?: RemoteLinkFactory;
+}
+
+export interface NbdReplicaOpenOptions extends NbdReplicaOptions {
+  /** Nothing written or synced, locally or remotely (a read-only open of the volume). */
+  readOnly?: boolean;
+  /** Sync DIR/remote-digests before reading it, as open does every file of the volume. */
+  syncAtOpen?: boolean;
+}
+
+/** Where the volume stood at open: its metadata's cycle and phase. */
+export interface OpenedAt {
+  cycle: number;
+  replicating: boolean;
+}
+
+export class NbdReplica implements Replica {
+  readonly regions: number;
+  readonly regionSize: number;
+  private readonly identity: ReplicaIdentity;
+  private readonly session: LinkSession;
+  private readonly digests: DigestTable;
+  private progress: FarProgress;
+  /** The cycle running at open (its swap time is unknown), until cycleRunning hears it. */
+  private resumedCycle: number | null;
+  private runningSwapTimeMs = 0;
+  private lastCompletedSwapTimeMs = 0;
+  /** The connection on which the running cycle's start block went, -1 none. */
+  private startSentOn = -1;
+  /** A connect found that the far side lost regions of the running cycle it had confirmed. */
+  private lostSent = false;
+
+  private constructor(
+    identity: ReplicaIdentity,
+    url: string,
+    digests: DigestTable,
+    at: OpenedAt,
+    options: NbdReplicaOptions,
+  ) {
+    this.identity = identity;
+    this.regions = identity.regions;
+    this.regionSize = identity.regionSize;
+    this.digests = digests;
+    const linkOptions = linkOptionsWith(options.link);
+    this.session = new LinkSession(url, identity, linkOptions, options.linkFactory ?? workerLinkFactory);
+    this.session.judge = (decoded) => this.judge(decoded);
+    this.progress = at.replicating
+      ? { lastCompleted: at.cycle - 1, running: at.cycle, confirmedBatches: 0 }
+      : { lastCompleted: at.cycle, running: null, confirmedBatches: 0 };
+    this.resumedCycle = at.replicating ? at.cycle : null;
+  }
+
+  /**
+   * Claims a fresh export for a new volume (docs/remote.md, "init"): its size must be
+   * exportSizeOf(geometry) and its control region all zero, else E_CORRUPT; then the
+   * block (0, sending), WRITE_ZEROES over the image, (0, complete), FLUSH. Makes
+   * DIR/remote-digests (E_EXISTS when there); removes it again when the claim fails
+   * (E_IO for a far side that stays unreachable within the retry budget).
+   */
+  static create(
+    storage: Storage,
+    dir: string,
+    url: string,
+    identity: ReplicaIdentity,
+    options: NbdReplicaOptions = {},
+  ): NbdReplica {
+    const path = volumePath(dir, fileNames.remoteDigests);
+    if (storage.exists(path)) throw new CowmapError('E_EXISTS', `create: ${path} exists`);
+    const file = storage.open(path, { create: true });
+    try {
+      file.truncate(digestTableSize(identity.regions));
+      file.sync();
+      const digests = DigestTable.load(file, identity.regions, identity.regionSize);
+      const replica = new NbdReplica(identity, url, digests, { cycle: 0, replicating: false }, options);
+      replica.claim();
+      return replica;
+    } catch (error) {
+      removeQuietly(storage, file);
+      throw error;
+    }
+  }
+
+  /** The replica of an existing volume: DIR/remote-digests opened; the far side is not contacted. */
+  static open(
+    storage: Storage,
+    dir: string,
+    url: string,
+    identity: ReplicaIdentity,
+    at: OpenedAt,
+    options: NbdReplicaOpenOptions = {},
+  ): NbdReplica {
+    const path = volumePath(dir, fileNames.remoteDigests);
+    if (!storage.exists(path)) throw new CowmapError('E_CORRUPT', `open: ${path} is missing`);
+    const readOnly = options.readOnly === true;
+    const file = storage.open(path, { create: false, readOnly });
+    try {
+      if (options.syncAtOpen === true && !readOnly) file.sync();
+      const digests = DigestTable.load(file, identity.regions, identity.regionSize);
+      return new NbdReplica(identity, url, digests, at, options);
+    } catch (error) {
+      file.close();
+      throw error;
+    }
+  }
+
+  get url(): string {
+    return this.session.url;
+  }
+
+  /** Findings about S name the export by its URL. */
+  get imagePath(): string {
+    return this.session.url;
+  }
+
+  get digestsPath(): string {
+    return this.digests.file.path;
+  }
+
+  setPending(pending: (region: number) => boolean): void {
+    this.digests.pending = pending;
+  }
+
+  cycleRunning(cycle: number): void {
+    this.runningSwapTimeMs = cycle === this.resumedCycle ? 0 : Date.now();
+    this.resumedCycle = null;
+    this.progress = { lastCompleted: cycle - 1, running: cycle, confirmedBatches: 0 };
+    this.startSentOn = -1;
+    this.lostSent = false;
+  }
+
+  writeRegions(regions: readonly number[], contentOf: (region: number) => Uint8Array): void {
+    if (regions.length === 0) return;
+    const cycle = this.runningCycle('writeRegions');
+    const pages = this.digests.prepare(regions, `transfer(region ${regions[0]})`);
+    const contents = new Map<number, Uint8Array>();
+    const crcs = new Map<number, number>();
+    for (const region of regions) {
+      const data = contentOf(region);
+      contents.set(region, data);
+      crcs.set(region, crc32(data));
+    }
+    this.session.run(`transfer of ${contents.size} region(s) of cycle ${cycle} (first ${regions[0]})`, (link) => {
+      // Built per attempt: a new connection may have another maximum payload.
+      const writes = runWrites(contents, this.regionSize, this.session.info.payloadMax);
+      link.writeBatch([...this.startWrites(cycle), ...writes]);
+      this.startSentOn = this.session.connection;
+      // After every data reply: a far side holding this block holds the batch (farProgress.ts).
+      link.writeBatch([this.controlWrite({ cycle, state: 'sending', batch: this.progress.confirmedBatches + 1 })]);
+      link.flush();
+    });
+    // A lost-regions verdict at a reconnect reset the count to 0; the batch just sent counts from there.
+    this.progress.confirmedBatches++;
+    this.digests.update(pages, crcs);
+    this.digests.sync();
+  }
+
+  confirmCycle(cycle: number): void {
+    assert(this.progress.running === cycle, `confirmCycle(${cycle}) while cycle ${this.progress.running} runs`);
+    this.throwIfLostSent(cycle);
+    this.session.run(`confirmation of cycle ${cycle}`, (link) => {
+      this.throwIfLostSent(cycle); // found by this attempt's connect
+      const batch = this.progress.confirmedBatches;
+      link.writeBatch([...this.startWrites(cycle), this.controlWrite({ cycle, state: 'complete', batch })]);
+      this.startSentOn = this.session.connection;
+      link.flush();
+    });
+    this.lastCompletedSwapTimeMs = this.runningSwapTimeMs;
+    this.session.far = { completedCycle: cycle, swapTimeMs: this.runningSwapTimeMs };
+    this.progress = { lastCompleted: cycle, running: null, confirmedBatches: 0 };
+  }
+
+  readRegion(region: number, options: ReadRegionOptions = {}): Uint8Array {
+    const bytes = this.session.run(`read(region ${region})`, (link) =>
+      link.read(region * this.regionSize, this.regionSize),
+    );
+    if (options.verify === true && crc32(bytes) !== this.digests.entry(region, `read(region ${region})`)) {
+      throw new CowmapError(
+        'E_CORRUPT',
+        `read(region ${region}): ${this.url} offset ${region * this.regionSize} region ${region}: ` +
+          `the region does not match its digest in ${this.digestsPath}`,
+      );
+    }
+    return bytes;
+  }
+
+  digestOf(region: number): number {
+    return this.digests.entry(region);
+  }
+
+  verifyRegion(region: number): boolean {
+    return crc32(this.readRegion(region)) === this.digests.entry(region);
+  }
+
+  digestPageProblems(): DigestPageProblem[] {
+    const problems: DigestPageProblem[] = [];
+    for (let page = 0; page < this.digests.pageCount; page++) {
+      if (!this.digests.isRotten(page)) continue;
+      const { first, end } = this.digests.regionsOf(page);
+      problems.push({ page, offset: this.digests.offsetOf(page), firstRegion: first, regionCount: end - first });
+    }
+    return problems;
+  }
+
+  rewriteDigestPages(pages: readonly number[]): void {
+    if (pages.length === 0) return;
+    this.digests.rewritePages(pages, (region) => crc32(this.readRegion(region)));
+    this.digests.sync();
+  }
+
+  readonly linkStatus = (): LinkStatus => this.session.status();
+
+  /** One attempt: connect if needed, read the control block, write nothing; the status either way. */
+  readonly probeLink = (): LinkStatus => {
+    try {
+      this.session.run(
+        'probe',
+        (link) => this.noteFar(decodeControlBlock(link.read(controlOffsetOf(this.identity), controlBlockSize))),
+        { retryBudgetMs: 0 },
+      );
+    } catch (error) {
+      // The status carries the fault; a probe reports, it does not fail.
+      if (!(error instanceof ReplicaLinkError)) throw error;
+    }
+    return this.session.status();
+  };
+
+  close(): void {
+    try {
+      this.session.close();
+    } finally {
+      this.digests.file.close();
+    }
+  }
+
+  /** Create's claim: the far side must be fresh (or hold this create's own cycle 0 after a fault). */
+  private claim(): void {
+    this.session.judge = (decoded) => {
+      if (decoded.kind === 'empty') return;
+      const problem = controlIdentityProblem(decoded, this.identity);
+      if (problem === null && decoded.kind === 'block' && decoded.block.cycle === 0) return; // a retry of this claim
+      throw new ReplicaLinkError(
+        'E_CORRUPT',
+        `the secondary ${this.url} is not a fresh export: its control block is not all zeros ` +
+          `(${problem ?? "it is this volume's own block, past cycle 0"}); init claims only an export it zeroes itself`,
+      );
+    };
+    this.session.run(`init of ${this.url}`, (link) => {
+      link.writeBatch([this.controlWrite({ cycle: 0, state: 'sending', batch: 0 })]);
+      link.writeZeroes(0, volumeSize(this.identity));
+      link.writeBatch([this.controlWrite({ cycle: 0, state: 'complete', batch: 0 })]);
+      link.flush();
+    });
+    this.session.far = { completedCycle: 0, swapTimeMs: 0 };
+    this.session.judge = (decoded) => this.judge(decoded);
+  }
+
+  /** A connect's check: this volume's export (E_CORRUPT otherwise), then staleness. */
+  private judge(decoded: DecodedControl): void {
+    const problem = controlIdentityProblem(decoded, this.identity);
+    if (problem !== null)
+      throw new ReplicaLinkError('E_CORRUPT', `the secondary ${this.url} is not this volume's: ${problem}`);
+    this.noteFar(decoded);
+    if (judgeFar(decoded, this.progress, this.url) === 'lostSent') {
+      this.lostSent = true;
+      this.progress.confirmedBatches = 0;
+    }
+  }
+
+  private noteFar(decoded: DecodedControl): void {
+    if (decoded.kind !== 'block') return;
+    const { cycle, state, swapTimeMs } = decoded.block;
+    const completedCycle = state === 'complete' ? cycle : cycle - 1;
+    const known = completedCycle === this.progress.lastCompleted ? this.lastCompletedSwapTimeMs : 0;
+    this.session.far = { completedCycle, swapTimeMs: state === 'complete' ? swapTimeMs : known };
+  }
+
+  private throwIfLostSent(cycle: number): void {
+    if (!this.lostSent) return;
+    this.lostSent = false;
+    throw new ReplicaLinkError(
+      'E_IO',
+      `confirmation of cycle ${cycle}: the secondary ${this.url} lost regions of this cycle that it had ` +
+        'confirmed (it was restarted with an older image?): every region of the cycle is sent again',
+      { lostSent: true },
+    );
+  }
+
+  /** The start block, unless this connection sent it already in this cycle. */
+  private startWrites(cycle: number): RemoteWrite[] {
+    if (this.startSentOn === this.session.connection) return [];
+    return [this.controlWrite({ cycle, state: 'sending', batch: this.progress.confirmedBatches })];
+  }
+
+  private controlWrite(fields: { cycle: number; state: ControlState; batch: number }): RemoteWrite {
+    const swapTimeMs = fields.cycle === this.progress.running ? this.runningSwapTimeMs : 0;
+    const block: ControlBlock = { ...this.identity, ...fields, swapTimeMs };
+    return { offset: controlOffsetOf(this.identity), bytes: encodeControlBlock(block) };
+  }
+
+  private runningCycle(operation: string): number {
+    assert(this.progress.running !== null, `${operation} while no cycle runs`);
+    return this.progress.running;
+  }
+}
+
+/** A failed create's file: closed and removed, the removal made durable; errors ignored (the create's own is reported). */
+function removeQuietly(storage: Storage, file: FileHandle): void {
+  try {
+    file.close();
+    storage.unlink(file.path);
+    storage.syncDir(parentDir(file.path));
+  } catch {
+    // A leftover is named by the next create (E_EXISTS).
+  }
+}

@@ -1,0 +1,115 @@
+// The real RemoteLink: the NBD client (impl/nbd/client/) in a worker thread
+// (impl/remote/nbdWorker.ts), waited for synchronously through a SyncBridge. Faults
+// arrive as LinkFault: `reply` for an NBD error reply, `link` for the rest (refused,
+// dropped, timed out, a worker that died or hung; a broken bridge is replaced at the
+// next connect).
+
+import type { LinkOptions } from './linkOptions.ts';
+import { LinkFault, type RemoteExportInfo, type RemoteLink, type RemoteWrite } from './remoteLink.ts';
+import { BridgeFault, RemoteError, SyncBridge } from './syncBridge.ts';
+
+const handlerModule = new URL('./nbdWorker.ts', import.meta.url);
+/** Added to each call's own bound: a worker's answer after its client gave up must still arrive. */
+const bridgeSlackMs = 2_000;
+/** The payload one request carries at most, for the bound of a call (the client's default maximum). */
+const requestBytesAssumed = 32 * 1024 * 1024;
+
+export class WorkerLink implements RemoteLink {
+  private bridge: SyncBridge | null = null;
+  private isConnected = false;
+
+  constructor(
+    private readonly url: string,
+    private readonly options: LinkOptions,
+  ) {}
+
+  get connected(): boolean {
+    return this.isConnected;
+  }
+
+  connect(): RemoteExportInfo {
+    if (this.bridge?.usable !== true) {
+      this.bridge?.close();
+      this.bridge = new SyncBridge(handlerModule);
+    }
+    this.isConnected = false;
+    const { connectTimeoutMs, requestTimeoutMs, inFlightMax } = this.options;
+    const info = this.call(
+      'connect',
+      { url: this.url, options: { connectTimeoutMs, requestTimeoutMs, inFlightMax } },
+      1,
+    );
+    this.isConnected = true;
+    return info as RemoteExportInfo;
+  }
+
+  read(offset: number, length: number): Uint8Array {
+    return this.call('read', { offset, length }, this.requestsOf(length)) as Uint8Array;
+  }
+
+  writeBatch(writes: readonly RemoteWrite[]): void {
+    const requests = writes.reduce((sum, write) => sum + this.requestsOf(write.bytes.length), 0);
+    this.call('writeBatch', { writes }, requests);
+  }
+
+  writeZeroes(offset: number, length: number): void {
+    this.call('writeZeroes', { offset, length }, this.requestsOf(length));
+  }
+
+  flush(): void {
+    this.call('flush', {}, 1);
+  }
+
+  disconnect(): void {
+    if (!this.isConnected || this.bridge?.usable !== true) return;
+    this.isConnected = false;
+    try {
+      this.bridge.call('disconnect', {}, this.options.requestTimeoutMs);
+    } catch {
+      // Quiet by contract: the connection is gone either way.
+    }
+  }
+
+  close(): void {
+    this.disconnect();
+    this.bridge?.close();
+    this.bridge = null;
+  }
+
+  /** Requests of at most requestBytesAssumed that `length` bytes take (one at least). */
+  private requestsOf(length: number): number {
+    return Math.max(1, Math.ceil(length / requestBytesAssumed));
+  }
+
+  /**
+   * A call bounded by what its requests may take: `requests` of them, inFlightMax
+   * at a time, each within the request timeout (the connect within its own).
+   */
+  private call(op: string, args: unknown, requests: number): unknown {
+    const { connectTimeoutMs, requestTimeoutMs, inFlightMax } = this.options;
+    const rounds = Math.ceil(requests / inFlightMax) + 1;
+    const boundMs = (op === 'connect' ? connectTimeoutMs : requestTimeoutMs * rounds) + bridgeSlackMs;
+    const bridge = this.bridge;
+    if (bridge === null || (!this.isConnected && op !== 'connect')) throw new LinkFault('link', `${op}: not connected`);
+    try {
+      return bridge.call(op, args, boundMs);
+    } catch (error) {
+      this.isConnected = false;
+      throw linkFaultOf(op, error);
+    }
+  }
+}
+
+function linkFaultOf(op: string, error: unknown): unknown {
+  if (error instanceof BridgeFault) return new LinkFault('link', `${op}: ${error.message}`, { cause: error });
+  if (!(error instanceof RemoteError)) return error;
+  if (error.remoteName === 'NbdReplyError') {
+    const command = String(error.fields.command ?? op);
+    return new LinkFault('reply', `${command}: ${String(error.fields.errnoName ?? 'error')} reply`, { cause: error });
+  }
+  return new LinkFault('link', `${op}: ${error.message}`, { cause: error });
+}
+
+export function workerLinkFactory(url: string, options: LinkOptions): RemoteLink {
+  return new WorkerLink(url, options);
+}
