@@ -20,6 +20,8 @@ export interface FarSideSpec {
   readonly statePaths: readonly string[];
   /** Where snapshots go (made if missing). */
   readonly snapshotDir: string;
+  /** The file whose bytes are the export's, byte for byte (nbdkit file), when there is one: torn power losses write it. */
+  readonly plainImagePath?: string;
 }
 
 const readyTimeoutMs = 30_000;

@@ -12,6 +12,7 @@ import { type NbdReplyError, NbdTestClient } from '../../impl/nbd/testClient.ts'
 import { FarSide } from './farSide.ts';
 import { FaultProxy, snapshotNames } from './faultProxy.ts';
 import { nbdkitFileFarSide } from './nbdkitFarSide.ts';
+import { Prng } from '../prng.ts';
 import type { Fault } from './schedule.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'cowmap-linkfaults-'));
@@ -113,6 +114,29 @@ test('a power loss takes the far side back to its last FLUSH; a mark and restore
   assert.deepEqual(proxy.counts.faults.restoreOlder, 1);
   assert.equal(proxy.counts.farSideStarts, 3);
   assert.ok(snapshotNames.durable);
+});
+
+test('a torn power loss keeps a seeded share of the writes since the last FLUSH', { skip }, async (t) => {
+  const keepSeed = Number(process.env.COWMAP_SEED ?? Date.now() % 1_000_000);
+  t.diagnostic(`keepSeed ${keepSeed} (COWMAP_SEED=${keepSeed} repeats it)`);
+  // Requests: WRITE (0), FLUSH (1), then 8 WRITEs (2..9), then a READ (10) <- the torn power loss.
+  const { image, connect } = await proxyWith(
+    [{ kind: 'tornPowerLoss', at: { command: 'ANY', index: 10 }, keepSeed }],
+    t,
+  );
+  const client = await connect();
+  await client.write(0, bytesOf(1));
+  await client.flush();
+  for (let index = 1; index <= 8; index++) await client.write(index * 4096, bytesOf(index + 1));
+  await assert.rejects(client.read(0, 4096));
+  const again = await connect();
+  await again.disconnect();
+  const coin = new Prng(keepSeed);
+  const expected = [
+    bytesOf(1),
+    ...Array.from({ length: 8 }, (_, index) => (coin.nextBool() ? bytesOf(index + 2) : bytesOf(0))),
+  ];
+  assert.deepEqual(image().subarray(0, 9 * 4096), Buffer.concat(expected));
 });
 
 test('refuse: the connection drops and connects fail until the window ends', { skip }, async (t) => {

@@ -35,6 +35,10 @@
 //                   everything performed after that FLUSH is lost. That copy may
 //                   also hold writes performed after the FLUSH, or a write torn in
 //                   flight: a power loss may keep any of them.
+//   tornPowerLoss   The same, then a seeded half of the WRITEs forwarded since that
+//                   FLUSH written over it (a plain image only): the far side keeps
+//                   some of its unflushed writes and loses others, in any mix (a
+//                   control block kept, the data before it lost, say).
 //   mark, restoreOlder  The server's files copied at the mark (as they are: requests
 //                   in flight may be torn) and put back at the restoreOlder, with a
 //                   kill and a start: the far side loses whatever it confirmed after
@@ -43,8 +47,9 @@
 //
 // Restarts drop every connection; new connections wait until the server is up.
 
+import { closeSync, existsSync, openSync, unlinkSync, writeSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
-import { existsSync, unlinkSync } from 'node:fs';
+import { Prng } from '../prng.ts';
 import * as nbd from '../../impl/nbd/protocol.ts';
 import { controlBlockSize, decodeControlBlock } from '../../impl/remote/controlBlock.ts';
 import type { FarSide } from './farSide.ts';
@@ -105,6 +110,8 @@ export class FaultProxy implements ConnectionHost {
   /** A far-side failure that the next checker must hear (a restart that could not start it). */
   farError: Error | null = null;
   private cycleSeen = -1;
+  /** The WRITEs forwarded since the last FLUSH that succeeded: what a torn power loss may keep. */
+  private writesSinceFlush: { offset: number; payload: Buffer }[] = [];
   private readonly writtenThisCycle = new Set<number>();
   private stopped = false;
 
@@ -209,6 +216,9 @@ export class FaultProxy implements ConnectionHost {
     if (request.type === nbd.CMD_WRITE) this.noteWrite(connection, request);
     let decision: RequestDecision = { action: 'forward' };
     for (const fault of fired) decision = this.apply(fault, decision, request);
+    const reaches = decision.action === 'forward' || decision.action === 'dropAfter';
+    if (request.type === nbd.CMD_WRITE && reaches && this.far.spec.plainImagePath !== undefined)
+      this.writesSinceFlush.push({ offset: request.offset, payload: Buffer.from(request.payload) });
     return decision;
   }
 
@@ -240,6 +250,9 @@ export class FaultProxy implements ConnectionHost {
       case 'powerLoss':
         this.restartFar(snapshotNames.durable);
         return { action: 'dropBefore' };
+      case 'tornPowerLoss':
+        this.restartFar(snapshotNames.durable, this.keptWrites(fault.keepSeed));
+        return { action: 'dropBefore' };
       case 'restoreOlder':
         this.restartFar(this.far.hasSnapshot(snapshotNames.mark) ? snapshotNames.mark : null);
         return { action: 'dropBefore' };
@@ -266,6 +279,25 @@ export class FaultProxy implements ConnectionHost {
     if (request.type !== nbd.CMD_FLUSH || error !== 0) return;
     this.counts.durableFlushes++;
     this.far.snapshot(snapshotNames.durable);
+    this.writesSinceFlush = [];
+  }
+
+  /** A seeded half of the writes since the last FLUSH (each by a coin), in their order. */
+  private keptWrites(keepSeed: number): { offset: number; payload: Buffer }[] {
+    const prng = new Prng(keepSeed);
+    return this.writesSinceFlush.filter(() => prng.nextBool());
+  }
+
+  /** The kept writes over the restored plain image, as a power loss may have left them. */
+  private writeKept(kept: readonly { offset: number; payload: Buffer }[]): void {
+    const path = this.far.spec.plainImagePath;
+    if (path === undefined || kept.length === 0) return;
+    const fd = openSync(path, 'r+');
+    try {
+      for (const { offset, payload } of kept) writeSync(fd, payload, 0, payload.length, offset);
+    } finally {
+      closeSync(fd);
+    }
   }
 
   private dropAll(): void {
@@ -280,14 +312,17 @@ export class FaultProxy implements ConnectionHost {
     if (!this.stopped && this.server === null) await this.openListener();
   }
 
-  /** Kill, put `snapshot` back (null: keep the files), start; new connections wait meanwhile. */
-  private restartFar(snapshot: string | null): void {
+  /** Kill, put `snapshot` back (null: keep the files) and `kept` over it, start; new connections wait meanwhile. */
+  private restartFar(snapshot: string | null, kept: readonly { offset: number; payload: Buffer }[] = []): void {
     this.dropAll();
+    // A plain restart loses nothing: what was written since the last FLUSH is still not durable.
+    if (snapshot !== null) this.writesSinceFlush = [];
     this.farReady = this.farReady
       .catch(() => {})
       .then(async () => {
         await this.far.kill();
         if (snapshot !== null) this.far.restore(snapshot);
+        this.writeKept(kept);
         if (this.stopped) return;
         await this.far.start();
         this.counts.farSideStarts = this.far.starts;

@@ -22,6 +22,7 @@ export function nbdkitFileFarSide(dir: string, exportSize: number): FarSideSpec 
     socketPath,
     statePaths: [imagePath],
     snapshotDir: join(dir, 'snapshots'),
+    plainImagePath: imagePath,
     imagePath,
   };
 }

@@ -28,6 +28,7 @@ export const faultKinds = [
   'delay',
   'restart',
   'powerLoss',
+  'tornPowerLoss',
   'mark',
   'restoreOlder',
 ] as const;
@@ -53,6 +54,12 @@ export type Fault =
   | { readonly kind: 'restart'; readonly at: Trigger }
   /** The far side killed and started again on its files as of its last successful FLUSH. */
   | { readonly kind: 'powerLoss'; readonly at: Trigger }
+  /**
+   * A power loss that keeps some of the writes after the last FLUSH: each WRITE
+   * forwarded since it is kept or lost by a coin of `keepSeed` (a plain image only;
+   * another far side loses them all, as powerLoss).
+   */
+  | { readonly kind: 'tornPowerLoss'; readonly at: Trigger; readonly keepSeed: number }
   /** The far side's files copied (no request in flight); a later restoreOlder puts them back. */
   | { readonly kind: 'mark'; readonly at: Trigger }
   /** The far side killed and started again on the files of the last mark (a restart without one). */
@@ -72,6 +79,8 @@ export interface ScheduleShape {
   readonly olderImages: boolean;
   /** Below the client's request timeout, or above it to make it time out. */
   readonly delayMsMax: number;
+  /** Only these kinds are drawn (all when absent): a planted bug's schedules aim at the faults that show it. */
+  readonly kinds?: readonly FaultKind[];
 }
 
 const errnos = [EIO, ENOSPC] as const;
@@ -98,10 +107,11 @@ function drawFault(prng: Prng, shape: ScheduleShape): Fault[] {
     'delay',
     'restart',
     'powerLoss',
-    'powerLoss',
+    'tornPowerLoss',
+    'tornPowerLoss',
     ...(shape.olderImages ? (['restoreOlder'] as const) : []),
   ];
-  const kind = pick(prng, kinds);
+  const kind = pick(prng, shape.kinds ?? kinds);
   switch (kind) {
     case 'refuse':
       return [{ kind, at: any(), durationMs: 20 + prng.nextInt(200) }];
@@ -121,6 +131,8 @@ function drawFault(prng: Prng, shape: ScheduleShape): Fault[] {
         { kind, at: later },
       ];
     }
+    case 'tornPowerLoss':
+      return [{ kind, at: any(), keepSeed: prng.nextUint32() }];
     case 'dropBefore':
     case 'dropAfter':
     case 'restart':
