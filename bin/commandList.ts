@@ -12,6 +12,7 @@ import { description as fuzz } from './descriptions/fuzz.ts';
 import { description as init } from './descriptions/init.ts';
 import { description as mutants } from './descriptions/mutants.ts';
 import { description as read } from './descriptions/read.ts';
+import { description as receive } from './descriptions/receive.ts';
 import { description as record } from './descriptions/record.ts';
 import { description as replay } from './descriptions/replay.ts';
 import { description as scrub } from './descriptions/scrub.ts';
@@ -37,6 +38,7 @@ export const commandList: readonly CommandDescription[] = [
   conform,
   verify,
   serve,
+  receive,
   diagram,
 ];
 

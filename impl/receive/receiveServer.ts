@@ -23,12 +23,8 @@ import { Connection, type ConnectionLimits, type ConnectionServer } from '../nbd
 import { Engine } from '../nbd/engine.ts';
 import * as nbd from '../nbd/protocol.ts';
 import { serveDefaults } from '../nbd/serveDefaults.ts';
-import {
-  type ReceiveEvents,
-  ReceiveServerTarget,
-  type ReceiverStatus,
-  type ReceiverStore,
-} from './receiveServerTarget.ts';
+import { type ReceiveEvents, ReceiveServerTarget, type ServedStore } from './receiveServerTarget.ts';
+import type { ReceiverStatus } from './receiverStatus.ts';
 
 export interface ReceiveServerOptions {
   /** The export's name; the default export "" is always accepted too. */
@@ -77,7 +73,7 @@ export class ReceiveServer implements ConnectionServer {
   private readonly connections = new Set<Connection>();
   private server: Server | null = null;
 
-  constructor(store: ReceiverStore, options: ReceiveServerOptions = {}) {
+  constructor(store: ServedStore, options: ReceiveServerOptions = {}) {
     this.exportName = options.exportName ?? '';
     this.log = options.log ?? ((line) => process.stdout.write(`${line}\n`));
     this.onEvent = options.onEvent ?? (() => {});

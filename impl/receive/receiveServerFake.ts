@@ -6,7 +6,7 @@
 
 import { CowmapError } from '../errors.ts';
 import { controlBlockSize, decodeControlBlock } from '../remote/controlBlock.ts';
-import type { ReceiverStatus } from './receiveServerTarget.ts';
+import type { ReceiverStatus } from './receiverStatus.ts';
 
 export class FakeReceiverStore {
   readonly exportSize: number;

@@ -14,27 +14,14 @@
 import { CowmapError, isStorageError } from '../errors.ts';
 import type { ExportTarget, TargetWrite } from '../nbd/engine.ts';
 import { controlBlockSize } from '../remote/controlBlock.ts';
+import type { ReceiverStatus } from './receiverStatus.ts';
+import type { ReceiverStore } from './receiverStore.ts';
 
-// TEMPORARY, until impl/receive/receiverStore.ts is committed: the API of the round's
-// contract, then imported from there.
-export interface ReceiverStatus {
-  exportSize: number;
-  identity: { volumeId: Uint8Array; regions: number; regionSize: number } | null;
-  completedCycle: number | null;
-  completedSwapTimeMs: number;
-  runningCycle: number | null;
-  journalBytes: number;
-}
-export interface ReceiverStore {
-  readonly exportSize: number;
-  write(offset: number, bytes: Uint8Array): void;
-  writeZeroes(offset: number, length: number): void;
-  flush(): void;
-  readLatest(offset: number, length: number): Uint8Array;
-  readConsistent(offset: number, length: number): Uint8Array;
-  status(): ReceiverStatus;
-  close(): void;
-}
+/** What the server uses of the store (the unit tests give an in-memory one: receiveServerFake.ts). */
+export type ServedStore = Pick<
+  ReceiverStore,
+  'exportSize' | 'write' | 'writeZeroes' | 'flush' | 'readLatest' | 'status'
+>;
 
 /** What the target tells its server about the cycles (log lines, the status file). */
 export interface ReceiveEvents {
@@ -46,7 +33,7 @@ export interface ReceiveEvents {
 }
 
 export class ReceiveServerTarget implements ExportTarget {
-  readonly store: ReceiverStore;
+  readonly store: ServedStore;
   readonly trims = false;
   /** The storage error after which writes and flushes fail (null while healthy). */
   failure: unknown = null;
@@ -59,7 +46,7 @@ export class ReceiveServerTarget implements ExportTarget {
   private last: ReceiverStatus;
   private cycleStartedMs: number | null = null;
 
-  constructor(store: ReceiverStore, events: ReceiveEvents) {
+  constructor(store: ServedStore, events: ReceiveEvents) {
     this.store = store;
     this.events = events;
     this.controlOffset = store.exportSize - controlBlockSize;

@@ -1,0 +1,188 @@
+// `cowmap receive` as users run it (a child in its own process group), driven on the
+// wire as a primary drives it (docs/remote.md's sequence, by the NBD test client):
+// a completed cycle is what `read --consistent` returns once receive stopped; a cycle
+// left mid-way (the primary gone, or the receiver killed and restarted) leaves the
+// previous one; DIR2's lock (E_LOCKED for a second receive and for a read while it
+// runs); the status file; a geometry that disagrees; and, where installed, nbdinfo,
+// nbdcopy and qemu-io read the export.
+
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { runInProcess } from '../../bin/runInProcess.ts';
+import { testLevel } from '../../harness/testLevel.ts';
+import { missing, run } from '../nbd/nbdTestTools.ts';
+import { NodeStorage } from '../nodeStorage.ts';
+import { NbdTestClient } from '../nbd/testClient.ts';
+import { type ControlState, encodeControlBlock, exportSizeOf } from '../remote/controlBlock.ts';
+import { readReceiveStatus, receiveStatusPath } from './receiveServerStatus.ts';
+import { type ReceiveChild, runCowmap, startReceiveChild } from './receiveServerChild.ts';
+import { ReceiverStore } from './receiverStore.ts';
+
+const geometry = { regions: 16, regionSize: 4096 };
+const imageSize = geometry.regions * geometry.regionSize;
+const volumeId = new Uint8Array(16).map((_, index) => index + 1);
+const root = mkdtempSync(join(tmpdir(), 'cowmap-receive-'));
+after(() => rmSync(root, { recursive: true, force: true }));
+let dirs = 0;
+
+/** A primary on the wire: the control block and region writes of docs/remote.md, and the image it expects. */
+class WirePrimary {
+  readonly image = new Uint8Array(imageSize);
+  constructor(readonly client: NbdTestClient) {}
+
+  control(cycle: number, state: ControlState): Promise<void> {
+    const block = encodeControlBlock({ ...geometry, volumeId, state, cycle, swapTimeMs: 1_800_000_000_000, batch: 0 });
+    return this.client.write(imageSize, block);
+  }
+
+  /** Init's claim: cycle 0 zeroes the image. */
+  async claim(): Promise<void> {
+    await this.control(0, 'sending');
+    await this.client.writeZeroes(0, imageSize);
+    await this.control(0, 'complete');
+    await this.client.flush();
+  }
+
+  /** Cycle `cycle` writes `fill` into `regions`, flushed; completed unless `complete` is false. */
+  async cycle(cycle: number, regions: readonly number[], fill: number, complete = true): Promise<Uint8Array> {
+    const sent = [this.control(cycle, 'sending')];
+    for (const region of regions) {
+      const bytes = new Uint8Array(geometry.regionSize).fill(fill + region);
+      sent.push(this.client.write(region * geometry.regionSize, bytes));
+      this.image.set(bytes, region * geometry.regionSize);
+    }
+    await Promise.all(sent);
+    await this.client.flush();
+    if (complete) {
+      await this.control(cycle, 'complete');
+      await this.client.flush();
+    }
+    return this.image.slice();
+  }
+}
+
+async function startReceiver(
+  t: { after: (fn: () => Promise<void>) => void },
+  dir: string,
+  extra: string[] = [],
+): Promise<{ receiver: ReceiveChild; socketPath: string }> {
+  const socketPath = join(root, `s${dirs++}.sock`);
+  const receiver = startReceiveChild([dir, '--socket', socketPath, ...extra]);
+  t.after(() => receiver.stop());
+  await receiver.waitFor(/^receiving into /);
+  return { receiver, socketPath };
+}
+
+/** `cowmap read DIR2 --consistent` of the whole image, as users run it (a process: its output is bytes). */
+function consistentImage(dir: string): Buffer {
+  const read = runCowmap(['read', dir, '--consistent', '--offset', '0', '--length', String(imageSize)]);
+  assert.equal(read.status, 0, read.stderr);
+  return read.stdout;
+}
+
+/** The same through the store opened read-only, in this process (a process start costs a second or more). */
+function storeConsistentImage(dir: string): Uint8Array {
+  const store = ReceiverStore.open(new NodeStorage(), dir, { readOnly: true });
+  try {
+    return store.readConsistent(0, imageSize);
+  } finally {
+    store.close();
+  }
+}
+
+const geometryArgs = ['--regions', String(geometry.regions), '--region-size', String(geometry.regionSize)];
+
+test('a completed cycle is the consistent image; a cycle left by its primary is not; the lock and the status file', async (t) => {
+  const dir = join(root, `r${dirs++}`);
+  const { receiver, socketPath } = await startReceiver(t, dir, geometryArgs);
+  const client = await NbdTestClient.connect({ socketPath });
+  const primary = new WirePrimary(client);
+  await primary.claim();
+  const cycle1 = await primary.cycle(1, [0, 3, 15], 0x10);
+  await primary.cycle(2, [3, 4], 0x40, false);
+  client.destroy(); // the primary dies in the middle of cycle 2
+  await receiver.waitFor(/receive: cycle 2 started/);
+  assert.ok(
+    receiver.lines.some((line) => /receive: cycle 1 completed: 12288 bytes/.test(line)),
+    receiver.lines.join('\n'),
+  );
+
+  const second = await runInProcess(['receive', dir, '--socket', join(root, 'other.sock')]);
+  assert.equal(second.status, 1, second.stderr);
+  assert.match(second.stderr, /E_LOCKED/);
+  const locked = await runInProcess(['read', dir, '--consistent', '--region', '0']);
+  assert.equal(locked.status, 1, locked.stderr);
+  assert.match(locked.stderr, /E_LOCKED: .*stop receive first/);
+  const status = readReceiveStatus(dir);
+  assert.ok(status !== null, readFileSync(receiveStatusPath(dir), 'utf8'));
+  assert.equal(status.completedCycle, 1);
+  assert.equal(status.runningCycle, 2);
+  assert.equal(status.volumeId, Buffer.from(volumeId).toString('hex'));
+
+  receiver.signalGroup('SIGTERM');
+  assert.equal(await receiver.exited, 0, receiver.stderr());
+  assert.ok(!existsSync(receiveStatusPath(dir)), 'the status file goes at stop');
+  assert.deepEqual(consistentImage(dir), Buffer.from(cycle1));
+  assert.deepEqual(storeConsistentImage(dir), cycle1);
+});
+
+// Two receiver starts (seconds each on a loaded machine): make verify's full level only.
+// The receiver's crashes at every I/O call are the store's crash exploration's.
+const restartTest = testLevel === 'full' ? false : 'two receiver starts: at the full level (make verify)';
+
+test('a receiver killed mid-cycle restarts with the previous image, and the cycle sent again completes', {
+  skip: restartTest,
+}, async (t) => {
+  const dir = join(root, `r${dirs++}`);
+  const first = await startReceiver(t, dir, geometryArgs);
+  let client = await NbdTestClient.connect({ socketPath: first.socketPath });
+  let primary = new WirePrimary(client);
+  await primary.claim();
+  const cycle1 = await primary.cycle(1, [1, 2], 0x20);
+  await primary.cycle(2, [2, 9], 0x60, false);
+  first.receiver.signalGroup('SIGKILL');
+  await first.receiver.exited;
+  client.destroy();
+
+  const otherGeometry = ['--regions', '8', '--region-size', '4096'];
+  const mismatch = await runInProcess(['receive', dir, '--socket', join(root, 'x.sock'), ...otherGeometry]);
+  assert.equal(mismatch.status, 2, mismatch.stderr);
+  assert.deepEqual(storeConsistentImage(dir), cycle1, 'recovery keeps cycle 1 (read-only, in memory)');
+
+  const again = await startReceiver(t, dir);
+  client = await NbdTestClient.connect({ socketPath: again.socketPath });
+  const image = primary.image;
+  primary = new WirePrimary(client);
+  primary.image.set(image);
+  const cycle2 = await primary.cycle(2, [2, 9], 0x60);
+  again.receiver.signalGroup('SIGTERM');
+  assert.equal(await again.receiver.exited, 0, again.receiver.stderr());
+  assert.deepEqual(storeConsistentImage(dir), cycle2);
+});
+
+test('nbdinfo shows the export size; nbdcopy and qemu-io read it', async (t) => {
+  const reason = missing('nbdinfo', 'nbdcopy', 'qemu-io');
+  if (reason !== undefined) {
+    t.skip(reason);
+    return;
+  }
+  const dir = join(root, `r${dirs++}`);
+  const { socketPath } = await startReceiver(t, dir, geometryArgs);
+  const client = await NbdTestClient.connect({ socketPath });
+  const primary = new WirePrimary(client);
+  await primary.claim();
+  const latest = await primary.cycle(1, [5], 0x70, false);
+  client.destroy();
+  const url = `nbd+unix:///?socket=${socketPath}`;
+  const size = await run('nbdinfo', ['--size', url]);
+  assert.equal(Number(size.stdout.trim()), exportSizeOf(geometry));
+  const copy = join(root, `copy${dirs++}`);
+  await run('nbdcopy', [url, copy]);
+  assert.deepEqual(readFileSync(copy).subarray(0, imageSize), Buffer.from(latest), 'READ returns the latest writes');
+  const pattern = (0x70 + 5).toString();
+  const qemu = await run('qemu-io', ['-r', '-f', 'raw', '-c', `read -P ${pattern} ${5 * 4096} 4096`, url]);
+  assert.doesNotMatch(qemu.stdout, /Pattern verification failed/, qemu.stdout);
+});
