@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ReceiverStore } from '../../impl/receive/receiverStore.ts';
-import { applyJournal } from '../../impl/receive/receiverApply.ts';
+import { applyJournal, compactJournal } from '../../impl/receive/receiverApply.ts';
 import { ReceiverJournal } from '../../impl/receive/receiverJournal.ts';
 import type { ControlBlock } from '../../impl/remote/controlBlock.ts';
 import { atLevel } from '../testLevel.ts';
@@ -66,6 +66,17 @@ class CommitWithoutJournalSync extends ReceiverStore {
   }
 }
 
+/** Planted: compaction switches to the new journal before syncing it. */
+class SwitchBeforeCompactedSync extends ReceiverStore {
+  protected override compact(): void {
+    const current = this.state.state.journal;
+    const other = current.file === 0 ? 1 : 0;
+    const epoch = current.epoch + 1;
+    this.journal = compactJournal(this.journal!, this.journalFiles[other], epoch);
+    this.state.update({ journal: { ...current, epoch, file: other } });
+  }
+}
+
 describe('the receiver\'s store survives a crash after every durable call (docs/format.md, "The receiver\'s files")', () => {
   test(`${historyCount} seeded histories, crashed in every fault mode and inside recovery`, () => {
     console.log(`receiver-crashes seed: ${seed} (histories ${historyCount}; set ${seedVariable} to replay)`);
@@ -82,16 +93,22 @@ describe('the receiver\'s store survives a crash after every durable call (docs/
     // The generator alone is cheap: 40 histories whatever the level, so that every kind shows up.
     for (let index = 0; index < 40; index++) {
       const history = makeReceiverHistory(seed + index);
-      const cycles = new Set<number>();
       let open: number | null = null;
+      let journalBytes = 0;
       for (const step of history.steps) {
+        // The journal's records as the store appends them (48-byte headers): past the bound, a compaction.
+        journalBytes += 48 + (step.kind === 'write' || step.kind === 'control' ? step.bytes.length : 0);
+        if (step.kind === 'control' && step.state === 'sending' && step.cycle !== open) journalBytes = 0;
+        if (history.journalBytesMax !== undefined && journalBytes > history.journalBytesMax) {
+          seen.set('compaction', (seen.get('compaction') ?? 0) + 1);
+          journalBytes = history.exportSize;
+        }
         let what: string = step.kind;
         if (step.kind === 'control') {
           what = `${step.state}${step.state === 'sending' && step.cycle === open ? ' again' : ''}`;
           if (step.state === 'sending' && open !== null && step.cycle !== open)
             what = 'sending after an abandoned cycle';
           open = step.state === 'sending' ? step.cycle : null;
-          cycles.add(step.cycle);
         } else if (step.kind === 'write')
           what = step.bytes.length === history.identity.regionSize ? 'whole region' : 'byte range';
         seen.set(what, (seen.get(what) ?? 0) + 1);
@@ -118,6 +135,7 @@ describe("planted bugs of the receiver's durable order are caught", () => {
     ['flush does not sync the journal', FlushWithoutSync],
     ['recovery drops an uncommitted journal', DropsUncommittedJournal],
     ['the commit does not sync the journal first', CommitWithoutJournalSync],
+    ['compaction switches journals before the new one is synced', SwitchBeforeCompactedSync],
   ];
   for (const [name, storeClass] of planted) {
     test(name, () => {

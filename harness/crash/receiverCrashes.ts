@@ -144,7 +144,8 @@ function crashOptions(fault: ReceiverFault, seed: number, afterIo: number): ArmC
 function crashRun(run: FaultRun, afterIo: number): CrashedRun {
   const files = run.image.clone();
   const storage = new CrashStorage(files);
-  let store = run.storeClass.open(storage, receiverDir);
+  const options = { journalBytesMax: run.history.journalBytesMax };
+  let store = run.storeClass.open(storage, receiverDir, options);
   const crash = crashOptions(run.fault, run.history.seed, afterIo);
   storage.armCrash(crash);
   let stepIndex = 0;
@@ -153,7 +154,7 @@ function crashRun(run: FaultRun, afterIo: number): CrashedRun {
       const step = run.history.steps[stepIndex]!;
       if (step.kind === 'reopen') {
         store.close();
-        store = run.storeClass.open(storage, receiverDir);
+        store = run.storeClass.open(storage, receiverDir, options);
       } else runStep(store, step);
     }
     storage.crashNow(crash.mode, crash);

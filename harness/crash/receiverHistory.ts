@@ -47,6 +47,8 @@ export interface ReceiverHistory {
   readonly promises: readonly ReceiverPromise[];
   /** Greater than every cycle of the history: the follow-up cycle after recovery. */
   readonly nextCycle: number;
+  /** The store's journal bound for this history: half of them small, so that their cycles compact. */
+  readonly journalBytesMax: number | undefined;
 }
 
 /** A small xorshift generator: the same history for the same seed on every run. */
@@ -215,12 +217,15 @@ export function makeReceiverHistory(seed: number, cycleCount = 3): ReceiverHisto
     if (completed || next() < 0.67) cycle++;
   }
   model.end();
+  const exportSize = exportSizeOf(identity);
   return {
     seed,
     identity,
-    exportSize: exportSizeOf(identity),
+    exportSize,
     steps: model.steps,
     promises: model.promises,
     nextCycle: cycle + 1,
+    // Two exports hold the live bytes of a cycle (at most one export), their headers and the next record.
+    journalBytesMax: seed % 2 === 1 ? undefined : 2 * exportSize,
   };
 }

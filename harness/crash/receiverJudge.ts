@@ -50,12 +50,13 @@ export function judgeAfterCrash(input: JudgeInput): Judgement {
   const fresh = new CrashStorage(input.files);
   input.crashed.handOverTo(fresh);
   let storage = fresh;
+  const options = { journalBytesMax: input.history.journalBytesMax };
   let recoveryCrashed = false;
   if (input.recoveryAfterIo !== null) {
     const seed = input.history.seed * 7919 + input.recoveryAfterIo;
     fresh.armCrash({ afterIo: input.recoveryAfterIo, mode: 'power', torn: true, seed });
     try {
-      input.storeClass.open(fresh, receiverDir).close();
+      input.storeClass.open(fresh, receiverDir, options).close();
     } catch (error) {
       if (!isSimulatedCrash(error)) return { problems: [`recovery failed: ${String(error)}`], recoveryCrashed };
     }
@@ -67,7 +68,7 @@ export function judgeAfterCrash(input: JudgeInput): Judgement {
   }
   let store: ReceiverStore;
   try {
-    store = input.storeClass.open(storage, receiverDir);
+    store = input.storeClass.open(storage, receiverDir, options);
   } catch (error) {
     return { problems: [`recovery failed: ${String(error)}`], recoveryCrashed };
   }

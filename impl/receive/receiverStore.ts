@@ -77,7 +77,7 @@ export class ReceiverStore {
   readonly readOnly: boolean;
   protected readonly state: ReceiverStateFile;
   protected readonly image: FileHandle;
-  private readonly journalFiles: readonly [FileHandle, FileHandle];
+  protected readonly journalFiles: readonly [FileHandle, FileHandle];
   private readonly lock: Lock;
   private readonly journalBytesMax: number;
   private readonly extentsMax: number;
@@ -275,7 +275,7 @@ export class ReceiverStore {
   }
 
   /** The journal rewritten into the other file, synced, then ONE state update switches to it. */
-  private compact(): void {
+  protected compact(): void {
     assert(this.journal !== null, 'compaction without a journal');
     const current = this.state.state.journal;
     const other = current.file === 0 ? 1 : 0;
