@@ -53,6 +53,7 @@ export function stateKey(state: ModelState): string {
     state.cow,
     state.sent,
     state.primaryAtSwap,
+    state.consistent,
   ]);
 }
 

@@ -41,11 +41,46 @@ describe('crash outcomes', () => {
     ]);
     const sent = rules.sendRegion(rules.swapMaps(written), 1);
     const done = crashOutcomes(sent, { type: 'completeCycle' }, { torn: false });
-    assert.deepEqual(done.map((o) => o.state.phase).sort(), ['idle', 'replicating']);
+    // The far side commits before the primary's durable step (docs/protocol.md section 10):
+    // running with D old or new, or complete with D new; never complete with D old.
+    assert.deepEqual(done.map((o) => `${o.state.phase} D=${o.state.consistent.join(',')}`).sort(), [
+      'idle D=z,B1',
+      'replicating D=z,B1',
+      'replicating D=z,z',
+    ]);
     assert.ok(
       done.every((o) => o.state.sent.every((s) => !s)),
       'the sent set is volatile',
     );
+  });
+
+  it('of every operation but completeCycle: D as it was', () => {
+    const done = rules.completeCycle(rules.sendRegion(rules.swapMaps(rules.write(start, 1, 'B1')), 1));
+    const swapped = rules.swapMaps(rules.write(done, 1, 'B2'));
+    const ops = [
+      [done, { type: 'write', region: 0, data: 'A1', size: 512 }],
+      [done, { type: 'startCycle' }],
+      [swapped, { type: 'transfer', region: 1 }],
+      [swapped, { type: 'write', region: 1, data: 'B3', size: 512 }],
+    ] as const;
+    for (const [before, op] of ops) {
+      const outcomes = crashOutcomes(before, op, { torn: true });
+      assert.ok(
+        outcomes.every((o) => o.state.consistent.join(',') === 'z,B1'),
+        `${op.type}`,
+      );
+    }
+  });
+
+  it('matches an observed D when the implementation reports one, and ignores it otherwise', () => {
+    const sent = rules.sendRegion(rules.swapMaps(rules.write(start, 1, 'B1')), 1);
+    const outcomes = crashOutcomes(sent, { type: 'completeCycle' }, { torn: false });
+    const running = { ...observe(rules.recover(rules.crash(sent))) };
+    const { consistent: _, ...withoutD } = running;
+    assert.equal(matchOutcome(outcomes, withoutD, never)?.consistent.join(','), 'z,z');
+    assert.equal(matchOutcome(outcomes, { ...running, consistent: ['z', 'B1'] }, never)?.consistent.join(','), 'z,B1');
+    const completed = observe(rules.recover(rules.crash(rules.completeCycle(sent))));
+    assert.equal(matchOutcome(outcomes, { ...completed, consistent: ['z', 'z'] }, never), null);
   });
 
   it('of a torn transfer: the secondary may be a sector-wise mix', () => {

@@ -10,6 +10,11 @@
 // point in time. Those are not allowed, although each keeps every invariant at the
 // instant of recovery.
 //
+// A crash inside completeCycle may strike between the far side's commit of the cycle
+// and the primary's durable completion step: the cycle is still running, but the
+// consistent image D is already its point in time (docs/protocol.md section 10). No
+// other crash changes D.
+//
 // In the torn model, a region write that was cut short may leave any sector-wise
 // mix of its old and new bytes. The model does not see bytes, so such an outcome
 // names the two contents and the harness checks the bytes (`isSectorMix`).
@@ -46,6 +51,8 @@ export interface ObservedState {
   readonly cow: readonly (Content | null)[];
   readonly primary: readonly Content[];
   readonly secondary: readonly Content[];
+  /** D, when the implementation keeps a consistent image (feature `consistent`, docs/protocol.md section 10). */
+  readonly consistent?: readonly Content[] | undefined;
 }
 
 function recovered(state: ModelState): ModelState {
@@ -54,7 +61,7 @@ function recovered(state: ModelState): ModelState {
 
 function keyOf(outcome: CrashOutcome): string {
   const s = outcome.state;
-  return JSON.stringify([s.phase, s.primary, s.secondary, s.current, s.next, s.cow, outcome.mix]);
+  return JSON.stringify([s.phase, s.primary, s.secondary, s.current, s.next, s.cow, s.consistent, outcome.mix]);
 }
 
 function writeOutcomes(before: ModelState, region: number, data: Content, options: CrashOptions): CrashOutcome[] {
@@ -121,8 +128,12 @@ export function crashOutcomesUnchecked(before: ModelState, op: Op, options: Cras
         ];
         break;
       case 'completeCycle':
+        // The far side commits first (D := S), then the primary's durable step: a crash
+        // between the two leaves the cycle running with D already the new point
+        // (docs/protocol.md section 10).
         outcomes = [
           { state: before, mix: null },
+          { state: rules.commitFarSide(before), mix: null },
           { state: rules.completeCycle(before), mix: null },
         ];
         break;
@@ -172,6 +183,7 @@ export function matchOutcome(
       !sameList(state.cow, observed.cow)
     )
       continue;
+    if (observed.consistent !== undefined && !sameList(state.consistent, observed.consistent)) continue;
     let primary = state.primary;
     let secondary = state.secondary;
     if (mix !== null) {

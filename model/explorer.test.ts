@@ -18,6 +18,9 @@ import {
   transferClearsCurrent,
   crashKeepsSent,
   copyOnWriteByNextBit,
+  consistentAtSwap,
+  consistentAtTransfer,
+  completionKeepsConsistent,
 } from './plantedRules.ts';
 import type { ModelState } from './types.ts';
 import { testLevel } from '../harness/testLevel.ts';
@@ -50,6 +53,14 @@ describe('the explorer', () => {
     assert.equal(small.violation, null);
   });
 
+  it('with the consistent image modelled (docs/protocol.md section 10), finds more states of N=2 and no violation', () => {
+    const result = explore({ regions: 2, values: 2, crash: true, consistent: true, statesMax: 1_000_000 });
+    assert.equal(result.states, 17_048);
+    assert.equal(result.transitions, 86_780);
+    assert.equal(result.crashOutcomes, 225_512);
+    assert.equal(result.violation, null);
+  });
+
   // About 20 s of CPU: make verify runs it (COWMAP_TEST_LEVEL=full), make test does not.
   const fullOnly = testLevel === 'full' ? false : 'at the full test level only (make verify)';
   it('finds the independent count for N=3 with crash outcomes followed, and no violation', { skip: fullOnly }, () => {
@@ -57,6 +68,17 @@ describe('the explorer', () => {
     const result = explore({ regions: 3, values: 2, crash: true, statesMax: 1_000_000 });
     assert.equal(result.states, 457_040);
     assert.equal(result.transitions, 3_104_744);
+    assert.equal(result.stoppedEarly, false);
+    assert.equal(result.violation, null);
+  });
+
+  // About 10 s of CPU. N=3 with D and every crash outcome is 1,634,960 states (2.5 min): docs/protocol.md section 9.
+  it('with the consistent image modelled, N=2 of 3 values with crash outcomes and no violation', {
+    skip: fullOnly,
+  }, () => {
+    const result = explore({ regions: 2, values: 3, crash: true, consistent: true, statesMax: 1_000_000 });
+    assert.equal(result.states, 81_711);
+    assert.equal(result.transitions, 532_052);
     assert.equal(result.stoppedEarly, false);
     assert.equal(result.violation, null);
   });
@@ -81,7 +103,8 @@ describe('the explorer', () => {
     assert.equal(result.stoppedEarly, true);
   });
 
-  const planted: [string, StepFunction, string, number][] = [
+  // The last element: explore with the consistent image modelled (only the bugs of D need it).
+  const planted: [string, StepFunction, string, number, boolean?][] = [
     ['no copy-on-write during a cycle', noCopyOnWrite, 'INV-SNAPSHOT', 2],
     // LIVENESS looks ahead with the broken swap too: X never clears, one step before INV-CLEAN sees it.
     ['a swap that keeps the next map', swapKeepsNext, 'LIVENESS', 1],
@@ -94,10 +117,14 @@ describe('the explorer', () => {
     ['a transfer that clears its current bit', transferClearsCurrent, 'INV-CURRENT', 3],
     ['a crash that keeps the sent set', crashKeepsSent, 'INV-VOLATILE', 4],
     ['copy-on-write judged by the next bit', copyOnWriteByNextBit, 'INV-SNAPSHOT', 5],
+    ['a consistent image taken at the swap', consistentAtSwap, 'INV-DR', 2, true],
+    ['a transfer applied straight to the consistent image', consistentAtTransfer, 'INV-DR', 3, true],
+    // LIVENESS looks ahead with the broken completion too: D never reaches P, one step before INV-DR sees it.
+    ['a completion the far side never commits', completionKeepsConsistent, 'LIVENESS', 1, true],
   ];
-  for (const [name, step, invariant, lengthMax] of planted) {
+  for (const [name, step, invariant, lengthMax, consistent = false] of planted) {
     it(`finds a planted bug, ${name}, with a shortest path of at most ${lengthMax} steps`, () => {
-      const result = explore({ regions: 2, values: 2, crash: true, statesMax: 1_000_000, step });
+      const result = explore({ regions: 2, values: 2, crash: true, consistent, statesMax: 1_000_000, step });
       assert.ok(result.violation !== null, 'a violation is found');
       assert.equal(result.violation.violations[0]!.invariant, invariant);
       assert.ok(
@@ -109,6 +136,13 @@ describe('the explorer', () => {
       assert.deepEqual(brokenAlong(result.violation, rules.step), []);
     });
   }
+
+  it('finds the planted bugs of D with the consistent image taken as S too (the default)', () => {
+    for (const step of [consistentAtSwap, consistentAtTransfer]) {
+      const result = explore({ regions: 2, values: 2, crash: true, statesMax: 1_000_000, step });
+      assert.equal(result.violation?.violations[0]?.invariant, 'INV-DR');
+    }
+  });
 
   it('finds a bug that only a crash inside an operation reaches, and only with crash outcomes followed', () => {
     const between = explore({

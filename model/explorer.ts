@@ -26,6 +26,13 @@ export interface ExploreOptions {
   /** With crash on, also follow every crash outcome inside every operation (docs/protocol.md section 5); default true. */
   readonly crashInside?: boolean;
   readonly statesMax: number;
+  /**
+   * Model the far side's consistent image D as a state variable of its own
+   * (docs/protocol.md section 10); default false: D is taken as S in every state
+   * reached (model/stateCodec.ts), which keeps the state space of a secondary updated
+   * in place, and INV-DR is checked on each step only.
+   */
+  readonly consistent?: boolean;
   /** The rules to explore; a test plants a broken rule here. */
   readonly step?: StepFunction;
   /** Called every `progressEvery` states with the counts so far. */
@@ -145,7 +152,7 @@ class Search {
     this.geometry = { regions: options.regions, regionSize: exploreRegionSize };
     this.stepOf = options.step ?? rules.step;
     this.crashInside = options.crash && (options.crashInside ?? true);
-    this.codec = new StateCodec(this.geometry, options.values);
+    this.codec = new StateCodec(this.geometry, options.values, options.consistent ?? false);
     this.events = exploreEvents(options.regions, options.values, options.crash);
     this.visited = new Visited(this.events);
   }

@@ -46,9 +46,61 @@ describe('invariants', () => {
   it('INV-POINT-IN-TIME catches a completion with S != P@swap', () => {
     const swapped = rules.swapMaps(rules.write(start, 0, 'A1'));
     const unsent = rules.completeCycle(swapped);
+    // The far side commits what it holds, which is not the point either (INV-DR).
     assert.deepEqual(
       checkTransition(swapped, { type: 'completeCycle' }, unsent).map((v) => v.invariant),
-      ['INV-POINT-IN-TIME'],
+      ['INV-POINT-IN-TIME', 'INV-DR'],
+    );
+  });
+
+  it('INV-DR: D is S while idle, and S outside C while replicating', () => {
+    const done = rules.completeCycle(rules.sendRegion(rules.swapMaps(rules.write(start, 0, 'A1')), 0));
+    assert.deepEqual(done.consistent, ['A1', 'z']);
+    assert.deepEqual(names({ ...done, consistent: ['z', 'z'] }), ['INV-DR']);
+    const running = rules.sendRegion(rules.swapMaps(rules.write(done, 0, 'A2')), 0);
+    // Region 0 is in C: the old point (A1) while the far side has not committed.
+    assert.deepEqual(checkState(running), []);
+    const broken = { ...running, consistent: ['A1', 'B7'] };
+    assert.deepEqual(
+      checkState(broken).map((v) => `${v.invariant} ${v.region}`),
+      ['INV-DR 1'],
+    );
+  });
+
+  it('INV-DR: only completion changes D, to the whole new point', () => {
+    const swapped = rules.swapMaps(rules.write(rules.write(start, 0, 'A1'), 1, 'B1'));
+    const sentA = rules.sendRegion(swapped, 0);
+    const straight = { ...sentA, consistent: ['A1', 'z'] };
+    assert.deepEqual(
+      checkTransition(swapped, { type: 'transfer', region: 0 }, straight).map((v) => v.invariant),
+      ['INV-DR'],
+    );
+    const sent = rules.sendRegion(sentA, 1);
+    assert.deepEqual(checkTransition(sent, { type: 'completeCycle' }, rules.completeCycle(sent)), []);
+    const half = { ...rules.completeCycle(sent), consistent: ['A1', 'z'] };
+    assert.deepEqual(
+      checkTransition(sent, { type: 'completeCycle' }, half).map((v) => `${v.invariant} ${v.region}`),
+      ['INV-DR 1'],
+    );
+  });
+
+  it('INV-DR after a crash inside completeCycle: the old or the new point, the new one once the cycle is complete', () => {
+    const sent = rules.sendRegion(rules.swapMaps(rules.write(start, 0, 'A1')), 0);
+    const op = { type: 'completeCycle' } as const;
+    const recovered = (state: ModelState) => rules.recover(rules.crash(state));
+    assert.deepEqual(checkCrashOutcome(sent, op, recovered(sent)), []);
+    assert.deepEqual(checkCrashOutcome(sent, op, recovered(rules.commitFarSide(sent))), []);
+    assert.deepEqual(checkCrashOutcome(sent, op, recovered(rules.completeCycle(sent))), []);
+    const completedOld = { ...recovered(rules.completeCycle(sent)), consistent: ['z', 'z'] };
+    assert.deepEqual(
+      checkCrashOutcome(sent, op, completedOld).map((v) => v.invariant),
+      ['INV-DR'],
+    );
+    // A crash inside anything else leaves D as it was.
+    const transferred = { ...recovered(sent), consistent: ['A1', 'z'] };
+    assert.deepEqual(
+      checkCrashOutcome(sent, { type: 'transfer', region: 0 }, transferred).map((v) => v.invariant),
+      ['INV-DR'],
     );
   });
 

@@ -20,6 +20,7 @@ export type InvariantName =
   | 'INV-DURABLE'
   | 'INV-CURRENT'
   | 'INV-VOLATILE'
+  | 'INV-DR'
   | 'LIVENESS';
 
 export interface Violation {
@@ -32,7 +33,7 @@ function violation(invariant: InvariantName, region: number | null, message: str
   return { invariant, region, message };
 }
 
-/** INV-COVER, INV-SNAPSHOT, INV-VOLATILE and the idle half of INV-CLEAN: true of every state. */
+/** INV-COVER, INV-SNAPSHOT, INV-VOLATILE, the idle half of INV-CLEAN and the state half of INV-DR: true of every state. */
 export function checkState(state: ModelState): Violation[] {
   const found: Violation[] = [];
   const regions = state.geometry.regions;
@@ -79,7 +80,64 @@ export function checkState(state: ModelState): Violation[] {
         found.push(violation('INV-CLEAN', region, `idle with W[${region}] holding a copy`));
     }
   }
+  found.push(...checkConsistentState(state));
   return found;
+}
+
+/**
+ * INV-DR in one state (docs/protocol.md section 10): D is the point of the last cycle the
+ * far side committed. While idle that cycle is the last completed one, whose point S
+ * holds (INV-POINT-IN-TIME), so D = S. While replicating, a region outside C was sent by
+ * no cycle since that point and equals it in P@swap too (INV-COVER at the swap), so
+ * D[r] = S[r] there; a region of C holds the old point or the running cycle's, which
+ * only the transitions tell apart (checkConsistentStep).
+ */
+function checkConsistentState(state: ModelState): Violation[] {
+  const found: Violation[] = [];
+  for (let region = 0; region < state.geometry.regions; region++) {
+    if (state.consistent[region] === state.secondary[region]) continue;
+    if (state.phase === 'replicating' && state.current[region]) continue;
+    const where = state.phase === 'idle' ? 'idle' : `replicating with C[${region}] clear`;
+    found.push(
+      violation('INV-DR', region, `${where} but D[${region}] != S[${region}]: D is not the last point in time`),
+    );
+  }
+  return found;
+}
+
+/**
+ * INV-DR across a step (docs/protocol.md section 10): only the far side's commit, the
+ * first step of completeCycle, changes D, and it makes D the cycle's P@swap whole. After
+ * a completed completeCycle D is the new point; after a crash inside one ('crash-outcome')
+ * it is the old or the new point, never a mix, and the new one if the primary's
+ * completion step became durable (the far side commits first). Any other operation,
+ * completed or cut short by a crash, leaves D as it was.
+ */
+export function checkConsistentStep(
+  before: ModelState,
+  op: Op,
+  after: ModelState,
+  mode: 'acknowledged' | 'crash-outcome',
+): Violation[] {
+  const regions = before.geometry.regions;
+  const unchanged = (): boolean => before.consistent.every((content, region) => after.consistent[region] === content);
+  const committed = (): boolean =>
+    before.primaryAtSwap?.every((content, region) => after.consistent[region] === content) === true;
+  const completing = op.type === 'completeCycle' && before.phase === 'replicating' && !before.crashed;
+  if (!completing) {
+    if (unchanged()) return [];
+    const what = mode === 'acknowledged' ? `${op.type}` : `a crash inside ${op.type}`;
+    return [violation('INV-DR', null, `D changed by ${what}: only the far side's commit in completeCycle changes it`)];
+  }
+  const completed = mode === 'acknowledged' || after.phase === 'idle';
+  if (committed() || (!completed && unchanged())) return [];
+  const differing = [...Array(regions).keys()].find(
+    (region) => after.consistent[region] !== before.primaryAtSwap?.[region],
+  );
+  const message = completed
+    ? `the cycle completed with D[${differing ?? 0}] != P@swap[${differing ?? 0}]`
+    : 'a crash inside completeCycle left D neither the old point nor the new one';
+  return [violation('INV-DR', differing ?? null, message)];
 }
 
 /**
@@ -121,6 +179,7 @@ export function checkTransition(before: ModelState, op: Op, after: ModelState): 
   }
   found.push(...checkDurable(before, op, after.primary, 'acknowledged'));
   found.push(...checkCurrentFixed(before, op, after));
+  found.push(...checkConsistentStep(before, op, after, 'acknowledged'));
   return found;
 }
 
@@ -187,16 +246,21 @@ export function checkCurrentFixed(before: ModelState, op: Op, after: ModelState)
 
 /**
  * The checks of a crash inside `op` started in `before`, on one recovered outcome:
- * INV-DURABLE (only the write cut short may have left its old content) and
- * INV-CURRENT (C is the one before the operation, unless the swap or completion did it).
+ * INV-DURABLE (only the write cut short may have left its old content), INV-CURRENT
+ * (C is the one before the operation, unless the swap or completion did it) and
+ * INV-DR (D is the one before, unless completion's far-side commit made it the new point).
  */
 export function checkCrashOutcome(before: ModelState, op: Op, outcome: ModelState): Violation[] {
-  return [...checkDurable(before, op, outcome.primary, 'crash-outcome'), ...checkCurrentFixed(before, op, outcome)];
+  return [
+    ...checkDurable(before, op, outcome.primary, 'crash-outcome'),
+    ...checkCurrentFixed(before, op, outcome),
+    ...checkConsistentStep(before, op, outcome, 'crash-outcome'),
+  ];
 }
 
 /**
- * LIVENESS: with no new writes, at most two complete cycles make S = P with C
- * and X all clear. From a crashed state, recovery comes first; a running cycle
+ * LIVENESS: with no new writes, at most two complete cycles make S = P (and D = P:
+ * docs/protocol.md section 10) with C and X all clear. From a crashed state, recovery comes first; a running cycle
  * is finished (it counts as the first of the two). It looks ahead with `stepOf`,
  * the rules under test: a broken rule must not hide behind the real ones.
  */
@@ -217,7 +281,9 @@ export function checkLiveness(start: ModelState, stepOf: StepFunction = step): V
 
 function inStep(state: ModelState): boolean {
   for (let region = 0; region < state.geometry.regions; region++) {
-    if (state.primary[region] !== state.secondary[region] || state.current[region] || state.next[region]) return false;
+    const level =
+      state.primary[region] === state.secondary[region] && state.consistent[region] === state.primary[region];
+    if (!level || state.current[region] || state.next[region]) return false;
   }
   return true;
 }

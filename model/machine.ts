@@ -54,7 +54,8 @@ export const replicationMachine = setup({
     markNext: accepted((state, op) => rules.markNext(state, regionOf(op))),
     swapMaps: accepted((state) => rules.swapMaps(state)),
     sendRegion: accepted((state, op) => rules.sendRegion(state, regionOf(op))),
-    completeCycle: accepted((state) => rules.completeCycle(state)),
+    commitFarSide: accepted((state) => rules.commitFarSide(state)),
+    clearCycle: accepted((state) => rules.clearCycle(state)),
     crash: accepted((state) => rules.crash(state)),
     recover: accepted((state) => rules.recover(state)),
     readRegion: accepted((state) => state),
@@ -127,7 +128,8 @@ export const replicationMachine = setup({
         },
         drained: {
           on: {
-            completeCycle: { target: '#cowmap.idle', actions: 'completeCycle' },
+            // The far side commits the cycle (D := S) before the primary's durable completion step.
+            completeCycle: { target: '#cowmap.idle', actions: ['commitFarSide', 'clearCycle'] },
           },
         },
       },

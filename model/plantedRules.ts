@@ -85,3 +85,26 @@ export const copyOnWriteByNextBit: StepFunction = (state, op) => {
   const preserved = state.next[op.region] ? state : rules.preserveRegion(state, op.region);
   return { ok: true, state: rules.markNext(rules.writePrimary(preserved, op.region, op.data), op.region) };
 };
+
+/** The consistent image taken at the swap (D := P), before the far side has any of the cycle's data. */
+export const consistentAtSwap: StepFunction = (state, op) => {
+  const result = rules.step(state, op);
+  if (op.type !== 'startCycle' || !result.ok) return result;
+  return { ok: true, state: { ...result.state, consistent: state.primary.slice() } };
+};
+
+/** A transfer applied straight to the consistent image (no journal): D[r] := view(r) before the cycle commits. */
+export const consistentAtTransfer: StepFunction = (state, op) => {
+  const result = rules.step(state, op);
+  if (op.type !== 'transfer' || !result.ok) return result;
+  const consistent = result.state.consistent.slice();
+  consistent[op.region] = rules.view(state, op.region);
+  return { ok: true, state: { ...result.state, consistent } };
+};
+
+/** Completion without the far side's commit: D stays the point before. */
+export const completionKeepsConsistent: StepFunction = (state, op) => {
+  const result = rules.step(state, op);
+  if (op.type !== 'completeCycle' || !result.ok) return result;
+  return { ok: true, state: { ...result.state, consistent: state.consistent } };
+};

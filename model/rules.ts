@@ -37,6 +37,7 @@ export function initialState(geometry: Geometry, zero: Content): ModelState {
     cow: filled<Content | null>(regions, null),
     sent: filled(regions, false),
     primaryAtSwap: null,
+    consistent: filled(regions, zero),
   };
 }
 
@@ -119,8 +120,17 @@ export function sendRegion(state: ModelState, region: number): ModelState {
   };
 }
 
-/** Completion: C := clear; W := empty; phase idle. */
-export function completeCycle(state: ModelState): ModelState {
+/**
+ * The far side's commit, the first step of completion (docs/protocol.md section 10):
+ * the secondary confirmed every region of the cycle, so the consistent image becomes
+ * S, which is P@swap of the cycle (INV-POINT-IN-TIME): D := S.
+ */
+export function commitFarSide(state: ModelState): ModelState {
+  return { ...state, consistent: state.secondary.slice() };
+}
+
+/** The primary's durable completion step, after the far side's commit: C := clear; W := empty; phase idle. */
+export function clearCycle(state: ModelState): ModelState {
   const regions = state.geometry.regions;
   return {
     ...state,
@@ -130,6 +140,11 @@ export function completeCycle(state: ModelState): ModelState {
     sent: filled(regions, false),
     primaryAtSwap: null,
   };
+}
+
+/** Completion: the far side commits the cycle (D := S), then the primary ends it (clearCycle). */
+export function completeCycle(state: ModelState): ModelState {
+  return clearCycle(commitFarSide(state));
 }
 
 /** A crash loses the volatile state: which regions were sent. */

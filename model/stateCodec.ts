@@ -6,7 +6,13 @@ import type { Content, Geometry, ModelState } from './types.ts';
 
 /**
  * Packs a state into one number (mixed radix, per region: P, S, C, X, W, sent,
- * P@swap; then phase and crashed). The explorer's bounds keep it below 2^53.
+ * P@swap and, when the consistent image is modelled, D; then phase and crashed).
+ * The explorer's bounds keep it below 2^53.
+ *
+ * Without the consistent image (`consistent` false) D is not part of the key and
+ * decodes as S: the far side's image is then taken to be the secondary at every
+ * state reached, which keeps the state space of a secondary updated in place while
+ * the transitions' and crash outcomes' INV-DR checks still run on each step.
  */
 export class StateCodec {
   private readonly contentIndex: Map<Content, number>[] = [];
@@ -17,9 +23,10 @@ export class StateCodec {
   constructor(
     readonly geometry: Geometry,
     values: number,
+    readonly consistent: boolean,
   ) {
     this.valueRadix = values + 1;
-    this.regionRadix = this.valueRadix ** 3 * 2 * 2 * 2 * (this.valueRadix + 1);
+    this.regionRadix = this.valueRadix ** (consistent ? 4 : 3) * 2 * 2 * 2 * (this.valueRadix + 1);
     if (this.regionRadix ** geometry.regions * 4 > Number.MAX_SAFE_INTEGER) {
       throw new RangeError(`explore: ${geometry.regions} regions of ${values} values do not fit a state key`);
     }
@@ -51,6 +58,7 @@ export class StateCodec {
       digit = digit * (v + 1) + (cow === null ? 0 : this.index(region, cow) + 1);
       digit = digit * 2 + (state.sent[region] ? 1 : 0);
       digit = digit * v + atSwap;
+      if (this.consistent) digit = digit * v + this.index(region, state.consistent[region]!);
       key = key * this.regionRadix + digit;
     }
     return (key * 2 + (state.phase === 'replicating' ? 1 : 0)) * 2 + (state.crashed ? 1 : 0);
@@ -70,10 +78,15 @@ export class StateCodec {
     const cow: (Content | null)[] = [];
     const sent: boolean[] = [];
     const atSwap: Content[] = [];
+    const consistent: Content[] = [];
     for (let region = 0; region < regions; region++) {
       let digit = key % this.regionRadix;
       key = Math.floor(key / this.regionRadix);
       const labels = this.contents[region]!;
+      if (this.consistent) {
+        consistent.push(labels[digit % v]!);
+        digit = Math.floor(digit / v);
+      }
       atSwap.push(labels[digit % v]!);
       digit = Math.floor(digit / v);
       sent.push(digit % 2 === 1);
@@ -99,6 +112,7 @@ export class StateCodec {
       cow,
       sent,
       primaryAtSwap: phase === 'idle' ? null : atSwap,
+      consistent: this.consistent ? consistent : secondary.slice(),
     };
   }
 }

@@ -33,6 +33,12 @@ export interface ModelState {
   readonly sent: readonly boolean[];
   /** P@swap: a ghost variable for INV-SNAPSHOT and INV-POINT-IN-TIME; null while idle. */
   readonly primaryAtSwap: readonly Content[] | null;
+  /**
+   * D: the consistent image a receiver on the far side keeps (docs/protocol.md section 10):
+   * P@swap of the last cycle the far side committed. Only the far side's commit, the first
+   * step of completeCycle, changes it (INV-DR).
+   */
+  readonly consistent: readonly Content[];
 }
 
 /** Error codes of docs/protocol.md section 2 that the model decides (the others are about files and requests). */
