@@ -15,9 +15,9 @@
 // machine, and a consistent one is not a plain image: a usage error says so).
 //
 // A remote secondary (docs/remote.md): the volume is opened with a link retry
-// budget of 0, one attempt per call, so that a cycle slice never holds the event
-// loop for longer than the link's connect or request timeout; the cycle runner
-// retries a slice that a link fault stopped, from a timer (impl/nbd/cycles.ts).
+// budget of 0, one attempt per call (`serveLink`), so that a cycle slice never holds
+// the event loop for longer than the link's connect or request timeout; the cycle
+// runner retries a slice that a link fault stopped, from a timer (impl/nbd/cycles.ts).
 
 import { copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -29,12 +29,21 @@ import { NbdServer, type NbdServerOptions } from '../../impl/nbd/server.ts';
 import { removeStaleSocket } from '../../impl/nbd/staleSocket.ts';
 import { volumeLink } from '../../impl/nbd/volumeLink.ts';
 import { NodeStorage } from '../../impl/nodeStorage.ts';
+import type { LinkOptions } from '../../impl/remote/linkOptions.ts';
 import { ReplicatedVolume } from '../../impl/replicatedVolume.ts';
 import { defineCommand, type Values } from '../command.ts';
 import { description } from '../descriptions/serve.ts';
 import { integerMax, optionalIntegerOption } from '../integerOption.ts';
 import { UsageError } from '../usageError.ts';
 import { volumeDirArgument } from '../volume.ts';
+
+/**
+ * The link of a remote secondary under serve: one attempt per call (the cycle runner
+ * waits between attempts, on a timer), a connect bounded at 2 s and a request at 10 s:
+ * the longest a slice can hold the event loop, and so stall every client, when the far
+ * side hangs (the defaults, 5 s and 30 s, suit `cowmap cycle`, which serves no one).
+ */
+export const serveLink: Partial<LinkOptions> = { retryBudgetMs: 0, connectTimeoutMs: 2_000, requestTimeoutMs: 10_000 };
 
 export const command = defineCommand(description, async ({ values, positionals }) => {
   const dir = volumeDirArgument(positionals);
@@ -50,7 +59,7 @@ export const command = defineCommand(description, async ({ values, positionals }
   const limits = limitOptions(values);
   const snapshotDir = values['snapshot-dir'];
 
-  const volume = ReplicatedVolume.open(new NodeStorage(), dir);
+  const volume = ReplicatedVolume.open(new NodeStorage(), dir, { link: serveLink });
   if (snapshotDir !== undefined) refuseSnapshotsOfRemote(volume);
   const log = (line: string): void => {
     process.stdout.write(`${line}\n`);
