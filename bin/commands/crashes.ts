@@ -19,6 +19,10 @@
 // and 1025 (two read chunks of the COW index at recovery, map byte 128), L = 3.
 // About a minute on an idle 2-core machine.
 // --quick runs the first two shallow, in seconds (for make test).
+// Then (not with a geometry option or a mutant) the receiver's store: 40 seeded histories
+// of cycles (1 with --quick) crashed after every durable call in each of the --modes and
+// by a kill followed by a power loss inside recovery (harness/crash/receiverCrashes.ts),
+// a line of counts per mode.
 // Prints the summary of each and the crash states per kind with the time. Exit
 // status: 0 every crash state passes, 1 a failure (saved and printed), 2 bad usage.
 
@@ -29,6 +33,7 @@ import {
   explorationOptionsProblem,
 } from '../../harness/exploration/options.ts';
 import { explorationModes } from '../../harness/exploration/choices.ts';
+import { receiverCrashesReport, receiverFaults } from '../../harness/crash/receiverCrashes.ts';
 import {
   formatFailureReport,
   formatSummary,
@@ -117,6 +122,9 @@ export const quickPlan: readonly Shape[] = [
 ];
 
 type CrashesValues = Values<typeof description.options>;
+
+/** The receiver's histories start here (history i has seed + i): the same crash points on every run. */
+const receiverSeed = 20261130;
 
 /** The bounds are the exploration's own (harness/exploration/options.ts): one table, checked once more there. */
 const bounds = explorationBounds;
@@ -240,6 +248,19 @@ async function crashes(values: CrashesValues, output: CrashesOutput): Promise<nu
           `replay it: cowmap replay${values.mutant === undefined ? '' : ` --mutant ${values.mutant}`} ${result.failure.file}\n`,
         );
       }
+      output.out(`${formatTotals(all)}\n`);
+      return 1;
+    }
+  }
+  // The receiver's store (harness/crash/receiverCrashes.ts) with the default plan and --quick: the
+  // reference's own store, so neither with a mutant nor with a geometry of the volume's exploration.
+  if (!custom && values.mutant === undefined) {
+    const faults = receiverFaults.filter(
+      (fault) => modes.includes(fault as ExplorationMode) || values.modes === undefined,
+    );
+    const report = receiverCrashesReport({ seed: receiverSeed, historyCount: values.quick ? 1 : 40, faults });
+    output.out(`${report.lines.join('\n')}\n`);
+    if (report.failed) {
       output.out(`${formatTotals(all)}\n`);
       return 1;
     }

@@ -31,6 +31,8 @@ export const description = {
     'crashed at every durable call of every operation, of create, of recovery (and inside that recovery) and',
     'of scrub --repair, in process, power and torn modes (records torn inside a sector too), and with rot:',
     'a byte flipped in each checksummed structure. Prints the crash states per kind and the time.',
+    "Then the receiver's store (cowmap receive): 40 seeded histories of cycles (1 with --quick) crashed",
+    'after every durable call in each mode and inside recovery; a line of counts per mode.',
     'exit status: 0 every crash state passes, 1 a failure (saved and printed), 2 bad usage.',
   ],
   load: (): Promise<Command> => import('../commands/crashes.ts').then((m) => m.command),

@@ -213,6 +213,23 @@ export function describeReceiverFailures(failures: readonly ReceiverFailure[], l
 export function formatReceiverCounts(result: ReceiverResult): string[] {
   return [...result.outcomes].map(
     ([fault, outcomes]) =>
-      `receiver, ${fault}: ${result.histories} histories, ${result.crashPoints} crash points, ${outcomes} outcomes judged`,
+      `receiver, ${fault}: ${result.histories} ${result.histories === 1 ? 'history' : 'histories'}, ${result.crashPoints} crash points, ${outcomes} outcomes judged`,
   );
+}
+
+/** `cowmap crashes`' share: the exploration of the reference store, its lines of counts, the failures' lines, the time. */
+export function receiverCrashesReport(options: ReceiverExploration): { lines: string[]; failed: boolean } {
+  const startMs = performance.now();
+  const result = exploreReceiverCrashes({ failuresMax: 1, ...options });
+  const seconds = ((performance.now() - startMs) / 1000).toFixed(1);
+  const lines = formatReceiverCounts(result);
+  if (result.failures.length > 0) {
+    lines.push(`FAIL receiver: ${describeReceiverFailures(result.failures)}`);
+    return { lines, failed: true };
+  }
+  lines.push(
+    `the receiver's store: every crash left the last committed point in time or the one in flight, ` +
+      `and resumed and finished a cycle (seed ${options.seed}, ${seconds} s)`,
+  );
+  return { lines, failed: false };
 }
