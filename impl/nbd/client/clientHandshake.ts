@@ -21,6 +21,8 @@ export interface ExportInfo {
 
 /** The longest option reply accepted: an NBD_REP_INFO is at most a few bytes, an error message at most 4096. */
 export const optionReplyBytesMax = 64 * 1024;
+/** The most NBD_REP_INFO replies accepted before the ACK (a client asks for one item; a server sends a few). */
+const infoRepliesMax = 64;
 /** The largest minimum block size doc/proto.md allows. */
 const blockSizeMinMax = 1 << 16;
 
@@ -77,7 +79,8 @@ async function readGoReplies(
 ): Promise<ExportInfo | 'unsupported'> {
   let export_: { size: number; flags: number } | null = null;
   let blockSize: { min: number; max: number } | null = null;
-  for (;;) {
+  for (let replies = 1; ; replies++) {
+    if (replies > infoRepliesMax) throw new NbdLinkError(`more than ${infoRepliesMax} replies to NBD_OPT_GO`);
     const reply = await readOptionReply(reader, nbd.OPT_GO);
     if (reply.type === nbd.REP_INFO) {
       const item = parseInfo(reply.data);

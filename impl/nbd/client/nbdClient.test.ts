@@ -13,7 +13,7 @@ import { after, describe, test } from 'node:test';
 import { isCowmapError } from '../../errors.ts';
 import * as nbd from '../protocol.ts';
 import { isLinkError, tcpAddress, testBytes, testClientOptions, until, withFake } from './clientTestKit.ts';
-import { FakeNbdServer } from './fakeNbdServer.ts';
+import { FakeNbdServer, fakeFlagsAll as fakeFlags } from './fakeNbdServer.ts';
 import { NbdClient } from './nbdClient.ts';
 import { NbdHandshakeError } from './nbdErrors.ts';
 import type { NbdAddress } from './nbdUrl.ts';
@@ -154,7 +154,10 @@ describe('handshake', () => {
       const absent: NbdAddress = { kind: 'unix', socketPath: join(root, 'absent.sock'), exportName: '' };
       await assert.rejects(NbdClient.connect(absent, options), isLinkError(/absent\.sock: cannot connect: .*ENOENT/));
       const shortly = { ...options, connectTimeoutMs: 200 };
-      await assert.rejects(NbdClient.connect(tcp(ports[0]!), shortly), isLinkError(/no NBD handshake within 200 ms/));
+      await assert.rejects(
+        NbdClient.connect(tcp(ports[0]!), shortly),
+        isLinkError(/^nbd:\/\/127\.0\.0\.1:\d+\/: no NBD handshake within 200 ms/),
+      );
       await assert.rejects(NbdClient.connect(tcp(ports[1]!), options), isLinkError(/not an NBD server/));
       await assert.rejects(NbdClient.connect(tcp(ports[2]!), options), isLinkError(/oldstyle handshake/));
     } finally {
@@ -166,5 +169,108 @@ describe('handshake', () => {
     await assert.rejects(NbdClient.connect(tcp(1), { ...options, inFlightMax: 0 }), (error: unknown) =>
       isCowmapError(error, 'E_BAD_REQUEST'),
     );
+  });
+});
+
+/** A server that greets (fixed newstyle, no zeroes), then answers the client's first option with `replies` as they are. */
+async function scriptedServer(replies: readonly Buffer[]): Promise<{ port: number; close: () => void }> {
+  const server = createServer((socket) => {
+    socket.on('error', () => {});
+    const greeting = Buffer.alloc(18);
+    greeting.writeBigUInt64BE(nbd.NBDMAGIC, 0);
+    greeting.writeBigUInt64BE(nbd.IHAVEOPT, 8);
+    greeting.writeUInt16BE(nbd.FLAG_FIXED_NEWSTYLE | nbd.FLAG_NO_ZEROES, 16);
+    socket.write(greeting);
+    socket.once('data', () => socket.write(Buffer.concat(replies)));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { port: (server.address() as { port: number }).port, close: () => server.close() };
+}
+
+function optionReply(
+  type: number,
+  data: Buffer = Buffer.alloc(0),
+  option = nbd.OPT_GO,
+  magic = nbd.OPTION_REPLY_MAGIC,
+): Buffer {
+  const header = Buffer.alloc(20);
+  header.writeBigUInt64BE(magic, 0);
+  header.writeUInt32BE(option, 8);
+  header.writeUInt32BE(type, 12);
+  header.writeUInt32BE(data.length, 16);
+  return Buffer.concat([header, data]);
+}
+
+function info(type: number, ...fields: [bytes: 2 | 4 | 8, value: number | bigint][]): Buffer {
+  const parts = [Buffer.alloc(2)];
+  parts[0]!.writeUInt16BE(type);
+  for (const [bytes, value] of fields) {
+    const part = Buffer.alloc(bytes);
+    if (bytes === 8) part.writeBigUInt64BE(BigInt(value));
+    else if (bytes === 4) part.writeUInt32BE(Number(value));
+    else part.writeUInt16BE(Number(value));
+    parts.push(part);
+  }
+  return optionReply(nbd.REP_INFO, Buffer.concat(parts));
+}
+
+describe('option replies that break the protocol or refuse', () => {
+  const exportInfo = info(nbd.INFO_EXPORT, [8, 1 << 20], [2, fakeFlags]);
+  const cases: [string, Buffer[], RegExp][] = [
+    ['NBD_REP_SERVER to NBD_OPT_GO', [optionReply(nbd.REP_SERVER)], /NBD_REP_SERVER, which is not a reply to it/],
+    [
+      'NBD_REP_ERR_POLICY',
+      [optionReply(nbd.REP_ERR_POLICY, Buffer.from('go away'))],
+      /refused the export '' with NBD_REP_ERR_POLICY: "go away"/,
+    ],
+    [
+      'an unnamed error reply',
+      [optionReply((0x80000000 | 77) >>> 0)],
+      /refused the export '' with option reply 0x8000004d$/,
+    ],
+    ['an ACK without NBD_INFO_EXPORT', [optionReply(nbd.REP_ACK)], /acknowledged NBD_OPT_GO without NBD_INFO_EXPORT/],
+    [
+      'a reply to another option',
+      [optionReply(nbd.REP_ACK, Buffer.alloc(0), nbd.OPT_LIST)],
+      /reply to option 3 where 7 was sent/,
+    ],
+    ['a reply without its magic', [optionReply(nbd.REP_ACK, Buffer.alloc(0), nbd.OPT_GO, 1n)], /without its magic/],
+    ['a reply of 1 MiB', [optionReply(nbd.REP_INFO, Buffer.alloc(1 << 20))], /option reply of 1048576 bytes/],
+    ['an NBD_REP_INFO of 1 byte', [optionReply(nbd.REP_INFO, Buffer.alloc(1))], /NBD_REP_INFO of 1 bytes/],
+    ['NBD_INFO_EXPORT of 10 bytes', [info(nbd.INFO_EXPORT, [8, 1 << 20])], /NBD_INFO_EXPORT of 10 bytes/],
+    [
+      'NBD_INFO_BLOCK_SIZE of 10 bytes',
+      [info(nbd.INFO_BLOCK_SIZE, [4, 512], [4, 512])],
+      /NBD_INFO_BLOCK_SIZE of 10 bytes/,
+    ],
+    [
+      'an export of 2^60 bytes',
+      [info(nbd.INFO_EXPORT, [8, 1n << 60n], [2, fakeFlags])],
+      /larger than this client handles/,
+    ],
+    ['65 NBD_REP_INFO', Array.from({ length: 65 }, () => exportInfo), /more than 64 replies to NBD_OPT_GO/],
+  ];
+  for (const [what, replies, pattern] of cases) {
+    test(what, async () => {
+      const server = await scriptedServer(replies);
+      try {
+        await assert.rejects(NbdClient.connect(tcp(server.port), options), isLinkError(pattern));
+      } finally {
+        server.close();
+      }
+    });
+  }
+
+  test('information it does not know is ignored; transmission flags without NBD_FLAG_HAS_FLAGS mean nothing', async () => {
+    const name = optionReply(nbd.REP_INFO, Buffer.concat([Buffer.from([0, nbd.INFO_NAME]), Buffer.from('canonical')]));
+    const noFlags = info(nbd.INFO_EXPORT, [8, 4096], [2, nbd.FLAG_SEND_FLUSH | nbd.FLAG_READ_ONLY]);
+    const server = await scriptedServer([name, noFlags, optionReply(nbd.REP_ACK)]);
+    try {
+      const client = await NbdClient.connect(tcp(server.port), options);
+      assert.deepEqual([client.exportSize, client.canFlush, client.readOnly], [4096, false, false]);
+      client.destroy();
+    } finally {
+      server.close();
+    }
   });
 });

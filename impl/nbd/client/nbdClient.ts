@@ -64,11 +64,13 @@ export class NbdClient {
   static async connect(address: NbdAddress, options: NbdClientOptions): Promise<NbdClient> {
     checkOptions(options);
     const url = formatNbdUrl(address);
+    // One bound for the connect and the handshake together.
+    const deadlineMs = Date.now() + options.connectTimeoutMs;
     const socket = await openSocket(address, options.connectTimeoutMs, url);
     const reader = new SocketReader(socket);
     const timer = setTimeout(
-      () => reader.fail(new NbdLinkError(`${url}: no NBD handshake within ${options.connectTimeoutMs} ms`)),
-      options.connectTimeoutMs,
+      () => reader.fail(new NbdLinkError(`no NBD handshake within ${options.connectTimeoutMs} ms`)),
+      Math.max(0, deadlineMs - Date.now()),
     );
     try {
       const info = await negotiate(socket, reader, address.exportName);
@@ -198,12 +200,14 @@ function openSocket(address: NbdAddress, timeoutMs: number, url: string): Promis
       socket.destroy();
       reject(new NbdLinkError(`${url}: no connection within ${timeoutMs} ms`));
     }, timeoutMs);
-    socket.once('error', (error) => {
+    const refused = (error: Error): void => {
       clearTimeout(timer);
       reject(new NbdLinkError(`${url}: cannot connect: ${error.message}`, { cause: error }));
-    });
+    };
+    socket.once('error', refused);
     socket.once('connect', () => {
       clearTimeout(timer);
+      socket.off('error', refused);
       if (address.kind === 'tcp') socket.setNoDelay(true);
       resolve(socket);
     });

@@ -311,7 +311,7 @@ describe('faults', () => {
     await withFake({ onRequest: hold }, async (server, client) => {
       const write = client.write(0, testBytes(512, 1));
       await until(() => server.held.length === 1, 'the write held');
-      const closed = client.close();
+      const closed = Promise.all([client.close(), client.close()]);
       await assert.rejects(client.read(0, 512), isLinkError(/the client closed the connection/));
       server.release(0);
       await write;

@@ -51,6 +51,7 @@ export class Transmission {
   private failure: NbdLinkError | null = null;
   /** Why no new request is taken (disconnect() or NBD_ESHUTDOWN), or null. */
   private closingReason: string | null = null;
+  private disconnected: Promise<void> | null = null;
   private readonly idleWaiters: (() => void)[] = [];
   /** A promise per outstanding request that settles (never rejects) with it: what settled() waits for. */
   private readonly unsettled = new Set<Promise<void>>();
@@ -130,8 +131,13 @@ export class Transmission {
   }
 
   /** The soft disconnect: no new requests, NBD_CMD_DISC once every outstanding one is answered, then end. */
-  async disconnect(lingerMs: number, reason = 'the client closed the connection'): Promise<void> {
+  disconnect(lingerMs: number, reason = 'the client closed the connection'): Promise<void> {
     this.closingReason ??= reason;
+    this.disconnected ??= this.disconnectWhenIdle(lingerMs);
+    return this.disconnected;
+  }
+
+  private async disconnectWhenIdle(lingerMs: number): Promise<void> {
     await this.whenIdle();
     if (this.failure === null) {
       this.socket.write(nbd.encodeRequest({ type: nbd.CMD_DISC, offset: 0, length: 0, cookie: this.cookieNext++ }));
@@ -143,7 +149,7 @@ export class Transmission {
       await closed;
       clearTimeout(linger);
     }
-    this.fail(new NbdLinkError(this.closingReason ?? reason));
+    this.fail(new NbdLinkError(this.closingReason!));
   }
 
   /** Ends the connection now; every outstanding request fails with (a link error naming it and) `error`. */
