@@ -6,6 +6,7 @@
 import type { AnyStateNode } from 'xstate';
 import { replicationMachine } from './machine.ts';
 import { allTransitions } from './transitions.ts';
+import type { TransitionInfo } from './transitions.ts';
 
 function mermaidId(path: string): string {
   return path === replicationMachine.id ? '[*]' : path.replace(/\./g, '_');
@@ -53,12 +54,41 @@ function markdownTable(header: readonly string[], rows: readonly (readonly strin
   return [line(header), line(widths.map((width) => '-'.repeat(width))), ...rows.map(line)];
 }
 
-/** docs/statechart.md: the diagram and the list of transition ids. */
+/** The named actions a transition runs, in order ('reject' for a rejection, which records its code only). */
+function actionNames(info: TransitionInfo): string {
+  const names = (info.definition.actions as readonly unknown[]).map((action) => {
+    if (typeof action === 'string') return action;
+    const type = (action as { type?: unknown } | null)?.type;
+    return typeof type === 'string' ? type : '(inline)';
+  });
+  return names.length === 0 ? '' : names.join(', ');
+}
+
+/** What the context holds, and the actions that change it, in words (docs/protocol.md sections 1, 2 and 10). */
+const contextNotes = [
+  '## The context',
+  '',
+  'The context is the model state of docs/protocol.md section 1 (`P`, `S`, `C`, `X`, `W`, the sent set, `P@swap`)',
+  "and the far side's consistent image `D` of section 10, one content per region, all zero at the start, plus the",
+  'last rejection (`reject` records it; `readRegion` changes nothing). Every other action is the pure function',
+  'of `model/rules.ts` of the same name. `completeCycle` runs two:',
+  '`commitFarSide` (the far side commits the cycle: `D := S`, which is `P@swap` of the cycle) and then `clearCycle`',
+  "(the primary's durable completion step: `C` and `W` cleared, phase `idle`), in the order the far side's",
+  "confirmation and the primary's durable step take on the wire. No other action changes `D` (INV-DR). A crash",
+  'inside `completeCycle` may fall between the two: `model/crashOutcomes.ts` allows the cycle still running with `D`',
+  'already the new point.',
+  '',
+  '## The transitions',
+  '',
+];
+
+/** docs/statechart.md: the diagram, the context, and the list of transition ids with their actions. */
 export function statechartDocument(): string {
   const rows = allTransitions().map((info) => [
     `\`${info.id}\``,
     info.targets.length === 0 ? '(stays)' : info.targets.join(', '),
     info.rejects ?? 'accepted',
+    actionNames(info),
   ]);
   return [
     '# The statechart',
@@ -70,7 +100,8 @@ export function statechartDocument(): string {
     statechartMermaid().trimEnd(),
     '```',
     '',
-    ...markdownTable(['transition id', 'target', 'result'], rows),
+    ...contextNotes,
+    ...markdownTable(['transition id', 'target', 'result', 'actions'], rows),
     '',
   ].join('\n');
 }
