@@ -217,3 +217,24 @@ test('a real primary (an NBD secondary URL): its cycle is the consistent image, 
   assert.ok(!existsSync(receiveStatusPath(dir)), 'the status file goes at stop');
   assert.deepEqual(consistentImage(dir), Buffer.from(atSwap));
 });
+
+test('read --consistent of a volume whose secondary is consistent: (a byte range across regions) and of its DIR2', () => {
+  const primaryDir = join(root, `p${dirs++}`);
+  const secondaryDir = join(root, `c${dirs++}`);
+  const volume = ReplicatedVolume.create(new NodeStorage(), primaryDir, geometry, {
+    consistentSecondaryDir: secondaryDir,
+  });
+  let atSwap: Uint8Array;
+  try {
+    volume.writeMany([{ offset: 4096 - 10, bytes: new Uint8Array(5000).fill(0x51) }]);
+    runCycle(volume);
+    atSwap = volume.read(0, imageSize);
+    volume.writeMany([{ offset: 0, bytes: new Uint8Array(8192).fill(0x52) }]);
+  } finally {
+    volume.close();
+  }
+  const read = runCowmap(['read', primaryDir, '--consistent', '--offset', '100', '--length', String(3 * 4096)]);
+  assert.equal(read.status, 0, read.stderr);
+  assert.deepEqual(read.stdout, Buffer.from(atSwap.subarray(100, 100 + 3 * 4096)));
+  assert.deepEqual(storeConsistentImage(secondaryDir), atSwap);
+});
