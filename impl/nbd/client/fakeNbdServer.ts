@@ -59,11 +59,12 @@ export class FakeNbdServer {
     this.server = createServer((socket) => this.serve(socket));
   }
 
-  /** Listens on 127.0.0.1 (port 0) or on a Unix socket; returns the port or the path. */
-  listen(path?: string): Promise<number | string> {
-    return new Promise((resolve) => {
+  /** Listens on `host` (127.0.0.1; port 0) or on a Unix socket; returns the port or the path. */
+  listen(path?: string, host = '127.0.0.1'): Promise<number | string> {
+    return new Promise((resolve, reject) => {
       const ready = (): void => resolve(path ?? (this.server.address() as { port: number }).port);
-      if (path === undefined) this.server.listen(0, '127.0.0.1', ready);
+      this.server.once('error', reject);
+      if (path === undefined) this.server.listen(0, host, ready);
       else this.server.listen(path, ready);
     });
   }

@@ -16,7 +16,7 @@ import { isLinkError, tcpAddress, testBytes, testClientOptions, until, withFake 
 import { FakeNbdServer, fakeFlagsAll as fakeFlags } from './fakeNbdServer.ts';
 import { NbdClient } from './nbdClient.ts';
 import { NbdHandshakeError } from './nbdErrors.ts';
-import type { NbdAddress } from './nbdUrl.ts';
+import { type NbdAddress, parseNbdUrl } from './nbdUrl.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'cowmap-nbd-client-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -122,6 +122,20 @@ describe('handshake', () => {
       const client = await NbdClient.connect({ kind: 'unix', socketPath, exportName: 'u' }, options);
       await client.write(0, bytes(512, 3));
       assert.deepEqual(server.image.subarray(0, 512), bytes(512, 3));
+      await client.close();
+    } finally {
+      await server.close();
+    }
+  });
+
+  test('TCP over IPv6: nbd://[::1]:PORT/EXPORT', async (t) => {
+    const server = new FakeNbdServer({ exportNames: ['v6'] });
+    const port = await server.listen(undefined, '::1').catch((error: NodeJS.ErrnoException) => error.code);
+    if (typeof port !== 'number') return t.skip(`no IPv6 loopback here (${port})`);
+    try {
+      const client = await NbdClient.connect(parseNbdUrl(`nbd://[::1]:${port}/v6`), options);
+      await client.write(0, bytes(512, 6));
+      assert.deepEqual(server.image.subarray(0, 512), bytes(512, 6));
       await client.close();
     } finally {
       await server.close();
