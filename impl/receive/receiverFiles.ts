@@ -134,6 +134,15 @@ export function openReceiverFiles(storage: Storage, dir: string, readOnly: boole
   }
 }
 
+/**
+ * Removes a store's files from `dir` (a `consistent:` secondary whose create failed
+ * after the store was made), the removals made durable; errors ignored.
+ */
+export function removeReceiverFiles(storage: Storage, dir: string, extra: readonly string[] = []): void {
+  const paths = receiverPaths(dir);
+  removeQuietly(storage, dir, [paths.image, ...paths.journals, paths.state, ...extra], false);
+}
+
 export function closeQuietly(file: FileHandle): void {
   try {
     file.close();

@@ -30,7 +30,7 @@ import {
   type ReplicaOpenOptions,
 } from '../replica.ts';
 import type { FileHandle, Storage } from '../storage.ts';
-import { closeQuietly, receiverPaths } from './receiverFiles.ts';
+import { closeQuietly, receiverPaths, removeReceiverFiles } from './receiverFiles.ts';
 import { ReceiverStore } from './receiverStore.ts';
 
 export class ReceiverReplica implements Replica {
@@ -86,6 +86,8 @@ export class ReceiverReplica implements Replica {
     } catch (error) {
       if (digestsFile !== null) closeQuietly(digestsFile);
       store.close();
+      // What create made goes again, as FileReplica.create's: the volume's create reports the error.
+      removeReceiverFiles(storage, dir, digestsFile === null ? [] : [volumePath(dir, digestsFileName)]);
       throw error;
     }
   }

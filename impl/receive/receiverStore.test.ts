@@ -5,13 +5,17 @@
 // print their seed (COWMAP_RECEIVER_SEED replays).
 
 import assert from 'node:assert/strict';
+import { readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { CrashStorage } from '../../harness/crash/crashStorage.ts';
 import { isSimulatedCrash } from '../../harness/crash/crashReport.ts';
 import { MemoryStorage } from '../../harness/storage/memoryStorage.ts';
 import { type ErrorCode, isCowmapError } from '../errors.ts';
 import { controlOffsetOf, type ControlState, encodeControlBlock, exportSizeOf } from '../remote/controlBlock.ts';
+import { makeTemporaryDir, NodeStorage, removeTree } from '../nodeStorage.ts';
 import type { Storage } from '../storage.ts';
+import { flipByte } from '../testFiles.ts';
 import { ReceiverStore } from './receiverStore.ts';
 
 const dir = '/receiver';
@@ -34,8 +38,8 @@ function refused(code: ErrorCode, run: () => void): void {
 }
 
 /** A store with cycle 0 (zeros) committed, as a primary's claim leaves it. */
-function claimed(storage: Storage = new MemoryStorage(), options = {}): ReceiverStore {
-  const store = ReceiverStore.create(storage, dir, exportSize, options);
+function claimed(storage: Storage = new MemoryStorage(), options = {}, at = dir): ReceiverStore {
+  const store = ReceiverStore.create(storage, at, exportSize, options);
   store.write(controlOffset, block(0, 'sending'));
   store.writeZeroes(0, imageSize);
   store.write(controlOffset, block(0, 'complete'));
@@ -219,5 +223,47 @@ describe('the receiver store', () => {
     refused('E_BAD_REQUEST', () => reader.write(controlOffset, block(1, 'sending')));
     assert.deepEqual(reader.readConsistent(0, 512), filled(512, 0));
     reader.close();
+  });
+});
+
+describe('the receiver\'s files on disk (docs/format.md, "The receiver\'s files")', () => {
+  test('the files, the slot fields, a torn newest slot, and the lock', () => {
+    const root = makeTemporaryDir('cowmap-receiver-');
+    const at = join(root, 'dir2');
+    const storage = new NodeStorage();
+    try {
+      const store = claimed(storage, {}, at);
+      for (const [name, size] of [
+        ['receiver', 1024],
+        ['image', exportSize],
+        ['journal1', 0],
+      ] as const)
+        assert.equal(statSync(join(at, name)).size, size, name);
+      refused('E_LOCKED', () => ReceiverStore.open(storage, at, { readOnly: true }));
+      store.write(controlOffset, block(1, 'sending'));
+      store.write(0, filled(512, 9));
+      store.write(controlOffset, block(1, 'complete'));
+      store.close();
+      const slots = readFileSync(join(at, 'receiver'));
+      const view = new DataView(slots.buffer, slots.byteOffset, slots.byteLength);
+      // The newest slot: sequence 5 (create, start 0, commit 0 and its close, start 1, ...): read both and pick.
+      const sequences = [0, 1].map((slot) => Number(view.getBigUint64(slot * 512 + 16, true)));
+      const newest = sequences[0]! > sequences[1]! ? 0 : 1;
+      assert.equal(slots.subarray(newest * 512, newest * 512 + 8).toString(), 'cowmapRV');
+      assert.equal(view.getUint32(newest * 512 + 8, true), 1, 'format version');
+      assert.equal(Number(view.getBigUint64(newest * 512 + 24, true)), exportSize);
+      assert.equal(Number(view.getBigUint64(newest * 512 + 56, true)), 2, 'completed cycle 1, stored plus one');
+      assert.equal(Number(view.getBigUint64(newest * 512 + 80, true)), 0, 'no journal');
+      // A torn newest slot: the other one wins, an older state that is still whole.
+      flipByte(join(at, 'receiver'), newest * 512 + 100);
+      const older = ReceiverStore.open(storage, at, { readOnly: true });
+      assert.equal(older.status().completedCycle, 1, 'the slot before the close of the journal');
+      assert.deepEqual(older.readConsistent(0, 512), filled(512, 9));
+      older.close();
+      flipByte(join(at, 'receiver'), (1 - newest) * 512 + 100);
+      refused('E_CORRUPT', () => ReceiverStore.open(storage, at));
+    } finally {
+      removeTree(root);
+    }
   });
 });

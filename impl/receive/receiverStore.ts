@@ -379,8 +379,8 @@ export class ReceiverStore {
     this.image.sync();
     this.state.update({ imageFresh: false, journal: { ...state.journal, cycle: null, committedBytes: null } });
     this.journal = null;
-    // Dead once the state says no journal; cut to free the space (durable or not, it never counts again).
-    journal.file.truncate(0);
+    // The journal file stays as it is until the next cycle restarts it: should the slot
+    // just written rot, the older one (this commit) is read again and applies it again.
   }
 }
 
