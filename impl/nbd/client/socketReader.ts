@@ -3,6 +3,7 @@
 // (replyReader.ts); `detach` hands it the bytes received so far.
 
 import type { Socket } from 'node:net';
+import { assert } from '../../assert.ts';
 import { ByteQueue } from '../byteQueue.ts';
 import { NbdLinkError } from './nbdErrors.ts';
 
@@ -33,7 +34,7 @@ export class SocketReader {
 
   /** The next `count` bytes; rejects with NbdLinkError when the connection ends or fails first. */
   read(count: number): Promise<Buffer> {
-    if (this.waiter !== null) throw new Error('SocketReader.read while a read is waiting');
+    assert(this.waiter === null, 'SocketReader.read while a read is waiting');
     return new Promise((resolve, reject) => {
       this.wanted = count;
       this.waiter = { resolve, reject };
