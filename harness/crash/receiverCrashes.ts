@@ -213,7 +213,8 @@ export function describeReceiverFailures(failures: readonly ReceiverFailure[], l
 export function formatReceiverCounts(result: ReceiverResult): string[] {
   return [...result.outcomes].map(
     ([fault, outcomes]) =>
-      `receiver, ${fault}: ${result.histories} ${result.histories === 1 ? 'history' : 'histories'}, ${result.crashPoints} crash points, ${outcomes} outcomes judged`,
+      `receiver, ${fault}: ${result.histories} ${result.histories === 1 ? 'history' : 'histories'}, ` +
+      `${result.crashPoints} crash points, ${outcomes} outcomes judged`,
   );
 }
 

@@ -1,4 +1,5 @@
-// The two bulk moves of a receiver's journal, both driven by its index (the newest
+// The reads and bulk moves of a receiver's journal: a read of the image with the
+// journal over it, and the two bulk moves, both driven by its index (the newest
 // bytes of each extent, so a byte the cycle wrote twice is copied once):
 // applying a committed journal to the image, and compacting a journal into the
 // other journal file when it outgrows its bound. Both read the journal and write
@@ -99,4 +100,16 @@ export function compactJournal(journal: ReceiverJournal, target: FileHandle, epo
     }
   }
   return compacted;
+}
+
+/** `bytes` (the image at `offset`) with the journal's extents over it: a copy when any meets it. */
+export function overlay(bytes: Uint8Array, offset: number, journal: ReceiverJournal): Uint8Array {
+  let out: Uint8Array | null = null;
+  for (const extent of journal.index.within(offset, bytes.length)) {
+    out ??= bytes.slice();
+    const at = extent.offset - offset;
+    if (extent.source === zeroSource) out.fill(0, at, at + extent.length);
+    else out.set(journal.read(extent.source, extent.length), at);
+  }
+  return out ?? bytes;
 }

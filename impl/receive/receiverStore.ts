@@ -50,13 +50,13 @@
 
 import { assert } from '../assert.ts';
 import { CowmapError, isStorageError } from '../errors.ts';
-import { controlBlockSize, decodeControlBlock, exportSizeOf, type ControlBlock } from '../remote/controlBlock.ts';
+import { type ControlBlock, controlBlockSize } from '../remote/controlBlock.ts';
 import type { FileHandle, Lock, Storage } from '../storage.ts';
-import { applyJournal, compactJournal } from './receiverApply.ts';
+import { applyJournal, compactJournal, overlay } from './receiverApply.ts';
 import { closeQuietly, createReceiverFiles, openReceiverFiles, type ReceiverFiles } from './receiverFiles.ts';
 import { ReceiverJournal, recordDataMax, recordHeaderSize } from './receiverJournal.ts';
-import { zeroSource } from './receiverJournalIndex.ts';
 import type { ReceiverState, ReceiverStateFile } from './receiverState.ts';
+import { checkBlockIdentity, controlBlockOf } from './receiverSignal.ts';
 import type { ReceiverStatus } from './receiverStatus.ts';
 
 export interface ReceiverStoreOptions {
@@ -287,39 +287,12 @@ export class ReceiverStore {
     this.journalFiles[current.file].truncate(0);
   }
 
-  /** A write that reaches the control region: one valid control block, exactly there, or E_BAD_REQUEST. */
+  /** A write that reaches the control region: a start or complete signal (receiverSignal.ts). */
   private signal(offset: number, bytes: Uint8Array): void {
-    if (offset !== this.controlOffset || bytes.length !== controlBlockSize)
-      throw new CowmapError(
-        'E_BAD_REQUEST',
-        `write at ${offset} of ${bytes.length} bytes: the control region at ${this.controlOffset} takes only whole control blocks`,
-      );
-    const decoded = decodeControlBlock(bytes);
-    if (decoded.kind !== 'block')
-      throw new CowmapError(
-        'E_BAD_REQUEST',
-        `write of the control block: ${decoded.kind === 'empty' ? 'all zeros' : decoded.problem}`,
-      );
-    const block = decoded.block;
-    this.checkIdentity(block);
+    const block = controlBlockOf(offset, bytes, this.controlOffset);
+    checkBlockIdentity(block, this.state.state.identity, this.exportSize);
     if (block.state === 'sending') this.startOrContinue(block, bytes);
     else this.complete(block, bytes);
-  }
-
-  private checkIdentity(block: ControlBlock): void {
-    const identity = this.state.state.identity;
-    if (identity === null) {
-      if (exportSizeOf(block) !== this.exportSize)
-        throw new CowmapError(
-          'E_BAD_REQUEST',
-          `control block of ${block.regions} x ${block.regionSize}: an export of ${exportSizeOf(block)} bytes, this one is ${this.exportSize}`,
-        );
-      return;
-    }
-    if (!Buffer.from(identity.volumeId).equals(Buffer.from(block.volumeId)))
-      throw new CowmapError('E_BAD_REQUEST', `control block of another volume than the one this store belongs to`);
-    if (identity.regions !== block.regions || identity.regionSize !== block.regionSize)
-      throw new CowmapError('E_BAD_REQUEST', `control block of geometry ${block.regions} x ${block.regionSize}`);
   }
 
   /** `sending N`: a record of the open journal of N, or the start of a journal for N (one durable state update). */
@@ -382,16 +355,4 @@ export class ReceiverStore {
     // The journal file stays as it is until the next cycle restarts it: should the slot
     // just written rot, the older one (this commit) is read again and applies it again.
   }
-}
-
-/** `bytes` (the image at `offset`) with the journal's extents over it. */
-function overlay(bytes: Uint8Array, offset: number, journal: ReceiverJournal): Uint8Array {
-  let out: Uint8Array | null = null;
-  for (const extent of journal.index.within(offset, bytes.length)) {
-    out ??= bytes.slice();
-    const at = extent.offset - offset;
-    if (extent.source === zeroSource) out.fill(0, at, at + extent.length);
-    else out.set(journal.read(extent.source, extent.length), at);
-  }
-  return out ?? bytes;
 }
