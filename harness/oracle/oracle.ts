@@ -279,7 +279,10 @@ export class Oracle {
           differences,
         );
       }
-      const allowed = outcomes.map((outcome) => this.describeState(outcome.state)).join('\n    or       ');
+      const withD = observed.consistent !== undefined;
+      const allowed = outcomes
+        .map((outcome) => this.describer.describeState(outcome.state, withD))
+        .join('\n    or       ');
       throw new OracleFailure(
         'crash-outcome',
         `${label}: the recovered state is not one the model allows after this crash\n    allowed: ${allowed}\n    observed: ${this.describeObserved(observed)}`,

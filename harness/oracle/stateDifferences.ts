@@ -31,6 +31,7 @@ export function observedOf(state: SutState): ObservedState {
     cow: state.cowData.map((digest, region) => (state.cow[region] === '1' ? digest : null)),
     primary: state.primary,
     secondary: state.secondary,
+    consistent: state.consistent,
   };
 }
 
@@ -42,15 +43,18 @@ export class StateDescriber {
     return list.map((content) => this.book.show(content)).join(' ');
   }
 
-  describeState(state: ModelState): string {
+  /** The model's state; `withConsistent` adds D (to compare with an implementation that reports it). */
+  describeState(state: ModelState, withConsistent = false): string {
     const contents = `P=${this.show(state.primary)} S=${this.show(state.secondary)}`;
-    return `${state.phase} ${contents} C=${bits(state.current)} X=${bits(state.next)} W=${this.show(state.cow)}`;
+    const consistent = withConsistent ? ` D=${this.show(state.consistent)}` : '';
+    return `${state.phase} ${contents} C=${bits(state.current)} X=${bits(state.next)} W=${this.show(state.cow)}${consistent}`;
   }
 
   describeObserved(state: SutState): string {
     const observed = observedOf(state);
     const contents = `P=${this.show(observed.primary)} S=${this.show(observed.secondary)}`;
-    return `${state.phase} ${contents} C=${state.current} X=${state.next} W=${this.show(observed.cow)}`;
+    const consistent = observed.consistent === undefined ? '' : ` D=${this.show(observed.consistent)}`;
+    return `${state.phase} ${contents} C=${state.current} X=${state.next} W=${this.show(observed.cow)}${consistent}`;
   }
 
   /**
@@ -71,6 +75,17 @@ export class StateDescriber {
       ['current', [...bits(model.current)], [...state.current], 'bit'],
       ['next', [...bits(model.next)], [...state.next], 'bit'],
       ['cow', model.cow, observed.cow, 'content'],
+      // D only from an implementation that keeps one (feature `consistent`, docs/protocol.md section 10).
+      ...(observed.consistent === undefined
+        ? []
+        : [
+            ['consistent', model.consistent, observed.consistent, 'content'] as [
+              string,
+              readonly string[],
+              readonly string[],
+              'content',
+            ],
+          ]),
     ];
     const showContent = (expected: string | null, seen: string | null): [string, string] => {
       const [shownExpected, shownSeen] = [this.book.show(expected), this.book.show(seen)];

@@ -14,6 +14,8 @@ export interface ReferenceSutOptions {
   /** The volume class: ReplicatedVolume, or a mutant subclass. */
   readonly volumeClass?: VolumeClass;
   readonly name?: string;
+  /** Feature `consistent`: a `consistent:` secondary, whose image D state() reports (docs/protocol.md section 10). */
+  readonly consistent?: boolean;
 }
 
 /** A fresh temporary directory on real files; the volume lives in its `volume` subdirectory. */
@@ -24,9 +26,11 @@ function temporaryFiles(): VolumeFiles<NodeStorage> {
 
 export class ReferenceSut extends VolumeSut<NodeStorage> {
   constructor(options: ReferenceSutOptions = {}) {
+    const consistent = options.consistent === true;
     super(options.volumeClass ?? ReplicatedVolume, {
-      name: options.name ?? 'the reference implementation',
+      name: options.name ?? `the reference implementation${consistent ? ' (consistent secondary)' : ''}`,
       newFiles: temporaryFiles,
+      consistent,
     });
   }
 }

@@ -17,6 +17,11 @@ export interface SutState {
   readonly primary: readonly string[];
   readonly secondary: readonly string[];
   readonly cowData: readonly (string | null)[];
+  /**
+   * D, the consistent image of the secondary (docs/protocol.md section 10), one digest a
+   * region: only from an implementation that offers the feature `consistent`.
+   */
+  readonly consistent?: readonly string[];
 }
 
 export type SutOp =
@@ -41,7 +46,7 @@ export interface CrashRequest {
 /** An operation with a failpoint either crashed inside or completed (and the crash then follows it). */
 export type CrashingReply = { readonly crashed: true } | { readonly crashed: false; readonly reply: SutReply };
 
-export type Feature = 'failpoint' | 'power-loss' | 'torn';
+export type Feature = 'failpoint' | 'power-loss' | 'torn' | 'consistent';
 
 export interface SystemUnderTest {
   readonly name: string;

@@ -13,8 +13,9 @@
 // crash hands over nothing).
 
 import { posix } from 'node:path';
+import { sha256Hex } from '../../impl/checksum.ts';
 import { isCowmapError } from '../../impl/errors.ts';
-import type { ReplicatedVolume } from '../../impl/replicatedVolume.ts';
+import type { CreateOptions, ReplicatedVolume } from '../../impl/replicatedVolume.ts';
 import type { Storage } from '../../impl/storage.ts';
 import type { Geometry } from '../../model/types.ts';
 import { isSimulatedCrash } from '../crash/crashReport.ts';
@@ -70,6 +71,12 @@ export interface VolumeSutOptions<S extends Storage> {
   /** What `crashChoices` and `betweenCrash` are after each create and restore (a rerun of a found failure sets them). */
   readonly crashChoices?: PowerChoices;
   readonly betweenCrash?: BetweenCrash;
+  /**
+   * Feature `consistent`: the volume's secondary keeps a consistent image (a `consistent:`
+   * secondary, impl/receive/receiverReplica.ts, beside the volume's directory), and
+   * state() reports it (docs/protocol.md section 10).
+   */
+  readonly consistent?: boolean;
 }
 
 /** A call run with a crash armed: crashed, or what it returned and its durable call count. */
@@ -96,9 +103,14 @@ function pathOf(log: readonly IoLogEntry[]): string {
     .join(', ');
 }
 
+/** Where a volume's consistent secondary lives: beside its directory (feature `consistent`). */
+export function consistentDirOf(dir: string): string {
+  return posix.join(posix.dirname(dir), 'consistent');
+}
+
 export class VolumeSut<S extends Storage = Storage> implements SystemUnderTest {
   readonly name: string;
-  readonly features: ReadonlySet<Feature> = new Set<Feature>(['failpoint', 'power-loss', 'torn']);
+  readonly features: ReadonlySet<Feature>;
   /** Explicit choices for the next crash inside an operation (they replace the seeded coins). */
   crashChoices: PowerChoices;
   /** How the next crash between operations happens. */
@@ -119,6 +131,8 @@ export class VolumeSut<S extends Storage = Storage> implements SystemUnderTest {
     private readonly options: VolumeSutOptions<S>,
   ) {
     this.name = options.name;
+    const consistent: Feature[] = options.consistent === true ? ['consistent'] : [];
+    this.features = new Set<Feature>(['failpoint', 'power-loss', 'torn', ...consistent]);
     this.crashChoices = options.crashChoices ?? {};
     this.betweenCrash = options.betweenCrash ?? processCrash;
   }
@@ -194,9 +208,14 @@ export class VolumeSut<S extends Storage = Storage> implements SystemUnderTest {
     return volume;
   }
 
+  /** The options of every create: the consistent secondary, with the feature. */
+  private get createOptions(): CreateOptions {
+    return this.options.consistent === true ? { consistentSecondaryDir: consistentDirOf(this.dir) } : {};
+  }
+
   async create(geometry: Geometry): Promise<void> {
     const storage = this.useFiles(this.options.newFiles());
-    this.volume = this.guard('create', () => this.volumeClass.create(storage, this.dir, geometry));
+    this.volume = this.guard('create', () => this.volumeClass.create(storage, this.dir, geometry, this.createOptions));
     storage.takeIoCount();
   }
 
@@ -222,7 +241,7 @@ export class VolumeSut<S extends Storage = Storage> implements SystemUnderTest {
 
   async state(): Promise<SutState> {
     const volume = this.openVolume;
-    return this.guard('state', () => volume.state(), { rejects: false });
+    return this.guard('state', () => withConsistent(volume, this.options.consistent === true), { rejects: false });
   }
 
   async crash(): Promise<void> {
@@ -247,14 +266,18 @@ export class VolumeSut<S extends Storage = Storage> implements SystemUnderTest {
   /** create on fresh files with a crash armed (null: none): a crash inside create. */
   createCrashing(geometry: Geometry, arm: ArmCrashOptions | null): CrashingReply {
     const storage = this.useFiles(this.options.newFiles());
-    return this.openArmed(storage, arm, 'create', () => this.volumeClass.create(storage, this.dir, geometry));
+    return this.openArmed(storage, arm, 'create', () =>
+      this.volumeClass.create(storage, this.dir, geometry, this.createOptions),
+    );
   }
 
   /** create over `files` as they are (a directory a user prepared), on a fresh crash layer. */
   createOver(files: VolumeFiles<S>, geometry: Geometry): SutReply {
     const storage = this.useFiles(files);
     return uncrashed(
-      this.openArmed(storage, null, 'create', () => this.volumeClass.create(storage, this.dir, geometry)),
+      this.openArmed(storage, null, 'create', () =>
+        this.volumeClass.create(storage, this.dir, geometry, this.createOptions),
+      ),
     );
   }
 
@@ -262,7 +285,9 @@ export class VolumeSut<S extends Storage = Storage> implements SystemUnderTest {
   createAgain(geometry: Geometry): SutReply {
     const storage = this.recoveryStorage();
     return uncrashed(
-      this.openArmed(storage, null, 'create', () => this.volumeClass.create(storage, this.dir, geometry)),
+      this.openArmed(storage, null, 'create', () =>
+        this.volumeClass.create(storage, this.dir, geometry, this.createOptions),
+      ),
     );
   }
 
@@ -386,6 +411,15 @@ export class VolumeSut<S extends Storage = Storage> implements SystemUnderTest {
     this.volumeFiles?.dispose();
     this.volumeFiles = null;
   }
+}
+
+/** The volume's state, with D's digests when it keeps a consistent image (`consistent`). */
+function withConsistent(volume: ReplicatedVolume, consistent: boolean): SutState {
+  const state = volume.state();
+  if (!consistent) return state;
+  const digests: string[] = [];
+  for (let region = 0; region < volume.regions; region++) digests.push(sha256Hex(volume.readConsistent(region)));
+  return { ...state, consistent: digests };
 }
 
 /** The reply of a call that had no crash armed: it cannot have crashed. */

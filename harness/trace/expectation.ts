@@ -1,6 +1,8 @@
 // Checks a trace's `expect` record against a model state: any subset of phase,
-// primary, secondary, cow (labels; null for an empty COW slot; a list for a choice
-// of allowed contents), current and next (bit strings, region 0 first).
+// primary, secondary, cow, consistent (labels; null for an empty COW slot; a list
+// for a choice of allowed contents), current and next (bit strings, region 0 first).
+// The implementation's state is the model's after every step (the oracle compares
+// them, D included when it reports one), so the model state is what is checked.
 
 import type { Content, ModelState } from '../../model/types.ts';
 import type { Difference } from '../oracle/oracle.ts';
@@ -29,7 +31,7 @@ export function checkExpectation(state: ModelState, expect: Expectation, book: C
   if (expect.phase !== undefined && expect.phase !== state.phase) {
     differences.push({ field: 'phase', expected: expect.phase, observed: state.phase });
   }
-  for (const field of ['primary', 'secondary', 'cow'] as const) {
+  for (const field of ['primary', 'secondary', 'cow', 'consistent'] as const) {
     const list = expect[field];
     if (list === undefined) continue;
     const actual = state[field];

@@ -35,6 +35,18 @@ describe('the trace reader', () => {
     assert.deepEqual(trace.steps, [{ kind: 'op', line: 5, op: 'write', region: 2, data: { label: 'x' } }]);
   });
 
+  it('reads the features a trace needs and an expectation of the consistent image D', () => {
+    const withD = '{"trace": "cowmap", "version": 1, "regions": 2, "regionSize": 512, "features": ["consistent"]}';
+    const trace = readTrace(`${withD}\n{"expect": {"consistent": ["A1", ["", "B1"]]}}\n`, 't');
+    assert.deepEqual(trace.header.features, ['consistent']);
+    const expect = trace.steps[0]?.kind === 'expect' ? trace.steps[0].expect : null;
+    assert.deepEqual(expect?.consistent, [{ label: 'A1' }, [{ label: '' }, { label: 'B1' }]]);
+    const two = '{"trace": "cowmap", "version": 1, "regions": 2, "regionSize": 512}';
+    invalid(`${two}\n{"expect": {"consistent": ["A1"]}}\n`, 2, /consistent must list 2 contents/);
+    invalid(`${two}\n{"expect": {"consistent": [null, "B1"]}}\n`, 2, /null is allowed only in cow/);
+    invalid(`${two.replace('}', ', "features": "consistent"}')}\n`, 1, /features must be a list of strings/);
+  });
+
   it('reads crash points and base64 data', () => {
     const trace = readTrace(
       `${header}\n{"op": "write", "region": 0, "data": {"base64": "AAAA"}, "crashAfterIo": 2, "mode": "power", "seed": 7, "torn": true}\n{"op": "recover"}\n`,

@@ -28,7 +28,7 @@ import type {
 
 const stepOps: readonly StepOp[] = ['write', 'startCycle', 'transfer', 'completeCycle', 'cycle', 'crash', 'recover'];
 const regionOps: readonly StepOp[] = ['write', 'transfer'];
-const expectKeys = ['phase', 'primary', 'secondary', 'cow', 'current', 'next'] as const;
+const expectKeys = ['phase', 'primary', 'secondary', 'cow', 'current', 'next', 'consistent'] as const;
 export const regionSizeMax = 1 << 26;
 export const traceLinesMax = 1_000_000;
 
@@ -91,7 +91,7 @@ function readHeader(at: LineReader, record: JsonObject): TraceHeader {
     if (new Set(names).size !== names.length) at.fail('names must be distinct');
   }
   const header: TraceHeader = { trace: 'cowmap', version, regions, regionSize, names };
-  const extra: { title?: string; source?: string; seed?: string | number } = {};
+  const extra: { title?: string; source?: string; seed?: string | number; features?: string[] } = {};
   for (const key of ['title', 'source'] as const) {
     const value = record[key];
     if (value !== undefined) {
@@ -103,6 +103,12 @@ function readHeader(at: LineReader, record: JsonObject): TraceHeader {
     if (typeof record.seed !== 'string' && typeof record.seed !== 'number')
       at.fail('seed must be a string or a number');
     extra.seed = record.seed;
+  }
+  if (record.features !== undefined) {
+    const features = record.features;
+    if (!Array.isArray(features) || !features.every((feature) => typeof feature === 'string'))
+      at.fail('features must be a list of strings');
+    extra.features = features as string[];
   }
   return { ...header, ...extra };
 }
@@ -163,7 +169,7 @@ function readExpect(at: LineReader, value: Json | undefined, header: TraceHeader
     if (value.phase !== 'idle' && value.phase !== 'replicating') at.fail('phase must be "idle" or "replicating"');
     expectation.phase = value.phase;
   }
-  for (const key of ['primary', 'secondary', 'cow'] as const) {
+  for (const key of ['primary', 'secondary', 'cow', 'consistent'] as const) {
     const list = value[key];
     if (list === undefined) continue;
     if (!Array.isArray(list) || list.length !== header.regions) at.fail(`${key} must list ${header.regions} contents`);

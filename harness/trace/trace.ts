@@ -22,6 +22,12 @@ export interface TraceHeader {
   readonly title?: string;
   readonly source?: string;
   readonly seed?: string | number;
+  /**
+   * The optional features of docs/adapter.md section 5 an implementation needs for the
+   * trace to check all it says (`consistent`: its `consistent` expectations are
+   * compared with the implementation's D too, not only the model's).
+   */
+  readonly features?: readonly string[];
 }
 
 export type StepOp = 'write' | 'startCycle' | 'transfer' | 'completeCycle' | 'cycle' | 'crash' | 'recover';
@@ -58,6 +64,8 @@ export interface Expectation {
   readonly cow?: readonly ExpectedContent[];
   readonly current?: string;
   readonly next?: string;
+  /** D, the far side's consistent image (docs/protocol.md section 10). */
+  readonly consistent?: readonly ExpectedContent[];
 }
 
 export interface ExpectStep {
