@@ -104,6 +104,13 @@ async function readGoReplies(
   }
 }
 
+/** What a user can do about the refusals that have a remedy. */
+const refusalHints: Record<number, string> = {
+  [nbd.REP_ERR_UNKNOWN]: ' (the server has no export of that name: check the path of the URI)',
+  [nbd.REP_ERR_TLS_REQD]: ' (the server requires TLS, which this client does not speak)',
+  [nbd.REP_ERR_SHUTDOWN]: ' (the server is shutting down)',
+};
+
 function refusal(exportName: string, type: number, data: Buffer): NbdLinkError {
   const said = data.length > 0 ? `: ${JSON.stringify(data.toString('utf8'))}` : '';
   if (!nbd.isOptionReplyError(type))
@@ -113,7 +120,7 @@ function refusal(exportName: string, type: number, data: Buffer): NbdLinkError {
   return new NbdHandshakeError(
     exportName,
     type,
-    `the NBD server refused the export '${exportName}' with ${optionReplyNameOf(type)}${said}`,
+    `the NBD server refused the export '${exportName}' with ${optionReplyNameOf(type)}${said}${refusalHints[type] ?? ''}`,
   );
 }
 
