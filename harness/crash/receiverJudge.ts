@@ -66,6 +66,9 @@ export function judgeAfterCrash(input: JudgeInput): Judgement {
       fresh.handOverTo(storage);
     } else fresh.disarm();
   }
+  // A reader first (read --consistent of the files the crash left): it writes nothing, so a
+  // committed journal not yet applied must show through its overlay.
+  const readerImage = input.recoveryAfterIo === null ? readOnlyImage(input, storage) : null;
   let store: ReceiverStore;
   try {
     store = input.storeClass.open(storage, receiverDir, options);
@@ -73,11 +76,30 @@ export function judgeAfterCrash(input: JudgeInput): Judgement {
     return { problems: [`recovery failed: ${String(error)}`], recoveryCrashed };
   }
   try {
+    const consistent = store.readConsistent(0, input.history.exportSize);
+    if (typeof readerImage === 'string' || (readerImage !== null && !bytesEqual(readerImage, consistent))) {
+      const what = typeof readerImage === 'string' ? readerImage : 'its image differs from the recovered one';
+      return { problems: [`a read-only open before recovery: ${what}`], recoveryCrashed };
+    }
     return { problems: judgeStore(store, input.history, input.promise), recoveryCrashed };
   } catch (error) {
     return { problems: [`the recovered store failed: ${String(error)}`], recoveryCrashed };
   } finally {
     store.close();
+  }
+}
+
+/** The consistent image a read-only open shows, or why it failed. */
+function readOnlyImage(input: JudgeInput, storage: CrashStorage): Uint8Array | string {
+  try {
+    const reader = input.storeClass.open(storage, receiverDir, { readOnly: true });
+    try {
+      return reader.readConsistent(0, input.history.exportSize);
+    } finally {
+      reader.close();
+    }
+  } catch (error) {
+    return String(error);
   }
 }
 
