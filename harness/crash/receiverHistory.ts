@@ -28,6 +28,8 @@ export type ReceiverStep =
 export interface ReceiverPromise {
   /** The consistent image (the whole export) of the last commit whose complete signal returned. */
   readonly committed: Uint8Array;
+  /** Its cycle (status().completedCycle). */
+  readonly committedCycle: number;
   /** The image the step commits, when it is a complete signal: a crash inside it may leave this instead. */
   readonly inflight: Uint8Array | null;
   /** The export as the primary has sent it once the step was issued (the running cycle's writes over the image). */
@@ -90,6 +92,7 @@ export function applyStep(image: Uint8Array, step: ReceiverStep, controlOffset: 
 /** The model: what the primary sent and what the receiver has committed, updated step by step. */
 class PrimaryModel {
   committed: Uint8Array;
+  committedCycle = 0;
   latest: Uint8Array;
   open: number | null = null;
   unflushed: ReceiverStep[] = [];
@@ -118,6 +121,7 @@ class PrimaryModel {
     const carried = step.kind === 'write' || step.kind === 'zeroes' || step.kind === 'control';
     this.promises.push({
       committed: this.committed,
+      committedCycle: this.committedCycle,
       inflight: commits ? this.latest.slice() : null,
       latest: this.latest.slice(),
       resumeCycle: this.open,
@@ -126,6 +130,7 @@ class PrimaryModel {
     this.steps.push(step);
     if (commits) {
       this.committed = this.latest.slice();
+      this.committedCycle = step.cycle;
       this.open = null;
       this.unflushed = [];
     } else if (step.kind === 'flush') this.unflushed = [];
@@ -135,6 +140,7 @@ class PrimaryModel {
   end(): void {
     this.promises.push({
       committed: this.committed,
+      committedCycle: this.committedCycle,
       inflight: null,
       latest: this.latest.slice(),
       resumeCycle: this.open,

@@ -121,6 +121,16 @@ function judgeStore(store: ReceiverStore, history: ReceiverHistory, promise: Rec
       `the consistent image is neither the last committed nor the one in flight (${difference(consistent, promise.committed, controlOffset)})`,
     ];
 
+  // The cycle status reports is the one whose image it holds (either, when the two are the same bytes).
+  const cycles = [
+    ...(bytesEqual(consistent, promise.committed) ? [promise.committedCycle] : []),
+    ...(promise.inflight !== null && bytesEqual(consistent, promise.inflight) ? [promise.resumeCycle] : []),
+  ];
+  if (!cycles.includes(store.status().completedCycle))
+    return [
+      `status says cycle ${store.status().completedCycle} completed, the image is cycle ${cycles.join(' or ')}'s`,
+    ];
+
   // The primary resumes its cycle: the start block, what no returned flush covered, the complete block.
   let expected = consistent;
   if (promise.resumeCycle !== null) {
