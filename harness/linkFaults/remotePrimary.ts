@@ -6,8 +6,8 @@
 import type { Geometry } from '../../impl/geometry.ts';
 import { NodeStorage } from '../../impl/nodeStorage.ts';
 import type { LinkOptions } from '../../impl/remote/linkOptions.ts';
+import type { RemoteLinkFactory } from '../../impl/remote/remoteLink.ts';
 import { ReplicatedVolume } from '../../impl/replicatedVolume.ts';
-import type { CreateOptions } from '../../impl/volumeParts.ts';
 
 /** The link options of the histories: `retryBudgetMs` must outlast a far side's restart. */
 export function historyLinkOptions(retryBudgetMs: number): LinkOptions {
@@ -21,9 +21,14 @@ export function historyLinkOptions(retryBudgetMs: number): LinkOptions {
   };
 }
 
-/** ReplicatedVolume.create with the secondary at `url` and `link`. */
-export function createRemotePrimary(dir: string, url: string, geometry: Geometry, link: LinkOptions): ReplicatedVolume {
-  // Typed loosely until CreateOptions names secondaryUrl and link (the NbdReplica's change).
-  const options: CreateOptions & Record<string, unknown> = { secondaryUrl: url, link };
+/** ReplicatedVolume.create with the secondary at `url` and `link` (through a planted bug's link when given). */
+export function createRemotePrimary(
+  dir: string,
+  url: string,
+  geometry: Geometry,
+  link: LinkOptions,
+  linkFactory?: RemoteLinkFactory,
+): ReplicatedVolume {
+  const options = { secondaryUrl: url, link, ...(linkFactory === undefined ? {} : { linkFactory }) };
   return ReplicatedVolume.create(new NodeStorage(), dir, geometry, options);
 }
