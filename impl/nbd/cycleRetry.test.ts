@@ -191,6 +191,18 @@ test('a completion refused with lostSent sends every region of C again, then com
     lines.join('\n'),
   );
   assert.deepEqual([runner.retryStatus.resends, runner.retryStatus.regionsResent], [1, 3]);
+  assert.equal(lines.filter((line) => line.includes('link down')).length, 0, 'the first loss is resent at once');
+
+  // A far side that loses them again is waited for, as a link fault (never a busy loop).
+  dirty(volume, [2], 2);
+  plan.confirms = 2;
+  sent.length = 0;
+  lines.length = 0;
+  runner.request();
+  await runner.whenIdle();
+  assert.deepEqual(sent, [[2], [2], [2]]);
+  assert.equal(lines.filter((line) => line.includes('link down')).length, 1, lines.join('\n'));
+  assertSecondaryIsPrimary(volume);
   volume.close();
 });
 

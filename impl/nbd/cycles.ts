@@ -82,6 +82,8 @@ interface RunningCycle {
   startedMs: number;
   linkFaults: number;
   regionsResent: number;
+  /** Completions of this cycle refused with lostSent. */
+  lostSends: number;
 }
 
 export class CycleRunner {
@@ -187,6 +189,7 @@ export class CycleRunner {
         startedMs,
         linkFaults: 0,
         regionsResent: 0,
+        lostSends: 0,
       };
       if (regions.length > 0 || resumed) {
         const what = resumed ? 'resuming an interrupted cycle' : 'swap';
@@ -238,6 +241,15 @@ export class CycleRunner {
   private pause(running: RunningCycle, error: ReplicaLinkError): void {
     running.linkFaults++;
     this.faultsTotal++;
+    // The first loss of a cycle is no fault of the link (it answered; the far side was
+    // restarted with an older image): the regions go again at once. A far side that
+    // loses them again is waited for like a link fault, so that it is never a busy loop.
+    if (error.lostSent && running.lostSends++ === 0) {
+      this.resendLost(running);
+      this.options.onEvent?.();
+      this.options.wake();
+      return;
+    }
     const event = this.retry.failed(error);
     this.logFault(running.cycle, event, error);
     if (error.lostSent) this.resendLost(running);
