@@ -89,7 +89,8 @@ export function checkExchange(exchange: Exchange, features: readonly string[]): 
 /** What the schema cannot say about a state answer: lengths agree, and cow bit r is 1 exactly when cowData[r] is a digest. */
 export function checkStateShape(state: JsonObject): string[] {
   const problems: string[] = [];
-  const lengths = ['current', 'next', 'cow', 'primary', 'secondary', 'cowData'].map(
+  const keys = ['current', 'next', 'cow', 'primary', 'secondary', 'cowData'];
+  const lengths = [...keys, ...(state.consistent === undefined ? [] : ['consistent'])].map(
     (key) => (state[key] as { length?: number } | undefined)?.length,
   );
   if (new Set(lengths).size !== 1) problems.push(`the bit strings and arrays differ in length: ${lengths.join(', ')}`);

@@ -50,7 +50,7 @@ describe('cowmap adapter (raw lines)', { concurrency: 2 }, () => {
     assert.equal(hello.protocol, 1);
     assert.equal(hello.name, 'cowmap-reference');
     assert.equal(typeof hello.version, 'string');
-    assert.deepEqual(hello.features, ['failpoint', 'power-loss', 'torn']);
+    assert.deepEqual(hello.features, ['failpoint', 'power-loss', 'torn', 'consistent']);
     assert.equal(hello.io, 0);
 
     // Lines that cannot be read: answered with id null.

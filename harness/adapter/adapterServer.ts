@@ -24,12 +24,18 @@
 //     E_BAD_REQUEST with id null.
 //   - open while a volume is open closes it first. open with create answers
 //     E_EXISTS when the path exists and is not a directory.
+//   - Feature `consistent`: open with create and `consistent: true` makes the
+//     volume's secondary a consistent one (a `consistent:` secondary in the
+//     directory DIR.consistent beside it, impl/receive/receiverReplica.ts); state
+//     then reports D's digests in `consistent`, for every volume that keeps one
+//     (also when reopened: the metadata records the kind).
 //   - A storage failure answers E_IO and poisons the volume until the next open
 //     (impl/replicatedVolume.ts). Anything unexpected thrown while serving a
 //     request (a bug, a mutant's broken assertion) answers E_IO "internal error",
 //     logs the stack, and drops the volume: nothing a client sends crashes the server.
 
 import { existsSync, statSync } from 'node:fs';
+import { sha256Hex } from '../../impl/checksum.ts';
 import { CowmapError, isCowmapError } from '../../impl/errors.ts';
 import { NodeStorage } from '../../impl/nodeStorage.ts';
 import { ReplicatedVolume } from '../../impl/replicatedVolume.ts';
@@ -70,6 +76,23 @@ interface RequestHead {
   op: string;
 }
 
+/** Where a volume's consistent secondary goes: beside its directory, so that removing their parent removes both. */
+export function consistentDirBeside(dir: string): string {
+  return `${dir.replace(/\/+$/, '')}.consistent`;
+}
+
+/** D's digests, one a region, or null when the volume's secondary keeps no consistent image (E_BAD_REQUEST). */
+function consistentDigests(volume: ReplicatedVolume): string[] | null {
+  const digests: string[] = [];
+  try {
+    for (let region = 0; region < volume.regions; region++) digests.push(sha256Hex(volume.readConsistent(region)));
+  } catch (error) {
+    if (isCowmapError(error) && error.code === 'E_BAD_REQUEST' && digests.length === 0) return null;
+    throw error;
+  }
+  return digests;
+}
+
 /** The default log: one line on stderr. */
 export function logToStderr(line: string): void {
   process.stderr.write(`cowmap adapter: ${line}\n`);
@@ -102,7 +125,7 @@ export class AdapterServer {
       ['startCycle', () => this.openVolume('startCycle()').startCycle()],
       ['transfer', (request) => this.transfer(request)],
       ['completeCycle', () => this.openVolume('completeCycle()').completeCycle()],
-      ['state', () => ({ ...this.openVolume('state()').state() })],
+      ['state', () => this.state()],
       ['failpoint', (request) => this.failpoint(request)],
       ['close', () => this.closeVolume()],
     ]);
@@ -254,17 +277,28 @@ export class AdapterServer {
     const geometry = create
       ? { regions: integerField(request, 'regions', 'open'), regionSize: integerField(request, 'regionSize', 'open') }
       : null;
+    const consistent = request.consistent ?? false;
+    if (typeof consistent !== 'boolean')
+      throw badRequest(`open: the field 'consistent' must be true or false, got ${show(consistent)}`);
     // One volume at a time: the open one is closed first (so that reopening the
     // same directory in this process does not find it locked by ourselves).
     this.closeVolume();
     if (geometry !== null) {
       if (existsSync(dir) && !statSync(dir).isDirectory())
         throw new CowmapError('E_EXISTS', `create: ${dir} exists and is not a directory`);
-      this.volume = this.volumeClass.create(this.storage, dir, geometry);
+      const options = consistent ? { consistentSecondaryDir: consistentDirBeside(dir) } : {};
+      this.volume = this.volumeClass.create(this.storage, dir, geometry, options);
     } else {
       this.volume = this.volumeClass.open(this.storage, dir);
     }
     return { phase: this.volume.phase };
+  }
+
+  /** docs/adapter.md `state`, with `consistent` (D's digests) when the volume keeps a consistent image. */
+  private state(): JsonObject {
+    const volume = this.openVolume('state()');
+    const consistent = consistentDigests(volume);
+    return { ...volume.state(), ...(consistent === null ? {} : { consistent }) };
   }
 
   private write(request: JsonObject): JsonObject {

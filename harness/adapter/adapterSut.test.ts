@@ -73,7 +73,7 @@ const implementations = [
   {
     label: 'cowmap adapter (reference)',
     command: [process.execPath, bin, 'adapter'],
-    features: ['failpoint', 'power-loss', 'torn'],
+    features: ['failpoint', 'power-loss', 'torn', 'consistent'],
   },
   { label: 'the Python example', command: ['python3', pythonAdapter], features: ['failpoint'] },
 ];

@@ -36,6 +36,7 @@ import type { Geometry } from '../../model/types.ts';
 import type {
   CrashingReply,
   CrashRequest,
+  CreateChoice,
   Feature,
   SutOp,
   SutReply,
@@ -136,7 +137,7 @@ export class AdapterSut implements SystemUnderTest {
     if (this.process === null) await this.launch();
   }
 
-  async create(geometry: Geometry): Promise<void> {
+  async create(geometry: Geometry, choice: CreateChoice = {}): Promise<void> {
     await this.closeVolume();
     await this.start();
     this.root = makeTrackedTemporaryDir(this.options.tempPrefix, this.options.tempDir);
@@ -146,6 +147,8 @@ export class AdapterSut implements SystemUnderTest {
       create: true,
       regions: geometry.regions,
       regionSize: geometry.regionSize,
+      // Asked only of an adapter that offers the feature (docs/adapter.md, `open`).
+      ...(choice.consistent === true ? { consistent: true } : {}),
     });
     if (!answer.ok) {
       // Nothing can run on an implementation that cannot create a volume: a protocol failure, not a verdict.

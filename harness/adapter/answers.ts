@@ -157,6 +157,8 @@ export function readState(answer: Answer, regions: number | undefined, fail: Fai
     primary: digests('primary', false) as string[],
     secondary: digests('secondary', false) as string[],
     cowData: digests('cowData', true),
+    // Optional: D, from an adapter whose volume keeps a consistent image (feature `consistent`).
+    ...(answer.consistent === undefined ? {} : { consistent: digests('consistent', false) as string[] }),
   };
   if (problems.length > 0) fail(`answered state with a malformed state: ${problems.join('; ')}`);
   return state;

@@ -8,7 +8,7 @@ import type { Feature } from '../sut/systemUnderTest.ts';
 export const protocolVersion = 1;
 
 /** Every feature docs/adapter.md defines, in the order hello lists them. */
-export const protocolFeatures: readonly Feature[] = ['failpoint', 'power-loss', 'torn'];
+export const protocolFeatures: readonly Feature[] = ['failpoint', 'power-loss', 'torn', 'consistent'];
 
 /** A request or an answer, decoded: a JSON object. */
 export type JsonObject = Record<string, unknown>;

@@ -148,6 +148,7 @@ export async function runSession(label: string, command: readonly string[]): Pro
     const before = await script.expect({ op: 'state' }, 'ok');
     await secondProcessRefused(script, before);
     await closeReopenAndDamage(script, before);
+    if (features.includes('consistent')) await consistentVolume(script);
     assert.equal(await first.end(), 0, `${label}: exits with 0 when its stdin closes`);
     return { exchanges: processes.flatMap((process) => process.exchanges), features, codes };
   } finally {
@@ -199,6 +200,26 @@ async function oneCycle(script: Script, features: readonly string[]): Promise<vo
   await script.expect({ op: 'completeCycle' }, 'ok');
   // Disarming is a no-op where failpoints are offered; elsewhere the op is not known.
   await script.expect({ op: 'failpoint', crashAfterIo: null }, features.includes('failpoint') ? 'ok' : 'E_BAD_REQUEST');
+}
+
+/**
+ * Feature `consistent`: a volume created with a consistent secondary reports D in
+ * `consistent`, the old point until a cycle completes (docs/adapter.md, `open`).
+ */
+async function consistentVolume(script: Script): Promise<void> {
+  const dir = join(script.root, 'consistent');
+  await script.expect({ op: 'open', dir, create: true, regions, regionSize, consistent: 'yes' }, 'E_BAD_REQUEST', true);
+  await script.expect({ op: 'open', dir, create: true, regions, regionSize, consistent: true }, 'ok');
+  await script.expect({ op: 'write', region: 1, data: regionData('B1') }, 'ok');
+  await script.expect({ op: 'startCycle' }, 'ok');
+  await script.expect({ op: 'transfer', region: 1 }, 'ok');
+  const sent = await script.expect({ op: 'state' }, 'ok');
+  const zero = sent.primary !== undefined ? (sent.primary as string[])[0] : undefined;
+  assert.deepEqual(sent.consistent, Array(regions).fill(zero), `${script.label}: D before the cycle completes`);
+  await script.expect({ op: 'completeCycle' }, 'ok');
+  const done = await script.expect({ op: 'state' }, 'ok');
+  assert.deepEqual(done.consistent, done.secondary, `${script.label}: D after the cycle completed`);
+  await script.expect({ op: 'close' }, 'ok');
 }
 
 /** Malformed requests: the schema rejects each, and so must the adapter, which keeps running. */

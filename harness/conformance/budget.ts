@@ -7,7 +7,7 @@
 //   2. Then the bounded checks (long histories, path tests, failpoint sweep,
 //      fast-check), level by level. At the start of each level, the level gets the
 //      time left times its weight over the weights of the levels still to run
-//      (rules 3, crash 3, failpoint 3, power 2); a skipped level takes nothing.
+//      (rules 3, crash 3, failpoint 3, power 2, consistent 2); a skipped level takes nothing.
 //   3. A level keeps back time for its long history (2.5 times one history as
 //      the level's traces estimate it, at most half the level's share). Path tests 3, failpoint sweep 4 and fast-check 3 share the rest by
 //      weight, each getting the level's time left (less the reserve) times its
@@ -32,7 +32,13 @@ import type { CheckKind, Level } from './plan.ts';
 /** The budget without --time-budget: a default run ends within 5 minutes against the Python example. */
 export const defaultBudgetSeconds = 240;
 
-export const levelWeights: Readonly<Record<Level, number>> = { rules: 3, crash: 3, failpoint: 3, power: 2 };
+export const levelWeights: Readonly<Record<Level, number>> = {
+  rules: 3,
+  crash: 3,
+  failpoint: 3,
+  power: 2,
+  consistent: 2,
+};
 
 /** Weights of the bounded checks inside a level (the cheap ones take what they need). */
 export const checkWeights: Readonly<Record<CheckKind, number>> = {

@@ -11,6 +11,12 @@
 //   failpoint  crashes after the k-th I/O call inside requests: the traces with
 //              failpoints, the failpoint sweep, fast-check, long history
 //   power      the same with unsynced writes lost, and torn where offered
+//   consistent (feature `consistent`) volumes whose secondary keeps a consistent
+//              image D, reported and compared with the model's after every step
+//              (INV-DR, docs/protocol.md section 10): the traces that need it
+//              (FIG. 4 with D among them), fast-check sequences with kills and,
+//              with `failpoint`, crashes inside requests, the failpoint sweep of
+//              transfer and completeCycle, and a long history
 //
 // A check is named `<level>/<kind>` (`crash/fast-check`), stable across runs and
 // seeds: CI history and `--check` rely on it.
@@ -19,8 +25,15 @@ import type { FaultMode } from '../types.ts';
 import type { Feature } from '../sut/systemUnderTest.ts';
 import type { Trace } from '../trace/trace.ts';
 
-export const levels = ['rules', 'crash', 'failpoint', 'power'] as const;
+export const levels = ['rules', 'crash', 'failpoint', 'power', 'consistent'] as const;
 export type Level = (typeof levels)[number];
+
+/**
+ * The levels of an optional feature beside the crash levels: a full run (up to
+ * power, the default) ends with them, and an implementation without the feature
+ * is told the level is not offered, which is no failure.
+ */
+export const optionalLevels: readonly Level[] = ['consistent'];
 
 export const checkKinds = ['traces', 'protocol', 'paths', 'sweep', 'fast-check', 'history'] as const;
 export type CheckKind = (typeof checkKinds)[number];
@@ -49,6 +62,7 @@ export const levelNeeds: Readonly<Record<Level, readonly Feature[]>> = {
   crash: [],
   failpoint: ['failpoint'],
   power: ['failpoint', 'power-loss'],
+  consistent: ['consistent'],
 };
 
 const levelKinds: Readonly<Record<Level, readonly CheckKind[]>> = {
@@ -56,6 +70,7 @@ const levelKinds: Readonly<Record<Level, readonly CheckKind[]>> = {
   crash: ['traces', 'paths', 'fast-check', 'history'],
   failpoint: ['traces', 'sweep', 'fast-check', 'history'],
   power: ['traces', 'sweep', 'fast-check', 'history'],
+  consistent: ['traces', 'sweep', 'fast-check', 'history'],
 };
 
 const kindTitles: Readonly<Record<CheckKind, string>> = {
@@ -72,17 +87,23 @@ const levelSuffixes: Readonly<Record<Level, string>> = {
   crash: 'with kills',
   failpoint: 'with failpoints',
   power: 'with power loss',
+  consistent: 'with the consistent image',
 };
 
 function crashModesOf(level: Level, features: ReadonlySet<Feature>): FaultMode[] {
   if (level === 'failpoint') return ['process'];
+  if (level === 'consistent') return features.has('failpoint') ? ['process'] : [];
   if (level === 'power') return features.has('torn') ? ['power', 'torn'] : ['power'];
   return [];
 }
 
 /** Every check of a level, in the order they run (cheap ones first). */
 export function levelChecks(level: Level, features: ReadonlySet<Feature>): CheckSpec[] {
-  return levelKinds[level].map((kind) => ({
+  // The consistent level sweeps failpoints only where they are offered; kills it has always.
+  const kinds = levelKinds[level].filter(
+    (kind) => kind !== 'sweep' || level !== 'consistent' || features.has('failpoint'),
+  );
+  return kinds.map((kind) => ({
     id: `${level}/${kind}`,
     level,
     kind,
@@ -111,9 +132,14 @@ export function unknownCheckNames(names: readonly string[]): string[] {
   return names.filter((name) => !known.has(name));
 }
 
-/** The levels a run takes: `only` one, or every one `upTo` it (the default, up to power). */
+/**
+ * The levels a run takes: `only` one, or every one `upTo` it (the default, up to
+ * power); a run up to power, the whole crash chain, ends with the optional levels.
+ */
 export function selectedLevels(level: Level, mode: 'only' | 'upTo'): Level[] {
-  return mode === 'only' ? [level] : levels.slice(0, levels.indexOf(level) + 1);
+  if (mode === 'only') return [level];
+  const chain = levels.slice(0, levels.indexOf(level) + 1);
+  return level === 'power' ? [...chain, ...optionalLevels.filter((optional) => !chain.includes(optional))] : chain;
 }
 
 /** The level a trace needs: what its crashes ask of an implementation. */
@@ -132,6 +158,25 @@ export function traceLevel(trace: Trace): Level {
     if (levels.indexOf(needs) > levels.indexOf(level)) level = needs;
   }
   return level;
+}
+
+/** Whether a trace needs the consistent image (its header's `features`, docs/traces.md). */
+export function traceNeedsConsistent(trace: Trace): boolean {
+  return trace.header.features?.includes('consistent') === true;
+}
+
+/**
+ * Whether the trace check of `level` runs `trace`: a trace of the consistent image
+ * runs at the level consistent, where the features its crashes need are offered;
+ * every other trace at the level its crashes need (torn ones where `torn` is offered).
+ */
+export function traceRunsAt(trace: Trace, level: Level, features: ReadonlySet<Feature>): boolean {
+  const needed = traceLevel(trace);
+  const tornOk = features.has('torn') || !tracesTorn(trace);
+  if (traceNeedsConsistent(trace)) {
+    return level === 'consistent' && levelNeeds[needed].every((feature) => features.has(feature)) && tornOk;
+  }
+  return needed === level && (level !== 'power' || tornOk);
 }
 
 /** Whether a trace tears writes (it runs only where `torn` is offered). */

@@ -3,6 +3,7 @@
 
 import { readFileSync } from 'node:fs';
 import type { CheckResult, ConformanceReport } from './result.ts';
+import { optionalLevels } from './plan.ts';
 
 /** cowmap's version, from its package.json (found from this file, not the working directory). */
 export const cowmapVersion: string = (
@@ -71,7 +72,9 @@ export function formatReport(report: ConformanceReport): string {
     '',
   ];
   for (const level of report.levels) {
-    const status = level.status === 'not run' ? 'NOT RUN' : level.status.toUpperCase();
+    // A level of an optional feature that the implementation lacks is no failure: say it is not offered.
+    const notOffered = level.status === 'skipped' && optionalLevels.includes(level.level);
+    const status = notOffered ? 'not offered' : level.status === 'not run' ? 'NOT RUN' : level.status.toUpperCase();
     lines.push(
       `level ${level.level}: ${status}${level.reason === null ? '' : ` (${level.reason})`}` +
         `${level.checks.length === 0 ? '' : ` in ${level.seconds.toFixed(1)} s`}`,

@@ -11,7 +11,7 @@ import type { AdapterSutOptions } from '../adapter/adapterSutOptions.ts';
 import { ProtocolError } from '../adapter/protocolError.ts';
 import { conformGeometries, describeGeometry } from '../geometry.ts';
 import { MessageWarnings, withMessageRule } from '../oracle/oracle.ts';
-import { keptRunning } from '../sut/systemUnderTest.ts';
+import { consistentVolumes, keptRunning } from '../sut/systemUnderTest.ts';
 import type { Feature, SystemUnderTest } from '../sut/systemUnderTest.ts';
 import { readTrace } from '../trace/reader.ts';
 import { transitionCoverage } from '../transitionCoverage.ts';
@@ -30,7 +30,15 @@ import type { CheckContext, CheckTally } from './context.ts';
 import { historyStepsEstimate, replayFuzzPath, runFuzzCheck, runHistoryCheck } from './fuzzChecks.ts';
 import { runPathCheck } from './pathCheck.ts';
 import { runSweepCheck } from './sweepCheck.ts';
-import { checkSelected, isBounded, levelChecks, levelNeeds, selectedLevels, traceLevel, tracesTorn } from './plan.ts';
+import {
+  checkSelected,
+  isBounded,
+  levelChecks,
+  levelNeeds,
+  optionalLevels,
+  selectedLevels,
+  traceRunsAt,
+} from './plan.ts';
 import type { CheckSpec, Level } from './plan.ts';
 import type { ProgressStatus } from './progress.ts';
 import { budgetRuleSummary, cowmapVersion } from './report.ts';
@@ -103,6 +111,8 @@ interface SharedInputs {
   readonly traces: readonly TraceEntry[];
   readonly geometries: readonly Geometry[];
   readonly context: CheckContext;
+  /** The same, whose volumes keep a consistent image (the level consistent). */
+  readonly consistentContext: CheckContext;
 }
 
 /** One run; report() gives the report so far at any time (an interrupted run writes it). */
@@ -166,12 +176,14 @@ export class ConformanceRun {
     });
   }
 
-  private context(): CheckContext {
+  /** What the checks share; with `consistent`, every volume created keeps a consistent image (docs/adapter.md). */
+  private context(consistent = false): CheckContext {
     const options = this.options;
     const run = this;
+    const sut = keptRunning(options.sut);
     return {
       command: options.command,
-      sut: keptRunning(options.sut),
+      sut: consistent ? consistentVolumes(sut) : sut,
       seed: options.seed,
       failuresDir: options.failuresDir,
       quick: options.quick === true,
@@ -209,14 +221,23 @@ export class ConformanceRun {
     );
     await options.sut.start?.();
     const features = options.sut.features;
-    const shared = { features, traces, geometries: runGeometries(options), context: this.context() };
+    const shared = {
+      features,
+      traces,
+      geometries: runGeometries(options),
+      context: this.context(),
+      consistentContext: this.context(true),
+    };
     this.plans = selectedLevels(options.level ?? 'power', options.levelMode ?? 'upTo').map((level): LevelPlan => {
       const missing = levelNeeds[level].filter((feature) => !features.has(feature));
       if (missing.length > 0)
         return {
           level,
           specs: [],
-          skipped: { status: 'skipped', reason: `the implementation does not offer ${missing.join(', ')}` },
+          skipped: {
+            status: 'skipped',
+            reason: `the implementation does not offer ${missing.join(', ')}${optionalLevels.includes(level) ? ', an optional feature' : ''}`,
+          },
         };
       const specs = levelChecks(level, features).filter((spec) => checkSelected(spec, options.checks ?? []));
       if (specs.length === 0)
@@ -289,16 +310,15 @@ export class ConformanceRun {
     this.levelRate = this.rateOf(level);
     const started = performance.now();
     let tally: CheckTally;
+    const context = level === 'consistent' ? shared.consistentContext : shared.context;
     if (allotmentMs !== null) {
-      tally = await this.runBounded(spec, new Deadline(Math.min(levelDeadline!.atMs, started + allotmentMs)), shared);
+      const deadline = new Deadline(Math.min(levelDeadline!.atMs, started + allotmentMs));
+      tally = await this.runBounded(spec, deadline, shared.geometries, context);
     } else if (spec.kind === 'traces') {
-      const selected = shared.traces.filter(
-        ({ trace }) =>
-          traceLevel(trace) === level && (level !== 'power' || shared.features.has('torn') || !tracesTorn(trace)),
-      );
-      tally = await runTraceCheck(spec, selected, this.cheapDeadline(), shared.context);
+      const selected = shared.traces.filter(({ trace }) => traceRunsAt(trace, level, shared.features));
+      tally = await runTraceCheck(spec, selected, this.cheapDeadline(), context);
     } else {
-      tally = await runProtocolCheck(spec, this.cheapDeadline(), shared.context);
+      tally = await runProtocolCheck(spec, this.cheapDeadline(), context);
     }
     for (const geometry of tally.geometries) this.geometriesRun.set(describeGeometry(geometry), geometry);
     const checks = this.checksByLevel.get(level) ?? [];
@@ -306,8 +326,12 @@ export class ConformanceRun {
     this.checksByLevel.set(level, checks);
   }
 
-  private runBounded(spec: CheckSpec, deadline: Deadline, shared: SharedInputs): Promise<CheckTally> {
-    const { geometries, context } = shared;
+  private runBounded(
+    spec: CheckSpec,
+    deadline: Deadline,
+    geometries: readonly Geometry[],
+    context: CheckContext,
+  ): Promise<CheckTally> {
     if (this.options.fuzzPath !== undefined)
       return replayFuzzPath(spec, geometries[0]!, this.options.fuzzPath, context);
     switch (spec.kind) {

@@ -23,5 +23,11 @@ describe('the sweep order', () => {
       const window = [0, 1, 2, 3].map((at) => order[(start + at) % order.length]!);
       assert.ok(new Set(window.map((name) => kindOf.get(name))).size >= 2, `situations ${start}..${start + 3}`);
     }
+    // The level consistent sweeps the transfers and completions only, alternating.
+    const consistent = sweepOrder(['transfer', 'completeCycle']);
+    assert.deepEqual(
+      consistent.map((name) => kindOf.get(name)),
+      ['transfer', 'completeCycle', 'transfer', 'transfer'],
+    );
   });
 });

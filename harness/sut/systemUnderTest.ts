@@ -4,6 +4,7 @@
 // generator, the replay and the conformance runner use it.
 
 import type { Geometry, Op } from '../../model/types.ts';
+import { OracleFailure } from '../oracle/oracleFailure.ts';
 import type { ContentBook } from '../trace/content.ts';
 import type { CrashMode } from '../types.ts';
 
@@ -48,11 +49,17 @@ export type CrashingReply = { readonly crashed: true } | { readonly crashed: fal
 
 export type Feature = 'failpoint' | 'power-loss' | 'torn' | 'consistent';
 
+/** What a create may ask beyond the geometry. */
+export interface CreateChoice {
+  /** A secondary that keeps a consistent image (feature `consistent`, docs/protocol.md section 10). */
+  readonly consistent?: boolean;
+}
+
 export interface SystemUnderTest {
   readonly name: string;
   readonly features: ReadonlySet<Feature>;
   /** A fresh, empty volume (the previous one, if any, is closed and forgotten). */
-  create(geometry: Geometry): Promise<void>;
+  create(geometry: Geometry, choice?: CreateChoice): Promise<void>;
   apply(op: SutOp): Promise<SutReply>;
   /** Applies `op` with a failpoint armed; when the op completes first, the crash follows it. */
   applyCrashing(op: SutOp, crash: CrashRequest): Promise<CrashingReply>;
@@ -74,13 +81,49 @@ export function keptRunning(sut: SystemUnderTest): SystemUnderTest {
     get features() {
       return sut.features;
     },
-    create: (geometry) => sut.create(geometry),
+    create: (geometry, choice) => sut.create(geometry, choice),
     apply: (op) => sut.apply(op),
     applyCrashing: (op, crash) => sut.applyCrashing(op, crash),
     state: () => sut.state(),
     crash: () => sut.crash(),
     recover: () => sut.recover(),
     close: async () => {},
+  };
+}
+
+/**
+ * The same implementation, every volume of which keeps a consistent image (the
+ * conformance level consistent, a replay of a trace that needs one): each create
+ * asks for it where the feature is offered, and then a state without D is a failure
+ * of the implementation. Where it is not offered, the volumes are as before.
+ */
+export function consistentVolumes(sut: SystemUnderTest & { start?(): Promise<void> }): SystemUnderTest {
+  let offered = false;
+  return {
+    name: sut.name,
+    get features() {
+      return sut.features;
+    },
+    create: async (geometry) => {
+      // An adapter knows its features once it has said hello.
+      await sut.start?.();
+      offered = sut.features.has('consistent');
+      await sut.create(geometry, offered ? { consistent: true } : {});
+    },
+    apply: (op) => sut.apply(op),
+    applyCrashing: (op, crash) => sut.applyCrashing(op, crash),
+    state: async () => {
+      const state = await sut.state();
+      if (offered && state.consistent === undefined)
+        throw new OracleFailure(
+          'sut',
+          'the implementation offers consistent but its state reports no consistent image',
+        );
+      return state;
+    },
+    crash: () => sut.crash(),
+    recover: () => sut.recover(),
+    close: () => sut.close(),
   };
 }
 

@@ -29,6 +29,7 @@ import { applyToVolume } from './applyToVolume.ts';
 import type {
   CrashingReply,
   CrashRequest,
+  CreateChoice,
   Feature,
   SutOp,
   SutReply,
@@ -208,12 +209,16 @@ export class VolumeSut<S extends Storage = Storage> implements SystemUnderTest {
     return volume;
   }
 
+  /** Whether the volume created last keeps a consistent image (the option, or the create's choice). */
+  private consistent = false;
+
   /** The options of every create: the consistent secondary, with the feature. */
   private get createOptions(): CreateOptions {
-    return this.options.consistent === true ? { consistentSecondaryDir: consistentDirOf(this.dir) } : {};
+    return this.consistent ? { consistentSecondaryDir: consistentDirOf(this.dir) } : {};
   }
 
-  async create(geometry: Geometry): Promise<void> {
+  async create(geometry: Geometry, choice: CreateChoice = {}): Promise<void> {
+    this.consistent = this.options.consistent === true || choice.consistent === true;
     const storage = this.useFiles(this.options.newFiles());
     this.volume = this.guard('create', () => this.volumeClass.create(storage, this.dir, geometry, this.createOptions));
     storage.takeIoCount();
@@ -241,7 +246,7 @@ export class VolumeSut<S extends Storage = Storage> implements SystemUnderTest {
 
   async state(): Promise<SutState> {
     const volume = this.openVolume;
-    return this.guard('state', () => withConsistent(volume, this.options.consistent === true), { rejects: false });
+    return this.guard('state', () => withConsistent(volume, this.consistent), { rejects: false });
   }
 
   async crash(): Promise<void> {
