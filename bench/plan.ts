@@ -4,6 +4,12 @@
 /** The NBD section's images: 64 MiB, 64 KiB regions for cowmap; the steady job's area is their first 8 MiB. */
 const nbdGeometry = { regions: 1024, regionSize: 65536, steadyAreaBytes: 8 << 20 };
 
+/**
+ * The remote section's volume: 1 GiB of 64 KiB regions, 1% of them dirty, nbdkit's
+ * delay filter at 5 ms a request; the link as the replica's defaults.
+ */
+const remoteVolume = { regions: 16384, regionSize: 65536, dirtyFraction: 0.01, delayMs: 5, link: {} };
+
 export function plan(quick: boolean) {
   return quick
     ? {
@@ -30,6 +36,7 @@ export function plan(quick: boolean) {
           conformBudgetSeconds: 10,
         },
         nbd: { ...nbdGeometry, repetitions: 2, jobSeconds: 1.5, firstWrites: 64, chunkRegions: 8 },
+        remote: { ...remoteVolume, repetitions: 3 },
       }
     : {
         write: { regions: 256, regionSize: 4096, chunkRegions: 16, cycles: 8, warmups: 1 },
@@ -55,6 +62,7 @@ export function plan(quick: boolean) {
           conformBudgetSeconds: 30,
         },
         nbd: { ...nbdGeometry, repetitions: 5, jobSeconds: 3, firstWrites: 256, chunkRegions: 16 },
+        remote: { ...remoteVolume, repetitions: 7 },
       };
 }
 

@@ -12,9 +12,10 @@
 //               file system is the one measured
 //   --seed N    the seed of every random choice (default 1)
 //   --warm      do not drop the page cache before each cycle contender
-//   --only S    a comma-separated subset of: write,swap,cycle,checker,memory,conform,nbd
+//   --only S    a comma-separated subset of: write,swap,cycle,checker,memory,conform,nbd,remote
 //               (`--only conform` runs only conformVsDriverRatio, about a minute; `--only nbd`
-//               the NBD section, which needs fio with its nbd engine and nbdkit)
+//               the NBD section, which needs fio with its nbd engine and nbdkit; `--only remote`
+//               a cycle to an NBD secondary against nbdcopy, which needs nbdkit and nbdcopy)
 
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -29,6 +30,7 @@ import { type CycleVolume, prepareCycleVolume } from './cycleVolume.ts';
 import { benchMemory } from './memory.ts';
 import { benchNbd } from './nbd.ts';
 import { type Plan, plan } from './plan.ts';
+import { benchRemote } from './remote.ts';
 import type { Check, SectionResult } from './report.ts';
 import { rowOf } from './resultsTable.ts';
 import { secondsSince } from './stats.ts';
@@ -36,7 +38,7 @@ import { benchSwap } from './swapCost.ts';
 import { describeMachine, describeMachineLine, ensureRsync, loadAverages } from './system.ts';
 import { benchWritePath } from './writePath.ts';
 
-const sectionNames = ['write', 'swap', 'cycle', 'checker', 'memory', 'conform', 'nbd'] as const;
+const sectionNames = ['write', 'swap', 'cycle', 'checker', 'memory', 'conform', 'nbd', 'remote'] as const;
 type SectionName = (typeof sectionNames)[number];
 
 const benchDir = dirname(fileURLToPath(import.meta.url));
@@ -128,6 +130,7 @@ async function runSections(options: Options, settings: Plan, root: string, rsync
   });
   await runSection('conform', () => benchConformSpeed({ root, repoRoot, seed, ...settings.conform }, log));
   await runSection('nbd', () => benchNbd({ root, repoRoot, seed, ...settings.nbd }, log));
+  await runSection('remote', () => benchRemote({ root, seed, ...settings.remote }, log));
   return { sections, crashes };
 }
 
