@@ -4,9 +4,10 @@
 // later write and FLUSH).
 
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import { CowmapError } from '../errors.ts';
 import * as nbd from '../nbd/protocol.ts';
+import { decodeError, metaContextData, StructuredTestClient } from '../nbd/structuredTestClient.ts';
 import { type NbdReplyError, NbdTestClient } from '../nbd/testClient.ts';
 import { type ControlState, encodeControlBlock, exportSizeOf } from '../remote/controlBlock.ts';
 import { ReceiveServer } from './receiveServer.ts';
@@ -27,18 +28,18 @@ function control(cycle: number, state: ControlState, id = volumeId): Uint8Array 
   });
 }
 
-async function started(t: { after: (fn: () => Promise<void>) => void }) {
+async function started(t: TestContext) {
   const store = new FakeReceiverStore(exportSizeOf(geometry));
   const lines: string[] = [];
   const server = new ReceiveServer(store, { log: (line) => lines.push(line) });
   const port = (await server.listen({ port: 0 })) as number;
+  t.after(() => server.close());
   const client = await NbdTestClient.connect({ port });
-  t.after(async () => {
-    client.destroy();
-    await server.close();
-  });
+  t.after(() => client.destroy());
   return { store, server, client, lines };
 }
+
+const types = (replies: readonly { type: number }[]) => replies.map((reply) => reply.type);
 
 function filled(length: number, value: number): Uint8Array {
   return new Uint8Array(length).fill(value);
@@ -134,4 +135,26 @@ test('a failing write stops the receiver the same way', async (t) => {
     (error: NbdReplyError) => error.errno === nbd.EIO,
   );
   assert.equal(store.status().completedCycle, null);
+});
+
+test('no metadata context is offered, BLOCK_STATUS is EINVAL; with structured replies a refusal is an error chunk', async (t) => {
+  const store = new FakeReceiverStore(exportSizeOf(geometry));
+  const server = new ReceiveServer(store, { log: () => {} });
+  const port = (await server.listen({ port: 0 })) as number;
+  t.after(() => server.close());
+  const client = await StructuredTestClient.connect(port);
+  t.after(() => client.close());
+  assert.deepEqual(types(await client.ask(nbd.OPT_STRUCTURED_REPLY)), [nbd.REP_ACK]);
+  assert.deepEqual(types(await client.ask(nbd.OPT_LIST_META_CONTEXT, metaContextData('', []))), [nbd.REP_ACK]);
+  const set = await client.ask(nbd.OPT_SET_META_CONTEXT, metaContextData('', ['base:allocation']));
+  assert.deepEqual(types(set), [nbd.REP_ACK]);
+  assert.equal(await client.goTo(''), BigInt(exportSizeOf(geometry)));
+  client.send(nbd.CMD_BLOCK_STATUS, 0, 4096, 1n);
+  const [status] = await client.structuredReply();
+  assert.ok(status?.kind === 'chunk' && status.type === nbd.REPLY_TYPE_ERROR);
+  assert.equal(decodeError(status.payload).errno, nbd.EINVAL);
+  client.send(nbd.CMD_WRITE, 0, 512, 2n, 0, Buffer.alloc(512, 1));
+  const [refused] = await client.structuredReply();
+  assert.ok(refused?.kind === 'chunk' && refused.type === nbd.REPLY_TYPE_ERROR);
+  assert.deepEqual(decodeError(refused.payload), { errno: nbd.EINVAL, message: 'E_BAD_REQUEST in WRITE' });
 });
