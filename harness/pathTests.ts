@@ -73,7 +73,7 @@ function eventsOf(path: { steps: readonly { event: { type: string } }[] }): Op[]
 
 // The far side's consistent image D is left out of a state's identity: it changes only
 // at completion, so it tells apart no transition to take, and with it the bounded
-// model has twice the states and paths (docs/protocol.md section 9).
+// model would have more states and paths to walk for no transition more.
 function serializeSnapshot(snapshot: ModelSnapshot): string {
   const c = snapshot.context;
   return JSON.stringify([
