@@ -7,7 +7,7 @@
 // Test-only: nothing outside *.test.ts imports this folder.
 
 import { type ChildProcess, spawn } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { after } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -147,22 +147,32 @@ export function startNbdkitFile(
   );
 }
 
+/** What the eval plugin's FLUSH does (startNbdkitFlakyFlush). */
+export interface FlakyFlush {
+  /** Every this-many-th FLUSH fails with EIO (counted in `counterFile`, so the schedule repeats exactly). */
+  readonly failEvery: number;
+  readonly counterFile: string;
+  /** FLUSHes fail only while this file exists (nbdkit's error-file idea); absent: always on schedule. */
+  readonly triggerFile?: string;
+}
+
 /**
- * nbdkit's eval plugin over `file` whose every `flushFailEvery`-th FLUSH fails
- * with EIO (after syncing nothing): nbdkit 1.32's error filter cannot fail a
- * FLUSH, and a counter in `counterFile` makes the schedule repeatable where a
- * rate would not be (the error filter has no seed). Reads and writes are dd on
- * the file; every request runs a shell, so keep the volumes small.
+ * nbdkit's eval plugin over `file` whose FLUSHes fail on a schedule (after syncing
+ * nothing): nbdkit 1.32's error filter cannot fail a FLUSH, and a counter makes the
+ * schedule repeatable where a rate would not be (the error filter has no seed).
+ * Reads and writes are dd on the file; every request runs a shell, so keep the
+ * volumes small. Filters (the error filter for WRITEs, say) go on top.
  */
 export function startNbdkitFlakyFlush(
   file: string,
   listen: Listen,
-  counterFile: string,
-  flushFailEvery: number,
+  flaky: FlakyFlush,
+  options: { filters?: readonly string[]; params?: readonly string[] } = {},
 ): Promise<SecondaryServer> {
+  const armed = flaky.triggerFile === undefined ? 'true' : '[ -e "$TRIG" ]';
   const flush =
-    'n=$(( $(cat "$CTR" 2>/dev/null || echo 0) + 1 )); echo $n > "$CTR"; ' +
-    'if [ $(( n % $EVERY )) -eq 0 ]; then echo "EIO injected flush failure $n" >&2; exit 1; fi; sync "$IMG"';
+    `if ${armed}; then n=$(( $(cat "$CTR" 2>/dev/null || echo 0) + 1 )); echo $n > "$CTR"; ` +
+    'if [ $(( n % $EVERY )) -eq 0 ]; then echo "EIO injected flush failure $n" >&2; exit 1; fi; fi; sync "$IMG"';
   const plugin = [
     'eval',
     'get_size=stat -Lc %s "$IMG"',
@@ -172,9 +182,44 @@ export function startNbdkitFlakyFlush(
     'can_flush=exit 0',
     `flush=${flush}`,
     'thread_model=echo serialize_all_requests',
+    ...(options.params ?? []),
   ];
-  const env = { IMG: file, CTR: counterFile, EVERY: String(flushFailEvery) };
-  return startServer('nbdkit eval (flaky flush)', 'nbdkit', nbdkitArgs(listen, [], plugin), listen, env);
+  const env = { IMG: file, CTR: flaky.counterFile, EVERY: String(flaky.failEvery), TRIG: flaky.triggerFile ?? '' };
+  const args = nbdkitArgs(listen, options.filters ?? [], plugin);
+  return startServer('nbdkit eval (flaky flush)', 'nbdkit', args, listen, env);
+}
+
+/**
+ * Fault windows: a shell loop (a process group of its own) that creates
+ * `triggerFile` for `onMs`, removes it for `offMs`, and again, so that an
+ * error-*-file or FlakyFlush trigger injects faults only inside the windows. A
+ * child, not a timer here: the test's own thread blocks while an in-process `cowmap
+ * cycle` waits on its link. Between windows every attempt can succeed, so a retried
+ * call always gets through within its budget, whatever the rate inside the windows.
+ */
+export function startFaultWindows(triggerFile: string, onMs: number, offMs: number): { stop(): Promise<void> } {
+  const loop = `while :; do : > "$T"; sleep ${onMs / 1000}; rm -f "$T"; sleep ${offMs / 1000}; done`;
+  const child = spawn('sh', ['-c', loop], { detached: true, stdio: 'ignore', env: { ...process.env, T: triggerFile } });
+  groups.add(child);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  return {
+    stop: async () => {
+      killGroup(child);
+      await exited;
+      rmSync(triggerFile, { force: true });
+    },
+  };
+}
+
+/** FLUSHes failed so far by a startNbdkitFlakyFlush server (its counter over its schedule). */
+export function flushesFailed(flaky: FlakyFlush): number {
+  if (!existsSync(flaky.counterFile)) return 0;
+  return Math.floor(Number(readFileSync(flaky.counterFile, 'utf8').trim()) / flaky.failEvery);
+}
+
+/** Errors nbdkit's error filter injected so far, by the lines it logs ("injecting EIO error into pwrite"). */
+export function injectedErrors(server: SecondaryServer): number {
+  return server.stderr().match(/injecting \w+ error into/g)?.length ?? 0;
 }
 
 /** qemu-nbd serving the raw `file` (persistent, several clients at once, writeback cache with FLUSH honoured). */
