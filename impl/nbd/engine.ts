@@ -16,7 +16,7 @@ import { blockStatusExtents } from './blockStatus.ts';
 import type { Session } from './handshake.ts';
 import * as nbd from './protocol.ts';
 import type { ContextExtents } from './replies.ts';
-import type { QueuedRequest } from './requestQueue.ts';
+import type { QueuedRequest, RequestOrigin } from './requestQueue.ts';
 
 export type { QueuedRequest, Request, RequestOrigin } from './requestQueue.ts';
 
@@ -37,6 +37,8 @@ export interface EngineOptions {
 /** One write of a batch: a WRITE's payload, or a chunk of zeros (`zeroes`: its bytes are all zero, shared). */
 export interface TargetWrite extends ByteWrite {
   readonly zeroes: boolean;
+  /** The connection it came on (a receiver takes image writes from one connection only). */
+  readonly origin: RequestOrigin;
 }
 
 /** What one export serves: the engine's only view of the volume or store behind it. */
@@ -199,8 +201,8 @@ export class Engine {
     if (writes.length === 0) return 0;
     const targetWrites: TargetWrite[] = writes.map(({ request, chunk }) =>
       chunk === null
-        ? { offset: Number(request.offset), bytes: request.payload!, zeroes: false }
-        : { offset: chunk.offset, bytes: this.zeros.subarray(0, chunk.length), zeroes: true },
+        ? { offset: Number(request.offset), bytes: request.payload!, zeroes: false, origin: request.origin }
+        : { offset: chunk.offset, bytes: this.zeros.subarray(0, chunk.length), zeroes: true, origin: request.origin },
     );
     const failures = new Map<number, unknown>();
     this.target.writeMany(targetWrites, (index, error) => failures.set(index, error));

@@ -36,7 +36,7 @@ async function started(t: TestContext) {
   t.after(() => server.close());
   const client = await NbdTestClient.connect({ port });
   t.after(() => client.destroy());
-  return { store, server, client, lines };
+  return { store, server, client, lines, port };
 }
 
 const types = (replies: readonly { type: number }[]) => replies.map((reply) => reply.type);
@@ -157,4 +157,19 @@ test('no metadata context is offered, BLOCK_STATUS is EINVAL; with structured re
   const [refused] = await client.structuredReply();
   assert.ok(refused?.kind === 'chunk' && refused.type === nbd.REPLY_TYPE_ERROR);
   assert.deepEqual(decodeError(refused.payload), { errno: nbd.EINVAL, message: 'E_BAD_REQUEST in WRITE' });
+});
+
+test('image writes come from the connection of the last control block: a stale connection is refused', async (t) => {
+  const { store, port, client: first } = await started(t);
+  await first.write(imageSize, control(1, 'sending'));
+  await first.write(0, filled(512, 5));
+  const second = await NbdTestClient.connect({ port });
+  t.after(() => second.destroy());
+  await second.write(imageSize, control(1, 'sending')); // the primary reconnected
+  await assert.rejects(first.write(0, filled(512, 6)), (error: NbdReplyError) => error.errno === nbd.EINVAL);
+  await second.write(0, filled(512, 7));
+  await second.write(imageSize, control(1, 'complete'));
+  assert.deepEqual(store.readConsistent(0, 512), filled(512, 7));
+  // No cycle open now: the store refuses a write of the writer too.
+  await assert.rejects(second.write(0, filled(512, 8)), (error: NbdReplyError) => error.errno === nbd.EINVAL);
 });

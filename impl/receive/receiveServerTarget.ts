@@ -8,11 +8,14 @@
 // fsync the state of the files is unknown (a later fsync may succeed without the lost
 // pages, "fsyncgate"), so only recovery at the next open may say what is durable.
 //
+// Image writes are taken from one connection only: the one that sent the last control
+// block the store took (`notTheWriter`: a stale write of a connection the primary gave up).
+//
 // It also watches the signals: after a write to the control region it asks the store
 // where replication stands and reports each cycle started and completed (`events`).
 
 import { CowmapError, isStorageError } from '../errors.ts';
-import type { ExportTarget, TargetWrite } from '../nbd/engine.ts';
+import type { ExportTarget, RequestOrigin, TargetWrite } from '../nbd/engine.ts';
 import { controlBlockSize } from '../remote/controlBlock.ts';
 import type { ReceiverStatus } from './receiverStatus.ts';
 import type { ReceiverStore } from './receiverStore.ts';
@@ -45,6 +48,8 @@ export class ReceiveServerTarget implements ExportTarget {
   private readonly controlOffset: number;
   private last: ReceiverStatus;
   private cycleStartedMs: number | null = null;
+  /** The connection that sent the last control block the store took (see `notTheWriter`). */
+  private writer: RequestOrigin | null = null;
 
   constructor(store: ServedStore, events: ReceiveEvents) {
     this.store = store;
@@ -64,8 +69,10 @@ export class ReceiveServerTarget implements ExportTarget {
 
   writeMany(writes: readonly TargetWrite[], failed: (index: number, error: unknown) => void): void {
     for (const [index, write] of writes.entries()) {
-      if (this.failure !== null) {
-        failed(index, this.stoppedError());
+      const control = write.offset + write.bytes.length > this.controlOffset;
+      const refusal = this.failure !== null ? this.stoppedError() : control ? null : this.notTheWriter(write.origin);
+      if (refusal !== null) {
+        failed(index, refusal);
         continue;
       }
       try {
@@ -77,9 +84,28 @@ export class ReceiveServerTarget implements ExportTarget {
         continue;
       }
       this.bytesReceived += write.bytes.length;
-      if (write.offset + write.bytes.length > this.controlOffset) this.afterControlWrite();
-      else this.cycleBytes += write.bytes.length;
+      if (control) {
+        this.writer = write.origin;
+        this.afterControlWrite();
+      } else this.cycleBytes += write.bytes.length;
     }
+  }
+
+  /**
+   * Image writes come from the connection that sent the last control block the store
+   * took: the primary sends one first on every connection. A write of another
+   * connection is a stale one of a primary's earlier connection (delayed on the way
+   * after the primary gave it up and reconnected): applied after the newer writes of
+   * the same regions, it would put older bytes in the cycle. Refused (NBD_EINVAL).
+   */
+  private notTheWriter(origin: RequestOrigin): CowmapError | null {
+    if (origin === this.writer) return null;
+    return new CowmapError(
+      'E_BAD_REQUEST',
+      this.writer === null
+        ? 'a write of the image before any control block on this connection'
+        : "a write of the image from a connection that is not the primary's latest (another sent a control block since)",
+    );
   }
 
   read(offset: number, length: number): Uint8Array {
