@@ -105,7 +105,13 @@ describe('the secondary killed and restarted', () => {
       await serve.waitFor(/^cycle 1: link down: /);
       // Clients are served while the far side is away.
       await run('qemu-io', ['-f', 'raw', '-c', 'read -P 0xab 0 65536', `nbd+unix:///?socket=${setup.socket}`]);
-      await sleep(200);
+      // cowmap status (from the server's status file, rewritten at the pause) says the link is down and the cycle waits.
+      const paused = await cowmap('status', setup.dir);
+      assert.match(
+        paused,
+        /^link +down, \d+ failed attempt\(s\) since the last success; last error \d+\.\d s ago: \S/m,
+      );
+      assert.match(paused, /^retries +cycle paused after [1-9]\d* failed attempt\(s\)/m);
       await setup.secondary.restart();
       const completed = await serve.waitFor(/^cycle 1: completed/, 30_000);
       assert.ok(
