@@ -40,14 +40,14 @@ export async function readReceiverConsistent(dir: string, range: ReadRange): Pro
   }
 }
 
+const lockHolders = 'a cowmap receive serves it (or the volume whose consistent secondary it is, is open)';
+
 function openReadOnly(dir: string): ReceiverStore {
   try {
     return ReceiverStore.open(new NodeStorage(), dir, { readOnly: true });
   } catch (error) {
     if (isCowmapError(error, 'E_LOCKED'))
-      throw new CowmapError('E_LOCKED', `${dir} is locked: a cowmap receive serves it; stop receive first`, {
-        cause: error,
-      });
+      throw new CowmapError('E_LOCKED', `${dir} is locked: ${lockHolders}; stop receive first`, { cause: error });
     throw error;
   }
 }
