@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { describe, it } from 'node:test';
+import { sha256Hex } from '../../impl/checksum.ts';
 import { ReplicatedVolume } from '../../impl/replicatedVolume.ts';
 import { MemoryStorage } from '../storage/memoryStorage.ts';
 import { ExplorationSut, memoryFiles } from './explorationSut.ts';
@@ -39,6 +40,33 @@ describe('VolumeSut', () => {
     assert.ok(existsSync(volumeFile), 'the volume is on real files');
     await sut.close();
     assert.equal(existsSync(dirname(volumeFile)), false, 'the temporary directory is gone');
+  });
+
+  it('with the feature consistent: D reported, and a crash at every durable call of completeCycle leaves one of the last two points', async () => {
+    const outcomes = new Set<string>();
+    const zeroDigest = sha256Hex(new Uint8Array(512));
+    const newDigest = sha256Hex(data);
+    for (let afterIo = 0; afterIo < 64; afterIo++) {
+      const sut = new ReferenceSut({ consistent: true });
+      assert.ok(sut.features.has('consistent'));
+      await sut.create(geometry);
+      await sut.apply({ type: 'write', region: 0, data });
+      await sut.apply({ type: 'startCycle' });
+      await sut.apply({ type: 'transfer', region: 0 });
+      assert.deepEqual((await sut.state()).consistent, [zeroDigest, zeroDigest], 'a transfer leaves D alone');
+      const crash = { afterIo, mode: 'process', seed: 0, torn: false } as const;
+      const result = await sut.applyCrashing({ type: 'completeCycle' }, crash);
+      if (result.crashed) assert.ok((await sut.recover()).ok);
+      const state = await sut.state();
+      const point =
+        state.consistent?.[0] === newDigest ? 'new' : state.consistent?.[0] === zeroDigest ? 'old' : 'other';
+      assert.equal(state.consistent?.[1], zeroDigest);
+      outcomes.add(`${state.phase} ${point}`);
+      await sut.close();
+      if (!result.crashed) break;
+    }
+    // The far side commits before the primary's durable step: never idle with the old point (docs/protocol.md section 10).
+    assert.deepEqual([...outcomes].sort(), ['idle new', 'replicating new', 'replicating old']);
   });
 
   it('the exploration: a saved state restored gives the same files and sent set, and a user file makes create refuse', async () => {
