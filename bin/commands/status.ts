@@ -1,6 +1,8 @@
 // cowmap status DIR: the phase, the maps and the counts. The volume is opened
 // read-only (OpenOptions.readOnly): recovery runs in memory only and nothing is
 // written, so status works on a read-only directory or file system and on a full one.
+// --json: the same as one object; `link` only for a remote secondary (held by serve:
+// always, null for a local secondary).
 // While `cowmap serve` holds the volume (E_LOCKED), status shows what the server
 // wrote in DIR/serve.status instead (impl/nbd/serveStatus.ts), with the age of the
 // secondary's point in time; a file whose pid is dead is stale (a killed server's)
@@ -17,12 +19,14 @@ import type { CycleRetryStatus } from '../../impl/nbd/cycles.ts';
 import { isCowmapError } from '../../impl/errors.ts';
 import { lagSeconds, processIsAlive, readServeStatus, type ServeStatus } from '../../impl/nbd/serveStatus.ts';
 import { type LinkReport, linkLines, linkReport, volumeLink } from '../../impl/nbd/volumeLink.ts';
+import { NodeStorage } from '../../impl/nodeStorage.ts';
+import type { LinkOptions } from '../../impl/remote/linkOptions.ts';
 import type { LinkStatus } from '../../impl/replica.ts';
-import type { ReplicatedVolume } from '../../impl/replicatedVolume.ts';
+import { ReplicatedVolume } from '../../impl/replicatedVolume.ts';
 import { defineCommand } from '../command.ts';
 import { description } from '../descriptions/status.ts';
 import { writeStdout } from '../stdout.ts';
-import { volumeDirArgument, withVolume } from '../volume.ts';
+import { volumeDirArgument } from '../volume.ts';
 
 /** Bits of a map shown in full; larger volumes show this many, then counts. */
 const bitsShownMax = 64;
@@ -128,6 +132,9 @@ function probedLink(volume: ReplicatedVolume, nowMs: number): LinkReport | null 
   return linkReport(status, nowMs);
 }
 
+/** The probe of a far side that hangs ends after these: status answers within seconds (the defaults suit cycles). */
+const statusLink: Partial<LinkOptions> = { retryBudgetMs: 0, connectTimeoutMs: 2_000, requestTimeoutMs: 5_000 };
+
 /** The server's status when a live server holds the volume, else null (the E_LOCKED error stands). */
 function liveServeStatus(dir: string): ServeStatus | null {
   const status = readServeStatus(dir);
@@ -138,18 +145,17 @@ export const command = defineCommand(description, async ({ values, positionals }
   const dir = volumeDirArgument(positionals);
   const json = values.json === true;
   try {
-    return await withVolume(
-      dir,
-      async (volume) => {
-        const link = probedLink(volume, Date.now());
-        const text = json
-          ? JSON.stringify({ ...volumeJson(dir, volume), ...(link === null ? {} : { link }) })
-          : [...volumeLines(dir, volume), ...(link === null ? [] : linkLines(link))].join('\n');
-        await writeStdout(`${text}\n`);
-        return 0;
-      },
-      { readOnly: true },
-    );
+    const volume = ReplicatedVolume.open(new NodeStorage(), dir, { readOnly: true, link: statusLink });
+    try {
+      const link = probedLink(volume, Date.now());
+      const text = json
+        ? JSON.stringify({ ...volumeJson(dir, volume), ...(link === null ? {} : { link }) })
+        : [...volumeLines(dir, volume), ...(link === null ? [] : linkLines(link))].join('\n');
+      await writeStdout(`${text}\n`);
+      return 0;
+    } finally {
+      volume.close();
+    }
   } catch (error) {
     const status = isCowmapError(error, 'E_LOCKED') ? liveServeStatus(dir) : null;
     if (status === null) throw error;
