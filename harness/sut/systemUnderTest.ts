@@ -99,7 +99,7 @@ export function keptRunning(sut: SystemUnderTest): SystemUnderTest {
  */
 export function consistentVolumes(sut: SystemUnderTest & { start?(): Promise<void> }): SystemUnderTest {
   let offered = false;
-  return {
+  const wrapped: SystemUnderTest = {
     name: sut.name,
     get features() {
       return sut.features;
@@ -125,6 +125,18 @@ export function consistentVolumes(sut: SystemUnderTest & { start?(): Promise<voi
     recover: () => sut.recover(),
     close: () => sut.close(),
   };
+  consistentWrappers.add(wrapped);
+  return wrapped;
+}
+
+const consistentWrappers = new WeakSet<SystemUnderTest>();
+
+/**
+ * Whether `sut` creates volumes that keep a consistent image (consistentVolumes): a
+ * trace saved from a run on it needs the feature (its header's `features`, docs/traces.md).
+ */
+export function createsConsistentVolumes(sut: SystemUnderTest | null): boolean {
+  return sut !== null && consistentWrappers.has(sut);
 }
 
 /** The model's operation for a harness operation: a write's bytes become a content of the book. */

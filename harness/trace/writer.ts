@@ -37,6 +37,8 @@ export interface TraceHeaderWrite {
   readonly title?: string;
   readonly source?: string;
   readonly seed?: string | number;
+  /** The features the trace needs (docs/traces.md): `consistent` for a run on volumes that keep a consistent image. */
+  readonly features?: readonly string[];
 }
 
 export function formatTrace(
