@@ -8,12 +8,14 @@
 // of DIR2, is E_LOCKED. SIGINT or SIGTERM stops it: connections dropped, the store
 // flushed and closed, the lock released, exit 0 (1 when a storage error stopped it).
 
-import { CowmapError, isCowmapError } from '../../impl/errors.ts';
+import { existsSync } from 'node:fs';
+import { CowmapError } from '../../impl/errors.ts';
 import { checkGeometry, type Geometry } from '../../impl/geometry.ts';
 import { removeStaleSocket } from '../../impl/nbd/staleSocket.ts';
 import { NodeStorage } from '../../impl/nodeStorage.ts';
 import { ReceiveServer } from '../../impl/receive/receiveServer.ts';
 import { keepReceiveStatus, type StatusFileKeeper } from '../../impl/receive/receiveServerStatus.ts';
+import { receiverPaths } from '../../impl/receive/receiverFiles.ts';
 import { ReceiverStore } from '../../impl/receive/receiverStore.ts';
 import { exportSizeOf } from '../../impl/remote/controlBlock.ts';
 import { defineCommand, type Values } from '../command.ts';
@@ -51,11 +53,10 @@ export const command = defineCommand(description, async ({ values, positionals }
     process.once('SIGINT', () => resolve('SIGINT'));
     process.once('SIGTERM', () => resolve('SIGTERM'));
   });
-  const url =
-    typeof listened === 'number'
-      ? `nbd://${'host' in where ? where.host : '127.0.0.1'}:${listened}`
-      : `nbd+unix:///?socket=${listened}`;
-  const listening = typeof listened === 'number' ? `${'host' in where ? where.host : ''}:${listened}` : listened;
+  // An IPv6 address goes in brackets in a URL and before a port.
+  const host = 'host' in where ? (where.host.includes(':') ? `[${where.host}]` : where.host) : '';
+  const listening = typeof listened === 'number' ? `${host}:${listened}` : listened;
+  const url = typeof listened === 'number' ? `nbd://${listening}` : `nbd+unix:///?socket=${listened}`;
   keeper = keepReceiveStatus(dir, server, listening, log);
   const status = store.status();
   log(
@@ -111,21 +112,12 @@ function geometryOptions(values: Values<typeof description.options>): Geometry |
 /** The store of DIR2: created from `geometry` when DIR2 holds none, else opened (and checked against it). */
 function openOrCreate(dir: string, geometry: Geometry | null): ReceiverStore {
   const storage = new NodeStorage();
-  if (geometry !== null) {
-    try {
-      return ReceiverStore.create(storage, dir, exportSizeOf(geometry));
-    } catch (error) {
-      if (!isCowmapError(error, 'E_EXISTS')) throw error;
-    }
-  }
-  let store: ReceiverStore;
-  try {
-    store = ReceiverStore.open(storage, dir);
-  } catch (error) {
-    if (geometry === null && isCowmapError(error, 'E_NOT_FOUND'))
+  if (!existsSync(receiverPaths(dir).state)) {
+    if (geometry === null)
       throw new UsageError(`${dir} holds no receiver yet: give --regions and --region-size to create it`);
-    throw error;
+    return ReceiverStore.create(storage, dir, exportSizeOf(geometry));
   }
+  const store = ReceiverStore.open(storage, dir);
   const problem = geometry === null ? null : geometryMismatch(store, geometry);
   if (problem !== null) {
     store.close();

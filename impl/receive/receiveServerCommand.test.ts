@@ -238,3 +238,22 @@ test('read --consistent of a volume whose secondary is consistent: (a byte range
   assert.deepEqual(read.stdout, Buffer.from(atSwap.subarray(100, 100 + 3 * 4096)));
   assert.deepEqual(storeConsistentImage(secondaryDir), atSwap);
 });
+
+test('receive usage errors (exit 2): no place to listen, a new DIR2 without a geometry, a geometry DIR2 disagrees with', async () => {
+  const dir = join(root, `r${dirs++}`);
+  const socket = ['--socket', join(root, `u${dirs++}.sock`)];
+  const cases: [string[], RegExp][] = [
+    [[dir, ...geometryArgs], /give --port P or --socket PATH/],
+    [[dir, '--port', '1', ...socket], /not both/],
+    [[dir, ...socket, '--regions', '4'], /together/],
+    [[dir, ...socket], /holds no receiver yet/],
+  ];
+  ReceiverStore.create(new NodeStorage(), join(root, 'made'), exportSizeOf(geometry)).close();
+  cases.push([[join(root, 'made'), ...socket, '--regions', '8', '--region-size', '4096'], /its export is 69632 bytes/]);
+  for (const [args, message] of cases) {
+    const result = await runInProcess(['receive', ...args]);
+    assert.equal(result.status, 2, `${args.join(' ')}: ${result.stderr}`);
+    assert.match(result.stderr, message);
+  }
+  assert.ok(!existsSync(dir), 'nothing is created on a usage error');
+});
