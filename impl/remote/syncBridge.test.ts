@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { atLevel } from '../../harness/testLevel.ts';
 import { BridgeFault, RemoteError, SyncBridge } from './syncBridge.ts';
 
 const handlers = new URL('./bridgeTestHandlers.ts', import.meta.url);
@@ -43,7 +44,10 @@ test('a call past its deadline is a BridgeFault and breaks the bridge', (t) => {
 });
 
 for (const op of ['exit', 'hang'] as const) {
-  test(`a worker that ${op === 'exit' ? 'dies' : 'hangs'} mid-call is a BridgeFault, not a hang`, (t) => {
+  // The hang at the full level only: its heartbeat check is the exit's.
+  const skip =
+    op === 'hang' ? atLevel<string | undefined>('make verify only (COWMAP_TEST_LEVEL=full)', undefined) : undefined;
+  test(`a worker that ${op === 'exit' ? 'dies' : 'hangs'} mid-call is a BridgeFault, not a hang`, { skip }, (t) => {
     const bridge = new SyncBridge(handlers, { heartbeatLostMs: 600 });
     t.after(() => bridge.close());
     bridge.call('count', {}, 5_000);
