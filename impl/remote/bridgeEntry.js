@@ -1,8 +1,9 @@
 // The entry of a SyncBridge worker (impl/remote/syncBridge.ts): a worker thread does not
-// inherit bin/cowmap.js's loader, so it registers tsx itself (as bin/cowmap.js does; under
-// `node --import tsx` the hook is there already, and a second registration is harmless),
-// then loads the TypeScript side. A failure to load is reported to the caller through
-// the shared signal (ready = 2) and the channel (an answer with id 0), never as a hang.
+// inherit bin/cowmap.js's loader, so it registers tsx itself (as bin/cowmap.js does), then
+// loads the TypeScript side. Even under `node --import tsx` (the tests): Node 20 passes
+// the flag to a worker's execArgv but does not run the import there. A failure to load
+// is reported to the caller through the shared signal (ready = 2) and the channel (an
+// answer with id 0), never as a hang.
 
 import { workerData } from 'node:worker_threads';
 
