@@ -87,6 +87,13 @@ export class MemoryLink implements RemoteLink {
 
   writeBatch(writes: readonly RemoteWrite[]): void {
     this.check('write');
+    // A real server may apply writes in flight together in any order: overlapping ones are a bug of the caller.
+    const sorted = [...writes].sort((a, b) => a.offset - b.offset);
+    for (let i = 1; i < sorted.length; i++) {
+      const previous = sorted[i - 1]!;
+      if (previous.offset + previous.bytes.length > sorted[i]!.offset)
+        throw new Error(`overlapping writes in flight together at ${sorted[i]!.offset}`);
+    }
     for (const [index, write] of writes.entries()) {
       if (index === 1 && this.target.faults.failWriteBatches > 0) {
         this.target.faults.failWriteBatches--;

@@ -275,6 +275,24 @@ describe('NbdReplica: a cycle', () => {
     volume.close();
   });
 
+  it('an empty cycle on a new connection sends its start block, then (after its reply) the complete one', () => {
+    const { volume, target } = create();
+    volume.startCycle();
+    target.dropConnections();
+    target.log.length = 0;
+    runCycle(volume);
+    const offset = controlOffsetOf(geometry);
+    assert.deepEqual(target.log, [
+      'connect',
+      `read ${offset} 4096`,
+      `write ${offset} 4096`,
+      `write ${offset} 4096`,
+      'flush',
+    ]);
+    assert.deepEqual([farControl(target).cycle, farControl(target).state], [1, 'complete']);
+    volume.close();
+  });
+
   it('a far side ahead of the volume (another primary) is E_CORRUPT', () => {
     const { volume, target } = create();
     const block = { ...farControl(target), cycle: 9, state: 'complete' as const };

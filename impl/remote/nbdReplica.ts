@@ -204,7 +204,10 @@ export class NbdReplica implements Replica {
     this.session.run(`confirmation of cycle ${cycle}`, (link) => {
       this.throwIfLostSent(cycle); // found by this attempt's connect
       const batch = this.progress.confirmedBatches;
-      link.writeBatch([...this.startWrites(cycle), this.controlWrite({ cycle, state: 'complete', batch })]);
+      // Two writes of the same block must not be in flight together: a server may apply them in either order.
+      const start = this.startWrites(cycle);
+      if (start.length > 0) link.writeBatch(start);
+      link.writeBatch([this.controlWrite({ cycle, state: 'complete', batch })]);
       this.startSentOn = this.session.connection;
       link.flush();
     });
