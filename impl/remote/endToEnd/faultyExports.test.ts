@@ -45,7 +45,7 @@ async function cyclesAgainst(
   const dir = freshDir();
   const random = testRandom(seed);
   const outputs: string[] = [];
-  initRemote(dir, geometry, server.url);
+  await initRemote(dir, geometry, server.url);
   onInit();
   for (let round = 1; round <= rounds; round++) {
     await seededWrites(dir, root, random, geometry, 4);

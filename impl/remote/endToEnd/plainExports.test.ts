@@ -66,7 +66,7 @@ describe('cycles to plain NBD exports', () => {
       const dir = freshDir();
       const random = testRandom(seed ^ cases.findIndex(([k, t]) => k === kind && t === transport));
       try {
-        initRemote(dir, geometry, server.url);
+        await initRemote(dir, geometry, server.url);
         assert.deepEqual(
           [controlBlockOf(exportFile, geometry)?.cycle, controlBlockOf(exportFile, geometry)?.state],
           [0, 'complete'],

@@ -70,7 +70,7 @@ test('e. the primary killed mid-cycle: the receiver keeps the last completed fil
   let receiver = await startReceiver(dir2, receiveSocket);
   let serve: ServeChild | null = null;
   try {
-    initRemote(dir, geometry, receiver.url);
+    await initRemote(dir, geometry, receiver.url);
     serve = startServeChild([dir, '--socket', serveSocket, '--batch-regions', '1']);
     await serve.waitFor(/^serving /);
     await copyOnto(first, serveSocket);

@@ -9,8 +9,6 @@ import { spawn } from 'node:child_process';
 import { closeSync, openSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runInProcess } from '../../../bin/runInProcess.ts';
-import { NodeStorage } from '../../nodeStorage.ts';
-import { ReplicatedVolume } from '../../replicatedVolume.ts';
 import type { Geometry } from '../../geometry.ts';
 import { cowmapScript, run } from '../../nbd/nbdTestTools.ts';
 import type { TestRandom } from '../../nbd/testRandom.ts';
@@ -35,13 +33,10 @@ export async function cowmapMayFail(...args: string[]): Promise<{ status: number
   return { status: result.status, stdout: result.stdout.toString('utf8'), stderr: result.stderr };
 }
 
-/**
- * A volume in `dir` whose secondary is the export at `url` (CreateOptions.secondaryUrl):
- * what `cowmap init DIR --regions N --region-size B --secondary URL` does, through the
- * library until that command takes URLs.
- */
-export function initRemote(dir: string, geometry: Geometry, url: string): void {
-  ReplicatedVolume.create(new NodeStorage(), dir, geometry, { secondaryUrl: url }).close();
+/** `cowmap init DIR --regions N --region-size B --secondary URL`: a volume whose secondary is the export at `url`. */
+export async function initRemote(dir: string, geometry: Geometry, url: string): Promise<void> {
+  const { regions, regionSize } = geometry;
+  await cowmap('init', dir, '--regions', String(regions), '--region-size', String(regionSize), '--secondary', url);
 }
 
 /** An all-zero file of the export size a volume of `geometry` needs (its image, then the control block). */

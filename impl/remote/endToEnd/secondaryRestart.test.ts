@@ -55,7 +55,7 @@ async function setUp(name: string, serve: boolean): Promise<Setup> {
     },
   );
   const dir = freshDir();
-  initRemote(dir, geometry, secondary.url);
+  await initRemote(dir, geometry, secondary.url);
   const socket = join(root, `${name}.sock`);
   if (!serve) return { dir, exportFile, secondary, serve: null, socket };
   const child = startServeChild([dir, '--socket', socket, '--batch-regions', '1']);
