@@ -25,6 +25,10 @@ export interface FarSideSpec {
 }
 
 const readyTimeoutMs = 30_000;
+const snapshotAttemptsMax = 5;
+
+/** A file a server writes and renames over another: not state. */
+const notTemporary = (source: string) => !source.endsWith('.tmp');
 const readyPollMs = 10;
 
 function canConnect(socketPath: string): Promise<boolean> {
@@ -113,13 +117,25 @@ export class FarSide {
     liveGroups.delete(child.pid ?? -1);
   }
 
-  /** The far side's state files copied under the snapshot dir's `name`. */
+  /**
+   * The far side's state files copied under the snapshot dir's `name`. A running
+   * server may rename or remove a file of its directory meanwhile (a status file
+   * written through a temporary one): temporary files are left out, and a copy that
+   * loses a file on the way is made again.
+   */
   snapshot(name: string): void {
     const target = join(this.spec.snapshotDir, name);
-    rmSync(target, { recursive: true, force: true });
-    mkdirSync(target);
-    for (const path of this.spec.statePaths) {
-      if (existsSync(path)) cpSync(path, join(target, basename(path)), { recursive: true });
+    for (let attempt = 1; ; attempt++) {
+      rmSync(target, { recursive: true, force: true });
+      mkdirSync(target);
+      try {
+        for (const path of this.spec.statePaths) {
+          if (existsSync(path)) cpSync(path, join(target, basename(path)), { recursive: true, filter: notTemporary });
+        }
+        return;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT' || attempt >= snapshotAttemptsMax) throw error;
+      }
     }
   }
 

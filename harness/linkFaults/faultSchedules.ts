@@ -20,7 +20,7 @@
 // from it); timing faults may land a request or two apart between runs.
 
 import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { type CowmapError, ReplicaLinkError } from '../../impl/errors.ts';
 import { volumeSize, type Geometry } from '../../impl/geometry.ts';
 import { exportSizeOf } from '../../impl/remote/controlBlock.ts';
@@ -135,6 +135,8 @@ class History {
   cyclesCompleted = 0;
   olderImageRefused = false;
   consistentAhead = 0;
+  /** The last link error's message, for a history that ends without completing. */
+  lastLinkError = '';
   readonly log: string[] = [];
 
   constructor(
@@ -169,6 +171,7 @@ class History {
     } catch (error) {
       if (!(error instanceof ReplicaLinkError)) throw error;
       this.log.push(`cycle ${this.volume.cycle}: ${error.code}${error.lostSent ? ' lostSent' : ''}`);
+      this.lastLinkError = error.message;
       if (error.code === 'E_CORRUPT') await this.refused(proxy, error);
       this.linkErrors++;
       if (error.lostSent) this.lostSent++;
@@ -191,7 +194,7 @@ class History {
 
   private durableImage(): FarImage {
     const imageBytes = volumeSize(this.config.geometry);
-    const durable = join(this.far.snapshotDir, snapshotNames.durable, this.far.statePath.split('/').at(-1)!);
+    const durable = join(this.far.snapshotDir, snapshotNames.durable, basename(this.far.statePath));
     if (this.config.farKind === 'nbdkit') return readPlainExport(durable, imageBytes);
     return readReceiverConsistent(durable, this.config.dir, imageBytes);
   }
@@ -260,7 +263,10 @@ async function calmEnd(history: History, config: HistoryConfig): Promise<void> {
     for (let attempt = 0; attempt < config.cycleAttemptsMax && !completed && !history.olderImageRefused; attempt++)
       completed = await history.cycleAttempt(config.proxy);
     if (!completed && !history.olderImageRefused)
-      history.fail(`no cycle completed in ${config.cycleAttemptsMax} attempts once the faults stopped`);
+      history.fail(
+        `no cycle completed in ${config.cycleAttemptsMax} attempts once the faults stopped; the last error: ` +
+          history.lastLinkError,
+      );
     history.checkPrimary();
     history.checkConsistent();
     if (cycle === 0) history.write(new Prng(config.seed + 7));
