@@ -11,6 +11,8 @@ import { BridgeFault, RemoteError, SyncBridge } from './syncBridge.ts';
 const handlerModule = new URL('./nbdWorker.ts', import.meta.url);
 /** Added to each call's own bound: a worker's answer after its client gave up must still arrive. */
 const bridgeSlackMs = 2_000;
+/** How long a clean disconnect (NBD_CMD_DISC, then the end of the socket) may take. */
+const disconnectBoundMs = 2_000;
 /** The payload one request carries at most, for the bound of a call (the client's default maximum). */
 const requestBytesAssumed = 32 * 1024 * 1024;
 
@@ -64,7 +66,8 @@ export class WorkerLink implements RemoteLink {
     if (!this.isConnected || this.bridge?.usable !== true) return;
     this.isConnected = false;
     try {
-      this.bridge.call('disconnect', {}, this.options.requestTimeoutMs);
+      // DISC has no reply: a close that takes longer than this is a server not reading, not worth waiting for.
+      this.bridge.call('disconnect', {}, disconnectBoundMs);
     } catch {
       // Quiet by contract: the connection is gone either way.
     }
