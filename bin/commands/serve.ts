@@ -27,7 +27,7 @@ import { requestShareBytes } from '../../impl/nbd/bufferBudget.ts';
 import { serveDefaults } from '../../impl/nbd/serveDefaults.ts';
 import { NbdServer, type NbdServerOptions } from '../../impl/nbd/server.ts';
 import { removeStaleSocket } from '../../impl/nbd/staleSocket.ts';
-import { volumeLink } from '../../impl/nbd/volumeLink.ts';
+import { linkReport, linkSummary, volumeLink } from '../../impl/nbd/volumeLink.ts';
 import { NodeStorage } from '../../impl/nodeStorage.ts';
 import type { LinkOptions } from '../../impl/remote/linkOptions.ts';
 import { ReplicatedVolume } from '../../impl/replicatedVolume.ts';
@@ -64,6 +64,7 @@ export const command = defineCommand(description, async ({ values, positionals }
   const log = (line: string): void => {
     process.stdout.write(`${line}\n`);
   };
+  probeAtStart(volume, log);
   const server = new NbdServer(volume, {
     cycleEverySeconds,
     log,
@@ -123,6 +124,19 @@ function snapshotHooks(volume: ReplicatedVolume, dir: string, snapshotDir: strin
     onSwap: (cycle) => copyFileSync(join(dir, fileNames.primary), join(snapshotDir, `cycle-${cycle}.primary`)),
     onCycle: (report) => copyFileSync(secondaryImage, join(snapshotDir, `cycle-${report.cycle}.secondary`)),
   };
+}
+
+/**
+ * A remote secondary is probed once before serving (a connect and a read of its
+ * control block, nothing written; one attempt): its state goes to the log, and the
+ * link's worker thread starts now, not in the first cycle slice, where its start
+ * would hold the event loop while clients wait. A far side that is down is only
+ * logged: the cycles retry it.
+ */
+function probeAtStart(volume: ReplicatedVolume, log: (line: string) => void): void {
+  const link = volumeLink(volume);
+  if (link.probeLink === undefined) return;
+  log(`secondary ${linkSummary(linkReport(link.probeLink(), Date.now()))}`);
 }
 
 /** --snapshot-dir copies a directory secondary's image file: a usage error for any other kind (the volume is closed first). */

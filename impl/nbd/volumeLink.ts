@@ -68,3 +68,14 @@ export function linkLines(report: LinkReport): string[] {
     `far side   ${far}`,
   ];
 }
+
+/** The report in one line, for serve's log at start: `URL: link up, far side at cycle N (point in time S s old)`. */
+export function linkSummary(report: LinkReport): string {
+  const far =
+    report.farCompletedCycle === null
+      ? 'far side not reached'
+      : `far side at cycle ${report.farCompletedCycle}` +
+        (report.farAgeSeconds === null ? '' : ` (point in time ${report.farAgeSeconds.toFixed(1)} s old)`);
+  const error = report.state === 'down' && report.lastError !== null ? `: ${report.lastError}` : '';
+  return `${report.url}: link ${report.state}${error}; ${far}`;
+}

@@ -60,6 +60,9 @@ async function setUp(name: string, serve: boolean): Promise<Setup> {
   if (!serve) return { dir, exportFile, secondary, serve: null, socket };
   const child = startServeChild([dir, '--socket', socket, '--batch-regions', '1']);
   await child.waitFor(/^serving /);
+  // serve probed the far side before serving: its state is in the log.
+  const probed = child.lines.find((line) => line.startsWith('secondary '));
+  assert.equal(probed, `secondary ${secondary.url}: link up; far side at cycle 0`, child.lines.join('\n'));
   return { dir, exportFile, secondary, serve: child, socket };
 }
 
