@@ -26,7 +26,7 @@ export const description = {
     'snapshot-dir': {
       type: 'string',
       value: 'DIR2',
-      help: 'for tests: copy the primary image at each swap and the secondary image at each completion into DIR2',
+      help: 'for tests, a directory secondary only: copy the primary image at each swap and the secondary image at each completion into DIR2',
     },
     'max-request-bytes': {
       type: 'string',
@@ -72,6 +72,8 @@ export const description = {
   notes: [
     'SIGINT or SIGTERM stops the server and closes the volume (a running cycle is resumed',
     'by the next open); SIGUSR1 runs a cycle. See docs/nbd.md (its "Limits" section for the options).',
+    'With an NBD secondary (init --secondary nbd://...) a link fault pauses the cycle, which is',
+    'retried after 0.5 s, 1 s, 2 s ... up to 30 s while clients are served; cowmap status shows the link.',
   ],
   load: (): Promise<Command> => import('../commands/serve.ts').then((m) => m.command),
 } as const satisfies CommandDescription;

@@ -13,6 +13,9 @@ export const description = {
     'it works on a read-only or full file system. While cowmap serve holds the volume,',
     "shows the server's status from DIR/serve.status instead: its connections, the",
     "cycle, the regions left and the age of the secondary's point in time.",
+    'An NBD secondary: its URL, the link (up, down, idle), the last error and its age, the',
+    "failed attempts, and the far side's last completed cycle with the age of its point in",
+    'time; a volume nobody serves asks the far side (one connect, nothing written).',
   ],
   load: (): Promise<Command> => import('../commands/status.ts').then((m) => m.command),
 } as const satisfies CommandDescription;
