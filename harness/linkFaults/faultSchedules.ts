@@ -215,7 +215,8 @@ class History {
 
   /** With a receiver: its consistent image, live and durable, is P@swap of the last completed cycle (or of the running one). */
   checkConsistent(): void {
-    if (this.config.farKind !== 'receive') return;
+    // A far side put back to an older image holds an older point: the primary refused it, which is the check.
+    if (this.config.farKind !== 'receive' || this.olderImageRefused) return;
     const imageBytes = volumeSize(this.config.geometry);
     const images = {
       live: readReceiverConsistent(this.far.statePath, this.config.dir, imageBytes),
