@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { checkAgreement } from './agreement.ts';
 import type { StepFunction } from './invariants.ts';
-import { recoveryToIdleStatechart } from './plantedStatecharts.ts';
+import { completionWithoutCommitStatechart, recoveryToIdleStatechart } from './plantedStatecharts.ts';
 import * as rules from './rules.ts';
 import { allTransitions, modelStatechart, stepFunctionOf } from './transitions.ts';
 import type { Op } from './types.ts';
@@ -38,10 +38,10 @@ describe('the statechart', () => {
   });
 
   it('agrees with the pure rules on every transition of the N=2 state space, and takes every transition', () => {
-    const result = checkAgreement({ regions: 2, values: 2, extraEvents, statesMax: 30_000 });
+    const result = checkAgreement({ regions: 2, values: 2, extraEvents, statesMax: 10_000 });
     assert.deepEqual(result.disagreements, []);
-    // The explorer's N=2 state space with crash outcomes followed (model/explorer.test.ts).
-    assert.equal(result.states, 17_048);
+    // The explorer's N=2 state space with crash outcomes followed (model/explorer.test.ts), D not told apart.
+    assert.equal(result.states, 7528);
     assert.ok(result.transitions > 30_000);
     const missing = allTransitions()
       .map((t) => t.id)
@@ -81,6 +81,18 @@ describe('the statechart', () => {
     assert.match(first.byRules, /replicating/);
     // Its context still comes from the right rule: only the state value shows the bug.
     assert.ok(result.disagreements.every((d) => d.what === 'state value' && d.op.type === 'recover'));
+  });
+
+  it("reports a planted statechart whose completion skips the far side's commit: D is compared", () => {
+    const result = checkAgreement({
+      regions: 2,
+      values: 2,
+      statechart: completionWithoutCommitStatechart(),
+      statesMax: 10_000,
+    });
+    const first = result.disagreements[0];
+    assert.equal(first?.op.type, 'completeCycle');
+    assert.equal(first?.what, 'context');
   });
 
   it('reports planted rules whose recovery during a cycle goes to idle', () => {

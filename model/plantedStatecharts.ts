@@ -47,3 +47,16 @@ export function idleTransferNotCurrentStatechart(): Statechart<ModelSnapshot> {
   ];
   return statechartOf(machineWith({ ...states, idle: { ...idle, on: { ...idle.on, transfer } } } as StatesConfig));
 }
+
+/** Completion without the far side's commit: the primary's step alone, D left as it was. */
+export function completionWithoutCommitStatechart(): Statechart<ModelSnapshot> {
+  const states = replicationMachine.config.states!;
+  const replicating = states.replicating!;
+  const drained = { on: { completeCycle: { target: '#cowmap.idle', actions: 'clearCycle' } } };
+  return statechartOf(
+    machineWith({
+      ...states,
+      replicating: { ...replicating, states: { ...replicating.states, drained } },
+    } as StatesConfig),
+  );
+}
