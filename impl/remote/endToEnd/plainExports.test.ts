@@ -84,13 +84,14 @@ describe('cycles to plain NBD exports', () => {
           const block = controlBlockOf(exportFile, geometry);
           assert.deepEqual([block?.cycle, block?.state], [round, 'complete'], `round ${round}: the control block`);
         }
-        const status = await cowmap('status', dir);
-        assert.match(status, new RegExp(`^secondary +${server.url.replace(/[.?/+]/g, '\\$&')}`, 'm'));
-        assert.match(
-          status,
-          new RegExp(`^far side +cycle ${rounds} completed; its point in time is \\d+\\.\\d s old$`, 'm'),
-        );
         if (kind === 'nbdkit' && transport === 'tcp') {
+          // cowmap status of a volume nobody serves asks the far side (the other cases skip it: a second apiece).
+          const status = await cowmap('status', dir);
+          assert.match(status, new RegExp(`^secondary +${server.url.replace(/[.?/+]/g, '\\$&')}`, 'm'));
+          assert.match(
+            status,
+            new RegExp(`^far side +cycle ${rounds} completed; its point in time is \\d+\\.\\d s old$`, 'm'),
+          );
           // A volume nobody serves whose far side is down: status still answers, and says so.
           await server.kill();
           const down = await cowmapMayFail('status', dir, '--json');
