@@ -160,6 +160,37 @@ export function traceLevel(trace: Trace): Level {
   return level;
 }
 
+/** What a run does with one level: the checks it runs, or why it runs none. */
+export interface LevelPlan {
+  readonly level: Level;
+  readonly specs: readonly CheckSpec[];
+  /** Why the level does not run (null: it runs). */
+  readonly skipped: { readonly status: 'skipped' | 'not run'; readonly reason: string } | null;
+}
+
+/** The plan of every level a run takes (selectedLevels), against the features offered and the checks selected. */
+export function planLevels(
+  level: Level,
+  mode: 'only' | 'upTo',
+  features: ReadonlySet<Feature>,
+  checks: readonly string[],
+): LevelPlan[] {
+  return selectedLevels(level, mode).map((selected): LevelPlan => {
+    const missing = levelNeeds[selected].filter((feature) => !features.has(feature));
+    if (missing.length > 0) {
+      const optional = optionalLevels.includes(selected) ? ', an optional feature' : '';
+      const reason = `the implementation does not offer ${missing.join(', ')}${optional}`;
+      return { level: selected, specs: [], skipped: { status: 'skipped', reason } };
+    }
+    const specs = levelChecks(selected, features).filter((spec) => checkSelected(spec, checks));
+    if (specs.length === 0) {
+      const reason = 'no check of this level selected (--check)';
+      return { level: selected, specs, skipped: { status: 'not run', reason } };
+    }
+    return { level: selected, specs, skipped: null };
+  });
+}
+
 /** Whether a trace needs the consistent image (its header's `features`, docs/traces.md). */
 export function traceNeedsConsistent(trace: Trace): boolean {
   return trace.header.features?.includes('consistent') === true;

@@ -30,16 +30,8 @@ import type { CheckContext, CheckTally } from './context.ts';
 import { historyStepsEstimate, replayFuzzPath, runFuzzCheck, runHistoryCheck } from './fuzzChecks.ts';
 import { runPathCheck } from './pathCheck.ts';
 import { runSweepCheck } from './sweepCheck.ts';
-import {
-  checkSelected,
-  isBounded,
-  levelChecks,
-  levelNeeds,
-  optionalLevels,
-  selectedLevels,
-  traceRunsAt,
-} from './plan.ts';
-import type { CheckSpec, Level } from './plan.ts';
+import { isBounded, planLevels, traceRunsAt } from './plan.ts';
+import type { CheckSpec, Level, LevelPlan } from './plan.ts';
 import type { ProgressStatus } from './progress.ts';
 import { budgetRuleSummary, cowmapVersion } from './report.ts';
 import type { CheckResult, ConformanceReport, LevelResult } from './result.ts';
@@ -97,13 +89,6 @@ export function runGeometries(options: Pick<ConformanceOptions, 'geometry' | 'qu
   return options.quick === true
     ? conformGeometries.filter((geometry) => geometry.regions < 1000)
     : [...conformGeometries];
-}
-
-interface LevelPlan {
-  readonly level: Level;
-  readonly specs: readonly CheckSpec[];
-  /** Why the level does not run (null: it runs). */
-  readonly skipped: { readonly status: 'skipped' | 'not run'; readonly reason: string } | null;
 }
 
 interface SharedInputs {
@@ -228,22 +213,7 @@ export class ConformanceRun {
       context: this.context(),
       consistentContext: this.context(true),
     };
-    this.plans = selectedLevels(options.level ?? 'power', options.levelMode ?? 'upTo').map((level): LevelPlan => {
-      const missing = levelNeeds[level].filter((feature) => !features.has(feature));
-      if (missing.length > 0)
-        return {
-          level,
-          specs: [],
-          skipped: {
-            status: 'skipped',
-            reason: `the implementation does not offer ${missing.join(', ')}${optionalLevels.includes(level) ? ', an optional feature' : ''}`,
-          },
-        };
-      const specs = levelChecks(level, features).filter((spec) => checkSelected(spec, options.checks ?? []));
-      if (specs.length === 0)
-        return { level, specs, skipped: { status: 'not run', reason: 'no check of this level selected (--check)' } };
-      return { level, specs, skipped: null };
-    });
+    this.plans = planLevels(options.level ?? 'power', options.levelMode ?? 'upTo', features, options.checks ?? []);
     const active = this.plans.filter((plan) => plan.skipped === null);
     for (const plan of active) {
       for (const spec of plan.specs.filter((item) => !isBounded(item.kind))) {

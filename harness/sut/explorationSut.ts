@@ -10,7 +10,7 @@ import { MemoryStorage } from '../storage/memoryStorage.ts';
 import type { PowerChoices } from '../crash/powerChoices.ts';
 import type { VolumeClass } from '../types.ts';
 import type { SutOp } from './systemUnderTest.ts';
-import type { BetweenCrash, VolumeFiles } from './volumeSut.ts';
+import type { BetweenCrash, VolumeFiles } from './volumeSutOptions.ts';
 import { VolumeSut } from './volumeSut.ts';
 
 /** The volume class under test, with access to its volatile sent set (for save and restore). */

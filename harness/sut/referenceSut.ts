@@ -7,7 +7,7 @@ import { makeTemporaryDir, NodeStorage, removeTree } from '../../impl/nodeStorag
 import { ReplicatedVolume } from '../../impl/replicatedVolume.ts';
 import type { VolumeClass } from '../types.ts';
 import type { SystemUnderTest } from './systemUnderTest.ts';
-import type { VolumeFiles } from './volumeSut.ts';
+import type { VolumeFiles } from './volumeSutOptions.ts';
 import { VolumeSut } from './volumeSut.ts';
 
 export interface ReferenceSutOptions {

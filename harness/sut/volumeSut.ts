@@ -13,7 +13,6 @@
 // crash hands over nothing).
 
 import { posix } from 'node:path';
-import { sha256Hex } from '../../impl/checksum.ts';
 import { isCowmapError } from '../../impl/errors.ts';
 import type { CreateOptions, ReplicatedVolume } from '../../impl/replicatedVolume.ts';
 import type { Storage } from '../../impl/storage.ts';
@@ -22,9 +21,8 @@ import { isSimulatedCrash } from '../crash/crashReport.ts';
 import { CrashStorage } from '../crash/crashStorage.ts';
 import type { IoLogEntry } from '../crash/ioLog.ts';
 import type { ArmCrashOptions, PowerChoices } from '../crash/powerChoices.ts';
-import type { UnsyncedWriteInfo } from '../crash/unsyncedRecords.ts';
 import { OracleFailure } from '../oracle/oracle.ts';
-import type { CrashMode, VolumeClass } from '../types.ts';
+import type { VolumeClass } from '../types.ts';
 import { applyToVolume } from './applyToVolume.ts';
 import type {
   CrashingReply,
@@ -37,48 +35,11 @@ import type {
   SystemUnderTest,
 } from './systemUnderTest.ts';
 import { errorWithTrace } from './thrown.ts';
+import { consistentDirOf, withConsistent } from './consistentImage.ts';
+import type { BetweenCrash, ChoiceShape, VolumeFiles, VolumeSutOptions } from './volumeSutOptions.ts';
 
-/** A volume's files: the storage under the crash layer (the device) and the volume's directory on it. */
-export interface VolumeFiles<S extends Storage> {
-  readonly storage: S;
-  readonly dir: string;
-  /** Frees them (a temporary directory is removed); called once the volume is closed. */
-  dispose(): void;
-}
-
-/** What a power crash at a crash point can keep or drop. */
-export interface ChoiceShape {
-  readonly writes: readonly UnsyncedWriteInfo[];
-  readonly truncates: number;
-  readonly namespace: number;
-}
-
-/** How a crash between operations happens. */
-export interface BetweenCrash {
-  readonly mode: CrashMode;
-  readonly choices: PowerChoices;
-}
-
-export interface VolumeSutOptions<S extends Storage> {
-  readonly name: string;
-  /** Fresh files for each create. */
-  readonly newFiles: () => VolumeFiles<S>;
-  /**
-   * Whether anything the volume throws, but a rejection or a simulated crash, is an
-   * OracleFailure with its stack (a rejection from state() too), so that the run
-   * reports it as a failure; otherwise it propagates as thrown (default false).
-   */
-  readonly throwsAreFailures?: boolean;
-  /** What `crashChoices` and `betweenCrash` are after each create and restore (a rerun of a found failure sets them). */
-  readonly crashChoices?: PowerChoices;
-  readonly betweenCrash?: BetweenCrash;
-  /**
-   * Feature `consistent`: the volume's secondary keeps a consistent image (a `consistent:`
-   * secondary, impl/receive/receiverReplica.ts, beside the volume's directory), and
-   * state() reports it (docs/protocol.md section 10).
-   */
-  readonly consistent?: boolean;
-}
+// Moved to harness/sut/volumeSutOptions.ts; this re-export stays until its importers move.
+export type { BetweenCrash, ChoiceShape, VolumeFiles, VolumeSutOptions } from './volumeSutOptions.ts';
 
 /** A call run with a crash armed: crashed, or what it returned and its durable call count. */
 type Armed<T> = { readonly crashed: true } | { readonly crashed: false; readonly value: T; readonly io: number };
@@ -102,11 +63,6 @@ function pathOf(log: readonly IoLogEntry[]): string {
         `${entry.kind} ${posix.basename(entry.path)}${entry.position === undefined ? '' : `@${entry.position}`}`,
     )
     .join(', ');
-}
-
-/** Where a volume's consistent secondary lives: beside its directory (feature `consistent`). */
-export function consistentDirOf(dir: string): string {
-  return posix.join(posix.dirname(dir), 'consistent');
 }
 
 export class VolumeSut<S extends Storage = Storage> implements SystemUnderTest {
@@ -416,15 +372,6 @@ export class VolumeSut<S extends Storage = Storage> implements SystemUnderTest {
     this.volumeFiles?.dispose();
     this.volumeFiles = null;
   }
-}
-
-/** The volume's state, with D's digests when it keeps a consistent image (`consistent`). */
-function withConsistent(volume: ReplicatedVolume, consistent: boolean): SutState {
-  const state = volume.state();
-  if (!consistent) return state;
-  const digests: string[] = [];
-  for (let region = 0; region < volume.regions; region++) digests.push(sha256Hex(volume.readConsistent(region)));
-  return { ...state, consistent: digests };
 }
 
 /** The reply of a call that had no crash armed: it cannot have crashed. */
