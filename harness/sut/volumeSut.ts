@@ -88,8 +88,8 @@ export class VolumeSut<S extends Storage = Storage> implements SystemUnderTest {
     private readonly options: VolumeSutOptions<S>,
   ) {
     this.name = options.name;
-    const consistent: Feature[] = options.consistent === true ? ['consistent'] : [];
-    this.features = new Set<Feature>(['failpoint', 'power-loss', 'torn', ...consistent]);
+    // Every feature: a create asked for a consistent image (CreateChoice) makes one.
+    this.features = new Set<Feature>(['failpoint', 'power-loss', 'torn', 'consistent']);
     this.crashChoices = options.crashChoices ?? {};
     this.betweenCrash = options.betweenCrash ?? processCrash;
   }

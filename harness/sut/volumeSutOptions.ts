@@ -41,9 +41,10 @@ export interface VolumeSutOptions<S extends Storage> {
   readonly crashChoices?: PowerChoices;
   readonly betweenCrash?: BetweenCrash;
   /**
-   * Feature `consistent`: the volume's secondary keeps a consistent image (a `consistent:`
-   * secondary, impl/receive/receiverReplica.ts, beside the volume's directory), and
-   * state() reports it (docs/protocol.md section 10).
+   * Every volume created keeps a consistent image (a `consistent:` secondary,
+   * impl/receive/receiverReplica.ts, beside the volume's directory), and state()
+   * reports it (docs/protocol.md section 10); without it, only a create that asks
+   * for one (CreateChoice) makes one.
    */
   readonly consistent?: boolean;
 }
