@@ -6,7 +6,9 @@
 // after the swap). Then the far side restarted with an OLDER copy of its file:
 // mid-cycle (it lost batches it had confirmed) the primary sends the cycle again;
 // after a completed cycle (it lost a completed cycle) `cowmap cycle` refuses with
-// E_CORRUPT and writes nothing there. Never a completed cycle with a wrong image.
+// E_CORRUPT and writes nothing there. A far side that hangs (SIGSTOP) mid-cycle: the
+// slice times out and the cycle waits like after any fault. Never a completed cycle
+// with a wrong image.
 
 import assert from 'node:assert/strict';
 import { copyFileSync, readFileSync } from 'node:fs';
@@ -168,6 +170,29 @@ describe('the secondary killed and restarted', () => {
       );
       t.diagnostic(`d2: ${serve.lines.filter((line) => line.startsWith('cycle 2')).join(' | ')}`);
     } finally {
+      await tearDown(setup);
+    }
+  });
+
+  test('d4. a far side that hangs mid-cycle (SIGSTOP): the slice times out, the cycle pauses, and completes once it wakes', {
+    skip: atLevel(testLevelSkip, undefined) ?? missing('nbdkit', 'qemu-io', 'cmp'),
+  }, async (t) => {
+    const setup = await setUp('d4', true);
+    const serve = setup.serve!;
+    try {
+      await fillThroughServe(setup, 0x44);
+      await startCycle(serve, 1);
+      await untilBatches(setup.exportFile, 1, 2);
+      setup.secondary.signal('SIGSTOP');
+      // serve's request timeout (10 s) ends the stalled slice; then the cycle waits on its timer.
+      const down = await serve.waitFor(/^cycle 1: link down: /, 30_000);
+      await run('qemu-io', ['-f', 'raw', '-c', 'read -P 0x44 0 65536', `nbd+unix:///?socket=${setup.socket}`]);
+      setup.secondary.signal('SIGCONT');
+      await serve.waitFor(/^cycle 1: completed/, 60_000);
+      assert.ok(await samePrefix(setup.exportFile, join(setup.dir, 'primary'), sizeBytes), 'S = P@swap after the hang');
+      t.diagnostic(`d4: ${down}`);
+    } finally {
+      setup.secondary.signal('SIGCONT');
       await tearDown(setup);
     }
   });

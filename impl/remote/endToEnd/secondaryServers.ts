@@ -57,6 +57,8 @@ export interface SecondaryServer {
   kill(): Promise<void>;
   /** Starts it again with the same command (after kill). */
   restart(): Promise<void>;
+  /** Sends `signal` to the group (SIGSTOP: a far side that hangs; SIGCONT: it wakes). */
+  signal(signal: NodeJS.Signals): void;
 }
 
 const groups = new Set<ChildProcess>();
@@ -122,6 +124,10 @@ export async function startServer(
       await exited;
     },
     restart: start,
+    signal: (signal) => {
+      if (child?.pid !== undefined && child.exitCode === null && child.signalCode === null)
+        process.kill(-child.pid, signal);
+    },
   };
 }
 
