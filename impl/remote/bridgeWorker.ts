@@ -11,8 +11,14 @@ export type BridgeHandlers = Record<string, (args: never) => Promise<unknown>>;
 
 const { handlerModule, port, signal } = workerData as { handlerModule: string; port: MessagePort; signal: Int32Array };
 
+/** A result's bytes move to the caller instead of being copied, when they own their whole buffer (not a pool's slice). */
+function transferOf(result: unknown): ArrayBuffer[] {
+  if (!(result instanceof Uint8Array) || !(result.buffer instanceof ArrayBuffer)) return [];
+  return result.byteOffset === 0 && result.byteLength === result.buffer.byteLength ? [result.buffer] : [];
+}
+
 function answer(message: BridgeAnswer): void {
-  port.postMessage(message);
+  port.postMessage(message, message.ok ? transferOf(message.result) : []);
   Atomics.add(signal, bridgeSlots.answers, 1);
   Atomics.notify(signal, bridgeSlots.answers);
 }

@@ -41,7 +41,11 @@ export interface RemoteLink {
   connect(): RemoteExportInfo;
   readonly connected: boolean;
   read(offset: number, length: number): Uint8Array;
-  /** Every write issued at once (the client keeps inFlightMax on the wire); returns when all replied. */
+  /**
+   * Every write issued at once (the client keeps inFlightMax on the wire); returns when
+   * all replied. Takes the bytes: a buffer a write owns whole may be moved to another
+   * thread (detached for the caller), so pass fresh buffers.
+   */
   writeBatch(writes: readonly RemoteWrite[]): void;
   /** Zeroes [offset, offset + length): WRITE_ZEROES, or writes of zeros when the server lacks it. */
   writeZeroes(offset: number, length: number): void;

@@ -49,9 +49,15 @@ export class WorkerLink implements RemoteLink {
     return this.call('read', { offset, length }, this.requestsOf(length)) as Uint8Array;
   }
 
+  /** The writes' buffers move to the worker when they own them whole (RemoteLink.writeBatch takes the bytes). */
   writeBatch(writes: readonly RemoteWrite[]): void {
     const requests = writes.reduce((sum, write) => sum + this.requestsOf(write.bytes.length), 0);
-    this.call('writeBatch', { writes }, requests);
+    const transfer = new Set<ArrayBuffer>();
+    for (const { bytes } of writes) {
+      if (bytes.buffer instanceof ArrayBuffer && bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength)
+        transfer.add(bytes.buffer);
+    }
+    this.call('writeBatch', { writes }, requests, [...transfer]);
   }
 
   writeZeroes(offset: number, length: number): void {
@@ -88,14 +94,14 @@ export class WorkerLink implements RemoteLink {
    * A call bounded by what its requests may take: `requests` of them, inFlightMax
    * at a time, each within the request timeout (the connect within its own).
    */
-  private call(op: string, args: unknown, requests: number): unknown {
+  private call(op: string, args: unknown, requests: number, transfer: readonly ArrayBuffer[] = []): unknown {
     const { connectTimeoutMs, requestTimeoutMs, inFlightMax } = this.options;
     const rounds = Math.ceil(requests / inFlightMax) + 1;
     const boundMs = (op === 'connect' ? connectTimeoutMs : requestTimeoutMs * rounds) + bridgeSlackMs;
     const bridge = this.bridge;
     if (bridge === null || (!this.isConnected && op !== 'connect')) throw new LinkFault('link', `${op}: not connected`);
     try {
-      return bridge.call(op, args, boundMs);
+      return bridge.call(op, args, boundMs, transfer);
     } catch (error) {
       this.isConnected = false;
       throw linkFaultOf(op, error);
