@@ -117,6 +117,11 @@ export class LinkSession {
     }
   }
 
+  /** Makes the link without connecting (the real one starts its worker thread then, so that a first connect does not wait for it). */
+  prepare(): void {
+    this.link ??= this.factory(this.url, this.options);
+  }
+
   /** Ends the connection (NBD_CMD_DISC) and the link. */
   close(): void {
     const link = this.link;

@@ -140,7 +140,10 @@ export class NbdReplica implements Replica {
     try {
       if (options.syncAtOpen === true && !readOnly) file.sync();
       const digests = DigestTable.load(file, identity.regions, identity.regionSize);
-      return new NbdReplica(identity, url, digests, at, options);
+      const replica = new NbdReplica(identity, url, digests, at, options);
+      // A writable open will send: its link gets ready meanwhile (no connection: open never needs the far side).
+      if (!readOnly) replica.session.prepare();
+      return replica;
     } catch (error) {
       file.close();
       throw error;

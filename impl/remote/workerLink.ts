@@ -17,13 +17,16 @@ const disconnectBoundMs = 2_000;
 const requestBytesAssumed = 32 * 1024 * 1024;
 
 export class WorkerLink implements RemoteLink {
-  private bridge: SyncBridge | null = null;
+  private bridge: SyncBridge | null;
   private isConnected = false;
 
+  /** Starts the worker now (it loads in the background, about a second): the first connect finds it ready. */
   constructor(
     private readonly url: string,
     private readonly options: LinkOptions,
-  ) {}
+  ) {
+    this.bridge = new SyncBridge(handlerModule);
+  }
 
   get connected(): boolean {
     return this.isConnected;
