@@ -3,6 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -21,19 +22,32 @@ const skip = missing('nbdkit');
 const exportSize = 64 * 1024;
 let runs = 0;
 
-/** A proxy on a Unix socket in front of a fresh nbdkit file, with `faults`; stopped after the test. */
-async function proxyWith(faults: Fault[], t: { after: (body: () => Promise<void>) => void }) {
+/** A proxy (a Unix socket, or TCP on `port`) in front of a fresh nbdkit file, with `faults`; stopped after the test. */
+async function proxyWith(faults: Fault[], t: { after: (body: () => Promise<void>) => void }, port?: number) {
   const dir = join(root, `p${runs++}`);
   mkdirSync(dir);
   const spec = nbdkitFileFarSide(dir, exportSize);
   const far = new FarSide(spec);
   const listenPath = join(dir, 'proxy.sock');
-  const proxy = new FaultProxy(far, { kind: 'unix', path: listenPath }, { seed: 0, faults });
+  const listen = port === undefined ? ({ kind: 'unix', path: listenPath } as const) : ({ kind: 'tcp', port } as const);
+  const proxy = new FaultProxy(far, listen, { seed: 0, faults });
   t.after(() => proxy.stop());
   await proxy.start();
   const image = () => readFileSync(spec.imagePath);
-  const connect = () => NbdTestClient.connect({ socketPath: listenPath });
+  const connect = () => NbdTestClient.connect(port === undefined ? { socketPath: listenPath } : { port });
   return { proxy, far, image, connect, spec };
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const address = probe.address();
+      probe.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0));
+    });
+  });
 }
 
 const bytesOf = (value: number, length = 4096) => Buffer.alloc(length, value);
@@ -51,6 +65,18 @@ test('without faults the proxy passes the handshake, writes, flushes and reads t
   assert.equal(proxy.counts.requests.FLUSH, 1);
   assert.equal(proxy.counts.durableFlushes, 1);
   assert.equal(proxy.counts.opaqueConnections, 0);
+});
+
+test('over TCP: an error reply on a FLUSH reaches the client, and the next FLUSH goes through', { skip }, async (t) => {
+  const faults: Fault[] = [{ kind: 'errorReply', at: { command: 'FLUSH', index: 0 }, errno: EIO, forwarded: false }];
+  const { proxy, image, connect } = await proxyWith(faults, t, await freePort());
+  const client = await connect();
+  await client.write(0, bytesOf(5));
+  await assert.rejects(client.flush(), (error: NbdReplyError) => error.errno === EIO);
+  await client.flush();
+  await client.disconnect();
+  assert.deepEqual(image().subarray(0, 4096), bytesOf(5));
+  assert.equal(proxy.counts.durableFlushes, 1, 'only the FLUSH that reached the far side made a durable snapshot');
 });
 
 test('an error reply: forwarded, the write landed; not forwarded, it did not', { skip }, async (t) => {

@@ -30,9 +30,9 @@ const skip = missing('nbdkit');
 
 const baseSeed = Number(process.env.COWMAP_SEED ?? Date.now() % 1_000_000);
 const scheduleCounts = {
-  nbdkit: Number(process.env.COWMAP_LINK_SCHEDULES ?? atLevel(2, 40)),
-  // Each start of `cowmap receive` is a node start: fewer of them.
-  receive: Number(process.env.COWMAP_LINK_SCHEDULES ?? atLevel(1, 15)),
+  // About 4 s a schedule at the full level, 13 s with `cowmap receive` (each of its starts is a node start).
+  nbdkit: Number(process.env.COWMAP_LINK_SCHEDULES ?? atLevel(2, 30)),
+  receive: Number(process.env.COWMAP_LINK_SCHEDULES ?? atLevel(1, 8)),
 };
 const geometry = { regions: 16, regionSize: 4096 };
 const shape: ScheduleShape = {
