@@ -42,6 +42,8 @@ export class LinkSession {
   private readonly options: LinkOptions;
   private readonly factory: RemoteLinkFactory;
   private readonly geometry: Geometry;
+  /** Set by the replica: false when it never writes (a read-only open), so that a read-only export serves it. */
+  writes = true;
   /** Set by the replica: how a connect judges the far side's control block. */
   judge: FarJudge = () => {};
   private link: RemoteLink | null = null;
@@ -153,6 +155,11 @@ export class LinkSession {
         `the secondary ${this.url} is ${info.exportSize} bytes; this volume needs an export of exactly ` +
           `${expectedSize} bytes (${this.geometry.regions} x ${this.geometry.regionSize} + ${controlBlockSize})`,
       );
+    }
+    if (info.readOnly && this.writes) {
+      this.refuse();
+      // Not retried: every write would fail with EPERM until the server is started read-write.
+      throw new ReplicaLinkError('E_IO', `the secondary ${this.url} is a read-only export; the primary writes to it`);
     }
     const decoded = decodeControlBlock(this.link.read(controlOffsetOf(this.geometry), controlBlockSize));
     try {

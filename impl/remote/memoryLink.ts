@@ -23,6 +23,8 @@ export class MemoryExport {
   /** The requests as the server saw them: "connect", "write OFFSET LENGTH", "zeroes ...", "flush", "read ...". */
   readonly log: string[] = [];
   payloadMax = 1 << 20;
+  /** What the handshake says: a read-only export (the link refuses no write itself: the replica must not send one). */
+  readOnly = false;
   /** Bumped by dropConnections: a link connected before sees its connection gone. */
   epoch = 0;
 
@@ -73,7 +75,7 @@ export class MemoryLink implements RemoteLink {
     this.epoch = this.target.epoch;
     return {
       exportSize: this.target.bytes.length,
-      readOnly: false,
+      readOnly: this.target.readOnly,
       canFlush: true,
       payloadMax: this.target.payloadMax,
     };

@@ -327,6 +327,24 @@ describe('NbdReplica: open, read-only, status', () => {
     reader.close();
   });
 
+  it('a read-only export is refused for writing at once (E_IO, no retries) and serves a read-only open', () => {
+    const { volume, dir, target } = create();
+    volume.writeRegion(2, labelBytes('r2', geometry.regionSize));
+    volume.startCycle();
+    target.readOnly = true;
+    target.dropConnections();
+    target.log.length = 0;
+    assert.throws(
+      () => runCycle(volume),
+      (error: unknown) => isLinkError('E_IO')(error) && /read-only export/.test((error as Error).message),
+    );
+    assert.deepEqual(target.log, ['connect']);
+    volume.close();
+    const reader = openAgain(dir, target, true);
+    assert.deepEqual(reader.readRegion(3, 'secondary'), new Uint8Array(geometry.regionSize));
+    reader.close();
+  });
+
   it('probeLink reads the control block and reports the far side; a refused probe reports down with the error', () => {
     const { volume, target } = create();
     volume.writeRegion(2, labelBytes('r2', geometry.regionSize));

@@ -141,6 +141,7 @@ export class NbdReplica implements Replica {
       if (options.syncAtOpen === true && !readOnly) file.sync();
       const digests = DigestTable.load(file, identity.regions, identity.regionSize);
       const replica = new NbdReplica(identity, url, digests, at, options);
+      replica.session.writes = !readOnly;
       // A writable open will send: its link gets ready meanwhile (no connection: open never needs the far side).
       if (!readOnly) replica.session.prepare();
       return replica;
