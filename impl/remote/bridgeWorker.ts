@@ -4,7 +4,7 @@
 // heartbeat tells the caller the worker is alive while a call takes long.
 
 import { type MessagePort, workerData } from 'node:worker_threads';
-import { type BridgeAnswer, type BridgeRequest, bridgeSlots, heartbeatPeriodMs } from './syncBridge.ts';
+import { type BridgeAnswer, type BridgeRequest, bridgeReady, bridgeSlots, heartbeatPeriodMs } from './syncBridge.ts';
 
 /** What a handler module exports: each operation the caller may name. */
 export type BridgeHandlers = Record<string, (args: never) => Promise<unknown>>;
@@ -47,6 +47,13 @@ port.on('message', (request: BridgeRequest) => {
   );
 });
 
+// A worker that ends (process.exit, an uncaught error) says so at once; one that hangs or
+// is killed stops its heartbeat instead.
+process.on('exit', () => {
+  Atomics.store(signal, bridgeSlots.ready, bridgeReady.exited);
+  Atomics.add(signal, bridgeSlots.answers, 1);
+  Atomics.notify(signal, bridgeSlots.answers);
+});
 setInterval(() => Atomics.add(signal, bridgeSlots.heartbeat, 1), heartbeatPeriodMs);
-Atomics.store(signal, bridgeSlots.ready, 1);
+Atomics.store(signal, bridgeSlots.ready, bridgeReady.ready);
 Atomics.add(signal, bridgeSlots.heartbeat, 1);

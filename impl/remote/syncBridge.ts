@@ -20,6 +20,8 @@ import { MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from '
 
 /** Slots of the shared Int32Array. */
 export const bridgeSlots = { answers: 0, heartbeat: 1, ready: 2 } as const;
+/** The values of the ready slot (bridgeEntry.js writes loadFailed as a literal 2: it loads no TypeScript). */
+export const bridgeReady = { starting: 0, ready: 1, loadFailed: 2, exited: 3 } as const;
 const slotCount = 3;
 /** How often the worker bumps its heartbeat. */
 export const heartbeatPeriodMs = 100;
@@ -145,7 +147,9 @@ export class SyncBridge {
         continue; // An answer to an earlier call that timed out is never taken (the bridge broke then).
       }
       const now = Date.now();
-      const ready = Atomics.load(this.signal, bridgeSlots.ready) === 1;
+      const readyState = Atomics.load(this.signal, bridgeSlots.ready);
+      if (readyState === bridgeReady.exited) this.fail(`${op}: the worker exited`);
+      const ready = readyState === bridgeReady.ready;
       const deadline = started + timeoutMs + (ready ? 0 : startTimeoutMs);
       const beat = Atomics.load(this.signal, bridgeSlots.heartbeat);
       if (beat !== heartbeat) {
