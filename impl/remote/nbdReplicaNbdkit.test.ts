@@ -159,6 +159,37 @@ describe('NbdReplica against nbdkit file', { skip }, () => {
     },
   );
 
+  it(
+    'WRITEs answered with EIO (nbdkit error filter) fail the batch; once they stop, the cycle completes',
+    fullOnly,
+    async (t) => {
+      const file = exportFile();
+      const trigger = join(root, `errors${servers++}`);
+      const server = await startNbdkit(t, [
+        '--filter=error',
+        'file',
+        file,
+        'error-pwrite=EIO',
+        'error-pwrite-rate=100%',
+        `error-pwrite-file=${trigger}`,
+      ]);
+      const volume = create(server.url);
+      t.after(() => volume.close());
+      volume.writeRegion(3, labelBytes('r3', geometry.regionSize));
+      volume.startCycle();
+      const atSwap = primaryImage(volume);
+      writeFileSync(trigger, '');
+      assert.throws(
+        () => runCycle(volume),
+        (error: unknown) => error instanceof ReplicaLinkError && error.code === 'E_IO' && /EIO/.test(error.message),
+      );
+      assert.equal(volume.phase, 'replicating');
+      rmSync(trigger);
+      runCycle(volume);
+      assert.deepEqual(image(file), atSwap);
+    },
+  );
+
   it('a FLUSH that always fails is retried and never completes the cycle', fullOnly, async (t) => {
     const file = exportFile();
     const socket = join(root, `flaky${servers++}.sock`);
