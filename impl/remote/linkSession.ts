@@ -94,7 +94,9 @@ export class LinkSession {
     const budgetMs = runOptions.retryBudgetMs ?? this.options.retryBudgetMs;
     const startedAtMs = Date.now();
     let backoffMs = this.options.backoffFirstMs;
+    let reconnectedStale = false;
     for (let attempt = 1; ; attempt++) {
+      const reused = this.link?.connected === true && this.exportInfo !== null;
       try {
         return body(this.connected());
       } catch (error) {
@@ -104,6 +106,12 @@ export class LinkSession {
         }
         this.noteError(error.message);
         this.drop();
+        // A connection made before this call may have died while idle (the server restarted
+        // between cycles): one fresh connection is tried at once, whatever the budget.
+        if (reused && !reconnectedStale) {
+          reconnectedStale = true;
+          continue;
+        }
         const elapsedMs = Date.now() - startedAtMs;
         if (elapsedMs + backoffMs > budgetMs) {
           throw new ReplicaLinkError(

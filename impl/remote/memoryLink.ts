@@ -14,12 +14,14 @@ export interface MemoryFaults {
   failFlushes: number;
   /** The next N writeBatch calls fail with an EIO reply after applying their first write. */
   failWriteBatches: number;
+  /** The next N requests find the connection dead (a server that restarted while the link was idle). */
+  deadRequests: number;
 }
 
 export class MemoryExport {
   bytes: Uint8Array;
   durable: Uint8Array;
-  readonly faults: MemoryFaults = { refuseConnects: 0, failFlushes: 0, failWriteBatches: 0 };
+  readonly faults: MemoryFaults = { refuseConnects: 0, failFlushes: 0, failWriteBatches: 0, deadRequests: 0 };
   /** The requests as the server saw them: "connect", "write OFFSET LENGTH", "zeroes ...", "flush", "read ...". */
   readonly log: string[] = [];
   payloadMax = 1 << 20;
@@ -132,6 +134,10 @@ export class MemoryLink implements RemoteLink {
 
   private check(op: string): void {
     if (!this.connected) this.fail('link', `${op}: the connection was dropped`);
+    if (this.target.faults.deadRequests > 0) {
+      this.target.faults.deadRequests--;
+      this.fail('link', `${op}: the server closed the connection`);
+    }
   }
 
   private fail(kind: 'link' | 'reply', message: string): never {

@@ -354,6 +354,8 @@ describe('NbdReplica: open, read-only, status', () => {
     assert.equal(status?.state, 'up');
     assert.equal(status?.far?.completedCycle, 1);
     assert.ok((status?.far?.swapTimeMs ?? 0) > 0);
+    target.faults.deadRequests = 1; // the connection died while idle: the probe connects again at once
+    assert.equal(replicaOf(volume).probeLink?.().state, 'up');
     target.dropConnections();
     target.faults.refuseConnects = 1;
     const down = replicaOf(volume).probeLink?.();
