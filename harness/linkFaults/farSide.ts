@@ -66,6 +66,8 @@ export class FarSide {
   private stderrText = '';
   /** Starts, counted: the first one and every restart. */
   starts = 0;
+  /** How the server ended when nobody killed it (a crash of the server itself), null while it never did. */
+  unexpectedExit: string | null = null;
 
   constructor(readonly spec: FarSideSpec) {
     mkdirSync(spec.snapshotDir, { recursive: true });
@@ -86,8 +88,10 @@ export class FarSide {
     this.starts++;
     let exited = false;
     this.exited = new Promise((resolve) => {
-      child.once('exit', () => {
+      child.once('exit', (code, signal) => {
         exited = true;
+        if (this.child === child)
+          this.unexpectedExit = `${this.spec.command} exited by itself (code ${code}, signal ${signal}): ${this.stderrHead}`;
         resolve();
       });
       child.once('error', (error) => {

@@ -119,6 +119,8 @@ export class FaultProxy implements ConnectionHost {
     private readonly far: FarSide,
     private readonly listen: ProxyListen,
     schedule: FaultSchedule,
+    /** One line per connection event, request and fault (proxyChild.ts: COWMAP_LINKFAULTS_TRACE=FILE). */
+    private readonly trace: (line: string) => void = () => {},
   ) {
     this.pending = [...schedule.faults];
   }
@@ -148,13 +150,14 @@ export class FaultProxy implements ConnectionHost {
 
   /** The far side's failure to start again after a fault, if any (then every connection is refused). */
   get farProblem(): string | null {
-    return this.farError === null ? null : `${this.farError.message} ${this.far.stderrHead}`.trim();
+    if (this.farError !== null) return `${this.farError.message} ${this.far.stderrHead}`.trim();
+    return this.far.unexpectedExit;
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     this.calm();
-    for (const connection of [...this.connections]) connection.destroy();
+    for (const connection of [...this.connections]) connection.destroy('the proxy stops');
     await this.closeListener();
     await this.farReady.catch(() => {});
     await this.far.kill();
@@ -186,13 +189,15 @@ export class FaultProxy implements ConnectionHost {
     const connection = new ProxyConnection(this, socket);
     this.connections.add(connection);
     this.counts.connections++;
+    this.trace(`accept ${this.counts.connections}`);
     this.farReady.then(
       () => connection.attach(),
-      () => connection.destroy(),
+      () => connection.destroy('the far side is down'),
     );
   }
 
-  closed(connection: ProxyConnection): void {
+  closed(connection: ProxyConnection, why: string): void {
+    this.trace(`connection closed: ${why}`);
     if (this.connections.delete(connection) && connection.opaque) this.counts.opaqueConnections++;
   }
 
@@ -207,6 +212,7 @@ export class FaultProxy implements ConnectionHost {
     counts.ANY++;
     if (command !== undefined) counts[command]++;
     for (const fault of fired) this.counts.faults[fault.kind]++;
+    this.trace(`request ${command ?? 'other'} #${counts.ANY - 1}${fired.map((fault) => ` ${fault.kind}`).join('')}`);
     return fired;
   }
 
@@ -300,13 +306,13 @@ export class FaultProxy implements ConnectionHost {
     }
   }
 
-  private dropAll(): void {
-    for (const connection of [...this.connections]) connection.destroy();
+  private dropAll(why: string): void {
+    for (const connection of [...this.connections]) connection.destroy(why);
   }
 
   private async refuseFor(durationMs: number): Promise<void> {
     // The connection that fired it drops once decide returns; the others now.
-    this.dropAll();
+    this.dropAll('refuse');
     await this.closeListener();
     await new Promise((resolve) => setTimeout(resolve, durationMs));
     if (!this.stopped && this.server === null) await this.openListener();
@@ -314,7 +320,7 @@ export class FaultProxy implements ConnectionHost {
 
   /** Kill, put `snapshot` back (null: keep the files) and `kept` over it, start; new connections wait meanwhile. */
   private restartFar(snapshot: string | null, kept: readonly { offset: number; payload: Buffer }[] = []): void {
-    this.dropAll();
+    this.dropAll('the far side restarts');
     // A plain restart loses nothing: what was written since the last FLUSH is still not durable.
     if (snapshot !== null) this.writesSinceFlush = [];
     this.farReady = this.farReady
@@ -325,6 +331,7 @@ export class FaultProxy implements ConnectionHost {
         this.writeKept(kept);
         if (this.stopped) return;
         await this.far.start();
+        this.trace(`far side started again${snapshot === null ? '' : ` on ${snapshot}`}`);
         this.counts.farSideStarts = this.far.starts;
         // A power loss takes the far side back to its durable state, which it now is.
         if (snapshot !== null) this.far.snapshot(snapshotNames.durable);

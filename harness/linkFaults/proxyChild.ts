@@ -9,9 +9,12 @@
 //   {"op":"counts"}                                         ProxyCounts and the far side's problem, if any
 //   {"op":"end"}                                            proxy and far side stopped (another begin may follow)
 //
+// COWMAP_LINKFAULTS_TRACE=FILE appends the proxy's events to FILE (connections and why
+// they closed, each request and the faults it fired, the far side's restarts).
 // Every answer is {"ok":true,...} or {"ok":false,"error":"..."}. Stdin's end stops
 // everything and exits.
 
+import { appendFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { FarSide, type FarSideSpec } from './farSide.ts';
 import { FaultProxy, type ProxyListen } from './faultProxy.ts';
@@ -26,6 +29,12 @@ type Request =
 
 let proxy: FaultProxy | null = null;
 
+/** COWMAP_LINKFAULTS_TRACE=FILE: the proxy's events appended to FILE, one a line (for a replayed seed). */
+const traceFile = process.env.COWMAP_LINKFAULTS_TRACE;
+const trace = (line: string): void => {
+  if (traceFile !== undefined) appendFileSync(traceFile, `${new Date().toISOString()} ${line}\n`);
+};
+
 function answer(body: Record<string, unknown>): void {
   process.stdout.write(`${JSON.stringify(body)}\n`);
 }
@@ -39,12 +48,14 @@ async function handle(request: Request): Promise<Record<string, unknown>> {
   switch (request.op) {
     case 'begin': {
       if (proxy !== null) throw new Error('a proxy is running: end it first');
-      const started = new FaultProxy(new FarSide(request.far), request.listen, { seed: 0, faults: [] });
+      trace(`begin ${request.far.socketPath}`);
+      const started = new FaultProxy(new FarSide(request.far), request.listen, { seed: 0, faults: [] }, trace);
       await started.start();
       proxy = started;
       return {};
     }
     case 'arm':
+      trace(`arm ${JSON.stringify(request.schedule)}`);
       running().arm(request.schedule);
       return {};
     case 'calm':

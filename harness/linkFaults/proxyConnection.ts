@@ -38,7 +38,7 @@ export interface ConnectionHost {
   decide(connection: ProxyConnection, request: ProxiedRequest): RequestDecision;
   /** A reply from the far side, before it goes on (a FLUSH's success makes the durable snapshot). */
   replied(request: { readonly type: number }, error: number): void;
-  closed(connection: ProxyConnection): void;
+  closed(connection: ProxyConnection, why: string): void;
   /** How to reach the far side. */
   readonly upstreamPath: string;
 }
@@ -85,8 +85,8 @@ export class ProxyConnection {
       this.fromClient.push(chunk);
       this.pumpClient();
     });
-    client.on('error', () => this.destroy());
-    client.on('close', () => this.destroy());
+    client.on('error', (error) => this.destroy(`client error ${error.message}`));
+    client.on('close', () => this.destroy('client closed'));
   }
 
   /** Connects to the far side (the proxy waits until it is up first). */
@@ -99,18 +99,18 @@ export class ProxyConnection {
       this.fromServer.push(chunk);
       this.pumpServer();
     });
-    upstream.on('error', () => this.destroy());
-    upstream.on('close', () => this.destroy());
+    upstream.on('error', (error) => this.destroy(`far side error ${error.message}`));
+    upstream.on('close', () => this.destroy('far side closed'));
     upstream.once('connect', () => this.pumpClient());
   }
 
-  /** Both sockets ended abruptly: the client sees its connection drop. */
-  destroy(): void {
+  /** Both sockets ended abruptly: the client sees its connection drop. `why` goes to the proxy's trace. */
+  destroy(why: string): void {
     if (this.ended) return;
     this.ended = true;
     this.client.destroy();
     this.upstream?.destroy();
-    this.host.closed(this);
+    this.host.closed(this, why);
   }
 
   get isEnded(): boolean {
@@ -196,10 +196,10 @@ export class ProxyConnection {
       return;
     }
     const decision = this.host.decide(this, request);
-    const end = () => this.destroy();
+    const end = () => this.destroy(`fault ${decision.action}`);
     switch (decision.action) {
       case 'dropBefore':
-        this.destroy();
+        this.destroy('fault dropBefore');
         break;
       case 'dropAfter':
         this.toServer(message, end);
