@@ -66,8 +66,10 @@ export class FarSide {
   private stderrText = '';
   /** Starts, counted: the first one and every restart. */
   starts = 0;
-  /** How the server ended when nobody killed it (a crash of the server itself), null while it never did. */
+  /** How the server last ended when nobody killed it (a crash of the server itself), null while it never did. */
   unexpectedExit: string | null = null;
+  /** Told when the server exits by itself (the proxy starts it again). */
+  onUnexpectedExit: ((why: string) => void) | null = null;
 
   constructor(readonly spec: FarSideSpec) {
     mkdirSync(spec.snapshotDir, { recursive: true });
@@ -90,8 +92,10 @@ export class FarSide {
     this.exited = new Promise((resolve) => {
       child.once('exit', (code, signal) => {
         exited = true;
-        if (this.child === child)
+        if (this.child === child) {
           this.unexpectedExit = `${this.spec.command} exited by itself (code ${code}, signal ${signal}): ${this.stderrHead}`;
+          this.onUnexpectedExit?.(this.unexpectedExit);
+        }
         resolve();
       });
       child.once('error', (error) => {

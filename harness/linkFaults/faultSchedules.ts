@@ -303,6 +303,7 @@ export async function runHistory(config: HistoryConfig): Promise<HistoryOutcome>
     const status = await config.proxy.counts().catch(() => null);
     counts = status?.counts ?? null;
     if (failure !== null && status?.farProblem) failure += `; far side: ${status.farProblem}`;
+    if (failure !== null && status?.farCrash) failure += `; the far side crashed (started again): ${status.farCrash}`;
     await config.proxy.end();
   }
   return {

@@ -6,7 +6,7 @@
 //   {"op":"begin","far":FarSideSpec,"listen":ProxyListen}  the far side started, the proxy listening, no faults
 //   {"op":"arm","schedule":FaultSchedule}                   the schedule applies from the next request on
 //   {"op":"calm"}                                           no more faults
-//   {"op":"counts"}                                         ProxyCounts and the far side's problem, if any
+//   {"op":"counts"}                                         ProxyCounts, the far side's problem and last crash
 //   {"op":"end"}                                            proxy and far side stopped (another begin may follow)
 //
 // COWMAP_LINKFAULTS_TRACE=FILE appends the proxy's events to FILE (connections and why
@@ -62,7 +62,7 @@ async function handle(request: Request): Promise<Record<string, unknown>> {
       running().calm();
       return {};
     case 'counts':
-      return { counts: running().counts, farProblem: running().farProblem };
+      return { counts: running().counts, farProblem: running().farProblem, farCrash: running().farCrash };
     case 'end': {
       const stopping = running();
       proxy = null;

@@ -63,9 +63,13 @@ export class ProxyProcess {
     return this.call({ op: 'calm' });
   }
 
-  async counts(): Promise<{ counts: ProxyCounts; farProblem: string | null }> {
+  async counts(): Promise<{ counts: ProxyCounts; farProblem: string | null; farCrash: string | null }> {
     const body = await this.call({ op: 'counts' });
-    return { counts: body.counts as ProxyCounts, farProblem: (body.farProblem as string | null) ?? null };
+    return {
+      counts: body.counts as ProxyCounts,
+      farProblem: (body.farProblem as string | null) ?? null,
+      farCrash: (body.farCrash as string | null) ?? null,
+    };
   }
 
   end(): Promise<unknown> {

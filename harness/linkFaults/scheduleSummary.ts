@@ -18,6 +18,8 @@ export interface ScheduleTotals {
   cyclesCompleted: number;
   olderImagesRefused: number;
   consistentAhead: number;
+  /** The far side died by itself and was started again (farSideCrashes of the proxy). */
+  farSideCrashes: number;
 }
 
 export function totalsOf(outcomes: readonly HistoryOutcome[]): ScheduleTotals {
@@ -33,6 +35,7 @@ export function totalsOf(outcomes: readonly HistoryOutcome[]): ScheduleTotals {
     cyclesCompleted: 0,
     olderImagesRefused: 0,
     consistentAhead: 0,
+    farSideCrashes: 0,
   };
   for (const outcome of outcomes) {
     if (outcome.failure !== null) totals.failed++;
@@ -47,6 +50,7 @@ export function totalsOf(outcomes: readonly HistoryOutcome[]): ScheduleTotals {
     totals.reconnects += Math.max(0, counts.connections - 1);
     totals.resentWrites += counts.resentWrites;
     totals.dataWrites += counts.dataWrites;
+    totals.farSideCrashes += counts.farSideCrashes;
   }
   return totals;
 }
@@ -64,7 +68,8 @@ export function describeOutcomes(outcomes: readonly HistoryOutcome[]): string {
     `#   retries: ${totals.linkErrors} cycle attempts ended in a link error (${totals.lostSent} lostSent), ` +
       `${totals.reconnects} reconnects; resends: ${totals.resentWrites} of ${totals.dataWrites} data WRITEs`,
     `#   older images refused (E_CORRUPT): ${totals.olderImagesRefused}; ` +
-      `consistent image of the running cycle (complete taken, not confirmed): ${totals.consistentAhead}`,
+      `consistent image of the running cycle (complete taken, not confirmed): ${totals.consistentAhead}; ` +
+      `far side crashes by itself (started again): ${totals.farSideCrashes}`,
     '',
   ].join('\n');
 }
