@@ -6,7 +6,7 @@
 import type { PowerChoices } from '../crash/powerChoices.ts';
 import type { UnsyncedWriteInfo } from '../crash/unsyncedRecords.ts';
 import { Prng } from '../prng.ts';
-import type { ChoiceShape } from '../sut/volumeSut.ts';
+import type { ChoiceShape } from '../sut/volumeSutOptions.ts';
 
 import { type FaultMode, faultModes } from '../types.ts';
 

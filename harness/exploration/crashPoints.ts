@@ -9,7 +9,7 @@ import { OracleFailure } from '../oracle/oracle.ts';
 import type { ScenarioStep } from '../scenario.ts';
 import type { CrashRequest, SutOp } from '../sut/systemUnderTest.ts';
 import { asFailure } from '../sut/thrown.ts';
-import type { ChoiceShape } from '../sut/volumeSut.ts';
+import type { ChoiceShape } from '../sut/volumeSutOptions.ts';
 import type { Choice, ExplorationMode } from './choices.ts';
 import { choicesAt, choiceText, noShape, powerChoices } from './choices.ts';
 import type { Explorer } from './explorer.ts';

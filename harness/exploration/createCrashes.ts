@@ -17,7 +17,7 @@ import type { ScenarioStep } from '../scenario.ts';
 import { memoryFiles, volumeDir } from '../sut/explorationSut.ts';
 import type { SutOp } from '../sut/systemUnderTest.ts';
 import { asFailure } from '../sut/thrown.ts';
-import type { ChoiceShape } from '../sut/volumeSut.ts';
+import type { ChoiceShape } from '../sut/volumeSutOptions.ts';
 import type { Choice } from './choices.ts';
 import { choicesAt, choiceText, powerChoices } from './choices.ts';
 import type { Explorer } from './explorer.ts';

@@ -6,7 +6,7 @@ import type { OracleFailure } from '../oracle/oracle.ts';
 import type { ScenarioStep } from '../scenario.ts';
 import type { SutOp } from '../sut/systemUnderTest.ts';
 import { asFailure } from '../sut/thrown.ts';
-import type { ChoiceShape } from '../sut/volumeSut.ts';
+import type { ChoiceShape } from '../sut/volumeSutOptions.ts';
 import type { Choice } from './choices.ts';
 import type { PrefixNode } from './prefixes.ts';
 

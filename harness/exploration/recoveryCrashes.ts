@@ -18,7 +18,7 @@
 import type { ArmCrashOptions } from '../crash/powerChoices.ts';
 import type { ScenarioStep } from '../scenario.ts';
 import type { SutOp } from '../sut/systemUnderTest.ts';
-import type { ChoiceShape } from '../sut/volumeSut.ts';
+import type { ChoiceShape } from '../sut/volumeSutOptions.ts';
 import type { Choice } from './choices.ts';
 import { dropEverything } from './choices.ts';
 import type { CrashMaker } from './crashPoints.ts';

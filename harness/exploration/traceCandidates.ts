@@ -10,7 +10,7 @@ import type { PowerChoices } from '../crash/powerChoices.ts';
 import type { ScenarioStep } from '../scenario.ts';
 import type { CrashRequest, SutOp } from '../sut/systemUnderTest.ts';
 import { modelOpOf } from '../sut/systemUnderTest.ts';
-import type { BetweenCrash, ChoiceShape } from '../sut/volumeSut.ts';
+import type { BetweenCrash, ChoiceShape } from '../sut/volumeSutOptions.ts';
 import type { Choice } from './choices.ts';
 import {
   choiceBitCount,

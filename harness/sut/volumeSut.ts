@@ -38,9 +38,6 @@ import { errorWithTrace } from './thrown.ts';
 import { consistentDirOf, withConsistent } from './consistentImage.ts';
 import type { BetweenCrash, ChoiceShape, VolumeFiles, VolumeSutOptions } from './volumeSutOptions.ts';
 
-// Moved to harness/sut/volumeSutOptions.ts; this re-export stays until its importers move.
-export type { BetweenCrash, ChoiceShape, VolumeFiles, VolumeSutOptions } from './volumeSutOptions.ts';
-
 /** A call run with a crash armed: crashed, or what it returned and its durable call count. */
 type Armed<T> = { readonly crashed: true } | { readonly crashed: false; readonly value: T; readonly io: number };
 
