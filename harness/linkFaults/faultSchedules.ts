@@ -1,7 +1,8 @@
 // Seeded histories against a primary whose secondary is an NBD export behind the
 // fault proxy (faultProxy.ts, in its own process: proxyProcess.ts): writes to P,
-// cycles run with retries (impl/runCycle.ts; the replica's own retry budget, then
-// the history's attempts), faults from a seeded schedule (schedule.ts). What must
+// cycles run with retries (impl/runCycle.ts, or small batches of transferRegions so
+// that a cycle has several FLUSHes; the replica's own retry budget, then the
+// history's attempts), faults from a seeded schedule (schedule.ts). What must
 // hold (docs/protocol.md section 10):
 //
 //   - after every cycle that COMPLETED, the far side's durable image (its files as
@@ -160,14 +161,25 @@ class History {
     this.log.push('write');
   }
 
-  /** One runCycle call (the swap first when idle); true when the cycle completed. */
-  async cycleAttempt(proxy: ProxyProcess): Promise<boolean> {
+  /**
+   * One attempt at the cycle (the swap first when idle): runCycle, or with
+   * `batchRegions`, the unsent regions of C in batches of that many (transferRegions
+   * each, so several FLUSHes a cycle, as a large volume's cycle makes), then
+   * completeCycle. True when the cycle completed.
+   */
+  async cycleAttempt(proxy: ProxyProcess, batchRegions: number | null): Promise<boolean> {
     if (this.volume.phase === 'idle') {
       this.volume.startCycle();
       this.expected.swap = this.expected.primary.slice();
     }
     try {
-      runCycle(this.volume);
+      if (batchRegions === null) runCycle(this.volume);
+      else {
+        const unsent = this.volume.unsentRegions();
+        for (let start = 0; start < unsent.length; start += batchRegions)
+          this.volume.transferRegions(unsent.slice(start, start + batchRegions));
+        this.volume.completeCycle();
+      }
     } catch (error) {
       if (!(error instanceof ReplicaLinkError)) throw error;
       this.log.push(`cycle ${this.volume.cycle}: ${error.code}${error.lostSent ? ' lostSent' : ''}`);
@@ -245,11 +257,15 @@ class History {
 
 async function runSteps(history: History, config: HistoryConfig): Promise<void> {
   const prng = new Prng(config.seed * 2 + 1);
+  // Its own stream, so that the steps of a seed do not depend on how its cycles are batched.
+  const batching = new Prng(config.seed * 3 + 2);
   for (let step = 0; step < config.steps && !history.olderImageRefused; step++) {
     if (prng.nextInt(100) < 55) history.write(prng);
     else {
-      for (let attempt = 0; attempt < config.cycleAttemptsMax && !history.olderImageRefused; attempt++)
-        if (await history.cycleAttempt(config.proxy)) break;
+      for (let attempt = 0; attempt < config.cycleAttemptsMax && !history.olderImageRefused; attempt++) {
+        const batchRegions = batching.nextBool() ? null : 1 + batching.nextInt(3);
+        if (await history.cycleAttempt(config.proxy, batchRegions)) break;
+      }
     }
     history.checkPrimary();
     history.checkConsistent();
@@ -262,7 +278,7 @@ async function calmEnd(history: History, config: HistoryConfig): Promise<void> {
   for (let cycle = 0; cycle < 2 && !history.olderImageRefused; cycle++) {
     let completed = false;
     for (let attempt = 0; attempt < config.cycleAttemptsMax && !completed && !history.olderImageRefused; attempt++)
-      completed = await history.cycleAttempt(config.proxy);
+      completed = await history.cycleAttempt(config.proxy, null);
     if (!completed && !history.olderImageRefused)
       history.fail(
         `no cycle completed in ${config.cycleAttemptsMax} attempts once the faults stopped; the last error: ` +

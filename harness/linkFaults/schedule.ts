@@ -81,6 +81,8 @@ export interface ScheduleShape {
   readonly delayMsMax: number;
   /** Only these kinds are drawn (all when absent): a planted bug's schedules aim at the faults that show it. */
   readonly kinds?: readonly FaultKind[];
+  /** The commands a trigger of any kind counts (all of triggerCommands when absent). */
+  readonly commands?: readonly TriggerCommand[];
 }
 
 const errnos = [EIO, ENOSPC] as const;
@@ -96,7 +98,7 @@ function trigger(prng: Prng, command: TriggerCommand, span: number): Trigger {
 }
 
 function drawFault(prng: Prng, shape: ScheduleShape): Fault[] {
-  const any = () => trigger(prng, pick(prng, triggerCommands), shape.requestSpan);
+  const any = () => trigger(prng, pick(prng, shape.commands ?? triggerCommands), shape.requestSpan);
   const kinds: FaultKind[] = [
     'refuse',
     'dropBefore',
