@@ -144,6 +144,15 @@ describe('cowmap', { concurrency: 4 }, () => {
     assert.equal((await cowmap(['explore', '--regions', 'x'])).status, 2);
   });
 
+  it('explore --consistent models the consistent image D as a state of its own: more states, none breaks an invariant', async () => {
+    // 1170 states of N=2 without D (D taken as S); with D, the old point beside the new one (docs/protocol.md section 10).
+    const run = await cowmap(['explore', '--regions', '2', '--values', '2', '--consistent']);
+    assert.equal(run.status, 0, run.stderr);
+    assert.match(run.stdout, /^explored regions=2 values=2 crash=no consistent=yes\n/);
+    assert.match(run.stdout, /states:\s+2106\n/);
+    assert.match(run.stdout, /every invariant holds in every reachable state/);
+  });
+
   it('diagram prints the Mermaid statechart', async () => {
     const run = await cowmap(['diagram']);
     assert.equal(run.status, 0);

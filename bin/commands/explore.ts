@@ -1,6 +1,10 @@
-// cowmap explore --regions N --values V [--crash] [--states-max M] [--out FILE]
+// cowmap explore --regions N --values V [--crash] [--consistent] [--states-max M] [--out FILE]
 // A breadth-first search over every reachable model state; on a violation it
-// writes the shortest path as a v1 trace, prints it, and exits 1.
+// writes the shortest path as a v1 trace, prints it, and exits 1. With
+// --consistent the far side's consistent image D is a state variable of its own
+// (docs/protocol.md section 10), so that INV-DR is checked in every state reached,
+// not only on each step; the counterexample trace then says it needs the feature
+// `consistent` (docs/traces.md), so that a replay on an implementation compares D.
 
 import { writeFileSync } from 'node:fs';
 import { exploreRegionSize, regionName } from '../../model/exploreEvents.ts';
@@ -23,6 +27,7 @@ export const command = defineCommand(description, ({ values }) => {
     regions,
     values: valueCount,
     crash: values.crash,
+    consistent: values.consistent,
     statesMax,
     onProgress: progress
       ? (p) =>
@@ -36,7 +41,8 @@ export const command = defineCommand(description, ({ values }) => {
   const rate = Math.round(result.states / Math.max(seconds, 1e-6));
   process.stdout.write(
     `${[
-      `explored regions=${regions} values=${valueCount} crash=${values.crash ? 'yes' : 'no'}`,
+      `explored regions=${regions} values=${valueCount} crash=${values.crash ? 'yes' : 'no'}` +
+        (values.consistent ? ' consistent=yes' : ''),
       `  states:       ${result.states}`,
       `  transitions:  ${result.transitions}`,
       `  rejections:   ${result.rejections} (checked to change nothing; not counted as transitions)`,
@@ -65,7 +71,8 @@ export const command = defineCommand(description, ({ values }) => {
       regionSize: exploreRegionSize,
       names,
       title: `explorer counterexample: ${first.invariant}`,
-      source: `cowmap explore --regions ${regions} --values ${valueCount}${values.crash ? ' --crash' : ''}`,
+      source: `cowmap explore --regions ${regions} --values ${valueCount}${values.crash ? ' --crash' : ''}${values.consistent ? ' --consistent' : ''}`,
+      ...(values.consistent ? { features: ['consistent'] } : {}),
     },
     [`The shortest path to a state that breaks ${first.invariant}: ${first.message}`],
     records,
