@@ -136,6 +136,34 @@ describe('the receiver store', () => {
     store.close();
   });
 
+  test('a start of a cycle below the open journal is refused and keeps it; a repeat start of the last commit', () => {
+    const store = claimed();
+    store.write(controlOffset, block(1, 'sending'));
+    store.write(0, filled(512, 1));
+    store.write(controlOffset, block(1, 'complete'));
+    store.write(controlOffset, block(2, 'sending'));
+    store.write(1024, filled(512, 2));
+    store.flush();
+    // A stale start of the cycle just completed (an earlier connection's, delivered late)
+    // must not drop the journal of cycle 2: the primary confirmed its batch already.
+    refused('E_BAD_REQUEST', () => store.write(controlOffset, block(1, 'sending')));
+    refused('E_BAD_REQUEST', () => store.write(controlOffset, block(0, 'sending')));
+    assert.equal(store.status().runningCycle, 2);
+    assert.deepEqual(store.readLatest(1024, 512), filled(512, 2));
+    store.write(controlOffset, block(2, 'complete'));
+    assert.deepEqual(store.readConsistent(1024, 512), filled(512, 2));
+    // A confirmation retried on a new connection after its reply was lost: start and
+    // complete of the cycle committed already; the image stays what it was.
+    store.write(controlOffset, block(2, 'sending'));
+    store.write(controlOffset, block(2, 'complete'));
+    assert.deepEqual([store.status().completedCycle, store.status().runningCycle], [2, null]);
+    assert.deepEqual(
+      store.readConsistent(0, 2048),
+      Uint8Array.from([...filled(512, 1), ...filled(512, 0), ...filled(512, 2), ...filled(512, 0)]),
+    );
+    store.close();
+  });
+
   test('a reopen keeps an uncommitted journal; a later cycle drops it', () => {
     const storage = new MemoryStorage();
     claimed(storage).close();

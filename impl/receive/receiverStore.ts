@@ -295,7 +295,14 @@ export class ReceiverStore {
     else this.complete(block, bytes);
   }
 
-  /** `sending N`: a record of the open journal of N, or the start of a journal for N (one durable state update). */
+  /**
+   * `sending N`: a record of the open journal of N, or the start of a journal for N (one
+   * durable state update). Refused below the open journal's cycle: the primary starts a
+   * cycle only after the previous one completed, so such a block is a stale write of an
+   * earlier connection, and restarting would drop batches the primary saw confirmed.
+   * N equal to the last commit with no journal open is taken: a confirmation retried on
+   * a new connection (its reply was lost) sends the start block again, then the complete.
+   */
   private startOrContinue(block: ControlBlock, bytes: Uint8Array): void {
     const state = this.state.state;
     if (this.journal === null || state.journal.cycle !== block.cycle) {
@@ -303,6 +310,12 @@ export class ReceiverStore {
         throw new CowmapError(
           'E_BAD_REQUEST',
           `start of cycle ${block.cycle}: cycle ${state.completedCycle} is committed already (a stale primary?)`,
+        );
+      if (this.journal !== null && state.journal.cycle !== null && block.cycle < state.journal.cycle)
+        throw new CowmapError(
+          'E_BAD_REQUEST',
+          `start of cycle ${block.cycle}: the journal of cycle ${state.journal.cycle} is open ` +
+            '(a stale control block of an earlier connection?)',
         );
       const epoch = state.journal.epoch + 1;
       const identity = state.identity ?? {
