@@ -173,3 +173,38 @@ test('image writes come from the connection of the last control block: a stale c
   // No cycle open now: the store refuses a write of the writer too.
   await assert.rejects(second.write(0, filled(512, 8)), (error: NbdReplyError) => error.errno === nbd.EINVAL);
 });
+
+test('every write of a connection older than the writer is refused, control blocks too: the running journal stays', async (t) => {
+  const { store, port, client: first, lines } = await started(t);
+  const einval = (error: NbdReplyError) => error.errno === nbd.EINVAL;
+  await first.write(imageSize, control(1, 'sending'));
+  await first.write(0, filled(512, 5));
+  const second = await NbdTestClient.connect({ port });
+  t.after(() => second.destroy());
+  await second.write(imageSize, control(1, 'sending')); // the primary reconnected
+  await second.write(0, filled(512, 7));
+  await second.write(imageSize, control(1, 'complete'));
+  await second.write(imageSize, control(2, 'sending'));
+  await second.write(512, filled(512, 8));
+  // The first connection's writes, delivered late: its start block of cycle 1 would drop cycle 2's journal.
+  await assert.rejects(first.write(imageSize, control(1, 'sending')), einval);
+  await assert.rejects(first.write(imageSize, control(2, 'sending')), einval);
+  await assert.rejects(first.write(imageSize, control(2, 'complete')), einval);
+  assert.deepEqual([store.status().completedCycle, store.status().runningCycle], [1, 2]);
+  assert.deepEqual(store.readLatest(0, 1024), Uint8Array.from([...filled(512, 7), ...filled(512, 8)]));
+  assert.ok(
+    lines.some((line) =>
+      /WRITE at 32768, length 4096 failed: E_BAD_REQUEST: a write of connection 1, older than connection 2/.test(line),
+    ),
+    lines.join('\n'),
+  );
+  // A later connection takes over with its start block; the second one is stale from then on.
+  const third = await NbdTestClient.connect({ port });
+  t.after(() => third.destroy());
+  await assert.rejects(third.write(1024, filled(512, 9)), einval); // no control block on it yet
+  await third.write(imageSize, control(2, 'sending'));
+  await assert.rejects(second.write(1024, filled(512, 6)), einval);
+  await third.write(1024, filled(512, 9));
+  await third.write(imageSize, control(2, 'complete'));
+  assert.deepEqual(store.readConsistent(512, 1024), Uint8Array.from([...filled(512, 8), ...filled(512, 9)]));
+});

@@ -194,6 +194,7 @@ export class ReceiveServer implements ConnectionServer {
       return;
     }
     const connection = new Connection(this, socket);
+    this.target.accepted(connection);
     this.connections.add(connection);
     socket.on('close', () => this.connections.delete(connection));
   }

@@ -8,12 +8,19 @@
 // fsync the state of the files is unknown (a later fsync may succeed without the lost
 // pages, "fsyncgate"), so only recovery at the next open may say what is durable.
 //
-// Image writes are taken from one connection only: the one that sent the last control
-// block the store took (`notTheWriter`: a stale write of a connection the primary gave up).
+// Connections are numbered at accept (ReceiveServer.accept calls `accepted`): the
+// primary opens a new connection only after giving up the one before, so a larger
+// number is a later connection of the primary. The writer is the connection that sent
+// the last control block the store took. Image writes are taken from the writer only;
+// a control block from the writer or a later connection (the primary's start block on
+// a new connection); every write of a connection older than the writer, control blocks
+// included, is refused (`refusalOf`): it is a stale write of a connection the primary
+// gave up, delivered late, and as a control block it could restart an older cycle.
 //
 // It also watches the signals: after a write to the control region it asks the store
 // where replication stands and reports each cycle started and completed (`events`).
 
+import { assert } from '../assert.ts';
 import { CowmapError, isStorageError } from '../errors.ts';
 import type { ExportTarget, RequestOrigin, TargetWrite } from '../nbd/engine.ts';
 import { controlBlockSize } from '../remote/controlBlock.ts';
@@ -48,8 +55,11 @@ export class ReceiveServerTarget implements ExportTarget {
   private readonly controlOffset: number;
   private last: ReceiverStatus;
   private cycleStartedMs: number | null = null;
-  /** The connection that sent the last control block the store took (see `notTheWriter`). */
-  private writer: RequestOrigin | null = null;
+  /** Each connection's number, given at accept in order (see the head of this file). */
+  private readonly connectionNumbers = new WeakMap<RequestOrigin, number>();
+  private connectionsAccepted = 0;
+  /** The number of the connection that sent the last control block the store took; 0 before any. */
+  private writerNumber = 0;
 
   constructor(store: ServedStore, events: ReceiveEvents) {
     this.store = store;
@@ -67,10 +77,17 @@ export class ReceiveServerTarget implements ExportTarget {
     return this.last;
   }
 
+  /** A connection was accepted: it gets the next number. */
+  accepted(origin: RequestOrigin): void {
+    this.connectionNumbers.set(origin, ++this.connectionsAccepted);
+  }
+
   writeMany(writes: readonly TargetWrite[], failed: (index: number, error: unknown) => void): void {
     for (const [index, write] of writes.entries()) {
       const control = write.offset + write.bytes.length > this.controlOffset;
-      const refusal = this.failure !== null ? this.stoppedError() : control ? null : this.notTheWriter(write.origin);
+      const number = this.connectionNumbers.get(write.origin);
+      assert(number !== undefined, 'a write from a connection the receive server did not accept');
+      const refusal = this.failure !== null ? this.stoppedError() : this.refusalOf(number, control);
       if (refusal !== null) {
         failed(index, refusal);
         continue;
@@ -85,26 +102,32 @@ export class ReceiveServerTarget implements ExportTarget {
       }
       this.bytesReceived += write.bytes.length;
       if (control) {
-        this.writer = write.origin;
+        this.writerNumber = number;
         this.afterControlWrite();
       } else this.cycleBytes += write.bytes.length;
     }
   }
 
   /**
-   * Image writes come from the connection that sent the last control block the store
-   * took: the primary sends one first on every connection. A write of another
-   * connection is a stale one of a primary's earlier connection (delayed on the way
-   * after the primary gave it up and reconnected): applied after the newer writes of
-   * the same regions, it would put older bytes in the cycle. Refused (NBD_EINVAL).
+   * Null when a write of connection `number` may go to the store. Refused (NBD_EINVAL):
+   * any write of a connection older than the writer, a stale one of a primary's earlier
+   * connection delivered after the primary reconnected (an image write would put older
+   * bytes over the cycle's newer ones; a control block could restart an older cycle or
+   * drop the running cycle's journal); an image write of a connection that has sent no
+   * control block yet (the primary sends its start block first on every connection).
    */
-  private notTheWriter(origin: RequestOrigin): CowmapError | null {
-    if (origin === this.writer) return null;
+  private refusalOf(number: number, control: boolean): CowmapError | null {
+    if (number < this.writerNumber)
+      return new CowmapError(
+        'E_BAD_REQUEST',
+        `a write of connection ${number}, older than connection ${this.writerNumber} that sent the last control block ` +
+          '(a stale write of a connection the primary gave up)',
+      );
+    if (control || number === this.writerNumber) return null;
     return new CowmapError(
       'E_BAD_REQUEST',
-      this.writer === null
-        ? 'a write of the image before any control block on this connection'
-        : "a write of the image from a connection that is not the primary's latest (another sent a control block since)",
+      `a write of the image from connection ${number} before any control block on it ` +
+        `(connection ${this.writerNumber === 0 ? 'none' : this.writerNumber} sent the last one)`,
     );
   }
 
