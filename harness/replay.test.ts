@@ -157,3 +157,32 @@ describe('traces of failures', () => {
     assert.equal(reference.failure, null, reference.failure === null ? '' : formatFailure(reference.failure));
   });
 });
+
+describe('a trace that needs the consistent image (its header says features: consistent)', () => {
+  const file = new URL('../traces/consistent/fig4-consistent.jsonl', import.meta.url);
+  const text = readFileSync(file, 'utf8');
+
+  it("runs on volumes that keep one: the implementation's D is compared after every step", async () => {
+    const { ReferenceSut } = await import('./sut/referenceSut.ts');
+    const { ConsistentWithoutJournal } = await import('./adapter/consistentMutant.ts');
+    const trace = readTrace(text, 'fig4-consistent.jsonl');
+    assert.deepEqual(trace.header.features, ['consistent']);
+    const reference = await replayTrace(trace, new ReferenceSut());
+    assert.equal(reference.failure, null, reference.failure === null ? '' : formatFailure(reference.failure));
+    // A D that takes each transfer at once differs from the model's before the cycle completes.
+    const broken = await replayTrace(trace, new ReferenceSut({ volumeClass: ConsistentWithoutJournal }));
+    assert.ok(broken.failure !== null, 'the trace passes on a consistent image without a journal');
+    assert.equal(broken.failure.observedBy, 'implementation');
+    assert.match(formatFailure(broken.failure), /consistent/);
+  });
+
+  it('without the feature in its header, the same steps do not ask for D', async () => {
+    const { ReferenceSut } = await import('./sut/referenceSut.ts');
+    const { ConsistentWithoutJournal } = await import('./adapter/consistentMutant.ts');
+    const withoutFeature = text.replace(', "features": ["consistent"]', '');
+    assert.notEqual(withoutFeature, text);
+    const trace = readTrace(withoutFeature, 'fig4-plain.jsonl');
+    const result = await replayTrace(trace, new ReferenceSut({ volumeClass: ConsistentWithoutJournal }));
+    assert.equal(result.failure, null, result.failure === null ? '' : formatFailure(result.failure));
+  });
+});

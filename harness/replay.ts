@@ -4,11 +4,16 @@
 //
 // Model-only, a step with crashAfterIo forks the replay: the rest of the trace runs
 // once for every recovered state the model allows, and each run must pass.
+//
+// A trace whose header says it needs the feature `consistent` (docs/traces.md) runs
+// on volumes that keep a consistent image (consistentVolumes), so that the
+// implementation's D is compared with the model's after every step.
 
 import { ModelError } from '../model/modelError.ts';
 import type { ModelSnapshot, Statechart } from '../model/transitions.ts';
 import { Oracle, OracleFailure, withMessageRule } from './oracle/oracle.ts';
 import type { Difference, MessageRule, OracleStats } from './oracle/oracle.ts';
+import { consistentVolumes, createsConsistentVolumes } from './sut/systemUnderTest.ts';
 import type { SutOp, SystemUnderTest } from './sut/systemUnderTest.ts';
 import { ContentBook } from './trace/content.ts';
 import { checkExpectation, contentOf } from './trace/expectation.ts';
@@ -148,7 +153,17 @@ export async function replayTrace(
   return messages === undefined ? replay() : withMessageRule(messages, replay);
 }
 
-async function replayOn(trace: Trace, sut: SystemUnderTest | null, options: ReplayOptions): Promise<ReplayResult> {
+/**
+ * The implementation the trace runs on: for a trace that needs the consistent image,
+ * volumes that keep one (the reference's and an adapter's alike), unless they already do.
+ */
+function replayTarget(trace: Trace, sut: SystemUnderTest | null): SystemUnderTest | null {
+  if (sut === null || createsConsistentVolumes(sut)) return sut;
+  return trace.header.features?.includes('consistent') === true ? consistentVolumes(sut) : sut;
+}
+
+async function replayOn(trace: Trace, given: SystemUnderTest | null, options: ReplayOptions): Promise<ReplayResult> {
+  const sut = replayTarget(trace, given);
   const book = new ContentBook(trace.header.regionSize);
   const geometry = { regions: trace.header.regions, regionSize: trace.header.regionSize };
   const oracle = new Oracle(geometry, book, sut, undefined, { statechart: options.statechart });
