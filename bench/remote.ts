@@ -178,8 +178,9 @@ function sectionNotes(config: RemoteConfig, state: SectionState, dirtyBytes: num
       `over a Unix socket and over TCP 127.0.0.1, with and without the delay filter (${config.delayMs} ms on ` +
       'delay-write, delay-read and delay-zero: the filter has no FLUSH delay); against nbdcopy --flush (its defaults) ' +
       'of a file of the dirty bytes into another export of the same server. Ours: open + runCycle + close in ' +
-      "process (the link connects in the cycle's first batch: its worker thread's start, the socket's connect, the " +
-      'handshake and the control block read all included); ours warm: the cycle alone, in an open whose first, ' +
+      "process (the link's worker thread starts loading at open, the link connects in the cycle's first batch: the " +
+      "worker's start, the socket's connect, the handshake and the control block read all included); ours warm: " +
+      'the cycle alone, in an open whose first, ' +
       'untimed cycle connected the link; nbdcopy: its process from spawn to exit (its connects, handshakes and ' +
       `FLUSH included). A warm-up repetition per configuration is not counted; ${config.repetitions} repetitions ` +
       'each, the order of the three rotating; every ratio per repetition. Link: inFlightMax ' +

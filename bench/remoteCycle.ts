@@ -2,11 +2,12 @@
 // volume whose secondary is an NBD export, and nbdcopy of the same bytes into an
 // export of the same server. What each time covers:
 //
-//   ours     ReplicatedVolume.open (NbdReplica connects nothing at open), runCycle
-//            (the swap; at the first batch the replica's link connects: its worker
-//            thread started, the socket's connect, the handshake, the control
-//            block read and checked; every dirty region sent in batches, each
-//            batch's FLUSH, the complete control block and its FLUSH, the durable
+//   ours     ReplicatedVolume.open (a writable NbdReplica starts its link's worker
+//            thread there, which loads in the background; nothing connects), runCycle
+//            (the swap; at the first batch the link connects: what is left of the
+//            worker's load, the socket's connect, the handshake, the control block
+//            read and checked; every dirty region sent in batches, each batch's
+//            FLUSH, the complete control block and its FLUSH, the durable
 //            completion), and close (the disconnect). Open, the cycle and each link
 //            call (remoteLinkTimes.ts) are also timed apart.
 //   nbdcopy  the `nbdcopy --flush FILE URL` process from spawn to exit: its start,

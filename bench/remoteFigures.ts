@@ -66,8 +66,9 @@ function whyOf(runs: ConfigRuns): string {
   const wire = ['writeBatch', 'flush', 'read'].reduce((sum, name) => sum + callSeconds(runs.ours, name), 0);
   const warm = median(runs.oursWarm.map((times) => times.cycleSeconds));
   return (
-    `of ours' ${ms(cycle)} cycle, the link's connect (its worker thread started and loaded, then the socket and ` +
-    `the handshake) took ${ms(connect)} and the requests (writes, flushes, the control read) ${ms(wire)}; ` +
+    `of ours' ${ms(cycle)} cycle, the link's connect (what was left of its worker thread's load, started at open, ` +
+    `then the socket and the handshake) took ${ms(connect)} and the requests (writes, flushes, the control read) ` +
+    `${ms(wire)}; ` +
     `with the link already up the cycle took ${ms(warm)}; see docs/bench.md, "Remote"`
   );
 }
