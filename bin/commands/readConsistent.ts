@@ -48,6 +48,8 @@ function openReadOnly(dir: string): ReceiverStore {
   } catch (error) {
     if (isCowmapError(error, 'E_LOCKED'))
       throw new CowmapError('E_LOCKED', `${dir} is locked: ${lockHolders}; stop receive first`, { cause: error });
+    if (isCowmapError(error, 'E_NOT_FOUND'))
+      throw new CowmapError('E_NOT_FOUND', `${dir} holds no volume and no receiver's store`, { cause: error });
     throw error;
   }
 }

@@ -8,14 +8,12 @@
 // of DIR2, is E_LOCKED. SIGINT or SIGTERM stops it: connections dropped, the store
 // flushed and closed, the lock released, exit 0 (1 when a storage error stopped it).
 
-import { existsSync } from 'node:fs';
-import { CowmapError } from '../../impl/errors.ts';
+import { CowmapError, isCowmapError } from '../../impl/errors.ts';
 import { checkGeometry, type Geometry } from '../../impl/geometry.ts';
 import { removeStaleSocket } from '../../impl/nbd/staleSocket.ts';
 import { NodeStorage } from '../../impl/nodeStorage.ts';
 import { ReceiveServer } from '../../impl/receive/receiveServer.ts';
 import { keepReceiveStatus, type StatusFileKeeper } from '../../impl/receive/receiveServerStatus.ts';
-import { receiverPaths } from '../../impl/receive/receiverFiles.ts';
 import { ReceiverStore } from '../../impl/receive/receiverStore.ts';
 import { exportSizeOf } from '../../impl/remote/controlBlock.ts';
 import { defineCommand, type Values } from '../command.ts';
@@ -109,15 +107,21 @@ function geometryOptions(values: Values<typeof description.options>): Geometry |
   return geometry;
 }
 
-/** The store of DIR2: created from `geometry` when DIR2 holds none, else opened (and checked against it). */
+/**
+ * The store of DIR2: opened (and checked against `geometry`), or created from it when
+ * the open finds none (E_NOT_FOUND: the store's own test of whether DIR2 holds one).
+ */
 function openOrCreate(dir: string, geometry: Geometry | null): ReceiverStore {
   const storage = new NodeStorage();
-  if (!existsSync(receiverPaths(dir).state)) {
+  let store: ReceiverStore;
+  try {
+    store = ReceiverStore.open(storage, dir);
+  } catch (error) {
+    if (!isCowmapError(error, 'E_NOT_FOUND')) throw error;
     if (geometry === null)
       throw new UsageError(`${dir} holds no receiver yet: give --regions and --region-size to create it`);
     return ReceiverStore.create(storage, dir, exportSizeOf(geometry));
   }
-  const store = ReceiverStore.open(storage, dir);
   const problem = geometry === null ? null : geometryMismatch(store, geometry);
   if (problem !== null) {
     store.close();

@@ -239,7 +239,7 @@ test('read --consistent of a volume whose secondary is consistent: (a byte range
   assert.deepEqual(storeConsistentImage(secondaryDir), atSwap);
 });
 
-test('receive usage errors (exit 2): no place to listen, a new DIR2 without a geometry, a geometry DIR2 disagrees with', async () => {
+test('receive usage errors (exit 2): no place to listen, a new DIR2 without a geometry, a geometry DIR2 disagrees with; a read of no store', async () => {
   const dir = join(root, `r${dirs++}`);
   const socket = ['--socket', join(root, `u${dirs++}.sock`)];
   const cases: [string[], RegExp][] = [
@@ -256,4 +256,8 @@ test('receive usage errors (exit 2): no place to listen, a new DIR2 without a ge
     assert.match(result.stderr, message);
   }
   assert.ok(!existsSync(dir), 'nothing is created on a usage error');
+  // A directory that holds neither a volume nor a receiver: not found (exit 1), not corrupt.
+  const read = await runInProcess(['read', root, '--consistent', '--offset', '0', '--length', '512']);
+  assert.equal(read.status, 1, read.stderr);
+  assert.match(read.stderr, /^E_NOT_FOUND: .* holds no volume and no receiver's store/);
 });

@@ -100,7 +100,9 @@ export function createReceiverFiles(storage: Storage, dir: string, first: Receiv
 }
 
 /**
- * Opens the files of the store in `dir`: E_CORRUPT when one is missing or the image
+ * Opens the files of the store in `dir`: E_NOT_FOUND when `dir` holds no store (no
+ * state file: until the rename of create is durable there is none, as a volume has
+ * none before DIR/meta), E_CORRUPT when another of its files is missing or the image
  * is not the state's export size. Unless read-only every file is synced before it
  * is read, as every file of the volume at open (impl/openVolume.ts): recovery never
  * trusts what a killed process left in the page cache.
@@ -108,7 +110,7 @@ export function createReceiverFiles(storage: Storage, dir: string, first: Receiv
 export function openReceiverFiles(storage: Storage, dir: string, readOnly: boolean): ReceiverFiles {
   const paths = receiverPaths(dir);
   if (!storage.exists(paths.state))
-    throw new CowmapError('E_CORRUPT', `open: ${dir} holds no receiver's store (${paths.state} is missing)`);
+    throw new CowmapError('E_NOT_FOUND', `open: ${dir} holds no receiver's store (${paths.state} is missing)`);
   for (const path of [paths.image, ...paths.journals])
     if (!storage.exists(path)) throw new CowmapError('E_CORRUPT', `open: ${path} is missing`);
   const lock = lockReceiver(storage, dir, readOnly);

@@ -10,7 +10,7 @@
 
 import { crc32 } from '../checksum.ts';
 import { DigestTable, digestTableSize } from '../digestTable.ts';
-import { CowmapError } from '../errors.ts';
+import { CowmapError, isCowmapError } from '../errors.ts';
 import { volumeSize } from '../geometry.ts';
 import { volumePath } from '../layout.ts';
 import {
@@ -92,7 +92,10 @@ export class ReceiverReplica implements Replica {
     }
   }
 
-  /** Opens (and recovers) the store in `dir`; E_CORRUPT when it is another volume's, unclaimed, or of another size. */
+  /**
+   * Opens (and recovers) the store in `dir`; E_CORRUPT when it is missing (the volume's
+   * secondary is gone, as FileReplica.open says), another volume's, unclaimed, or of another size.
+   */
   static open(
     storage: Storage,
     dir: string,
@@ -100,7 +103,7 @@ export class ReceiverReplica implements Replica {
     options: ReplicaOpenOptions = {},
   ): ReceiverReplica {
     const readOnly = options.readOnly === true;
-    const store = ReceiverStore.open(storage, dir, { readOnly });
+    const store = openStore(storage, dir, readOnly);
     let digestsFile: FileHandle | null = null;
     try {
       const problem = identityProblem(store, identity);
@@ -231,6 +234,16 @@ export class ReceiverReplica implements Replica {
   private latestControlSwapTime(): number | null {
     const decoded = decodeControlBlock(this.store.readLatest(controlOffsetOf(this.identity), controlBlockSize));
     return decoded.kind === 'block' && decoded.block.swapTimeMs > 0 ? decoded.block.swapTimeMs : null;
+  }
+}
+
+/** The volume's store; a store that is not there is a damaged volume (E_CORRUPT), not a volume that is not there. */
+function openStore(storage: Storage, dir: string, readOnly: boolean): ReceiverStore {
+  try {
+    return ReceiverStore.open(storage, dir, { readOnly });
+  } catch (error) {
+    if (!isCowmapError(error, 'E_NOT_FOUND')) throw error;
+    throw new CowmapError('E_CORRUPT', `open: the secondary in ${dir} is missing`, { cause: error });
   }
 }
 

@@ -243,10 +243,12 @@ describe('the receiver store', () => {
     reopened.close();
   });
 
-  test('create refuses a directory that holds a store; a read-only open refuses writes', () => {
+  test('create refuses a directory that holds a store, open one without (E_NOT_FOUND); a read-only open refuses writes', () => {
     const storage = new MemoryStorage();
     claimed(storage).close();
     refused('E_EXISTS', () => ReceiverStore.create(storage, dir, exportSize));
+    refused('E_NOT_FOUND', () => ReceiverStore.open(storage, '/nothing'));
+    refused('E_NOT_FOUND', () => ReceiverStore.open(storage, '/nothing', { readOnly: true }));
     const reader = ReceiverStore.open(storage, dir, { readOnly: true });
     refused('E_BAD_REQUEST', () => reader.write(controlOffset, block(1, 'sending')));
     assert.deepEqual(reader.readConsistent(0, 512), filled(512, 0));

@@ -121,7 +121,7 @@ export class ReceiverStore {
     return new this(dir, files, { ...options, readOnly: false });
   }
 
-  /** Opens the store in `dir` and recovers it (see the head of this file); E_CORRUPT when it is not one or is damaged. */
+  /** Opens the store in `dir` and recovers it (see the head of this file); E_NOT_FOUND when there is none, E_CORRUPT when damaged. */
   static open(storage: Storage, dir: string, options: ReceiverStoreOptions = {}): ReceiverStore {
     const files = openReceiverFiles(storage, dir, options.readOnly === true);
     const store = new this(dir, files, options);
