@@ -1,8 +1,9 @@
 // Seeded fault schedules against a primary with an NBD secondary behind the fault
 // proxy (faultSchedules.ts): nbdkit file, then `cowmap receive`, as the far side.
 // Quick level (make test): two schedules with nbdkit, one with `cowmap receive`, the
-// planted bugs from seeds known to catch them (about 10 s); full level (make verify):
-// many more, longer, with delays past the request timeout.
+// planted bugs from seeds known to catch them (5 to 13 s, by the machine's load); full
+// level (make verify): many more, longer, with delays past the request timeout (78 s
+// at a load average of 4 on 2 cores).
 //
 //   COWMAP_SEED=S                 the first schedule's seed (printed; each next one is S + 1)
 //   COWMAP_LINK_SCHEDULES=N       how many schedules of each far side (one replays one seed)
@@ -30,7 +31,8 @@ const skip = missing('nbdkit');
 
 const baseSeed = Number(process.env.COWMAP_SEED ?? Date.now() % 1_000_000);
 const scheduleCounts = {
-  // About 4 s a schedule at the full level, 13 s with `cowmap receive` (each of its starts is a node start).
+  // At the full level about 2 s a schedule, 3 s with `cowmap receive` (each of its starts is a node start), more
+  // on a loaded machine.
   nbdkit: Number(process.env.COWMAP_LINK_SCHEDULES ?? atLevel(2, 30)),
   receive: Number(process.env.COWMAP_LINK_SCHEDULES ?? atLevel(1, 8)),
 };
