@@ -1,10 +1,10 @@
-// `cowmap serve` as a child process, as users run it (node bin/cowmap.js serve),
-// for the tests that kill it, signal it or measure its memory. The child runs in
-// a process group of its own (detached), so that a test can kill the group, and
-// must: `stop()` in a finally kills what is left. Test-only: nothing outside
-// *.test.ts imports this file.
+// `cowmap serve` (or another command that serves: `cowmap receive`) as a child
+// process, as users run it (node bin/cowmap.js serve), for the tests that kill it,
+// signal it or measure its memory. The child runs in a process group of its own
+// (detached), so that a test can kill the group, and must: `stop()` in a finally
+// (or t.after) kills what is left. Test-only: nothing outside *.test.ts imports this file.
 
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 
 /** The `cowmap` command's script. */
@@ -27,8 +27,11 @@ export interface ServeChild {
   stop(): Promise<void>;
 }
 
-export function startServeChild(args: readonly string[]): ServeChild {
-  const child = spawn(process.execPath, [cowmapScript, 'serve', ...args], {
+/** The commands that serve until stopped. */
+export type ServingCommand = 'serve' | 'receive';
+
+export function startServeChild(args: readonly string[], command: ServingCommand = 'serve'): ServeChild {
+  const child = spawn(process.execPath, [cowmapScript, command, ...args], {
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -67,10 +70,12 @@ export function startServeChild(args: readonly string[]): ServeChild {
         const line = lines.find((candidate) => pattern.test(candidate));
         if (line !== undefined) finish(null, line);
         else if (exitedWith !== null)
-          finish(new Error(`cowmap serve exited (${exitedWith}) before ${pattern}:\n${lines.join('\n')}\n${stderr}`));
+          finish(
+            new Error(`cowmap ${command} exited (${exitedWith}) before ${pattern}:\n${lines.join('\n')}\n${stderr}`),
+          );
       };
       const timer = setTimeout(
-        () => finish(new Error(`no line ${pattern} from cowmap serve:\n${lines.join('\n')}\n${stderr}`)),
+        () => finish(new Error(`no line ${pattern} from cowmap ${command}:\n${lines.join('\n')}\n${stderr}`)),
         timeoutMs,
       );
       listeners.add(check);
@@ -89,4 +94,10 @@ export function startServeChild(args: readonly string[]): ServeChild {
     await exited;
   };
   return { child, pid: child.pid!, lines, stderr: () => stderr, waitFor, exited, signalGroup, stop };
+}
+
+/** A `cowmap` command run to its end (its own process group is not needed: it does not serve). */
+export function runCowmap(args: readonly string[]): { status: number; stdout: Buffer; stderr: string } {
+  const result = spawnSync(process.execPath, [cowmapScript, ...args], { maxBuffer: 64 << 20 });
+  return { status: result.status ?? -1, stdout: result.stdout, stderr: result.stderr.toString('utf8') };
 }

@@ -15,13 +15,13 @@ import { after, test } from 'node:test';
 import { runInProcess } from '../../bin/runInProcess.ts';
 import { testLevel } from '../../harness/testLevel.ts';
 import { missing, run } from '../nbd/nbdTestTools.ts';
+import { runCowmap, type ServeChild, startServeChild } from '../nbd/serveChild.ts';
 import { NodeStorage } from '../nodeStorage.ts';
 import { ReplicatedVolume } from '../replicatedVolume.ts';
 import { runCycle } from '../runCycle.ts';
 import { NbdTestClient } from '../nbd/testClient.ts';
 import { type ControlState, encodeControlBlock, exportSizeOf } from '../remote/controlBlock.ts';
 import { readReceiveStatus, receiveStatusPath } from './receiveServerStatus.ts';
-import { type ReceiveChild, runCowmap, startReceiveChild } from './receiveServerChild.ts';
 import { ReceiverStore } from './receiverStore.ts';
 
 const geometry = { regions: 16, regionSize: 4096 };
@@ -71,9 +71,9 @@ async function startReceiver(
   t: { after: (fn: () => Promise<void>) => void },
   dir: string,
   extra: string[] = [],
-): Promise<{ receiver: ReceiveChild; socketPath: string }> {
+): Promise<{ receiver: ServeChild; socketPath: string }> {
   const socketPath = join(root, `s${dirs++}.sock`);
-  const receiver = startReceiveChild([dir, '--socket', socketPath, ...extra]);
+  const receiver = startServeChild([dir, '--socket', socketPath, ...extra], 'receive');
   t.after(() => receiver.stop());
   await receiver.waitFor(/^receiving into /);
   return { receiver, socketPath };
