@@ -14,7 +14,7 @@ import { NodeStorage } from '../nodeStorage.ts';
 import type { Replica } from '../replica.ts';
 import { ReplicatedVolume } from '../replicatedVolume.ts';
 import { runCycle } from '../runCycle.ts';
-import { labelBytes } from '../testFiles.ts';
+import { flipByte, labelBytes } from '../testFiles.ts';
 import { controlOffsetOf, decodeControlBlock, encodeControlBlock, exportSizeOf } from './controlBlock.ts';
 import { MemoryExport, memoryLinkFactory } from './memoryLink.ts';
 
@@ -303,6 +303,29 @@ describe('NbdReplica: a cycle', () => {
       (error: unknown) => isLinkError('E_CORRUPT')(error) && /ahead of this volume/.test((error as Error).message),
     );
     volume.close();
+  });
+});
+
+describe('NbdReplica: scrub', () => {
+  it('finds a region of the export that rotted and a rotten page of DIR/remote-digests, and repairs the page', () => {
+    const { volume, dir, target } = create();
+    for (const region of [1, 5]) volume.writeRegion(region, labelBytes(`r${region}`, geometry.regionSize));
+    runCycle(volume);
+    target.bytes[5 * geometry.regionSize + 7] ^= 0x40; // the far side's disk rots
+    const report = volume.scrub({ repair: false });
+    assert.deepEqual(
+      report.findings.map((finding) => [finding.file, finding.region]),
+      [[url, 5]],
+    );
+    assert.equal(replicaOf(volume).verifyRegion(1), true);
+    assert.equal(replicaOf(volume).verifyRegion(5), false);
+    volume.close();
+    flipByte(join(dir, 'remote-digests'), 4); // the entry of region 1
+    const reopened = openAgain(dir, target);
+    const rotten = reopened.scrub({ repair: true });
+    assert.ok(rotten.findings.some((finding) => finding.file === join(dir, 'remote-digests') && finding.repaired));
+    assert.deepEqual(replicaOf(reopened).digestPageProblems(), []);
+    reopened.close();
   });
 });
 
