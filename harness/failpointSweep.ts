@@ -23,7 +23,8 @@ import { Prng } from './prng.ts';
 import { randomContent } from './regionData.ts';
 import { runScenario, scenarioTrace } from './scenario.ts';
 import type { ScenarioStep } from './scenario.ts';
-import type { CrashingReply, CrashRequest, SutOp, SystemUnderTest } from './sut/systemUnderTest.ts';
+import { createsConsistentVolumes } from './sut/systemUnderTest.ts';
+import type { CrashingReply, CreateChoice, CrashRequest, SutOp, SystemUnderTest } from './sut/systemUnderTest.ts';
 import { ContentBook } from './trace/content.ts';
 import { fileSafe } from './fileSafe.ts';
 
@@ -179,8 +180,8 @@ class ObservedSut implements SystemUnderTest {
     return this.sut.features;
   }
 
-  create(geometry: Geometry) {
-    return this.sut.create(geometry);
+  create(geometry: Geometry, choice?: CreateChoice) {
+    return this.sut.create(geometry, choice);
   }
 
   apply(op: SutOp) {
@@ -250,11 +251,15 @@ function sweepScenario(run: SweepRun, geometry: Geometry): ScenarioStep[] {
   ];
 }
 
-/** A failing run, saved as a trace in failuresDir. */
+/**
+ * A failing run, saved as a trace in failuresDir; run on volumes that keep a consistent
+ * image (the conformance level consistent), the trace needs the feature, so that its
+ * replay compares D again.
+ */
 function saveSweepFailure(
   options: SweepOptions,
   run: SweepRun,
-  sutName: string,
+  sut: SystemUnderTest,
   scenario: Awaited<ReturnType<typeof runScenario>>,
 ): NonNullable<SweepResult['failure']> {
   const { geometry } = options;
@@ -262,7 +267,7 @@ function saveSweepFailure(
   const failure = scenario.failure!;
   const title = `failpoint sweep: ${situation.name}, ${mode} crash after io ${afterIo}`;
   const comments = [
-    `${title}, on ${sutName}`,
+    `${title}, on ${sut.name}`,
     `regions ${picks.region} and ${picks.other} of ${geometry.regions} x ${geometry.regionSize} B, seed ${runSeed}`,
     `failed at step ${failure.stepIndex + 1}: ${failure.message.split('\n')[0]}`,
   ];
@@ -271,7 +276,8 @@ function saveSweepFailure(
     options.failuresDir,
     `failpoint-${fileSafe(situation.name)}-${mode}-io${afterIo}-${runSeed}.jsonl`,
   );
-  writeFileSync(tracePath, scenarioTrace(geometry, scenario.records, title, comments, runSeed));
+  const features = createsConsistentVolumes(sut) ? ['consistent'] : [];
+  writeFileSync(tracePath, scenarioTrace(geometry, scenario.records, title, comments, runSeed, features));
   return { message: `${title}: ${failure.message}`, differences: failure.differences, tracePath };
 }
 
@@ -301,7 +307,8 @@ export async function runFailpointSweep(options: SweepOptions): Promise<SweepRes
         const runSeed =
           (options.seed + index * 1_000_003 + afterIo * 7919 + options.modes.indexOf(mode) * 104_729) >>> 0;
         const run: SweepRun = { situation, picks, mode, afterIo, runSeed };
-        const sut = new ObservedSut(options.makeSut());
+        const made = options.makeSut();
+        const sut = new ObservedSut(made);
         options.onProgress?.(`failpoint sweep: ${situation.name}, ${mode}, crash after io ${afterIo}`);
         const scenario = await runScenario(
           sut,
@@ -312,7 +319,7 @@ export async function runFailpointSweep(options: SweepOptions): Promise<SweepRes
         totals.runs++;
         totals.steps += sut.steps;
         for (const id of scenario.covered) covered.add(id);
-        if (scenario.failure !== null) return result(saveSweepFailure(options, run, sut.name, scenario));
+        if (scenario.failure !== null) return result(saveSweepFailure(options, run, made, scenario));
         if (sut.crashedInside === true) {
           totals.crashPoints++;
           entry.crashPoints++;

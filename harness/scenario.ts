@@ -127,7 +127,8 @@ export async function runScenario(
 
 /**
  * The trace of a scenario's records, with comments that say where it came from and
- * what failed. A scenario that failed on a step with `crashAfterIo` (say the
+ * what failed, and the features it needs (`consistent` when the run's volumes kept a
+ * consistent image, so that a replay compares D again: docs/traces.md). A scenario that failed on a step with `crashAfterIo` (say the
  * operation made fewer I/O calls, completed, and its state was wrong) stops before
  * the `recover` that docs/traces.md requires after such a step: it is added, so that the
  * trace is valid; a replay fails on the crash step, before reaching it.
@@ -138,6 +139,7 @@ export function scenarioTrace(
   title: string,
   comments: readonly string[],
   seed?: string | number,
+  features: readonly string[] = [],
 ): string {
   const header = {
     regions: geometry.regions,
@@ -145,6 +147,7 @@ export function scenarioTrace(
     names: defaultNames(geometry.regions),
     title,
     ...(seed === undefined ? {} : { seed }),
+    ...(features.length === 0 ? {} : { features }),
   };
   const last = records.at(-1);
   const endsOnCrash = last !== undefined && 'crashAfterIo' in last && last.crashAfterIo !== undefined;

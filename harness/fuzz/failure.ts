@@ -14,6 +14,7 @@ import { describeScenarioStep, runScenario, scenarioTrace } from '../scenario.ts
 import type { ScenarioStep } from '../scenario.ts';
 import { shellQuote } from '../shellQuote.ts';
 import { ContentBook } from '../trace/content.ts';
+import { createsConsistentVolumes } from '../sut/systemUnderTest.ts';
 import { readTrace } from '../trace/reader.ts';
 import { SequenceRun } from './command.ts';
 import type { Generation } from './generation.ts';
@@ -41,6 +42,8 @@ interface Rerun {
   readonly differences: readonly Difference[];
   readonly stepIndex: number;
   readonly steps: readonly ScenarioStep[];
+  /** The features the saved trace needs: `consistent` when the run's volumes kept a consistent image. */
+  readonly features: readonly string[];
 }
 
 /** Runs the shortest failing sequence again through runScenario, saves it as a v1 trace and replays the trace. */
@@ -65,7 +68,8 @@ export async function saveFailure(
   ];
   const comments = traceComments(options, generation, path, rerun, shrinkCutShort, replayCommands);
   const firstLine = rerun.message.split('\n')[0]!;
-  const trace = scenarioTrace(geometry, rerun.records, `fuzz failure: ${firstLine}`, comments, options.seed);
+  const title = `fuzz failure: ${firstLine}`;
+  const trace = scenarioTrace(geometry, rerun.records, title, comments, options.seed, rerun.features);
   writeFileSync(tracePath, trace);
 
   // The saved trace must fail on its own, on a fresh implementation.
@@ -93,14 +97,16 @@ async function rerunFailure(
 ): Promise<Rerun> {
   const collected = new SequenceRun(null, new ContentBook(generation.regionSize));
   await fc.asyncModelRun(() => ({ model: freshModel(generation.regionSize), real: collected }), commands);
-  const result = await runScenario(guarded(options.makeSut()), geometry, collected.steps, collected.book);
+  const sut = options.makeSut();
+  const result = await runScenario(guarded(sut), geometry, collected.steps, collected.book);
   const message =
     result.failure?.message ??
     `${errorMessage(error)} (the re-run through runScenario passed: the failure did not reproduce)`;
   const differences = result.failure?.differences ?? (error instanceof OracleFailure ? error.differences : []);
   const stepIndex = result.failure?.stepIndex ?? Math.max(0, collected.steps.length - 1);
   const steps = collected.steps.slice(0, stepIndex + 1);
-  return { collected, records: result.records, message, differences, stepIndex, steps };
+  const features = createsConsistentVolumes(sut) ? ['consistent'] : [];
+  return { collected, records: result.records, message, differences, stepIndex, steps, features };
 }
 
 /** `--mutant NAME ` when the replay arguments name a mutant, so that the printed replay runs it. */
