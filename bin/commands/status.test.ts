@@ -1,7 +1,8 @@
 // cowmap status while another process holds the volume: the server's status file
 // shown (lines and --json) when its pid lives, the E_LOCKED error when it is stale;
 // and `cowmap serve` itself: its status while it serves, then a TERM stops it and
-// releases the lock, so that status opens the volume again.
+// releases the lock, so that status opens the volume again. A receiver's directory:
+// its store's state, or a live receiver's status file.
 
 import assert from 'node:assert/strict';
 import { type ChildProcess, fork, spawnSync } from 'node:child_process';
@@ -13,6 +14,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { startServeChild } from '../../impl/nbd/serveChild.ts';
 import { type ServeStatus, serveStatusPath, writeServeStatus } from '../../impl/nbd/serveStatus.ts';
 import { NodeStorage } from '../../impl/nodeStorage.ts';
+import { type ReceiveStatus, writeReceiveStatus } from '../../impl/receive/receiveServerStatus.ts';
+import { ReceiverStore } from '../../impl/receive/receiverStore.ts';
+import {
+  type ControlState,
+  controlOffsetOf,
+  encodeControlBlock,
+  exportSizeOf,
+} from '../../impl/remote/controlBlock.ts';
 import { ReplicatedVolume } from '../../impl/replicatedVolume.ts';
 import { runInProcess } from '../runInProcess.ts';
 
@@ -193,4 +202,87 @@ test('cowmap serve: status shows it while it serves; a TERM stops it and release
   assert.equal(result.code, 0, result.stderr);
   assert.match(result.stdout, /^volume /);
   assert.equal(existsSync(serveStatusPath(dir)), false, 'serve removes its status file when it stops');
+});
+
+test("a receiver's directory: its state from the store (lines and JSON); while a live receiver holds it, its status file", async () => {
+  const dir = join(root, 'receiver');
+  const geometry = { regions: 4, regionSize: 4096 };
+  const controlOffset = controlOffsetOf(geometry);
+  const volumeId = new Uint8Array(16).fill(0xab);
+  const swapTimeMs = Date.now() - 42_000;
+  const block = (cycle: number, state: ControlState) =>
+    encodeControlBlock({ ...geometry, volumeId, cycle, state, swapTimeMs: cycle === 0 ? 0 : swapTimeMs, batch: 0 });
+  const store = ReceiverStore.create(new NodeStorage(), dir, exportSizeOf(geometry));
+  store.write(controlOffset, block(0, 'sending'));
+  store.writeZeroes(0, 4 * 4096);
+  store.write(controlOffset, block(0, 'complete'));
+  store.write(controlOffset, block(1, 'sending'));
+  store.write(0, new Uint8Array(4096).fill(1));
+  store.write(controlOffset, block(1, 'complete'));
+  store.write(controlOffset, block(2, 'sending'));
+  store.write(4096, new Uint8Array(4096).fill(2));
+  store.flush();
+  const journalBytes = store.status().journalBytes;
+  store.close();
+  let result = await status(dir);
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(result.stdout, /^receiver +.*receiver$/m);
+  assert.match(result.stdout, /^export +20480 bytes: a volume of 4 regions x 4096 bytes, id (ab){16}$/m);
+  assert.match(result.stdout, /^completed +cycle 1; its point in time \(the primary at \S+\) is 4\d\.\d s old$/m);
+  assert.match(result.stdout, new RegExp(`^running +cycle 2, ${journalBytes} journal bytes$`, 'm'));
+  const parsed = JSON.parse((await status(dir, '--json')).stdout);
+  assert.deepEqual(
+    [parsed.heldBy, parsed.completedCycle, parsed.runningCycle, parsed.journalBytes, parsed.regions, parsed.server],
+    [null, 1, 2, journalBytes, 4, null],
+  );
+  assert.ok(parsed.ageSeconds >= 42 && parsed.ageSeconds < 100, String(parsed.ageSeconds));
+
+  const holder = await holdLock(dir);
+  try {
+    assert.match((await status(dir)).stderr, /^E_LOCKED: /, 'locked, no status file');
+    const written: ReceiveStatus = {
+      pid: holder.pid!,
+      updatedAt: new Date().toISOString(),
+      listening: '/run/receive.sock',
+      connections: 1,
+      exportSize: exportSizeOf(geometry),
+      volumeId: Buffer.from(volumeId).toString('hex'),
+      regions: 4,
+      regionSize: 4096,
+      completedCycle: 5,
+      completedSwapAt: new Date(Date.now() - 7_000).toISOString(),
+      runningCycle: 6,
+      journalBytes: 9000,
+      cyclesCompleted: 4,
+      lastCycleSeconds: 0.25,
+      bytesReceived: 123456,
+      failure: null,
+    };
+    writeReceiveStatus(dir, written);
+    result = await status(dir);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, new RegExp(`held by cowmap receive \\(pid ${holder.pid}\\)`));
+    assert.match(result.stdout, /^listening +\/run\/receive\.sock, 1 connection\(s\)$/m);
+    assert.match(result.stdout, /^completed +cycle 5; its point in time \(the primary at \S+\) is [78]\.\d s old$/m);
+    assert.match(result.stdout, /^running +cycle 6, 9000 journal bytes$/m);
+    assert.match(
+      result.stdout,
+      /^cycles +4 completed since the receiver started \(the last took 0\.250 s\); 123456 bytes received$/m,
+    );
+    const held = JSON.parse((await status(dir, '--json')).stdout);
+    assert.deepEqual(
+      [held.heldBy, held.completedCycle, held.runningCycle, held.server.pid],
+      ['cowmap receive', 5, 6, holder.pid],
+    );
+    const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
+    writeReceiveStatus(dir, { ...written, pid: dead });
+    result = await status(dir);
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /^E_LOCKED: /, 'a stale status file');
+  } finally {
+    holder.kill('SIGKILL');
+  }
+  result = await status(join(root, 'nothing-here'));
+  assert.equal(result.code, 1);
+  assert.match(result.stderr, /^E_NOT_FOUND: open: no volume and no receiver's store in /);
 });

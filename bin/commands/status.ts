@@ -14,6 +14,9 @@
 // volume nobody serves asks the far side (Replica.probeLink: a connect bounded by
 // the link's connect timeout, a read of the control block, nothing written); a
 // served one shows what the server last saw, and the cycle's pause and retries.
+//
+// A directory that holds no volume may hold a receiver's store (`cowmap receive`'s or
+// a volume's `consistent:` secondary): statusReceiver.ts shows it.
 
 import type { CycleRetryStatus } from '../../impl/nbd/cycles.ts';
 import { isCowmapError } from '../../impl/errors.ts';
@@ -25,6 +28,7 @@ import type { LinkStatus } from '../../impl/replica.ts';
 import { ReplicatedVolume } from '../../impl/replicatedVolume.ts';
 import { defineCommand } from '../command.ts';
 import { description } from '../descriptions/status.ts';
+import { showReceiverStatus } from './statusReceiver.ts';
 import { writeStdout } from '../stdout.ts';
 import { volumeDirArgument } from '../volume.ts';
 
@@ -157,6 +161,10 @@ export const command = defineCommand(description, async ({ values, positionals }
       volume.close();
     }
   } catch (error) {
+    if (isCowmapError(error, 'E_NOT_FOUND')) {
+      await showReceiverStatus(dir, json);
+      return 0;
+    }
     const status = isCowmapError(error, 'E_LOCKED') ? liveServeStatus(dir) : null;
     if (status === null) throw error;
     const now = new Date();

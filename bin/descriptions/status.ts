@@ -3,7 +3,7 @@ import type { Command, CommandDescription } from '../command.ts';
 export const description = {
   name: 'status',
   summary: 'show the phase, the maps and the counts',
-  usage: 'DIR [--json]',
+  usage: 'DIR|DIR2 [--json]',
   positionals: true,
   options: {
     json: { type: 'boolean', help: 'one JSON object instead of the lines' },
@@ -16,6 +16,9 @@ export const description = {
     'An NBD secondary: its URL, the link (up, down, idle), the last error and its age, the',
     "failed attempts, and the far side's last completed cycle with the age of its point in",
     'time; a volume nobody serves asks the far side (one connect, nothing written).',
+    "A receiver's directory (cowmap receive DIR2, or a consistent: secondary): its volume,",
+    'the last completed cycle and the age of its point in time, the running cycle and its',
+    'journal bytes; while cowmap receive runs, from DIR2/receive.status.',
   ],
   load: (): Promise<Command> => import('../commands/status.ts').then((m) => m.command),
 } as const satisfies CommandDescription;
