@@ -10,7 +10,7 @@ export const description = {
     'up-to': {
       type: 'string',
       value: 'LEVEL',
-      help: 'the levels up to LEVEL (rules, crash, failpoint, power; default power)',
+      help: 'the levels up to LEVEL (rules, crash, failpoint, power, consistent; default power, which ends with the optional level consistent)',
     },
     level: { type: 'string', value: 'LEVEL', help: 'only LEVEL' },
     check: {
