@@ -13,6 +13,7 @@
 // stages that reach it in `reachedBy`.
 
 import type { ReplicatedVolume } from '../../impl/replicatedVolume.ts';
+import { ConsistentWithoutJournal, consistentMutantName } from '../adapter/consistentMutant.ts';
 import {
   AcknowledgedBeforeDurable,
   CompletesBeforeNextDurable,
@@ -196,6 +197,13 @@ export const mutants: Readonly<Record<string, Mutant>> = {
     volumeClass: MetadataUpdatedInPlace,
     description: 'the metadata in a single slot updated in place (a torn update inside the sector)',
     reachedBy: ['crashes', 'crashes-wide'],
+  },
+  // The consistent image D: only volumes created to keep one report it, and only the
+  // conformance level consistent creates them (docs/conformance.md).
+  [consistentMutantName]: {
+    volumeClass: ConsistentWithoutJournal,
+    description: 'a consistent image that takes each transfer at once (no journal): D before its cycle completes',
+    reachedBy: onlyConform,
   },
 };
 
