@@ -18,14 +18,22 @@ function zeros(length: number): Uint8Array {
   return zeroChunk.subarray(0, length);
 }
 
-/** Runs of extents adjacent in the export and of one kind (data or zeros), each at most `bytesMax`. */
-function* runs(extents: Iterable<JournalExtent>, bytesMax: number): Generator<JournalExtent[]> {
+/**
+ * Runs of extents adjacent in the export and of one kind (data or zeros), each at
+ * most `bytesMax` (`zeroBytesMax` for zeros).
+ */
+function* runs(
+  extents: Iterable<JournalExtent>,
+  bytesMax: number,
+  zeroBytesMax = bytesMax,
+): Generator<JournalExtent[]> {
   let run: JournalExtent[] = [];
   let runBytes = 0;
   for (const extent of extents) {
-    // An extent longer than a run is cut into pieces of at most bytesMax.
-    for (let done = 0; done < extent.length; done += bytesMax) {
-      const length = Math.min(bytesMax, extent.length - done);
+    const pieceMax = extent.source === zeroSource ? zeroBytesMax : bytesMax;
+    // An extent longer than a run is cut into pieces of at most pieceMax.
+    for (let done = 0; done < extent.length; done += pieceMax) {
+      const length = Math.min(pieceMax, extent.length - done);
       const piece: JournalExtent = {
         offset: extent.offset + done,
         length,
@@ -36,7 +44,7 @@ function* runs(extents: Iterable<JournalExtent>, bytesMax: number): Generator<Jo
         last !== undefined &&
         last.offset + last.length === piece.offset &&
         (last.source === zeroSource) === (piece.source === zeroSource) &&
-        runBytes + length <= bytesMax;
+        runBytes + length <= pieceMax;
       if (!joins && run.length > 0) {
         yield run;
         run = [];
@@ -88,7 +96,9 @@ export function applyJournal(journal: ReceiverJournal, image: FileHandle, imageF
  */
 export function compactJournal(journal: ReceiverJournal, target: FileHandle, epoch: number): ReceiverJournal {
   const compacted = ReceiverJournal.restart(target, epoch);
-  for (const run of runs(journal.index.all(), recordDataMax)) {
+  // A zero record carries no data (recordDataMax bounds what recovery reads in one
+  // buffer): a run of zeros of any length is one record, so one extent after compaction.
+  for (const run of runs(journal.index.all(), recordDataMax, Number.MAX_SAFE_INTEGER)) {
     const offset = run[0]!.offset;
     if (run[0]!.source === zeroSource) {
       compacted.appendZeros(

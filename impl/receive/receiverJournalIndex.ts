@@ -6,6 +6,9 @@
 // a write that would pass it): each write adds at most two extents (itself and the
 // right part of one it splits), and the compaction of the journal writes each run of
 // adjacent extents as one record, after which the index holds one extent per run.
+// A zero range that continues the last extent's zeros extends it instead: a claim's
+// WRITE_ZEROES over the whole image comes in one chunk per batch (1 MiB), and one
+// extent per chunk would fill the bound at 1 TiB.
 
 import { assert } from '../assert.ts';
 
@@ -94,6 +97,12 @@ export class JournalIndex {
   }
 
   private push(start: number, end: number, source: number): void {
+    const last = this.starts.length - 1;
+    if (source === zeroSource && last >= 0 && this.sources[last] === zeroSource && this.ends[last] === start) {
+      this.ends[last] = end;
+      this.coveredBytes += end - start;
+      return;
+    }
     this.starts.push(start);
     this.ends.push(end);
     this.sources.push(source);

@@ -243,6 +243,22 @@ describe('the receiver store', () => {
     reopened.close();
   });
 
+  test("a claim's write-zeroes in 1 MiB chunks, in order or not, holds one extent: a small extent bound suffices", () => {
+    const big = { volumeId: identity.volumeId, regions: 8, regionSize: 4 << 20 };
+    const chunk = 1 << 20;
+    const chunks = (big.regions * big.regionSize) / chunk;
+    for (const order of ['ascending', 'descending'] as const) {
+      const store = ReceiverStore.create(new MemoryStorage(), dir, exportSizeOf(big), { extentsMax: 4 });
+      const start = encodeControlBlock({ ...big, state: 'sending', cycle: 0, swapTimeMs: 0, batch: 0 });
+      store.write(controlOffsetOf(big), start);
+      for (let i = 0; i < chunks; i++) store.writeZeroes((order === 'ascending' ? i : chunks - 1 - i) * chunk, chunk);
+      const complete = encodeControlBlock({ ...big, state: 'complete', cycle: 0, swapTimeMs: 0, batch: 0 });
+      store.write(controlOffsetOf(big), complete);
+      assert.equal(store.status().completedCycle, 0, order);
+      store.close();
+    }
+  });
+
   test('create refuses a directory that holds a store, open one without (E_NOT_FOUND); a read-only open refuses writes', () => {
     const storage = new MemoryStorage();
     claimed(storage).close();
