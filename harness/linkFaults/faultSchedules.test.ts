@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { cowmapScript, missing } from '../../impl/nbd/nbdTestTools.ts';
-import { atLevel } from '../testLevel.ts';
+import { atLevel, testLevel } from '../testLevel.ts';
 import { type FarKind, type HistoryOutcome, runHistory } from './faultSchedules.ts';
 import { type PlantedBug, plantedLinkFactory } from './plantedLinks.ts';
 import { ProxyProcess } from './proxyProcess.ts';
@@ -28,6 +28,8 @@ import { describeOutcomes } from './scheduleSummary.ts';
 const root = mkdtempSync(join(tmpdir(), 'cowmap-schedules-'));
 after(() => rmSync(root, { recursive: true, force: true }));
 const skip = missing('nbdkit');
+// qemu-nbd's schedules add a far side of another make, at the full level only (make test's budget).
+const qemuSkip = testLevel === 'quick' ? 'the full level only (COWMAP_TEST_LEVEL=full)' : missing('qemu-nbd');
 
 const baseSeed = Number(process.env.COWMAP_SEED ?? Date.now() % 1_000_000);
 const scheduleCounts = {
@@ -129,6 +131,11 @@ test('fault schedules with cowmap receive as the far side: the consistent image 
   // A restart of `cowmap receive` starts node: the replica's budget outlasts it.
   const run = { farKind: 'receive', retryBudgetMs: 5_000, firstSeed: baseSeed, shape } as const;
   assertAllHeld(await runSchedules({ ...run, count: scheduleCounts.receive }));
+});
+
+test('fault schedules with qemu-nbd as the far side (full level)', { skip: qemuSkip }, async () => {
+  const run = { farKind: 'qemu', retryBudgetMs: 500, firstSeed: baseSeed, shape } as const;
+  assertAllHeld(await runSchedules({ ...run, count: Number(process.env.COWMAP_LINK_SCHEDULES ?? 10) }));
 });
 
 /** A planted bug's schedules, from fixed seeds (the same every run), stopping at the first history that fails. */

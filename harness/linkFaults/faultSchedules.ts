@@ -32,10 +32,11 @@ import type { FarSideSpec } from './farSide.ts';
 import { snapshotNames, type ProxyCounts } from './faultProxy.ts';
 import { type FarImage, firstDifferentRegion, readPlainExport, readReceiverConsistent } from './farImages.ts';
 import { nbdkitFileFarSide } from './nbdkitFarSide.ts';
+import { qemuNbdFarSide } from './qemuFarSide.ts';
 import type { ProxyProcess } from './proxyProcess.ts';
 import { describeFault, drawSchedule, type ScheduleShape } from './schedule.ts';
 
-export type FarKind = 'nbdkit' | 'receive';
+export type FarKind = 'nbdkit' | 'qemu' | 'receive';
 
 /** Makes the primary in `dir` with its secondary at `url` (the real replica, or a planted bug's variant). */
 export type PrimaryFactory = (dir: string, url: string, geometry: Geometry) => ReplicatedVolume;
@@ -85,8 +86,8 @@ class HistoryFailure extends Error {}
 
 function farSpecOf(config: HistoryConfig, socketDir: string): FarSideSpec & { readonly statePath: string } {
   const exportSize = exportSizeOf(config.geometry);
-  if (config.farKind === 'nbdkit') {
-    const spec = nbdkitFileFarSide(socketDir, exportSize);
+  if (config.farKind !== 'receive') {
+    const spec = (config.farKind === 'nbdkit' ? nbdkitFileFarSide : qemuNbdFarSide)(socketDir, exportSize);
     return { ...spec, statePath: spec.imagePath };
   }
   const storeDir = join(socketDir, 'receiver');
@@ -207,7 +208,7 @@ class History {
   private durableImage(): FarImage {
     const imageBytes = volumeSize(this.config.geometry);
     const durable = join(this.far.snapshotDir, snapshotNames.durable, basename(this.far.statePath));
-    if (this.config.farKind === 'nbdkit') return readPlainExport(durable, imageBytes);
+    if (this.config.farKind !== 'receive') return readPlainExport(durable, imageBytes);
     return readReceiverConsistent(durable, this.config.dir, imageBytes);
   }
 
