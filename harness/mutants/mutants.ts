@@ -198,12 +198,14 @@ export const mutants: Readonly<Record<string, Mutant>> = {
     description: 'the metadata in a single slot updated in place (a torn update inside the sector)',
     reachedBy: ['crashes', 'crashes-wide'],
   },
-  // The consistent image D: only volumes created to keep one report it, and only the
-  // conformance level consistent creates them (docs/conformance.md).
+  // The consistent image D: only volumes created to keep one report it. The conformance
+  // level consistent creates them (docs/conformance.md), and so does a replay of the
+  // traces of traces/consistent/, which need the feature; fast-check and the crash
+  // exploration do not.
   [consistentMutantName]: {
     volumeClass: ConsistentWithoutJournal,
     description: 'a consistent image that takes each transfer at once (no journal): D before its cycle completes',
-    reachedBy: onlyConform,
+    reachedBy: ['traces', 'conform'],
   },
 };
 
