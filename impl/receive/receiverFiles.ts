@@ -3,7 +3,7 @@
 // how open finds and checks them. The store (receiverStore.ts) decides what they hold.
 
 import { CowmapError } from '../errors.ts';
-import { fileNames, parentDir, volumePath } from '../layout.ts';
+import { fileNames, parentDir, volumeFileNames, volumePath } from '../layout.ts';
 import type { FileHandle, Lock, Storage } from '../storage.ts';
 import { type ReceiverState, ReceiverStateFile } from './receiverState.ts';
 
@@ -50,8 +50,9 @@ export function lockReceiver(storage: Storage, dir: string, readOnly: boolean): 
  * Makes the files of a new store: the image (exportSize zeros, synced), two empty
  * journals, then the state through a synced temporary file renamed into place, and
  * the directory synced: until that rename is durable there is no store. Refuses
- * (E_EXISTS) a DIR2 that holds any of these names or a directory secondary's header;
- * on failure removes exactly what it made.
+ * (E_EXISTS) a DIR2 that holds any of these names, a directory secondary's header, or
+ * a volume's files (`cowmap receive` given a primary's DIR would fill it with a
+ * second kind of files); on failure removes exactly what it made.
  */
 export function createReceiverFiles(storage: Storage, dir: string, first: ReceiverState): ReceiverFiles {
   const paths = receiverPaths(dir);
@@ -61,6 +62,8 @@ export function createReceiverFiles(storage: Storage, dir: string, first: Receiv
     paths.image,
     ...paths.journals,
     volumePath(dir, fileNames.replicaHeader),
+    volumePath(dir, fileNames.metadata),
+    ...volumeFileNames.map((name) => volumePath(dir, name)),
   ])
     if (storage.exists(path)) throw new CowmapError('E_EXISTS', `create: ${path} exists; DIR2 must hold no secondary`);
   const created: string[] = [];

@@ -259,10 +259,13 @@ describe('the receiver store', () => {
     }
   });
 
-  test('create refuses a directory that holds a store, open one without (E_NOT_FOUND); a read-only open refuses writes', () => {
+  test('create refuses a directory that holds a store or a volume, open one without (E_NOT_FOUND); a read-only open refuses writes', () => {
     const storage = new MemoryStorage();
     claimed(storage).close();
     refused('E_EXISTS', () => ReceiverStore.create(storage, dir, exportSize));
+    storage.mkdir('/volume');
+    storage.open('/volume/meta', { create: true }).close();
+    refused('E_EXISTS', () => ReceiverStore.create(storage, '/volume', exportSize));
     refused('E_NOT_FOUND', () => ReceiverStore.open(storage, '/nothing'));
     refused('E_NOT_FOUND', () => ReceiverStore.open(storage, '/nothing', { readOnly: true }));
     const reader = ReceiverStore.open(storage, dir, { readOnly: true });
