@@ -75,12 +75,14 @@ smoke-conform-skeleton: $(STAMP)
 # The main job: every stage at full budget, the mutation self-check, the exhaustive
 # explorer (three regions with every crash outcome inside every operation followed,
 # 457,040 states; four regions without crashes, 1,192,482: four with crash outcomes
-# is tens of millions of states), then the node tests that have a long budget at their full
+# is tens of millions of states; two regions with three values, crashes and the far side's
+# consistent image D, 81,711), then the node tests that have a long budget at their full
 # level (COWMAP_TEST_LEVEL=full; make test runs them quick).
 verify: $(STAMP) lint typecheck
 	node bin/cowmap.js verify --time-budget 60
 	node bin/cowmap.js explore --regions 3 --values 2 --crash
 	node bin/cowmap.js explore --regions 4 --values 2
+	node bin/cowmap.js explore --regions 2 --values 3 --crash --consistent
 	node bin/cowmap.js crashes
 	node bin/cowmap.js mutants --quick --time-budget 3 --stages fuzz,crashes
 	python3 -m unittest discover -s examples/python-adapter
