@@ -171,7 +171,7 @@ async function checkWithTools(socketPath: string, latest: Uint8Array, region: nu
   assert.doesNotMatch(qemu.stdout, /Pattern verification failed/, qemu.stdout);
 }
 
-test('a real primary (an NBD secondary URL): its cycle is the consistent image, not the cycle it left mid-way; the lock, the status file, the tools', async (t) => {
+test('a real primary (an NBD URL): its cycle is the consistent image, not the one left mid-way; the lock, the status file, the tools', async (t) => {
   const dir = join(root, `r${dirs++}`);
   const { receiver, socketPath } = await startReceiver(t, dir, geometryArgs);
   const primaryDir = join(root, `p${dirs++}`);
