@@ -24,8 +24,16 @@
 //   40  cycle                  u64 (a safe integer)
 //   48  swapTimeMs             u64: wall clock of the cycle's swap in ms since the epoch, 0 unknown
 //   56  batch                  u32: the batches of the cycle confirmed before this block was written
+//   60  writer                 8 bytes: a random id of the primary's open that wrote it (0: none recorded)
+//   68  seq                    u64: that open's count of control writes, this one included; never reused
+//                              by an open, so a far side holding an older block of the same writer is
+//                              older than every later one (impl/remote/farProgress.ts)
 //   508 crc32 of bytes 0..507  u32
+//
+// writer and seq sit in bytes that version 1 left zero under the CRC: a block written
+// before them decodes with writer 0 and seq 0, which no open uses.
 
+import { randomBytes } from 'node:crypto';
 import { assert } from '../assert.ts';
 import { crc32, isAllZero } from '../checksum.ts';
 import { volumeSize, type Geometry } from '../geometry.ts';
@@ -46,6 +54,8 @@ const offsets = {
   cycle: 40,
   swapTimeMs: 48,
   batch: 56,
+  writer: 60,
+  seq: 68,
   checksum: checkedBytes,
 } as const;
 
@@ -59,7 +69,24 @@ export interface ControlBlock extends Geometry {
   /** The swap's wall-clock time in ms since the epoch; 0 when the primary did not know it. */
   readonly swapTimeMs: number;
   readonly batch: number;
+  /** The writing open's random id (controlWriterSize bytes); zeros when absent (a block of a writer that kept none). */
+  readonly writer?: Uint8Array;
+  /** The writing open's sequence number of this control write; 0 when absent. */
+  readonly seq?: number;
 }
+
+/** Bytes of a control block's writer id. */
+export const controlWriterSize = 8;
+
+/** A random writer id for one open: its blocks are told from every other open's (never all zero: that is "none"). */
+export function newControlWriter(): Uint8Array {
+  const writer = new Uint8Array(randomBytes(controlWriterSize));
+  writer[0] = (writer[0] ?? 0) | 1;
+  return writer;
+}
+
+/** A decoded block: writer and seq always present. */
+export type StoredControlBlock = ControlBlock & { readonly writer: Uint8Array; readonly seq: number };
 
 /** The export size a secondary of this geometry must have: the image, then the control block. */
 export function exportSizeOf(geometry: Geometry): number {
@@ -86,6 +113,13 @@ export function encodeControlBlock(block: ControlBlock): Uint8Array {
   view.setBigUint64(offsets.cycle, BigInt(block.cycle), true);
   view.setBigUint64(offsets.swapTimeMs, BigInt(block.swapTimeMs), true);
   view.setUint32(offsets.batch, block.batch, true);
+  if (block.writer !== undefined) {
+    assert(block.writer.length === controlWriterSize, 'control block writer size');
+    bytes.set(block.writer, offsets.writer);
+  }
+  const seq = block.seq ?? 0;
+  assert(Number.isSafeInteger(seq) && seq >= 0, 'control block seq');
+  view.setBigUint64(offsets.seq, BigInt(seq), true);
   view.setUint32(offsets.checksum, crc32(bytes.subarray(0, checkedBytes)), true);
   return bytes;
 }
@@ -93,7 +127,7 @@ export function encodeControlBlock(block: ControlBlock): Uint8Array {
 /** What 4096 bytes of a control region hold. */
 export type DecodedControl =
   | { kind: 'empty' }
-  | { kind: 'block'; block: ControlBlock }
+  | { kind: 'block'; block: StoredControlBlock }
   | { kind: 'invalid'; problem: string };
 
 /**
@@ -118,8 +152,9 @@ export function decodeControlBlock(bytes: Uint8Array): DecodedControl {
   if (state === undefined) return { kind: 'invalid', problem: `control block state ${stateCode}` };
   const cycle = Number(view.getBigUint64(offsets.cycle, true));
   const swapTimeMs = Number(view.getBigUint64(offsets.swapTimeMs, true));
-  if (!Number.isSafeInteger(cycle) || !Number.isSafeInteger(swapTimeMs))
-    return { kind: 'invalid', problem: 'control block cycle or time out of range' };
+  const seq = Number(view.getBigUint64(offsets.seq, true));
+  if (!Number.isSafeInteger(cycle) || !Number.isSafeInteger(swapTimeMs) || !Number.isSafeInteger(seq))
+    return { kind: 'invalid', problem: 'control block cycle, time or seq out of range' };
   return {
     kind: 'block',
     block: {
@@ -130,6 +165,8 @@ export function decodeControlBlock(bytes: Uint8Array): DecodedControl {
       cycle,
       swapTimeMs,
       batch: view.getUint32(offsets.batch, true),
+      writer: bytes.slice(offsets.writer, offsets.writer + controlWriterSize),
+      seq,
     },
   };
 }

@@ -23,7 +23,7 @@ import { LinkFault, type RemoteExportInfo, type RemoteLink, type RemoteLinkFacto
  * Judges the far side's control block at a connect: throws ReplicaLinkError (never
  * retried) when the export must not be used, returns otherwise.
  */
-export type FarJudge = (decoded: DecodedControl) => void;
+export type FarJudge = (decoded: DecodedControl, link: RemoteLink) => void;
 
 /** One operation's own retry budget, when not the link's (a probe makes one attempt). */
 export interface RunOptions {
@@ -171,7 +171,7 @@ export class LinkSession {
     }
     const decoded = decodeControlBlock(this.link.read(controlOffsetOf(this.geometry), controlBlockSize));
     try {
-      this.judge(decoded);
+      this.judge(decoded, this.link);
     } catch (error) {
       this.refuse();
       throw error;

@@ -183,6 +183,7 @@ describe('NbdReplica: a cycle', () => {
       `write ${5 * size} ${size}`,
       `write ${offset} 4096`, // (1, sending, 1): the batch is in
       'flush',
+      `read ${offset} 4096`, // the confirmation judges the far block even on the same connection
       `write ${offset} 4096`, // (1, complete, 1)
       'flush',
     ]);

@@ -7,8 +7,8 @@
 // connection has not sent it yet, the regions' WRITEs (adjacent regions merged, many in
 // flight), every reply, the block (N, sending, k + 1), its reply, FLUSH. Only when the
 // FLUSH returned do the regions count as sent: then their digests are written to
-// DIR/remote-digests and synced, and writeRegions returns. confirmCycle: (N, complete),
-// its reply, FLUSH. A fault retries the whole batch on a new connection within the
+// DIR/remote-digests and synced, and writeRegions returns. confirmCycle: a READ of the
+// control block judged again (an export rewound in place), (N, complete), its reply, FLUSH. A fault retries the whole batch on a new connection within the
 // retry budget (impl/remote/linkSession.ts); every connect checks the export's size,
 // identity and staleness (impl/remote/farProgress.ts) before anything is written.
 // Nothing connects at open: a primary keeps taking writes while its secondary is away.
@@ -30,12 +30,14 @@ import {
   type DecodedControl,
   decodeControlBlock,
   encodeControlBlock,
+  newControlWriter,
 } from './controlBlock.ts';
-import { type FarProgress, judgeFar } from './farProgress.ts';
+import { ConfirmedRegions } from './confirmedRegions.ts';
+import { type FarProgress, type FarVerdict, judgeFar, lostCompletedError, lostSentError } from './farProgress.ts';
 import { LinkSession } from './linkSession.ts';
 import { type LinkOptions, linkOptionsWith } from './linkOptions.ts';
 import { runWrites } from './regionRuns.ts';
-import type { RemoteLinkFactory, RemoteWrite } from './remoteLink.ts';
+import type { RemoteLink, RemoteLinkFactory, RemoteWrite } from './remoteLink.ts';
 import { workerLinkFactory } from './workerLink.ts';
 
 export interface NbdReplicaOptions {
@@ -73,6 +75,11 @@ export class NbdReplica implements Replica {
   private startSentOn = -1;
   /** A connect found that the far side lost regions of the running cycle it had confirmed. */
   private lostSent = false;
+  /** The seq of this open's last control write (farProgress.ts): never reused. */
+  private seqLast = 0;
+  /** Counts judgements of the far block: a confirmation tells whether its connect just judged. */
+  private judgements = 0;
+  private readonly confirmed = new ConfirmedRegions();
 
   private constructor(
     identity: ReplicaIdentity,
@@ -87,10 +94,11 @@ export class NbdReplica implements Replica {
     this.digests = digests;
     const linkOptions = linkOptionsWith(options.link);
     this.session = new LinkSession(url, identity, linkOptions, options.linkFactory ?? workerLinkFactory);
-    this.session.judge = (decoded) => this.judge(decoded);
+    this.session.judge = (decoded, link) => this.judge(decoded, link);
+    const fresh = { confirmedBatches: 0, writer: newControlWriter(), floor: 0, completedFloor: null };
     this.progress = at.replicating
-      ? { lastCompleted: at.cycle - 1, running: at.cycle, confirmedBatches: 0 }
-      : { lastCompleted: at.cycle, running: null, confirmedBatches: 0 };
+      ? { ...fresh, lastCompleted: at.cycle - 1, running: at.cycle }
+      : { ...fresh, lastCompleted: at.cycle, running: null };
     this.resumedCycle = at.replicating ? at.cycle : null;
   }
 
@@ -171,7 +179,9 @@ export class NbdReplica implements Replica {
   cycleRunning(cycle: number): void {
     this.runningSwapTimeMs = cycle === this.resumedCycle ? 0 : Date.now();
     this.resumedCycle = null;
-    this.progress = { lastCompleted: cycle - 1, running: cycle, confirmedBatches: 0 };
+    if (this.progress.lastCompleted !== cycle - 1) this.progress.completedFloor = null;
+    this.progress = { ...this.progress, lastCompleted: cycle - 1, running: cycle, confirmedBatches: 0 };
+    this.confirmed.cycleRunning();
     this.startSentOn = -1;
     this.lostSent = false;
   }
@@ -187,6 +197,7 @@ export class NbdReplica implements Replica {
       contents.set(region, data);
       crcs.set(region, crc32(data));
     }
+    this.confirmed.batchSending(crcs);
     this.session.run(`transfer of ${contents.size} region(s) of cycle ${cycle} (first ${regions[0]})`, (link) => {
       // Built per attempt: a new connection may have another maximum payload.
       const writes = runWrites(contents, this.regionSize, this.session.info.payloadMax);
@@ -195,7 +206,9 @@ export class NbdReplica implements Replica {
       // After every data reply: a far side holding this block holds the batch (farProgress.ts).
       link.writeBatch([this.controlWrite({ cycle, state: 'sending', batch: this.progress.confirmedBatches + 1 })]);
       link.flush();
+      this.progress.floor = this.seqLast;
     });
+    this.confirmed.batchConfirmed();
     // A lost-regions verdict at a reconnect reset the count to 0; the batch just sent counts from there.
     this.progress.confirmedBatches++;
     this.digests.update(pages, crcs);
@@ -205,8 +218,12 @@ export class NbdReplica implements Replica {
   confirmCycle(cycle: number): void {
     assert(this.progress.running === cycle, `confirmCycle(${cycle}) while cycle ${this.progress.running} runs`);
     this.throwIfLostSent(cycle);
+    const judgedBefore = this.judgements;
+    const dataFloor = this.progress.floor;
     this.session.run(`confirmation of cycle ${cycle}`, (link) => {
-      this.throwIfLostSent(cycle); // found by this attempt's connect
+      // Judged on every attempt, even on a connection judged before: an export rewound in place keeps it.
+      if (this.judgements === judgedBefore) this.judge(this.readControl(link), link);
+      this.throwIfLostSent(cycle); // found by this attempt's judgement
       const batch = this.progress.confirmedBatches;
       // Two writes of the same block must not be in flight together: a server may apply them in either order.
       const start = this.startWrites(cycle);
@@ -214,10 +231,13 @@ export class NbdReplica implements Replica {
       link.writeBatch([this.controlWrite({ cycle, state: 'complete', batch })]);
       this.startSentOn = this.session.connection;
       link.flush();
+      this.progress.floor = this.seqLast;
     });
     this.lastCompletedSwapTimeMs = this.runningSwapTimeMs;
     this.session.far = { completedCycle: cycle, swapTimeMs: this.runningSwapTimeMs };
-    this.progress = { lastCompleted: cycle, running: null, confirmedBatches: 0 };
+    this.confirmed.cycleCompleted();
+    const completed = { lastCompleted: cycle, running: null, confirmedBatches: 0, completedFloor: dataFloor };
+    this.progress = { ...this.progress, ...completed };
   }
 
   readRegion(region: number, options: ReadRegionOptions = {}): Uint8Array {
@@ -263,11 +283,7 @@ export class NbdReplica implements Replica {
   /** One attempt: connect if needed, read the control block, write nothing; the status either way. */
   readonly probeLink = (): LinkStatus => {
     try {
-      this.session.run(
-        'probe',
-        (link) => this.noteFar(decodeControlBlock(link.read(controlOffsetOf(this.identity), controlBlockSize))),
-        { retryBudgetMs: 0 },
-      );
+      this.session.run('probe', (link) => this.noteFar(this.readControl(link)), { retryBudgetMs: 0 });
     } catch (error) {
       // The status carries the fault; a probe reports, it does not fail.
       if (!(error instanceof ReplicaLinkError)) throw error;
@@ -298,23 +314,48 @@ export class NbdReplica implements Replica {
     this.session.run(`init of ${this.url}`, (link) => {
       link.writeBatch([this.controlWrite({ cycle: 0, state: 'sending', batch: 0 })]);
       link.writeZeroes(0, volumeSize(this.identity));
+      const dataFloor = this.seqLast;
       link.writeBatch([this.controlWrite({ cycle: 0, state: 'complete', batch: 0 })]);
       link.flush();
+      this.progress.floor = this.seqLast;
+      this.progress.completedFloor = dataFloor;
     });
     this.session.far = { completedCycle: 0, swapTimeMs: 0 };
-    this.session.judge = (decoded) => this.judge(decoded);
+    this.session.judge = (decoded, link) => this.judge(decoded, link);
   }
 
   /** A connect's check: this volume's export (E_CORRUPT otherwise), then staleness. */
-  private judge(decoded: DecodedControl): void {
+  private judge(decoded: DecodedControl, link: RemoteLink): void {
+    this.judgements++;
     const problem = controlIdentityProblem(decoded, this.identity);
     if (problem !== null)
       throw new ReplicaLinkError('E_CORRUPT', `the secondary ${this.url} is not this volume's: ${problem}`);
     this.noteFar(decoded);
-    if (judgeFar(decoded, this.progress, this.url) === 'lostSent') {
+    let verdict: FarVerdict = judgeFar(decoded, this.progress, this.url);
+    if (verdict === 'verifyCompleted') {
+      this.verifyCompleted(link);
+      verdict = this.progress.running !== null && this.progress.confirmedBatches > 0 ? 'lostSent' : 'current';
+    }
+    if (verdict === 'lostSent') {
       this.lostSent = true;
       this.progress.confirmedBatches = 0;
     }
+  }
+
+  /**
+   * The far block is this open's, of cycle L, older than L's last confirmed batch: a
+   * late write of an attempt whose connection died (nbdkit completes those), or the
+   * export rewound into L. The regions L confirmed are read back: all as confirmed (or
+   * as the batch on the wire) is the late write; anything else lost a completed cycle.
+   */
+  private verifyCompleted(link: RemoteLink): void {
+    const farCrcOf = (region: number) => crc32(link.read(region * this.regionSize, this.regionSize));
+    const region = this.confirmed.firstLoss(farCrcOf, (at) => this.digests.entry(at));
+    if (region !== null) throw lostCompletedError(this.url, `region ${region} of cycle ${this.progress.lastCompleted}`);
+  }
+
+  private readControl(link: RemoteLink): DecodedControl {
+    return decodeControlBlock(link.read(controlOffsetOf(this.identity), controlBlockSize));
   }
 
   private noteFar(decoded: DecodedControl): void {
@@ -328,12 +369,7 @@ export class NbdReplica implements Replica {
   private throwIfLostSent(cycle: number): void {
     if (!this.lostSent) return;
     this.lostSent = false;
-    throw new ReplicaLinkError(
-      'E_IO',
-      `confirmation of cycle ${cycle}: the secondary ${this.url} lost regions of this cycle that it had ` +
-        'confirmed (it was restarted with an older image?): every region of the cycle is sent again',
-      { lostSent: true },
-    );
+    throw lostSentError(this.url, cycle);
   }
 
   /** The start block, unless this connection sent it already in this cycle. */
@@ -342,9 +378,12 @@ export class NbdReplica implements Replica {
     return [this.controlWrite({ cycle, state: 'sending', batch: this.progress.confirmedBatches })];
   }
 
+  /** The next control block of this open: a new seq (seqLast), never reused. */
   private controlWrite(fields: { cycle: number; state: ControlState; batch: number }): RemoteWrite {
     const swapTimeMs = fields.cycle === this.progress.running ? this.runningSwapTimeMs : 0;
-    const block: ControlBlock = { ...this.identity, ...fields, swapTimeMs };
+    this.seqLast++;
+    const { writer } = this.progress;
+    const block: ControlBlock = { ...this.identity, ...fields, swapTimeMs, writer, seq: this.seqLast };
     return { offset: controlOffsetOf(this.identity), bytes: encodeControlBlock(block) };
   }
 
