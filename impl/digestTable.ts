@@ -29,6 +29,7 @@
 import { assert } from './assert.ts';
 import { crc32 } from './checksum.ts';
 import { CowmapError } from './errors.ts';
+import type { DigestPageProblem } from './replica.ts';
 import type { FileHandle } from './storage.ts';
 
 export const digestPageBytes = 4096;
@@ -113,6 +114,17 @@ export class DigestTable {
   regionsOf(page: number): { first: number; end: number } {
     const first = page * entriesPerPage;
     return { first, end: Math.min(first + entriesPerPage, this.regions) };
+  }
+
+  /** Every page that is rotten (isRotten), as scrub reports it: the digest-page loop of every replica kind. */
+  rottenPages(): DigestPageProblem[] {
+    const problems: DigestPageProblem[] = [];
+    for (let page = 0; page < this.pageCount; page++) {
+      if (!this.isRotten(page)) continue;
+      const { first, end } = this.regionsOf(page);
+      problems.push({ page, offset: this.offsetOf(page), firstRegion: first, regionCount: end - first });
+    }
+    return problems;
   }
 
   /** True when the page fails its CRC and none of its regions is pending: rot, not a crash. */

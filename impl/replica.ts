@@ -357,13 +357,7 @@ export class FileReplica implements Replica {
   }
 
   digestPageProblems(): DigestPageProblem[] {
-    const problems: DigestPageProblem[] = [];
-    for (let page = 0; page < this.digests.pageCount; page++) {
-      if (!this.digests.isRotten(page)) continue;
-      const { first, end } = this.digests.regionsOf(page);
-      problems.push({ page, offset: this.digests.offsetOf(page), firstRegion: first, regionCount: end - first });
-    }
-    return problems;
+    return this.digests.rottenPages();
   }
 
   /** Entries recomputed from S as it is now, written and synced (scrub --repair). */

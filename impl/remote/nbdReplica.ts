@@ -263,13 +263,7 @@ export class NbdReplica implements Replica {
   }
 
   digestPageProblems(): DigestPageProblem[] {
-    const problems: DigestPageProblem[] = [];
-    for (let page = 0; page < this.digests.pageCount; page++) {
-      if (!this.digests.isRotten(page)) continue;
-      const { first, end } = this.digests.regionsOf(page);
-      problems.push({ page, offset: this.digests.offsetOf(page), firstRegion: first, regionCount: end - first });
-    }
-    return problems;
+    return this.digests.rottenPages();
   }
 
   rewriteDigestPages(pages: readonly number[]): void {
