@@ -155,20 +155,7 @@ export class LinkSession {
     }
     this.failedAttempts = 0;
     this.state = 'up';
-    const expectedSize = exportSizeOf(this.geometry);
-    if (info.exportSize !== expectedSize) {
-      this.refuse();
-      throw new ReplicaLinkError(
-        'E_CORRUPT',
-        `the secondary ${this.url} is ${info.exportSize} bytes; this volume needs an export of exactly ` +
-          `${expectedSize} bytes (${this.geometry.regions} x ${this.geometry.regionSize} + ${controlBlockSize})`,
-      );
-    }
-    if (info.readOnly && this.writes) {
-      this.refuse();
-      // Not retried: every write would fail with EPERM until the server is started read-write.
-      throw new ReplicaLinkError('E_IO', `the secondary ${this.url} is a read-only export; the primary writes to it`);
-    }
+    this.checkExport(info);
     const decoded = decodeControlBlock(this.link.read(controlOffsetOf(this.geometry), controlBlockSize));
     try {
       this.judge(decoded, this.link);
@@ -179,6 +166,38 @@ export class LinkSession {
     this.exportInfo = info;
     this.connects++;
     return this.link;
+  }
+
+  /**
+   * What the handshake said must fit, else ReplicaLinkError at once (never retried:
+   * the server says the same on every connect): the size; for a writing open, writes
+   * allowed and FLUSH offered (a region counts as sent only when a FLUSH covered it);
+   * a minimum block size that divides the region size and the control block's.
+   */
+  private checkExport(info: RemoteExportInfo): void {
+    const { regions, regionSize } = this.geometry;
+    const expectedSize = exportSizeOf(this.geometry);
+    let problem: { code: 'E_IO' | 'E_CORRUPT'; why: string } | null = null;
+    if (info.exportSize !== expectedSize) {
+      const needs = `${expectedSize} bytes (${regions} x ${regionSize} + ${controlBlockSize})`;
+      problem = {
+        code: 'E_CORRUPT',
+        why: `is ${info.exportSize} bytes; this volume needs an export of exactly ${needs}`,
+      };
+    } else if (info.readOnly && this.writes) {
+      // Every write would fail with EPERM until the server is started read-write.
+      problem = { code: 'E_IO', why: 'is a read-only export; the primary writes to it' };
+    } else if (!info.canFlush && this.writes) {
+      const why =
+        'offers no FLUSH: no region could ever be confirmed (a region counts as sent only once a FLUSH covered it)';
+      problem = { code: 'E_CORRUPT', why };
+    } else if (regionSize % info.blockSizeMin !== 0 || controlBlockSize % info.blockSizeMin !== 0) {
+      const why = `has a minimum block size of ${info.blockSizeMin} bytes, which does not divide the region size ${regionSize}`;
+      problem = { code: 'E_CORRUPT', why: `${why} and ${controlBlockSize} (the control block)` };
+    }
+    if (problem === null) return;
+    this.refuse();
+    throw new ReplicaLinkError(problem.code, `the secondary ${this.url} ${problem.why}`);
   }
 
   /** The far side is not to be used: the connection ends (a judge's ReplicaLinkError says why). */

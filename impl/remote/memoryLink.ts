@@ -27,6 +27,9 @@ export class MemoryExport {
   payloadMax = 1 << 20;
   /** What the handshake says: a read-only export (the link refuses no write itself: the replica must not send one). */
   readOnly = false;
+  /** What the handshake says of FLUSH and of the minimum block size. */
+  canFlush = true;
+  blockSizeMin = 1;
   /** Bumped by dropConnections: a link connected before sees its connection gone. */
   epoch = 0;
 
@@ -78,8 +81,9 @@ export class MemoryLink implements RemoteLink {
     return {
       exportSize: this.target.bytes.length,
       readOnly: this.target.readOnly,
-      canFlush: true,
+      canFlush: this.target.canFlush,
       payloadMax: this.target.payloadMax,
+      blockSizeMin: this.target.blockSizeMin,
     };
   }
 

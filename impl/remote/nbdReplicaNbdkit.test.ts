@@ -97,6 +97,19 @@ describe('NbdReplica against nbdkit file', { skip }, () => {
     assert.ok(decoded.kind === 'block' && decoded.block.cycle === 1 && decoded.block.state === 'complete');
   });
 
+  it('an export the server refuses in the handshake fails at once, not retried for the budget', fullOnly, async (t) => {
+    const filter = ['--filter=exportname', 'file', exportFile(), 'exportname=secondary', 'exportname-strict=true'];
+    const server = await startNbdkit(t, filter);
+    const wrongUrl = `nbd+unix:///other?socket=${server.socket}`;
+    assert.throws(
+      () => create(wrongUrl),
+      (error: unknown) =>
+        error instanceof ReplicaLinkError &&
+        error.code === 'E_IO' &&
+        /NBD_REP_ERR.*\(not retried\)/.test(error.message),
+    );
+  });
+
   const refusals: [string, (file: string) => void, RegExp][] = [
     ['a wrong size', () => {}, /needs an export of exactly/],
     [

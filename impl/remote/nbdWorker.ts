@@ -35,6 +35,7 @@ export const handlers = {
       readOnly: client.readOnly,
       canFlush: client.canFlush,
       payloadMax: client.payloadMax,
+      blockSizeMin: client.blockSizeMin,
     };
   },
   read: (args: { offset: number; length: number }) => withClient((c) => c.read(args.offset, args.length)),
@@ -47,8 +48,8 @@ export const handlers = {
       if (failed !== undefined) throw failed.reason;
     }),
   writeZeroes: (args: { offset: number; length: number }) => withClient((c) => c.writeZeroes(args.offset, args.length)),
-  // A server that offers no FLUSH has no volatile cache to flush (doc/proto.md): its replies mean durable.
-  flush: () => withClient(async (c) => (c.canFlush ? c.flush() : undefined)),
+  // The link refuses at connect an export without FLUSH for a writing open (linkSession.ts).
+  flush: () => withClient((c) => c.flush()),
   disconnect: async () => {
     const connected = client;
     client = null;

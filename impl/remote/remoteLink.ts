@@ -12,6 +12,8 @@ export interface RemoteExportInfo {
   readonly canFlush: boolean;
   /** The largest payload of one request; writes of merged regions are split to it. */
   readonly payloadMax: number;
+  /** Offsets and lengths must be its multiples (NBD_INFO_BLOCK_SIZE's minimum; 1 when none). */
+  readonly blockSizeMin: number;
 }
 
 /** One WRITE of a batch: `bytes` at byte `offset` of the export. */

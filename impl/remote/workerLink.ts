@@ -4,6 +4,7 @@
 // dropped, timed out, a worker that died or hung; a broken bridge is replaced at the
 // next connect).
 
+import { ReplicaLinkError } from '../errors.ts';
 import type { LinkOptions } from './linkOptions.ts';
 import { LinkFault, type RemoteExportInfo, type RemoteLink, type RemoteWrite } from './remoteLink.ts';
 import { BridgeFault, RemoteError, SyncBridge } from './syncBridge.ts';
@@ -112,9 +113,19 @@ export class WorkerLink implements RemoteLink {
   }
 }
 
+/**
+ * The worker's failure as the replica sees it: LinkFault (retried) for the link's
+ * faults and NBD error replies; ReplicaLinkError E_IO (not retried, the volume stays
+ * usable) for what another attempt would meet again: the server refused the export
+ * in the handshake, or the worker refused the call (a CowmapError: bad input).
+ */
 function linkFaultOf(op: string, error: unknown): unknown {
   if (error instanceof BridgeFault) return new LinkFault('link', `${op}: ${error.message}`, { cause: error });
   if (!(error instanceof RemoteError)) return error;
+  if (error.remoteName === 'NbdHandshakeError' || error.remoteName === 'CowmapError') {
+    const code = typeof error.fields.code === 'string' ? `${error.fields.code}: ` : '';
+    return new ReplicaLinkError('E_IO', `${op}: ${code}${error.message} (not retried)`, { cause: error });
+  }
   if (error.remoteName === 'NbdReplyError') {
     const command = String(error.fields.command ?? op);
     return new LinkFault('reply', `${command}: ${String(error.fields.errnoName ?? 'error')} reply`, { cause: error });
