@@ -10,6 +10,11 @@ export interface LinkOptions {
   /** Requests on the wire at once; the rest wait in the client. */
   readonly inFlightMax: number;
   /**
+   * Requests a call keeps issued (on the wire or waiting in the client) at most; a batch
+   * of more goes in windows (impl/remote/nbdWorker.ts). Optional: tests make it small.
+   */
+  readonly issuedMax?: number;
+  /**
    * How long one call of the replica (a batch, a confirmation, a read) keeps retrying
    * after a fault, from its first attempt; 0: one attempt only (cowmap serve, which
    * retries the cycle itself from a timer).

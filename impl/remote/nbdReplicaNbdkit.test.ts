@@ -97,6 +97,22 @@ describe('NbdReplica against nbdkit file', { skip }, () => {
     assert.ok(decoded.kind === 'block' && decoded.block.cycle === 1 && decoded.block.state === 'complete');
   });
 
+  it('a batch of more requests than the client may queue goes in windows (review item 4)', fullOnly, async (t) => {
+    const small = { regions: 64, regionSize: 4096 };
+    const server = await startNbdkit(t, ['memory', String(exportSizeOf(small))]);
+    // The client queues at most 4 requests: 32 non-adjacent regions in one batch used to fail every attempt.
+    const link = { ...testLink, inFlightMax: 2, issuedMax: 4 };
+    const volume = ReplicatedVolume.create(new NodeStorage(), freshDir(), small, { secondaryUrl: server.url, link });
+    t.after(() => volume.close());
+    const scattered = Array.from({ length: small.regions / 2 }, (_, i) => 2 * i);
+    for (const region of scattered) volume.writeRegion(region, labelBytes(`r${region}`, small.regionSize));
+    volume.startCycle();
+    volume.transferRegions(scattered);
+    volume.completeCycle();
+    for (const region of [0, 30, 62])
+      assert.deepEqual(volume.readRegion(region, 'secondary'), labelBytes(`r${region}`, small.regionSize));
+  });
+
   it('an export the server refuses in the handshake fails at once, not retried for the budget', fullOnly, async (t) => {
     const filter = ['--filter=exportname', 'file', exportFile(), 'exportname=secondary', 'exportname-strict=true'];
     const server = await startNbdkit(t, filter);

@@ -5,10 +5,14 @@
 
 import { NbdClient, type NbdClientOptions } from '../nbd/client/nbdClient.ts';
 import { parseNbdUrl } from '../nbd/client/nbdUrl.ts';
+import { queuedRequestsMaxDefault } from '../nbd/client/transmission.ts';
 import type { BridgeHandlers } from './bridgeWorker.ts';
 import type { RemoteExportInfo, RemoteWrite } from './remoteLink.ts';
 
 let client: NbdClient | null = null;
+/** Requests one call keeps issued at most: far below the client's queue bound (queuedRequestsMaxDefault). */
+const issuedMaxDefault = 4096;
+let issuedMax = issuedMaxDefault;
 
 function dropClient(): void {
   client?.destroy();
@@ -26,10 +30,43 @@ async function withClient<T>(work: (connected: NbdClient) => Promise<T>): Promis
   }
 }
 
+/**
+ * Issues `issue(item)` for every item in order, at most issuedMax unanswered at once (a
+ * request answered lets the next one go), and returns once none is left on the wire;
+ * after a failure nothing more is issued and the first failure is thrown: the
+ * connection ends only once no request of the call is left.
+ */
+async function inWindows<T>(items: readonly T[], issue: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failure: { error: unknown } | null = null;
+  const lane = async (): Promise<void> => {
+    while (next < items.length && failure === null) {
+      const item = items[next++] as T;
+      try {
+        await issue(item);
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(issuedMax, items.length) }, lane));
+  if (failure !== null) throw (failure as { error: unknown }).error;
+}
+
+/** [offset, length) in pieces of at most pieceMax bytes. */
+function piecesOf(offset: number, length: number, pieceMax: number): [number, number][] {
+  const pieces: [number, number][] = [];
+  for (let at = offset; at < offset + length; at += pieceMax)
+    pieces.push([at, Math.min(pieceMax, offset + length - at)]);
+  return pieces;
+}
+
 export const handlers = {
-  connect: async (args: { url: string; options: NbdClientOptions }): Promise<RemoteExportInfo> => {
+  connect: async (args: { url: string; options: NbdClientOptions; issuedMax?: number }): Promise<RemoteExportInfo> => {
     dropClient();
-    client = await NbdClient.connect(parseNbdUrl(args.url), args.options);
+    issuedMax = Math.min(args.issuedMax ?? issuedMaxDefault, queuedRequestsMaxDefault);
+    // The client's queue holds every request of a window: the bound is never met.
+    client = await NbdClient.connect(parseNbdUrl(args.url), { ...args.options, queuedRequestsMax: issuedMax });
     return {
       exportSize: client.exportSize,
       readOnly: client.readOnly,
@@ -40,14 +77,11 @@ export const handlers = {
   },
   read: (args: { offset: number; length: number }) => withClient((c) => c.read(args.offset, args.length)),
   writeBatch: (args: { writes: RemoteWrite[] }) =>
-    withClient(async (c) => {
-      // Every write issued at once, in order (the client keeps inFlightMax on the wire);
-      // allSettled: the connection ends only once no request of the batch is left.
-      const results = await Promise.allSettled(args.writes.map((write) => c.write(write.offset, write.bytes)));
-      const failed = results.find((result) => result.status === 'rejected');
-      if (failed !== undefined) throw failed.reason;
-    }),
-  writeZeroes: (args: { offset: number; length: number }) => withClient((c) => c.writeZeroes(args.offset, args.length)),
+    // Each write is one request (the replica splits runs to payloadMax).
+    withClient((c) => inWindows(args.writes, (write) => c.write(write.offset, write.bytes))),
+  // In pieces of one request each, so that the claim of any volume size goes in windows.
+  writeZeroes: (args: { offset: number; length: number }) =>
+    withClient((c) => inWindows(piecesOf(args.offset, args.length, c.payloadMax), ([at, n]) => c.writeZeroes(at, n))),
   // The link refuses at connect an export without FLUSH for a writing open (linkSession.ts).
   flush: () => withClient((c) => c.flush()),
   disconnect: async () => {

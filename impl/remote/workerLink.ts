@@ -39,12 +39,9 @@ export class WorkerLink implements RemoteLink {
       this.bridge = new SyncBridge(handlerModule);
     }
     this.isConnected = false;
-    const { connectTimeoutMs, requestTimeoutMs, inFlightMax } = this.options;
-    const info = this.call(
-      'connect',
-      { url: this.url, options: { connectTimeoutMs, requestTimeoutMs, inFlightMax } },
-      1,
-    );
+    const { connectTimeoutMs, requestTimeoutMs, inFlightMax, issuedMax } = this.options;
+    const options = { connectTimeoutMs, requestTimeoutMs, inFlightMax };
+    const info = this.call('connect', { url: this.url, options, issuedMax }, 1);
     this.isConnected = true;
     return info as RemoteExportInfo;
   }
