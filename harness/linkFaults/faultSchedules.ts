@@ -1,5 +1,6 @@
-// Seeded histories against a primary whose secondary is an NBD export behind the
-// fault proxy (faultProxy.ts, in its own process: proxyProcess.ts): writes to P,
+// Seeded histories against a primary whose secondary is an NBD export (nbdkit file,
+// qemu-nbd or `cowmap receive`) behind the fault proxy (faultProxy.ts, in its own
+// process: proxyProcess.ts): writes to P,
 // cycles run with retries (impl/runCycle.ts, or small batches of transferRegions so
 // that a cycle has several FLUSHes; the replica's own retry budget, then the
 // history's attempts), faults from a seeded schedule (schedule.ts). What must
@@ -15,7 +16,8 @@
 //     cycle, or of the running cycle when the far side took its complete signal
 //     but the primary did not see the FLUSH after it;
 //   - E_CORRUPT (the far side lost completed cycles) only after the schedule put an
-//     older image back (restoreOlder), never from faults that lose nothing confirmed.
+//     older image back (restoreOlder), never from faults that lose nothing confirmed;
+//     after it the history ends (the far side is to be rebuilt).
 //
 // A history is replayed from its seed alone (the schedule and the steps are drawn
 // from it); timing faults may land a request or two apart between runs.
