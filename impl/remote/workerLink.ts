@@ -10,12 +10,10 @@ import { LinkFault, type RemoteExportInfo, type RemoteLink, type RemoteWrite } f
 import { BridgeFault, RemoteError, SyncBridge } from './syncBridge.ts';
 
 const handlerModule = new URL('./nbdWorker.ts', import.meta.url);
-/** Added to each call's own bound: a worker's answer after its client gave up must still arrive. */
+/** Added to the connect's own bound: a worker's answer after its client gave up must still arrive. */
 const bridgeSlackMs = 2_000;
 /** How long a clean disconnect (NBD_CMD_DISC, then the end of the socket) may take. */
 const disconnectBoundMs = 2_000;
-/** The payload one request carries at most, for the bound of a call (the client's default maximum). */
-const requestBytesAssumed = 32 * 1024 * 1024;
 
 export class WorkerLink implements RemoteLink {
   private bridge: SyncBridge | null;
@@ -41,32 +39,31 @@ export class WorkerLink implements RemoteLink {
     this.isConnected = false;
     const { connectTimeoutMs, requestTimeoutMs, inFlightMax, issuedMax } = this.options;
     const options = { connectTimeoutMs, requestTimeoutMs, inFlightMax };
-    const info = this.call('connect', { url: this.url, options, issuedMax }, 1);
+    const info = this.call('connect', { url: this.url, options, issuedMax });
     this.isConnected = true;
     return info as RemoteExportInfo;
   }
 
   read(offset: number, length: number): Uint8Array {
-    return this.call('read', { offset, length }, this.requestsOf(length)) as Uint8Array;
+    return this.call('read', { offset, length }) as Uint8Array;
   }
 
   /** The writes' buffers move to the worker when they own them whole (RemoteLink.writeBatch takes the bytes). */
   writeBatch(writes: readonly RemoteWrite[]): void {
-    const requests = writes.reduce((sum, write) => sum + this.requestsOf(write.bytes.length), 0);
     const transfer = new Set<ArrayBuffer>();
     for (const { bytes } of writes) {
       if (bytes.buffer instanceof ArrayBuffer && bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength)
         transfer.add(bytes.buffer);
     }
-    this.call('writeBatch', { writes }, requests, [...transfer]);
+    this.call('writeBatch', { writes }, [...transfer]);
   }
 
   writeZeroes(offset: number, length: number): void {
-    this.call('writeZeroes', { offset, length }, this.requestsOf(length));
+    this.call('writeZeroes', { offset, length });
   }
 
   flush(): void {
-    this.call('flush', {}, 1);
+    this.call('flush', {});
   }
 
   disconnect(): void {
@@ -86,19 +83,15 @@ export class WorkerLink implements RemoteLink {
     this.bridge = null;
   }
 
-  /** Requests of at most requestBytesAssumed that `length` bytes take (one at least). */
-  private requestsOf(length: number): number {
-    return Math.max(1, Math.ceil(length / requestBytesAssumed));
-  }
-
   /**
-   * A call bounded by what its requests may take: `requests` of them, inFlightMax
-   * at a time, each within the request timeout (the connect within its own).
+   * A call waited for until the worker answers. The connect is bounded by its own
+   * timeout; a request call is not bounded here (a bound counting requests failed any
+   * batch on a link slower than it assumed): the client fails a request that gets no
+   * reply within requestTimeoutMs of leaving, or that cannot leave while the link takes
+   * nothing for as long, and the bridge's heartbeat finds a worker that died or hung.
    */
-  private call(op: string, args: unknown, requests: number, transfer: readonly ArrayBuffer[] = []): unknown {
-    const { connectTimeoutMs, requestTimeoutMs, inFlightMax } = this.options;
-    const rounds = Math.ceil(requests / inFlightMax) + 1;
-    const boundMs = (op === 'connect' ? connectTimeoutMs : requestTimeoutMs * rounds) + bridgeSlackMs;
+  private call(op: string, args: unknown, transfer: readonly ArrayBuffer[] = []): unknown {
+    const boundMs = op === 'connect' ? this.options.connectTimeoutMs + bridgeSlackMs : Number.POSITIVE_INFINITY;
     const bridge = this.bridge;
     if (bridge === null || (!this.isConnected && op !== 'connect')) throw new LinkFault('link', `${op}: not connected`);
     try {

@@ -1,7 +1,11 @@
 // The transmission phase of one connection: requests on the wire (at most inFlightMax,
 // each with a cookie of its own), the rest waiting in a bounded FIFO, replies matched
-// by cookie in any order. A request that gets no reply within requestTimeoutMs, a
-// dropped connection or a reply that breaks the protocol fails the connection: every
+// by cookie in any order. A request that gets no reply within requestTimeoutMs of
+// leaving (its bytes handed to the kernel: the socket's write callback, so that the
+// time a slow link takes to carry a large payload does not count), a request that
+// cannot leave while nothing moves for requestTimeoutMs (no byte taken, no reply: a
+// server that stopped reading), a dropped connection or a reply that breaks the
+// protocol fails the connection: every
 // request on it, sent or waiting, fails with NbdLinkError, since none of them is
 // confirmed. An error reply fails its own request only (NbdReplyError).
 
@@ -14,6 +18,9 @@ import { ReplyReader, type SimpleReply } from './replyReader.ts';
 
 /** Requests waiting for a slot on the wire, at most, by default: a caller past it has lost track of its requests. */
 export const queuedRequestsMaxDefault = 1 << 16;
+
+/** A payload goes to the socket in writes of at most this many bytes. */
+const writePieceBytes = 1024 * 1024;
 
 export interface TransmissionOptions {
   readonly requestTimeoutMs: number;
@@ -29,7 +36,8 @@ interface Request {
   readonly payload: Uint8Array | null;
   readonly resolve: (data: Buffer) => void;
   readonly reject: (error: Error) => void;
-  deadlineMs: number;
+  /** When its reply is due: requestTimeoutMs after it left; null while it has not left. */
+  deadlineMs: number | null;
 }
 
 function describe(request: Request): string {
@@ -48,6 +56,10 @@ export class Transmission {
   private pumpScheduled = false;
   private drainAwaited = false;
   private timer: NodeJS.Timeout | null = null;
+  /** The last time the link moved: bytes left, a request left or a reply came. */
+  private progressAtMs = Date.now();
+  /** A large payload goes piece by piece: no other request's bytes may come between its pieces. */
+  private piecesPending = false;
   private failure: NbdLinkError | null = null;
   /** Why no new request is taken (disconnect() or NBD_ESHUTDOWN), or null. */
   private closingReason: string | null = null;
@@ -106,7 +118,7 @@ export class Transmission {
     payload: Uint8Array | null,
   ): Promise<Buffer> {
     return new Promise((resolve, reject) => {
-      const request: Request = { type, flags, offset, length, payload, resolve, reject, deadlineMs: 0 };
+      const request: Request = { type, flags, offset, length, payload, resolve, reject, deadlineMs: null };
       if (this.closingReason !== null) return reject(new NbdLinkError(`${describe(request)}: ${this.closingReason}`));
       if (this.failure !== null)
         return reject(
@@ -178,9 +190,10 @@ export class Transmission {
   }
 
   private pump(): void {
-    if (this.failure !== null || this.drainAwaited) return;
+    if (this.failure !== null || this.drainAwaited || this.piecesPending) return;
     let corked = false;
-    while (this.waiting.length > 0 && this.inFlight.size < this.options.inFlightMax && !this.drainAwaited) {
+    const sendable = () => this.inFlight.size < this.options.inFlightMax && !this.drainAwaited && !this.piecesPending;
+    while (this.waiting.length > 0 && sendable()) {
       if (!corked) this.socket.cork();
       corked = true;
       this.send(this.waiting.shift()!);
@@ -190,7 +203,8 @@ export class Transmission {
 
   private send(request: Request): void {
     const cookie = this.cookieNext++;
-    request.deadlineMs = Date.now() + this.options.requestTimeoutMs;
+    // An idle link starts its stall clock now: a request cannot wait for a move before it was sent.
+    if (this.inFlight.size === 0) this.progressAtMs = Date.now();
     this.inFlight.set(cookie, request);
     const header = nbd.encodeRequest({
       type: request.type,
@@ -199,21 +213,54 @@ export class Transmission {
       cookie,
       flags: request.flags,
     });
-    let flowing = this.socket.write(header);
-    if (request.payload !== null) flowing = this.socket.write(request.payload);
+    // The callback of the request's last write: all of it has left.
+    const left = (error?: Error | null): void => {
+      if (error !== undefined && error !== null) return; // The socket's 'error' fails the connection.
+      this.progressAtMs = Date.now();
+      request.deadlineMs = this.progressAtMs + this.options.requestTimeoutMs;
+    };
+    const { payload } = request;
+    const flowing = this.socket.write(header, payload === null ? left : undefined);
+    if (payload !== null && payload.length <= writePieceBytes) this.socket.write(payload, left);
+    else if (payload !== null) this.writePieces(payload, 0, left);
     // Backpressure: the next request waits for 'drain'.
-    if (!flowing) this.drainAwaited = true;
+    if (!flowing || this.socket.writableNeedDrain) this.drainAwaited = true;
     this.timer ??= setTimeout(() => this.checkDeadlines(), this.options.requestTimeoutMs);
+  }
+
+  /**
+   * A large payload from `at`, one piece at a time (views, no copy), each written once
+   * the one before has left: every piece that leaves is progress the stall check sees
+   * (writes queued together would leave as one). `left` runs after the last.
+   */
+  private writePieces(payload: Uint8Array, at: number, left: (error?: Error | null) => void): void {
+    this.piecesPending = true;
+    const end = Math.min(at + writePieceBytes, payload.length);
+    this.socket.write(payload.subarray(at, end), (error) => {
+      if (error !== undefined && error !== null) return; // The socket's 'error' fails the connection.
+      this.progressAtMs = Date.now();
+      if (end < payload.length) return this.writePieces(payload, end, left);
+      this.piecesPending = false;
+      left();
+      this.pump();
+    });
   }
 
   private checkDeadlines(): void {
     this.timer = null;
     const oldest = this.inFlight.values().next();
     if (oldest.done === true) return;
-    const leftMs = oldest.value.deadlineMs - Date.now();
+    // Requests leave in order: the oldest is the first due, or (not left yet) the one waiting for the link to move.
+    const { deadlineMs } = oldest.value;
+    const dueMs = deadlineMs ?? this.progressAtMs + this.options.requestTimeoutMs;
+    const leftMs = dueMs - Date.now();
     if (leftMs > 0) this.timer = setTimeout(() => this.checkDeadlines(), leftMs);
-    else
+    else if (deadlineMs !== null)
       this.fail(new NbdLinkError(`no reply to ${describe(oldest.value)} within ${this.options.requestTimeoutMs} ms`));
+    else {
+      const stalled = `${describe(oldest.value)} could not leave: the server took no byte for ${this.options.requestTimeoutMs} ms`;
+      this.fail(new NbdLinkError(stalled));
+    }
   }
 
   private readReplies(): void {
@@ -229,6 +276,7 @@ export class Transmission {
   }
 
   private settle(reply: SimpleReply): void {
+    this.progressAtMs = Date.now();
     const request = this.inFlight.get(reply.cookie)!;
     this.inFlight.delete(reply.cookie);
     if (reply.errno === 0) request.resolve(reply.data);
