@@ -4,6 +4,7 @@ import { createVolumeParts } from './createVolume.ts';
 import { CowmapError, ReplicaLinkError } from './errors.ts';
 import type { Geometry } from './geometry.ts';
 import type { Phase } from './metadata.ts';
+import type { LinkStatus } from './replica.ts';
 import { openVolumeParts } from './openVolume.ts';
 import { OpenRepairs } from './recoveryChecks.ts';
 import { scrubVolume } from './scrub.ts';
@@ -237,6 +238,20 @@ export class ReplicatedVolume extends VolumeBytes {
     return this.perform(where, () =>
       volume === 'primary' ? this.primary.readRegion(region) : this.readSecondary(region),
     );
+  }
+
+  /** The remote secondary's link as `cowmap status` shows it (no I/O); null for a local secondary. */
+  linkStatus(): LinkStatus | null {
+    return this.replica.linkStatus?.() ?? null;
+  }
+
+  /**
+   * One attempt to reach the remote secondary (a connect if needed and a read of its
+   * control block; nothing written) and the link's status after it; null for a local
+   * secondary. A failure is in the status, not thrown.
+   */
+  probeLink(): LinkStatus | null {
+    return this.replica.probeLink?.() ?? null;
   }
 
   /**

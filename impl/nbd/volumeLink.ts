@@ -2,25 +2,26 @@
 // show it (Replica.linkStatus and probeLink, impl/replica.ts), and that status as
 // people read it: the ages of the last error and of the far side's point in time.
 
+import { assert } from '../assert.ts';
 import type { LinkStatus, Replica } from '../replica.ts';
 import type { ReplicatedVolume } from '../replicatedVolume.ts';
 
 /** What serve and status ask of the volume's replica. */
 export type VolumeLink = Pick<Replica, 'linkStatus' | 'probeLink'>;
 
-/**
- * The volume's replica, for its link status only. The volume keeps it protected
- * (a caller must not write S behind the volume's back); a public
- * `ReplicatedVolume.linkStatus()`/`probeLink()` would make this cast go.
- */
+/** The volume's link through its public linkStatus()/probeLink(): no member for a local secondary. */
 export function volumeLink(volume: ReplicatedVolume): VolumeLink {
-  return (volume as unknown as { replica: Replica }).replica;
+  if (volume.linkStatus() === null) return {};
+  const remote = (status: LinkStatus | null): LinkStatus => {
+    assert(status !== null, 'a remote secondary reports its link');
+    return status;
+  };
+  return { linkStatus: () => remote(volume.linkStatus()), probeLink: () => remote(volume.probeLink()) };
 }
 
 /** The replica's link status now, null for a local secondary (or a replica that cannot tell). */
 export function linkStatusOf(volume: ReplicatedVolume): LinkStatus | null {
-  const link = volumeLink(volume);
-  return link.linkStatus === undefined ? null : link.linkStatus();
+  return volume.linkStatus();
 }
 
 /** The link's status with the ages that `cowmap status` prints and its --json gives. */

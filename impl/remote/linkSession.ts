@@ -98,13 +98,17 @@ export class LinkSession {
     for (let attempt = 1; ; attempt++) {
       const reused = this.link?.connected === true && this.exportInfo !== null;
       try {
-        return body(this.connected());
+        const result = body(this.connected());
+        this.failedAttempts = 0;
+        return result;
       } catch (error) {
         if (!(error instanceof LinkFault)) {
           if (error instanceof ReplicaLinkError) this.noteError(`${error.code}: ${error.message}`);
           throw error;
         }
-        this.noteError(error.message);
+        // Every attempt a fault ended counts, a dropped connection as much as a refused connect.
+        this.failedAttempts++;
+        this.noteError(`E_IO: ${error.message}`);
         this.drop();
         // A connection made before this call may have died while idle (the server restarted
         // between cycles): one fresh connection is tried at once, whatever the budget.
@@ -146,14 +150,7 @@ export class LinkSession {
   private connected(): RemoteLink {
     if (this.link?.connected === true && this.exportInfo !== null) return this.link;
     this.link ??= this.factory(this.url, this.options);
-    let info: RemoteExportInfo;
-    try {
-      info = this.link.connect();
-    } catch (error) {
-      if (error instanceof LinkFault) this.failedAttempts++;
-      throw error;
-    }
-    this.failedAttempts = 0;
+    const info = this.link.connect();
     this.state = 'up';
     this.checkExport(info);
     const decoded = decodeControlBlock(this.link.read(controlOffsetOf(this.geometry), controlBlockSize));
