@@ -12,7 +12,7 @@ import { NodeStorage } from '../nodeStorage.ts';
 import { ReplicatedVolume } from '../replicatedVolume.ts';
 import { runCycle } from '../runCycle.ts';
 import { labelBytes } from '../testFiles.ts';
-import { secondaryKindOf } from './replicaKinds.ts';
+import { refuseUrlAsDirectory, secondaryKindOf } from './replicaKinds.ts';
 
 const geometry = { regions: 4, regionSize: 4096 };
 const root = mkdtempSync(join(tmpdir(), 'cowmap-kinds-'));
@@ -27,6 +27,18 @@ describe('secondary kinds', () => {
     assert.deepEqual(secondaryKindOf('nbd://h:10809/e'), { kind: 'nbd', url: 'nbd://h:10809/e' });
     assert.deepEqual(secondaryKindOf('nbd+unix:///e?socket=/s'), { kind: 'nbd', url: 'nbd+unix:///e?socket=/s' });
     assert.deepEqual(secondaryKindOf('consistent:../s2'), { kind: 'consistent', recordedDir: '../s2' });
+  });
+
+  it('never takes a URL for a directory (the stray nbd: folders of the review)', () => {
+    for (const url of ['nbd:/h:10809/e', 'nbd+unix:/?socket=/s', 'http://h/x', 'consistent:nbd://h/e', 'NBD:x']) {
+      assert.throws(
+        () => secondaryKindOf(url),
+        (error: unknown) => (error as { code?: string }).code === 'E_BAD_REQUEST',
+        url,
+      );
+    }
+    assert.doesNotThrow(() => refuseUrlAsDirectory('../nbd-copies/s2'));
+    assert.throws(() => refuseUrlAsDirectory('nbd:/127.0.0.1:1/x'), /reads as a URL/);
   });
 
   it('a consistent secondary keeps P@swap of the last completed cycle while the next one is sent', () => {

@@ -27,9 +27,25 @@ export type SecondaryKind =
 /** The kind of a recorded secondary. */
 export function secondaryKindOf(recorded: string): SecondaryKind {
   if (isNbdUrl(recorded)) return { kind: 'nbd', url: recorded };
-  if (recorded.startsWith(consistentPrefix))
-    return { kind: 'consistent', recordedDir: recorded.slice(consistentPrefix.length) };
-  return { kind: 'directory', recorded };
+  const local: SecondaryKind = recorded.startsWith(consistentPrefix)
+    ? { kind: 'consistent', recordedDir: recorded.slice(consistentPrefix.length) }
+    : { kind: 'directory', recorded };
+  refuseUrlAsDirectory(local.kind === 'consistent' ? local.recordedDir : recorded);
+  return local;
+}
+
+/**
+ * E_BAD_REQUEST for a directory secondary given as a URL of another scheme or a
+ * mistyped NBD URL (`nbd:/h/e`): taken as a directory, it made folders named after
+ * it under the working directory.
+ */
+export function refuseUrlAsDirectory(dir: string): void {
+  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(dir) && !/^nbd[a-z+.-]*:/i.test(dir)) return;
+  throw new CowmapError(
+    'E_BAD_REQUEST',
+    `the secondary ${dir} reads as a URL, not a directory; an NBD secondary is nbd://HOST[:PORT][/EXPORT] ` +
+      'or nbd+unix:///EXPORT?socket=PATH',
+  );
 }
 
 /** E_BAD_REQUEST naming what is wrong with an NBD URL (nbd://HOST[:PORT][/EXPORT], nbd+unix:///EXPORT?socket=PATH). */
