@@ -26,7 +26,7 @@ import {
   writeDirty,
   writeDirtyFile,
 } from './remoteCycle.ts';
-import { type ConfigRuns, remoteFigure, type Transport, warmFigure } from './remoteFigures.ts';
+import { type ConfigRuns, coldFigure, remoteFigure, type Transport } from './remoteFigures.ts';
 import { exportUrl, type RemoteEndpoint, RemoteServer } from './remoteServer.ts';
 import { Checks, type Log, type SectionResult } from './report.ts';
 import { runInTurn } from './rotation.ts';
@@ -228,7 +228,7 @@ export async function benchRemote(config: RemoteConfig, log: Log): Promise<Secti
   const target = { text: '<= 1.25', atMost: 1.25 };
   const figures = [
     ...all.map((runs) => remoteFigure(runs, sizes, runs.delayMs > 0 ? target : null)),
-    ...all.map((runs) => warmFigure(runs, sizes)),
+    ...all.map((runs) => coldFigure(runs, sizes)),
   ];
   const toolLines = Object.entries(tools).map(([name, version]) => `${name}: ${version}`);
   return {

@@ -1,7 +1,9 @@
 // The remote section's figures (remote.ts): per server configuration (transport,
 // delay filter or not), our cycle's time over nbdcopy's, taken per repetition, with
-// both medians, our open, cycle and link calls apart, and the load average beside;
-// and the same for a cycle whose link was already up (as `cowmap serve` runs them).
+// both medians, our open, cycle and link calls apart, and the load average beside.
+// The headline (remoteCycleVsNbdcopy...) is the cycle as `cowmap serve` runs them, its
+// link already up; remoteColdCycleVsNbdcopy... is a process's first cycle: open + cycle
+// + close, the link's worker thread starting and connecting inside it.
 
 import type { OursTimes } from './remoteCycle.ts';
 import type { Figure } from './report.ts';
@@ -33,7 +35,7 @@ const ms = (seconds: number) => `${(seconds * 1000).toFixed(1)} ms`;
 
 function keyOf(runs: ConfigRuns, warm: boolean): string {
   const delay = runs.delayMs > 0 ? '' : 'NoDelay';
-  return `remote${warm ? 'Warm' : ''}CycleVsNbdcopy${delay}${runs.transport === 'tcp' ? 'Tcp' : ''}`;
+  return `remote${warm ? '' : 'Cold'}CycleVsNbdcopy${delay}${runs.transport === 'tcp' ? 'Tcp' : ''}`;
 }
 
 function labelOf(runs: ConfigRuns, sizes: Sizes, warm: boolean): string {
@@ -59,27 +61,24 @@ function linkText(series: readonly OursTimes[]): string {
   return `link calls: ${parts.join(', ')} (${writes} WRITEs)`;
 }
 
-/** What the medians say when ours is slower than the target allows. */
-function whyOf(runs: ConfigRuns): string {
-  const cycle = median(runs.ours.map((times) => times.cycleSeconds));
-  const connect = callSeconds(runs.ours, 'connect');
-  const wire = ['writeBatch', 'flush', 'read'].reduce((sum, name) => sum + callSeconds(runs.ours, name), 0);
-  const warm = median(runs.oursWarm.map((times) => times.cycleSeconds));
+/** Where a cycle's time went: the link's connect and its requests (medians per repetition). */
+function whyOf(series: readonly OursTimes[]): string {
+  const cycle = median(series.map((times) => times.cycleSeconds));
+  const connect = callSeconds(series, 'connect');
+  const wire = ['writeBatch', 'flush', 'read'].reduce((sum, name) => sum + callSeconds(series, name), 0);
   return (
     `of ours' ${ms(cycle)} cycle, the link's connect (what was left of its worker thread's load, started at open, ` +
     `then the socket and the handshake) took ${ms(connect)} and the requests (writes, flushes, the control read) ` +
-    `${ms(wire)}; ` +
-    `with the link already up the cycle took ${ms(warm)}; see docs/bench.md, "Remote"`
+    `${ms(wire)}; see docs/bench.md, "Remote"`
   );
 }
 
 const against = 'nbdcopy --flush of a file of the dirty bytes into another export of the same nbdkit';
 
-/** Ours (open + cycle + close) over nbdcopy, per repetition. */
-export function remoteFigure(runs: ConfigRuns, sizes: Sizes, target: { text: string; atMost: number } | null): Figure {
+/** A process's first cycle (open + cycle + close, the link starting inside) over nbdcopy, per repetition; no target. */
+export function coldFigure(runs: ConfigRuns, sizes: Sizes): Figure {
   const oursTotal = runs.ours.map((times) => times.totalSeconds);
   const summary = summarize(ratios(oursTotal, runs.nbdcopySeconds));
-  const met = target === null ? null : summary.median <= target.atMost;
   const part = (name: 'openSeconds' | 'cycleSeconds' | 'closeSeconds') => ms(median(runs.ours.map((t) => t[name])));
   const copy = median(runs.nbdcopySeconds);
   const mibPerSecond = (seconds: number) => (sizes.dirtyBytes / (1 << 20) / seconds).toFixed(0);
@@ -89,26 +88,28 @@ export function remoteFigure(runs: ConfigRuns, sizes: Sizes, target: { text: str
     unit: 'ratio',
     summary,
     against,
-    ...(target === null ? {} : { target: { text: target.text, met: met! } }),
     detail:
       `ours ${ms(median(oursTotal))} (open ${part('openSeconds')}, cycle ${part('cycleSeconds')}, close ` +
       `${part('closeSeconds')}; ${mibPerSecond(median(oursTotal))} MiB/s) vs nbdcopy ${ms(copy)} ` +
-      `(${mibPerSecond(copy)} MiB/s); ours' ${linkText(runs.ours)}; ${describeLoad(runs.load)}`,
-    ...(met === false ? { why: whyOf(runs) } : {}),
+      `(${mibPerSecond(copy)} MiB/s); ours' ${linkText(runs.ours)}; ${whyOf(runs.ours)}; ${describeLoad(runs.load)}`,
   };
 }
 
-/** Ours with the link already up (the cycle alone) over nbdcopy, per repetition; no target. */
-export function warmFigure(runs: ConfigRuns, sizes: Sizes): Figure {
+/** The headline: the cycle alone, its link already up (as `cowmap serve` runs cycles), over nbdcopy, per repetition. */
+export function remoteFigure(runs: ConfigRuns, sizes: Sizes, target: { text: string; atMost: number } | null): Figure {
   const warm = runs.oursWarm.map((times) => times.cycleSeconds);
+  const summary = summarize(ratios(warm, runs.nbdcopySeconds));
+  const met = target === null ? null : summary.median <= target.atMost;
   return {
     key: keyOf(runs, true),
     label: labelOf(runs, sizes, true),
     unit: 'ratio',
-    summary: summarize(ratios(warm, runs.nbdcopySeconds)),
+    summary,
     against,
+    ...(target === null ? {} : { target: { text: target.text, met: met! } }),
     detail:
       `ours ${ms(median(warm))} vs nbdcopy ${ms(median(runs.nbdcopySeconds))}; ours' ${linkText(runs.oursWarm)}; ` +
       describeLoad(runs.load),
+    ...(met === false ? { why: whyOf(runs.oursWarm) } : {}),
   };
 }
