@@ -97,3 +97,13 @@ export function lostSentError(url: string, cycle: number): ReplicaLinkError {
     { lostSent: true },
   );
 }
+
+/**
+ * True when the block (judged usable) is this open's (L, sending): the far side holds
+ * L's regions but lost L's completion, which the replica then writes again.
+ */
+export function lostCompletion(decoded: DecodedControl, progress: FarProgress): boolean {
+  if (decoded.kind !== 'block') return false;
+  const { block } = decoded;
+  return block.cycle === progress.lastCompleted && block.state === 'sending' && sameWriter(block, progress.writer);
+}

@@ -12,7 +12,7 @@ import { ReplicaLinkError } from '../errors.ts';
 import { volumeSize } from '../geometry.ts';
 import { NodeStorage } from '../nodeStorage.ts';
 import { ReplicatedVolume } from '../replicatedVolume.ts';
-import { controlOffsetOf, exportSizeOf } from './controlBlock.ts';
+import { controlOffsetOf, decodeControlBlock, exportSizeOf } from './controlBlock.ts';
 import { MemoryExport, memoryLinkFactory } from './memoryLink.ts';
 
 const geometry = { regions: 8, regionSize: 4096 };
@@ -162,6 +162,11 @@ describe('a far side rewound to an older copy mid-cycle', () => {
     const late = target.bytes.slice();
     late.set(between.subarray(controlAt), controlAt); // only the control block is older: a write nbdkit completed late
     restore(target, late);
+    // To cowmap receive, our (1, sending) back on top is cycle 1's journal uncommitted, which the next
+    // start would drop: the next connect writes (1, complete) again before anything else.
+    volume.readRegion(0, 'secondary');
+    const block = decodeControlBlock(target.durable.slice(controlAt));
+    assert.ok(block.kind === 'block' && block.block.cycle === 1 && block.block.state === 'complete', 'completed again');
     volume.writeRegion(2, fill(3));
     volume.startCycle();
     volume.transferRegions([2]);

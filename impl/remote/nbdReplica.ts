@@ -18,9 +18,9 @@ import { crc32 } from '../checksum.ts';
 import { DigestTable, digestTableSize } from '../digestTable.ts';
 import { CowmapError, ReplicaLinkError } from '../errors.ts';
 import { volumeSize } from '../geometry.ts';
-import { fileNames, parentDir, volumePath } from '../layout.ts';
+import { fileNames, volumePath } from '../layout.ts';
 import type { DigestPageProblem, LinkStatus, ReadRegionOptions, Replica, ReplicaIdentity } from '../replica.ts';
-import type { FileHandle, Storage } from '../storage.ts';
+import type { Storage } from '../storage.ts';
 import {
   type ControlBlock,
   type ControlState,
@@ -33,32 +33,21 @@ import {
   newControlWriter,
 } from './controlBlock.ts';
 import { ConfirmedRegions } from './confirmedRegions.ts';
-import { type FarProgress, type FarVerdict, judgeFar, lostCompletedError, lostSentError } from './farProgress.ts';
+import {
+  type FarProgress,
+  type FarVerdict,
+  judgeFar,
+  lostCompletedError,
+  lostCompletion,
+  lostSentError,
+} from './farProgress.ts';
 import { LinkSession } from './linkSession.ts';
-import { type LinkOptions, linkOptionsWith } from './linkOptions.ts';
+import { linkOptionsWith } from './linkOptions.ts';
+import type { NbdReplicaOpenOptions, NbdReplicaOptions, OpenedAt } from './nbdReplicaOptions.ts';
 import { runWrites } from './regionRuns.ts';
-import type { RemoteLink, RemoteLinkFactory, RemoteWrite } from './remoteLink.ts';
+import { removeCreatedFile } from './removeCreatedFile.ts';
+import type { RemoteLink, RemoteWrite } from './remoteLink.ts';
 import { workerLinkFactory } from './workerLink.ts';
-
-export interface NbdReplicaOptions {
-  /** The link's timeouts and retries; linkOptionsDefault for what is not given. */
-  link?: Partial<LinkOptions>;
-  /** Tests put an in-memory export here; the NBD client in a worker thread by default. */
-  linkFactory?: RemoteLinkFactory;
-}
-
-export interface NbdReplicaOpenOptions extends NbdReplicaOptions {
-  /** Nothing written or synced, locally or remotely (a read-only open of the volume). */
-  readOnly?: boolean;
-  /** Sync DIR/remote-digests before reading it, as open does every file of the volume. */
-  syncAtOpen?: boolean;
-}
-
-/** Where the volume stood at open: its metadata's cycle and phase. */
-export interface OpenedAt {
-  cycle: number;
-  replicating: boolean;
-}
 
 export class NbdReplica implements Replica {
   readonly regions: number;
@@ -127,7 +116,7 @@ export class NbdReplica implements Replica {
       replica.claim();
       return replica;
     } catch (error) {
-      removeQuietly(storage, file);
+      removeCreatedFile(storage, file);
       throw error;
     }
   }
@@ -334,14 +323,22 @@ export class NbdReplica implements Replica {
       this.lostSent = true;
       this.progress.confirmedBatches = 0;
     }
+    if (lostCompletion(decoded, this.progress)) this.completeAgain(link);
   }
 
   /**
-   * The far block is this open's, of cycle L, older than L's last confirmed batch: a
-   * late write of an attempt whose connection died (nbdkit completes those), or the
-   * export rewound into L. The regions L confirmed are read back: all as confirmed (or
-   * as the batch on the wire) is the late write; anything else lost a completed cycle.
+   * The far side holds all of L but our (L, sending) block came back: to `cowmap receive`, L's journal left
+   * uncommitted, which the next start would drop. (L, complete) and a FLUSH go again before anything else.
    */
+  private completeAgain(link: RemoteLink): void {
+    const cycle = this.progress.lastCompleted;
+    link.writeBatch([this.controlWrite({ cycle, state: 'complete', batch: 0 })]);
+    link.flush();
+    this.progress.floor = Math.max(this.progress.floor, this.seqLast);
+    this.session.far = { completedCycle: cycle, swapTimeMs: this.lastCompletedSwapTimeMs };
+  }
+
+  /** Our block of L older than L's last batch (a late write, or a rewind into L): L's regions read back (farProgress.ts). */
   private verifyCompleted(link: RemoteLink): void {
     const farCrcOf = (region: number) => crc32(link.read(region * this.regionSize, this.regionSize));
     const region = this.confirmed.firstLoss(farCrcOf, (at) => this.digests.entry(at));
@@ -374,7 +371,13 @@ export class NbdReplica implements Replica {
 
   /** The next control block of this open: a new seq (seqLast), never reused. */
   private controlWrite(fields: { cycle: number; state: ControlState; batch: number }): RemoteWrite {
-    const swapTimeMs = fields.cycle === this.progress.running ? this.runningSwapTimeMs : 0;
+    const { running, lastCompleted } = this.progress;
+    const swapTimeMs =
+      fields.cycle === running
+        ? this.runningSwapTimeMs
+        : fields.cycle === lastCompleted
+          ? this.lastCompletedSwapTimeMs
+          : 0;
     this.seqLast++;
     const { writer } = this.progress;
     const block: ControlBlock = { ...this.identity, ...fields, swapTimeMs, writer, seq: this.seqLast };
@@ -384,16 +387,5 @@ export class NbdReplica implements Replica {
   private runningCycle(operation: string): number {
     assert(this.progress.running !== null, `${operation} while no cycle runs`);
     return this.progress.running;
-  }
-}
-
-/** A failed create's file: closed and removed, the removal made durable; errors ignored (the create's own is reported). */
-function removeQuietly(storage: Storage, file: FileHandle): void {
-  try {
-    file.close();
-    storage.unlink(file.path);
-    storage.syncDir(parentDir(file.path));
-  } catch {
-    // A leftover is named by the next create (E_EXISTS).
   }
 }

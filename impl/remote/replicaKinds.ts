@@ -13,7 +13,8 @@ import { ReceiverReplica } from '../receive/receiverReplica.ts';
 import { FileReplica, type Replica, type ReplicaIdentity } from '../replica.ts';
 import type { Storage } from '../storage.ts';
 import type { LinkOptions } from './linkOptions.ts';
-import { NbdReplica, type OpenedAt } from './nbdReplica.ts';
+import { NbdReplica } from './nbdReplica.ts';
+import type { OpenedAt } from './nbdReplicaOptions.ts';
 import type { RemoteLinkFactory } from './remoteLink.ts';
 
 /** The prefix of a consistent secondary's recorded directory. */
