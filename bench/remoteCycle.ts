@@ -150,7 +150,8 @@ export function oursWarmCycle(dir: string, link: LinkOptions, warmup: DirtySet, 
     const run = runCycle(volume);
     const cycleSeconds = secondsSince(started);
     return {
-      link: times,
+      // A copy: the close in finally (its disconnect) must not add to the timed cycle's calls.
+      link: structuredClone(times),
       openSeconds: 0,
       cycleSeconds,
       closeSeconds: 0,

@@ -138,6 +138,13 @@ describe('create never destroys what is not its own', () => {
     assert.deepEqual(treeOf(root), {});
   });
 
+  test('a secondary directory that reads as a URL (a mistyped nbd: one, another scheme): E_BAD_REQUEST, nothing made', () => {
+    for (const url of ['nbd:/127.0.0.1:1/x', 'nbds://host/x', 'http://host/x']) {
+      expectCode(() => create(nodeStorage, join(root, 'v'), url), 'E_BAD_REQUEST', /reads as a URL/);
+    }
+    assert.deepEqual(treeOf(root), {});
+  });
+
   test('an empty DIR and an empty secondary are used, and a volume is made', () => {
     mkdirSync(join(root, 'v'));
     mkdirSync(join(root, 's'));

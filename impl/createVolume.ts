@@ -17,6 +17,7 @@ import { MetadataStore, secondaryBytesMax, volumeIdSize, type MetadataRecord } f
 import { RegionFile } from './regionFile.ts';
 import {
   checkNbdUrl,
+  refuseUrlAsDirectory,
   consistentPrefix,
   createReplica,
   localSecondaryDir,
@@ -50,6 +51,8 @@ function recordedOf(dir: string, options: CreateOptions): { recorded: string; ki
     return { recorded: secondaryUrl, kind: secondaryKindOf(secondaryUrl) };
   }
   const localDir = consistentSecondaryDir ?? secondaryDir;
+  // A mistyped URL must not become folders under the working directory.
+  if (localDir !== undefined) refuseUrlAsDirectory(localDir);
   if (localDir !== undefined && sameDir(dir, localDir)) {
     throw new CowmapError('E_BAD_REQUEST', `create: the secondary must not be the volume directory ${dir}`);
   }
