@@ -4,8 +4,8 @@
 SHELL := /bin/bash
 TEST_FILES = $(shell find model impl harness bin bench traces -name '*.test.ts' | sort)
 STAMP := node_modules/.installed
-# Two test files at a time: most of them wait on child processes (adapters, the CLI).
-NODE_TEST := node --import tsx --test --test-concurrency=2 --test-reporter=spec
+# Three test files at a time: most of them wait on child processes (adapters, the CLI, NBD servers).
+NODE_TEST := node --import tsx --test --test-concurrency=3 --test-reporter=spec
 # The node tests with a long budget read COWMAP_TEST_LEVEL (harness/testLevel.ts, the one
 # place): make test runs them at the quick level, make verify again at the full one.
 FULL_LEVEL_TEST_FILES = $(shell grep -l "testLevel.ts'" $(TEST_FILES))

@@ -3,6 +3,8 @@
 // coverage file at their exit (model/ and impl/ code they reach is covered in
 // process by the other tests, and the file cost seconds per process under c8).
 
+// Children of this file write no coverage files (harness/noChildCoverage.ts): they cost time, not lines.
+import '../harness/noChildCoverage.ts';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';

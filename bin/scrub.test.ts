@@ -6,6 +6,8 @@
 // costs seconds on a loaded machine. The last case runs the binary itself, for
 // the exit statuses and standard error as a shell sees them.
 
+// Children of this file write no coverage files (harness/noChildCoverage.ts): they cost time, not lines.
+import '../harness/noChildCoverage.ts';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';

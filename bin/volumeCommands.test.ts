@@ -1,6 +1,8 @@
 // The volume's commands end to end (bin/commands/init, write, read, cycle, status),
 // run as a user runs them: output, exit statuses, errors as "CODE: message".
 
+// Children of this file write no coverage files (harness/noChildCoverage.ts): they cost time, not lines.
+import '../harness/noChildCoverage.ts';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';

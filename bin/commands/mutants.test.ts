@@ -2,6 +2,8 @@
 // NAME` and says where and when it caught the mutant; a mutant that none of the
 // stages asked for reaches is not run, and named.
 
+// Children of this file write no coverage files (harness/noChildCoverage.ts): they cost time, not lines.
+import '../../harness/noChildCoverage.ts';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';

@@ -4,6 +4,8 @@
 // releases the lock, so that status opens the volume again. A receiver's directory:
 // its store's state, or a live receiver's status file.
 
+// Children of this file write no coverage files (harness/noChildCoverage.ts): they cost time, not lines.
+import '../../harness/noChildCoverage.ts';
 import assert from 'node:assert/strict';
 import { type ChildProcess, fork, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';

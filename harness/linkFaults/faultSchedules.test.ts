@@ -11,6 +11,8 @@
 // The planted bugs (plantedLinks.ts) run from fixed seeds, stopping at the first
 // history that catches them.
 
+// Children of this file write no coverage files (harness/noChildCoverage.ts): they cost time, not lines.
+import '../noChildCoverage.ts';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -7,6 +7,8 @@
 // qemu-io reads the data back; nbdcopy (structured replies by default) copies in and
 // out byte for byte. Skipped, naming the tool, when one is not installed.
 
+// Children of this file write no coverage files (harness/noChildCoverage.ts): they cost time, not lines.
+import '../../harness/noChildCoverage.ts';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';

@@ -4,6 +4,8 @@
 // cycle brings the secondary to the primary. Then fio's own verification over the
 // export (skipped, naming fio, when fio or its nbd engine is missing).
 
+// Children of this file write no coverage files (harness/noChildCoverage.ts): they cost time, not lines.
+import '../../harness/noChildCoverage.ts';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';

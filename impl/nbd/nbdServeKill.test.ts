@@ -2,6 +2,8 @@
 // writes: acknowledged writes survive the process, the interrupted cycle resumes, a
 // file system copied on afterwards passes e2fsck on the secondary.
 
+// Children of this file write no coverage files (harness/noChildCoverage.ts): they cost time, not lines.
+import '../../harness/noChildCoverage.ts';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';

@@ -4,6 +4,8 @@
 // connection, handshake and payload limits. No assertion on a duration: latencies
 // are printed, and what is asserted is an order of events or a count.
 
+// Children of this file write no coverage files (harness/noChildCoverage.ts): they cost time, not lines.
+import '../../harness/noChildCoverage.ts';
 import assert from 'node:assert/strict';
 import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
 import type { Socket } from 'node:net';

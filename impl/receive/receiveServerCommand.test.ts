@@ -7,6 +7,8 @@
 // file; a geometry that disagrees; and, where installed, nbdinfo, nbdcopy and qemu-io
 // read the export.
 
+// Children of this file write no coverage files (harness/noChildCoverage.ts): they cost time, not lines.
+import '../../harness/noChildCoverage.ts';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -2,6 +2,8 @@
 // nbdkit), the NBD client in its worker thread, the CLI as users run it. The logic in
 // detail is nbdReplica.test.ts's, over an in-memory export.
 
+// Children of this file write no coverage files (harness/noChildCoverage.ts): they cost time, not lines.
+import '../../harness/noChildCoverage.ts';
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { copyFileSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';

@@ -12,6 +12,8 @@
 // cycle of each, make verify three and two, and b again under `cowmap serve`, whose
 // completion lines give the primary's own count of link faults and resent regions.
 
+// Children of this file write no coverage files (harness/noChildCoverage.ts): they cost time, not lines.
+import '../../../harness/noChildCoverage.ts';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -9,6 +9,8 @@
 // client's worker thread, about a second on a loaded machine); make verify the four
 // pairs, two cycles each.
 
+// Children of this file write no coverage files (harness/noChildCoverage.ts): they cost time, not lines.
+import '../../../harness/noChildCoverage.ts';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';

@@ -7,6 +7,8 @@
 // resumes the cycle, and the consistent image is then the second file system (that
 // part at the full level only: it starts three more processes).
 
+// Children of this file write no coverage files (harness/noChildCoverage.ts): they cost time, not lines.
+import '../../../harness/noChildCoverage.ts';
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -10,6 +10,8 @@
 // slice times out and the cycle waits like after any fault. Never a completed cycle
 // with a wrong image.
 
+// Children of this file write no coverage files (harness/noChildCoverage.ts): they cost time, not lines.
+import '../../../harness/noChildCoverage.ts';
 import assert from 'node:assert/strict';
 import { copyFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
