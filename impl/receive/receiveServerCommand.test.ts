@@ -173,7 +173,10 @@ async function checkWithTools(socketPath: string, latest: Uint8Array, region: nu
   assert.doesNotMatch(qemu.stdout, /Pattern verification failed/, qemu.stdout);
 }
 
-test('a real primary (an NBD URL): its cycle is the consistent image, not the one left mid-way; the lock, the status file, the tools', async (t) => {
+// make test's end-to-end primaryKilled.test.ts runs a real primary against receive too.
+test('a real primary (an NBD URL): its cycle is the consistent image, not the one left mid-way; the lock, the status file, the tools', {
+  skip: fullOnly,
+}, async (t) => {
   const dir = join(root, `r${dirs++}`);
   const { receiver, socketPath } = await startReceiver(t, dir, geometryArgs);
   const primaryDir = join(root, `p${dirs++}`);
