@@ -22,7 +22,7 @@ import { makeReceiverHistory } from './receiverHistory.ts';
 const seedVariable = 'COWMAP_RECEIVER_CRASH_SEED';
 const seed = Number(process.env[seedVariable] ?? 20261130);
 /** About 3 s at the quick level on a quiet machine (make test), about a minute at the full one (make verify). */
-const historyCount = atLevel(3, 40);
+const historyCount = atLevel(2, 40);
 /** A planted bug has this many histories to be caught in. */
 const plantedHistoryCount = atLevel(20, 60);
 
