@@ -40,16 +40,17 @@ lint: $(STAMP)
 format: $(STAMP)
 	npx biome check --write .
 
-# Every test under coverage and, beside it (the output of each kept whole), small
-# budgets of the main job and of the conformance suite against the skeleton adapter
-# (rules and crash). The mutation self-check's crash exploration net (a minute and
-# a half of CPU: each mutant explored until caught) is make verify's, with its
-# fast-check net; the full table is `make mutants`; in make test the mutants' own
-# node tests (harness/mutants/, harness/exploration/mutantsCaught.test.ts) run. The reference adapter's own conformance, and
+# Every test under coverage and, beside it (the output of each kept whole), a small
+# budget of the conformance suite against the skeleton adapter (rules and crash).
+# The main job's own run (`cowmap verify`, whose stages the node tests run one by
+# one) and the mutation self-check's crash exploration net (a minute and a half of
+# CPU: each mutant explored until caught) are make verify's, which runs both at
+# full budget; the full table is `make mutants`. In make test the mutants' own node
+# tests (harness/mutants/, harness/exploration/mutantsCaught.test.ts) run. The reference adapter's own conformance, and
 # conform failing mutants, are node tests (harness/conformance/conformance.test.ts);
 # the Python example's adapter is driven by node tests too, and its own conform run
 # (every level it offers) is make verify's (make test's 5 minutes).
-SMOKE := smoke-verify smoke-conform-skeleton
+SMOKE := smoke-conform-skeleton
 
 # The tests' temporary files go to a RAM file system when one has room (2 GiB):
 # what they check of durability the crash layer simulates, and a disk's fsyncs
