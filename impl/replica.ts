@@ -20,6 +20,7 @@ import { fileNames, parentDir, volumePath } from './layout.ts';
 import { volumeIdSize } from './metadata.ts';
 import { RegionFile } from './regionFile.ts';
 import type { FileHandle, Storage } from './storage.ts';
+import type { LinkStatus } from './remote/linkStatus.ts';
 
 /** How a read of S is checked. */
 export interface ReadRegionOptions {
@@ -107,26 +108,6 @@ export interface Replica {
    */
   readonly probeLink?: () => LinkStatus;
   close(): void;
-}
-
-/** The link to a remote secondary, as status reports it. */
-export interface LinkStatus {
-  /** The secondary as recorded (nbd://HOST:PORT/EXPORT or nbd+unix:///EXPORT?socket=PATH). */
-  readonly url: string;
-  /** up: connected and handshaken; down: the last attempt failed; idle: not connected yet (connects on first use). */
-  readonly state: 'up' | 'down' | 'idle';
-  /** The last fault seen ("connect: ECONNREFUSED", "FLUSH: EIO reply", ...), null when none since open. */
-  readonly lastError: string | null;
-  /** When lastError happened, ms since the epoch; null when none. */
-  readonly lastErrorAtMs: number | null;
-  /** Connection attempts that failed since the last success. */
-  readonly failedAttempts: number;
-  /**
-   * The far side's control block as last read or written: the last cycle it
-   * confirmed complete and that cycle's swap time (0 unknown); null before the
-   * first connect.
-   */
-  readonly far: { readonly completedCycle: number; readonly swapTimeMs: number } | null;
 }
 
 /** What a replica must match: the volume's id (from its metadata) and geometry. */

@@ -4,7 +4,7 @@ import { createVolumeParts } from './createVolume.ts';
 import { CowmapError, ReplicaLinkError } from './errors.ts';
 import type { Geometry } from './geometry.ts';
 import type { Phase } from './metadata.ts';
-import type { LinkStatus } from './replica.ts';
+import type { LinkStatus } from './remote/linkStatus.ts';
 import { openVolumeParts } from './openVolume.ts';
 import { OpenRepairs } from './recoveryChecks.ts';
 import { scrubVolume } from './scrub.ts';

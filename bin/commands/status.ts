@@ -24,7 +24,7 @@ import { lagSeconds, processIsAlive, readServeStatus, type ServeStatus } from '.
 import { type LinkReport, linkLines, linkReport, volumeLink } from '../../impl/nbd/volumeLink.ts';
 import { NodeStorage } from '../../impl/nodeStorage.ts';
 import type { LinkOptions } from '../../impl/remote/linkOptions.ts';
-import type { LinkStatus } from '../../impl/replica.ts';
+import type { LinkStatus } from '../../impl/remote/linkStatus.ts';
 import { ReplicatedVolume } from '../../impl/replicatedVolume.ts';
 import { defineCommand } from '../command.ts';
 import { description } from '../descriptions/status.ts';

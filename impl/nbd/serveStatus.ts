@@ -9,7 +9,7 @@
 
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { LinkStatus } from '../replica.ts';
+import type { LinkStatus } from '../remote/linkStatus.ts';
 import type { CycleRetryStatus } from './cycles.ts';
 
 /** The file's name in the volume directory, and the temporary name a rewrite goes through. */

@@ -3,7 +3,8 @@
 // people read it: the ages of the last error and of the far side's point in time.
 
 import { assert } from '../assert.ts';
-import type { LinkStatus, Replica } from '../replica.ts';
+import type { Replica } from '../replica.ts';
+import type { LinkStatus } from '../remote/linkStatus.ts';
 import type { ReplicatedVolume } from '../replicatedVolume.ts';
 
 /** What serve and status ask of the volume's replica. */

@@ -8,7 +8,7 @@
 
 import { ReplicaLinkError } from '../errors.ts';
 import type { Geometry } from '../geometry.ts';
-import type { LinkStatus } from '../replica.ts';
+import type { LinkStatus } from './linkStatus.ts';
 import {
   controlBlockSize,
   controlOffsetOf,

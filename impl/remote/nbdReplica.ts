@@ -19,7 +19,8 @@ import { DigestTable, digestTableSize } from '../digestTable.ts';
 import { CowmapError, ReplicaLinkError } from '../errors.ts';
 import { volumeSize } from '../geometry.ts';
 import { fileNames, volumePath } from '../layout.ts';
-import type { DigestPageProblem, LinkStatus, ReadRegionOptions, Replica, ReplicaIdentity } from '../replica.ts';
+import type { DigestPageProblem, ReadRegionOptions, Replica, ReplicaIdentity } from '../replica.ts';
+import type { LinkStatus } from './linkStatus.ts';
 import type { Storage } from '../storage.ts';
 import {
   type ControlBlock,
