@@ -21,6 +21,7 @@ import { volumeIdSize } from './metadata.ts';
 import { RegionFile } from './regionFile.ts';
 import type { FileHandle, Storage } from './storage.ts';
 import type { LinkStatus } from './remote/linkStatus.ts';
+import { closeQuietly, removeQuietly } from './createdFiles.ts';
 
 /** How a read of S is checked. */
 export interface ReadRegionOptions {
@@ -365,26 +366,4 @@ function replicaPaths(dir: string): { header: string; image: string; digests: st
     image: volumePath(dir, fileNames.replicaImage),
     digests: volumePath(dir, digestsFileName),
   };
-}
-
-function closeQuietly(file: FileHandle): void {
-  try {
-    file.close();
-  } catch {
-    // Closing is cleanup; the error that matters is the caller's.
-  }
-}
-
-/** Removes what a failed create made, deepest first, each removal made durable; errors ignored (the create's own error is reported). */
-function removeQuietly(storage: Storage, dir: string, createdPaths: readonly string[], madeDir: boolean): void {
-  try {
-    for (const path of [...createdPaths].reverse()) storage.unlink(path);
-    if (createdPaths.length > 0) storage.syncDir(dir);
-    if (madeDir) {
-      storage.rmdir(dir);
-      storage.syncDir(parentDir(dir));
-    }
-  } catch {
-    // A removal that fails leaves a leftover that the next create reports (E_EXISTS).
-  }
 }

@@ -6,6 +6,7 @@ import { CowmapError } from '../errors.ts';
 import { fileNames, parentDir, volumeFileNames, volumePath } from '../layout.ts';
 import type { FileHandle, Lock, Storage } from '../storage.ts';
 import { type ReceiverState, ReceiverStateFile } from './receiverState.ts';
+import { closeQuietly, removeQuietly } from '../createdFiles.ts';
 
 export const receiverFileNames = {
   state: 'receiver',
@@ -146,26 +147,4 @@ export function openReceiverFiles(storage: Storage, dir: string, readOnly: boole
 export function removeReceiverFiles(storage: Storage, dir: string, extra: readonly string[] = []): void {
   const paths = receiverPaths(dir);
   removeQuietly(storage, dir, [paths.image, ...paths.journals, paths.state, ...extra], false);
-}
-
-export function closeQuietly(file: FileHandle): void {
-  try {
-    file.close();
-  } catch {
-    // Closing is cleanup; the error that matters is the caller's.
-  }
-}
-
-/** Removes what a failed create made, each removal made durable; errors ignored (the create's own is reported). */
-function removeQuietly(storage: Storage, dir: string, created: readonly string[], madeDir: boolean): void {
-  try {
-    for (const path of [...created].reverse()) if (storage.exists(path)) storage.unlink(path);
-    if (created.length > 0) storage.syncDir(dir);
-    if (madeDir) {
-      storage.rmdir(dir);
-      storage.syncDir(parentDir(dir));
-    }
-  } catch {
-    // A leftover makes the next create report E_EXISTS, naming it.
-  }
 }

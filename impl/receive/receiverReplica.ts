@@ -30,7 +30,8 @@ import {
   type ReplicaOpenOptions,
 } from '../replica.ts';
 import type { FileHandle, Storage } from '../storage.ts';
-import { closeQuietly, receiverPaths, removeReceiverFiles } from './receiverFiles.ts';
+import { closeQuietly } from '../createdFiles.ts';
+import { receiverPaths, removeReceiverFiles } from './receiverFiles.ts';
 import { ReceiverStore } from './receiverStore.ts';
 
 export class ReceiverReplica implements Replica {
